@@ -134,7 +134,8 @@ class RecordBatch:
     status: RunStatus | None = None
     end_time: int | None = None
     create: Mapping[str, Any] | None = None  # run creation fields, in the first batch of a run
+    env: Mapping[str, Any] | None = None  # captured environment (arrives after creation)
 
     def is_empty(self) -> bool:
         return not (self.params or self.tags or self.deleted_tags or self.metrics
-                    or self.artifacts or self.status or self.create)
+                    or self.artifacts or self.status or self.create or self.env)

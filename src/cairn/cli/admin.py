@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import click
+
+from .main import emit_json, handle_errors, json_option
+
+
+def _local(obj):
+    from ..errors import InvalidArgument
+    from ..store.local import LocalStore
+
+    store = obj.client.store
+    if not isinstance(store, LocalStore):
+        raise InvalidArgument(f"this command works on a local store directory, not {store.uri}")
+    return store
+
+
+@click.command()
+@json_option
+@click.pass_obj
+@handle_errors
+def doctor(obj, as_json: bool) -> None:
+    """Check the store: schema, damaged journal records, runs presumed dead.
+
+    Damaged records are skipped (the rest of each run is kept) and listed here.
+    Exit status 1 when something needs attention.
+    """
+    store = _local(obj)
+    store.open()
+    damage = store.scan_damage()
+    killed = [r for r in obj.client.search_runs(None, "attributes.status = 'KILLED'", max_results=1000)]
+    report = {
+        "store": str(store.root),
+        "schema": "ok",
+        "damaged_records": [{"path": d.path, "offset": d.offset, "length": d.length,
+                             "reason": d.reason} for d in damage],
+        "killed_runs": [r.id for r in killed],
+    }
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(f"store {report['store']}: schema ok")
+        if damage:
+            click.echo(f"{len(damage)} damaged journal record(s), skipped (the rest of each run is kept):")
+            for d in damage:
+                click.echo(f"  {d.path} at byte {d.offset} ({d.length} bytes): {d.reason}")
+        else:
+            click.echo("journals: no damaged records")
+        click.echo(f"{len(killed)} run(s) KILLED or presumed dead (no heartbeat)")
+    if damage:
+        raise SystemExit(1)
+
+
+@click.command()
+@json_option
+@click.pass_obj
+@handle_errors
+def reindex(obj, as_json: bool) -> None:
+    """Rebuild the index from the journals (registry and audit tables are not touched)."""
+    result = _local(obj).reindex()
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"reindexed {result['runs']} run(s) from {result['records']} journal record(s); "
+                   f"{result['damaged']} damaged record(s) skipped")
+
+
+@click.group()
+def db() -> None:
+    """Database schema management."""
+
+
+@db.command("upgrade")
+@click.option("--url", default=None, help="Database URL (default: the local store's index).")
+@click.pass_obj
+@handle_errors
+def upgrade(obj, url: str | None) -> None:
+    """Migrate the index database to this version's schema (alembic)."""
+    from ..store.sql.migrate import upgrade as do_upgrade
+
+    if url is None:
+        store = _local(obj)
+        store.root.mkdir(parents=True, exist_ok=True)
+        url = store.index.url
+    rev = do_upgrade(url)
+    click.echo(f"database at revision {rev}")

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import click
+
+from .main import console, emit_json, handle_errors, json_option
+
+
+@click.group()
+def artifacts() -> None:
+    """List, download and verify run artifacts."""
+
+
+@artifacts.command("ls")
+@click.argument("run_id")
+@click.argument("path", default="")
+@json_option
+@click.pass_obj
+@handle_errors
+def ls(obj, run_id: str, path: str, as_json: bool) -> None:
+    """List a run's artifacts.  Example: cairn artifacts ls RUN_ID model/"""
+    entries = obj.client.list_artifacts(run_id, path)
+    if as_json:
+        emit_json([{"path": e.path, "size": e.size, "digest": e.digest, "chunks": len(e.chunks)}
+                   for e in entries])
+        return
+    from rich.table import Table
+
+    table = Table("path", "size", "sha256")
+    for e in entries:
+        table.add_row(e.path, f"{e.size:,}", e.digest[:16])
+    console().print(table)
+
+
+@artifacts.command("get")
+@click.argument("run_id")
+@click.argument("path", default="")
+@click.option("--dst", "-d", default=".", show_default=True, help="Destination directory.")
+@click.pass_obj
+@handle_errors
+def get(obj, run_id: str, path: str, dst: str) -> None:
+    """Download artifacts, verified byte for byte.  Example: cairn artifacts get RUN_ID model -d out/"""
+    out = obj.client.download_artifacts(run_id, path, dst)
+    click.echo(f"Downloaded to {out}")
+
+
+@artifacts.command("verify")
+@click.argument("run_id", required=False)
+@json_option
+@click.pass_obj
+@handle_errors
+def verify(obj, run_id: str | None, as_json: bool) -> None:
+    """Re-hash stored objects (all, or one run's) and report corruption; exit 1 if any."""
+    res = obj.client.verify_artifacts(run_id)
+    if as_json:
+        emit_json({"checked": res.checked, "corrupt": list(res.corrupt), "missing": list(res.missing)})
+    else:
+        click.echo(f"checked {res.checked} object(s): {len(res.corrupt)} corrupt, "
+                   f"{len(res.missing)} missing")
+        for oid in res.corrupt:
+            click.echo(f"  corrupt {oid}")
+        for oid in res.missing:
+            click.echo(f"  missing {oid}")
+    if res.corrupt or res.missing:
+        raise SystemExit(1)

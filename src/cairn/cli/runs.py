@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import click
+
+from .format import STATUS_STYLE, duration, num, run_json, ts
+from .main import console, emit_json, handle_errors, json_option
+
+
+@click.group()
+def runs() -> None:
+    """Find, show and compare runs."""
+
+
+@runs.command("ls")
+@click.option("--experiment", "-e", multiple=True, help="Experiment name or id (repeatable).")
+@click.option("--filter", "-f", "filter_", default="", help="e.g. \"metrics.acc > 0.9 AND params.lr = '0.01'\"")
+@click.option("--order-by", "-o", multiple=True, help="e.g. \"metrics.acc DESC\" (repeatable).")
+@click.option("--max-results", "-n", default=100, show_default=True, type=int)
+@click.option("--page-token", default=None, help="Token printed by a previous page.")
+@click.option("--columns", "-c", multiple=True, help="Extra columns: params.X, metrics.Y, tags.Z.")
+@json_option
+@click.pass_obj
+@handle_errors
+def ls(obj, experiment, filter_, order_by, max_results, page_token, columns, as_json) -> None:
+    """List runs, newest first.
+
+    \b
+    Example:
+      cairn runs ls -e demo -f "metrics.accuracy > 0.8" -o "metrics.accuracy DESC"
+    """
+    page = obj.client.search_runs(list(experiment) or None, filter_, list(order_by), max_results,
+                                  page_token)
+    if as_json:
+        emit_json({"runs": [run_json(r) for r in page], "next_page_token": page.token})
+        return
+    from rich.table import Table
+
+    if not columns:
+        columns = _default_columns(page)
+    table = Table("id", "name", "experiment", "status", "started", "duration", *columns)
+    for r in page:
+        style = STATUS_STYLE.get(r.status.value, "")
+        table.add_row(r.id[:12], r.name, r.experiment, f"[{style}]{r.status.value}[/]",
+                      ts(r.start_time), duration(r.duration_ms),
+                      *[_cell(r, c) for c in columns])
+    con = console()
+    con.print(table)
+    con.print(f"{len(page)} run(s)" + (f"; next page: --page-token {page.token}" if page.token else ""))
+
+
+def _default_columns(page) -> list[str]:
+    params: dict[str, None] = {}
+    metrics: dict[str, None] = {}
+    for r in page:
+        params.update(dict.fromkeys(r.params))
+        metrics.update(dict.fromkeys(r.metrics))
+    return [f"params.{k}" for k in list(params)[:4]] + [f"metrics.{k}" for k in list(metrics)[:4]]
+
+
+def _cell(run, column: str) -> str:
+    entity, _, key = column.partition(".")
+    source = {"params": run.params, "param": run.params, "metrics": run.metrics,
+              "metric": run.metrics, "tags": run.tags, "tag": run.tags}.get(entity)
+    if source is None:
+        raise click.BadParameter(f"column {column!r} must start with params., metrics. or tags.")
+    return num(source[key]) if key in source else "-"
+
+
+@runs.command("show")
+@click.argument("run_id")
+@json_option
+@click.pass_obj
+@handle_errors
+def show(obj, run_id: str, as_json: bool) -> None:
+    """Show one run: status, params, metrics, tags, environment."""
+    r = obj.client.get_run(run_id)
+    if as_json:
+        emit_json(run_json(r, env=True))
+        return
+    from rich.table import Table
+
+    con = console()
+    style = STATUS_STYLE.get(r.status.value, "")
+    con.print(f"[bold]{r.name}[/]  {r.id}\nexperiment {r.experiment} ({r.experiment_id})  "
+              f"status [{style}]{r.status.value}[/]  user {r.user}\n"
+              f"started {ts(r.start_time)}  duration {duration(r.duration_ms)}"
+              + (f"\nparent {r.parent_id}" if r.parent_id else ""))
+    git = (r.env or {}).get("git") or {}
+    if git:
+        con.print(f"git {git.get('commit')} on {git.get('branch')}"
+                  + (" (dirty)" if git.get("dirty") else ""))
+    for title, data in (("params", r.params), ("tags", r.tags)):
+        if data:
+            t = Table("key", "value", title=title)
+            for k in sorted(data):
+                t.add_row(k, str(data[k]))
+            con.print(t)
+    if r.metric_summaries:
+        t = Table("metric", "last", "step", "min", "max", "points", title="metrics")
+        for k in sorted(r.metric_summaries):
+            m = r.metric_summaries[k]
+            t.add_row(k, num(m.value), str(m.step), num(m.min), num(m.max), str(m.count))
+        con.print(t)
+
+
+@runs.command("compare")
+@click.argument("run_ids", nargs=-1)
+@click.option("--experiment", "-e", multiple=True, help="Compare the runs of these experiments.")
+@click.option("--filter", "-f", "filter_", default="", help="With -e: only runs matching this filter.")
+@click.option("--across", default=None,
+              help="Aggregate over this param (e.g. seed): groups runs that differ only in it "
+                   "and shows mean ± std and n per metric.")
+@json_option
+@click.pass_obj
+@handle_errors
+def compare(obj, run_ids, experiment, filter_, across, as_json) -> None:
+    """Compare runs side by side; rows that differ are highlighted.
+
+    \b
+    Examples:
+      cairn runs compare 3f2a 9c1d
+      cairn runs compare -e quickstart --across seed
+    """
+    from ..errors import InvalidArgument
+
+    client = obj.client
+    runs_ = [client.get_run(_resolve(client, rid)) for rid in run_ids]
+    if experiment or filter_:
+        runs_ += list(client.search_runs(list(experiment) or None, filter_, max_results=1000))
+    if not runs_:
+        raise InvalidArgument("name run ids to compare, or --experiment/--filter to select runs")
+    if across:
+        _compare_groups(runs_, across, as_json)
+        return
+    params = sorted({k for r in runs_ for k in r.params})
+    metrics = sorted({k for r in runs_ for k in r.metrics})
+    if as_json:
+        emit_json({"runs": [run_json(r) for r in runs_],
+                   "differing_params": [k for k in params if len({r.params.get(k) for r in runs_}) > 1]})
+        return
+    from rich.table import Table
+
+    table = Table("", *[f"{r.name}\n{r.id[:8]}" for r in runs_])
+    table.add_row("status", *[r.status.value for r in runs_])
+    table.add_row("duration", *[duration(r.duration_ms) for r in runs_])
+    for section, keys, get in (("params", params, lambda r, k: r.params.get(k)),
+                               ("metrics", metrics, lambda r, k: r.metrics.get(k))):
+        for k in keys:
+            vals = [get(r, k) for r in runs_]
+            differs = len({num(v) for v in vals}) > 1
+            cells = ["-" if v is None else num(v) for v in vals]
+            if section == "metrics" and differs:
+                nums = [v for v in vals if v is not None and v == v]
+                best = max(nums) if nums else None
+                cells = [f"[bold]{c}[/]" if v == best else c for c, v in zip(cells, vals)]
+            label = f"{section[:-1]}.{k}"
+            table.add_row(f"[yellow]{label}[/]" if differs else label, *cells)
+    console().print(table)
+
+
+def _resolve(client, prefix: str) -> str:
+    """Accept a unique id prefix, as the runs table prints shortened ids."""
+    if len(prefix) >= 32:
+        return prefix
+    from ..errors import InvalidArgument, NotFound
+
+    hits = [r.id for r in client.search_runs(None, f"attributes.run_id LIKE '{prefix}%'",
+                                             max_results=2)]
+    if not hits:
+        raise NotFound(f"no run id starts with {prefix!r}")
+    if len(hits) > 1:
+        raise InvalidArgument(f"run id prefix {prefix!r} is ambiguous; give more characters")
+    return hits[0]
+
+
+def _compare_groups(runs_, across: str, as_json: bool) -> None:
+    groups: dict[tuple, list] = {}
+    for r in runs_:
+        key = tuple(sorted((k, v) for k, v in r.params.items() if k != across))
+        groups.setdefault(key, []).append(r)
+    metrics = sorted({k for r in runs_ for k in r.metrics})
+    rows: list[dict[str, Any]] = []
+    for key, members in groups.items():
+        row: dict[str, Any] = {"params": dict(key), "n": len(members),
+                               across: sorted(r.params.get(across, "-") for r in members), "metrics": {}}
+        for m in metrics:
+            vals = [r.metrics[m] for r in members if m in r.metrics and r.metrics[m] == r.metrics[m]]
+            if vals:
+                row["metrics"][m] = {"mean": statistics.fmean(vals),
+                                     "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                                     "n": len(vals)}
+        rows.append(row)
+    if as_json:
+        emit_json({"across": across, "groups": rows})
+        return
+    from rich.table import Table
+
+    table = Table("group", "n", *metrics, title=f"mean ± std across {across}")
+    for row in rows:
+        label = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(all)"
+        cells = []
+        for m in metrics:
+            s = row["metrics"].get(m)
+            cells.append("-" if s is None else f"{num(s['mean'])} ± {num(s['std'])}")
+        table.add_row(label, str(row["n"]), *cells)
+    console().print(table)

@@ -1,0 +1,304 @@
+"""The explicit client: every read and write goes through here; the fluent API is a veneer.
+
+A Client does no I/O when constructed.  Its writes are synchronous (durable in
+the journal when the call returns); its reads first flush whatever this process
+has buffered for the same store, so a process always reads its own writes.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import settings
+from . import writer as _writer
+from .entities import Experiment, FileEntry, MetricHistory, RecordBatch, Run, RunStatus
+from .errors import AlreadyExists, InvalidArgument, NotFound
+from .store.validation import (
+    check_key, check_metric_value, check_step, param_value, tag_value,
+)
+
+DEFAULT_EXPERIMENT = "Default"
+NOTE_TAG = "cairn.note"
+
+
+def default_user() -> str:
+    user = settings.USER.get()
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        return "unknown"
+
+
+class RunPage(list):
+    """A page of runs; ``token`` fetches the next page (None on the last)."""
+
+    def __init__(self, runs: Iterable[Run], token: str | None) -> None:
+        super().__init__(runs)
+        self.token = token
+
+
+class Client:
+    def __init__(self, uri: str | None = None, user: str | None = None) -> None:
+        self._uri = uri
+        self._user = user
+        self._store = None
+        self._writers: dict[str, list] = {}  # run_id -> [writer_id, seq]
+
+    # -- plumbing --------------------------------------------------------
+    @property
+    def uri(self) -> str:
+        if self._uri is None:
+            from . import fluent
+
+            return fluent.get_tracking_uri()
+        return self._uri
+
+    @property
+    def user(self) -> str:
+        return self._user or default_user()
+
+    @property
+    def store(self):
+        if self._store is None:
+            from .store import open_store
+
+            self._store = open_store(self.uri)
+        return self._store
+
+    def _sync(self) -> None:
+        """Read-your-writes: flush this process's buffered records for this store."""
+        _writer.FLUSHER.flush_all(self.store)
+
+    def _write(self, run_id: str, **fields: Any) -> None:
+        slot = self._writers.get(run_id)
+        if slot is None:
+            slot = self._writers[run_id] = [_writer.new_writer_id(), 0]
+        slot[1] += 1
+        batch = RecordBatch(run_id=run_id, writer_id=slot[0], seq=slot[1], time=_writer.now_ms(),
+                            **fields)
+        try:
+            self.store.write(batch)
+        except Exception:
+            slot[1] -= 1  # the seq was not used; keep the writer's sequence gap-free
+            raise
+
+    # -- experiments -----------------------------------------------------
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> Experiment:
+        return self.store.create_experiment(name, tags)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self.store.get_experiment(str(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self.store.get_experiment_by_name(name)
+
+    def list_experiments(self) -> list[Experiment]:
+        return self.store.list_experiments()
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        exp = self.store.get_experiment_by_name(name)
+        if exp is not None:
+            return exp
+        try:
+            if name == DEFAULT_EXPERIMENT:
+                return self.store.create_experiment(name, experiment_id="0")
+            return self.store.create_experiment(name)
+        except AlreadyExists:  # another process created it a moment ago
+            exp = self.store.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp
+
+    def _experiment_ids(self, experiments: Any) -> list[str] | None:
+        if experiments is None:
+            return None
+        if isinstance(experiments, (str, Experiment)):
+            experiments = [experiments]
+        ids = []
+        for item in experiments:
+            if isinstance(item, Experiment):
+                ids.append(item.id)
+                continue
+            exp = self.store.get_experiment_by_name(str(item))
+            if exp is None:
+                try:
+                    exp = self.store.get_experiment(str(item))
+                except NotFound:
+                    raise NotFound(f"no experiment named or with id {item!r}") from None
+            ids.append(exp.id)
+        return ids
+
+    # -- runs ------------------------------------------------------------
+    def create_run(self, experiment_id: str | None = None, name: str | None = None,
+                   params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None,
+                   parent_id: str | None = None, start_time: int | None = None) -> Run:
+        """Create a run synchronously and return it (status RUNNING)."""
+        exp = (self.get_or_create_experiment(DEFAULT_EXPERIMENT) if experiment_id is None
+               else self.get_experiment(experiment_id))
+        run_id = uuid.uuid4().hex
+        self._write(run_id, create=self.creation(exp, run_id, name, parent_id, start_time),
+                    params={check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()},
+                    tags={check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()})
+        return self.store.get_run(run_id)
+
+    def creation(self, exp: Experiment, run_id: str, name: str | None, parent_id: str | None,
+                 start_time: int | None) -> dict[str, Any]:
+        from .names import random_name
+
+        return {"experiment_id": exp.id, "experiment_name": exp.name,
+                "experiment_created_at": exp.created_at, "name": name or random_name(run_id),
+                "parent_id": parent_id, "user": self.user,
+                "start_time": start_time or _writer.now_ms()}
+
+    def get_run(self, run_id: str) -> Run:
+        self._check_run_id(run_id)
+        self._sync()
+        return self.store.get_run(run_id)
+
+    def search_runs(self, experiments: Any = None, filter: str = "", order_by: Sequence[str] = (),
+                    max_results: int = 1000, page_token: str | None = None) -> RunPage:
+        if isinstance(order_by, str):
+            order_by = [order_by]
+        self._sync()
+        runs, token = self.store.search_runs(self._experiment_ids(experiments), filter, order_by,
+                                             max_results, page_token)
+        return RunPage(runs, token)
+
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
+        self._check_run_id(run_id)
+        self._sync()
+        return self.store.get_metric_history(run_id, key)
+
+    def log_batch(self, run_id: str, metrics: Sequence[Any] = (), params: Mapping[str, Any] | None = None,
+                  tags: Mapping[str, Any] | None = None) -> None:
+        """Log many points at once: metrics as (key, value, step, timestamp_ms) tuples."""
+        self._check_run_id(run_id)
+        series = _group_metrics(metrics)
+        self._write(run_id, metrics=series,
+                    params={check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()},
+                    tags={check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()})
+
+    def log_metric(self, run_id: str, key: str, value: Any, step: int = 0,
+                   timestamp: int | None = None) -> None:
+        self.log_batch(run_id, [(key, value, step, timestamp or _writer.now_ms())])
+
+    def log_param(self, run_id: str, key: str, value: Any) -> None:
+        self.log_batch(run_id, params={key: value})
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        self.log_batch(run_id, tags={key: value})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._check_run_id(run_id)
+        self._write(run_id, deleted_tags=(check_key(key, "tag"),))
+
+    def set_note(self, run_id: str, text: str) -> None:
+        self.set_tag(run_id, NOTE_TAG, text)
+
+    def set_terminated(self, run_id: str, status: str | RunStatus = RunStatus.FINISHED,
+                       end_time: int | None = None) -> None:
+        self._check_run_id(run_id)
+        try:
+            st = RunStatus(status)
+        except ValueError:
+            raise InvalidArgument(f"unknown run status {status!r}; use one of "
+                                  f"{[s.value for s in RunStatus]}") from None
+        self._write(run_id, status=st, end_time=end_time or _writer.now_ms())
+
+    # -- artifacts -------------------------------------------------------
+    def store_artifacts(self, local_path: str | os.PathLike, artifact_path: str | None = None) -> list[FileEntry]:
+        """Put a file or directory into the object store; returns its entries (not yet logged)."""
+        src = Path(local_path)
+        if not src.exists():
+            raise NotFound(f"artifact source {str(src)!r} does not exist")
+        prefix = _clean_artifact_path(artifact_path) if artifact_path else ""
+        if src.is_dir():
+            return self.store.objects.put_dir(src, prefix)
+        rel = f"{prefix}/{src.name}" if prefix else src.name
+        return [self.store.objects.put_file(src, rel)]
+
+    def log_artifact(self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        self._check_run_id(run_id)
+        if Path(local_path).is_dir():
+            raise InvalidArgument(f"{local_path} is a directory; use log_artifacts")
+        self._write(run_id, artifacts=tuple(self.store_artifacts(local_path, artifact_path)))
+
+    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
+        self._check_run_id(run_id)
+        if not Path(local_dir).is_dir():
+            raise InvalidArgument(f"{local_dir} is not a directory; use log_artifact")
+        self._write(run_id, artifacts=tuple(self.store_artifacts(local_dir, artifact_path)))
+
+    def list_artifacts(self, run_id: str, path: str = "") -> list[FileEntry]:
+        self._check_run_id(run_id)
+        self._sync()
+        entries = self.store.list_artifacts(run_id)
+        prefix = path.strip("/")
+        if not prefix:
+            return entries
+        return [e for e in entries if e.path == prefix or e.path.startswith(prefix + "/")]
+
+    def download_artifacts(self, run_id: str, path: str = "", dst: str | os.PathLike = ".") -> Path:
+        """Restore artifacts under ``path`` into ``dst`` (keeping their paths), verified.
+
+        Like MLflow: files land at ``dst/<artifact path>`` and the local path of
+        ``path`` is returned.
+        """
+        entries = self.list_artifacts(run_id, path)
+        if not entries:
+            raise NotFound(f"run {run_id} has no artifact at {path!r}")
+        dst = Path(dst)
+        for e in entries:
+            self.store.objects.checkout(e, dst / e.path)
+        prefix = path.strip("/")
+        return dst / prefix if prefix else dst
+
+    def verify_artifacts(self, run_id: str | None = None):
+        """Re-hash stored objects (all, or a run's) and report corruption."""
+        if run_id is None:
+            return self.store.objects.verify()
+        oids: list[str] = []
+        for e in self.list_artifacts(run_id):
+            oids.extend(c[0] for c in e.chunks) if e.chunks else oids.append(e.digest)
+        return self.store.objects.verify(oids)
+
+    # -- helpers ---------------------------------------------------------
+    @staticmethod
+    def _check_run_id(run_id: Any) -> None:
+        if not isinstance(run_id, str) or not run_id:
+            raise InvalidArgument(f"run id must be a non-empty string, got {run_id!r}")
+
+
+def _clean_artifact_path(path: str) -> str:
+    p = PurePosixPath(str(path).replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts:
+        raise InvalidArgument(f"artifact path {path!r} must be relative and stay inside the run")
+    return str(p).strip("/").removeprefix(".").strip("/")
+
+
+def _group_metrics(metrics: Sequence[Any]) -> dict[str, tuple[list, list, list]]:
+    """(key, value, step, timestamp) tuples -> key -> (steps, timestamps, values), validated."""
+    out: dict[str, tuple[list, list, list]] = {}
+    for item in metrics:
+        try:
+            key, value, step, ts = item
+        except (TypeError, ValueError):
+            key = getattr(item, "key", None)
+            if key is None:
+                raise InvalidArgument(f"each metric must be (key, value, step, timestamp_ms), got {item!r}") from None
+            value, step, ts = item.value, item.step, item.timestamp
+        series = out.get(key)
+        if series is None:
+            check_key(key, "metric")
+            series = out[key] = ([], [], [])
+        series[0].append(step if type(step) is int else check_step(key, step))
+        series[1].append(ts if type(ts) is int else check_step(key, ts))
+        series[2].append(value if type(value) is float else check_metric_value(key, value))
+    return out
+

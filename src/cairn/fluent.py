@@ -1,0 +1,363 @@
+"""The fluent API for training code: ``cairn.start_run()``, ``cairn.log_metric()`` ...
+
+A thin veneer over :class:`Client` and :class:`RunWriter`.  The active run
+lives in a ContextVar; threads that did not start a run see the most recent run
+started in the process, so data-loader and callback threads can log too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import settings
+from . import writer as _writer
+from .client import DEFAULT_EXPERIMENT, Client
+from .entities import Experiment, Run, RunStatus
+from .errors import InvalidArgument, NoActiveRun
+
+_uri: str | None = None
+_experiment: Experiment | None = None
+_experiment_name: str | None = None
+_clients: dict[str, Client] = {}
+_active: contextvars.ContextVar[tuple["ActiveRun", ...]] = contextvars.ContextVar(
+    "cairn_active_runs", default=())
+_global_stack: list["ActiveRun"] = []
+_lock = threading.RLock()
+
+
+def set_tracking_uri(uri: str | os.PathLike) -> None:
+    """Where runs go: a directory (the local store) or, later, a server URL."""
+    global _uri, _experiment
+    _uri = os.fspath(uri)
+    _experiment = None
+
+
+def get_tracking_uri() -> str:
+    return _uri or settings.TRACKING_URI.get()
+
+
+def _client() -> Client:
+    uri = get_tracking_uri()
+    client = _clients.get(uri)
+    if client is None:
+        client = _clients[uri] = Client(uri)
+    return client
+
+
+def set_experiment(name: str) -> Experiment:
+    """Make ``name`` the experiment of new runs, creating it if missing."""
+    global _experiment, _experiment_name
+    exp = _client().get_or_create_experiment(name)
+    _experiment, _experiment_name = exp, name
+    return exp
+
+
+def _current_experiment(name: str | None) -> Experiment:
+    global _experiment
+    if name is not None:
+        return _client().get_or_create_experiment(name)
+    if _experiment is None:
+        _experiment = _client().get_or_create_experiment(_experiment_name or DEFAULT_EXPERIMENT)
+    return _experiment
+
+
+class ActiveRun:
+    """A run being recorded by this process; a context manager that ends it."""
+
+    def __init__(self, client: Client, run_id: str, name: str, experiment: Experiment,
+                 writer: _writer.RunWriter, parent: "ActiveRun | None") -> None:
+        self.client = client
+        self.id = run_id
+        self.name = name
+        self.experiment = experiment
+        self.experiment_id = experiment.id
+        self.parent = parent
+        self._writer = writer
+        self._token: contextvars.Token | None = None
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.name} id={self.id} experiment={self.experiment.name!r}>"
+
+    # The same calls as the module-level functions, bound to this run.
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self._writer.log_metrics(metrics, step)
+
+    def log_metric(self, key: str, value: Any, step: int | None = None, timestamp: int | None = None) -> None:
+        self._writer.log_metric(key, value, step, timestamp)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self._writer.log_metrics(metrics, step)
+
+    def log_param(self, key: str, value: Any) -> None:
+        self._writer.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._writer.log_params(params)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._writer.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._writer.set_tags(tags)
+
+    def get(self) -> Run:
+        """The run as stored now (flushes first)."""
+        return self.client.get_run(self.id)
+
+    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
+        _end(self, RunStatus(status))
+
+    def __enter__(self) -> "ActiveRun":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        _end(self, status)
+
+
+def start_run(name: str | None = None, experiment: str | None = None,
+              params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None,
+              nested: bool = False) -> ActiveRun:
+    """Start recording a run; use it as a context manager so its status is always right."""
+    parent = active_run()
+    if parent is not None and not nested:
+        raise InvalidArgument(f"run {parent.name} ({parent.id}) is already active; end it first "
+                              "or pass nested=True to start a child run")
+    client = _client()
+    exp = _current_experiment(experiment)
+    run_id = uuid.uuid4().hex
+    env_future = None
+    if settings.CAPTURE_ENV.get():
+        from .environment import capture_environment_async
+
+        env_future = capture_environment_async()
+    create = client.creation(exp, run_id, name, parent.id if parent else None, None)
+    w = _writer.RunWriter(client.store, run_id, create, env_future)
+    if params:
+        w.log_params(params)
+    if tags:
+        w.set_tags(tags)
+    run = ActiveRun(client, run_id, create["name"], exp, w, parent)
+    run._token = _active.set(_active.get() + (run,))
+    with _lock:
+        _global_stack.append(run)
+    _writer.FLUSHER.register(w)
+    _install_signal_handlers()
+    return run
+
+
+def _end(run: ActiveRun, status: RunStatus) -> None:
+    w = run._writer
+    if w.finished:
+        return
+    w.end(status)
+    try:
+        w.flush()
+    finally:
+        _writer.FLUSHER.unregister(w)
+        with _lock:
+            if run in _global_stack:
+                _global_stack.remove(run)
+        stack = _active.get()
+        if run in stack:
+            try:
+                _active.reset(run._token)
+            except ValueError:  # ended from another context than the one that started it
+                _active.set(tuple(r for r in stack if r is not run))
+
+
+def active_run() -> ActiveRun | None:
+    stack = _active.get()
+    if stack:
+        return stack[-1]
+    with _lock:
+        return _global_stack[-1] if _global_stack else None
+
+
+def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
+    run = active_run()
+    if run is not None:
+        _end(run, RunStatus(status))
+
+
+def _require_run(what: str) -> ActiveRun:
+    run = active_run()
+    if run is None:
+        raise NoActiveRun(f"cairn.{what}() needs an active run: call it inside "
+                          "`with cairn.start_run():`")
+    return run
+
+
+def log_metric(key: str, value: Any, step: int | None = None, timestamp: int | None = None) -> None:
+    run = active_run()
+    if run is None:
+        _require_run("log_metric")
+    run._writer.log_metric(key, value, step, timestamp)
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    _require_run("log_metrics")._writer.log_metrics(metrics, step)
+
+
+def log_param(key: str, value: Any) -> None:
+    _require_run("log_param")._writer.log_params({key: value})
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    _require_run("log_params")._writer.log_params(params)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _require_run("set_tag")._writer.set_tags({key: value})
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    _require_run("set_tags")._writer.set_tags(tags)
+
+
+def log_artifact(local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
+    run = _require_run("log_artifact")
+    if Path(local_path).is_dir():
+        raise InvalidArgument(f"{local_path} is a directory; use log_artifacts")
+    run._writer.add_artifacts(run.client.store_artifacts(local_path, artifact_path))
+
+
+def log_artifacts(local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
+    run = _require_run("log_artifacts")
+    if not Path(local_dir).is_dir():
+        raise InvalidArgument(f"{local_dir} is not a directory; use log_artifact")
+    run._writer.add_artifacts(run.client.store_artifacts(local_dir, artifact_path))
+
+
+def _log_generated(what: str, artifact_file: str, write) -> None:
+    run = _require_run(what)
+    rel = Path(str(artifact_file))
+    with tempfile.TemporaryDirectory(prefix="cairn-") as tmp:
+        path = Path(tmp) / rel.name
+        write(path)
+        parent = rel.parent.as_posix()
+        run._writer.add_artifacts(run.client.store_artifacts(path, None if parent == "." else parent))
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    """Store ``text`` as the artifact ``artifact_file`` (e.g. "notes/summary.txt")."""
+    if not isinstance(text, str):
+        raise InvalidArgument(f"log_text needs a str, got {type(text).__name__}")
+    _log_generated("log_text", artifact_file, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def log_dict(data: Any, artifact_file: str) -> None:
+    """Store a dict as JSON (or YAML for .yaml/.yml files, when PyYAML is installed)."""
+
+    def write(p: Path) -> None:
+        if p.suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise InvalidArgument("writing YAML needs PyYAML: pip install pyyaml") from None
+            p.write_text(yaml.safe_dump(data, sort_keys=False))
+        else:
+            try:
+                p.write_text(json.dumps(data, indent=2, default=str))
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgument(f"log_dict could not serialise the data: {exc}") from None
+
+    _log_generated("log_dict", artifact_file, write)
+
+
+def log_figure(figure: Any, artifact_file: str) -> None:
+    """Store a matplotlib figure (savefig) or plotly figure (write_image/write_html)."""
+
+    def write(p: Path) -> None:
+        if hasattr(figure, "savefig"):
+            figure.savefig(p)
+        elif p.suffix == ".html" and hasattr(figure, "write_html"):
+            figure.write_html(str(p))
+        elif hasattr(figure, "write_image"):
+            figure.write_image(str(p))
+        else:
+            raise InvalidArgument(f"log_figure needs a matplotlib or plotly figure, got "
+                                  f"{type(figure).__name__}")
+
+    _log_generated("log_figure", artifact_file, write)
+
+
+def flush() -> None:
+    """Block until everything logged so far in this process is durable in its store."""
+    _writer.FLUSHER.flush_all()
+
+
+# -- process exit and signals ----------------------------------------------
+def _end_all(status: RunStatus) -> None:
+    with _lock:
+        runs = list(reversed(_global_stack))
+    for run in runs:
+        try:
+            _end(run, status)
+        except Exception as exc:  # at exit there is nobody left to raise to
+            print(f"cairn: could not end run {run.id}: {exc}", file=sys.stderr)
+
+
+@atexit.register
+def _at_exit() -> None:
+    last = getattr(sys, "last_value", None) or getattr(sys, "last_exc", None)
+    if last is None:
+        status = RunStatus.FINISHED
+    elif isinstance(last, KeyboardInterrupt):
+        status = RunStatus.KILLED
+    else:
+        status = RunStatus.FAILED
+    _end_all(status)
+    try:
+        _writer.FLUSHER.flush_all()
+    except Exception as exc:
+        print(f"cairn: final flush failed: {exc}", file=sys.stderr)
+
+
+_installed = False
+
+
+def _install_signal_handlers() -> None:
+    """On SIGTERM: flush, mark runs KILLED, then die of the signal as before."""
+    global _installed
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    _installed = True
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except (ValueError, OSError):  # pragma: no cover - exotic platforms
+        return
+    if previous not in (signal.SIG_DFL, None):
+        return  # the program handles SIGTERM itself; its with-blocks will end the runs
+
+    def on_term(signum, frame):
+        _end_all(RunStatus.KILLED)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _reset_after_fork() -> None:
+    global _installed
+    _clients.clear()
+    _global_stack.clear()
+    _installed = False
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

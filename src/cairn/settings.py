@@ -1,0 +1,60 @@
+"""Settings, declared once as typed data.
+
+Each setting is read from its environment variable when asked for (never at
+import), so tests and users can change them at any time.  ``docs/settings.md`` is
+checked against this list by a test.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import InvalidArgument
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected a boolean (1/0, true/false), got {text!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+
+    def get(self) -> Any:
+        raw = os.environ.get(self.name)
+        if raw is None or raw == "":
+            return self.default
+        try:
+            return self.type(raw)
+        except ValueError as exc:
+            raise InvalidArgument(f"environment variable {self.name}={raw!r} is invalid: {exc}") from None
+
+
+TRACKING_URI = Setting("CAIRN_TRACKING_URI", str, ".cairn",
+                       "Where runs are recorded: a directory path (local store) or a server URL.")
+USER = Setting("CAIRN_USER", str, "",
+               "The acting user recorded on runs; empty means the operating-system user.")
+FLUSH_INTERVAL = Setting("CAIRN_FLUSH_INTERVAL", float, 1.0,
+                         "Seconds between background flushes of buffered records to the store.")
+HEARTBEAT_INTERVAL = Setting("CAIRN_HEARTBEAT_INTERVAL", float, 5.0,
+                             "Seconds between heartbeats of a running run.")
+HEARTBEAT_TIMEOUT = Setting("CAIRN_HEARTBEAT_TIMEOUT", float, 60.0,
+                            "Seconds without a heartbeat after which a RUNNING run is shown as KILLED.")
+FSYNC = Setting("CAIRN_FSYNC", _bool, False,
+                "fsync journals on flush(), for durability against power loss, not only process crashes.")
+CAPTURE_ENV = Setting("CAIRN_CAPTURE_ENV", _bool, True,
+                      "Record git state, Python, packages, OS and hardware on every run.")
+
+SETTINGS: tuple[Setting, ...] = (
+    TRACKING_URI, USER, FLUSH_INTERVAL, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, FSYNC, CAPTURE_ENV,
+)

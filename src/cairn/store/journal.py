@@ -1,0 +1,171 @@
+"""The run journal: append-only, CRC-checked records, one file per writer.
+
+Every writer (one process logging to one run) appends to its own file, so
+appends never contend.  A record is one :class:`RecordBatch`::
+
+    magic  4 bytes  b"CJR1"
+    length u32 LE   bytes of payload
+    crc32  u32 LE   zlib.crc32 of payload
+    payload         header_len u32 LE | header (UTF-8 JSON) | metric segments
+
+The JSON header carries the batch's fields; ``"segments": [[key, nbytes], ...]``
+lists the metric segments (see segments.py) that follow it in order.  The magic
+lets a reader resynchronise after a corrupted record: it skips to the next magic
+whose CRC checks, reports the damaged span and keeps the rest of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..entities import FileEntry, RecordBatch, RunStatus
+from . import segments
+
+MAGIC = b"CJR1"
+_FRAME = struct.Struct("<4sII")
+_U32 = struct.Struct("<I")
+MAX_RECORD = 1 << 30
+
+
+def encode_batch(batch: RecordBatch, prepared: "list[segments.Segment] | None" = None) -> bytes:
+    """Frame one batch; ``prepared`` are its metric segments if the caller already encoded them."""
+    if prepared is None:
+        prepared = [segments.prepare(k, *arrays) for k, arrays in batch.metrics.items()]
+    seg_meta = [[seg.key, len(seg.blob)] for seg in prepared]
+    blobs = [seg.blob for seg in prepared]
+    header: dict = {"run": batch.run_id, "w": batch.writer_id, "seq": batch.seq, "t": batch.time}
+    if batch.create is not None:
+        header["create"] = dict(batch.create)
+    if batch.env is not None:
+        header["env"] = dict(batch.env)
+    if batch.params:
+        header["params"] = dict(batch.params)
+    if batch.tags:
+        header["tags"] = dict(batch.tags)
+    if batch.deleted_tags:
+        header["deleted_tags"] = list(batch.deleted_tags)
+    if batch.artifacts:
+        header["artifacts"] = [[a.path, a.size, a.digest, [list(c) for c in a.chunks]]
+                               for a in batch.artifacts]
+    if batch.status is not None:
+        header["status"] = batch.status.value
+        header["end_time"] = batch.end_time
+    if seg_meta:
+        header["segments"] = seg_meta
+    hbytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    payload = b"".join([_U32.pack(len(hbytes)), hbytes, *blobs])
+    return _FRAME.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_payload(payload: bytes) -> RecordBatch:
+    (hlen,) = _U32.unpack_from(payload)
+    header = json.loads(payload[4:4 + hlen])
+    pos = 4 + hlen
+    metrics = {}
+    for key, nbytes in header.get("segments", ()):
+        metrics[key] = segments.decode(payload[pos:pos + nbytes])
+        pos += nbytes
+    status = header.get("status")
+    return RecordBatch(
+        run_id=header["run"], writer_id=header["w"], seq=header["seq"], time=header["t"],
+        params=header.get("params", {}), tags=header.get("tags", {}),
+        deleted_tags=tuple(header.get("deleted_tags", ())), metrics=metrics,
+        artifacts=tuple(FileEntry(p, size, digest, tuple(tuple(c) for c in chunks))
+                        for p, size, digest, chunks in header.get("artifacts", ())),
+        status=RunStatus(status) if status else None, end_time=header.get("end_time"),
+        create=header.get("create"), env=header.get("env"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """A span of a journal that could not be read; reported by ``cairn doctor``."""
+
+    path: str
+    offset: int
+    length: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    offset: int  # where the record starts
+    end: int  # where the next one starts
+    batch: RecordBatch
+
+
+def read(path: Path, offset: int = 0) -> Iterator[Entry | Damage]:
+    """Yield records from ``offset``; damaged spans come out as :class:`Damage`.
+
+    An incomplete record at the very end is not damage: its writer may still be
+    writing it (or died mid-write; then the points of that flush are lost).
+    """
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    pos = 0
+    size = len(data)
+    while pos < size:
+        if size - pos < _FRAME.size:
+            return
+        magic, length, crc = _FRAME.unpack_from(data, pos)
+        bad = None
+        if magic != MAGIC:
+            bad = "bad record magic"
+        elif length > MAX_RECORD:
+            bad = f"implausible record length {length}"
+        elif pos + _FRAME.size + length > size:
+            nxt = data.find(MAGIC, pos + 1)
+            if nxt < 0:
+                return  # an incomplete tail
+            bad = "truncated record"
+        else:
+            payload = data[pos + _FRAME.size:pos + _FRAME.size + length]
+            if zlib.crc32(payload) != crc:
+                bad = "CRC mismatch"
+            else:
+                try:
+                    batch = decode_payload(payload)
+                except Exception as exc:  # a CRC-valid but undecodable record is still damage
+                    bad = f"undecodable record: {exc}"
+                else:
+                    end = pos + _FRAME.size + length
+                    yield Entry(offset + pos, offset + end, batch)
+                    pos = end
+                    continue
+        nxt = data.find(MAGIC, pos + 1)
+        stop = size if nxt < 0 else nxt
+        yield Damage(str(path), offset + pos, stop - pos, bad)
+        pos = stop
+
+
+class JournalWriter:
+    """Appends records to one writer's journal file.  Not thread-safe: one owner."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = None
+
+    def append(self, batch: RecordBatch, prepared=None, fsync: bool = False) -> tuple[int, int]:
+        """Append one record; returns (start offset, end offset)."""
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "ab")
+        data = encode_batch(batch, prepared)
+        start = self._fh.tell()
+        self._fh.write(data)
+        self._fh.flush()
+        if fsync:
+            os.fsync(self._fh.fileno())
+        return start, start + len(data)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

@@ -1,0 +1,298 @@
+"""The embedded default store: journals + SQLite index + content-addressed objects.
+
+Layout of a store directory (docs/store-layout.md)::
+
+    .cairn/
+      index.db                        SQLite index, derived from the journals
+      experiments/<id>.json           one small file per experiment
+      runs/<run_id>/journal/<writer>.cjl   append-only journal, one per writer
+      objects/ab/cdef...              content-addressed objects (artifacts)
+
+Journal first, index second: a batch is appended to its writer's journal, then
+applied to the index in the same short transaction.  Whatever the index missed
+(a crash between the two, a run copied in from another machine) is replayed
+idempotently when the store is opened, when an unknown run is asked for, or by
+``cairn reindex``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .. import settings
+from ..entities import Experiment, FileEntry, MetricHistory, RecordBatch, Run
+from ..errors import AlreadyExists, InvalidArgument, NotFound
+from . import journal as jlib
+from . import segments as seglib
+from .validation import check_experiment_name
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_experiment_id() -> str:
+    # Numeric like MLflow's ids (its clients expect digits), random so that
+    # processes and machines never collide.
+    return str(random.SystemRandom().randrange(10**17, 10**18))
+
+
+class LocalStore:
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.uri = str(self.root)
+        self._index = None
+        self._objects = None
+        self._journals: dict[tuple[str, str], jlib.JournalWriter] = {}
+        self._lock = threading.RLock()
+        self._opened = False
+        self.damage: list[jlib.Damage] = []
+
+    # -- lifecycle -------------------------------------------------------
+    @property
+    def index(self):
+        if self._index is None:
+            from .sql.index import SqlIndex
+
+            self._index = SqlIndex(f"sqlite:///{self.root / 'index.db'}")
+        return self._index
+
+    @property
+    def objects(self):
+        if self._objects is None:
+            from ..cas.odb import ObjectStore
+
+            self._objects = ObjectStore.local(self.root / "objects")
+        return self._objects
+
+    def open(self) -> "LocalStore":
+        """Create or check the index, then replay anything it missed.  Idempotent."""
+        with self._lock:
+            if self._opened:
+                return self
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.index.open(create=True)
+            self._opened = True
+            self.recover()
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            for jw in self._journals.values():
+                jw.close()
+            self._journals.clear()
+            if self._index is not None:
+                self._index.close()
+            self._opened = False
+
+    def _stale_before(self) -> int:
+        return now_ms() - int(settings.HEARTBEAT_TIMEOUT.get() * 1000)
+
+    # -- experiments -----------------------------------------------------
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None,
+                          experiment_id: str | None = None) -> Experiment:
+        check_experiment_name(name)
+        self.open()
+        exp = Experiment(experiment_id or new_experiment_id(), name, now_ms(), "active",
+                         dict(tags or {}))
+        path = self.root / "experiments" / f"{exp.id}.json"
+        try:
+            with self.index.session(write=True) as conn:
+                self.index.insert_experiment(conn, exp)
+                # Written inside the transaction: if the insert lost a race the file is never made.
+                _write_atomic(path, json.dumps({"id": exp.id, "name": exp.name,
+                                                "created_at": exp.created_at,
+                                                "tags": dict(exp.tags)}).encode())
+        except AlreadyExists:
+            raise AlreadyExists(f"an experiment named {name!r} already exists") from None
+        return exp
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        self.open()
+        exp = self.index.get_experiment(str(experiment_id))
+        if exp is None:
+            raise NotFound(f"experiment {experiment_id!r} does not exist")
+        return exp
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        self.open()
+        return self.index.get_experiment_by_name(name)
+
+    def list_experiments(self) -> list[Experiment]:
+        self.open()
+        return self.index.list_experiments()
+
+    # -- writes ----------------------------------------------------------
+    def _journal(self, run_id: str, writer_id: str) -> jlib.JournalWriter:
+        key = (run_id, writer_id)
+        jw = self._journals.get(key)
+        if jw is None:
+            jw = self._journals[key] = jlib.JournalWriter(
+                self.root / "runs" / run_id / "journal" / f"{writer_id}.cjl")
+        return jw
+
+    def write(self, batch: RecordBatch, fsync: bool | None = None) -> None:
+        self.open()
+        if fsync is None:
+            fsync = settings.FSYNC.get()
+        segs = [seglib.prepare(k, *arrays) for k, arrays in batch.metrics.items()]
+        try:
+            self._write(batch, segs, fsync)
+        except NotFound:
+            # The run may exist only in its journal (its creator died before indexing
+            # it, or it was copied in): replay that run, then try once more.
+            if not self.recover_run(batch.run_id):
+                raise
+            self._write(batch, segs, fsync)
+
+    def _write(self, batch: RecordBatch, segs: list, fsync: bool) -> None:
+        with self._lock:
+            jw = self._journal(batch.run_id, batch.writer_id)
+            with self.index.session(write=True) as conn:
+                if self.index.applied_seq(conn, [batch.writer_id]).get(batch.writer_id, 0) >= batch.seq:
+                    return  # already applied: a retry or a replay
+                self.index.check(conn, batch)  # refuse before anything reaches the journal
+                _start, end = jw.append(batch, segs, fsync=fsync)
+                self.index.apply(conn, batch, segs, end)
+            if batch.status is not None and batch.status.terminal:
+                self._journals.pop((batch.run_id, batch.writer_id), None)
+                jw.close()
+
+    def heartbeat(self, run_ids: Sequence[str], when: int) -> None:
+        if run_ids:
+            self.open()
+            self.index.heartbeat(run_ids, when)
+
+    # -- reads -----------------------------------------------------------
+    def get_run(self, run_id: str) -> Run:
+        self.open()
+        try:
+            return self.index.get_run(run_id, self._stale_before())
+        except NotFound:
+            if not self.recover_run(run_id):
+                raise
+            return self.index.get_run(run_id, self._stale_before())
+
+    def search_runs(self, experiment_ids: Sequence[str] | None, filter: str = "",
+                    order_by: Sequence[str] = (), max_results: int = 1000,
+                    page_token: str | None = None) -> tuple[list[Run], str | None]:
+        from .. import search
+
+        if not isinstance(max_results, int) or max_results < 1:
+            raise InvalidArgument(f"max_results must be a positive integer, got {max_results!r}")
+        flt = search.parse_filter(filter or "")
+        order = search.parse_order_by(order_by or ())
+        offset = search.decode_page_token(page_token) if page_token else 0
+        self.open()
+        runs, more = self.index.search(experiment_ids, flt, order, offset, max_results,
+                                       self._stale_before())
+        return runs, (search.encode_page_token(offset + max_results) if more else None)
+
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
+        self.open()
+        return self.index.metric_history(run_id, key)
+
+    def list_artifacts(self, run_id: str) -> list[FileEntry]:
+        self.get_run(run_id)  # NotFound for unknown runs
+        return self.index.list_artifacts(run_id)
+
+    # -- recovery --------------------------------------------------------
+    def recover(self) -> int:
+        """Replay journal records the index lacks, for new and still-running runs."""
+        runs_dir = self.root / "runs"
+        self._load_experiment_files()
+        applied = 0
+        if runs_dir.is_dir():
+            states = self.index.run_states()
+            for entry in os.scandir(runs_dir):
+                if entry.is_dir() and states.get(entry.name, "RUNNING") in ("RUNNING", "KILLED"):
+                    applied += self.recover_run(entry.name)
+        self.index.mark_stale(self._stale_before())
+        return applied
+
+    def recover_run(self, run_id: str, from_start: bool = False) -> int:
+        jdir = self.root / "runs" / run_id / "journal"
+        if not jdir.is_dir():
+            return 0
+        offsets = {} if from_start else self.index.writer_offsets(run_id)
+        entries: list[jlib.Entry] = []
+        for path in sorted(jdir.glob("*.cjl")):
+            for item in jlib.read(path, offsets.get(path.stem, 0)):
+                if isinstance(item, jlib.Damage):
+                    self.damage.append(item)
+                else:
+                    entries.append(item)
+        if not entries:
+            return 0
+        # Creation first, then each writer's records in order.
+        entries.sort(key=lambda e: (e.batch.create is None, e.batch.writer_id, e.batch.seq))
+        applied = 0
+        with self._lock, self.index.session(write=True) as conn:
+            seqs = self.index.applied_seq(conn, {e.batch.writer_id for e in entries})
+            for e in entries:
+                b = e.batch
+                if seqs.get(b.writer_id, 0) >= b.seq:
+                    continue
+                segs = [seglib.prepare(k, *arrays) for k, arrays in b.metrics.items()]
+                self.index.apply(conn, b, segs, e.end)
+                seqs[b.writer_id] = b.seq
+                applied += 1
+        return applied
+
+    def _load_experiment_files(self) -> None:
+        exp_dir = self.root / "experiments"
+        if not exp_dir.is_dir():
+            return
+        known = {e.id for e in self.index.list_experiments()}
+        missing = [p for p in exp_dir.glob("*.json") if p.stem not in known]
+        if not missing:
+            return
+        with self.index.session(write=True) as conn:
+            for path in missing:
+                try:
+                    d = json.loads(path.read_text())
+                    exp = Experiment(d["id"], d["name"], d["created_at"], "active", d.get("tags", {}))
+                except (OSError, ValueError, KeyError) as exc:
+                    self.damage.append(jlib.Damage(str(path), 0, 0, f"unreadable experiment: {exc}"))
+                    continue
+                if self.index.get_experiment_by_name_conn(conn, exp.name) is None:
+                    self.index.insert_experiment(conn, exp, ignore_existing=True)
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild every derived table from the experiment files and journals."""
+        self.open()
+        self.damage.clear()
+        with self._lock:
+            self.index.reset_derived()
+            self._load_experiment_files()
+            runs_dir = self.root / "runs"
+            count = records = 0
+            if runs_dir.is_dir():
+                for entry in sorted(os.scandir(runs_dir), key=lambda e: e.name):
+                    if entry.is_dir():
+                        records += self.recover_run(entry.name, from_start=True)
+                        count += 1
+            self.index.mark_stale(self._stale_before())
+        return {"runs": count, "records": records, "damaged": len(self.damage)}
+
+    def scan_damage(self) -> list[jlib.Damage]:
+        """Read every journal completely and report damaged spans (``cairn doctor``)."""
+        found = []
+        runs_dir = self.root / "runs"
+        if runs_dir.is_dir():
+            for path in sorted(runs_dir.glob("*/journal/*.cjl")):
+                found.extend(d for d in jlib.read(path) if isinstance(d, jlib.Damage))
+        return found
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,119 @@
+"""Columnar metric segments: the unit in which metric points are stored.
+
+A segment holds one key's points from one flush as three packed little-endian
+arrays (steps int64, timestamps int64, values float64), so NaN and infinities
+round-trip bit for bit.  Layout (documented in docs/formats.md)::
+
+    b"S" | codec u8 (0 raw, 1 zstd) | n u32 | body
+
+where body is ``steps || timestamps || values`` (24*n bytes), zstd-compressed
+when codec is 1.  Steps and timestamps are delta-encoded before compression
+only in the compressed form (they are mostly arithmetic sequences, which zstd
+then squeezes to almost nothing).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import CorruptObject
+
+_HEADER = struct.Struct("<cBI")
+_RAW, _ZSTD = 0, 1
+_COMPRESS_FROM = 256  # below this many points compression costs more than it saves
+
+_zc = None
+_zd = None
+
+
+def _compressor():
+    global _zc
+    if _zc is None:
+        import zstandard
+
+        _zc = zstandard.ZstdCompressor(level=1)
+    return _zc
+
+
+def _decompressor():
+    global _zd
+    if _zd is None:
+        import zstandard
+
+        _zd = zstandard.ZstdDecompressor()
+    return _zd
+
+
+def encode(steps: Any, timestamps: Any, values: Any) -> bytes:
+    s = np.ascontiguousarray(steps, dtype="<i8")
+    t = np.ascontiguousarray(timestamps, dtype="<i8")
+    v = np.ascontiguousarray(values, dtype="<f8")
+    n = s.shape[0]
+    if not (t.shape[0] == n == v.shape[0]):
+        raise ValueError("steps, timestamps and values must have the same length")
+    if n < _COMPRESS_FROM:
+        return _HEADER.pack(b"S", _RAW, n) + s.tobytes() + t.tobytes() + v.tobytes()
+    ds = np.diff(s, prepend=np.int64(0))
+    dt = np.diff(t, prepend=np.int64(0))
+    body = _compressor().compress(ds.tobytes() + dt.tobytes() + v.tobytes())
+    return _HEADER.pack(b"S", _ZSTD, n) + body
+
+
+def decode(blob: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        magic, codec, n = _HEADER.unpack_from(blob)
+    except struct.error:
+        raise CorruptObject("metric segment is truncated") from None
+    if magic != b"S":
+        raise CorruptObject("metric segment has a bad magic byte")
+    body = memoryview(blob)[_HEADER.size:]
+    if codec == _ZSTD:
+        body = _decompressor().decompress(body, max_output_size=24 * n)
+    elif codec != _RAW:
+        raise CorruptObject(f"metric segment has unknown codec {codec}")
+    if len(body) != 24 * n:
+        raise CorruptObject(f"metric segment should hold {24 * n} bytes, holds {len(body)}")
+    arr = np.frombuffer(body, dtype="<i8", count=2 * n)
+    s, t = arr[:n], arr[n:]
+    v = np.frombuffer(body, dtype="<f8", count=n, offset=16 * n)
+    if codec == _ZSTD:
+        s, t = np.cumsum(s), np.cumsum(t)
+    return s, t, v
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A key's points from one batch, encoded once for both the journal and the index."""
+
+    key: str
+    blob: bytes
+    n: int
+    step_min: int
+    step_max: int
+    summary: dict
+
+
+def prepare(key: str, steps: Any, timestamps: Any, values: Any) -> Segment:
+    s = np.ascontiguousarray(steps, dtype="<i8")
+    t = np.ascontiguousarray(timestamps, dtype="<i8")
+    v = np.ascontiguousarray(values, dtype="<f8")
+    return Segment(key, encode(s, t, v), int(s.shape[0]), int(s.min()), int(s.max()),
+                   summarize(s, t, v))
+
+
+def summarize(steps: np.ndarray, timestamps: np.ndarray, values: np.ndarray) -> dict[str, Any]:
+    """Latest (highest step, then latest timestamp), min, max (ignoring NaN) and count."""
+    n = int(steps.shape[0])
+    # lexsort's last key is primary: order by step, then timestamp.
+    last = int(np.lexsort((timestamps, steps))[-1]) if n > 1 else 0
+    finite = values[~np.isnan(values)]
+    return {
+        "value": float(values[last]), "step": int(steps[last]), "timestamp": int(timestamps[last]),
+        "min": float(finite.min()) if finite.size else None,
+        "max": float(finite.max()) if finite.size else None,
+        "count": n,
+    }

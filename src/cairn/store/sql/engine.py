@@ -1,0 +1,95 @@
+"""Engine creation, the one transaction helper and the schema-revision check.
+
+SQLite is opened in WAL mode with a long busy timeout, and write transactions
+start with ``BEGIN IMMEDIATE``: a writer takes the lock up front instead of
+upgrading a read lock mid-transaction, which is what produces "database is
+locked" under many concurrent processes.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from ...errors import AlreadyExists, SchemaOutOfDate, StoreUnavailable
+from . import tables
+
+_BUSY_MS = 120_000
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": _BUSY_MS / 1000,
+                                                      "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            # Take transaction control from pysqlite so BEGIN IMMEDIATE is ours to send.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            write = conn.get_execution_options().get("cairn_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def session(engine: Engine, write: bool = False) -> Iterator[Connection]:
+    """One transaction: commit on success, roll back on error, driver errors translated."""
+    try:
+        with engine.connect().execution_options(cairn_write=write) as conn:
+            with conn.begin():
+                yield conn
+    except IntegrityError as exc:
+        raise AlreadyExists(f"conflicting record: {exc.orig}") from None
+    except OperationalError as exc:
+        # Locks wait busy_timeout (minutes) before this fires, so it means real trouble.
+        raise StoreUnavailable(f"the index database failed: {exc.orig}") from None
+    except DBAPIError as exc:
+        raise StoreUnavailable(f"the index database failed: {exc.orig}") from None
+
+
+def current_revision(conn: Connection) -> str | None:
+    insp = sa.inspect(conn)
+    if not insp.has_table("alembic_version"):
+        return None
+    row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+    return row[0] if row else None
+
+
+def ensure_schema(engine: Engine, create: bool = True) -> None:
+    """Create a fresh index at the head revision, or refuse an out-of-date one.
+
+    A new store needs no set-up; an existing one is never migrated implicitly
+    (``cairn db upgrade`` does that) so that a library upgrade can't silently
+    rewrite a team's database.
+    """
+    with session(engine, write=True) as conn:
+        rev = current_revision(conn)
+        if rev == tables.HEAD_REVISION:
+            return
+        if rev is None and not sa.inspect(conn).has_table("runs"):
+            if not create:
+                raise SchemaOutOfDate("the index has no Cairn schema; run `cairn db upgrade`")
+            tables.metadata.create_all(conn)
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS alembic_version "
+                                 "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+            conn.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                         {"v": tables.HEAD_REVISION})
+            return
+        raise SchemaOutOfDate(
+            f"the index schema is at revision {rev!r} but this Cairn needs "
+            f"{tables.HEAD_REVISION!r}; run `cairn db upgrade` (back up the store first)")

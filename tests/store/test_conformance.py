@@ -1,0 +1,193 @@
+"""One suite, every store backend: the protocol's semantics must not depend on the backend."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from cairn.entities import FileEntry, RecordBatch, RunStatus
+from cairn.errors import AlreadyExists, InvalidArgument, NotFound, RunFinished
+from cairn.store.local import LocalStore
+from cairn.store.memory import MemoryStore
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    s = MemoryStore() if request.param == "memory" else LocalStore(tmp_path / "s")
+    yield s
+    s.close()
+
+
+class Writer:
+    """Hands out batches with increasing sequence numbers, like a real writer."""
+
+    def __init__(self, store, run_id, wid=None):
+        self.store, self.run_id, self.wid, self.seq = store, run_id, wid or f"w-{run_id}", 0
+
+    def __call__(self, **fields):
+        self.seq += 1
+        fields.setdefault("time", int(time.time() * 1000) + self.seq)
+        self.store.write(RecordBatch(run_id=self.run_id, writer_id=self.wid, seq=self.seq, **fields))
+
+
+def make_run(store, run_id="r1", exp=None, **create):
+    exp = exp or store.create_experiment(f"exp-{run_id}")
+    w = Writer(store, run_id)
+    w(create={"experiment_id": exp.id, "name": create.pop("name", run_id), "user": "u",
+              "start_time": create.pop("start_time", 1000), **create})
+    return w
+
+
+def series(steps, values, t0=5000):
+    return (np.asarray(steps), np.asarray([t0 + i for i in range(len(steps))]), np.asarray(values, float))
+
+
+def test_experiments(store):
+    a = store.create_experiment("a", {"team": "x"})
+    assert store.get_experiment(a.id) == a
+    assert store.get_experiment_by_name("a") == a
+    assert store.get_experiment_by_name("zzz") is None
+    with pytest.raises(AlreadyExists):
+        store.create_experiment("a")
+    with pytest.raises(NotFound):
+        store.get_experiment("nope")
+    with pytest.raises(InvalidArgument):
+        store.create_experiment("")
+    b = store.create_experiment("b")
+    assert [e.name for e in store.list_experiments()] == ["a", "b"]
+    assert a.tags == {"team": "x"} and b.id != a.id
+
+
+def test_run_lifecycle_and_reads(store):
+    w = make_run(store)
+    w(params={"lr": "0.1"}, tags={"t": "1"})
+    w(metrics={"loss": series([0, 1, 2], [3.0, 2.0, 1.0])})
+    run = store.get_run("r1")
+    assert run.status is RunStatus.RUNNING and run.end_time is None
+    assert run.params == {"lr": "0.1"} and run.tags == {"t": "1"}
+    assert run.metrics == {"loss": 1.0}
+    s = run.metric_summaries["loss"]
+    assert (s.min, s.max, s.count, s.step) == (1.0, 3.0, 3, 2)
+    w(status=RunStatus.FINISHED, end_time=9000)
+    run = store.get_run("r1")
+    assert run.status is RunStatus.FINISHED and run.end_time == 9000
+    with pytest.raises(NotFound):
+        store.get_run("missing")
+
+
+def test_metric_history_exact_with_nan_and_inf(store):
+    w = make_run(store)
+    vals = [1.5, math.nan, math.inf, -math.inf, 0.0, -0.0, 1e308, 5e-324]
+    w(metrics={"m": series(range(len(vals)), vals)})
+    w(metrics={"m": series(range(len(vals), 2 * len(vals)), vals)})
+    h = store.get_metric_history("r1", "m")
+    assert len(h) == 2 * len(vals)
+    assert h.steps.tolist() == list(range(2 * len(vals)))
+    got = h.values.tolist()
+    for a, b in zip(got, vals + vals):
+        assert (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    run = store.get_run("r1")
+    assert run.metrics["m"] == 5e-324
+    assert run.metric_summaries["m"].max == math.inf and run.metric_summaries["m"].min == -math.inf
+
+
+def test_history_out_of_order_segments_are_sorted(store):
+    w = make_run(store)
+    w(metrics={"m": series([10, 11], [1, 2])})
+    w(metrics={"m": series([0, 1], [3, 4])})
+    h = store.get_metric_history("r1", "m")
+    assert h.steps.tolist() == [0, 1, 10, 11] and h.values.tolist() == [3, 4, 1, 2]
+    assert store.get_run("r1").metrics["m"] == 2  # latest = highest step, not last written
+    assert len(store.get_metric_history("r1", "other")) == 0
+    with pytest.raises(NotFound):
+        store.get_metric_history("nope", "m")
+
+
+def test_latest_nan_value(store):
+    w = make_run(store)
+    w(metrics={"m": series([0, 1], [1.0, math.nan])})
+    run = store.get_run("r1")
+    assert math.isnan(run.metrics["m"])
+    assert run.metric_summaries["m"].min == 1.0
+
+
+def test_params_are_immutable(store):
+    w = make_run(store)
+    w(params={"lr": "0.1"})
+    w(params={"lr": "0.1"})  # the same value again is fine
+    with pytest.raises(InvalidArgument, match="immutable"):
+        w(params={"lr": "0.2"})
+    assert store.get_run("r1").params == {"lr": "0.1"}
+
+
+def test_finished_run_is_immutable_but_tags_stay_editable(store):
+    w = make_run(store)
+    w(metrics={"m": series([0], [1.0])}, status=RunStatus.FINISHED, end_time=2000)
+    with pytest.raises(RunFinished):
+        w(metrics={"m": series([1], [2.0])})
+    with pytest.raises(RunFinished):
+        w(params={"x": "1"})
+    w(tags={"note": "edited later"})
+    w(deleted_tags=("note",))
+    w(tags={"k": "v"})
+    run = store.get_run("r1")
+    assert run.tags == {"k": "v"} and len(store.get_metric_history("r1", "m")) == 1
+
+
+def test_writes_are_idempotent_per_writer_seq(store):
+    w = make_run(store)
+    batch = RecordBatch(run_id="r1", writer_id="w2", seq=1, time=2000,
+                        metrics={"m": series([0, 1], [1.0, 2.0])})
+    store.write(batch)
+    store.write(batch)  # a retry after an uncertain failure
+    assert len(store.get_metric_history("r1", "m")) == 2
+    assert store.get_run("r1").metric_summaries["m"].count == 2
+
+
+def test_unknown_run_write_is_rejected(store):
+    with pytest.raises(NotFound):
+        store.write(RecordBatch(run_id="ghost", writer_id="w", seq=1, time=1, tags={"a": "b"}))
+
+
+def test_search_filters_orders_and_pages(store):
+    exp = store.create_experiment("e")
+    for i in range(7):
+        w = make_run(store, f"r{i}", exp=exp, start_time=1000 + i)
+        w(params={"lr": str(0.1 * (i % 3))}, tags={"even": str(i % 2 == 0)},
+          metrics={"acc": series([0], [i / 10])})
+    runs, tok = store.search_runs([exp.id], "metrics.acc >= 0.2 AND tags.even = 'True'",
+                                  ["metrics.acc DESC"], 10, None)
+    assert [r.id for r in runs] == ["r6", "r4", "r2"] and tok is None
+    page1, tok = store.search_runs([exp.id], "", ["metrics.acc ASC"], 3, None)
+    page2, tok2 = store.search_runs([exp.id], "", ["metrics.acc ASC"], 3, tok)
+    page3, tok3 = store.search_runs([exp.id], "", ["metrics.acc ASC"], 3, tok2)
+    assert [r.id for r in page1 + page2 + page3] == [f"r{i}" for i in range(7)]
+    assert tok3 is None
+    default, _ = store.search_runs(None, "", (), 100, None)
+    assert [r.id for r in default] == [f"r{i}" for i in reversed(range(7))]  # newest first
+    with pytest.raises(InvalidArgument):
+        store.search_runs(None, "metrics.acc >>> 1", (), 10, None)
+    with pytest.raises(InvalidArgument):
+        store.search_runs(None, "", (), 0, None)
+
+
+def test_artifact_entries(store):
+    w = make_run(store)
+    a = FileEntry("model/w.bin", 10, "ab" * 32)
+    b = FileEntry("big.bin", 10_000_000, "cd" * 32, (("ef" * 32, 5_000_000), ("01" * 32, 5_000_000)))
+    w(artifacts=(a, b))
+    assert store.list_artifacts("r1") == [b, a]
+    with pytest.raises(NotFound):
+        store.list_artifacts("nope")
+
+
+def test_heartbeat_and_stale_runs(store, monkeypatch):
+    monkeypatch.setenv("CAIRN_HEARTBEAT_TIMEOUT", "1")
+    exp = store.create_experiment("e")
+    old = int(time.time() * 1000) - 10_000
+    Writer(store, "r1")(create={"experiment_id": exp.id, "start_time": old}, time=old)
+    run = store.get_run("r1")
+    assert run.status is RunStatus.KILLED and run.end_time == old  # its heartbeat is old
+    store.heartbeat(["r1"], int(time.time() * 1000))
+    assert store.get_run("r1").status is RunStatus.RUNNING  # heard from again
