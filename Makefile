@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	$(CAIRN) --store $(DEMO_STORE) runs compare -e quickstart --across seed
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"

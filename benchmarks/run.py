@@ -20,6 +20,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -131,18 +132,6 @@ def wall_time(python: str, code: str, cwd: str) -> float:
     return seconds
 
 
-def import_samples(python: str, module: str, reps: int) -> list[float]:
-    """Wall time of `python -c "import M"` minus that of `python -c pass`, per repetition."""
-    with tempfile.TemporaryDirectory(prefix="bench-import-") as cwd:
-        wall_time(python, f"import {module}", cwd)  # warm-up: .pyc files and the OS page cache
-        samples = []
-        for _ in range(reps):
-            bare = wall_time(python, "pass", cwd)
-            samples.append(wall_time(python, f"import {module}", cwd) - bare)
-            log(f"  {module}: repetition {len(samples)}/{reps}: {fmt(samples[-1], 's')}")
-        return samples
-
-
 def call_side(python: str, side: str, workload: str, phase: str, workdir: Path,
               params: dict[str, int]) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -160,21 +149,27 @@ def tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def side_samples(w: Workload, side: str, python: str, params: dict[str, int], reps: int) -> list[float]:
+def prepare(w: Workload, side: str, python: str, params: dict[str, int], tmp: Path) -> None:
+    """Untimed, once per side: the data a workload reads, or a warm-up import."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
     if w.name == "import":
-        return import_samples(python, side, reps)
-    samples = []
-    with tempfile.TemporaryDirectory(prefix=f"bench-{w.name}-{side}-") as tmp:
-        if w.setup:
-            t0 = time.perf_counter()
-            call_side(python, side, w.name, "setup", Path(tmp, "data"), params)
-            log(f"  {side}: setup {time.perf_counter() - t0:.1f} s")
-        for rep in range(reps):
-            workdir = Path(tmp, "data" if w.setup else f"rep{rep}")
-            res = call_side(python, side, w.name, "measure", workdir, params)
-            samples.append(res["count"] / res["seconds"] if w.is_rate else res["seconds"])
-            log(f"  {side}: repetition {rep + 1}/{reps}: {fmt(samples[-1], w.unit)}")
-    return samples
+        wall_time(python, f"import {side}", str(tmp))  # .pyc files and the OS page cache
+    elif w.setup:
+        call_side(python, side, w.name, "setup", tmp / "data", params)
+        log(f"  {side}: setup {time.perf_counter() - t0:.1f} s")
+
+
+def sample(w: Workload, side: str, python: str, params: dict[str, int], tmp: Path, rep: int) -> float:
+    """One timed repetition in fresh processes: a rate, or a latency in seconds."""
+    if w.name == "import":  # wall time of `python -c "import M"` minus that of `python -c pass`
+        bare = wall_time(python, "pass", str(tmp))
+        return wall_time(python, f"import {side}", str(tmp)) - bare
+    workdir = tmp / ("data" if w.setup else f"rep{rep}")
+    res = call_side(python, side, w.name, "measure", workdir, params)
+    if not w.setup:
+        shutil.rmtree(workdir)
+    return res["count"] / res["seconds"] if w.is_rate else res["seconds"]
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -195,20 +190,36 @@ def size_text(w: Workload, params: dict[str, int]) -> str:
 
 def run_workload(w: Workload, pythons: dict[str, str], sides: tuple[str, ...], reps: int,
                  quick: bool) -> dict[str, Any]:
+    """Both sides, their repetitions interleaved so that load on the machine hits both alike."""
     log(f"[{w.name}] {w.title}")
     entry: dict[str, Any] = {"name": w.name, "title": w.title, "unit": w.unit,
                              "better": "higher" if w.is_rate else "lower", "target": w.target}
-    for side in sides:
-        params = w.params(side, quick)
-        out: dict[str, Any] = {"params": params, "size": size_text(w, params)}
+    outs = {side: {"params": w.params(side, quick), "size": size_text(w, w.params(side, quick)),
+                   "samples": []} for side in sides}
+    entry.update(outs)
+
+    def attempt(side: str, fn, *args) -> float | None:
         try:
-            out["samples"] = side_samples(w, side, pythons[side], params, max(reps, 3) if w.name == "import" else reps)
-            out["median"] = statistics.median(out["samples"])
+            return fn(w, side, pythons[side], outs[side]["params"], Path(tmp, side), *args)
         except (SideFailed, subprocess.TimeoutExpired) as exc:
-            out["error"] = str(exc)
+            outs[side]["error"] = str(exc)
             log(f"  {side}: ERROR\n" + "\n".join("    " + line for line in str(exc).splitlines()))
-        entry[side] = out
-    m, c = (entry.get(s, {}).get("median") for s in SIDES)
+            return None
+
+    with tempfile.TemporaryDirectory(prefix=f"bench-{w.name}-") as tmp:
+        for side in sides:
+            attempt(side, prepare)
+        for rep in range(reps):
+            for side in sides:
+                if "error" not in outs[side]:
+                    value = attempt(side, sample, rep)
+                    if value is not None:
+                        outs[side]["samples"].append(value)
+                        log(f"  {side}: repetition {rep + 1}/{reps}: {fmt(value, w.unit)}")
+    for out in outs.values():
+        if "error" not in out:
+            out["median"] = statistics.median(out["samples"])
+    m, c = (outs.get(s, {}).get("median") for s in SIDES)
     if m is not None and c is not None:
         if w.is_rate:
             entry["ratio"] = c / m
