@@ -206,8 +206,8 @@ def compile_query(
     ``experiment_ids`` None means every experiment; ``lifecycle`` None means every
     lifecycle.  ``tables`` is the module holding the index tables (``runs``, ``params``,
     ``tags``, ``latest_metrics``).  Each clause on a metric, param or tag is an inner join
-    on the table's (run_id, key) primary key, so a run appears at most once; each sort key
-    on them is a left outer join.
+    on the table's (run_id, key) primary key, so a run appears at most once; a sort key on
+    them reuses that join or is a left outer join.  ``limit``/``offset`` page the result.
     """
     runs = tables.runs
     source: Any = runs
@@ -217,6 +217,9 @@ def compile_query(
     if lifecycle is not None:
         where.append(runs.c.lifecycle == lifecycle)
 
+    # Inner-joined aliases whose row is known to exist (and, for metrics, not to be NaN):
+    # a sort key on the same entity and key reuses them instead of another outer join.
+    present: dict[tuple[str, str], Any] = {}
     for clause in flt:
         if clause.entity == ATTRIBUTES:
             col = _attribute_column(runs, clause.key)
@@ -241,6 +244,8 @@ def compile_query(
             else:
                 on.append(_compare(t.c.value, clause))
         source = source.join(t, and_(*on))
+        if clause.op != "IS NOT NULL" or clause.entity != METRICS:
+            present.setdefault((clause.entity, clause.key), t)
 
     order_by: list[Any] = []
     for k in (*order, *TIE_BREAKERS):
@@ -249,6 +254,9 @@ def compile_query(
             value = col if ATTRIBUTE_KINDS[k.key] == "number" else _bytewise(col)
             if col.nullable:
                 order_by.append(case((col.is_(None), 1), else_=0))
+        elif (k.entity, k.key) in present:
+            t = present[(k.entity, k.key)]
+            value = t.c.value if k.entity == METRICS else _bytewise(t.c.value)
         else:
             t = _table_for(tables, k.entity).alias()
             source = source.outerjoin(t, and_(t.c.run_id == runs.c.id, t.c.key == k.key))
