@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import RESULT_PREFIX  # benchmarks/ is sys.path[0] when this runs as a script
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
@@ -38,7 +40,6 @@ MLFLOW_VENV = BENCH / ".mlflow-venv"
 # installed; 3.17.2 is the newest installable 3.x and the version DESIGN.md's anchors used.
 MLFLOW_VERSION = "3.17.2"
 SIDES = ("mlflow", "cairn")
-RESULT_PREFIX = "BENCH-RESULT "  # same as _common.RESULT_PREFIX (kept free of imports)
 CHILD_TIMEOUT_S = 1800
 
 
@@ -194,8 +195,8 @@ def run_workload(w: Workload, pythons: dict[str, str], sides: tuple[str, ...], r
     log(f"[{w.name}] {w.title}")
     entry: dict[str, Any] = {"name": w.name, "title": w.title, "unit": w.unit,
                              "better": "higher" if w.is_rate else "lower", "target": w.target}
-    outs = {side: {"params": w.params(side, quick), "size": size_text(w, w.params(side, quick)),
-                   "samples": []} for side in sides}
+    outs = {side: {"params": (p := w.params(side, quick)), "size": size_text(w, p), "samples": []}
+            for side in sides}
     entry.update(outs)
 
     def attempt(side: str, fn, *args) -> float | None:

@@ -83,6 +83,10 @@ def main() -> None:
             tables.metadata.create_all(engine)
             t0 = time.perf_counter()
             load(engine, runs)
+            if args.postgres:
+                with engine.begin() as conn:
+                    for table in ("runs", "params", "tags", "latest_metrics"):
+                        conn.execute(text(f'ANALYZE "{schema}".{table}'))
             if args.no_analyze and engine.dialect.name == "sqlite":
                 with engine.begin() as conn:
                     conn.execute(text("DROP TABLE IF EXISTS sqlite_stat1"))
@@ -94,6 +98,8 @@ def main() -> None:
                     stmt = compile_query(["1"], flt, order, tables)
                     sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
                     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+                    if args.postgres:  # text() does not see schema_translate_map
+                        conn.execute(text(f'SET search_path TO "{schema}"'))
                     for row in conn.execute(text(prefix + sql)):
                         print("  ", *row)
                 times = []

@@ -51,9 +51,13 @@ def emit_json(data: Any) -> None:
 
 
 def console():
+    import shutil
+
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    # Piped output (make, CI logs) would otherwise be squeezed into 80 columns.
+    width = None if sys.stdout.isatty() else max(shutil.get_terminal_size((160, 24)).columns, 160)
+    return Console(soft_wrap=False, width=width)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

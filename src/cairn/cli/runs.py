@@ -39,25 +39,33 @@ def ls(obj, experiment, filter_, order_by, max_results, page_token, columns, as_
     from rich.table import Table
 
     if not columns:
-        columns = _default_columns(page)
-    table = Table("id", "name", "experiment", "status", "started", "duration", *columns)
+        columns = _default_columns(page, order_by)
+    many = len({r.experiment_id for r in page}) > 1
+    table = Table("id", "name", *(["experiment"] if many else []), "status", "started", "duration",
+                  *[c.split(".", 1)[1] for c in columns])
     for r in page:
         style = STATUS_STYLE.get(r.status.value, "")
-        table.add_row(r.id[:12], r.name, r.experiment, f"[{style}]{r.status.value}[/]",
-                      ts(r.start_time), duration(r.duration_ms),
+        table.add_row(r.id[:8], r.name, *([r.experiment] if many else []),
+                      f"[{style}]{r.status.value}[/]", ts(r.start_time), duration(r.duration_ms),
                       *[_cell(r, c) for c in columns])
     con = console()
     con.print(table)
     con.print(f"{len(page)} run(s)" + (f"; next page: --page-token {page.token}" if page.token else ""))
 
 
-def _default_columns(page) -> list[str]:
+def _default_columns(page, order_by=()) -> list[str]:
+    """Params that differ between the listed runs, then metrics (sort keys first)."""
     params: dict[str, None] = {}
     metrics: dict[str, None] = {}
+    for item in order_by:
+        entity, _, rest = item.partition(".")
+        if entity in ("metrics", "metric"):
+            metrics[rest.split()[0].strip("`\"")] = None
     for r in page:
         params.update(dict.fromkeys(r.params))
         metrics.update(dict.fromkeys(r.metrics))
-    return [f"params.{k}" for k in list(params)[:4]] + [f"metrics.{k}" for k in list(metrics)[:4]]
+    varying = [k for k in params if len({r.params.get(k) for r in page}) > 1] or list(params)
+    return [f"params.{k}" for k in varying[:4]] + [f"metrics.{k}" for k in list(metrics)[:4]]
 
 
 def _cell(run, column: str) -> str:
@@ -183,8 +191,11 @@ def _compare_groups(runs_, across: str, as_json: bool) -> None:
         groups.setdefault(key, []).append(r)
     metrics = sorted({k for r in runs_ for k in r.metrics})
     rows: list[dict[str, Any]] = []
+    # Label groups by the params that tell them apart, not the ones all runs share.
+    shared = {k for k in {k for key in groups for k, _ in key}
+              if len({dict(key).get(k) for key in groups}) == 1}
     for key, members in groups.items():
-        row: dict[str, Any] = {"params": dict(key), "n": len(members),
+        row: dict[str, Any] = {"params": {k: v for k, v in key if k not in shared}, "n": len(members),
                                across: sorted(r.params.get(across, "-") for r in members), "metrics": {}}
         for m in metrics:
             vals = [r.metrics[m] for r in members if m in r.metrics and r.metrics[m] == r.metrics[m]]
@@ -204,6 +215,6 @@ def _compare_groups(runs_, across: str, as_json: bool) -> None:
         cells = []
         for m in metrics:
             s = row["metrics"].get(m)
-            cells.append("-" if s is None else f"{num(s['mean'])} ± {num(s['std'])}")
+            cells.append("-" if s is None else f"{s['mean']:.4g} ± {s['std']:.2g}")
         table.add_row(label, str(row["n"]), *cells)
     console().print(table)
