@@ -97,12 +97,32 @@ class Segment:
     summary: dict
 
 
+_SMALL = 8
+
+
 def prepare(key: str, steps: Any, timestamps: Any, values: Any) -> Segment:
+    if len(steps) <= _SMALL:
+        return _prepare_small(key, [int(x) for x in steps], [int(x) for x in timestamps],
+                              [float(x) for x in values])
     s = np.ascontiguousarray(steps, dtype="<i8")
     t = np.ascontiguousarray(timestamps, dtype="<i8")
     v = np.ascontiguousarray(values, dtype="<f8")
     return Segment(key, encode(s, t, v), int(s.shape[0]), int(s.min()), int(s.max()),
                    summarize(s, t, v))
+
+
+def _prepare_small(key: str, s: list, t: list, v: list) -> Segment:
+    """The same Segment without numpy: most flushes carry a handful of points per key."""
+    n = len(s)
+    if not (len(t) == n == len(v)) or n == 0:
+        raise ValueError("steps, timestamps and values must have the same, non-zero length")
+    blob = _HEADER.pack(b"S", _RAW, n) + struct.pack(f"<{n}q{n}q{n}d", *s, *t, *v)
+    last = max(range(n), key=lambda i: (s[i], t[i], i))  # ties: the last logged, as lexsort
+    finite = [x for x in v if x == x]
+    summary = {"value": v[last], "step": s[last], "timestamp": t[last],
+               "min": min(finite) if finite else None, "max": max(finite) if finite else None,
+               "count": n}
+    return Segment(key, blob, n, min(s), max(s), summary)
 
 
 def summarize(steps: np.ndarray, timestamps: np.ndarray, values: np.ndarray) -> dict[str, Any]:

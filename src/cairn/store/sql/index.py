@@ -24,6 +24,63 @@ from .engine import ensure_schema, make_engine, session
 
 _CHUNK = 500  # ids per IN (...) list
 
+# The write path runs these for every batch, so they are plain SQL: building SQLAlchemy
+# constructs per call cost more than the database work.  ON CONFLICT and quoted
+# identifiers mean the same on SQLite (>= 3.24) and PostgreSQL; only the placeholder
+# differs, and _sql() swaps it.
+_STATEMENTS = {
+    "applied_seq": 'SELECT seq FROM writers WHERE writer_id = ?',
+    "run_state": 'SELECT status, end_time FROM runs WHERE id = ?',
+    "insert_experiment": 'INSERT INTO experiments (id, name, created_at, lifecycle, tags) '
+                         'VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+    "insert_run": 'INSERT INTO runs (id, experiment_id, name, status, start_time, end_time, '
+                  'parent_id, "user", lifecycle, heartbeat, env) '
+                  "VALUES (?, ?, ?, 'RUNNING', ?, NULL, ?, ?, 'active', ?, '{}') "
+                  'ON CONFLICT DO NOTHING',
+    "update_env": 'UPDATE runs SET env = ? WHERE id = ?',
+    "insert_param": 'INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+    "upsert_tag": 'INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) '
+                  'ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value',
+    "delete_tag": 'DELETE FROM tags WHERE run_id = ? AND key = ?',
+    "insert_segment": 'INSERT INTO metric_segments (run_id, key, writer, seq, n, step_min, step_max, '
+                      'payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+    "insert_latest": 'INSERT INTO latest_metrics (run_id, key, value, is_nan, step, timestamp, '
+                     'min, max, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    "update_latest": 'UPDATE latest_metrics SET value = ?, is_nan = ?, step = ?, timestamp = ?, '
+                     'min = ?, max = ?, count = ? WHERE run_id = ? AND key = ?',
+    "upsert_artifact": 'INSERT INTO artifacts (run_id, path, size, digest, chunks) '
+                       'VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, path) DO UPDATE SET '
+                       'size = excluded.size, digest = excluded.digest, chunks = excluded.chunks',
+    "end_run": 'UPDATE runs SET heartbeat = CASE WHEN COALESCE(heartbeat, 0) > ? '
+               'THEN heartbeat ELSE ? END, status = ?, end_time = ? WHERE id = ?',
+    "touch_run": 'UPDATE runs SET heartbeat = CASE WHEN COALESCE(heartbeat, 0) > ? '
+                 "THEN heartbeat ELSE ? END, status = CASE WHEN end_time IS NULL "
+                 "THEN 'RUNNING' ELSE status END WHERE id = ?",
+    "upsert_writer": 'INSERT INTO writers (writer_id, run_id, seq, "offset") VALUES (?, ?, ?, ?) '
+                     'ON CONFLICT (writer_id) DO UPDATE SET seq = excluded.seq, '
+                     '"offset" = excluded."offset"',
+}
+_PG_STATEMENTS = {k: v.replace("?", "%s") for k, v in _STATEMENTS.items()}
+
+
+def _sql(conn: Connection, name: str) -> str:
+    return (_PG_STATEMENTS if conn.dialect.name == "postgresql" else _STATEMENTS)[name]
+
+
+def _run(conn: Connection, name: str, params):
+    return conn.exec_driver_sql(_sql(conn, name), params)
+
+
+def _fetchall(conn: Connection, sql: str, params: tuple) -> list[tuple]:
+    """Rows as plain tuples straight from the driver: reads of thousands of rows are
+    several times faster than through SQLAlchemy's result objects."""
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.execute(sql, params)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
 
 def _insert(conn: Connection):
     """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
@@ -64,12 +121,13 @@ class SqlIndex:
 
     # -- experiments -----------------------------------------------------
     def insert_experiment(self, conn: Connection, exp: Experiment, ignore_existing: bool = False) -> None:
-        stmt = _insert(conn)(T.experiments).values(
-            id=exp.id, name=exp.name, created_at=exp.created_at, lifecycle=exp.lifecycle,
-            tags=json.dumps(dict(exp.tags)))
+        params = (exp.id, exp.name, exp.created_at, exp.lifecycle, json.dumps(dict(exp.tags)))
         if ignore_existing:
-            stmt = stmt.on_conflict_do_nothing()
-        conn.execute(stmt)
+            _run(conn, "insert_experiment", params)
+        else:
+            conn.execute(sa.insert(T.experiments).values(
+                id=exp.id, name=exp.name, created_at=exp.created_at, lifecycle=exp.lifecycle,
+                tags=params[-1]))
 
     def list_experiments(self) -> list[Experiment]:
         with self.session() as conn:
@@ -101,13 +159,13 @@ class SqlIndex:
         """Refuse a new (not replayed) batch that would break a run's invariants."""
         if batch.create is not None:
             return
-        row = conn.execute(sa.select(T.runs.c.status, T.runs.c.end_time).where(
-            T.runs.c.id == batch.run_id)).first()
+        row = _run(conn, "run_state", (batch.run_id,)).first()
         if row is None:
             raise NotFound(f"run {batch.run_id!r} does not exist")
-        if (batch.params or batch.metrics) and row.status != RunStatus.RUNNING.value \
-                and row.end_time is not None:
-            raise RunFinished(f"run {batch.run_id} is {row.status}: its params and metrics "
+        status, end_time = row
+        if (batch.params or batch.metrics) and status != RunStatus.RUNNING.value \
+                and end_time is not None:
+            raise RunFinished(f"run {batch.run_id} is {status}: its params and metrics "
                               "are immutable (tags and notes stay editable)")
         if batch.params:
             existing = dict(conn.execute(sa.select(T.params.c.key, T.params.c.value).where(
@@ -119,17 +177,16 @@ class SqlIndex:
                         f"params are immutable and cannot be changed to {value!r}")
 
     def applied_seq(self, conn: Connection, writer_ids: Iterable[str]) -> dict[str, int]:
-        ids = list(set(writer_ids))
         out: dict[str, int] = {}
-        for part in _chunks(ids):
-            out.update(conn.execute(sa.select(T.writers.c.writer_id, T.writers.c.seq).where(
-                T.writers.c.writer_id.in_(part))).all())
+        for wid in set(writer_ids):
+            row = _run(conn, "applied_seq", (wid,)).first()
+            if row is not None:
+                out[wid] = row[0]
         return out
 
     def apply(self, conn: Connection, batch: RecordBatch, segs: list[seglib.Segment],
               end_offset: int = 0) -> None:
         """Apply one batch inside the caller's write transaction (caller checked its seq)."""
-        ins = _insert(conn)
         rid = batch.run_id
         if batch.create is not None:
             c = batch.create
@@ -137,61 +194,43 @@ class SqlIndex:
                 self.insert_experiment(conn, Experiment(c["experiment_id"], c["experiment_name"],
                                                         c.get("experiment_created_at", batch.time)),
                                        ignore_existing=True)
-            conn.execute(ins(T.runs).values(
-                id=rid, experiment_id=c["experiment_id"], name=c.get("name") or rid[:8],
-                status=RunStatus.RUNNING.value, start_time=c.get("start_time", batch.time),
-                end_time=None, parent_id=c.get("parent_id"), user=c.get("user", ""),
-                lifecycle="active", heartbeat=batch.time, env="{}",
-            ).on_conflict_do_nothing())
+            _run(conn, "insert_run", (rid, c["experiment_id"], c.get("name") or rid[:8],
+                                      c.get("start_time", batch.time), c.get("parent_id"),
+                                      c.get("user", ""), batch.time))
         if batch.env is not None:
-            conn.execute(sa.update(T.runs).where(T.runs.c.id == rid).values(
-                env=json.dumps(batch.env, default=str)))
+            _run(conn, "update_env", (json.dumps(batch.env, default=str), rid))
         if batch.params:
-            conn.execute(ins(T.params).on_conflict_do_nothing(),
-                         [{"run_id": rid, "key": k, "value": v} for k, v in batch.params.items()])
+            _run(conn, "insert_param", [(rid, k, v) for k, v in batch.params.items()])
         if batch.tags:
-            stmt = ins(T.tags)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"],
-                                                    set_={"value": stmt.excluded.value}),
-                         [{"run_id": rid, "key": k, "value": v} for k, v in batch.tags.items()])
+            _run(conn, "upsert_tag", [(rid, k, v) for k, v in batch.tags.items()])
         if batch.deleted_tags:
-            conn.execute(sa.delete(T.tags).where(T.tags.c.run_id == rid,
-                                                 T.tags.c.key.in_(list(batch.deleted_tags))))
+            _run(conn, "delete_tag", [(rid, k) for k in batch.deleted_tags])
         if segs:
-            self._apply_metrics(conn, rid, batch.writer_id, batch.seq, segs)
+            self._apply_metrics(conn, rid, batch.writer_id, batch.seq, segs,
+                                new_run=batch.create is not None)
         if batch.artifacts:
-            stmt = ins(T.artifacts)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["run_id", "path"],
-                set_={"size": stmt.excluded.size, "digest": stmt.excluded.digest,
-                      "chunks": stmt.excluded.chunks}),
-                [{"run_id": rid, "path": a.path, "size": a.size, "digest": a.digest,
-                  "chunks": json.dumps([list(c) for c in a.chunks]) if a.chunks else None}
-                 for a in batch.artifacts])
-        values: dict[str, Any] = {"heartbeat": sa.func.max(
-            sa.func.coalesce(T.runs.c.heartbeat, 0), batch.time) if conn.dialect.name == "sqlite"
-            else sa.func.greatest(sa.func.coalesce(T.runs.c.heartbeat, 0), batch.time)}
+            _run(conn, "upsert_artifact", [
+                (rid, a.path, a.size, a.digest,
+                 json.dumps([list(c) for c in a.chunks]) if a.chunks else None)
+                for a in batch.artifacts])
         if batch.status is not None:
-            values["status"] = batch.status.value
-            values["end_time"] = batch.end_time if batch.status.terminal else None
+            _run(conn, "end_run", (batch.time, batch.time, batch.status.value,
+                                   batch.end_time if batch.status.terminal else None, rid))
         else:
             # A writer heard from again revives a run that was only presumed dead.
-            values["status"] = sa.case((T.runs.c.end_time.is_(None), RunStatus.RUNNING.value),
-                                       else_=T.runs.c.status)
-        conn.execute(sa.update(T.runs).where(T.runs.c.id == rid).values(**values))
-        stmt = ins(T.writers)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["writer_id"],
-            set_={"seq": stmt.excluded.seq, "offset": stmt.excluded.offset}),
-            {"writer_id": batch.writer_id, "run_id": rid, "seq": batch.seq, "offset": end_offset})
+            _run(conn, "touch_run", (batch.time, batch.time, rid))
+        _run(conn, "upsert_writer", (batch.writer_id, rid, batch.seq, end_offset))
 
-    def _apply_metrics(self, conn, rid, writer, seq, segs: list[seglib.Segment]) -> None:
-        conn.execute(_insert(conn)(T.metric_segments).on_conflict_do_nothing(), [
-            {"run_id": rid, "key": s.key, "writer": writer, "seq": seq, "n": s.n,
-             "step_min": s.step_min, "step_max": s.step_max, "payload": s.blob} for s in segs])
-        lm = T.latest_metrics
-        old = {r.key: r for r in conn.execute(sa.select(lm).where(
-            lm.c.run_id == rid, lm.c.key.in_([s.key for s in segs]))).all()}
+    def _apply_metrics(self, conn, rid, writer, seq, segs: list[seglib.Segment],
+                       new_run: bool = False) -> None:
+        _run(conn, "insert_segment", [(rid, s.key, writer, seq, s.n, s.step_min, s.step_max, s.blob)
+                                      for s in segs])
+        old = {}
+        if not new_run:  # a run created in this very batch has no summaries to merge with
+            ph = "%s" if conn.dialect.name == "postgresql" else "?"
+            sql = ("SELECT key, value, is_nan, step, timestamp, min, max, count FROM latest_metrics "
+                   f"WHERE run_id = {ph} AND key IN ({', '.join([ph] * len(segs))})")
+            old = {r.key: r for r in conn.exec_driver_sql(sql, (rid, *[s.key for s in segs]))}
         fresh, updates = [], []
         for s in segs:
             new = s.summary
@@ -207,12 +246,12 @@ class SqlIndex:
             merged = {"value": val, "step": step, "timestamp": ts,
                       "min": _nan_min(prev.min, new["min"]), "max": _nan_max(prev.max, new["max"]),
                       "count": prev.count + new["count"]}
-            updates.append(_latest_row(rid, s.key, merged))
+            r = _latest_row(rid, s.key, merged)
+            updates.append(r[2:] + r[:2])
         if fresh:
-            conn.execute(sa.insert(lm), fresh)
-        for row in updates:
-            conn.execute(sa.update(lm).where(lm.c.run_id == rid, lm.c.key == row["key"]).values(
-                {k: v for k, v in row.items() if k not in ("run_id", "key")}))
+            _run(conn, "insert_latest", fresh)
+        if updates:
+            _run(conn, "update_latest", updates)
 
     def heartbeat(self, run_ids: Sequence[str], when: int) -> None:
         with self.session(write=True) as conn:
@@ -250,49 +289,51 @@ class SqlIndex:
     def load_runs(self, conn: Connection, ids: Sequence[str], with_env: bool = False,
                   stale_before: int | None = None) -> list[Run]:
         """Runs by id, in the order given, with params, tags and latest metrics."""
-        r, e = T.runs, T.experiments
-        cols = [r.c.id, r.c.name, r.c.experiment_id, e.c.name.label("experiment"), r.c.status,
-                r.c.start_time, r.c.end_time, r.c.user, r.c.parent_id, r.c.lifecycle, r.c.heartbeat]
-        if with_env:
-            cols.append(r.c.env)
         rows, params, tags, metrics = {}, {}, {}, {}
+        ph = "%s" if conn.dialect.name == "postgresql" else "?"
+        env_col = ", r.env" if with_env else ""
         for part in _chunks(list(ids)):
-            for row in conn.execute(sa.select(*cols).select_from(
-                    r.outerjoin(e, e.c.id == r.c.experiment_id)).where(r.c.id.in_(part))):
-                rows[row.id] = row
-            for rid, k, v in conn.execute(sa.select(T.params.c.run_id, T.params.c.key,
-                                                    T.params.c.value).where(T.params.c.run_id.in_(part))):
+            marks = ", ".join([ph] * len(part))
+            key = tuple(part)
+            for row in _fetchall(conn,
+                    "SELECT r.id, r.name, r.experiment_id, e.name, r.status, r.start_time, "
+                    'r.end_time, r."user", r.parent_id, r.lifecycle, r.heartbeat'
+                    f"{env_col} FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id "
+                    f"WHERE r.id IN ({marks})", key):
+                rows[row[0]] = row
+            for rid, k, v in _fetchall(
+                    conn, f"SELECT run_id, key, value FROM params WHERE run_id IN ({marks})", key):
                 params.setdefault(rid, {})[k] = v
-            for rid, k, v in conn.execute(sa.select(T.tags.c.run_id, T.tags.c.key,
-                                                    T.tags.c.value).where(T.tags.c.run_id.in_(part))):
+            for rid, k, v in _fetchall(
+                    conn, f"SELECT run_id, key, value FROM tags WHERE run_id IN ({marks})", key):
                 tags.setdefault(rid, {})[k] = v
-            for m in conn.execute(sa.select(T.latest_metrics).where(
-                    T.latest_metrics.c.run_id.in_(part))):
-                value = math.nan if m.is_nan else m.value
-                metrics.setdefault(m.run_id, {})[m.key] = LatestMetric(
-                    m.key, value, m.step, m.timestamp,
-                    math.nan if m.min is None else m.min, math.nan if m.max is None else m.max, m.count)
+            for m in _fetchall(conn,
+                    "SELECT run_id, key, value, is_nan, step, timestamp, min, max, count "
+                    f"FROM latest_metrics WHERE run_id IN ({marks})", key):
+                metrics.setdefault(m[0], {})[m[1]] = LatestMetric(
+                    m[1], math.nan if m[3] else m[2], m[4], m[5], math.nan if m[6] is None else m[6],
+                    math.nan if m[7] is None else m[7], m[8])
         out = []
         for rid in ids:
             row = rows.get(rid)
             if row is None:
                 continue
-            status = RunStatus(row.status)
-            end_time = row.end_time
-            if status is RunStatus.RUNNING and stale_before is not None and row.heartbeat is not None \
-                    and row.heartbeat < stale_before:
+            (_id, name, exp_id, exp_name, status_text, start, end_time, user, parent, lifecycle,
+             heartbeat) = row[:11]
+            status = RunStatus(status_text)
+            if status is RunStatus.RUNNING and stale_before is not None and heartbeat is not None \
+                    and heartbeat < stale_before:
                 status = RunStatus.KILLED
             if status is RunStatus.KILLED and end_time is None:
-                end_time = row.heartbeat  # presumed dead: its last sign of life
+                end_time = heartbeat  # presumed dead: its last sign of life
             summaries = metrics.get(rid, {})
             out.append(Run(
-                id=row.id, name=row.name, experiment_id=row.experiment_id,
-                experiment=row.experiment or "", status=status, start_time=row.start_time,
-                end_time=end_time, user=row.user, parent_id=row.parent_id,
+                id=rid, name=name, experiment_id=exp_id, experiment=exp_name or "", status=status,
+                start_time=start, end_time=end_time, user=user, parent_id=parent,
                 params=params.get(rid, {}), tags=tags.get(rid, {}),
                 metrics={k: m.value for k, m in summaries.items()},
-                env=json.loads(row.env) if with_env else {}, lifecycle=row.lifecycle,
-                heartbeat=row.heartbeat, metric_summaries=summaries))
+                env=json.loads(row[11]) if with_env else {}, lifecycle=lifecycle,
+                heartbeat=heartbeat, metric_summaries=summaries))
         return out
 
     def search(self, experiment_ids: Sequence[str] | None, flt: Any, order: Any, offset: int,
@@ -300,7 +341,9 @@ class SqlIndex:
         """One page of matching runs, and whether more follow."""
         from ... import search
 
-        query = search.compile_query(experiment_ids, flt, order, T)
+        # Only ids: the wide env column would otherwise be read for every candidate row.
+        query = search.compile_query(experiment_ids, flt, order, T).with_only_columns(
+            T.runs.c.id, maintain_column_froms=True)
         query = query.offset(offset).limit(limit + 1)
         with self.session() as conn:
             ids = [row[0] for row in conn.execute(query)]
@@ -367,12 +410,12 @@ def history_from_blobs(key: str, blobs: list[bytes]) -> MetricHistory:
     return MetricHistory(key, s, t, v)
 
 
-def _latest_row(rid: str, key: str, m: dict) -> dict:
+def _latest_row(rid: str, key: str, m: dict) -> tuple:
+    """(run_id, key, value, is_nan, step, timestamp, min, max, count); NaN is flagged, value NULL."""
     value = m["value"]
     is_nan = isinstance(value, float) and math.isnan(value)
-    return {"run_id": rid, "key": key, "value": None if is_nan else value, "is_nan": int(is_nan),
-            "step": m["step"], "timestamp": m["timestamp"], "min": m["min"], "max": m["max"],
-            "count": m["count"]}
+    return (rid, key, None if is_nan else value, int(is_nan), m["step"], m["timestamp"],
+            m["min"], m["max"], m["count"])
 
 
 def _nan_min(a, b):
