@@ -202,3 +202,23 @@ def test_missing_artifact_source_is_a_clear_error(tracking, tmp_path):
             cairn.log_artifact(tmp_path / "missing.txt")
         with pytest.raises(cairn.InvalidArgument, match="relative"):
             cairn.log_artifact(__file__, "../escape")
+
+
+def test_client_log_batch_validates_and_groups(tracking):
+    from cairn.entities import Metric
+
+    c = cairn.Client()
+    run = c.create_run(name="batch")
+    c.log_batch(run.id, metrics=[("a", 1.0, 0, 10), ("b", 2, 0, 10), ("a", 3.0, 1, 11)],
+                params={"p": 1}, tags={"t": "x"})
+    c.log_batch(run.id, metrics=[Metric("a", 5.0, 2, 12)])
+    assert c.get_metric_history(run.id, "a").values.tolist() == [1.0, 3.0, 5.0]
+    assert c.get_run(run.id).params == {"p": "1"}
+    for bad, msg in [([("a", "1.0", 3, 1)], "must be a number"), ([("a", None, 3, 1)], "must be a number"),
+                     ([("", 1.0, 3, 1)], "empty"), ([("a", 1.0, 1.5, 1)], "integer"),
+                     ([(1, 2)], "key, value, step, timestamp")]:
+        with pytest.raises(cairn.InvalidArgument, match=msg):
+            c.log_batch(run.id, metrics=bad)
+    assert len(c.get_metric_history(run.id, "a")) == 3  # nothing half-applied
+    with pytest.raises(cairn.NotFound):
+        c.log_batch("0" * 32, metrics=[("a", 1.0, 0, 1)])

@@ -282,8 +282,45 @@ def _clean_artifact_path(path: str) -> str:
     return str(p).strip("/").removeprefix(".").strip("/")
 
 
-def _group_metrics(metrics: Sequence[Any]) -> dict[str, tuple[list, list, list]]:
-    """(key, value, step, timestamp) tuples -> key -> (steps, timestamps, values), validated."""
+def _group_metrics(metrics: Sequence[Any]) -> dict[str, tuple[Any, Any, Any]]:
+    """(key, value, step, timestamp) tuples -> key -> (steps, timestamps, values), validated.
+
+    Batches of plain numbers are transposed and checked by numpy in C; anything unusual
+    (strings, None, Metric objects) takes the per-item path, which names the bad item.
+    """
+    if not metrics:
+        return {}
+    try:
+        keys, values, steps, stamps = zip(*metrics)
+    except (TypeError, ValueError):
+        return _group_slow(metrics)
+    import numpy as np
+
+    v = np.asarray(values)
+    s = np.asarray(steps)
+    t = np.asarray(stamps)
+    if v.dtype.kind not in "fiu" or s.dtype.kind not in "iu" or t.dtype.kind not in "iu" \
+            or v.ndim != 1:
+        return _group_slow(metrics)
+    v = v.astype(np.float64, copy=False)
+    s = s.astype(np.int64, copy=False)
+    t = t.astype(np.int64, copy=False)
+    first = keys[0]
+    if keys.count(first) == len(keys):
+        check_key(first, "metric")
+        return {first: (s, t, v)}
+    groups: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    out = {}
+    for k, idx in groups.items():
+        check_key(k, "metric")
+        ix = np.asarray(idx)
+        out[k] = (s[ix], t[ix], v[ix])
+    return out
+
+
+def _group_slow(metrics: Sequence[Any]) -> dict[str, tuple[list, list, list]]:
     out: dict[str, tuple[list, list, list]] = {}
     for item in metrics:
         try:
@@ -301,4 +338,3 @@ def _group_metrics(metrics: Sequence[Any]) -> dict[str, tuple[list, list, list]]
         series[1].append(ts if type(ts) is int else check_step(key, ts))
         series[2].append(value if type(value) is float else check_metric_value(key, value))
     return out
-

@@ -26,6 +26,7 @@ from typing import Iterator
 
 from ..entities import FileEntry, RecordBatch, RunStatus
 from . import segments
+from .envjson import env_text
 
 MAGIC = b"CJR1"
 _FRAME = struct.Struct("<4sII")
@@ -42,8 +43,6 @@ def encode_batch(batch: RecordBatch, prepared: "list[segments.Segment] | None" =
     header: dict = {"run": batch.run_id, "w": batch.writer_id, "seq": batch.seq, "t": batch.time}
     if batch.create is not None:
         header["create"] = dict(batch.create)
-    if batch.env is not None:
-        header["env"] = dict(batch.env)
     if batch.params:
         header["params"] = dict(batch.params)
     if batch.tags:
@@ -58,7 +57,10 @@ def encode_batch(batch: RecordBatch, prepared: "list[segments.Segment] | None" =
         header["end_time"] = batch.end_time
     if seg_meta:
         header["segments"] = seg_meta
-    hbytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    htext = json.dumps(header, separators=(",", ":"), allow_nan=False)
+    if batch.env is not None:  # spliced in: the environment's JSON is memoised across runs
+        htext = f'{htext[:-1]},"env":{env_text(batch.env)}}}'
+    hbytes = htext.encode()
     payload = b"".join([_U32.pack(len(hbytes)), hbytes, *blobs])
     return _FRAME.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 

@@ -19,6 +19,7 @@ from ...entities import (
 )
 from ...errors import InvalidArgument, NotFound, RunFinished
 from .. import segments as seglib
+from ..envjson import env_text
 from . import tables as T
 from .engine import ensure_schema, make_engine, session
 
@@ -198,7 +199,7 @@ class SqlIndex:
                                       c.get("start_time", batch.time), c.get("parent_id"),
                                       c.get("user", ""), batch.time))
         if batch.env is not None:
-            _run(conn, "update_env", (json.dumps(batch.env, default=str), rid))
+            _run(conn, "update_env", (env_text(batch.env), rid))
         if batch.params:
             _run(conn, "insert_param", [(rid, k, v) for k, v in batch.params.items()])
         if batch.tags:
