@@ -89,12 +89,17 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def child_env() -> dict[str, str]:
+# Settings given to one side's subprocesses on top of child_env(); --cairn-fsync adds CAIRN_FSYNC.
+SIDE_ENV: dict[str, dict[str, str]] = {"mlflow": {}, "cairn": {}}
+
+
+def child_env(side: str | None = None) -> dict[str, str]:
     """The environment of every subprocess: no inherited MLflow/Cairn settings, no PYTHONPATH."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MLFLOW_", "CAIRN_")) and k not in ("PYTHONPATH", "PYTHONSTARTUP")}
     env["MLFLOW_ENABLE_ASYNC_LOGGING"] = "false"  # MLflow's default, stated: synchronous logging
     env["GIT_PYTHON_REFRESH"] = "quiet"
+    env.update(SIDE_ENV.get(side, {}))
     return env
 
 
@@ -137,7 +142,7 @@ def call_side(python: str, side: str, workload: str, phase: str, workdir: Path,
               params: dict[str, int]) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [python, str(BENCH / f"side_{side}.py"), workload, phase, str(workdir), json.dumps(params)]
-    proc = subprocess.run(argv, cwd=workdir, env=child_env(), capture_output=True, text=True,
+    proc = subprocess.run(argv, cwd=workdir, env=child_env(side), capture_output=True, text=True,
                           timeout=CHILD_TIMEOUT_S)
     results = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not results:
@@ -285,6 +290,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, help="repetitions per workload (default 5, 1 with --quick)")
     p.add_argument("--mlflow-python", help="use this interpreter (with mlflow installed) for MLflow")
     p.add_argument("--check", action="store_true", help="exit 1 when a workload misses its target")
+    p.add_argument("--cairn-fsync", action="store_true",
+                   help="run Cairn with CAIRN_FSYNC=1 (fsync every journal append, as MLflow's "
+                        "SQLite commits do) instead of its default")
     args = p.parse_args(argv)
     names = [n for chunk in args.only or [] for n in chunk.split(",") if n]
     unknown = [n for n in names if n not in BY_NAME]
@@ -300,20 +308,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sides = SIDES if args.side == "both" else (args.side,)
+    if args.cairn_fsync:
+        SIDE_ENV["cairn"]["CAIRN_FSYNC"] = "1"
     pythons = {"cairn": sys.executable}
     if "mlflow" in sides:
         pythons["mlflow"] = ensure_mlflow_python(args.mlflow_python)
     versions = {"mlflow": installed_version(pythons["mlflow"], "mlflow") if "mlflow" in sides else None,
                 "cairn": installed_version(pythons["cairn"], "cairn") if "cairn" in sides else None}
     started = dt.datetime.now(dt.timezone.utc)
+    load = [os.getloadavg()[0]]
     entries = [run_workload(w, pythons, sides, args.reps, args.quick) for w in args.workloads]
+    load.append(os.getloadavg()[0])
     report = {"started": started.isoformat(timespec="seconds"),
               "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
-              "quick": args.quick, "reps": args.reps, "versions": versions, "machine": machine(),
-              "workloads": entries}
+              "quick": args.quick, "reps": args.reps, "cairn_fsync": args.cairn_fsync,
+              "versions": versions,
+              "machine": machine(), "load_average": load, "workloads": entries}
     print_table(entries, versions, args.reps)
+    if args.cairn_fsync:
+        print("Cairn ran with CAIRN_FSYNC=1: every journal append fsynced.")
+    if max(load) > (os.cpu_count() or 1):
+        print(f"\nwarning: load average {load[0]:.1f} at the start, {load[1]:.1f} at the end, on "
+              f"{os.cpu_count()} CPUs: other work shared the machine, so the figures are noisy.")
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"bench-{started:%Y%m%dT%H%M%SZ}{'-quick' if args.quick else ''}.json"
+    suffix = ("-quick" if args.quick else "") + ("-fsync" if args.cairn_fsync else "")
+    path = RESULTS / f"bench-{started:%Y%m%dT%H%M%SZ}{suffix}.json"
     text = json.dumps(report, indent=2) + "\n"
     path.write_text(text)
     (RESULTS / "latest.json").write_text(text)

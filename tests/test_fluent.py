@@ -222,3 +222,14 @@ def test_client_log_batch_validates_and_groups(tracking):
     assert len(c.get_metric_history(run.id, "a")) == 3  # nothing half-applied
     with pytest.raises(cairn.NotFound):
         c.log_batch("0" * 32, metrics=[("a", 1.0, 0, 1)])
+
+
+def test_an_ended_run_cannot_be_reopened(tracking):
+    c = cairn.Client()
+    run = c.create_run()
+    c.set_terminated(run.id, "FINISHED")
+    with pytest.raises(cairn.InvalidArgument, match="terminal"):
+        c.set_terminated(run.id, "RUNNING")
+    with pytest.raises(cairn.RunFinished):
+        c.set_terminated(run.id, "FAILED")
+    assert c.get_run(run.id).status is RunStatus.FINISHED

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from typing import Any, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
+from pg_fixtures import create_schema, pg_database  # noqa: F401  (a fixture)
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
 from cairn.entities import Run, RunStatus
@@ -85,6 +84,20 @@ def test_parse_one_clause(text: str, clause: Clause) -> None:
     assert parse_filter(format_filter((clause,))) == (clause,)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    entity=st.sampled_from(["params", "tags"]),
+    key=st.text(min_size=1),
+    value=st.text() | st.tuples(st.text()) | st.tuples(st.text(), st.text()),
+)
+def test_any_key_and_string_round_trip(entity: str, key: str, value: Any) -> None:
+    op = ("IN" if len(value) == 1 else "NOT IN") if isinstance(value, tuple) else "="
+    clause = Clause(entity, key, op, value)
+    assert parse_filter(format_filter((clause,))) == (clause,)
+    order = OrderKey("metrics", key, False)
+    assert parse_order_by([str(order)]) == (order,)
+
+
 def test_parse_several_clauses_and_spacing() -> None:
     flt = parse_filter("  metrics.acc>0.9 and params.model='cnn'AND tags.team LIKE 'v%'\n")
     assert flt == (
@@ -92,7 +105,8 @@ def test_parse_several_clauses_and_spacing() -> None:
         Clause("params", "model", "=", "cnn"),
         Clause("tags", "team", "LIKE", "v%"),
     )
-    assert format_filter(flt) == "metrics.acc > 0.9 AND params.model = 'cnn' AND tags.team LIKE 'v%'"
+    assert format_filter(flt) == (
+        "metrics.acc > 0.9 AND params.model = 'cnn' AND tags.team LIKE 'v%'")
 
 
 @pytest.mark.parametrize("text", ["", "   ", None])
@@ -300,29 +314,14 @@ def sqlite_engine() -> Iterator[Engine]:
     engine.dispose()
 
 
-POSTGRES_URL = os.environ.get("CAIRN_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
 @pytest.fixture(scope="module")
-def postgres_engine() -> Iterator[Engine]:
-    pytest.importorskip("psycopg")
-    base = create_engine(POSTGRES_URL)
-    schema = f"cairn_search_{uuid.uuid4().hex[:12]}"
-    try:
-        with base.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server"
-        base.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.__class__.__name__}")
-    engine = base.execution_options(schema_translate_map={None: schema})
+def postgres_engine(pg_database: str) -> Iterator[Engine]:
+    """The index tables in a fresh schema of the session's PostgreSQL test database."""
+    url = create_schema(pg_database).replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
     tables.metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        with base.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        base.dispose()
+    yield engine
+    engine.dispose()
 
 
 METRIC_KEYS = ["acc", "loss", "val loss"]
@@ -334,7 +333,8 @@ STRINGS = ["", "a", "A", "ab", "Ab", "aB", "a_b", "a%b", "x*y", "[q]", "a?", "ä
 # converts it the same way (see docs/search.md on SQLite's text-to-real conversion).
 NUMERIC_TEXTS = ["0", "1", "-1", "0.5", "1e-05", "1E3", ".5", "1.", "+2", "0.001", "10", "007",
                  "1e9999", "-0.0", "2.5e-3", "32", "1e12345", "1.2.3", "1e", "e5", " 1", "nan",
-                 "inf", "0x10", "1_0", "\u0661", "1e+2", "-.25"]
+                 "inf", "0x10", "1_0", "\u0661", "1e+2", "-.25", "1 ", "\t1", "1\n", "1e00001",
+                 "1e0001", "9007199254740993", "1e-9999", "+.5E+3"]
 NUMBERS = [0.0, 0.5, 1.0, -1.0, 1e-05, 2.0, 10.0, 0.001, 32.0, 1000.0, 1e300, -0.25, 100.0]
 METRIC_VALUES = NUMBERS + [NAN, INF, -INF, -0.0]
 
@@ -355,7 +355,8 @@ runs_strategy = st.lists(st.builds(
     params=st.dictionaries(st.sampled_from(PARAM_KEYS),
                            st.sampled_from(NUMERIC_TEXTS + STRINGS), min_size=1, max_size=3),
     metrics=st.dictionaries(st.sampled_from(METRIC_KEYS), metric_values, min_size=1, max_size=3),
-    tags=st.dictionaries(st.sampled_from(TAG_KEYS), st.sampled_from(STRINGS), min_size=1, max_size=3),
+    tags=st.dictionaries(st.sampled_from(TAG_KEYS), st.sampled_from(STRINGS),
+                         min_size=1, max_size=3),
     lifecycle=st.sampled_from(["active", "active", "active", "deleted"]),
 ), min_size=1, max_size=12, unique_by=lambda r: r.id)
 
@@ -423,7 +424,8 @@ def _check_equivalence(engine: Engine, runs: list[Run], query_list: list[Any]) -
             assert parse_filter(format_filter(flt)) == flt
             assert parse_order_by([str(k) for k in order]) == order
             expected = _brute(runs, experiment_ids, flt, order)
-            got = [row.id for row in conn.execute(compile_query(experiment_ids, flt, order, tables))]
+            stmt = compile_query(experiment_ids, flt, order, tables)
+            got = [row.id for row in conn.execute(stmt)]
             assert got == expected, (format_filter(flt), [str(k) for k in order])
             if len(expected) > 2:  # a page in the middle
                 page = compile_query(experiment_ids, flt, order, tables, limit=2, offset=1)

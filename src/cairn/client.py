@@ -142,19 +142,19 @@ class Client:
         exp = (self.get_or_create_experiment(DEFAULT_EXPERIMENT) if experiment_id is None
                else self.get_experiment(experiment_id))
         run_id = uuid.uuid4().hex
-        self._write(run_id, create=self.creation(exp, run_id, name, parent_id, start_time),
+        self._write(run_id, create=self._creation(exp, run_id, name, parent_id, start_time),
                     params={check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()},
                     tags={check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()})
         return self.store.get_run(run_id)
 
-    def creation(self, exp: Experiment, run_id: str, name: str | None, parent_id: str | None,
+    def _creation(self, exp: Experiment, run_id: str, name: str | None, parent_id: str | None,
                  start_time: int | None) -> dict[str, Any]:
         from .names import random_name
 
         return {"experiment_id": exp.id, "experiment_name": exp.name,
                 "experiment_created_at": exp.created_at, "name": name or random_name(run_id),
                 "parent_id": parent_id, "user": self.user,
-                "start_time": start_time or _writer.now_ms()}
+                "start_time": _writer.now_ms() if start_time is None else start_time}
 
     def get_run(self, run_id: str) -> Run:
         self._check_run_id(run_id)
@@ -186,7 +186,7 @@ class Client:
 
     def log_metric(self, run_id: str, key: str, value: Any, step: int = 0,
                    timestamp: int | None = None) -> None:
-        self.log_batch(run_id, [(key, value, step, timestamp or _writer.now_ms())])
+        self.log_batch(run_id, [(key, value, step, _writer.now_ms() if timestamp is None else timestamp)])
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         self.log_batch(run_id, params={key: value})
@@ -209,7 +209,9 @@ class Client:
         except ValueError:
             raise InvalidArgument(f"unknown run status {status!r}; use one of "
                                   f"{[s.value for s in RunStatus]}") from None
-        self._write(run_id, status=st, end_time=end_time or _writer.now_ms())
+        if not st.terminal:
+            raise InvalidArgument("set_terminated needs a terminal status: FINISHED, FAILED or KILLED")
+        self._write(run_id, status=st, end_time=_writer.now_ms() if end_time is None else end_time)
 
     # -- artifacts -------------------------------------------------------
     def store_artifacts(self, local_path: str | os.PathLike, artifact_path: str | None = None) -> list[FileEntry]:
@@ -267,6 +269,143 @@ class Client:
         for e in self.list_artifacts(run_id):
             oids.extend(c[0] for c in e.chunks) if e.chunks else oids.append(e.digest)
         return self.store.objects.verify(oids)
+
+    # -- model registry: thin delegation to cairn.registry (imported on first use) ------
+    @property
+    def _registry(self):
+        reg = self.__dict__.get("_registry_impl")
+        if reg is None:
+            from .registry.service import Registry
+
+            reg = self.__dict__["_registry_impl"] = Registry(self)
+        return reg
+
+    def register_model(self, name: str, model: Any, **options: Any):
+        """Register a new version of ``name`` (see :meth:`cairn.registry.Registry.register_model`)."""
+        return self._registry.register_model(name, model, **options)
+
+    def create_registered_model(self, name: str, description: str = "", tags: Mapping[str, str] | None = None):
+        return self._registry.create_registered_model(name, description, tags)
+
+    def get_registered_model(self, name: str):
+        return self._registry.get_registered_model(name)
+
+    def list_registered_models(self):
+        return self._registry.list_registered_models()
+
+    def get_model_version(self, name: str, version: str):
+        return self._registry.get_model_version(name, version)
+
+    def list_model_versions(self, name: str, stage: str | None = None):
+        return self._registry.list_model_versions(name, stage)
+
+    def get_latest_model_version(self, name: str):
+        return self._registry.latest_model_version(name)
+
+    def resolve_model(self, ref: str):
+        """The version ``name/1.3.0``, ``name@production``, ``name@champion`` or ``name@latest`` names."""
+        return self._registry.resolve(ref)
+
+    def load_model(self, ref: Any, **options: Any):
+        return self._registry.load_model(ref, **options)
+
+    def download_model(self, ref: Any, dst: str | os.PathLike | None = None, **options: Any) -> Path:
+        return self._registry.download_model(ref, dst, **options)
+
+    def verify_model(self, name: str, version: str | None = None, trusted_keys: Any = None):
+        return self._registry.verify_model_versions(name, version, trusted_keys)
+
+    def diff_model_versions(self, name: str, a: str, b: str) -> dict[str, Any]:
+        return self._registry.diff_model_versions(name, a, b)
+
+    def set_stage_policy(self, name: str, stage: str, approvals: int = 0,
+                         approvers: Sequence[str] | None = None, exclusive: bool | None = None):
+        return self._registry.set_stage_policy(name, stage, approvals, approvers, exclusive)
+
+    def get_stage_policies(self, name: str):
+        return self._registry.get_stage_policies(name)
+
+    def transition_model_version_stage(self, name: str, version: str, stage: str, comment: str = ""):
+        """Move a version to a stage directly (refused when the stage's policy needs approvals)."""
+        return self._registry.transition_stage(name, version, stage, comment)
+
+    def request_transition(self, name: str, version: str, stage: str, comment: str = ""):
+        return self._registry.request_transition(name, version, stage, comment)
+
+    def approve(self, request_id: str, comment: str = ""):
+        return self._registry.approve(request_id, comment)
+
+    def reject(self, request_id: str, comment: str = ""):
+        return self._registry.reject(request_id, comment)
+
+    def get_transition_request(self, request_id: str):
+        return self._registry.get_transition_request(request_id)
+
+    def list_transition_requests(self, name: str | None = None, status: str | None = "pending"):
+        return self._registry.list_transition_requests(name, status)
+
+    def set_alias(self, name: str, alias: str, version: str):
+        return self._registry.set_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._registry.delete_alias(name, alias)
+
+    def rollback(self, name: str, stage: str = "production", to: str | None = None, reason: str = ""):
+        return self._registry.rollback(name, stage, to, reason)
+
+    def model_version_at(self, name: str, stage: str, when: Any):
+        return self._registry.model_version_at(name, stage, when)
+
+    def model_history(self, name: str, version: str | None = None):
+        return self._registry.model_history(name, version)
+
+    def set_naming_policy(self, template: str | None = None, regex: str | None = None):
+        return self._registry.set_naming_policy(template, regex)
+
+    def get_naming_policy(self):
+        return self._registry.get_naming_policy()
+
+    def create_signing_key(self, name: str = "default", directory: str | os.PathLike | None = None):
+        """Make an Ed25519 key pair in the keys directory and trust it here; new versions get signed."""
+        return self._registry.create_signing_key(name, directory)
+
+    def trust_signing_key(self, public_key_pem: str, name: str):
+        return self._registry.trust_key(public_key_pem, name)
+
+    def list_signing_keys(self, include_revoked: bool = False):
+        return self._registry.list_keys(include_revoked)
+
+    def revoke_signing_key(self, key_id: str) -> None:
+        self._registry.revoke_key(key_id)
+
+    def audit_log(self, target: str | None = None, action: str | None = None,
+                  actor: str | None = None, limit: int | None = None):
+        return self._registry.audit_log(target, action, actor, limit)
+
+    def verify_audit_log(self):
+        return self._registry.verify_audit_log()
+
+    # -- data sets and lineage: thin delegation to cairn.data / cairn.lineage --------
+    @property
+    def data(self):
+        """Data set versioning on this client's store (:class:`cairn.data.Datasets`)."""
+        ds = self.__dict__.get("_datasets_impl")
+        if ds is None:
+            from .data import Datasets
+
+            ds = self.__dict__["_datasets_impl"] = Datasets(self)
+        return ds
+
+    def log_input(self, run_id: str, dataset: str, role: str = "input"):
+        """Record that run ``run_id`` reads data set version ``dataset`` ("name@3") as ``role``."""
+        self._check_run_id(run_id)
+        return self.data.log_input(run_id, dataset, role)
+
+    def lineage(self, ref: str, direction: str = "upstream", depth: int | None = None):
+        """The lineage graph around ``ref`` (a data set version, run or model version)."""
+        from .lineage import lineage
+
+        return lineage(self, ref, direction=direction, depth=depth)
 
     # -- helpers ---------------------------------------------------------
     @staticmethod

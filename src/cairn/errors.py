@@ -17,6 +17,8 @@ and the HTTP client can map it back.  This module imports nothing from cairn.
     ├── PermissionDenied      403  PERMISSION_DENIED
     ├── Unauthenticated       401  UNAUTHENTICATED
     ├── CorruptObject         500  DATA_LOSS
+    │   └── InvalidSignature         (a model version's Ed25519 signature)
+    ├── MissingDependency     501  MISSING_DEPENDENCY (an optional package, e.g. torch)
     ├── SchemaOutOfDate       500  SCHEMA_OUT_OF_DATE
     └── StoreUnavailable      503  TEMPORARILY_UNAVAILABLE
 """
@@ -88,6 +90,17 @@ class CorruptObject(CairnError):
     error_code = "DATA_LOSS"
 
 
+class InvalidSignature(CorruptObject):
+    """A signature does not verify, or a required signature is missing or untrusted."""
+
+
+class MissingDependency(CairnError):
+    """An optional package (a framework, ``cryptography``) is needed but not installed."""
+
+    http_status = 501
+    error_code = "MISSING_DEPENDENCY"
+
+
 class SchemaOutOfDate(CairnError):
     http_status = 500
     error_code = "SCHEMA_OUT_OF_DATE"
@@ -100,7 +113,7 @@ class StoreUnavailable(CairnError):
 
 _BY_CODE: dict[str, type[CairnError]] = {}
 for _cls in (NotFound, AlreadyExists, InvalidArgument, Conflict, PermissionDenied,
-             Unauthenticated, CorruptObject, SchemaOutOfDate, StoreUnavailable):
+             Unauthenticated, CorruptObject, MissingDependency, SchemaOutOfDate, StoreUnavailable):
     _BY_CODE.setdefault(_cls.error_code, _cls)
 
 

@@ -84,6 +84,7 @@ class ActiveRun:
         self.parent = parent
         self._writer = writer
         self._token: contextvars.Token | None = None
+        self._sampler = None  # system metrics (cairn.sysmetrics), when on for this run
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.name} id={self.id} experiment={self.experiment.name!r}>"
@@ -132,12 +133,22 @@ class ActiveRun:
 
 def start_run(name: str | None = None, experiment: str | None = None,
               params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None,
-              nested: bool = False) -> ActiveRun:
-    """Start recording a run; use it as a context manager so its status is always right."""
+              nested: bool = False, system_metrics: bool | None = None) -> ActiveRun:
+    """Start recording a run; use it as a context manager so its status is always right.
+
+    ``system_metrics=True`` samples CPU, memory, disk, network and GPUs as ``system/...``
+    metrics in the background (see ``cairn.sysmetrics``); None leaves it to the default,
+    which ``cairn.autolog()`` turns on for top-level runs.
+    """
     parent = active_run()
     if parent is not None and not nested:
         raise InvalidArgument(f"run {parent.name} ({parent.id}) is already active; end it first "
                               "or pass nested=True to start a child run")
+    from . import sysmetrics as _sysmetrics
+
+    sample_system = _sysmetrics.wanted(system_metrics, nested=parent is not None)
+    if sample_system:
+        _sysmetrics.require()
     client = _client()
     exp = _current_experiment(experiment)
     run_id = uuid.uuid4().hex
@@ -146,7 +157,7 @@ def start_run(name: str | None = None, experiment: str | None = None,
         from .environment import capture_environment_async
 
         env_future = capture_environment_async()
-    create = client.creation(exp, run_id, name, parent.id if parent else None, None)
+    create = client._creation(exp, run_id, name, parent.id if parent else None, None)
     w = _writer.RunWriter(client.store, run_id, create, env_future)
     if params:
         w.log_params(params)
@@ -158,6 +169,8 @@ def start_run(name: str | None = None, experiment: str | None = None,
         _global_stack.append(run)
     _writer.FLUSHER.register(w)
     _install_signal_handlers()
+    if sample_system:
+        run._sampler = _sysmetrics.start_sampler(run)
     return run
 
 
@@ -165,6 +178,8 @@ def _end(run: ActiveRun, status: RunStatus) -> None:
     w = run._writer
     if w.finished:
         return
+    if run._sampler is not None:
+        run._sampler.stop()  # its last sample goes in before the run ends
     w.end(status)
     try:
         w.flush()
@@ -295,6 +310,32 @@ def log_figure(figure: Any, artifact_file: str) -> None:
                                   f"{type(figure).__name__}")
 
     _log_generated("log_figure", artifact_file, write)
+
+
+def log_model(model: Any, name: str, *, input_example: Any = None, **options: Any):
+    """Register ``model`` as a new version of ``name`` and return the :class:`ModelVersion`.
+
+    Inside a run the version records the run (params, metrics, data set inputs, code
+    commit, environment) and its files appear among the run's artifacts.  Options
+    are those of :meth:`Client.register_model` (``version=``, ``bump=``, ``parent=``,
+    ``flavor=``, ``datasets=``, ``torchscript=``, ``init_kwargs=`` ...).
+    """
+    run = active_run()
+    if run is None:
+        return _client().register_model(name, model, input_example=input_example, **options)
+    env = None
+    if settings.CAPTURE_ENV.get():
+        from .environment import capture_environment
+
+        env = capture_environment()  # cached per process: the same the run records
+    return run.client.register_model(name, model, run_id=run.id, input_example=input_example,
+                                     env=options.pop("env", env), **options)
+
+
+def log_input(dataset: str, role: str = "input") -> Any:
+    """Record that the active run reads data set version ``dataset`` ("name@3") as ``role``."""
+    run = _require_run("log_input")
+    return run.client.log_input(run.id, dataset, role)
 
 
 def flush() -> None:

@@ -51,10 +51,20 @@ HEARTBEAT_INTERVAL = Setting("CAIRN_HEARTBEAT_INTERVAL", float, 5.0,
 HEARTBEAT_TIMEOUT = Setting("CAIRN_HEARTBEAT_TIMEOUT", float, 60.0,
                             "Seconds without a heartbeat after which a RUNNING run is shown as KILLED.")
 FSYNC = Setting("CAIRN_FSYNC", _bool, False,
-                "fsync journals on flush(), for durability against power loss, not only process crashes.")
+                "fsync every journal append, for durability against power loss, not only process crashes.")
 CAPTURE_ENV = Setting("CAIRN_CAPTURE_ENV", _bool, True,
                       "Record git state, Python, packages, OS and hardware on every run.")
 
+TRACKING_TOKEN = Setting("CAIRN_TRACKING_TOKEN", str, "",
+                         "API token sent to a Cairn server (tracking URI http:// or https://).")
+SPOOL_DIR = Setting("CAIRN_SPOOL_DIR", str, "",
+                    "Where records for a server wait until it acknowledges them; empty means "
+                    "~/.cache/cairn/spool.")
+SPOOL_DRAIN_TIMEOUT = Setting("CAIRN_SPOOL_DRAIN_TIMEOUT", float, 10.0,
+                              "Seconds a run that ends while its server is unreachable waits for "
+                              "it before leaving its last records in the spool.")
+
 SETTINGS: tuple[Setting, ...] = (
     TRACKING_URI, USER, FLUSH_INTERVAL, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, FSYNC, CAPTURE_ENV,
+    TRACKING_TOKEN, SPOOL_DIR, SPOOL_DRAIN_TIMEOUT,
 )

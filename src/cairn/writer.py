@@ -148,7 +148,8 @@ class RunWriter:
                 run_id=self.run_id, writer_id=self.writer_id, seq=self._seq + 1, time=now_ms(),
                 params=self._params, tags=self._tags, deleted_tags=tuple(self._deleted),
                 metrics=metrics, artifacts=tuple(self._artifacts),
-                status=self._status if self.finished else None, end_time=self._end_time,
+                status=self._status if self.finished and not self.status_written else None,
+                end_time=self._end_time,
                 create=self._create, env=env)
             if batch.is_empty():
                 return None

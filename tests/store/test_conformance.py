@@ -12,9 +12,40 @@ from cairn.store.local import LocalStore
 from cairn.store.memory import MemoryStore
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+from pg_fixtures import pg_database  # noqa: F401  (a fixture)
+
+
+@pytest.fixture(params=["memory", "sqlite",
+                        pytest.param("postgres", marks=pytest.mark.postgres), "http"])
 def store(request, tmp_path):
-    s = MemoryStore() if request.param == "memory" else LocalStore(tmp_path / "s")
+    if request.param == "http":  # the remote client against a real server on SQLite
+        from serving import ThreadedServer
+
+        from cairn.server import ServerSettings, create_app
+        from cairn.store.http import HttpStore
+        from cairn.store.sql.store import SqlStore
+
+        from cairn.cas import ObjectStore
+
+        backend = SqlStore(f"sqlite:///{tmp_path / 'server.db'}",
+                           ObjectStore.local(tmp_path / "objects"))
+        app = create_app(backend, settings=ServerSettings(check_artifact_objects=False))
+        with ThreadedServer(app) as url:
+            s = HttpStore(url, spool_dir=tmp_path / "spool", drain_timeout=0)
+            yield s
+            s.close()
+        backend.close()
+        return
+    if request.param == "memory":
+        s = MemoryStore()
+    elif request.param == "sqlite":
+        s = LocalStore(tmp_path / "s")
+    else:  # the server-side store on PostgreSQL, one fresh schema per test
+        from pg_fixtures import create_schema
+
+        from cairn.store.sql.store import SqlStore
+
+        s = SqlStore(create_schema(request.getfixturevalue("pg_database")))
     yield s
     s.close()
 

@@ -25,11 +25,14 @@ from ._pool import default_workers, ordered_map
 from .backends.base import Backend, check_oid
 from .backends.local import LocalBackend
 from .chunking import MiB, iter_chunks
+from .packs import PackCache, PackIndex, SqlitePackIndex, member_bytes
 from .tree import check_path, decode_tree, encode_tree
 from .verify import VerifyResult
 from .verify import verify as verify_objects
 
 CHUNK_THRESHOLD = 4 * MiB
+# The pack index of a local store: a file in the store's root, which object listing skips.
+PACK_INDEX_NAME = "pack-index.sqlite"
 StrPath = str | os.PathLike[str]
 
 
@@ -37,16 +40,20 @@ class ObjectStore:
     """Content-addressed storage of bytes, files and trees on top of a :class:`Backend`."""
 
     def __init__(self, backend: Backend, *, chunk_threshold: int = CHUNK_THRESHOLD,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, packs: PackIndex | None = None) -> None:
         self.backend = backend
         self.chunk_threshold = chunk_threshold
         self.workers = workers or default_workers()
+        # Where packed objects are (see packs.py); None: this store has only loose objects.
+        self.packs = packs
+        self._pack_cache = PackCache()
 
     @classmethod
     def local(cls, root: StrPath, *, chunk_threshold: int = CHUNK_THRESHOLD,
               workers: int | None = None) -> "ObjectStore":
-        """A store in a local directory (created on first write)."""
-        return cls(LocalBackend(root), chunk_threshold=chunk_threshold, workers=workers)
+        """A store in a local directory (created on first write), with its pack index."""
+        return cls(LocalBackend(root), chunk_threshold=chunk_threshold, workers=workers,
+                   packs=SqlitePackIndex(Path(root) / PACK_INDEX_NAME))
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.backend!r})"
@@ -60,22 +67,42 @@ class ObjectStore:
         return oid
 
     def get_bytes(self, oid: str, *, verify: bool = True) -> bytes:
-        """Content of object ``oid``; :class:`CorruptObject` if it does not hash to ``oid``."""
-        data = codec.decode(oid, self.backend.get(check_oid(oid)))
+        """Content of object ``oid``; :class:`CorruptObject` if it does not hash to ``oid``.
+
+        An object that is not stored loose is looked up in the packs (always verified).
+        """
+        try:
+            stored = self.backend.get(check_oid(oid))
+        except NotFound:
+            loc = self.packs.locate([oid]).get(oid) if self.packs is not None else None
+            if loc is None:
+                raise
+            return member_bytes(self, oid, loc, self._pack_cache)
+        data = codec.decode(oid, stored)
         if verify and hashlib.sha256(data).hexdigest() != oid:
             raise CorruptObject(f"object {oid} is corrupt: content does not match its id", oid=oid)
         return data
 
     def has(self, oid: str) -> bool:
-        return self.backend.exists(check_oid(oid))
+        if self.backend.exists(check_oid(oid)):
+            return True
+        return self.packs is not None and bool(self.packs.locate([oid]))
 
     def missing(self, oids: Iterable[str]) -> set[str]:
-        """The subset of ``oids`` not stored here (what a pull must fetch)."""
-        return {oid for oid in set(oids) if not self.backend.exists(check_oid(oid))}
+        """The subset of ``oids`` stored neither loose nor packed (what a pull must fetch)."""
+        wanted = {check_oid(oid) for oid in oids}
+        if self.packs is not None and wanted:
+            wanted -= set(self.packs.locate(wanted))
+        return {oid for oid in wanted if not self.backend.exists(oid)}
 
     def verify(self, oids: Iterable[str] | None = None) -> VerifyResult:
         """Re-hash ``oids`` (all objects when ``None``); reports damage instead of raising."""
+        self.drop_caches()  # packed objects are re-read from the backend, not from memory
         return verify_objects(self, oids, workers=self.workers)
+
+    def drop_caches(self) -> None:
+        """Forget the decoded packs kept in memory (the next read goes to the backend)."""
+        self._pack_cache.clear()
 
     def _store(self, oid: str, data: bytes | bytearray | memoryview) -> None:
         # Skipping existing objects is what makes storage dedup and re-puts cheap.

@@ -24,11 +24,22 @@ def doctor(obj, as_json: bool) -> None:
 
     Damaged records are skipped (the rest of each run is kept) and listed here.
     Exit status 1 when something needs attention.
+
+    \b
+    Example:
+      cairn --store /data/.cairn doctor --json
     """
     store = _local(obj)
     store.open()
     damage = store.scan_damage()
-    killed = [r for r in obj.client.search_runs(None, "attributes.status = 'KILLED'", max_results=1000)]
+    killed, token = [], None
+    while True:
+        page = obj.client.search_runs(None, "attributes.status = 'KILLED'", max_results=1000,
+                                      page_token=token)
+        killed += page
+        token = page.token
+        if token is None:
+            break
     report = {
         "store": str(store.root),
         "schema": "ok",
@@ -56,7 +67,12 @@ def doctor(obj, as_json: bool) -> None:
 @click.pass_obj
 @handle_errors
 def reindex(obj, as_json: bool) -> None:
-    """Rebuild the index from the journals (registry and audit tables are not touched)."""
+    """Rebuild the index from the journals (registry and audit tables are not touched).
+
+    \b
+    Example:
+      cairn --store ./copied-from-cluster/.cairn reindex
+    """
     result = _local(obj).reindex()
     if as_json:
         emit_json(result)
@@ -67,7 +83,7 @@ def reindex(obj, as_json: bool) -> None:
 
 @click.group()
 def db() -> None:
-    """Database schema management."""
+    """Database schema management (explicit migrations; opening a store never migrates)."""
 
 
 @db.command("upgrade")
@@ -75,12 +91,41 @@ def db() -> None:
 @click.pass_obj
 @handle_errors
 def upgrade(obj, url: str | None) -> None:
-    """Migrate the index database to this version's schema (alembic)."""
+    """Migrate the index database to this version's schema (alembic).
+
+    Back up the store (or database) first.
+
+    \b
+    Examples:
+      cairn db upgrade
+      cairn db upgrade --url postgresql+psycopg://cairn@db/cairn
+    """
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..errors import SchemaOutOfDate, StoreUnavailable
     from ..store.sql.migrate import upgrade as do_upgrade
 
     if url is None:
         store = _local(obj)
         store.root.mkdir(parents=True, exist_ok=True)
         url = store.index.url
-    rev = do_upgrade(url)
+    try:
+        rev = do_upgrade(url)
+    except CommandError as exc:  # e.g. a revision written by a newer Cairn
+        raise SchemaOutOfDate(f"cannot upgrade the index: {exc}; was it written by a newer "
+                              "version of Cairn?") from None
+    except SQLAlchemyError as exc:  # unreachable server, bad URL, missing driver
+        raise StoreUnavailable(f"cannot upgrade {_safe_url(url)}: "
+                               f"{getattr(exc, 'orig', None) or exc}") from None
     click.echo(f"database at revision {rev}")
+
+
+def _safe_url(url: str) -> str:
+    """The URL for messages, without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: say nothing that might be a secret
+        return "the database"

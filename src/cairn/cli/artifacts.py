@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import click
 
-from .main import console, emit_json, handle_errors, json_option
+from .main import console, emit_json, handle_errors, json_option, resolve_run
 
 
 @click.group()
 def artifacts() -> None:
-    """List, download and verify run artifacts."""
+    """List, download and verify run artifacts.
+
+    RUN_ID may be a unique prefix of a run id.
+    """
 
 
 @artifacts.command("ls")
@@ -17,8 +20,13 @@ def artifacts() -> None:
 @click.pass_obj
 @handle_errors
 def ls(obj, run_id: str, path: str, as_json: bool) -> None:
-    """List a run's artifacts.  Example: cairn artifacts ls RUN_ID model/"""
-    entries = obj.client.list_artifacts(run_id, path)
+    """List a run's artifacts, optionally only those under PATH.
+
+    \b
+    Example:
+      cairn artifacts ls RUN_ID model/
+    """
+    entries = obj.client.list_artifacts(resolve_run(obj.client, run_id), path)
     if as_json:
         emit_json([{"path": e.path, "size": e.size, "digest": e.digest, "chunks": len(e.chunks)}
                    for e in entries])
@@ -38,8 +46,15 @@ def ls(obj, run_id: str, path: str, as_json: bool) -> None:
 @click.pass_obj
 @handle_errors
 def get(obj, run_id: str, path: str, dst: str) -> None:
-    """Download artifacts, verified byte for byte.  Example: cairn artifacts get RUN_ID model -d out/"""
-    out = obj.client.download_artifacts(run_id, path, dst)
+    """Download artifacts (all, or those under PATH), verified byte for byte.
+
+    Files land at DST/<artifact path>.
+
+    \b
+    Example:
+      cairn artifacts get RUN_ID model -d out/
+    """
+    out = obj.client.download_artifacts(resolve_run(obj.client, run_id), path, dst)
     click.echo(f"Downloaded to {out}")
 
 
@@ -49,8 +64,14 @@ def get(obj, run_id: str, path: str, dst: str) -> None:
 @click.pass_obj
 @handle_errors
 def verify(obj, run_id: str | None, as_json: bool) -> None:
-    """Re-hash stored objects (all, or one run's) and report corruption; exit 1 if any."""
-    res = obj.client.verify_artifacts(run_id)
+    """Re-hash stored objects (all, or one run's) and report corruption; exit 1 if any.
+
+    \b
+    Examples:
+      cairn artifacts verify            # every object in the store
+      cairn artifacts verify RUN_ID     # only this run's artifacts
+    """
+    res = obj.client.verify_artifacts(None if run_id is None else resolve_run(obj.client, run_id))
     if as_json:
         emit_json({"checked": res.checked, "corrupt": list(res.corrupt), "missing": list(res.missing)})
     else:

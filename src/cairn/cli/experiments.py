@@ -16,7 +16,12 @@ def experiments() -> None:
 @click.pass_obj
 @handle_errors
 def ls(obj, as_json: bool) -> None:
-    """List experiments.  Example: cairn experiments ls --json"""
+    """List experiments.
+
+    \b
+    Example:
+      cairn experiments ls --json
+    """
     exps = obj.client.list_experiments()
     if as_json:
         emit_json([{"id": e.id, "name": e.name, "created_at": e.created_at, "tags": dict(e.tags)}
@@ -36,7 +41,12 @@ def ls(obj, as_json: bool) -> None:
 @click.pass_obj
 @handle_errors
 def create(obj, name: str, as_json: bool) -> None:
-    """Create an experiment.  Example: cairn experiments create fraud"""
+    """Create an experiment.
+
+    \b
+    Example:
+      cairn experiments create fraud
+    """
     e = obj.client.create_experiment(name)
     if as_json:
         emit_json({"id": e.id, "name": e.name})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from typing import Any, Callable
 
@@ -35,6 +36,8 @@ def json_option(fn: Callable) -> Callable:
 
 
 def handle_errors(fn: Callable) -> Callable:
+    """Turn a CairnError (or an OS error such as a full disk) into ``Error: ...`` and exit 1."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -42,8 +45,31 @@ def handle_errors(fn: Callable) -> Callable:
         except CairnError as exc:
             click.echo(f"Error: {exc.message}", err=True)
             sys.exit(1)
+        except OSError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
 
     return wrapper
+
+
+_ID_PREFIX = re.compile(r"[0-9a-f]{1,31}")
+
+
+def resolve_run(client: Any, ref: str) -> str:
+    """A run id from a full id or a unique prefix of one (tables print shortened ids)."""
+    if not _ID_PREFIX.fullmatch(ref):
+        return ref  # a full id, or not an id prefix at all: let get_run say if it exists
+    from ..errors import InvalidArgument, NotFound
+
+    hits = [r.id for r in client.search_runs(None, f"attributes.run_id LIKE '{ref}%'",
+                                             max_results=2)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise NotFound(f"no run id starts with {ref!r}")
+    if client.search_runs(None, f"attributes.run_id = '{ref}'", max_results=1):
+        return ref
+    raise InvalidArgument(f"run id prefix {ref!r} is ambiguous; give more characters")
 
 
 def emit_json(data: Any) -> None:
@@ -86,6 +112,26 @@ def _register() -> None:
     cli.add_command(admin.doctor)
     cli.add_command(admin.reindex)
     cli.add_command(admin.db)
+
+    from . import audit, keys, models
+
+    cli.add_command(models.models)
+    cli.add_command(audit.audit)
+    cli.add_command(keys.keys)
+
+    from . import server
+
+    cli.add_command(server.server)
+    cli.add_command(server.sync)
+    cli.add_command(server.users)
+    cli.add_command(server.tokens)
+    cli.add_command(server.roles)
+
+    from . import data
+
+    cli.add_command(data.data)
+    cli.add_command(data.remote)
+    cli.add_command(data.lineage)
 
 
 _register()

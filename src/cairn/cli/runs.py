@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from .format import STATUS_STYLE, duration, num, run_json, ts
-from .main import console, emit_json, handle_errors, json_option
+from .main import console, emit_json, handle_errors, json_option, resolve_run
 
 
 @click.group()
@@ -83,8 +83,15 @@ def _cell(run, column: str) -> str:
 @click.pass_obj
 @handle_errors
 def show(obj, run_id: str, as_json: bool) -> None:
-    """Show one run: status, params, metrics, tags, environment."""
-    r = obj.client.get_run(run_id)
+    """Show one run: status, params, metrics, tags, environment.
+
+    RUN_ID may be a unique prefix, as `cairn runs ls` prints.
+
+    \b
+    Example:
+      cairn runs show 3f2a9c --json
+    """
+    r = obj.client.get_run(resolve_run(obj.client, run_id))
     if as_json:
         emit_json(run_json(r, env=True))
         return
@@ -135,9 +142,11 @@ def compare(obj, run_ids, experiment, filter_, across, as_json) -> None:
     from ..errors import InvalidArgument
 
     client = obj.client
-    runs_ = [client.get_run(_resolve(client, rid)) for rid in run_ids]
+    runs_ = [client.get_run(resolve_run(client, rid)) for rid in run_ids]
     if experiment or filter_:
         runs_ += list(client.search_runs(list(experiment) or None, filter_, max_results=1000))
+    seen: set[str] = set()
+    runs_ = [r for r in runs_ if not (r.id in seen or seen.add(r.id))]  # each run once
     if not runs_:
         raise InvalidArgument("name run ids to compare, or --experiment/--filter to select runs")
     if across:
@@ -167,21 +176,6 @@ def compare(obj, run_ids, experiment, filter_, across, as_json) -> None:
             label = f"{section[:-1]}.{k}"
             table.add_row(f"[yellow]{label}[/]" if differs else label, *cells)
     console().print(table)
-
-
-def _resolve(client, prefix: str) -> str:
-    """Accept a unique id prefix, as the runs table prints shortened ids."""
-    if len(prefix) >= 32:
-        return prefix
-    from ..errors import InvalidArgument, NotFound
-
-    hits = [r.id for r in client.search_runs(None, f"attributes.run_id LIKE '{prefix}%'",
-                                             max_results=2)]
-    if not hits:
-        raise NotFound(f"no run id starts with {prefix!r}")
-    if len(hits) > 1:
-        raise InvalidArgument(f"run id prefix {prefix!r} is ambiguous; give more characters")
-    return hits[0]
 
 
 def _compare_groups(runs_, across: str, as_json: bool) -> None:

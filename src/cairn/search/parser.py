@@ -124,7 +124,6 @@ _WORD = re.compile(r"[A-Za-z]+")
 _BARE = re.compile(r"[\w\-/:]+")
 _BARE_DOTTED = re.compile(r"[\w\-/:.]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_QUOTES = {"'": "string", '"': "string", "`": "key"}
 
 
 class _Scanner:
@@ -134,7 +133,8 @@ class _Scanner:
         self.what = what  # "filter" or "order_by item"
 
     # -- errors -------------------------------------------------------------------------
-    def fail(self, expected: str, pos: int | None = None, found: str | None = None) -> InvalidFilter:
+    def fail(self, expected: str, pos: int | None = None,
+             found: str | None = None) -> InvalidFilter:
         pos = self.pos if pos is None else pos
         if found is None:
             found = self._describe(pos)
@@ -398,7 +398,8 @@ def _checked(s: _Scanner, c: Clause, op_pos: int, value_pos: int) -> Clause:
     if numbers and c.entity in (METRICS, PARAMS):
         # Metrics and params compare as 64-bit floats: keep one number type.
         as_float = tuple(float(v) for v in values)
-        return Clause(c.entity, c.key, c.op, as_float if isinstance(c.value, tuple) else as_float[0])
+        value = as_float if isinstance(c.value, tuple) else as_float[0]
+        return Clause(c.entity, c.key, c.op, value)
     return c
 
 

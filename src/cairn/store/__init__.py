@@ -14,7 +14,8 @@ _LOCK = threading.Lock()
 
 
 def open_store(uri: str) -> Any:
-    """The process-wide store for ``uri``: a directory path, ``file://``, or ``memory://name``.
+    """The process-wide store for ``uri``: a directory path, ``file://``, ``memory://name`` or
+    the URL of a Cairn server (``http://host:port``, see :mod:`cairn.store.http`).
 
     Stores are shared per process so every Client and run in it uses one set of
     journal handles and one connection pool.  Nothing is read until first use.
@@ -24,18 +25,25 @@ def open_store(uri: str) -> Any:
     if uri.startswith("memory://"):
         key = uri
     elif uri.startswith(("http://", "https://")):
-        raise InvalidArgument(f"remote tracking URIs ({uri}) need the Cairn server client, "
-                              "which this version does not include yet; use a directory path")
+        key = uri.rstrip("/")
+    elif uri.startswith(("postgresql:", "postgresql+psycopg:", "postgres:")):
+        key = uri  # a server's database, for admin commands (cairn audit verify, users ...)
     elif "://" in uri and not uri.startswith("file://"):
         raise InvalidArgument(f"unsupported tracking URI scheme in {uri!r}; use a directory path, "
-                              "file://PATH or memory://NAME")
+                              "file://PATH, memory://NAME, http(s)://SERVER or postgresql://...")
     else:
         path = uri[len("file://"):] if uri.startswith("file://") else uri
         key = str(Path(os.path.expanduser(path)).resolve())
     with _LOCK:
         store = _STORES.get(key)
         if store is None:
-            if key.startswith("memory://"):
+            if key.startswith(("http://", "https://")):
+                store = _http_store(key)
+            elif key.startswith(("postgresql:", "postgresql+psycopg:", "postgres:")):
+                from .sql.store import SqlStore
+
+                store = SqlStore(key)
+            elif key.startswith("memory://"):
                 from .memory import MemoryStore
 
                 store = MemoryStore(key[len("memory://"):])
@@ -45,6 +53,15 @@ def open_store(uri: str) -> Any:
                 store = LocalStore(key)
             _STORES[key] = store
         return store
+
+
+def _http_store(url: str) -> Any:
+    from .. import settings
+    from .http import HttpStore
+
+    return HttpStore(url, token=settings.TRACKING_TOKEN.get() or None,
+                     spool_dir=settings.SPOOL_DIR.get() or None,
+                     drain_timeout=settings.SPOOL_DRAIN_TIMEOUT.get(), fsync=settings.FSYNC.get())
 
 
 def _forget_after_fork() -> None:

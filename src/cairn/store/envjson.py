@@ -18,6 +18,8 @@ _last: tuple[Mapping[str, Any], str] | None = None
 def env_text(env: Mapping[str, Any]) -> str:
     global _last
     memo = _last
+    # Equality, not identity: each run gets its own copy.  (True == 1 could in principle
+    # reuse another spelling; captured environments keep one type per key.)
     if memo is not None and (memo[0] is env or memo[0] == env):
         return memo[1]
     text = json.dumps(env, separators=(",", ":"), default=str)

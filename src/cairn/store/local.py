@@ -204,17 +204,32 @@ class LocalStore:
 
     # -- recovery --------------------------------------------------------
     def recover(self) -> int:
-        """Replay journal records the index lacks, for new and still-running runs."""
+        """Replay journal records the index lacks: any journal longer than what was applied.
+
+        One stat per journal file; a finished run can still gain records (a tag set
+        after its end) whose index write a crash interrupted.
+        """
         runs_dir = self.root / "runs"
         self._load_experiment_files()
         applied = 0
         if runs_dir.is_dir():
-            states = self.index.run_states()
+            offsets = self.index.all_writer_offsets()
             for entry in os.scandir(runs_dir):
-                if entry.is_dir() and states.get(entry.name, "RUNNING") in ("RUNNING", "KILLED"):
+                if entry.is_dir() and self._behind(entry.path, offsets):
                     applied += self.recover_run(entry.name)
         self.index.mark_stale(self._stale_before())
         return applied
+
+    @staticmethod
+    def _behind(run_path: str, offsets: dict[str, int]) -> bool:
+        try:
+            files = list(os.scandir(os.path.join(run_path, "journal")))
+        except FileNotFoundError:
+            return False
+        for f in files:
+            if f.name.endswith(".cjl") and f.stat().st_size > offsets.get(f.name[:-4], 0):
+                return True
+        return False
 
     def recover_run(self, run_id: str, from_start: bool = False) -> int:
         jdir = self.root / "runs" / run_id / "journal"

@@ -86,9 +86,9 @@ class MemoryStore:
             elif run is None:
                 raise NotFound(f"run {rid!r} does not exist")
             else:
-                if (batch.params or batch.metrics) and run.status.terminal and run.end_time is not None:
-                    raise RunFinished(f"run {rid} is {run.status}: its params and metrics are "
-                                      "immutable (tags and notes stay editable)")
+                if (batch.params or batch.metrics or batch.status is not None) and run.end_time is not None:
+                    raise RunFinished(f"run {rid} is {run.status}: its params, metrics and status "
+                                      "are immutable (tags and notes stay editable)")
                 for k, v in batch.params.items():
                     if k in run.params and run.params[k] != v:
                         raise InvalidArgument(

@@ -15,6 +15,7 @@ then squeezes to almost nothing).
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,26 +27,25 @@ _HEADER = struct.Struct("<cBI")
 _RAW, _ZSTD = 0, 1
 _COMPRESS_FROM = 256  # below this many points compression costs more than it saves
 
-_zc = None
-_zd = None
+_local = threading.local()  # zstd contexts are not thread safe: one per thread (the server)
 
 
 def _compressor():
-    global _zc
-    if _zc is None:
+    c = getattr(_local, "c", None)
+    if c is None:
         import zstandard
 
-        _zc = zstandard.ZstdCompressor(level=1)
-    return _zc
+        c = _local.c = zstandard.ZstdCompressor(level=1)
+    return c
 
 
 def _decompressor():
-    global _zd
-    if _zd is None:
+    d = getattr(_local, "d", None)
+    if d is None:
         import zstandard
 
-        _zd = zstandard.ZstdDecompressor()
-    return _zd
+        d = _local.d = zstandard.ZstdDecompressor()
+    return d
 
 
 def encode(steps: Any, timestamps: Any, values: Any) -> bytes:

@@ -23,6 +23,8 @@ _BUSY_MS = 120_000
 
 
 def make_engine(url: str) -> Engine:
+    if url.startswith(("postgresql://", "postgres://")):  # psycopg 3, not SQLAlchemy's psycopg2
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": _BUSY_MS / 1000,
                                                       "check_same_thread": False})
@@ -60,6 +62,8 @@ def session(engine: Engine, write: bool = False) -> Iterator[Connection]:
         raise StoreUnavailable(f"the index database failed: {exc.orig}") from None
     except DBAPIError as exc:
         raise StoreUnavailable(f"the index database failed: {exc.orig}") from None
+    except sa.exc.TimeoutError as exc:  # every pooled connection busy for pool_timeout seconds
+        raise StoreUnavailable(f"the index database is overloaded: {exc}") from None
 
 
 def current_revision(conn: Connection) -> str | None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, Iterable, Sequence
+
+import orjson
 
 import numpy as np
 import sqlalchemy as sa
@@ -38,7 +41,12 @@ _STATEMENTS = {
                   'parent_id, "user", lifecycle, heartbeat, env) '
                   "VALUES (?, ?, ?, 'RUNNING', ?, NULL, ?, ?, 'active', ?, '{}') "
                   'ON CONFLICT DO NOTHING',
+    "experiment_by_name": 'SELECT id FROM experiments WHERE name = ?',
+    "experiment_row_by_name": 'SELECT id, name, created_at, lifecycle, tags FROM experiments '
+                              'WHERE name = ?',
     "update_env": 'UPDATE runs SET env = ? WHERE id = ?',
+    "get_doc": 'SELECT doc FROM runs WHERE id = ?',
+    "set_doc": 'UPDATE runs SET doc = ? WHERE id = ?',
     "insert_param": 'INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
     "upsert_tag": 'INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) '
                   'ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value',
@@ -101,6 +109,7 @@ class SqlIndex:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: Engine | None = None
+        self._queries: dict[tuple, Any] = {}  # compiled searches, by (experiments, filter, order)
 
     # -- lifecycle -------------------------------------------------------
     @property
@@ -111,6 +120,20 @@ class SqlIndex:
 
     def open(self, create: bool = True) -> None:
         ensure_schema(self.engine, create=create)
+        if self.engine.dialect.name == "sqlite":
+            self._refresh_statistics()
+
+    def _refresh_statistics(self) -> None:
+        """Give SQLite's planner statistics once a store has grown, so searches start from
+        their most selective clause; later opens only re-analyze tables that changed a lot."""
+        with self.session(write=True) as conn:
+            analyzed = conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first()
+            if analyzed:
+                conn.exec_driver_sql("PRAGMA optimize")
+            elif conn.exec_driver_sql("SELECT count(*) FROM runs").scalar() >= 500:
+                conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+                conn.exec_driver_sql("ANALYZE")
 
     def close(self) -> None:
         if self._engine is not None:
@@ -144,12 +167,12 @@ class SqlIndex:
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self.session() as conn:
-            row = conn.execute(sa.select(T.experiments).where(T.experiments.c.name == name)).first()
-        return None if row is None else self._experiment(row)
+            return self.get_experiment_by_name_conn(conn, name)
 
     def get_experiment_by_name_conn(self, conn: Connection, name: str) -> Experiment | None:
-        row = conn.execute(sa.select(T.experiments).where(T.experiments.c.name == name)).first()
-        return None if row is None else self._experiment(row)
+        rows = _fetchall(conn, _sql(conn, "experiment_row_by_name"), (name,))
+        return Experiment(rows[0][0], rows[0][1], rows[0][2], rows[0][3],
+                          json.loads(rows[0][4])) if rows else None
 
     @staticmethod
     def _experiment(row) -> Experiment:
@@ -164,9 +187,8 @@ class SqlIndex:
         if row is None:
             raise NotFound(f"run {batch.run_id!r} does not exist")
         status, end_time = row
-        if (batch.params or batch.metrics) and status != RunStatus.RUNNING.value \
-                and end_time is not None:
-            raise RunFinished(f"run {batch.run_id} is {status}: its params and metrics "
+        if (batch.params or batch.metrics or batch.status is not None) and end_time is not None:
+            raise RunFinished(f"run {batch.run_id} is {status}: its params, metrics and status "
                               "are immutable (tags and notes stay editable)")
         if batch.params:
             existing = dict(conn.execute(sa.select(T.params.c.key, T.params.c.value).where(
@@ -189,15 +211,21 @@ class SqlIndex:
               end_offset: int = 0) -> None:
         """Apply one batch inside the caller's write transaction (caller checked its seq)."""
         rid = batch.run_id
+        created = False
         if batch.create is not None:
             c = batch.create
+            exp_id = c["experiment_id"]
             if c.get("experiment_name"):
-                self.insert_experiment(conn, Experiment(c["experiment_id"], c["experiment_name"],
+                self.insert_experiment(conn, Experiment(exp_id, c["experiment_name"],
                                                         c.get("experiment_created_at", batch.time)),
                                        ignore_existing=True)
-            _run(conn, "insert_run", (rid, c["experiment_id"], c.get("name") or rid[:8],
-                                      c.get("start_time", batch.time), c.get("parent_id"),
-                                      c.get("user", ""), batch.time))
+                # A run merged in from another store joins the experiment of the same name.
+                row = _run(conn, "experiment_by_name", (c["experiment_name"],)).first()
+                if row is not None:
+                    exp_id = row[0]
+            created = _run(conn, "insert_run", (rid, exp_id, c.get("name") or rid[:8],
+                                                c.get("start_time", batch.time), c.get("parent_id"),
+                                                c.get("user", ""), batch.time)).rowcount == 1
         if batch.env is not None:
             _run(conn, "update_env", (env_text(batch.env), rid))
         if batch.params:
@@ -206,9 +234,10 @@ class SqlIndex:
             _run(conn, "upsert_tag", [(rid, k, v) for k, v in batch.tags.items()])
         if batch.deleted_tags:
             _run(conn, "delete_tag", [(rid, k) for k in batch.deleted_tags])
-        if segs:
-            self._apply_metrics(conn, rid, batch.writer_id, batch.seq, segs,
-                                new_run=batch.create is not None)
+        latest = self._apply_metrics(conn, rid, batch.writer_id, batch.seq, segs,
+                                     new_run=created) if segs else {}
+        if batch.params or batch.tags or batch.deleted_tags or latest or created:
+            self._update_doc(conn, batch, latest, created)
         if batch.artifacts:
             _run(conn, "upsert_artifact", [
                 (rid, a.path, a.size, a.digest,
@@ -253,6 +282,51 @@ class SqlIndex:
             _run(conn, "insert_latest", fresh)
         if updates:
             _run(conn, "update_latest", updates)
+        # key -> [value or None, is_nan, step, timestamp, min, max, count], for the run's doc
+        return {r[1]: list(r[2:]) for r in fresh} | {u[-1]: list(u[:-2]) for u in updates}
+
+    def _update_doc(self, conn: Connection, batch: RecordBatch, latest: dict, created: bool) -> None:
+        rid = batch.run_id
+        doc = None
+        if not created:
+            sql = _sql(conn, "get_doc") + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
+            row = conn.exec_driver_sql(sql, (rid,)).first()
+            if row is not None and row[0]:
+                doc = orjson.loads(row[0])
+        if doc is None:
+            if created:
+                doc = {"p": {}, "t": {}, "m": {}}
+            else:  # a row from before docs existed: build it from the tables (after this batch)
+                self._set_doc(conn, rid, self._doc_from_tables(conn, rid))
+                return
+        params = doc["p"]
+        for k, v in batch.params.items():
+            params.setdefault(k, v)  # params never change: the first value stays
+        doc["t"].update(batch.tags)
+        for k in batch.deleted_tags:
+            doc["t"].pop(k, None)
+        doc["m"].update(latest)
+        self._set_doc(conn, rid, doc)
+
+    @staticmethod
+    def _set_doc(conn: Connection, rid: str, doc: dict) -> None:
+        # JSON has no infinities: they are spelt "inf"/"-inf" (NaN values are already flagged).
+        for m in doc["m"].values():
+            for i in (0, 4, 5):
+                if isinstance(m[i], float) and math.isinf(m[i]):
+                    m[i] = repr(m[i])
+        _run(conn, "set_doc", (orjson.dumps(doc).decode(), rid))
+
+    @staticmethod
+    def _doc_from_tables(conn: Connection, rid: str) -> dict:
+        ph = "%s" if conn.dialect.name == "postgresql" else "?"
+        return {
+            "p": dict(_fetchall(conn, f"SELECT key, value FROM params WHERE run_id = {ph}", (rid,))),
+            "t": dict(_fetchall(conn, f"SELECT key, value FROM tags WHERE run_id = {ph}", (rid,))),
+            "m": {m[0]: list(m[1:]) for m in _fetchall(
+                conn, "SELECT key, value, is_nan, step, timestamp, min, max, count "
+                f"FROM latest_metrics WHERE run_id = {ph}", (rid,))},
+        }
 
     def heartbeat(self, run_ids: Sequence[str], when: int) -> None:
         with self.session(write=True) as conn:
@@ -275,6 +349,10 @@ class SqlIndex:
         with self.session() as conn:
             return dict(conn.execute(sa.select(T.runs.c.id, T.runs.c.status)).all())
 
+    def all_writer_offsets(self) -> dict[str, int]:
+        with self.session() as conn:
+            return dict(_fetchall(conn, 'SELECT writer_id, "offset" FROM writers', ()))
+
     def writer_offsets(self, run_id: str) -> dict[str, int]:
         with self.session() as conn:
             return dict(conn.execute(sa.select(T.writers.c.writer_id, T.writers.c.offset).where(
@@ -295,25 +373,23 @@ class SqlIndex:
         env_col = ", r.env" if with_env else ""
         for part in _chunks(list(ids)):
             marks = ", ".join([ph] * len(part))
-            key = tuple(part)
+            legacy = []
             for row in _fetchall(conn,
                     "SELECT r.id, r.name, r.experiment_id, e.name, r.status, r.start_time, "
-                    'r.end_time, r."user", r.parent_id, r.lifecycle, r.heartbeat'
+                    'r.end_time, r."user", r.parent_id, r.lifecycle, r.heartbeat, r.doc'
                     f"{env_col} FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id "
-                    f"WHERE r.id IN ({marks})", key):
+                    f"WHERE r.id IN ({marks})", tuple(part)):
                 rows[row[0]] = row
-            for rid, k, v in _fetchall(
-                    conn, f"SELECT run_id, key, value FROM params WHERE run_id IN ({marks})", key):
-                params.setdefault(rid, {})[k] = v
-            for rid, k, v in _fetchall(
-                    conn, f"SELECT run_id, key, value FROM tags WHERE run_id IN ({marks})", key):
-                tags.setdefault(rid, {})[k] = v
-            for m in _fetchall(conn,
-                    "SELECT run_id, key, value, is_nan, step, timestamp, min, max, count "
-                    f"FROM latest_metrics WHERE run_id IN ({marks})", key):
-                metrics.setdefault(m[0], {})[m[1]] = LatestMetric(
-                    m[1], math.nan if m[3] else m[2], m[4], m[5], math.nan if m[6] is None else m[6],
-                    math.nan if m[7] is None else m[7], m[8])
+                if row[11]:
+                    doc = orjson.loads(row[11])
+                    params[row[0]], tags[row[0]] = doc["p"], doc["t"]
+                    metrics[row[0]] = doc["m"]
+                else:
+                    legacy.append(row[0])
+            for rid in legacy:  # rows written before run documents existed
+                doc = self._doc_from_tables(conn, rid)
+                params[rid], tags[rid] = doc["p"], doc["t"]
+                metrics[rid] = doc["m"]
         out = []
         for rid in ids:
             row = rows.get(rid)
@@ -327,13 +403,14 @@ class SqlIndex:
                 status = RunStatus.KILLED
             if status is RunStatus.KILLED and end_time is None:
                 end_time = heartbeat  # presumed dead: its last sign of life
-            summaries = metrics.get(rid, {})
+            raw = metrics.get(rid, {})
+            summaries = _Summaries(raw)
             out.append(Run(
                 id=rid, name=name, experiment_id=exp_id, experiment=exp_name or "", status=status,
                 start_time=start, end_time=end_time, user=user, parent_id=parent,
                 params=params.get(rid, {}), tags=tags.get(rid, {}),
-                metrics={k: m.value for k, m in summaries.items()},
-                env=json.loads(row[11]) if with_env else {}, lifecycle=lifecycle,
+                metrics={k: math.nan if m[1] else _num(m[0]) for k, m in raw.items()},
+                env=json.loads(row[12]) if with_env else {}, lifecycle=lifecycle,
                 heartbeat=heartbeat, metric_summaries=summaries))
         return out
 
@@ -342,9 +419,15 @@ class SqlIndex:
         """One page of matching runs, and whether more follow."""
         from ... import search
 
-        # Only ids: the wide env column would otherwise be read for every candidate row.
-        query = search.compile_query(experiment_ids, flt, order, T).with_only_columns(
-            T.runs.c.id, maintain_column_froms=True)
+        key = (None if experiment_ids is None else tuple(experiment_ids), flt, order)
+        query = self._queries.get(key)
+        if query is None:
+            # Only ids: the wide env column would otherwise be read for every candidate row.
+            query = search.compile_query(experiment_ids, flt, order, T).with_only_columns(
+                T.runs.c.id, maintain_column_froms=True)
+            if len(self._queries) >= 256:  # a dashboard repeats a few searches; bound the rest
+                self._queries.clear()
+            self._queries[key] = query
         query = query.offset(offset).limit(limit + 1)
         with self.session() as conn:
             ids = [row[0] for row in conn.execute(query)]
@@ -409,6 +492,46 @@ def history_from_blobs(key: str, blobs: list[bytes]) -> MetricHistory:
             order = np.lexsort((t, s))
             s, t, v = s[order], t[order], v[order]
     return MetricHistory(key, s, t, v)
+
+
+def _num(x: Any) -> float:
+    return float(x) if isinstance(x, str) else x  # "inf" / "-inf" from a run doc
+
+
+def _latest(key: str, m: list) -> LatestMetric:
+    value, is_nan, step, ts, lo, hi, count = m
+    return LatestMetric(key, math.nan if is_nan else _num(value), step, ts,
+                        math.nan if lo is None else _num(lo), math.nan if hi is None else _num(hi),
+                        count)
+
+
+class _Summaries(Mapping):
+    """Latest-metric summaries built on first access: a page of search results rarely
+    needs them, and building ten objects per run was a third of the page's cost."""
+
+    __slots__ = ("_raw", "_cache")
+
+    def __init__(self, raw: dict) -> None:
+        self._raw = raw
+        self._cache: dict[str, LatestMetric] = {}
+
+    def __getitem__(self, key: str) -> LatestMetric:
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = _latest(key, self._raw[key])
+        return hit
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    def __repr__(self) -> str:
+        return f"{dict(self.items())!r}"
 
 
 def _latest_row(rid: str, key: str, m: dict) -> tuple:

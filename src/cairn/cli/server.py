@@ -1,0 +1,393 @@
+"""`cairn server`, `cairn sync`, and the team server's `cairn users`, `tokens`, `roles`."""
+
+from __future__ import annotations
+
+import click
+
+from .main import emit_json, handle_errors, json_option
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--db", default=None, metavar="URL",
+              help="Database for a team server (postgresql://user@host/db). Default: the local "
+                   "store (--store / CAIRN_TRACKING_URI).")
+@click.option("--objects", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+              help="Object store for artifacts (needed with --db).")
+@click.option("--endpoint-url", default=None, metavar="URL",
+              help="S3-compatible endpoint (MinIO, Ceph, ...) for s3:// objects.")
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Server processes (stateless replicas of the app).")
+@click.option("--auth/--no-auth", default=None,
+              help="Require API tokens. Default: on with --db, off for a local store.")
+@click.option("--bootstrap-token", envvar="CAIRN_BOOTSTRAP_TOKEN", default=None,
+              help="Admin token to create if missing (else a first start prints a new one).")
+@click.option("--audit/--no-audit", default=True, show_default=True,
+              help="Record every mutating request in the audit log.")
+@click.option("--max-request-mb", default=64, show_default=True, type=int,
+              help="Larger request bodies are refused with 413.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.pass_obj
+@handle_errors
+def server(obj, host: str, port: int, db: str | None, objects: str | None,
+           endpoint_url: str | None, workers: int, auth: bool | None,
+           bootstrap_token: str | None, audit: bool, max_request_mb: int, log_level: str) -> None:
+    """Serve a store over the REST API (docs at /docs) for remote clients and teams.
+
+    With no options it serves the local store (./.cairn or --store) with zero set-up.
+    For a team: PostgreSQL plus a shared object store, auth on, N workers. Any number of
+    such servers can run side by side on the same database and objects.
+
+    \b
+    Examples:
+      cairn server
+      cairn server --db postgresql://cairn@db/cairn --objects s3://ml/cairn --workers 4
+      cairn server --db postgresql://cairn@db/cairn --objects s3://ml/cairn \\
+                   --endpoint-url http://minio:9000
+    Then, in training code: cairn.set_tracking_uri("http://HOST:5000")
+    """
+    from ..errors import InvalidArgument
+    from ..server.serve import ServeConfig, prepare, run
+
+    uri = obj.uri or ".cairn"
+    if db is None and "://" in uri and not uri.startswith("file://"):
+        raise InvalidArgument(f"cairn server serves a local store directory or --db URL, not {uri}")
+    if workers < 1:
+        raise InvalidArgument("--workers must be at least 1")
+    settings = {"auth": bool(db) if auth is None else auth, "audit": audit,
+                "max_request_bytes": max_request_mb << 20, "bootstrap_token": bootstrap_token}
+    cfg = ServeConfig(store=uri.removeprefix("file://"), db=db, objects=objects,
+                      endpoint_url=endpoint_url, settings=settings)
+    token = prepare(cfg)
+    where = db_label(db) if db else uri
+    click.echo(f"cairn server: {where}, objects {objects or 'in the store'}, auth "
+               f"{'on' if settings['auth'] else 'off'}, {workers} worker(s), "
+               f"http://{host}:{port} (API docs at /docs)", err=True)
+    if token:
+        click.echo("A first admin was created. Its API token is shown this once; keep it "
+                   f"secret:\n\n  {token}\n\nUse it as CAIRN_TRACKING_TOKEN.", err=True)
+    run(cfg, host=host, port=port, workers=workers, log_level=log_level)
+
+
+def db_label(url: str) -> str:
+    from ..store.sql.store import redact_url
+
+    return redact_url(url)
+
+
+@click.command()
+@click.option("--from", "source", default=None, metavar="DIR",
+              help="A local store whose runs to upload (runs made offline).")
+@click.option("--to", "target", default=None, metavar="URL",
+              help="The server (default: the tracking URI).")
+@click.option("--workers", default=8, show_default=True, type=int, help="Runs sent at once.")
+@json_option
+@click.pass_obj
+@handle_errors
+def sync(obj, source: str | None, target: str | None, workers: int, as_json: bool) -> None:
+    """Send records to a Cairn server: the spool of runs logged while it was away, or
+    (with --from) every run of a local store recorded offline. Safe to repeat: the
+    server keeps each record once.
+
+    \b
+    Examples:
+      cairn --store http://cairn:5000 sync
+      cairn sync --from ./.cairn --to http://cairn:5000
+    """
+    from ..errors import InvalidArgument
+    from ..store import open_store
+
+    url = target or obj.uri or ""
+    if not url.startswith(("http://", "https://")):
+        raise InvalidArgument("cairn sync needs a server: --to http://HOST:PORT or a tracking URI "
+                              "that is one")
+    store = open_store(url)
+    if source is None:
+        result = store.sync()
+        left = store.pending_writers()
+        if as_json:
+            emit_json({**result, "pending_writers": left})
+        else:
+            click.echo(f"sent {result['writers_sent']} spooled journal(s) to {store.uri}; "
+                       f"{left} still waiting")
+        if left:
+            raise SystemExit(1)
+        return
+    from ..store.sync import sync_local_store
+
+    res = sync_local_store(source, store, workers=workers)
+    if as_json:
+        emit_json({"runs": res.runs, "records": res.records, "applied": res.applied,
+                   "duplicates": res.duplicates, "objects_uploaded": res.objects_uploaded,
+                   "errors": list(res.errors)})
+    else:
+        click.echo(f"{res.runs} run(s), {res.records} record(s): {res.applied} new, "
+                   f"{res.duplicates} already on the server; {res.objects_uploaded} object(s) "
+                   f"uploaded")
+        for e in res.errors:
+            click.echo(f"  {e}", err=True)
+    if not res.ok:
+        raise SystemExit(1)
+
+
+# -- users, tokens, roles: administration straight on the server's database ---------------
+def _auth_db(obj, db: str | None):
+    from ..errors import InvalidArgument
+    from ..store import open_store
+    from ..store.sql.auth import AuthDB
+
+    if db is not None:
+        from ..store.sql.store import SqlStore
+
+        store = SqlStore(db)
+    else:
+        store = open_store(obj.uri or ".cairn")
+    if not hasattr(store, "index"):
+        raise InvalidArgument(f"users and tokens live in the server's database: pass --db URL "
+                              f"(or --store DIR for a local server), not {store.uri}")
+    store.open()
+    return AuthDB(store.index.engine)
+
+
+db_option = click.option("--db", default=None, metavar="URL",
+                         help="The server's database (default: the --store directory's index).")
+
+
+@click.group()
+def users() -> None:
+    """Users of a team server (administration on its database).
+
+    \b
+    Examples:
+      cairn users create alice --db postgresql://cairn@db/cairn
+      cairn users ls --db postgresql://cairn@db/cairn
+    """
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="A global admin (manages users, tokens and roles).")
+@click.option("--token/--no-token", default=True, show_default=True,
+              help="Also make an API token (shown once).")
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def users_create(obj, name: str, admin: bool, token: bool, db: str | None, as_json: bool) -> None:
+    """Create a user, with an API token shown this once.
+
+    \b
+    Example:
+      cairn users create alice --db postgresql://cairn@db/cairn
+    """
+    adb = _auth_db(obj, db)
+    user = adb.create_user(name, admin, created_by="cli")
+    secret = adb.create_token(name, "cli")[1] if token else None
+    if as_json:
+        emit_json({"name": user.name, "is_admin": user.is_admin, "token": secret})
+        return
+    click.echo(f"created user {name}{' (admin)' if admin else ''}")
+    if secret:
+        click.echo(f"API token (shown once): {secret}")
+
+
+@users.command("ls")
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def users_ls(obj, db: str | None, as_json: bool) -> None:
+    """List users.
+
+    \b
+    Example:
+      cairn users ls --db postgresql://cairn@db/cairn
+    """
+    rows = _auth_db(obj, db).list_users()
+    if as_json:
+        emit_json([{"name": u.name, "is_admin": u.is_admin, "disabled": u.disabled} for u in rows])
+        return
+    for u in rows:
+        flags = ", ".join(f for f, on in (("admin", u.is_admin), ("disabled", u.disabled)) if on)
+        click.echo(f"{u.name}{f'  ({flags})' if flags else ''}")
+
+
+@users.command("disable")
+@click.argument("name")
+@db_option
+@click.pass_obj
+@handle_errors
+def users_disable(obj, name: str, db: str | None) -> None:
+    """Disable a user and revoke all their tokens.
+
+    \b
+    Example:
+      cairn users disable bob --db postgresql://cairn@db/cairn
+    """
+    _auth_db(obj, db).set_disabled(name, True)
+    click.echo(f"disabled {name}; their tokens are revoked")
+
+
+@click.group()
+def tokens() -> None:
+    """API tokens of a team server (only their hashes are stored).
+
+    \b
+    Examples:
+      cairn tokens create alice --name laptop --db postgresql://cairn@db/cairn
+      cairn tokens revoke 3f2a9c0b1d4e5f60 --db postgresql://cairn@db/cairn
+    """
+
+
+@tokens.command("create")
+@click.argument("user")
+@click.option("--name", default="", help="What the token is for.")
+@db_option
+@click.pass_obj
+@handle_errors
+def tokens_create(obj, user: str, name: str, db: str | None) -> None:
+    """Make a token for USER; the secret is printed this once.
+
+    \b
+    Example:
+      cairn tokens create alice --name ci --db postgresql://cairn@db/cairn
+    """
+    tok, secret = _auth_db(obj, db).create_token(user, name)
+    click.echo(f"token {tok.id} for {user} (shown once): {secret}")
+
+
+@tokens.command("ls")
+@click.option("--user", default=None)
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def tokens_ls(obj, user: str | None, db: str | None, as_json: bool) -> None:
+    """List tokens (ids and names, never secrets).
+
+    \b
+    Example:
+      cairn tokens ls --user alice --db postgresql://cairn@db/cairn
+    """
+    rows = _auth_db(obj, db).list_tokens(user)
+    if as_json:
+        emit_json([{"id": t.id, "user": t.user, "name": t.name, "revoked": t.revoked}
+                   for t in rows])
+        return
+    for t in rows:
+        click.echo(f"{t.id}  {t.user}  {t.name or '-'}{'  (revoked)' if t.revoked else ''}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@db_option
+@click.pass_obj
+@handle_errors
+def tokens_revoke(obj, token_id: str, db: str | None) -> None:
+    """Revoke a token by its id.
+
+    \b
+    Example:
+      cairn tokens revoke 3f2a9c0b1d4e5f60 --db postgresql://cairn@db/cairn
+    """
+    _auth_db(obj, db).revoke_token(token_id)
+    click.echo(f"revoked token {token_id}")
+
+
+@click.group()
+def roles() -> None:
+    """Roles per experiment and per registered model: viewer, editor, approver, admin.
+
+    \b
+    Examples:
+      cairn roles grant alice editor --experiment 123456 --db postgresql://cairn@db/cairn
+      cairn roles grant bob approver --model fraud --db postgresql://cairn@db/cairn
+      cairn roles grant carol viewer --global --db postgresql://cairn@db/cairn
+    """
+
+
+def _resource(experiment: str | None, model: str | None, everything: bool) -> tuple[str, str]:
+    from ..errors import InvalidArgument
+
+    given = [x for x in (experiment, model, everything or None) if x]
+    if len(given) != 1:
+        raise InvalidArgument("name exactly one of --experiment ID, --model NAME or --global")
+    if experiment:
+        return "experiment", experiment
+    if model:
+        return "model", model
+    return "global", "*"
+
+
+_res = [click.option("--experiment", default=None, metavar="ID", help="An experiment id, or *."),
+        click.option("--model", default=None, metavar="NAME", help="A registered model, or *."),
+        click.option("--global", "everything", is_flag=True, help="Every resource.")]
+
+
+def _res_options(fn):
+    for opt in reversed(_res):
+        fn = opt(fn)
+    return fn
+
+
+@roles.command("grant")
+@click.argument("user")
+@click.argument("role", type=click.Choice(["viewer", "editor", "approver", "admin"]))
+@_res_options
+@db_option
+@click.pass_obj
+@handle_errors
+def roles_grant(obj, user: str, role: str, experiment: str | None, model: str | None,
+                everything: bool, db: str | None) -> None:
+    """Give USER a ROLE on one resource (replacing their role there).
+
+    \b
+    Example:
+      cairn roles grant alice editor --experiment 123456 --db postgresql://cairn@db/cairn
+    """
+    rtype, rid = _resource(experiment, model, everything)
+    _auth_db(obj, db).grant(user, rtype, rid, role, granted_by="cli")
+    click.echo(f"{user} is {role} on {rtype} {rid}")
+
+
+@roles.command("revoke")
+@click.argument("user")
+@_res_options
+@db_option
+@click.pass_obj
+@handle_errors
+def roles_revoke(obj, user: str, experiment: str | None, model: str | None, everything: bool,
+                 db: str | None) -> None:
+    """Remove USER's role on one resource.
+
+    \b
+    Example:
+      cairn roles revoke alice --experiment 123456 --db postgresql://cairn@db/cairn
+    """
+    rtype, rid = _resource(experiment, model, everything)
+    _auth_db(obj, db).revoke(user, rtype, rid)
+    click.echo(f"{user} has no role on {rtype} {rid} any more")
+
+
+@roles.command("ls")
+@click.option("--user", default=None)
+@db_option
+@json_option
+@click.pass_obj
+@handle_errors
+def roles_ls(obj, user: str | None, db: str | None, as_json: bool) -> None:
+    """List role bindings.
+
+    \b
+    Example:
+      cairn roles ls --user alice --db postgresql://cairn@db/cairn
+    """
+    rows = _auth_db(obj, db).bindings(user)
+    if as_json:
+        emit_json([{"user": b.user, "resource_type": b.resource_type,
+                    "resource_id": b.resource_id, "role": b.role} for b in rows])
+        return
+    for b in rows:
+        click.echo(f"{b.user}  {b.role}  {b.resource_type} {b.resource_id}")

@@ -1,0 +1,451 @@
+"""Data set versions over a Client's store: add, checkout, diff, split, derive, inputs, remotes.
+
+:class:`Datasets` is the explicit API (one per Client); ``cairn.data.add(...)`` and
+friends call it for the fluent API's tracking store.  Order of writes in every
+operation: objects first (files, packs, trees), the catalog row last and in one
+transaction, so a failure at any point leaves no version that names a missing object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..cas.packs import body_start
+from ..cas.tree import check_path, encode_tree, referenced_oids
+from ..entities import FileEntry
+from ..errors import CorruptObject, InvalidArgument, MissingDependency, NotFound
+from . import quality as Q
+from .catalog import Catalog
+from .entities import DataDiff, DataRef, Dataset, DatasetVersion, TransferResult, check_name
+from .hashcache import HashCache
+from .ingest import (
+    checkout_error, encode_entries, ingest, restore_missing, scan, storage_error,
+)
+from .progress import bar
+
+Ref = "str | DataRef | DatasetVersion"
+
+
+class Datasets:
+    """Data set versioning for one store (see ``docs/data.md``)."""
+
+    def __init__(self, client: Any = None) -> None:
+        if client is None:
+            from ..fluent import _client
+
+            client = _client()
+        self.client = client
+
+    # -- plumbing ------------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        store = self.client.store
+        if not hasattr(store, "objects") or not hasattr(store, "index"):
+            raise InvalidArgument(f"data versioning needs a local store directory, not "
+                                  f"{getattr(store, 'uri', store)!r}")
+        store.open()
+        return store
+
+    @property
+    def objects(self) -> Any:
+        return self.store.objects
+
+    @property
+    def catalog(self) -> Catalog:
+        return Catalog(self.store.index)
+
+    def _cache(self) -> HashCache:
+        return HashCache(Path(self.store.root) / "cache" / "hashes.sqlite")
+
+    # -- reading the catalog -------------------------------------------------------
+    def version(self, ref: Ref) -> DatasetVersion:
+        """The version a reference names: ``name``, ``name@3``, ``name@gold``."""
+        return self.catalog.resolve(ref)
+
+    def versions(self, name: str) -> list[DatasetVersion]:
+        return self.catalog.versions(name)
+
+    def list(self) -> list[Dataset]:
+        return self.catalog.datasets()
+
+    def files(self, ref: Ref, path: str | None = None) -> list[FileEntry]:
+        """The files of a version (under ``path`` if given), sorted by path."""
+        v = self.version(ref)
+        entries = self.objects.get_tree(v.tree)
+        return _under(entries, path, v)
+
+    # -- add -----------------------------------------------------------------------
+    def add(self, path: str | os.PathLike[str], name: str, message: str = "", *,
+            aliases: Sequence[str] = (), expect: Sequence[str] | str | None = None,
+            stats: bool = True, pack: bool = True,
+            progress: bool | None = False) -> DatasetVersion:
+        """Record the file or directory at ``path`` as the next version of data set ``name``.
+
+        The files are only read.  If nothing changed since the latest version, no
+        version is made and the latest is returned with ``created=False``.
+        ``expect`` lists quality expectations (see :mod:`cairn.data.quality`) that
+        must hold, or nothing is recorded and :class:`QualityCheckFailed` says why.
+        """
+        return self._add(path, name, message, aliases=aliases, expect=expect, stats=stats,
+                         pack=pack, progress=progress)
+
+    def _add(self, path: str | os.PathLike[str], name: str, message: str = "", *,
+             aliases: Sequence[str] = (), expect: Sequence[str] | str | None = None,
+             stats: bool = True, pack: bool = True, progress: bool | None = False,
+             kind: str = "add", parents: Sequence[DatasetVersion] = (),
+             run_id: str | None = None, commit: str | None = None,
+             transform: Mapping[str, Any] | None = None) -> DatasetVersion:
+        check_name(name)
+        expectations = Q.parse_all(expect)
+        store = self.store
+        files, is_dir = scan(path, exclude=[str(Path(store.root).resolve())])
+        if not files:
+            raise InvalidArgument(f"{path} contains no regular files; nothing to version",
+                                  path=str(path))
+        source = str(Path(path).expanduser().resolve())
+        cache = self._cache()
+        try:
+            cached = cache.load(source, single=not is_dir)
+            total = sum(f.size for f in files)
+            with bar(f"adding {name}", total, enabled=progress) as advance:
+                res = ingest(store.objects, files, cache=cache, cached=cached, pack=pack,
+                             progress=advance)
+            entries = res.entries
+            tree_bytes = encode_entries(entries)  # = encode_tree, for entries of a valid scan
+            tree = hashlib.sha256(tree_bytes).hexdigest()
+            latest = self.catalog.latest(name)
+            unchanged = latest is not None and latest.tree == tree and not parents
+            if res.cached and not unchanged:
+                restore_missing(store.objects, files, entries, cache=cache, pack=pack)
+        finally:
+            cache.close()
+        return self._record(name, entries, tree_bytes, message=message, source=source,
+                            aliases=aliases, expectations=expectations, stats=stats, kind=kind,
+                            parents=parents, run_id=run_id, commit=commit, transform=transform)
+
+    def _record(self, name: str, entries: list[FileEntry], tree_bytes: bytes | None = None, *,
+                message: str, source: str, aliases: Sequence[str],
+                expectations: Sequence[Q.Expectation], stats: bool, kind: str,
+                parents: Sequence[DatasetVersion], run_id: str | None, commit: str | None,
+                transform: Mapping[str, Any] | None) -> DatasetVersion:
+        """Store the tree, compute stats, check expectations, then write the catalog row."""
+        objects = self.objects
+        tree_bytes = tree_bytes if tree_bytes is not None else encode_tree(entries)
+        tree = hashlib.sha256(tree_bytes).hexdigest()
+        latest = self.catalog.latest(name)
+        if latest is not None and latest.tree == tree and not parents and kind == "add":
+            table_stats = dict(latest.stats)
+        else:
+            table_stats = self._stats(entries, latest) if stats else {}
+        if expectations and any("pyarrow" in str(st.get("error", ""))
+                                for st in table_stats.values() if isinstance(st, Mapping)):
+            raise MissingDependency("checking expectations on tables needs pyarrow: "
+                                    "pip install 'cairn[data]'")
+        results = Q.evaluate(expectations, table_stats) if expectations else []
+        if any(not r["passed"] for r in results):
+            raise Q.QualityCheckFailed(Q.failure_report(name, results), results, name=name)
+        unchanged = latest is not None and latest.tree == tree
+        try:
+            if not unchanged:
+                objects.put_bytes(tree_bytes)
+        except OSError as exc:
+            raise storage_error(exc) from None
+        packs = list(latest.packs) if unchanged else self._packs_of(entries)  # type: ignore[union-attr]
+        return self.catalog.create_version(
+            name, tree=tree, packs=packs, files=len(entries),
+            size=sum(e.size for e in entries), user=self.client.user, message=message,
+            source=source, kind=kind, run_id=run_id, commit=commit, transform=transform,
+            stats=table_stats, quality=results, parents=parents, aliases=aliases)
+
+    def _packs_of(self, entries: Sequence[FileEntry]) -> list[str]:
+        packs = self.objects.packs
+        if packs is None:
+            return []
+        where = packs.locate(e.digest for e in entries if not e.chunks)
+        return sorted({loc.pack for loc in where.values()})
+
+    def _stats(self, entries: Sequence[FileEntry], previous: DatasetVersion | None) -> dict:
+        from . import stats as S
+
+        tabular = [(e, S.tabular_format(e.path)) for e in entries]
+        tabular = [(e, fmt) for e, fmt in tabular if fmt]
+        if not tabular:
+            return {}
+        if not S.have_pyarrow():
+            return {e.path: {"error": "statistics need pyarrow: pip install 'cairn[data]'"}
+                    for e, _ in tabular}
+        known = {}
+        if previous is not None:
+            known = {s.get("digest"): s for s in previous.stats.values()
+                     if isinstance(s, Mapping) and s.get("digest")}
+        out: dict[str, Any] = {}
+        for e, fmt in tabular:
+            if e.digest in known and "rows" in known[e.digest]:
+                out[e.path] = known[e.digest]
+                continue
+            if e.size > S.MAX_STATS_BYTES:
+                out[e.path] = {"digest": e.digest, "error": "too large for statistics"}
+                continue
+            try:
+                table = S.read_table(self.objects.read_bytes(e), fmt, e.path)
+            except InvalidArgument as exc:
+                out[e.path] = {"digest": e.digest, "error": exc.message}
+                continue
+            out[e.path] = S.table_stats(table, fmt, e.digest)
+        return out
+
+    # -- aliases and inputs --------------------------------------------------------
+    def alias(self, ref: Ref, alias: str) -> DatasetVersion:
+        """Point ``alias`` (e.g. ``gold``) at a version; moves it if it pointed elsewhere."""
+        return self.catalog.set_alias(ref, alias, self.client.user)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        self.catalog.delete_alias(name, alias)
+
+    def log_input(self, run_id: str, ref: Ref, role: str = "input") -> DatasetVersion:
+        """Record that run ``run_id`` read data set version ``ref`` in ``role`` (e.g. "train")."""
+        if not isinstance(role, str) or not role or len(role) > 64:
+            raise InvalidArgument(f"role must be a non-empty string of at most 64 characters, "
+                                  f"got {role!r}")
+        v = self.version(ref)
+        self.catalog.log_input(run_id, v, role)
+        return v
+
+    # -- checkout ------------------------------------------------------------------
+    def checkout(self, ref: Ref, dest: str | os.PathLike[str], path: str | None = None, *,
+                 progress: bool | None = False) -> Path:
+        """Write the version's files (under ``path``) into directory ``dest``, verified.
+
+        Files keep their paths inside the data set; each is written to a temporary
+        file and renamed into place, so a failed checkout never leaves a half file.
+        Other files already in ``dest`` are left alone.
+        """
+        from ..cas._pool import ordered_map
+
+        v = self.version(ref)
+        objects = self.objects
+        objects.drop_caches()  # read packs from the store, as they are now
+        entries = _under(objects.get_tree(v.tree), path, v)
+        dest = Path(dest)
+        if dest.exists() and not dest.is_dir():
+            raise InvalidArgument(f"checkout destination {dest} exists and is not a directory")
+        where = objects.packs.locate(e.digest for e in entries if not e.chunks) \
+            if objects.packs is not None else {}
+        by_pack: dict[str, list[FileEntry]] = {}
+        loose: list[FileEntry] = []
+        for e in entries:
+            loc = where.get(e.digest)
+            if loc is None:
+                loose.append(e)
+            else:
+                by_pack.setdefault(loc.pack, []).append(e)
+
+        root = os.fspath(dest)
+
+        def target(e: FileEntry) -> str:
+            return os.path.join(root, *e.path.split("/"))
+
+        def write_pack(item: tuple[str, list[FileEntry]]) -> int:
+            # One read (verified) per pack; each member re-hashed before it is written.
+            pack, members = item
+            content = objects.get_bytes(pack)
+            body = body_start(pack, content)
+            for e in members:
+                loc = where[e.digest]
+                data = content[body + loc.offset: body + loc.offset + loc.size]
+                if len(data) != e.size or hashlib.sha256(data).hexdigest() != e.digest:
+                    raise CorruptObject(f"cannot check out {target(e)}: {e.path} in pack "
+                                        f"{pack} is corrupt", oid=e.digest, path=e.path)
+                _write_file(target(e), data)
+            return sum(e.size for e in members)
+
+        def write_loose(e: FileEntry) -> int:
+            objects.checkout(e, dest / e.path)
+            return e.size
+
+        try:
+            for d in sorted({os.path.dirname(target(e)) for e in entries}):
+                os.makedirs(d, exist_ok=True)
+            with bar(f"checking out {v.ref}", sum(e.size for e in entries),
+                     enabled=progress) as advance:
+                for n in ordered_map(write_pack, sorted(by_pack.items()), workers=objects.workers):
+                    advance(n)
+                for n in ordered_map(write_loose, loose, workers=objects.workers):
+                    advance(n)
+        except OSError as exc:
+            raise checkout_error(exc, dest) from None
+        return dest
+
+    get = checkout
+
+    def verify(self, ref: Ref):
+        """Re-hash every object of a version; a :class:`~cairn.cas.VerifyResult`."""
+        v = self.version(ref)
+        objects = self.objects
+        entries = objects.get_tree(v.tree)
+        return objects.verify(sorted(referenced_oids(entries) | {v.tree} | set(v.packs)))
+
+    # -- diff ------------------------------------------------------------------------
+    def diff(self, a: Ref, b: Ref) -> DataDiff:
+        from .diff import diff_entries
+
+        va, vb = self.version(a), self.version(b)
+        return diff_entries(va.ref, vb.ref, self.objects.get_tree(va.tree),
+                            self.objects.get_tree(vb.tree), va.stats, vb.stats)
+
+    # -- splits and derived versions ---------------------------------------------------
+    def split(self, ref: Ref, fractions: Mapping[str, float], *, seed: int = 42,
+              stratify: str | None = None, by: str = "auto",
+              names: Mapping[str, str] | None = None,
+              run_id: str | None = None) -> dict[str, DatasetVersion]:
+        """Split a version into derived versions, one data set per split (``name.train``...).
+
+        ``by="rows"`` splits the rows of a single tabular file, ``by="files"`` the
+        files; ``"auto"`` picks rows for a version that is one CSV/TSV/Parquet file.
+        Membership is a pure function of the content and ``seed``.
+        """
+        from . import splits as S
+        from .stats import tabular_format
+
+        fr = S.check_fractions(fractions)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InvalidArgument(f"seed must be an int, got {seed!r}")
+        v = self.version(ref)
+        objects = self.objects
+        entries = objects.get_tree(v.tree)
+        if by == "auto":
+            by = "rows" if len(entries) == 1 and tabular_format(entries[0].path) else "files"
+        if by not in ("rows", "files"):
+            raise InvalidArgument(f"by must be 'auto', 'rows' or 'files', got {by!r}")
+        out_names = {s: (names or {}).get(s, f"{v.name}.{s}") for s in fr}
+        for n in out_names.values():
+            check_name(n)
+        parts: dict[str, list[FileEntry]] = {}
+        if by == "files":
+            parts = S.split_files(entries, fr, seed, stratify)
+        else:
+            if len(entries) != 1 or not tabular_format(entries[0].path):
+                raise InvalidArgument(f"{v.ref} is not a single CSV, TSV or Parquet file; "
+                                      "split it by='files'")
+            e = entries[0]
+            fmt = tabular_format(e.path)
+            assert fmt is not None
+            tables = S.split_table(objects.read_bytes(e), fmt, fr, seed, stratify, e.path)
+            try:
+                for split_name, data in tables.items():
+                    parts[split_name] = [self._put_generated(e.path, data)]
+            except OSError as exc:
+                raise storage_error(exc) from None
+        run_id, commit = self._run_and_commit(run_id)
+        result = {}
+        for split_name, part in parts.items():
+            if not part:
+                raise InvalidArgument(f"split {split_name!r} of {v.ref} would be empty; "
+                                      "use larger fractions or more data")
+            result[split_name] = self._record(
+                out_names[split_name], part, message=f"{split_name} split of {v.ref}",
+                source=v.ref, aliases=(), expectations=(), stats=True, kind="split",
+                parents=[v], run_id=run_id, commit=commit,
+                transform=S.describe(fr, seed, stratify, by, split_name))
+        if run_id:
+            self.catalog.log_input(run_id, v, "split")
+        return result
+
+    def _put_generated(self, rel: str, data: bytes) -> FileEntry:
+        objects = self.objects
+        if len(data) <= objects.chunk_threshold:
+            return FileEntry(rel, len(data), objects.put_bytes(data))
+        with tempfile.TemporaryDirectory(prefix="cairn-") as tmp:
+            p = Path(tmp) / "part"
+            p.write_bytes(data)
+            return objects.put_file(p, rel)
+
+    def derive(self, inputs: Sequence[Ref], output: str | os.PathLike[str], name: str, *,
+               transform: Mapping[str, Any] | None = None, message: str = "",
+               aliases: Sequence[str] = (), expect: Sequence[str] | str | None = None,
+               run_id: str | None = None, progress: bool | None = False) -> DatasetVersion:
+        """Record ``output`` as a version of ``name`` made from ``inputs`` by ``transform``.
+
+        Inside a run (the active one, or ``run_id``) it also records the run, its
+        code commit, and the inputs as the run's inputs: raw → cleaned → features.
+        """
+        if isinstance(inputs, (str, DataRef, DatasetVersion)):
+            inputs = [inputs]
+        if not inputs:
+            raise InvalidArgument("derive needs at least one input version")
+        parents = [self.version(r) for r in inputs]
+        if transform is not None and not isinstance(transform, Mapping):
+            raise InvalidArgument("transform must be a mapping of parameters, e.g. "
+                                  "{'normalize': 'zscore'}")
+        run_id, commit = self._run_and_commit(run_id)
+        v = self._add(output, name, message, aliases=aliases, expect=expect, kind="derive",
+                      parents=parents, run_id=run_id, commit=commit,
+                      transform=dict(transform or {}), progress=progress)
+        if run_id:
+            for p in parents:
+                self.catalog.log_input(run_id, p, "input")
+        return v
+
+    def _run_and_commit(self, run_id: str | None) -> tuple[str | None, str | None]:
+        if run_id is None:
+            from ..fluent import active_run
+
+            run = active_run()
+            run_id = run.id if run is not None else None
+        if run_id is None:
+            return None, None
+        from ..environment import capture_environment
+
+        git = capture_environment().get("git") or {}
+        return run_id, git.get("commit")
+
+    # -- remotes -----------------------------------------------------------------------
+    def push(self, names: Sequence[str] | str | None = None, remote: str | None = None, *,
+             progress: bool | None = None, workers: int = 8) -> TransferResult:
+        """Send versions (all of ``names``, or every data set) and their objects to a remote."""
+        from .transfer import push
+
+        return push(self, names, remote, progress=progress, workers=workers)
+
+    def pull(self, names: Sequence[str] | str | None = None, remote: str | None = None, *,
+             progress: bool | None = None, workers: int = 8) -> TransferResult:
+        """Fetch versions (all of ``names``, or every data set) and the objects they need."""
+        from .transfer import pull
+
+        return pull(self, names, remote, progress=progress, workers=workers)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file next to it, then a rename."""
+    head, name = os.path.split(path)
+    tmp = os.path.join(head, f".{name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked for
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _under(entries: list[FileEntry], path: str | None, v: DatasetVersion) -> list[FileEntry]:
+    if not path:
+        return entries
+    prefix = check_path(path.strip("/"))
+    picked = [e for e in entries if e.path == prefix or e.path.startswith(prefix + "/")]
+    if not picked:
+        raise NotFound(f"{v.ref} has no file or directory {prefix!r}", ref=v.ref, path=prefix)
+    return picked

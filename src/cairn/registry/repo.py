@@ -1,0 +1,347 @@
+"""Registry rows in and out: every query the registry makes, in SQLAlchemy Core.
+
+Rows never leave this module; callers get entities.  Functions take the caller's
+connection so that a mutation, its history event and its audit event share one
+transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..errors import NotFound
+from ..store.sql import tables as T
+from . import audit
+from .entities import (
+    Approval, HistoryEvent, ModelVersion, RegisteredModel, SigningKey, Stage, StagePolicy,
+    TransitionRequest,
+)
+from .semver import SemVer
+
+MV = T.model_versions
+ORDER = (MV.c.major, MV.c.minor, MV.c.patch)
+# Stages that keep one version at a time unless a policy says otherwise.
+EXCLUSIVE_BY_DEFAULT = (Stage.PRODUCTION.value,)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return default if text is None else json.loads(text)
+
+
+# -- the record digest --------------------------------------------------------
+IMMUTABLE = ("name", "version", "tree_oid", "flavor", "source_run_id", "signature",
+             "requirements", "parent_version", "bump", "bump_reasons", "metrics", "params",
+             "datasets", "lineage", "fingerprint", "description", "created_by", "created_at")
+_JSON_FIELDS = ("signature", "requirements", "bump_reasons", "metrics", "params", "datasets",
+                "lineage", "fingerprint")
+
+
+def record_digest(values: dict[str, Any]) -> str:
+    """SHA-256 over every immutable field of a version (JSON fields as parsed values)."""
+    doc = {"format": "cairn.model-version/1"}
+    for key in IMMUTABLE:
+        value = values.get(key)
+        if key in _JSON_FIELDS and isinstance(value, str):
+            value = json.loads(value)
+        doc[key] = value
+    return hashlib.sha256(dumps(doc).encode()).hexdigest()
+
+
+# -- models -------------------------------------------------------------------
+def model_row(conn: Connection, name: str):
+    return conn.execute(sa.select(T.registered_models)
+                        .where(T.registered_models.c.name == name)).first()
+
+
+def require_model(conn: Connection, name: str):
+    row = model_row(conn, name)
+    if row is None:
+        raise NotFound(f"no registered model named {name!r}; `cairn models ls` lists them",
+                       name=name)
+    return row
+
+
+def insert_model(conn: Connection, name: str, description: str, tags: dict, actor: str, now: int) -> None:
+    conn.execute(sa.insert(T.registered_models).values(
+        name=name, description=description or "", tags=dumps(tags or {}), created_by=actor,
+        created_at=now, updated_at=now))
+
+
+def touch_model(conn: Connection, name: str, now: int) -> None:
+    conn.execute(sa.update(T.registered_models).where(T.registered_models.c.name == name)
+                 .values(updated_at=now))
+
+
+def to_model(conn: Connection, row) -> RegisteredModel:
+    rows = version_rows(conn, row.name)
+    stages: dict[str, list[str]] = {}
+    for r in rows:
+        stages.setdefault(r.stage, []).append(r.version)
+    return RegisteredModel(row.name, row.description, row.created_by, row.created_at,
+                           row.updated_at, json.loads(row.tags),
+                           rows[-1].version if rows else None, aliases(conn, row.name),
+                           {k: tuple(v) for k, v in stages.items()})
+
+
+def list_models(conn: Connection) -> list[RegisteredModel]:
+    rows = conn.execute(sa.select(T.registered_models).order_by(T.registered_models.c.name)).all()
+    return [to_model(conn, r) for r in rows]
+
+
+# -- versions -----------------------------------------------------------------
+def version_rows(conn: Connection, name: str, stage: str | None = None) -> list:
+    q = sa.select(MV).where(MV.c.name == name)
+    if stage is not None:
+        q = q.where(MV.c.stage == stage)
+    return conn.execute(q.order_by(*ORDER)).all()
+
+
+def version_row(conn: Connection, name: str, version: str):
+    return conn.execute(sa.select(MV).where(MV.c.name == name, MV.c.version == version)).first()
+
+
+def require_version(conn: Connection, name: str, version: str):
+    row = version_row(conn, name, version)
+    if row is None:
+        require_model(conn, name)
+        known = [r.version for r in version_rows(conn, name)]
+        shown = ", ".join(known[-5:]) or "none yet"
+        raise NotFound(f"model {name!r} has no version {version!r} (latest versions: {shown})",
+                       name=name, version=version)
+    return row
+
+
+def latest_row(conn: Connection, name: str):
+    return conn.execute(sa.select(MV).where(MV.c.name == name)
+                        .order_by(*(c.desc() for c in ORDER)).limit(1)).first()
+
+
+def aliases(conn: Connection, name: str) -> dict[str, str]:
+    A = T.model_aliases
+    return dict(conn.execute(sa.select(A.c.alias, A.c.version).where(A.c.name == name)
+                             .order_by(A.c.alias)).all())
+
+
+def to_version(row, alias_map: dict[str, str] | None = None) -> ModelVersion:
+    names = tuple(a for a, v in (alias_map or {}).items() if v == row.version)
+    return ModelVersion(
+        name=row.name, version=row.version, stage=row.stage, stage_since=row.stage_since,
+        tree_oid=row.tree_oid, flavor=row.flavor, created_by=row.created_by,
+        created_at=row.created_at, digest=row.digest, bump=row.bump,
+        bump_reasons=tuple(json.loads(row.bump_reasons)), source_run_id=row.source_run_id,
+        signature=_loads(row.signature, None), requirements=json.loads(row.requirements),
+        parent=row.parent_version, metrics=json.loads(row.metrics), params=json.loads(row.params),
+        datasets=tuple(json.loads(row.datasets)), lineage=json.loads(row.lineage),
+        fingerprint=json.loads(row.fingerprint), description=row.description,
+        signing_key=row.signing_key,
+        signature_bytes=None if row.signature_bytes is None else bytes(row.signature_bytes),
+        aliases=names)
+
+
+def row_values(row) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+def insert_version(conn: Connection, values: dict[str, Any]) -> None:
+    v = SemVer.parse(values["version"])
+    conn.execute(sa.insert(MV).values(major=v.major, minor=v.minor, patch=v.patch, **values))
+
+
+def set_stage(conn: Connection, name: str, version: str, stage: str, now: int) -> None:
+    conn.execute(sa.update(MV).where(MV.c.name == name, MV.c.version == version)
+                 .values(stage=stage, stage_since=now))
+
+
+def versions_for_run(conn: Connection, run_id: str) -> list[ModelVersion]:
+    return [to_version(r) for r in conn.execute(sa.select(MV).where(MV.c.source_run_id == run_id)
+                                                .order_by(MV.c.name, *ORDER)).all()]
+
+
+# -- aliases ------------------------------------------------------------------
+def set_alias(conn: Connection, name: str, alias: str, version: str, actor: str, now: int) -> str | None:
+    A = T.model_aliases
+    old = conn.execute(sa.select(A.c.version).where(A.c.name == name, A.c.alias == alias)).scalar()
+    if old is None:
+        conn.execute(sa.insert(A).values(name=name, alias=alias, version=version, updated_by=actor,
+                                         updated_at=now))
+    else:
+        conn.execute(sa.update(A).where(A.c.name == name, A.c.alias == alias)
+                     .values(version=version, updated_by=actor, updated_at=now))
+    return old
+
+
+def delete_alias(conn: Connection, name: str, alias: str) -> str | None:
+    A = T.model_aliases
+    old = conn.execute(sa.select(A.c.version).where(A.c.name == name, A.c.alias == alias)).scalar()
+    if old is not None:
+        conn.execute(sa.delete(A).where(A.c.name == name, A.c.alias == alias))
+    return old
+
+
+# -- history ------------------------------------------------------------------
+def add_history(conn: Connection, name: str, version: str | None, kind: str, actor: str, now: int,
+                from_value: str | None = None, to_value: str | None = None, reason: str = "",
+                request_id: str | None = None, alias: str | None = None) -> None:
+    conn.execute(sa.insert(T.model_history).values(
+        name=name, version=version, kind=kind, from_value=from_value, to_value=to_value,
+        alias=alias, actor=actor, time=now, reason=reason or "", request_id=request_id))
+
+
+def history(conn: Connection, name: str, version: str | None = None, until: int | None = None,
+            kinds: Iterable[str] | None = None) -> list[HistoryEvent]:
+    H = T.model_history
+    q = sa.select(H).where(H.c.name == name)
+    if version is not None:
+        q = q.where(H.c.version == version)
+    if until is not None:
+        q = q.where(H.c.time <= until)
+    if kinds is not None:
+        q = q.where(H.c.kind.in_(list(kinds)))
+    return [HistoryEvent(r.id, r.name, r.version, r.kind, r.from_value, r.to_value, r.actor,
+                         r.time, r.reason, r.request_id, r.alias)
+            for r in conn.execute(q.order_by(H.c.id))]
+
+
+# -- policies -----------------------------------------------------------------
+def policy(conn: Connection, name: str, stage: str) -> StagePolicy:
+    P = T.stage_policies
+    row = conn.execute(sa.select(P).where(P.c.name == name, P.c.stage == stage)).first()
+    if row is None:
+        return StagePolicy(name, stage, 0, None, stage in EXCLUSIVE_BY_DEFAULT)
+    approvers = _loads(row.approvers, None)
+    return StagePolicy(name, stage, row.approvals, None if approvers is None else tuple(approvers),
+                       bool(row.exclusive))
+
+
+def policies(conn: Connection, name: str) -> list[StagePolicy]:
+    return [policy(conn, name, s.value) for s in Stage]
+
+
+def save_policy(conn: Connection, p: StagePolicy, actor: str, now: int) -> None:
+    P = T.stage_policies
+    values = dict(approvals=p.approvals,
+                  approvers=None if p.approvers is None else dumps(list(p.approvers)),
+                  exclusive=int(p.exclusive), updated_by=actor, updated_at=now)
+    exists = conn.execute(sa.select(P.c.name).where(P.c.name == p.name, P.c.stage == p.stage)).first()
+    if exists:
+        conn.execute(sa.update(P).where(P.c.name == p.name, P.c.stage == p.stage).values(**values))
+    else:
+        conn.execute(sa.insert(P).values(name=p.name, stage=p.stage, **values))
+
+
+def policy_json(p: StagePolicy) -> dict[str, Any]:
+    return {"stage": p.stage, "approvals": p.approvals,
+            "approvers": None if p.approvers is None else list(p.approvers),
+            "exclusive": p.exclusive}
+
+
+# -- transition requests -----------------------------------------------------
+def request_row(conn: Connection, request_id: str):
+    R = T.transition_requests
+    return conn.execute(sa.select(R).where(R.c.id == request_id)).first()
+
+
+def require_request(conn: Connection, request_id: str):
+    row = request_row(conn, str(request_id))
+    if row is None:
+        raise NotFound(f"no transition request {request_id!r}; `cairn models requests NAME` "
+                       "lists them", request_id=request_id)
+    return row
+
+
+def approvals_of(conn: Connection, request_id: str) -> list[Approval]:
+    A = T.transition_approvals
+    return [Approval(r.user, r.decision, r.comment, r.time) for r in conn.execute(
+        sa.select(A).where(A.c.request_id == request_id).order_by(A.c.time, A.c.user))]
+
+
+def to_request(conn: Connection, row) -> TransitionRequest:
+    required = policy(conn, row.name, row.to_stage).approvals
+    return TransitionRequest(row.id, row.name, row.version, row.from_stage, row.to_stage,
+                             row.status, row.comment, row.requested_by, row.requested_at,
+                             row.resolved_by, row.resolved_at, tuple(approvals_of(conn, row.id)),
+                             required)
+
+
+def list_requests(conn: Connection, name: str | None, status: str | None) -> list[TransitionRequest]:
+    R = T.transition_requests
+    q = sa.select(R)
+    if name is not None:
+        q = q.where(R.c.name == name)
+    if status is not None:
+        q = q.where(R.c.status == status)
+    return [to_request(conn, r) for r in conn.execute(q.order_by(R.c.requested_at, R.c.id)).all()]
+
+
+def pending_request(conn: Connection, name: str, version: str, stage: str):
+    R = T.transition_requests
+    return conn.execute(sa.select(R).where(R.c.name == name, R.c.version == version,
+                                           R.c.to_stage == stage, R.c.status == "pending")).first()
+
+
+def run_inputs(conn: Connection, run_id: str) -> list[dict[str, Any]]:
+    """Data set versions a run logged as inputs (the data-set tables, when present)."""
+    table = T.metadata.tables.get("run_inputs")
+    if table is None:
+        return []
+    rows = conn.execute(sa.select(table.c.dataset, table.c.version, table.c.role)
+                        .where(table.c.run_id == run_id)).all()
+    return [{"name": r.dataset, "version": str(r.version), "role": r.role} for r in rows]
+
+
+# -- settings and keys --------------------------------------------------------
+def get_setting(conn: Connection, key: str) -> Any:
+    value = conn.execute(sa.select(T.registry_settings.c.value)
+                         .where(T.registry_settings.c.key == key)).scalar()
+    return None if value is None else json.loads(value)
+
+
+def put_setting(conn: Connection, key: str, value: Any) -> None:
+    S = T.registry_settings
+    conn.execute(sa.delete(S).where(S.c.key == key))
+    if value is not None:
+        conn.execute(sa.insert(S).values(key=key, value=dumps(value)))
+
+
+def keys(conn: Connection, include_revoked: bool = False) -> list[SigningKey]:
+    K = T.signing_keys
+    q = sa.select(K).order_by(K.c.created_at, K.c.key_id)
+    if not include_revoked:
+        q = q.where(K.c.revoked_at.is_(None))
+    return [SigningKey(r.key_id, r.name, r.public_key, r.created_by, r.created_at, r.revoked_at)
+            for r in conn.execute(q)]
+
+
+def key_row(conn: Connection, key_id: str):
+    K = T.signing_keys
+    return conn.execute(sa.select(K).where(K.c.key_id == key_id)).first()
+
+
+def insert_key(conn: Connection, key_id: str, name: str, pem: str, actor: str, now: int) -> None:
+    conn.execute(sa.insert(T.signing_keys).values(key_id=key_id, name=name, public_key=pem,
+                                                  created_by=actor, created_at=now))
+
+
+def revoke_key(conn: Connection, key_id: str, now: int) -> None:
+    K = T.signing_keys
+    conn.execute(sa.update(K).where(K.c.key_id == key_id).values(revoked_at=now))
+
+
+def record(conn: Connection, actor: str, action: str, target: str, before: Any, after: Any,
+           now: int) -> None:
+    """The audit event of a mutation, in the caller's transaction."""
+    audit.append(conn, actor, action, target, before, after, now)

@@ -1,0 +1,153 @@
+"""The app factory: ``create_app(store, objects, settings)``, explicit dependencies only.
+
+Errors leave the server as JSON ``{"error_code", "message", ...}`` with the status of
+the :class:`~cairn.errors.CairnError` behind them; bad input is always a 4xx with a
+message that says what to change, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import CairnError
+from ..store.wire import error_to_json
+from .config import ServerSettings
+from .context import ServerContext
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cas.odb import ObjectStore
+
+log = logging.getLogger("cairn.server")
+
+API = "/api/v1"
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+
+def _error(status: int, code: str, message: str, **details: Any) -> JSONResponse:
+    return JSONResponse({"error_code": code, "message": message, **details}, status_code=status)
+
+
+class LimitsMiddleware:
+    """413 for bodies over the limit (declared or streamed); 400 for NUL bytes in the URL."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            resp = _error(400, "INVALID_PARAMETER_VALUE", "the URL contains a NUL character")
+            return await resp(scope, receive, send)
+        limit = self.max_bytes
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > limit:
+                    resp = _error(413, "REQUEST_TOO_LARGE",
+                                  f"the request body has {declared} bytes; this server accepts at "
+                                  f"most {limit} (send records in smaller requests)", limit=limit)
+                    return await resp(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+def create_app(store: Any, objects: "ObjectStore | None" = None,
+               settings: ServerSettings | None = None) -> FastAPI:
+    """A FastAPI app serving ``store`` (and ``objects``, by default the store's own)."""
+    from .. import __version__
+    from .routes import (
+        admin, artifacts, audit, experiments, health, metrics, models, records, runs,
+    )
+
+    settings = settings or ServerSettings()
+    context = ServerContext(store, objects if objects is not None else store.objects, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        try:  # queued audit events go out before the process does
+            await run_in_threadpool(context.flush_audit)
+        except CairnError as exc:
+            log.error("audit events lost at shutdown: %s", exc.message)
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Cairn tracking server", version=__version__,
+        description="Native REST API of Cairn: experiments, runs, record ingestion, metric "
+                    "history, search, artifacts, users and roles, audit log. Errors are JSON "
+                    "objects with `error_code` and `message`.",
+    )
+    app.state.cairn = context
+
+    @app.exception_handler(CairnError)
+    async def _cairn_error(request: Request, exc: CairnError):
+        if exc.http_status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        return JSONResponse(_jsonable(error_to_json(exc)), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        problems = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+            problems.append(f"{loc}: {e.get('msg', 'invalid')}")
+        message = "invalid request: " + "; ".join(problems[:10])
+        return _error(400, "INVALID_PARAMETER_VALUE", message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = {404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code,
+                                                                          "BAD_REQUEST")
+        message = (f"no such endpoint: {request.method} {request.url.path}"
+                   if exc.status_code == 404 else str(exc.detail))
+        return _error(exc.status_code, code, message)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge):
+        return _error(413, "REQUEST_TOO_LARGE", f"the request body is larger than {exc.limit} "
+                      "bytes, the most this server accepts", limit=exc.limit)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):  # pragma: no cover - a bug
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "INTERNAL_ERROR", f"internal server error ({type(exc).__name__}); "
+                      "the server log has the details")
+
+    app.add_middleware(LimitsMiddleware, max_bytes=settings.max_request_bytes)
+    app.include_router(health.router)
+    for module in (experiments, runs, records, metrics, artifacts, models, admin, audit):
+        app.include_router(module.router, prefix=API)
+    return app
+
+
+def _jsonable(d: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(d, default=str))

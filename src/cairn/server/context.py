@@ -1,0 +1,136 @@
+"""What every route needs: the store, the object store, the guard and the audit log."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+
+from ..errors import CairnError, InvalidArgument
+from .auth import Guard, Principal
+from .config import ServerSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cas.odb import ObjectStore
+
+log = logging.getLogger("cairn.server")
+AUDIT_INTERVAL = 0.2  # seconds between writes of queued audit events
+
+
+def sql_engine(store: Any):
+    """The SQLAlchemy engine behind a store, or None (the in-memory store has none)."""
+    index = getattr(store, "index", None)
+    return getattr(index, "engine", None) if index is not None else None
+
+
+class ServerContext:
+    def __init__(self, store: Any, objects: "ObjectStore", settings: ServerSettings) -> None:
+        self.store = store
+        self.objects = objects
+        self.settings = settings
+        self._engine = None
+        self._auth_db = None
+        self.guard = Guard(None, settings.auth, settings.token_cache_s)
+        self._audit_queue: list[tuple] = []
+        self._audit_lock = threading.Lock()
+        self._audit_flush_lock = threading.Lock()
+        self._audit_thread: threading.Thread | None = None
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            if hasattr(self.store, "open"):
+                self.store.open()
+            self._engine = sql_engine(self.store)
+        return self._engine
+
+    @property
+    def auth_db(self):
+        if self._auth_db is None:
+            if self.engine is None:
+                raise InvalidArgument("users, tokens and roles need an SQL-backed store "
+                                      "(a local directory or a database URL)")
+            from ..store.sql.auth import AuthDB
+
+            self._auth_db = AuthDB(self.engine)
+            self.guard.db = self._auth_db
+        return self._auth_db
+
+    def start(self) -> str | None:
+        """Open the store; with auth, make sure an admin exists (returns a new token once)."""
+        if hasattr(self.store, "open"):
+            self.store.open()
+        if self.settings.auth:
+            db = self.auth_db
+            return db.bootstrap_admin(self.settings.bootstrap_user, self.settings.bootstrap_token)
+        return None
+
+    def audit(self, p: Principal, action: str, target: str, before: Any = None,
+              after: Any = None, wait: bool = False) -> None:
+        """Append one event to the hash-chained audit log, after the change committed.
+
+        Events are queued and written in batches (one short transaction every
+        ``AUDIT_INTERVAL`` seconds), so metric ingestion never queues on the chain's
+        head lock; ``wait=True`` (user, token and role changes) writes before returning.
+        A crash between a change and its event loses the event, never the change.
+        """
+        if not self.settings.audit or self.engine is None:
+            return
+        import time as _time
+
+        event = (p.user, action, target, before, after, _time.time_ns() // 1_000_000)
+        with self._audit_lock:
+            self._audit_queue.append(event)
+            if self._audit_thread is None or not self._audit_thread.is_alive():
+                self._audit_thread = threading.Thread(target=self._audit_loop,
+                                                      name="cairn-audit", daemon=True)
+                self._audit_thread.start()
+        if wait:
+            self.flush_audit()
+
+    def flush_audit(self) -> None:
+        """Write every queued audit event now (one transaction)."""
+        if self.engine is None:
+            return
+        from ..registry import audit as chain
+        from ..store.sql.engine import session
+
+        with self._audit_flush_lock:
+            with self._audit_lock:
+                events, self._audit_queue = self._audit_queue, []
+            if not events:
+                return
+            try:
+                with session(self.engine, write=True) as conn:
+                    for actor, action, target, before, after, when in events:
+                        chain.append(conn, actor, action, target, before, after, time_ms=when)
+            except CairnError as exc:  # keep them for the next try, and say so
+                with self._audit_lock:
+                    self._audit_queue[:0] = events
+                log.error("%d audit event(s) could not be written yet: %s", len(events),
+                          exc.message)
+                raise
+
+    def _audit_loop(self) -> None:
+        import time as _time
+
+        while True:
+            _time.sleep(AUDIT_INTERVAL)
+            try:
+                self.flush_audit()
+            except CairnError:
+                pass
+
+
+def ctx(request: Request) -> ServerContext:
+    return request.app.state.cairn
+
+
+def principal(request: Request) -> Principal:
+    """The authenticated caller (a FastAPI dependency)."""
+    c: ServerContext = request.app.state.cairn
+    if c.settings.auth:
+        c.auth_db  # noqa: B018  (binds the guard to the database on first use)
+    return c.guard.authenticate(request.headers.get("authorization"))

@@ -1,0 +1,1 @@
+"""One module per resource of the native REST API (``/api/v1``)."""

@@ -1,0 +1,120 @@
+"""Helpers shared by the run, record, metric and artifact routes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from ...cas.tree import referenced_oids
+from ...entities import RecordBatch
+from ...errors import CairnError, Conflict, NotFound, StoreUnavailable
+from ...store import segments as seglib
+from ...store.wire import check_batch, error_to_json
+from ..auth import Principal
+from ..context import ServerContext
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def run_experiments(c: ServerContext, run_ids: list[str]) -> dict[str, str]:
+    """run id -> experiment id for the runs that exist."""
+    lookup = getattr(c.store, "run_experiment_ids", None)
+    if lookup is not None:
+        return lookup(run_ids)
+    out = {}
+    for rid in dict.fromkeys(run_ids):
+        try:
+            out[rid] = c.store.get_run(rid).experiment_id
+        except NotFound:
+            pass
+    return out
+
+
+def require_run(c: ServerContext, p: Principal, run_id: str, role: str) -> str:
+    """The run's experiment id, after checking ``p`` holds ``role`` on it (404 if no run)."""
+    exp = run_experiments(c, [run_id]).get(run_id)
+    if exp is None:
+        raise NotFound(f"run {run_id!r} does not exist")
+    c.guard.require(p, role, "experiment", exp)
+    return exp
+
+
+def new_writer_id() -> str:
+    return "srv-" + uuid.uuid4().hex[:12]
+
+
+def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch]) -> list[dict]:
+    """Apply batches one by one (one transaction each); a result per batch, in order.
+
+    Statuses: ``applied``, ``duplicate`` (that writer's seq was applied before),
+    ``rejected`` (a permanent error, given; resending will not help) and
+    ``unavailable`` (transient: resend it later).  After the first unavailable batch the
+    rest are not tried, so a writer's batches are never applied out of order.
+    """
+    known = run_experiments(c, [b.run_id for b in batches]) if c.guard.enabled else {}
+    new_experiments: dict[str, bool] = {}
+    results: list[dict] = []
+    blocked = False
+    for b in batches:
+        res: dict[str, Any] = {"writer_id": b.writer_id, "seq": b.seq, "run_id": b.run_id}
+        if blocked:
+            res["status"] = "unavailable"
+            results.append(res)
+            continue
+        try:
+            check_batch(b)
+            _authorize(c, p, b, known, new_experiments)
+            if b.artifacts and c.settings.check_artifact_objects:
+                missing = c.objects.missing(referenced_oids(b.artifacts))
+                if missing:
+                    raise Conflict(f"{len(missing)} artifact object(s) are not on the server yet; "
+                                   "upload them first (POST /api/v1/objects/missing, then PUT "
+                                   "/api/v1/objects/{oid})", missing=sorted(missing)[:20])
+            applied = _write(c, b)
+            res["status"] = "applied" if applied else "duplicate"
+            if b.create is not None:
+                known[b.run_id] = str(b.create["experiment_id"])
+        except StoreUnavailable as exc:
+            res["status"] = "unavailable"
+            res["error"] = error_to_json(exc)
+            blocked = True
+        except CairnError as exc:
+            res["status"] = "rejected"
+            res["error"] = error_to_json(exc)
+        results.append(res)
+    return results
+
+
+def _write(c: ServerContext, b: RecordBatch) -> bool:
+    prepared = getattr(c.store, "write_prepared", None)
+    if prepared is not None:
+        return prepared(b, [seglib.prepare(k, *a) for k, a in b.metrics.items()])
+    c.store.write(b)
+    return True
+
+
+def _authorize(c: ServerContext, p: Principal, b: RecordBatch, known: dict[str, str],
+               new_experiments: dict[str, bool]) -> None:
+    if not c.guard.enabled:
+        return
+    exp = known.get(b.run_id)
+    if exp is not None:  # an existing run, whatever a create field claims
+        c.guard.require(p, "editor", "experiment", exp)
+        return
+    if b.create is not None:
+        exp_id = str(b.create["experiment_id"])
+        if exp_id not in new_experiments:
+            try:
+                c.store.get_experiment(exp_id)
+                new_experiments[exp_id] = False
+            except NotFound:
+                new_experiments[exp_id] = True
+        if new_experiments[exp_id]:  # the batch would create the experiment (cairn sync)
+            c.guard.require_global(p, "editor", "experiment")
+        else:
+            c.guard.require(p, "editor", "experiment", exp_id)
+        return
+    # an unknown run without create: the store answers NotFound

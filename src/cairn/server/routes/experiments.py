@@ -1,0 +1,76 @@
+"""Experiments: list, create, get by id or name."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from ...errors import NotFound
+from ...store.wire import experiment_to_json, no_nul
+from ..auth import Principal
+from ..context import ctx, principal
+
+router = APIRouter(tags=["experiments"])
+User = Annotated[Principal, Depends(principal)]
+
+
+class Experiment(BaseModel):
+    id: str
+    name: str
+    created_at: int
+    lifecycle: str
+    tags: dict[str, str]
+
+
+class ExperimentList(BaseModel):
+    experiments: list[Experiment]
+
+
+class CreateExperiment(BaseModel):
+    name: str = Field(min_length=1, max_length=500)
+    tags: dict[str, Annotated[str, Field(max_length=8000)]] = Field(default_factory=dict)
+
+
+@router.get("/experiments", response_model=ExperimentList, summary="Experiments you may view")
+def list_experiments(request: Request, p: User):
+    c = ctx(request)
+    exps = c.store.list_experiments()
+    if not c.guard.sees_all(p, "experiment"):
+        ok = set(c.guard.visible(p, "experiment", [e.id for e in exps]))
+        exps = [e for e in exps if e.id in ok]
+    return {"experiments": [experiment_to_json(e) for e in exps]}
+
+
+@router.post("/experiments", response_model=Experiment, status_code=201,
+             summary="Create an experiment (409 if the name is taken)")
+def create_experiment(body: CreateExperiment, request: Request, p: User):
+    c = ctx(request)
+    no_nul(body.model_dump(), "experiment")
+    c.guard.require_global(p, "editor", "experiment")
+    exp = c.store.create_experiment(body.name, body.tags)
+    if c.settings.auth and not p.is_admin:
+        c.auth_db.grant(p.user, "experiment", exp.id, "admin", granted_by=p.user)
+        c.guard.forget()
+    c.audit(p, "experiment.create", f"experiments/{exp.id}", None, experiment_to_json(exp))
+    return experiment_to_json(exp)
+
+
+@router.get("/experiments/by-name", response_model=Experiment,
+            summary="The experiment with this exact name (404 if none)")
+def experiment_by_name(request: Request, p: User, name: Annotated[str, Query(max_length=500)]):
+    c = ctx(request)
+    exp = c.store.get_experiment_by_name(name)
+    if exp is None:
+        raise NotFound(f"no experiment named {name!r}")
+    c.guard.require(p, "viewer", "experiment", exp.id)
+    return experiment_to_json(exp)
+
+
+@router.get("/experiments/{experiment_id}", response_model=Experiment)
+def get_experiment(experiment_id: str, request: Request, p: User):
+    c = ctx(request)
+    exp = c.store.get_experiment(experiment_id)
+    c.guard.require(p, "viewer", "experiment", exp.id)
+    return experiment_to_json(exp)

@@ -1,0 +1,279 @@
+"""The server-side store: the SQL index on PostgreSQL (or SQLite) plus an object store.
+
+No journal: on a server the database *is* the durable copy, and the clients keep
+their own journals as spools until the server acknowledges each batch by
+(writer, seq).  A batch is one transaction.  On PostgreSQL the transaction
+first takes a transaction-scoped advisory lock on the run, so concurrent batches
+for one run (several writers, a retry racing its original, two server replicas)
+apply one after another: the (writer, seq) check and the metric summaries never
+see a half-applied neighbour.
+
+Constructing a SqlStore does no I/O; :meth:`open` (called on first use) creates
+a fresh schema or refuses an out-of-date one with the command to run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ...entities import Experiment, FileEntry, MetricHistory, RecordBatch, Run
+from ...errors import AlreadyExists, InvalidArgument, NotFound
+from .. import segments as seglib
+from ..local import new_experiment_id, now_ms
+from ..validation import check_experiment_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...cas.odb import ObjectStore
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (SQLAlchemy's default driver is psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and ``Store.uri``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    cred, _, host = rest.rpartition("@")
+    user = cred.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
+
+
+class SqlStore:
+    """Store protocol over :class:`~cairn.store.sql.index.SqlIndex`, for the tracking server."""
+
+    def __init__(self, url: str, objects: "ObjectStore | None" = None,
+                 stale_after_s: float | None = None) -> None:
+        from .index import SqlIndex
+
+        self.url = normalize_url(url)
+        self.uri = redact_url(self.url)
+        self.index = SqlIndex(self.url)
+        if self.url.startswith("postgresql"):
+            # A server runs up to 40 requests at once per process (FastAPI's thread pool).
+            import sqlalchemy as sa
+
+            self.index._engine = sa.create_engine(self.url, pool_pre_ping=True, pool_size=10,
+                                                  max_overflow=30, pool_timeout=60)
+        self._objects = objects
+        self._stale_after_s = stale_after_s
+        self._opened = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.uri!r})"
+
+    # -- lifecycle -------------------------------------------------------
+    @property
+    def objects(self) -> "ObjectStore":
+        if self._objects is None:
+            raise InvalidArgument(f"{self.uri} has no object store for artifacts; give one "
+                                  "(cairn server --objects DIR or s3://bucket/prefix)")
+        return self._objects
+
+    @property
+    def dialect(self) -> str:
+        return self.index.engine.dialect.name
+
+    def open(self, create: bool = True) -> "SqlStore":
+        """Create the schema in an empty database, or check its revision.  Idempotent."""
+        if self._opened:
+            return self
+        with self._lock:
+            if not self._opened:
+                if self.dialect == "postgresql":
+                    self._open_locked(create)
+                else:
+                    self.index.open(create=create)
+                self._opened = True
+        return self
+
+    def _open_locked(self, create: bool) -> None:
+        # Replicas starting together on an empty database: one creates the schema.
+        from sqlalchemy.exc import DBAPIError
+
+        from ...errors import StoreUnavailable
+
+        try:
+            with self.index.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+                try:
+                    self.index.open(create=create)
+                finally:
+                    conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+                    conn.commit()
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"the database failed: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.index.close()
+        self._opened = False
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers (readiness checks)."""
+        import sqlalchemy as sa
+
+        with self.index.session() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def _stale_before(self) -> int:
+        if self._stale_after_s is None:
+            from ... import settings
+
+            stale = settings.HEARTBEAT_TIMEOUT.get()
+        else:
+            stale = self._stale_after_s
+        return now_ms() - int(stale * 1000)
+
+    # -- experiments -----------------------------------------------------
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None,
+                          experiment_id: str | None = None) -> Experiment:
+        check_experiment_name(name)
+        self.open()
+        exp = Experiment(experiment_id or new_experiment_id(), name, now_ms(), "active",
+                         dict(tags or {}))
+        try:
+            with self.index.session(write=True) as conn:
+                self.index.insert_experiment(conn, exp)
+        except AlreadyExists:
+            raise AlreadyExists(f"an experiment named {name!r} already exists") from None
+        return exp
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        self.open()
+        exp = self.index.get_experiment(str(experiment_id))
+        if exp is None:
+            raise NotFound(f"experiment {experiment_id!r} does not exist")
+        return exp
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        self.open()
+        return self.index.get_experiment_by_name(name)
+
+    def list_experiments(self) -> list[Experiment]:
+        self.open()
+        return self.index.list_experiments()
+
+    # -- writes ----------------------------------------------------------
+    def write(self, batch: RecordBatch, fsync: bool | None = None) -> None:
+        """Apply one batch in one transaction; a (writer, seq) already applied is ignored."""
+        self.write_prepared(batch, [seglib.prepare(k, *a) for k, a in batch.metrics.items()])
+
+    def write_prepared(self, batch: RecordBatch, segs: list) -> bool:
+        """Like :meth:`write` with the metric segments already encoded; True if applied."""
+        self.open()
+        with self.index.session(write=True) as conn:
+            if conn.dialect.name == "postgresql":
+                # Serialise batches of one run (across connections and replicas).
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)",
+                                     (_lock_key(batch.run_id),))
+            if self.index.applied_seq(conn, [batch.writer_id]).get(batch.writer_id, 0) >= batch.seq:
+                return False  # a retry or a re-sent spool record
+            self.index.check(conn, batch)
+            if batch.create is not None:
+                self._check_experiment(conn, batch)
+            self.index.apply(conn, batch, segs, 0)
+        return True
+
+    def _check_experiment(self, conn: Any, batch: RecordBatch) -> None:
+        # A run may only be created in an experiment the server knows (the local store
+        # lets journals create them; a server must not let a client invent one by id).
+        import sqlalchemy as sa
+
+        from . import tables as T
+
+        exp_id = str(batch.create.get("experiment_id", ""))
+        row = conn.execute(sa.select(T.experiments.c.id).where(T.experiments.c.id == exp_id)).first()
+        if row is None:
+            name = batch.create.get("experiment_name")
+            if not name:
+                raise NotFound(f"experiment {exp_id!r} does not exist")
+            other = conn.execute(sa.select(T.experiments.c.id).where(
+                T.experiments.c.name == name)).first()
+            if other is not None:
+                raise InvalidArgument(f"experiment {name!r} has id {other[0]!r} here, not {exp_id!r}")
+
+    def heartbeat(self, run_ids: Sequence[str], when: int) -> None:
+        if run_ids:
+            self.open()
+            self.index.heartbeat(list(run_ids), when)
+
+    # -- reads -----------------------------------------------------------
+    def get_run(self, run_id: str) -> Run:
+        self.open()
+        return self.index.get_run(run_id, self._stale_before())
+
+    def search_runs(self, experiment_ids: Sequence[str] | None, filter: str = "",
+                    order_by: Sequence[str] = (), max_results: int = 1000,
+                    page_token: str | None = None) -> tuple[list[Run], str | None]:
+        from ... import search
+
+        if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 1:
+            raise InvalidArgument(f"max_results must be a positive integer, got {max_results!r}")
+        flt = search.parse_filter(filter or "")
+        order = search.parse_order_by(order_by or ())
+        offset = search.decode_page_token(page_token) if page_token else 0
+        self.open()
+        runs, more = self.index.search(experiment_ids, flt, order, offset, max_results,
+                                       self._stale_before())
+        return runs, (search.encode_page_token(offset + max_results) if more else None)
+
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
+        self.open()
+        return self.index.metric_history(run_id, key)
+
+    def list_artifacts(self, run_id: str) -> list[FileEntry]:
+        self.open()
+        self.index.get_run(run_id)  # NotFound for unknown runs
+        return self.index.list_artifacts(run_id)
+
+    def run_experiment_ids(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """run id -> experiment id, for the runs that exist (permission checks)."""
+        import sqlalchemy as sa
+
+        from . import tables as T
+
+        self.open()
+        out: dict[str, str] = {}
+        ids = list(dict.fromkeys(run_ids))
+        with self.index.session() as conn:
+            for i in range(0, len(ids), 500):
+                out.update(conn.execute(sa.select(T.runs.c.id, T.runs.c.experiment_id).where(
+                    T.runs.c.id.in_(ids[i:i + 500]))).all())
+        return out
+
+
+_SCHEMA_LOCK = 0x43414952_4E534348  # "CAIRNSCH": schema creation across replicas
+
+
+def _lock_key(run_id: str) -> int:
+    """A signed 64-bit advisory-lock key for a run id."""
+    h = zlib.crc32(run_id.encode()) | (zlib.adler32(run_id.encode()) << 32)
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def wait_for_database(url: str, timeout: float = 30.0) -> None:
+    """Block until the database accepts connections (server start-up next to a database)."""
+    from ...errors import StoreUnavailable
+
+    store = SqlStore(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                store.ping()
+                return
+            except StoreUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        store.close()
