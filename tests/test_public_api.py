@@ -56,3 +56,11 @@ def test_layering_is_one_way():
     for path in (SRC / "entities.py", SRC / "settings.py"):
         bad = {m for m in _imports(path) if m.startswith(upper + ("cairn.store", "cairn.cas"))}
         assert not bad, f"{path.name} imports {bad}"
+
+
+def test_per_framework_autolog_namespaces_are_lazy():
+    code = ("import sys, cairn; before = 'cairn.autolog.sklearn' in sys.modules; "
+            "f = cairn.sklearn.autolog; t = cairn.pytorch.track; "
+            "print(before, callable(f), callable(t))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True"]

@@ -28,6 +28,10 @@ __version__ = "0.1.0"
 
 
 _LAZY_MODULES = {"models": ".registry.models", "data": ".data"}
+# Per-framework autologging, as `cairn.sklearn.autolog()` or `cairn.pytorch.track(...)`.
+for _fw in ("sklearn", "pytorch", "lightning", "xgboost", "lightgbm", "transformers", "keras"):
+    _LAZY_MODULES[_fw] = f".autolog.{_fw}"
+del _fw
 
 
 def __getattr__(name: str):
