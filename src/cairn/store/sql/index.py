@@ -392,75 +392,82 @@ class SqlIndex:
             raise NotFound(f"run {run_id!r} does not exist")
         return runs[0]
 
+    # Columns of a run row, in the order _build_runs reads them.
+    _RUN_COLUMNS = ("id", "name", "experiment_id", "status", "start_time", "end_time", "user",
+                    "parent_id", "lifecycle", "heartbeat", "doc")
+
     def load_runs(self, conn: Connection, ids: Sequence[str], with_env: bool = False,
                   stale_before: int | None = None) -> list[Run]:
         """Runs by id, in the order given, with params, tags and latest metrics."""
-        rows, params, tags, metrics = {}, {}, {}, {}
         ph = "%s" if conn.dialect.name == "postgresql" else "?"
-        env_col = ", r.env" if with_env else ""
+        cols = ", ".join(f'r."{c}"' for c in self._RUN_COLUMNS) + (", r.env" if with_env else "")
+        rows = {}
         for part in _chunks(list(ids)):
-            marks = ", ".join([ph] * len(part))
-            legacy = []
-            for row in _fetchall(conn,
-                    "SELECT r.id, r.name, r.experiment_id, e.name, r.status, r.start_time, "
-                    'r.end_time, r."user", r.parent_id, r.lifecycle, r.heartbeat, r.doc'
-                    f"{env_col} FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id "
-                    f"WHERE r.id IN ({marks})", tuple(part)):
+            for row in _fetchall(conn, f"SELECT {cols} FROM runs r WHERE r.id IN "
+                                       f"({', '.join([ph] * len(part))})", tuple(part)):
                 rows[row[0]] = row
-                if row[11]:
-                    doc = orjson.loads(row[11])
-                    params[row[0]], tags[row[0]] = doc["p"], doc["t"]
-                    metrics[row[0]] = doc["m"]
-                else:
-                    legacy.append(row[0])
-            for rid in legacy:  # rows written before run documents existed
-                doc = self._doc_from_tables(conn, rid)
-                params[rid], tags[rid] = doc["p"], doc["t"]
-                metrics[rid] = doc["m"]
+        return self._build_runs(conn, [rows[i] for i in ids if i in rows], with_env, stale_before)
+
+    def _build_runs(self, conn: Connection, rows: Sequence[tuple], with_env: bool,
+                    stale_before: int | None) -> list[Run]:
+        exp_names = dict(_fetchall(conn, "SELECT id, name FROM experiments", ()))
         out = []
-        for rid in ids:
-            row = rows.get(rid)
-            if row is None:
-                continue
-            (_id, name, exp_id, exp_name, status_text, start, end_time, user, parent, lifecycle,
-             heartbeat) = row[:11]
+        for row in rows:
+            (rid, name, exp_id, status_text, start, end_time, user, parent, lifecycle,
+             heartbeat, doc_text) = row[:11]
+            doc = orjson.loads(doc_text) if doc_text else self._doc_from_tables(conn, rid)
             status = RunStatus(status_text)
             if status is RunStatus.RUNNING and stale_before is not None and heartbeat is not None \
                     and heartbeat < stale_before:
                 status = RunStatus.KILLED
             if status is RunStatus.KILLED and end_time is None:
                 end_time = heartbeat  # presumed dead: its last sign of life
-            raw = metrics.get(rid, {})
-            summaries = _Summaries(raw)
+            raw = doc["m"]
             out.append(Run(
-                id=rid, name=name, experiment_id=exp_id, experiment=exp_name or "", status=status,
-                start_time=start, end_time=end_time, user=user, parent_id=parent,
-                params=params.get(rid, {}), tags=tags.get(rid, {}),
+                id=rid, name=name, experiment_id=exp_id, experiment=exp_names.get(exp_id, ""),
+                status=status, start_time=start, end_time=end_time, user=user, parent_id=parent,
+                params=doc["p"], tags=doc["t"],
                 metrics={k: math.nan if m[1] else _num(m[0]) for k, m in raw.items()},
-                env=json.loads(row[12]) if with_env else {}, lifecycle=lifecycle,
-                heartbeat=heartbeat, metric_summaries=summaries))
+                env=json.loads(row[11]) if with_env else {}, lifecycle=lifecycle,
+                heartbeat=heartbeat, metric_summaries=_Summaries(raw)))
         return out
 
     def search(self, experiment_ids: Sequence[str] | None, flt: Any, order: Any, offset: int,
                limit: int, stale_before: int | None = None) -> tuple[list[Run], bool]:
         """One page of matching runs, and whether more follow."""
-        from ... import search
-
-        key = (None if experiment_ids is None else tuple(experiment_ids), flt, order)
-        query = self._queries.get(key)
-        if query is None:
-            # Only ids: the wide env column would otherwise be read for every candidate row.
-            query = search.compile_query(experiment_ids, flt, order, T).with_only_columns(
-                T.runs.c.id, maintain_column_froms=True)
-            if len(self._queries) >= 256:  # a dashboard repeats a few searches; bound the rest
-                self._queries.clear()
-            self._queries[key] = query
-        query = query.offset(offset).limit(limit + 1)
         with self.session() as conn:
-            ids = [row[0] for row in conn.execute(query)]
+            sql, params = self._search_sql(conn, experiment_ids, flt, order, offset, limit + 1)
+            ids = [row[0] for row in _fetchall(conn, sql, params)]
             more = len(ids) > limit
             runs = self.load_runs(conn, ids[:limit], stale_before=stale_before)
         return runs, more
+
+    def _search_sql(self, conn: Connection, experiment_ids, flt, order, offset: int,
+                    limit: int) -> tuple[str, Any]:
+        """The page's query as driver SQL, compiled once per distinct search.
+
+        It selects ids only: carrying the run documents through the sort was slower than
+        fetching the page's rows by id afterwards.  A dashboard repeats a few searches.
+        """
+        key = (conn.dialect.name, None if experiment_ids is None else tuple(experiment_ids),
+               flt, order, offset, limit)
+        hit = self._queries.get(key)
+        if hit is None:
+            from ... import search
+
+            query = search.compile_query(experiment_ids, flt, order, T).with_only_columns(
+                T.runs.c.id, maintain_column_froms=True)
+            compiled = query.offset(offset).limit(limit).compile(
+                dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            if compiled.positiontup is not None:
+                args: Any = tuple(compiled.params[name] for name in compiled.positiontup)
+            else:
+                args = compiled.params
+            hit = (str(compiled), args)
+            if len(self._queries) >= 256:
+                self._queries.clear()
+            self._queries[key] = hit
+        return hit
 
     def metric_history(self, run_id: str, key: str) -> MetricHistory:
         ms = T.metric_segments
