@@ -177,3 +177,23 @@ def test_autolog_turns_on_system_metrics_for_its_runs(tracking, iris):
     r = only_run(cairn.Client())
     assert "system/cpu_utilization_percentage" in r.metrics
     assert "training_score" in r.metrics
+
+
+def test_autolog_registers_models_when_asked(tracking):
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [0.9, 0.2], [0.1, 0.8]] * 5)
+    y = np.array([0, 1, 1, 0] * 5)
+    cairn.autolog(registered_model_name="auto-clf", system_metrics=False)
+    try:
+        with cairn.start_run() as run:
+            LogisticRegression().fit(X, y)
+    finally:
+        cairn.autolog(disable=True)
+    client = cairn.Client()
+    versions = client.list_model_versions("auto-clf")
+    assert [v.version for v in versions] == ["1.0.0"]
+    assert versions[0].source_run_id == run.id
+    model = cairn.models.load("auto-clf/1.0.0")
+    assert model.predict(X).tolist() == y.tolist()
+    assert any(a.path.startswith("model/") for a in client.list_artifacts(run.id))

@@ -49,15 +49,22 @@ _EXPLICIT = ("pytorch",)  # helpers with nothing to patch
 
 
 def autolog(*, log_models: bool = True, log_datasets: bool = True, system_metrics: bool = True,
-            disable: bool = False, exclude: Iterable[str] = ()) -> list[str]:
+            disable: bool = False, exclude: Iterable[str] = (),
+            registered_model_name: str | None = None) -> list[str]:
     """Turn on automatic logging for every installed framework (or off, with ``disable``).
 
     ``log_models``: store trained models; ``log_datasets``: record the training data's
     digest and shape as ``cairn.input.*`` tags; ``system_metrics``: sample ``system/...``
     metrics in every top-level run (needs psutil, ``cairn[system]``); ``exclude``:
-    integration names to leave alone.  Returns the integrations now on (or pending import).
+    integration names to leave alone; ``registered_model_name``: also register every trained
+    model as a new version of this registered model (``cairn.log_model``'s registry, with the
+    run as its source).  Returns the integrations now on (or pending import).
     """
     from .. import sysmetrics
+    from . import _common
+
+    _common.set_model_logger(_common.registering_logger(registered_model_name)
+                             if registered_model_name and not disable else None)
 
     exclude = set(exclude)
     unknown = exclude - set(INTEGRATIONS)

@@ -339,6 +339,23 @@ def log_model(run: fluent.ActiveRun, model: Any, flavor: str, save: Callable[[Pa
     if _model_logger is not None:
         _model_logger(run, model, flavor, save, artifact_path)
         return
+    log_model_files(run, model, flavor, save, artifact_path)
+
+
+def registering_logger(registered_model_name: str) -> ModelLogger:
+    """A model logger that keeps the native files and also registers a version in the registry."""
+
+    def logger(run: Any, model: Any, flavor: str, save: Callable[[Path], None],
+               artifact_path: str) -> None:
+        log_model_files(run, model, flavor, save, artifact_path)
+        run.client.register_model(registered_model_name, model, run_id=run.id)
+
+    return logger
+
+
+def log_model_files(run: fluent.ActiveRun, model: Any, flavor: str, save: Callable[[Path], None],
+                    artifact_path: str = "model") -> None:
+    """The framework's native files under ``artifact_path`` plus a ``cairn_model.json``."""
     with tempfile.TemporaryDirectory(prefix="cairn-model-") as tmp:
         root = Path(tmp) / "m"
         root.mkdir()
