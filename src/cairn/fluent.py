@@ -156,7 +156,7 @@ def start_run(name: str | None = None, experiment: str | None = None,
     if settings.CAPTURE_ENV.get():
         from .environment import capture_environment_async
 
-        env_future = capture_environment_async()
+        env_future = capture_environment_async(shared=True)
     create = client._creation(exp, run_id, name, parent.id if parent else None, None)
     w = _writer.RunWriter(client.store, run_id, create, env_future)
     if params:
