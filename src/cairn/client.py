@@ -267,7 +267,10 @@ class Client:
             return self.store.objects.verify()
         oids: list[str] = []
         for e in self.list_artifacts(run_id):
-            oids.extend(c[0] for c in e.chunks) if e.chunks else oids.append(e.digest)
+            if e.chunks:
+                oids.extend(c[0] for c in e.chunks)
+            else:
+                oids.append(e.digest)
         return self.store.objects.verify(oids)
 
     # -- model registry: thin delegation to cairn.registry (imported on first use) ------

@@ -186,10 +186,6 @@ class RunWriter:
             if batch.status is not None:
                 self.status_written = True
 
-    def has_pending(self) -> bool:
-        return bool(self._pending is not None or self._series or self._params or self._tags
-                    or self._deleted or self._artifacts or self._create is not None
-                    or (self.finished and not self.status_written))
 
 
 class Flusher:

@@ -23,14 +23,14 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from .. import settings
 from ..entities import Experiment, FileEntry, MetricHistory, RecordBatch, Run
-from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..errors import InvalidArgument, NotFound
 from . import journal as jlib
 from . import segments as seglib
-from .validation import check_experiment_name
+from .sql.experiments import IndexedExperiments
 
 
 def now_ms() -> int:
@@ -43,7 +43,7 @@ def new_experiment_id() -> str:
     return str(random.SystemRandom().randrange(10**17, 10**18))
 
 
-class LocalStore:
+class LocalStore(IndexedExperiments):
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self.uri = str(self.root)
@@ -95,38 +95,11 @@ class LocalStore:
         return now_ms() - int(settings.HEARTBEAT_TIMEOUT.get() * 1000)
 
     # -- experiments -----------------------------------------------------
-    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None,
-                          experiment_id: str | None = None) -> Experiment:
-        check_experiment_name(name)
-        self.open()
-        exp = Experiment(experiment_id or new_experiment_id(), name, now_ms(), "active",
-                         dict(tags or {}))
-        path = self.root / "experiments" / f"{exp.id}.json"
-        try:
-            with self.index.session(write=True) as conn:
-                self.index.insert_experiment(conn, exp)
-                # Written inside the transaction: if the insert lost a race the file is never made.
-                _write_atomic(path, json.dumps({"id": exp.id, "name": exp.name,
-                                                "created_at": exp.created_at,
-                                                "tags": dict(exp.tags)}).encode())
-        except AlreadyExists:
-            raise AlreadyExists(f"an experiment named {name!r} already exists") from None
-        return exp
-
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        self.open()
-        exp = self.index.get_experiment(str(experiment_id))
-        if exp is None:
-            raise NotFound(f"experiment {experiment_id!r} does not exist")
-        return exp
-
-    def get_experiment_by_name(self, name: str) -> Experiment | None:
-        self.open()
-        return self.index.get_experiment_by_name(name)
-
-    def list_experiments(self) -> list[Experiment]:
-        self.open()
-        return self.index.list_experiments()
+    def _experiment_created(self, exp: Experiment) -> None:
+        # Written inside the insert's transaction: if the insert lost a race the file is never made.
+        _write_atomic(self.root / "experiments" / f"{exp.id}.json",
+                      json.dumps({"id": exp.id, "name": exp.name, "created_at": exp.created_at,
+                                  "tags": dict(exp.tags)}).encode())
 
     # -- writes ----------------------------------------------------------
     def _journal(self, run_id: str, writer_id: str) -> jlib.JournalWriter:

@@ -372,10 +372,6 @@ class SqlIndex:
             return res.rowcount or 0
 
     # -- reads -----------------------------------------------------------
-    def run_states(self) -> dict[str, str]:
-        with self.session() as conn:
-            return dict(conn.execute(sa.select(T.runs.c.id, T.runs.c.status)).all())
-
     def all_writer_offsets(self) -> dict[str, int]:
         with self.session() as conn:
             return dict(_fetchall(conn, 'SELECT writer_id, "offset" FROM writers', ()))
@@ -492,14 +488,6 @@ class SqlIndex:
             rows = conn.execute(sa.select(a).where(a.c.run_id == run_id).order_by(a.c.path)).all()
         return [FileEntry(r.path, r.size, r.digest,
                           tuple(tuple(c) for c in json.loads(r.chunks)) if r.chunks else ())
-                for r in rows]
-
-    def all_artifacts(self) -> list[tuple[str, FileEntry]]:
-        a = T.artifacts
-        with self.session() as conn:
-            rows = conn.execute(sa.select(a)).all()
-        return [(r.run_id, FileEntry(r.path, r.size, r.digest,
-                                     tuple(tuple(c) for c in json.loads(r.chunks)) if r.chunks else ()))
                 for r in rows]
 
     def reset_derived(self) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from ...entities import Experiment, FileEntry, MetricHistory, RecordBatch, Run
-from ...errors import AlreadyExists, InvalidArgument, NotFound
+from ...entities import FileEntry, MetricHistory, RecordBatch, Run
+from ...errors import InvalidArgument, NotFound
 from .. import segments as seglib
-from ..local import new_experiment_id, now_ms
-from ..validation import check_experiment_name
+from ..local import now_ms
+from .experiments import IndexedExperiments
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...cas.odb import ObjectStore
@@ -47,7 +47,7 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
 
 
-class SqlStore:
+class SqlStore(IndexedExperiments):
     """Store protocol over :class:`~cairn.store.sql.index.SqlIndex`, for the tracking server."""
 
     def __init__(self, url: str, objects: "ObjectStore | None" = None,
@@ -134,34 +134,6 @@ class SqlStore:
         return now_ms() - int(stale * 1000)
 
     # -- experiments -----------------------------------------------------
-    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None,
-                          experiment_id: str | None = None) -> Experiment:
-        check_experiment_name(name)
-        self.open()
-        exp = Experiment(experiment_id or new_experiment_id(), name, now_ms(), "active",
-                         dict(tags or {}))
-        try:
-            with self.index.session(write=True) as conn:
-                self.index.insert_experiment(conn, exp)
-        except AlreadyExists:
-            raise AlreadyExists(f"an experiment named {name!r} already exists") from None
-        return exp
-
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        self.open()
-        exp = self.index.get_experiment(str(experiment_id))
-        if exp is None:
-            raise NotFound(f"experiment {experiment_id!r} does not exist")
-        return exp
-
-    def get_experiment_by_name(self, name: str) -> Experiment | None:
-        self.open()
-        return self.index.get_experiment_by_name(name)
-
-    def list_experiments(self) -> list[Experiment]:
-        self.open()
-        return self.index.list_experiments()
-
     # -- writes ----------------------------------------------------------
     def write(self, batch: RecordBatch, fsync: bool | None = None) -> None:
         """Apply one batch in one transaction; a (writer, seq) already applied is ignored."""
