@@ -70,7 +70,8 @@ def test_unknown_refs_are_not_found(ds, small_tree):
         ds.alias("s@1", "latest")
 
 
-def test_hash_cache_skips_unchanged_files_and_catches_inode_changes(ds, small_tree, monkeypatch):
+def test_hash_cache_skips_unchanged_files_and_catches_inode_changes(ds, small_tree, tmp_path,
+                                                                    monkeypatch):
     ds.add(small_tree, "s")
     reads = []
     real = ingest.read_stable
@@ -81,14 +82,43 @@ def test_hash_cache_skips_unchanged_files_and_catches_inode_changes(ds, small_tr
     target = small_tree / "part1" / "f001.txt"
     st = target.stat()
     data = target.read_bytes()
+    # A second link keeps the old inode alive, so the file system cannot hand the
+    # same number to the replacement.
+    os.link(target, tmp_path / "old-inode")
     target.unlink()
-    (small_tree / "placeholder").write_bytes(b"keeps the old inode from being reused")
     target.write_bytes(data[::-1])
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert target.stat().st_size == st.st_size and target.stat().st_mtime_ns == st.st_mtime_ns
+    now = target.stat()
+    assert (now.st_size, now.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert now.st_ino != st.st_ino
     v = ds.add(small_tree, "s")
-    assert "part1/f001.txt" in reads and "placeholder" in reads
+    assert reads == ["part1/f001.txt"]
     assert v.version == 2
+    out = ds.checkout("s@2", tmp_path / "out", "part1/f001.txt")
+    assert (out / "part1" / "f001.txt").read_bytes() == data[::-1]
+
+
+def test_hash_cache_catches_in_place_rewrite_with_mtime_put_back(ds, small_tree, tmp_path,
+                                                                 monkeypatch):
+    """cp -p / rsync -t / touch -r keep size, mtime and inode; only ctime tells."""
+    ds.add(small_tree, "s")
+    target = small_tree / "part2" / "f002.txt"
+    st = target.stat()
+    data = target.read_bytes()
+    time.sleep(0.01)  # past the kernel's coarse timestamp tick
+    with open(target, "r+b") as fh:
+        fh.write(data[::-1])
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    now = target.stat()
+    assert (now.st_size, now.st_mtime_ns, now.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    reads = []
+    real = ingest.read_stable
+    monkeypatch.setattr(ingest, "read_stable", lambda f: reads.append(f.rel) or real(f))
+    v = ds.add(small_tree, "s")
+    assert reads == ["part2/f002.txt"]
+    assert v.created and v.version == 2
+    out = ds.checkout("s@2", tmp_path / "out", "part2/f002.txt")
+    assert (out / "part2" / "f002.txt").read_bytes() == data[::-1]
 
 
 def test_racy_files_are_not_cached(ds, tmp_path, monkeypatch):

@@ -2,7 +2,9 @@
 
 One SQLite file per store (``STORE/cache/hashes.sqlite``) maps an absolute path to
 the ``FileEntry`` its content gave, keyed by what ``stat`` says about it: size,
-``mtime_ns`` and inode.  A file whose stat matches is taken as unchanged.
+``mtime_ns``, ``ctime_ns`` and inode.  A file whose stat matches is taken as unchanged.
+``ctime`` is there as in git's index: a tool that rewrites a file in place and then
+puts its mtime back (``cp -p``, ``rsync -t``, ``touch -r``) cannot put ctime back.
 
 Racy entries are never written: a file whose mtime is within ``RACY_NS`` of the
 moment hashing started could be modified again within the same timestamp tick
@@ -43,8 +45,11 @@ class HashCache:
                                    isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, "
-                         "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, "
+            # "files" replaced an earlier "hashes" table that had no ctime; an old
+            # table is left alone and unused, which costs one re-hash.
+            conn.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, "
+                         "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, "
+                         "ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, "
                          "digest TEXT NOT NULL, chunks TEXT)")
             self._conn = conn
         return self._conn
@@ -52,7 +57,7 @@ class HashCache:
     def load(self, root: str, single: bool = False) -> dict[str, tuple]:
         """Cached rows for ``root`` (a file) or everything under it (a directory).
 
-        Each maps an absolute path to ``(size, mtime_ns, inode, digest, chunks_json)``;
+        Each maps an absolute path to ``(size, mtime_ns, ctime_ns, inode, digest, chunks_json)``;
         plain tuples, because a re-add of 100k files reads 100k of them.
         """
         with self._lock:
@@ -60,18 +65,19 @@ class HashCache:
             if conn is None:
                 return {}
             if single:
-                rows = conn.execute("SELECT * FROM hashes WHERE path = ?", (root,))
+                rows = conn.execute("SELECT * FROM files WHERE path = ?", (root,))
             else:
                 prefix = root.rstrip(os.sep) + os.sep
                 # A range scan on the primary key: every path that starts with prefix.
-                rows = conn.execute("SELECT * FROM hashes WHERE path >= ? AND path < ?",
+                rows = conn.execute("SELECT * FROM files WHERE path >= ? AND path < ?",
                                     (prefix, prefix[:-1] + chr(ord(os.sep) + 1)))
             return {row[0]: row[1:] for row in rows}
 
-    def store(self, items: Iterable[tuple[str, int, int, int, FileEntry]]) -> int:
-        """Record (abs path, size, mtime_ns, inode, entry) rows; returns how many."""
-        rows = [(p, s, m, i, e.digest, json.dumps([list(c) for c in e.chunks]) if e.chunks else None)
-                for p, s, m, i, e in items]
+    def store(self, items: Iterable[tuple[str, int, int, int, int, FileEntry]]) -> int:
+        """Record (abs path, size, mtime_ns, ctime_ns, inode, entry) rows; returns how many."""
+        rows = [(p, s, m, c, i, e.digest,
+                 json.dumps([list(c) for c in e.chunks]) if e.chunks else None)
+                for p, s, m, c, i, e in items]
         if not rows:
             return 0
         with self._lock:
@@ -79,7 +85,7 @@ class HashCache:
             assert conn is not None
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -2,7 +2,7 @@
 
 User files are only ever opened for reading.  Each file is read in one snapshot:
 its ``fstat`` before and after the read must agree with the scan (size, mtime,
-inode), otherwise it is read again, and a file that keeps changing is an error
+ctime, inode), otherwise it is read again, and a file that keeps changing is an error
 rather than a version that mixes old and new bytes.
 
 Small files (up to ``PACK_MEMBER_MAX``) are read and hashed by a few threads in
@@ -46,6 +46,7 @@ class Scanned(NamedTuple):
     path: str  # absolute path on disk
     size: int
     mtime_ns: int
+    ctime_ns: int
     ino: int
 
 
@@ -75,7 +76,7 @@ def scan(path: str | os.PathLike[str], *, exclude: Sequence[str] = ()) -> tuple[
     root = root.resolve()
     if stat.S_ISREG(st.st_mode):
         name = check_path(root.name)
-        return [Scanned(name, str(root), st.st_size, st.st_mtime_ns, st.st_ino)], False
+        return [Scanned(name, str(root), *_key(st))], False
     if not stat.S_ISDIR(st.st_mode):
         raise InvalidArgument(f"not a regular file or directory: {root}", path=str(root))
     skip = {os.path.realpath(e) for e in exclude}
@@ -108,7 +109,7 @@ def scan(path: str | os.PathLike[str], *, exclude: Sequence[str] = ()) -> tuple[
                     est = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # removed while scanning: it is not part of this version
-                found.append(Scanned(rel, entry.path, est.st_size, est.st_mtime_ns, est.st_ino))
+                found.append(Scanned(rel, entry.path, *_key(est)))
     found.sort(key=lambda s: s.rel)
     return found, True
 
@@ -126,8 +127,8 @@ def ingest(objects: ObjectStore, files: Sequence[Scanned], *, cache: HashCache |
     result = IngestResult([])
     for i, f in enumerate(files):
         hit = cached.get(f.path)
-        if hit is not None and hit[0] == f.size and hit[1] == f.mtime_ns and hit[2] == f.ino:
-            entries[i] = FileEntry(f.rel, f.size, hit[3], chunks_of(hit[4]))
+        if hit is not None and hit[:4] == (f.size, f.mtime_ns, f.ctime_ns, f.ino):
+            entries[i] = FileEntry(f.rel, f.size, hit[4], chunks_of(hit[5]))
             result.cached += 1
         elif f.size <= PACK_MEMBER_MAX:
             small.append(i)
@@ -135,7 +136,7 @@ def ingest(objects: ObjectStore, files: Sequence[Scanned], *, cache: HashCache |
             big.append(i)
     if progress is not None and result.cached:
         progress(sum(files[i].size for i in range(len(files)) if entries[i] is not None))
-    fresh: list[tuple[str, int, int, int, FileEntry]] = []  # rows for the hash cache
+    fresh: list[tuple[str, int, int, int, int, FileEntry]] = []  # rows for the hash cache
 
     def read_batch(batch: list[int]) -> list[tuple[int, Scanned, bytes, str]]:
         out = []
@@ -151,7 +152,7 @@ def ingest(objects: ObjectStore, files: Sequence[Scanned], *, cache: HashCache |
             need = objects.missing({oid for _, _, _, oid in done})
             for i, snap, data, oid in done:
                 entries[i] = FileEntry(snap.rel, len(data), oid)
-                fresh.append((snap.path, snap.size, snap.mtime_ns, snap.ino, entries[i]))
+                fresh.append((snap.path, snap.size, snap.mtime_ns, snap.ctime_ns, snap.ino, entries[i]))
                 if oid in need:
                     need.discard(oid)
                     result.stored += 1
@@ -168,7 +169,7 @@ def ingest(objects: ObjectStore, files: Sequence[Scanned], *, cache: HashCache |
         for i in big:
             snap, entry = put_stable(objects, files[i])
             entries[i] = entry
-            fresh.append((snap.path, snap.size, snap.mtime_ns, snap.ino, entry))
+            fresh.append((snap.path, snap.size, snap.mtime_ns, snap.ctime_ns, snap.ino, entry))
             result.hashed += 1
             if progress is not None:
                 progress(entry.size)
@@ -213,11 +214,10 @@ def read_stable(f: Scanned) -> tuple[Scanned, bytes]:
             after = os.fstat(fd)
         finally:
             os.close(fd)
-        same = (before.st_size == after.st_size == len(data)
-                and before.st_mtime_ns == after.st_mtime_ns and before.st_ino == after.st_ino)
+        same = _key(before) == _key(after) and after.st_size == len(data)
         if same:
-            return Scanned(f.rel, f.path, after.st_size, after.st_mtime_ns, after.st_ino), data
-        f = Scanned(f.rel, f.path, after.st_size, after.st_mtime_ns, after.st_ino)
+            return _snap(f, after), data
+        f = _snap(f, after)
     raise Conflict(f"{f.path} changed while it was being read ({_ATTEMPTS} attempts); stop the "
                    "program writing it and add again. Nothing was recorded.", path=f.path)
 
@@ -246,11 +246,19 @@ def put_stable(objects: ObjectStore, f: Scanned) -> tuple[Scanned, FileEntry]:
             raise PermissionDenied(f"cannot read {f.path}: permission denied; nothing was "
                                    "recorded", path=f.path) from None
         after = _stat(f.path)
-        if (before.st_size, before.st_mtime_ns, before.st_ino) == \
-                (after.st_size, after.st_mtime_ns, after.st_ino) and entry.size == after.st_size:
-            return Scanned(f.rel, f.path, after.st_size, after.st_mtime_ns, after.st_ino), entry
+        if _key(before) == _key(after) and entry.size == after.st_size:
+            return _snap(f, after), entry
     raise Conflict(f"{f.path} changed while it was being read ({_ATTEMPTS} attempts); stop the "
                    "program writing it and add again. Nothing was recorded.", path=f.path)
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What says a file is unchanged: size, mtime, ctime and inode, in ``Scanned``'s order."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def _snap(f: Scanned, st: os.stat_result) -> Scanned:
+    return Scanned(f.rel, f.path, *_key(st))
 
 
 def _stat(path: str) -> os.stat_result:
