@@ -1,24 +1,28 @@
 """The model registry over REST: models, versions, stages, approvals, aliases.
 
-Roles are per registered model: viewer reads; editor moves versions between stages,
-requests transitions and sets aliases; approver approves or rejects requests; admin
-sets stage policies.  Every mutation is audited by the registry itself, in its own
-transaction, with the caller as actor.  (Registering new versions needs the model's
-files and flavor: the Python client does that against a database-backed store.)
+Roles are per registered model: viewer reads; editor registers versions, moves them
+between stages, requests transitions and sets aliases; approver approves or rejects
+requests; admin sets stage policies.  Every mutation is audited by the registry
+itself, in its own transaction, with the caller as actor.
+
+A version is registered from files a run already logged (``runs:/<run id>/model``,
+see :mod:`cairn.registry.from_run`); that also needs viewer on the run's
+experiment.  The server never unpickles a model: the flavor comes from the
+metadata file logged next to it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ...errors import InvalidArgument
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
+from ._common import require_run
+from ._json import out as _out
 
 router = APIRouter(tags=["models"])
 User = Annotated[Principal, Depends(principal)]
@@ -33,14 +37,6 @@ def _registry(c: ServerContext, p: Principal):
     client = Client(c.store.uri, user=p.user)
     client._store = c.store
     return Registry(client)
-
-
-def _out(value: Any) -> JSONResponse:
-    def conv(v):
-        return dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
-
-    data = [conv(v) for v in value] if isinstance(value, list) else conv(value)
-    return JSONResponse(json.loads(json.dumps(data, default=str)))
 
 
 class CreateModel(BaseModel):
@@ -65,6 +61,17 @@ class Decision(BaseModel):
 
 class Alias(BaseModel):
     version: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class RegisterVersion(BaseModel):
+    source: Annotated[str, Field(min_length=7, max_length=1100,
+                                 description="runs:/<run id>/<artifact path>")] | None = None
+    run_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    path: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    bump: Literal["major", "minor", "patch"] | None = None
+    parent: Annotated[str, Field(min_length=1, max_length=330)] | None = None
+    description: Annotated[str, Field(max_length=10_000)] = ""
 
 
 class Policy(BaseModel):
@@ -96,7 +103,7 @@ def create_model(body: CreateModel, request: Request, p: User):
     if c.settings.auth and not p.is_admin:
         c.auth_db.grant(p.user, "model", body.name, "admin", granted_by=p.user)
         c.guard.forget()
-    return _out(model)
+    return _out(model, status_code=201)
 
 
 @router.get("/models/{name}", summary="One registered model")
@@ -112,6 +119,30 @@ def list_versions(name: Name, request: Request, p: User,
     c = ctx(request)
     _need(c, p, "viewer", name)
     return _out(_registry(c, p).list_model_versions(name, stage))
+
+
+@router.post("/models/{name}/versions", status_code=201,
+             summary="Register a version from a run's logged model (runs:/<run id>/<path>)")
+def register_version(name: Name, body: RegisterVersion, request: Request, p: User):
+    from ...registry.from_run import parse_source, register_from_run
+
+    c = ctx(request)
+    _need(c, p, "editor", name)
+    if body.source is not None:
+        if body.run_id is not None or body.path is not None:
+            raise InvalidArgument("give source, or run_id and path, not both")
+        run_id, path = parse_source(body.source)
+    elif body.run_id is not None:
+        run_id, path = body.run_id, body.path or "model"
+    else:
+        raise InvalidArgument("say which files to register: source 'runs:/<run id>/<path>', "
+                              "or run_id (and path, default 'model')")
+    reg = _registry(c, p)
+    reg.get_registered_model(name)  # 404: models are created with POST /models
+    require_run(c, p, run_id, "viewer")
+    mv = register_from_run(reg, name, run_id, path, version=body.version, bump=body.bump,
+                           parent=body.parent, description=body.description)
+    return _out(mv, status_code=201)
 
 
 @router.get("/models/{name}/versions/{version}", summary="One model version")
@@ -133,7 +164,8 @@ def transition(name: Name, version: Version, body: StageChange, request: Request
 def request_transition(name: Name, body: TransitionAsk, request: Request, p: User):
     c = ctx(request)
     _need(c, p, "editor", name)
-    return _out(_registry(c, p).request_transition(name, body.version, body.stage, body.comment))
+    return _out(_registry(c, p).request_transition(name, body.version, body.stage, body.comment),
+                status_code=201)
 
 
 @router.get("/models/{name}/requests", summary="Transition requests of a model")

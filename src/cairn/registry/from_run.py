@@ -1,0 +1,179 @@
+"""Registering a version from files a run already logged (``runs:/<run id>/model``).
+
+:meth:`Registry.register_model` saves a live Python object.  A tracking server has
+no such object, only the files a client logged (``cairn.autolog``'s ``model/``
+directory, or the ``models/NAME/VERSION/`` copy an earlier registration made), and
+it must never unpickle them: that would run code chosen by whoever uploaded the
+file.  So the flavor comes from the metadata file next to the model:
+
+* ``cairn-model.json`` (a registered layout): kept as it is, flavor and all;
+* ``cairn_model.json`` (what autolog writes): a pickled scikit-learn estimator
+  becomes flavor ``sklearn``, another ``model.pkl`` flavor ``pickle``;
+* anything else is registered as flavor ``directory`` (loading returns the path).
+
+The files are not copied: the new version's tree names the objects the run's
+artifacts already point at.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..cas.tree import check_path
+from ..entities import FileEntry
+from ..errors import AlreadyExists, InvalidArgument, NotFound
+from . import flavors as fl
+from . import repo
+from .entities import ModelVersion
+from .naming import check_name
+from .semver import SemVer, check_part
+from .service import (
+    META_FILE, META_FORMAT, _lineage, _parent_ref, _signing_key, normalize_datasets,
+)
+from .versions import Facts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .service import Registry
+
+AUTOLOG_META = "cairn_model.json"  # cairn.autolog's description of a logged model
+PICKLE_FILE = "model.pkl"
+SOURCE_PREFIX = "runs:/"
+
+
+def parse_source(source: str) -> tuple[str, str]:
+    """``runs:/<run id>/<path>`` -> (run id, path)."""
+    if not isinstance(source, str) or not source.startswith(SOURCE_PREFIX):
+        raise InvalidArgument(f"source must look like 'runs:/<run id>/<artifact path>', got "
+                              f"{source!r}")
+    run_id, _, path = source[len(SOURCE_PREFIX):].partition("/")
+    if not run_id or not path.rstrip("/"):
+        raise InvalidArgument(f"source {source!r} needs a run id and an artifact path, e.g. "
+                              "'runs:/<run id>/model'")
+    return run_id, path
+
+
+def register_from_run(reg: "Registry", name: str, run_id: str, path: str, *,
+                      version: str | None = None, bump: str | None = None, parent: Any = None,
+                      description: str = "", signing_key: str | None = None) -> ModelVersion:
+    """Register the files under ``path`` in run ``run_id``'s artifacts as a version of ``name``.
+
+    The version number is chosen as in :meth:`Registry.register_model` (``version``,
+    ``bump``, or the part suggested from what changed against ``parent`` or the
+    latest version).  The files also appear among the run's artifacts under
+    ``models/NAME/VERSION/``, as with a registration inside the run.
+    """
+    check_name(name)
+    if version is not None and bump is not None:
+        raise InvalidArgument("give version= or bump=, not both")
+    if version is not None:
+        version = str(SemVer.parse(version))
+    if bump is not None:
+        check_part(bump)
+    parent_ref = None if parent is None else _parent_ref(name, parent)
+    prefix = check_path(path.rstrip("/")) if isinstance(path, str) and path.rstrip("/") else None
+    if prefix is None:
+        raise InvalidArgument(f"artifact path must name a file or directory of the run, got "
+                              f"{path!r}")
+    run = reg._client.get_run(run_id)  # NotFound for an unknown run
+    store = reg.store
+    found = [e for e in store.list_artifacts(run.id)
+             if e.path == prefix or e.path.startswith(prefix + "/")]
+    if not found:
+        raise NotFound(f"run {run.id} has no artifacts under {prefix!r}", run_id=run.id,
+                       path=prefix)
+    files = {(e.path[len(prefix) + 1:] if e.path != prefix else e.path.rsplit("/", 1)[-1]): e
+             for e in found}
+    layout = _layout(store.objects, files, prefix)
+    tree_oid = store.objects.put_tree(layout["tree"])
+
+    with reg.session() as conn:
+        ds = normalize_datasets(repo.run_inputs(conn, run.id))
+        same = [mv for mv in repo.versions_for_run(conn, run.id) if mv.tree_oid == tree_oid]
+    # A copy of a version this run registered keeps what that version knew of the model.
+    fingerprint = dict(same[0].fingerprint) if same else layout["fingerprint"]
+    hyper = {**dict(run.params), **(dict(same[0].params) if same else {})}
+    sig, reqs, flavor = layout["signature"], layout["requirements"], layout["flavor"]
+    lineage = _lineage(run, None)
+    facts = Facts(flavor, sig, fingerprint, hyper, ds, (lineage.get("code") or {}).get("commit"))
+    values = {
+        "tree_oid": tree_oid, "flavor": flavor, "source_run_id": run.id,
+        "signature": None if sig is None else repo.dumps(sig), "requirements": repo.dumps(reqs),
+        "metrics": repo.dumps(dict(run.metrics)), "params": repo.dumps(hyper),
+        "datasets": repo.dumps(ds), "lineage": repo.dumps(lineage),
+        "fingerprint": repo.dumps(fingerprint), "description": description or "",
+    }
+    key = _signing_key(signing_key)
+    for attempt in range(5):  # two registrations racing for the same number: take the next
+        try:
+            with reg.session(write=True) as conn:
+                mv = reg._insert_version(conn, name, values, facts, version, bump, parent_ref, key)
+            break
+        except AlreadyExists:
+            if version is not None or attempt == 4:
+                raise
+    out = f"models/{name}/{mv.version}"
+    reg._client._write(run.id, artifacts=tuple(
+        FileEntry(f"{out}/{e.path}", e.size, e.digest, e.chunks)
+        for e in store.objects.get_tree(tree_oid)))
+    return mv
+
+
+def _layout(objects: Any, files: dict[str, FileEntry], prefix: str) -> dict[str, Any]:
+    """Flavor, signature, requirements, fingerprint and the version's tree of files."""
+    if META_FILE in files:
+        meta = _read_json(objects, files[META_FILE], prefix)
+        flavor = meta.get("flavor")
+        if meta.get("format") != META_FORMAT or flavor not in fl.NAMES:
+            raise InvalidArgument(f"{prefix}/{META_FILE} is not a Cairn model description "
+                                  f"(format {META_FORMAT!r} with a known flavor)")
+        options = meta.get("options") or {}
+        cls = options.get("class") if isinstance(options, dict) else None
+        return {"flavor": flavor, "signature": meta.get("signature"),
+                "requirements": meta.get("requirements") or {},
+                "fingerprint": {"class": cls} if cls else {},
+                "tree": [FileEntry(p, e.size, e.digest, e.chunks) for p, e in files.items()]}
+    options: dict[str, Any] = {}
+    flavor, fingerprint, packages = "directory", {"kind": "directory"}, {}
+    if AUTOLOG_META in files and PICKLE_FILE in files:
+        meta = _read_json(objects, files[AUTOLOG_META], prefix)
+        framework = meta.get("flavor")
+        cls = _class_path(meta.get("class"))
+        flavor = "sklearn" if framework == "sklearn" else "pickle"
+        options = {"file": PICKLE_FILE, **({"class": cls} if cls else {})}
+        fingerprint = {"class": cls} if cls else {}
+        if meta.get("framework_version"):
+            dist = {"sklearn": "scikit-learn"}.get(str(framework), str(framework))
+            packages = {dist: str(meta["framework_version"])}
+        python = meta.get("python")
+    else:
+        python = None
+    reqs = fl.requirements(())
+    reqs = {"python": python or reqs["python"], "packages": packages}
+    description = {"format": META_FORMAT, "flavor": flavor, "options": options,
+                   "signature": None, "requirements": reqs}
+    data = json.dumps(description, indent=2, sort_keys=True).encode()
+    meta_entry = FileEntry(META_FILE, len(data), objects.put_bytes(data))
+    tree = [FileEntry(f"model/{p}", e.size, e.digest, e.chunks) for p, e in files.items()]
+    return {"flavor": flavor, "signature": None, "requirements": reqs,
+            "fingerprint": fingerprint, "tree": [*tree, meta_entry]}
+
+
+def _read_json(objects: Any, entry: FileEntry, prefix: str) -> dict[str, Any]:
+    if entry.size > 1 << 20:
+        raise InvalidArgument(f"{prefix}/{entry.path} is too large to be a model description")
+    try:
+        doc = json.loads(objects.read_bytes(entry))
+    except ValueError:
+        raise InvalidArgument(f"{prefix}/{entry.path} is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"{prefix}/{entry.path} must hold a JSON object")
+    return doc
+
+
+def _class_path(dotted: Any) -> str | None:
+    """autolog's ``module.Class`` as the registry's ``module:Class`` (top-level classes)."""
+    if not isinstance(dotted, str) or "." not in dotted:
+        return None
+    module, _, qual = dotted.rpartition(".")
+    return f"{module}:{qual}"
