@@ -253,6 +253,7 @@ def compile_query(
         where.append(runs.c.lifecycle == lifecycle)
 
     anchored = _has_anchor(flt)
+    filtered: dict[str, Any] = {}  # metric key -> an inner join that holds its non-NaN value
     for clause in flt:
         if clause.entity == ATTRIBUTES:
             col = _attribute_column(runs, clause.key)
@@ -274,6 +275,7 @@ def compile_query(
                 ranged = anchored and clause.op in ("<", "<=", ">", ">=")
                 value = _unindexed(t.c.value) if ranged else t.c.value
                 on += [t.c.is_nan == 0, _compare(value, clause)]
+                filtered.setdefault(clause.key, t)
             elif clause.entity == PARAMS and clause.numeric:
                 on.append(_compare(_param_number(t.c.value), clause, numeric_param=True))
             else:
@@ -287,10 +289,13 @@ def compile_query(
             value = col if ATTRIBUTE_KINDS[k.key] == "number" else _bytewise(col)
             if col.nullable:
                 order_by.append(case((col.is_(None), 1), else_=0))
+        elif k.entity == METRICS and k.key in filtered:
+            # A clause already joined this metric and kept only runs with a non-NaN value:
+            # sort on that join.  Through ``+value`` on SQLite, so that the planner still
+            # starts from the most selective clause instead of walking the value index in
+            # sort order (3x slower on the benchmark search); one join less is 30% faster.
+            value = _unindexed(filtered[k.key].c.value)
         else:
-            # Its own outer join even when a clause joined the same key: ordering by the
-            # clause's column lets SQLite walk that index in sort order instead of starting
-            # from the most selective clause (3x slower on the benchmark search).
             t = _table_for(tables, k.entity).alias()
             source = source.outerjoin(t, and_(t.c.run_id == runs.c.id, t.c.key == k.key))
             if k.entity == METRICS:

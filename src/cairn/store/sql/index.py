@@ -45,8 +45,8 @@ _STATEMENTS = {
     "experiment_row_by_name": 'SELECT id, name, created_at, lifecycle, tags FROM experiments '
                               'WHERE name = ?',
     "update_env": 'UPDATE runs SET env = ? WHERE id = ?',
-    "get_doc": 'SELECT doc FROM runs WHERE id = ?',
-    "set_doc": 'UPDATE runs SET doc = ? WHERE id = ?',
+    "get_doc": 'SELECT doc, summaries FROM runs WHERE id = ?',
+    "set_doc": 'UPDATE runs SET doc = ?, summaries = ? WHERE id = ?',
     "insert_param": 'INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
     "upsert_tag": 'INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) '
                   'ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value',
@@ -312,48 +312,78 @@ class SqlIndex:
         return {r[1]: list(r[2:]) for r in fresh} | {u[-1]: list(u[:-2]) for u in updates}
 
     def _update_doc(self, conn: Connection, batch: RecordBatch, latest: dict, created: bool) -> None:
+        """Bring the run's document (and, if metrics moved, its summaries) up to date.
+
+        ``doc`` is ``{"p": params, "t": tags, "v": latest values}`` (plus ``"x": 1`` when a
+        value is NaN or infinite, spelt null / "inf" / "-inf"); ``summaries`` maps each key
+        to ``[value, is_nan, step, timestamp, min, max, count]``.
+        """
         rid = batch.run_id
-        doc = None
-        if not created:
+        if created:
+            doc, summaries = {"p": {}, "t": {}, "v": {}}, {}
+        else:
             sql = _sql(conn, "get_doc") + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
             rows = _fetchall(conn, sql, (rid,))
-            row = rows[0] if rows else None
-            if row is not None and row[0]:
-                doc = orjson.loads(row[0])
-        if doc is None:
-            if created:
-                doc = {"p": {}, "t": {}, "m": {}}
-            else:  # a row from before docs existed: build it from the tables (after this batch)
-                self._set_doc(conn, rid, self._doc_from_tables(conn, rid))
+            if not rows or not rows[0][0]:
+                # A row from before documents existed: build both from the tables, which
+                # already hold this batch.
+                self._set_doc(conn, rid, *self._doc_from_tables(conn, rid))
                 return
+            doc = orjson.loads(rows[0][0])
+            if "m" in doc:  # written by revision 0005: summaries lived in the document
+                summaries = doc.pop("m")
+                doc["v"] = {}
+                latest = summaries | latest
+            elif latest:
+                summaries = orjson.loads(rows[0][1]) if rows[0][1] else {}
+            else:
+                summaries = rows[0][1]  # untouched: written back as the same text
         params = doc["p"]
         for k, v in batch.params.items():
             params.setdefault(k, v)  # params never change: the first value stays
         doc["t"].update(batch.tags)
         for k in batch.deleted_tags:
             doc["t"].pop(k, None)
-        doc["m"].update(latest)
-        self._set_doc(conn, rid, doc)
+        if latest:
+            summaries.update(latest)
+            values = doc["v"]
+            for k, m in latest.items():
+                values[k] = None if m[1] else m[0]
+            if any(v is None or type(v) is float and math.isinf(v) for v in values.values()):
+                doc["x"] = 1
+            else:
+                doc.pop("x", None)
+        self._set_doc(conn, rid, doc, summaries)
 
     @staticmethod
-    def _set_doc(conn: Connection, rid: str, doc: dict) -> None:
-        # JSON has no infinities: they are spelt "inf"/"-inf" (NaN values are already flagged).
-        for m in doc["m"].values():
-            for i in (0, 4, 5):
-                if isinstance(m[i], float) and math.isinf(m[i]):
-                    m[i] = repr(m[i])
-        _run(conn, "set_doc", (orjson.dumps(doc).decode(), rid))
+    def _set_doc(conn: Connection, rid: str, doc: dict, summaries: dict | str | None) -> None:
+        # JSON has no infinities: they are spelt "inf"/"-inf" (NaN is null, or flagged).
+        if doc.get("x"):
+            doc["v"] = {k: repr(v) if type(v) is float and math.isinf(v) else v
+                        for k, v in doc["v"].items()}
+        if isinstance(summaries, dict):
+            for m in summaries.values():
+                for i in (0, 4, 5):
+                    if isinstance(m[i], float) and math.isinf(m[i]):
+                        m[i] = repr(m[i])
+            summaries = orjson.dumps(summaries).decode()
+        _run(conn, "set_doc", (orjson.dumps(doc).decode(), summaries, rid))
 
     @staticmethod
-    def _doc_from_tables(conn: Connection, rid: str) -> dict:
+    def _doc_from_tables(conn: Connection, rid: str) -> tuple[dict, dict]:
         ph = "%s" if conn.dialect.name == "postgresql" else "?"
-        return {
+        summaries = {m[0]: list(m[1:]) for m in _fetchall(
+            conn, "SELECT key, value, is_nan, step, timestamp, min, max, count "
+            f"FROM latest_metrics WHERE run_id = {ph}", (rid,))}
+        values = {k: None if m[1] else m[0] for k, m in summaries.items()}
+        doc = {
             "p": dict(_fetchall(conn, f"SELECT key, value FROM params WHERE run_id = {ph}", (rid,))),
             "t": dict(_fetchall(conn, f"SELECT key, value FROM tags WHERE run_id = {ph}", (rid,))),
-            "m": {m[0]: list(m[1:]) for m in _fetchall(
-                conn, "SELECT key, value, is_nan, step, timestamp, min, max, count "
-                f"FROM latest_metrics WHERE run_id = {ph}", (rid,))},
+            "v": values,
         }
+        if any(v is None or math.isinf(v) for v in values.values()):
+            doc["x"] = 1
+        return doc, summaries
 
     def heartbeat(self, run_ids: Sequence[str], when: int) -> None:
         with self.session(write=True) as conn:
@@ -390,7 +420,7 @@ class SqlIndex:
 
     # Columns of a run row, in the order _build_runs reads them.
     _RUN_COLUMNS = ("id", "name", "experiment_id", "status", "start_time", "end_time", "user",
-                    "parent_id", "lifecycle", "heartbeat", "doc")
+                    "parent_id", "lifecycle", "heartbeat", "doc", "summaries")
 
     def load_runs(self, conn: Connection, ids: Sequence[str], with_env: bool = False,
                   stale_before: int | None = None) -> list[Run]:
@@ -410,22 +440,32 @@ class SqlIndex:
         out = []
         for row in rows:
             (rid, name, exp_id, status_text, start, end_time, user, parent, lifecycle,
-             heartbeat, doc_text) = row[:11]
-            doc = orjson.loads(doc_text) if doc_text else self._doc_from_tables(conn, rid)
-            status = RunStatus(status_text)
+             heartbeat, doc_text, summaries_text) = row[:12]
+            if doc_text:
+                doc = orjson.loads(doc_text)
+            else:
+                doc, summaries_text = self._doc_from_tables(conn, rid)
+            values = doc.get("v")
+            if values is None:  # a revision-0005 document: summaries inside
+                raw = doc["m"]
+                metrics = {k: math.nan if m[1] else _num(m[0]) for k, m in raw.items()}
+                summaries = _Summaries(raw)
+            else:
+                metrics = values if "x" not in doc else {
+                    k: math.nan if v is None else _num(v) for k, v in values.items()}
+                summaries = _Summaries(summaries_text or {})
+            status = _STATUS[status_text]
             if status is RunStatus.RUNNING and stale_before is not None and heartbeat is not None \
                     and heartbeat < stale_before:
                 status = RunStatus.KILLED
             if status is RunStatus.KILLED and end_time is None:
                 end_time = heartbeat  # presumed dead: its last sign of life
-            raw = doc["m"]
             out.append(Run(
                 id=rid, name=name, experiment_id=exp_id, experiment=exp_names.get(exp_id, ""),
                 status=status, start_time=start, end_time=end_time, user=user, parent_id=parent,
-                params=doc["p"], tags=doc["t"],
-                metrics={k: math.nan if m[1] else _num(m[0]) for k, m in raw.items()},
-                env=json.loads(row[11]) if with_env else {}, lifecycle=lifecycle,
-                heartbeat=heartbeat, metric_summaries=_Summaries(raw)))
+                params=doc["p"], tags=doc["t"], metrics=metrics,
+                env=json.loads(row[12]) if with_env else {}, lifecycle=lifecycle,
+                heartbeat=heartbeat, metric_summaries=summaries))
         return out
 
     def search(self, experiment_ids: Sequence[str] | None, flt: Any, order: Any, offset: int,
@@ -529,31 +569,41 @@ def _latest(key: str, m: list) -> LatestMetric:
 
 class _Summaries(Mapping):
     """Latest-metric summaries built on first access: a page of search results rarely
-    needs them, and building ten objects per run was a third of the page's cost."""
+    needs them, and parsing and building them was most of the page's cost.  Holds the
+    stored JSON text (or its parsed dict) until then."""
 
-    __slots__ = ("_raw", "_cache")
+    __slots__ = ("_src", "_raw", "_cache")
 
-    def __init__(self, raw: dict) -> None:
-        self._raw = raw
+    def __init__(self, raw: dict | str) -> None:
+        self._src = raw
+        self._raw: dict | None = raw if isinstance(raw, dict) else None
         self._cache: dict[str, LatestMetric] = {}
+
+    def _parsed(self) -> dict:
+        if self._raw is None:
+            self._raw = orjson.loads(self._src)
+        return self._raw
 
     def __getitem__(self, key: str) -> LatestMetric:
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._cache[key] = _latest(key, self._raw[key])
+            hit = self._cache[key] = _latest(key, self._parsed()[key])
         return hit
 
     def __iter__(self):
-        return iter(self._raw)
+        return iter(self._parsed())
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len(self._parsed())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
 
     def __repr__(self) -> str:
         return f"{dict(self.items())!r}"
+
+
+_STATUS = {s.value: s for s in RunStatus}  # a dict lookup: Enum's call was 5% of a search page
 
 
 def _latest_row(rid: str, key: str, m: dict) -> tuple:

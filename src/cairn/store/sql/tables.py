@@ -13,7 +13,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 # Bump together with a new Alembic revision in migrations/versions/.
-HEAD_REVISION = "0005_run_docs"
+HEAD_REVISION = "0006_run_values"
 
 experiments = Table(
     "experiments", metadata,
@@ -37,9 +37,12 @@ runs = Table(
     Column("lifecycle", String(16), nullable=False, default="active"),
     Column("heartbeat", BigInteger),
     Column("env", Text, nullable=False, default="{}"),  # JSON object
-    # Params, tags and latest metrics as one JSON document, kept in step with their
-    # tables by every write: loading a page of runs is one row per run, not ~35.
+    # Params, tags and latest metric values as one JSON document, kept in step with
+    # their tables by every write: loading a page of runs is one row per run, not ~35.
     Column("doc", Text),
+    # The latest-metric summaries (step, time, min, max, count) as JSON, apart from doc:
+    # a page of search results rarely needs them, and parsing them was half its cost.
+    Column("summaries", Text),
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
 )
 
@@ -52,6 +55,9 @@ params = Table(
     # value is indexed on SQLite only (where it makes equality filters start from the index).
     Index("ix_params_key_value", "key", "value", "run_id").ddl_if(dialect="sqlite"),
     Index("ix_params_key", "key").ddl_if(dialect="postgresql"),
+    # Clustered on (run_id, key) on SQLite: a lookup or insert walks one b-tree, not a
+    # primary-key index and then the table (a third of a filtered search's SQL time).
+    sqlite_with_rowid=False,
 )
 
 tags = Table(
@@ -61,6 +67,7 @@ tags = Table(
     Column("value", Text, nullable=False),
     Index("ix_tags_key_value", "key", "value", "run_id").ddl_if(dialect="sqlite"),
     Index("ix_tags_key", "key").ddl_if(dialect="postgresql"),
+    sqlite_with_rowid=False,
 )
 
 # One row per (run, key): what search and sort need without reading segments.
@@ -77,6 +84,7 @@ latest_metrics = Table(
     Column("max", Float),
     Column("count", BigInteger, nullable=False),
     Index("ix_latest_key_value", "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 # Columnar metric storage: one row per (run, key, writer, flush).
