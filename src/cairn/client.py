@@ -7,6 +7,7 @@ has buffered for the same store, so a process always reads its own writes.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import uuid
@@ -26,9 +27,12 @@ NOTE_TAG = "cairn.note"
 
 
 def default_user() -> str:
-    user = settings.USER.get()
-    if user:
-        return user
+    return settings.USER.get() or _login_name()
+
+
+@functools.lru_cache(maxsize=1)
+def _login_name() -> str:
+    # Once per process: the passwd lookup cost a tenth of creating a short run.
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry (containers)

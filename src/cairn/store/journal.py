@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import orjson
+
 from ..entities import FileEntry, RecordBatch, RunStatus
 from . import segments
 from .envjson import env_text
@@ -57,10 +59,12 @@ def encode_batch(batch: RecordBatch, prepared: "list[segments.Segment] | None" =
         header["end_time"] = batch.end_time
     if seg_meta:
         header["segments"] = seg_meta
-    htext = json.dumps(header, separators=(",", ":"), allow_nan=False)
+    try:
+        hbytes = orjson.dumps(header)  # strings and integers only: no NaN to refuse
+    except orjson.JSONEncodeError:  # e.g. a lone surrogate, which the json module escapes
+        hbytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
     if batch.env is not None:  # spliced in: the environment's JSON is memoised across runs
-        htext = f'{htext[:-1]},"env":{env_text(batch.env)}}}'
-    hbytes = htext.encode()
+        hbytes = b"%s,\"env\":%s}" % (hbytes[:-1], env_text(batch.env).encode())
     payload = b"".join([_U32.pack(len(hbytes)), hbytes, *blobs])
     return _FRAME.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
