@@ -2,7 +2,8 @@
 
 Cut points depend on the bytes around them, not on offsets, so inserting or
 changing a region of a file only changes the chunks that overlap it: a
-checkpoint with 1% changed stores about 1% new bytes.
+checkpoint with 1% changed stores about 1% new bytes, plus about one average chunk
+per changed region.
 
 The file is read in bounded blocks rather than memory-mapped: a file truncated
 by another process while mapped kills the reader with SIGBUS, and a block
@@ -19,9 +20,16 @@ from typing import BinaryIO, Iterator
 KiB = 1024
 MiB = 1024 * KiB
 
-MIN_SIZE = 64 * KiB
-AVG_SIZE = 256 * KiB
-MAX_SIZE = 1 * MiB
+# An edit costs its own bytes plus about one average chunk of neighbouring bytes (the
+# chunks it overlaps at either end), so the average sets the cost of scattered edits:
+# 1% of a 1 GiB file changed in 100 runs of ~107 KB stores about 1.9% new bytes at
+# 64 KiB and 4% at 256 KiB.  Smaller still would mean more objects (16k per GiB here,
+# each a file on a local store and a request on a remote) for little gain.  fastcdc
+# only uses round(log2(avg)), so AVG_SIZE is a power of two.  These only affect new
+# writes: a stored file keeps the chunk list it was written with, whatever its sizes.
+MIN_SIZE = 16 * KiB
+AVG_SIZE = 64 * KiB
+MAX_SIZE = 256 * KiB
 BLOCK_SIZE = 16 * MiB
 
 
