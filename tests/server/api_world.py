@@ -106,7 +106,7 @@ class World:
             auth=True, bootstrap_token=ADMIN_TOKEN, bootstrap_user="root", token_cache_s=0))
         self.api = TestClient(self.app, raise_server_exceptions=False)
         self.admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-        self.tokens: dict[str, str] = {}
+        self.tokens: dict[str, str] = {"root": ADMIN_TOKEN}  # root: a global admin
 
     def __enter__(self) -> "World":
         self.api.__enter__()

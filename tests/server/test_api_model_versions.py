@@ -132,6 +132,8 @@ def test_bad_requests_get_clear_4xx_and_register_nothing(api, store):
         ("post", url, {"json": {"run_id": run, "path": "/etc"}}, 400, "relative"),
         ("post", url, {"json": {"source": f"runs:/{run}"}}, 400, "artifact path"),
         ("post", url, {"json": {"source": "s3://bucket/model"}}, 400, "runs:/"),
+        ("post", url, {"json": {"source": "runs:/../../etc/model"}}, 400, "run id"),
+        ("post", url, {"json": {"run_id": "../x"}}, 400, "run_id"),
         ("post", url, {"json": {"source": f"runs:/{run}/model", "run_id": run}}, 400, "not both"),
         ("post", url, {"json": {}}, 400, "source"),
         ("post", url, {"json": {"run_id": run, "version": "banana"}}, 400, "banana"),

@@ -18,6 +18,7 @@ artifacts already point at.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..cas.tree import check_path
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 AUTOLOG_META = "cairn_model.json"  # cairn.autolog's description of a logged model
 PICKLE_FILE = "model.pkl"
 SOURCE_PREFIX = "runs:/"
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def parse_source(source: str) -> tuple[str, str]:
@@ -47,7 +49,7 @@ def parse_source(source: str) -> tuple[str, str]:
         raise InvalidArgument(f"source must look like 'runs:/<run id>/<artifact path>', got "
                               f"{source!r}")
     run_id, _, path = source[len(SOURCE_PREFIX):].partition("/")
-    if not run_id or not path.rstrip("/"):
+    if not _RUN_ID.fullmatch(run_id) or not path.rstrip("/"):
         raise InvalidArgument(f"source {source!r} needs a run id and an artifact path, e.g. "
                               "'runs:/<run id>/model'")
     return run_id, path

@@ -83,7 +83,8 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     """A FastAPI app serving ``store`` (and ``objects``, by default the store's own)."""
     from .. import __version__
     from .routes import (
-        admin, artifacts, audit, experiments, health, metrics, models, records, runs,
+        admin, artifacts, audit, datasets, experiments, health, lineage, metrics, models,
+        records, runs,
     )
 
     settings = settings or ServerSettings()
@@ -144,6 +145,8 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     app.include_router(health.router)
     for module in (experiments, runs, records, metrics, artifacts, models, admin, audit):
         app.include_router(module.router, prefix=API)
+    app.include_router(datasets.router, prefix=API)
+    app.include_router(lineage.router, prefix=API)
     return app
 
 

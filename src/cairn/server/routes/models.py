@@ -66,7 +66,8 @@ class Alias(BaseModel):
 class RegisterVersion(BaseModel):
     source: Annotated[str, Field(min_length=7, max_length=1100,
                                  description="runs:/<run id>/<artifact path>")] | None = None
-    run_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    run_id: Annotated[str, Field(min_length=1, max_length=64,
+                                 pattern=r"^[A-Za-z0-9_-]+$")] | None = None
     path: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
     version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     bump: Literal["major", "minor", "patch"] | None = None
