@@ -1,4 +1,4 @@
-"""GET /lineage: the graph of data set versions, runs and model versions, as the caller may see it."""
+"""GET /lineage: data set versions, runs and model versions, as far as the caller may see them."""
 
 from __future__ import annotations
 

@@ -53,9 +53,9 @@ def get_lineage(request: Request, p: User,
         raise NotFound(f"run {root.id.removeprefix('run:')!r} does not exist")
     allowed = _visible(c, p, {nid for g in graphs for nid in g.nodes})
     if root.id not in allowed:
+        owner = "model" if root.kind == "model" else "experiment"
         raise PermissionDenied(f"user {p.user!r} may not view {root.id}; ask an admin for the "
-                               f"viewer role on its {'model' if root.kind == 'model' else 'experiment'}",
-                               user=p.user)
+                               f"viewer role on its {owner}", user=p.user)
     nodes: dict[str, Any] = {}
     edges: dict[tuple, Any] = {}
     for g in graphs:
