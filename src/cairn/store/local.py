@@ -128,9 +128,10 @@ class LocalStore(IndexedExperiments):
         with self._lock:
             jw = self._journal(batch.run_id, batch.writer_id)
             with self.index.session(write=True) as conn:
-                if self.index.applied_seq(conn, [batch.writer_id]).get(batch.writer_id, 0) >= batch.seq:
-                    return  # already applied: a retry or a replay
-                self.index.check(conn, batch)  # refuse before anything reaches the journal
+                # Already applied (a retry or a replay), or refused before anything
+                # reaches the journal.
+                if not self.index.preflight(conn, batch):
+                    return
                 _start, end = jw.append(batch, segs, fsync=fsync)
                 self.index.apply(conn, batch, segs, end)
             if batch.status is not None and batch.status.terminal:

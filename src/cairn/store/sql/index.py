@@ -34,6 +34,9 @@ _CHUNK = 500  # ids per IN (...) list
 # differs, and _sql() swaps it.
 _STATEMENTS = {
     "applied_seq": 'SELECT seq FROM writers WHERE writer_id = ?',
+    # Both things a write needs to know first, in one round trip.
+    "preflight": 'SELECT w.seq, r.status, r.end_time, r.id FROM (SELECT 1 AS one) AS o '
+                 'LEFT JOIN writers w ON w.writer_id = ? LEFT JOIN runs r ON r.id = ?',
     "run_state": 'SELECT status, end_time FROM runs WHERE id = ?',
     "insert_experiment": 'INSERT INTO experiments (id, name, created_at, lifecycle, tags) '
                          'VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
@@ -104,6 +107,32 @@ def _run(conn: Connection, name: str, params) -> _Done:
         return _Done(cur.rowcount, row)
     finally:
         cur.close()
+
+
+def _run_all(conn: Connection, statements: list[tuple[str, Any]]) -> None:
+    """Run statements whose results nobody reads, in order.
+
+    On PostgreSQL they go out in one pipeline: a batch of metric points on a server
+    was a dozen round trips, each costing both processes a wake-up, and most of them
+    were these writes.  SQLite runs in-process, so there is nothing to save there.
+    """
+    if not statements:
+        return
+    dbapi = conn.connection.dbapi_connection
+    if conn.dialect.name != "postgresql":
+        for name, params in statements:
+            _run(conn, name, params)
+        return
+    with dbapi.pipeline():
+        cur = dbapi.cursor()
+        try:
+            for name, params in statements:
+                if isinstance(params, list):
+                    cur.executemany(_sql(conn, name), params)
+                else:
+                    cur.execute(_sql(conn, name), params)
+        finally:
+            cur.close()
 
 
 def _fetchall(conn: Connection, sql: str, params: tuple) -> list[tuple]:
@@ -205,11 +234,23 @@ class SqlIndex:
         return Experiment(row.id, row.name, row.created_at, row.lifecycle, json.loads(row.tags))
 
     # -- writes ----------------------------------------------------------
-    def check(self, conn: Connection, batch: RecordBatch) -> None:
-        """Refuse a new (not replayed) batch that would break a run's invariants."""
+    def preflight(self, conn: Connection, batch: RecordBatch) -> bool:
+        """Whether ``batch`` is new; if so, :meth:`check` it.  False for a replay or retry."""
+        seq, status, end_time, found = _run(conn, "preflight", (batch.writer_id, batch.run_id)).first()
+        if seq is not None and seq >= batch.seq:
+            return False
+        self.check(conn, batch, (status, end_time) if found is not None else None)
+        return True
+
+    def check(self, conn: Connection, batch: RecordBatch, state: Any = False) -> None:
+        """Refuse a new (not replayed) batch that would break a run's invariants.
+
+        ``state`` is the run's (status, end_time) or None when the caller already read
+        it; by default it is read here.
+        """
         if batch.create is not None:
             return
-        row = _run(conn, "run_state", (batch.run_id,)).first()
+        row = _run(conn, "run_state", (batch.run_id,)).first() if state is False else state
         if row is None:
             raise NotFound(f"run {batch.run_id!r} does not exist")
         status, end_time = row
@@ -252,35 +293,38 @@ class SqlIndex:
             created = _run(conn, "insert_run", (rid, exp_id, c.get("name") or rid[:8],
                                                 c.get("start_time", batch.time), c.get("parent_id"),
                                                 c.get("user", ""), batch.time)).rowcount == 1
+        # Writes whose results nothing below reads wait here and go out together.
+        later: list[tuple[str, Any]] = []
         if batch.env is not None:
-            _run(conn, "update_env", (env_text(batch.env), rid))
+            later.append(("update_env", (env_text(batch.env), rid)))
         if batch.params:
-            _run(conn, "insert_param", [(rid, k, v) for k, v in batch.params.items()])
+            later.append(("insert_param", [(rid, k, v) for k, v in batch.params.items()]))
         if batch.tags:
-            _run(conn, "upsert_tag", [(rid, k, v) for k, v in batch.tags.items()])
+            later.append(("upsert_tag", [(rid, k, v) for k, v in batch.tags.items()]))
         if batch.deleted_tags:
-            _run(conn, "delete_tag", [(rid, k) for k in batch.deleted_tags])
-        latest = self._apply_metrics(conn, rid, batch.writer_id, batch.seq, segs,
+            later.append(("delete_tag", [(rid, k) for k in batch.deleted_tags]))
+        latest = self._apply_metrics(conn, rid, batch.writer_id, batch.seq, segs, later,
                                      new_run=created) if segs else {}
         if batch.params or batch.tags or batch.deleted_tags or latest or created:
-            self._update_doc(conn, batch, latest, created)
+            self._update_doc(conn, batch, latest, created, later)
         if batch.artifacts:
-            _run(conn, "upsert_artifact", [
+            later.append(("upsert_artifact", [
                 (rid, a.path, a.size, a.digest,
                  json.dumps([list(c) for c in a.chunks]) if a.chunks else None)
-                for a in batch.artifacts])
+                for a in batch.artifacts]))
         if batch.status is not None:
-            _run(conn, "end_run", (batch.time, batch.time, batch.status.value,
-                                   batch.end_time if batch.status.terminal else None, rid))
+            later.append(("end_run", (batch.time, batch.time, batch.status.value,
+                                      batch.end_time if batch.status.terminal else None, rid)))
         else:
             # A writer heard from again revives a run that was only presumed dead.
-            _run(conn, "touch_run", (batch.time, batch.time, rid))
-        _run(conn, "upsert_writer", (batch.writer_id, rid, batch.seq, end_offset))
+            later.append(("touch_run", (batch.time, batch.time, rid)))
+        later.append(("upsert_writer", (batch.writer_id, rid, batch.seq, end_offset)))
+        _run_all(conn, later)
 
     def _apply_metrics(self, conn, rid, writer, seq, segs: list[seglib.Segment],
-                       new_run: bool = False) -> None:
-        _run(conn, "insert_segment", [(rid, s.key, writer, seq, s.n, s.step_min, s.step_max, s.blob)
-                                      for s in segs])
+                       later: list, new_run: bool = False) -> dict:
+        later.append(("insert_segment", [(rid, s.key, writer, seq, s.n, s.step_min, s.step_max,
+                                          s.blob) for s in segs]))
         old = {}
         if not new_run:  # a run created in this very batch has no summaries to merge with
             ph = "%s" if conn.dialect.name == "postgresql" else "?"
@@ -305,13 +349,14 @@ class SqlIndex:
             r = _latest_row(rid, s.key, merged)
             updates.append(r[2:] + r[:2])
         if fresh:
-            _run(conn, "insert_latest", fresh)
+            later.append(("insert_latest", fresh))
         if updates:
-            _run(conn, "update_latest", updates)
+            later.append(("update_latest", updates))
         # key -> [value or None, is_nan, step, timestamp, min, max, count], for the run's doc
         return {r[1]: list(r[2:]) for r in fresh} | {u[-1]: list(u[:-2]) for u in updates}
 
-    def _update_doc(self, conn: Connection, batch: RecordBatch, latest: dict, created: bool) -> None:
+    def _update_doc(self, conn: Connection, batch: RecordBatch, latest: dict, created: bool,
+                    later: list) -> None:
         """Bring the run's document (and, if metrics moved, its summaries) up to date.
 
         ``doc`` is ``{"p": params, "t": tags, "v": latest values}`` (plus ``"x": 1`` when a
@@ -325,9 +370,11 @@ class SqlIndex:
             sql = _sql(conn, "get_doc") + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
             rows = _fetchall(conn, sql, (rid,))
             if not rows or not rows[0][0]:
-                # A row from before documents existed: build both from the tables, which
-                # already hold this batch.
-                self._set_doc(conn, rid, *self._doc_from_tables(conn, rid))
+                # A row from before documents existed: build both from the tables, once
+                # they hold this batch.
+                _run_all(conn, later)
+                later.clear()
+                later.append(self._set_doc(rid, *self._doc_from_tables(conn, rid)))
                 return
             doc = orjson.loads(rows[0][0])
             if "m" in doc:  # written by revision 0005: summaries lived in the document
@@ -353,10 +400,11 @@ class SqlIndex:
                 doc["x"] = 1
             else:
                 doc.pop("x", None)
-        self._set_doc(conn, rid, doc, summaries)
+        later.append(self._set_doc(rid, doc, summaries))
 
     @staticmethod
-    def _set_doc(conn: Connection, rid: str, doc: dict, summaries: dict | str | None) -> None:
+    def _set_doc(rid: str, doc: dict, summaries: dict | str | None) -> tuple[str, tuple]:
+        """The statement that stores a run's document and summaries."""
         # JSON has no infinities: they are spelt "inf"/"-inf" (NaN is null, or flagged).
         if doc.get("x"):
             doc["v"] = {k: repr(v) if type(v) is float and math.isinf(v) else v
@@ -367,7 +415,7 @@ class SqlIndex:
                     if isinstance(m[i], float) and math.isinf(m[i]):
                         m[i] = repr(m[i])
             summaries = orjson.dumps(summaries).decode()
-        _run(conn, "set_doc", (orjson.dumps(doc).decode(), summaries, rid))
+        return "set_doc", (orjson.dumps(doc).decode(), summaries, rid)
 
     @staticmethod
     def _doc_from_tables(conn: Connection, rid: str) -> tuple[dict, dict]:

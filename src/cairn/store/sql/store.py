@@ -147,9 +147,8 @@ class SqlStore(IndexedExperiments):
                 # Serialise batches of one run (across connections and replicas).
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)",
                                      (_lock_key(batch.run_id),))
-            if self.index.applied_seq(conn, [batch.writer_id]).get(batch.writer_id, 0) >= batch.seq:
+            if not self.index.preflight(conn, batch):
                 return False  # a retry or a re-sent spool record
-            self.index.check(conn, batch)
             if batch.create is not None:
                 self._check_experiment(conn, batch)
             self.index.apply(conn, batch, segs, 0)
