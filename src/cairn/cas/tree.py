@@ -44,18 +44,22 @@ def check_entry(entry: FileEntry) -> FileEntry:
         raise InvalidArgument(f"expected a FileEntry, got {type(entry).__name__}")
     check_path(entry.path)
     check_oid(entry.digest)
-    if not _is_int(entry.size) or entry.size < 0:
-        raise InvalidArgument(f"{entry.path}: size must be a non-negative int", path=entry.path)
+    if not _is_int(entry.size) or not 0 <= entry.size <= _MAX_SIZE:
+        raise InvalidArgument(f"{entry.path}: size must be a non-negative 64-bit int",
+                              path=entry.path)
     if entry.chunks:
         for oid, size in entry.chunks:
             check_oid(oid)
-            if not _is_int(size) or size <= 0:
+            if not _is_int(size) or not 0 < size <= _MAX_SIZE:
                 raise InvalidArgument(f"{entry.path}: chunk sizes must be positive ints",
                                       path=entry.path)
         if sum(size for _, size in entry.chunks) != entry.size:
             raise InvalidArgument(f"{entry.path}: chunk sizes do not add up to the file size",
                                   path=entry.path)
     return entry
+
+
+_MAX_SIZE = (1 << 63) - 1  # what every index's BIGINT size column holds
 
 
 def _is_int(value: object) -> bool:

@@ -42,12 +42,15 @@ class Missing(BaseModel):
     missing: list[str]
 
 
+_INT64_MAX = (1 << 63) - 1  # what the index's BIGINT columns hold
+
+
 class FileEntryModel(BaseModel):
     path: Annotated[str, Field(min_length=1, max_length=1000)]
-    size: Annotated[int, Field(ge=0)]
+    size: Annotated[int, Field(ge=0, le=_INT64_MAX)]
     digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    chunks: list[tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], Annotated[int, Field(ge=1)]]] \
-        = Field(default_factory=list)
+    chunks: list[tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")],
+                       Annotated[int, Field(ge=1, le=_INT64_MAX)]]] = Field(default_factory=list)
 
 
 class FileList(BaseModel):
