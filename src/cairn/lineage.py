@@ -78,7 +78,9 @@ class LineageGraph:
 
     def to_dict(self) -> dict[str, Any]:
         return {"root": self.root, "direction": self.direction,
-                "nodes": [{"id": n.id, "kind": n.kind, "label": n.label, **n.attrs}
+                # attrs nested: a data set version's own "kind" (add, derive) must not
+                # overwrite the node's kind.
+                "nodes": [{"id": n.id, "kind": n.kind, "label": n.label, "attrs": dict(n.attrs)}
                           for n in self.nodes.values()],
                 "edges": [{"source": e.source, "target": e.target, "relation": e.relation,
                            "role": e.role} for e in self.edges]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -91,6 +93,11 @@ def test_cli_lineage_tree_and_json(tracking, tmp_path):
     js = runner.invoke(cli, ["--store", str(tracking), "lineage", "raw@1", "--downstream",
                              "--json"])
     assert js.exit_code == 0 and '"relation": "input"' in js.output
+    graph = json.loads(js.output)
+    kinds = {n["id"]: n["kind"] for n in graph["nodes"]}
+    # A data set node stays a data set whatever its own attributes call "kind".
+    assert {kinds[n["id"]] for n in graph["nodes"] if n["id"].startswith("data")} == {"dataset"}
+    assert all(isinstance(n["attrs"], dict) for n in graph["nodes"])
 
 
 def test_log_input_needs_a_run_and_a_version(tracking, tmp_path):
