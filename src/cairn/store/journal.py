@@ -69,13 +69,17 @@ def encode_batch(batch: RecordBatch, prepared: "list[segments.Segment] | None" =
     return _FRAME.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
-def decode_payload(payload: bytes) -> RecordBatch:
+def decode_payload(payload: bytes, prepared: "list[segments.Segment] | None" = None) -> RecordBatch:
+    """The batch in one record's payload; its metric segments go to ``prepared`` if given."""
     (hlen,) = _U32.unpack_from(payload)
     header = json.loads(payload[4:4 + hlen])
     pos = 4 + hlen
     metrics = {}
     for key, nbytes in header.get("segments", ()):
-        metrics[key] = segments.decode(payload[pos:pos + nbytes])
+        blob = payload[pos:pos + nbytes]
+        metrics[key] = segments.decode(blob)
+        if prepared is not None:
+            prepared.append(segments.from_blob(key, blob, metrics[key]))
         pos += nbytes
     status = header.get("status")
     return RecordBatch(

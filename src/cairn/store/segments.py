@@ -111,6 +111,17 @@ def prepare(key: str, steps: Any, timestamps: Any, values: Any) -> Segment:
                    summarize(s, t, v))
 
 
+def from_blob(key: str, blob: bytes, arrays: tuple) -> Segment:
+    """The Segment of a blob that was already encoded (and decoded into ``arrays``).
+
+    A server receiving journal frames keeps the client's encoding instead of
+    compressing the same points again (most of a 1,000-point request's CPU time).
+    """
+    s, t, v = (np.asarray(a) for a in arrays)
+    return Segment(key, bytes(blob), int(s.shape[0]), int(s.min()), int(s.max()),
+                   summarize(s, t, v))
+
+
 def _prepare_small(key: str, s: list, t: list, v: list) -> Segment:
     """The same Segment without numpy: most flushes carry a handful of points per key."""
     n = len(s)

@@ -297,8 +297,12 @@ def encode_frames(batches: list[RecordBatch]) -> bytes:
     return b"".join(jlib.encode_batch(b) for b in batches)
 
 
-def iter_frames(data: bytes | memoryview) -> Iterator[RecordBatch]:
-    """Batches from concatenated journal frames; any damage is an InvalidArgument."""
+def iter_frames(data: bytes | memoryview, prepared: list | None = None) -> Iterator[RecordBatch]:
+    """Batches from concatenated journal frames; any damage is an InvalidArgument.
+
+    With ``prepared``, each batch's metric segments (as the client encoded them) are
+    appended to it as one list per batch.
+    """
     view = memoryview(data)
     pos, size = 0, len(view)
     index = 0
@@ -315,11 +319,14 @@ def iter_frames(data: bytes | memoryview) -> Iterator[RecordBatch]:
         if zlib.crc32(payload) != crc:
             raise InvalidArgument(f"record {index}: CRC mismatch")
         try:
-            batch = jlib.decode_payload(payload)
+            segs: list | None = [] if prepared is not None else None
+            batch = jlib.decode_payload(payload, segs)
         except InvalidArgument:
             raise
         except Exception as exc:
             raise InvalidArgument(f"record {index}: undecodable ({type(exc).__name__}: {exc})") from None
+        if prepared is not None:
+            prepared.append(segs)
         yield batch
         pos = start + length
         index += 1

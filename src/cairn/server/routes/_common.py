@@ -46,19 +46,21 @@ def new_writer_id() -> str:
     return "srv-" + uuid.uuid4().hex[:12]
 
 
-def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch]) -> list[dict]:
+def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
+                  prepared: list | None = None) -> list[dict]:
     """Apply batches one by one (one transaction each); a result per batch, in order.
 
     Statuses: ``applied``, ``duplicate`` (that writer's seq was applied before),
     ``rejected`` (a permanent error, given; resending will not help) and
     ``unavailable`` (transient: resend it later).  After the first unavailable batch the
     rest are not tried, so a writer's batches are never applied out of order.
+    ``prepared`` holds each batch's metric segments when they came encoded.
     """
     known = run_experiments(c, [b.run_id for b in batches]) if c.guard.enabled else {}
     new_experiments: dict[str, bool] = {}
     results: list[dict] = []
     blocked = False
-    for b in batches:
+    for i, b in enumerate(batches):
         res: dict[str, Any] = {"writer_id": b.writer_id, "seq": b.seq, "run_id": b.run_id}
         if blocked:
             res["status"] = "unavailable"
@@ -73,7 +75,7 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch]) ->
                     raise Conflict(f"{len(missing)} artifact object(s) are not on the server yet; "
                                    "upload them first (POST /api/v1/objects/missing, then PUT "
                                    "/api/v1/objects/{oid})", missing=sorted(missing)[:20])
-            applied = _write(c, b)
+            applied = _write(c, b, prepared[i] if prepared is not None else None)
             res["status"] = "applied" if applied else "duplicate"
             if b.create is not None:
                 known[b.run_id] = str(b.create["experiment_id"])
@@ -88,10 +90,12 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch]) ->
     return results
 
 
-def _write(c: ServerContext, b: RecordBatch) -> bool:
+def _write(c: ServerContext, b: RecordBatch, segs: list | None = None) -> bool:
     prepared = getattr(c.store, "write_prepared", None)
     if prepared is not None:
-        return prepared(b, [seglib.prepare(k, *a) for k, a in b.metrics.items()])
+        if segs is None:
+            segs = [seglib.prepare(k, *a) for k, a in b.metrics.items()]
+        return prepared(b, segs)
     c.store.write(b)
     return True
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
@@ -74,8 +75,10 @@ async def ingest(request: Request, p: User):
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
 
     def work() -> dict:
+        segs: list | None = None
         if ctype == RECORDS_TYPE:
-            batches = list(iter_frames(body))
+            segs = []
+            batches = list(iter_frames(body, segs))
         elif ctype in ("application/json", ""):
             try:
                 doc = json.loads(body)
@@ -91,7 +94,7 @@ async def ingest(request: Request, p: User):
         if len(batches) > MAX_BATCHES:
             raise InvalidArgument(f"{len(batches)} batches in one request; at most {MAX_BATCHES}")
         c = ctx(request)
-        results = apply_batches(c, p, batches)
+        results = apply_batches(c, p, batches, segs)
         applied = [r for r in results if r["status"] == "applied"]
         if applied:
             runs = sorted({r["run_id"] for r in applied})
@@ -100,4 +103,6 @@ async def ingest(request: Request, p: User):
                      "batches": [[r["run_id"], r["writer_id"], r["seq"]] for r in applied[:100]]})
         return {"results": results}
 
-    return await run_in_threadpool(work)
+    # Serialised here rather than validated against RecordsResult: the results are
+    # built above, and pydantic's pass over them was a tenth of a request's time.
+    return Response(orjson.dumps(await run_in_threadpool(work)), media_type="application/json")
