@@ -52,3 +52,33 @@ def test_an_empty_chain_verifies_and_starts_at_one(tmp_path):
             assert audit.verify(conn).ok and audit.head(conn) == (1, first.hash)
     finally:
         engine.dispose()
+
+
+def test_append_many_chains_like_one_by_one(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'index.db'}")
+    try:
+        ensure_schema(engine)
+        with session(engine, write=True) as conn:
+            one = audit.append(conn, "u", "first", "t/0", None, {"k": 1}, time_ms=10)
+            many = audit.append_many(conn, [("u", "records.write", f"runs/{k}", None, {"n": k}, 11 + k)
+                                            for k in range(3)])
+            assert audit.append_many(conn, []) == []
+        assert [e.seq for e in many] == [2, 3, 4]
+        assert many[0].prev_hash == one.hash and many[2].prev_hash == many[1].hash
+        with session(engine) as conn:
+            assert audit.verify(conn).ok and audit.head(conn) == (4, many[-1].hash)
+            # The same events written one by one hash the same (the chain does not
+            # depend on how they were grouped).
+        other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+        try:
+            ensure_schema(other)
+            with session(other, write=True) as conn:
+                audit.append(conn, "u", "first", "t/0", None, {"k": 1}, time_ms=10)
+                for k in range(3):
+                    last = audit.append(conn, "u", "records.write", f"runs/{k}", None, {"n": k},
+                                        time_ms=11 + k)
+            assert last.hash == many[-1].hash
+        finally:
+            other.dispose()
+    finally:
+        engine.dispose()

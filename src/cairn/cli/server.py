@@ -29,11 +29,15 @@ from .main import emit_json, handle_errors, json_option
               help="Larger request bodies are refused with 413.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--telemetry", is_flag=True,
+              help="FastAPI's OpenTelemetry spans and request metrics (configure an "
+                   "OpenTelemetry SDK in the environment).")
 @click.pass_obj
 @handle_errors
 def server(obj, host: str, port: int, db: str | None, objects: str | None,
            endpoint_url: str | None, workers: int, auth: bool | None,
-           bootstrap_token: str | None, audit: bool, max_request_mb: int, log_level: str) -> None:
+           bootstrap_token: str | None, audit: bool, max_request_mb: int, log_level: str,
+           telemetry: bool) -> None:
     """Serve a store over the REST API (docs at /docs) for remote clients and teams.
 
     With no options it serves the local store (./.cairn or --store) with zero set-up.
@@ -57,7 +61,8 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
     if workers < 1:
         raise InvalidArgument("--workers must be at least 1")
     settings = {"auth": bool(db) if auth is None else auth, "audit": audit,
-                "max_request_bytes": max_request_mb << 20, "bootstrap_token": bootstrap_token}
+                "max_request_bytes": max_request_mb << 20, "bootstrap_token": bootstrap_token,
+                "telemetry": telemetry}
     cfg = ServeConfig(store=uri.removeprefix("file://"), db=db, objects=objects,
                       endpoint_url=endpoint_url, settings=settings)
     token = prepare(cfg)

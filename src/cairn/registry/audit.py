@@ -45,6 +45,13 @@ def event_hash(seq: int, time_ms: int, actor: str, action: str, target: str,
 def append(conn: Connection, actor: str, action: str, target: str, before: Any = None,
            after: Any = None, time_ms: int | None = None) -> AuditEvent:
     """Append one event inside the caller's write transaction and return it."""
+    return append_many(conn, [(actor, action, target, before, after, time_ms)])[0]
+
+
+def append_many(conn: Connection, events: list[tuple]) -> list[AuditEvent]:
+    """Append ``(actor, action, target, before, after, time_ms)`` events, in order, inside
+    the caller's write transaction: one lock of the head and one insert for all of them
+    (a busy server queues an event per ingest request)."""
     # The head row must exist before it is locked: two transactions writing the very
     # first event would otherwise both find no row, lock nothing, and both claim #1.
     # Seq 0 with the genesis hash is the empty chain.
@@ -52,15 +59,22 @@ def append(conn: Connection, actor: str, action: str, target: str, before: Any =
                          "ON CONFLICT DO NOTHING"), {"g": GENESIS})
     head = conn.execute(sa.select(T.audit_head.c.seq, T.audit_head.c.hash)
                         .where(T.audit_head.c.id == 1).with_for_update()).first()
-    seq, prev = head.seq + 1, head.hash
-    when = time_ms if time_ms is not None else time.time_ns() // 1_000_000
-    b, a = canonical(before), canonical(after)
-    h = event_hash(seq, when, actor, action, target, b, a, prev)
-    conn.execute(sa.insert(T.audit_events).values(
-        seq=seq, time=when, actor=actor, action=action, target=target, before=b, after=a,
-        prev_hash=prev, hash=h))
-    conn.execute(sa.update(T.audit_head).where(T.audit_head.c.id == 1).values(seq=seq, hash=h))
-    return AuditEvent(seq, when, actor, action, target, before, after, prev, h)
+    seq, prev = head.seq, head.hash
+    out, rows = [], []
+    for actor, action, target, before, after, time_ms in events:
+        seq += 1
+        when = time_ms if time_ms is not None else time.time_ns() // 1_000_000
+        b, a = canonical(before), canonical(after)
+        h = event_hash(seq, when, actor, action, target, b, a, prev)
+        rows.append({"seq": seq, "time": when, "actor": actor, "action": action,
+                     "target": target, "before": b, "after": a, "prev_hash": prev, "hash": h})
+        out.append(AuditEvent(seq, when, actor, action, target, before, after, prev, h))
+        prev = h
+    if rows:
+        conn.execute(sa.insert(T.audit_events), rows)
+        conn.execute(sa.update(T.audit_head).where(T.audit_head.c.id == 1).values(seq=seq,
+                                                                                 hash=prev))
+    return out
 
 
 def _event(row) -> AuditEvent:

@@ -104,6 +104,9 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
         description="Native REST API of Cairn: experiments, runs, record ingestion, metric "
                     "history, search, artifacts, users and roles, audit log. Errors are JSON "
                     "objects with `error_code` and `message`.",
+        # Ignored by FastAPI releases before its native telemetry.
+        telemetry={"tracing": settings.telemetry, "metrics": settings.telemetry,
+                   "logs": settings.telemetry},
     )
     app.state.cairn = context
 

@@ -19,6 +19,9 @@ class ServerSettings:
     ``max_request_bytes``: larger request bodies get 413.
     ``check_artifact_objects``: refuse artifact entries whose objects the server lacks
     (clients upload objects first); off only for tests of the bare store protocol.
+    ``telemetry``: FastAPI's own OpenTelemetry spans and request metrics, for a process
+    with an OpenTelemetry SDK configured.  Off by default: deciding per request whether
+    a provider is configured cost 5% of metric ingestion.
     """
 
     auth: bool = False
@@ -30,3 +33,4 @@ class ServerSettings:
     max_search_results: int = 10_000
     token_cache_s: float = 5.0
     check_artifact_objects: bool = True
+    telemetry: bool = False

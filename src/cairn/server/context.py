@@ -104,8 +104,7 @@ class ServerContext:
                 return
             try:
                 with session(self.engine, write=True) as conn:
-                    for actor, action, target, before, after, when in events:
-                        chain.append(conn, actor, action, target, before, after, time_ms=when)
+                    chain.append_many(conn, events)
             except CairnError as exc:  # keep them for the next try, and say so
                 with self._audit_lock:
                     self._audit_queue[:0] = events
