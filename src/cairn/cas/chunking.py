@@ -22,11 +22,11 @@ MiB = 1024 * KiB
 
 # An edit costs its own bytes plus about one average chunk of neighbouring bytes (the
 # chunks it overlaps at either end), so the average sets the cost of scattered edits:
-# 1% of a 1 GiB file changed in 100 runs of ~107 KB stores about 1.9% new bytes at
-# 64 KiB and 4% at 256 KiB.  Smaller still would mean more objects (16k per GiB here,
-# each a file on a local store and a request on a remote) for little gain.  fastcdc
-# only uses round(log2(avg)), so AVG_SIZE is a power of two.  These only affect new
-# writes: a stored file keeps the chunk list it was written with, whatever its sizes.
+# 1% of a 1 GiB file changed in 100 runs of ~107 KB stores about 2% new bytes at
+# 64 KiB and 4.6% at 256 KiB (docs/benchmarks.md).  Smaller still would mean more
+# objects (already 16k per GiB, each a file in a local store and a request to a
+# remote) for little gain.  fastcdc only uses round(log2(avg)), so AVG_SIZE is a
+# power of two.  These only affect new writes: a stored file keeps the chunk list it was written with, whatever its sizes.
 MIN_SIZE = 16 * KiB
 AVG_SIZE = 64 * KiB
 MAX_SIZE = 256 * KiB
