@@ -26,7 +26,8 @@ MiB = 1024 * KiB
 # 64 KiB and 4.6% at 256 KiB (docs/benchmarks.md).  Smaller still would mean more
 # objects (already 16k per GiB, each a file in a local store and a request to a
 # remote) for little gain.  fastcdc only uses round(log2(avg)), so AVG_SIZE is a
-# power of two.  These only affect new writes: a stored file keeps the chunk list it was written with, whatever its sizes.
+# power of two.  These only affect new writes: a stored file keeps the chunk list it
+# was written with, whatever its sizes.
 MIN_SIZE = 16 * KiB
 AVG_SIZE = 64 * KiB
 MAX_SIZE = 256 * KiB
