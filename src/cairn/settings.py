@@ -23,6 +23,26 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected a boolean (1/0, true/false), got {text!r}")
 
 
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000 ** 2, "mb": 1000 ** 2,
+          "mib": 1024 ** 2, "g": 1000 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3}
+
+
+def _bytes(text: str) -> int:
+    """A size: ``104857600``, ``100MiB``, ``1.5 GB`` (k, M, G: powers of 1000; KiB, MiB, GiB:
+    powers of 1024)."""
+    stripped = text.strip()
+    number = stripped.rstrip("KMGiBkmgb ")
+    unit = stripped[len(number):].strip().lower()
+    try:
+        value = int(float(number) * _UNITS[unit])
+    except (KeyError, ValueError, OverflowError):
+        raise ValueError(f"expected a size in bytes such as 104857600 or 100MiB, "
+                         f"got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"a size cannot be negative: {text!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -64,7 +84,12 @@ SPOOL_DRAIN_TIMEOUT = Setting("CAIRN_SPOOL_DRAIN_TIMEOUT", float, 10.0,
                               "Seconds a run that ends while its server is unreachable waits for "
                               "it before leaving its last records in the spool.")
 
+AUTOLOG_MAX_DATASET_BYTES = Setting(
+    "CAIRN_AUTOLOG_MAX_DATASET_BYTES", _bytes, 100 * 1024 ** 2,
+    "Largest training data (in memory, features and targets together) that autolog stores as a "
+    "data set version; bigger data is only tagged with its digest and shape, and 0 stores none.")
+
 SETTINGS: tuple[Setting, ...] = (
     TRACKING_URI, USER, FLUSH_INTERVAL, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, FSYNC, CAPTURE_ENV,
-    TRACKING_TOKEN, SPOOL_DIR, SPOOL_DRAIN_TIMEOUT,
+    TRACKING_TOKEN, SPOOL_DIR, SPOOL_DRAIN_TIMEOUT, AUTOLOG_MAX_DATASET_BYTES,
 )

@@ -65,6 +65,20 @@ def test_autolog_adds_the_callback_batch_size_and_data(tracking, data):
     assert len(c.get_metric_history(r.id, "loss")) == 2
     assert "batch_loss" not in r.metrics
     assert [e.path for e in c.list_artifacts(r.id)] == ["model_summary.txt"]
+    assert r.tags["cairn.input.dataset"] == "Default.train@1"
+    assert c.data.catalog.run_inputs(r.id) == [("Default.train", 1, "train")]
+
+
+def test_autolog_versions_validation_data_as_an_eval_input(tracking, data):
+    X, y = data
+    cairn.autolog.keras.autolog(log_models=False)
+    compiled_model().fit(X[:48], y[:48], epochs=1, verbose=0, validation_data=(X[48:], y[48:]))
+    c = cairn.Client()
+    [r] = c.search_runs()
+    assert c.data.catalog.run_inputs(r.id) == [("Default.validation", 1, "eval"),
+                                               ("Default.train", 1, "train")]
+    x_val, y_val = c.data.load_array("Default.validation@1")
+    assert (x_val == X[48:]).all() and (y_val == y[48:]).all()
 
 
 def test_a_failing_fit_under_autolog_fails_the_run(tracking, data):

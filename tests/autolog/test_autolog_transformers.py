@@ -86,6 +86,11 @@ def test_autolog_adds_the_callback_and_records_the_data_set(tracking, setup):
     assert r.tags["cairn.input.digest"].startswith("sha256:")
     assert len(c.get_metric_history(r.id, "loss")) == 4
     assert c.list_artifacts(r.id) == []
+    # The TensorDataset's token ids and labels are the run's training data set.
+    assert r.tags["cairn.input.dataset"] == "Default.train@1"
+    assert c.data.catalog.run_inputs(r.id) == [("Default.train", 1, "train")]
+    ids, labels = c.data.load_array("Default.train@1")
+    assert (ids == dataset.tensors[0].numpy()).all() and (labels == dataset.tensors[1].numpy()).all()
 
 
 def test_a_failing_train_marks_the_autolog_run_failed(tracking, setup):

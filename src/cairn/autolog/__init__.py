@@ -50,18 +50,25 @@ _EXPLICIT = ("pytorch",)  # helpers with nothing to patch
 
 def autolog(*, log_models: bool = True, log_datasets: bool = True, system_metrics: bool = True,
             disable: bool = False, exclude: Iterable[str] = (),
-            registered_model_name: str | None = None) -> list[str]:
+            registered_model_name: str | None = None,
+            dataset_name: str | None = None) -> list[str]:
     """Turn on automatic logging for every installed framework (or off, with ``disable``).
 
     ``log_models``: store trained models; ``log_datasets``: record the training data's
-    digest and shape as ``cairn.input.*`` tags; ``system_metrics``: sample ``system/...``
-    metrics in every top-level run (needs psutil, ``cairn[system]``); ``exclude``:
-    integration names to leave alone; ``registered_model_name``: also register every trained
-    model as a new version of this registered model (``cairn.log_model``'s registry, with the
-    run as its source).  Returns the integrations now on (or pending import).
+    digest and shape as ``cairn.input.*`` tags and, when the store keeps data sets, store it
+    as a data set version logged as the run's "train" input (evaluation data as "eval");
+    ``dataset_name``: those data sets are ``<dataset_name>.train`` (``.<eval name>``),
+    default: the experiment's name; ``system_metrics``: sample ``system/...`` metrics in
+    every top-level run (needs psutil, ``cairn[system]``); ``exclude``: integration names to
+    leave alone; ``registered_model_name``: also register every trained model as a new
+    version of this registered model (``cairn.log_model``'s registry, with the run as its
+    source).  Returns the integrations now on (or pending import).
     """
     from .. import sysmetrics
     from . import _common
+
+    if not disable:
+        _common.check_dataset_name(dataset_name)
 
     _common.set_model_logger(_common.registering_logger(registered_model_name)
                              if registered_model_name and not disable else None)
@@ -70,7 +77,7 @@ def autolog(*, log_models: bool = True, log_datasets: bool = True, system_metric
     unknown = exclude - set(INTEGRATIONS)
     if unknown:
         raise ValueError(f"unknown integrations {sorted(unknown)}; known: {sorted(INTEGRATIONS)}")
-    options = {"log_models": log_models, "log_datasets": log_datasets}
+    options = {"log_models": log_models, "log_datasets": log_datasets, "dataset_name": dataset_name}
     enabled: list[str] = []
     for name, triggers in INTEGRATIONS.items():
         if name in exclude:

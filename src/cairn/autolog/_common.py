@@ -16,13 +16,13 @@ Nothing here imports a framework or numpy at import time.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ DIGEST_TAG = "cairn.input.digest"
 SHAPE_TAG = "cairn.input.shape"
 TYPE_TAG = "cairn.input.type"
 TARGET_SHAPE_TAG = "cairn.input.target_shape"
+DATASET_TAG = "cairn.input.dataset"
 
 _lock = threading.RLock()
 _depth = 0
@@ -76,6 +77,11 @@ class RunScope:
             _autologged_runs.add(run.id)
 
     def close(self, exc: BaseException | None = None) -> None:
+        try:
+            finish_data(self.run)
+        except Exception as error:  # noqa: BLE001 - the run must still end
+            _log.warning("cairn.autolog: could not finish recording the data sets of run %s: %s",
+                         self.run.id, error)
         if not self.owned:
             return
         self.owned = False
@@ -192,42 +198,20 @@ def log_numeric(run: fluent.ActiveRun, metrics: Mapping[str, Any], step: int | N
 
 
 # -- data sets ----------------------------------------------------------------
-def _feed(h: Any, obj: Any) -> None:
-    import numpy as np
-
-    module = type(obj).__module__.split(".")[0]
-    if module == "pandas" and hasattr(obj, "columns"):  # DataFrame
-        h.update(repr([str(c) for c in obj.columns]).encode())
-        for name in obj.columns:
-            _feed(h, obj[name].to_numpy())
-        return
-    if module == "pandas":  # Series, Index
-        h.update(repr(getattr(obj, "name", None)).encode())
-        _feed(h, obj.to_numpy())
-        return
-    if module == "scipy" and hasattr(obj, "tocsr"):
-        m = obj.tocsr()
-        h.update(f"csr{m.shape}".encode())
-        for part in (m.data, m.indices, m.indptr):
-            _feed(h, part)
-        return
-    if module == "torch":
-        obj = obj.detach().cpu().numpy()
-    a = np.asarray(obj)
-    h.update(f"{a.dtype.str}{a.shape}".encode())
-    if a.dtype.hasobject:
-        h.update(repr(a.tolist()).encode())
-    else:
-        h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
-
+#
+# What a training reads is recorded twice: as cheap, searchable tags (type, shapes, content
+# digest) and, when the store keeps data sets and the data is small enough, as a data set
+# version logged as the run's input ("train", "eval"), so lineage reaches it.  The slow
+# part (hashing, writing files, the catalog) runs in a background thread while the model
+# trains; the data is copied first (training may change it in place).  finish_data() waits
+# for that thread before the model is logged and before the run ends.
 
 def digest(*parts: Any) -> str:
-    """``sha256:<hex>`` of the content of arrays, data frames, sparse matrices or tensors."""
-    h = hashlib.sha256()
-    for part in parts:
-        if part is not None:
-            _feed(h, part)
-    return "sha256:" + h.hexdigest()
+    """``sha256:<hex>`` of the content of arrays, data frames, sparse matrices or tensors
+    (:func:`cairn.data.arrays.content_digest`)."""
+    from ..data.arrays import content_digest
+
+    return content_digest(*parts)
 
 
 def shape_of(obj: Any) -> list[int] | None:
@@ -245,11 +229,9 @@ def shape_of(obj: Any) -> list[int] | None:
         return None
 
 
-def input_tags(features: Any, targets: Any = None, shape: list[int] | None = None) -> dict[str, str]:
-    """The training data as run tags: digest of features and targets, shapes, type.
-
-    (Data-set run inputs do not exist yet; these tags stand in for them.)
-    """
+def input_tags(features: Any, targets: Any = None, shape: list[int] | None = None, *,
+               with_digest: bool = True) -> dict[str, str]:
+    """The training data as run tags: type, shapes and (``with_digest``) content digest."""
     tags: dict[str, str] = {}
     if features is None:
         return tags
@@ -260,8 +242,284 @@ def input_tags(features: Any, targets: Any = None, shape: list[int] | None = Non
         tags[SHAPE_TAG] = json.dumps(shape)
     if targets is not None and shape_of(targets) is not None:
         tags[TARGET_SHAPE_TAG] = json.dumps(shape_of(targets))
-    tags[DIGEST_TAG] = digest(features, targets)
+    if with_digest:
+        tags[DIGEST_TAG] = digest(features, targets)
     return tags
+
+
+@dataclass(slots=True)
+class DataOptions:
+    """What an integration does with the data it trains on (its autolog options)."""
+
+    log: bool = True  # log_datasets: tags, and data set versions where the store keeps them
+    name: str | None = None  # dataset_name: base of the data set names; None: the experiment's
+
+
+def check_dataset_name(name: str | None) -> str | None:
+    """``autolog(dataset_name=...)``: a valid data set name (checked once, up front)."""
+    if name is not None:
+        from ..data.entities import check_name
+
+        check_name(f"{name}.train")
+    return name
+
+
+def log_data(run: fluent.ActiveRun, features: Any, targets: Any = None, *,
+             options: DataOptions, evals: Sequence[tuple[str, Any, Any]] = (),
+             tags: Mapping[str, str] | None = None, copied: bool = False) -> None:
+    """Record the data a training reads.
+
+    Tags ``cairn.input.type|shape|target_shape|digest`` for ``features``/``targets``; and,
+    when the run's store keeps data sets and the data is within
+    ``CAIRN_AUTOLOG_MAX_DATASET_BYTES``, a version of data set ``<name>.train`` logged as the
+    run's "train" input and named by the ``cairn.input.dataset`` tag.  Each
+    ``(name, features, targets)`` of ``evals`` becomes a version of ``<name>.<its name>``,
+    an "eval" input, unless it is the training data (the same objects or content).
+
+    ``tags`` adds to or replaces the computed tags (an integration's own type or shape; with
+    a ``cairn.input.digest`` of its own the features are not versioned); ``copied``: the
+    arrays are the integration's own copies (no snapshot needed).
+    Never raises for the data's sake: training goes on.
+    """
+    if not options.log:
+        return
+    base = {**input_tags(features, targets, with_digest=False), **(tags or {})}
+    storing = stores_datasets(run)
+    train = None
+    if (storing and features is not None and DIGEST_TAG not in base
+            and _fits(run, options, "train", features, targets)):
+        train = (features, targets)
+    sets = []
+    if storing:
+        seen = {"train"}
+        for name, x, y in evals:
+            suffix = _name_part(name) or "eval"
+            if x is None or x is features or suffix in seen:
+                continue
+            seen.add(suffix)
+            if _fits(run, options, suffix, x, y):
+                sets.append((suffix, x, y))
+    snapshots = None
+    if train is not None or sets:
+        snap = (lambda x: x) if copied else _snapshot
+        try:
+            snapshots = (None if train is None else (snap(features), snap(targets)),
+                         [(suffix, snap(x), snap(y)) for suffix, x, y in sets])
+        except Exception as exc:  # noqa: BLE001 - e.g. no memory for a copy: tags only
+            _not_stored("train", exc)
+            train = None
+    if train is None and features is not None and DIGEST_TAG not in base:
+        try:
+            base[DIGEST_TAG] = digest(features, targets)
+        except Exception as exc:  # noqa: BLE001 - data it cannot read: training goes on
+            _warn_once(f"digest:{type(exc).__name__}", f"cairn.autolog: cannot digest the "
+                       f"training data: {type(exc).__name__}: {exc}")
+    if base:
+        run.set_tags(base)
+    if snapshots is not None:
+        job = _DataJob(run, options, *snapshots, base.get(DIGEST_TAG))
+        with _lock:
+            _jobs.setdefault(run.id, []).append(job)
+
+
+def finish_data(run: fluent.ActiveRun) -> list[Any]:
+    """Wait until the run's data sets are stored; tag the training one
+    (``cairn.input.dataset``).  Returns the versions, training data first."""
+    with _lock:
+        jobs = _jobs.pop(run.id, [])
+    out: list[Any] = []
+    for job in jobs:
+        job.join()
+        if job.train_version is not None:
+            run.set_tag(DATASET_TAG, job.train_version.ref)
+            out.append(job.train_version)
+        out.extend(job.eval_versions)
+    return out
+
+
+class _DataJob:
+    """Digests, stores and logs the data sets of one training, in a thread of its own."""
+
+    def __init__(self, run: fluent.ActiveRun, options: DataOptions,
+                 train: tuple[Any, Any] | None, evals: list[tuple[str, Any, Any]],
+                 train_digest: str | None) -> None:
+        self.run, self.options = run, options
+        self.train_version: Any = None
+        self.eval_versions: list[Any] = []
+        self._thread = threading.Thread(target=self._work, args=(train, evals, train_digest),
+                                        name="cairn-autolog-data")
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _work(self, train: tuple[Any, Any] | None, evals: list[tuple[str, Any, Any]],
+              train_digest: str | None) -> None:
+        run = self.run
+        if train is not None:
+            try:
+                train_digest = digest(*train)
+            except Exception as exc:  # noqa: BLE001 - reported, never raised into training
+                _not_stored("train", exc)
+                train = None
+            else:
+                run.set_tags({DIGEST_TAG: train_digest})
+        ds = _datasets(run)
+        if ds is None:
+            return
+        if train is not None:
+            self.train_version = self._store(ds, "train", "train", train, train_digest)
+        for suffix, x, y in evals:
+            try:
+                d = digest(x, y)
+            except Exception as exc:  # noqa: BLE001
+                _not_stored(suffix, exc)
+                continue
+            if d != train_digest:
+                version = self._store(ds, "eval", suffix, (x, y), d)
+                if version is not None:
+                    self.eval_versions.append(version)
+
+    def _store(self, ds: Any, role: str, suffix: str, data: tuple[Any, Any], d: str) -> Any:
+        run = self.run
+        name = _data_set_name(run, self.options, suffix)
+        try:
+            staged = ds._stage_array(*data, digest=d)
+            version = ds._commit_array(staged, name, f"{role} data of run {run.name} "
+                                       f"({run.id[:8]}), recorded by autolog")
+            ds.log_input(run.id, version, role)
+        except Exception as exc:  # noqa: BLE001 - the data is a by-product: training goes on
+            _not_stored(name, exc)
+            return None
+        return version
+
+
+_jobs: dict[str, list[_DataJob]] = {}  # run id -> the data sets it is storing
+_log = logging.getLogger("cairn.autolog")
+_warned: set[str] = set()  # what was already said, once per process
+
+
+def _warn_once(key: str, message: str) -> None:
+    with _lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    _log.warning(message)
+
+
+def _not_stored(name: str, exc: BaseException) -> None:
+    _warn_once(f"error:{name}:{type(exc).__name__}:{exc}",
+               f"cairn.autolog: {name} data is not stored as a data set version, only tagged: "
+               f"{type(exc).__name__}: {exc}")
+
+
+def stores_datasets(run: fluent.ActiveRun) -> bool:
+    """Whether the run's store keeps data sets (what ``Datasets.store`` requires)."""
+    store = run.client.store
+    if hasattr(store, "objects") and hasattr(store, "index"):
+        return True
+    _no_data_sets(store)
+    return False
+
+
+def _no_data_sets(store: Any) -> None:
+    uri = str(getattr(store, "uri", store))
+    _warn_once(f"store:{uri}", f"cairn.autolog: the store {uri} keeps no data sets, so training "
+               "data is recorded as cairn.input.* tags only, not as data set versions (data "
+               "versioning needs a local store directory)")
+
+
+def _datasets(run: fluent.ActiveRun) -> Any:
+    """The run's store's data set API, or None (said once) when it keeps no data sets."""
+    from ..errors import InvalidArgument
+
+    ds = run.client.data
+    try:
+        ds.store  # noqa: B018 - raises for a store without data sets
+    except InvalidArgument:
+        _no_data_sets(run.client.store)
+        return None
+    return ds
+
+
+def _snapshot(obj: Any) -> Any:
+    """A private copy of array-like data, so that training may change the original."""
+    if obj is None:
+        return None
+    module = type(obj).__module__.split(".")[0]
+    if module == "torch":
+        return obj.detach().to("cpu", copy=True)
+    if module in ("numpy", "pandas", "scipy") and hasattr(obj, "copy"):
+        return obj.copy()  # numpy keeps the memory layout; pandas copies deep by default
+    if isinstance(obj, (list, tuple)):
+        import numpy as np
+
+        try:
+            a = np.array(obj)
+        except (TypeError, ValueError):  # ragged: leave it, it is not stored anyway
+            return obj
+        return obj if a.dtype.hasobject else a
+    return obj
+
+
+def _name_part(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._\-]+", "-", str(text)).strip("-._")[:64]
+
+
+def _data_set_name(run: fluent.ActiveRun, options: DataOptions, suffix: str) -> str:
+    base = options.name
+    if base is None:
+        parts = (_name_part(p) for p in run.experiment.name.split("/"))
+        base = "/".join(p for p in parts if p)[:180] or "autolog"
+    return f"{base}.{suffix}"
+
+
+def _fits(run: fluent.ActiveRun, options: DataOptions, suffix: str, features: Any,
+          targets: Any) -> bool:
+    """Whether the data is within CAIRN_AUTOLOG_MAX_DATASET_BYTES (else say so, once)."""
+    from .. import settings
+
+    limit = settings.AUTOLOG_MAX_DATASET_BYTES.get()
+    size = _nbytes(features) + _nbytes(targets)
+    if size <= limit:
+        return True
+    name = _data_set_name(run, options, suffix)
+    why = ("CAIRN_AUTOLOG_MAX_DATASET_BYTES is 0" if limit == 0 else
+           f"its {size:,} bytes exceed CAIRN_AUTOLOG_MAX_DATASET_BYTES={limit:,}")
+    _warn_once(f"size:{name}:{size}", f"cairn.autolog: the {suffix} data is not stored as data "
+               f"set {name}, only tagged with its digest and shape: {why}")
+    return False
+
+
+def _nbytes(obj: Any) -> int:
+    """About how many bytes ``obj`` holds in memory, read without copying it (lists aside)."""
+    try:
+        return _nbytes_of(obj)
+    except Exception:  # noqa: BLE001 - an object that will not say: as if empty
+        return 0
+
+
+def _nbytes_of(obj: Any) -> int:
+    if obj is None:
+        return 0
+    module = type(obj).__module__.split(".")[0]
+    if module == "pandas":
+        usage = obj.memory_usage(index=True, deep=False)
+        return int(usage.sum() if hasattr(usage, "sum") else usage)
+    if module == "scipy":
+        return sum(int(getattr(obj, a).nbytes) for a in ("data", "indices", "indptr", "row",
+                                                          "col", "offsets", "coords")
+                   if hasattr(getattr(obj, a, None), "nbytes"))
+    if module == "torch":
+        return int(obj.numel()) * int(obj.element_size())
+    size = getattr(obj, "nbytes", None)
+    if isinstance(size, int):
+        return size
+    import numpy as np
+
+    return int(np.asarray(obj).nbytes)  # nested lists
 
 
 # -- artifacts and models -----------------------------------------------------
@@ -335,7 +593,10 @@ def set_model_logger(logger: ModelLogger | None) -> None:
 
 def log_model(run: fluent.ActiveRun, model: Any, flavor: str, save: Callable[[Path], None],
               artifact_path: str = "model") -> None:
-    """Log a trained model: through the registry hook when set, else as artifacts."""
+    """Log a trained model: through the registry hook when set, else as artifacts.
+
+    The run's data sets are stored first, so a registered model version lists them."""
+    finish_data(run)
     if _model_logger is not None:
         _model_logger(run, model, flavor, save, artifact_path)
         return

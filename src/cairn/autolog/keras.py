@@ -7,7 +7,9 @@
 * metrics: each epoch's logs (``loss``, ``accuracy``, ``val_loss`` ...) at step = epoch, and
   with ``log_every_n_steps`` the batch logs as ``batch_<name>`` at step = global batch;
 * artifacts: ``model_summary.txt`` and the trained model as ``model/model.keras``;
-* under autolog, ``x``/``y`` arrays as ``cairn.input.*`` tags.
+* under autolog, ``x``/``y`` arrays as ``cairn.input.*`` tags and as a data set version
+  (``<experiment>.train``, the run's "train" input); array ``validation_data`` as
+  ``<experiment>.validation``, an "eval" input.
 
 The run is the given or active one, else one the callback starts and ends with training.
 """
@@ -31,7 +33,7 @@ except ImportError:  # pragma: no cover - Keras 2 inside TensorFlow
 __all__ = ["CairnCallback", "autolog"]
 
 FRAMEWORK = "keras"
-_config: dict[str, Any] = {"log_models": True, "log_datasets": True}
+_config: dict[str, Any] = {"log_models": True, "log_datasets": True, "dataset_name": None}
 
 
 class CairnCallback(keras.callbacks.Callback):
@@ -111,12 +113,14 @@ def _optimizer_config(optimizer: Any) -> dict[str, Any]:
     return {k: v for k, v in config.items() if v is not None}
 
 
-def autolog(*, log_models: bool = True, log_datasets: bool = True, disable: bool = False) -> None:
+def autolog(*, log_models: bool = True, log_datasets: bool = True,
+            dataset_name: str | None = None, disable: bool = False) -> None:
     """Add a :class:`CairnCallback` to every ``Model.fit`` (see the module docstring)."""
     if disable:
         _common.unpatch(FRAMEWORK)
         return
-    _config.update(log_models=log_models, log_datasets=log_datasets)
+    _config.update(log_models=log_models, log_datasets=log_datasets,
+                   dataset_name=_common.check_dataset_name(dataset_name))
     _common.patch(FRAMEWORK, keras.Model, "fit", _wrap_fit)
 
 
@@ -138,8 +142,8 @@ def _wrap_fit(original: Any) -> Any:
             if not ours:
                 bound.arguments["callbacks"] = [*given, callback]
             x, y = bound.arguments.get("x"), bound.arguments.get("y")
-            if _config["log_datasets"] and x is not None and hasattr(x, "shape"):
-                scope.run.set_tags(_common.input_tags(x, y))
+            if x is not None and hasattr(x, "shape"):
+                _log_data(scope.run, x, y, bound.arguments.get("validation_data"))
             try:
                 return original(*bound.args, **bound.kwargs)
             except BaseException as exc:
@@ -147,3 +151,12 @@ def _wrap_fit(original: Any) -> Any:
                 raise
 
     return fit
+
+
+def _log_data(run: Any, x: Any, y: Any, validation: Any) -> None:
+    options = _common.DataOptions(_config["log_datasets"], _config["dataset_name"])
+    evals = []
+    if isinstance(validation, (tuple, list)) and validation and hasattr(validation[0], "shape"):
+        val_y = validation[1] if len(validation) > 1 and hasattr(validation[1], "shape") else None
+        evals.append(("validation", validation[0], val_y))
+    _common.log_data(run, x, y, options=options, evals=evals)

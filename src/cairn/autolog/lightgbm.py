@@ -8,10 +8,13 @@
 * ``best_iteration`` and ``best_<valid name>-<metric>`` when early stopping ran;
 * feature importance (``split``, ``gain``) as ``feature_importance_<type>.json``;
 * the booster as the model (``model/model.txt``, LightGBM's own format);
-* the training ``Dataset``'s data and label as ``cairn.input.digest`` and ``.shape``.
+* the training ``Dataset``'s data and label as ``cairn.input.digest`` and ``.shape``, and
+  as a data set version (``<experiment>.train``, the run's "train" input); each other
+  ``valid_sets`` entry with in-memory data as ``<experiment>.<valid name>``, an "eval" input.
 
 ``LGBMClassifier.fit`` and friends record the same, with ``get_params()`` as params, the
-``X``/``y`` digest, and the fitted estimator pickled as the model (``model/model.pkl``).
+``X``/``y`` digest and data set, the ``eval_set`` entries as ``<experiment>.valid_<i>`` (or
+their ``eval_names``), and the fitted estimator pickled as the model (``model/model.pkl``).
 
 Without autolog, pass ``callbacks=[CairnCallback()]`` inside ``with cairn.start_run():``
 to log the round metrics into that run.
@@ -36,7 +39,7 @@ __all__ = ["CairnCallback", "autolog"]
 
 FRAMEWORK = "lightgbm"
 IMPORTANCE_TYPES = ("split", "gain")
-_config: dict[str, Any] = {"log_models": True, "log_datasets": True}
+_config: dict[str, Any] = {"log_models": True, "log_datasets": True, "dataset_name": None}
 
 
 class CairnCallback:
@@ -61,12 +64,14 @@ class CairnCallback:
             self.run.log_metrics(metrics, step=env.iteration)
 
 
-def autolog(*, log_models: bool = True, log_datasets: bool = True, disable: bool = False) -> None:
+def autolog(*, log_models: bool = True, log_datasets: bool = True,
+            dataset_name: str | None = None, disable: bool = False) -> None:
     """Record ``lightgbm.train`` and ``LGBMModel.fit`` calls (see the module docstring)."""
     if disable:
         _common.unpatch(FRAMEWORK)
         return
-    _config.update(log_models=log_models, log_datasets=log_datasets)
+    _config.update(log_models=log_models, log_datasets=log_datasets,
+                   dataset_name=_common.check_dataset_name(dataset_name))
     _common.patch(FRAMEWORK, lightgbm, "train", _wrap_train)
     stack, seen = [LGBMModel], set()
     while stack:
@@ -98,9 +103,8 @@ def _wrap_train(original: Any) -> Any:
             logged = _common.flatten(dict(bound.arguments["params"] or {}))
             logged["num_boost_round"] = str(bound.arguments["num_boost_round"])
             run.log_params(logged)
-            train_set = bound.arguments["train_set"]
-            if _config["log_datasets"]:
-                run.set_tags(_dataset_tags(train_set))
+            _log_datasets(run, bound.arguments["train_set"], bound.arguments.get("valid_sets"),
+                          bound.arguments.get("valid_names"))
             args, kwargs = _with_callback(sig, args, kwargs, CairnCallback(run))
             booster = original(*args, **kwargs)
             _log_result(run, booster)
@@ -124,8 +128,14 @@ def _wrap_fit(original: Any) -> Any:
             cls = type(self)
             run.set_tags({"cairn.autolog.estimator_class": f"{cls.__module__}.{cls.__qualname__}"})
             run.log_params(_common.short_params(self.get_params()))
-            if _config["log_datasets"]:
-                run.set_tags(_common.input_tags(bound.arguments.get("X"), bound.arguments.get("y")))
+            eval_set = bound.arguments.get("eval_set") or ()
+            if isinstance(eval_set, tuple):  # one (X, y) pair
+                eval_set = [eval_set]
+            names = list(bound.arguments.get("eval_names") or ())
+            _common.log_data(run, bound.arguments.get("X"), bound.arguments.get("y"),
+                             options=_data_options(),
+                             evals=[(names[i] if i < len(names) else f"valid_{i}", *_xy(item))
+                                    for i, item in enumerate(eval_set)])
             args, kwargs = _with_callback(sig, (self, *args), kwargs, CairnCallback(run))
             result = original(*args, **kwargs)
             _log_result(run, self.booster_)
@@ -157,8 +167,33 @@ def _booster_saver(booster: Any):
     return save
 
 
-def _dataset_tags(train_set: Any) -> dict[str, str]:
-    data = getattr(train_set, "data", None)
+def _data_options() -> _common.DataOptions:
+    return _common.DataOptions(_config["log_datasets"], _config["dataset_name"])
+
+
+def _xy(item: Any) -> tuple[Any, Any]:
+    """``(X, y)`` of an ``eval_set`` entry."""
+    try:
+        return item[0], item[1] if len(item) > 1 else None
+    except (TypeError, IndexError):
+        return None, None
+
+
+def _in_memory(dataset: Any) -> tuple[Any, Any]:
+    """``(data, label)`` of a ``lightgbm.Dataset``; data None for a file or freed data."""
+    data = getattr(dataset, "data", None)
     if data is None or isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
-        return {}  # a file on disk, or data already freed: nothing in memory to digest
-    return _common.input_tags(data, getattr(train_set, "label", None))
+        return None, None  # a file on disk, or data already freed: nothing in memory to digest
+    return data, getattr(dataset, "label", None)
+
+
+def _log_datasets(run: Any, train_set: Any, valid_sets: Any, valid_names: Any) -> None:
+    data, label = _in_memory(train_set)
+    if data is None:
+        return
+    if isinstance(valid_sets, lightgbm.Dataset):
+        valid_sets = [valid_sets]
+    names = list(valid_names or ())
+    evals = [(names[i] if i < len(names) else f"valid_{i}", *_in_memory(vs))
+             for i, vs in enumerate(valid_sets or ()) if vs is not train_set]
+    _common.log_data(run, data, label, options=_data_options(), evals=evals)

@@ -156,10 +156,12 @@ def _simple(value: Any) -> bool:
     return isinstance(value, tuple) and all(isinstance(v, (bool, int, float)) for v in value)
 
 
-def autolog(*, log_models: bool = True, log_datasets: bool = True, disable: bool = False) -> None:
+def autolog(*, log_models: bool = True, log_datasets: bool = True,
+            dataset_name: str | None = None, disable: bool = False) -> None:
     """Record ``Trainer.fit`` of every imported Lightning package (see the module docstring).
 
-    ``log_datasets`` is accepted for symmetry; Lightning's data loaders are not digested.
+    ``log_datasets`` and ``dataset_name`` are accepted for symmetry; Lightning's data loaders
+    are neither digested nor stored.
     """
     if disable:
         _common.unpatch(FRAMEWORK)

@@ -26,7 +26,9 @@ Recorded:
   ``grad_norm=True``; whatever you pass to :meth:`Tracker.log` and :meth:`Tracker.epoch`;
 * artifacts: ``model_summary.txt`` (``str(model)``) and, at the end, the model's
   ``state_dict`` as the model (``model/state_dict.pt``);
-* tags: ``cairn.input.*`` for ``data=`` / ``targets=``.
+* tags: ``cairn.input.*`` for ``data=`` / ``targets=``, which are also stored as a data set
+  version (``<dataset_name or experiment>.train``) logged as the run's "train" input, once, as
+  the tracker starts (``log_datasets=False``: neither).
 
 Learning rate and gradient norm come from optimizer step hooks, so they need no call in the
 loop; ``log_every_n_steps`` (default 10, like the frameworks' own defaults it keeps logging
@@ -59,9 +61,12 @@ class Tracker:
     def __init__(self, model: Any, optimizer: Any = None, scheduler: Any = None, *,
                  run: Any = None, data: Any = None, targets: Any = None,
                  params: Mapping[str, Any] | None = None, log_every_n_steps: int = 10,
-                 grad_norm: bool = False, log_models: bool = True) -> None:
+                 grad_norm: bool = False, log_models: bool = True, log_datasets: bool = True,
+                 dataset_name: str | None = None) -> None:
         if log_every_n_steps < 1:
             raise ValueError(f"log_every_n_steps must be >= 1, got {log_every_n_steps}")
+        self._data_options = _common.DataOptions(log_datasets,
+                                                 _common.check_dataset_name(dataset_name))
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -91,7 +96,7 @@ class Tracker:
         run.log_params({**self._describe(), **_common.short_params(self._extra_params)})
         data, targets = self._data
         if data is not None:
-            run.set_tags(_common.input_tags(data, targets))
+            _common.log_data(run, data, targets, options=self._data_options)
         _common.log_text(run, str(self.model), "model_summary.txt")
         if self.optimizer is not None:
             if self.grad_norm:

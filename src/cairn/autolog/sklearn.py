@@ -4,6 +4,8 @@ Each outermost ``fit`` / ``fit_transform`` / ``fit_predict`` records:
 
 * params: ``estimator.get_params(deep=True)`` (a pipeline's steps as ``step__param``);
 * tags: ``cairn.autolog.estimator_class``, ``cairn.input.digest|shape|target_shape|type``;
+* the fit data (``X`` and ``y``) as a data set version, ``<experiment>.train``, logged as the
+  run's "train" input (``cairn.input.dataset`` names it; see ``docs/autolog.md``);
 * metrics on the fit data, for classifiers ``training_accuracy_score``,
   ``training_precision_score``, ``training_recall_score``, ``training_f1_score`` (weighted),
   ``training_log_loss`` and ``training_roc_auc`` (with ``predict_proba``), for regressors
@@ -41,21 +43,24 @@ __all__ = ["autolog"]
 
 FRAMEWORK = "sklearn"
 _METHODS = ("fit", "fit_transform", "fit_predict")
-_config: dict[str, Any] = {"log_models": True, "log_datasets": True, "log_training_metrics": True,
-                           "max_tuning_runs": 5}
+_config: dict[str, Any] = {"log_models": True, "log_datasets": True, "dataset_name": None,
+                           "log_training_metrics": True, "max_tuning_runs": 5}
 
 
 def autolog(*, log_models: bool = True, log_datasets: bool = True,
-            log_training_metrics: bool = True, max_tuning_runs: int | None = 5,
-            disable: bool = False) -> None:
+            dataset_name: str | None = None, log_training_metrics: bool = True,
+            max_tuning_runs: int | None = 5, disable: bool = False) -> None:
     """Record every scikit-learn ``fit`` as a run (see the module docstring).
 
-    ``max_tuning_runs``: child runs for the best N search candidates (0: none, None: all).
+    ``log_datasets``: tag the fit data and store it as data set ``<dataset_name>.train``
+    (default: the experiment's name); ``max_tuning_runs``: child runs for the best N search
+    candidates (0: none, None: all).
     """
     if disable:
         _common.unpatch(FRAMEWORK)
         return
     _config.update(log_models=log_models, log_datasets=log_datasets,
+                   dataset_name=_common.check_dataset_name(dataset_name),
                    log_training_metrics=log_training_metrics, max_tuning_runs=max_tuning_runs)
     if _common.is_patched(FRAMEWORK):
         return
@@ -120,8 +125,12 @@ def _log_before(run: Any, est: Any, X: Any, y: Any) -> None:
     run.set_tags({"cairn.autolog.estimator_class": f"{cls.__module__}.{cls.__qualname__}",
                   "cairn.autolog.estimator_name": cls.__name__})
     run.log_params(_common.short_params(est.get_params(deep=True)))
-    if _config["log_datasets"] and X is not None:
-        run.set_tags(_common.input_tags(X, y))
+    if X is not None:
+        _common.log_data(run, X, y, options=_data_options())
+
+
+def _data_options() -> _common.DataOptions:
+    return _common.DataOptions(_config["log_datasets"], _config["dataset_name"])
 
 
 def _log_after(run: Any, est: Any, X: Any, y: Any, sample_weight: Any) -> None:

@@ -15,7 +15,9 @@ Recorded (on the main process only):
 * the final model via ``save_pretrained`` (plus the tokenizer or processor, when the
   Trainer has one) as the model (``model/...``);
 * under autolog, the training data set as ``cairn.input.*`` tags (digest for tensor data
-  sets and ``datasets.Dataset`` fingerprints, length otherwise).
+  sets and ``datasets.Dataset`` fingerprints, length otherwise); a ``TensorDataset`` of
+  features and labels also as a data set version (``<experiment>.train``, the run's "train"
+  input), and such an ``eval_dataset`` as ``<experiment>.eval``, an "eval" input.
 
 The run is the given or active one, else one the callback starts in ``on_train_begin`` and
 ends in ``on_train_end``.  Nothing is ever downloaded.
@@ -38,7 +40,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 __all__ = ["CairnCallback", "autolog"]
 
 FRAMEWORK = "transformers"
-_config: dict[str, Any] = {"log_models": True, "log_datasets": True}
+_config: dict[str, Any] = {"log_models": True, "log_datasets": True, "dataset_name": None}
 
 
 class CairnCallback(TrainerCallback):
@@ -104,12 +106,14 @@ class CairnCallback(TrainerCallback):
 _integrations.INTEGRATION_TO_CALLBACK.setdefault("cairn", CairnCallback)
 
 
-def autolog(*, log_models: bool = True, log_datasets: bool = True, disable: bool = False) -> None:
+def autolog(*, log_models: bool = True, log_datasets: bool = True,
+            dataset_name: str | None = None, disable: bool = False) -> None:
     """Add a :class:`CairnCallback` to every ``Trainer.train`` (see the module docstring)."""
     if disable:
         _common.unpatch(FRAMEWORK)
         return
-    _config.update(log_models=log_models, log_datasets=log_datasets)
+    _config.update(log_models=log_models, log_datasets=log_datasets,
+                   dataset_name=_common.check_dataset_name(dataset_name))
     _common.patch(FRAMEWORK, Trainer, "train", _wrap_train)
 
 
@@ -125,8 +129,8 @@ def _wrap_train(original: Any) -> Any:
             callback._given = scope.run
             if added:
                 self.add_callback(callback)
-            if _config["log_datasets"] and self.train_dataset is not None:
-                scope.run.set_tags(dataset_tags(self.train_dataset))
+            if self.train_dataset is not None:
+                _log_data(scope.run, self.train_dataset, getattr(self, "eval_dataset", None))
             try:
                 return original(self, *args, **kwargs)
             except BaseException as exc:
@@ -139,6 +143,30 @@ def _wrap_train(original: Any) -> Any:
     return train
 
 
+def _log_data(run: Any, train: Any, evaluation: Any) -> None:
+    options = _common.DataOptions(_config["log_datasets"], _config["dataset_name"])
+    if not options.log:
+        return
+    pair = _pair(train)
+    evals = evaluation.items() if isinstance(evaluation, dict) else [("eval", evaluation)]
+    sets = [(name if name == "eval" else f"eval_{name}", *p)
+            for name, p in ((n, _pair(d)) for n, d in evals) if p is not None]
+    if pair is not None:  # the tags and the version come from the tensors
+        tags = {_common.TYPE_TAG: f"{type(train).__module__}.{type(train).__qualname__}"}
+        _common.log_data(run, *pair, options=options, evals=sets, tags=tags)
+    else:
+        _common.log_data(run, None, options=options, evals=sets, tags=dataset_tags(train))
+
+
+def _pair(dataset: Any) -> tuple[Any, Any] | None:
+    """(features, labels) of a ``TensorDataset`` of one or two tensors, else None: what
+    can be stored as a data set version whole."""
+    tensors = getattr(dataset, "tensors", None)
+    if not tensors or len(tensors) > 2:
+        return None
+    return tensors[0], tensors[1] if len(tensors) > 1 else None
+
+
 def dataset_tags(dataset: Any) -> dict[str, str]:
     """``cairn.input.*`` tags for a torch or 🤗 ``datasets`` data set."""
     kind = f"{type(dataset).__module__}.{type(dataset).__qualname__}"
@@ -149,7 +177,8 @@ def dataset_tags(dataset: Any) -> dict[str, str]:
     tensors = getattr(dataset, "tensors", None)
     if tensors:  # torch TensorDataset
         tags = _common.input_tags(tensors[0], tensors[1] if len(tensors) > 1 else None)
-        tags[_common.DIGEST_TAG] = _common.digest(*tensors)
+        if len(tensors) > 2:  # the digest covers every tensor
+            tags[_common.DIGEST_TAG] = _common.digest(*tensors)
         tags[_common.TYPE_TAG] = kind
         return tags
     try:

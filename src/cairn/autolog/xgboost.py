@@ -9,11 +9,13 @@
 * feature importance (``weight``, ``gain``, ``cover``) as ``feature_importance_<type>.json``;
 * the booster as the model (``model/model.json``, XGBoost's own format);
 * the training ``DMatrix`` as ``cairn.input.shape`` and, where its data can be read back,
-  ``cairn.input.digest``.
+  ``cairn.input.digest`` and a data set version (``<experiment>.train``, the run's "train"
+  input); each other ``evals`` entry as version ``<experiment>.<its name>``, an "eval" input.
 
 ``XGBClassifier.fit`` and friends record the same, with ``get_params()`` as params, the
-``X``/``y`` digest, and the round metrics from ``evals_result()`` once fitting ends (the
-estimator's own ``callbacks`` are left alone).
+``X``/``y`` digest and data set, the ``eval_set`` entries as ``<experiment>.validation_<i>``,
+and the round metrics from ``evals_result()`` once fitting ends (the estimator's own
+``callbacks`` are left alone).
 
 Without autolog, pass ``callbacks=[CairnCallback()]`` to ``xgboost.train`` to log round
 metrics, importance and the model into the active run (or a run of its own).
@@ -38,7 +40,7 @@ __all__ = ["CairnCallback", "autolog"]
 
 FRAMEWORK = "xgboost"
 IMPORTANCE_TYPES = ("weight", "gain", "cover")
-_config: dict[str, Any] = {"log_models": True, "log_datasets": True}
+_config: dict[str, Any] = {"log_models": True, "log_datasets": True, "dataset_name": None}
 
 
 class CairnCallback(TrainingCallback):
@@ -82,12 +84,14 @@ class CairnCallback(TrainingCallback):
         return model
 
 
-def autolog(*, log_models: bool = True, log_datasets: bool = True, disable: bool = False) -> None:
+def autolog(*, log_models: bool = True, log_datasets: bool = True,
+            dataset_name: str | None = None, disable: bool = False) -> None:
     """Record ``xgboost.train`` and ``XGBModel.fit`` calls (see the module docstring)."""
     if disable:
         _common.unpatch(FRAMEWORK)
         return
-    _config.update(log_models=log_models, log_datasets=log_datasets)
+    _config.update(log_models=log_models, log_datasets=log_datasets,
+                   dataset_name=_common.check_dataset_name(dataset_name))
     _common.patch(FRAMEWORK, xgboost, "train", _wrap_train)
     stack, seen = [XGBModel], set()
     while stack:
@@ -111,8 +115,7 @@ def _wrap_train(original: Any) -> Any:
             if kwargs.get("early_stopping_rounds") is not None:
                 logged["early_stopping_rounds"] = str(kwargs["early_stopping_rounds"])
             run.log_params(logged)
-            if _config["log_datasets"]:
-                run.set_tags(_dmatrix_tags(dtrain))
+            _log_dmatrices(run, dtrain, kwargs.get("evals"))
             callback = CairnCallback(run, log_models=_config["log_models"])
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or ()), callback]
             return original(params, dtrain, *args, **kwargs)
@@ -132,8 +135,9 @@ def _wrap_fit(original: Any) -> Any:
             # None means "the booster's default": leave those out rather than log "None" 40 times.
             run.log_params(_common.short_params(
                 {k: v for k, v in self.get_params().items() if v is not None}))
-            if _config["log_datasets"]:
-                run.set_tags(_common.input_tags(X, y))
+            _common.log_data(run, X, y, options=_data_options(),
+                             evals=[(f"validation_{i}", *_xy(item))
+                                    for i, item in enumerate(kwargs.get("eval_set") or ())])
             result = original(self, X, y, *args, **kwargs)
             try:
                 history = self.evals_result()
@@ -172,14 +176,47 @@ def _saver(model: Any):
     return save
 
 
-def _dmatrix_tags(dtrain: Any) -> dict[str, str]:
-    shape = [int(dtrain.num_row()), int(dtrain.num_col())]
-    kind = f"{type(dtrain).__module__}.{type(dtrain).__qualname__}"
+def _data_options() -> _common.DataOptions:
+    return _common.DataOptions(_config["log_datasets"], _config["dataset_name"])
+
+
+def _xy(item: Any) -> tuple[Any, Any]:
+    """``(X, y)`` of an ``eval_set`` entry."""
     try:
-        data = dtrain.get_data()
-    except Exception:  # a QuantileDMatrix keeps no data to read back: shape only
-        return {_common.SHAPE_TAG: json.dumps(shape), _common.TYPE_TAG: kind}
-    label = dtrain.get_label()
-    tags = _common.input_tags(data, label if label.size else None, shape=shape)
-    tags[_common.TYPE_TAG] = kind
-    return tags
+        return item[0], item[1] if len(item) > 1 else None
+    except (TypeError, IndexError):
+        return None, None
+
+
+def _dmatrix_data(dmatrix: Any) -> tuple[Any, Any]:
+    """``(features, labels)`` of a ``DMatrix`` (features None: it keeps no data to read back)."""
+    try:
+        data = dmatrix.get_data()
+    except Exception:  # a QuantileDMatrix keeps no data to read back
+        return None, None
+    label = dmatrix.get_label()
+    return data, label if label.size else None
+
+
+def _log_dmatrices(run: Any, dtrain: Any, evals: Any) -> None:
+    options = _data_options()
+    if not options.log:
+        return
+    data, label = _dmatrix_data(dtrain)  # copies, read back from the DMatrix
+    kind = f"{type(dtrain).__module__}.{type(dtrain).__qualname__}"
+    tags = {_common.SHAPE_TAG: json.dumps([int(dtrain.num_row()), int(dtrain.num_col())]),
+            _common.TYPE_TAG: kind}
+    sets = []
+    if evals and _common.stores_datasets(run):
+        from .. import settings
+
+        limit = settings.AUTOLOG_MAX_DATASET_BYTES.get()
+        for item in evals:
+            try:
+                dm, name = item
+            except (TypeError, ValueError):
+                continue
+            # Reading a DMatrix back copies it: not for one too large to be stored anyway.
+            if dm is not dtrain and int(dm.num_nonmissing()) * 12 <= limit:
+                sets.append((str(name), *_dmatrix_data(dm)))
+    _common.log_data(run, data, label, options=options, evals=sets, tags=tags, copied=True)

@@ -8,6 +8,7 @@ transaction, so a failure at any point leaves no version that names a missing ob
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -21,7 +22,9 @@ from ..entities import FileEntry
 from ..errors import CorruptObject, InvalidArgument, MissingDependency, NotFound
 from . import quality as Q
 from .catalog import Catalog
-from .entities import DataDiff, DataRef, Dataset, DatasetVersion, TransferResult, check_name
+from .entities import (
+    DataDiff, DataRef, Dataset, DatasetVersion, TransferResult, check_alias, check_name,
+)
 from .hashcache import HashCache
 from .ingest import (
     checkout_error, encode_entries, ingest, restore_missing, scan, storage_error,
@@ -130,16 +133,19 @@ class Datasets:
 
     def _record(self, name: str, entries: list[FileEntry], tree_bytes: bytes | None = None, *,
                 message: str, source: str, aliases: Sequence[str],
-                expectations: Sequence[Q.Expectation], stats: bool, kind: str,
-                parents: Sequence[DatasetVersion], run_id: str | None, commit: str | None,
-                transform: Mapping[str, Any] | None) -> DatasetVersion:
-        """Store the tree, compute stats, check expectations, then write the catalog row."""
+                expectations: Sequence[Q.Expectation], stats: bool | Mapping[str, Any],
+                kind: str, parents: Sequence[DatasetVersion], run_id: str | None,
+                commit: str | None, transform: Mapping[str, Any] | None) -> DatasetVersion:
+        """Store the tree, compute stats (or take ``stats`` as computed), check
+        expectations, then write the catalog row."""
         objects = self.objects
         tree_bytes = tree_bytes if tree_bytes is not None else encode_tree(entries)
         tree = hashlib.sha256(tree_bytes).hexdigest()
         latest = self.catalog.latest(name)
         if latest is not None and latest.tree == tree and not parents and kind == "add":
             table_stats = dict(latest.stats)
+        elif isinstance(stats, Mapping):
+            table_stats = dict(stats)
         else:
             table_stats = self._stats(entries, latest) if stats else {}
         if expectations and any("pyarrow" in str(st.get("error", ""))
@@ -161,6 +167,118 @@ class Datasets:
             size=sum(e.size for e in entries), user=self.client.user, message=message,
             source=source, kind=kind, run_id=run_id, commit=commit, transform=transform,
             stats=table_stats, quality=results, parents=parents, aliases=aliases)
+
+    # -- in-memory data ------------------------------------------------------------
+    def add_array(self, data: Any, name: str, message: str = "", *, target: Any = None,
+                  aliases: Sequence[str] = (), stats: bool = True) -> DatasetVersion:
+        """Record in-memory data (and its ``target``) as a version of data set ``name``.
+
+        ``data`` and ``target``: NumPy arrays (or nested lists, tensors), pandas data frames
+        or series, SciPy sparse matrices.  Each is stored as one canonical file,
+        ``data.npy`` / ``data.parquet`` / ``data.npz`` and ``target.*`` (see
+        :mod:`cairn.data.arrays`); the statistics record type, shape and dtype (and, for
+        data frames unless ``stats=False``, the table statistics of :meth:`add`).  The data
+        is only read.
+
+        Identical content never makes a second version: when some version of ``name``
+        already holds exactly this data, it is returned with ``created=False`` (and
+        ``aliases`` move to it).  :meth:`load_array` reads a version back.
+        """
+        from . import arrays as A
+
+        check_name(name)
+        for alias in aliases:
+            check_alias(alias)
+        if data is None:
+            raise InvalidArgument("add_array needs data, got None")
+        self.store  # noqa: B018 - a store without data sets fails here, before any work
+        digest = A.content_digest(data, target)
+        source = A.SOURCE_PREFIX + A.fingerprint(data, target, digest=digest)
+        found = self._find_array(name, source)
+        if found is not None:
+            return self._reuse(found, aliases)
+        staged = self._stage_array(data, target, digest=digest, stats=stats)
+        return self._commit_array(staged, name, message, aliases=aliases)
+
+    # add_array in two steps, for autologging: the data is copied while training waits
+    # (a snapshot: training may change it in place later), stored while it runs.
+    def _stage_array(self, data: Any, target: Any = None, *, digest: str | None = None,
+                     stats: bool = True):
+        """Write ``data`` and ``target`` into their files in a temporary directory
+        (:class:`cairn.data.arrays.Staged`); ``digest``: ``arrays.content_digest(data,
+        target)`` when the caller has it already, so the data is not hashed twice."""
+        from . import arrays as A
+
+        if data is None:
+            raise InvalidArgument("add_array needs data, got None")
+        self.store  # noqa: B018 - a store without data sets fails here, before any work
+        return A.stage(data, target, digest=digest, table_stats=stats)
+
+    def _commit_array(self, staged: Any, name: str, message: str = "", *,
+                      aliases: Sequence[str] = ()) -> DatasetVersion:
+        """Record staged files as a version of ``name`` (or find the version holding them);
+        removes the staged files."""
+        try:
+            check_name(name)
+            found = self._find_array(name, staged.source)
+            if found is not None:
+                return self._reuse(found, aliases)
+            store = self.store
+            entries: list[FileEntry] = []
+            described: dict[str, Any] = {}
+            for rel, info in staged.files:
+                try:
+                    e = store.objects.put_file(staged.directory / rel, rel)
+                except OSError as exc:
+                    raise storage_error(exc) from None
+                entries.append(e)
+                described[rel] = {**info, "digest": e.digest}
+        finally:
+            staged.cleanup()
+        tree = hashlib.sha256(encode_tree(entries)).hexdigest()
+        for v in self.catalog.versions_by_tree(tree):
+            if v.name == name and not v.parents:  # the same files under another fingerprint
+                return self._reuse(v, aliases)
+        return self._record(name, entries, message=message, source=staged.source,
+                            aliases=aliases, expectations=(), stats=described, kind="add",
+                            parents=(), run_id=None, commit=None, transform=None)
+
+    def _find_array(self, name: str, source: str) -> DatasetVersion | None:
+        """The latest version of ``name`` made from in-memory data with this fingerprint."""
+        for v in reversed(self._versions_or_none(name)):
+            if v.source == source and not v.parents:
+                return v
+        return None
+
+    def _versions_or_none(self, name: str) -> list[DatasetVersion]:
+        try:
+            return self.catalog.versions(name)
+        except NotFound:
+            return []
+
+    def _reuse(self, v: DatasetVersion, aliases: Sequence[str]) -> DatasetVersion:
+        for alias in aliases:
+            v = self.catalog.set_alias(v, alias, self.client.user)
+        return dataclasses.replace(v, created=False)
+
+    def load_array(self, ref: Ref) -> tuple[Any, Any]:
+        """``(data, target)`` of a version made by :meth:`add_array` (target None if it had none).
+
+        NumPy arrays come back as arrays, pandas objects as pandas objects (dtypes, labels
+        and index included), sparse data as CSR; every object is verified as it is read.
+        """
+        from . import arrays as A
+
+        v = self.version(ref)
+        objects = self.objects
+        entries = {e.path: e for e in objects.get_tree(v.tree)}
+        try:
+            parts = A.part_files(sorted(entries))
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{v.ref}: {exc.message}", ref=v.ref) from None
+        out = [A.read(parts[p], objects.read_bytes(entries[parts[p]]), v.stats.get(parts[p]))
+               if p in parts else None for p in A.PARTS]
+        return out[0], out[1]
 
     def _packs_of(self, entries: Sequence[FileEntry]) -> list[str]:
         packs = self.objects.packs
