@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
@@ -252,6 +253,12 @@ def parse_filter(text: str | None) -> Filter:
         return ()
     if not isinstance(text, str):
         raise InvalidFilter(f"A filter must be a string, not {type(text).__name__}")
+    return _parse_filter(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_filter(text: str) -> Filter:
+    # Cached: a dashboard or a sweep repeats a few filters, and the clauses are frozen.
     s = _Scanner(text, "filter")
     clauses: list[Clause] = []
     if s.at_end():
