@@ -13,17 +13,21 @@ file.  So the flavor comes from the metadata file next to the model:
 
 The files are not copied: the new version's tree names the objects the run's
 artifacts already point at.
+
+A remote client's :meth:`Registry.register_model` (:mod:`cairn.registry.remote`)
+saves the model where the object lives and uploads the files; :func:`register_files`
+registers those, with what only the client knows of the model (``claims``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ..cas.tree import check_path
+from ..cas.tree import check_path, referenced_oids
 from ..entities import FileEntry
-from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from . import flavors as fl
 from . import repo
 from .entities import ModelVersion
@@ -57,52 +61,111 @@ def parse_source(source: str) -> tuple[str, str]:
 
 def register_from_run(reg: "Registry", name: str, run_id: str, path: str, *,
                       version: str | None = None, bump: str | None = None, parent: Any = None,
-                      description: str = "", signing_key: str | None = None) -> ModelVersion:
+                      description: str = "", signing_key: str | None = None,
+                      claims: Mapping[str, Any] | None = None) -> ModelVersion:
     """Register the files under ``path`` in run ``run_id``'s artifacts as a version of ``name``.
 
     The version number is chosen as in :meth:`Registry.register_model` (``version``,
     ``bump``, or the part suggested from what changed against ``parent`` or the
     latest version).  The files also appear among the run's artifacts under
-    ``models/NAME/VERSION/``, as with a registration inside the run.
+    ``models/NAME/VERSION/``, as with a registration inside the run.  ``claims``:
+    see :func:`register_files`.
     """
-    check_name(name)
-    if version is not None and bump is not None:
-        raise InvalidArgument("give version= or bump=, not both")
-    if version is not None:
-        version = str(SemVer.parse(version))
-    if bump is not None:
-        check_part(bump)
-    parent_ref = None if parent is None else _parent_ref(name, parent)
+    parent_ref = _check_numbering(name, version, bump, parent)
     prefix = check_path(path.rstrip("/")) if isinstance(path, str) and path.rstrip("/") else None
     if prefix is None:
         raise InvalidArgument(f"artifact path must name a file or directory of the run, got "
                               f"{path!r}")
     run = reg._client.get_run(run_id)  # NotFound for an unknown run
-    store = reg.store
-    found = [e for e in store.list_artifacts(run.id)
+    found = [e for e in reg.store.list_artifacts(run.id)
              if e.path == prefix or e.path.startswith(prefix + "/")]
     if not found:
         raise NotFound(f"run {run.id} has no artifacts under {prefix!r}", run_id=run.id,
                        path=prefix)
     files = {(e.path[len(prefix) + 1:] if e.path != prefix else e.path.rsplit("/", 1)[-1]): e
              for e in found}
+    return _register(reg, name, run, files, prefix, version, bump, parent_ref, description,
+                     signing_key, claims or {})
+
+
+def register_files(reg: "Registry", name: str, files: Sequence[FileEntry], *,
+                   run_id: str | None = None, version: str | None = None,
+                   bump: str | None = None, parent: Any = None, description: str = "",
+                   signing_key: str | None = None, claims: Mapping[str, Any] | None = None
+                   ) -> ModelVersion:
+    """Register files a client saved and uploaded (their objects already in the store).
+
+    This is what a remote :meth:`Registry.register_model` sends: the model saved on
+    the client, with its ``cairn-model.json``.  With ``run_id`` the version records
+    that run and its files appear among the run's artifacts under
+    ``models/NAME/VERSION/``, exactly as a local registration inside the run.
+    ``claims`` are what only the client could know, as :func:`cairn.registry.service.
+    Registry.register_model` records them: ``params`` (the model's hyperparameters and
+    the caller's ``params=``, over the run's), ``fingerprint`` (its architecture) and
+    ``datasets`` (beyond the run's inputs).
+    """
+    parent_ref = _check_numbering(name, version, bump, parent)
+    by_path: dict[str, FileEntry] = {}
+    for e in files:
+        check_path(e.path)
+        if e.path in by_path:
+            raise InvalidArgument(f"file {e.path!r} is listed twice")
+        by_path[e.path] = e
+    if META_FILE not in by_path:
+        raise InvalidArgument(f"uploaded model files need a {META_FILE} next to the model "
+                              "(what Registry.register_model saves)")
+    missing = reg.store.objects.missing(referenced_oids(by_path.values()))
+    if missing:
+        raise Conflict(f"{len(missing)} object(s) of the model are not on the server yet; upload "
+                       "them first (POST /api/v1/objects/missing, then PUT /api/v1/objects/{oid})",
+                       missing=sorted(missing)[:20])
+    run = None if run_id is None else reg._client.get_run(run_id)
+    return _register(reg, name, run, by_path, "upload", version, bump, parent_ref, description,
+                     signing_key, claims or {})
+
+
+def _check_numbering(name: str, version: str | None, bump: str | None,
+                     parent: Any) -> tuple[str, str] | None:
+    check_name(name)
+    if version is not None and bump is not None:
+        raise InvalidArgument("give version= or bump=, not both")
+    if version is not None:
+        SemVer.parse(version)
+    if bump is not None:
+        check_part(bump)
+    return None if parent is None else _parent_ref(name, parent)
+
+
+def _register(reg: "Registry", name: str, run: Any, files: dict[str, FileEntry], prefix: str,
+              version: str | None, bump: str | None, parent_ref: tuple[str, str] | None,
+              description: str, signing_key: str | None, claims: Mapping[str, Any]
+              ) -> ModelVersion:
+    if version is not None:
+        version = str(SemVer.parse(version))
+    store = reg.store
     layout = _layout(store.objects, files, prefix)
     tree_oid = store.objects.put_tree(layout["tree"])
 
     with reg.session() as conn:
-        ds = normalize_datasets(repo.run_inputs(conn, run.id))
-        same = [mv for mv in repo.versions_for_run(conn, run.id) if mv.tree_oid == tree_oid]
+        ds = normalize_datasets([*(repo.run_inputs(conn, run.id) if run is not None else ()),
+                                 *(claims.get("datasets") or ())])
+        same = [] if run is None else [mv for mv in repo.versions_for_run(conn, run.id)
+                                       if mv.tree_oid == tree_oid]
     # A copy of a version this run registered keeps what that version knew of the model.
     fingerprint = dict(same[0].fingerprint) if same else layout["fingerprint"]
-    hyper = {**dict(run.params), **(dict(same[0].params) if same else {})}
+    if claims.get("fingerprint") is not None:
+        fingerprint = dict(claims["fingerprint"])
+    hyper = {**(dict(run.params) if run is not None else {}),
+             **(dict(same[0].params) if same else {}),
+             **fl.stringify(claims.get("params") or {})}
     sig, reqs, flavor = layout["signature"], layout["requirements"], layout["flavor"]
     lineage = _lineage(run, None)
     facts = Facts(flavor, sig, fingerprint, hyper, ds, (lineage.get("code") or {}).get("commit"))
     values = {
-        "tree_oid": tree_oid, "flavor": flavor, "source_run_id": run.id,
+        "tree_oid": tree_oid, "flavor": flavor, "source_run_id": None if run is None else run.id,
         "signature": None if sig is None else repo.dumps(sig), "requirements": repo.dumps(reqs),
-        "metrics": repo.dumps(dict(run.metrics)), "params": repo.dumps(hyper),
-        "datasets": repo.dumps(ds), "lineage": repo.dumps(lineage),
+        "metrics": repo.dumps(dict(run.metrics) if run is not None else {}),
+        "params": repo.dumps(hyper), "datasets": repo.dumps(ds), "lineage": repo.dumps(lineage),
         "fingerprint": repo.dumps(fingerprint), "description": description or "",
     }
     key = _signing_key(signing_key)
@@ -114,10 +177,11 @@ def register_from_run(reg: "Registry", name: str, run_id: str, path: str, *,
         except AlreadyExists:
             if version is not None or attempt == 4:
                 raise
-    out = f"models/{name}/{mv.version}"
-    reg._client._write(run.id, artifacts=tuple(
-        FileEntry(f"{out}/{e.path}", e.size, e.digest, e.chunks)
-        for e in store.objects.get_tree(tree_oid)))
+    if run is not None:
+        out = f"models/{name}/{mv.version}"
+        reg._client._write(run.id, artifacts=tuple(
+            FileEntry(f"{out}/{e.path}", e.size, e.digest, e.chunks)
+            for e in store.objects.get_tree(tree_oid)))
     return mv
 
 

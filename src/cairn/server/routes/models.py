@@ -13,9 +13,10 @@ metadata file logged next to it.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import dataclasses
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ...errors import InvalidArgument
@@ -63,9 +64,29 @@ class Alias(BaseModel):
     version: Annotated[str, Field(min_length=1, max_length=64)]
 
 
+_INT64_MAX = (1 << 63) - 1
+Oid = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ModelFile(BaseModel):
+    path: Annotated[str, Field(min_length=1, max_length=1000)]
+    size: Annotated[int, Field(ge=0, le=_INT64_MAX)]
+    digest: Oid
+    chunks: list[tuple[Oid, Annotated[int, Field(ge=1, le=_INT64_MAX)]]] = \
+        Field(default_factory=list)
+
+
 class RegisterVersion(BaseModel):
     source: Annotated[str, Field(min_length=7, max_length=1100,
                                  description="runs:/<run id>/<artifact path>")] | None = None
+    files: list[ModelFile] | None = Field(
+        default=None, max_length=100_000,
+        description="a model saved by the client (with cairn-model.json), objects uploaded")
+    params: dict[Annotated[str, Field(max_length=250)], Annotated[str, Field(max_length=8000)]] \
+        | None = None
+    fingerprint: dict[str, Any] | None = None
+    datasets: list[Annotated[str, Field(min_length=1, max_length=600)] | dict[str, Any]] | None \
+        = Field(default=None, max_length=1000)
     run_id: Annotated[str, Field(min_length=1, max_length=64,
                                  pattern=r"^[A-Za-z0-9_-]+$")] | None = None
     path: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
@@ -129,6 +150,9 @@ def register_version(name: Name, body: RegisterVersion, request: Request, p: Use
 
     c = ctx(request)
     _need(c, p, "editor", name)
+    claims = {"params": body.params, "fingerprint": body.fingerprint, "datasets": body.datasets}
+    if body.files is not None:
+        return _register_files(c, p, name, body, claims)
     if body.source is not None:
         if body.run_id is not None or body.path is not None:
             raise InvalidArgument("give source, or run_id and path, not both")
@@ -142,7 +166,26 @@ def register_version(name: Name, body: RegisterVersion, request: Request, p: Use
     reg.get_registered_model(name)  # 404: models are created with POST /models
     require_run(c, p, run_id, "viewer")
     mv = register_from_run(reg, name, run_id, path, version=body.version, bump=body.bump,
-                           parent=body.parent, description=body.description)
+                           parent=body.parent, description=body.description, claims=claims)
+    return _out(mv, status_code=201)
+
+
+def _register_files(c: ServerContext, p: Principal, name: str, body: RegisterVersion,
+                    claims: dict):
+    from ...entities import FileEntry
+    from ...registry.from_run import register_files
+
+    if body.source is not None or body.path is not None:
+        raise InvalidArgument("give files (and run_id), or source, not both")
+    reg = _registry(c, p)
+    reg.get_registered_model(name)
+    if body.run_id is not None:  # the files are logged to the run: that writes to it
+        require_run(c, p, body.run_id, "editor")
+    files = [FileEntry(f.path, f.size, f.digest, tuple((o, n) for o, n in f.chunks))
+             for f in body.files or ()]
+    mv = register_files(reg, name, files, run_id=body.run_id, version=body.version,
+                        bump=body.bump, parent=body.parent, description=body.description,
+                        claims=claims)
     return _out(mv, status_code=201)
 
 
@@ -174,7 +217,8 @@ def list_requests(name: Name, request: Request, p: User,
                   status: Annotated[str | None, Query(max_length=16)] = "pending"):
     c = ctx(request)
     _need(c, p, "viewer", name)
-    return _out(_registry(c, p).list_transition_requests(name, status))
+    # An empty status (``?status=``) lists every request, whatever its status.
+    return _out(_registry(c, p).list_transition_requests(name, status or None))
 
 
 def _decide(request: Request, p: Principal, request_id: str, decision: str, comment: str):
@@ -184,6 +228,14 @@ def _decide(request: Request, p: Principal, request_id: str, decision: str, comm
     _need(c, p, "approver", req.name)
     fn = reg.approve if decision == "approve" else reg.reject
     return _out(fn(request_id, comment))
+
+
+@router.get("/models/requests/{request_id}", summary="One transition request")
+def get_request(request_id: Annotated[str, Path(max_length=64)], request: Request, p: User):
+    c = ctx(request)
+    req = _registry(c, p).get_transition_request(request_id)
+    _need(c, p, "viewer", req.name)
+    return _out(req)
 
 
 @router.post("/models/requests/{request_id}/approve", summary="Approve a transition request")
@@ -204,6 +256,55 @@ def set_alias(name: Name, alias: Annotated[str, Path(min_length=1, max_length=12
     c = ctx(request)
     _need(c, p, "editor", name)
     return _out(_registry(c, p).set_alias(name, alias, body.version))
+
+
+@router.delete("/models/{name}/aliases/{alias}", status_code=204, response_class=Response,
+               summary="Remove an alias")
+def delete_alias(name: Name, alias: Annotated[str, Path(min_length=1, max_length=128)],
+                 request: Request, p: User):
+    c = ctx(request)
+    _need(c, p, "editor", name)
+    _registry(c, p).delete_alias(name, alias)
+    return Response(status_code=204)
+
+
+class Rollback(BaseModel):
+    stage: Annotated[str, Field(min_length=1, max_length=16)] = "production"
+    to: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    reason: Annotated[str, Field(max_length=10_000)] = ""
+
+
+@router.post("/models/{name}/rollback",
+             summary="Put back the version that was in a stage before the current one (or `to`)")
+def rollback(name: Name, body: Rollback, request: Request, p: User):
+    c = ctx(request)
+    _need(c, p, "editor", name)
+    return _out(_registry(c, p).rollback(name, body.stage, body.to, body.reason))
+
+
+@router.get("/models/{name}/history", summary="Registrations, stage and alias changes, decisions")
+def history(name: Name, request: Request, p: User,
+            version: Annotated[str | None, Query(max_length=64)] = None):
+    c = ctx(request)
+    _need(c, p, "viewer", name)
+    return _out(_registry(c, p).model_history(name, version))
+
+
+@router.get("/models/{name}/at", summary="The version in a stage (or @alias) at a time")
+def version_at(name: Name, request: Request, p: User,
+               stage: Annotated[str, Query(min_length=1, max_length=130)],
+               time: Annotated[int, Query(ge=0, le=_INT64_MAX, description="ms since the epoch")]):
+    c = ctx(request)
+    _need(c, p, "viewer", name)
+    mv = _registry(c, p).model_version_at(name, stage, time)
+    return _out({"version": None if mv is None else dataclasses.asdict(mv)})
+
+
+@router.get("/models/{name}/policies", summary="A model's stage policies")
+def get_policies(name: Name, request: Request, p: User):
+    c = ctx(request)
+    _need(c, p, "viewer", name)
+    return _out(_registry(c, p).get_stage_policies(name))
 
 
 @router.put("/models/{name}/policies", summary="Set a stage's approval policy (model admins)")
