@@ -282,9 +282,17 @@ class Client:
     def _registry(self):
         reg = self.__dict__.get("_registry_impl")
         if reg is None:
-            from .registry.service import Registry
+            from .store.http import HttpStore
 
-            reg = self.__dict__["_registry_impl"] = Registry(self)
+            if isinstance(self.store, HttpStore):  # a server: its registry, over REST
+                from .registry.remote import RemoteRegistry
+
+                reg = RemoteRegistry(self)
+            else:
+                from .registry.service import Registry
+
+                reg = Registry(self)
+            self.__dict__["_registry_impl"] = reg
         return reg
 
     def register_model(self, name: str, model: Any, **options: Any):

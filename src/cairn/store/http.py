@@ -125,6 +125,15 @@ class HttpStore:
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         return self._request(method, path, **kw).json()
 
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        """One request to the native API (``/api/v1`` + ``path``): its JSON, or None if empty.
+
+        Errors come back as the error tree, as from every other method here; for
+        clients of resources the store protocol does not cover (the model registry).
+        """
+        resp = self._request(method, path, **kw)
+        return resp.json() if resp.content else None
+
     # -- objects ---------------------------------------------------------
     @property
     def objects(self):
@@ -159,6 +168,15 @@ class HttpStore:
         from ..cas._pool import ordered_map
 
         return sum(ordered_map(put, missing, workers=min(8, len(missing))))
+
+    def upload_files(self, entries: Iterable[FileEntry]) -> int:
+        """Upload what the server lacks of files stored here, then drop the spool's copies."""
+        from ..cas.tree import referenced_oids
+
+        entries = list(entries)
+        sent = self.upload_objects(referenced_oids(entries))
+        self._forget_objects(entries)
+        return sent
 
     # -- experiments -----------------------------------------------------
     def _remember(self, exps: Iterable[Experiment]) -> None:
