@@ -206,8 +206,10 @@ def test_register_without_a_run_download_and_diff(server, tmp_path):
     alice = server.client("alice")
     X, _ = _data()
     model = _fit(1.0)
-    mv = alice.register_model("plain", model, description="no run")
+    mv = alice.register_model("plain", model, description="no run",
+                              datasets=[{"name": "tx", "version": 2, "role": "eval"}])
     assert (mv.version, mv.source_run_id, mv.description) == ("1.0.0", None, "no run")
+    assert mv.datasets == ({"name": "tx", "version": "2", "role": "eval"},)
     again = alice.register_model("plain", _fit(2.0), bump="major", parent="plain/1.0.0")
     assert again.version == "2.0.0" and again.parent == "plain/1.0.0"
     out = alice.download_model("plain/1.0.0", tmp_path / "dl")
@@ -267,6 +269,10 @@ def test_files_claimed_but_not_uploaded_are_refused(server):
         r = http.post("/models/ghost/versions", json={"files": [
             {"path": "model/model.pkl", "size": 3, "digest": "ab" * 32}]})
         assert r.status_code == 400 and "cairn-model.json" in r.json()["message"]
+        r = http.post("/models/ghost/versions", json={"files": [
+            {"path": "cairn-model.json", "size": 3, "digest": "ab" * 32}],
+            "datasets": [{"version": "1"}, {"name": 5}]})
+        assert r.status_code == 400
         r = http.post("/models/ghost/versions", json={"files": [
             {"path": "../cairn-model.json", "size": 3, "digest": "ab" * 32}]})
         assert r.status_code == 400

@@ -17,7 +17,7 @@ import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import InvalidArgument
 from ..auth import Principal
@@ -76,6 +76,15 @@ class ModelFile(BaseModel):
         Field(default_factory=list)
 
 
+class DatasetRef(BaseModel):
+    """A data set version the model was trained on (as the Python API's ``datasets=``)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    version: Annotated[str, Field(max_length=64)] | int | None = None
+    role: Annotated[str, Field(max_length=64)] | None = None
+
+
 class RegisterVersion(BaseModel):
     source: Annotated[str, Field(min_length=7, max_length=1100,
                                  description="runs:/<run id>/<artifact path>")] | None = None
@@ -85,7 +94,7 @@ class RegisterVersion(BaseModel):
     params: dict[Annotated[str, Field(max_length=250)], Annotated[str, Field(max_length=8000)]] \
         | None = None
     fingerprint: dict[str, Any] | None = None
-    datasets: list[Annotated[str, Field(min_length=1, max_length=600)] | dict[str, Any]] | None \
+    datasets: list[Annotated[str, Field(min_length=1, max_length=600)] | DatasetRef] | None \
         = Field(default=None, max_length=1000)
     run_id: Annotated[str, Field(min_length=1, max_length=64,
                                  pattern=r"^[A-Za-z0-9_-]+$")] | None = None
@@ -150,7 +159,10 @@ def register_version(name: Name, body: RegisterVersion, request: Request, p: Use
 
     c = ctx(request)
     _need(c, p, "editor", name)
-    claims = {"params": body.params, "fingerprint": body.fingerprint, "datasets": body.datasets}
+    claims = {"params": body.params, "fingerprint": body.fingerprint,
+              "datasets": None if body.datasets is None else [
+                  d if isinstance(d, str) else d.model_dump(exclude_unset=True)
+                  for d in body.datasets]}
     if body.files is not None:
         return _register_files(c, p, name, body, claims)
     if body.source is not None:
