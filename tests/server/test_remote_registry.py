@@ -289,3 +289,32 @@ def test_the_docs_example_runs(server, tracking, spool, monkeypatch):
     exec(compile(code.replace("http://localhost:5000", server.url), "docs/server.md", "exec"),
          namespace)
     assert namespace["loaded"].predict([[0.0, 1.0]]).tolist() == [0]
+
+
+def test_the_cli_drives_the_server_registry(server, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from cairn.cli.main import cli
+
+    alice = server.client("alice")
+    alice.register_model("clf", _fit(1.0))
+    monkeypatch.setenv("CAIRN_TRACKING_TOKEN", server.tokens["alice"])
+    monkeypatch.setenv("CAIRN_SPOOL_DIR", str(server.tmp / "spool-cli"))
+    runner = CliRunner()
+
+    def cairn_cli(*args: str):
+        return runner.invoke(cli, ["--uri", server.url, "models", *args])
+
+    r = cairn_cli("promote", "clf", "1.0.0", "staging")
+    assert r.exit_code == 0, r.output
+    r = cairn_cli("show", "clf@staging", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["version"] == "1.0.0"
+    r = cairn_cli("show", "clf")  # the model, with its policies
+    assert r.exit_code == 0 and "Staging: 1.0.0" in r.output, r.output
+    r = cairn_cli("naming", "--template", "{project}_{model_type}")
+    assert r.exit_code == 1 and "not available against a Cairn server" in r.output
+    r = cairn_cli("show", "nope@production")
+    assert r.exit_code == 1 and "no registered model named 'nope'" in r.output
