@@ -318,3 +318,21 @@ def test_the_cli_drives_the_server_registry(server, monkeypatch):
     assert r.exit_code == 1 and "not available against a Cairn server" in r.output
     r = cairn_cli("show", "nope@production")
     assert r.exit_code == 1 and "no registered model named 'nope'" in r.output
+
+
+def test_a_version_the_server_signed_verifies_against_the_callers_trusted_key(
+        server, tmp_path, monkeypatch):
+    from cairn.errors import InvalidSignature
+    from cairn.registry import signing
+
+    monkeypatch.setenv("CAIRN_KEYS_DIR", str(tmp_path / "keys"))  # the server's default key
+    _path, pem = signing.create_key_files()
+    alice = server.client("alice")
+    X, _ = _data()
+    mv = alice.register_model("signed", _fit(1.0))
+    assert mv.signed and isinstance(mv.signature_bytes, bytes)
+    assert alice.load_model("signed/1.0.0").predict(X).tolist() == _fit(1.0).predict(X).tolist()
+    with pytest.raises(InvalidSignature, match="not trusted here"):
+        alice.load_model("signed/1.0.0", verify_signature=True)
+    alice.load_model("signed/1.0.0", verify_signature=True, trusted_keys=[pem])
+    assert alice.verify_model("signed", trusted_keys=[pem])[0].signature == "verified"

@@ -33,7 +33,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import AlreadyExists, InvalidArgument, NotFound
 from . import flavors as fl
 from . import signature as sigmod
 from .entities import (
@@ -208,8 +208,6 @@ class RemoteRegistry:
 
     def _ensure_model(self, name: str) -> None:
         """As the local registry: the first version creates the registered model."""
-        from ..errors import AlreadyExists
-
         try:
             self.get_registered_model(name)
         except NotFound:
