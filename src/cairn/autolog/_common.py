@@ -322,6 +322,14 @@ def log_data(run: fluent.ActiveRun, features: Any, targets: Any = None, *,
             _jobs.setdefault(run.id, []).append(job)
 
 
+def eval_pair(item: Any) -> tuple[Any, Any]:
+    """``(X, y)`` of a scikit-learn style ``eval_set`` entry (None, None if it is not one)."""
+    try:
+        return item[0], item[1] if len(item) > 1 else None
+    except (TypeError, IndexError):
+        return None, None
+
+
 def finish_data(run: fluent.ActiveRun) -> list[Any]:
     """Wait until the run's data sets are stored; tag the training one
     (``cairn.input.dataset``).  Returns the versions, training data first."""

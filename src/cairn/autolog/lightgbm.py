@@ -134,7 +134,8 @@ def _wrap_fit(original: Any) -> Any:
             names = list(bound.arguments.get("eval_names") or ())
             _common.log_data(run, bound.arguments.get("X"), bound.arguments.get("y"),
                              options=_data_options(),
-                             evals=[(names[i] if i < len(names) else f"valid_{i}", *_xy(item))
+                             evals=[(names[i] if i < len(names) else f"valid_{i}",
+                                      *_common.eval_pair(item))
                                     for i, item in enumerate(eval_set)])
             args, kwargs = _with_callback(sig, (self, *args), kwargs, CairnCallback(run))
             result = original(*args, **kwargs)
@@ -169,14 +170,6 @@ def _booster_saver(booster: Any):
 
 def _data_options() -> _common.DataOptions:
     return _common.DataOptions(_config["log_datasets"], _config["dataset_name"])
-
-
-def _xy(item: Any) -> tuple[Any, Any]:
-    """``(X, y)`` of an ``eval_set`` entry."""
-    try:
-        return item[0], item[1] if len(item) > 1 else None
-    except (TypeError, IndexError):
-        return None, None
 
 
 def _in_memory(dataset: Any) -> tuple[Any, Any]:

@@ -136,7 +136,7 @@ def _wrap_fit(original: Any) -> Any:
             run.log_params(_common.short_params(
                 {k: v for k, v in self.get_params().items() if v is not None}))
             _common.log_data(run, X, y, options=_data_options(),
-                             evals=[(f"validation_{i}", *_xy(item))
+                             evals=[(f"validation_{i}", *_common.eval_pair(item))
                                     for i, item in enumerate(kwargs.get("eval_set") or ())])
             result = original(self, X, y, *args, **kwargs)
             try:
@@ -178,14 +178,6 @@ def _saver(model: Any):
 
 def _data_options() -> _common.DataOptions:
     return _common.DataOptions(_config["log_datasets"], _config["dataset_name"])
-
-
-def _xy(item: Any) -> tuple[Any, Any]:
-    """``(X, y)`` of an ``eval_set`` entry."""
-    try:
-        return item[0], item[1] if len(item) > 1 else None
-    except (TypeError, IndexError):
-        return None, None
 
 
 def _dmatrix_data(dmatrix: Any) -> tuple[Any, Any]:

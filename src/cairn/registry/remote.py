@@ -41,9 +41,9 @@ from .entities import (
     Stage, StagePolicy, TransitionRequest,
 )
 from .naming import check_alias, check_name
+from .reading import VersionReading
 from .semver import SemVer, check_part
 from .service import META_FILE, META_FORMAT, _check_flavor, _parent_ref, normalize_datasets, parse_ref
-from .versions import Facts, suggest
 from .workflow import to_ms
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,7 +58,7 @@ def _unsupported(what: str, instead: str) -> InvalidArgument:
     return InvalidArgument(f"{what} is not available against a Cairn server; {instead}")
 
 
-class RemoteRegistry:
+class RemoteRegistry(VersionReading):
     """:class:`~cairn.registry.service.Registry`'s API over a server's REST API."""
 
     def __init__(self, client: "Client") -> None:
@@ -215,49 +215,6 @@ class RemoteRegistry:
                 self.create_registered_model(name)
             except AlreadyExists:  # someone else created it a moment ago
                 pass
-
-    # -- comparing -------------------------------------------------------
-    def diff_model_versions(self, name: str, a: str, b: str) -> dict[str, Any]:
-        """What differs between versions ``a`` and ``b``, and the bump ``b`` would get from ``a``."""
-        va, vb = self.get_model_version(name, a), self.get_model_version(name, b)
-        part, reasons = suggest(_facts(va), _facts(vb))
-        objects = self.store.objects
-        fa = {e.path: e.digest for e in objects.get_tree(va.tree_oid)}
-        fb = {e.path: e.digest for e in objects.get_tree(vb.tree_oid)}
-
-        def changed(x: Mapping, y: Mapping) -> dict[str, list]:
-            return {k: [x.get(k), y.get(k)] for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)}
-
-        return {
-            "name": name, "a": va.version, "b": vb.version, "suggested_bump": part,
-            "reasons": reasons, "flavor": [va.flavor, vb.flavor],
-            "signature": sigmod.diff(va.signature, vb.signature),
-            "architecture_changed": dict(va.fingerprint) != dict(vb.fingerprint),
-            "params": changed(va.params, vb.params), "metrics": changed(va.metrics, vb.metrics),
-            "datasets": [list(va.datasets), list(vb.datasets)] if va.datasets != vb.datasets else [],
-            "code": [(va.lineage.get("code") or {}).get("commit"),
-                     (vb.lineage.get("code") or {}).get("commit")],
-            "files": {"added": sorted(set(fb) - set(fa)), "removed": sorted(set(fa) - set(fb)),
-                      "changed": sorted(p for p in set(fa) & set(fb) if fa[p] != fb[p])},
-            "stage": [va.stage, vb.stage],
-        }
-
-    # -- loading and integrity (the same code as locally: loading.py) -----
-    def load_model(self, ref: Any, **kwargs: Any) -> Any:
-        from .loading import load
-
-        return load(self, ref, **kwargs)
-
-    def download_model(self, ref: Any, dst: Any = None, **kwargs: Any) -> Path:
-        from .loading import download
-
-        return download(self, ref, dst, **kwargs)
-
-    def verify_model_versions(self, name: str, version: str | None = None,
-                              trusted_keys: Iterable[Any] | None = None) -> list:
-        from .loading import verify_versions
-
-        return verify_versions(self, name, version, trusted_keys)
 
     # -- policies, stages, requests --------------------------------------
     def set_stage_policy(self, name: str, stage: str, approvals: int = 0,
@@ -421,9 +378,3 @@ def _policy(d: Mapping[str, Any]) -> StagePolicy:
 def _request(d: Mapping[str, Any]) -> TransitionRequest:
     return _make(TransitionRequest, d,
                  approvals=tuple(_make(Approval, a) for a in d.get("approvals") or ()))
-
-
-def _facts(mv: ModelVersion) -> Facts:
-    return Facts(mv.flavor, None if mv.signature is None else dict(mv.signature),
-                 dict(mv.fingerprint), dict(mv.params), [dict(x) for x in mv.datasets],
-                 (mv.lineage.get("code") or {}).get("commit"))

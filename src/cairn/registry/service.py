@@ -14,7 +14,7 @@ import json
 import platform
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from . import flavors as fl
@@ -22,6 +22,7 @@ from . import repo
 from . import signature as sigmod
 from .entities import ModelVersion, RegisteredModel, Stage
 from .naming import NamingPolicy, check_name, make_policy
+from .reading import VersionReading
 from .semver import FIRST, SemVer, check_part
 from .versions import Facts, suggest
 from .workflow import Workflow
@@ -43,7 +44,7 @@ def summary(mv: Any) -> dict[str, Any]:
     return {"version": mv.version, "stage": mv.stage}
 
 
-class Registry(Workflow):
+class Registry(VersionReading, Workflow):
     def __init__(self, client: "Client") -> None:
         self._client = client
 
@@ -308,52 +309,6 @@ class Registry(Workflow):
             "parent": row["parent_version"], "digest": row["digest"],
             "signing_key": row["signing_key"], "stage": Stage.DEVELOPMENT.value}, now)
         return repo.to_version(repo.require_version(conn, name, str(new)), repo.aliases(conn, name))
-
-    # -- comparing -------------------------------------------------------
-    def diff_model_versions(self, name: str, a: str, b: str) -> dict[str, Any]:
-        """What differs between versions ``a`` and ``b``, and the bump ``b`` would get from ``a``."""
-        with self.session() as conn:
-            ra = repo.require_version(conn, name, str(SemVer.parse(a)))
-            rb = repo.require_version(conn, name, str(SemVer.parse(b)))
-        va, vb = repo.to_version(ra), repo.to_version(rb)
-        part, reasons = suggest(_facts(ra), _facts(rb))
-        objects = self.store.objects
-        fa = {e.path: e.digest for e in objects.get_tree(va.tree_oid)}
-        fb = {e.path: e.digest for e in objects.get_tree(vb.tree_oid)}
-
-        def changed(x: Mapping, y: Mapping) -> dict[str, list]:
-            return {k: [x.get(k), y.get(k)] for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)}
-
-        return {
-            "name": name, "a": va.version, "b": vb.version, "suggested_bump": part,
-            "reasons": reasons, "flavor": [va.flavor, vb.flavor],
-            "signature": sigmod.diff(va.signature, vb.signature),
-            "architecture_changed": dict(va.fingerprint) != dict(vb.fingerprint),
-            "params": changed(va.params, vb.params), "metrics": changed(va.metrics, vb.metrics),
-            "datasets": [list(va.datasets), list(vb.datasets)] if va.datasets != vb.datasets else [],
-            "code": [(va.lineage.get("code") or {}).get("commit"),
-                     (vb.lineage.get("code") or {}).get("commit")],
-            "files": {"added": sorted(set(fb) - set(fa)), "removed": sorted(set(fa) - set(fb)),
-                      "changed": sorted(p for p in set(fa) & set(fb) if fa[p] != fb[p])},
-            "stage": [va.stage, vb.stage],
-        }
-
-    # -- loading and integrity (see loading.py) --------------------------
-    def load_model(self, ref: Any, **kwargs: Any) -> Any:
-        from .loading import load
-
-        return load(self, ref, **kwargs)
-
-    def download_model(self, ref: Any, dst: Any = None, **kwargs: Any) -> Path:
-        from .loading import download
-
-        return download(self, ref, dst, **kwargs)
-
-    def verify_model_versions(self, name: str, version: str | None = None,
-                              trusted_keys: Iterable[Any] | None = None) -> list:
-        from .loading import verify_versions
-
-        return verify_versions(self, name, version, trusted_keys)
 
 
 # -- helpers -------------------------------------------------------------------
