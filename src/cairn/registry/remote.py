@@ -28,22 +28,21 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
-import tempfile
 import urllib.parse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from . import flavors as fl
-from . import signature as sigmod
 from .entities import (
     Approval, AuditEvent, AuditProblem, AuditReport, HistoryEvent, ModelVersion, RegisteredModel,
     Stage, StagePolicy, TransitionRequest,
 )
 from .naming import check_alias, check_name
 from .reading import VersionReading
-from .semver import SemVer, check_part
-from .service import META_FILE, META_FORMAT, _check_flavor, _parent_ref, normalize_datasets, parse_ref
+from .semver import SemVer
+from .service import (
+    _parent_ref, check_registration, normalize_datasets, package_model, parse_ref,
+)
 from .workflow import to_ms
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,43 +155,19 @@ class RemoteRegistry(VersionReading):
         Arguments as :meth:`Registry.register_model`; the server numbers the version.
         ``env`` is not sent: inside a run the server records the run's environment.
         """
-        check_name(name)
-        if version is not None and bump is not None:
-            raise InvalidArgument("give version= or bump=, not both")
-        if version is not None:
-            version = str(SemVer.parse(version))
-        if bump is not None:
-            check_part(bump)
+        version, flavor = check_registration(name, model, flavor, version, bump, signature)
         if signing_key is not None:
             raise _unsupported("signing a version with a local private key",
                                "register without signing_key= (the server's own key, if it "
                                "has one, signs it), or sign in a local store and push")
-        flavor = fl.detect(model) if flavor is None else flavor
-        mod = fl.module_for(flavor)
-        _check_flavor(flavor, model)
-        if signature is not None and (not isinstance(signature, Mapping) or "inputs" not in signature):
-            raise InvalidArgument("signature must be a dict with 'inputs' (and 'outputs') "
-                                  "schemas; or pass input_example= to infer one")
         parent_ref = None if parent is None else _parent_ref(name, parent)
         ds = normalize_datasets(datasets)
         run = None if run_id is None else self._client.get_run(run_id)  # flushes its records
         store = self.store
-        with tempfile.TemporaryDirectory(prefix="cairn-model-") as tmp:
-            root = Path(tmp)
-            saved = mod.save(model, root / "model", input_example=input_example,
-                             torchscript=torchscript,
-                             init_kwargs=None if init_kwargs is None else dict(init_kwargs))
-            sig = dict(signature) if signature is not None else None
-            if sig is None and input_example is not None:
-                sig = sigmod.infer(input_example, mod.predict(model, input_example))
-            meta = {"format": META_FORMAT, "flavor": flavor, "options": saved.options,
-                    "signature": sig, "requirements": fl.requirements(saved.packages)}
-            (root / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
-            if flavor == "directory":
-                entries = store.objects.put_dir(model, "model")
-                entries.append(store.objects.put_file(root / META_FILE, META_FILE))
-            else:
-                entries = store.objects.put_dir(root)
+        packed = package_model(store.objects, model, flavor, input_example=input_example,
+                               signature=signature, torchscript=torchscript,
+                               init_kwargs=init_kwargs)
+        saved, entries = packed.saved, packed.entries
         hyper = dict(saved.hyperparams)
         hyper.update(fl.stringify(params or {}))
         store.upload_files(entries)

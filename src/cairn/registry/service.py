@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import platform
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -189,19 +190,7 @@ class Registry(VersionReading, Workflow):
         params, metrics, code commit and environment, and its files also appear as
         the run's artifacts under ``models/NAME/VERSION/``.
         """
-        check_name(name)
-        if version is not None and bump is not None:
-            raise InvalidArgument("give version= or bump=, not both")
-        if version is not None:
-            version = str(SemVer.parse(version))
-        if bump is not None:
-            check_part(bump)
-        flavor = fl.detect(model) if flavor is None else flavor
-        mod = fl.module_for(flavor)
-        _check_flavor(flavor, model)
-        if signature is not None and (not isinstance(signature, Mapping) or "inputs" not in signature):
-            raise InvalidArgument("signature must be a dict with 'inputs' (and 'outputs') "
-                                  "schemas; or pass input_example= to infer one")
+        version, flavor = check_registration(name, model, flavor, version, bump, signature)
         parent_ref = None if parent is None else _parent_ref(name, parent)
         run = self._client.get_run(run_id) if run_id is not None else None
         store = self.store
@@ -209,24 +198,11 @@ class Registry(VersionReading, Workflow):
             with self.session() as conn:
                 datasets = [*(datasets or ()), *repo.run_inputs(conn, run.id)]
         ds = normalize_datasets(datasets)
-        with tempfile.TemporaryDirectory(prefix="cairn-model-") as tmp:
-            root = Path(tmp)
-            saved = mod.save(model, root / "model", input_example=input_example,
-                             torchscript=torchscript,
-                             init_kwargs=None if init_kwargs is None else dict(init_kwargs))
-            sig = dict(signature) if signature is not None else None
-            if sig is None and input_example is not None:
-                sig = sigmod.infer(input_example, mod.predict(model, input_example))
-            reqs = fl.requirements(saved.packages)
-            meta = {"format": META_FORMAT, "flavor": flavor, "options": saved.options,
-                    "signature": sig, "requirements": reqs}
-            (root / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
-            if flavor == "directory":
-                entries = store.objects.put_dir(model, "model")
-                entries.append(store.objects.put_file(root / META_FILE, META_FILE))
-            else:
-                entries = store.objects.put_dir(root)
-            tree_oid = store.objects.put_tree(entries)
+        packed = package_model(store.objects, model, flavor, input_example=input_example,
+                               signature=signature, torchscript=torchscript,
+                               init_kwargs=init_kwargs)
+        saved, sig, reqs, entries = packed.saved, packed.signature, packed.requirements, packed.entries
+        tree_oid = store.objects.put_tree(entries)
         hyper = dict(saved.hyperparams)
         if run is not None:
             hyper = {**dict(run.params), **hyper}
@@ -337,6 +313,63 @@ def parse_ref(ref: Any) -> tuple[str, str, str]:
     check_name(text)
     raise InvalidArgument(f"{ref!r} does not say which version: use {text}/VERSION, "
                           f"{text}@STAGE (e.g. @production), {text}@ALIAS or {text}@latest")
+
+
+def check_registration(name: str, model: Any, flavor: str | None, version: str | None,
+                       bump: str | None, signature: Mapping[str, Any] | None
+                       ) -> tuple[str | None, str]:
+    """Refuse bad ``register_model`` arguments before anything is saved; returns the
+    normalised version (or None) and the flavor (detected when not given)."""
+    check_name(name)
+    if version is not None and bump is not None:
+        raise InvalidArgument("give version= or bump=, not both")
+    if version is not None:
+        version = str(SemVer.parse(version))
+    if bump is not None:
+        check_part(bump)
+    flavor = fl.detect(model) if flavor is None else flavor
+    fl.module_for(flavor)
+    _check_flavor(flavor, model)
+    if signature is not None and (not isinstance(signature, Mapping) or "inputs" not in signature):
+        raise InvalidArgument("signature must be a dict with 'inputs' (and 'outputs') "
+                              "schemas; or pass input_example= to infer one")
+    return version, flavor
+
+
+@dataclass(frozen=True, slots=True)
+class PackagedModel:
+    """A model saved with its flavor into the object store: what a version is made of."""
+
+    saved: Any  # the flavor's SavedModel: options, hyperparams, fingerprint, packages
+    signature: dict[str, Any] | None
+    requirements: list[str]
+    entries: list[Any]  # FileEntry of every file, META_FILE included
+
+
+def package_model(objects: Any, model: Any, flavor: str, *, input_example: Any = None,
+                  signature: Mapping[str, Any] | None = None, torchscript: bool = False,
+                  init_kwargs: Mapping[str, Any] | None = None) -> PackagedModel:
+    """Save ``model`` with its flavor, write ``cairn-model.json`` next to it and put the
+    files into ``objects`` (a local store, or a remote client's spool before upload)."""
+    mod = fl.module_for(flavor)
+    with tempfile.TemporaryDirectory(prefix="cairn-model-") as tmp:
+        root = Path(tmp)
+        saved = mod.save(model, root / "model", input_example=input_example,
+                         torchscript=torchscript,
+                         init_kwargs=None if init_kwargs is None else dict(init_kwargs))
+        sig = dict(signature) if signature is not None else None
+        if sig is None and input_example is not None:
+            sig = sigmod.infer(input_example, mod.predict(model, input_example))
+        reqs = fl.requirements(saved.packages)
+        meta = {"format": META_FORMAT, "flavor": flavor, "options": saved.options,
+                "signature": sig, "requirements": reqs}
+        (root / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        if flavor == "directory":
+            entries = objects.put_dir(model, "model")
+            entries.append(objects.put_file(root / META_FILE, META_FILE))
+        else:
+            entries = objects.put_dir(root)
+    return PackagedModel(saved, sig, reqs, entries)
 
 
 def _parent_ref(name: str, parent: Any) -> tuple[str, str]:
