@@ -77,6 +77,28 @@ def test_upgrade_from_0005_keeps_runs_and_their_documents(tmp_path):
         _close(store)
 
 
+def test_a_0005_document_with_only_infinities_converts_right(tmp_path):
+    store = tmp_path / "s"
+    client = cairn.Client(str(store))
+    try:
+        run = client.create_run(client.get_or_create_experiment("e").id)
+        client.log_batch(run.id, metrics=[("up", math.inf, 0, 1), ("ok", 1.5, 0, 1)])
+        # Rewrite the row as revision 0005 left it: summaries inside the document.
+        m = {"up": _summary("inf", 0, 1, "inf", "inf", 1), "ok": _summary(1.5, 0, 1, 1.5, 1.5, 1)}
+        db = sqlite3.connect(store / "index.db")
+        with db:
+            db.execute("UPDATE runs SET doc = ?, summaries = NULL",
+                       (json.dumps({"p": {}, "t": {}, "m": m}),))
+        db.close()
+        assert client.get_run(run.id).metrics == {"up": math.inf, "ok": 1.5}
+        client.set_tag(run.id, "note", "x")  # converts the document
+        got = client.get_run(run.id)
+        assert got.metrics == {"up": math.inf, "ok": 1.5}
+        assert got.metric_summaries["up"].max == math.inf
+    finally:
+        _close(store)
+
+
 def test_non_finite_latest_values_round_trip(tmp_path):
     store = tmp_path / "s"
     client = cairn.Client(str(store))

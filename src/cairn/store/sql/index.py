@@ -396,7 +396,9 @@ class SqlIndex:
             values = doc["v"]
             for k, m in latest.items():
                 values[k] = None if m[1] else m[0]
-            if any(v is None or type(v) is float and math.isinf(v) for v in values.values()):
+            # Non-finite: NaN (None), an infinity, or one already spelt "inf" by revision 0005.
+            if any(v is None or isinstance(v, str) or type(v) is float and math.isinf(v)
+                   for v in values.values()):
                 doc["x"] = 1
             else:
                 doc.pop("x", None)
