@@ -199,8 +199,9 @@ def test_search_filters_orders_and_pages(store):
     assert [r.id for r in default] == [f"r{i}" for i in reversed(range(7))]  # newest first
     with pytest.raises(InvalidArgument):
         store.search_runs(None, "metrics.acc >>> 1", (), 10, None)
-    with pytest.raises(InvalidArgument):
-        store.search_runs(None, "", (), 0, None)
+    for bad in (0, -1, True, "10", 2.5):  # a bool is an int to Python, not a page size
+        with pytest.raises(InvalidArgument, match="max_results"):
+            store.search_runs(None, "", (), bad, None)
 
 
 def test_artifact_entries(store):

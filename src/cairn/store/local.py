@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import settings
-from ..entities import Experiment, FileEntry, MetricHistory, RecordBatch, Run
-from ..errors import InvalidArgument, NotFound
+from ..entities import Experiment, FileEntry, RecordBatch, Run
+from ..errors import NotFound
 from . import journal as jlib
 from . import segments as seglib
 from .sql.experiments import IndexedExperiments
+from .sql.run_reads import IndexedRunReads
 
 
 def now_ms() -> int:
@@ -43,7 +44,7 @@ def new_experiment_id() -> str:
     return str(random.SystemRandom().randrange(10**17, 10**18))
 
 
-class LocalStore(IndexedExperiments):
+class LocalStore(IndexedExperiments, IndexedRunReads):
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self.uri = str(self.root)
@@ -152,25 +153,6 @@ class LocalStore(IndexedExperiments):
             if not self.recover_run(run_id):
                 raise
             return self.index.get_run(run_id, self._stale_before())
-
-    def search_runs(self, experiment_ids: Sequence[str] | None, filter: str = "",
-                    order_by: Sequence[str] = (), max_results: int = 1000,
-                    page_token: str | None = None) -> tuple[list[Run], str | None]:
-        from .. import search
-
-        if not isinstance(max_results, int) or max_results < 1:
-            raise InvalidArgument(f"max_results must be a positive integer, got {max_results!r}")
-        flt = search.parse_filter(filter or "")
-        order = search.parse_order_by(order_by or ())
-        offset = search.decode_page_token(page_token) if page_token else 0
-        self.open()
-        runs, more = self.index.search(experiment_ids, flt, order, offset, max_results,
-                                       self._stale_before())
-        return runs, (search.encode_page_token(offset + max_results) if more else None)
-
-    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
-        self.open()
-        return self.index.metric_history(run_id, key)
 
     def list_artifacts(self, run_id: str) -> list[FileEntry]:
         self.get_run(run_id)  # NotFound for unknown runs

@@ -152,7 +152,7 @@ class MemoryStore:
                     page_token: str | None = None) -> tuple[list[Run], str | None]:
         from .. import search
 
-        if not isinstance(max_results, int) or max_results < 1:
+        if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 1:
             raise InvalidArgument(f"max_results must be a positive integer, got {max_results!r}")
         flt = search.parse_filter(filter or "")
         order = search.parse_order_by(order_by or ())

@@ -19,11 +19,12 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ...entities import FileEntry, MetricHistory, RecordBatch, Run
+from ...entities import FileEntry, RecordBatch, Run
 from ...errors import InvalidArgument, NotFound
 from .. import segments as seglib
 from ..local import now_ms
 from .experiments import IndexedExperiments
+from .run_reads import IndexedRunReads
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...cas.odb import ObjectStore
@@ -47,7 +48,7 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
 
 
-class SqlStore(IndexedExperiments):
+class SqlStore(IndexedExperiments, IndexedRunReads):
     """Store protocol over :class:`~cairn.store.sql.index.SqlIndex`, for the tracking server."""
 
     def __init__(self, url: str, objects: "ObjectStore | None" = None,
@@ -181,25 +182,6 @@ class SqlStore(IndexedExperiments):
     def get_run(self, run_id: str) -> Run:
         self.open()
         return self.index.get_run(run_id, self._stale_before())
-
-    def search_runs(self, experiment_ids: Sequence[str] | None, filter: str = "",
-                    order_by: Sequence[str] = (), max_results: int = 1000,
-                    page_token: str | None = None) -> tuple[list[Run], str | None]:
-        from ... import search
-
-        if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 1:
-            raise InvalidArgument(f"max_results must be a positive integer, got {max_results!r}")
-        flt = search.parse_filter(filter or "")
-        order = search.parse_order_by(order_by or ())
-        offset = search.decode_page_token(page_token) if page_token else 0
-        self.open()
-        runs, more = self.index.search(experiment_ids, flt, order, offset, max_results,
-                                       self._stale_before())
-        return runs, (search.encode_page_token(offset + max_results) if more else None)
-
-    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
-        self.open()
-        return self.index.metric_history(run_id, key)
 
     def list_artifacts(self, run_id: str) -> list[FileEntry]:
         self.open()
