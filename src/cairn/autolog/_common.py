@@ -142,6 +142,18 @@ def patch(framework: str, owner: Any, name: str, make: Callable[[Any], Any]) -> 
         setattr(owner, name, make(original))
 
 
+def subclasses(base: type) -> Iterator[type]:
+    """``base`` and every class derived from it that is defined now, each once."""
+    seen: set[type] = set()
+    stack = [base]
+    while stack:
+        cls = stack.pop()
+        if cls not in seen:
+            seen.add(cls)
+            yield cls
+            stack.extend(cls.__subclasses__())
+
+
 def unpatch(framework: str) -> None:
     with _lock:
         for p in reversed(list(_patches.pop(framework, {}).values())):

@@ -73,14 +73,9 @@ def autolog(*, log_models: bool = True, log_datasets: bool = True,
     _config.update(log_models=log_models, log_datasets=log_datasets,
                    dataset_name=_common.check_dataset_name(dataset_name))
     _common.patch(FRAMEWORK, lightgbm, "train", _wrap_train)
-    stack, seen = [LGBMModel], set()
-    while stack:
-        cls = stack.pop()
-        if cls not in seen:
-            seen.add(cls)
-            if "fit" in cls.__dict__:
-                _common.patch(FRAMEWORK, cls, "fit", _wrap_fit)
-            stack.extend(cls.__subclasses__())
+    for cls in _common.subclasses(LGBMModel):
+        if "fit" in cls.__dict__:
+            _common.patch(FRAMEWORK, cls, "fit", _wrap_fit)
 
 
 def _with_callback(sig: inspect.Signature, args: tuple, kwargs: dict, callback: Any) -> tuple:

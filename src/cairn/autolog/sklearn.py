@@ -65,15 +65,8 @@ def autolog(*, log_models: bool = True, log_datasets: bool = True,
     if _common.is_patched(FRAMEWORK):
         return
     _patch_subclass_hook()
-    seen: set[type] = set()
-    stack = [BaseEstimator]
-    while stack:
-        cls = stack.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
+    for cls in _common.subclasses(BaseEstimator):
         _patch_class(cls)
-        stack.extend(cls.__subclasses__())
 
 
 def _patch_class(cls: type) -> None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Protocol, Sequence
 
 from ..errors import CorruptObject, InvalidArgument
 from .backends.base import check_oid
+from .sidecar import open_sidecar
 
 if TYPE_CHECKING:  # pragma: no cover
     from .odb import ObjectStore
@@ -148,6 +149,14 @@ class MemoryPackIndex:
                     del self._where[oid]
 
 
+_PACK_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS members (oid TEXT PRIMARY KEY, pack TEXT NOT NULL, "
+    "off INTEGER NOT NULL, size INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ix_members_pack ON members (pack)",
+    "CREATE TABLE IF NOT EXISTS packs (oid TEXT PRIMARY KEY, members INTEGER NOT NULL)",
+)
+
+
 class SqlitePackIndex:
     """A :class:`PackIndex` in a SQLite file; the file is created on the first write."""
 
@@ -161,19 +170,7 @@ class SqlitePackIndex:
 
     def _db(self, create: bool) -> sqlite3.Connection | None:
         if self._conn is None:
-            if not create and not self.path.exists():
-                return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=120, check_same_thread=False,
-                                   isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS members (oid TEXT PRIMARY KEY, "
-                         "pack TEXT NOT NULL, off INTEGER NOT NULL, size INTEGER NOT NULL)")
-            conn.execute("CREATE INDEX IF NOT EXISTS ix_members_pack ON members (pack)")
-            conn.execute("CREATE TABLE IF NOT EXISTS packs (oid TEXT PRIMARY KEY, "
-                         "members INTEGER NOT NULL)")
-            self._conn = conn
+            self._conn = open_sidecar(self.path, _PACK_SCHEMA, create)
         return self._conn
 
     def locate(self, oids: Iterable[str]) -> dict[str, PackLocation]:

@@ -295,11 +295,22 @@ def verify(obj, ref: str) -> None:
         raise SystemExit(1)
 
 
+def _transfer_options(fn):
+    """--remote, --jobs and --progress: what push and pull both take."""
+    for option in reversed([
+            click.option("--remote", "-r", default=None,
+                         help="Remote name (default: the default remote)."),
+            click.option("--jobs", "-j", default=8, show_default=True,
+                         help="Parallel transfers."),
+            click.option("--progress/--no-progress", default=None,
+                         help="Progress bar (default: on a terminal).")]):
+        fn = option(fn)
+    return fn
+
+
 @data.command("push")
 @click.argument("names", nargs=-1)
-@click.option("--remote", "-r", default=None, help="Remote name (default: the default remote).")
-@click.option("--jobs", "-j", default=8, show_default=True, help="Parallel transfers.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@_transfer_options
 @click.pass_obj
 @handle_errors
 def push(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: bool | None) -> None:
@@ -311,9 +322,7 @@ def push(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: b
 
 @data.command("pull")
 @click.argument("names", nargs=-1)
-@click.option("--remote", "-r", default=None, help="Remote name (default: the default remote).")
-@click.option("--jobs", "-j", default=8, show_default=True, help="Parallel transfers.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@_transfer_options
 @click.pass_obj
 @handle_errors
 def pull(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: bool | None) -> None:

@@ -21,9 +21,16 @@ import threading
 from pathlib import Path
 from typing import Iterable
 
+from ..cas.sidecar import open_sidecar
 from ..entities import FileEntry
 
 RACY_NS = 100_000_000  # 100 ms: above any file system's timestamp tick
+
+# "files" replaced an earlier "hashes" table that had no ctime; an old table is left
+# alone and unused, which costs one re-hash.
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+           "mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, "
+           "digest TEXT NOT NULL, chunks TEXT)",)
 
 
 def chunks_of(text: str | None) -> tuple[tuple[str, int], ...]:
@@ -38,20 +45,7 @@ class HashCache:
 
     def _db(self, create: bool) -> sqlite3.Connection | None:
         if self._conn is None:
-            if not create and not self.path.exists():
-                return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=120, check_same_thread=False,
-                                   isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            # "files" replaced an earlier "hashes" table that had no ctime; an old
-            # table is left alone and unused, which costs one re-hash.
-            conn.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, "
-                         "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, "
-                         "ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, "
-                         "digest TEXT NOT NULL, chunks TEXT)")
-            self._conn = conn
+            self._conn = open_sidecar(self.path, _SCHEMA, create)
         return self._conn
 
     def load(self, root: str, single: bool = False) -> dict[str, tuple]:
