@@ -150,6 +150,10 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
         app.include_router(module.router, prefix=API)
     app.include_router(datasets.router, prefix=API)
     app.include_router(lineage.router, prefix=API)
+    from . import mlflow, ui
+
+    mlflow.mount(app)
+    ui.mount(app)  # last: the UI's page routes must not shadow an API route
     return app
 
 
