@@ -9,6 +9,7 @@ reads, so a source that does not already hold an MLflow store is refused.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,7 +191,10 @@ def translate_errors(where: str) -> Iterator[None]:
         if code in ("ENDPOINT_NOT_FOUND",):
             raise InvalidArgument(f"{_redact(where)} does not answer MLflow's REST API "
                                   f"({exc.message})") from None
-        if "ConnectionError" in exc.message or "Max retries" in exc.message \
-                or code in ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR"):
+        if "ConnectionError" in exc.message or "Max retries" in exc.message:
+            reason = re.search(r"\[Errno [^\]]+\][^\"')]*", exc.message)
+            raise StoreUnavailable(f"cannot reach the MLflow server at {_redact(where)}"
+                                   + (f" ({reason.group(0).strip()})" if reason else "")) from None
+        if code in ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR"):
             raise StoreUnavailable(text) from None
         raise InvalidArgument(text) from None
