@@ -1,0 +1,292 @@
+"""What every MLflow route shares: request parsing, MLflow-shaped errors, entity JSON.
+
+MLflow's client reads an error's ``error_code`` from the JSON body and retries 5xx
+answers for minutes, so every user error here is a 4xx whose code is a name from
+MLflow's ``ErrorCode`` enum (see :data:`MLFLOW_STATUS`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable, Iterable, Mapping
+
+from ...entities import Experiment, Run
+from ...errors import (
+    AlreadyExists, CairnError, Conflict, InvalidArgument, MissingDependency, NotFound,
+    PermissionDenied, Unauthenticated,
+)
+from ...store.wire import INT64_MAX, INT64_MIN, jfloat, pfloat
+
+# Cairn error class -> (MLflow error_code, HTTP status).  MLflow answers an existing
+# resource with 400 (its client swallows that code on registered-models/create), and a
+# state conflict must not be a 5xx (retried for minutes), so it is a 400 too.
+MLFLOW_STATUS: tuple[tuple[type[CairnError], str, int], ...] = (
+    (NotFound, "RESOURCE_DOES_NOT_EXIST", 404),
+    (AlreadyExists, "RESOURCE_ALREADY_EXISTS", 400),
+    (InvalidArgument, "INVALID_PARAMETER_VALUE", 400),
+    (Conflict, "INVALID_STATE", 400),
+    (PermissionDenied, "PERMISSION_DENIED", 403),
+    (Unauthenticated, "UNAUTHENTICATED", 401),
+    (MissingDependency, "NOT_IMPLEMENTED", 501),
+)
+
+# Hidden run tags that hold what only MLflow has (logged models, dataset inputs): the
+# MLflow API never lists them among a run's tags; Cairn shows them like any tag.
+HIDDEN_TAG_PREFIX = "cairn.mlflow."
+RUN_NAME_TAG = "mlflow.runName"
+PARENT_TAG = "mlflow.parentRunId"
+USER_TAG = "mlflow.user"
+
+
+class MlflowError(CairnError):
+    """An error with an exact MLflow code and status (e.g. a missing alias: 400)."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = code
+        self.http_status = status
+
+
+def mlflow_error(exc: CairnError) -> tuple[dict[str, Any], int]:
+    """The JSON body and HTTP status MLflow's client expects for ``exc``."""
+    if isinstance(exc, MlflowError):
+        code, status = exc.error_code, exc.http_status
+    else:
+        code, status = exc.error_code, exc.http_status
+        for cls, c, s in MLFLOW_STATUS:
+            if isinstance(exc, cls):
+                code, status = c, s
+                break
+    return {"error_code": code, "message": exc.message}, status
+
+
+def invalid(message: str) -> InvalidArgument:
+    return InvalidArgument(message)
+
+
+# -- request parsing ----------------------------------------------------------------
+
+_TRUE, _FALSE = "true", "false"
+
+
+class Params:
+    """One request's fields: a JSON body's object, or a query string's repeated keys.
+
+    A GET query string gives every value as text (and a repeated key as several), so
+    the accessors convert: ``integer`` parses decimal text, ``boolean`` accepts
+    true/false in any case, and ``items`` reads one occurrence as a one-item list.
+    """
+
+    def __init__(self, data: Mapping[str, Any], from_query: bool = False) -> None:
+        self.data = data
+        self.from_query = from_query
+
+    @classmethod
+    def from_query_items(cls, items: Iterable[tuple[str, str]]) -> "Params":
+        data: dict[str, list[str]] = {}
+        for k, v in items:
+            data.setdefault(k, []).append(v)
+        return cls(data, from_query=True)
+
+    def _raw(self, name: str) -> Any:
+        value = self.data.get(name)
+        if self.from_query and isinstance(value, list):
+            return value[-1] if value else None
+        return value
+
+    def has(self, name: str) -> bool:
+        return self._raw(name) is not None
+
+    def text(self, name: str, required: bool = False, default: str | None = None,
+             limit: int | None = None) -> str | None:
+        value = self._raw(name)
+        if value is None or (required and value == ""):
+            if required:
+                raise invalid(f"Missing value for required parameter '{name}'. See the API "
+                              "docs for more information about request parameters.")
+            return default
+        if not isinstance(value, str):
+            raise _bad(name, value)
+        if "\x00" in value:
+            raise invalid(f"Invalid value for parameter '{name}': it contains a NUL character")
+        if limit is not None and len(value) > limit:
+            raise invalid(f"Invalid value for parameter '{name}': {len(value)} characters, "
+                          f"the limit is {limit}")
+        return value
+
+    def integer(self, name: str, default: int | None = None, required: bool = False) -> int | None:
+        value = self._raw(name)
+        if value is None:
+            if required:
+                raise invalid(f"Missing value for required parameter '{name}'. See the API "
+                              "docs for more information about request parameters.")
+            return default
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise _bad(name, value) from None
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+            raise _bad(name, value)
+        return value
+
+    def number(self, name: str, required: bool = False) -> float | None:
+        value = self._raw(name)
+        if value is None:
+            if required:
+                raise invalid(f"Missing value for required parameter '{name}'. See the API "
+                              "docs for more information about request parameters.")
+            return None
+        return to_float(value, name)
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in (_TRUE, _FALSE):
+            return value.lower() == _TRUE
+        raise _bad(name, value)
+
+    def items(self, name: str) -> list[Any]:
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            if self.from_query:
+                return [value]
+            raise _bad(name, value)
+        return value
+
+    def texts(self, name: str) -> list[str]:
+        out = self.items(name)
+        for v in out:
+            if not isinstance(v, str):
+                raise _bad(name, v)
+        return out
+
+    def run_id(self, required: bool = True) -> str:
+        """``run_id``, or the legacy ``run_uuid`` the client also sends."""
+        rid = self.text("run_id") or self.text("run_uuid")
+        if not rid and required:
+            raise invalid("Missing value for required parameter 'run_id'. See the API docs "
+                          "for more information about request parameters.")
+        return rid or ""
+
+    def key_values(self, name: str) -> list[tuple[str, str]]:
+        """A repeated ``{key, value}`` field (tags, params)."""
+        out = []
+        for item in self.items(name):
+            if not isinstance(item, Mapping) or not isinstance(item.get("key"), str):
+                raise invalid(f"Invalid value {item!r} for parameter '{name}': each item needs "
+                              "a string 'key' and 'value'")
+            value = item.get("value", "")
+            if not isinstance(value, str):
+                raise _bad(f"{name}.value", value)
+            out.append((item["key"], value))
+        return out
+
+
+def _bad(name: str, value: Any) -> InvalidArgument:
+    return invalid(f"Invalid value {value!r} for parameter '{name}' supplied: Hint: Value was "
+                   f"of type '{type(value).__name__}'. See the API docs for more information "
+                   "about request parameters.")
+
+
+def to_float(value: Any, what: str) -> float:
+    """A double as protobuf JSON writes it: a number, or "NaN" / "Infinity" / "-Infinity"."""
+    if isinstance(value, str):
+        try:
+            return pfloat(value, what)
+        except InvalidArgument:
+            try:  # a query string carries numbers as text
+                return float(value)
+            except ValueError:
+                raise _bad(what, value) from None
+    try:
+        return pfloat(value, what)
+    except InvalidArgument:
+        raise _bad(what, value) from None
+
+
+def dumps(payload: Any) -> bytes:
+    """JSON with int64 as numbers; floats must already be finite or "NaN"/"Infinity"."""
+    return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+
+
+# -- entities -----------------------------------------------------------------------
+
+def kv(mapping: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in mapping.items()]
+
+
+def experiment_json(e: Experiment) -> dict[str, Any]:
+    return {
+        "experiment_id": e.id, "name": e.name, "artifact_location": f"mlflow-artifacts:/{e.id}",
+        "lifecycle_stage": e.lifecycle, "last_update_time": e.created_at,
+        "creation_time": e.created_at, "tags": kv(e.tags),
+    }
+
+
+def artifact_uri(run: Run) -> str:
+    return f"mlflow-artifacts:/{run.experiment_id}/{run.id}/artifacts"
+
+
+def run_info_json(run: Run) -> dict[str, Any]:
+    info = {
+        "run_id": run.id, "run_uuid": run.id, "run_name": run.name,
+        "experiment_id": run.experiment_id, "user_id": run.user, "status": run.status.value,
+        "start_time": run.start_time, "artifact_uri": artifact_uri(run),
+        "lifecycle_stage": run.lifecycle,
+    }
+    if run.end_time is not None:
+        info["end_time"] = run.end_time
+    return info
+
+
+def run_tags(run: Run) -> dict[str, str]:
+    """The run's tags as MLflow shows them: hidden ones out, name/parent/user tags in."""
+    tags = {k: v for k, v in run.tags.items() if not k.startswith(HIDDEN_TAG_PREFIX)}
+    tags[RUN_NAME_TAG] = run.name  # the run's name is the truth (a rename moved it)
+    if run.parent_id and PARENT_TAG not in tags:
+        tags[PARENT_TAG] = run.parent_id
+    if run.user and USER_TAG not in tags:
+        tags[USER_TAG] = run.user
+    return tags
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    metrics = []
+    for key, value in run.metrics.items():
+        m = run.metric_summaries.get(key)
+        metrics.append({"key": key, "value": jfloat(float(value)),
+                        "timestamp": m.timestamp if m else 0, "step": m.step if m else 0})
+    out: dict[str, Any] = {
+        "info": run_info_json(run),
+        "data": {"metrics": metrics, "params": kv(run.params), "tags": kv(run_tags(run))},
+    }
+    inputs = run.tags.get(INPUTS_TAG)
+    outputs = run.tags.get(OUTPUTS_TAG)
+    out["inputs"] = json.loads(inputs) if inputs else {}
+    if outputs:
+        out["outputs"] = {"model_outputs": json.loads(outputs)}
+    return out
+
+
+INPUTS_TAG = HIDDEN_TAG_PREFIX + "inputs"  # {"dataset_inputs": [...], "model_inputs": [...]}
+OUTPUTS_TAG = HIDDEN_TAG_PREFIX + "outputs"  # [{"model_id", "step"}]
+
+
+def metric_json(key: str, value: float, step: int, timestamp: int) -> dict[str, Any]:
+    return {"key": key, "value": jfloat(value), "timestamp": timestamp, "step": step}
+
+
+def is_finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+Handler = Callable[..., Any]

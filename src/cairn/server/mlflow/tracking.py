@@ -1,0 +1,611 @@
+"""MLflow tracking endpoints: experiments, runs, logging, search, metric history.
+
+Every run the mlflow client creates is a Cairn run written through the same record
+batches as Cairn's own clients (so the audit log, search and the UI see it), and
+every Cairn run reads back as an MLflow run.  What has no place in a record batch
+(an experiment's name, tags and lifecycle, a run's lifecycle and new name) is
+updated in the index directly; see docs/mlflow.md for what that means for
+``cairn reindex`` on a local store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+import numpy as np
+
+from ... import search
+from ...entities import Experiment, RecordBatch, Run, RunStatus
+from ...errors import AlreadyExists, InvalidArgument, NotFound
+from ...search.parser import ATTRIBUTES, TAGS, Clause, OrderKey
+from ...store.validation import check_experiment_name
+from ...store.wire import from_results
+from ..auth import Principal
+from ..context import ServerContext
+from ..routes._common import apply_batches, new_writer_id, now_ms
+from . import _filters
+from ._common import (
+    HIDDEN_TAG_PREFIX, PARENT_TAG, RUN_NAME_TAG, Params, experiment_json, invalid, metric_json,
+    run_info_json, run_json, to_float,
+)
+
+DEFAULT_EXPERIMENT_ID = "0"  # what the client uses when no experiment was set
+DEFAULT_EXPERIMENT_NAME = "Default"
+MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
+MAX_SEARCH_RESULTS = 50_000
+MAX_HISTORY_RESULTS = 25_000
+MAX_BULK_RUNS, MAX_BULK_RESULTS = 100, 2500
+_VIEW_TYPES = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": None}
+_STATUSES = {"RUNNING": RunStatus.RUNNING, "SCHEDULED": RunStatus.RUNNING,
+             "FINISHED": RunStatus.FINISHED, "FAILED": RunStatus.FAILED,
+             "KILLED": RunStatus.KILLED}
+# MLflow's system tags that Cairn keeps as run attributes (search and sort use those).
+_TAG_ATTRIBUTES = {RUN_NAME_TAG: "run_name", PARENT_TAG: "parent_id", "mlflow.user": "user"}
+
+
+# -- plumbing ------------------------------------------------------------------------
+
+def write(c: ServerContext, p: Principal, **fields: Any) -> None:
+    """Apply one record batch for a run, as Cairn's own run routes do."""
+    batch = RecordBatch(writer_id=new_writer_id(), seq=1, time=now_ms(), **fields)
+    err = from_results(apply_batches(c, p, [batch]))
+    if err is not None:
+        raise err
+
+
+def index_of(c: ServerContext):
+    index = getattr(c.store, "index", None)
+    if index is None:
+        raise InvalidArgument(f"this operation needs a database-backed store (a store directory "
+                              f"or a database URL), not {c.store.uri}")
+    c.store.open()
+    return index
+
+
+def get_run(c: ServerContext, p: Principal, run_id: str, role: str = "viewer") -> Run:
+    try:
+        run = c.store.get_run(run_id)
+    except NotFound:
+        raise NotFound(f"Run with id={run_id} not found") from None
+    c.guard.require(p, role, "experiment", run.experiment_id)
+    return run
+
+
+def get_experiment(c: ServerContext, experiment_id: str) -> Experiment:
+    try:
+        return c.store.get_experiment(experiment_id)
+    except NotFound:
+        if experiment_id != DEFAULT_EXPERIMENT_ID:
+            raise NotFound(f"No Experiment with id={experiment_id} exists") from None
+    # MLflow's default experiment: made on first use, with MLflow's id.
+    try:
+        return c.store.create_experiment(DEFAULT_EXPERIMENT_NAME, experiment_id=DEFAULT_EXPERIMENT_ID)
+    except AlreadyExists:
+        try:
+            return c.store.get_experiment(DEFAULT_EXPERIMENT_ID)
+        except NotFound:
+            raise NotFound(f"No Experiment with id={experiment_id} exists (an experiment named "
+                           f"{DEFAULT_EXPERIMENT_NAME!r} with another id exists)") from None
+
+
+def _tables():
+    from ...store.sql import tables as T
+
+    return T
+
+
+# -- experiments ---------------------------------------------------------------------
+
+def _update_experiment(c: ServerContext, p: Principal, exp: Experiment, action: str,
+                       **changes: Any) -> Experiment:
+    """Change an experiment's name, lifecycle or tags in the index (and a local store's
+    experiment file, which ``cairn reindex`` rebuilds experiments from)."""
+    import json
+
+    import sqlalchemy as sa
+
+    index = index_of(c)
+    T = _tables()
+    new = dataclasses.replace(exp, **changes)
+    with index.session(write=True) as conn:
+        if new.name != exp.name and conn.execute(sa.select(T.experiments.c.id).where(
+                T.experiments.c.name == new.name)).first() is not None:
+            raise AlreadyExists(f"Experiment(name={new.name}) already exists")
+        conn.execute(sa.update(T.experiments).where(T.experiments.c.id == exp.id).values(
+            name=new.name, lifecycle=new.lifecycle, tags=json.dumps(dict(new.tags))))
+        persist = getattr(c.store, "_experiment_created", None)
+        if persist is not None:
+            persist(new)
+    c.audit(p, action, f"experiments/{exp.id}",
+            {"name": exp.name, "lifecycle": exp.lifecycle, "tags": dict(exp.tags)},
+            {"name": new.name, "lifecycle": new.lifecycle, "tags": dict(new.tags)})
+    return new
+
+
+def create_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
+    name = r.text("name", required=True)
+    check_experiment_name(name)
+    tags = dict(r.key_values("tags"))
+    c.guard.require_global(p, "editor", "experiment")
+    try:
+        exp = c.store.create_experiment(name, tags)
+    except AlreadyExists:
+        raise AlreadyExists(f"Experiment(name={name}) already exists.") from None
+    if c.settings.auth and not p.is_admin:
+        c.auth_db.grant(p.user, "experiment", exp.id, "admin", granted_by=p.user)
+        c.guard.forget()
+    c.audit(p, "experiment.create", f"experiments/{exp.id}", None,
+            {"name": exp.name, "tags": tags, "via": "mlflow"})
+    return {"experiment_id": exp.id}
+
+
+def _readable_experiment(c: ServerContext, p: Principal, experiment_id: str) -> Experiment:
+    exp = get_experiment(c, experiment_id)
+    c.guard.require(p, "viewer", "experiment", exp.id)
+    return exp
+
+
+def experiment_get(c: ServerContext, p: Principal, r: Params) -> dict:
+    exp = _readable_experiment(c, p, r.text("experiment_id", required=True))
+    return {"experiment": experiment_json(exp)}
+
+
+def experiment_by_name(c: ServerContext, p: Principal, r: Params) -> dict:
+    name = r.text("experiment_name", required=True)
+    exp = c.store.get_experiment_by_name(name)
+    if exp is None and name == DEFAULT_EXPERIMENT_NAME:
+        exp = get_experiment(c, DEFAULT_EXPERIMENT_ID)
+    if exp is None:
+        raise NotFound(f"Could not find experiment with name '{name}'")
+    c.guard.require(p, "viewer", "experiment", exp.id)
+    return {"experiment": experiment_json(exp)}
+
+
+_EXP_ATTRIBUTES = {"name": "name", "creation_time": "creation_time",
+                   "last_update_time": "last_update_time", "experiment_id": "experiment_id"}
+
+
+def _experiment_value(e: Experiment, key: str) -> Any:
+    return {"name": e.name, "experiment_id": e.id, "creation_time": e.created_at,
+            "last_update_time": e.created_at}[key]
+
+
+def search_experiments(c: ServerContext, p: Principal, r: Params) -> dict:
+    view = _VIEW_TYPES.get(r.text("view_type") or "ACTIVE_ONLY", ...)
+    if view is ...:
+        raise invalid(f"Invalid value {r.text('view_type')!r} for parameter 'view_type'")
+    max_results = r.integer("max_results", 1000)
+    if not 1 <= max_results <= MAX_SEARCH_RESULTS:
+        raise invalid(f"Invalid value {max_results} for parameter 'max_results' supplied. It "
+                      f"must be at most {MAX_SEARCH_RESULTS}")
+    clauses = _filters.parse(r.text("filter"), _EXP_ATTRIBUTES)
+
+    def value(e: Experiment, cl: _filters.Clause) -> Any:
+        if cl.entity == "tag":
+            return e.tags.get(cl.key)
+        if cl.entity != "attribute":
+            raise invalid(f"Invalid entity type '{cl.entity}' in an experiment filter")
+        return _experiment_value(e, cl.key)
+
+    test = _filters.matcher(clauses, value)
+    exps = [e for e in c.store.list_experiments()
+            if (view is None or e.lifecycle == view) and test(e)]
+    if not c.guard.sees_all(p, "experiment"):
+        ok = set(c.guard.visible(p, "experiment", [e.id for e in exps]))
+        exps = [e for e in exps if e.id in ok]
+    order = _filters.parse_order(r.texts("order_by"), _EXP_ATTRIBUTES)
+    order += [("creation_time", False), ("experiment_id", True)]
+    exps = _filters.sort(exps, order, _experiment_value)
+    offset = search.decode_page_token(r.text("page_token"))
+    page = exps[offset:offset + max_results]
+    out: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
+    if offset + max_results < len(exps):
+        out["next_page_token"] = search.encode_page_token(offset + max_results)
+    return out
+
+
+def _editable_experiment(c: ServerContext, p: Principal, r: Params) -> Experiment:
+    exp = get_experiment(c, r.text("experiment_id", required=True))
+    c.guard.require(p, "editor", "experiment", exp.id)
+    return exp
+
+
+def update_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
+    exp = _editable_experiment(c, p, r)
+    new_name = r.text("new_name")
+    if new_name:
+        check_experiment_name(new_name)
+        _update_experiment(c, p, exp, "experiment.rename", name=new_name)
+    return {}
+
+
+def delete_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
+    exp = _editable_experiment(c, p, r)
+    _update_experiment(c, p, exp, "experiment.delete", lifecycle="deleted")
+    return {}
+
+
+def restore_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
+    exp = _editable_experiment(c, p, r)
+    _update_experiment(c, p, exp, "experiment.restore", lifecycle="active")
+    return {}
+
+
+def set_experiment_tag(c: ServerContext, p: Principal, r: Params) -> dict:
+    exp = _editable_experiment(c, p, r)
+    key = r.text("key", required=True)
+    value = r.text("value", default="", limit=5000)
+    _update_experiment(c, p, exp, "experiment.set_tag", tags={**exp.tags, key: value})
+    return {}
+
+
+def delete_experiment_tag(c: ServerContext, p: Principal, r: Params) -> dict:
+    exp = _editable_experiment(c, p, r)
+    key = r.text("key", required=True)
+    if key not in exp.tags:
+        raise NotFound(f"No tag with name: {key} in experiment with id {exp.id}")
+    _update_experiment(c, p, exp, "experiment.delete_tag",
+                       tags={k: v for k, v in exp.tags.items() if k != key})
+    return {}
+
+
+# -- runs ----------------------------------------------------------------------------
+
+def _check_tag_key(key: str) -> None:
+    if key.startswith(HIDDEN_TAG_PREFIX):
+        raise invalid(f"Tag key '{key}' is reserved: Cairn keeps MLflow-only data under "
+                      f"'{HIDDEN_TAG_PREFIX}'")
+
+
+def create_run(c: ServerContext, p: Principal, r: Params) -> dict:
+    from ...names import random_name
+
+    exp = get_experiment(c, r.text("experiment_id") or DEFAULT_EXPERIMENT_ID)
+    c.guard.require(p, "editor", "experiment", exp.id)
+    if exp.lifecycle != "active":
+        raise invalid(f"The experiment {exp.id} must be in the 'active' state. Current state "
+                      f"is {exp.lifecycle}.")
+    tags = dict(r.key_values("tags"))
+    for key in tags:
+        _check_tag_key(key)
+    run_id = uuid.uuid4().hex
+    name = r.text("run_name") or tags.get(RUN_NAME_TAG) or random_name(run_id)
+    parent = tags.pop(PARENT_TAG, None) or None
+    if parent is not None:
+        get_run(c, p, parent)
+    tags.pop(RUN_NAME_TAG, None)  # the run's name is an attribute; the tag is derived from it
+    user = r.text("user_id") or tags.get("mlflow.user") or p.user
+    create = {"experiment_id": exp.id, "experiment_name": exp.name,
+              "experiment_created_at": exp.created_at, "name": name, "parent_id": parent,
+              "user": user, "start_time": r.integer("start_time") or now_ms()}
+    write(c, p, run_id=run_id, create=create, tags=tags)
+    c.audit(p, "run.create", f"runs/{run_id}", None,
+            {"experiment_id": exp.id, "name": name, "tags": tags, "via": "mlflow"})
+    return {"run": run_json(c.store.get_run(run_id))}
+
+
+def get_run_route(c: ServerContext, p: Principal, r: Params) -> dict:
+    return {"run": run_json(get_run(c, p, r.run_id()))}
+
+
+def rename_run(c: ServerContext, p: Principal, run: Run, name: str) -> None:
+    """A new name: the run's attribute in the index, and MLflow's tag in the journal."""
+    import sqlalchemy as sa
+
+    if len(name) > 500:
+        raise invalid(f"Run name is {len(name)} characters; the limit is 500")
+    write(c, p, run_id=run.id, tags={RUN_NAME_TAG: name})
+    index = index_of(c)
+    T = _tables()
+    with index.session(write=True) as conn:
+        conn.execute(sa.update(T.runs).where(T.runs.c.id == run.id).values(name=name))
+    c.audit(p, "run.rename", f"runs/{run.id}", run.name, name)
+
+
+def update_run(c: ServerContext, p: Principal, r: Params) -> dict:
+    run = get_run(c, p, r.run_id(), "editor")
+    name = r.text("run_name")
+    if name and name != run.name:
+        rename_run(c, p, run, name)
+    status_text = r.text("status")
+    if status_text:
+        status = _STATUSES.get(status_text)
+        if status is None:
+            raise invalid(f"Invalid value {status_text!r} for parameter 'status'")
+        end = r.integer("end_time") if status.terminal else None
+        if status.terminal or run.status is not RunStatus.RUNNING:
+            write(c, p, run_id=run.id, status=status, end_time=end or now_ms())
+            c.audit(p, "run.end", f"runs/{run.id}", {"status": run.status.value},
+                    {"status": status.value, "via": "mlflow"})
+    return {"run_info": run_info_json(c.store.get_run(run.id))}
+
+
+def _set_lifecycle(c: ServerContext, p: Principal, r: Params, lifecycle: str) -> dict:
+    import sqlalchemy as sa
+
+    run = get_run(c, p, r.run_id(), "editor")
+    index = index_of(c)
+    T = _tables()
+    with index.session(write=True) as conn:
+        conn.execute(sa.update(T.runs).where(T.runs.c.id == run.id).values(lifecycle=lifecycle))
+    c.audit(p, "run.delete" if lifecycle == "deleted" else "run.restore", f"runs/{run.id}",
+            {"lifecycle": run.lifecycle}, {"lifecycle": lifecycle})
+    return {}
+
+
+def delete_run(c: ServerContext, p: Principal, r: Params) -> dict:
+    return _set_lifecycle(c, p, r, "deleted")
+
+
+def restore_run(c: ServerContext, p: Principal, r: Params) -> dict:
+    return _set_lifecycle(c, p, r, "active")
+
+
+def set_tag(c: ServerContext, p: Principal, r: Params) -> dict:
+    run = get_run(c, p, r.run_id(), "editor")
+    key = r.text("key", required=True)
+    value = r.text("value", default="")
+    _check_tag_key(key)
+    if key == RUN_NAME_TAG:
+        if value != run.name:
+            rename_run(c, p, run, value)
+        return {}
+    write(c, p, run_id=run.id, tags={key: value})
+    c.audit(p, "run.set_tag", f"runs/{run.id}/tags/{key}", run.tags.get(key), value)
+    return {}
+
+
+def delete_tag(c: ServerContext, p: Principal, r: Params) -> dict:
+    run = get_run(c, p, r.run_id(), "editor")
+    key = r.text("key", required=True)
+    if key not in run.tags or key.startswith(HIDDEN_TAG_PREFIX):
+        raise NotFound(f"No tag with name: {key} in run with id {run.id}")
+    write(c, p, run_id=run.id, deleted_tags=(key,))
+    c.audit(p, "run.delete_tag", f"runs/{run.id}/tags/{key}", run.tags.get(key), None)
+    return {}
+
+
+def log_param(c: ServerContext, p: Principal, r: Params) -> dict:
+    run = get_run(c, p, r.run_id(), "editor")
+    key = r.text("key", required=True)
+    value = r.text("value", default="")
+    write(c, p, run_id=run.id, params={key: value})
+    return {}
+
+
+def _metric_point(m: Any, default_ts: int) -> tuple[str, int, int, float]:
+    if not isinstance(m, dict):
+        raise invalid(f"Invalid value {m!r} for parameter 'metrics': each metric is an object")
+    item = Params(m)
+    key = item.text("key", required=True)
+    value = item.number("value", required=True)
+    ts = item.integer("timestamp")
+    return key, item.integer("step", 0), default_ts if ts is None else ts, value
+
+
+def _series(points: list[tuple[str, int, int, float]]) -> dict[str, tuple[list, list, list]]:
+    series: dict[str, tuple[list, list, list]] = {}
+    for key, step, ts, value in points:
+        s = series.setdefault(key, ([], [], []))
+        s[0].append(step)
+        s[1].append(ts)
+        s[2].append(value)
+    return series
+
+
+def log_metric(c: ServerContext, p: Principal, r: Params) -> dict:
+    run = get_run(c, p, r.run_id(), "editor")
+    point = _metric_point({k: r.data.get(k) for k in ("key", "value", "timestamp", "step")},
+                          now_ms())
+    write(c, p, run_id=run.id, metrics=_series([point]))
+    return {}
+
+
+def log_batch(c: ServerContext, p: Principal, r: Params) -> dict:
+    metrics, params, tags = r.items("metrics"), r.key_values("params"), r.key_values("tags")
+    for what, items, limit in (("metrics", metrics, MAX_METRICS), ("params", params, MAX_PARAMS),
+                               ("tags", tags, MAX_TAGS)):
+        if len(items) > limit:
+            raise invalid(f"A batch logging request can contain at most {limit} {what}. Got "
+                          f"{len(items)} {what}. Please split up {what} across multiple "
+                          "requests and try again.")
+    total = len(metrics) + len(params) + len(tags)
+    if total > MAX_ENTITIES:
+        raise invalid(f"A batch logging request can contain at most {MAX_ENTITIES} metrics, "
+                      f"params, and tags in total. Got {total} in total.")
+    run = get_run(c, p, r.run_id(), "editor")
+    param_map: dict[str, str] = {}
+    for k, v in params:
+        if param_map.get(k, v) != v:
+            raise invalid(f"Duplicate parameter keys have been submitted: {k!r} with the values "
+                          f"{param_map[k]!r} and {v!r}")
+        param_map[k] = v
+    tag_map = dict(tags)
+    for key in tag_map:
+        _check_tag_key(key)
+    new_name = tag_map.pop(RUN_NAME_TAG, None)
+    t = now_ms()
+    series = _series([_metric_point(m, t) for m in metrics])
+    if series or param_map or tag_map:
+        write(c, p, run_id=run.id, metrics=series, params=param_map, tags=tag_map)
+    if new_name is not None and new_name != run.name:
+        rename_run(c, p, run, new_name)
+    return {}
+
+
+def log_inputs(c: ServerContext, p: Principal, r: Params) -> dict:
+    """Data sets (and models) a run used: kept as one hidden tag, returned in run.inputs."""
+    import json
+
+    from ._common import INPUTS_TAG
+
+    run = get_run(c, p, r.run_id(), "editor")
+    old = json.loads(run.tags.get(INPUTS_TAG) or "{}")
+    datasets = old.get("dataset_inputs", [])
+    for d in r.items("datasets"):
+        if not isinstance(d, dict) or not isinstance(d.get("dataset"), dict):
+            raise invalid(f"Invalid value {d!r} for parameter 'datasets'")
+        ds = d["dataset"]
+        key = (ds.get("name"), ds.get("digest"))
+        datasets = [x for x in datasets
+                    if (x["dataset"].get("name"), x["dataset"].get("digest")) != key]
+        datasets.append({"tags": d.get("tags", []), "dataset": ds})
+    models = old.get("model_inputs", [])
+    for m in r.items("models"):
+        if not isinstance(m, dict) or not isinstance(m.get("model_id"), str):
+            raise invalid(f"Invalid value {m!r} for parameter 'models'")
+        if m not in models:
+            models.append({"model_id": m["model_id"]})
+    value = {"dataset_inputs": datasets, "model_inputs": models}
+    text = json.dumps(value, separators=(",", ":"))
+    if len(text) > 8000:  # the schema and profile are what grows: drop them, keep identity
+        for x in datasets:
+            x["dataset"] = {k: v for k, v in x["dataset"].items() if k not in ("schema", "profile")}
+        text = json.dumps(value, separators=(",", ":"))
+        if len(text) > 8000:
+            raise invalid("Too many data set inputs for one run (their description exceeds "
+                          "8000 characters)")
+    write(c, p, run_id=run.id, tags={INPUTS_TAG: text})
+    return {}
+
+
+# -- search --------------------------------------------------------------------------
+
+def _to_cairn(clause: Clause) -> Clause:
+    if clause.entity == TAGS and clause.key in _TAG_ATTRIBUTES:
+        return Clause(ATTRIBUTES, _TAG_ATTRIBUTES[clause.key], clause.op, clause.value)
+    return clause
+
+
+def _order_to_cairn(k: OrderKey) -> OrderKey:
+    if k.entity == TAGS and k.key in _TAG_ATTRIBUTES:
+        return OrderKey(ATTRIBUTES, _TAG_ATTRIBUTES[k.key], k.ascending)
+    return k
+
+
+def search_runs(c: ServerContext, p: Principal, r: Params) -> dict:
+    ids = r.texts("experiment_ids")
+    view_text = r.text("run_view_type") or "ACTIVE_ONLY"
+    if view_text not in _VIEW_TYPES:
+        raise invalid(f"Invalid value {view_text!r} for parameter 'run_view_type'")
+    lifecycle = _VIEW_TYPES[view_text]
+    max_results = r.integer("max_results", 1000)
+    if not 1 <= max_results <= MAX_SEARCH_RESULTS:
+        raise invalid(f"Invalid value {max_results} for parameter 'max_results' supplied. It "
+                      f"must be at most {MAX_SEARCH_RESULTS}, and at least 1")
+    flt = tuple(_to_cairn(cl) for cl in search.parse_filter(r.text("filter") or ""))
+    order = tuple(_order_to_cairn(k) for k in search.parse_order_by(r.texts("order_by")))
+    offset = search.decode_page_token(r.text("page_token"))
+    if c.guard.enabled and not c.guard.sees_all(p, "experiment"):
+        ids = [i for i in ids if i in set(c.guard.visible(p, "experiment", ids))]
+    if not ids:
+        return {}
+    runs, more = _search(c, ids, flt, order, offset, max_results, lifecycle)
+    out: dict[str, Any] = {"runs": [run_json(run) for run in runs]}
+    if more:
+        out["next_page_token"] = search.encode_page_token(offset + max_results)
+    return out
+
+
+def _search(c: ServerContext, ids: list[str], flt: tuple, order: tuple, offset: int,
+            limit: int, lifecycle: str | None) -> tuple[list[Run], bool]:
+    """One page of runs; through the store's own (cached) search for active runs."""
+    if lifecycle == "active":
+        runs, token = c.store.search_runs(ids, search.format_filter(flt),
+                                          [str(k) for k in order], limit,
+                                          search.encode_page_token(offset) if offset else None)
+        return runs, token is not None
+    index = index_of(c)
+    T = _tables()
+    query = search.compile_query(ids, flt, order, T, lifecycle=lifecycle, limit=limit + 1,
+                                 offset=offset).with_only_columns(T.runs.c.id,
+                                                                  maintain_column_froms=True)
+    with index.session() as conn:
+        found = [row[0] for row in conn.execute(query)]
+        runs = index.load_runs(conn, found[:limit], stale_before=c.store._stale_before())
+    return runs, len(found) > limit
+
+
+# -- metric history ------------------------------------------------------------------
+
+def get_history(c: ServerContext, p: Principal, r: Params) -> dict:
+    run = get_run(c, p, r.run_id())
+    key = r.text("metric_key", required=True)
+    max_results = r.integer("max_results")
+    offset = search.decode_page_token(r.text("page_token"))
+    h = c.store.get_metric_history(run.id, key)
+    end = len(h) if max_results is None else min(len(h), offset + max(1, max_results))
+    steps, times, values = (a[offset:end].tolist() for a in (h.steps, h.timestamps, h.values))
+    out: dict[str, Any] = {"metrics": [metric_json(key, v, s, t)
+                                       for s, t, v in zip(steps, times, values)]}
+    if end < len(h):
+        out["next_page_token"] = search.encode_page_token(end)
+    return out
+
+
+def get_history_bulk_interval(c: ServerContext, p: Principal, r: Params) -> dict:
+    """Up to ``max_results`` points per run, evenly spread over the step range (both ends
+    kept): what the MLflow UI draws its charts from."""
+    run_ids = r.texts("run_ids")
+    if not run_ids:
+        raise invalid("Missing value for required parameter 'run_ids'.")
+    if len(run_ids) > MAX_BULK_RUNS:
+        raise invalid(f"GetMetricHistoryBulkInterval request must specify at most "
+                      f"{MAX_BULK_RUNS} run_ids. Received {len(run_ids)} run_ids.")
+    key = r.text("metric_key", required=True)
+    max_results = r.integer("max_results", MAX_BULK_RESULTS)
+    if not 1 <= max_results <= MAX_BULK_RESULTS:
+        raise invalid(f"max_results must be between 1 and {MAX_BULK_RESULTS}.")
+    start, end = r.integer("start_step"), r.integer("end_step")
+    if (start is None) != (end is None):
+        raise invalid("If either start step or end step are specified, both must be specified.")
+    if start is not None and start > end:
+        raise invalid(f"end_step must be greater than start_step. Found start_step={start} and "
+                      f"end_step={end}.")
+    out = []
+    for rid in run_ids:
+        get_run(c, p, rid)
+        h = c.store.get_metric_history(rid, key)
+        keep = np.ones(len(h), dtype=bool)
+        if start is not None:
+            keep = (h.steps >= start) & (h.steps <= end)
+        steps, times, values = h.steps[keep], h.timestamps[keep], h.values[keep]
+        unique = np.unique(steps)
+        if len(unique) > max_results:
+            picked = unique[np.unique(np.linspace(0, len(unique) - 1, max_results).round()
+                                      .astype(np.int64))]
+            sel = np.isin(steps, picked)
+            steps, times, values = steps[sel], times[sel], values[sel]
+        for s, t, v in zip(steps.tolist(), times.tolist(), values.tolist()):
+            out.append({**metric_json(key, v, s, t), "run_id": rid})
+    return {"metrics": out}
+
+
+ROUTES = [
+    ("POST", "/experiments/create", create_experiment),
+    ("GET", "/experiments/get", experiment_get),
+    ("GET", "/experiments/get-by-name", experiment_by_name),
+    ("POST", "/experiments/search", search_experiments),
+    ("GET", "/experiments/search", search_experiments),
+    ("POST", "/experiments/update", update_experiment),
+    ("POST", "/experiments/delete", delete_experiment),
+    ("POST", "/experiments/restore", restore_experiment),
+    ("POST", "/experiments/set-experiment-tag", set_experiment_tag),
+    ("POST", "/experiments/delete-experiment-tag", delete_experiment_tag),
+    ("POST", "/runs/create", create_run),
+    ("GET", "/runs/get", get_run_route),
+    ("POST", "/runs/update", update_run),
+    ("POST", "/runs/delete", delete_run),
+    ("POST", "/runs/restore", restore_run),
+    ("POST", "/runs/set-tag", set_tag),
+    ("POST", "/runs/delete-tag", delete_tag),
+    ("POST", "/runs/log-parameter", log_param),
+    ("POST", "/runs/log-metric", log_metric),
+    ("POST", "/runs/log-batch", log_batch),
+    ("POST", "/runs/log-inputs", log_inputs),
+    ("POST", "/runs/search", search_runs),
+    ("GET", "/metrics/get-history", get_history),
+    ("GET", "/metrics/get-history-bulk-interval", get_history_bulk_interval),
+]
