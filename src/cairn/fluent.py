@@ -341,6 +341,9 @@ def log_input(dataset: str, role: str = "input") -> Any:
 def flush() -> None:
     """Block until everything logged so far in this process is durable in its store."""
     _writer.FLUSHER.flush_all()
+    from .store.group_commit import settle_all
+
+    settle_all()  # visible to other processes too, not only durable in the journal
 
 
 # -- process exit and signals ----------------------------------------------
@@ -368,6 +371,10 @@ def _at_exit() -> None:
         _writer.FLUSHER.flush_all()
     except Exception as exc:
         print(f"cairn: final flush failed: {exc}", file=sys.stderr)
+    # Its own exit hook may have run already (hooks run last-registered first).
+    group_commit = sys.modules.get("cairn.store.group_commit")
+    if group_commit is not None:
+        group_commit.settle_all()
 
 
 _installed = False

@@ -72,6 +72,10 @@ HEARTBEAT_TIMEOUT = Setting("CAIRN_HEARTBEAT_TIMEOUT", float, 60.0,
                             "Seconds without a heartbeat after which a RUNNING run is shown as KILLED.")
 FSYNC = Setting("CAIRN_FSYNC", _bool, False,
                 "fsync every journal append, for durability against power loss, not only process crashes.")
+INDEX_DELAY = Setting("CAIRN_INDEX_DELAY", float, 0.01,
+                      "Seconds a local store's index write may wait to share one transaction with "
+                      "the writes that follow (the journal has the data already; reads never see "
+                      "the wait); 0 applies each write on its own.")
 CAPTURE_ENV = Setting("CAIRN_CAPTURE_ENV", _bool, True,
                       "Record git state, Python, packages, OS and hardware on every run.")
 
@@ -90,6 +94,7 @@ AUTOLOG_MAX_DATASET_BYTES = Setting(
     "data set version; bigger data is only tagged with its digest and shape, and 0 stores none.")
 
 SETTINGS: tuple[Setting, ...] = (
-    TRACKING_URI, USER, FLUSH_INTERVAL, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, FSYNC, CAPTURE_ENV,
+    TRACKING_URI, USER, FLUSH_INTERVAL, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, FSYNC, INDEX_DELAY,
+    CAPTURE_ENV,
     TRACKING_TOKEN, SPOOL_DIR, SPOOL_DRAIN_TIMEOUT, AUTOLOG_MAX_DATASET_BYTES,
 )

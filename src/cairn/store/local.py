@@ -8,11 +8,12 @@ Layout of a store directory (docs/store-layout.md)::
       runs/<run_id>/journal/<writer>.cjl   append-only journal, one per writer
       objects/ab/cdef...              content-addressed objects (artifacts)
 
-Journal first, index second: a batch is appended to its writer's journal, then
-applied to the index in the same short transaction.  Whatever the index missed
-(a crash between the two, a run copied in from another machine) is replayed
-idempotently when the store is opened, when an unknown run is asked for, or by
-``cairn reindex``.
+Journal first, index second: a batch is checked against the index, appended to its
+writer's journal, then applied to the index, grouped with the batches of the next
+few milliseconds into one transaction (:mod:`cairn.store.group_commit`; every read
+settles what is pending first).  Whatever the index missed (a crash between the two,
+a run copied in from another machine) is replayed idempotently when the store is
+opened, when an unknown run is asked for, or by ``cairn reindex``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..entities import Experiment, FileEntry, RecordBatch, Run
 from ..errors import NotFound
 from . import journal as jlib
 from . import segments as seglib
+from .group_commit import GroupCommit
 from .sql.experiments import IndexedExperiments
 from .sql.run_reads import IndexedRunReads
 
@@ -54,15 +56,25 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
         self._lock = threading.RLock()
         self._opened = False
         self.damage: list[jlib.Damage] = []
+        self._group = GroupCommit(self._apply_group, settings.INDEX_DELAY.get)
 
     # -- lifecycle -------------------------------------------------------
     @property
     def index(self):
+        """The SQLite index, with every pending batch applied (what readers must use)."""
+        self._group.settle()
+        return self._raw_index()
+
+    def _raw_index(self):
         if self._index is None:
             from .sql.index import SqlIndex
 
             self._index = SqlIndex(f"sqlite:///{self.root / 'index.db'}")
         return self._index
+
+    def settle(self) -> None:
+        """Apply pending index writes now, so other processes see them too."""
+        self._group.settle()
 
     @property
     def objects(self):
@@ -84,6 +96,7 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
         return self
 
     def close(self) -> None:
+        self._group.settle()
         with self._lock:
             for jw in self._journals.values():
                 jw.close()
@@ -128,16 +141,38 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
     def _write(self, batch: RecordBatch, segs: list, fsync: bool) -> None:
         with self._lock:
             jw = self._journal(batch.run_id, batch.writer_id)
-            with self.index.session(write=True) as conn:
-                # Already applied (a retry or a replay), or refused before anything
-                # reaches the journal.
-                if not self.index.preflight(conn, batch):
-                    return
+            if settings.INDEX_DELAY.get() <= 0:
+                with self.index.session(write=True) as conn:
+                    # Already applied (a retry or a replay), or refused before anything
+                    # reaches the journal.
+                    if not self.index.preflight(conn, batch):
+                        return
+                    _start, end = jw.append(batch, segs, fsync=fsync)
+                    self.index.apply(conn, batch, segs, end)
+            else:
+                # A run's first batch has nothing to check: its writer is new, so no
+                # index or journal holds any of its records yet.
+                if batch.create is None:
+                    # The checks must see this run's earlier batches applied.
+                    index = self.index if self._group.holds(batch.run_id) else self._raw_index()
+                    with index.session() as conn:
+                        if not index.preflight(conn, batch):
+                            return
                 _start, end = jw.append(batch, segs, fsync=fsync)
-                self.index.apply(conn, batch, segs, end)
+                self._group.submit(batch, segs, end)
             if batch.status is not None and batch.status.terminal:
                 self._journals.pop((batch.run_id, batch.writer_id), None)
                 jw.close()
+
+    def _apply_group(self, items: list) -> None:
+        index = self._raw_index()
+        with index.session(write=True) as conn:
+            seqs = index.applied_seq(conn, {batch.writer_id for batch, _segs, _end in items})
+            for batch, segs, end in items:
+                if seqs.get(batch.writer_id, 0) >= batch.seq:
+                    continue  # another process replayed it from the journal first
+                index.apply(conn, batch, segs, end)
+                seqs[batch.writer_id] = batch.seq
 
     def heartbeat(self, run_ids: Sequence[str], when: int) -> None:
         if run_ids:
