@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CAIRN := $(VENV)/bin/cairn
 DEMO_STORE ?= .cairn-demo
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench clean ui
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,22 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test,examples]'
 	touch $@
 
-demo: $(VENV)/.demo-installed
+# The web UI: npm ci when the lock file changes, a build when the sources change; the
+# build lands in the Python package, which serves it (`cairn ui`, `cairn server`).
+UI_BUILT := src/cairn/server/ui/static/.built
+UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.js ui/package.json
+
+ui/node_modules/.installed: ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(UI_BUILT): $(UI_SOURCES) ui/node_modules/.installed
+	cd ui && npm run build --silent
+	touch $@
+
+ui: $(UI_BUILT)
+
+demo: $(VENV)/.demo-installed $(UI_BUILT)
 	rm -rf $(DEMO_STORE)
 	CAIRN_TRACKING_URI=$(DEMO_STORE) $(PY) examples/quickstart.py
 	$(CAIRN) --store $(DEMO_STORE) runs ls -e quickstart -o "metrics.val_accuracy DESC" -n 10
@@ -28,14 +43,14 @@ demo: $(VENV)/.demo-installed
 	CAIRN_TRACKING_URI=$(DEMO_STORE) $(PY) examples/quickstart_registry.py
 	CAIRN_TRACKING_URI=$(DEMO_STORE) $(PY) examples/quickstart_data.py
 
-test: $(VENV)/.test-installed
+test: $(VENV)/.test-installed $(UI_BUILT)
 	$(PY) -m pytest -q
 
-test-fast: $(VENV)/.test-installed
+test-fast: $(VENV)/.test-installed $(UI_BUILT)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(DEMO_STORE) .pytest_cache build *.egg-info ui/node_modules src/cairn/server/ui/static

@@ -133,6 +133,10 @@ def _register() -> None:
     cli.add_command(data.remote)
     cli.add_command(data.lineage)
 
+    from . import ui
+
+    cli.add_command(ui.ui)
+
     from . import importing
 
     cli.add_command(importing.import_)

@@ -1,0 +1,154 @@
+"""Endpoints only the web UI needs, under ``/api/v1/ui``.
+
+The runs table asks for lean pages (only the columns shown), the column chooser for
+keys by substring, charts for several series at once sized to their pixels, and the
+compare page for statistics computed here (numpy, not the browser).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from ...errors import InvalidArgument
+from ...search import encode_page_token
+from ...store.wire import INT64_MAX, INT64_MIN, jfloat, no_nul
+from ..auth import Principal
+from ..context import ServerContext, ctx, principal
+from ..routes._common import require_run
+from . import columns as colmod
+from .aggregate import aggregate
+from .series import series, window
+
+router = APIRouter(tags=["ui"])
+User = Annotated[Principal, Depends(principal)]
+ExpId = Annotated[str, Field(min_length=1, max_length=64)]
+Column = Annotated[str, Field(min_length=1, max_length=260,
+                              pattern=r"^(params|metrics|tags)\.[^\x00]+$")]
+MAX_OFFSET = 1 << 40
+
+
+class TableQuery(BaseModel):
+    experiment_ids: list[ExpId] | None = Field(default=None, max_length=1000)
+    filter: Annotated[str, Field(max_length=20_000)] = ""
+    order_by: list[Annotated[str, Field(max_length=1000)]] = Field(default_factory=list,
+                                                                  max_length=10)
+    columns: list[Column] = Field(default_factory=list, max_length=200)
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
+    limit: Annotated[int, Field(ge=1, le=5000)] = 500
+
+
+def _visible_experiments(c: ServerContext, p: Principal, ids: list[str] | None) -> list[str] | None:
+    """The experiment ids ``p`` may search ([] for none), as POST /runs/search decides."""
+    if c.guard.enabled and not c.guard.sees_all(p, "experiment"):
+        allowed = c.guard.visible(p, "experiment", [e.id for e in c.store.list_experiments()])
+        return allowed if ids is None else [i for i in ids if i in set(allowed)]
+    return ids
+
+
+def _cell(run: Any, column: str) -> Any:
+    kind, _, key = column.partition(".")
+    if kind == "metrics":
+        v = run.metrics.get(key)
+        return None if v is None else jfloat(v)
+    return (run.params if kind == "params" else run.tags).get(key)
+
+
+@router.post("/runs", summary="A page of the runs table: only the columns asked for")
+def table(body: TableQuery, request: Request, p: User) -> dict[str, Any]:
+    c = ctx(request)
+    no_nul(body.model_dump(), "runs table query")
+    ids = _visible_experiments(c, p, body.experiment_ids)
+    if ids == []:
+        return {"rows": [], "offset": body.offset, "next_offset": None}
+    token = encode_page_token(body.offset) if body.offset else None
+    runs, more = c.store.search_runs(ids, body.filter, body.order_by, body.limit, token)
+    rows = [{"id": r.id, "name": r.name, "experiment_id": r.experiment_id,
+             "experiment": r.experiment, "status": r.status.value, "start_time": r.start_time,
+             "end_time": r.end_time, "user": r.user, "parent_id": r.parent_id,
+             "cells": [_cell(r, col) for col in body.columns]} for r in runs]
+    return {"rows": rows, "offset": body.offset,
+            "next_offset": body.offset + len(runs) if more else None}
+
+
+@router.get("/keys", summary="Param, metric or tag keys of some experiments' runs (lazily)")
+def keys(request: Request, p: User, kind: Annotated[Literal["params", "metrics", "tags"], Query()],
+         experiment_ids: Annotated[list[str] | None, Query(max_length=1000)] = None,
+         contains: Annotated[str, Query(max_length=250)] = "",
+         limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> dict[str, Any]:
+    c = ctx(request)
+    no_nul([contains, *(experiment_ids or [])], "key query")
+    if any(len(i) > 64 for i in experiment_ids or ()):
+        raise InvalidArgument("an experiment id is longer than 64 characters")
+    ids = _visible_experiments(c, p, experiment_ids)
+    if ids == []:
+        return {"keys": [], "truncated": False}
+    found, truncated = colmod.list_keys(c.store, c.engine, ids, kind, contains, limit)
+    return {"keys": found, "truncated": truncated}
+
+
+@router.get("/runs/{run_id}/series",
+            summary="Chart data for metric keys: exact when it fits `points`, else min/max envelope")
+def run_series(request: Request, p: User, run_id: Annotated[str, Path(min_length=1, max_length=64)],
+               key: Annotated[list[str], Query(min_length=1, max_length=50)],
+               points: Annotated[int, Query(ge=2, le=20_000)] = 1000,
+               step_min: Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX)] = None,
+               step_max: Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX)] = None
+               ) -> dict[str, Any]:
+    c = ctx(request)
+    no_nul([run_id, *key], "series query")
+    if any(not k or len(k) > 250 for k in key):
+        raise InvalidArgument("a metric key must be 1-250 characters")
+    if step_min is not None and step_max is not None and step_min > step_max:
+        raise InvalidArgument(f"step_min {step_min} is greater than step_max {step_max}")
+    require_run(c, p, run_id, "viewer")
+    out = []
+    for k in dict.fromkeys(key):
+        h = c.store.get_metric_history(run_id, k)
+        out.append(series(window(h, step_min, step_max), points, len(h)))
+    return {"run_id": run_id, "series": out}
+
+
+class AggregateQuery(BaseModel):
+    run_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1,
+                                                                             max_length=500)
+    metric: Annotated[str, Field(min_length=1, max_length=250)]
+    across: list[Annotated[str, Field(min_length=1, max_length=250)]] = Field(
+        default_factory=lambda: ["seed"], max_length=20)
+    summary: Literal["last", "min", "max"] = "last"
+    points: Annotated[int, Field(ge=2, le=5000)] = 400
+
+
+@router.post("/compare/aggregate",
+             summary="Group runs by every param but `across` (the seeds); mean curves with 95% "
+                     "bands; Welch's t and Mann-Whitney U between groups")
+def compare_aggregate(body: AggregateQuery, request: Request, p: User) -> dict[str, Any]:
+    c = ctx(request)
+    no_nul(body.model_dump(), "aggregate query")
+    runs = []
+    for rid in dict.fromkeys(body.run_ids):
+        require_run(c, p, rid, "viewer")
+        runs.append(c.store.get_run(rid))
+    return aggregate(runs, c.store.get_metric_history, body.metric, body.across, body.summary,
+                     body.points)
+
+
+@router.get("/check-filter",
+            summary="Whether a filter and order_by parse: 200 with ok=false and the message if not")
+def check_filter(request: Request, p: User, filter: Annotated[str, Query(max_length=20_000)] = "",
+                 order_by: Annotated[list[str] | None, Query(max_length=10)] = None
+                 ) -> dict[str, Any]:
+    # The search box checks as the user types; a 400 there would be a browser console
+    # error for what is an ordinary, expected state of a half-typed filter.
+    from ...errors import CairnError
+    from ...search import parse_filter, parse_order_by
+
+    try:
+        parse_filter(filter)
+        parse_order_by(order_by or [])
+    except CairnError as exc:
+        return {"ok": False, "message": exc.message,
+                "position": exc.details.get("position")}
+    return {"ok": True, "message": None, "position": None}

@@ -1,0 +1,144 @@
+"""A store seeded with real runs, models and a data set, for the web UI's tests.
+
+Runs are written as record batches straight to the store (what a training script's
+flusher sends), so that hundreds of them take a fraction of a second; artifacts and
+registry entries go through the Python client, as a user would make them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cairn.entities import RecordBatch, RunStatus
+
+T0 = 1_767_225_600_000  # 2026-01-01, ms: fixed times make screenshots repeatable
+
+
+def png(width: int = 64, height: int = 32) -> bytes:
+    """A small real PNG (a gradient), written by hand so no imaging library is needed."""
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 4 % 256, y * 8 % 256, 160))
+                                        for x in range(width)) for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+@dataclass
+class World:
+    root: Path
+    experiments: dict[str, str] = field(default_factory=dict)  # name -> id
+    runs: dict[str, str] = field(default_factory=dict)  # run name -> id
+    running: str = ""
+    spiky: str = ""
+    big: str = ""
+
+
+def write_run(store, exp_id: str, exp_name: str, name: str, params: dict, tags: dict,
+              metrics: dict[str, tuple], start: int, status: RunStatus | None,
+              user: str = "ann") -> str:
+    run_id = uuid.uuid4().hex
+    create = {"experiment_id": exp_id, "experiment_name": exp_name, "experiment_created_at": T0,
+              "name": name, "parent_id": None, "user": user, "start_time": start}
+    end = None
+    if status is not None:
+        end = start + 60_000 + len(name) * 1000
+    store.write(RecordBatch(run_id=run_id, writer_id="seed-" + run_id[:8], seq=1, time=start,
+                            create=create, params={k: str(v) for k, v in params.items()},
+                            tags=tags, metrics=metrics, status=status, end_time=end))
+    return run_id
+
+
+def curve(n: int, start: int, base: float, rate: float, noise: float, seed: int) -> tuple:
+    rng = np.random.default_rng(seed)
+    steps = np.arange(n, dtype=np.int64)
+    ts = start + steps * 1000
+    vals = base * np.exp(-rate * steps / max(n, 1) * 5) + rng.normal(0, noise, n)
+    return steps, ts, vals.astype(np.float64)
+
+
+def seed(root: Path, many: int = 0) -> World:
+    """The store at ``root``: experiments "vision" (12 runs: 2 models x 2 lr x 3 seeds, one
+    with a spike and a 200k-point series), "nlp" (a RUNNING run), optionally ``many``
+    small runs in "sweep"; artifacts; model "digits" with an approval waiting; a data set.
+    """
+    import cairn
+
+    w = World(root)
+    client = cairn.Client(str(root), user="ann")
+    store = client.store
+    for name in ("vision", "nlp", *(("sweep",) if many else ())):
+        w.experiments[name] = client.create_experiment(name).id
+    i = 0
+    for model in ("cnn", "mlp"):
+        for lr in (0.1, 0.01):
+            for s in range(3):
+                name = f"{model}-lr{lr}-s{s}"
+                good = (model == "cnn") * 0.1 + (lr == 0.01) * 0.05
+                start = T0 + i * 120_000
+                loss = curve(100, start, 2.0 - good * 5, 1.0 + good, 0.02, i)
+                acc = (loss[0], loss[1], np.clip(0.6 + good + 0.1 * (1 - loss[2] / 2)
+                                                 + np.random.default_rng(i).normal(0, 0.01, 100),
+                                                 0, 1))
+                metrics = {"loss": loss, "accuracy": acc}
+                if i == 0:  # one spike among 200,000 points: the envelope must keep it
+                    steps = np.arange(200_000, dtype=np.int64)
+                    vals = np.sin(steps / 5000.0)
+                    vals[123_457] = 50.0
+                    metrics["grad_norm"] = (steps, start + steps, vals)
+                w.runs[name] = write_run(store, w.experiments["vision"], "vision", name,
+                                         {"model": model, "lr": lr, "seed": s, "epochs": 100},
+                                         {"team": "vision", "dataset": "digits"}, metrics, start,
+                                         RunStatus.FINISHED if i != 5 else RunStatus.FAILED)
+                i += 1
+    w.spiky = w.runs["cnn-lr0.1-s0"]
+    w.running = write_run(store, w.experiments["nlp"], "nlp", "bert-live", {"model": "bert"},
+                          {"team": "nlp"}, {"loss": curve(20, T0, 3.0, 1.0, 0.01, 99)}, T0, None)
+    w.runs["bert-live"] = w.running
+    for j in range(many):
+        start = T0 + j * 1000
+        write_run(store, w.experiments["sweep"], "sweep", f"sweep-{j:05d}",
+                  {"lr": 10 ** -(1 + j % 4), "width": 32 * (1 + j % 8), "seed": j % 5},
+                  {}, {"score": (np.array([0]), np.array([start]),
+                                 np.array([math.sin(j) + 1.0]))}, start, RunStatus.FINISHED)
+
+    # Artifacts: text, JSON and an image, through the client as a user would log them.
+    files = root.parent / "artifact-files"
+    files.mkdir(exist_ok=True)
+    (files / "notes.txt").write_text("training went fine\nsecond line\n")
+    (files / "config.json").write_text(json.dumps({"model": "cnn", "layers": [32, 64]}))
+    (files / "curve.png").write_bytes(png())
+    for f in ("notes.txt", "config.json", "curve.png"):
+        client.log_artifact(w.spiky, files / f)
+    _registry(client, root, w)
+    return w
+
+
+def _registry(client, root: Path, w: World) -> None:
+    """Model "digits": 1.0.0 in Production, 1.1.0 waiting for an approval to go there."""
+    import cairn
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.2], [1.0, 0.9], [0.1, 0.0], [0.9, 1.0]])
+    y = np.array([0, 1, 0, 1, 0, 1])
+    for C, run in ((1.0, "cnn-lr0.1-s1"), (0.1, "cnn-lr0.01-s0")):
+        client.register_model("digits", LogisticRegression(C=C).fit(X, y),
+                              run_id=w.runs[run], params={"C": C})
+    bo = cairn.Client(str(root), user="bo")
+    client.set_stage_policy("digits", "production", approvals=1)
+    req = client.request_transition("digits", "1.0.0", "production", comment="first release")
+    bo.approve(req.id, comment="looks good")
+    client.set_alias("digits", "champion", "1.0.0")
+    client.request_transition("digits", "1.1.0", "production", comment="better accuracy")

@@ -1,0 +1,54 @@
+// The REST API (/api/v1): JSON in, JSON out; a failure is an ApiError with the server's message.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `request failed with status ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export async function api(path, { method = "GET", body, query, signal } = {}) {
+  let url = "/api/v1" + path;
+  if (query) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) {
+      if (v === undefined || v === null) continue;
+      for (const item of Array.isArray(v) ? v : [v]) q.append(k, item);
+    }
+    const s = q.toString();
+    if (s) url += (url.includes("?") ? "&" : "?") + s;
+  }
+  const init = { method, signal, headers: {} };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const token = localStorage.getItem("cairn.token");
+  if (token) init.headers.authorization = `Bearer ${token}`;
+  const r = await fetch(url, init);
+  const text = await r.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { message: text };
+  }
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+}
+
+/** Every page of POST /runs/search for a filter (for compare: a handful of runs). */
+export async function searchAll(filter, experimentIds = null) {
+  const runs = [];
+  let token = null;
+  do {
+    const page = await api("/runs/search", {
+      method: "POST",
+      body: { experiment_ids: experimentIds, filter, max_results: 1000, page_token: token },
+    });
+    runs.push(...page.runs);
+    token = page.next_page_token;
+  } while (token);
+  return runs;
+}

@@ -1,0 +1,148 @@
+// Compare runs: overlaid charts, params diff, and aggregation across seeds with tests.
+import { api, searchAll } from "../api.js";
+import { Chart, chartControls } from "../chart.js";
+import { h, clear, fmtValue, errorBox, colour, num, statusBadge } from "../util.js";
+
+function pval(p) {
+  if (p === null || p === undefined) return "—";
+  const x = num(p);
+  return h("span", { class: x < 0.05 ? "signif" : "" }, x < 1e-4 ? x.toExponential(1) : x.toFixed(4));
+}
+
+function paramsDiff(runs, onlyDiff) {
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
+  const rows = keys.map((k) => {
+    const vals = runs.map((r) => r.params[k]);
+    const differs = new Set(vals.map((v) => (v === undefined ? "\u0000" : v))).size > 1;
+    return { k, vals, differs };
+  }).filter((r) => !onlyDiff || r.differs);
+  return h("table", { class: "grid diff" },
+    h("thead", {}, h("tr", {}, h("th", {}, "param"), runs.map((r, i) => h("th", {}, h("i", { class: "swatch", style: { background: colour(i) } }), r.name)))),
+    h("tbody", {}, rows.map((r) => h("tr", { class: r.differs ? "differs" : "" }, h("th", {}, r.k),
+      r.vals.map((v) => h("td", {}, v === undefined ? h("span", { class: "muted" }, "—") : v))))));
+}
+
+export function comparePage(root, _args, params) {
+  const ids = (params.get("runs") || "").split(",").filter(Boolean);
+  const chartState = { xMode: "step", smoothing: 0, log: false };
+  let runs = [];
+  let chart = null;
+  let aggChart = null;
+  let disposed = false;
+  let zoom = null;
+  const metricSel = h("select", { "aria-label": "metric" });
+  const chartBox = h("div", { class: "chart big" });
+  const diffBox = h("div", {});
+  const onlyDiff = h("input", { type: "checkbox", checked: true });
+  const aggMetric = h("select", { "aria-label": "aggregate metric" });
+  const across = h("input", { value: params.get("across") || "seed", "aria-label": "across", size: 16 });
+  const summary = h("select", { "aria-label": "summary" }, ["last", "min", "max"].map((s) => h("option", { value: s }, s)));
+  const aggBtn = h("button", { class: "primary" }, "Aggregate");
+  const aggBox = h("div", {});
+  const aggChartBox = h("div", { class: "chart big" });
+
+  if (ids.length < 1) {
+    clear(root, h("h1", {}, "Compare"), h("p", {}, "Select runs in the ", h("a", { href: "/" }, "runs table"), " and press Compare."));
+    return null;
+  }
+  const head = h("div", {});
+  clear(root, h("h1", {}, `Compare ${ids.length} runs`), head,
+    h("h2", {}, "Metrics"),
+    h("div", { class: "toolbar" }, metricSel, chartControls(chartState, () => chart && chart.setOptions(chartState))),
+    chartBox,
+    h("h2", {}, "Params ", h("label", { class: "small" }, onlyDiff, " only differences")), diffBox,
+    h("h2", {}, "Across seeds"),
+    h("p", { class: "muted" }, "Runs are grouped by every param except those listed; each group shows its mean with a 95% confidence band, and every two groups are tested on one value per run."),
+    h("div", { class: "toolbar" }, h("label", {}, "metric ", aggMetric), h("label", {}, "group by all params except ", across),
+      h("label", {}, "value per run ", summary), aggBtn),
+    aggChartBox, aggBox);
+
+  async function drawChart() {
+    const key = metricSel.value;
+    if (!key) return;
+    if (!chart) chart = new Chart(chartBox, { title: "", height: 300, onZoom: (z) => { zoom = z; drawChart(); } });
+    const points = chart.points();
+    const res = await Promise.all(runs.map((r) => (r.metric_summaries[key]
+      ? api(`/ui/runs/${r.id}/series`, { query: { key, points, ...(zoom || {}) } }) : null)));
+    if (disposed) return;
+    const series = [];
+    res.forEach((x, i) => {
+      if (!x) return;
+      const s = x.series[0];
+      series.push({ ...s, label: runs[i].name, colour: colour(i), values: s.values.map(num),
+        min: s.min && s.min.map(num), max: s.max && s.max.map(num) });
+    });
+    chart.title = key;
+    chart.zoomed = zoom;
+    chart.opts = { ...chartState };
+    chart.setSeries(series);
+  }
+
+  async function aggregate() {
+    clear(aggBox, h("p", { class: "muted" }, "computing…"));
+    let res;
+    try {
+      res = await api("/ui/compare/aggregate", { method: "POST", body: {
+        run_ids: runs.map((r) => r.id), metric: aggMetric.value, summary: summary.value,
+        across: across.value.split(",").map((s) => s.trim()).filter(Boolean) } });
+    } catch (err) {
+      clear(aggBox, errorBox(err));
+      return;
+    }
+    if (disposed) return;
+    if (!aggChart) aggChart = new Chart(aggChartBox, { title: "", height: 300 });
+    aggChart.title = `${res.metric}: mean and 95% band per group`;
+    aggChart.setSeries(res.groups.map((g, i) => ({
+      label: `${g.label} (n=${g.n})`, colour: colour(i), steps: g.curve.steps,
+      timestamps: g.curve.steps, values: g.curve.mean.map(num), min: g.curve.lo.map(num),
+      max: g.curve.hi.map(num), exact: true })));
+    const groups = h("table", { class: "grid groups" },
+      h("thead", {}, h("tr", {}, ["group", "n", ...res.across, `${res.summary} ${res.metric}: mean`, "std"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, res.groups.map((g, i) => h("tr", {},
+        h("td", {}, h("i", { class: "swatch", style: { background: colour(i) } }), g.label), h("td", {}, g.n),
+        res.across.map((k) => h("td", {}, (g.seeds[k] || []).join(", "))),
+        h("td", { class: "num" }, fmtValue(num(g.final.mean))), h("td", { class: "num" }, fmtValue(num(g.final.std)))))));
+    const tests = res.tests.length ? h("table", { class: "grid tests" },
+      h("thead", {}, h("tr", {}, ["group A", "group B", "n A", "n B", "Welch t", "p (Welch)", "Cohen's d",
+        "Mann-Whitney U", "p (U)", "rank-biserial r"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, res.tests.map((t) => h("tr", {},
+        h("td", {}, res.groups[t.a].label), h("td", {}, res.groups[t.b].label),
+        h("td", { class: "num" }, t.n_a), h("td", { class: "num" }, t.n_b),
+        h("td", { class: "num" }, fmtValue(num(t.welch.t))), h("td", { class: "num" }, pval(t.welch.p)),
+        h("td", { class: "num" }, fmtValue(num(t.welch.cohen_d))),
+        h("td", { class: "num" }, fmtValue(num(t.mann_whitney.u))), h("td", { class: "num" }, pval(t.mann_whitney.p)),
+        h("td", { class: "num" }, fmtValue(num(t.mann_whitney.rank_biserial))))))) : h("p", { class: "muted" }, "One group only: nothing to test.");
+    clear(aggBox, h("h3", {}, "Groups"), groups, h("h3", {}, "Tests between groups"), tests,
+      h("p", { class: "muted small" }, "p < 0.05 in bold. Welch's t test does not assume equal variances; Mann-Whitney U compares ranks (exact for small groups without ties)."));
+  }
+
+  (async () => {
+    try {
+      const quoted = ids.map((id) => `'${id.replace(/'/g, "''")}'`).join(", ");
+      const found = await searchAll(`attributes.run_id IN (${quoted})`);
+      runs = ids.map((id) => found.find((r) => r.id === id)).filter(Boolean);
+    } catch (err) {
+      clear(head, errorBox(err));
+      return;
+    }
+    const missing = ids.filter((id) => !runs.some((r) => r.id === id));
+    clear(head, h("ul", { class: "run-list" }, runs.map((r, i) => h("li", {},
+      h("i", { class: "swatch", style: { background: colour(i) } }), h("a", { href: `/runs/${r.id}` }, r.name), " ", statusBadge(r.status)))),
+    missing.length ? errorBox(`not found: ${missing.join(", ")}`) : null);
+    const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metric_summaries)))].sort();
+    for (const sel of [metricSel, aggMetric]) clear(sel, keys.map((k) => h("option", { value: k }, k)));
+    const renderDiff = () => clear(diffBox, paramsDiff(runs, onlyDiff.checked));
+    onlyDiff.addEventListener("change", renderDiff);
+    renderDiff();
+    metricSel.addEventListener("change", () => { zoom = null; drawChart(); });
+    aggBtn.addEventListener("click", aggregate);
+    await drawChart();
+    if (keys.length && runs.some((r) => across.value.split(",").some((k) => k.trim() in r.params))) await aggregate();
+  })();
+
+  return () => {
+    disposed = true;
+    if (chart) chart.destroy();
+    if (aggChart) aggChart.destroy();
+  };
+}

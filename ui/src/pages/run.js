@@ -1,0 +1,183 @@
+// One run: overview, params, tags, metric charts (live while RUNNING), artifacts with previews.
+import { api } from "../api.js";
+import { Chart, chartControls } from "../chart.js";
+import { h, clear, fmtTime, fmtDuration, fmtValue, statusBadge, errorBox, colour, num } from "../util.js";
+
+const POLL_MS = 2000;
+const MAX_CHARTS = 24;
+
+function kv(rows) {
+  return h("table", { class: "kv" }, h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))));
+}
+
+function overview(run) {
+  const env = run.env || {};
+  const git = env.git || {};
+  const end = run.end_time || (run.status === "RUNNING" ? Date.now() : run.heartbeat);
+  return kv([
+    ["Status", statusBadge(run.status)],
+    ["Experiment", h("a", { href: `/?experiments=${run.experiment_id}` }, run.experiment)],
+    ["Run id", h("code", {}, run.id)],
+    ["Started", fmtTime(run.start_time)],
+    ["Duration", fmtDuration(end - run.start_time)],
+    ["User", run.user],
+    ["Parent", run.parent_id ? h("a", { href: `/runs/${run.parent_id}` }, run.parent_id) : "—"],
+    ["Git commit", git.commit ? h("code", {}, `${git.commit.slice(0, 12)}${git.dirty ? " (dirty)" : ""}${git.branch ? ` on ${git.branch}` : ""}`) : "—"],
+    ["Python", env.python ? env.python.version : "—"],
+    ["Host", env.hostname || "—"],
+    ["OS", env.os ? `${env.os.system} ${env.os.release}` : "—"],
+    ["Command", env.argv ? h("code", {}, env.argv.join(" ")) : "—"],
+    ["Lineage", h("a", { href: `/lineage?node=run:${run.id}` }, "graph")],
+  ]);
+}
+
+function table(obj, empty) {
+  const keys = Object.keys(obj || {}).sort();
+  if (!keys.length) return h("p", { class: "muted" }, empty);
+  return kv(keys.map((k) => [k, fmtValue(obj[k])]));
+}
+
+const TEXT = /\.(txt|log|md|csv|tsv|py|yaml|yml|toml|cfg|ini|json|jsonl)$/i;
+const IMAGE = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif",
+  svg: "image/svg+xml", webp: "image/webp" };
+
+async function preview(runId, file, box) {
+  clear(box, h("p", { class: "muted" }, `loading ${file.path}…`));
+  const url = `/api/v1/runs/${runId}/artifacts/download?path=${encodeURIComponent(file.path)}`;
+  const ext = file.path.split(".").pop().toLowerCase();
+  const link = h("a", { href: url, download: file.path.split("/").pop() }, "download");
+  const head = h("div", { class: "preview-head" }, h("code", {}, file.path), ` ${file.size} bytes · `, link);
+  try {
+    if (IMAGE[ext]) {
+      const blob = await (await fetch(url)).blob();
+      const img = h("img", { class: "preview-img", alt: file.path,
+        src: URL.createObjectURL(new Blob([blob], { type: IMAGE[ext] })) });
+      clear(box, head, img);
+    } else if (TEXT.test(file.path) && file.size <= 2 << 20) {
+      let text = await (await fetch(url)).text();
+      if (ext === "json") {
+        try { text = JSON.stringify(JSON.parse(text), null, 2); } catch { /* shown as it is */ }
+      }
+      clear(box, head, h("pre", { class: "preview-text" }, text));
+    } else {
+      clear(box, head, h("p", { class: "muted" }, "No preview for this file type or size."));
+    }
+  } catch (err) {
+    clear(box, head, errorBox(err));
+  }
+}
+
+export function runPage(root, [runId]) {
+  const chartState = { xMode: "step", smoothing: 0, log: false };
+  const charts = new Map();  // key -> {chart, zoom}
+  let timer = null;
+  let run = null;
+  let disposed = false;
+  const head = h("div", { class: "page-head" });
+  const over = h("section", {});
+  const paramsBox = h("section", {});
+  const tagsBox = h("section", {});
+  const chartsGrid = h("div", { class: "charts" });
+  const chartFilter = h("input", { type: "search", placeholder: "filter metrics", "aria-label": "filter metrics" });
+  const artifactsBox = h("section", {});
+  const previewBox = h("div", { class: "preview" });
+  clear(root, head,
+    h("div", { class: "cols" },
+      h("div", { class: "col" }, h("h2", {}, "Overview"), over),
+      h("div", { class: "col" }, h("h2", {}, "Params"), paramsBox, h("h2", {}, "Tags"), tagsBox)),
+    h("h2", {}, "Metrics"),
+    h("div", { class: "toolbar" }, chartControls(chartState, () => {
+      for (const c of charts.values()) c.chart.setOptions(chartState);
+    }), chartFilter),
+    chartsGrid,
+    h("h2", {}, "Artifacts"),
+    h("div", { class: "cols" }, h("div", { class: "col" }, artifactsBox), h("div", { class: "col wide" }, previewBox)));
+
+  async function loadSeries(keys) {
+    if (!keys.length) return;
+    // Charts zoomed in ask for their window alone; the rest share one request.
+    const whole = keys.filter((k) => !charts.get(k).zoom);
+    const jobs = [];
+    if (whole.length) jobs.push([whole, null]);
+    for (const k of keys) if (charts.get(k).zoom) jobs.push([[k], charts.get(k).zoom]);
+    await Promise.all(jobs.map(async ([ks, zoom]) => {
+      const points = charts.get(ks[0]).chart.points();
+      const res = await api(`/ui/runs/${runId}/series`, { query: { key: ks, points, ...(zoom || {}) } });
+      if (disposed) return;
+      for (const s of res.series) {
+        const c = charts.get(s.key);
+        c.chart.zoomed = c.zoom;
+        c.chart.setSeries([{ ...s, label: s.key, colour: colour(0),
+          values: s.values.map(num), min: s.min && s.min.map(num), max: s.max && s.max.map(num) }]);
+      }
+    }));
+  }
+
+  function buildCharts() {
+    const q = chartFilter.value.trim().toLowerCase();
+    const keys = Object.keys(run.metric_summaries || {}).sort().filter((k) => k.toLowerCase().includes(q));
+    for (const [k, c] of charts) { c.chart.destroy(); charts.delete(k); }
+    const shown = keys.slice(0, MAX_CHARTS);
+    clear(chartsGrid, shown.map((key) => {
+      const box = h("div", { class: "chart", "data-key": key });
+      const chart = new Chart(box, { title: key, onZoom: (zoom) => {
+        charts.get(key).zoom = zoom;
+        loadSeries([key]).catch((err) => box.append(errorBox(err)));
+      } });
+      chart.opts = { ...chartState };
+      charts.set(key, { chart, zoom: null });
+      return box;
+    }), keys.length > shown.length ? h("p", { class: "muted" }, `${keys.length - shown.length} more metrics: type in the filter to find them`) : null,
+    keys.length ? null : h("p", { class: "muted" }, "No metrics logged."));
+    return loadSeries(shown);
+  }
+
+  function renderRun() {
+    clear(head, h("h1", {}, run.name, " ", statusBadge(run.status)),
+      h("div", { class: "muted" }, h("a", { href: `/?experiments=${run.experiment_id}` }, run.experiment), ` · ${run.id}`));
+    clear(over, overview(run));
+    clear(paramsBox, table(run.params, "No params."));
+    clear(tagsBox, table(run.tags, "No tags."));
+  }
+
+  async function loadArtifacts() {
+    const { files } = await api(`/runs/${runId}/artifacts`);
+    if (!files.length) { clear(artifactsBox, h("p", { class: "muted" }, "No artifacts.")); return; }
+    clear(artifactsBox, h("ul", { class: "files" }, files.map((f) => h("li", {},
+      h("a", { href: "#", class: "file", onclick: (e) => { e.preventDefault(); preview(runId, f, previewBox); } }, f.path),
+      h("span", { class: "muted" }, ` ${f.size} B`)))));
+  }
+
+  async function poll() {
+    try {
+      const fresh = await api(`/runs/${runId}`);
+      if (disposed) return;
+      const newKeys = Object.keys(fresh.metric_summaries).some((k) => !(k in run.metric_summaries));
+      run = fresh;
+      renderRun();
+      if (newKeys) await buildCharts();
+      else await loadSeries([...charts.keys()]);
+    } catch { /* a missed poll is retried on the next tick */ }
+    if (!disposed && run.status === "RUNNING") timer = setTimeout(poll, POLL_MS);
+  }
+
+  chartFilter.addEventListener("input", () => buildCharts());
+
+  (async () => {
+    try {
+      run = await api(`/runs/${runId}`);
+    } catch (err) {
+      clear(root, h("h1", {}, "Run not found"), errorBox(err), h("a", { href: "/" }, "All runs"));
+      return;
+    }
+    renderRun();
+    await Promise.all([buildCharts(), loadArtifacts()]).catch((err) => chartsGrid.append(errorBox(err)));
+    if (run.status === "RUNNING") timer = setTimeout(poll, POLL_MS);
+  })();
+
+  return () => {
+    disposed = true;
+    clearTimeout(timer);
+    for (const c of charts.values()) c.chart.destroy();
+  };
+}

@@ -1,0 +1,220 @@
+// The runs table: experiments picker, filter box, sortable and chosen columns,
+// virtualised rows, selection -> compare.  Its state lives in the URL.
+import { api } from "../api.js";
+import { VirtualTable } from "../vtable.js";
+import { h, clear, fmtTime, fmtDuration, fmtValue, statusBadge, debounce, quoteKey, errorBox } from "../util.js";
+
+const ATTRS = {
+  name: "attributes.run_name", status: "attributes.status", start: "attributes.start_time",
+  user: "attributes.user",
+};
+
+function orderBy(sort) {
+  if (!sort) return [];
+  const [kind, ...rest] = sort.id.split(".");
+  const ident = ATTRS[sort.id] || `${kind}.${quoteKey(rest.join("."))}`;
+  return [`${ident} ${sort.dir}`];
+}
+
+function parseSort(text) {
+  if (!text) return null;
+  const i = text.lastIndexOf(":");
+  return { id: text.slice(0, i), dir: text.slice(i + 1) === "ASC" ? "ASC" : "DESC" };
+}
+
+export function runsPage(root, _args, params, navigate) {
+  const state = {
+    experiments: params.get("experiments") ? params.get("experiments").split(",") : null,
+    filter: params.get("filter") || "",
+    sort: parseSort(params.get("sort")),
+    columns: params.get("columns") !== null ? params.get("columns").split(",").filter(Boolean) : null,
+    selected: new Set(),
+  };
+  let allExperiments = [];
+
+  function syncUrl() {
+    const q = new URLSearchParams();
+    if (state.experiments) q.set("experiments", state.experiments.join(","));
+    if (state.filter) q.set("filter", state.filter);
+    if (state.sort) q.set("sort", `${state.sort.id}:${state.sort.dir}`);
+    if (state.columns) q.set("columns", state.columns.join(","));
+    const s = q.toString();
+    history.replaceState(null, "", s ? `/?${s}` : "/");
+  }
+
+  const expButton = h("button", { class: "picker-button", "aria-haspopup": "true" }, "All experiments");
+  const expMenu = h("div", { class: "menu", hidden: true });
+  expButton.addEventListener("click", () => { expMenu.hidden = !expMenu.hidden; });
+  const filterInput = h("input", { class: "filter", type: "search", value: state.filter,
+    placeholder: "Filter: metrics.accuracy > 0.9 AND params.model = 'cnn'", spellcheck: false,
+    "aria-label": "filter" });
+  const filterError = h("div", { class: "filter-error", role: "status" });
+  const compareBtn = h("button", { class: "primary", disabled: true }, "Compare");
+  const colsButton = h("button", {}, "Columns");
+  const chooser = h("div", { class: "menu chooser", hidden: true });
+  colsButton.addEventListener("click", () => {
+    chooser.hidden = !chooser.hidden;
+    if (!chooser.hidden) loadChooser();
+  });
+  compareBtn.addEventListener("click", () => navigate(`/compare?runs=${[...state.selected].join(",")}`));
+  const tableBox = h("div", { class: "vt" });
+  const errBox = h("div");
+
+  clear(root,
+    h("div", { class: "toolbar" },
+      h("div", { class: "picker" }, expButton, expMenu),
+      h("div", { class: "filter-box" }, filterInput, filterError),
+      h("div", { class: "picker" }, colsButton, chooser),
+      compareBtn),
+    errBox, tableBox);
+
+  function selectCell(row) {
+    const box = h("input", { type: "checkbox", checked: state.selected.has(row.id),
+      "aria-label": `select ${row.name}` });
+    box.addEventListener("change", () => {
+      if (box.checked) state.selected.add(row.id);
+      else state.selected.delete(row.id);
+      compareBtn.disabled = state.selected.size < 2;
+      compareBtn.textContent = `Compare${state.selected.size ? ` (${state.selected.size})` : ""}`;
+    });
+    return box;
+  }
+
+  function columns() {
+    const base = [
+      { id: "select", label: "", width: 34, cell: (r) => (r ? selectCell(r) : "") },
+      { id: "name", label: "Run", width: 200, sortable: true,
+        cell: (r) => (r ? h("a", { href: `/runs/${r.id}` }, r.name) : "…") },
+      { id: "status", label: "Status", width: 96, sortable: true, cell: (r) => (r ? statusBadge(r.status) : "") },
+      { id: "start", label: "Started", width: 150, sortable: true, cell: (r) => (r ? fmtTime(r.start_time) : "") },
+      { id: "duration", label: "Duration", width: 80,
+        cell: (r) => (r ? fmtDuration((r.end_time || Date.now()) - r.start_time) : "") },
+      { id: "user", label: "User", width: 90, sortable: true, cell: (r) => (r ? r.user : "") },
+    ];
+    if (!state.experiments || state.experiments.length > 1) {
+      base.push({ id: "experiment", label: "Experiment", width: 120, cell: (r) => (r ? r.experiment : "") });
+    }
+    (state.columns || []).forEach((col, i) => {
+      const [kind, ...rest] = col.split(".");
+      base.push({ id: col, label: rest.join("."), title: col, width: 120, sortable: true,
+        numeric: kind === "metrics", header: () => h("span", {}, h("small", { class: "kind" }, kind[0]), " ", rest.join(".")),
+        cell: (r) => (r ? fmtValue(r.cells[i]) : "") });
+    });
+    return base;
+  }
+
+  const table = new VirtualTable(tableBox, {
+    columns: columns(),
+    sort: state.sort,
+    onSort: (sort) => {
+      state.sort = sort;
+      table.sort = sort;
+      table.renderHeader();
+      syncUrl();
+      reload();
+    },
+    fetchPage: (offset) => api("/ui/runs", { method: "POST", body: {
+      experiment_ids: state.experiments, filter: state.filter, order_by: orderBy(state.sort),
+      columns: state.columns || [], offset, limit: 500 } }),
+  });
+
+  function reload() {
+    clear(errBox);
+    table.setColumns(columns());
+    table.reset().catch((err) => clear(errBox, errorBox(err)));
+  }
+
+  // The filter is checked as it is typed; errors show under the box, not as failed requests.
+  const check = debounce(async () => {
+    const text = filterInput.value.trim();
+    const res = await api("/ui/check-filter", { query: { filter: text } });
+    filterInput.classList.toggle("invalid", !res.ok);
+    filterError.textContent = res.ok ? "" : res.message;
+    if (res.ok && text !== state.filter) {
+      state.filter = text;
+      syncUrl();
+      reload();
+    }
+  }, 350);
+  filterInput.addEventListener("input", check);
+  filterInput.addEventListener("keydown", (e) => { if (e.key === "Enter") check(); });
+
+  function renderExpMenu() {
+    const chosen = new Set(state.experiments || []);
+    expButton.textContent = !state.experiments ? "All experiments"
+      : state.experiments.map((id) => (allExperiments.find((e) => e.id === id) || { name: id }).name).join(", ");
+    clear(expMenu,
+      h("label", { class: "menu-item" }, h("input", { type: "checkbox", checked: !state.experiments,
+        onchange: (e) => { if (e.target.checked) { state.experiments = null; changed(); } } }), " All experiments"),
+      allExperiments.map((exp) => h("label", { class: "menu-item" },
+        h("input", { type: "checkbox", checked: chosen.has(exp.id), onchange: (e) => {
+          const set = new Set(state.experiments || []);
+          if (e.target.checked) set.add(exp.id); else set.delete(exp.id);
+          state.experiments = set.size ? [...set] : null;
+          changed();
+        } }), " ", exp.name)));
+  }
+
+  function changed() {
+    renderExpMenu();
+    syncUrl();
+    reload();
+  }
+
+  async function loadChooser() {
+    const search = h("input", { type: "search", placeholder: "search keys", "aria-label": "search keys" });
+    const lists = h("div", { class: "chooser-lists" });
+    clear(chooser, search, lists);
+    const fill = async () => {
+      const parts = await Promise.all(["metrics", "params", "tags"].map((kind) =>
+        api("/ui/keys", { query: { kind, contains: search.value, limit: 100,
+          experiment_ids: state.experiments || undefined } }).then((r) => [kind, r])));
+      const chosen = new Set(state.columns || []);
+      clear(lists, parts.map(([kind, r]) => h("div", { class: "chooser-kind" }, h("h4", {}, kind),
+        r.keys.map((k) => {
+          const id = `${kind}.${k}`;
+          return h("label", { class: "menu-item" }, h("input", { type: "checkbox", checked: chosen.has(id),
+            onchange: (e) => {
+              const cols = (state.columns || []).filter((c) => c !== id);
+              if (e.target.checked) cols.push(id);
+              state.columns = cols;
+              syncUrl();
+              reload();
+            } }), " ", k);
+        }),
+        r.truncated ? h("div", { class: "muted" }, "more… type to narrow") : null)));
+    };
+    search.addEventListener("input", debounce(fill, 250));
+    await fill();
+  }
+
+  async function start() {
+    try {
+      allExperiments = (await api("/experiments")).experiments;
+      renderExpMenu();
+      if (state.columns === null) {  // a first visit: a few metrics and params to start with
+        const [m, p] = await Promise.all(["metrics", "params"].map((kind) => api("/ui/keys", {
+          query: { kind, limit: 5, experiment_ids: state.experiments || undefined } })));
+        state.columns = [...m.keys.map((k) => `metrics.${k}`), ...p.keys.map((k) => `params.${k}`)];
+      }
+      if (state.filter) {
+        const res = await api("/ui/check-filter", { query: { filter: state.filter } });
+        filterError.textContent = res.ok ? "" : res.message;
+        if (!res.ok) return;
+      }
+      reload();
+    } catch (err) {
+      clear(errBox, errorBox(err));
+    }
+  }
+  start();
+  const closeMenus = (e) => {
+    if (!expMenu.contains(e.target) && e.target !== expButton) expMenu.hidden = true;
+    if (!chooser.contains(e.target) && e.target !== colsButton) chooser.hidden = true;
+  };
+  document.addEventListener("click", closeMenus);
+  return () => {
+    table.destroy();
+    document.removeEventListener("click", closeMenus);
+  };
+}
