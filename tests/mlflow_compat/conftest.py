@@ -43,8 +43,8 @@ def url(server, monkeypatch):
     while mlflow.active_run() is not None:
         mlflow.end_run()
     fluent._active_experiment_id = None
-    fluent._last_active_run_id = None
-    fluent._last_logged_model_id = None
+    fluent._last_active_run_id.set(None)
+    fluent._last_logged_model_id.set(None)
     mlflow.set_tracking_uri(None)
 
 

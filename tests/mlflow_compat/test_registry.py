@@ -1,0 +1,132 @@
+"""MLflow's model registry and MLflow 3 logged models against a Cairn server."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.exceptions import MlflowException  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::FutureWarning",  # stages and get_latest_versions are deprecated in MLflow
+    "ignore:.*type hint.*:UserWarning",
+    "ignore::DeprecationWarning",
+)
+
+
+with warnings.catch_warnings():  # MLflow warns about type hints when the class is made
+    warnings.simplefilter("ignore", UserWarning)
+
+    class Doubler(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return [2 * x for x in model_input]
+
+
+def test_pyfunc_log_register_alias_and_load(url, client, cairn_client):
+    mlflow.set_experiment("registry")
+    with mlflow.start_run() as run:
+        info = mlflow.pyfunc.log_model(name="model", python_model=Doubler(),
+                                       registered_model_name="doubler")
+    assert info.model_uri.startswith("models:/m-")
+    assert str(info.registered_model_version) == "1"
+    client.set_registered_model_alias("doubler", "champion", "1")
+
+    loaded = mlflow.pyfunc.load_model("models:/doubler@champion")
+    assert list(loaded.predict([1, 2, 3])) == [2, 4, 6]
+    assert list(mlflow.pyfunc.load_model("models:/doubler/1").predict([5])) == [10]
+    assert list(mlflow.pyfunc.load_model(info.model_uri).predict([4])) == [8]
+    assert list(mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict([0])) == [0]
+
+    mv = client.get_model_version_by_alias("doubler", "champion")
+    assert mv.version == "1" and mv.run_id == run.info.run_id and mv.aliases == ["champion"]
+    assert mv.source == info.model_uri
+    logged = mlflow.get_logged_model(info.model_id)
+    assert logged.status == "READY" and logged.source_run_id == run.info.run_id
+    assert logged.tags["mlflow.modelVersions"]  # the client's registration note
+    assert client.get_run(run.info.run_id).outputs.model_outputs[0].model_id == info.model_id
+
+    # The same model in Cairn's registry: version 1 is the first registered version.
+    cairn_models = {m.name: m for m in cairn_client.list_registered_models()}
+    assert "doubler" in cairn_models
+    (cv,) = cairn_client.list_model_versions("doubler")
+    assert cv.source_run_id == run.info.run_id and cv.aliases == ("champion",)
+
+
+def test_registry_versions_stages_and_aliases(url, client):
+    mlflow.set_experiment("registry-stages")
+    infos = []
+    for i in range(3):
+        with mlflow.start_run():
+            infos.append(mlflow.pyfunc.log_model(name="m", python_model=Doubler()))
+    rm = client.create_registered_model("staged", tags={"team": "a"}, description="first")
+    assert rm.name == "staged" and rm.tags == {"team": "a"}
+    with pytest.raises(MlflowException) as e:
+        client.create_registered_model("staged")
+    assert e.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    versions = [client.create_model_version("staged", info.model_uri, run_id=info.run_id,
+                                            model_id=info.model_id, tags={"i": str(i)})
+                for i, info in enumerate(infos)]
+    assert [v.version for v in versions] == ["1", "2", "3"]
+    assert versions[0].current_stage == "None" and versions[2].tags == {"i": "2"}
+
+    client.transition_model_version_stage("staged", "1", "production")
+    got = client.transition_model_version_stage("staged", "2", "Production",
+                                                archive_existing_versions=True)
+    assert got.current_stage == "Production"
+    assert client.get_model_version("staged", "1").current_stage == "Archived"
+    client.transition_model_version_stage("staged", "3", "Staging")
+    latest = {v.current_stage: v.version for v in client.get_latest_versions("staged")}
+    assert latest == {"Archived": "1", "Production": "2", "Staging": "3"}
+    assert [v.version for v in client.get_latest_versions("staged", ["Staging"])] == ["3"]
+    assert list(mlflow.pyfunc.load_model("models:/staged/Production").predict([1])) == [2]
+
+    client.set_registered_model_alias("staged", "best", "3")
+    client.set_registered_model_alias("staged", "best", "2")  # moves
+    assert client.get_model_version_by_alias("staged", "best").version == "2"
+    assert client.get_registered_model("staged").aliases == {"best": "2"}
+    client.delete_registered_model_alias("staged", "best")
+    with pytest.raises(MlflowException) as e:
+        client.get_model_version_by_alias("staged", "best")
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+
+    client.update_registered_model("staged", description="second")
+    client.set_registered_model_tag("staged", "owner", "ana")
+    client.delete_registered_model_tag("staged", "team")
+    client.update_model_version("staged", "1", description="old one")
+    client.set_model_version_tag("staged", "1", "checked", "yes")
+    client.delete_model_version_tag("staged", "1", "i")
+    rm = client.get_registered_model("staged")
+    assert rm.description == "second" and rm.tags == {"owner": "ana"}
+    v1 = client.get_model_version("staged", "1")
+    assert v1.description == "old one" and v1.tags == {"checked": "yes"}
+
+    found = client.search_registered_models("name LIKE 'stag%'")
+    assert [m.name for m in found] == ["staged"]
+    assert client.search_registered_models("tags.owner = 'nobody'") == []
+    found = client.search_model_versions("name = 'staged'")
+    assert sorted(v.version for v in found) == ["1", "2", "3"]
+    found = client.search_model_versions(f"run_id = '{infos[0].run_id}'")
+    assert [(v.name, v.version) for v in found] == [("staged", "1")]
+    uri = client.get_model_version_download_uri("staged", "2")
+    assert uri == mlflow.get_logged_model(infos[1].model_id).artifact_location
+
+    with pytest.raises(MlflowException) as e:
+        client.get_model_version("staged", "9")
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException) as e:
+        client.get_registered_model("no-such-model")
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_register_from_a_run_path(url, client, tmp_path):
+    """An MLflow-2 style model: files logged under the run, registered by runs:/ URI."""
+    mlflow.set_experiment("registry-runs")
+    with mlflow.start_run() as run:
+        mlflow.pyfunc.save_model(str(tmp_path / "saved"), python_model=Doubler())
+        mlflow.log_artifacts(str(tmp_path / "saved"), artifact_path="legacy")
+    mv = mlflow.register_model(f"runs:/{run.info.run_id}/legacy", "legacy-model")
+    assert mv.version == "1"
+    loaded = mlflow.pyfunc.load_model("models:/legacy-model/1")
+    assert list(loaded.predict([21])) == [42]
