@@ -87,15 +87,17 @@ def import_mlflow(source: str, client: "Client | None" = None, *,
         exps = _select_experiments(src, experiments, include_deleted)
         targets = {e.experiment_id: _experiment(client, src, e, state) for e in exps}
         runs = list(_source_runs(src, list(targets), include_deleted))
+        registry = None
+        if models:  # selected and checked first: a name Cairn cannot hold stops us before any write
+            from .mlflow_models import import_models, select_models
+
+            only = {r.info.run_id for r in runs} if experiments else None
+            registry = select_models(client, src, only)
         for i, run in enumerate(runs, 1):
             _run(client, src, run, targets[run.info.experiment_id], state)
             report("runs", i, len(runs))
-        registry = None
-        if models:
-            from .mlflow_models import import_models
-
-            only = set(state.runs) if experiments else None
-            registry = import_models(client, src, state.summary, only, report)
+        if registry is not None:
+            import_models(client, src, registry, state.summary, report)
         _verify(client, state, exps, registry)
     return state.summary
 
@@ -159,7 +161,14 @@ def _run(client: "Client", src: Source, run: Any, exp: Any, state: _State) -> No
     facts = _RunFacts(exp.name, params, tags, {k: len(h) for k, h in histories.items()}, files)
     state.runs[rid] = facts
     _add(state.summary.source, facts)
-    if _exists(client, rid):
+    existing = _get(client, rid)
+    if existing is not None:
+        # Tags stay editable on both sides: bring changed ones in line (params and metrics
+        # of a finished run are immutable in Cairn; a change there shows in verification).
+        changed = {k: v for k, v in tags.items() if existing.tags.get(k) != v}
+        if changed:
+            client.log_batch(rid, tags=changed)
+            state.summary.imported.tags += len(changed)
         return
     extra = {SOURCE_TAG: state.summary.source_uri, RUN_ID_TAG: rid}
     if info.lifecycle_stage != "active":
@@ -211,12 +220,15 @@ def _status(text: str) -> RunStatus | None:
     return st if st.terminal else None
 
 
-def _exists(client: "Client", run_id: str) -> bool:
+def _get(client: "Client", run_id: str) -> Any:
     try:
-        client.get_run(run_id)
+        return client.get_run(run_id)
     except NotFound:
-        return False
-    return True
+        return None
+
+
+def _exists(client: "Client", run_id: str) -> bool:
+    return _get(client, run_id) is not None
 
 
 def _source_files(src: Source, run_id: str, path: str | None = None) -> dict[str, int]:

@@ -87,11 +87,16 @@ class Imported:
                                     f"in MLflow at {ver}")
 
 
-def import_models(client: "Client", src: Source, summary: ImportSummary, only: set[str] | None,
-                  report: Callable[[str, int, int], None]) -> Imported:
-    """Import the registry; ``only``: keep versions whose source run is in this set."""
+def select_models(client: "Client", src: Source, only: set[str] | None) -> Imported:
+    """What to import from the registry (``only``: versions whose source run is in this set),
+    checked against what Cairn can hold before anything is written."""
     out = Imported(_select(src, only))
-    _preflight(out.models)
+    _preflight(client, out.models)
+    return out
+
+
+def import_models(client: "Client", src: Source, out: Imported, summary: ImportSummary,
+                  report: Callable[[str, int, int], None]) -> None:
     total = sum(len(m.versions) for m in out.models)
     done = 0
     for m in out.models:
@@ -102,7 +107,6 @@ def import_models(client: "Client", src: Source, summary: ImportSummary, only: s
         for v in client.list_model_versions(m.name):
             if v.source_run_id:
                 out.run_copies.setdefault(v.source_run_id, set()).add(f"models/{m.name}/{v.version}/")
-    return out
 
 
 def _select(src: Source, only: set[str] | None) -> list[_Model]:
@@ -110,6 +114,9 @@ def _select(src: Source, only: set[str] | None) -> list[_Model]:
     names = [rm.name for rm in _pages(lambda token: src.client.search_registered_models(
         max_results=1000, page_token=token))]
     for name in sorted(names):
+        if not _valid_name(name):  # reported by _preflight; it could not be quoted in a filter
+            out.append(_Model(name, "", {}, {}, {}))
+            continue
         rm = src.client.get_registered_model(name)
         versions = list(_pages(lambda token: src.client.search_model_versions(
             f"name = '{name}'", max_results=10000, page_token=token)))
@@ -124,16 +131,33 @@ def _select(src: Source, only: set[str] | None) -> list[_Model]:
     return out
 
 
-def _preflight(models: list[_Model]) -> None:
-    """Refuse names Cairn cannot hold before any model is written."""
-    from ..registry.naming import check_alias, check_name
+def _valid_name(name: str) -> bool:
+    from ..registry.naming import check_name
+
+    try:
+        check_name(name)
+    except InvalidArgument:
+        return False
+    return True
+
+
+def _preflight(client: "Client", models: list[_Model]) -> None:
+    from ..registry.naming import check_alias
 
     bad = []
     for m in models:
-        try:
-            check_name(m.name)
-        except InvalidArgument:
+        if not _valid_name(m.name):
             bad.append(f"model name {m.name!r}")
+            continue
+        try:
+            got = client.get_registered_model(m.name)
+        except NotFound:
+            pass
+        else:
+            if SOURCE_TAG not in got.tags:
+                raise Conflict(f"Cairn already has a model named {m.name!r} that was not "
+                               "imported from MLflow; its versions would mix with MLflow's. "
+                               "Rename one of them, or import without the registry (--no-models)")
         for alias in m.aliases:
             try:
                 check_alias(alias)
@@ -164,10 +188,6 @@ def _model(client: "Client", src: Source, m: _Model, imported: Counts) -> None:
         got = client.create_registered_model(m.name, m.description,
                                              {**m.tags, SOURCE_TAG: src.label})
         imported.models += 1
-    if SOURCE_TAG not in got.tags:
-        raise Conflict(f"Cairn already has a model named {m.name!r} that was not imported from "
-                       "MLflow; its versions would mix with MLflow's. Rename one of them, or "
-                       "import without the registry (--no-models)")
     have = {v.version: v for v in client.list_model_versions(m.name)}
     for ver, mv in m.versions.items():
         if ver not in have:

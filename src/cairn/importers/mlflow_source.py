@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,9 @@ def open_source(source: str) -> Iterator[Source]:
         # MLflow 3 refuses to open an mlruns directory unless told to; reading one is
         # exactly what migrating away from it needs.
         env["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    with scoped_env(env):
+    with scoped_env(env), warnings.catch_warnings():
+        # MLflow's SQL store trips a SQLAlchemy deprecation of its own on every open.
+        warnings.filterwarnings("ignore", message=r".*``noload`` loader strategy is deprecated")
         with translate_errors(uri):
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             if kind == "server":

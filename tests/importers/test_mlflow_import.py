@@ -1,0 +1,315 @@
+"""`cairn import mlflow`: stores written by the real mlflow client, imported and compared field by field."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from cairn import Client
+from cairn.cli.main import cli
+from cairn.errors import (
+    CairnError, Conflict, InvalidArgument, MissingDependency, NotFound, StoreUnavailable,
+)
+from cairn.importers import Counts, ImportMismatch, import_mlflow
+
+from .mlflow_world import MODEL, assert_same
+
+pytestmark = [
+    # MLflow's SQL store trips a SQLAlchemy deprecation of its own when it opens.
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated:sqlalchemy.exc.SADeprecationWarning"),
+]
+
+# What the store in mlflow_world holds, active experiments and runs only, counted by hand.
+EXPECTED = {"experiments": 3, "runs": 5, "params": 6, "metric_points": 37, "artifacts": 9,
+            "models": 1, "versions": 2, "aliases": 1, "stages": 2}
+
+
+def _check_counts(counts: Counts) -> None:
+    got = counts.to_dict()
+    assert {k: got[k] for k in EXPECTED} == EXPECTED
+    assert got["tags"] > 5 * 4  # MLflow's own tags (user, source, run name...) plus ours
+
+
+def test_sqlite_store_is_imported_field_by_field(mlflow_sources, cairn_client, tmp_path):
+    uri, ids = mlflow_sources["sqlite"]
+    summary = import_mlflow(uri, cairn_client)
+
+    assert summary.verified and summary.source_uri == uri
+    assert summary.imported == summary.source == summary.cairn
+    _check_counts(summary.cairn)
+    assert assert_same(uri, cairn_client, tmp_path) == 5
+
+    # A few facts checked directly, not through the comparison.
+    loss = cairn_client.get_metric_history(ids["sweep"], "loss")
+    assert len(loss) == 21 and math.isnan(loss.values[-1]) and loss.values[0] == 1.0
+    assert loss.timestamps[3] - loss.timestamps[0] == 3000
+    # MLflow's SQL store keeps an infinity as the largest double; the import keeps what it kept.
+    assert cairn_client.get_metric_history(ids["sweep"], "grad_norm").values[0] >= sys.float_info.max
+    assert len(cairn_client.get_metric_history(ids["sweep"], "acc")) == 2  # two points at step 3
+    assert cairn_client.get_run(ids["trial-1"]).parent_id == ids["sweep"]
+    assert cairn_client.get_run(ids["crashed"]).status.value == "FAILED"
+    sizes = {e.path: e.size for e in cairn_client.list_artifacts(ids["sweep"])}
+    assert sizes["results/weights.bin"] == 5 << 20 and "results/plots/deep/curve.csv" in sizes
+    with pytest.raises(NotFound):  # deleted in MLflow: left out by default
+        cairn_client.get_run(ids["oops"])
+    assert cairn_client.get_experiment_by_name("old") is None
+
+    champion = cairn_client.resolve_model(f"{MODEL}@champion")
+    assert (champion.version, champion.stage) == ("1.0.0", "Staging")
+    assert cairn_client.resolve_model(f"{MODEL}@production").version == "2.0.0"
+    path = cairn_client.load_model(f"{MODEL}/2.0.0")
+    assert (path / "MLmodel").read_bytes() == b"flavors: {v: 2}\n"
+    assert (path / "extra" / "notes.md").read_bytes() == b"# v2\n"
+
+
+@pytest.mark.parametrize("form", ["path", "uri"])
+def test_mlruns_directory_is_imported_field_by_field(form, mlflow_sources, cairn_client, tmp_path,
+                                                     monkeypatch):
+    mlruns, ids = mlflow_sources["mlruns"]
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    summary = import_mlflow(str(mlruns) if form == "path" else mlruns.as_uri(), cairn_client)
+    # The importer lets MLflow open the directory for the import only.
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+
+    assert summary.verified and summary.imported == summary.cairn
+    _check_counts(summary.cairn)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert assert_same(mlruns.as_uri(), cairn_client, tmp_path) == 5
+    assert cairn_client.get_run(ids["trial-2"]).parent_id == ids["sweep"]
+
+
+def test_a_second_import_adds_nothing(mlflow_sources, cairn_client):
+    uri, ids = mlflow_sources["sqlite"]
+    first = import_mlflow(uri, cairn_client)
+    runs = {r.id for r in cairn_client.search_runs()}
+    files = {rid: cairn_client.list_artifacts(rid) for rid in runs}
+    versions = cairn_client.list_model_versions(MODEL)
+
+    second = import_mlflow(uri, cairn_client)
+
+    assert second.imported == Counts()
+    assert second.verified and second.source == first.source == second.cairn
+    assert {r.id for r in cairn_client.search_runs()} == runs
+    assert {rid: cairn_client.list_artifacts(rid) for rid in runs} == files
+    assert cairn_client.list_model_versions(MODEL) == versions
+    assert len(cairn_client.list_experiments()) == 3
+
+
+def test_an_interrupted_import_leaves_whole_runs_and_a_rerun_finishes_it(
+        mlflow_sources, cairn_client, tmp_path, monkeypatch):
+    uri, ids = mlflow_sources["sqlite"]
+    store = cairn_client.store
+    real_write, created = store.write, []
+
+    def failing_write(batch, *args, **kwargs):
+        if batch.create is not None:
+            if len(created) == 2:
+                raise StoreUnavailable("disk went away")
+            created.append(batch.run_id)
+        return real_write(batch, *args, **kwargs)
+
+    monkeypatch.setattr(store, "write", failing_write)
+    with pytest.raises(StoreUnavailable):
+        import_mlflow(uri, cairn_client)
+    monkeypatch.undo()
+
+    # Two runs are in, each complete; nothing of the third.
+    assert {r.id for r in cairn_client.search_runs()} == set(created)
+    assert assert_same(uri, cairn_client, tmp_path / "partial", run_ids=created, models=False) == 2
+
+    summary = import_mlflow(uri, cairn_client)
+    assert summary.verified and summary.imported.runs == 3
+    assert assert_same(uri, cairn_client, tmp_path / "whole") == 5
+
+
+def test_a_source_that_changed_after_import_is_reported(sqlite_copy, cairn_client):
+    from mlflow.tracking import MlflowClient
+
+    uri, ids = sqlite_copy
+    import_mlflow(uri, cairn_client)
+    ml = MlflowClient(tracking_uri=uri)
+    ml.set_tag(ids["bert"], "reviewed", "yes")  # tags stay editable: the next import syncs it
+    ml.log_metric(ids["bert"], "f1", 0.9, step=1)  # a finished Cairn run's metrics are not
+
+    with pytest.raises(ImportMismatch) as err:
+        import_mlflow(uri, cairn_client)
+    assert f"run {ids['bert']}: metric point counts differ" in err.value.message
+    assert "metric_points: 38 in the source, 37 in Cairn" in err.value.message
+    assert not any("tags" in p for p in err.value.details["problems"])
+    assert cairn_client.get_run(ids["bert"]).tags["reviewed"] == "yes"
+
+
+def test_experiment_selection_and_deleted_items(mlflow_sources, cairn_client, tmp_path):
+    uri, ids = mlflow_sources["sqlite"]
+    summary = import_mlflow(uri, cairn_client, experiments=["nlp"])
+    assert (summary.cairn.experiments, summary.cairn.runs, summary.cairn.models) == (1, 1, 0)
+    assert [r.id for r in cairn_client.search_runs()] == [ids["bert"]]
+    assert cairn_client.list_registered_models() == []  # its versions come from runs in vision
+
+    with pytest.raises(NotFound, match="no experiment named or with id 'nope'"):
+        import_mlflow(uri, cairn_client, experiments=["nope"])
+
+    summary = import_mlflow(uri, cairn_client, include_deleted=True)
+    assert summary.verified and summary.cairn.runs == 7
+    assert cairn_client.get_run(ids["oops"]).tags["cairn.import.lifecycle"] == "deleted"
+    assert cairn_client.get_experiment_by_name("old").tags["cairn.import.lifecycle"] == "deleted"
+    assert dict(cairn_client.get_run(ids["ancient"]).params) == {"x": "1"}
+
+
+def test_registry_names_cairn_cannot_hold_stop_the_import_before_any_write(sqlite_copy,
+                                                                         cairn_client):
+    from mlflow.tracking import MlflowClient
+
+    uri, ids = sqlite_copy
+    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model("fraud model v2")
+    with pytest.raises(InvalidArgument, match="'fraud model v2'.*--no-models"):
+        import_mlflow(uri, cairn_client)
+    assert cairn_client.search_runs() == [] and cairn_client.list_registered_models() == []
+
+    summary = import_mlflow(uri, cairn_client, models=False)
+    assert summary.verified and summary.cairn.runs == 5 and summary.cairn.models == 0
+
+
+def test_a_cairn_model_of_the_same_name_is_not_mixed_with_mlflow_versions(
+        mlflow_sources, cairn_client, tmp_path):
+    uri, _ = mlflow_sources["sqlite"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "w.txt").write_text("mine")
+    cairn_client.register_model(MODEL, tmp_path / "mine", flavor="directory")
+    with pytest.raises(Conflict, match=f"already has a model named '{MODEL}'"):
+        import_mlflow(uri, cairn_client)
+    assert cairn_client.search_runs() == []
+    assert [v.version for v in cairn_client.list_model_versions(MODEL)] == ["1.0.0"]
+
+
+# -- the command line -------------------------------------------------------------------------
+def _invoke(*args):
+    return CliRunner().invoke(cli, list(args), prog_name="cairn")
+
+
+def test_cli_json_then_table(mlflow_sources, tmp_path):
+    uri, _ = mlflow_sources["sqlite"]
+    store = str(tmp_path / "cli-store")
+    result = _invoke("--store", store, "import", "mlflow", uri, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["verified"] is True and data["source"] == uri
+    assert data["in_source"] == data["in_cairn"] == data["imported"]
+    assert {k: data["in_cairn"][k] for k in EXPECTED} == EXPECTED
+
+    result = _invoke("--store", store, "import", "mlflow", uri, "--progress")
+    assert result.exit_code == 0, result.output
+    assert "imported now" in result.stdout and "verified" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if " runs " in line)
+    assert row.split("│")[2].strip() == "0"  # nothing new the second time
+    assert "model versions" in result.stderr  # the progress bar, forced on
+
+
+def test_cli_bad_source_is_one_line_and_exit_1(tmp_path):
+    result = _invoke("--store", str(tmp_path / "s"), "import", "mlflow", str(tmp_path / "nope"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: there is no MLflow store at ")
+    assert not (tmp_path / "s").exists() or not Client(str(tmp_path / "s")).search_runs()
+
+
+# -- bad sources ------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bad_sources_get_clear_errors_and_are_left_alone(tmp_path, cairn_client):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a database")
+    cairn_client.create_experiment("exists")  # a Cairn store's index: SQLite, but not MLflow's
+    index = cairn_client.store.root / "index.db"
+    before = index.read_bytes()
+    cases = [
+        (str(tmp_path / "missing"), NotFound, "there is no MLflow store at"),
+        (str(tmp_path / "empty"), InvalidArgument, "is not an MLflow mlruns directory"),
+        (str(tmp_path / "notes.txt"), InvalidArgument, "is a file; an MLflow database is given as"),
+        (f"sqlite:///{tmp_path / 'missing.db'}", NotFound, "there is no MLflow database at"),
+        (f"sqlite:///{tmp_path / 'notes.txt'}", InvalidArgument, "is not an SQLite database"),
+        (f"sqlite:///{index}", InvalidArgument, "is not an MLflow tracking database"),
+        ("s3://bucket/mlruns", InvalidArgument, "unsupported MLflow source"),
+        ("", InvalidArgument, "must be a database URI"),
+        (f"http://127.0.0.1:{_free_port()}", StoreUnavailable, "cannot reach the MLflow server"),
+    ]
+    target = Client(str(tmp_path / "target"))
+    for source, error, text in cases:
+        started = time.monotonic()
+        with pytest.raises(error) as err:
+            import_mlflow(source, target)
+        assert text in err.value.message, (source, err.value.message)
+        assert time.monotonic() - started < 15, source  # no minutes of retries
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "missing.db").exists()
+    assert index.read_bytes() == before  # MLflow never created its tables in it
+    assert (tmp_path / "notes.txt").read_text() == "not a database"
+    assert not (tmp_path / "target").exists()  # nothing was written to Cairn
+
+
+def test_without_mlflow_installed_the_error_says_how_to_get_it(mlflow_sources, cairn_client,
+                                                               monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # `import` now fails as if absent
+    with pytest.raises(MissingDependency, match="pip install mlflow") as err:
+        import_mlflow(mlflow_sources["sqlite"][0], cairn_client)
+    assert isinstance(err.value, CairnError)
+
+
+# -- a Cairn store on PostgreSQL ---------------------------------------------------------------
+@pytest.mark.postgres
+def test_import_into_a_postgresql_store(mlflow_sources, pg_url, tmp_path):
+    from cairn.cas.odb import ObjectStore
+    from cairn.store.sql.store import SqlStore
+
+    uri, ids = mlflow_sources["sqlite"]
+    store = SqlStore(pg_url, ObjectStore.local(tmp_path / "objects"))
+    client = Client(pg_url)
+    client._store = store  # the server's store: PostgreSQL plus an object store
+    try:
+        summary = import_mlflow(uri, client)
+        assert summary.verified and summary.imported == summary.cairn
+        _check_counts(summary.cairn)
+        assert assert_same(uri, client, tmp_path) == 5
+        assert import_mlflow(uri, client).imported == Counts()
+    finally:
+        store.close()
+
+
+# -- the guide's example runs -----------------------------------------------------------------
+def test_the_guide_example_runs(tmp_path, monkeypatch):
+    """docs/mlflow-import.md: its python blocks run in order, then its `cairn` lines."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "mlflow-import.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
+    lines = [line for block in re.findall(r"^```sh\n(.*?)^```", text, re.M | re.S)
+             for line in block.splitlines() if line.startswith("cairn ")]
+    assert blocks and lines
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "docs_mlflow_import"}
+    try:
+        for code in blocks:
+            exec(compile(code, "docs/mlflow-import.md", "exec"), namespace)
+        assert namespace["summary"].imported.runs == 1
+        for line in lines:
+            result = _invoke(*shlex.split(line)[1:])
+            assert result.exit_code == 0, f"`{line}` failed:\n{result.output}"
+            assert "verified" in result.stdout
+    finally:
+        from cairn.store import _STORES
+
+        store = _STORES.pop(str((tmp_path / "cairn-store").resolve()), None)
+        if store is not None:
+            store.close()
