@@ -143,6 +143,24 @@ def test_latest_nan_value(store):
     assert run.metric_summaries["m"].min == 1.0
 
 
+def test_summaries_merge_across_batches(store):
+    # Each batch merges with the summaries the run's document holds: NaN, infinities,
+    # an older step written later, and counts that add up.
+    w = make_run(store)
+    w(metrics={"m": series([0, 1], [1.0, math.nan]), "k": series([0], [2.0])})
+    w(metrics={"m": series([2], [math.inf])})
+    w(metrics={"m": series([0], [-5.0]), "k": series([1], [-math.inf])})
+    run = store.get_run("r1")
+    assert run.metrics["m"] == math.inf and run.metrics["k"] == -math.inf
+    m, k = run.metric_summaries["m"], run.metric_summaries["k"]
+    assert (m.min, m.max, m.count, m.step) == (-5.0, math.inf, 4, 2)
+    assert (k.min, k.max, k.count, k.step) == (-math.inf, 2.0, 2, 1)
+    w(metrics={"m": series([3], [7.0])})
+    run = store.get_run("r1")
+    assert run.metrics["m"] == 7.0 and run.metric_summaries["m"].count == 5
+    assert [r.id for r in store.search_runs(None, "metrics.m = 7")[0]] == ["r1"]
+
+
 def test_params_are_immutable(store):
     w = make_run(store)
     w(params={"lr": "0.1"})

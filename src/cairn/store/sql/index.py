@@ -303,10 +303,17 @@ class SqlIndex:
             later.append(("upsert_tag", [(rid, k, v) for k, v in batch.tags.items()]))
         if batch.deleted_tags:
             later.append(("delete_tag", [(rid, k) for k in batch.deleted_tags]))
+        doc_row = None
+        if not created and (segs or batch.params or batch.tags or batch.deleted_tags):
+            # Read (and on PostgreSQL lock) the run's document first: its summaries are
+            # what the metrics merge with, so latest_metrics needs no read of its own.
+            sql = _sql(conn, "get_doc") + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
+            rows = _fetchall(conn, sql, (rid,))
+            doc_row = rows[0] if rows else (None, None)
         latest = self._apply_metrics(conn, rid, batch.writer_id, batch.seq, segs, later,
-                                     new_run=created) if segs else {}
+                                     new_run=created, doc_row=doc_row) if segs else {}
         if batch.params or batch.tags or batch.deleted_tags or latest or created:
-            self._update_doc(conn, batch, latest, created, later)
+            self._update_doc(conn, batch, latest, created, later, doc_row)
         if batch.artifacts:
             later.append(("upsert_artifact", [
                 (rid, a.path, a.size, a.digest,
@@ -322,11 +329,20 @@ class SqlIndex:
         _run_all(conn, later)
 
     def _apply_metrics(self, conn, rid, writer, seq, segs: list[seglib.Segment],
-                       later: list, new_run: bool = False) -> dict:
+                       later: list, new_run: bool = False, doc_row: tuple | None = None) -> dict:
         later.append(("insert_segment", [(rid, s.key, writer, seq, s.n, s.step_min, s.step_max,
                                           s.blob) for s in segs]))
         old = {}
-        if not new_run:  # a run created in this very batch has no summaries to merge with
+        if new_run:  # a run created in this very batch has no summaries to merge with
+            pass
+        elif doc_row is not None and doc_row[0] and doc_row[1]:
+            summaries = orjson.loads(doc_row[1])
+            for s in segs:
+                m = summaries.get(s.key)
+                if m is not None:
+                    old[s.key] = (s.key, _num_or_none(m[0]), m[1], m[2], m[3],
+                                  _num_or_none(m[4]), _num_or_none(m[5]), m[6])
+        else:  # a document from before summaries were stored beside it
             ph = "%s" if conn.dialect.name == "postgresql" else "?"
             sql = ("SELECT key, value, is_nan, step, timestamp, min, max, count FROM latest_metrics "
                    f"WHERE run_id = {ph} AND key IN ({', '.join([ph] * len(segs))})")
@@ -356,7 +372,7 @@ class SqlIndex:
         return {r[1]: list(r[2:]) for r in fresh} | {u[-1]: list(u[:-2]) for u in updates}
 
     def _update_doc(self, conn: Connection, batch: RecordBatch, latest: dict, created: bool,
-                    later: list) -> None:
+                    later: list, doc_row: tuple | None = None) -> None:
         """Bring the run's document (and, if metrics moved, its summaries) up to date.
 
         ``doc`` is ``{"p": params, "t": tags, "v": latest values}`` (plus ``"x": 1`` when a
@@ -367,8 +383,11 @@ class SqlIndex:
         if created:
             doc, summaries = {"p": {}, "t": {}, "v": {}}, {}
         else:
-            sql = _sql(conn, "get_doc") + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
-            rows = _fetchall(conn, sql, (rid,))
+            if doc_row is None:
+                sql = _sql(conn, "get_doc") + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
+                rows = _fetchall(conn, sql, (rid,))
+            else:
+                rows = [doc_row] if doc_row[0] else []
             if not rows or not rows[0][0]:
                 # A row from before documents existed: build both from the tables, once
                 # they hold this batch.
@@ -662,6 +681,11 @@ def _latest_row(rid: str, key: str, m: dict) -> tuple:
     is_nan = isinstance(value, float) and math.isnan(value)
     return (rid, key, None if is_nan else value, int(is_nan), m["step"], m["timestamp"],
             m["min"], m["max"], m["count"])
+
+
+def _num_or_none(x):
+    """A summary number as stored in JSON: infinities are spelt "inf"/"-inf"."""
+    return float(x) if isinstance(x, str) else x
 
 
 def _nan_min(a, b):
