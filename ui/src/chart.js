@@ -72,6 +72,7 @@ export class Chart {
       if (this.plot) this.plot.setSize({ width: this.width(), height: this.height });
     });
     this.resize.observe(el);
+    el.chart = this;  // for tests and benchmarks
     this.canvasBox.addEventListener("dblclick", () => {
       this.zoomed = null;
       if (this.onZoom) this.onZoom(null);
@@ -148,11 +149,18 @@ export class Chart {
         { size: 56 }],
       series: config,
       bands,
-      hooks: { setSelect: [(u) => this.selected(u)] },
+      hooks: { setSelect: [(u) => this.selected(u)], draw: [(u) => this.drawn(u)] },
     };
+    this.shown = shown;
     this.plot = new uPlot(opts, data, this.canvasBox);
-    this.el.dataset.points = String(shown);
-    this.el.dataset.ready = "1";
+  }
+
+  /** After each paint: what the chart shows, for tests and benchmarks (a canvas is opaque). */
+  drawn(u) {
+    const ys = u.scales.y;
+    Object.assign(this.el.dataset, { points: String(this.shown), ready: "1", xMode: this.opts.xMode,
+      log: String(this.opts.log), exact: String(this.series.every((s) => s.exact !== false)),
+      ymax: String(ys.max), ymin: String(ys.min) });
   }
 
   selected(u) {

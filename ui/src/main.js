@@ -55,7 +55,7 @@ function render() {
 // Links inside the app change the page without reloading it.
 document.addEventListener("click", (e) => {
   const a = e.target.closest("a[href]");
-  if (!a || a.target || a.hasAttribute("download") || e.button !== 0) return;
+  if (e.defaultPrevented || !a || a.getAttribute("href").startsWith("#") || a.target || a.hasAttribute("download") || e.button !== 0) return;
   if (e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
