@@ -16,7 +16,8 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::FutureWarning")]
+pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings(
+    "ignore::FutureWarning", "ignore:.*type hint.*:UserWarning")]
 
 with warnings.catch_warnings():  # MLflow warns about type hints when the class is made
     warnings.simplefilter("ignore", UserWarning)

@@ -11,10 +11,12 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::FutureWarning",  # stages and get_latest_versions are deprecated in MLflow
-    "ignore:.*type hint.*:UserWarning",
+    "ignore:.*type hint.*:UserWarning",  # a PythonModel without type hints
     "ignore::DeprecationWarning",
 )
 
+
+PIP = ["mlflow"]  # given, so that the client does not infer them (seconds per model)
 
 with warnings.catch_warnings():  # MLflow warns about type hints when the class is made
     warnings.simplefilter("ignore", UserWarning)
@@ -28,7 +30,7 @@ def test_pyfunc_log_register_alias_and_load(url, client, cairn_client):
     mlflow.set_experiment("registry")
     with mlflow.start_run() as run:
         info = mlflow.pyfunc.log_model(name="model", python_model=Doubler(),
-                                       registered_model_name="doubler")
+                                       registered_model_name="doubler", pip_requirements=PIP)
     assert info.model_uri.startswith("models:/m-")
     assert str(info.registered_model_version) == "1"
     client.set_registered_model_alias("doubler", "champion", "1")
@@ -59,7 +61,8 @@ def test_registry_versions_stages_and_aliases(url, client):
     infos = []
     for i in range(3):
         with mlflow.start_run():
-            infos.append(mlflow.pyfunc.log_model(name="m", python_model=Doubler()))
+            infos.append(mlflow.pyfunc.log_model(name="m", python_model=Doubler(),
+                                                  pip_requirements=PIP))
     rm = client.create_registered_model("staged", tags={"team": "a"}, description="first")
     assert rm.name == "staged" and rm.tags == {"team": "a"}
     with pytest.raises(MlflowException) as e:
@@ -124,7 +127,8 @@ def test_register_from_a_run_path(url, client, tmp_path):
     """An MLflow-2 style model: files logged under the run, registered by runs:/ URI."""
     mlflow.set_experiment("registry-runs")
     with mlflow.start_run() as run:
-        mlflow.pyfunc.save_model(str(tmp_path / "saved"), python_model=Doubler())
+        mlflow.pyfunc.save_model(str(tmp_path / "saved"), python_model=Doubler(),
+                                 pip_requirements=PIP)
         mlflow.log_artifacts(str(tmp_path / "saved"), artifact_path="legacy")
     mv = mlflow.register_model(f"runs:/{run.info.run_id}/legacy", "legacy-model")
     assert mv.version == "1"

@@ -232,3 +232,18 @@ def test_wire_details(url):
     r = requests.post(f"{api}/runs/create", data=b"[1]", headers={"content-type": "application/json"})
     assert r.status_code == 400
     assert requests.get(f"{url}/api/3.0/mlflow/server-info").json()["multipart_uploads_enabled"] is False
+
+
+def test_mlflow_runs_are_not_presumed_dead(client, monkeypatch):
+    """The client sends no heartbeats: a quiet run stays RUNNING, as on MLflow."""
+    import time
+
+    monkeypatch.setenv("CAIRN_HEARTBEAT_TIMEOUT", "0.2")
+    run = client.create_run(client.create_experiment("quiet")).info.run_id
+    time.sleep(0.5)
+    assert client.get_run(run).info.status == "RUNNING"
+    client.log_metric(run, "m", 1.0)
+    time.sleep(0.5)
+    assert client.get_run(run).info.status == "RUNNING"
+    client.set_terminated(run)
+    assert client.get_run(run).info.status == "FINISHED"

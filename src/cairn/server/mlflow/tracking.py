@@ -21,7 +21,7 @@ from ...entities import Experiment, RecordBatch, Run, RunStatus
 from ...errors import AlreadyExists, InvalidArgument, NotFound
 from ...search.parser import ATTRIBUTES, TAGS, Clause, OrderKey
 from ...store.validation import check_experiment_name
-from ...store.wire import from_results
+from ...store.wire import INT64_MAX, from_results
 from ..auth import Principal
 from ..context import ServerContext
 from ..routes._common import apply_batches, new_writer_id, now_ms
@@ -37,6 +37,7 @@ MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 MAX_SEARCH_RESULTS = 50_000
 MAX_HISTORY_RESULTS = 25_000
 MAX_BULK_RUNS, MAX_BULK_RESULTS = 100, 2500
+NEVER_STALE = INT64_MAX  # the heartbeat of runs the mlflow client creates
 _VIEW_TYPES = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": None}
 _STATUSES = {"RUNNING": RunStatus.RUNNING, "SCHEDULED": RunStatus.RUNNING,
              "FINISHED": RunStatus.FINISHED, "FAILED": RunStatus.FAILED,
@@ -281,9 +282,24 @@ def create_run(c: ServerContext, p: Principal, r: Params) -> dict:
               "experiment_created_at": exp.created_at, "name": name, "parent_id": parent,
               "user": user, "start_time": r.integer("start_time") or now_ms()}
     write(c, p, run_id=run_id, create=create, tags=tags)
+    _no_heartbeat(c, run_id)
     c.audit(p, "run.create", f"runs/{run_id}", None,
             {"experiment_id": exp.id, "name": name, "tags": tags, "via": "mlflow"})
     return {"run": run_json(c.store.get_run(run_id))}
+
+
+def _no_heartbeat(c: ServerContext, run_id: str) -> None:
+    """MLflow's client sends no heartbeats: its runs stay RUNNING until it ends them, as on
+    MLflow, instead of reading as KILLED after CAIRN_HEARTBEAT_TIMEOUT without a write.
+    A heartbeat in the far future does that (each write keeps the later of the two)."""
+    import sqlalchemy as sa
+
+    index = getattr(c.store, "index", None)
+    if index is None:
+        return
+    T = _tables()
+    with index.session(write=True) as conn:
+        conn.execute(sa.update(T.runs).where(T.runs.c.id == run_id).values(heartbeat=NEVER_STALE))
 
 
 def get_run_route(c: ServerContext, p: Principal, r: Params) -> dict:
