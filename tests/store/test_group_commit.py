@@ -123,3 +123,24 @@ def test_a_crash_with_pending_index_writes_loses_nothing(tmp_path):
     runs = cairn.Client(uri=str(store)).search_runs(experiments=["g"])
     assert [(r.name, r.status.value, r.params, r.metrics["m"]) for r in runs] == \
         [("crashed", "FINISHED", {"p": "1"}, 0.25)]
+
+
+def test_a_server_on_a_local_store_applies_each_write_before_answering(tmp_path, monkeypatch):
+    # Another worker process of the same server must see a write as soon as it is answered.
+    from cairn.server.app import create_app
+    from cairn.store.local import LocalStore
+    from tests.serving import ThreadedServer
+
+    monkeypatch.setenv("CAIRN_INDEX_DELAY", "30")
+    served = LocalStore(tmp_path / "store")
+    with ThreadedServer(create_app(served)) as url:
+        client = cairn.Client(uri=url)
+        run = client.create_run(client.get_or_create_experiment("g").id, name="remote")
+        client.log_batch(run.id, params={"k": "v"}, metrics=[("m", 1.0, 0, 0)])
+        other_worker = LocalStore(tmp_path / "store")
+        found, _ = other_worker.search_runs(None, "params.k = 'v'")
+        assert [r.name for r in found] == ["remote"]
+        assert served._group.transactions == 0  # nothing went through the queue
+        from cairn.store import _STORES
+
+        _STORES.pop(url).close()

@@ -28,6 +28,10 @@ def sql_engine(store: Any):
 class ServerContext:
     def __init__(self, store: Any, objects: "ObjectStore", settings: ServerSettings) -> None:
         self.store = store
+        if hasattr(store, "index_delay"):
+            # A response means the write is in the index: the next request may reach
+            # another worker process, which cannot settle this one's pending writes.
+            store.index_delay = 0.0
         self.objects = objects
         self.settings = settings
         self._engine = None

@@ -56,7 +56,9 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
         self._lock = threading.RLock()
         self._opened = False
         self.damage: list[jlib.Damage] = []
-        self._group = GroupCommit(self._apply_group, settings.INDEX_DELAY.get)
+        # None: CAIRN_INDEX_DELAY decides; a server sets 0 (see ServerContext).
+        self.index_delay: float | None = None
+        self._group = GroupCommit(self._apply_group, self._index_delay)
 
     # -- lifecycle -------------------------------------------------------
     @property
@@ -71,6 +73,9 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
 
             self._index = SqlIndex(f"sqlite:///{self.root / 'index.db'}")
         return self._index
+
+    def _index_delay(self) -> float:
+        return settings.INDEX_DELAY.get() if self.index_delay is None else self.index_delay
 
     def settle(self) -> None:
         """Apply pending index writes now, so other processes see them too."""
@@ -141,7 +146,7 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
     def _write(self, batch: RecordBatch, segs: list, fsync: bool) -> None:
         with self._lock:
             jw = self._journal(batch.run_id, batch.writer_id)
-            if settings.INDEX_DELAY.get() <= 0:
+            if self._index_delay() <= 0:
                 with self.index.session(write=True) as conn:
                     # Already applied (a retry or a replay), or refused before anything
                     # reaches the journal.
