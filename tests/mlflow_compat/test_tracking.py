@@ -247,3 +247,28 @@ def test_mlflow_runs_are_not_presumed_dead(client, monkeypatch):
     assert client.get_run(run).info.status == "RUNNING"
     client.set_terminated(run)
     assert client.get_run(run).info.status == "FINISHED"
+
+
+@pytest.mark.filterwarnings("ignore:Starting with pandas version 4.0")  # inside mlflow.data
+def test_inputs_and_logged_model_history(client, url):
+    import pandas as pd
+    from mlflow.models import Model
+
+    df = pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 0]})
+    dataset = mlflow.data.from_pandas(df, name="train-set")
+    mlflow.set_experiment("inputs")
+    with mlflow.start_run() as run:
+        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training")  # the same data set once
+    got = client.get_run(run.info.run_id)
+    (inp,) = got.inputs.dataset_inputs
+    assert inp.dataset.name == "train-set" and inp.dataset.digest == dataset.digest
+    assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "training"
+    assert not any(k.startswith("cairn.mlflow.") for k in got.data.tags)
+
+    client._tracking_client.store.record_logged_model(
+        run.info.run_id, Model(artifact_path="legacy", run_id=run.info.run_id))
+    history = client.get_run(run.info.run_id).data.tags["mlflow.log-model.history"]
+    import json
+
+    assert json.loads(history)[0]["artifact_path"] == "legacy"

@@ -37,6 +37,7 @@ MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 MAX_SEARCH_RESULTS = 50_000
 MAX_HISTORY_RESULTS = 25_000
 MAX_BULK_RUNS, MAX_BULK_RESULTS = 100, 2500
+LOG_MODEL_TAG = "mlflow.log-model.history"
 NEVER_STALE = INT64_MAX  # the heartbeat of runs the mlflow client creates
 _VIEW_TYPES = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": None}
 _STATUSES = {"RUNNING": RunStatus.RUNNING, "SCHEDULED": RunStatus.RUNNING,
@@ -487,6 +488,29 @@ def log_inputs(c: ServerContext, p: Principal, r: Params) -> dict:
     return {}
 
 
+def log_model(c: ServerContext, p: Principal, r: Params) -> dict:
+    """``runs/log-model``: MLflow's legacy record of a model logged in a run, kept as MLflow
+    keeps it, in the tag ``mlflow.log-model.history`` (a JSON list; oldest dropped first
+    when it outgrows a tag)."""
+    import json
+
+    run = get_run(c, p, r.run_id(), "editor")
+    text = r.text("model_json", required=True)
+    try:
+        model = json.loads(text)
+    except ValueError:
+        raise invalid("Invalid value for parameter 'model_json': not JSON") from None
+    history = json.loads(run.tags.get(LOG_MODEL_TAG) or "[]") + [model]
+    value = json.dumps(history)
+    while len(value) > 8000 and len(history) > 1:
+        history.pop(0)
+        value = json.dumps(history)
+    if len(value) > 8000:
+        raise invalid("The model description exceeds the 8000 characters of a tag")
+    write(c, p, run_id=run.id, tags={LOG_MODEL_TAG: value})
+    return {}
+
+
 # -- search --------------------------------------------------------------------------
 
 def _to_cairn(clause: Clause) -> Clause:
@@ -621,6 +645,7 @@ ROUTES = [
     ("POST", "/runs/log-metric", log_metric),
     ("POST", "/runs/log-batch", log_batch),
     ("POST", "/runs/log-inputs", log_inputs),
+    ("POST", "/runs/log-model", log_model),
     ("POST", "/runs/search", search_runs),
     ("GET", "/metrics/get-history", get_history),
     ("GET", "/metrics/get-history-bulk-interval", get_history_bulk_interval),
