@@ -48,6 +48,15 @@ def test_pyfunc_log_register_alias_and_load(url, client, cairn_client):
     assert logged.status == "READY" and logged.source_run_id == run.info.run_id
     assert logged.tags["mlflow.modelVersions"]  # the client's registration note
     assert client.get_run(run.info.run_id).outputs.model_outputs[0].model_id == info.model_id
+    import requests
+
+    listed = requests.get(f"{url}/api/2.0/mlflow/logged-models/{info.model_id}/artifacts/"
+                          "directories").json()
+    assert listed["root_uri"] == logged.artifact_location
+    assert {"MLmodel", "python_model.pkl"} <= {f["path"] for f in listed["files"]}
+    # The ajax-api prefix the MLflow UI uses answers too.
+    r = requests.get(f"{url}/ajax-api/2.0/mlflow/logged-models/{info.model_id}")
+    assert r.json()["model"]["info"]["name"] == "model"
 
     # The same model in Cairn's registry: version 1 is the first registered version.
     cairn_models = {m.name: m for m in cairn_client.list_registered_models()}

@@ -214,6 +214,19 @@ def search_models(c: ServerContext, p: Principal, r: Params) -> dict:
     return out
 
 
+def list_artifacts(c: ServerContext, p: Principal, r: Params) -> dict:
+    """A logged model's files under ``artifact_directory_path`` (the MLflow UI's browser)."""
+    from .artifacts import listing
+
+    run, desc = get_model(c, p, r.text("model_id", required=True))
+    sub = (r.text("artifact_directory_path") or "").strip("/")
+    rel = desc["path"] + (f"/{sub}" if sub else "")
+    files = listing(c.store.list_artifacts(run.id), rel) or []
+    prefix = sub + "/" if sub else ""
+    return {"root_uri": artifact_location(run, desc),
+            "files": [{**f, "path": prefix + f["path"]} for f in files]}
+
+
 def log_outputs(c: ServerContext, p: Principal, r: Params) -> dict:
     """``runs/outputs``: the models a run produced, shown in ``run.outputs``."""
     run = get_run(c, p, r.run_id(), "editor")
@@ -237,5 +250,6 @@ ROUTES = [
     ("PATCH", "/logged-models/{model_id}/tags", set_tags),
     ("DELETE", "/logged-models/{model_id}/tags/{tag_key:path}", delete_tag),
     ("POST", "/logged-models/{model_id}/params", log_params),
+    ("GET", "/logged-models/{model_id}/artifacts/directories", list_artifacts),
     ("POST", "/runs/outputs", log_outputs),
 ]
