@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -19,7 +24,7 @@ from cairn.errors import (
 )
 from cairn.importers import Counts, ImportMismatch, import_mlflow
 
-from .mlflow_world import MODEL, assert_same
+from .mlflow_world import MODEL, assert_same, mlflow_at
 
 pytestmark = [
     # MLflow's SQL store trips a SQLAlchemy deprecation of its own when it opens.
@@ -70,20 +75,22 @@ def test_sqlite_store_is_imported_field_by_field(mlflow_sources, cairn_client, t
     assert (path / "extra" / "notes.md").read_bytes() == b"# v2\n"
 
 
-@pytest.mark.parametrize("form", ["path", "uri"])
-def test_mlruns_directory_is_imported_field_by_field(form, mlflow_sources, cairn_client, tmp_path,
+def test_mlruns_directory_is_imported_field_by_field(mlflow_sources, cairn_client, tmp_path,
                                                      monkeypatch):
     mlruns, ids = mlflow_sources["mlruns"]
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
-    summary = import_mlflow(str(mlruns) if form == "path" else mlruns.as_uri(), cairn_client)
+    summary = import_mlflow(str(mlruns), cairn_client)
     # The importer lets MLflow open the directory for the import only.
     assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
 
     assert summary.verified and summary.imported == summary.cairn
     _check_counts(summary.cairn)
+    assert cairn_client.get_run(ids["trial-2"]).parent_id == ids["sweep"]
+    # The same directory as a file:// URI is the same source: nothing new.
+    again = import_mlflow(mlruns.as_uri(), cairn_client)
+    assert again.verified and again.imported == Counts() and again.source == summary.source
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     assert assert_same(mlruns.as_uri(), cairn_client, tmp_path) == 5
-    assert cairn_client.get_run(ids["trial-2"]).parent_id == ids["sweep"]
 
 
 def test_a_second_import_adds_nothing(mlflow_sources, cairn_client):
@@ -290,7 +297,6 @@ def test_the_guide_example_runs(tmp_path, monkeypatch):
     """docs/mlflow-import.md: its python blocks run in order, then its `cairn` lines."""
     import re
     import shlex
-    from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "mlflow-import.md").read_text()
     blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
@@ -313,3 +319,53 @@ def test_the_guide_example_runs(tmp_path, monkeypatch):
         store = _STORES.pop(str((tmp_path / "cairn-store").resolve()), None)
         if store is not None:
             store.close()
+
+
+# -- a running MLflow server ------------------------------------------------------------------
+@contextlib.contextmanager
+def mlflow_server(backend: str, artifacts: Path, log: Path):
+    """`mlflow server` as a child process in its own session, killed with its workers after."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["timeout", "180", str(Path(sys.executable).parent / "mlflow"), "server",
+             "--backend-store-uri", backend, "--artifacts-destination", str(artifacts),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, f"mlflow server exited:\n{log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"mlflow server did not start:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+@pytest.mark.slow
+def test_import_from_a_running_mlflow_server(sqlite_copy, cairn_client, tmp_path):
+    """Tracking, registry and artifacts over MLflow's REST API, the artifact proxy included."""
+    uri, ids = sqlite_copy
+    with mlflow_server(uri, tmp_path / "proxied", tmp_path / "server.log") as url:
+        with mlflow_at(url) as mlflow:  # a run logged through the server: its files go via the proxy
+            mlflow.set_experiment("served")  # created by the server: artifacts behind its proxy
+            with mlflow.start_run(run_name="served") as run:
+                mlflow.log_metrics({"f1": 0.5}, step=0)
+                mlflow.log_metrics({"f1": 0.7}, step=1)
+                mlflow.log_text("via the proxy", "notes/served.txt")
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+
+        summary = import_mlflow(url, cairn_client)
+        assert summary.verified and summary.source_uri == url
+        assert (summary.cairn.experiments, summary.cairn.runs, summary.cairn.versions) == (4, 6, 2)
+        assert assert_same(url, cairn_client, tmp_path) == 6
+    entry = next(e for e in cairn_client.list_artifacts(run.info.run_id))
+    assert cairn_client.store.objects.read_bytes(entry) == b"via the proxy"
