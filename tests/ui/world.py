@@ -43,7 +43,7 @@ class World:
     runs: dict[str, str] = field(default_factory=dict)  # run name -> id
     running: str = ""
     spiky: str = ""
-    big: str = ""
+    versions: list = field(default_factory=list)  # the model "digits"'s ModelVersions
 
 
 def write_run(store, exp_id: str, exp_name: str, name: str, params: dict, tags: dict,
@@ -122,23 +122,41 @@ def seed(root: Path, many: int = 0) -> World:
     (files / "curve.png").write_bytes(png())
     for f in ("notes.txt", "config.json", "curve.png"):
         client.log_artifact(w.spiky, files / f)
+    _data(client, root, w)
     _registry(client, root, w)
     return w
 
 
+def _data(client, root: Path, w: World) -> None:
+    """Data set "digits-data": two versions (a row added, a file added), read by one run."""
+    src = root.parent / "data-files"
+    (src / "train").mkdir(parents=True, exist_ok=True)
+    (src / "test").mkdir(exist_ok=True)
+    rows = "".join(f"{i},{i % 7},{i % 2}\n" for i in range(40))
+    (src / "train" / "part.csv").write_text("a,b,label\n" + rows)
+    (src / "test" / "part.csv").write_text("a,b,label\n" + rows[:60])
+    client.data.add(src, "digits-data", "first cut")
+    (src / "train" / "part.csv").write_text("a,b,label\n" + rows + "40,5,0\n")
+    (src / "README.md").write_text("digits, as CSV\n")
+    client.data.add(src, "digits-data", "one more row, a README", aliases=["gold"])
+    client.log_input(w.runs["cnn-lr0.01-s0"], "digits-data@2")
+
+
 def _registry(client, root: Path, w: World) -> None:
-    """Model "digits": 1.0.0 in Production, 1.1.0 waiting for an approval to go there."""
+    """Model "digits": 1.0.0 in Production, the next version (its run read a data set, so a
+    major bump) waiting for an approval to go there."""
     import cairn
     from sklearn.linear_model import LogisticRegression
 
     X = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.2], [1.0, 0.9], [0.1, 0.0], [0.9, 1.0]])
     y = np.array([0, 1, 0, 1, 0, 1])
     for C, run in ((1.0, "cnn-lr0.1-s1"), (0.1, "cnn-lr0.01-s0")):
-        client.register_model("digits", LogisticRegression(C=C).fit(X, y),
-                              run_id=w.runs[run], params={"C": C})
+        w.versions.append(client.register_model("digits", LogisticRegression(C=C).fit(X, y),
+                                                run_id=w.runs[run], params={"C": C}))
     bo = cairn.Client(str(root), user="bo")
     client.set_stage_policy("digits", "production", approvals=1)
     req = client.request_transition("digits", "1.0.0", "production", comment="first release")
     bo.approve(req.id, comment="looks good")
     client.set_alias("digits", "champion", "1.0.0")
-    client.request_transition("digits", "1.1.0", "production", comment="better accuracy")
+    client.request_transition("digits", w.versions[1].version, "production",
+                              comment="better accuracy")

@@ -57,14 +57,16 @@ export function comparePage(root, _args, params) {
       h("label", {}, "value per run ", summary), aggBtn),
     aggChartBox, aggBox);
 
+  let drawing = 0;
   async function drawChart() {
     const key = metricSel.value;
     if (!key) return;
+    const mine = ++drawing;  // a slower answer for an earlier metric or zoom is dropped
     if (!chart) chart = new Chart(chartBox, { title: "", height: 300, onZoom: (z) => { zoom = z; drawChart(); } });
     const points = chart.points();
     const res = await Promise.all(runs.map((r) => (r.metric_summaries[key]
       ? api(`/ui/runs/${r.id}/series`, { query: { key, points, ...(zoom || {}) } }) : null)));
-    if (disposed) return;
+    if (disposed || mine !== drawing) return;
     const series = [];
     res.forEach((x, i) => {
       if (!x) return;

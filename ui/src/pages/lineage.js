@@ -1,5 +1,6 @@
 // The lineage graph of a run, model version or data set version: layered left to right,
-// from what was used to what was made.  Click a node to centre the graph on it.
+// from what was used to what was made.  Click a node to centre the graph on it, and
+// the centred node to open its page.
 import { api } from "../api.js";
 import { h, clear, errorBox } from "../util.js";
 
@@ -79,12 +80,14 @@ export function lineagePage(root, _args, params, navigate) {
         svg("text", { x: 8, y: 16, class: "kind" }, n.kind),
         svg("text", { x: 8, y: 32 }, (n.label || n.id).slice(0, 26)),
         svg("title", {}, n.id));
-      group.addEventListener("click", () => navigate(`/lineage?node=${encodeURIComponent(n.id)}&direction=${direction}`));
       const target = link(n);
-      if (target) group.addEventListener("dblclick", () => navigate(target));
+      group.addEventListener("click", () => {
+        if (n.id === g.root) { if (target) navigate(target); return; }
+        navigate(`/lineage?node=${encodeURIComponent(n.id)}&direction=${direction}`);
+      });
       canvas.append(group);
     }
-    clear(box, canvas, h("p", { class: "muted small" }, "Click a node to centre on it; double-click to open its page."));
+    clear(box, canvas, h("p", { class: "muted small" }, "Click a node to centre the graph on it; click the centred node to open its page."));
   }).catch((err) => clear(box, errorBox(err)));
   return null;
 }

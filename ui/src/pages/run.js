@@ -102,10 +102,14 @@ export function runPage(root, [runId]) {
     for (const k of keys) if (charts.get(k).zoom) jobs.push([[k], charts.get(k).zoom]);
     await Promise.all(jobs.map(async ([ks, zoom]) => {
       const points = charts.get(ks[0]).chart.points();
+      // Each chart keeps only its latest answer: a poll must not undo a zoom, nor the reverse.
+      const asked = ks.map((k) => [k, charts.get(k).asked = (charts.get(k).asked || 0) + 1]);
       const res = await api(`/ui/runs/${runId}/series`, { query: { key: ks, points, ...(zoom || {}) } });
       if (disposed) return;
+      const current = new Map(asked);
       for (const s of res.series) {
         const c = charts.get(s.key);
+        if (!c || c.asked !== current.get(s.key)) continue;
         c.chart.zoomed = c.zoom;
         c.chart.setSeries([{ ...s, label: s.key, colour: colour(0),
           values: s.values.map(num), min: s.min && s.min.map(num), max: s.max && s.max.map(num) }]);
