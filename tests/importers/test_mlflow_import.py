@@ -99,6 +99,7 @@ def test_a_second_import_adds_nothing(mlflow_sources, cairn_client):
     runs = {r.id for r in cairn_client.search_runs()}
     files = {rid: cairn_client.list_artifacts(rid) for rid in runs}
     versions = cairn_client.list_model_versions(MODEL)
+    cairn_client.set_note(ids["bert"], "checked")  # what Cairn adds is not a difference
 
     second = import_mlflow(uri, cairn_client)
 
@@ -106,6 +107,7 @@ def test_a_second_import_adds_nothing(mlflow_sources, cairn_client):
     assert second.verified and second.source == first.source == second.cairn
     assert {r.id for r in cairn_client.search_runs()} == runs
     assert {rid: cairn_client.list_artifacts(rid) for rid in runs} == files
+    assert cairn_client.get_run(ids["bert"]).tags["cairn.note"] == "checked"
     assert cairn_client.list_model_versions(MODEL) == versions
     assert len(cairn_client.list_experiments()) == 3
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..entities import RecordBatch, RunStatus
 from ..errors import NotFound
@@ -37,7 +37,6 @@ SOURCE_TAG = "cairn.import.source"
 RUN_ID_TAG = "cairn.import.mlflow_run_id"
 EXPERIMENT_ID_TAG = "cairn.import.mlflow_experiment_id"
 LIFECYCLE_TAG = "cairn.import.lifecycle"
-IMPORT_TAG_PREFIX = "cairn.import."
 PARENT_TAG = "mlflow.parentRunId"
 PAGE = 1000
 
@@ -116,7 +115,8 @@ def _select_experiments(src: Source, wanted: Sequence[str] | None, include_delet
         hit = [e for e in found if e.name == item] or [e for e in found if e.experiment_id == item]
         if not hit:
             raise NotFound(f"the MLflow source {src.label} has no experiment named or with id "
-                           f"{item!r}")
+                           f"{item!r}" + ("" if include_deleted else
+                                          " (a deleted one needs --include-deleted)"))
         out.extend(h for h in hit if h not in out)
     return out
 
@@ -251,7 +251,11 @@ def _add(counts: Counts, facts: _RunFacts) -> None:
 
 # -- verification -----------------------------------------------------------------------------
 def _verify(client: "Client", state: _State, exps: list, registry: Any) -> None:
-    """Count everything selected again on the Cairn side; refuse if it differs from the source."""
+    """Count everything selected again on the Cairn side; refuse if it differs from the source.
+
+    What Cairn added on its side since (a note, a tag, the ``models/`` copy of a
+    registration) is not a difference: every item of the source must be there, unchanged.
+    """
     cairn, problems = state.summary.cairn, []
     for e in exps:
         got = client.get_experiment_by_name(e.name)
@@ -259,24 +263,20 @@ def _verify(client: "Client", state: _State, exps: list, registry: Any) -> None:
             problems.append(f"experiment {e.name!r} is missing")
             continue
         cairn.experiments += 1
-        if EXPERIMENT_ID_TAG in got.tags and e.name != "Default":
-            want = {k: v for k, v in e.tags.items()}
-            have = {k: v for k, v in got.tags.items() if not k.startswith(IMPORT_TAG_PREFIX)}
-            if have != want:
-                problems.append(f"experiment {e.name!r}: tags differ")
-    copies = {} if registry is None else registry.run_copies
+        # Tags are the import's only for an experiment it created (not e.g. Cairn's own Default).
+        if EXPERIMENT_ID_TAG in got.tags and _kept(e.tags, got.tags) != dict(e.tags):
+            problems.append(f"experiment {e.name!r}: tags differ")
     for rid, facts in state.runs.items():
         try:
             run = client.get_run(rid)
         except NotFound:
             problems.append(f"run {rid} is missing")
             continue
-        tags = {k: v for k, v in run.tags.items() if not k.startswith(IMPORT_TAG_PREFIX)}
-        points = {k: m.count for k, m in run.metric_summaries.items()}
-        prefixes = tuple(copies.get(rid, ()))
-        files = {e.path: e.size for e in client.list_artifacts(rid)
-                 if not (prefixes and e.path.startswith(prefixes))}
-        got = _RunFacts(run.experiment, dict(run.params), tags, points, files)
+        summaries = run.metric_summaries
+        points = {k: summaries[k].count for k in facts.points if k in summaries}
+        files = _kept(facts.files, {e.path: e.size for e in client.list_artifacts(rid)})
+        got = _RunFacts(run.experiment, dict(run.params), _kept(facts.tags, run.tags), points,
+                        files)
         _add(cairn, got)
         for what in ("experiment", "params", "tags", "points", "files"):
             if getattr(got, what) != getattr(facts, what):
@@ -289,6 +289,11 @@ def _verify(client: "Client", state: _State, exps: list, registry: Any) -> None:
                                             if len(problems) > 10 else "")
         raise ImportMismatch(f"the import from {state.summary.source_uri} does not match its "
                              f"source: {shown}", problems=problems)
+
+
+def _kept(source: Mapping[str, Any], cairn: Mapping[str, Any]) -> dict[str, Any]:
+    """The items of ``source`` that ``cairn`` holds with the same value."""
+    return {k: v for k, v in source.items() if k in cairn and cairn[k] == v}
 
 
 def _label(what: str) -> str:

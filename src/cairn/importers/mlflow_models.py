@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import Conflict, InvalidArgument, NotFound
-from .mlflow import IMPORT_TAG_PREFIX, SOURCE_TAG, _exists, _pages
+from .mlflow import SOURCE_TAG, _exists, _pages
 from .mlflow_source import Source
 from .summary import Counts, ImportSummary
 
@@ -51,8 +51,6 @@ class Imported:
     """What the registry part selected, for verification after the runs are checked."""
 
     models: list[_Model] = field(default_factory=list)
-    # run id -> artifact prefixes that registrations inside the run added (models/NAME/VER/)
-    run_copies: dict[str, set[str]] = field(default_factory=dict)
 
     def verify(self, client: "Client", cairn: Counts, problems: list[str]) -> None:
         for m in self.models:
@@ -62,7 +60,7 @@ class Imported:
                 problems.append(f"model {m.name!r} is missing")
                 continue
             cairn.models += 1
-            tags = {k: v for k, v in got.tags.items() if not k.startswith(IMPORT_TAG_PREFIX)}
+            tags = {k: v for k, v in m.tags.items() if got.tags.get(k) == v}
             if tags != m.tags or got.description != m.description:
                 problems.append(f"model {m.name!r}: description or tags differ")
             have = {v.version: v for v in client.list_model_versions(m.name)}
@@ -104,9 +102,6 @@ def import_models(client: "Client", src: Source, out: Imported, summary: ImportS
         _model(client, src, m, summary.imported)
         done += len(m.versions)
         report("model versions", done, total)
-        for v in client.list_model_versions(m.name):
-            if v.source_run_id:
-                out.run_copies.setdefault(v.source_run_id, set()).add(f"models/{m.name}/{v.version}/")
 
 
 def _select(src: Source, only: set[str] | None) -> list[_Model]:
