@@ -62,7 +62,8 @@ def test_pyfunc_log_register_alias_and_load(url, client, cairn_client):
     cairn_models = {m.name: m for m in cairn_client.list_registered_models()}
     assert "doubler" in cairn_models
     (cv,) = cairn_client.list_model_versions("doubler")
-    assert cv.source_run_id == run.info.run_id and cv.aliases == ("champion",)
+    assert cv.version == "1.0.0" and cv.source_run_id == run.info.run_id
+    assert cv.aliases == ("champion",)
 
 
 def test_registry_versions_stages_and_aliases(url, client):

@@ -272,3 +272,19 @@ def test_inputs_and_logged_model_history(client, url):
     import json
 
     assert json.loads(history)[0]["artifact_path"] == "legacy"
+
+
+def test_what_survives_a_reindex_of_a_local_store(client, store):
+    """docs/mlflow.md: renames and tags survive `cairn reindex`; deletions do not."""
+    exp = client.create_experiment("before-reindex")
+    client.rename_experiment(exp, "after-reindex")
+    client.set_experiment_tag(exp, "k", "v")
+    run = client.create_run(exp, run_name="old").info.run_id
+    client.update_run(run, name="new")
+    client.delete_run(run)
+    store.reindex()
+    got = client.get_experiment(exp)
+    assert got.name == "after-reindex" and got.tags == {"k": "v"}
+    info = client.get_run(run).info
+    assert info.run_name == "new"
+    assert info.lifecycle_stage == "active"  # index-only: documented

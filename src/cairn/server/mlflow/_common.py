@@ -236,9 +236,15 @@ def artifact_uri(run: Run) -> str:
     return f"mlflow-artifacts:/{run.experiment_id}/{run.id}/artifacts"
 
 
+def run_name(run: Run) -> str:
+    """A rename through MLflow moves the name in the index and journals MLflow's tag; the
+    tag survives ``cairn reindex`` of a local store, the index column does not."""
+    return run.tags.get(RUN_NAME_TAG) or run.name
+
+
 def run_info_json(run: Run) -> dict[str, Any]:
     info = {
-        "run_id": run.id, "run_uuid": run.id, "run_name": run.name,
+        "run_id": run.id, "run_uuid": run.id, "run_name": run_name(run),
         "experiment_id": run.experiment_id, "user_id": run.user, "status": run.status.value,
         "start_time": run.start_time, "artifact_uri": artifact_uri(run),
         "lifecycle_stage": run.lifecycle,
@@ -251,7 +257,7 @@ def run_info_json(run: Run) -> dict[str, Any]:
 def run_tags(run: Run) -> dict[str, str]:
     """The run's tags as MLflow shows them: hidden ones out, name/parent/user tags in."""
     tags = {k: v for k, v in run.tags.items() if not k.startswith(HIDDEN_TAG_PREFIX)}
-    tags[RUN_NAME_TAG] = run.name  # the run's name is the truth (a rename moved it)
+    tags[RUN_NAME_TAG] = run_name(run)
     if run.parent_id and PARENT_TAG not in tags:
         tags[PARENT_TAG] = run.parent_id
     if run.user and USER_TAG not in tags:
