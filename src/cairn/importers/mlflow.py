@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..entities import RecordBatch, RunStatus
-from ..errors import NotFound
+from ..errors import CairnError, InvalidArgument, NotFound, StoreUnavailable
 from ..store.validation import check_key, param_value, tag_value
 from .mlflow_source import Source, open_source, translate_errors
 from .summary import Counts, ImportMismatch, ImportSummary
@@ -154,10 +155,17 @@ def _source_runs(src: Source, experiment_ids: list[str], include_deleted: bool) 
 def _run(client: "Client", src: Source, run: Any, exp: Any, state: _State) -> None:
     info, data = run.info, run.data
     rid = info.run_id
-    params = {check_key(k, "param"): param_value(k, v) for k, v in data.params.items()}
-    tags = {check_key(k, "tag"): tag_value(k, v) for k, v in data.tags.items()}
-    histories = {check_key(k, "metric"): src.client.get_metric_history(rid, k) for k in data.metrics}
-    files = _source_files(src, rid)
+    try:
+        params = {check_key(k, "param"): param_value(k, v) for k, v in data.params.items()}
+        tags = {check_key(k, "tag"): tag_value(k, v) for k, v in data.tags.items()}
+        for k in data.metrics:
+            check_key(k, "metric")
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"MLflow run {rid} ({info.run_name}) cannot be imported: "
+                              f"{exc.message}", run_id=rid) from None
+    histories = {k: src.client.get_metric_history(rid, k) for k in data.metrics}
+    with _artifact_errors(run):
+        files = _source_files(src, rid)
     facts = _RunFacts(exp.name, params, tags, {k: len(h) for k, h in histories.items()}, files)
     state.runs[rid] = facts
     _add(state.summary.source, facts)
@@ -176,13 +184,14 @@ def _run(client: "Client", src: Source, run: Any, exp: Any, state: _State) -> No
     with tempfile.TemporaryDirectory(prefix="cairn-mlflow-") as tmp:
         entries = ()
         if files:
-            src.client.download_artifacts(rid, "", tmp)
+            with _artifact_errors(run):
+                src.client.download_artifacts(rid, "", tmp)
             entries = tuple(client.store_artifacts(tmp))
-        client.store.write(_batch(client, run, exp, params, {**tags, **extra}, histories, entries))
+        client.store.write(_batch(run, exp, params, {**tags, **extra}, histories, entries))
     _add(state.summary.imported, facts)
 
 
-def _batch(client: "Client", run: Any, exp: Any, params: dict, tags: dict, histories: dict,
+def _batch(run: Any, exp: Any, params: dict, tags: dict, histories: dict,
            entries: tuple) -> RecordBatch:
     import numpy as np
 
@@ -229,6 +238,18 @@ def _get(client: "Client", run_id: str) -> Any:
 
 def _exists(client: "Client", run_id: str) -> bool:
     return _get(client, run_id) is not None
+
+
+@contextmanager
+def _artifact_errors(run: Any) -> Iterator[None]:
+    """Artifact stores fail in their own ways (S3 credentials, a vanished directory): say where."""
+    try:
+        yield
+    except CairnError:
+        raise
+    except Exception as exc:
+        raise StoreUnavailable(f"cannot read the artifacts of MLflow run {run.info.run_id} at "
+                               f"{run.info.artifact_uri}: {exc}", run_id=run.info.run_id) from None
 
 
 def _source_files(src: Source, run_id: str, path: str | None = None) -> dict[str, int]:
