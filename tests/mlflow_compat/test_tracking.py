@@ -201,6 +201,15 @@ def test_error_codes(client):
     with pytest.raises(MlflowException) as e:
         client.delete_tag(run, "never-set")
     assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException) as e:
+        client.log_metric("0123456789abcdef0123456789abcdef", "m", 1.0)
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    client.set_terminated(run)
+    with pytest.raises(MlflowException) as e:  # a finished Cairn run is immutable (a 400)
+        client.log_metric(run, "late", 1.0)
+    assert e.value.error_code == "INVALID_STATE"
+    client.set_tag(run, "still", "editable")
+    assert client.get_run(run).data.tags["still"] == "editable"
 
 
 def test_wire_details(url):

@@ -57,6 +57,15 @@ def write(c: ServerContext, p: Principal, **fields: Any) -> None:
         raise err
 
 
+def write_run(c: ServerContext, p: Principal, run_id: str, **fields: Any) -> None:
+    """:func:`write` to an existing run, with MLflow's message for an unknown one.  The
+    batch is authorized where it is applied, so the hot logging calls read nothing first."""
+    try:
+        write(c, p, run_id=run_id, **fields)
+    except NotFound:
+        raise NotFound(f"Run with id={run_id} not found") from None
+
+
 def index_of(c: ServerContext):
     index = getattr(c.store, "index", None)
     if index is None:
@@ -385,10 +394,9 @@ def delete_tag(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def log_param(c: ServerContext, p: Principal, r: Params) -> dict:
-    run = get_run(c, p, r.run_id(), "editor")
     key = r.text("key", required=True)
     value = r.text("value", default="")
-    write(c, p, run_id=run.id, params={key: value})
+    write_run(c, p, r.run_id(), params={key: value})
     return {}
 
 
@@ -413,10 +421,9 @@ def _series(points: list[tuple[str, int, int, float]]) -> dict[str, tuple[list, 
 
 
 def log_metric(c: ServerContext, p: Principal, r: Params) -> dict:
-    run = get_run(c, p, r.run_id(), "editor")
     point = _metric_point({k: r.data.get(k) for k in ("key", "value", "timestamp", "step")},
                           now_ms())
-    write(c, p, run_id=run.id, metrics=_series([point]))
+    write_run(c, p, r.run_id(), metrics=_series([point]))
     return {}
 
 
@@ -432,7 +439,7 @@ def log_batch(c: ServerContext, p: Principal, r: Params) -> dict:
     if total > MAX_ENTITIES:
         raise invalid(f"A batch logging request can contain at most {MAX_ENTITIES} metrics, "
                       f"params, and tags in total. Got {total} in total.")
-    run = get_run(c, p, r.run_id(), "editor")
+    run_id = r.run_id()
     param_map: dict[str, str] = {}
     for k, v in params:
         if param_map.get(k, v) != v:
@@ -446,9 +453,11 @@ def log_batch(c: ServerContext, p: Principal, r: Params) -> dict:
     t = now_ms()
     series = _series([_metric_point(m, t) for m in metrics])
     if series or param_map or tag_map:
-        write(c, p, run_id=run.id, metrics=series, params=param_map, tags=tag_map)
-    if new_name is not None and new_name != run.name:
-        rename_run(c, p, run, new_name)
+        write_run(c, p, run_id, metrics=series, params=param_map, tags=tag_map)
+    if new_name is not None:
+        run = get_run(c, p, run_id, "editor")
+        if new_name != run.name:
+            rename_run(c, p, run, new_name)
     return {}
 
 
