@@ -107,7 +107,7 @@ def _select_experiments(src: Source, wanted: Sequence[str] | None, include_delet
     from mlflow.entities import ViewType
 
     view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
-    found = list(_pages(lambda token: src.client.search_experiments(
+    found = list(pages(lambda token: src.client.search_experiments(
         view_type=view, max_results=PAGE, page_token=token)))
     if not wanted:
         return sorted(found, key=lambda e: e.name)
@@ -147,7 +147,7 @@ def _source_runs(src: Source, experiment_ids: list[str], include_deleted: bool) 
     for start in range(0, len(experiment_ids), 100):
         ids = experiment_ids[start:start + 100]
         # Oldest first, so parents usually arrive before their children.
-        yield from _pages(lambda token: src.client.search_runs(
+        yield from pages(lambda token: src.client.search_runs(
             ids, run_view_type=view, max_results=PAGE, order_by=["attributes.start_time ASC"],
             page_token=token))
 
@@ -236,7 +236,7 @@ def _get(client: "Client", run_id: str) -> Any:
         return None
 
 
-def _exists(client: "Client", run_id: str) -> bool:
+def run_exists(client: "Client", run_id: str) -> bool:
     return _get(client, run_id) is not None
 
 
@@ -321,7 +321,7 @@ def _label(what: str) -> str:
     return {"points": "metric point counts", "files": "artifact files"}.get(what, what)
 
 
-def _pages(fetch: Callable[[str | None], Any]) -> Iterable[Any]:
+def pages(fetch: Callable[[str | None], Any]) -> Iterable[Any]:
     token = None
     while True:
         page = fetch(token)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import Conflict, InvalidArgument, NotFound
-from .mlflow import SOURCE_TAG, _exists, _pages
+from .mlflow import SOURCE_TAG, pages, run_exists
 from .mlflow_source import Source
 from .summary import Counts, ImportSummary
 
@@ -106,14 +106,14 @@ def import_models(client: "Client", src: Source, out: Imported, summary: ImportS
 
 def _select(src: Source, only: set[str] | None) -> list[_Model]:
     out = []
-    names = [rm.name for rm in _pages(lambda token: src.client.search_registered_models(
+    names = [rm.name for rm in pages(lambda token: src.client.search_registered_models(
         max_results=1000, page_token=token))]
     for name in sorted(names):
         if not _valid_name(name):  # reported by _preflight; it could not be quoted in a filter
             out.append(_Model(name, "", {}, {}, {}))
             continue
         rm = src.client.get_registered_model(name)
-        versions = list(_pages(lambda token: src.client.search_model_versions(
+        versions = list(pages(lambda token: src.client.search_model_versions(
             f"name = '{name}'", max_results=10000, page_token=token)))
         if only is not None:
             versions = [v for v in versions if v.run_id in only]
@@ -211,7 +211,7 @@ def _register(client: "Client", src: Source, name: str, version: str, mv: Any) -
     import mlflow.artifacts
 
     uri = src.client.get_model_version_download_uri(mv.name, mv.version)
-    run_id = mv.run_id if mv.run_id and _exists(client, mv.run_id) else None
+    run_id = mv.run_id if mv.run_id and run_exists(client, mv.run_id) else None
     with tempfile.TemporaryDirectory(prefix="cairn-mlflow-model-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=f"{tmp}/dl",
                                                          tracking_uri=src.uri))
