@@ -7,7 +7,7 @@ off so that an error answer fails a test at once instead of after minutes of bac
 from __future__ import annotations
 
 import pytest
-from pg_fixtures import create_schema, pg_database  # noqa: F401  (a fixture)
+from pg_fixtures import pg_database  # noqa: F401  (a fixture, for test_postgres.py)
 from serving import ThreadedServer
 
 

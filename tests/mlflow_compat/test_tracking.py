@@ -6,8 +6,6 @@ import math
 
 import pytest
 
-import cairn
-
 mlflow = pytest.importorskip("mlflow")
 from mlflow.exceptions import MlflowException  # noqa: E402
 

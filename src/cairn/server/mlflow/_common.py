@@ -8,8 +8,7 @@ MLflow's ``ErrorCode`` enum (see :data:`MLFLOW_STATUS`).
 from __future__ import annotations
 
 import json
-import math
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from ...entities import Experiment, Run
 from ...errors import (
@@ -37,6 +36,8 @@ HIDDEN_TAG_PREFIX = "cairn.mlflow."
 RUN_NAME_TAG = "mlflow.runName"
 PARENT_TAG = "mlflow.parentRunId"
 USER_TAG = "mlflow.user"
+INPUTS_TAG = HIDDEN_TAG_PREFIX + "inputs"  # {"dataset_inputs": [...], "model_inputs": [...]}
+OUTPUTS_TAG = HIDDEN_TAG_PREFIX + "outputs"  # [{"model_id", "step"}]
 
 
 class MlflowError(CairnError):
@@ -50,10 +51,8 @@ class MlflowError(CairnError):
 
 def mlflow_error(exc: CairnError) -> tuple[dict[str, Any], int]:
     """The JSON body and HTTP status MLflow's client expects for ``exc``."""
-    if isinstance(exc, MlflowError):
-        code, status = exc.error_code, exc.http_status
-    else:
-        code, status = exc.error_code, exc.http_status
+    code, status = exc.error_code, exc.http_status
+    if not isinstance(exc, MlflowError):
         for cls, c, s in MLFLOW_STATUS:
             if isinstance(exc, cls):
                 code, status = c, s
@@ -283,16 +282,6 @@ def run_json(run: Run) -> dict[str, Any]:
     return out
 
 
-INPUTS_TAG = HIDDEN_TAG_PREFIX + "inputs"  # {"dataset_inputs": [...], "model_inputs": [...]}
-OUTPUTS_TAG = HIDDEN_TAG_PREFIX + "outputs"  # [{"model_id", "step"}]
-
 
 def metric_json(key: str, value: float, step: int, timestamp: int) -> dict[str, Any]:
     return {"key": key, "value": jfloat(value), "timestamp": timestamp, "step": step}
-
-
-def is_finite(x: float) -> bool:
-    return math.isfinite(x)
-
-
-Handler = Callable[..., Any]

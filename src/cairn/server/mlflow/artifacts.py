@@ -23,7 +23,7 @@ from ...entities import FileEntry, Run
 from ...errors import InvalidArgument, NotFound
 from ..auth import Principal
 from ..context import ServerContext, principal
-from ._app import json_response, raw
+from ._app import raw
 from ._common import Params, artifact_uri
 from .tracking import get_run, write
 

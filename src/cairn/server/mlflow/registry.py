@@ -22,7 +22,7 @@ import json
 from typing import Any
 
 from ... import search
-from ...errors import InvalidArgument, NotFound
+from ...errors import NotFound
 from ...registry.entities import ModelVersion, Stage
 from ..auth import Principal
 from ..context import ServerContext

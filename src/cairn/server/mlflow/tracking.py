@@ -28,7 +28,7 @@ from ..routes._common import apply_batches, new_writer_id, now_ms
 from . import _filters
 from ._common import (
     HIDDEN_TAG_PREFIX, PARENT_TAG, RUN_NAME_TAG, Params, experiment_json, invalid, metric_json,
-    run_info_json, run_json, to_float,
+    run_info_json, run_json,
 )
 
 DEFAULT_EXPERIMENT_ID = "0"  # what the client uses when no experiment was set
