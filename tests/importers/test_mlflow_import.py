@@ -156,6 +156,30 @@ def test_a_source_that_changed_after_import_is_reported(sqlite_copy, cairn_clien
     assert cairn_client.get_run(ids["bert"]).tags["reviewed"] == "yes"
 
 
+def test_a_later_import_follows_stages_and_aliases(sqlite_copy, cairn_client):
+    import warnings
+
+    from mlflow.tracking import MlflowClient
+
+    uri, _ = sqlite_copy
+    import_mlflow(uri, cairn_client)
+    ml = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    ml.set_registered_model_alias(MODEL, "champion", "2")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                message=".*transition_model_version_stage")
+        ml.transition_model_version_stage(MODEL, "1", "Production")  # two in Production now
+
+    summary = import_mlflow(uri, cairn_client)
+    assert summary.verified
+    assert (summary.imported.aliases, summary.imported.stages, summary.imported.versions) == (1, 1, 0)
+    model = cairn_client.get_registered_model(MODEL)
+    assert dict(model.aliases) == {"champion": "2.0.0"}
+    assert sorted(model.stages["Production"]) == ["1.0.0", "2.0.0"]
+    policy = {p.stage: p for p in cairn_client.get_stage_policies(MODEL)}["Production"]
+    assert policy.exclusive is False
+
+
 def test_experiment_selection_and_deleted_items(mlflow_sources, cairn_client, tmp_path):
     uri, ids = mlflow_sources["sqlite"]
     summary = import_mlflow(uri, cairn_client, experiments=["nlp"])
