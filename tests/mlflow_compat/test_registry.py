@@ -144,3 +144,30 @@ def test_register_from_a_run_path(url, client, tmp_path):
     assert mv.version == "1"
     loaded = mlflow.pyfunc.load_model("models:/legacy-model/1")
     assert list(loaded.predict([21])) == [42]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # autolog's own notes on pickling etc.
+def test_sklearn_autolog(url, client, cairn_client, monkeypatch):
+    """mlflow.sklearn.autolog: params, metrics, artifacts, data set input and the model."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    mlflow.set_experiment("autolog")
+    mlflow.sklearn.autolog(log_input_examples=False, log_model_signatures=False)
+    try:
+        with mlflow.start_run() as run:
+            LogisticRegression(max_iter=300).fit(X, y)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    got = client.get_run(run.info.run_id)
+    assert got.data.params["max_iter"] == "300"
+    assert got.data.metrics["training_accuracy_score"] > 0.9
+    assert got.inputs.dataset_inputs[0].tags[0].value == "train"
+    (model,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                           output_format="list")
+    loaded = mlflow.pyfunc.load_model(f"models:/{model.model_id}")
+    assert list(loaded.predict(X[:2])) == list(LogisticRegression(max_iter=300).fit(X, y)
+                                                .predict(X[:2]))
+    files = {e.path for e in cairn_client.list_artifacts(run.info.run_id)}
+    assert {"estimator.html", "model/MLmodel", "training_confusion_matrix.png"} <= files
