@@ -318,6 +318,45 @@ def test_import_into_a_postgresql_store(mlflow_sources, pg_url, tmp_path):
         store.close()
 
 
+@pytest.mark.postgres
+def test_import_from_an_mlflow_postgresql_database(pg_url, cairn_client, tmp_path):
+    import sqlalchemy as sa
+    from mlflow.tracking import MlflowClient
+
+    def tables() -> set[str]:
+        engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            with engine.connect() as conn:
+                return set(sa.inspect(conn).get_table_names())
+        finally:
+            engine.dispose()
+
+    with pytest.raises(InvalidArgument, match="is not an MLflow tracking database"):
+        import_mlflow(pg_url, cairn_client)
+    assert tables() == set()  # MLflow was never let loose on the empty database
+    with pytest.raises(StoreUnavailable, match="cannot reach the MLflow database"):
+        import_mlflow(f"postgresql://postgres@127.0.0.1:{_free_port()}/mlflow", cairn_client)
+
+    # psycopg2 is not installed here: MLflow itself is given the psycopg 3 driver.
+    ml_uri = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    ml = MlflowClient(tracking_uri=ml_uri, registry_uri=ml_uri)
+    (tmp_path / "art" / "model").mkdir(parents=True)
+    (tmp_path / "art" / "model" / "MLmodel").write_text("flavors: {}\n")
+    exp = ml.create_experiment("on-postgres", artifact_location=(tmp_path / "art").as_uri())
+    run = ml.create_run(exp, run_name="pg-run")
+    ml.log_param(run.info.run_id, "alpha", "0.5")
+    for step in range(3):
+        ml.log_metric(run.info.run_id, "rmse", 1.0 / (step + 1), step=step)
+    ml.set_terminated(run.info.run_id)
+    ml.create_registered_model(MODEL)
+    ml.create_model_version(MODEL, (tmp_path / "art" / "model").as_uri(), run_id=run.info.run_id)
+
+    summary = import_mlflow(pg_url, cairn_client)  # the plain postgresql:// URL
+    assert summary.verified and summary.source_uri.startswith("postgresql://postgres@")
+    assert (summary.cairn.runs, summary.cairn.metric_points, summary.cairn.versions) == (1, 3, 1)
+    assert assert_same(ml_uri, cairn_client, tmp_path) == 1
+
+
 # -- the guide's example runs -----------------------------------------------------------------
 def test_the_guide_example_runs(tmp_path, monkeypatch):
     """docs/mlflow-import.md: its python blocks run in order, then its `cairn` lines."""

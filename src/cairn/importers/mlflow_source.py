@@ -60,7 +60,9 @@ def open_source(source: str) -> Iterator[Source]:
                 with scoped_env({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}):
                     client.search_experiments(max_results=1)
-        yield Source(client, uri, _redact(uri), kind)
+        # Recorded as given (a directory as its absolute file:// URI), minus any password.
+        yield Source(client, uri, _redact(source.strip() if kind in ("sqlite", "database") else uri),
+                     kind)
 
 
 def _resolve(source: str) -> tuple[str, str]:
