@@ -334,8 +334,10 @@ def test_import_from_an_mlflow_postgresql_database(pg_url, cairn_client, tmp_pat
     with pytest.raises(InvalidArgument, match="is not an MLflow tracking database"):
         import_mlflow(pg_url, cairn_client)
     assert tables() == set()  # MLflow was never let loose on the empty database
-    with pytest.raises(StoreUnavailable, match="cannot reach the MLflow database"):
-        import_mlflow(f"postgresql://postgres@127.0.0.1:{_free_port()}/mlflow", cairn_client)
+    with pytest.raises(StoreUnavailable, match="cannot reach the MLflow database") as err:
+        import_mlflow(f"postgresql://postgres:s3cret@127.0.0.1:{_free_port()}/mlflow",
+                      cairn_client)
+    assert "s3cret" not in err.value.message
 
     # psycopg2 is not installed here: MLflow itself is given the psycopg 3 driver.
     ml_uri = pg_url.replace("postgresql://", "postgresql+psycopg://")
