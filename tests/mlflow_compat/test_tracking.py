@@ -295,3 +295,29 @@ def test_what_survives_a_reindex_of_a_local_store(client, store):
     info = client.get_run(run).info
     assert info.run_name == "new"
     assert info.lifecycle_stage == "active"  # index-only: documented
+
+
+def test_mlflow_writes_are_audited(client, store):
+    """Every change through the MLflow API lands in Cairn's hash-chained audit log."""
+    import time
+
+    from cairn.registry import audit as chain
+    from cairn.server.context import sql_engine
+    from cairn.store.sql.engine import session
+
+    exp = client.create_experiment("audited")
+    run = client.create_run(exp).info.run_id
+    client.log_param(run, "p", "1")
+    client.set_terminated(run)
+    # The server writes queued events in batches, in the background.
+    deadline = time.monotonic() + 5
+    while True:
+        with session(sql_engine(store)) as conn:
+            events = [(e.action, e.target) for e in chain.events(conn)]
+        if ("run.end", f"runs/{run}") in events or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert ("experiment.create", f"experiments/{exp}") in events
+    assert ("run.create", f"runs/{run}") in events
+    assert ("run.log", f"runs/{run}") in events
+    assert ("run.end", f"runs/{run}") in events

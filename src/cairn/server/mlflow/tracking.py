@@ -64,6 +64,10 @@ def write_run(c: ServerContext, p: Principal, run_id: str, **fields: Any) -> Non
         write(c, p, run_id=run_id, **fields)
     except NotFound:
         raise NotFound(f"Run with id={run_id} not found") from None
+    metrics = fields.get("metrics") or {}
+    c.audit(p, "run.log", f"runs/{run_id}", None,
+            {"params": dict(fields.get("params") or {}), "tags": dict(fields.get("tags") or {}),
+             "points": sum(len(s[0]) for s in metrics.values()), "via": "mlflow"})
 
 
 def index_of(c: ServerContext):
