@@ -171,3 +171,24 @@ def test_sklearn_autolog(url, client, cairn_client, monkeypatch):
                                                 .predict(X[:2]))
     files = {e.path for e in cairn_client.list_artifacts(run.info.run_id)}
     assert {"estimator.html", "model/MLmodel", "training_confusion_matrix.png"} <= files
+
+
+def test_cairn_registered_models_are_visible_to_mlflow(url, client, cairn_client, tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    run = cairn_client.create_run(cairn_client.create_experiment("native-registry").id)
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0])
+    cv = cairn_client.register_model("native-model", model, run_id=run.id)
+    cairn_client.set_terminated(run.id)
+    rm = client.get_registered_model("native-model")
+    assert rm.name == "native-model"
+    (mv,) = client.search_model_versions("name = 'native-model'")
+    assert mv.version == "1" and mv.run_id == run.id and mv.current_stage == "None"
+    uri = client.get_model_version_download_uri("native-model", "1")
+    assert uri.endswith(f"/{run.id}/artifacts/models/native-model/{cv.version}")
+    local = mlflow.artifacts.download_artifacts("models:/native-model/1",
+                                                dst_path=str(tmp_path / "dl"))
+    import json
+    import pathlib
+
+    assert json.loads((pathlib.Path(local) / "cairn-model.json").read_text())["flavor"] == "sklearn"
