@@ -156,6 +156,26 @@ def test_a_source_that_changed_after_import_is_reported(sqlite_copy, cairn_clien
     assert cairn_client.get_run(ids["bert"]).tags["reviewed"] == "yes"
 
 
+def test_artifacts_logged_after_the_import_are_brought_in(sqlite_copy, cairn_client, tmp_path):
+    uri, _ = sqlite_copy
+    with mlflow_at(uri) as mlflow:  # its own artifact folder: the shared store's stay untouched
+        mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+            "late", artifact_location=(tmp_path / "late").as_uri()))
+        with mlflow.start_run(run_name="evaluated") as run:
+            mlflow.log_text("v1", "eval/report.txt")
+    import_mlflow(uri, cairn_client)
+    with mlflow_at(uri) as mlflow:
+        mlflow.log_text("v2, longer", "eval/report.txt", run_id=run.info.run_id)  # replaced
+        mlflow.log_text("new", "eval/deep/extra.txt", run_id=run.info.run_id)
+
+    summary = import_mlflow(uri, cairn_client)
+    assert summary.verified and summary.imported.artifacts == 2 and summary.imported.runs == 0
+    files = {e.path: cairn_client.store.objects.read_bytes(e)
+             for e in cairn_client.list_artifacts(run.info.run_id)}
+    assert files == {"eval/report.txt": b"v2, longer", "eval/deep/extra.txt": b"new"}
+    assert import_mlflow(uri, cairn_client).imported == Counts()
+
+
 def test_a_later_import_follows_stages_and_aliases(sqlite_copy, cairn_client):
     import warnings
 

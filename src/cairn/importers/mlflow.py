@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..entities import RecordBatch, RunStatus
-from ..errors import CairnError, InvalidArgument, NotFound, StoreUnavailable
+from ..errors import AlreadyExists, CairnError, InvalidArgument, NotFound, StoreUnavailable
 from ..store.validation import check_key, param_value, tag_value
 from .mlflow_source import Source, open_source, translate_errors
 from .summary import Counts, ImportMismatch, ImportSummary
@@ -134,7 +134,10 @@ def _experiment(client: "Client", src: Source, exp: Any, state: _State) -> Any:
         # Cairn's own Default experiment has the id MLflow gives it, 0; create it that way.
         created = client.get_or_create_experiment(exp.name)
     else:
-        created = client.create_experiment(exp.name, tags)
+        try:
+            created = client.create_experiment(exp.name, tags)
+        except AlreadyExists:  # another import made it a moment ago
+            return client.get_experiment_by_name(exp.name)
     state.summary.imported.experiments += 1
     return created
 
@@ -171,12 +174,7 @@ def _run(client: "Client", src: Source, run: Any, exp: Any, state: _State) -> No
     _add(state.summary.source, facts)
     existing = _get(client, rid)
     if existing is not None:
-        # Tags stay editable on both sides: bring changed ones in line (params and metrics
-        # of a finished run are immutable in Cairn; a change there shows in verification).
-        changed = {k: v for k, v in tags.items() if existing.tags.get(k) != v}
-        if changed:
-            client.log_batch(rid, tags=changed)
-            state.summary.imported.tags += len(changed)
+        _catch_up(client, src, run, existing, tags, files, state.summary.imported)
         return
     extra = {SOURCE_TAG: state.summary.source_uri, RUN_ID_TAG: rid}
     if info.lifecycle_stage != "active":
@@ -189,6 +187,32 @@ def _run(client: "Client", src: Source, run: Any, exp: Any, state: _State) -> No
             entries = tuple(client.store_artifacts(tmp))
         client.store.write(_batch(run, exp, params, {**tags, **extra}, histories, entries))
     _add(state.summary.imported, facts)
+
+
+def _catch_up(client: "Client", src: Source, run: Any, existing: Any, tags: dict,
+              files: dict[str, int], imported: Counts) -> None:
+    """Bring in what MLflow lets change after a run ended: its tags and artifact files.
+
+    (Params and metrics of a finished Cairn run are immutable; a change there is
+    reported by the verification.)  One batch, from a writer of its own.
+    """
+    from ..writer import new_writer_id, now_ms
+
+    rid = run.info.run_id
+    changed = {k: v for k, v in tags.items() if existing.tags.get(k) != v}
+    have = {e.path: e.size for e in client.list_artifacts(rid)}
+    missing = [path for path, size in files.items() if have.get(path) != size]
+    entries: list = []
+    if missing:
+        with tempfile.TemporaryDirectory(prefix="cairn-mlflow-") as tmp, _artifact_errors(run):
+            for path in missing:
+                local = src.client.download_artifacts(rid, path, tmp)
+                entries.append(client.store.objects.put_file(local, path))
+    if changed or entries:
+        client.store.write(RecordBatch(run_id=rid, writer_id=new_writer_id(), seq=1,
+                                       time=now_ms(), tags=changed, artifacts=tuple(entries)))
+        imported.tags += len(changed)
+        imported.artifacts += len(entries)
 
 
 def _batch(run: Any, exp: Any, params: dict, tags: dict, histories: dict,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import Conflict, InvalidArgument, NotFound
+from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from .mlflow import SOURCE_TAG, pages, run_exists
 from .mlflow_source import Source
 from .summary import Counts, ImportSummary
@@ -178,16 +178,22 @@ def _stage(mv: Any) -> str:
 
 def _model(client: "Client", src: Source, m: _Model, imported: Counts) -> None:
     try:
-        got = client.get_registered_model(m.name)
+        client.get_registered_model(m.name)
     except NotFound:
-        got = client.create_registered_model(m.name, m.description,
-                                             {**m.tags, SOURCE_TAG: src.label})
-        imported.models += 1
+        try:
+            client.create_registered_model(m.name, m.description,
+                                           {**m.tags, SOURCE_TAG: src.label})
+            imported.models += 1
+        except AlreadyExists:  # another import made it a moment ago
+            pass
     have = {v.version: v for v in client.list_model_versions(m.name)}
     for ver, mv in m.versions.items():
         if ver not in have:
-            _register(client, src, m.name, ver, mv)
-            imported.versions += 1
+            try:
+                _register(client, src, m.name, ver, mv)
+                imported.versions += 1
+            except AlreadyExists:  # another import registered it a moment ago
+                pass
     if sum(1 for v in m.versions.values() if _stage(v) == "Production") > 1:
         policy = {p.stage: p for p in client.get_stage_policies(m.name)}["Production"]
         if policy.exclusive:
