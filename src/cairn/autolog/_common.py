@@ -436,8 +436,8 @@ def _not_stored(name: str, exc: BaseException) -> None:
 def stores_datasets(run: fluent.ActiveRun) -> bool:
     """Whether the run's store keeps data sets (what ``Datasets.store`` requires)."""
     store = run.client.store
-    if hasattr(store, "objects") and hasattr(store, "index"):
-        return True
+    if hasattr(store, "objects") and (hasattr(store, "index") or hasattr(store, "spool")):
+        return True  # a local store, or a server (HttpStore: cairn.data.remote)
     _no_data_sets(store)
     return False
 

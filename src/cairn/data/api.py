@@ -8,6 +8,7 @@ transaction, so a failure at any point leaves no version that names a missing ob
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -27,7 +28,7 @@ from .entities import (
 )
 from .hashcache import HashCache
 from .ingest import (
-    checkout_error, encode_entries, ingest, restore_missing, scan, storage_error,
+    Scanned, checkout_error, encode_entries, ingest, restore_missing, scan, storage_error,
 )
 from .progress import bar
 
@@ -35,7 +36,25 @@ Ref = "str | DataRef | DatasetVersion"
 
 
 class Datasets:
-    """Data set versioning for one store (see ``docs/data.md``)."""
+    """Data set versioning for one store (see ``docs/data.md``).
+
+    For a client of a Cairn server (an ``http://`` tracking URI) this makes a
+    :class:`cairn.data.remote.RemoteDatasets`: the same API over the server's REST API.
+    """
+
+    def __new__(cls, client: Any = None) -> "Datasets":
+        if cls is Datasets:
+            from ..store.http import HttpStore
+
+            if client is None:
+                from ..fluent import _client
+
+                client = _client()
+            if isinstance(client.store, HttpStore):
+                from .remote import RemoteDatasets
+
+                cls = RemoteDatasets
+        return super().__new__(cls)
 
     def __init__(self, client: Any = None) -> None:
         if client is None:
@@ -64,6 +83,20 @@ class Datasets:
 
     def _cache(self) -> HashCache:
         return HashCache(Path(self.store.root) / "cache" / "hashes.sqlite")
+
+    # What a remote implementation replaces (cairn.data.remote): where new objects go
+    # before a version names them, the latest version, and recording a version.
+    def _excluded(self) -> list[str]:
+        """Directories an add never enters: the store itself may live inside the data."""
+        return [str(Path(self.store.root).resolve())]
+
+    def _writing(self, sources: Sequence[Scanned] = ()) -> Any:
+        """A context giving the object store new files go into (``sources``: the files
+        about to be added)."""
+        return contextlib.nullcontext(self.objects)
+
+    def _latest(self, name: str) -> DatasetVersion | None:
+        return self.catalog.latest(name)
 
     # -- reading the catalog -------------------------------------------------------
     def version(self, ref: Ref) -> DatasetVersion:
@@ -105,49 +138,57 @@ class Datasets:
              transform: Mapping[str, Any] | None = None) -> DatasetVersion:
         check_name(name)
         expectations = Q.parse_all(expect)
-        store = self.store
-        files, is_dir = scan(path, exclude=[str(Path(store.root).resolve())])
+        for alias in aliases:
+            check_alias(alias)
+        files, is_dir = scan(path, exclude=self._excluded())
         if not files:
             raise InvalidArgument(f"{path} contains no regular files; nothing to version",
                                   path=str(path))
         source = str(Path(path).expanduser().resolve())
-        cache = self._cache()
-        try:
-            cached = cache.load(source, single=not is_dir)
-            total = sum(f.size for f in files)
-            with bar(f"adding {name}", total, enabled=progress) as advance:
-                res = ingest(store.objects, files, cache=cache, cached=cached, pack=pack,
-                             progress=advance)
-            entries = res.entries
-            tree_bytes = encode_entries(entries)  # = encode_tree, for entries of a valid scan
-            tree = hashlib.sha256(tree_bytes).hexdigest()
-            latest = self.catalog.latest(name)
-            unchanged = latest is not None and latest.tree == tree and not parents
-            if res.cached and not unchanged:
-                restore_missing(store.objects, files, entries, cache=cache, pack=pack)
-        finally:
-            cache.close()
-        return self._record(name, entries, tree_bytes, message=message, source=source,
-                            aliases=aliases, expectations=expectations, stats=stats, kind=kind,
-                            parents=parents, run_id=run_id, commit=commit, transform=transform)
+        with self._writing(files) as objects:
+            cache = self._cache()
+            try:
+                cached = cache.load(source, single=not is_dir)
+                total = sum(f.size for f in files)
+                with bar(f"adding {name}", total, enabled=progress) as advance:
+                    res = ingest(objects, files, cache=cache, cached=cached, pack=pack,
+                                 progress=advance)
+                entries = res.entries
+                tree_bytes = encode_entries(entries)  # = encode_tree, for entries of a valid scan
+                tree = hashlib.sha256(tree_bytes).hexdigest()
+                latest = self._latest(name)
+                unchanged = latest is not None and latest.tree == tree and not parents
+                if res.cached and not unchanged:
+                    restore_missing(objects, files, entries, cache=cache, pack=pack)
+            finally:
+                cache.close()
+            return self._record(name, entries, tree_bytes, message=message, source=source,
+                                aliases=aliases, expectations=expectations, stats=stats,
+                                kind=kind, parents=parents, run_id=run_id, commit=commit,
+                                transform=transform, objects=objects, latest=latest)
 
     def _record(self, name: str, entries: list[FileEntry], tree_bytes: bytes | None = None, *,
                 message: str, source: str, aliases: Sequence[str],
                 expectations: Sequence[Q.Expectation], stats: bool | Mapping[str, Any],
                 kind: str, parents: Sequence[DatasetVersion], run_id: str | None,
-                commit: str | None, transform: Mapping[str, Any] | None) -> DatasetVersion:
-        """Store the tree, compute stats (or take ``stats`` as computed), check
-        expectations, then write the catalog row."""
-        objects = self.objects
+                commit: str | None, transform: Mapping[str, Any] | None,
+                objects: Any = None, latest: Any = ...) -> DatasetVersion:
+        """Compute stats (or take ``stats`` as computed), check expectations, then store
+        the tree and write the catalog row (:meth:`_commit`).
+
+        ``objects``: where the entries' objects are (default: the store's); ``latest``:
+        the latest version of ``name`` when the caller has just read it."""
+        objects = self.objects if objects is None else objects
         tree_bytes = tree_bytes if tree_bytes is not None else encode_tree(entries)
         tree = hashlib.sha256(tree_bytes).hexdigest()
-        latest = self.catalog.latest(name)
+        if latest is ...:
+            latest = self._latest(name)
         if latest is not None and latest.tree == tree and not parents and kind == "add":
             table_stats = dict(latest.stats)
         elif isinstance(stats, Mapping):
             table_stats = dict(stats)
         else:
-            table_stats = self._stats(entries, latest) if stats else {}
+            table_stats = self._stats(entries, latest, objects) if stats else {}
         if expectations and any("pyarrow" in str(st.get("error", ""))
                                 for st in table_stats.values() if isinstance(st, Mapping)):
             raise MissingDependency("checking expectations on tables needs pyarrow: "
@@ -155,6 +196,18 @@ class Datasets:
         results = Q.evaluate(expectations, table_stats) if expectations else []
         if any(not r["passed"] for r in results):
             raise Q.QualityCheckFailed(Q.failure_report(name, results), results, name=name)
+        return self._commit(name, entries, tree_bytes, objects=objects, latest=latest,
+                            stats=table_stats, quality=results, expectations=expectations,
+                            message=message, source=source, kind=kind, run_id=run_id,
+                            commit=commit, transform=transform, parents=parents,
+                            aliases=aliases)
+
+    def _commit(self, name: str, entries: list[FileEntry], tree_bytes: bytes, *, objects: Any,
+                latest: DatasetVersion | None, stats: Mapping[str, Any],
+                quality: list[dict[str, Any]], expectations: Sequence[Q.Expectation],
+                **meta: Any) -> DatasetVersion:
+        """Store the tree, then write the catalog row (objects first, the row last)."""
+        tree = hashlib.sha256(tree_bytes).hexdigest()
         unchanged = latest is not None and latest.tree == tree
         try:
             if not unchanged:
@@ -164,9 +217,8 @@ class Datasets:
         packs = list(latest.packs) if unchanged else self._packs_of(entries)  # type: ignore[union-attr]
         return self.catalog.create_version(
             name, tree=tree, packs=packs, files=len(entries),
-            size=sum(e.size for e in entries), user=self.client.user, message=message,
-            source=source, kind=kind, run_id=run_id, commit=commit, transform=transform,
-            stats=table_stats, quality=results, parents=parents, aliases=aliases)
+            size=sum(e.size for e in entries), user=self.client.user, stats=stats,
+            quality=quality, **meta)
 
     # -- in-memory data ------------------------------------------------------------
     def add_array(self, data: Any, name: str, message: str = "", *, target: Any = None,
@@ -220,28 +272,33 @@ class Datasets:
         removes the staged files."""
         try:
             check_name(name)
+            for alias in aliases:
+                check_alias(alias)
             found = self._find_array(name, staged.source)
             if found is not None:
                 return self._reuse(found, aliases)
-            store = self.store
-            entries: list[FileEntry] = []
-            described: dict[str, Any] = {}
-            for rel, info in staged.files:
-                try:
-                    e = store.objects.put_file(staged.directory / rel, rel)
-                except OSError as exc:
-                    raise storage_error(exc) from None
-                entries.append(e)
-                described[rel] = {**info, "digest": e.digest}
+            self.store  # noqa: B018 - a store without data sets fails here
+            with self._writing() as objects:
+                entries: list[FileEntry] = []
+                described: dict[str, Any] = {}
+                for rel, info in staged.files:
+                    try:
+                        e = objects.put_file(staged.directory / rel, rel)
+                    except OSError as exc:
+                        raise storage_error(exc) from None
+                    entries.append(e)
+                    described[rel] = {**info, "digest": e.digest}
+                staged.cleanup()
+                tree = hashlib.sha256(encode_tree(entries)).hexdigest()
+                for v in self._versions_or_none(name):
+                    if v.tree == tree and not v.parents:  # the same files, another fingerprint
+                        return self._reuse(v, aliases)
+                return self._record(name, entries, message=message, source=staged.source,
+                                    aliases=aliases, expectations=(), stats=described,
+                                    kind="add", parents=(), run_id=None, commit=None,
+                                    transform=None, objects=objects)
         finally:
             staged.cleanup()
-        tree = hashlib.sha256(encode_tree(entries)).hexdigest()
-        for v in self.catalog.versions_by_tree(tree):
-            if v.name == name and not v.parents:  # the same files under another fingerprint
-                return self._reuse(v, aliases)
-        return self._record(name, entries, message=message, source=staged.source,
-                            aliases=aliases, expectations=(), stats=described, kind="add",
-                            parents=(), run_id=None, commit=None, transform=None)
 
     def _find_array(self, name: str, source: str) -> DatasetVersion | None:
         """The latest version of ``name`` made from in-memory data with this fingerprint."""
@@ -252,13 +309,13 @@ class Datasets:
 
     def _versions_or_none(self, name: str) -> list[DatasetVersion]:
         try:
-            return self.catalog.versions(name)
+            return self.versions(name)
         except NotFound:
             return []
 
     def _reuse(self, v: DatasetVersion, aliases: Sequence[str]) -> DatasetVersion:
         for alias in aliases:
-            v = self.catalog.set_alias(v, alias, self.client.user)
+            v = self.alias(v, alias)
         return dataclasses.replace(v, created=False)
 
     def load_array(self, ref: Ref) -> tuple[Any, Any]:
@@ -287,7 +344,8 @@ class Datasets:
         where = packs.locate(e.digest for e in entries if not e.chunks)
         return sorted({loc.pack for loc in where.values()})
 
-    def _stats(self, entries: Sequence[FileEntry], previous: DatasetVersion | None) -> dict:
+    def _stats(self, entries: Sequence[FileEntry], previous: DatasetVersion | None,
+               objects: Any) -> dict:
         from . import stats as S
 
         tabular = [(e, S.tabular_format(e.path)) for e in entries]
@@ -310,7 +368,7 @@ class Datasets:
                 out[e.path] = {"digest": e.digest, "error": "too large for statistics"}
                 continue
             try:
-                table = S.read_table(self.objects.read_bytes(e), fmt, e.path)
+                table = S.read_table(objects.read_bytes(e), fmt, e.path)
             except InvalidArgument as exc:
                 out[e.path] = {"digest": e.digest, "error": exc.message}
                 continue
@@ -331,8 +389,11 @@ class Datasets:
             raise InvalidArgument(f"role must be a non-empty string of at most 64 characters, "
                                   f"got {role!r}")
         v = self.version(ref)
-        self.catalog.log_input(run_id, v, role)
+        self._log_input(run_id, v, role)
         return v
+
+    def _log_input(self, run_id: str, v: DatasetVersion, role: str) -> None:
+        self.catalog.log_input(run_id, v, role)
 
     # -- checkout ------------------------------------------------------------------
     def checkout(self, ref: Ref, dest: str | os.PathLike[str], path: str | None = None, *,
@@ -343,10 +404,13 @@ class Datasets:
         file and renamed into place, so a failed checkout never leaves a half file.
         Other files already in ``dest`` are left alone.
         """
+        return self._checkout(self.version(ref), self.objects, dest, path, progress=progress)
+
+    def _checkout(self, v: DatasetVersion, objects: Any, dest: str | os.PathLike[str],
+                  path: str | None, *, progress: bool | None) -> Path:
+        """:meth:`checkout` of version ``v`` from ``objects`` (with its packs located)."""
         from ..cas._pool import ordered_map
 
-        v = self.version(ref)
-        objects = self.objects
         objects.drop_caches()  # read packs from the store, as they are now
         entries = _under(objects.get_tree(v.tree), path, v)
         dest = Path(dest)

@@ -144,14 +144,18 @@ class HttpStore:
             self._objects = ObjectStore(_SpoolBackend(LocalBackend(self.spool.root / "objects"), self))
         return self._objects
 
+    def missing_objects(self, oids: Iterable[str]) -> set[str]:
+        """The objects among ``oids`` that the server lacks, loose or packed."""
+        oids = sorted(set(oids))
+        missing: set[str] = set()
+        for i in range(0, len(oids), 10_000):
+            missing.update(self._json("POST", "/objects/missing",
+                                      json={"oids": oids[i:i + 10_000]})["missing"])
+        return missing
+
     def upload_objects(self, oids: Iterable[str], source=None) -> int:
         """Upload the objects among ``oids`` that the server lacks; returns how many."""
-        oids = sorted(set(oids))
-        if not oids:
-            return 0
-        missing: list[str] = []
-        for i in range(0, len(oids), 10_000):
-            missing += self._json("POST", "/objects/missing", json={"oids": oids[i:i + 10_000]})["missing"]
+        missing = sorted(self.missing_objects(oids))
         if not missing:
             return 0
         backend = source if source is not None else self.objects.backend.local

@@ -10,8 +10,11 @@ that run's experiment.
 Adding a version from a client is what ``cairn data add`` does locally, split in
 two: upload the objects the server lacks (``POST /objects/missing``, ``PUT
 /objects/{oid}``), then ``POST /datasets/{name}/versions`` with the file entries.
+Small files may travel in packs (``packs``: the pack objects uploaded with them); the
+server checks every member of each pack against its digest before it relies on it.
 The server checks that every object is there, stores the tree, computes table
-statistics and checks quality expectations, then writes the catalog row.
+statistics (or takes those the client computed, ``stats`` as an object) and checks
+quality expectations, then writes the catalog row.
 
 A version is named by number (``3`` or ``v3``), alias (``gold``) or ``latest``.
 Data set names may contain ``/``.
@@ -26,7 +29,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from ...cas.tree import referenced_oids
-from ...errors import Conflict, CorruptObject, NotFound
+from ...errors import Conflict, CorruptObject, InvalidArgument, NotFound
 from ...store.wire import entry_from_json, entry_to_json
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
@@ -105,7 +108,11 @@ class NewVersion(BaseModel):
         default_factory=list, max_length=100)
     expect: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
         default_factory=list, max_length=100)
-    stats: bool = True
+    stats: bool | dict[Annotated[str, Field(max_length=1000)], dict[str, Any]] = Field(
+        default=True, description="compute table statistics here (true), none (false), or "
+                                  "the statistics per file path as the client computed them")
+    packs: list[Oid] = Field(default_factory=list, max_length=100_000, description=(
+        "uploaded pack objects holding small files of this version (cairn.pack/1)"))
 
 
 class AliasTarget(BaseModel):
@@ -155,6 +162,11 @@ def add_version(name: Name, body: NewVersion, request: Request, p: User):
         check_alias(alias)
     expectations = Q.parse_all(body.expect or None)
     entries = [entry_from_json(f.model_dump()) for f in body.files]
+    absent_packs = c.objects.missing(body.packs)
+    if absent_packs:
+        raise Conflict(f"{len(absent_packs)} pack(s) of this version are not on the server yet; "
+                       "upload them first", missing=sorted(absent_packs)[:20])
+    _take_packs(c.objects, body.packs)
     lacking = c.objects.missing(referenced_oids(entries))
     if lacking:
         raise Conflict(f"{len(lacking)} object(s) of this version are not on the server yet; "
@@ -171,6 +183,33 @@ def add_version(name: Name, body: NewVersion, request: Request, p: User):
     elif body.aliases:
         c.audit(p, "dataset.alias", f"dataset:{v.ref}", None, {"aliases": list(body.aliases)})
     return _out(_version_json(v), status_code=201 if v.created else 200)
+
+
+def _take_packs(objects: Any, packs: list[str]) -> None:
+    """Make the members of uploaded packs findable, after checking each against its digest
+    (a pack that lied about a member would hide that object from every later upload).
+
+    A store without a pack index keeps the members as loose objects instead."""
+    import hashlib
+
+    from ...cas.packs import decode_header
+
+    for pack in dict.fromkeys(packs):
+        content = objects.get_bytes(pack)  # verified against the pack's own id
+        try:
+            members, body = decode_header(pack, content)
+        except CorruptObject as exc:
+            raise InvalidArgument(exc.message, oid=pack) from None
+        for oid, offset, size in members:
+            data = content[body + offset: body + offset + size]
+            if hashlib.sha256(data).hexdigest() != oid:
+                raise InvalidArgument(f"pack {pack} is damaged: its member {oid} does not "
+                                      "hash to its id", oid=pack)
+        if objects.packs is not None:
+            objects.packs.add(pack, members)
+        else:
+            for _oid, offset, size in members:
+                objects.put_bytes(content[body + offset: body + offset + size])
 
 
 @router.get("/datasets/{name:path}/versions/{version}", summary="One version")
