@@ -38,6 +38,9 @@ def test_overlay_diff_and_seed_aggregation(ui, world):
     agg = page.locator(".chart.big").nth(1)
     expect(agg.locator(".legend-item")).to_have_count(2)
     ui.shot("compare")
+    page.locator("h2", has_text="Across seeds").scroll_into_view_if_needed()
+    page.locator("table.tests").scroll_into_view_if_needed()
+    ui.shot("compare-seeds")
 
     # A different grouping: everything but model and seed -> one group, nothing to test.
     page.get_by_label("across").fill("seed, model")

@@ -30,7 +30,8 @@ def test_overview_params_artifacts_and_previews(ui, world):
     expect(page.locator("section").nth(1)).to_contain_text("model")
     expect(page.locator("section").nth(1)).to_contain_text("cnn")
     expect(chart(page, "loss")).to_have_attribute("data-ready", "1")
-    ui.shot("run-page")
+    page.locator('.chart[data-key="grad_norm"]').scroll_into_view_if_needed()
+    ui.shot("run-charts")
 
     page.get_by_role("link", name="notes.txt").click()
     expect(page.locator(".preview-text")).to_contain_text("training went fine")

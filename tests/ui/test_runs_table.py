@@ -75,8 +75,11 @@ def test_column_chooser_adds_a_param_column_and_sorts_by_it(ui, world):
     expect(page.locator(".vt-th", has_text="width")).to_be_visible()
     assert "columns=params.width" in page.url
     page.locator("h1, .toolbar").first.click(position={"x": 1, "y": 1})
-    page.locator(".vt-th", has_text="width").click()  # params sort numerically: 256 first
-    expect(page.locator(".vt-row").first.locator(".vt-td").last).to_have_text("256")
+    page.locator(".vt-th", has_text="width").click()  # params sort as text (docs/search.md)
+    expect(page.locator(".vt-th", has_text="width")).to_have_attribute("aria-sort", "descending")
+    expect(page.locator(".vt-row").first.locator(".vt-td").last).to_have_text("96")
+    page.locator(".vt-th", has_text="width").click()
+    expect(page.locator(".vt-row").first.locator(".vt-td").last).to_have_text("128")
 
 
 def test_experiment_picker_switches_experiments(ui, world):

@@ -118,8 +118,9 @@ export class Chart {
       const lineCol = col++;
       if (cols.length > 1) {
         table.push(cols[2], cols[1]);
-        config.push({ label: `${s.label} max`, stroke: "transparent", width: 0, points: { show: false } });
-        config.push({ label: `${s.label} min`, stroke: "transparent", width: 0, points: { show: false } });
+        // Thin edges as well as the fill: a one-bucket spike is a hairline, still visible.
+        config.push({ label: `${s.label} max`, stroke: s.colour + "99", width: 1, points: { show: false } });
+        config.push({ label: `${s.label} min`, stroke: s.colour + "99", width: 1, points: { show: false } });
         bands.push({ series: [col, col + 1], fill: s.colour + "38" });
         col += 2;
       }
