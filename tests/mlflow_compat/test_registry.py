@@ -122,6 +122,9 @@ def test_registry_versions_stages_and_aliases(url, client):
     assert sorted(v.version for v in found) == ["1", "2", "3"]
     found = client.search_model_versions(f"run_id = '{infos[0].run_id}'")
     assert [(v.name, v.version) for v in found] == [("staged", "1")]
+    copied = client.copy_model_version("models:/staged/3", "staged-copy")
+    assert copied.version == "1"
+    assert list(mlflow.pyfunc.load_model("models:/staged-copy/1").predict([3])) == [6]
     uri = client.get_model_version_download_uri("staged", "2")
     assert uri == mlflow.get_logged_model(infos[1].model_id).artifact_location
 

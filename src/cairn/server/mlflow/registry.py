@@ -122,7 +122,7 @@ def _cairn_source(mv: ModelVersion) -> str:
     """A Cairn-registered version's files as a run path (registrations in a run copy them
     under ``models/NAME/VERSION/``), or its registry reference."""
     if mv.source_run_id:
-        return f"runs:/{mv.source_run_id}/models/{mv.name}/{mv.version}"
+        return f"runs:/{mv.source_run_id}/{_run_path(mv)}"
     return f"models:/{mv.name}/{mv.version}"
 
 
@@ -313,6 +313,15 @@ def _source_location(c: ServerContext, p: Principal, source: str, run_id: str | 
         mid = model_id or source[len("models:/"):].split("/", 1)[0]
         run, desc = get_logged_model(c, p, mid)
         return run.id, desc["path"], {"model_id": mid}
+    if source.startswith("models:/") and source.count("/") == 2:  # models:/<name>/<N>
+        name, _, number = source[len("models:/"):].partition("/")
+        _, other = _model(c, p, name)
+        mv = other.version(number)
+        extras = other.extras.get(mv.version, {})
+        if extras.get("model_id"):
+            return _source_location(c, p, "", None, extras["model_id"])
+        if mv.source_run_id:
+            return mv.source_run_id, _run_path(mv), {}
     if source.startswith("runs:/"):
         rid, _, path = source[len("runs:/"):].partition("/")
         return rid, path.strip("/"), {}
@@ -419,8 +428,13 @@ def download_uri(c: ServerContext, p: Principal, r: Params) -> dict:
         return {"artifact_uri": f"{base}/{source[len('runs:/'):].partition('/')[2]}"}
     if source.startswith("mlflow-artifacts:/"):
         return {"artifact_uri": source}
-    suffix = "/model" if mv.flavor == "directory" else ""
-    return {"artifact_uri": f"{base}/models/{mv.name}/{mv.version}{suffix}"}
+    return {"artifact_uri": f"{base}/{_run_path(mv)}"}
+
+
+def _run_path(mv: ModelVersion) -> str:
+    """Where a registration inside a run copied the version's files among its artifacts
+    (an MLflow model registered as a directory sits under ``model/`` there)."""
+    return f"models/{mv.name}/{mv.version}" + ("/model" if mv.flavor == "directory" else "")
 
 
 def transition_stage(c: ServerContext, p: Principal, r: Params) -> dict:
