@@ -35,7 +35,6 @@ DEFAULT_EXPERIMENT_ID = "0"  # what the client uses when no experiment was set
 DEFAULT_EXPERIMENT_NAME = "Default"
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
 MAX_SEARCH_RESULTS = 50_000
-MAX_HISTORY_RESULTS = 25_000
 MAX_BULK_RUNS, MAX_BULK_RESULTS = 100, 2500
 LOG_MODEL_TAG = "mlflow.log-model.history"
 NEVER_STALE = INT64_MAX  # the heartbeat of runs the mlflow client creates
@@ -109,6 +108,16 @@ def _tables():
     from ...store.sql import tables as T
 
     return T
+
+
+def update_run_row(c: ServerContext, run_id: str, **values: Any) -> None:
+    """Set columns of a run's index row that no record batch carries (name, lifecycle,
+    heartbeat)."""
+    import sqlalchemy as sa
+
+    T = _tables()
+    with index_of(c).session(write=True) as conn:
+        conn.execute(sa.update(T.runs).where(T.runs.c.id == run_id).values(**values))
 
 
 # -- experiments ---------------------------------------------------------------------
@@ -306,14 +315,8 @@ def _no_heartbeat(c: ServerContext, run_id: str) -> None:
     """MLflow's client sends no heartbeats: its runs stay RUNNING until it ends them, as on
     MLflow, instead of reading as KILLED after CAIRN_HEARTBEAT_TIMEOUT without a write.
     A heartbeat in the far future does that (each write keeps the later of the two)."""
-    import sqlalchemy as sa
-
-    index = getattr(c.store, "index", None)
-    if index is None:
-        return
-    T = _tables()
-    with index.session(write=True) as conn:
-        conn.execute(sa.update(T.runs).where(T.runs.c.id == run_id).values(heartbeat=NEVER_STALE))
+    if getattr(c.store, "index", None) is not None:
+        update_run_row(c, run_id, heartbeat=NEVER_STALE)
 
 
 def get_run_route(c: ServerContext, p: Principal, r: Params) -> dict:
@@ -322,15 +325,10 @@ def get_run_route(c: ServerContext, p: Principal, r: Params) -> dict:
 
 def rename_run(c: ServerContext, p: Principal, run: Run, name: str) -> None:
     """A new name: the run's attribute in the index, and MLflow's tag in the journal."""
-    import sqlalchemy as sa
-
     if len(name) > 500:
         raise invalid(f"Run name is {len(name)} characters; the limit is 500")
     write(c, p, run_id=run.id, tags={RUN_NAME_TAG: name})
-    index = index_of(c)
-    T = _tables()
-    with index.session(write=True) as conn:
-        conn.execute(sa.update(T.runs).where(T.runs.c.id == run.id).values(name=name))
+    update_run_row(c, run.id, name=name)
     c.audit(p, "run.rename", f"runs/{run.id}", run.name, name)
 
 
@@ -353,13 +351,8 @@ def update_run(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def _set_lifecycle(c: ServerContext, p: Principal, r: Params, lifecycle: str) -> dict:
-    import sqlalchemy as sa
-
     run = get_run(c, p, r.run_id(), "editor")
-    index = index_of(c)
-    T = _tables()
-    with index.session(write=True) as conn:
-        conn.execute(sa.update(T.runs).where(T.runs.c.id == run.id).values(lifecycle=lifecycle))
+    update_run_row(c, run.id, lifecycle=lifecycle)
     c.audit(p, "run.delete" if lifecycle == "deleted" else "run.restore", f"runs/{run.id}",
             {"lifecycle": run.lifecycle}, {"lifecycle": lifecycle})
     return {}
