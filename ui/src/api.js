@@ -34,6 +34,7 @@ export async function api(path, { method = "GET", body, query, signal } = {}) {
   } catch {
     data = { message: text };
   }
+  if (r.status === 401) window.dispatchEvent(new CustomEvent("cairn:login", { detail: data }));
   if (!r.ok) throw new ApiError(r.status, data);
   return data;
 }

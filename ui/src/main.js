@@ -63,4 +63,30 @@ document.addEventListener("click", (e) => {
   navigate(url.pathname + url.search);
 });
 window.addEventListener("popstate", render);
+
+// A team server with auth on answers 401 without a token: ask for one, keep it in this
+// browser (localStorage), and send it as a Bearer token from then on.
+let loginShown = false;
+window.addEventListener("cairn:login", (e) => {
+  if (loginShown) return;
+  loginShown = true;
+  const known = !!localStorage.getItem("cairn.token");
+  const input = h("input", { type: "password", placeholder: "API token", "aria-label": "API token", size: 48 });
+  const form = h("form", { class: "login", onsubmit: (ev) => {
+    ev.preventDefault();
+    localStorage.setItem("cairn.token", input.value.trim());
+    location.reload();
+  } }, h("h2", {}, "Sign in"),
+  h("p", {}, known ? "The saved token was refused: " : "This server needs an API token: ", (e.detail && e.detail.message) || ""),
+  input, " ", h("button", { class: "primary", type: "submit" }, "Sign in"));
+  clear(root, form);
+  input.focus();
+});
+if (localStorage.getItem("cairn.token")) {
+  document.querySelector(".top").append(h("a", { href: "#", class: "signout", onclick: (e) => {
+    e.preventDefault();
+    localStorage.removeItem("cairn.token");
+    location.reload();
+  } }, "Sign out"));
+}
 render();

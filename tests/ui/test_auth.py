@@ -1,0 +1,51 @@
+"""A team server with auth on: the UI asks for an API token, then works with it."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from serving import ThreadedServer
+
+TOKEN = "cairn_ui-test-admin-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    from cairn.server import ServerSettings, create_app
+    from cairn.store.local import LocalStore
+
+    store = LocalStore(tmp_path_factory.mktemp("auth") / "store")
+    store.create_experiment("secret-experiment")
+    app = create_app(store, settings=ServerSettings(auth=True, bootstrap_token=TOKEN,
+                                                    bootstrap_user="root"))
+    app.state.cairn.start()
+    try:
+        with ThreadedServer(app) as url:
+            yield url
+    finally:
+        store.close()
+
+
+def test_token_login_and_sign_out(browser, auth_server):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: m.type == "error" and "401" not in m.text
+            and errors.append(m.text))
+    try:
+        page.goto(auth_server + "/")
+        expect(page.locator("form.login")).to_contain_text("needs an API token")
+        page.get_by_label("API token").fill("wrong-token")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("form.login")).to_contain_text("refused")
+        page.get_by_label("API token").fill(TOKEN)
+        page.get_by_role("button", name="Sign in").click()
+        page.locator(".picker-button").click()
+        expect(page.locator(".menu-item", has_text="secret-experiment")).to_be_visible()
+        page.get_by_role("link", name="Sign out").click()
+        expect(page.locator("form.login")).to_be_visible()
+    finally:
+        page.evaluate("localStorage.clear()")
+        page.close()
+    assert not errors, errors
