@@ -17,13 +17,14 @@ from typing import Any
 
 from ... import search
 from ...errors import InvalidArgument, NotFound
-from ...search.parser import format_filter, Clause as RunClause
+from ...search.parser import Clause as RunClause, format_filter
+from ...store.validation import MAX_TAG_VALUE
 from ..auth import Principal
 from ..context import ServerContext
+from ..routes._common import now_ms
 from . import _filters
 from ._common import HIDDEN_TAG_PREFIX, OUTPUTS_TAG, Params, invalid, kv
 from .tracking import get_run, write
-from ..routes._common import now_ms
 
 MODEL_TAG = HIDDEN_TAG_PREFIX + "model."
 HAS_MODELS_TAG = HIDDEN_TAG_PREFIX + "models"
@@ -75,7 +76,7 @@ def model_json(run: Any, desc: dict) -> dict[str, Any]:
 def save(c: ServerContext, p: Principal, run: Any, desc: dict) -> None:
     desc["updated"] = now_ms()
     text = json.dumps(desc, separators=(",", ":"))
-    if len(text) > 8000:
+    if len(text) > MAX_TAG_VALUE:
         raise invalid(f"Logged model {desc['id']}: its tags and params exceed the 8000 "
                       "characters Cairn keeps for a logged model's description")
     write(c, p, run_id=run.id, tags={MODEL_TAG + desc["id"]: text, HAS_MODELS_TAG: "1"})

@@ -11,6 +11,7 @@ updated in the index directly; see docs/mlflow.md for what that means for
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from typing import Any
 
@@ -20,7 +21,7 @@ from ... import search
 from ...entities import Experiment, RecordBatch, Run, RunStatus
 from ...errors import AlreadyExists, InvalidArgument, NotFound
 from ...search.parser import ATTRIBUTES, TAGS, Clause, OrderKey
-from ...store.validation import check_experiment_name
+from ...store.validation import MAX_TAG_VALUE, check_experiment_name
 from ...store.wire import INT64_MAX, from_results
 from ..auth import Principal
 from ..context import ServerContext
@@ -126,8 +127,6 @@ def _update_experiment(c: ServerContext, p: Principal, exp: Experiment, action: 
                        **changes: Any) -> Experiment:
     """Change an experiment's name, lifecycle or tags in the index (and a local store's
     experiment file, which ``cairn reindex`` rebuilds experiments from)."""
-    import json
-
     import sqlalchemy as sa
 
     index = index_of(c)
@@ -460,8 +459,6 @@ def log_batch(c: ServerContext, p: Principal, r: Params) -> dict:
 
 def log_inputs(c: ServerContext, p: Principal, r: Params) -> dict:
     """Data sets (and models) a run used: kept as one hidden tag, returned in run.inputs."""
-    import json
-
     from ._common import INPUTS_TAG
 
     run = get_run(c, p, r.run_id(), "editor")
@@ -479,15 +476,15 @@ def log_inputs(c: ServerContext, p: Principal, r: Params) -> dict:
     for m in r.items("models"):
         if not isinstance(m, dict) or not isinstance(m.get("model_id"), str):
             raise invalid(f"Invalid value {m!r} for parameter 'models'")
-        if m not in models:
+        if all(x["model_id"] != m["model_id"] for x in models):
             models.append({"model_id": m["model_id"]})
     value = {"dataset_inputs": datasets, "model_inputs": models}
     text = json.dumps(value, separators=(",", ":"))
-    if len(text) > 8000:  # the schema and profile are what grows: drop them, keep identity
+    if len(text) > MAX_TAG_VALUE:  # the schema and profile are what grows: drop them, keep identity
         for x in datasets:
             x["dataset"] = {k: v for k, v in x["dataset"].items() if k not in ("schema", "profile")}
         text = json.dumps(value, separators=(",", ":"))
-        if len(text) > 8000:
+        if len(text) > MAX_TAG_VALUE:
             raise invalid("Too many data set inputs for one run (their description exceeds "
                           "8000 characters)")
     write(c, p, run_id=run.id, tags={INPUTS_TAG: text})
@@ -498,8 +495,6 @@ def log_model(c: ServerContext, p: Principal, r: Params) -> dict:
     """``runs/log-model``: MLflow's legacy record of a model logged in a run, kept as MLflow
     keeps it, in the tag ``mlflow.log-model.history`` (a JSON list; oldest dropped first
     when it outgrows a tag)."""
-    import json
-
     run = get_run(c, p, r.run_id(), "editor")
     text = r.text("model_json", required=True)
     try:
@@ -508,10 +503,10 @@ def log_model(c: ServerContext, p: Principal, r: Params) -> dict:
         raise invalid("Invalid value for parameter 'model_json': not JSON") from None
     history = json.loads(run.tags.get(LOG_MODEL_TAG) or "[]") + [model]
     value = json.dumps(history)
-    while len(value) > 8000 and len(history) > 1:
+    while len(value) > MAX_TAG_VALUE and len(history) > 1:
         history.pop(0)
         value = json.dumps(history)
-    if len(value) > 8000:
+    if len(value) > MAX_TAG_VALUE:
         raise invalid("The model description exceeds the 8000 characters of a tag")
     write(c, p, run_id=run.id, tags={LOG_MODEL_TAG: value})
     return {}
