@@ -195,3 +195,13 @@ def test_cairn_registered_models_are_visible_to_mlflow(url, client, cairn_client
     import pathlib
 
     assert json.loads((pathlib.Path(local) / "cairn-model.json").read_text())["flavor"] == "sklearn"
+
+
+def test_model_logged_outside_a_run(url, client):
+    """MLflow 3 logs a model without a run; Cairn gives it a finished run of its own."""
+    mlflow.set_experiment("no-run")
+    info = mlflow.pyfunc.log_model(name="solo", python_model=Doubler(), pip_requirements=PIP)
+    assert mlflow.active_run() is None
+    assert list(mlflow.pyfunc.load_model(info.model_uri).predict([7])) == [14]
+    holder = client.get_run(mlflow.get_logged_model(info.model_id).source_run_id)
+    assert holder.info.status == "FINISHED" and holder.info.run_name.startswith("solo-")

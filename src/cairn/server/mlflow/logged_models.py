@@ -6,7 +6,8 @@ that produced it.  So a logged model ``m-<hex>`` is described by a hidden tag
 and its ``artifact_uri`` is a directory of that run's artifacts, ``<name>/`` (the
 layout MLflow 2 used, so ``runs:/<run>/<name>`` works too); a second model of the
 same name in one run gets ``<name>-<id prefix>/``.  A run holding models is tagged
-``cairn.mlflow.models`` so a search finds them through Cairn's run search.
+``cairn.mlflow.models`` so a search finds them through Cairn's run search.  A model
+logged outside any run gets a finished run of its own, named after it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .tracking import get_run, write
 
 MODEL_TAG = HIDDEN_TAG_PREFIX + "model."
 HAS_MODELS_TAG = HIDDEN_TAG_PREFIX + "models"
+HOLDER_TAG = HIDDEN_TAG_PREFIX + "model_run"  # a run made to hold a model logged outside runs
 STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 
 
@@ -82,12 +84,28 @@ def save(c: ServerContext, p: Principal, run: Any, desc: dict) -> None:
     write(c, p, run_id=run.id, tags={MODEL_TAG + desc["id"]: text, HAS_MODELS_TAG: "1"})
 
 
+def _holder_run(c: ServerContext, p: Principal, experiment_id: str | None, name: str) -> str:
+    """A finished run of its own for a model logged outside any run: Cairn keeps a model's
+    files with a run."""
+    from ...entities import RunStatus
+    from ...names import random_name
+    from .tracking import DEFAULT_EXPERIMENT_ID, get_experiment
+
+    exp = get_experiment(c, experiment_id or DEFAULT_EXPERIMENT_ID)
+    c.guard.require(p, "editor", "experiment", exp.id)
+    run_id = uuid.uuid4().hex
+    now = now_ms()
+    write(c, p, run_id=run_id, status=RunStatus.FINISHED, end_time=now,
+          create={"experiment_id": exp.id, "experiment_name": exp.name,
+                  "experiment_created_at": exp.created_at,
+                  "name": f"{name}-{random_name(run_id)}", "user": p.user, "start_time": now},
+          tags={HOLDER_TAG: "true"})
+    return run_id
+
+
 def create(c: ServerContext, p: Principal, r: Params) -> dict:
     name = r.text("name") or "model"
-    run_id = r.text("source_run_id")
-    if not run_id:
-        raise invalid("Cairn keeps a logged model's files with the run that produced it: "
-                      "log the model inside a run (source_run_id is required)")
+    run_id = r.text("source_run_id") or _holder_run(c, p, r.text("experiment_id"), name)
     run = get_run(c, p, run_id, "editor")
     if "/" in name or name in (".", ".."):
         raise invalid(f"Invalid logged model name {name!r}")
