@@ -380,6 +380,10 @@ class Client:
     def get_naming_policy(self):
         return self._registry.get_naming_policy()
 
+    def model_versions_of_run(self, run_id: str):
+        """The model versions registered from run ``run_id``."""
+        return self._registry.model_versions_of_run(run_id)
+
     def create_signing_key(self, name: str = "default", directory: str | os.PathLike | None = None):
         """Make an Ed25519 key pair in the keys directory and trust it here; new versions get signed."""
         return self._registry.create_signing_key(name, directory)

@@ -61,7 +61,7 @@ def parse_source(source: str) -> tuple[str, str]:
 
 def register_from_run(reg: "Registry", name: str, run_id: str, path: str, *,
                       version: str | None = None, bump: str | None = None, parent: Any = None,
-                      description: str = "", signing_key: str | None = None,
+                      description: str = "", signing_key: str | bool | None = None,
                       claims: Mapping[str, Any] | None = None) -> ModelVersion:
     """Register the files under ``path`` in run ``run_id``'s artifacts as a version of ``name``.
 
@@ -91,7 +91,8 @@ def register_from_run(reg: "Registry", name: str, run_id: str, path: str, *,
 def register_files(reg: "Registry", name: str, files: Sequence[FileEntry], *,
                    run_id: str | None = None, version: str | None = None,
                    bump: str | None = None, parent: Any = None, description: str = "",
-                   signing_key: str | None = None, claims: Mapping[str, Any] | None = None
+                   signing_key: str | bool | None = None,
+                   claims: Mapping[str, Any] | None = None
                    ) -> ModelVersion:
     """Register files a client saved and uploaded (their objects already in the store).
 
@@ -168,7 +169,8 @@ def _register(reg: "Registry", name: str, run: Any, files: dict[str, FileEntry],
         "params": repo.dumps(hyper), "datasets": repo.dumps(ds), "lineage": repo.dumps(lineage),
         "fingerprint": repo.dumps(fingerprint), "description": description or "",
     }
-    key = _signing_key(signing_key)
+    # False: the client signs this version itself (POST .../signature), not this server's key.
+    key = None if signing_key is False else _signing_key(signing_key)
     for attempt in range(5):  # two registrations racing for the same number: take the next
         try:
             with reg.session(write=True) as conn:

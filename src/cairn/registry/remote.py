@@ -13,31 +13,37 @@ server lacks, and asks the server to register those files; inside a run the
 server records the run's params, metrics and data set inputs and lists the files
 among the run's artifacts under ``models/NAME/VERSION/``.
 
-Loading resolves the reference on the server, then checks the record digest, the
-signature (against ``trusted_keys=``: the server does not publish its keys yet)
-and every file's digest as it is fetched into the local cache
-(:mod:`cairn.registry.loading`).
+Signing: private keys never leave the client.  With ``signing_key=`` (or the
+default key of the keys directory, when the server trusts it) the version is
+registered first, since the server assigns its number and created time, then the
+client checks the record it got back, signs the canonical payload
+(:func:`cairn.registry.signing.payload`) and attaches the signature; the server
+stores it only if it verifies against a key it trusts, and only once.
 
-Not available remotely: signing with a local private key, the naming policy and
-the trusted keys (both administered on the server's store), and listing the
-versions a run produced.
+Loading resolves the reference on the server, then checks the record digest, the
+signature (against the server's trusted keys plus ``trusted_keys=``) and every
+file's digest as it is fetched into the local cache (:mod:`cairn.registry.loading`),
+exactly as for a local store.  The naming policy and the trusted keys live on the
+server: anyone reads them, server admins change them.
 """
 
 from __future__ import annotations
 
 import ast
+import base64
 import dataclasses
+import hashlib
 import json
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..errors import AlreadyExists, CairnError, InvalidArgument, NotFound, PermissionDenied
 from . import flavors as fl
 from .entities import (
     Approval, AuditEvent, AuditProblem, AuditReport, HistoryEvent, ModelVersion, RegisteredModel,
-    Stage, StagePolicy, TransitionRequest,
+    SigningKey, Stage, StagePolicy, TransitionRequest,
 )
-from .naming import check_alias, check_name
+from .naming import NamingPolicy, check_alias, check_name, make_policy
 from .reading import VersionReading
 from .semver import SemVer
 from .service import (
@@ -51,10 +57,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def _q(segment: str) -> str:
     return urllib.parse.quote(str(segment), safe="")
-
-
-def _unsupported(what: str, instead: str) -> InvalidArgument:
-    return InvalidArgument(f"{what} is not available against a Cairn server; {instead}")
 
 
 class RemoteRegistry(VersionReading):
@@ -88,14 +90,15 @@ class RemoteRegistry(VersionReading):
     def list_registered_models(self) -> list[RegisteredModel]:
         return [_model(d) for d in self._call("GET", "/models")]
 
-    def set_naming_policy(self, template: str | None = None, regex: str | None = None):
-        raise _unsupported("setting the naming policy",
-                           "an administrator sets it on the server's store: `cairn models naming "
-                           "--template ...` with CAIRN_TRACKING_URI set to its database")
+    def set_naming_policy(self, template: str | None = None, regex: str | None = None
+                          ) -> NamingPolicy | None:
+        """The server's naming policy for new models (server admins); neither removes it."""
+        make_policy(template, regex)  # bad input fails here, before a request
+        return _naming(self._call("PUT", "/registry/naming",
+                                  json={"template": template, "regex": regex}))
 
-    def get_naming_policy(self):
-        raise _unsupported("reading the naming policy",
-                           "the server refuses names that break it when a model is created")
+    def get_naming_policy(self) -> NamingPolicy | None:
+        return _naming(self._call("GET", "/registry/naming"))
 
     # -- versions --------------------------------------------------------
     def get_model_version(self, name: str, version: str) -> ModelVersion:
@@ -115,8 +118,8 @@ class RemoteRegistry(VersionReading):
         return self.get_model_version(name, latest)
 
     def model_versions_of_run(self, run_id: str) -> list[ModelVersion]:
-        raise _unsupported("listing the versions a run produced",
-                           "list a model's versions and compare their source_run_id")
+        """The versions registered from run ``run_id`` (of the models the caller may view)."""
+        return [_version(d) for d in self._call("GET", f"/runs/{_q(run_id)}/model-versions")]
 
     def resolve(self, ref: Any) -> ModelVersion:
         """``name/1.3.0``, ``name@production`` (a stage), ``name@champion`` (an alias), ``name@latest``."""
@@ -156,10 +159,7 @@ class RemoteRegistry(VersionReading):
         ``env`` is not sent: inside a run the server records the run's environment.
         """
         version, flavor = check_registration(name, model, flavor, version, bump, signature)
-        if signing_key is not None:
-            raise _unsupported("signing a version with a local private key",
-                               "register without signing_key= (the server's own key, if it "
-                               "has one, signs it), or sign in a local store and push")
+        key = self._signer(signing_key)  # before anything is sent: an unusable key changes nothing
         parent_ref = None if parent is None else _parent_ref(name, parent)
         ds = normalize_datasets(datasets)
         run = None if run_id is None else self._client.get_run(run_id)  # flushes its records
@@ -178,8 +178,62 @@ class RemoteRegistry(VersionReading):
                 "parent": None if parent_ref is None else "/".join(parent_ref),
                 "description": description or "", "params": hyper,
                 "fingerprint": json.loads(json.dumps(saved.fingerprint, default=str)),
-                "datasets": ds}
-        return _version(self._call("POST", f"/models/{_q(name)}/versions", json=body))
+                "datasets": ds, "sign": key is None}
+        mv = _version(self._call("POST", f"/models/{_q(name)}/versions", json=body))
+        if key is None:
+            return mv
+        return self._sign(mv, key, _tree_oid(entries))
+
+    def _signer(self, explicit: str | None) -> tuple[Any, str] | None:
+        """(private key, key id) to sign with here, or None to leave signing to the server.
+
+        An explicit key must be trusted by the server (else nothing is registered); the
+        keys directory's default key signs only where the server trusts it, as a local
+        store's default key is trusted in that store.
+        """
+        from . import signing
+
+        path = signing.signing_key_path(explicit)
+        if path is None:
+            return None
+        private, kid = signing.load_private(path)
+        if kid in self.trusted_keys():
+            return private, kid
+        if explicit is None:
+            return None
+        raise InvalidArgument(f"signing key {kid} ({path}) is not trusted by the server at "
+                              f"{self.store.uri}, which would refuse its signature; nothing was "
+                              f"registered. A server admin trusts it with `cairn keys trust "
+                              f"{path.with_suffix('.pub')} --name NAME`", key_id=kid)
+
+    def _sign(self, mv: ModelVersion, key: tuple[Any, str], tree_oid: str) -> ModelVersion:
+        """Sign the version the server registered, after checking it is what was sent."""
+        from . import signing
+        from .loading import check_record
+
+        check_record(mv)
+        if mv.tree_oid != tree_oid:
+            raise InvalidArgument(f"the server registered {mv.uri} with files (tree {mv.tree_oid}) "
+                                  f"other than the ones uploaded (tree {tree_oid}); it was left "
+                                  "unsigned", name=mv.name, version=mv.version)
+        private, kid = key
+        message = signing.payload(mv.name, mv.version, mv.tree_oid, mv.source_run_id,
+                                  mv.created_at, mv.digest)
+        try:
+            return self.attach_signature(mv.name, mv.version, kid, signing.sign(private, message))
+        except CairnError as exc:  # say that the version exists, unsigned
+            err = type(exc)(f"{mv.uri} was registered but not signed: {exc.message}",
+                            **exc.details)
+            err.http_status = exc.http_status
+            raise err from None
+
+    def attach_signature(self, name: str, version: str, key_id: str,
+                         signature: bytes) -> ModelVersion:
+        """Attach an Ed25519 signature of an unsigned version's payload (by a trusted key)."""
+        version = str(SemVer.parse(version))
+        return _version(self._call(
+            "POST", f"/models/{_q(name)}/versions/{_q(version)}/signature",
+            json={"key_id": key_id, "signature": base64.b64encode(signature).decode()}))
 
     def _ensure_model(self, name: str) -> None:
         """As the local registry: the first version creates the registered model."""
@@ -276,28 +330,47 @@ class RemoteRegistry(VersionReading):
                        params={"stage": stage, "time": to_ms(when)})["version"]
         return None if d is None else _version(d)
 
-    # -- signing keys: administered on the server's store ----------------
-    def create_signing_key(self, name: str = "default", directory: Any = None):
-        raise _unsupported("creating a signing key", "create and trust keys on the server's "
-                           "store (`cairn keys create` there)")
+    # -- signing keys: private keys stay here, trusted public keys on the server --
+    def create_signing_key(self, name: str = "default", directory: Any = None) -> SigningKey:
+        """Write a key pair to the local keys directory and trust its public key on the server.
 
-    def trust_key(self, public_pem: str, name: str):
-        raise _unsupported("trusting a key", "an administrator trusts keys on the server's store "
-                           "(`cairn keys trust FILE` there); to verify a download here, pass "
-                           "trusted_keys=[...] to load_model")
+        Trusting is for server admins: anyone else gets the key pair and a
+        :class:`PermissionDenied` saying which file to hand to an admin.
+        """
+        from pathlib import Path
+
+        from . import signing
+
+        path, pem = signing.create_key_files(name, None if directory is None else Path(directory))
+        try:
+            return self.trust_key(pem, name)
+        except PermissionDenied as exc:
+            raise PermissionDenied(
+                f"created key {signing.key_id(pem)} ({path}), but only a server admin may trust "
+                f"it on {self.store.uri}: {exc.message}. Ask one to run `cairn keys trust "
+                f"{path.with_suffix('.pub')} --name {name}`; until then versions are not signed "
+                "with it", **exc.details) from None
+
+    def trust_key(self, public_pem: str, name: str) -> SigningKey:
+        """Trust a public key on the server (server admins; audited there)."""
+        from . import signing
+
+        signing.key_id(public_pem)  # not a key: refused here, with the same message
+        signing.check_key_name(name)
+        return _make(SigningKey, self._call("POST", "/registry/keys",
+                                            json={"name": name, "public_key": public_pem}))
 
     def revoke_key(self, key_id: str) -> None:
-        raise _unsupported("revoking a key", "revoke it on the server's store (`cairn keys "
-                           "revoke` there)")
+        self._call("POST", f"/registry/keys/{_q(key_id)}/revoke")
 
-    def list_keys(self, include_revoked: bool = False):
-        raise _unsupported("listing trusted keys", "list them on the server's store (`cairn keys "
-                           "ls` there)")
+    def list_keys(self, include_revoked: bool = False) -> list[SigningKey]:
+        flag = "true" if include_revoked else "false"
+        return [_make(SigningKey, d) for d in self._call("GET", "/registry/keys",
+                                                        params={"include_revoked": flag})]
 
     def trusted_keys(self) -> dict[str, str]:
-        # The server does not publish its trusted keys: signed versions verify against the
-        # keys a caller passes (trusted_keys=...), else they load as "untrusted".
-        return {}
+        """key id -> PEM of the keys the server trusts: loading verifies against these."""
+        return {k.key_id: k.public_key for k in self.list_keys()}
 
     # -- audit (server admins) -------------------------------------------
     def audit_log(self, target: str | None = None, action: str | None = None,
@@ -343,6 +416,17 @@ def _version(d: Mapping[str, Any]) -> ModelVersion:
                  requirements=d.get("requirements") or {}, params=d.get("params") or {},
                  lineage=d.get("lineage") or {}, fingerprint=d.get("fingerprint") or {},
                  signature_bytes=raw)
+
+
+def _naming(d: Mapping[str, Any] | None) -> NamingPolicy | None:
+    return None if d is None else NamingPolicy(d.get("template"), d.get("regex"))
+
+
+def _tree_oid(entries: Sequence[Any]) -> str:
+    """The oid the server's object store gives the tree of ``entries``."""
+    from ..cas.tree import encode_tree
+
+    return hashlib.sha256(encode_tree(entries)).hexdigest()
 
 
 def _policy(d: Mapping[str, Any]) -> StagePolicy:

@@ -84,7 +84,7 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     from .. import __version__
     from .routes import (
         admin, artifacts, audit, datasets, experiments, health, lineage, metrics, models,
-        records, runs,
+        records, registry_admin, runs,
     )
 
     settings = settings or ServerSettings()
@@ -150,6 +150,7 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
         app.include_router(module.router, prefix=API)
     app.include_router(datasets.router, prefix=API)
     app.include_router(lineage.router, prefix=API)
+    app.include_router(registry_admin.router, prefix=API)
     from . import mlflow, ui
 
     mlflow.mount(app)

@@ -103,6 +103,9 @@ class RegisterVersion(BaseModel):
     bump: Literal["major", "minor", "patch"] | None = None
     parent: Annotated[str, Field(min_length=1, max_length=330)] | None = None
     description: Annotated[str, Field(max_length=10_000)] = ""
+    sign: bool = Field(default=True, description=(
+        "false: the caller signs the version itself (POST .../signature) instead of this "
+        "server's own default key, if it has one"))
 
 
 class Policy(BaseModel):
@@ -178,7 +181,8 @@ def register_version(name: Name, body: RegisterVersion, request: Request, p: Use
     reg.get_registered_model(name)  # 404: models are created with POST /models
     require_run(c, p, run_id, "viewer")
     mv = register_from_run(reg, name, run_id, path, version=body.version, bump=body.bump,
-                           parent=body.parent, description=body.description, claims=claims)
+                           parent=body.parent, description=body.description, claims=claims,
+                           signing_key=None if body.sign else False)
     return _out(mv, status_code=201)
 
 
@@ -197,7 +201,7 @@ def _register_files(c: ServerContext, p: Principal, name: str, body: RegisterVer
              for f in body.files or ()]
     mv = register_files(reg, name, files, run_id=body.run_id, version=body.version,
                         bump=body.bump, parent=body.parent, description=body.description,
-                        claims=claims)
+                        claims=claims, signing_key=None if body.sign else False)
     return _out(mv, status_code=201)
 
 
