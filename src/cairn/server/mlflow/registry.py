@@ -304,7 +304,7 @@ def delete_alias(c: ServerContext, p: Principal, r: Params) -> dict:
 
 # -- versions ------------------------------------------------------------------------
 
-def _source_location(c: ServerContext, p: Principal, source: str, run_id: str | None,
+def _source_location(c: ServerContext, p: Principal, source: str,
                      model_id: str | None) -> tuple[str, str, dict]:
     """(run id, artifact path, extras) of the files a new version registers."""
     from .logged_models import get_model as get_logged_model
@@ -319,7 +319,7 @@ def _source_location(c: ServerContext, p: Principal, source: str, run_id: str | 
         mv = other.version(number)
         extras = other.extras.get(mv.version, {})
         if extras.get("model_id"):
-            return _source_location(c, p, "", None, extras["model_id"])
+            return _source_location(c, p, "", extras["model_id"])
         if mv.source_run_id:
             return mv.source_run_id, _run_path(mv), {}
     if source.startswith("runs:/"):
@@ -336,14 +336,13 @@ def _source_location(c: ServerContext, p: Principal, source: str, run_id: str | 
 
 def create_version(c: ServerContext, p: Principal, r: Params) -> dict:
     from ...registry.from_run import register_from_run
+    from .tracking import get_run
 
     name = r.text("name", required=True)
     source = r.text("source", required=True)
-    reg, m = _model(c, p, name, "editor")
-    run_id, path, extras = _source_location(c, p, source, r.text("run_id"), r.text("model_id"))
-    from .tracking import get_run
-
-    get_run(c, p, run_id)
+    reg, _ = _model(c, p, name, "editor")
+    run_id, path, extras = _source_location(c, p, source, r.text("model_id"))
+    get_run(c, p, run_id)  # its viewers may register what it logged
     if not path:
         raise invalid(f"Model version source {source!r} names no directory of the run")
     mv = register_from_run(reg, name, run_id, path, description=r.text("description") or "")
