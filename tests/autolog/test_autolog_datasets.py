@@ -150,7 +150,7 @@ def test_a_store_without_data_sets_still_trains_and_tags(monkeypatch, xy, caplog
         fluent._experiment = None
 
 
-def test_a_remote_store_still_trains_and_tags(tmp_path, monkeypatch, xy, caplog):
+def test_a_server_store_trains_tags_and_keeps_the_data_set(tmp_path, monkeypatch, xy, caplog):
     pytest.importorskip("fastapi")
     pytest.importorskip("uvicorn")
     from serving import ThreadedServer
@@ -175,8 +175,11 @@ def test_a_remote_store_still_trains_and_tags(tmp_path, monkeypatch, xy, caplog)
             [r] = cairn.Client(url).search_runs()
             assert r.status is cairn.RunStatus.FINISHED
             assert r.tags["cairn.input.digest"] == _common.digest(X, y)
-            assert "cairn.input.dataset" not in r.tags
-            assert any("keeps no data sets" in m for m in caplog.messages)
+            # A server keeps data sets too (cairn.data.remote): the version is on it.
+            assert r.tags["cairn.input.dataset"] == "Default.train@1"
+            assert not any("keeps no data sets" in m for m in caplog.messages)
+            data, _ = cairn.Client(url).data.load_array("Default.train@1")
+            assert (data == X).all()
     finally:
         fluent._clients.clear()
         fluent._uri = None

@@ -43,6 +43,7 @@ def server(request, tmp_path, monkeypatch):
         srv = Server(app, store, url, tmp_path).setup()
         yield srv
         srv.close()
+        app.state.cairn.flush_audit()  # before the test's database goes away
     store.close()
 
 
@@ -239,8 +240,11 @@ def test_the_cli_drives_data_sets_on_the_server(server, tmp_path, monkeypatch):
     assert shown["stats"]["train.csv"]["rows"] == 4 and shown["message"] == "from the CLI"
     run("data", "get", "photos@1", str(tmp_path / "restored"))
     assert (tmp_path / "restored" / "weights.bin").read_bytes() == (src / "weights.bin").read_bytes()
-    bad = runner.invoke(cli, ["--store", server.url, "data", "show", "photos@7"])
-    assert bad.exit_code != 0 and "has no version 7" in bad.output
+    for args, message in ((["data", "show", "photos@7"], "has no version 7"),
+                          (["data", "push"], "push is not available against a Cairn server"),
+                          (["remote", "ls"], "remotes belong to a local store directory")):
+        bad = runner.invoke(cli, ["--store", server.url, *args])
+        assert bad.exit_code == 1 and message in bad.output, (args, bad.output)
 
 
 def test_autolog_records_training_data_on_the_server(server, tracking, spool, monkeypatch):

@@ -335,7 +335,13 @@ def pull(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: b
 # -- cairn remote -----------------------------------------------------------------------
 
 def _root(obj: Any):
-    return _ds(obj).store.root
+    store = _ds(obj).store
+    if not hasattr(store, "root"):  # a Cairn server: it is the shared copy itself
+        from ..errors import InvalidArgument
+
+        raise InvalidArgument(f"remotes belong to a local store directory, not to the server "
+                              f"{store.uri}; its data sets are shared through the server")
+    return store.root
 
 
 @click.group()
