@@ -280,7 +280,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_bad_sources_get_clear_errors_and_are_left_alone(tmp_path, cairn_client):
+def test_bad_sources_get_clear_errors_and_are_left_alone(tmp_path, cairn_client, mlflow_sources):
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("not a database")
     cairn_client.create_experiment("exists")  # a Cairn store's index: SQLite, but not MLflow's
@@ -289,6 +289,8 @@ def test_bad_sources_get_clear_errors_and_are_left_alone(tmp_path, cairn_client)
     cases = [
         (str(tmp_path / "missing"), NotFound, "there is no MLflow store at"),
         (str(tmp_path / "empty"), InvalidArgument, "is not an MLflow mlruns directory"),
+        (str(mlflow_sources["mlruns"][0].parent), InvalidArgument, "did you mean "
+         f"{mlflow_sources['mlruns'][0]}?"),
         (str(tmp_path / "notes.txt"), InvalidArgument, "is a file; an MLflow database is given as"),
         (f"sqlite:///{tmp_path / 'missing.db'}", NotFound, "there is no MLflow database at"),
         (f"sqlite:///{tmp_path / 'notes.txt'}", InvalidArgument, "is not an SQLite database"),

@@ -148,8 +148,9 @@ def _check_directory(path: Path) -> str:
                               f"sqlite:///{path.resolve()}")
     experiments = [p for p in path.iterdir() if (p / "meta.yaml").is_file()]
     if not experiments:
+        hint = f"; did you mean {path / 'mlruns'}?" if (path / "mlruns").is_dir() else ""
         raise InvalidArgument(f"{path} is not an MLflow mlruns directory (no experiment folder "
-                              "with a meta.yaml in it)")
+                              f"with a meta.yaml in it){hint}")
     return path.resolve().as_uri()
 
 
