@@ -289,3 +289,41 @@ def test_the_keys_and_naming_commands_drive_the_server(server, tmp_path, monkeyp
     assert r.exit_code == 0 and "template '{team}_{model}'" in r.output
     r = cairn_cli("root", "models", "naming", "--clear")
     assert r.exit_code == 0 and "no naming policy" in r.output
+
+
+def test_who_may_read_and_change_registry_settings(server):
+    """Every role against every new endpoint: reads for anyone with a token, changes for admins."""
+    _path, pem = signing.create_key_files("k")
+    kid = signing.key_id(pem)
+    alice = server.client("alice")
+    mv = alice.register_model("clf", _fit(1.0))
+    run = alice.create_run(name="r")
+    sig = base64.b64encode(_expected_signature(_path, mv)).decode()
+    reads = [("get", "/registry/naming", None), ("get", "/registry/keys", None),
+             ("get", f"/runs/{run.id}/model-versions", None)]
+    admin_only = [("put", "/registry/naming", {"regex": "[a-z]+"}),
+                  ("post", "/registry/keys", {"name": "k", "public_key": pem}),
+                  ("post", f"/registry/keys/{kid}/revoke", None)]
+    for user in ("vera", "alice", "bob", "root"):
+        with _http(server, user) as http:
+            for method, path, body in reads:
+                r = http.request(method, path, json=body)
+                assert r.status_code == 200, (user, path, r.text)
+            for method, path, body in admin_only:
+                r = http.request(method, path, json=body)
+                want = 403 if user != "root" else (201 if method == "post" and
+                                                   path.endswith("keys") else 200)
+                assert r.status_code == want, (user, path, r.text)
+    # Attaching a signature needs editor on the model (approver includes it).
+    with _http(server, "vera") as http:
+        r = http.post("/models/clf/versions/1.0.0/signature", json={"key_id": kid,
+                                                                     "signature": sig})
+        assert r.status_code == 403
+    with _http(server, "bob") as http:  # the key is revoked by now: refused, as untrusted
+        r = http.post("/models/clf/versions/1.0.0/signature", json={"key_id": kid,
+                                                                     "signature": sig})
+        assert r.status_code == 400 and "revoked" in r.json()["message"]
+    with httpx.Client(base_url=server.url + API) as anonymous:
+        for method, path, body in reads + admin_only:
+            assert anonymous.request(method, path, json=body).status_code == 401
+    assert _signature(server, "clf", "1.0.0") == (None, None)
