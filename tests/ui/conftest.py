@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from serving import ThreadedServer
 
@@ -26,18 +27,19 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-dev-shm-usage"]
 
 
+# A loaded CI machine (2 cores, the rest of the suite before us) can be slow to paint.
+expect.set_options(timeout=15_000)
+
+
 @pytest.fixture(scope="session")
 def world():
     tmp = Path(tempfile.mkdtemp(prefix="cairn-ui-"))
-    keys = os.environ.get("CAIRN_KEYS_DIR")
-    os.environ["CAIRN_KEYS_DIR"] = str(tmp / "keys")  # never the developer's signing keys
     try:
-        yield seed(tmp / "store", many=2000)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("CAIRN_KEYS_DIR", str(tmp / "keys"))  # never the developer's signing keys
+            w = seed(tmp / "store", many=2000)
+        yield w
     finally:
-        if keys is None:
-            os.environ.pop("CAIRN_KEYS_DIR", None)
-        else:
-            os.environ["CAIRN_KEYS_DIR"] = keys
         from cairn.store import _STORES
 
         for key in [k for k in _STORES if k.startswith(str(tmp))]:
