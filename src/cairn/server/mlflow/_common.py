@@ -102,8 +102,7 @@ class Params:
         value = self._raw(name)
         if value is None or (required and value == ""):
             if required:
-                raise invalid(f"Missing value for required parameter '{name}'. See the API "
-                              "docs for more information about request parameters.")
+                raise missing(name)
             return default
         if not isinstance(value, str):
             raise _bad(name, value)
@@ -118,8 +117,7 @@ class Params:
         value = self._raw(name)
         if value is None:
             if required:
-                raise invalid(f"Missing value for required parameter '{name}'. See the API "
-                              "docs for more information about request parameters.")
+                raise missing(name)
             return default
         if isinstance(value, str):
             try:
@@ -136,8 +134,7 @@ class Params:
         value = self._raw(name)
         if value is None:
             if required:
-                raise invalid(f"Missing value for required parameter '{name}'. See the API "
-                              "docs for more information about request parameters.")
+                raise missing(name)
             return None
         return to_float(value, name)
 
@@ -172,8 +169,7 @@ class Params:
         """``run_id``, or the legacy ``run_uuid`` the client also sends."""
         rid = self.text("run_id") or self.text("run_uuid")
         if not rid and required:
-            raise invalid("Missing value for required parameter 'run_id'. See the API docs "
-                          "for more information about request parameters.")
+            raise missing("run_id")
         return rid or ""
 
     def key_values(self, name: str) -> list[tuple[str, str]]:
@@ -188,6 +184,11 @@ class Params:
                 raise _bad(f"{name}.value", value)
             out.append((item["key"], value))
         return out
+
+
+def missing(name: str) -> InvalidArgument:
+    return invalid(f"Missing value for required parameter '{name}'. See the API docs for more "
+                   "information about request parameters.")
 
 
 def _bad(name: str, value: Any) -> InvalidArgument:

@@ -24,7 +24,7 @@ from ..auth import Principal
 from ..context import ServerContext
 from ..routes._common import now_ms
 from . import _filters
-from ._common import HIDDEN_TAG_PREFIX, OUTPUTS_TAG, Params, invalid, kv
+from ._common import HIDDEN_TAG_PREFIX, OUTPUTS_TAG, Params, invalid, kv, missing
 from .tracking import get_run, write
 
 MODEL_TAG = HIDDEN_TAG_PREFIX + "model."
@@ -187,7 +187,7 @@ def _value(item: tuple[Any, dict], key: str) -> Any:
 def search_models(c: ServerContext, p: Principal, r: Params) -> dict:
     ids = r.texts("experiment_ids")
     if not ids:
-        raise invalid("Missing value for required parameter 'experiment_ids'.")
+        raise missing("experiment_ids")
     if c.guard.enabled and not c.guard.sees_all(p, "experiment"):
         ids = [i for i in ids if i in set(c.guard.visible(p, "experiment", ids))]
     clauses = _filters.parse(r.text("filter"), _ATTRIBUTES)

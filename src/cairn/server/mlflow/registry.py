@@ -27,7 +27,7 @@ from ...registry.entities import ModelVersion, Stage
 from ..auth import Principal
 from ..context import ServerContext
 from . import _filters
-from ._common import MlflowError, Params, invalid, kv
+from ._common import MlflowError, Params, invalid, kv, missing
 
 STAGE_TO_CAIRN = {"none": Stage.DEVELOPMENT.value, "staging": Stage.STAGING.value,
                   "production": Stage.PRODUCTION.value, "archived": Stage.ARCHIVED.value}
@@ -128,7 +128,7 @@ def _cairn_source(mv: ModelVersion) -> str:
 
 def _model(c: ServerContext, p: Principal, name: str | None, role: str = "viewer"):
     if not name:
-        raise invalid("Missing value for required parameter 'name'.")
+        raise missing("name")
     c.guard.require(p, role, "model", name)
     reg = registry(c, p)
     try:

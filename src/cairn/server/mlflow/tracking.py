@@ -29,7 +29,7 @@ from ..routes._common import apply_batches, new_writer_id, now_ms
 from . import _filters
 from ._common import (
     HIDDEN_TAG_PREFIX, PARENT_TAG, RUN_NAME_TAG, Params, experiment_json, invalid, metric_json,
-    run_info_json, run_json,
+    missing, run_info_json, run_json,
 )
 
 DEFAULT_EXPERIMENT_ID = "0"  # what the client uses when no experiment was set
@@ -591,7 +591,7 @@ def get_history_bulk_interval(c: ServerContext, p: Principal, r: Params) -> dict
     kept): what the MLflow UI draws its charts from."""
     run_ids = r.texts("run_ids")
     if not run_ids:
-        raise invalid("Missing value for required parameter 'run_ids'.")
+        raise missing("run_ids")
     if len(run_ids) > MAX_BULK_RUNS:
         raise invalid(f"GetMetricHistoryBulkInterval request must specify at most "
                       f"{MAX_BULK_RUNS} run_ids. Received {len(run_ids)} run_ids.")
