@@ -13,38 +13,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from serving import ThreadedServer
 
 import cairn
 from cairn.data import QualityCheckFailed
 from cairn.data.remote import RemoteDatasets
 from cairn.errors import CairnError, InvalidArgument, NotFound, PermissionDenied
-from cairn.server import ServerSettings, create_app
 from cairn.store.http import HttpStore
 
-from .api_world import ADMIN_TOKEN, API, STORES, open_store
-from .test_remote_registry import Server
+from .api_world import API
+from .test_remote_registry import Server, server  # noqa: F401 - the same server fixture
 
 CSV = b"amount,label\n1.0,0\n2.5,1\n3.0,0\n4.5,1\n"
 
 
-@pytest.fixture(params=STORES)
-def server(request, tmp_path, monkeypatch):
-    monkeypatch.setenv("CAIRN_CAPTURE_ENV", "0")
-    store = open_store(request.param, tmp_path, request)
-    app = create_app(store, settings=ServerSettings(
-        auth=True, bootstrap_token=ADMIN_TOKEN, bootstrap_user="root", token_cache_s=0))
-    app.state.cairn.start()
-    with ThreadedServer(app) as url:
-        srv = Server(app, store, url, tmp_path).setup()
-        yield srv
-        srv.close()
-        app.state.cairn.flush_audit()  # before the test's database goes away
-    store.close()
+@pytest.fixture(autouse=True)
+def _audit_written(server):
+    yield
+    server.app.state.cairn.flush_audit()  # before the test's database goes away
 
 
 class Requests:
