@@ -340,6 +340,35 @@ def test_import_into_a_postgresql_store(mlflow_sources, pg_url, tmp_path):
         store.close()
 
 
+def test_import_into_a_cairn_server(mlflow_sources, tmp_path, monkeypatch):
+    """`cairn --store http://... import mlflow`: runs go through the spool, models through
+    the server's registry API."""
+    from cairn.cas.odb import ObjectStore
+    from cairn.server.app import create_app
+    from cairn.store import _STORES
+    from cairn.store.sql.store import SqlStore
+    from serving import ThreadedServer
+
+    monkeypatch.setenv("CAIRN_SPOOL_DIR", str(tmp_path / "spool"))
+    uri, _ = mlflow_sources["sqlite"]
+    store = SqlStore(f"sqlite:///{tmp_path / 'server.db'}", ObjectStore.local(tmp_path / "objects"))
+    try:
+        with ThreadedServer(create_app(store)) as url:
+            client = Client(url)
+            try:
+                summary = import_mlflow(uri, client)
+                assert summary.verified and summary.imported == summary.cairn
+                _check_counts(summary.cairn)
+                assert assert_same(uri, client, tmp_path) == 5
+                assert import_mlflow(uri, client).imported == Counts()
+            finally:
+                remote = _STORES.pop(url, None)
+                if remote is not None:
+                    remote.close()
+    finally:
+        store.close()
+
+
 @pytest.mark.postgres
 def test_import_from_an_mlflow_postgresql_database(pg_url, cairn_client, tmp_path):
     import sqlalchemy as sa
