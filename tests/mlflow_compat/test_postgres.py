@@ -75,6 +75,11 @@ def test_tracking_search_and_history_on_postgres(url, client, monkeypatch, tmp_p
     assert [r.info.run_name for r in found] == ["inner", "outer"]
     client.delete_run(found[0].info.run_id)
     assert [r.info.run_name for r in client.search_runs([exp])] == ["outer"]
+    from mlflow.entities import ViewType
+
+    deleted = client.search_runs([exp], "metrics.loss < 0.5", run_view_type=ViewType.DELETED_ONLY)
+    assert [r.info.run_name for r in deleted] == ["inner"]
+    assert len(client.search_runs([exp], run_view_type=ViewType.ALL, max_results=1)) == 1
     assert mlflow.artifacts.load_text(f"runs:/{outer.info.run_id}/notes.txt") == "notes"
     with pytest.raises(MlflowException) as e:
         client.create_experiment("pg")
