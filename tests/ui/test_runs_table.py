@@ -89,3 +89,24 @@ def test_experiment_picker_switches_experiments(ui, world):
     expect(page.locator(".vt-status")).to_have_text("1 run")
     expect(page.locator(".vt-row")).to_contain_text("bert-live")
     assert f"experiments={world.experiments['nlp']}" in page.url
+
+
+def test_filter_box_completes_keys(ui, world):
+    page = ui.goto(f"/?experiments={world.experiments['vision']}")
+    expect(page.locator(".vt-status")).to_have_text("12 runs")
+    box = page.get_by_label("filter")
+    box.click()
+    box.press_sequentially("metrics.acc")
+    options = page.locator(".completions li")
+    expect(options).to_have_count(1)
+    expect(options.first).to_have_text("accuracy")
+    box.press("Tab")
+    expect(box).to_have_value("metrics.accuracy ")
+    box.press_sequentially("> 0 AND params.")
+    expect(options).to_have_count(4)  # epochs, lr, model, seed
+    box.press("ArrowDown")
+    box.press("ArrowDown")
+    box.press("Enter")
+    expect(box).to_have_value("metrics.accuracy > 0 AND params.model ")
+    box.press_sequentially("= 'mlp'")
+    expect(page.locator(".vt-status")).to_have_text("6 runs")

@@ -2,6 +2,7 @@
 // virtualised rows, selection -> compare.  Its state lives in the URL.
 import { api } from "../api.js";
 import { VirtualTable } from "../vtable.js";
+import { attachCompletion } from "../autocomplete.js";
 import { h, clear, fmtTime, fmtDuration, fmtValue, statusBadge, debounce, quoteKey, errorBox } from "../util.js";
 
 const ATTRS = {
@@ -136,6 +137,7 @@ export function runsPage(root, _args, params, navigate) {
       reload();
     }
   }, 350);
+  attachCompletion(filterInput, () => state.experiments, check);
   filterInput.addEventListener("input", check);
   filterInput.addEventListener("keydown", (e) => { if (e.key === "Enter") check(); });
 
