@@ -11,19 +11,14 @@ from pg_fixtures import pg_database  # noqa: F401  (a fixture, for test_postgres
 from serving import ThreadedServer
 
 
-def serve(store):
-    from cairn.server.app import create_app
-
-    return ThreadedServer(create_app(store))
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """(url, store): a Cairn server on a fresh local store directory."""
+    from cairn.server.app import create_app
     from cairn.store.local import LocalStore
 
     store = LocalStore(tmp_path_factory.mktemp("store"))
-    with serve(store) as url:
+    with ThreadedServer(create_app(store)) as url:
         yield url, store
     store.close()
 

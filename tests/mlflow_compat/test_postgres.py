@@ -29,15 +29,16 @@ with warnings.catch_warnings():  # MLflow warns about type hints when the class 
 
 @pytest.fixture(scope="module")
 def server(pg_database, tmp_path_factory):  # noqa: F811  (overrides conftest's local server)
-    from conftest import serve
     from pg_fixtures import create_schema
+    from serving import ThreadedServer
 
     from cairn.cas import ObjectStore
+    from cairn.server.app import create_app
     from cairn.store.sql.store import SqlStore
 
     store = SqlStore(create_schema(pg_database),
                      ObjectStore.local(tmp_path_factory.mktemp("objects")))
-    with serve(store) as url:
+    with ThreadedServer(create_app(store)) as url:
         yield url, store
     store.close()
 
