@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import json
 import math
 import os
@@ -10,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -274,6 +277,11 @@ def test_cli_bad_source_is_one_line_and_exit_1(tmp_path):
 
 
 # -- bad sources ------------------------------------------------------------------------------
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -300,12 +308,23 @@ def test_bad_sources_get_clear_errors_and_are_left_alone(tmp_path, cairn_client,
         (f"http://127.0.0.1:{_free_port()}", StoreUnavailable, "cannot reach the MLflow server"),
     ]
     target = Client(str(tmp_path / "target"))
-    for source, error, text in cases:
-        started = time.monotonic()
-        with pytest.raises(error) as err:
-            import_mlflow(source, target)
-        assert text in err.value.message, (source, err.value.message)
-        assert time.monotonic() - started < 15, source  # no minutes of retries
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        _QuietHandler, directory=str(tmp_path / "empty")))  # a web server, but not MLflow
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    cases.append((f"http://127.0.0.1:{web.server_address[1]}", InvalidArgument,
+                  "does not answer as an MLflow server: API request to endpoint "
+                  "/api/2.0/mlflow/experiments/search failed with error code 501"))
+    try:
+        for source, error, text in cases:
+            started = time.monotonic()
+            with pytest.raises(error) as err:
+                import_mlflow(source, target)
+            assert text in err.value.message, (source, err.value.message)
+            assert "<html" not in err.value.message.lower()
+            assert time.monotonic() - started < 15, source  # no minutes of retries
+    finally:
+        web.shutdown()
+        web.server_close()
     assert not (tmp_path / "missing").exists() and not (tmp_path / "missing.db").exists()
     assert index.read_bytes() == before  # MLflow never created its tables in it
     assert (tmp_path / "notes.txt").read_text() == "not a database"

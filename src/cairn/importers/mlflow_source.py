@@ -59,10 +59,23 @@ def open_source(source: str) -> Iterator[Source]:
                 # A wrong URL should fail now, not after the client's minutes of retries.
                 with scoped_env({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}):
-                    client.search_experiments(max_results=1)
+                    _probe(client, uri)
         # Recorded as given (a directory as its absolute file:// URI), minus any password.
         yield Source(client, uri, _redact(source.strip() if kind in ("sqlite", "database") else uri),
                      kind)
+
+
+def _probe(client: Any, url: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.search_experiments(max_results=1)
+    except MlflowException as exc:
+        if "ConnectionError" in exc.message or "Max retries" in exc.message:
+            raise  # translate_errors names the unreachable server
+        reason = exc.message.split(" Response body:", 1)[0]
+        raise InvalidArgument(f"{_redact(url)} does not answer as an MLflow server: "
+                              f"{reason[:300]}") from None
 
 
 def _resolve(source: str) -> tuple[str, str]:
