@@ -234,6 +234,13 @@ def test_registry_names_cairn_cannot_hold_stop_the_import_before_any_write(sqlit
     assert summary.verified and summary.cairn.runs == 5 and summary.cairn.models == 0
 
 
+def test_the_registry_naming_policy_is_checked_before_any_write(mlflow_sources, cairn_client):
+    cairn_client.set_naming_policy(template="{team}_{task}")
+    with pytest.raises(InvalidArgument, match=f"model name '{MODEL}'.*--no-models"):
+        import_mlflow(mlflow_sources["sqlite"][0], cairn_client)
+    assert cairn_client.search_runs() == [] and cairn_client.list_registered_models() == []
+
+
 def test_a_cairn_model_of_the_same_name_is_not_mixed_with_mlflow_versions(
         mlflow_sources, cairn_client, tmp_path):
     uri, _ = mlflow_sources["sqlite"]

@@ -139,6 +139,7 @@ def _valid_name(name: str) -> bool:
 def _preflight(client: "Client", models: list[_Model]) -> None:
     from ..registry.naming import check_alias
 
+    policy = client.get_naming_policy() if models else None
     bad = []
     for m in models:
         if not _valid_name(m.name):
@@ -147,7 +148,11 @@ def _preflight(client: "Client", models: list[_Model]) -> None:
         try:
             got = client.get_registered_model(m.name)
         except NotFound:
-            pass
+            if policy is not None:  # the registry's naming policy applies to new models
+                try:
+                    policy.check(m.name)
+                except InvalidArgument as exc:
+                    bad.append(f"model name {m.name!r} ({exc.message})")
         else:
             if SOURCE_TAG not in got.tags:
                 raise Conflict(f"Cairn already has a model named {m.name!r} that was not "
