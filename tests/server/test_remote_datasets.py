@@ -29,9 +29,10 @@ from .test_remote_registry import Server, server  # noqa: F401 - the same server
 CSV = b"amount,label\n1.0,0\n2.5,1\n3.0,0\n4.5,1\n"
 
 
-@pytest.fixture(autouse=True)
-def _audit_written(server):
-    yield
+@pytest.fixture
+def team(server):
+    """The registry tests' server (auth on; local store or PostgreSQL), audit written after."""
+    yield server
     server.app.state.cairn.flush_audit()  # before the test's database goes away
 
 
@@ -67,12 +68,12 @@ def make_data(root: Path) -> Path:
     return root
 
 
-def test_add_is_the_local_version_uploads_only_what_is_missing_and_checks_out(server, tmp_path):
+def test_add_is_the_local_version_uploads_only_what_is_missing_and_checks_out(team, tmp_path):
     src = make_data(tmp_path / "raw")
     local = cairn.Client(str(tmp_path / "local"), user="alice").data
     lv = local.add(src, "photos", "first")
 
-    alice = server.client("alice")
+    alice = team.client("alice")
     ds = alice.data
     assert isinstance(ds, RemoteDatasets)
     sent = Requests(alice)
@@ -92,17 +93,17 @@ def test_add_is_the_local_version_uploads_only_what_is_missing_and_checks_out(se
         [("photos", 1, {"gold": 1})]
 
     # The same data again: no new version and nothing uploaded, with the hash cache ...
-    before = server_objects(server)
+    before = server_objects(team)
     sent.clear()
     again = ds.add(src, "photos", "again")
     assert (again.ref, again.created, sent.puts()) == ("photos@1", False, 0)
     # ... and from another machine that hashes everything anew: the server has it all.
-    other = cairn.Client(server.url, user="alice")
-    other._store = HttpStore(server.url, token=server.tokens["alice"],
+    other = cairn.Client(team.url, user="alice")
+    other._store = HttpStore(team.url, token=team.tokens["alice"],
                              spool_dir=tmp_path / "spool-elsewhere")
     other_sent = Requests(other)
     assert other.data.add(src, "photos").created is False
-    assert other_sent.puts() == 0 and server_objects(server) == before
+    assert other_sent.puts() == 0 and server_objects(team) == before
     other.store.close()
 
     # Checkout into a fresh directory: the same bytes, also for one directory of it.
@@ -126,9 +127,9 @@ def test_add_is_the_local_version_uploads_only_what_is_missing_and_checks_out(se
     assert [x.ref for x in ds.versions("photos")] == ["photos@1", "photos@2"]
 
 
-def test_arrays_aliases_and_run_inputs(server):
+def test_arrays_aliases_and_run_inputs(team):
     pd = pytest.importorskip("pandas")
-    alice = server.client("alice")
+    alice = team.client("alice")
     ds = alice.data
     X = np.arange(12, dtype=np.float32).reshape(4, 3)
     y = np.array([0, 1, 0, 1])
@@ -163,13 +164,13 @@ def test_arrays_aliases_and_run_inputs(server):
             "role": "train"} in graph["edges"]
 
 
-def test_a_viewer_and_bad_input_are_refused_and_nothing_is_uploaded(server, tmp_path):
+def test_a_viewer_and_bad_input_are_refused_and_nothing_is_uploaded(team, tmp_path):
     src = make_data(tmp_path / "raw")
-    alice = server.client("alice")
+    alice = team.client("alice")
     alice.data.add(src / "train.csv", "table")
-    before = server_objects(server)
+    before = server_objects(team)
 
-    vera = server.client("vera")
+    vera = team.client("vera")
     sent = Requests(vera)
     with pytest.raises(PermissionDenied) as info:
         vera.data.add(src, "photos")
@@ -201,23 +202,23 @@ def test_a_viewer_and_bad_input_are_refused_and_nothing_is_uploaded(server, tmp_
         with pytest.raises(cls, match=message):
             call()
     assert issubclass(QualityCheckFailed, CairnError)
-    assert sent.puts() == 0 and server_objects(server) == before
+    assert sent.puts() == 0 and server_objects(team) == before
     assert [d.name for d in ds.list()] == ["table"]
     assert not (tmp_path / "x").exists()
 
 
-def test_the_cli_drives_data_sets_on_the_server(server, tmp_path, monkeypatch):
+def test_the_cli_drives_data_sets_on_the_server(team, tmp_path, monkeypatch):
     import json
 
     from cairn.cli.main import cli
 
     src = make_data(tmp_path / "raw")
-    monkeypatch.setenv("CAIRN_TRACKING_TOKEN", server.tokens["alice"])
+    monkeypatch.setenv("CAIRN_TRACKING_TOKEN", team.tokens["alice"])
     monkeypatch.setenv("CAIRN_SPOOL_DIR", str(tmp_path / "spool-cli"))
     runner = CliRunner()
 
     def run(*args: str) -> str:
-        res = runner.invoke(cli, ["--store", server.url, *args], catch_exceptions=False)
+        res = runner.invoke(cli, ["--store", team.url, *args], catch_exceptions=False)
         assert res.exit_code == 0, res.output
         return res.output
 
@@ -231,16 +232,16 @@ def test_the_cli_drives_data_sets_on_the_server(server, tmp_path, monkeypatch):
     for args, message in ((["data", "show", "photos@7"], "has no version 7"),
                           (["data", "push"], "push is not available against a Cairn server"),
                           (["remote", "ls"], "remotes belong to a local store directory")):
-        bad = runner.invoke(cli, ["--store", server.url, *args])
+        bad = runner.invoke(cli, ["--store", team.url, *args])
         assert bad.exit_code == 1 and message in bad.output, (args, bad.output)
 
 
-def test_autolog_records_training_data_on_the_server(server, tracking, spool, monkeypatch):
+def test_autolog_records_training_data_on_the_server(team, tracking, spool, monkeypatch):
     pytest.importorskip("sklearn")
     from sklearn.linear_model import LogisticRegression
 
-    monkeypatch.setenv("CAIRN_TRACKING_TOKEN", server.tokens["alice"])
-    cairn.set_tracking_uri(server.url)
+    monkeypatch.setenv("CAIRN_TRACKING_TOKEN", team.tokens["alice"])
+    cairn.set_tracking_uri(team.url)
     cairn.set_experiment("auto")
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 2))
@@ -259,13 +260,63 @@ def test_autolog_records_training_data_on_the_server(server, tracking, spool, mo
     assert (data == X).all() and (target == y).all()
 
 
-def test_the_docs_example_runs(server, tracking, spool, monkeypatch, tmp_path):
+def test_the_docs_example_runs(team, tracking, spool, monkeypatch, tmp_path):
     """docs/data.md, "With a team server"."""
-    monkeypatch.setenv("CAIRN_TRACKING_TOKEN", server.tokens["alice"])
+    monkeypatch.setenv("CAIRN_TRACKING_TOKEN", team.tokens["alice"])
     monkeypatch.chdir(tmp_path)
     os.makedirs("data/transactions")
     Path("data/transactions/march.csv").write_bytes(CSV)
     text = (Path(__file__).parents[2] / "docs" / "data.md").read_text()
     block = text.split("## With a team server", 1)[1].split("```python\n", 1)[1].split("```")[0]
-    exec(block.replace("http://cairn.internal:5000", server.url), {})
-    assert cairn.Client(server.url).data.version("transactions@gold").files == 1
+    exec(block.replace("http://cairn.internal:5000", team.url), {})
+    assert cairn.Client(team.url).data.version("transactions@gold").files == 1
+
+
+def test_a_server_without_a_pack_index_keeps_members_loose_and_refuses_a_lying_pack(tmp_path,
+                                                                                    monkeypatch):
+    """Object stores without a pack index (S3) get small files loose; a pack must not lie."""
+    import hashlib
+
+    import httpx
+    from serving import ThreadedServer
+
+    from cairn.cas import ObjectStore
+    from cairn.cas.backends.local import LocalBackend
+    from cairn.cas.packs import encode_pack
+    from cairn.server import create_app
+    from cairn.store.sql.store import SqlStore
+
+    monkeypatch.setenv("CAIRN_CAPTURE_ENV", "0")
+    objects = ObjectStore(LocalBackend(tmp_path / "objects"))
+    assert objects.packs is None
+    store = SqlStore(f"sqlite:///{tmp_path / 'team.db'}", objects)
+    src = make_data(tmp_path / "raw")
+    try:
+        with ThreadedServer(create_app(store)) as url:
+            client = cairn.Client(url, user="alice")
+            client._store = HttpStore(url, spool_dir=tmp_path / "spool")
+            v = client.data.add(src, "photos")
+            assert v.packs == () and v.tree == cairn.Client(str(tmp_path / "local")).data.add(
+                src, "photos").tree
+            out = client.data.checkout("photos", tmp_path / "out")
+            assert (out / "images" / "cats" / "001.bin").read_bytes() == \
+                (src / "images" / "cats" / "001.bin").read_bytes()
+            assert client.data.verify("photos@1").ok
+            client.store.close()
+
+            # A pack whose member is not what it claims: refused, the object still missing.
+            real, fake = b"the real content", b"something else"
+            oid = hashlib.sha256(real).hexdigest()
+            pack = encode_pack([(oid, fake)])
+            pack_oid = hashlib.sha256(pack).hexdigest()
+            with httpx.Client(base_url=url + API) as http:
+                assert http.put(f"/objects/{pack_oid}", content=pack).status_code == 200
+                r = http.post("/datasets/lies/versions", json={
+                    "files": [{"path": "a.txt", "size": len(real), "digest": oid}],
+                    "packs": [pack_oid]})
+                assert r.status_code == 400 and "does not hash to its id" in r.json()["message"]
+                assert http.post("/objects/missing", json={"oids": [oid]}).json() == \
+                    {"missing": [oid]}
+                assert [d["name"] for d in http.get("/datasets").json()] == ["photos"]
+    finally:
+        store.close()
