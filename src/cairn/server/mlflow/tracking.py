@@ -22,7 +22,7 @@ from ...entities import Experiment, RecordBatch, Run, RunStatus
 from ...errors import AlreadyExists, InvalidArgument, NotFound
 from ...search.parser import ATTRIBUTES, TAGS, Clause, OrderKey
 from ...store.validation import MAX_TAG_VALUE, check_experiment_name
-from ...store.wire import INT64_MAX, from_results
+from ...store.wire import INT64_MAX, INT64_MIN, from_results
 from ..auth import Principal
 from ..context import ServerContext
 from ..routes._common import apply_batches, new_writer_id, now_ms
@@ -397,6 +397,12 @@ def log_param(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def _metric_point(m: Any, default_ts: int) -> tuple[str, int, int, float]:
+    if type(m) is dict:  # what the client sends, checked without the general parser
+        key, value, ts, step = m.get("key"), m.get("value"), m.get("timestamp"), m.get("step", 0)
+        if (type(key) is str and key and type(value) is float and type(ts) is int
+                and type(step) is int and INT64_MIN <= ts <= INT64_MAX
+                and INT64_MIN <= step <= INT64_MAX):
+            return key, step, ts, value
     if not isinstance(m, dict):
         raise invalid(f"Invalid value {m!r} for parameter 'metrics': each metric is an object")
     item = Params(m)
