@@ -125,10 +125,12 @@ def test_delete_restore_and_view_types(client):
     assert got.name == "lifecycle-2" and got.tags["owner"] == "ana"
     client.delete_experiment(exp)
     assert client.get_experiment(exp).lifecycle_stage == "deleted"
+    assert client.get_run(keep.info.run_id).info.lifecycle_stage == "deleted"  # as on MLflow
     names = [e.name for e in client.search_experiments()]
     assert "lifecycle-2" not in names
     assert "lifecycle-2" in [e.name for e in client.search_experiments(view_type=ViewType.ALL)]
     client.restore_experiment(exp)
+    assert len(client.search_runs([exp])) == 2
     got = client.search_experiments(filter_string="name LIKE 'lifecycle%' and tags.owner = 'ana'")
     assert [e.experiment_id for e in got] == [exp]
 

@@ -138,6 +138,9 @@ def _update_experiment(c: ServerContext, p: Principal, exp: Experiment, action: 
             raise AlreadyExists(f"Experiment(name={new.name}) already exists")
         conn.execute(sa.update(T.experiments).where(T.experiments.c.id == exp.id).values(
             name=new.name, lifecycle=new.lifecycle, tags=json.dumps(dict(new.tags))))
+        if new.lifecycle != exp.lifecycle:  # as MLflow: the runs go and come back with it
+            conn.execute(sa.update(T.runs).where(T.runs.c.experiment_id == exp.id).values(
+                lifecycle=new.lifecycle))
         persist = getattr(c.store, "_experiment_created", None)
         if persist is not None:
             persist(new)
