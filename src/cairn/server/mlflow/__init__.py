@@ -33,3 +33,8 @@ def mount(app: "FastAPI") -> None:
         app.mount(prefix, files)
     app.add_api_route("/api/3.0/mlflow/server-info", server_info, methods=["GET"],
                       include_in_schema=False)
+    # Match the mounts first: a request walked every native route's pattern before
+    # reaching them, a measurable part of a small MLflow call.
+    ours = app.router.routes[-(len(PREFIXES) + len(ARTIFACT_PREFIXES) + 1):]
+    del app.router.routes[-len(ours):]
+    app.router.routes[:0] = ours

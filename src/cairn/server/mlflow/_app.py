@@ -8,9 +8,10 @@ a response itself (artifact uploads and downloads stream their bodies).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Callable
+
+import orjson
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -49,7 +50,7 @@ async def _params(request: Request) -> Params:
         body = await request.body()
         if body.strip():
             try:
-                data = json.loads(body)
+                data = orjson.loads(body)
             except ValueError:
                 raise InvalidArgument("Malformed request: the body is not valid JSON") from None
             if not isinstance(data, dict):
@@ -62,6 +63,10 @@ async def _params(request: Request) -> Params:
     return params
 
 
+def _call(handler: Callable, context: Any, request: Request, params: Params) -> Any:
+    return handler(context, principal(request), params)
+
+
 def _endpoint(handlers: dict[str, Callable]) -> Callable:
     async def endpoint(request: Request) -> Response:
         from ..app import BodyTooLarge
@@ -72,8 +77,8 @@ def _endpoint(handlers: dict[str, Callable]) -> Callable:
             if getattr(handler, "raw", False):
                 return await handler(context, request)
             params = await _params(request)
-            p = await run_in_threadpool(principal, request)
-            result = await run_in_threadpool(handler, context, p, params)
+            # One trip to the thread pool per request: each costs more than a small handler.
+            result = await run_in_threadpool(_call, handler, context, request, params)
             return result if isinstance(result, Response) else json_response(result)
         except CairnError as exc:
             return error_response(exc)
