@@ -164,6 +164,43 @@ def test_arrays_aliases_and_run_inputs(team):
             "role": "train"} in graph["edges"]
 
 
+def test_split_and_derive_record_parents_runs_and_inputs(team, tmp_path):
+    pytest.importorskip("pyarrow")
+    rows = "".join(f"{i * 1.5},{i % 2}\n" for i in range(40))
+    (tmp_path / "tx").mkdir()
+    (tmp_path / "tx" / "t.csv").write_text("amount,label\n" + rows)
+    alice = team.client("alice")
+    ds, local = alice.data, cairn.Client(str(tmp_path / "local")).data
+    photos = make_data(tmp_path / "raw")
+    for d in (ds, local):
+        d.add(tmp_path / "tx" / "t.csv", "tx")
+        d.add(photos, "photos")
+    # Splits of rows (new files) and of files (packed on the server): the local versions.
+    for ref, by in (("tx@1", "rows"), ("photos@1", "files")):
+        parts = ds.split(ref, {"train": 0.75, "test": 0.25}, seed=1, by=by)
+        mine = local.split(ref, {"train": 0.75, "test": 0.25}, seed=1, by=by)
+        for k, v in parts.items():
+            assert (v.kind, v.parents, v.transform) == ("split", (ref,), mine[k].transform)
+            assert (v.tree, v.files, v.stats) == (mine[k].tree, mine[k].files, mine[k].stats)
+    assert ds.version("tx.train").stats["t.csv"]["rows"] == 30
+
+    # Derive inside a run: the version names its parent, run and transform; the run its input.
+    exp = alice.create_experiment("prep")
+    run = alice.create_run(experiment_id=exp.id, name="clean")
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "clean" / "t.csv").write_text("amount,label\n" + rows[:100])
+    d = ds.derive(["tx@1"], tmp_path / "clean", "tx.clean", transform={"dropna": True},
+                  run_id=run.id)
+    assert (d.ref, d.kind, d.parents, d.run_id, dict(d.transform)) == \
+        ("tx.clean@1", "derive", ("tx@1",), run.id, {"dropna": True})
+    assert alice.store.call("GET", f"/runs/{run.id}/inputs")["inputs"] == [
+        {"dataset": "tx@1", "role": "input"}]
+    graph = alice.store.call("GET", "/lineage", params={"node": "tx.clean@1"})
+    relations = {(e["source"], e["target"], e["relation"]) for e in graph["edges"]}
+    assert ("dataset:tx@1", "dataset:tx.clean@1", "derived") in relations
+    assert (f"run:{run.id}", "dataset:tx.clean@1", "produced") in relations
+
+
 def test_a_viewer_and_bad_input_are_refused_and_nothing_is_uploaded(team, tmp_path):
     src = make_data(tmp_path / "raw")
     alice = team.client("alice")
@@ -194,8 +231,9 @@ def test_a_viewer_and_bad_input_are_refused_and_nothing_is_uploaded(team, tmp_pa
         (InvalidArgument, "invalid data set name", lambda: ds.add(src, "-bad")),
         (InvalidArgument, "invalid alias", lambda: ds.add(src, "photos", aliases=["v3"])),
         (QualityCheckFailed, "amount", lambda: ds.add(src, "photos", expect="amount <= 2")),
-        (InvalidArgument, "split is not available against a Cairn server",
-         lambda: ds.split("table", {"a": 0.5, "b": 0.5})),
+        (InvalidArgument, "push is not available against a Cairn server", lambda: ds.push()),
+        (NotFound, "has no version 9", lambda: ds.split("table@9", {"a": 0.5, "b": 0.5})),
+        (NotFound, "has no version 9", lambda: ds.derive("table@9", src, "derived")),
         (NotFound, "no data set named 'nope'", lambda: ds.log_input("r" * 32, "nope", "x")),
     ]
     for cls, message, call in cases:

@@ -95,6 +95,10 @@ class Datasets:
         about to be added)."""
         return contextlib.nullcontext(self.objects)
 
+    def _reading(self, v: DatasetVersion) -> Any:
+        """A context giving the object store that reads version ``v``'s objects."""
+        return contextlib.nullcontext(self.objects)
+
     def _latest(self, name: str) -> DatasetVersion | None:
         return self.catalog.latest(name)
 
@@ -404,7 +408,9 @@ class Datasets:
         file and renamed into place, so a failed checkout never leaves a half file.
         Other files already in ``dest`` are left alone.
         """
-        return self._checkout(self.version(ref), self.objects, dest, path, progress=progress)
+        v = self.version(ref)
+        with self._reading(v) as objects:
+            return self._checkout(v, objects, dest, path, progress=progress)
 
     def _checkout(self, v: DatasetVersion, objects: Any, dest: str | os.PathLike[str],
                   path: str | None, *, progress: bool | None) -> Path:
@@ -498,48 +504,50 @@ class Datasets:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise InvalidArgument(f"seed must be an int, got {seed!r}")
         v = self.version(ref)
-        objects = self.objects
-        entries = objects.get_tree(v.tree)
-        if by == "auto":
-            by = "rows" if len(entries) == 1 and tabular_format(entries[0].path) else "files"
-        if by not in ("rows", "files"):
+        if by not in ("auto", "rows", "files"):
             raise InvalidArgument(f"by must be 'auto', 'rows' or 'files', got {by!r}")
         out_names = {s: (names or {}).get(s, f"{v.name}.{s}") for s in fr}
         for n in out_names.values():
             check_name(n)
-        parts: dict[str, list[FileEntry]] = {}
-        if by == "files":
-            parts = S.split_files(entries, fr, seed, stratify)
-        else:
-            if len(entries) != 1 or not tabular_format(entries[0].path):
-                raise InvalidArgument(f"{v.ref} is not a single CSV, TSV or Parquet file; "
-                                      "split it by='files'")
-            e = entries[0]
-            fmt = tabular_format(e.path)
-            assert fmt is not None
-            tables = S.split_table(objects.read_bytes(e), fmt, fr, seed, stratify, e.path)
-            try:
-                for split_name, data in tables.items():
-                    parts[split_name] = [self._put_generated(e.path, data)]
-            except OSError as exc:
-                raise storage_error(exc) from None
-        run_id, commit = self._run_and_commit(run_id)
-        result = {}
-        for split_name, part in parts.items():
-            if not part:
-                raise InvalidArgument(f"split {split_name!r} of {v.ref} would be empty; "
-                                      "use larger fractions or more data")
-            result[split_name] = self._record(
-                out_names[split_name], part, message=f"{split_name} split of {v.ref}",
-                source=v.ref, aliases=(), expectations=(), stats=True, kind="split",
-                parents=[v], run_id=run_id, commit=commit,
-                transform=S.describe(fr, seed, stratify, by, split_name))
+        with self._reading(v) as source, self._writing() as out:
+            entries = source.get_tree(v.tree)
+            if by == "auto":
+                by = "rows" if len(entries) == 1 and tabular_format(entries[0].path) else "files"
+            parts: dict[str, list[FileEntry]] = {}
+            objects = source  # where the parts' objects are
+            if by == "files":
+                parts = S.split_files(entries, fr, seed, stratify)
+            else:
+                if len(entries) != 1 or not tabular_format(entries[0].path):
+                    raise InvalidArgument(f"{v.ref} is not a single CSV, TSV or Parquet file; "
+                                          "split it by='files'")
+                e = entries[0]
+                fmt = tabular_format(e.path)
+                assert fmt is not None
+                tables = S.split_table(source.read_bytes(e), fmt, fr, seed, stratify, e.path)
+                objects = out
+                try:
+                    for split_name, data in tables.items():
+                        parts[split_name] = [self._put_generated(out, e.path, data)]
+                except OSError as exc:
+                    raise storage_error(exc) from None
+            run_id, commit = self._run_and_commit(run_id)
+            result = {}
+            for split_name, part in parts.items():
+                if not part:
+                    raise InvalidArgument(f"split {split_name!r} of {v.ref} would be empty; "
+                                          "use larger fractions or more data")
+                result[split_name] = self._record(
+                    out_names[split_name], part, message=f"{split_name} split of {v.ref}",
+                    source=v.ref, aliases=(), expectations=(), stats=True, kind="split",
+                    parents=[v], run_id=run_id, commit=commit,
+                    transform=S.describe(fr, seed, stratify, by, split_name), objects=objects)
         if run_id:
-            self.catalog.log_input(run_id, v, "split")
+            self._log_input(run_id, v, "split")
         return result
 
-    def _put_generated(self, rel: str, data: bytes) -> FileEntry:
-        objects = self.objects
+    @staticmethod
+    def _put_generated(objects: Any, rel: str, data: bytes) -> FileEntry:
         if len(data) <= objects.chunk_threshold:
             return FileEntry(rel, len(data), objects.put_bytes(data))
         with tempfile.TemporaryDirectory(prefix="cairn-") as tmp:
@@ -570,7 +578,7 @@ class Datasets:
                       transform=dict(transform or {}), progress=progress)
         if run_id:
             for p in parents:
-                self.catalog.log_input(run_id, p, "input")
+                self._log_input(run_id, p, "input")
         return v
 
     def _run_and_commit(self, run_id: str | None) -> tuple[str | None, str | None]:

@@ -14,10 +14,13 @@ Reading resolves versions on the server and fetches objects from it, verifying
 each one: ``files``, ``checkout`` (one download per pack of small files),
 ``load_array``.  ``verify`` and ``diff`` run on the server, next to the objects.
 
+``split`` and ``derive`` work as locally: parts and outputs are recorded with their
+parents, transformation, run and commit (the run must be on the server).
+
 Not available against a server (each raises :class:`InvalidArgument` saying so):
-``split`` and ``derive`` (the server records versions made from uploaded files
-only), ``push`` and ``pull`` (the server *is* the shared copy), and the local
-catalog.
+``push`` and ``pull`` (the server *is* the shared copy) and the local catalog
+(``Datasets.catalog``, which ``client.lineage`` reads: ask the server's
+``GET /api/v1/lineage`` instead).
 """
 
 from __future__ import annotations
@@ -26,10 +29,8 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import tempfile
 import urllib.parse
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..cas.odb import ObjectStore
@@ -187,10 +188,11 @@ class RemoteDatasets(Datasets):
                 latest: DatasetVersion | None, stats: Mapping[str, Any],
                 quality: list[dict[str, Any]], expectations: Sequence[Any],
                 **meta: Any) -> DatasetVersion:
-        """Upload what the server lacks of ``objects`` (a :class:`_Staging`), then ask it to
-        record the version; the server stores the tree and re-checks the expectations."""
-        if meta.get("kind", "add") != "add" or meta.get("parents") or meta.get("run_id"):
-            raise _unsupported("recording a derived version", "add the files as a new version")
+        """Upload what the server lacks of ``objects`` (from :meth:`_writing` or
+        :meth:`_reading`), then ask it to record the version; the server stores the tree
+        and re-checks the expectations."""
+        if meta.get("run_id"):
+            self.client.get_run(meta["run_id"])  # sends what this process buffered of the run
         staged = objects.backend.local
         self.store.upload_objects(staged.iter_oids(), source=staged)
         body = {"files": [entry_to_json(e) for e in entries],
@@ -198,7 +200,12 @@ class RemoteDatasets(Datasets):
                 "message": meta.get("message") or "", "source": meta.get("source") or "",
                 "aliases": list(meta.get("aliases") or ()),
                 "expect": [e.text for e in expectations],
-                "stats": json.loads(json.dumps(dict(stats), default=str))}
+                "stats": json.loads(json.dumps(dict(stats), default=str)),
+                "kind": meta.get("kind") or "add",
+                "parents": [p.ref for p in meta.get("parents") or ()],
+                "run_id": meta.get("run_id"), "commit": meta.get("commit"),
+                "transform": json.loads(json.dumps(dict(meta.get("transform") or {}),
+                                                   default=str))}
         d = self._call("POST", f"/datasets/{_q(name)}/versions", json=body)
         # An unchanged add returns the latest version, whose statistics these are too.
         return _version(d, stats=body["stats"])
@@ -220,16 +227,7 @@ class RemoteDatasets(Datasets):
         self.client.get_run(run_id)  # sends what this process buffered of the run first
         self._call("POST", f"/runs/{_q(run_id)}/inputs", json={"dataset": v.ref, "role": role})
 
-    # -- checkout, verify, diff ---------------------------------------------------------
-    def checkout(self, ref: Ref, dest: str | os.PathLike[str], path: str | None = None, *,
-                 progress: bool | None = False) -> Path:
-        """Download the version's files (under ``path``) into ``dest``, each verified."""
-        v = self.version(ref)
-        with self._reading(v) as objects:
-            return self._checkout(v, objects, dest, path, progress=progress)
-
-    get = checkout
-
+    # -- verify, diff (checkout: Datasets.checkout over _reading) -------------------------
     def verify(self, ref: Ref):
         """Have the server re-hash every object of a version; a :class:`~cairn.cas.VerifyResult`."""
         from ..cas.verify import VerifyResult
@@ -252,14 +250,6 @@ class RemoteDatasets(Datasets):
                         unchanged=d.get("unchanged", 0), tables=d.get("tables") or {})
 
     # -- not available against a server -------------------------------------------------
-    def split(self, ref: Ref, fractions: Mapping[str, float], **kwargs: Any):
-        raise _unsupported("split", "check the version out (cairn data get), split the files "
-                           "and add each part with cairn.data.add")
-
-    def derive(self, inputs: Any, output: Any, name: str, **kwargs: Any) -> DatasetVersion:
-        raise _unsupported("derive", "add the output with cairn.data.add and record the inputs "
-                           "with cairn.log_input")
-
     def push(self, *args: Any, **kwargs: Any):
         raise _unsupported("push", "the server is the shared copy; push from a local store")
 

@@ -23,7 +23,7 @@ Data set names may contain ``/``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -113,6 +113,14 @@ class NewVersion(BaseModel):
                                   "the statistics per file path as the client computed them")
     packs: list[Oid] = Field(default_factory=list, max_length=100_000, description=(
         "uploaded pack objects holding small files of this version (cairn.pack/1)"))
+    kind: Literal["add", "derive", "split"] = "add"
+    parents: list[Ref] = Field(default_factory=list, max_length=100, description=(
+        "the versions this one was made from (derive, split)"))
+    run_id: Annotated[str, Field(min_length=1, max_length=64,
+                                 pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    commit: Annotated[str, Field(max_length=64)] | None = None
+    transform: dict[str, Any] = Field(default_factory=dict, description=(
+        "parameters of the transformation that made it"))
 
 
 class AliasTarget(BaseModel):
@@ -161,6 +169,13 @@ def add_version(name: Name, body: NewVersion, request: Request, p: User):
     for alias in body.aliases:
         check_alias(alias)
     expectations = Q.parse_all(body.expect or None)
+    if body.run_id is not None:
+        require_run(c, p, body.run_id, "editor")
+    ds = _datasets(c, p)
+    parents = [ds.version(check_ref(ref)) for ref in dict.fromkeys(body.parents)]
+    if body.kind != "add" and not parents:
+        raise InvalidArgument(f"a {body.kind} version needs the versions it was made from "
+                              "(parents)")
     entries = [entry_from_json(f.model_dump()) for f in body.files]
     absent_packs = c.objects.missing(body.packs)
     if absent_packs:
@@ -172,14 +187,15 @@ def add_version(name: Name, body: NewVersion, request: Request, p: User):
         raise Conflict(f"{len(lacking)} object(s) of this version are not on the server yet; "
                        "upload them first (POST /api/v1/objects/missing, then PUT "
                        "/api/v1/objects/{oid})", missing=sorted(lacking)[:20])
-    ds = _datasets(c, p)
     # The local `cairn data add` path (Datasets._record), minus the scan: objects are in.
     v = ds._record(name, entries, message=body.message, source=body.source or f"upload by {p.user}",
                    aliases=body.aliases, expectations=expectations, stats=body.stats,
-                   kind="add", parents=(), run_id=None, commit=None, transform=None)
+                   kind=body.kind, parents=parents, run_id=body.run_id, commit=body.commit,
+                   transform=body.transform)
     if v.created:
         c.audit(p, "dataset.create", f"dataset:{v.ref}", None,
-                {"tree": v.tree, "files": v.files, "size": v.size, "aliases": list(body.aliases)})
+                {"tree": v.tree, "files": v.files, "size": v.size, "aliases": list(body.aliases),
+                 "kind": v.kind, "parents": list(v.parents), "run_id": v.run_id})
     elif body.aliases:
         c.audit(p, "dataset.alias", f"dataset:{v.ref}", None, {"aliases": list(body.aliases)})
     return _out(_version_json(v), status_code=201 if v.created else 200)
