@@ -232,6 +232,7 @@ def test_a_viewer_and_bad_input_are_refused_and_nothing_is_uploaded(team, tmp_pa
         (InvalidArgument, "invalid alias", lambda: ds.add(src, "photos", aliases=["v3"])),
         (QualityCheckFailed, "amount", lambda: ds.add(src, "photos", expect="amount <= 2")),
         (InvalidArgument, "push is not available against a Cairn server", lambda: ds.push()),
+        (InvalidArgument, "GET /api/v1/lineage", lambda: alice.lineage("table@1")),
         (NotFound, "has no version 9", lambda: ds.split("table@9", {"a": 0.5, "b": 0.5})),
         (NotFound, "has no version 9", lambda: ds.derive("table@9", src, "derived")),
         (NotFound, "no data set named 'nope'", lambda: ds.log_input("r" * 32, "nope", "x")),

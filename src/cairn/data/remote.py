@@ -110,8 +110,10 @@ class RemoteDatasets(Datasets):
 
     @property
     def catalog(self) -> Any:
-        raise _unsupported("the data set catalog", "the server keeps it; use the methods of "
-                           "cairn.data (version, versions, list, ...)")
+        # client.lineage reads it too: the server's GET /api/v1/lineage answers instead.
+        raise _unsupported("the local data set catalog (and so client.lineage)",
+                           "use the methods of cairn.data, and GET /api/v1/lineage on the "
+                           "server for lineage")
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         return self.store.call(method, path, **kw)
