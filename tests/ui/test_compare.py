@@ -15,6 +15,7 @@ def test_overlay_diff_and_seed_aggregation(ui, world):
     expect(chart).to_have_attribute("data-ready", "1")
     expect(chart.locator(".legend-item")).to_have_count(6)  # one line per run
     page.get_by_label("metric", exact=True).select_option("loss")
+    expect(chart).to_have_attribute("data-metric", "loss")
     expect(chart).to_have_attribute("data-points", "600")
 
     # Params diff: only differing params by default, highlighted.
@@ -24,6 +25,19 @@ def test_overlay_diff_and_seed_aggregation(ui, world):
     page.locator("h2", has_text="Params").locator("input").uncheck()
     expect(diff.locator("tbody tr")).to_have_count(4)
     expect(diff.locator("tr.differs")).to_have_count(2)
+
+    # Parallel coordinates over the params that differ (model, seed) and the metric; a scatter.
+    page.get_by_label("parallel metric").select_option("accuracy")
+    pc = page.locator("svg.parallel")
+    expect(pc.locator(".pc-line")).to_have_count(6)
+    expect(pc.locator(".pc-label")).to_have_text(["model", "seed", "accuracy"])
+    page.get_by_label("scatter param").select_option("model")
+    dots = page.locator("svg.scatter .sc-dot")
+    expect(dots).to_have_count(6)
+    xs = {round(float(d.get_attribute("cx"))) for d in dots.all()}
+    assert len(xs) == 2  # two categories: cnn and mlp
+    page.locator("h2", has_text="Params and metrics").evaluate("el => el.scrollIntoView()")
+    ui.shot("compare-parallel")
 
     # Across seeds: two groups (cnn, mlp) of three seeds each, tested against each other.
     groups = page.locator("table.groups tbody tr")
@@ -38,8 +52,7 @@ def test_overlay_diff_and_seed_aggregation(ui, world):
     agg = page.locator(".chart.big").nth(1)
     expect(agg.locator(".legend-item")).to_have_count(2)
     ui.shot("compare")
-    page.locator("h2", has_text="Across seeds").scroll_into_view_if_needed()
-    page.locator("table.tests").scroll_into_view_if_needed()
+    page.locator("h2", has_text="Across seeds").evaluate("el => el.scrollIntoView()")
     ui.shot("compare-seeds")
 
     # A different grouping: everything but model and seed -> one group, nothing to test.
@@ -55,6 +68,7 @@ def test_compare_zoom_and_missing_runs(ui, world):
     expect(page.locator(".error")).to_contain_text("not found: nope")
     page.get_by_label("metric", exact=True).select_option("loss")
     chart = page.locator(".chart.big").first
+    expect(chart).to_have_attribute("data-metric", "loss")
     expect(chart).to_have_attribute("data-points", "200")
     over = chart.locator(".u-over").bounding_box()
     y = over["y"] + over["height"] / 2

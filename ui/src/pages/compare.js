@@ -1,6 +1,7 @@
 // Compare runs: overlaid charts, params diff, and aggregation across seeds with tests.
 import { api, searchAll } from "../api.js";
 import { Chart, chartControls } from "../chart.js";
+import { parallelCoordinates, scatter } from "../plots.js";
 import { h, clear, fmtValue, errorBox, colour, num, statusBadge } from "../util.js";
 
 function pval(p) {
@@ -40,6 +41,10 @@ export function comparePage(root, _args, params) {
   const aggBtn = h("button", { class: "primary" }, "Aggregate");
   const aggBox = h("div", {});
   const aggChartBox = h("div", { class: "chart big" });
+  const pcMetric = h("select", { "aria-label": "parallel metric" });
+  const scatterParam = h("select", { "aria-label": "scatter param" });
+  const pcBox = h("div", { class: "pc-box" });
+  const scatterBox = h("div", {});
 
   if (ids.length < 1) {
     clear(root, h("h1", {}, "Compare"), h("p", {}, "Select runs in the ", h("a", { href: "/" }, "runs table"), " and press Compare."));
@@ -51,6 +56,9 @@ export function comparePage(root, _args, params) {
     h("div", { class: "toolbar" }, metricSel, chartControls(chartState, () => chart && chart.setOptions(chartState))),
     chartBox,
     h("h2", {}, "Params ", h("label", { class: "small" }, onlyDiff, " only differences")), diffBox,
+    h("h2", {}, "Params and metrics"),
+    h("div", { class: "toolbar" }, h("label", {}, "metric ", pcMetric), h("label", {}, "scatter x ", scatterParam)),
+    h("div", { class: "cols" }, h("div", { class: "col wide" }, pcBox), h("div", { class: "col" }, scatterBox)),
     h("h2", {}, "Across seeds"),
     h("p", { class: "muted" }, "Runs are grouped by every param except those listed; each group shows its mean with a 95% confidence band, and every two groups are tested on one value per run."),
     h("div", { class: "toolbar" }, h("label", {}, "metric ", aggMetric), h("label", {}, "group by all params except ", across),
@@ -78,6 +86,7 @@ export function comparePage(root, _args, params) {
     chart.zoomed = zoom;
     chart.opts = { ...chartState };
     chart.setSeries(series);
+    chartBox.dataset.metric = key;
   }
 
   async function aggregate() {
@@ -133,6 +142,24 @@ export function comparePage(root, _args, params) {
     missing.length ? errorBox(`not found: ${missing.join(", ")}`) : null);
     const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metric_summaries)))].sort();
     for (const sel of [metricSel, aggMetric]) clear(sel, keys.map((k) => h("option", { value: k }, k)));
+    // Parallel coordinates over the params that differ, ending on the metric's last value.
+    const varying = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort()
+      .filter((k) => new Set(runs.map((r) => r.params[k])).size > 1);
+    clear(pcMetric, keys.map((k) => h("option", { value: k }, k)));
+    clear(scatterParam, varying.map((k) => h("option", { value: k }, k)));
+    const metricOf = (r) => { const m = r.metric_summaries[pcMetric.value]; return m ? m.value : null; };
+    const renderPlots = () => {
+      clear(pcBox, varying.length || keys.length ? parallelCoordinates(runs, [
+        ...varying.map((k) => ({ label: k, value: (r) => r.params[k] })),
+        ...(pcMetric.value ? [{ label: pcMetric.value, value: metricOf }] : [])],
+      { width: Math.max(420, pcBox.clientWidth || 700) }) : h("p", { class: "muted" }, "No params differ."));
+      clear(scatterBox, scatterParam.value && pcMetric.value
+        ? scatter(runs, (r) => r.params[scatterParam.value], metricOf, { xLabel: scatterParam.value, yLabel: pcMetric.value })
+        : h("p", { class: "muted" }, "Scatter: needs a param that differs and a metric."));
+    };
+    pcMetric.addEventListener("change", renderPlots);
+    scatterParam.addEventListener("change", renderPlots);
+    renderPlots();
     const renderDiff = () => clear(diffBox, paramsDiff(runs, onlyDiff.checked));
     onlyDiff.addEventListener("change", renderDiff);
     renderDiff();
