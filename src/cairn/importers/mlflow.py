@@ -40,6 +40,7 @@ EXPERIMENT_ID_TAG = "cairn.import.mlflow_experiment_id"
 LIFECYCLE_TAG = "cairn.import.lifecycle"
 PARENT_TAG = "mlflow.parentRunId"
 PAGE = 1000
+READ_AHEAD = 4  # runs read from the source at once
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -93,8 +94,8 @@ def import_mlflow(source: str, client: "Client | None" = None, *,
 
             only = {r.info.run_id for r in runs} if experiments else None
             registry = select_models(client, src, only)
-        for i, run in enumerate(runs, 1):
-            _run(client, src, run, targets[run.info.experiment_id], state)
+        for i, (run, read) in enumerate(_read_ahead(src, runs), 1):
+            _run(client, src, run, read, targets[run.info.experiment_id], state)
             report("runs", i, len(runs))
         if registry is not None:
             import_models(client, src, registry, state.summary, report)
@@ -155,7 +156,39 @@ def _source_runs(src: Source, experiment_ids: list[str], include_deleted: bool) 
             page_token=token))
 
 
-def _run(client: "Client", src: Source, run: Any, exp: Any, state: _State) -> None:
+def _read(src: Source, run: Any) -> tuple[dict[str, list], dict[str, int]]:
+    """A run's metric histories and artifact files (path -> size), as the source has them."""
+    rid = run.info.run_id
+    histories = {k: src.client.get_metric_history(rid, k) for k in run.data.metrics}
+    with _artifact_errors(run):
+        files = _source_files(src, rid)
+    return histories, files
+
+
+def _read_ahead(src: Source, runs: list, workers: int | None = None) -> Iterator[tuple[Any, tuple]]:
+    """Each run with what :func:`_read` got of it, in order, reading up to ``workers`` runs
+    at once: an MLflow server takes tens of milliseconds per request, and reading one
+    run at a time would leave it (and us) idle.  Writes stay on the caller's thread."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = workers or READ_AHEAD
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="cairn-mlflow-read")
+    window: deque = deque()
+    try:
+        for run in runs:
+            window.append((run, pool.submit(_read, src, run)))
+            if len(window) > workers:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run(client: "Client", src: Source, run: Any, read: tuple, exp: Any, state: _State) -> None:
     info, data = run.info, run.data
     rid = info.run_id
     try:
@@ -166,9 +199,7 @@ def _run(client: "Client", src: Source, run: Any, exp: Any, state: _State) -> No
     except InvalidArgument as exc:
         raise InvalidArgument(f"MLflow run {rid} ({info.run_name}) cannot be imported: "
                               f"{exc.message}", run_id=rid) from None
-    histories = {k: src.client.get_metric_history(rid, k) for k in data.metrics}
-    with _artifact_errors(run):
-        files = _source_files(src, rid)
+    histories, files = read
     facts = _RunFacts(exp.name, params, tags, {k: len(h) for k, h in histories.items()}, files)
     state.runs[rid] = facts
     _add(state.summary.source, facts)
