@@ -323,3 +323,18 @@ def test_mlflow_writes_are_audited(client, store):
     assert ("run.create", f"runs/{run}") in events
     assert ("run.log", f"runs/{run}") in events
     assert ("run.end", f"runs/{run}") in events
+
+
+def test_a_run_logged_call_by_call_keeps_one_journal(client, store, cairn_client):
+    # Every MLflow call is a request; they share the run's server-side writer, so a run
+    # logged one metric at a time is one journal file, its records in order.
+    exp = client.create_experiment("call-by-call")
+    run_id = client.create_run(exp).info.run_id
+    for step in range(20):
+        client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
+    client.set_tag(run_id, "phase", "done")
+    client.set_terminated(run_id)
+    journals = list((store.root / "runs" / run_id / "journal").glob("*.cjl"))
+    assert len(journals) == 1
+    assert list(cairn_client.get_metric_history(run_id, "loss").steps) == list(range(20))
+    assert cairn_client.get_run(run_id).status.value == "FINISHED"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from fastapi import Request
 
@@ -25,6 +27,36 @@ def sql_engine(store: Any):
     return getattr(index, "engine", None) if index is not None else None
 
 
+class RunWriters:
+    """One writer per run in this server process, for requests that bring none of their own.
+
+    A fresh writer per request made a journal file per request (every MLflow
+    ``log_metric`` call is one).  A writer's batches must reach the store in ``seq``
+    order, or a later one makes an earlier one look like a replay, so a run's requests
+    hold its lock from numbering their batch until it is applied.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._runs: OrderedDict[str, list] = OrderedDict()
+        self._limit = limit
+
+    @contextmanager
+    def next(self, run_id: str, new_id: Callable[[], str]) -> Iterator[tuple[str, int]]:
+        """``(writer_id, seq)`` for the run's next batch; apply it inside the block."""
+        with self._lock:
+            slot = self._runs.get(run_id)
+            if slot is None:
+                slot = self._runs[run_id] = [new_id(), 0, threading.Lock()]
+                if len(self._runs) > self._limit:  # a forgotten run gets a new writer next time
+                    self._runs.popitem(last=False)
+            else:
+                self._runs.move_to_end(run_id)
+        with slot[2]:
+            slot[1] += 1
+            yield slot[0], slot[1]
+
+
 class ServerContext:
     def __init__(self, store: Any, objects: "ObjectStore", settings: ServerSettings) -> None:
         self.store = store
@@ -34,6 +66,7 @@ class ServerContext:
             store.index_delay = 0.0
         self.objects = objects
         self.settings = settings
+        self.writers = RunWriters()
         self._engine = None
         self._auth_db = None
         self.guard = Guard(None, settings.auth, settings.token_cache_s)

@@ -36,6 +36,9 @@ from .sql.experiments import IndexedExperiments
 from .sql.run_reads import IndexedRunReads
 
 
+_OPEN_JOURNALS = 256  # journal files a store keeps open at once
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -127,6 +130,11 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
         if jw is None:
             jw = self._journals[key] = jlib.JournalWriter(
                 self.root / "runs" / run_id / "journal" / f"{writer_id}.cjl")
+            if len(self._journals) > _OPEN_JOURNALS:
+                # A writer that went quiet without ending its run (a server sees many)
+                # gives back its file descriptor; a later append reopens the file.
+                oldest = next(iter(self._journals))
+                self._journals.pop(oldest).close()
         return jw
 
     def write(self, batch: RecordBatch, fsync: bool | None = None) -> None:

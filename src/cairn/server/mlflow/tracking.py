@@ -51,8 +51,9 @@ _TAG_ATTRIBUTES = {RUN_NAME_TAG: "run_name", PARENT_TAG: "parent_id", "mlflow.us
 
 def write(c: ServerContext, p: Principal, **fields: Any) -> None:
     """Apply one record batch for a run, as Cairn's own run routes do."""
-    batch = RecordBatch(writer_id=new_writer_id(), seq=1, time=now_ms(), **fields)
-    err = from_results(apply_batches(c, p, [batch]))
+    with c.writers.next(fields["run_id"], new_writer_id) as (writer_id, seq):
+        batch = RecordBatch(writer_id=writer_id, seq=seq, time=now_ms(), **fields)
+        err = from_results(apply_batches(c, p, [batch]))
     if err is not None:
         raise err
 
