@@ -41,6 +41,29 @@ def test_overview_params_artifacts_and_previews(ui, world):
     img = page.locator(".preview-img")
     expect(img).to_be_visible()
     page.wait_for_function("() => document.querySelector('.preview-img').naturalWidth === 64")
+    page.get_by_role("link", name="preds.csv").click()
+    table = page.locator(".preview-table table")
+    expect(table.locator("th")).to_have_text(["id", "label", "comment"])
+    expect(table.locator("tbody tr").first.locator("td")).to_have_text(["1", "cat", "fluffy, small"])
+
+
+def test_notes_are_edited_and_kept(ui, world, server):
+    run = world.runs["mlp-lr0.01-s2"]
+    page = ui.goto(f"/runs/{run}")
+    notes = page.locator("section.notes")
+    expect(notes).to_contain_text("No notes.")
+    notes.get_by_role("button", name="Add notes").click()
+    notes.get_by_label("notes").fill("lr too low?\nrerun with warmup")
+    notes.get_by_role("button", name="Save").click()
+    expect(notes.locator(".note-text")).to_have_text("lr too low?\nrerun with warmup")
+    assert httpx.get(f"{server}/api/v1/runs/{run}").json()["tags"]["cairn.note"] == \
+        "lr too low?\nrerun with warmup"
+    page.reload()
+    expect(page.locator("section.notes .note-text")).to_contain_text("rerun with warmup")
+    notes.get_by_role("button", name="Edit notes").click()
+    notes.get_by_role("button", name="Cancel").click()
+    expect(notes.locator(".note-text")).to_contain_text("lr too low?")
+    expect(page.locator("section").nth(2)).not_to_contain_text("cairn.note")  # not a tag row
 
 
 def test_envelope_keeps_the_spike_and_zooming_fetches_exact_points(ui, world):

@@ -120,7 +120,8 @@ def seed(root: Path, many: int = 0) -> World:
     (files / "notes.txt").write_text("training went fine\nsecond line\n")
     (files / "config.json").write_text(json.dumps({"model": "cnn", "layers": [32, 64]}))
     (files / "curve.png").write_bytes(png())
-    for f in ("notes.txt", "config.json", "curve.png"):
+    (files / "preds.csv").write_text('id,label,comment\n1,cat,"fluffy, small"\n2,dog,ok\n')
+    for f in ("notes.txt", "config.json", "curve.png", "preds.csv"):
         client.log_artifact(w.spiky, files / f)
     _data(client, root, w)
     _registry(client, root, w)

@@ -8,7 +8,7 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body, query, signal } = {}) {
+export async function api(path, { method = "GET", body, text, query, signal } = {}) {
   let url = "/api/v1" + path;
   if (query) {
     const q = new URLSearchParams();
@@ -23,16 +23,19 @@ export async function api(path, { method = "GET", body, query, signal } = {}) {
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
+  } else if (text !== undefined) {  // a raw text body (a tag's value)
+    init.headers["content-type"] = "text/plain; charset=utf-8";
+    init.body = text;
   }
   const token = localStorage.getItem("cairn.token");
   if (token) init.headers.authorization = `Bearer ${token}`;
   const r = await fetch(url, init);
-  const text = await r.text();
+  const raw = await r.text();
   let data = null;
   try {
-    data = text ? JSON.parse(text) : null;
+    data = raw ? JSON.parse(raw) : null;
   } catch {
-    data = { message: text };
+    data = { message: raw };
   }
   if (r.status === 401) window.dispatchEvent(new CustomEvent("cairn:login", { detail: data }));
   if (!r.ok) throw new ApiError(r.status, data);

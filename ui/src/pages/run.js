@@ -37,7 +37,36 @@ function table(obj, empty) {
   return kv(keys.map((k) => [k, fmtValue(obj[k])]));
 }
 
-const TEXT = /\.(txt|log|md|csv|tsv|py|yaml|yml|toml|cfg|ini|json|jsonl)$/i;
+const TEXT = /\.(txt|log|md|py|yaml|yml|toml|cfg|ini|json|jsonl)$/i;
+const TABLE = /\.(csv|tsv)$/i;
+const TABLE_ROWS = 200;
+const NOTE_TAG = "cairn.note";  // where cairn.Client.set_note keeps a run's notes
+
+/** The first rows of a CSV/TSV file as a table (quoted fields with commas are kept whole). */
+function csvTable(text, sep) {
+  const rows = [];
+  for (const line of text.split(/\r?\n/)) {
+    if (!line) continue;
+    if (rows.length > TABLE_ROWS) break;
+    const cells = [];
+    let cur = "";
+    let quoted = false;
+    for (let i = 0; i < line.length; i++) {
+      const ch = line[i];
+      if (quoted) {
+        if (ch === '"' && line[i + 1] === '"') { cur += '"'; i++; } else if (ch === '"') quoted = false; else cur += ch;
+      } else if (ch === '"') quoted = true;
+      else if (ch === sep) { cells.push(cur); cur = ""; } else cur += ch;
+    }
+    cells.push(cur);
+    rows.push(cells);
+  }
+  const [head, ...body] = rows;
+  return h("div", { class: "preview-table" }, h("table", { class: "grid" },
+    h("thead", {}, h("tr", {}, (head || []).map((c) => h("th", {}, c)))),
+    h("tbody", {}, body.slice(0, TABLE_ROWS).map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))),
+  body.length > TABLE_ROWS ? h("p", { class: "muted" }, `first ${TABLE_ROWS} rows`) : null);
+}
 const IMAGE = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif",
   svg: "image/svg+xml", webp: "image/webp" };
 
@@ -53,6 +82,9 @@ async function preview(runId, file, box) {
       const img = h("img", { class: "preview-img", alt: file.path,
         src: URL.createObjectURL(new Blob([blob], { type: IMAGE[ext] })) });
       clear(box, head, img);
+    } else if (TABLE.test(file.path) && file.size <= 2 << 20) {
+      const text = await (await fetch(url)).text();
+      clear(box, head, csvTable(text, ext === "tsv" ? "\t" : ","));
     } else if (TEXT.test(file.path) && file.size <= 2 << 20) {
       let text = await (await fetch(url)).text();
       if (ext === "json") {
@@ -77,6 +109,7 @@ export function runPage(root, [runId]) {
   const over = h("section", {});
   const paramsBox = h("section", {});
   const tagsBox = h("section", {});
+  const notesBox = h("section", { class: "notes" });
   const chartsGrid = h("div", { class: "charts" });
   const chartFilter = h("input", { type: "search", placeholder: "filter metrics", "aria-label": "filter metrics" });
   const artifactsBox = h("section", {});
@@ -85,6 +118,7 @@ export function runPage(root, [runId]) {
     h("div", { class: "cols" },
       h("div", { class: "col" }, h("h2", {}, "Overview"), over),
       h("div", { class: "col" }, h("h2", {}, "Params"), paramsBox, h("h2", {}, "Tags"), tagsBox)),
+    h("h2", {}, "Notes"), notesBox,
     h("h2", {}, "Metrics"),
     h("div", { class: "toolbar" }, chartControls(chartState, () => {
       for (const c of charts.values()) c.chart.setOptions(chartState);
@@ -141,7 +175,33 @@ export function runPage(root, [runId]) {
       h("div", { class: "muted" }, h("a", { href: `/?experiments=${run.experiment_id}` }, run.experiment), ` · ${run.id}`));
     clear(over, overview(run));
     clear(paramsBox, table(run.params, "No params."));
-    clear(tagsBox, table(run.tags, "No tags."));
+    const tags = { ...run.tags };
+    delete tags[NOTE_TAG];
+    clear(tagsBox, table(tags, "No tags."));
+    if (!notesBox.querySelector("textarea")) renderNotes();  // never under the user's typing
+  }
+
+  function renderNotes() {
+    const text = run.tags[NOTE_TAG] || "";
+    const edit = h("button", { onclick: () => {
+      const area = h("textarea", { rows: 6, cols: 80, "aria-label": "notes" });
+      area.value = text;
+      const status = h("span", { role: "status" });
+      const save = h("button", { class: "primary", onclick: async () => {
+        try {
+          await api(`/runs/${runId}/tags/${NOTE_TAG}`, { method: "PUT", text: area.value });
+          run.tags[NOTE_TAG] = area.value;
+          clear(notesBox);
+          renderNotes();
+        } catch (err) {
+          clear(status, errorBox(err));
+        }
+      } }, "Save");
+      const cancel = h("button", { onclick: () => { clear(notesBox); renderNotes(); } }, "Cancel");
+      clear(notesBox, area, h("div", { class: "toolbar" }, save, cancel, status));
+      area.focus();
+    } }, text ? "Edit notes" : "Add notes");
+    clear(notesBox, text ? h("div", { class: "note-text" }, text) : h("p", { class: "muted" }, "No notes."), edit);
   }
 
   async function loadArtifacts() {
