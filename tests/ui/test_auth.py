@@ -49,3 +49,32 @@ def test_token_login_and_sign_out(browser, auth_server):
         page.evaluate("localStorage.clear()")
         page.close()
     assert not errors, errors
+
+
+def test_ui_endpoints_show_only_what_the_caller_may_view(auth_server):
+    import httpx
+
+    admin = {"authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=auth_server + "/api/v1", timeout=30) as api:
+        exp = api.get("/experiments/by-name", params={"name": "secret-experiment"},
+                      headers=admin).json()["id"]
+        run = api.post("/runs", json={"experiment_id": exp, "params": {"seed": "1"}},
+                       headers=admin).json()["id"]
+        api.post(f"/runs/{run}/log", json={"metrics": [{"key": "loss", "value": 1.0}]},
+                 headers=admin)
+        assert api.post("/users", json={"name": "outsider"}, headers=admin).status_code == 201
+        token = api.post("/users/outsider/tokens", json={"name": "t"}, headers=admin).json()
+        them = {"authorization": f"Bearer {token['token']}"}
+
+        assert api.post("/ui/runs", json={}).status_code == 401
+        mine = api.post("/ui/runs", json={"columns": ["params.seed"]}, headers=admin).json()
+        assert [r["id"] for r in mine["rows"]] == [run]
+        assert api.post("/ui/runs", json={}, headers=them).json()["rows"] == []
+        assert api.get("/ui/keys", params={"kind": "params"}, headers=them).json()["keys"] == []
+        assert api.get("/ui/keys", params={"kind": "params"},
+                       headers=admin).json()["keys"] == ["seed"]
+        assert api.get(f"/ui/runs/{run}/series", params={"key": "loss"},
+                       headers=them).status_code == 403
+        r = api.post("/ui/compare/aggregate", json={"run_ids": [run], "metric": "loss"},
+                     headers=them)
+        assert r.status_code == 403
