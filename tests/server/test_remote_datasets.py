@@ -268,6 +268,12 @@ def test_the_cli_drives_data_sets_on_the_server(team, tmp_path, monkeypatch):
     assert shown["stats"]["train.csv"]["rows"] == 4 and shown["message"] == "from the CLI"
     run("data", "get", "photos@1", str(tmp_path / "restored"))
     assert (tmp_path / "restored" / "weights.bin").read_bytes() == (src / "weights.bin").read_bytes()
+    (src / "train.csv").write_bytes(CSV + b"5.5,0\n")
+    run("data", "add", str(src), "--name", "photos")
+    run("data", "alias", "photos@1", "gold")
+    out = run("data", "diff", "photos@gold", "photos@2")
+    assert "~ train.csv" in out and "table train.csv: rows 4 → 5" in out
+    assert "0 corrupt, 0 missing" in run("data", "verify", "photos@2")
     for args, message in ((["data", "show", "photos@7"], "has no version 7"),
                           (["data", "push"], "push is not available against a Cairn server"),
                           (["remote", "ls"], "remotes belong to a local store directory")):
