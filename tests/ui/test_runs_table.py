@@ -110,3 +110,16 @@ def test_filter_box_completes_keys(ui, world):
     expect(box).to_have_value("metrics.accuracy > 0 AND params.model ")
     box.press_sequentially("= 'mlp'")
     expect(page.locator(".vt-status")).to_have_text("6 runs")
+
+
+def test_group_by_a_param(ui, world):
+    page = ui.goto(f"/?experiments={world.experiments['vision']}&sort=name:ASC")
+    expect(page.locator(".vt-status")).to_have_text("12 runs")
+    page.get_by_label("group by").select_option("model")
+    expect(page.locator(".vt-th", has_text="group")).to_contain_text("model")
+    expect(page.locator(".vt-row.group-start")).to_have_count(2)  # cnn, then mlp
+    cells = page.locator(".vt-row .vt-td:nth-child(2)").all_inner_texts()
+    assert cells == ["cnn"] * 6 + ["mlp"] * 6
+    runs = page.locator(".vt-row .vt-td:nth-child(3)").all_inner_texts()
+    assert runs[:6] == sorted(runs[:6])  # the chosen sort holds within each group
+    assert "group=model" in page.url

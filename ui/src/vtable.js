@@ -11,8 +11,9 @@ export class VirtualTable {
    * columns: [{id, label, width, sortable, cell(row) -> Node|string, header?()}]
    * fetchPage(offset) -> Promise<{rows, next_offset}>
    */
-  constructor(el, { columns, fetchPage, onSort = null, sort = null, pageSize = 500 }) {
+  constructor(el, { columns, fetchPage, onSort = null, sort = null, pageSize = 500, rowClass = null }) {
     this.el = el;
+    this.rowClass = rowClass;
     this.columns = columns;
     this.fetchPage = fetchPage;
     this.onSort = onSort;
@@ -120,7 +121,8 @@ export class VirtualTable {
     const nodes = [];
     for (let i = first; i < last; i++) {
       const row = this.rows[i];
-      const el = h("div", { class: "vt-row" + (i % 2 ? " odd" : ""), role: "row",
+      const extra = this.rowClass ? this.rowClass(row, i, this.rows) : "";
+      const el = h("div", { class: "vt-row" + (i % 2 ? " odd" : "") + (extra ? ` ${extra}` : ""), role: "row",
         style: { transform: `translateY(${i * ROW_HEIGHT}px)`, gridTemplateColumns: tpl } });
       el.dataset.index = String(i);
       for (const c of this.columns) {

@@ -29,6 +29,7 @@ export function runsPage(root, _args, params, navigate) {
     filter: params.get("filter") || "",
     sort: parseSort(params.get("sort")),
     columns: params.get("columns") !== null ? params.get("columns").split(",").filter(Boolean) : null,
+    group: params.get("group") || "",
     selected: new Set(),
   };
   let allExperiments = [];
@@ -39,6 +40,7 @@ export function runsPage(root, _args, params, navigate) {
     if (state.filter) q.set("filter", state.filter);
     if (state.sort) q.set("sort", `${state.sort.id}:${state.sort.dir}`);
     if (state.columns) q.set("columns", state.columns.join(","));
+    if (state.group) q.set("group", state.group);
     const s = q.toString();
     history.replaceState(null, "", s ? `/?${s}` : "/");
   }
@@ -52,6 +54,11 @@ export function runsPage(root, _args, params, navigate) {
   const filterError = h("div", { class: "filter-error", role: "status" });
   const compareBtn = h("button", { class: "primary", disabled: true }, "Compare");
   const colsButton = h("button", {}, "Columns");
+  const groupSel = h("select", { "aria-label": "group by", onchange: () => {
+    state.group = groupSel.value;
+    syncUrl();
+    reload();
+  } }, h("option", { value: "" }, "no grouping"));
   const chooser = h("div", { class: "menu chooser", hidden: true });
   colsButton.addEventListener("click", () => {
     chooser.hidden = !chooser.hidden;
@@ -66,6 +73,7 @@ export function runsPage(root, _args, params, navigate) {
       h("div", { class: "picker" }, expButton, expMenu),
       h("div", { class: "filter-box" }, filterInput, filterError),
       h("div", { class: "picker" }, colsButton, chooser),
+      groupSel,
       compareBtn),
     errBox, tableBox);
 
@@ -92,6 +100,12 @@ export function runsPage(root, _args, params, navigate) {
         cell: (r) => (r ? fmtDuration((r.end_time || Date.now()) - r.start_time) : "") },
       { id: "user", label: "User", width: 90, sortable: true, cell: (r) => (r ? r.user : "") },
     ];
+    if (state.group) {  // the group's value first; rows are ordered by it (server-side)
+      base.splice(1, 0, { id: `params.${state.group}`, label: state.group, width: 110,
+        header: () => h("span", {}, h("small", { class: "kind" }, "group"), " ", state.group),
+        cell: (r) => (r ? fmtValue(r.cells[0]) : "") });
+    }
+    const shift = state.group ? 1 : 0;
     if (!state.experiments || state.experiments.length > 1) {
       base.push({ id: "experiment", label: "Experiment", width: 120, cell: (r) => (r ? r.experiment : "") });
     }
@@ -99,7 +113,7 @@ export function runsPage(root, _args, params, navigate) {
       const [kind, ...rest] = col.split(".");
       base.push({ id: col, label: rest.join("."), title: col, width: 120, sortable: true,
         numeric: kind === "metrics", header: () => h("span", {}, h("small", { class: "kind" }, kind[0]), " ", rest.join(".")),
-        cell: (r) => (r ? fmtValue(r.cells[i]) : "") });
+        cell: (r) => (r ? fmtValue(r.cells[i + shift]) : "") });
     });
     return base;
   }
@@ -114,9 +128,14 @@ export function runsPage(root, _args, params, navigate) {
       syncUrl();
       reload();
     },
+    // With a group, rows arrive ordered by it, then by the chosen sort within each group.
     fetchPage: (offset) => api("/ui/runs", { method: "POST", body: {
-      experiment_ids: state.experiments, filter: state.filter, order_by: orderBy(state.sort),
-      columns: state.columns || [], offset, limit: 500 } }),
+      experiment_ids: state.experiments, filter: state.filter,
+      order_by: state.group ? [`params.${quoteKey(state.group)}`, ...orderBy(state.sort)] : orderBy(state.sort),
+      columns: [...(state.group ? [`params.${state.group}`] : []), ...(state.columns || [])],
+      offset, limit: 500 } }),
+    rowClass: (row, i, rows) => (state.group && row && (i === 0 || !rows[i - 1] ||
+      rows[i - 1].cells[0] !== row.cells[0]) ? "group-start" : ""),
   });
 
   function reload() {
@@ -194,6 +213,10 @@ export function runsPage(root, _args, params, navigate) {
     try {
       allExperiments = (await api("/experiments")).experiments;
       renderExpMenu();
+      api("/ui/keys", { query: { kind: "params", limit: 200 } }).then((r) => {
+        groupSel.append(...r.keys.map((k) => h("option", { value: k }, `group by ${k}`)));
+        groupSel.value = state.group;
+      }).catch(() => {});
       if (state.columns === null) {  // a first visit: a few metrics and params to start with
         const [m, p] = await Promise.all(["metrics", "params"].map((kind) => api("/ui/keys", {
           query: { kind, limit: 5, experiment_ids: state.experiments || undefined } })));
