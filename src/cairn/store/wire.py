@@ -280,11 +280,11 @@ def check_batch(b: RecordBatch) -> RecordBatch:
                 _text(c[name], f"create.{name}", limit)
         if c.get("parent_id") is not None:
             _ident(c["parent_id"], "create.parent_id")
-        for name in ("start_time", "experiment_created_at"):
+        for name in ("start_time", "experiment_created_at", "heartbeat"):
             if c.get(name) is not None:
                 _int64(c[name], f"create.{name}")
         unknown = set(c) - {"experiment_id", "experiment_name", "experiment_created_at", "name",
-                            "parent_id", "user", "start_time"}
+                            "parent_id", "user", "start_time", "heartbeat"}
         if unknown:
             raise InvalidArgument(f"unknown create field(s) {sorted(unknown)}")
     if b.env is not None:

@@ -306,20 +306,15 @@ def create_run(c: ServerContext, p: Principal, r: Params) -> dict:
     user = r.text("user_id") or tags.get("mlflow.user") or p.user
     create = {"experiment_id": exp.id, "experiment_name": exp.name,
               "experiment_created_at": exp.created_at, "name": name, "parent_id": parent,
-              "user": user, "start_time": r.integer("start_time") or now_ms()}
+              "user": user, "start_time": r.integer("start_time") or now_ms(),
+              # MLflow's client sends no heartbeats: its runs stay RUNNING until it ends
+              # them, as on MLflow, instead of reading as KILLED after
+              # CAIRN_HEARTBEAT_TIMEOUT without a write (each write keeps the later one).
+              "heartbeat": NEVER_STALE}
     write(c, p, run_id=run_id, create=create, tags=tags)
-    _no_heartbeat(c, run_id)
     c.audit(p, "run.create", f"runs/{run_id}", None,
             {"experiment_id": exp.id, "name": name, "tags": tags, "via": "mlflow"})
     return {"run": run_json(c.store.get_run(run_id))}
-
-
-def _no_heartbeat(c: ServerContext, run_id: str) -> None:
-    """MLflow's client sends no heartbeats: its runs stay RUNNING until it ends them, as on
-    MLflow, instead of reading as KILLED after CAIRN_HEARTBEAT_TIMEOUT without a write.
-    A heartbeat in the far future does that (each write keeps the later of the two)."""
-    if getattr(c.store, "index", None) is not None:
-        update_run_row(c, run_id, heartbeat=NEVER_STALE)
 
 
 def get_run_route(c: ServerContext, p: Principal, r: Params) -> dict:

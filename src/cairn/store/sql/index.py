@@ -292,7 +292,8 @@ class SqlIndex:
                     exp_id = row[0]
             created = _run(conn, "insert_run", (rid, exp_id, c.get("name") or rid[:8],
                                                 c.get("start_time", batch.time), c.get("parent_id"),
-                                                c.get("user", ""), batch.time)).rowcount == 1
+                                                c.get("user", ""),
+                                                c.get("heartbeat", batch.time))).rowcount == 1
         # Writes whose results nothing below reads wait here and go out together.
         later: list[tuple[str, Any]] = []
         if batch.env is not None:
