@@ -95,6 +95,10 @@ def lineage(client: Any, ref: str, direction: str = "upstream",
         raise InvalidArgument(f"direction must be 'upstream' or 'downstream', got {direction!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
         raise InvalidArgument(f"depth must be a non-negative int or None, got {depth!r}")
+    from .store.http import HttpStore
+
+    if isinstance(client.store, HttpStore):
+        return _remote(client.store, ref, direction, depth)
     g = _Graph(client)
     root = g.resolve(ref)
     graph = LineageGraph(root.id, direction)
@@ -114,6 +118,22 @@ def lineage(client: Any, ref: str, direction: str = "upstream",
                     nxt.append(node.id)
         frontier = nxt
         level += 1
+    return graph
+
+
+_REMOTE_MAX_DEPTH = 100  # the most steps a server walks (GET /lineage's limit)
+
+
+def _remote(store: Any, ref: str, direction: str, depth: int | None) -> LineageGraph:
+    """The graph as the server's ``GET /lineage`` finds it (only what the caller may view)."""
+    body = store.call("GET", "/lineage", params={
+        "node": ref, "direction": direction,
+        "depth": _REMOTE_MAX_DEPTH if depth is None else min(depth, _REMOTE_MAX_DEPTH)})
+    graph = LineageGraph(body["root"], direction)
+    for n in body["nodes"]:
+        graph.nodes[n["id"]] = Node(n["id"], n["kind"], n["label"], n.get("attrs") or {})
+    graph.edges = [Edge(e["source"], e["target"], e["relation"], e.get("role"))
+                   for e in body["edges"]]
     return graph
 
 

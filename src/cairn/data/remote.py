@@ -19,8 +19,7 @@ parents, transformation, run and commit (the run must be on the server).
 
 Not available against a server (each raises :class:`InvalidArgument` saying so):
 ``push`` and ``pull`` (the server *is* the shared copy) and the local catalog
-(``Datasets.catalog``, which ``client.lineage`` reads: ask the server's
-``GET /api/v1/lineage`` instead).
+(``Datasets.catalog``; ``client.lineage`` asks the server's ``GET /api/v1/lineage``).
 """
 
 from __future__ import annotations
@@ -110,10 +109,8 @@ class RemoteDatasets(Datasets):
 
     @property
     def catalog(self) -> Any:
-        # client.lineage reads it too: the server's GET /api/v1/lineage answers instead.
-        raise _unsupported("the local data set catalog (and so client.lineage)",
-                           "use the methods of cairn.data, and GET /api/v1/lineage on the "
-                           "server for lineage")
+        raise _unsupported("the local data set catalog",
+                           "use the methods of cairn.data (and client.lineage for lineage)")
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         return self.store.call(method, path, **kw)
