@@ -36,7 +36,7 @@ function timeline(events) {
     switch (e.kind) {
       case "register": return `registered ${e.version}`;
       case "stage": return `${e.version}: ${e.from_value || "—"} → ${e.to_value}`;
-      case "rollback": return `rollback of ${e.from_value || "?"} to ${e.version} (${e.to_value || ""})`;
+      case "rollback": return `rollback: ${e.version} back in ${e.to_value || "its stage"}`;
       case "alias": return `@${e.alias} → ${e.version}`;
       case "alias_deleted": return `@${e.alias} removed`;
       case "request": return `${e.version}: requested → ${e.to_value}`;
