@@ -128,6 +128,11 @@ def main() -> None:
             "/api/v1/ui/runs", json={"experiment_ids": [exp], "limit": 500, "columns": [
                 *(f"metrics.m{k}" for k in range(4)), *(f"params.p{k}" for k in range(4))]}),
             args.repeat)
+        rows["API: a page sorted by a metric, filtered on a param"] = timed(lambda: api.post(
+            "/api/v1/ui/runs", json={"experiment_ids": [exp], "limit": 500,
+                                     "filter": "params.p1 = '2'",
+                                     "order_by": ["metrics.m3 DESC"],
+                                     "columns": ["metrics.m3", "params.p1"]}), args.repeat)
         rows["API: 1M-point series as a 1,200-pixel envelope"] = timed(lambda: api.get(
             f"/api/v1/ui/runs/{big}/series", params={"key": "loss", "points": 1200}), args.repeat)
         rows["API: zoomed window (1,000 exact points)"] = timed(lambda: api.get(
