@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.sync_api import expect
 
@@ -94,6 +96,9 @@ def test_smoothing_log_scale_and_time_axis(ui, world):
     page = ui.goto(f"/runs/{world.runs['mlp-lr0.1-s1']}")
     box = chart(page, "loss")
     expect(box).to_have_attribute("data-ready", "1")
+    over = box.locator(".u-over").bounding_box()
+    page.mouse.move(over["x"] + 2, over["y"] + over["height"] / 2)  # hover: the values there
+    expect(box.locator(".chart-info")).to_have_text(re.compile(r"^step 0: \d"))
     page.get_by_label("x axis").select_option("time")
     expect(box).to_have_attribute("data-x-mode", "time")
     page.get_by_label("x axis").select_option("relative")

@@ -5,7 +5,7 @@
 // across the chart zooms; the owner is told the step range and fetches its exact
 // points.  Double-click goes back to the whole series.
 import uPlot from "uplot";
-import { h, num } from "./util.js";
+import { h, num, fmtValue, fmtTime } from "./util.js";
 
 /** Exponential moving average with TensorBoard's debiasing; gaps stay gaps. */
 export function smooth(values, weight) {
@@ -105,6 +105,7 @@ export class Chart {
     const config = [{}];
     const bands = [];
     const legend = [];
+    const lines = [];  // [column, label] of each series' line, for the hover read-out
     let col = 1;
     let shown = 0;
     for (const s of this.series) {
@@ -115,7 +116,8 @@ export class Chart {
       const table = [xs, line];
       config.push({ label: s.label, stroke: s.colour, width: 1.5, points: { show: xs.length < 60 },
         spanGaps: true });
-      const lineCol = col++;
+      lines.push([col, s.label]);
+      col++;
       if (cols.length > 1) {
         table.push(cols[2], cols[1]);
         // Thin edges as well as the fill: a one-bucket spike is a hairline, still visible.
@@ -129,7 +131,6 @@ export class Chart {
         config.push({ label: `${s.label} raw`, stroke: s.colour + "40", width: 1, points: { show: false } });
         col++;
       }
-      void lineCol;
       tables.push(table);
       shown += s.count ?? xs.length;
       legend.push(h("span", { class: "legend-item" }, h("i", { style: { background: s.colour } }),
@@ -150,9 +151,11 @@ export class Chart {
         { size: 56 }],
       series: config,
       bands,
-      hooks: { setSelect: [(u) => this.selected(u)], draw: [(u) => this.drawn(u)] },
+      hooks: { setSelect: [(u) => this.selected(u)], draw: [(u) => this.drawn(u)],
+        setCursor: [(u) => this.hover(u)] },
     };
     this.shown = shown;
+    this.lines = lines;
     this.plot = new uPlot(opts, data, this.canvasBox);
   }
 
@@ -162,6 +165,21 @@ export class Chart {
     Object.assign(this.el.dataset, { points: String(this.shown), ready: "1", xMode: this.opts.xMode,
       log: String(this.opts.log), exact: String(this.series.every((s) => s.exact !== false)),
       ymax: String(ys.max), ymin: String(ys.min) });
+  }
+
+  /** The values under the cursor, in the title line (the legend is off: too many series). */
+  hover(u) {
+    const i = u.cursor.idx;
+    if (i === null || i === undefined) {
+      this.info.textContent = this.zoomed ? "zoomed · double-click to reset" : "";
+      return;
+    }
+    const x = u.data[0][i];
+    const xText = this.opts.xMode === "step" ? `step ${x}` : this.opts.xMode === "time" ? fmtTime(x * 1000) : `${fmtValue(x)} s`;
+    const parts = this.lines.map(([c, label]) => [label, u.data[c][i]])
+      .filter(([, v]) => v !== null && v !== undefined).slice(0, 6)
+      .map(([label, v]) => (this.lines.length > 1 ? `${label} ${fmtValue(v)}` : fmtValue(v)));
+    this.info.textContent = `${xText}: ${parts.join(" · ")}`;
   }
 
   selected(u) {
