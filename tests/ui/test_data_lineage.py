@@ -15,6 +15,10 @@ def test_data_set_versions_files_and_diff(ui):
     tree = page.locator("ul.tree").first
     expect(tree).to_contain_text("train/")
     expect(tree).to_contain_text("README.md")
+    stats = page.locator(".table-stats", has_text="train/part.csv")
+    expect(stats.locator("h4")).to_contain_text("41 rows")
+    expect(stats.locator("tbody tr", has_text="label")).to_contain_text("int64")
+    expect(page.locator(".quality li.passed")).to_have_count(4)  # 2 checks x 2 CSV files
     page.get_by_role("button", name="Diff").click()
     diff = page.locator(".diff-box")
     expect(diff).to_contain_text("1 added, 0 removed, 1 changed")

@@ -139,7 +139,8 @@ def _data(client, root: Path, w: World) -> None:
     client.data.add(src, "digits-data", "first cut")
     (src / "train" / "part.csv").write_text("a,b,label\n" + rows + "40,5,0\n")
     (src / "README.md").write_text("digits, as CSV\n")
-    client.data.add(src, "digits-data", "one more row, a README", aliases=["gold"])
+    client.data.add(src, "digits-data", "one more row, a README", aliases=["gold"],
+                    expect=["label not null", "rows >= 10"])
     client.log_input(w.runs["cnn-lr0.01-s0"], "digits-data@2")
 
 

@@ -78,21 +78,26 @@ export function datasetPage(root, [name], params, navigate) {
         files.next_offset !== null ? h("p", { class: "muted" }, `first ${files.files.length} of ${files.total} files`) : null,
         h("h3", {}, "Statistics"),
         Object.keys(stats.stats).length ? statsTables(stats.stats) : h("p", { class: "muted" }, "No table statistics."),
-        stats.quality.length ? h("div", {}, h("h3", {}, "Quality checks"), h("ul", {}, stats.quality.map((q) => h("li", { class: q.ok === false ? "bad" : "" }, `${q.ok === false ? "✗" : "✓"} ${q.check || q.expect || JSON.stringify(q)}`)))) : null);
+        stats.quality.length ? h("div", {}, h("h3", {}, "Quality checks"), h("ul", { class: "quality" }, stats.quality.map((q) => h("li", { class: q.passed ? "passed" : "failed" },
+          `${q.passed ? "✓" : "✗"} ${q.expectation}`, h("span", { class: "muted" }, ` — ${q.file ? q.file + ": " : ""}${q.detail || ""}`))))) : null);
     } catch (err) {
       clear(detail, errorBox(err));
     }
   }
 
   function statsTables(stats) {
-    return Object.entries(stats).map(([path, s]) => h("div", {}, h("h4", {}, h("code", {}, path),
-      s.rows !== undefined ? ` · ${s.rows} rows` : ""),
-    s.columns ? h("table", { class: "grid stats" },
-      h("thead", {}, h("tr", {}, ["column", "type", "nulls", "min", "max", "mean"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, Object.entries(s.columns).slice(0, 200).map(([col, c]) => h("tr", {},
-        h("td", {}, col), h("td", {}, c.type ?? ""), h("td", { class: "num" }, c.nulls ?? ""),
-        h("td", { class: "num" }, c.min ?? ""), h("td", { class: "num" }, c.max ?? ""),
-        h("td", { class: "num" }, c.mean !== undefined && c.mean !== null ? (+c.mean).toPrecision(4) : ""))))) : h("pre", { class: "preview-text" }, JSON.stringify(s, null, 2))));
+    const num4 = (v) => (typeof v === "number" && !Number.isInteger(v) ? +v.toPrecision(4) : v ?? "");
+    return Object.entries(stats).map(([path, s]) => h("div", { class: "table-stats" },
+      h("h4", {}, h("code", {}, path), ` · ${s.format || "table"} · ${s.rows ?? "?"} rows · ${s.duplicate_rows ?? 0} duplicate rows`),
+      s.columns_stats ? h("table", { class: "grid stats" },
+        h("thead", {}, h("tr", {}, ["column", "type", "nulls", "distinct", "min", "max", "mean", "std"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, Object.entries(s.columns_stats).slice(0, 200).map(([col, c]) => h("tr", {},
+          h("td", {}, col), h("td", {}, c.type ?? ""),
+          h("td", { class: "num" }, c.nulls === undefined ? "" : `${c.nulls} (${(100 * (c.null_fraction || 0)).toFixed(0)}%)`),
+          h("td", { class: "num" }, c.distinct ?? ""), h("td", { class: "num" }, num4(c.min)),
+          h("td", { class: "num" }, num4(c.max)), h("td", { class: "num" }, num4(c.mean)),
+          h("td", { class: "num" }, num4(c.std))))))
+        : h("pre", { class: "preview-text" }, JSON.stringify(s, null, 2))));
   }
 
   api(`/datasets/${enc}/versions`).then((versions) => {
