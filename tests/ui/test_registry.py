@@ -46,6 +46,21 @@ def test_approve_then_roll_back_with_a_reason(ui, world):
     expect(request).to_contain_text("Development → Production")
     ui.shot("model-page")
 
+    # A version's record: the params and data sets it was registered with.
+    newer.get_by_role("link", name=new.version).click()
+    details = page.locator("tr.version-details")
+    expect(details).to_contain_text("C 0.1")
+    expect(details.get_by_role("link", name="digits-data@2")).to_be_visible()
+    newer.get_by_role("link", name=new.version).click()
+    expect(details).to_have_count(0)
+
+    # Which version was in Production now, and before anything was: the stage history answers.
+    page.get_by_role("button", name="Look up").click()
+    expect(page.locator(".at-result")).to_contain_text("1.0.0 was in Production")
+    page.get_by_label("time").fill("2001-01-01T00:00:00")
+    page.get_by_role("button", name="Look up").click()
+    expect(page.locator(".at-result")).to_contain_text("no version was in Production")
+
     request.get_by_label("comment on").fill("ship it")
     request.get_by_role("button", name="Approve").click()
     expect(page.locator(".ok")).to_contain_text(f"approved: {new.version} → Production")

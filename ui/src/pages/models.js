@@ -31,6 +31,22 @@ export function modelsPage(root) {
   return null;
 }
 
+function versionDetails(v) {
+  const kvs = (obj) => Object.entries(obj || {}).map(([k, x]) => h("div", {}, h("code", {}, k), " ", String(x)));
+  return h("div", { class: "details-grid" },
+    h("div", {}, h("h4", {}, "Record"),
+      h("div", {}, "digest ", h("code", {}, v.digest.slice(0, 16) + "…")),
+      h("div", {}, v.signing_key ? `signed by key ${v.signing_key}` : "not signed"),
+      v.parent ? h("div", {}, `parent ${v.parent}`) : null,
+      v.description ? h("p", {}, v.description) : null),
+    h("div", {}, h("h4", {}, "Metrics at registration"), kvs(v.metrics)),
+    h("div", {}, h("h4", {}, "Params"), kvs(v.params)),
+    h("div", {}, h("h4", {}, "Data sets"), (v.datasets || []).map((d) => h("div", {},
+      h("a", { href: `/datasets/${encodeURIComponent(d.name)}?version=${d.version}` }, `${d.name}@${d.version}`),
+      d.role ? ` (${d.role})` : ""))),
+    v.signature ? h("div", {}, h("h4", {}, "Signature"), h("pre", { class: "preview-text" }, JSON.stringify(v.signature, null, 2))) : null);
+}
+
 function timeline(events) {
   const text = (e) => {
     switch (e.kind) {
@@ -57,12 +73,13 @@ export function modelPage(root, [name]) {
   const requestsBox = h("div", {});
   const rollbackBox = h("div", {});
   const historyBox = h("div", {});
+  const atBox = h("div", {});
   const message = h("div", { role: "status" });
   clear(root, head, message,
     h("h2", {}, "Versions"), versionsBox,
     h("h2", {}, "Approval requests"), requestsBox,
     h("h2", {}, "Rollback"), rollbackBox,
-    h("h2", {}, "Stage history"), historyBox);
+    h("h2", {}, "Stage history"), atBox, historyBox);
 
   function say(err, ok) {
     clear(message, err ? errorBox(err) : h("div", { class: "ok" }, ok));
@@ -82,8 +99,15 @@ export function modelPage(root, [name]) {
     const target = h("select", { "aria-label": `stage for ${v.version}` }, STAGES.filter((s) => s !== v.stage).map((s) => h("option", { value: s }, s)));
     const move = h("button", { onclick: () => act(() => api(`/models/${enc}/versions/${encodeURIComponent(v.version)}/stage`, { method: "POST", body: { stage: target.value } }), `${v.version} moved to ${target.value}`) }, "Move");
     const ask = h("button", { onclick: () => act(() => api(`/models/${enc}/requests`, { method: "POST", body: { version: v.version, stage: target.value } }), `asked to move ${v.version} to ${target.value}`) }, "Request");
+    const toggle = h("a", { href: "#", class: "version-link", onclick: (e) => {
+      e.preventDefault();
+      const row = e.target.closest("tr");
+      const next = row.nextElementSibling;
+      if (next && next.classList.contains("version-details")) { next.remove(); return; }
+      row.after(h("tr", { class: "version-details" }, h("td", { colspan: 8 }, versionDetails(v))));
+    } }, v.version);
     return h("tr", { "data-version": v.version },
-      h("td", {}, h("b", {}, v.version)),
+      h("td", {}, h("b", {}, toggle)),
       h("td", {}, stageBadge(v.stage)),
       h("td", {}, v.aliases.map((a) => h("span", { class: "alias" }, `@${a}`))),
       h("td", {}, h("span", { class: "bump" }, v.bump), v.bump_reasons.length ? h("ul", { class: "reasons" }, v.bump_reasons.map((r) => h("li", {}, r))) : null),
@@ -116,6 +140,27 @@ export function modelPage(root, [name]) {
     return h("div", { class: "toolbar" }, "Put back in ", stage, " ", to, reason, btn);
   }
 
+  // "What was in production at time T": the registry answers from its stage history.
+  function atForm() {
+    const stage = h("select", { "aria-label": "stage at" }, STAGES.map((s) => h("option", { value: s }, s)));
+    stage.value = "Production";
+    const when = h("input", { type: "datetime-local", step: 1, "aria-label": "time" });
+    const d = new Date(Date.now() - new Date().getTimezoneOffset() * 60000);
+    when.value = d.toISOString().slice(0, 19);
+    const out = h("span", { class: "at-result", role: "status" });
+    const ask = h("button", { onclick: async () => {
+      const t = new Date(when.value).getTime();
+      if (!Number.isFinite(t)) { clear(out, errorBox("Choose a date and time.")); return; }
+      try {
+        const res = await api(`/models/${enc}/at`, { query: { stage: stage.value, time: Math.max(0, t) } });
+        clear(out, res.version ? h("b", {}, res.version.version) : "no version", ` was in ${stage.value} at ${fmtTime(t)}`);
+      } catch (err) {
+        clear(out, errorBox(err));
+      }
+    } }, "Look up");
+    return h("div", { class: "toolbar" }, "Which version was in ", stage, " at ", when, ask, out);
+  }
+
   async function load() {
     try {
       const [model, versions, requests, history] = await Promise.all([
@@ -131,6 +176,7 @@ export function modelPage(root, [name]) {
         h("tbody", {}, requests.map(requestRow))) : h("p", { class: "muted" }, "No pending requests."));
       clear(rollbackBox, rollbackForm(sorted));
       clear(historyBox, timeline(history));
+      if (!atBox.childElementCount) clear(atBox, atForm());
     } catch (err) {
       clear(head, h("h1", {}, name), errorBox(err));
     }
