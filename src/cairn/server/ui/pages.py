@@ -24,8 +24,11 @@ NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>Cairn</title>
 The REST API works without it: see <a href="/docs">/docs</a>.</p>"""
 
 
+API_ROOTS = ("/api", "/ajax-api")  # /ajax-api: where MLflow's own front end calls its API
+
+
 def _is_api(path: str) -> bool:
-    return path == "/api" or path.startswith("/api/")
+    return any(path == root or path.startswith(root + "/") for root in API_ROOTS)
 
 
 class PageRoute(Route):
