@@ -35,6 +35,14 @@ $(UI_BUILT): $(UI_SOURCES) ui/node_modules/.installed
 
 ui: $(UI_BUILT)
 
+# The UI's end-to-end tests drive Debian's Chromium (never a downloaded browser); apt installs
+# it on a machine that lacks it (as root, or through sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
 demo: $(VENV)/.demo-installed $(UI_BUILT)
 	rm -rf $(DEMO_STORE)
 	CAIRN_TRACKING_URI=$(DEMO_STORE) $(PY) examples/quickstart.py
@@ -42,8 +50,9 @@ demo: $(VENV)/.demo-installed $(UI_BUILT)
 	$(CAIRN) --store $(DEMO_STORE) runs compare -e quickstart --across seed
 	CAIRN_TRACKING_URI=$(DEMO_STORE) $(PY) examples/quickstart_registry.py
 	CAIRN_TRACKING_URI=$(DEMO_STORE) $(PY) examples/quickstart_data.py
+	@echo "web UI: http://127.0.0.1:5000/  (start it with: $(CAIRN) --store $(DEMO_STORE) ui)"
 
-test: $(VENV)/.test-installed $(UI_BUILT)
+test: $(VENV)/.test-installed $(UI_BUILT) | $(CHROMIUM)
 	$(PY) -m pytest -q
 
 test-fast: $(VENV)/.test-installed $(UI_BUILT)

@@ -35,4 +35,4 @@ for alpha in (1e-4, 1e-3, 1e-2):
               f"val_accuracy={accuracy_score(y_val, model.predict(X_val)):.3f}")
 
 print(f"\nrecorded 9 runs in {cairn.get_tracking_uri()}")
-print(f"see them in the web UI:  cairn --store {cairn.get_tracking_uri()} ui")
+print(f"web UI: http://127.0.0.1:5000/  (start it with: cairn --store {cairn.get_tracking_uri()} ui)")
