@@ -44,6 +44,8 @@ class World:
     running: str = ""
     spiky: str = ""
     versions: list = field(default_factory=list)  # the model "digits"'s ModelVersions
+    sweep: list[str] = field(default_factory=list)  # the "sweep" runs' ids, in order
+    pipeline: dict[str, str] = field(default_factory=dict)  # lineage node ids by short name
 
 
 def write_run(store, exp_id: str, exp_name: str, name: str, params: dict, tags: dict,
@@ -71,15 +73,16 @@ def curve(n: int, start: int, base: float, rate: float, noise: float, seed: int)
 
 def seed(root: Path, many: int = 0) -> World:
     """The store at ``root``: experiments "vision" (12 runs: 2 models x 2 lr x 3 seeds, one
-    with a spike and a 200k-point series), "nlp" (a RUNNING run), optionally ``many``
-    small runs in "sweep"; artifacts; model "digits" with an approval waiting; a data set.
+    with a spike and a 200k-point series), "nlp" (a RUNNING run), "pipeline" (a lineage
+    graph of 8 nodes, see ``_pipeline``), optionally ``many`` small runs in "sweep";
+    artifacts; model "digits" with an approval waiting; a data set.
     """
     import cairn
 
     w = World(root)
     client = cairn.Client(str(root), user="ann")
     store = client.store
-    for name in ("vision", "nlp", *(("sweep",) if many else ())):
+    for name in ("vision", "nlp", "pipeline", *(("sweep",) if many else ())):
         w.experiments[name] = client.create_experiment(name).id
     i = 0
     for model in ("cnn", "mlp"):
@@ -109,10 +112,10 @@ def seed(root: Path, many: int = 0) -> World:
     w.runs["bert-live"] = w.running
     for j in range(many):
         start = T0 + j * 1000
-        write_run(store, w.experiments["sweep"], "sweep", f"sweep-{j:05d}",
-                  {"lr": 10 ** -(1 + j % 4), "width": 32 * (1 + j % 8), "seed": j % 5},
-                  {}, {"score": (np.array([0]), np.array([start]),
-                                 np.array([math.sin(j) + 1.0]))}, start, RunStatus.FINISHED)
+        params = {"lr": 10 ** -(1 + j % 4), "width": 32 * (1 + j % 8), "seed": j % 5}
+        score = (np.array([0]), np.array([start]), np.array([math.sin(j) + 1.0]))
+        w.sweep.append(write_run(store, w.experiments["sweep"], "sweep", f"sweep-{j:05d}",
+                                 params, {}, {"score": score}, start, RunStatus.FINISHED))
 
     # Artifacts: text, JSON and an image, through the client as a user would log them.
     files = root.parent / "artifact-files"
@@ -125,6 +128,7 @@ def seed(root: Path, many: int = 0) -> World:
         client.log_artifact(w.spiky, files / f)
     _data(client, root, w)
     _registry(client, root, w)
+    _pipeline(client, root, w)
     return w
 
 
@@ -162,3 +166,34 @@ def _registry(client, root: Path, w: World) -> None:
     client.set_alias("digits", "champion", "1.0.0")
     client.request_transition("digits", w.versions[1].version, "production",
                               comment="better accuracy")
+
+
+def _pipeline(client, root: Path, w: World) -> None:
+    """A lineage graph of 8 nodes in experiment "pipeline": data set "reviews"@1 split by
+    run "prep" into "reviews.train"@1 and "reviews.test"@1, which runs "finetune-a" and
+    "finetune-b" read, each registering a version of model "sentiment" (trained on both)."""
+    from sklearn.linear_model import LogisticRegression
+
+    exp = w.experiments["pipeline"]
+    src = root.parent / "pipeline-files"
+    src.mkdir(exist_ok=True)
+    (src / "reviews.csv").write_text("text,stars,label\n" + "".join(
+        f"review {i},{1 + i % 5},{int(i % 5 >= 3)}\n" for i in range(60)))
+    raw = client.data.add(src / "reviews.csv", "reviews", "scraped reviews")
+    prep = write_run(client.store, exp, "pipeline", "prep", {"split": "80/20"}, {}, {},
+                     T0, RunStatus.FINISHED)
+    parts = client.data.split(raw.ref, {"train": 0.8, "test": 0.2}, seed=1, run_id=prep)
+    w.pipeline.update({"raw": f"dataset:{raw.ref}", "prep": f"run:{prep}",
+                       "train": f"dataset:{parts['train'].ref}",
+                       "test": f"dataset:{parts['test'].ref}"})
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.2], [1.0, 0.9]])
+    y = np.array([0, 1, 0, 1])
+    for i, tag in enumerate(("a", "b")):
+        run = write_run(client.store, exp, "pipeline", f"finetune-{tag}",
+                        {"model": "bert", "lr": 10 ** -(4 + i)}, {}, {}, T0 + 60_000 * (i + 1),
+                        RunStatus.FINISHED)
+        client.log_input(run, parts["train"].ref, role="train")
+        client.log_input(run, parts["test"].ref, role="val")
+        mv = client.register_model("sentiment", LogisticRegression().fit(X, y), run_id=run)
+        w.pipeline[f"finetune-{tag}"] = f"run:{run}"
+        w.pipeline[f"sentiment-{tag}"] = f"model:sentiment@{mv.version}"
