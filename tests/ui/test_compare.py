@@ -78,3 +78,26 @@ def test_compare_zoom_and_missing_runs(ui, world):
     page.mouse.up()
     expect(chart.locator(".chart-info")).to_contain_text("zoomed")
     assert int(chart.get_attribute("data-points")) < 200
+
+
+def test_too_many_groups_are_refused_on_the_page_without_asking(ui, world):
+    runs = world.sweep[:30]  # lr and width go together (8 groups); width x seed: 30 groups
+    page = ui.goto("/compare?runs=" + ",".join(runs))
+    groups = page.locator("table.groups tbody tr")
+    expect(groups).to_have_count(8)  # across seeds, as the page opens
+    asked: list[str] = []
+    page.on("request", lambda r: "/compare/aggregate" in r.url and asked.append(r.url))
+    page.get_by_label("across").fill("lr")
+    page.get_by_role("button", name="Aggregate").click()
+    notice = page.locator(".too-many-groups")
+    expect(notice).to_contain_text("These 30 runs make 30 groups")
+    expect(notice).to_contain_text("at most 20")
+    expect(groups).to_have_count(0)
+    expect(page.locator(".chart.big").nth(1).locator(".legend-item")).to_have_count(0)
+    assert asked == []  # no request the server would refuse (a 400 is a console error)
+    assert not ui.errors
+
+    page.get_by_label("across").fill("seed")  # back to a grouping the server answers
+    page.get_by_role("button", name="Aggregate").click()
+    expect(groups).to_have_count(8)
+    expect(notice).to_have_count(0)

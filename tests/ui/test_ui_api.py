@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 import pytest
+
+from cairn.server.ui.aggregate import MAX_GROUPS
 
 UI = "/api/v1/ui"
 
@@ -110,3 +115,10 @@ def test_aggregate_bad_input(api, world):
     r = api.post(f"{UI}/compare/aggregate",
                  json={"run_ids": many, "metric": "loss", "across": ["model"]})
     assert r.status_code == 200 and len(r.json()["groups"]) == 6  # lr x seed
+
+
+def test_the_compare_page_knows_the_group_limit():
+    """The page counts groups before asking (a refused request logs a console error)."""
+    page = Path(__file__).resolve().parents[2] / "ui" / "src" / "pages" / "compare.js"
+    found = re.search(r"^export const MAX_GROUPS = (\d+);$", page.read_text(), re.M)
+    assert found and int(found.group(1)) == MAX_GROUPS

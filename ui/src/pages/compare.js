@@ -4,6 +4,18 @@ import { Chart, chartControls } from "../chart.js";
 import { parallelCoordinates, scatter } from "../plots.js";
 import { h, clear, fmtValue, errorBox, colour, num, statusBadge } from "../util.js";
 
+// The most groups POST /ui/compare/aggregate compares (MAX_GROUPS in
+// src/cairn/server/ui/aggregate.py; a test keeps the two equal).  The page counts the
+// groups itself first: asking for more gets a 400, which the browser logs as an error.
+export const MAX_GROUPS = 20;
+
+/** How many groups the server makes: runs that agree on every param outside `across`. */
+export function groupCount(runs, across) {
+  const ignore = new Set(across);
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].filter((k) => !ignore.has(k)).sort();
+  return new Set(runs.map((r) => JSON.stringify(keys.map((k) => (k in r.params ? r.params[k] : null))))).size;
+}
+
 function pval(p) {
   if (p === null || p === undefined) return "—";
   const x = num(p);
@@ -90,12 +102,22 @@ export function comparePage(root, _args, params) {
   }
 
   async function aggregate() {
+    const acrossKeys = across.value.split(",").map((s) => s.trim()).filter(Boolean);
+    const n = groupCount(runs, acrossKeys);
+    if (n > MAX_GROUPS) {
+      if (aggChart) { aggChart.destroy(); aggChart = null; }
+      clear(aggChartBox);
+      clear(aggBox, h("p", { class: "notice too-many-groups" },
+        `These ${runs.length} runs make ${n} groups; the comparison across seeds takes at most ${MAX_GROUPS}. `,
+        "Add the params that vary from run to run within a group (seeds, say) to “group by all params except”."));
+      return;
+    }
     clear(aggBox, h("p", { class: "muted" }, "computing…"));
     let res;
     try {
       res = await api("/ui/compare/aggregate", { method: "POST", body: {
         run_ids: runs.map((r) => r.id), metric: aggMetric.value, summary: summary.value,
-        across: across.value.split(",").map((s) => s.trim()).filter(Boolean) } });
+        across: acrossKeys } });
     } catch (err) {
       clear(aggBox, errorBox(err));
       return;
