@@ -31,7 +31,8 @@ def test_token_login_and_sign_out(browser, auth_server):
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: m.type == "error" and "401" not in m.text
+    page.on("console", lambda m: m.type == "error"  # the refused tokens' 401s only
+            and "the server responded with a status of 401" not in m.text
             and errors.append(m.text))
     try:
         page.goto(auth_server + "/")
@@ -75,6 +76,11 @@ def test_ui_endpoints_show_only_what_the_caller_may_view(auth_server):
                        headers=admin).json()["keys"] == ["seed"]
         assert api.get(f"/ui/runs/{run}/series", params={"key": "loss"},
                        headers=them).status_code == 403
+        assert api.get(f"/ui/runs/{run}", headers=admin).json()["run"]["id"] == run
+        page = api.get(f"/ui/runs/{run}", headers=them)  # the run page: 200, nothing to show
+        assert page.status_code == 200
+        assert page.json()["run"] is None and page.json()["status"] == 403
+        assert api.get(f"/ui/runs/{run}").status_code == 401  # no token: the sign-in form
         r = api.post("/ui/compare/aggregate", json={"run_ids": [run], "metric": "loss"},
                      headers=them)
         assert r.status_code == 403

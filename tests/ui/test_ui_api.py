@@ -122,3 +122,16 @@ def test_the_compare_page_knows_the_group_limit():
     page = Path(__file__).resolve().parents[2] / "ui" / "src" / "pages" / "compare.js"
     found = re.search(r"^export const MAX_GROUPS = (\d+);$", page.read_text(), re.M)
     assert found and int(found.group(1)) == MAX_GROUPS
+
+
+def test_run_for_its_page_answers_200_also_when_there_is_none(api, world):
+    rid = world.runs["cnn-lr0.1-s0"]
+    r = api.get(f"{UI}/runs/{rid}")
+    assert r.status_code == 200
+    assert r.json()["run"] == api.get(f"/api/v1/runs/{rid}").json()
+    for missing in ("does-not-exist", "x" * 200):
+        r = api.get(f"{UI}/runs/{missing}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["run"] is None and body["status"] == 404
+        assert "does not exist" in body["message"]

@@ -228,9 +228,17 @@ export function runPage(root, [runId]) {
   chartFilter.addEventListener("input", () => buildCharts());
 
   (async () => {
+    let err = null;
     try {
-      run = await api(`/runs/${runId}`);
-    } catch (err) {
+      // The UI's form of GET /runs/{id}: no such run is an answer, not a failed request
+      // (which the browser would log as a console error).
+      const res = await api(`/ui/runs/${encodeURIComponent(runId)}`);
+      run = res.run;
+      if (!run) err = res.message;
+    } catch (e) {
+      err = e;
+    }
+    if (err) {
       clear(root, h("h1", {}, "Run not found"), errorBox(err), h("a", { href: "/" }, "All runs"));
       return;
     }

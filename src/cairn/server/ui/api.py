@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from ...errors import InvalidArgument
+from ...errors import InvalidArgument, NotFound, PermissionDenied
 from ...search import encode_page_token
-from ...store.wire import INT64_MAX, INT64_MIN, jfloat, no_nul
+from ...store.wire import INT64_MAX, INT64_MIN, jfloat, no_nul, run_to_json
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
 from ..routes._common import require_run
@@ -87,6 +87,24 @@ def keys(request: Request, p: User, kind: Annotated[Literal["params", "metrics",
         return {"keys": [], "truncated": False}
     found, truncated = colmod.list_keys(c.store, c.engine, ids, kind, contains, limit)
     return {"keys": found, "truncated": truncated}
+
+
+@router.get("/runs/{run_id}",
+            summary="A run for its page: 200 with run=null, the status and the message when "
+                    "there is none to show")
+def run_page(request: Request, p: User,
+             run_id: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
+    # A stale link to a deleted run or a mistyped id is an ordinary state of the run
+    # page, not a failed request: a 404 or 403 would be a browser console error.
+    c = ctx(request)
+    try:
+        if len(run_id) > 64 or "\x00" in run_id:
+            raise NotFound(f"run {run_id[:64]!r} does not exist")
+        require_run(c, p, run_id, "viewer")
+        run = c.store.get_run(run_id)
+    except (NotFound, PermissionDenied) as exc:
+        return {"run": None, "status": exc.http_status, "message": exc.message}
+    return {"run": run_to_json(run), "status": 200, "message": None}
 
 
 @router.get("/runs/{run_id}/series",
