@@ -79,3 +79,22 @@ def test_approve_then_roll_back_with_a_reason(ui, world):
     expect(timeline.first).to_contain_text("rollback")
     expect(timeline.first).to_contain_text("latency regression")
     ui.shot("model-rollback")
+
+
+def test_reject_a_request_with_a_comment(ui, world):
+    import cairn
+
+    new = world.versions[1]  # rolled back out of Production by the test before
+    cairn.Client(str(world.root)).request_transition("digits", new.version, "production",
+                                                     comment="second try")
+    page = ui.goto("/models/digits")
+    request = page.locator("table.requests tbody tr")
+    expect(request).to_have_count(1)
+    expect(request).to_contain_text("second try")
+    request.get_by_label("comment on").fill("p99 latency still too high")
+    request.get_by_role("button", name="Reject").click()
+    expect(page.locator(".ok")).to_contain_text(f"rejected: {new.version} → Production")
+    expect(page.locator("text=No pending requests.")).to_be_visible()
+    expect(page.locator(f'tr[data-version="{new.version}"] .badge')).not_to_have_text("Production")
+    expect(page.locator('tr[data-version="1.0.0"] .badge')).to_have_text("Production")
+    expect(page.locator(".timeline li").first).to_contain_text("request rejected")
