@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 import cairn
-from cairn.errors import InvalidArgument
+from cairn.errors import InvalidArgument, RunFinished
 from cairn.store import open_store
 
 
@@ -63,6 +63,42 @@ def test_checks_of_a_later_batch_see_the_pending_ones(tmp_path, monkeypatch):
     got = client.get_run(run.id)
     assert got.params == {"a": "1"} and got.status.value == "FINISHED"
     assert len(client.get_metric_history(run.id, "x")) == 1
+
+
+def test_a_writers_metric_batches_share_transactions_and_a_run_end_still_refuses(tmp_path, monkeypatch):
+    client, store = _store(tmp_path, monkeypatch, delay="30")
+    run = client.create_run(client.get_or_create_experiment("g").id)
+    client.log_batch(run.id, params={"a": 1}, metrics=[("x", 0.0, 0, 0)])
+    before = store._group.transactions
+    for i in range(1, 50):  # each vouched for by the pending batch before it: no settling
+        client.log_batch(run.id, metrics=[("x", float(i), i, i)], tags={"i": str(i)})
+    assert store._group.transactions == before and store._group.holds(run.id)
+    client.set_terminated(run.id)
+    with pytest.raises(RunFinished):  # the pending end is seen: settled and refused
+        client.log_batch(run.id, metrics=[("x", 99.0, 99, 99)])
+    client.log_batch(run.id, tags={"after": "end"})  # tags stay editable
+    h = client.get_metric_history(run.id, "x")
+    assert list(h.steps) == list(range(50)) and list(h.values) == [float(i) for i in range(50)]
+    got = client.get_run(run.id)
+    assert got.status.value == "FINISHED" and got.tags["i"] == "49" and got.tags["after"] == "end"
+
+
+def test_a_retried_batch_still_pending_is_not_written_twice(tmp_path, monkeypatch):
+    from cairn.entities import RecordBatch
+
+    client, store = _store(tmp_path, monkeypatch, delay="30")
+    run = client.create_run(client.get_or_create_experiment("g").id)
+    first = RecordBatch(run_id=run.id, writer_id="w1", seq=1, time=0,
+                        metrics={"x": ([0], [0], [1.0])})
+    second = RecordBatch(run_id=run.id, writer_id="w1", seq=2, time=0,
+                         metrics={"x": ([1], [1], [2.0])})
+    store.write(first)
+    store.write(second)
+    size = sum(f.stat().st_size for f in (tmp_path / "store" / "runs" / run.id / "journal").iterdir())
+    store.write(second)  # a retry: the same writer and sequence number, still pending
+    assert sum(f.stat().st_size for f in
+               (tmp_path / "store" / "runs" / run.id / "journal").iterdir()) == size
+    assert list(client.get_metric_history(run.id, "x").values) == [1.0, 2.0]
 
 
 def _child(code: str, store: str, delay: str) -> subprocess.CompletedProcess:

@@ -67,6 +67,31 @@ class GroupCommit:
         """Whether a batch of ``run_id`` is still pending (its checks must see it applied)."""
         return run_id in self._runs
 
+    def vouches_for(self, batch: RecordBatch) -> bool | None:
+        """Whether pending batches settle ``batch``'s checks without touching the index.
+
+        A writer's next batch of metrics or tags to a run it has a pending batch for
+        passes the checks that batch passed: the run exists and is open, unless a pending
+        batch ends it.  True: check nothing more; None: a retry of a pending batch (skip
+        it); False: settle and check against the index.
+        """
+        if batch.params or batch.status is not None or batch.create is not None:
+            return False
+        with self._cv:
+            if batch.run_id not in self._runs:
+                return False
+            mine = False
+            for b, _segs, _end in self._items:
+                if b.run_id != batch.run_id:
+                    continue
+                if b.status is not None and b.status.terminal:
+                    return False
+                if b.writer_id == batch.writer_id:
+                    if b.seq >= batch.seq:
+                        return None
+                    mine = True
+            return mine
+
     def settle(self) -> None:
         """Apply everything pending now, in the caller's thread; raise if the index refuses."""
         if not self._items:

@@ -165,7 +165,10 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
             else:
                 # A run's first batch has nothing to check: its writer is new, so no
                 # index or journal holds any of its records yet.
-                if batch.create is None:
+                vouched = self._group.vouches_for(batch) if batch.create is None else True
+                if vouched is None:
+                    return  # a retry of a batch still pending
+                if not vouched:
                     # The checks must see this run's earlier batches applied.
                     index = self.index if self._group.holds(batch.run_id) else self._raw_index()
                     with index.session() as conn:
