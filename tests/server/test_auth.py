@@ -88,6 +88,7 @@ def _model_families(w, model: str, user: str):
     return [
         ("model read", "viewer", ("get", f"/models/{model}", {})),
         ("model versions", "viewer", ("get", f"/models/{model}/versions", {})),
+        ("stage policies", "viewer", ("get", f"/models/{model}/policies", {})),
         ("stage transition", "editor", ("post", f"/models/{model}/versions/1.0.0/stage",
                                         {"json": {"stage": stage}})),
         ("alias", "editor", ("put", f"/models/{model}/aliases/champion",
@@ -219,6 +220,42 @@ def test_missing_or_wrong_tokens_get_401_with_a_clear_message(world):
     assert c.get("/health").status_code == 200  # probes need no token
 
 
+def test_stage_policies_are_read_by_viewers(world):
+    """The web UI reads them to offer *Request* instead of *Move* where approvals are needed."""
+    w = world
+    viewer = {"authorization": f"Bearer {w['tokens']['viewer']}"}
+    r = w["client"].get(f"{API}/models/M/policies", headers=viewer)
+    assert r.status_code == 200, r.text
+    by_stage = {p["stage"]: p for p in r.json()}
+    assert set(by_stage) == {"Development", "Staging", "Production", "Archived"}
+    assert by_stage["Production"]["approvals"] == 1
+    assert by_stage["Staging"]["approvals"] == 0 and by_stage["Staging"]["approvers"] is None
+    assert w["client"].get(f"{API}/models/nope/policies",
+                           headers=w["admin"]).status_code == 404
+    assert w["client"].get(f"{API}/models/M/policies").status_code == 401
+
+
+def test_ui_session_answers_200_whatever_the_token(world):
+    """GET /ui/session: the UI's sign-in check; a missing or bad token is an answer, not a 401."""
+    w = world
+    c = w["client"]
+    url = f"{API}/ui/session"
+    for headers in ({}, {"authorization": "Bearer cairn_nope"},
+                    {"authorization": "Basic dXNlcjpwYXNz"}, {"authorization": "Bearer "}):
+        r = c.get(url, headers=headers)
+        assert r.status_code == 200, (headers, r.text)
+        assert r.json() == {"auth": True, "user": None}, headers
+    assert c.get(url, headers=w["admin"]).json() == {"auth": True, "user": "root"}
+    viewer = {"authorization": f"Bearer {w['tokens']['viewer']}"}
+    assert c.get(url, headers=viewer).json() == {"auth": True, "user": "viewer"}  # nothing else
+    c.post(f"{API}/users", json={"name": "leaving"}, headers=w["admin"])
+    made = c.post(f"{API}/users/leaving/tokens", json={}, headers=w["admin"]).json()
+    mine = {"authorization": f"Bearer {made['token']}"}
+    assert c.get(url, headers=mine).json()["user"] == "leaving"
+    c.delete(f"{API}/tokens/{made['id']}", headers=w["admin"])
+    assert c.get(url, headers=mine).json() == {"auth": True, "user": None}  # revoked
+
+
 def test_tokens_are_hashed_shown_once_and_revocable(world):
     w = world
     c, admin = w["client"], w["admin"]
@@ -253,4 +290,5 @@ def test_auth_is_off_for_the_local_default(tmp_path):
         assert c.get(f"{API}/whoami").json() == {"user": "local", "is_admin": True,
                                                  "auth": False, "bindings": []}
         assert c.post(f"{API}/experiments", json={"name": "x"}).status_code == 201
+        assert c.get(f"{API}/ui/session").json() == {"auth": False, "user": "local"}
     store.close()

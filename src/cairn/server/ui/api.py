@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from ...errors import InvalidArgument, NotFound, PermissionDenied
+from ...errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from ...search import encode_page_token
 from ...store.wire import INT64_MAX, INT64_MIN, jfloat, no_nul, run_to_json
 from ..auth import Principal
@@ -87,6 +87,22 @@ def keys(request: Request, p: User, kind: Annotated[Literal["params", "metrics",
         return {"keys": [], "truncated": False}
     found, truncated = colmod.list_keys(c.store, c.engine, ids, kind, contains, limit)
     return {"keys": found, "truncated": truncated}
+
+
+@router.get("/session",
+            summary="Who the UI signs in as: {auth, user}, 200 whether or not the token is good")
+def session(request: Request) -> dict[str, Any]:
+    # The UI asks this before anything else, and to check a typed token before keeping
+    # it: "sign in first" and "that token was refused" are answers here, not 401s that
+    # the browser would log as console errors.  Nothing but the user's name comes back.
+    c = ctx(request)
+    if not c.settings.auth:
+        return {"auth": False, "user": principal(request).user}
+    try:
+        user = principal(request).user
+    except Unauthenticated:
+        user = None
+    return {"auth": True, "user": user}
 
 
 @router.get("/runs/{run_id}",
