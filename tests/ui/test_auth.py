@@ -31,25 +31,31 @@ def test_token_login_and_sign_out(browser, auth_server):
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: m.type == "error"  # the refused tokens' 401s only
-            and "the server responded with a status of 401" not in m.text
-            and errors.append(m.text))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))  # none at all
+    asked: list[str] = []  # every API request the page makes, with its status
+    page.on("response", lambda r: "/api/" in r.url and asked.append(f"{r.status} {r.url}"))
     try:
+        # The page asks GET /ui/session first: no token, so the form, and no 401.
         page.goto(auth_server + "/")
         expect(page.locator("form.login")).to_contain_text("needs an API token")
+        # A wrong token is checked the same way before it is kept: refused, still no 401.
         page.get_by_label("API token").fill("wrong-token")
         page.get_by_role("button", name="Sign in").click()
         expect(page.locator("form.login")).to_contain_text("refused")
+        assert page.evaluate("localStorage.getItem('cairn.token')") is None
         page.get_by_label("API token").fill(TOKEN)
         page.get_by_role("button", name="Sign in").click()
+        expect(page.locator(".top .whoami")).to_have_text("root")
         page.locator(".picker-button").click()
         expect(page.locator(".menu-item", has_text="secret-experiment")).to_be_visible()
         page.get_by_role("link", name="Sign out").click()
-        expect(page.locator("form.login")).to_be_visible()
+        expect(page.locator("form.login")).to_contain_text("needs an API token")
+        expect(page.locator(".top .whoami")).to_have_count(0)
     finally:
         page.evaluate("localStorage.clear()")
         page.close()
     assert not errors, errors
+    assert asked and all(a.startswith("200 ") for a in asked), asked
 
 
 def test_ui_endpoints_show_only_what_the_caller_may_view(auth_server):
@@ -67,6 +73,10 @@ def test_ui_endpoints_show_only_what_the_caller_may_view(auth_server):
         token = api.post("/users/outsider/tokens", json={"name": "t"}, headers=admin).json()
         them = {"authorization": f"Bearer {token['token']}"}
 
+        assert api.get("/ui/session").json() == {"auth": True, "user": None}
+        assert api.get("/ui/session", headers={"authorization": "Bearer wrong"}).json() == {
+            "auth": True, "user": None}
+        assert api.get("/ui/session", headers=them).json() == {"auth": True, "user": "outsider"}
         assert api.post("/ui/runs", json={}).status_code == 401
         mine = api.post("/ui/runs", json={"columns": ["params.seed"]}, headers=admin).json()
         assert [r["id"] for r in mine["rows"]] == [run]

@@ -42,6 +42,19 @@ export async function api(path, { method = "GET", body, text, query, signal } = 
   return data;
 }
 
+/**
+ * Who this browser signs in as: {auth, user} from GET /ui/session, with `token` (the stored
+ * one by default). The server answers 200 whatever the token, so neither "sign in first"
+ * nor "that token was refused" is a failed request (a 401 the browser logs as an error).
+ */
+export async function session(token = localStorage.getItem("cairn.token")) {
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  const r = await fetch("/api/v1/ui/session", { headers });
+  const data = await r.json().catch(() => null);
+  if (!r.ok || !data) throw new ApiError(r.status, data);
+  return data;
+}
+
 /** Every page of POST /runs/search for a filter (for compare: a handful of runs). */
 export async function searchAll(filter, experimentIds = null) {
   const runs = [];

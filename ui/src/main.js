@@ -2,6 +2,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { h, clear, errorBox } from "./util.js";
+import { session } from "./api.js";
 import { runsPage } from "./pages/runs.js";
 import { runPage } from "./pages/run.js";
 import { comparePage } from "./pages/compare.js";
@@ -30,6 +31,7 @@ export function navigate(url, { replace = false } = {}) {
 }
 
 function render() {
+  if (loginShown) return;  // the sign-in form stays until a token is accepted
   if (dispose) dispose();
   dispose = null;
   const path = location.pathname;
@@ -64,29 +66,74 @@ document.addEventListener("click", (e) => {
 });
 window.addEventListener("popstate", render);
 
-// A team server with auth on answers 401 without a token: ask for one, keep it in this
-// browser (localStorage), and send it as a Bearer token from then on.
+// A team server with auth on needs an API token: ask for one, keep it in this browser
+// (localStorage), and send it as a Bearer token from then on. GET /ui/session says first
+// whether one is needed and whether the stored (or a typed) token is good, so neither a
+// first visit nor a mistyped token makes a request the server refuses.
 let loginShown = false;
-window.addEventListener("cairn:login", (e) => {
-  if (loginShown) return;
+
+function showLogin(why) {
   loginShown = true;
-  const known = !!localStorage.getItem("cairn.token");
   const input = h("input", { type: "password", placeholder: "API token", "aria-label": "API token", size: 48 });
-  const form = h("form", { class: "login", onsubmit: (ev) => {
+  const note = h("p", {}, why);
+  const button = h("button", { class: "primary", type: "submit" }, "Sign in");
+  const form = h("form", { class: "login", onsubmit: async (ev) => {
     ev.preventDefault();
-    localStorage.setItem("cairn.token", input.value.trim());
-    location.reload();
-  } }, h("h2", {}, "Sign in"),
-  h("p", {}, known ? "The saved token was refused: " : "This server needs an API token: ", (e.detail && e.detail.message) || ""),
-  input, " ", h("button", { class: "primary", type: "submit" }, "Sign in"));
+    const token = input.value.trim();
+    if (!token) { clear(note, "Paste an API token first."); return; }
+    button.disabled = true;
+    try {
+      const s = await session(token);
+      if (s.auth && !s.user) {
+        clear(note, "That token was refused: it is unknown, revoked or expired.");
+        input.select();
+        return;
+      }
+      localStorage.setItem("cairn.token", token);
+      location.reload();
+    } catch (err) {
+      clear(note, errorBox(err));
+    } finally {
+      button.disabled = false;
+    }
+  } }, h("h2", {}, "Sign in"), note, input, " ", button);
   clear(root, form);
   input.focus();
-});
-if (localStorage.getItem("cairn.token")) {
-  document.querySelector(".top").append(h("a", { href: "#", class: "signout", onclick: (e) => {
-    e.preventDefault();
-    localStorage.removeItem("cairn.token");
-    location.reload();
-  } }, "Sign out"));
 }
-render();
+
+// A token that stops working later (expired, revoked) still meets a 401 from the API.
+window.addEventListener("cairn:login", (e) => {
+  if (loginShown) return;
+  const why = (e.detail && e.detail.message) || "sign in again.";
+  showLogin(localStorage.getItem("cairn.token") ? `The saved token was refused: ${why}`
+    : `This server needs an API token: ${why}`);
+});
+
+function signOutLink(user) {
+  document.querySelector(".top").append(h("span", { class: "signout" },
+    user ? h("span", { class: "whoami" }, user, " ") : null,
+    h("a", { href: "#", onclick: (e) => {
+      e.preventDefault();
+      localStorage.removeItem("cairn.token");
+      location.reload();
+    } }, "Sign out")));
+}
+
+async function start() {
+  let s = null;
+  try {
+    s = await session();
+  } catch {
+    // No answer (the server is down, or an older one): draw the page, which says what failed.
+  }
+  if (s && s.auth && !s.user) {
+    const known = !!localStorage.getItem("cairn.token");
+    showLogin(known ? "The saved token was refused: it is unknown, revoked or expired. Sign in again."
+      : "This server needs an API token.");
+    return;
+  }
+  if (s && s.auth) signOutLink(s.user);
+  else if (!s && localStorage.getItem("cairn.token")) signOutLink(null);
+  render();
+}
+start();
