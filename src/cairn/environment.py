@@ -45,6 +45,15 @@ _lock = threading.Lock()
 _process: dict[str, Any] | None = None
 _git: dict[str, dict[str, Any] | None] = {}
 _combined: dict[str, dict[str, Any]] = {}
+_real: dict[str, str] = {}  # cwd -> its realpath: a run's start resolved it twice
+
+
+def _resolve(cwd: str | None) -> str:
+    path = cwd if cwd is not None else os.getcwd()
+    real = _real.get(path)
+    if real is None:
+        real = _real[path] = os.path.realpath(path)
+    return real
 
 
 def capture_environment(cwd: str | None = None, shared: bool = False) -> dict[str, Any]:
@@ -55,7 +64,7 @@ def capture_environment(cwd: str | None = None, shared: bool = False) -> dict[st
     part of creating one.
     """
     global _process
-    key = os.path.realpath(cwd if cwd is not None else os.getcwd())
+    key = _resolve(cwd)
     with _lock:
         if _process is None:
             _process = _capture_process()
@@ -73,7 +82,7 @@ def capture_environment_async(cwd: str | None = None, shared: bool = False) -> F
     Once the caches are warm the returned future is already done, so callers that
     create many runs pay no thread start.
     """
-    key = os.path.realpath(cwd if cwd is not None else os.getcwd())
+    key = _resolve(cwd)
     future: Future[dict[str, Any]] = Future()
     if _process is not None and key in _git:
         future.set_result(capture_environment(key, shared))
@@ -98,6 +107,7 @@ def clear_environment_cache() -> None:
         _process = None
         _git.clear()
         _combined.clear()
+        _real.clear()
 
 
 def _copy(value: Any) -> Any:

@@ -169,8 +169,10 @@ class JournalWriter:
         self._fd: int | None = None
         self._end = 0
 
-    def _open(self) -> None:
+    def _open(self, new: bool = False) -> None:
         try:
+            if new:  # a run's first record: its directories do not exist yet
+                raise FileNotFoundError
             fd = os.open(self.path, self._FLAGS, 0o644)
         except FileNotFoundError:
             # A new run: make its directory and the journal directory in it.  Two plain
@@ -191,7 +193,7 @@ class JournalWriter:
     def append(self, batch: RecordBatch, prepared=None, fsync: bool = False) -> tuple[int, int]:
         """Append one record; returns (start offset, end offset)."""
         if self._fd is None:
-            self._open()
+            self._open(new=batch.create is not None)
         data = encode_batch(batch, prepared)
         start = self._end
         view = memoryview(data)

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import CorruptObject
 
 _HEADER = struct.Struct("<cBI")
+_ONE = struct.Struct("<cBIqqd")  # the header and one point, packed at once
 _RAW, _ZSTD = 0, 1
 _COMPRESS_FROM = 256  # below this many points compression costs more than it saves
 
@@ -127,6 +128,12 @@ def _prepare_small(key: str, s: list, t: list, v: list) -> Segment:
     n = len(s)
     if not (len(t) == n == len(v)) or n == 0:
         raise ValueError("steps, timestamps and values must have the same, non-zero length")
+    if n == 1:  # a run's summary metrics, logged once: the common case at run creation
+        x = v[0]
+        m = x if x == x else None
+        return Segment(key, _ONE.pack(b"S", _RAW, 1, s[0], t[0], x), 1, s[0], s[0],
+                       {"value": x, "step": s[0], "timestamp": t[0], "min": m, "max": m,
+                        "count": 1})
     blob = _HEADER.pack(b"S", _RAW, n) + struct.pack(f"<{n}q{n}q{n}d", *s, *t, *v)
     last = max(range(n), key=lambda i: (s[i], t[i], i))  # ties: the last logged, as lexsort
     finite = [x for x in v if x == x]
