@@ -1,7 +1,8 @@
 """Registry pages in Chromium: models, versions, approvals, rollback, stage history.
 
-The tests share the seeded model "digits" and run in file order: the refused move comes
-before the approval that changes its stages.
+The tests share the seeded model "digits" and run in file order: the request made from the
+page comes (and is withdrawn, leaving the seeded one) before the approval that changes its
+stages. No test allows a console error: the page never sends a move a policy refuses.
 """
 
 from __future__ import annotations
@@ -20,16 +21,58 @@ def test_models_list(ui, world):
     expect(page).to_have_url(f"{ui.base}/models/digits")
 
 
-def test_registry_errors_are_shown(ui, world):
-    page = ui.goto("/models/digits")
+def test_a_stage_that_needs_an_approval_is_requested(ui, world):
+    """Production needs an approval: the page offers a request, never a move it would refuse."""
+    import cairn
+
     new = world.versions[1]
+    ann = cairn.Client(str(world.root), user="ann")
+    [seeded] = ann.list_transition_requests("digits")
+    assert (seeded.version, seeded.to_stage) == (new.version, "Production")
+    page = ui.goto("/models/digits")
     newer = page.locator(f'tr[data-version="{new.version}"]')
+    stage = newer.get_by_label(f"stage for {new.version}")
+    note = newer.locator(".policy-note")
     expect(newer.locator(".badge")).to_have_text("Development")
-    ui.expect_console_error("403")  # the policy asks for an approval first
-    newer.get_by_label(f"stage for {new.version}").select_option("Production")
-    newer.get_by_role("button", name="Move").click()
-    expect(page.locator(".error")).to_contain_text("approval")
+    expect(newer.get_by_role("button", name="Move")).to_be_visible()  # Staging: no policy
+    expect(note).to_have_text("")
+
+    # Ann's request is waiting: no second one is offered, and no move.
+    stage.select_option("Production")
+    expect(note).to_contain_text("Production needs 1 approval")
+    expect(note).to_contain_text("the request by ann is waiting")
+    expect(newer.get_by_role("button", name="Move")).to_be_hidden()
+    expect(newer.get_by_role("button", name="Request")).to_be_hidden()
+
+    # She withdraws it; now the page offers a request, with a comment, and says why.
+    ann.reject(seeded.id, comment="asking from the page instead")
+    page.reload()
+    expect(page.locator("text=No pending requests.")).to_be_visible()
+    stage.select_option("Production")
+    expect(note).to_contain_text("Production needs 1 approval by policy: request the move")
+    expect(newer.get_by_role("button", name="Move")).to_be_hidden()
+    newer.get_by_label(f"request comment for {new.version}").fill("better accuracy, again")
+    ui.shot("model-request")
+    newer.get_by_role("button", name="Request").click()
+    expect(page.locator(".ok")).to_contain_text(
+        f"requested: {new.version} → Production, waiting for approval")
+    request = page.locator("table.requests tbody tr")
+    expect(request).to_have_count(1)
+    expect(request).to_contain_text("Development → Production")
+    expect(request).to_contain_text("better accuracy, again")
     expect(newer.locator(".badge")).to_have_text("Development")
+    stage.select_option("Production")
+    expect(note).to_contain_text("the request by local is waiting")
+
+    # The requester may withdraw a request, not approve it (the server would refuse).
+    expect(request.get_by_role("button", name="Approve")).to_have_count(0)
+    request.get_by_role("button", name="Withdraw").click()
+    expect(page.locator(".ok")).to_contain_text(f"withdrawn: {new.version} → Production")
+    expect(page.locator("text=No pending requests.")).to_be_visible()
+    expect(page.locator(".timeline li").first).to_contain_text("request rejected")
+
+    # As the world was: Ann's request waits for the approval the next test gives.
+    ann.request_transition("digits", new.version, "production", comment="better accuracy")
 
 
 def test_approve_then_roll_back_with_a_reason(ui, world):

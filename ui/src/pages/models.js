@@ -1,6 +1,6 @@
 // The model registry: models, versions (semver, bump reasons, stages, aliases),
 // stage-history timeline, approval requests, rollback with a reason.
-import { api } from "../api.js";
+import { api, session } from "../api.js";
 import { h, clear, fmtTime, stageBadge, errorBox, shortId } from "../util.js";
 
 const STAGES = ["Development", "Staging", "Production", "Archived"];
@@ -89,16 +89,55 @@ export function modelPage(root, [name]) {
     try {
       await fn();
       say(null, ok);
-      await load();
     } catch (err) {
       say(err);
     }
+    await load();  // after a refusal too: the page shows what the server now has
   }
 
-  function versionRow(v) {
+  const approvalsText = (pol) => `${pol.approvals} approval${pol.approvals === 1 ? "" : "s"}`
+    + (pol.approvers ? ` by ${pol.approvers.join(", ")}` : "");
+
+  // A stage whose policy needs approvals is reached by a request, never by a direct move
+  // (the server would refuse it with 403): the row offers *Request* with a comment box there,
+  // says why, and offers nothing when a request for that move is already waiting.
+  function versionRow(v, state) {
     const target = h("select", { "aria-label": `stage for ${v.version}` }, STAGES.filter((s) => s !== v.stage).map((s) => h("option", { value: s }, s)));
-    const move = h("button", { onclick: () => act(() => api(`/models/${enc}/versions/${encodeURIComponent(v.version)}/stage`, { method: "POST", body: { stage: target.value } }), `${v.version} moved to ${target.value}`) }, "Move");
-    const ask = h("button", { onclick: () => act(() => api(`/models/${enc}/requests`, { method: "POST", body: { version: v.version, stage: target.value } }), `asked to move ${v.version} to ${target.value}`) }, "Request");
+    const url = `/models/${enc}/versions/${encodeURIComponent(v.version)}/stage`;
+    const move = h("button", { onclick: () => {
+      const stage = target.value;
+      act(async () => {
+        // The policy may have changed since the page was drawn: ask again before moving.
+        const pols = await api(`/models/${enc}/policies`);
+        const pol = pols.find((p) => p.stage === stage);
+        if (pol && pol.approvals > 0) {
+          throw new Error(`${stage} now needs ${approvalsText(pol)}: request the move instead.`);
+        }
+        await api(url, { method: "POST", body: { stage } });
+      }, `${v.version} moved to ${stage}`);
+    } }, "Move");
+    const comment = h("input", { placeholder: "comment for the approvers", "aria-label": `request comment for ${v.version}`, size: 24 });
+    const ask = h("button", { class: "primary", onclick: () => {
+      const stage = target.value;
+      act(() => api(`/models/${enc}/requests`, { method: "POST", body: { version: v.version, stage, comment: comment.value } }),
+        `requested: ${v.version} → ${stage}, waiting for approval`);
+    } }, "Request");
+    const note = h("div", { class: "policy-note muted" });
+    const show = (el, on) => { el.style.display = on ? "" : "none"; };
+    const update = () => {
+      const stage = target.value;
+      const pol = state.policies[stage];
+      const needs = !!pol && pol.approvals > 0;
+      const waiting = state.requests.find((r) => r.version === v.version && r.to_stage === stage);
+      show(move, !needs);
+      show(comment, needs && !waiting);
+      show(ask, needs && !waiting);
+      if (waiting) clear(note, `${stage} needs ${approvalsText(pol)}; the request by ${waiting.requested_by} is waiting (below).`);
+      else if (needs) clear(note, `${stage} needs ${approvalsText(pol)} by policy: request the move; it happens once approved.`);
+      else clear(note);
+    };
+    target.addEventListener("change", update);
+    update();
     const toggle = h("a", { href: "#", class: "version-link", onclick: (e) => {
       e.preventDefault();
       const row = e.target.closest("tr");
@@ -114,19 +153,30 @@ export function modelPage(root, [name]) {
       h("td", {}, v.source_run_id ? h("a", { href: `/runs/${v.source_run_id}` }, shortId(v.source_run_id)) : "—"),
       h("td", {}, v.flavor),
       h("td", {}, fmtTime(v.created_at), h("div", { class: "muted" }, v.created_by)),
-      h("td", { class: "actions" }, target, move, ask,
-        h("a", { href: `/lineage?node=${encodeURIComponent(`model:${name}@${v.version}`)}` }, "lineage")));
+      h("td", { class: "actions" }, target, move, comment, ask,
+        h("a", { href: `/lineage?node=${encodeURIComponent(`model:${name}@${v.version}`)}` }, "lineage"), note));
   }
 
-  function requestRow(r) {
+  // The server never lets a requester approve their own request, and a policy may name its
+  // approvers: the row offers only what this user may do (the requester may withdraw).
+  function requestRow(r, state) {
     const comment = h("input", { placeholder: "comment", "aria-label": `comment on ${r.id}` });
+    const pol = state.policies[r.to_stage];
+    const own = state.user !== null && r.requested_by === state.user;
+    const named = !pol || !pol.approvers || state.user === null || pol.approvers.includes(state.user);
+    const decide = (how, ok) => act(() => api(`/models/requests/${r.id}/${how}`, { method: "POST", body: { comment: comment.value } }), ok);
+    const actions = own
+      ? [h("button", { class: "danger", onclick: () => decide("reject", `withdrawn: ${r.version} → ${r.to_stage}`) }, "Withdraw"),
+        h("span", { class: "muted" }, " yours: another approver decides")]
+      : named
+        ? [h("button", { class: "primary", onclick: () => decide("approve", `approved: ${r.version} → ${r.to_stage}`) }, "Approve"),
+          h("button", { class: "danger", onclick: () => decide("reject", `rejected: ${r.version} → ${r.to_stage}`) }, "Reject")]
+        : [h("span", { class: "muted" }, `approvers: ${pol.approvers.join(", ")}`)];
     return h("tr", { "data-request": r.id },
       h("td", {}, r.version), h("td", {}, `${r.from_stage} → ${r.to_stage}`), h("td", {}, r.requested_by),
       h("td", {}, fmtTime(r.requested_at)), h("td", {}, `${r.approvals.length}/${r.required || 1}`),
       h("td", {}, r.comment),
-      h("td", { class: "actions" }, comment,
-        h("button", { class: "primary", onclick: () => act(() => api(`/models/requests/${r.id}/approve`, { method: "POST", body: { comment: comment.value } }), `approved: ${r.version} → ${r.to_stage}`) }, "Approve"),
-        h("button", { class: "danger", onclick: () => act(() => api(`/models/requests/${r.id}/reject`, { method: "POST", body: { comment: comment.value } }), `rejected: ${r.version} → ${r.to_stage}`) }, "Reject")));
+      h("td", { class: "actions" }, own || named ? comment : null, actions));
   }
 
   function rollbackForm(versions) {
@@ -163,17 +213,19 @@ export function modelPage(root, [name]) {
 
   async function load() {
     try {
-      const [model, versions, requests, history] = await Promise.all([
-        api(`/models/${enc}`), api(`/models/${enc}/versions`), api(`/models/${enc}/requests`), api(`/models/${enc}/history`)]);
+      const [model, versions, requests, history, policies, me] = await Promise.all([
+        api(`/models/${enc}`), api(`/models/${enc}/versions`), api(`/models/${enc}/requests`), api(`/models/${enc}/history`),
+        api(`/models/${enc}/policies`), session().catch(() => ({ user: null }))]);
+      const state = { policies: Object.fromEntries(policies.map((p) => [p.stage, p])), requests, user: me.user };
       clear(head, h("h1", {}, model.name), model.description ? h("p", {}, model.description) : null,
         h("div", { class: "muted" }, `created by ${model.created_by} on ${fmtTime(model.created_at)}`));
       const sorted = [...versions].reverse();
       clear(versionsBox, h("table", { class: "grid versions" },
         h("thead", {}, h("tr", {}, ["version", "stage", "aliases", "bump", "run", "flavor", "created", ""].map((t) => h("th", {}, t)))),
-        h("tbody", {}, sorted.map(versionRow))));
+        h("tbody", {}, sorted.map((v) => versionRow(v, state)))));
       clear(requestsBox, requests.length ? h("table", { class: "grid requests" },
         h("thead", {}, h("tr", {}, ["version", "transition", "asked by", "when", "approvals", "comment", ""].map((t) => h("th", {}, t)))),
-        h("tbody", {}, requests.map(requestRow))) : h("p", { class: "muted" }, "No pending requests."));
+        h("tbody", {}, requests.map((r) => requestRow(r, state)))) : h("p", { class: "muted" }, "No pending requests."));
       clear(rollbackBox, rollbackForm(sorted));
       clear(historyBox, timeline(history));
       if (!atBox.childElementCount) clear(atBox, atForm());
