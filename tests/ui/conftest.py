@@ -89,8 +89,7 @@ class Page:
         self.base = base
         self.shots = shots
         self.page = context.new_page()
-        self.errors: list[str] = []
-        self.allowed: list[str] = []
+        self.errors: list[str] = []  # none is allowed: an expected state is an answer, not a 4xx
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
 
@@ -107,17 +106,6 @@ class Page:
         self.page.screenshot(path=str(path))
         return path
 
-    def expect_console_error(self, status: str) -> None:
-        """A refused request the test provokes on purpose (say, a 403 from a stage policy).
-
-        Chromium logs every response with an error status as a console error; this
-        allows that one status and nothing else (no script error, no other status).
-        """
-        self.allowed.append(f"the server responded with a status of {status}")
-
-    def unexpected_errors(self) -> list[str]:
-        return [e for e in self.errors if not any(a in e for a in self.allowed)]
-
 
 @pytest.fixture
 def ui(browser, server, tmp_path):
@@ -125,6 +113,6 @@ def ui(browser, server, tmp_path):
     shots.mkdir(parents=True, exist_ok=True)
     tab = Page(browser, server, shots)
     yield tab
-    errors = tab.unexpected_errors()
+    errors = list(tab.errors)
     tab.page.close()
     assert not errors, "the page logged errors:\n" + "\n".join(errors)
