@@ -91,6 +91,9 @@ def test_ui_endpoints_show_only_what_the_caller_may_view(auth_server):
         assert page.status_code == 200
         assert page.json()["run"] is None and page.json()["status"] == 403
         assert api.get(f"/ui/runs/{run}").status_code == 401  # no token: the sign-in form
+        hidden = api.get("/ui/models/anything", headers=them)  # the model page: 200, nothing
+        assert hidden.status_code == 200 and hidden.json()["model"] is None
+        assert hidden.json()["status"] == 403
         r = api.post("/ui/compare/aggregate", json={"run_ids": [run], "metric": "loss"},
                      headers=them)
         assert r.status_code == 403

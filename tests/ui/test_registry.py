@@ -141,3 +141,11 @@ def test_reject_a_request_with_a_comment(ui, world):
     expect(page.locator(f'tr[data-version="{new.version}"] .badge')).not_to_have_text("Production")
     expect(page.locator('tr[data-version="1.0.0"] .badge')).to_have_text("Production")
     expect(page.locator(".timeline li").first).to_contain_text("request rejected")
+
+
+def test_unknown_model_says_so(ui):
+    page = ui.goto("/models/no-such-model")  # and logs no console error (the fixture checks)
+    expect(page.locator("h1")).to_have_text("Model not found")
+    expect(page.locator(".error")).to_contain_text("no-such-model")
+    page.get_by_role("link", name="All models").click()
+    expect(page.locator("table.models")).to_contain_text("digits")

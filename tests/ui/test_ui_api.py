@@ -135,3 +135,20 @@ def test_run_for_its_page_answers_200_also_when_there_is_none(api, world):
         body = r.json()
         assert body["run"] is None and body["status"] == 404
         assert "does not exist" in body["message"]
+
+
+def test_model_page_answers_for_an_unknown_model(api, world):
+    r = api.get(f"{UI}/models/digits")
+    assert r.status_code == 200 and r.json()["model"]["name"] == "digits"
+    assert r.json()["status"] == 200 and r.json()["message"] is None
+    for name in ("no-such-model", "x" * 300):
+        r = api.get(f"{UI}/models/{name}")
+        assert r.status_code == 200, r.text
+        assert r.json()["model"] is None and r.json()["status"] == 404
+        assert name[:20] in r.json()["message"]
+
+
+def test_session_with_auth_off_names_the_local_user(api):
+    assert api.get(f"{UI}/session").json() == {"auth": False, "user": "local"}
+    wrong = api.get(f"{UI}/session", headers={"authorization": "Bearer wrong"})
+    assert wrong.status_code == 200 and wrong.json() == {"auth": False, "user": "local"}

@@ -213,8 +213,14 @@ export function modelPage(root, [name]) {
 
   async function load() {
     try {
-      const [model, versions, requests, history, policies, me] = await Promise.all([
-        api(`/models/${enc}`), api(`/models/${enc}/versions`), api(`/models/${enc}/requests`), api(`/models/${enc}/history`),
+      // A mistyped name is an answer (200, model null), not a 404 the browser logs.
+      const { model, message: missing } = await api(`/ui/models/${enc}`);
+      if (!model) {
+        clear(root, h("h1", {}, "Model not found"), errorBox(missing), h("a", { href: "/models" }, "All models"));
+        return;
+      }
+      const [versions, requests, history, policies, me] = await Promise.all([
+        api(`/models/${enc}/versions`), api(`/models/${enc}/requests`), api(`/models/${enc}/history`),
         api(`/models/${enc}/policies`), session().catch(() => ({ user: null }))]);
       const state = { policies: Object.fromEntries(policies.map((p) => [p.stage, p])), requests, user: me.user };
       clear(head, h("h1", {}, model.name), model.description ? h("p", {}, model.description) : null,

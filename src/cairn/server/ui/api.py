@@ -7,6 +7,8 @@ compare page for statistics computed here (numpy, not the browser).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -121,6 +123,27 @@ def run_page(request: Request, p: User,
     except (NotFound, PermissionDenied) as exc:
         return {"run": None, "status": exc.http_status, "message": exc.message}
     return {"run": run_to_json(run), "status": 200, "message": None}
+
+
+@router.get("/models/{name}",
+            summary="A registered model for its page: 200 with model=null, the status and the "
+                    "message when there is none to show")
+def model_page(request: Request, p: User,
+               name: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
+    # As the run page: a mistyped model name in the address bar is an answer, not a 404.
+    from ..routes._json import finite
+    from ..routes.models import _registry
+
+    c = ctx(request)
+    try:
+        if len(name) > 256 or "\x00" in name:
+            raise NotFound(f"registered model {name[:256]!r} does not exist")
+        c.guard.require(p, "viewer", "model", name)
+        model = _registry(c, p).get_registered_model(name)
+    except (NotFound, PermissionDenied) as exc:
+        return {"model": None, "status": exc.http_status, "message": exc.message}
+    data = json.loads(json.dumps(dataclasses.asdict(model), default=str))
+    return {"model": finite(data), "status": 200, "message": None}
 
 
 @router.get("/runs/{run_id}/series",
