@@ -33,6 +33,19 @@ def test_data_set_versions_files_and_diff(ui):
     assert page.url.endswith("/datasets/digits-data?version=1")
 
 
+def test_unknown_data_set_or_version_says_so(ui):
+    page = ui.goto("/datasets/no-such-data")  # and logs no console error (the fixture checks)
+    expect(page.locator("h1")).to_have_text("Data set not found")
+    expect(page.locator(".error")).to_contain_text("no-such-data")
+    page = ui.goto("/datasets/digits-data?version=99")
+    expect(page.locator("table.versions tbody tr")).to_have_count(2)
+    expect(page.locator(".error")).to_contain_text("digits-data has no version 99")
+    page = ui.goto("/datasets/digits-data?version=gold")  # an alias is a version too
+    expect(page.locator("h2", has_text="digits-data@gold")).to_be_visible()
+    expect(page.locator("ul.tree").first).to_contain_text("README.md")  # @gold is @2
+    expect(page.locator(".error")).to_have_count(0)
+
+
 def test_lineage_from_a_model_version_reaches_data_and_run(ui, world):
     page = ui.goto(f"/lineage?node=model:digits@{world.versions[1].version}")
     graph = page.locator("svg.graph")

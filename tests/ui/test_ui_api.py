@@ -152,3 +152,14 @@ def test_session_with_auth_off_names_the_local_user(api):
     assert api.get(f"{UI}/session").json() == {"auth": False, "user": "local"}
     wrong = api.get(f"{UI}/session", headers={"authorization": "Bearer wrong"})
     assert wrong.status_code == 200 and wrong.json() == {"auth": False, "user": "local"}
+
+
+def test_data_set_page_answers_for_an_unknown_data_set(api):
+    r = api.get(f"{UI}/datasets/digits-data").json()
+    assert [v["version"] for v in r["versions"]] == [1, 2] and r["status"] == 200
+    assert "stats" not in r["versions"][0]
+    for name in ("no-such-data", "x" * 300):
+        r = api.get(f"{UI}/datasets/{name}")
+        assert r.status_code == 200, r.text
+        assert r.json()["versions"] is None and r.json()["status"] == 404
+        assert name[:20] in r.json()["message"]

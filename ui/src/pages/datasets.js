@@ -100,7 +100,12 @@ export function datasetPage(root, [name], params, navigate) {
         : h("pre", { class: "preview-text" }, JSON.stringify(s, null, 2))));
   }
 
-  api(`/datasets/${enc}/versions`).then((versions) => {
+  // A mistyped name is an answer (200, versions null), not a 404 the browser logs.
+  api(`/ui/datasets/${enc}`).then(({ versions, message }) => {
+    if (!versions) {
+      clear(root, h("h1", {}, "Data set not found"), errorBox(message), h("a", { href: "/datasets" }, "All data sets"));
+      return;
+    }
     const a = h("select", { "aria-label": "diff from" }, versions.map((v) => h("option", { value: v.version }, `@${v.version}`)));
     const b = h("select", { "aria-label": "diff to" }, versions.map((v) => h("option", { value: v.version }, `@${v.version}`)));
     if (versions.length > 1) { a.value = versions[versions.length - 2].version; b.value = versions[versions.length - 1].version; }
@@ -121,7 +126,9 @@ export function datasetPage(root, [name], params, navigate) {
         h("td", {}, fmtTime(v.created_at), h("div", { class: "muted" }, v.created_by)),
         h("td", {}, v.message))))));
     const chosen = params.get("version") || (versions.length ? versions[versions.length - 1].version : null);
-    if (chosen !== null) show(chosen);
+    const known = (sel) => sel === "latest" || versions.some((v) => String(v.version) === String(sel).replace(/^v/, "") || (v.aliases || []).includes(sel));
+    if (chosen !== null && !known(chosen)) clear(detail, errorBox(`${name} has no version ${chosen}.`));
+    else if (chosen !== null) show(chosen);
   }).catch((err) => clear(versionsBox, errorBox(err)));
   void navigate;
   return null;

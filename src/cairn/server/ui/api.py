@@ -146,6 +146,27 @@ def model_page(request: Request, p: User,
     return {"model": finite(data), "status": 200, "message": None}
 
 
+@router.get("/datasets/{name:path}",
+            summary="A data set's versions for its page: 200 with versions=null, the status and "
+                    "the message when there is none to show")
+def dataset_page(request: Request, p: User,
+                 name: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
+    # As GET /datasets/{name}/versions, but a mistyped name is an answer, not a 404.
+    from ..routes._json import finite
+    from ..routes.datasets import _datasets, _read, _version_json
+
+    c = ctx(request)
+    try:
+        if len(name) > 256 or "\x00" in name:
+            raise NotFound(f"no data set named {name[:256]!r}")
+        _read(c, p)
+        versions = [_version_json(v) for v in _datasets(c, p).versions(name)]
+    except (NotFound, PermissionDenied) as exc:
+        return {"versions": None, "status": exc.http_status, "message": exc.message}
+    data = json.loads(json.dumps(versions, default=str))
+    return {"versions": finite(data), "status": 200, "message": None}
+
+
 @router.get("/runs/{run_id}/series",
             summary="Chart data for metric keys: exact when it fits `points`, else min/max envelope")
 def run_series(request: Request, p: User, run_id: Annotated[str, Path(min_length=1, max_length=64)],
