@@ -54,7 +54,10 @@ def make_engine(url: str) -> Engine:
             conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # No ping before each checkout: it was a round trip (and a PostgreSQL wake-up) per
+    # transaction.  After a database restart the first use of each stale connection fails
+    # as StoreUnavailable (a 503 the clients retry) and SQLAlchemy recycles the pool.
+    return sa.create_engine(url, pool_pre_ping=False)
 
 
 @contextmanager
