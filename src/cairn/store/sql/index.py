@@ -47,6 +47,8 @@ _STATEMENTS = {
     "experiment_by_name": 'SELECT id FROM experiments WHERE name = ?',
     "experiment_row_by_name": 'SELECT id, name, created_at, lifecycle, tags FROM experiments '
                               'WHERE name = ?',
+    "experiment_row_by_id": 'SELECT id, name, created_at, lifecycle, tags FROM experiments '
+                            'WHERE id = ?',
     "update_env": 'UPDATE runs SET env = ? WHERE id = ?',
     "get_doc": 'SELECT doc, summaries FROM runs WHERE id = ?',
     "set_doc": 'UPDATE runs SET doc = ?, summaries = ? WHERE id = ?',
@@ -216,9 +218,9 @@ class SqlIndex:
 
     def get_experiment(self, experiment_id: str) -> Experiment | None:
         with self.session() as conn:
-            row = conn.execute(sa.select(T.experiments).where(
-                T.experiments.c.id == experiment_id)).first()
-        return None if row is None else self._experiment(row)
+            rows = _fetchall(conn, _sql(conn, "experiment_row_by_id"), (experiment_id,))
+        return Experiment(rows[0][0], rows[0][1], rows[0][2], rows[0][3],
+                          json.loads(rows[0][4])) if rows else None
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self.session() as conn:
@@ -258,8 +260,13 @@ class SqlIndex:
             raise RunFinished(f"run {batch.run_id} is {status}: its params, metrics and status "
                               "are immutable (tags and notes stay editable)")
         if batch.params:
-            existing = dict(conn.execute(sa.select(T.params.c.key, T.params.c.value).where(
-                T.params.c.run_id == batch.run_id, T.params.c.key.in_(list(batch.params)))).all())
+            ph = "%s" if conn.dialect.name == "postgresql" else "?"
+            keys = list(batch.params)
+            existing: dict[str, str] = {}
+            for part in _chunks(keys):
+                existing.update(_fetchall(
+                    conn, f"SELECT key, value FROM params WHERE run_id = {ph} AND key IN "
+                          f"({', '.join([ph] * len(part))})", (batch.run_id, *part)))
             for key, value in batch.params.items():
                 if key in existing and existing[key] != value:
                     raise InvalidArgument(
@@ -506,7 +513,7 @@ class SqlIndex:
 
     def _build_runs(self, conn: Connection, rows: Sequence[tuple], with_env: bool,
                     stale_before: int | None) -> list[Run]:
-        exp_names = dict(_fetchall(conn, "SELECT id, name FROM experiments", ()))
+        exp_names = self._experiment_names(conn, {row[2] for row in rows})
         out = []
         for row in rows:
             (rid, name, exp_id, status_text, start, end_time, user, parent, lifecycle,
@@ -536,6 +543,18 @@ class SqlIndex:
                 params=doc["p"], tags=doc["t"], metrics=metrics,
                 env=json.loads(row[12]) if with_env else {}, lifecycle=lifecycle,
                 heartbeat=heartbeat, metric_summaries=summaries))
+        return out
+
+    @staticmethod
+    def _experiment_names(conn: Connection, ids: set[str]) -> dict[str, str]:
+        """id -> name of the given experiments (a page of runs names one or a few)."""
+        if not ids:
+            return {}
+        ph = "%s" if conn.dialect.name == "postgresql" else "?"
+        out: dict[str, str] = {}
+        for part in _chunks(sorted(ids)):
+            out.update(_fetchall(conn, f"SELECT id, name FROM experiments WHERE id IN "
+                                       f"({', '.join([ph] * len(part))})", tuple(part)))
         return out
 
     def search(self, experiment_ids: Sequence[str] | None, flt: Any, order: Any, offset: int,
@@ -659,6 +678,12 @@ class _Summaries(Mapping):
         if hit is None:
             hit = self._cache[key] = _latest(key, self._parsed()[key])
         return hit
+
+    def position(self, key: str) -> tuple[int, int] | None:
+        """``(step, timestamp)`` of the key's latest point, without building its summary
+        (what an MLflow run's metric list shows of each key)."""
+        m = self._parsed().get(key)
+        return None if m is None else (m[2], m[3])
 
     def __iter__(self):
         return iter(self._parsed())
