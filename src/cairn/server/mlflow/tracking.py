@@ -304,9 +304,10 @@ def create_run(c: ServerContext, p: Principal, r: Params) -> dict:
         get_run(c, p, parent)
     tags.pop(RUN_NAME_TAG, None)  # the run's name is an attribute; the tag is derived from it
     user = r.text("user_id") or tags.get("mlflow.user") or p.user
+    start = r.integer("start_time") or now_ms()
     create = {"experiment_id": exp.id, "experiment_name": exp.name,
               "experiment_created_at": exp.created_at, "name": name, "parent_id": parent,
-              "user": user, "start_time": r.integer("start_time") or now_ms(),
+              "user": user, "start_time": start,
               # MLflow's client sends no heartbeats: its runs stay RUNNING until it ends
               # them, as on MLflow, instead of reading as KILLED after
               # CAIRN_HEARTBEAT_TIMEOUT without a write (each write keeps the later one).
@@ -314,7 +315,11 @@ def create_run(c: ServerContext, p: Principal, r: Params) -> dict:
     write(c, p, run_id=run_id, create=create, tags=tags)
     c.audit(p, "run.create", f"runs/{run_id}", None,
             {"experiment_id": exp.id, "name": name, "tags": tags, "via": "mlflow"})
-    return {"run": run_json(c.store.get_run(run_id))}
+    # The new run is exactly what the batch says: answer without reading it back.
+    return {"run": run_json(Run(id=run_id, name=name, experiment_id=exp.id, experiment=exp.name,
+                                status=RunStatus.RUNNING, start_time=start, end_time=None,
+                                user=user, parent_id=parent, tags=tags,
+                                heartbeat=NEVER_STALE))}
 
 
 def get_run_route(c: ServerContext, p: Principal, r: Params) -> dict:
@@ -333,8 +338,10 @@ def rename_run(c: ServerContext, p: Principal, run: Run, name: str) -> None:
 def update_run(c: ServerContext, p: Principal, r: Params) -> dict:
     run = get_run(c, p, r.run_id(), "editor")
     name = r.text("run_name")
+    reread = False
     if name and name != run.name:
         rename_run(c, p, run, name)
+        reread = True
     status_text = r.text("status")
     if status_text:
         status = _STATUSES.get(status_text)
@@ -342,10 +349,15 @@ def update_run(c: ServerContext, p: Principal, r: Params) -> dict:
             raise invalid(f"Invalid value {status_text!r} for parameter 'status'")
         end = r.integer("end_time") if status.terminal else None
         if status.terminal or run.status is not RunStatus.RUNNING:
-            write(c, p, run_id=run.id, status=status, end_time=end or now_ms())
+            end_time = end or now_ms()
+            write(c, p, run_id=run.id, status=status, end_time=end_time)
             c.audit(p, "run.end", f"runs/{run.id}", {"status": run.status.value},
                     {"status": status.value, "via": "mlflow"})
-    return {"run_info": run_info_json(c.store.get_run(run.id))}
+            if status.terminal:  # what the index now holds: that status, that end
+                run = dataclasses.replace(run, status=status, end_time=end_time)
+            else:  # a presumed-dead run revived: its heartbeat decides what it reads as
+                reread = True
+    return {"run_info": run_info_json(c.store.get_run(run.id) if reread else run)}
 
 
 def _set_lifecycle(c: ServerContext, p: Principal, r: Params, lifecycle: str) -> dict:
