@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -100,3 +101,16 @@ def test_filter_semantics():
     assert [i["n"] for i in _filters.sort(items, order, lambda i, k: i[k])] == ["b", "c", "a"]
     with pytest.raises(errors.InvalidFilter):
         _filters.parse_order(["t SIDEWAYS"], {"t": "t"})
+
+
+def test_dumps_matches_the_json_module():
+    # orjson answers most payloads; the json module the ones with null or huge integers.
+    for payload in ({"runs": [{"a": 1.5, "b": "x\u00e9", "c": [1, 2]}]}, {"v": None},
+                    {"s": "null"}, {"big": 1 << 70}, {1: "non-string key"}, {"i": math.inf}):
+        try:
+            expected = json.loads(json.dumps(payload, allow_nan=False))
+        except ValueError:
+            with pytest.raises(ValueError):
+                dumps(payload)
+            continue
+        assert json.loads(dumps(payload)) == expected

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
+import orjson
+
 from ...entities import Experiment, Run
 from ...errors import (
     AlreadyExists, CairnError, Conflict, InvalidArgument, MissingDependency, NotFound,
@@ -214,8 +216,20 @@ def to_float(value: Any, what: str) -> float:
 
 
 def dumps(payload: Any) -> bytes:
-    """JSON with int64 as numbers; floats must already be finite or "NaN"/"Infinity"."""
-    return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+    """JSON with int64 as numbers; floats must already be finite or "NaN"/"Infinity".
+
+    orjson first (a page of runs encodes several times faster).  It writes a NaN or an
+    infinity as ``null``, so an answer with ``null`` in it, and one orjson cannot encode
+    (an integer beyond 64 bits, a key that is not a string), goes through the json
+    module, which refuses raw non-finite floats.
+    """
+    try:
+        out = orjson.dumps(payload)
+    except TypeError:
+        out = None
+    if out is None or b"null" in out:
+        return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+    return out
 
 
 # -- entities -----------------------------------------------------------------------
@@ -267,10 +281,17 @@ def run_tags(run: Run) -> dict[str, str]:
 
 def run_json(run: Run) -> dict[str, Any]:
     metrics = []
+    summaries = run.metric_summaries
+    # An indexed run's summaries tell a key's (step, timestamp) without building the whole
+    # summary: most of the cost of a page of search results otherwise.
+    position = getattr(summaries, "position", None)
     for key, value in run.metrics.items():
-        m = run.metric_summaries.get(key)
-        metrics.append({"key": key, "value": jfloat(float(value)),
-                        "timestamp": m.timestamp if m else 0, "step": m.step if m else 0})
+        if position is not None:
+            step, ts = position(key) or (0, 0)
+        else:
+            m = summaries.get(key)
+            step, ts = (m.step, m.timestamp) if m else (0, 0)
+        metrics.append({"key": key, "value": jfloat(float(value)), "timestamp": ts, "step": step})
     out: dict[str, Any] = {
         "info": run_info_json(run),
         "data": {"metrics": metrics, "params": kv(run.params), "tags": kv(run_tags(run))},
