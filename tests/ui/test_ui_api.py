@@ -148,6 +148,16 @@ def test_model_page_answers_for_an_unknown_model(api, world):
         assert name[:20] in r.json()["message"]
 
 
+def test_with_auth_off_the_pages_may_do_everything(api, world):
+    """`can` on the run and model pages: auth off, the local user is an admin."""
+    r = api.get(f"{UI}/models/digits").json()
+    assert r["can"] == {"edit": True, "approve": True, "admin": True}
+    r = api.get(f"{UI}/runs/{world.runs['cnn-lr0.1-s0']}").json()
+    assert r["can"] == {"edit": True}
+    assert api.get(f"{UI}/runs/does-not-exist").json()["can"] is None
+    assert api.get(f"{UI}/models/no-such-model").json()["can"] is None
+
+
 def test_session_with_auth_off_names_the_local_user(api):
     assert api.get(f"{UI}/session").json() == {"auth": False, "user": "local"}
     wrong = api.get(f"{UI}/session", headers={"authorization": "Bearer wrong"})

@@ -108,8 +108,8 @@ def session(request: Request) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}",
-            summary="A run for its page: 200 with run=null, the status and the message when "
-                    "there is none to show")
+            summary="A run for its page, with what the caller may change (`can`): 200 with "
+                    "run=null, the status and the message when there is none to show")
 def run_page(request: Request, p: User,
              run_id: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
     # A stale link to a deleted run or a mistyped id is an ordinary state of the run
@@ -121,13 +121,34 @@ def run_page(request: Request, p: User,
         require_run(c, p, run_id, "viewer")
         run = c.store.get_run(run_id)
     except (NotFound, PermissionDenied) as exc:
-        return {"run": None, "status": exc.http_status, "message": exc.message}
-    return {"run": run_to_json(run), "status": 200, "message": None}
+        return {"run": None, "status": exc.http_status, "message": exc.message, "can": None}
+    return {"run": run_to_json(run), "status": 200, "message": None, "can": run_can(c, p, run)}
+
+
+def run_can(c: ServerContext, p: Principal, run: Any) -> dict[str, bool]:
+    """What the caller may change on a run, as the run routes' guard decides: ``edit`` (tags,
+    notes, logging, ending it) needs the editor role on the run's experiment."""
+    return {"edit": c.guard.allows(p, "editor", "experiment", run.experiment_id)}
+
+
+def model_can(c: ServerContext, p: Principal, name: str) -> dict[str, bool]:
+    """What the caller may do to a registered model, as the model routes' guard decides.
+
+    ``edit`` (editor): move versions, request transitions, set aliases, roll back;
+    ``approve`` (approver): approve or reject requests, withdrawing one's own included;
+    ``admin``: set stage policies.  These are the roles only: the registry also refuses a
+    requester's approval of their own request, and, where a stage's policy names its
+    approvers, a decision or rollback by anyone else; the page checks those rules itself from
+    the requests and policies it reads.
+    """
+    return {"edit": c.guard.allows(p, "editor", "model", name),
+            "approve": c.guard.allows(p, "approver", "model", name),
+            "admin": c.guard.allows(p, "admin", "model", name)}
 
 
 @router.get("/models/{name}",
-            summary="A registered model for its page: 200 with model=null, the status and the "
-                    "message when there is none to show")
+            summary="A registered model for its page, with what the caller may do (`can`): 200 "
+                    "with model=null, the status and the message when there is none to show")
 def model_page(request: Request, p: User,
                name: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
     # As the run page: a mistyped model name in the address bar is an answer, not a 404.
@@ -141,9 +162,9 @@ def model_page(request: Request, p: User,
         c.guard.require(p, "viewer", "model", name)
         model = _registry(c, p).get_registered_model(name)
     except (NotFound, PermissionDenied) as exc:
-        return {"model": None, "status": exc.http_status, "message": exc.message}
+        return {"model": None, "status": exc.http_status, "message": exc.message, "can": None}
     data = json.loads(json.dumps(dataclasses.asdict(model), default=str))
-    return {"model": finite(data), "status": 200, "message": None}
+    return {"model": finite(data), "status": 200, "message": None, "can": model_can(c, p, name)}
 
 
 @router.get("/datasets/{name:path}",
