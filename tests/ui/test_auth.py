@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from contextlib import contextmanager
+
 import pytest
 from playwright.sync_api import expect
 
@@ -15,8 +18,12 @@ def auth_server(tmp_path_factory):
     from cairn.server import ServerSettings, create_app
     from cairn.store.local import LocalStore
 
-    store = LocalStore(tmp_path_factory.mktemp("auth") / "store")
+    tmp = tmp_path_factory.mktemp("auth")
+    store = LocalStore(tmp / "store")
     store.create_experiment("secret-experiment")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAIRN_KEYS_DIR", str(tmp / "keys"))  # never the developer's signing keys
+        _guarded_model(store)
     app = create_app(store, settings=ServerSettings(auth=True, bootstrap_token=TOKEN,
                                                     bootstrap_user="root"))
     app.state.cairn.start()
@@ -25,6 +32,24 @@ def auth_server(tmp_path_factory):
             yield url
     finally:
         store.close()
+
+
+def _guarded_model(store) -> None:
+    """Model "guarded": 1.0.0 and 1.1.0 in Development; Production needs an approval, and
+    root's request to move 1.0.0 there is waiting."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    import cairn
+
+    client = cairn.Client(store.uri, user="root")
+    client._store = store
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.2], [1.0, 0.9]])
+    y = np.array([0, 1, 0, 1])
+    for C in (1.0, 0.5):
+        client.register_model("guarded", LogisticRegression(C=C).fit(X, y), params={"C": C})
+    client.set_stage_policy("guarded", "production", approvals=1)
+    client.request_transition("guarded", "1.0.0", "production", comment="first release")
 
 
 def test_token_login_and_sign_out(browser, auth_server):
@@ -97,3 +122,144 @@ def test_ui_endpoints_show_only_what_the_caller_may_view(auth_server):
         r = api.post("/ui/compare/aggregate", json={"run_ids": [run], "metric": "loss"},
                      headers=them)
         assert r.status_code == 403
+
+
+# -- roles: the pages offer only what the server would accept -------------------------------
+
+def _admin():
+    return {"authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def team(auth_server):
+    """Experiment "team" with one run, and three users with tokens: vic views the experiment
+    and model "guarded", ed edits both, amy approves the model's requests (and nothing on
+    the experiment)."""
+    import httpx
+
+    roles = {"vic": [("experiment", "viewer"), ("model", "viewer")],
+             "ed": [("experiment", "editor"), ("model", "editor")],
+             "amy": [("model", "approver")]}
+    with httpx.Client(base_url=auth_server + "/api/v1", timeout=30, headers=_admin()) as api:
+        exp = api.post("/experiments", json={"name": "team"}).json()["id"]
+        run = api.post("/runs", json={"experiment_id": exp, "name": "shared-run"}).json()["id"]
+        tokens = {}
+        for user, grants in roles.items():
+            assert api.post("/users", json={"name": user}).status_code == 201
+            tokens[user] = api.post(f"/users/{user}/tokens", json={"name": "ui"}).json()["token"]
+            for kind, role in grants:
+                r = api.put("/roles", json={"user": user, "resource_type": kind, "role": role,
+                                            "resource_id": exp if kind == "experiment"
+                                            else "guarded"})
+                assert r.status_code == 200, r.text
+    return {"url": auth_server, "experiment": exp, "run": run, "tokens": tokens}
+
+
+@contextmanager
+def signed_in(browser, team, user):
+    """A tab signed in as ``user`` that fails the test on a console error, a page error or
+    any API answer of 400 or more (a refusal is a console error in Chromium)."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("response", lambda r: "/api/" in r.url and r.status >= 400
+            and errors.append(f"{r.status} {r.request.method} {r.url}"))
+    page.add_init_script(f"localStorage.setItem('cairn.token', {json.dumps(team['tokens'][user])})")
+    try:
+        yield page
+    finally:
+        page.evaluate("localStorage.clear()")
+        page.close()
+    assert not errors, errors
+
+
+def test_can_says_what_each_role_may_do(team):
+    import httpx
+
+    def can(user, path):
+        headers = {"authorization": f"Bearer {team['tokens'][user]}"} if user else _admin()
+        r = api.get(path, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json()["can"]
+
+    model, run = "/ui/models/guarded", f"/ui/runs/{team['run']}"
+    with httpx.Client(base_url=team["url"] + "/api/v1", timeout=30) as api:
+        assert can("vic", model) == {"edit": False, "approve": False, "admin": False}
+        assert can("ed", model) == {"edit": True, "approve": False, "admin": False}
+        assert can("amy", model) == {"edit": True, "approve": True, "admin": False}
+        assert can(None, model) == {"edit": True, "approve": True, "admin": True}  # root
+        assert can("vic", run) == {"edit": False}
+        assert can("ed", run) == {"edit": True}
+        assert can(None, run) == {"edit": True}
+        assert can("amy", run) is None  # no role on the experiment: nothing to show
+        # The same guard answers the mutations: what `can` denies, the server refuses.
+        vic = {"authorization": f"Bearer {team['tokens']['vic']}"}
+        r = api.put(f"/runs/{team['run']}/tags/cairn.note", content="x", headers=vic)
+        assert r.status_code == 403
+        r = api.post("/models/guarded/versions/1.1.0/stage", json={"stage": "Staging"},
+                     headers=vic)
+        assert r.status_code == 403
+
+
+def test_a_viewer_gets_no_action_the_server_would_refuse(browser, team):
+    with signed_in(browser, team, "vic") as page:
+        page.goto(f"{team['url']}/models/guarded")
+        expect(page.locator(".roles-note")).to_contain_text("Signed in as vic")
+        row = page.locator('tr[data-version="1.1.0"]')
+        move = row.get_by_role("button", name="Move")
+        expect(move).to_be_disabled()
+        expect(move).to_have_attribute("title", "needs the editor role on model guarded")
+        expect(row.get_by_label("stage for 1.1.0")).to_be_disabled()
+        request = page.locator("table.requests tbody tr")
+        expect(request).to_contain_text("root")
+        for name in ("Approve", "Reject"):
+            button = request.get_by_role("button", name=name)
+            expect(button).to_be_disabled()
+            expect(button).to_have_attribute("title", "needs the approver role on model guarded")
+        request.get_by_role("button", name="Approve").click(force=True)  # a disabled button
+        rollback = page.get_by_role("button", name="Roll back")
+        expect(rollback).to_be_disabled()
+        expect(rollback).to_have_attribute("title", "needs the editor role on model guarded")
+        expect(page.locator("button:enabled", has_text="Move")).to_have_count(0)
+
+        page.goto(f"{team['url']}/runs/{team['run']}")
+        expect(page.locator("h1")).to_contain_text("shared-run")
+        notes = page.get_by_role("button", name="Add notes")
+        expect(notes).to_be_disabled()
+        expect(notes).to_have_attribute("title", "needs the editor role on experiment team")
+        expect(page.locator("section.notes button:enabled")).to_have_count(0)
+        page.wait_for_timeout(200)  # a refused request would have come back by now
+
+
+def test_an_editor_edits_notes_and_moves_but_does_not_decide(browser, team):
+    with signed_in(browser, team, "ed") as page:
+        page.goto(f"{team['url']}/runs/{team['run']}")
+        page.get_by_role("button", name="Add notes").click()
+        page.get_by_label("notes").fill("tried a smaller batch")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".note-text")).to_have_text("tried a smaller batch")
+
+        page.goto(f"{team['url']}/models/guarded")
+        expect(page.locator(".roles-note")).to_contain_text("approver role")
+        approve = page.locator("table.requests tbody tr").get_by_role("button", name="Approve")
+        expect(approve).to_be_disabled()
+        row = page.locator('tr[data-version="1.1.0"]')
+        row.get_by_label("stage for 1.1.0").select_option("Staging")
+        row.get_by_role("button", name="Move").click()
+        expect(page.locator(".ok")).to_contain_text("1.1.0 moved to Staging")
+        expect(row.locator(".badge")).to_have_text("Staging")
+
+
+def test_an_approver_approves(browser, team):
+    with signed_in(browser, team, "amy") as page:
+        page.goto(f"{team['url']}/models/guarded")
+        expect(page.locator(".roles-note")).to_have_count(0)
+        request = page.locator("table.requests tbody tr")
+        approve = request.get_by_role("button", name="Approve")
+        expect(approve).to_be_enabled()
+        approve.click()
+        expect(page.locator(".ok")).to_contain_text("approved: 1.0.0 → Production")
+        expect(page.locator('tr[data-version="1.0.0"] .badge')).to_have_text("Production")
+        expect(page.locator(".timeline li").first).to_contain_text("by amy")
+

@@ -66,8 +66,19 @@ function timeline(events) {
     h("span", { class: "muted" }, `by ${e.actor}`), e.reason ? h("div", { class: "reason" }, `“${e.reason}”`) : null)));
 }
 
+/**
+ * Turn a control off when the caller lacks what the server would ask for, saying why in its
+ * title (the server would refuse the request with 403, which the browser logs as an error).
+ */
+function allow(el, ok, why) {
+  el.disabled = !ok;
+  if (ok) el.removeAttribute("title"); else el.title = why;
+  return el;
+}
+
 export function modelPage(root, [name]) {
   const enc = encodeURIComponent(name);
+  const needs = (role) => `needs the ${role} role on model ${name}`;
   const head = h("div", {});
   const versionsBox = h("div", {});
   const requestsBox = h("div", {});
@@ -102,6 +113,7 @@ export function modelPage(root, [name]) {
   // (the server would refuse it with 403): the row offers *Request* with a comment box there,
   // says why, and offers nothing when a request for that move is already waiting.
   function versionRow(v, state) {
+    const { can } = state;
     const target = h("select", { "aria-label": `stage for ${v.version}` }, STAGES.filter((s) => s !== v.stage).map((s) => h("option", { value: s }, s)));
     const url = `/models/${enc}/versions/${encodeURIComponent(v.version)}/stage`;
     const move = h("button", { onclick: () => {
@@ -124,16 +136,18 @@ export function modelPage(root, [name]) {
     } }, "Request");
     const note = h("div", { class: "policy-note muted" });
     const show = (el, on) => { el.style.display = on ? "" : "none"; };
+    // Moving and requesting need the editor role: without it they stay in view, switched off.
+    for (const el of [target, move, comment, ask]) allow(el, can.edit, needs("editor"));
     const update = () => {
       const stage = target.value;
       const pol = state.policies[stage];
-      const needs = !!pol && pol.approvals > 0;
+      const gated = !!pol && pol.approvals > 0;
       const waiting = state.requests.find((r) => r.version === v.version && r.to_stage === stage);
-      show(move, !needs);
-      show(comment, needs && !waiting);
-      show(ask, needs && !waiting);
+      show(move, !gated);
+      show(comment, gated && !waiting);
+      show(ask, gated && !waiting);
       if (waiting) clear(note, `${stage} needs ${approvalsText(pol)}; the request by ${waiting.requested_by} is waiting (below).`);
-      else if (needs) clear(note, `${stage} needs ${approvalsText(pol)} by policy: request the move; it happens once approved.`);
+      else if (gated) clear(note, `${stage} needs ${approvalsText(pol)} by policy: request the move; it happens once approved.`);
       else clear(note);
     };
     target.addEventListener("change", update);
@@ -159,19 +173,22 @@ export function modelPage(root, [name]) {
 
   // The server never lets a requester approve their own request, and a policy may name its
   // approvers: the row offers only what this user may do (the requester may withdraw).
+  // Deciding, withdrawing included (POST .../reject), needs the approver role on the model.
   function requestRow(r, state) {
+    const ok = (el) => allow(el, state.can.approve, needs("approver"));
     const comment = h("input", { placeholder: "comment", "aria-label": `comment on ${r.id}` });
     const pol = state.policies[r.to_stage];
     const own = state.user !== null && r.requested_by === state.user;
     const named = !pol || !pol.approvers || state.user === null || pol.approvers.includes(state.user);
     const decide = (how, ok) => act(() => api(`/models/requests/${r.id}/${how}`, { method: "POST", body: { comment: comment.value } }), ok);
     const actions = own
-      ? [h("button", { class: "danger", onclick: () => decide("reject", `withdrawn: ${r.version} → ${r.to_stage}`) }, "Withdraw"),
+      ? [ok(h("button", { class: "danger", onclick: () => decide("reject", `withdrawn: ${r.version} → ${r.to_stage}`) }, "Withdraw")),
         h("span", { class: "muted" }, " yours: another approver decides")]
       : named
-        ? [h("button", { class: "primary", onclick: () => decide("approve", `approved: ${r.version} → ${r.to_stage}`) }, "Approve"),
-          h("button", { class: "danger", onclick: () => decide("reject", `rejected: ${r.version} → ${r.to_stage}`) }, "Reject")]
+        ? [ok(h("button", { class: "primary", onclick: () => decide("approve", `approved: ${r.version} → ${r.to_stage}`) }, "Approve")),
+          ok(h("button", { class: "danger", onclick: () => decide("reject", `rejected: ${r.version} → ${r.to_stage}`) }, "Reject"))]
         : [h("span", { class: "muted" }, `approvers: ${pol.approvers.join(", ")}`)];
+    ok(comment);
     return h("tr", { "data-request": r.id },
       h("td", {}, r.version), h("td", {}, `${r.from_stage} → ${r.to_stage}`), h("td", {}, r.requested_by),
       h("td", {}, fmtTime(r.requested_at)), h("td", {}, `${r.approvals.length}/${r.required || 1}`),
@@ -179,7 +196,8 @@ export function modelPage(root, [name]) {
       h("td", { class: "actions" }, own || named ? comment : null, actions));
   }
 
-  function rollbackForm(versions) {
+  // A rollback needs the editor role and, where the stage's policy names approvers, one of them.
+  function rollbackForm(versions, state) {
     const stage = h("select", { "aria-label": "rollback stage" }, ["Production", "Staging"].map((s) => h("option", { value: s }, s)));
     const to = h("select", { "aria-label": "rollback to" }, h("option", { value: "" }, "the previous version"), versions.map((v) => h("option", { value: v.version }, v.version)));
     const reason = h("input", { placeholder: "reason (required)", "aria-label": "rollback reason", size: 40 });
@@ -187,7 +205,25 @@ export function modelPage(root, [name]) {
       if (!reason.value.trim()) { say(new Error("Give a reason for the rollback.")); return; }
       act(() => api(`/models/${enc}/rollback`, { method: "POST", body: { stage: stage.value, to: to.value || null, reason: reason.value } }), `rolled back ${stage.value}`);
     } }, "Roll back");
+    for (const el of [stage, to, reason]) allow(el, state.can.edit, needs("editor"));
+    const update = () => {
+      const pol = state.policies[stage.value];
+      const named = !pol || !pol.approvers || state.user === null || pol.approvers.includes(state.user);
+      if (!state.can.edit) allow(btn, false, needs("editor"));
+      else allow(btn, named, named ? "" : `only the approvers of ${stage.value} (${(pol.approvers || []).join(", ")}) may roll it back`);
+    };
+    stage.addEventListener("change", update);
+    update();
     return h("div", { class: "toolbar" }, "Put back in ", stage, " ", to, reason, btn);
+  }
+
+  // Why some actions are switched off: one line, only when some are.
+  function rolesNote({ can, user }) {
+    const off = [];
+    if (!can.edit) off.push("moving versions, requesting transitions and rolling back need the editor role");
+    if (!can.approve) off.push("deciding on requests needs the approver role");
+    if (!off.length) return null;
+    return h("p", { class: "roles-note muted" }, `${user ? `Signed in as ${user}: ` : ""}${off.join("; ")}.`);
   }
 
   // "What was in production at time T": the registry answers from its stage history.
@@ -214,7 +250,8 @@ export function modelPage(root, [name]) {
   async function load() {
     try {
       // A mistyped name is an answer (200, model null), not a 404 the browser logs.
-      const { model, message: missing } = await api(`/ui/models/${enc}`);
+      // `can` says what this user may do here (their roles on the model; all true with auth off).
+      const { model, message: missing, can } = await api(`/ui/models/${enc}`);
       if (!model) {
         clear(root, h("h1", {}, "Model not found"), errorBox(missing), h("a", { href: "/models" }, "All models"));
         return;
@@ -222,9 +259,10 @@ export function modelPage(root, [name]) {
       const [versions, requests, history, policies, me] = await Promise.all([
         api(`/models/${enc}/versions`), api(`/models/${enc}/requests`), api(`/models/${enc}/history`),
         api(`/models/${enc}/policies`), session().catch(() => ({ user: null }))]);
-      const state = { policies: Object.fromEntries(policies.map((p) => [p.stage, p])), requests, user: me.user };
+      const state = { policies: Object.fromEntries(policies.map((p) => [p.stage, p])), requests, user: me.user, can };
       clear(head, h("h1", {}, model.name), model.description ? h("p", {}, model.description) : null,
-        h("div", { class: "muted" }, `created by ${model.created_by} on ${fmtTime(model.created_at)}`));
+        h("div", { class: "muted" }, `created by ${model.created_by} on ${fmtTime(model.created_at)}`),
+        rolesNote(state));
       const sorted = [...versions].reverse();
       clear(versionsBox, h("table", { class: "grid versions" },
         h("thead", {}, h("tr", {}, ["version", "stage", "aliases", "bump", "run", "flavor", "created", ""].map((t) => h("th", {}, t)))),
@@ -232,7 +270,7 @@ export function modelPage(root, [name]) {
       clear(requestsBox, requests.length ? h("table", { class: "grid requests" },
         h("thead", {}, h("tr", {}, ["version", "transition", "asked by", "when", "approvals", "comment", ""].map((t) => h("th", {}, t)))),
         h("tbody", {}, requests.map((r) => requestRow(r, state)))) : h("p", { class: "muted" }, "No pending requests."));
-      clear(rollbackBox, rollbackForm(sorted));
+      clear(rollbackBox, rollbackForm(sorted, state));
       clear(historyBox, timeline(history));
       if (!atBox.childElementCount) clear(atBox, atForm());
     } catch (err) {

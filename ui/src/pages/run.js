@@ -104,6 +104,7 @@ export function runPage(root, [runId]) {
   const charts = new Map();  // key -> {chart, zoom}
   let timer = null;
   let run = null;
+  let can = { edit: false };  // what this user may change (GET /ui/runs/{id}); all true with auth off
   let disposed = false;
   const head = h("div", { class: "page-head" });
   const over = h("section", {});
@@ -201,6 +202,11 @@ export function runPage(root, [runId]) {
       clear(notesBox, area, h("div", { class: "toolbar" }, save, cancel, status));
       area.focus();
     } }, text ? "Edit notes" : "Add notes");
+    // Notes are a tag: saving them needs the editor role (the server would answer 403).
+    if (!can.edit) {
+      edit.disabled = true;
+      edit.title = `needs the editor role on experiment ${run.experiment}`;
+    }
     clear(notesBox, text ? h("div", { class: "note-text" }, text) : h("p", { class: "muted" }, "No notes."), edit);
   }
 
@@ -235,6 +241,7 @@ export function runPage(root, [runId]) {
       const res = await api(`/ui/runs/${encodeURIComponent(runId)}`);
       run = res.run;
       if (!run) err = res.message;
+      else can = res.can || can;
     } catch (e) {
       err = e;
     }
