@@ -48,6 +48,7 @@ def test_a_stage_that_needs_an_approval_is_requested(ui, world):
     ann.reject(seeded.id, comment="asking from the page instead")
     page.reload()
     expect(page.locator("text=No pending requests.")).to_be_visible()
+    expect(page.locator(".timeline li").first).to_contain_text("request withdrawn by ann")
     stage.select_option("Production")
     expect(note).to_contain_text("Production needs 1 approval by policy: request the move")
     expect(newer.get_by_role("button", name="Move")).to_be_hidden()
@@ -69,7 +70,7 @@ def test_a_stage_that_needs_an_approval_is_requested(ui, world):
     request.get_by_role("button", name="Withdraw").click()
     expect(page.locator(".ok")).to_contain_text(f"withdrawn: {new.version} → Production")
     expect(page.locator("text=No pending requests.")).to_be_visible()
-    expect(page.locator(".timeline li").first).to_contain_text("request rejected")
+    expect(page.locator(".timeline li").first).to_contain_text("request withdrawn by local")
 
     # As the world was: Ann's request waits for the approval the next test gives.
     ann.request_transition("digits", new.version, "production", comment="better accuracy")
@@ -140,7 +141,7 @@ def test_reject_a_request_with_a_comment(ui, world):
     expect(page.locator("text=No pending requests.")).to_be_visible()
     expect(page.locator(f'tr[data-version="{new.version}"] .badge')).not_to_have_text("Production")
     expect(page.locator('tr[data-version="1.0.0"] .badge')).to_have_text("Production")
-    expect(page.locator(".timeline li").first).to_contain_text("request rejected")
+    expect(page.locator(".timeline li").first).to_contain_text("request rejected by local")
 
 
 def test_unknown_model_says_so(ui):

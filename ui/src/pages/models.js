@@ -47,7 +47,10 @@ function versionDetails(v) {
     v.signature ? h("div", {}, h("h4", {}, "Signature"), h("pre", { class: "preview-text" }, JSON.stringify(v.signature, null, 2))) : null);
 }
 
+// A request withdrawn by its requester is a "reject" decision by the requester (the registry
+// has no separate kind): the request's own event, with the same request id, says who asked.
 function timeline(events) {
+  const askedBy = new Map(events.filter((e) => e.kind === "request" && e.request_id).map((e) => [e.request_id, e.actor]));
   const text = (e) => {
     switch (e.kind) {
       case "register": return `registered ${e.version}`;
@@ -57,7 +60,7 @@ function timeline(events) {
       case "alias_deleted": return `@${e.alias} removed`;
       case "request": return `${e.version}: requested → ${e.to_value}`;
       case "approve": return `${e.version}: request approved`;
-      case "reject": return `${e.version}: request rejected`;
+      case "reject": return `${e.version}: request ${askedBy.get(e.request_id) === e.actor ? "withdrawn" : "rejected"}`;
       default: return `${e.kind}${e.version ? " " + e.version : ""}`;
     }
   };
