@@ -245,6 +245,31 @@ def test_huge_payloads_get_413(api):
     assert r.status_code == 413
 
 
+def test_records_take_the_short_path_and_answer_as_the_app_does(api, monkeypatch):
+    from cairn.server import app as app_mod
+    from cairn.server.routes import records
+
+    served = []
+    real = records.ingest
+
+    async def spy(request, p):
+        served.append(request.scope.get("route"))  # the app's router sets a route; we don't
+        return await real(request, p)
+
+    monkeypatch.setattr(records, "ingest", spy)
+    assert any(m.cls is app_mod.IngestPath for m in api.app.user_middleware)
+    r = api.post(f"{API}/records", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "not valid JSON" in r.json()["message"]
+    r = api.post(f"{API}/records", content=b"x", headers={"content-type": "text/plain"})
+    assert r.status_code == 400 and "unsupported content type" in r.json()["message"]
+    assert served == [None, None]
+    # Other methods and paths go through the app's routing as before.
+    r = api.get(f"{API}/records")
+    assert r.status_code == 405 and r.json()["error_code"] == "METHOD_NOT_ALLOWED"
+    assert served == [None, None]
+
+
 def test_errors_round_trip_to_the_same_exception_class(api):
     from cairn.errors import RunFinished
     from cairn.store.wire import error_from_json
