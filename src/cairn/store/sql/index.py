@@ -236,9 +236,30 @@ class SqlIndex:
         return Experiment(row.id, row.name, row.created_at, row.lifecycle, json.loads(row.tags))
 
     # -- writes ----------------------------------------------------------
-    def preflight(self, conn: Connection, batch: RecordBatch) -> bool:
-        """Whether ``batch`` is new; if so, :meth:`check` it.  False for a replay or retry."""
-        seq, status, end_time, found = _run(conn, "preflight", (batch.writer_id, batch.run_id)).first()
+    def preflight(self, conn: Connection, batch: RecordBatch, lock: int | None = None) -> bool:
+        """Whether ``batch`` is new; if so, :meth:`check` it.  False for a replay or retry.
+
+        ``lock``: on PostgreSQL, first take this transaction-scoped advisory lock; the
+        lock, the transaction's BEGIN and the preflight query go out in one round trip
+        (the query still reads after the lock is held: each statement of a READ
+        COMMITTED transaction sees what committed before it started).
+        """
+        if lock is not None:
+            dbapi = conn.connection.dbapi_connection
+            with dbapi.pipeline():
+                locked, cur = dbapi.cursor(), dbapi.cursor()
+                try:
+                    locked.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+                    cur.execute(_sql(conn, "preflight"), (batch.writer_id, batch.run_id))
+                finally:
+                    locked.close()
+            try:
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        else:
+            row = _run(conn, "preflight", (batch.writer_id, batch.run_id)).first()
+        seq, status, end_time, found = row
         if seq is not None and seq >= batch.seq:
             return False
         self.check(conn, batch, (status, end_time) if found is not None else None)

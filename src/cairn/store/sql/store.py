@@ -75,6 +75,7 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
         self._lock = threading.Lock()
         self._created = 0  # runs this process created (PostgreSQL: statistics, see _analyze)
         self._analyze_at = ANALYZE_FIRST
+        self._analyzer: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"SqlStore({self.uri!r})"
@@ -122,6 +123,9 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
             raise StoreUnavailable(f"the database failed: {exc.orig}") from None
 
     def close(self) -> None:
+        analyzer = self._analyzer
+        if analyzer is not None:  # its connection must be back in the pool that closes
+            analyzer.join(timeout=30)
         self.index.close()
         self._opened = False
 
@@ -151,11 +155,9 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
         """Like :meth:`write` with the metric segments already encoded; True if applied."""
         self.open()
         with self.index.session(write=True) as conn:
-            if conn.dialect.name == "postgresql":
-                # Serialise batches of one run (across connections and replicas).
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)",
-                                     (_lock_key(batch.run_id),))
-            if not self.index.preflight(conn, batch):
+            # On PostgreSQL, serialise batches of one run (across connections and replicas).
+            lock = _lock_key(batch.run_id) if conn.dialect.name == "postgresql" else None
+            if not self.index.preflight(conn, batch, lock=lock):
                 return False  # a retry or a re-sent spool record
             if batch.create is not None:
                 self._check_experiment(conn, batch)
@@ -177,7 +179,11 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
             if self._created < self._analyze_at:
                 return
             self._analyze_at = self._created * 2
-        threading.Thread(target=self._analyze, name="cairn-analyze", daemon=True).start()
+            if self._analyzer is not None and self._analyzer.is_alive():
+                return  # still at it: the next doubling asks again
+            self._analyzer = threading.Thread(target=self._analyze, name="cairn-analyze",
+                                              daemon=True)
+            self._analyzer.start()
 
     def _analyze(self) -> None:
         try:
@@ -194,7 +200,10 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
         from . import tables as T
 
         exp_id = str(batch.create.get("experiment_id", ""))
-        row = conn.execute(sa.select(T.experiments.c.id).where(T.experiments.c.id == exp_id)).first()
+        # Straight to the driver: this runs for every run a server creates.
+        row = conn.exec_driver_sql("SELECT id FROM experiments WHERE id = "
+                                   + ("%s" if conn.dialect.name == "postgresql" else "?"),
+                                   (exp_id,)).first()
         if row is None:
             name = batch.create.get("experiment_name")
             if not name:
