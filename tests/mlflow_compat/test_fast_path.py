@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from cairn.server.app import create_app
+from cairn.server.app import LimitsMiddleware, create_app
 from cairn.server.config import ServerSettings
 from cairn.server.mlflow._app import FastPath
 from cairn.store.local import LocalStore
@@ -59,7 +59,8 @@ def test_the_fast_path_is_on_and_skips_raw_and_parameterised_routes(tmp_path):
     assert ("/api/2.0/mlflow/runs/log-batch", "POST") in endpoints
     assert ("/ajax-api/2.0/mlflow/runs/search", "POST") in endpoints
     assert not any("{" in path or "mlflow-artifacts" in path for path, _ in endpoints)
-    assert app.user_middleware[0].cls is FastPath  # outermost: before the app's limits
+    order = [m.cls for m in app.user_middleware]
+    assert order.index(FastPath) < order.index(LimitsMiddleware)  # it applies them itself
     telemetry = create_app(LocalStore(tmp_path / "t"), settings=ServerSettings(telemetry=True))
     assert all(m.cls is not FastPath for m in telemetry.user_middleware)
 

@@ -148,32 +148,23 @@ class FastPath:
 
     def __init__(self, app: Any, endpoints: dict[tuple[str, str], Callable],
                  max_bytes: int) -> None:
-        from ..app import LimitsMiddleware
+        from ..app import LimitsMiddleware, route_path
 
+        self._route_path = route_path
         self.app = app
         self._endpoints = endpoints
         self._limited = LimitsMiddleware(self._serve, max_bytes)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and (_route_path(scope), scope["method"]) in self._endpoints:
+        if (scope["type"] == "http"
+                and (self._route_path(scope), scope["method"]) in self._endpoints):
             return await self._limited(scope, receive, send)
         return await self.app(scope, receive, send)
 
     async def _serve(self, scope, receive, send) -> None:
-        endpoint = self._endpoints[(_route_path(scope), scope["method"])]
+        endpoint = self._endpoints[(self._route_path(scope), scope["method"])]
         response = await endpoint(Request(scope, receive, send))
         await response(scope, receive, send)
-
-
-def _route_path(scope) -> str:
-    """The path the app's router matches: Starlette's, without the root path."""
-    path: str = scope["path"]
-    root = scope.get("root_path", "")
-    if not root or not path.startswith(root):
-        return path
-    if path == root:
-        return ""
-    return path[len(root):] if path[len(root)] == "/" else path
 
 
 async def server_info() -> JSONResponse:
