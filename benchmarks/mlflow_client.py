@@ -184,14 +184,17 @@ def measure_side(side: str, backend: str, args, tmp: Path) -> dict[str, float]:
         log(f"  {side}/{backend}: server up at {url}")
         _make_runs(client, exp_id, 3, "warm")  # first-request costs, untimed
         run_id = history_setup(client, exp_id, args.points)
-        _make_runs(client, exp_id, args.search_runs, "s")
+        # The searched runs live apart from those the repetitions create, so every
+        # repetition's search has the same answer.
+        search_exp = client.create_experiment(f"bench-{side}-search")
+        _make_runs(client, search_exp, args.search_runs, "s")
         counts = set()
         for rep in range(args.reps):
             out["create_runs"].append(create_runs(client, exp_id, args.runs))
             out["log_batch"].append(log_batch(client, exp_id, args.calls))
             out["history"].append(history(client, run_id, args.points))
             out["history_server"].append(history_raw(url, run_id, args.points))
-            seconds, n = search(client, exp_id, None)
+            seconds, n = search(client, search_exp, None)
             out["search"].append(seconds)
             counts.add(n)
             log(f"  {side}/{backend} rep {rep + 1}: " + ", ".join(
