@@ -170,25 +170,30 @@ class JournalWriter:
         self._end = 0
 
     def _open(self, new: bool = False) -> None:
+        """Open the file for appending; ``new``: a run's first record, so make its
+        directories first rather than after a failed open."""
+        if new:
+            self._make_dirs()
         try:
-            if new:  # a run's first record: its directories do not exist yet
-                raise FileNotFoundError
             fd = os.open(self.path, self._FLAGS, 0o644)
         except FileNotFoundError:
-            # A new run: make its directory and the journal directory in it.  Two plain
-            # mkdirs; pathlib's parents=True tries the leaf first and fails once more, and
-            # directory creation is a third of the file-system cost of a short run.
-            try:
-                for d in (self.path.parent.parent, self.path.parent):
-                    try:
-                        os.mkdir(d)
-                    except FileExistsError:
-                        pass
-            except FileNotFoundError:  # the store's runs/ directory itself is new
-                os.makedirs(self.path.parent, exist_ok=True)
+            self._make_dirs()
             fd = os.open(self.path, self._FLAGS, 0o644)
         self._fd = fd
         self._end = os.fstat(fd).st_size
+
+    def _make_dirs(self) -> None:
+        # The run's directory and the journal directory in it: two plain mkdirs; pathlib's
+        # parents=True tries the leaf first and fails once more, and directory creation is
+        # a third of the file-system cost of a short run.
+        try:
+            for d in (self.path.parent.parent, self.path.parent):
+                try:
+                    os.mkdir(d)
+                except FileExistsError:
+                    pass
+        except FileNotFoundError:  # the store's runs/ directory itself is new
+            os.makedirs(self.path.parent, exist_ok=True)
 
     def append(self, batch: RecordBatch, prepared=None, fsync: bool = False) -> tuple[int, int]:
         """Append one record; returns (start offset, end offset)."""

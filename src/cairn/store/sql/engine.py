@@ -54,10 +54,13 @@ def make_engine(url: str) -> Engine:
             conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
-    # No ping before each checkout: it was a round trip (and a PostgreSQL wake-up) per
-    # transaction.  After a database restart the first use of each stale connection fails
-    # as StoreUnavailable (a 503 the clients retry) and SQLAlchemy recycles the pool.
-    return sa.create_engine(url, pool_pre_ping=False)
+    # A server runs up to 40 requests at once per process (FastAPI's thread pool); the
+    # pool grows to that only under such load.  No ping before each checkout: it was a
+    # round trip (and a PostgreSQL wake-up) per transaction.  After a database restart the
+    # first use of each stale connection fails as StoreUnavailable (a 503 the clients
+    # retry) and SQLAlchemy recycles the pool.
+    return sa.create_engine(url, pool_pre_ping=False, pool_size=10, max_overflow=30,
+                            pool_timeout=60)
 
 
 @contextmanager

@@ -61,14 +61,6 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
         self.url = normalize_url(url)
         self.uri = redact_url(self.url)
         self.index = SqlIndex(self.url)
-        if self.url.startswith("postgresql"):
-            # A server runs up to 40 requests at once per process (FastAPI's thread pool).
-            # No ping before each checkout (as make_engine): it was a round trip per
-            # transaction; a connection a restart killed fails once, as StoreUnavailable.
-            import sqlalchemy as sa
-
-            self.index._engine = sa.create_engine(self.url, pool_pre_ping=False, pool_size=10,
-                                                  max_overflow=30, pool_timeout=60)
         self._objects = objects
         self._stale_after_s = stale_after_s
         self._opened = False
