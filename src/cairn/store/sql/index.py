@@ -162,6 +162,20 @@ def _chunks(seq: Sequence, n: int = _CHUNK):
         yield seq[i:i + n]
 
 
+def _fetch_in(conn: Connection, head: str, values: Sequence, before: tuple = ()) -> list:
+    """The rows of ``head (v1, v2, ...)`` over ``values``, a chunk of them per statement.
+
+    ``head`` ends with ``IN`` and writes its other placeholders as ``{ph}``; ``before``
+    binds them.  Driver-level: these run on every write's check and every page of runs.
+    """
+    ph = "%s" if conn.dialect.name == "postgresql" else "?"
+    head = head.format(ph=ph)
+    out: list = []
+    for part in _chunks(list(values)):
+        out.extend(_fetchall(conn, f"{head} ({', '.join([ph] * len(part))})", (*before, *part)))
+    return out
+
+
 class SqlIndex:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -219,8 +233,7 @@ class SqlIndex:
     def get_experiment(self, experiment_id: str) -> Experiment | None:
         with self.session() as conn:
             rows = _fetchall(conn, _sql(conn, "experiment_row_by_id"), (experiment_id,))
-        return Experiment(rows[0][0], rows[0][1], rows[0][2], rows[0][3],
-                          json.loads(rows[0][4])) if rows else None
+        return self._experiment(rows[0]) if rows else None
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self.session() as conn:
@@ -228,12 +241,12 @@ class SqlIndex:
 
     def get_experiment_by_name_conn(self, conn: Connection, name: str) -> Experiment | None:
         rows = _fetchall(conn, _sql(conn, "experiment_row_by_name"), (name,))
-        return Experiment(rows[0][0], rows[0][1], rows[0][2], rows[0][3],
-                          json.loads(rows[0][4])) if rows else None
+        return self._experiment(rows[0]) if rows else None
 
     @staticmethod
     def _experiment(row) -> Experiment:
-        return Experiment(row.id, row.name, row.created_at, row.lifecycle, json.loads(row.tags))
+        """From (id, name, created_at, lifecycle, tags): the table's column order."""
+        return Experiment(row[0], row[1], row[2], row[3], json.loads(row[4]))
 
     # -- writes ----------------------------------------------------------
     def preflight(self, conn: Connection, batch: RecordBatch, lock: int | None = None) -> bool:
@@ -281,13 +294,9 @@ class SqlIndex:
             raise RunFinished(f"run {batch.run_id} is {status}: its params, metrics and status "
                               "are immutable (tags and notes stay editable)")
         if batch.params:
-            ph = "%s" if conn.dialect.name == "postgresql" else "?"
-            keys = list(batch.params)
-            existing: dict[str, str] = {}
-            for part in _chunks(keys):
-                existing.update(_fetchall(
-                    conn, f"SELECT key, value FROM params WHERE run_id = {ph} AND key IN "
-                          f"({', '.join([ph] * len(part))})", (batch.run_id, *part)))
+            existing = dict(_fetch_in(
+                conn, "SELECT key, value FROM params WHERE run_id = {ph} AND key IN",
+                list(batch.params), (batch.run_id,)))
             for key, value in batch.params.items():
                 if key in existing and existing[key] != value:
                     raise InvalidArgument(
@@ -523,13 +532,9 @@ class SqlIndex:
     def load_runs(self, conn: Connection, ids: Sequence[str], with_env: bool = False,
                   stale_before: int | None = None) -> list[Run]:
         """Runs by id, in the order given, with params, tags and latest metrics."""
-        ph = "%s" if conn.dialect.name == "postgresql" else "?"
         cols = ", ".join(f'r."{c}"' for c in self._RUN_COLUMNS) + (", r.env" if with_env else "")
-        rows = {}
-        for part in _chunks(list(ids)):
-            for row in _fetchall(conn, f"SELECT {cols} FROM runs r WHERE r.id IN "
-                                       f"({', '.join([ph] * len(part))})", tuple(part)):
-                rows[row[0]] = row
+        rows = {row[0]: row for row in _fetch_in(conn, f"SELECT {cols} FROM runs r WHERE r.id IN",
+                                                 ids)}
         return self._build_runs(conn, [rows[i] for i in ids if i in rows], with_env, stale_before)
 
     def _build_runs(self, conn: Connection, rows: Sequence[tuple], with_env: bool,
@@ -571,12 +576,7 @@ class SqlIndex:
         """id -> name of the given experiments (a page of runs names one or a few)."""
         if not ids:
             return {}
-        ph = "%s" if conn.dialect.name == "postgresql" else "?"
-        out: dict[str, str] = {}
-        for part in _chunks(sorted(ids)):
-            out.update(_fetchall(conn, f"SELECT id, name FROM experiments WHERE id IN "
-                                       f"({', '.join([ph] * len(part))})", tuple(part)))
-        return out
+        return dict(_fetch_in(conn, "SELECT id, name FROM experiments WHERE id IN", sorted(ids)))
 
     def search(self, experiment_ids: Sequence[str] | None, flt: Any, order: Any, offset: int,
                limit: int, stale_before: int | None = None) -> tuple[list[Run], bool]:
