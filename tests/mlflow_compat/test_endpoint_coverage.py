@@ -236,6 +236,9 @@ def test_logged_model_params_tags_and_delete(client):
     with pytest.raises(MlflowException) as e:
         client.get_logged_model(mid)
     assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    # `mlflow gc` still finds a deleted model's files: its store asks with allow_deleted.
+    kept = client._tracking_client.store.get_logged_model(mid, allow_deleted=True)
+    assert (kept.model_id, kept.name, kept.params["depth"]) == (mid, "net", "3")
     assert [m.model_id for m in client.search_logged_models([exp])] == [other.model_id]
     assert client.get_logged_model(other.model_id).name == "other"
     with pytest.raises(MlflowException) as e:

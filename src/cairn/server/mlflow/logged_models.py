@@ -48,11 +48,11 @@ def _find(c: ServerContext, model_id: str) -> tuple[Any, dict]:
     return run, json.loads(run.tags[MODEL_TAG + model_id])
 
 
-def get_model(c: ServerContext, p: Principal, model_id: str, role: str = "viewer"
-              ) -> tuple[Any, dict]:
+def get_model(c: ServerContext, p: Principal, model_id: str, role: str = "viewer",
+              allow_deleted: bool = False) -> tuple[Any, dict]:
     run, desc = _find(c, model_id)
     c.guard.require(p, role, "experiment", run.experiment_id)
-    if desc.get("deleted"):
+    if desc.get("deleted") and not allow_deleted:
         raise NotFound(f"Logged model with ID '{model_id}' not found.")
     return run, desc
 
@@ -125,7 +125,9 @@ def create(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def get(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = get_model(c, p, r.text("model_id", required=True))
+    # allow_deleted: what `mlflow gc` asks, to find the files of models deleted before.
+    run, desc = get_model(c, p, r.text("model_id", required=True),
+                          allow_deleted=r.boolean("allow_deleted"))
     return {"model": model_json(run, desc)}
 
 
