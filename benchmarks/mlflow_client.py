@@ -15,6 +15,11 @@ Workloads (targets from issue #6 in brackets):
     history_server  the same get-history requests without the client's protobuf parsing (no target)
     search        search_runs over 300 runs: 2-clause filter, ordered by a metric                [>= 5x]
 
+A third pass runs the workload against replay_server.py, which answers at once with the
+bytes Cairn sent: the client's own time.  MLflow's time over that is the "ceiling", the
+largest ratio any server could reach with this client; where it is below a target, no
+server work can meet the target.
+
 This is a script, not a test. The mlflow server comes from benchmarks/.mlflow-venv (made
 by run.py on first use); the client is the mlflow package in this interpreter.
 """
@@ -178,6 +183,7 @@ def measure_side(side: str, backend: str, args, tmp: Path) -> dict[str, float]:
     db = sl.make_db(side) if backend == "postgres" else None
     proc, url = (start_mlflow if side == "mlflow" else start_cairn)(backend, db, workdir)
     out: dict[str, list[float]] = {k: [] for k in UNITS}
+    floor: dict[str, float] = {}
     try:
         client = MlflowClient(tracking_uri=url)
         exp_id = client.create_experiment(f"bench-{side}")
@@ -201,12 +207,47 @@ def measure_side(side: str, backend: str, args, tmp: Path) -> dict[str, float]:
                 f"{k} {v[-1]:,.4g}" for k, v in out.items()))
         if len(counts) != 1:
             raise SystemExit(f"{side}: search result sizes varied: {counts}")
+        if side == "cairn" and args.floor:
+            floor = measure_floor(url, args, exp_id, run_id, search_exp, workdir)
     finally:
         sl.stop(proc)
         if db:
             sl.drop_db(db)
         shutil.rmtree(workdir, ignore_errors=True)
-    return {k: statistics.median(v) for k, v in out.items()} | {"search_hits": counts.pop()}
+    return ({k: statistics.median(v) for k, v in out.items()} | {"search_hits": counts.pop()}
+            | {f"floor:{k}": v for k, v in floor.items()})
+
+
+def measure_floor(url: str, args, exp_id: str, run_id: str, search_exp: str,
+                  workdir: Path) -> dict[str, float]:
+    """The workload against ``replay_server.py``, which answers with the bytes Cairn sent
+    without doing any work: the mlflow client's own time, which no server can remove."""
+    from mlflow import MlflowClient
+
+    port = sl.free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "replay_server:app", "--app-dir", str(HERE),
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "replay-server.log", "wb"), env={**os.environ, "REPLAY_TARGET": url})
+    replay = f"http://127.0.0.1:{port}"
+    out: dict[str, list[float]] = {k: [] for k in TARGETS}
+    try:
+        sl.wait_http(replay + "/health")
+        client = MlflowClient(tracking_uri=replay)
+        # Untimed: each request kind once, so that its answer is kept.
+        create_runs(client, exp_id, 1)
+        log_batch(client, exp_id, 1)
+        history(client, run_id, args.points)
+        search(client, search_exp, None)
+        for _ in range(args.reps):
+            out["create_runs"].append(create_runs(client, exp_id, args.runs))
+            out["log_batch"].append(log_batch(client, exp_id, args.calls))
+            out["history"].append(history(client, run_id, args.points))
+            out["search"].append(search(client, search_exp, None)[0])
+    finally:
+        sl.stop(proc)
+    return {k: statistics.median(v) for k, v in out.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    ap.add_argument("--no-floor", dest="floor", action="store_false",
+                    help="skip the client-only pass (replay_server.py)")
     args = ap.parse_args(argv)
     args.runs, args.calls, args.points, args.search_runs = (
         (5, 3, 5_000, 20) if args.quick else (50, 20, 50_000, 300))
@@ -234,19 +277,29 @@ def main(argv: list[str] | None = None) -> int:
                                  f"{res['cairn']['search_hits']} on Cairn")
             for k in UNITS:
                 m, c = res["mlflow"][k], res["cairn"][k]
-                ratio = m / c if k == "search" else c / m
-                rows.append((backend, k, m, c, ratio, TARGETS.get(k)))
-    print(f"\nmlflow client {_version()} against each server; medians of {args.reps}\n")
-    print(f"{'backend':9} {'workload':14} {'mlflow':>14} {'cairn':>14} {'unit':9} {'ratio':>8}  target")
+                f = res["cairn"].get(f"floor:{k}")
+                rows.append((backend, k, m, c, f, TARGETS.get(k)))
+    print(f"\nmlflow client {_version()} against each server; medians of {args.reps}")
+    print("client only: the same workload against replay_server.py (answers at once with "
+          "Cairn's bytes);\nceiling: the ratio a server that takes no time at all would reach\n")
+    print(f"{'backend':9} {'workload':14} {'mlflow':>12} {'cairn':>12} {'client only':>12} "
+          f"{'unit':9} {'ratio':>7} {'ceiling':>8}  target")
     ok = True
-    for backend, k, m, c, ratio, target in rows:
+    for backend, k, m, c, f, target in rows:
+        def ratio(v: float) -> float:
+            return m / v if k == "search" else v / m
+
         fmt = (lambda v: f"{v * 1000:,.1f} ms") if k == "search" else (lambda v: f"{v:,.0f}")
         unit = "" if k == "search" else UNITS[k]
         verdict = "(no target: server side only)"
         if target is not None:
-            ok &= ratio >= target
-            verdict = f">= {target:g}x {'PASS' if ratio >= target else 'FAIL'}"
-        print(f"{backend:9} {k:14} {fmt(m):>14} {fmt(c):>14} {unit:9} {ratio:7.1f}x  {verdict}")
+            ok &= ratio(c) >= target
+            verdict = f">= {target:g}x {'PASS' if ratio(c) >= target else 'FAIL'}"
+            if f is not None and ratio(f) < target:
+                verdict += " (above the ceiling)"
+        ceiling = f"{ratio(f):7.1f}x" if f is not None else f"{'-':>8}"
+        print(f"{backend:9} {k:14} {fmt(m):>12} {fmt(c):>12} "
+              f"{fmt(f) if f is not None else '-':>12} {unit:9} {ratio(c):6.1f}x {ceiling}  {verdict}")
     return 0 if ok else 1
 
 
