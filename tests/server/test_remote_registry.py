@@ -258,6 +258,26 @@ def test_errors_come_back_as_the_same_classes_and_change_nothing(server):
     assert vera.get_registered_model("clf").aliases == {}
 
 
+def test_a_requester_withdraws_own_request_but_rejects_no_one_elses(server):
+    """Withdrawing is a rejection by the requester: the editor role that asked is enough;
+    anyone else's request still needs an approver to reject it."""
+    alice, bob, root = server.client("alice"), server.client("bob"), server.client("root")
+    root.register_model("gate", _fit(1.0))  # a model's creator gets every role on it
+    root.set_stage_policy("gate", "production", approvals=1)
+    mine = alice.request_transition("gate", "1.0.0", "production", "ship it")
+    withdrawn = alice.reject(mine.id, "not yet")
+    assert (withdrawn.status, withdrawn.resolved_by) == ("rejected", "alice")
+    assert alice.get_model_version("gate", "1.0.0").stage == "Development"
+    kinds = [(e.kind, e.actor) for e in alice.model_history("gate")]
+    assert ("reject", "alice") in kinds
+
+    theirs = root.request_transition("gate", "1.0.0", "production")
+    with pytest.raises(PermissionDenied, match="approver"):
+        alice.reject(theirs.id)
+    assert alice.get_transition_request(theirs.id).status == "pending"  # nothing changed
+    assert bob.reject(theirs.id, "no").status == "rejected"
+
+
 def test_files_claimed_but_not_uploaded_are_refused(server):
     """The REST side of a remote registration: objects must be on the server first."""
     with httpx.Client(base_url=server.url + API,

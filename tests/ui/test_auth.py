@@ -250,6 +250,23 @@ def test_an_editor_edits_notes_and_moves_but_does_not_decide(browser, team):
         expect(page.locator(".ok")).to_contain_text("1.1.0 moved to Staging")
         expect(row.locator(".badge")).to_have_text("Staging")
 
+        # Ed's own request: the editor role that made it may withdraw it.
+        import httpx
+
+        r = httpx.post(f"{team['url']}/api/v1/models/guarded/requests",
+                       json={"version": "1.1.0", "stage": "Production"},
+                       headers={"authorization": f"Bearer {team['tokens']['ed']}"})
+        assert r.status_code == 201, r.text
+        page.reload()
+        mine = page.locator(f'table.requests tr[data-request="{r.json()["id"]}"]')
+        expect(mine.get_by_role("button", name="Approve")).to_have_count(0)
+        withdraw = mine.get_by_role("button", name="Withdraw")
+        expect(withdraw).to_be_enabled()
+        withdraw.click()
+        expect(page.locator(".ok")).to_contain_text("withdrawn: 1.1.0 → Production")
+        expect(page.locator("table.requests tbody tr")).to_have_count(1)  # root's, waiting
+        expect(page.locator(".timeline li").first).to_contain_text("request withdrawn by ed")
+
 
 def test_an_approver_approves(browser, team):
     with signed_in(browser, team, "amy") as page:

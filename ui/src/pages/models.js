@@ -176,12 +176,14 @@ export function modelPage(root, [name]) {
 
   // The server never lets a requester approve their own request, and a policy may name its
   // approvers: the row offers only what this user may do (the requester may withdraw).
-  // Deciding, withdrawing included (POST .../reject), needs the approver role on the model.
+  // Deciding needs the approver role on the model; withdrawing one's own request (POST
+  // .../reject by its requester) needs only the editor role that made it.
   function requestRow(r, state) {
-    const ok = (el) => allow(el, state.can.approve, needs("approver"));
+    const own = state.user !== null && r.requested_by === state.user;
+    const ok = own ? (el) => allow(el, state.can.edit, needs("editor"))
+      : (el) => allow(el, state.can.approve, needs("approver"));
     const comment = h("input", { placeholder: "comment", "aria-label": `comment on ${r.id}` });
     const pol = state.policies[r.to_stage];
-    const own = state.user !== null && r.requested_by === state.user;
     const named = !pol || !pol.approvers || state.user === null || pol.approvers.includes(state.user);
     const decide = (how, ok) => act(() => api(`/models/requests/${r.id}/${how}`, { method: "POST", body: { comment: comment.value } }), ok);
     const actions = own

@@ -241,7 +241,10 @@ def _decide(request: Request, p: Principal, request_id: str, decision: str, comm
     c = ctx(request)
     reg = _registry(c, p)
     req = reg.get_transition_request(request_id)
-    _need(c, p, "approver", req.name)
+    # Withdrawing one's own request (a rejection by its requester) needs only the role that
+    # made it; any other decision needs an approver.
+    own = decision == "reject" and req.requested_by == p.user
+    _need(c, p, "editor" if own else "approver", req.name)
     fn = reg.approve if decision == "approve" else reg.reject
     return _out(fn(request_id, comment))
 

@@ -135,7 +135,8 @@ def model_can(c: ServerContext, p: Principal, name: str) -> dict[str, bool]:
     """What the caller may do to a registered model, as the model routes' guard decides.
 
     ``edit`` (editor): move versions, request transitions, set aliases, roll back;
-    ``approve`` (approver): approve or reject requests, withdrawing one's own included;
+    ``approve`` (approver): approve or reject requests (withdrawing one's own needs only
+    ``edit``);
     ``admin``: set stage policies.  These are the roles only: the registry also refuses a
     requester's approval of their own request, and, where a stage's policy names its
     approvers, a decision or rollback by anyone else; the page checks those rules itself from
