@@ -105,11 +105,27 @@ def test_approve_then_roll_back_with_a_reason(ui, world):
     page.get_by_role("button", name="Look up").click()
     expect(page.locator(".at-result")).to_contain_text("no version was in Production")
 
+    # Nothing was in Production before 1.0.0: the form offers no rollback (the registry would
+    # refuse it with 409, which the browser logs as an error).
+    rollback = page.get_by_role("button", name="Roll back")
+    expect(rollback).to_be_disabled()
+    expect(rollback).to_have_attribute(
+        "title", "nothing to roll back to: no earlier version was in Production")
+    expect(page.get_by_label("rollback to")).to_have_text("no earlier version")
+
     request.get_by_label("comment on").fill("ship it")
     request.get_by_role("button", name="Approve").click()
     expect(page.locator(".ok")).to_contain_text(f"approved: {new.version} → Production")
     expect(newer.locator(".badge")).to_have_text("Production")
     expect(page.locator("text=No pending requests.")).to_be_visible()
+
+    # Now 1.0.0 was there before: it is what "the previous version" puts back.
+    expect(rollback).to_be_enabled()
+    expect(page.get_by_label("rollback to").locator("option")).to_have_text(
+        ["the previous version (1.0.0)", "1.0.0"])
+    page.get_by_label("rollback stage").select_option("Staging")  # never had a version
+    expect(rollback).to_be_disabled()
+    page.get_by_label("rollback stage").select_option("Production")
 
     # A rollback needs a reason; without one the form says so and nothing changes.
     page.get_by_role("button", name="Roll back").click()

@@ -201,10 +201,26 @@ export function modelPage(root, [name]) {
       h("td", { class: "actions" }, own || named ? comment : null, actions));
   }
 
-  // A rollback needs the editor role and, where the stage's policy names approvers, one of them.
-  function rollbackForm(versions, state) {
+  // What a rollback of a stage can put back, by the registry's rule: versions that were in the
+  // stage before and are not in it now, the latest first ("the previous version").
+  function rollbackTargets(stageName, versions, history) {
+    const current = new Set(versions.filter((v) => v.stage === stageName).map((v) => v.version));
+    const known = new Set(versions.map((v) => v.version));
+    const out = [];
+    for (let i = history.length - 1; i >= 0; i--) {
+      const e = history[i];
+      if ((e.kind === "stage" || e.kind === "rollback") && e.to_value === stageName
+          && !current.has(e.version) && known.has(e.version) && !out.includes(e.version)) out.push(e.version);
+    }
+    return out;
+  }
+
+  // A rollback needs the editor role, a version to put back (the form offers only those, so it
+  // never sends one the registry refuses) and, where the stage's policy names approvers, one
+  // of them.
+  function rollbackForm(versions, history, state) {
     const stage = h("select", { "aria-label": "rollback stage" }, ["Production", "Staging"].map((s) => h("option", { value: s }, s)));
-    const to = h("select", { "aria-label": "rollback to" }, h("option", { value: "" }, "the previous version"), versions.map((v) => h("option", { value: v.version }, v.version)));
+    const to = h("select", { "aria-label": "rollback to" });
     const reason = h("input", { placeholder: "reason (required)", "aria-label": "rollback reason", size: 40 });
     const btn = h("button", { class: "danger", onclick: () => {
       if (!reason.value.trim()) { say(new Error("Give a reason for the rollback.")); return; }
@@ -214,7 +230,12 @@ export function modelPage(root, [name]) {
     const update = () => {
       const pol = state.policies[stage.value];
       const named = !pol || !pol.approvers || state.user === null || pol.approvers.includes(state.user);
+      const targets = rollbackTargets(stage.value, versions, history);
+      clear(to, targets.length
+        ? [h("option", { value: "" }, `the previous version (${targets[0]})`), ...targets.map((v) => h("option", { value: v }, v))]
+        : h("option", { value: "" }, "no earlier version"));
       if (!state.can.edit) allow(btn, false, needs("editor"));
+      else if (!targets.length) allow(btn, false, `nothing to roll back to: no earlier version was in ${stage.value}`);
       else allow(btn, named, named ? "" : `only the approvers of ${stage.value} (${(pol.approvers || []).join(", ")}) may roll it back`);
     };
     stage.addEventListener("change", update);
@@ -275,7 +296,7 @@ export function modelPage(root, [name]) {
       clear(requestsBox, requests.length ? h("table", { class: "grid requests" },
         h("thead", {}, h("tr", {}, ["version", "transition", "asked by", "when", "approvals", "comment", ""].map((t) => h("th", {}, t)))),
         h("tbody", {}, requests.map((r) => requestRow(r, state)))) : h("p", { class: "muted" }, "No pending requests."));
-      clear(rollbackBox, rollbackForm(sorted, state));
+      clear(rollbackBox, rollbackForm(sorted, history, state));
       clear(historyBox, timeline(history));
       if (!atBox.childElementCount) clear(atBox, atForm());
     } catch (err) {
