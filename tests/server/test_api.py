@@ -257,7 +257,8 @@ def test_records_take_the_short_path_and_answer_as_the_app_does(api, monkeypatch
         return await real(request, p)
 
     monkeypatch.setattr(records, "ingest", spy)
-    assert any(m.cls is app_mod.IngestPath for m in api.app.user_middleware)
+    [fast] = [m for m in api.app.user_middleware if m.cls is app_mod.FastRoutes]
+    assert (f"{API}/records", "POST") in fast.kwargs["endpoints"]
     r = api.post(f"{API}/records", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "not valid JSON" in r.json()["message"]

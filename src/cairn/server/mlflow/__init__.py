@@ -18,14 +18,19 @@ PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ARTIFACT_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
 
 
+def _routes() -> list:
+    from . import artifacts, logged_models, registry, tracking
+
+    return [*tracking.ROUTES, *logged_models.ROUTES, *registry.ROUTES, *artifacts.API_ROUTES]
+
+
 def mount(app: "FastAPI") -> None:
     """Add the MLflow-compatible routes to ``app`` (its ``state.cairn`` is the server context)."""
-    from . import artifacts, logged_models, registry, tracking
-    from ._app import FastPath, build_app, fast_routes, server_info
+    from . import artifacts
+    from ._app import build_app, server_info
 
     context = app.state.cairn
-    routes = [*tracking.ROUTES, *logged_models.ROUTES, *registry.ROUTES, *artifacts.API_ROUTES]
-    api = build_app(context, routes)
+    api = build_app(context, _routes())
     files = build_app(context, artifacts.ROUTES)
     for prefix in PREFIXES:
         app.mount(prefix, api)
@@ -38,7 +43,11 @@ def mount(app: "FastAPI") -> None:
     ours = app.router.routes[-(len(PREFIXES) + len(ARTIFACT_PREFIXES) + 1):]
     del app.router.routes[-len(ours):]
     app.router.routes[:0] = ours
-    if not context.settings.telemetry:  # FastAPI's telemetry sees every request it serves
-        # Outermost of the app's own middleware: the plain MLflow calls skip the rest.
-        app.add_middleware(FastPath, endpoints=fast_routes(PREFIXES, routes),
-                           max_bytes=context.settings.max_request_bytes)
+
+
+def fast_endpoints() -> dict:
+    """(full path, method) -> endpoint of the plain MLflow routes, for the app's
+    :class:`~cairn.server.app.FastRoutes`: the same endpoints the mounted apps run."""
+    from ._app import fast_routes
+
+    return fast_routes(PREFIXES, _routes())

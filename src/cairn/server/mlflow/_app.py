@@ -120,8 +120,8 @@ def build_app(context: Any, routes: list[tuple[str, str, Callable]]) -> Starlett
 
 def fast_routes(prefixes: tuple[str, ...],
                 routes: list[tuple[str, str, Callable]]) -> dict[tuple[str, str], Callable]:
-    """(full path, method) -> endpoint, for :class:`FastPath`: the plain routes without
-    path parameters, under each prefix."""
+    """(full path, method) -> endpoint, for the app's ``FastRoutes``: the plain routes
+    without path parameters, under each prefix."""
     out: dict[tuple[str, str], Callable] = {}
     for path, handlers in _by_path(routes).items():
         if "{" in path:
@@ -132,39 +132,6 @@ def fast_routes(prefixes: tuple[str, ...],
                 for prefix in prefixes:
                     out[(prefix + path, method)] = endpoint
     return out
-
-
-class FastPath:
-    """Middleware that serves the plain MLflow routes without the app's routing.
-
-    A request whose path and method name exactly one plain (not :func:`raw`) route
-    goes to that route's endpoint, behind the same :class:`~cairn.server.app.LimitsMiddleware`
-    the app applies; everything else (raw routes, routes with path parameters, HEAD,
-    unknown paths and methods) takes the app's own way.  The endpoint is the one the
-    mounted app runs, so answers, errors, auth and audit are the same; what is
-    skipped is the walk through the app's inner middleware, its route table and the
-    mounted app's own stack, a measurable part of a small MLflow call.
-    """
-
-    def __init__(self, app: Any, endpoints: dict[tuple[str, str], Callable],
-                 max_bytes: int) -> None:
-        from ..app import LimitsMiddleware, route_path
-
-        self._route_path = route_path
-        self.app = app
-        self._endpoints = endpoints
-        self._limited = LimitsMiddleware(self._serve, max_bytes)
-
-    async def __call__(self, scope, receive, send) -> None:
-        if (scope["type"] == "http"
-                and (self._route_path(scope), scope["method"]) in self._endpoints):
-            return await self._limited(scope, receive, send)
-        return await self.app(scope, receive, send)
-
-    async def _serve(self, scope, receive, send) -> None:
-        endpoint = self._endpoints[(self._route_path(scope), scope["method"])]
-        response = await endpoint(Request(scope, receive, send))
-        await response(scope, receive, send)
 
 
 async def server_info() -> JSONResponse:
