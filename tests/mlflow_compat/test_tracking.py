@@ -341,3 +341,33 @@ def test_a_run_logged_call_by_call_keeps_one_journal(client, store, cairn_client
     assert len(journals) == 1
     assert list(cairn_client.get_metric_history(run_id, "loss").steps) == list(range(20))
     assert cairn_client.get_run(run_id).status.value == "FINISHED"
+
+
+def test_the_docs_quickstart_runs_and_cairn_lists_it(url, monkeypatch, tmp_path):
+    """docs/mlflow.md: its python block, run as the user's unchanged mlflow code against the
+    server, gives a run that `cairn runs ls -e my-experiment` (over the server) lists."""
+    import json
+    import re
+    from pathlib import Path
+
+    import mlflow
+    from click.testing import CliRunner
+
+    from cairn.cli.main import cli
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "mlflow.md").read_text()
+    [code] = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CAIRN_SPOOL_DIR", str(tmp_path / "spool"))
+    exec(compile(code, "docs/mlflow.md", "exec"), {"__name__": "docs_mlflow"})
+    assert mlflow.active_run() is None
+
+    result = CliRunner().invoke(cli, ["--uri", url, "runs", "ls", "-e", "my-experiment",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    [run] = json.loads(result.output)["runs"]
+    assert run["name"] == "baseline" and run["status"] == "FINISHED"
+    assert run["params"] == {"lr": "0.01", "depth": "6"}
+    assert run["metrics"]["loss"] == 0.1  # the last of 10 steps
+    files = [f.path for f in mlflow.MlflowClient().list_artifacts(run["id"])]
+    assert files == ["config.json"]
