@@ -165,7 +165,7 @@ def test_a_server_on_a_local_store_applies_each_write_before_answering(tmp_path,
     # Another worker process of the same server must see a write as soon as it is answered.
     from cairn.server.app import create_app
     from cairn.store.local import LocalStore
-    from tests.serving import ThreadedServer
+    from serving import ThreadedServer
 
     monkeypatch.setenv("CAIRN_INDEX_DELAY", "30")
     served = LocalStore(tmp_path / "store")
