@@ -25,6 +25,7 @@ from .. import segments as seglib
 from ..envjson import env_text
 from . import tables as T
 from .engine import ensure_schema, make_engine, session
+from .engine import read as read_only
 
 _CHUNK = 500  # ids per IN (...) list
 
@@ -214,6 +215,10 @@ class SqlIndex:
     def session(self, write: bool = False):
         return session(self.engine, write=write)
 
+    def read(self):
+        """A connection for reads only (see :func:`~cairn.store.sql.engine.read`)."""
+        return read_only(self.engine)
+
     # -- experiments -----------------------------------------------------
     def insert_experiment(self, conn: Connection, exp: Experiment, ignore_existing: bool = False) -> None:
         params = (exp.id, exp.name, exp.created_at, exp.lifecycle, json.dumps(dict(exp.tags)))
@@ -225,18 +230,18 @@ class SqlIndex:
                 tags=params[-1]))
 
     def list_experiments(self) -> list[Experiment]:
-        with self.session() as conn:
+        with self.read() as conn:
             rows = conn.execute(sa.select(T.experiments).order_by(T.experiments.c.created_at,
                                                                   T.experiments.c.name)).all()
         return [self._experiment(r) for r in rows]
 
     def get_experiment(self, experiment_id: str) -> Experiment | None:
-        with self.session() as conn:
+        with self.read() as conn:
             rows = _fetchall(conn, _sql(conn, "experiment_row_by_id"), (experiment_id,))
         return self._experiment(rows[0]) if rows else None
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        with self.session() as conn:
+        with self.read() as conn:
             return self.get_experiment_by_name_conn(conn, name)
 
     def get_experiment_by_name_conn(self, conn: Connection, name: str) -> Experiment | None:
@@ -519,7 +524,7 @@ class SqlIndex:
                 T.writers.c.run_id == run_id)).all())
 
     def get_run(self, run_id: str, stale_before: int | None = None) -> Run:
-        with self.session() as conn:
+        with self.read() as conn:
             runs = self.load_runs(conn, [run_id], with_env=True, stale_before=stale_before)
         if not runs:
             raise NotFound(f"run {run_id!r} does not exist")
@@ -581,7 +586,7 @@ class SqlIndex:
     def search(self, experiment_ids: Sequence[str] | None, flt: Any, order: Any, offset: int,
                limit: int, stale_before: int | None = None) -> tuple[list[Run], bool]:
         """One page of matching runs, and whether more follow."""
-        with self.session() as conn:
+        with self.read() as conn:
             sql, params = self._search_sql(conn, experiment_ids, flt, order, offset, limit + 1)
             ids = [row[0] for row in _fetchall(conn, sql, params)]
             more = len(ids) > limit
@@ -617,7 +622,7 @@ class SqlIndex:
 
     def metric_history(self, run_id: str, key: str) -> MetricHistory:
         ms = T.metric_segments
-        with self.session() as conn:
+        with self.read() as conn:
             blobs = [row[0] for row in conn.execute(
                 sa.select(ms.c.payload).where(ms.c.run_id == run_id, ms.c.key == key).order_by(
                     ms.c.step_min, ms.c.writer, ms.c.seq))]
@@ -628,13 +633,13 @@ class SqlIndex:
 
     def metric_keys(self, run_id: str) -> list[str]:
         lm = T.latest_metrics
-        with self.session() as conn:
+        with self.read() as conn:
             return [r[0] for r in conn.execute(sa.select(lm.c.key).where(
                 lm.c.run_id == run_id).order_by(lm.c.key))]
 
     def list_artifacts(self, run_id: str) -> list[FileEntry]:
         a = T.artifacts
-        with self.session() as conn:
+        with self.read() as conn:
             rows = conn.execute(sa.select(a).where(a.c.run_id == run_id).order_by(a.c.path)).all()
         return [FileEntry(r.path, r.size, r.digest,
                           tuple(tuple(c) for c in json.loads(r.chunks)) if r.chunks else ())
