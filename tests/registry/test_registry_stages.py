@@ -145,8 +145,12 @@ def test_history_time_travel_and_rollback(three, as_user):
     assert alias_moves == [("champion", None, "1.0.0"), ("champion", "1.0.0", "1.1.0")]
     assert isinstance(last.when, dt.datetime)
 
-    # Roll back again: the previous production version is 1.1.0 now.
+    # Roll back again: the previous production version is 1.1.0 now; what the registry
+    # tells the model page it may offer, default first, is what rollback does.
+    assert c._registry.rollback_targets("fraud", "Production") == ["1.1.0"]
+    assert c._registry.rollback_targets("fraud", "staging") == []
     assert c.rollback("fraud", reason="undo").version == "1.1.0"
+    assert c._registry.rollback_targets("fraud") == ["1.0.0"]
     assert c.rollback("fraud", to="1.0.0", reason="again").version == "1.0.0"
     with pytest.raises(InvalidArgument, match="was never in Production"):
         c.rollback("fraud", to="1.2.0")
@@ -159,6 +163,7 @@ def test_rollback_with_nothing_before_and_approver_only_rollback(three, as_user)
     with pytest.raises(Conflict, match="nothing to roll back to"):
         c.rollback("fraud")
     c.transition_model_version_stage("fraud", "1.0.0", "production")
+    assert c._registry.rollback_targets("fraud") == []
     with pytest.raises(Conflict, match="nothing to roll back to"):
         c.rollback("fraud")
     c.transition_model_version_stage("fraud", "1.1.0", "production")

@@ -266,21 +266,18 @@ class Workflow:
             if pol.approvers is not None and self.user not in pol.approvers:
                 raise PermissionDenied(f"only the approvers of {st} for {name} "
                                        f"({', '.join(pol.approvers)}) may roll it back")
-            current = {r.version for r in repo.version_rows(conn, name, st)}
-            entered = [e.version for e in repo.history(conn, name, kinds=("stage", "rollback"))
-                       if e.to_value == st]
+            targets = _rollback_targets(conn, name, st)
             if to is None:
-                target = next((v for v in reversed(entered) if v not in current
-                               and repo.version_row(conn, name, v) is not None), None)
-                if target is None:
+                if not targets:
                     raise Conflict(f"nothing to roll back to: no earlier version of {name} was "
                                    f"in {st}", name=name, stage=st)
+                target = targets[0]
             else:
                 target = str(SemVer.parse(to))
                 repo.require_version(conn, name, target)
-                if target in current:
-                    raise Conflict(f"{name}/{target} is already in {st}")
-                if target not in entered:
+                if target not in targets:
+                    if any(r.version == target for r in repo.version_rows(conn, name, st)):
+                        raise Conflict(f"{name}/{target} is already in {st}")
                     raise InvalidArgument(f"{name}/{target} was never in {st}, so there is "
                                           f"nothing to roll back to; promote it instead")
             row = repo.require_version(conn, name, target)
@@ -288,6 +285,14 @@ class Workflow:
             self._move(conn, name, row, st, repo.now_ms(), why, kind="rollback", archive_all=True)
             return repo.to_version(repo.require_version(conn, name, target),
                                    repo.aliases(conn, name))
+
+    def rollback_targets(self, name: str, stage: str = "production") -> list[str]:
+        """The versions a rollback of ``stage`` can put back, the default (the previous
+        version) first: those that were in the stage before and are not in it now."""
+        st = Stage.parse(stage).value
+        with self.session() as conn:
+            repo.require_model(conn, name)
+            return _rollback_targets(conn, name, st)
 
     # -- history ---------------------------------------------------------
     def model_history(self, name: str, version: str | None = None) -> list[HistoryEvent]:
@@ -379,3 +384,15 @@ class Workflow:
 
         with self.session() as conn:
             return audit.verify(conn)
+
+
+def _rollback_targets(conn: Any, name: str, stage: str) -> list[str]:
+    """Versions that entered ``stage`` (a move or a rollback) and are not in it now, the
+    latest to enter first."""
+    current = {r.version for r in repo.version_rows(conn, name, stage)}
+    out: list[str] = []
+    for e in reversed(repo.history(conn, name, kinds=("stage", "rollback"))):
+        if e.to_value == stage and e.version not in current and e.version not in out \
+                and repo.version_row(conn, name, e.version) is not None:
+            out.append(e.version)
+    return out

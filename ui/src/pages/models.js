@@ -201,25 +201,11 @@ export function modelPage(root, [name]) {
       h("td", { class: "actions" }, own || named ? comment : null, actions));
   }
 
-  // What a rollback of a stage can put back, by the registry's rule: versions that were in the
-  // stage before and are not in it now, the latest first ("the previous version").
-  function rollbackTargets(stageName, versions, history) {
-    const current = new Set(versions.filter((v) => v.stage === stageName).map((v) => v.version));
-    const known = new Set(versions.map((v) => v.version));
-    const out = [];
-    for (let i = history.length - 1; i >= 0; i--) {
-      const e = history[i];
-      if ((e.kind === "stage" || e.kind === "rollback") && e.to_value === stageName
-          && !current.has(e.version) && known.has(e.version) && !out.includes(e.version)) out.push(e.version);
-    }
-    return out;
-  }
-
-  // A rollback needs the editor role, a version to put back (the form offers only those, so it
-  // never sends one the registry refuses) and, where the stage's policy names approvers, one
-  // of them.
-  function rollbackForm(versions, history, state) {
-    const stage = h("select", { "aria-label": "rollback stage" }, ["Production", "Staging"].map((s) => h("option", { value: s }, s)));
+  // A rollback needs the editor role, a version to put back (the form offers only those the
+  // registry named, so it never sends one the registry refuses) and, where the stage's policy
+  // names approvers, one of them.
+  function rollbackForm(state) {
+    const stage = h("select", { "aria-label": "rollback stage" }, Object.keys(state.rollback).map((s) => h("option", { value: s }, s)));
     const to = h("select", { "aria-label": "rollback to" });
     const reason = h("input", { placeholder: "reason (required)", "aria-label": "rollback reason", size: 40 });
     const btn = h("button", { class: "danger", onclick: () => {
@@ -230,7 +216,7 @@ export function modelPage(root, [name]) {
     const update = () => {
       const pol = state.policies[stage.value];
       const named = !pol || !pol.approvers || state.user === null || pol.approvers.includes(state.user);
-      const targets = rollbackTargets(stage.value, versions, history);
+      const targets = state.rollback[stage.value] || [];
       clear(to, targets.length
         ? [h("option", { value: "" }, `the previous version (${targets[0]})`), ...targets.map((v) => h("option", { value: v }, v))]
         : h("option", { value: "" }, "no earlier version"));
@@ -277,7 +263,7 @@ export function modelPage(root, [name]) {
     try {
       // A mistyped name is an answer (200, model null), not a 404 the browser logs.
       // `can` says what this user may do here (their roles on the model; all true with auth off).
-      const { model, message: missing, can } = await api(`/ui/models/${enc}`);
+      const { model, message: missing, can, rollback } = await api(`/ui/models/${enc}`);
       if (!model) {
         clear(root, h("h1", {}, "Model not found"), errorBox(missing), h("a", { href: "/models" }, "All models"));
         return;
@@ -285,7 +271,7 @@ export function modelPage(root, [name]) {
       const [versions, requests, history, policies, me] = await Promise.all([
         api(`/models/${enc}/versions`), api(`/models/${enc}/requests`), api(`/models/${enc}/history`),
         api(`/models/${enc}/policies`), session().catch(() => ({ user: null }))]);
-      const state = { policies: Object.fromEntries(policies.map((p) => [p.stage, p])), requests, user: me.user, can };
+      const state = { policies: Object.fromEntries(policies.map((p) => [p.stage, p])), requests, user: me.user, can, rollback };
       clear(head, h("h1", {}, model.name), model.description ? h("p", {}, model.description) : null,
         h("div", { class: "muted" }, `created by ${model.created_by} on ${fmtTime(model.created_at)}`),
         rolesNote(state));
@@ -296,7 +282,7 @@ export function modelPage(root, [name]) {
       clear(requestsBox, requests.length ? h("table", { class: "grid requests" },
         h("thead", {}, h("tr", {}, ["version", "transition", "asked by", "when", "approvals", "comment", ""].map((t) => h("th", {}, t)))),
         h("tbody", {}, requests.map((r) => requestRow(r, state)))) : h("p", { class: "muted" }, "No pending requests."));
-      clear(rollbackBox, rollbackForm(sorted, history, state));
+      clear(rollbackBox, rollbackForm(state));
       clear(historyBox, timeline(history));
       if (!atBox.childElementCount) clear(atBox, atForm());
     } catch (err) {

@@ -131,6 +131,9 @@ def run_can(c: ServerContext, p: Principal, run: Any) -> dict[str, bool]:
     return {"edit": c.guard.allows(p, "editor", "experiment", run.experiment_id)}
 
 
+ROLLBACK_STAGES = ("Production", "Staging")  # the stages the model page's rollback form offers
+
+
 def model_can(c: ServerContext, p: Principal, name: str) -> dict[str, bool]:
     """What the caller may do to a registered model, as the model routes' guard decides.
 
@@ -148,8 +151,10 @@ def model_can(c: ServerContext, p: Principal, name: str) -> dict[str, bool]:
 
 
 @router.get("/models/{name}",
-            summary="A registered model for its page, with what the caller may do (`can`): 200 "
-                    "with model=null, the status and the message when there is none to show")
+            summary="A registered model for its page, with what the caller may do (`can`) and "
+                    "what a rollback of each stage can put back (`rollback`, the default "
+                    "first): 200 with model=null, the status and the message when there is "
+                    "none to show")
 def model_page(request: Request, p: User,
                name: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
     # As the run page: a mistyped model name in the address bar is an answer, not a 404.
@@ -161,11 +166,17 @@ def model_page(request: Request, p: User,
         if len(name) > 256 or "\x00" in name:
             raise NotFound(f"registered model {name[:256]!r} does not exist")
         c.guard.require(p, "viewer", "model", name)
-        model = _registry(c, p).get_registered_model(name)
+        reg = _registry(c, p)
+        model = reg.get_registered_model(name)
     except (NotFound, PermissionDenied) as exc:
-        return {"model": None, "status": exc.http_status, "message": exc.message, "can": None}
+        return {"model": None, "status": exc.http_status, "message": exc.message, "can": None,
+                "rollback": None}
     data = json.loads(json.dumps(dataclasses.asdict(model), default=str))
-    return {"model": finite(data), "status": 200, "message": None, "can": model_can(c, p, name)}
+    # What the rollback form may offer per stage (the registry's rule, the default first),
+    # so that the page never sends a rollback the registry refuses.
+    rollback = {st: reg.rollback_targets(name, st) for st in ROLLBACK_STAGES}
+    return {"model": finite(data), "status": 200, "message": None, "can": model_can(c, p, name),
+            "rollback": rollback}
 
 
 @router.get("/datasets/{name:path}",
