@@ -47,6 +47,17 @@ UNITS = {"create_runs": "runs/s", "log_batch": "points/s", "history": "points/s"
          "history_server": "points/s"}
 
 
+def _serve(cmd: list[str], workdir: Path, name: str, health: str, port: int,
+           env: dict | None = None, timeout: float = 120) -> tuple[subprocess.Popen, str]:
+    """Start a server process (its stderr in ``workdir/name.log``); (process, url) once
+    ``health`` answers."""
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=open(workdir / f"{name}.log", "wb"), env=env)
+    url = f"http://127.0.0.1:{port}"
+    sl.wait_http(url + health, timeout=timeout)
+    return proc, url
+
+
 def start_cairn(backend: str, db: str | None, workdir: Path) -> tuple[subprocess.Popen, str]:
     port = sl.free_port()
     cmd = [sys.executable, "-c", "from cairn.cli.main import main; main()"]
@@ -56,11 +67,7 @@ def start_cairn(backend: str, db: str | None, workdir: Path) -> tuple[subprocess
         cmd += ["server", "--db", db, "--objects", str(workdir / "cairn-objects")]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-auth", "--workers", "1",
             "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=open(workdir / "cairn-server.log", "wb"))
-    url = f"http://127.0.0.1:{port}"
-    sl.wait_http(url + "/ready")
-    return proc, url
+    return _serve(cmd, workdir, "cairn-server", "/ready", port)
 
 
 def start_mlflow(backend: str, db: str | None, workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -74,11 +81,16 @@ def start_mlflow(backend: str, db: str | None, workdir: Path) -> tuple[subproces
            "--port", str(port), "--backend-store-uri", store,
            "--artifacts-destination", str(workdir / "mlartifacts"), "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=open(workdir / "mlflow-server.log", "wb"), env=env)
-    url = f"http://127.0.0.1:{port}"
-    sl.wait_http(url + "/health", timeout=300)
-    return proc, url
+    return _serve(cmd, workdir, "mlflow-server", "/health", port, env, timeout=300)
+
+
+def start_replay(target: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+    """replay_server.py in front of the server at ``target``."""
+    port = sl.free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "replay_server:app", "--app-dir", str(HERE),
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return _serve(cmd, workdir, "replay-server", "/health", port,
+                  {**os.environ, "REPLAY_TARGET": target})
 
 
 # -- the workload, written once against the mlflow client --------------------------------------
@@ -196,12 +208,8 @@ def measure_side(side: str, backend: str, args, tmp: Path) -> dict[str, float]:
         _make_runs(client, search_exp, args.search_runs, "s")
         counts = set()
         for rep in range(args.reps):
-            out["create_runs"].append(create_runs(client, exp_id, args.runs))
-            out["log_batch"].append(log_batch(client, exp_id, args.calls))
-            out["history"].append(history(client, run_id, args.points))
+            n = repetition(client, args, exp_id, run_id, search_exp, out)
             out["history_server"].append(history_raw(url, run_id, args.points))
-            seconds, n = search(client, search_exp, None)
-            out["search"].append(seconds)
             counts.add(n)
             log(f"  {side}/{backend} rep {rep + 1}: " + ", ".join(
                 f"{k} {v[-1]:,.4g}" for k, v in out.items()))
@@ -218,33 +226,33 @@ def measure_side(side: str, backend: str, args, tmp: Path) -> dict[str, float]:
             | {f"floor:{k}": v for k, v in floor.items()})
 
 
+def repetition(client, args, exp_id: str, run_id: str, search_exp: str,
+               out: dict[str, list[float]]) -> int:
+    """One timed repetition of the four client workloads, appended to ``out``; returns the
+    number of runs the search found."""
+    out["create_runs"].append(create_runs(client, exp_id, args.runs))
+    out["log_batch"].append(log_batch(client, exp_id, args.calls))
+    out["history"].append(history(client, run_id, args.points))
+    seconds, hits = search(client, search_exp, None)
+    out["search"].append(seconds)
+    return hits
+
+
 def measure_floor(url: str, args, exp_id: str, run_id: str, search_exp: str,
                   workdir: Path) -> dict[str, float]:
     """The workload against ``replay_server.py``, which answers with the bytes Cairn sent
     without doing any work: the mlflow client's own time, which no server can remove."""
     from mlflow import MlflowClient
 
-    port = sl.free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "replay_server:app", "--app-dir", str(HERE),
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        start_new_session=True, stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "replay-server.log", "wb"), env={**os.environ, "REPLAY_TARGET": url})
-    replay = f"http://127.0.0.1:{port}"
+    proc, replay = start_replay(url, workdir)
     out: dict[str, list[float]] = {k: [] for k in TARGETS}
     try:
-        sl.wait_http(replay + "/health")
         client = MlflowClient(tracking_uri=replay)
         # Untimed: each request kind once, so that its answer is kept.
-        create_runs(client, exp_id, 1)
-        log_batch(client, exp_id, 1)
-        history(client, run_id, args.points)
-        search(client, search_exp, None)
+        repetition(client, argparse.Namespace(**{**vars(args), "runs": 1, "calls": 1}),
+                   exp_id, run_id, search_exp, {k: [] for k in TARGETS})
         for _ in range(args.reps):
-            out["create_runs"].append(create_runs(client, exp_id, args.runs))
-            out["log_batch"].append(log_batch(client, exp_id, args.calls))
-            out["history"].append(history(client, run_id, args.points))
-            out["search"].append(search(client, search_exp, None)[0])
+            repetition(client, args, exp_id, run_id, search_exp, out)
     finally:
         sl.stop(proc)
     return {k: statistics.median(v) for k, v in out.items()}

@@ -29,7 +29,10 @@ _http: httpx.AsyncClient | None = None
 def _key(method: str, path: str, query: bytes, body: bytes) -> tuple:
     token = parse_qs(query.decode()).get("page_token", [""])[0]
     if not token and body[:1] == b"{":
-        token = json.loads(body).get("page_token") or ""
+        try:
+            token = json.loads(body).get("page_token") or ""
+        except ValueError:  # not JSON after all: a key without a token
+            pass
     return method, path, token
 
 
