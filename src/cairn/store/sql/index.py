@@ -24,8 +24,7 @@ from ...errors import InvalidArgument, NotFound, RunFinished
 from .. import segments as seglib
 from ..envjson import env_text
 from . import tables as T
-from .engine import ensure_schema, make_engine, session
-from .engine import read as read_only
+from .engine import ensure_schema, make_engine, read as read_only, session
 
 _CHUNK = 500  # ids per IN (...) list
 
