@@ -5,15 +5,16 @@ PY := $(VENV)/bin/python
 CAIRN := $(VENV)/bin/cairn
 DEMO_STORE ?= .cairn-demo
 
-.PHONY: demo test test-fast bench clean ui
+.PHONY: demo test test-fast test-scale lint bench clean ui
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# The demo needs only the examples' extras; the tests need every integration.
+# The demo needs the examples' extras and, for the `cairn ui` it ends by suggesting, the
+# server's; the tests need every integration.
 $(VENV)/.demo-installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[examples]'
+	$(PY) -m pip install --quiet -e '.[examples,server]'
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(PY)
@@ -52,11 +53,20 @@ demo: $(VENV)/.demo-installed $(UI_BUILT)
 	CAIRN_TRACKING_URI=$(DEMO_STORE) $(PY) examples/quickstart_data.py
 	@echo "web UI: http://127.0.0.1:5000/  (start it with: $(CAIRN) --store $(DEMO_STORE) ui)"
 
-test: $(VENV)/.test-installed $(UI_BUILT) | $(CHROMIUM)
+# The linter and the type checker (their configuration is in pyproject.toml); `make test` runs them first.
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: $(VENV)/.test-installed $(UI_BUILT) lint | $(CHROMIUM)
 	$(PY) -m pytest -q
 
 test-fast: $(VENV)/.test-installed $(UI_BUILT)
 	$(PY) -m pytest -q -m "not slow"
+
+# The million-run test (20 minutes or more, 15 GB of temporary files).
+test-scale: $(VENV)/.test-installed
+	$(PY) -m pytest -q -m scale
 
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/run.py

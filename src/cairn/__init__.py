@@ -23,6 +23,7 @@ from .fluent import (
     log_text, set_experiment, set_tag, set_tags, set_tracking_uri, start_run,
 )
 from . import autolog  # a light, callable module: cairn.autolog(), cairn.autolog.sklearn ...
+from . import store_settings  # noqa: F401 - stores follow the CAIRN_* settings (cairn.store.options)
 
 __version__ = "0.1.0"
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 import functools
 import getpass
 import os
-import uuid
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from . import settings
+from . import clock, settings
 from . import writer as _writer
 from .entities import Experiment, FileEntry, MetricHistory, RecordBatch, Run, RunStatus
-from .errors import AlreadyExists, InvalidArgument, NotFound
+from .errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
 from .store.validation import (
-    check_key, check_metric_value, check_step, param_value, tag_value,
+    check_key, check_metric_value, check_step, check_text, own_checks, param_value, scrub,
+    tag_value, text_checked,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .store.base import Store
 
 DEFAULT_EXPERIMENT = "Default"
 NOTE_TAG = "cairn.note"
@@ -47,20 +50,31 @@ class RunPage(list):
         self.token = token
 
 
+# Every public method refuses strings that are not valid Unicode (a lone surrogate) at the
+# call; the logging methods check their keys and values themselves (with messages that name
+# the key), and the registry's and data sets' arguments are checked by those services.
+@text_checked("metrics", "model", "input_example", "data", "target", "options")
 class Client:
-    def __init__(self, uri: str | None = None, user: str | None = None) -> None:
-        self._uri = uri
-        self._user = user
-        self._store = None
+    """Reads and writes runs on one store as one user.
+
+    ``uri`` picks the store (:func:`cairn.store.open_store`; default: the fluent API's
+    tracking URI); or pass the ``store`` itself (what a server or service already holds).
+    """
+
+    def __init__(self, uri: str | None = None, user: str | None = None, *,
+                 store: "Store | None" = None) -> None:
+        self._uri = store.uri if uri is None and store is not None else uri
+        self._user = user if user is None else check_text(user, "user")
+        self._store = store
         self._writers: dict[str, list] = {}  # run_id -> [writer_id, seq]
 
     # -- plumbing --------------------------------------------------------
     @property
     def uri(self) -> str:
         if self._uri is None:
-            from . import fluent
+            from ._state import STATE
 
-            return fluent.get_tracking_uri()
+            return STATE.tracking_uri()
         return self._uri
 
     @property
@@ -68,7 +82,7 @@ class Client:
         return self._user or default_user()
 
     @property
-    def store(self):
+    def store(self) -> "Store":
         if self._store is None:
             from .store import open_store
 
@@ -80,11 +94,15 @@ class Client:
         _writer.FLUSHER.flush_all(self.store)
 
     def _write(self, run_id: str, **fields: Any) -> None:
+        # A run this process is recording through the fluent API may still be only in
+        # its writer's buffer (its creation included): deliver that first, so that this
+        # write finds the run and is checked against its params and status.
+        _writer.FLUSHER.flush_run(self.store, run_id)
         slot = self._writers.get(run_id)
         if slot is None:
-            slot = self._writers[run_id] = [_writer.new_writer_id(), 0]
+            slot = self._writers[run_id] = [clock.new_writer_id(), 0]
         slot[1] += 1
-        batch = RecordBatch(run_id=run_id, writer_id=slot[0], seq=slot[1], time=_writer.now_ms(),
+        batch = RecordBatch(run_id=run_id, writer_id=slot[0], seq=slot[1], time=clock.now_ms(),
                             **fields)
         try:
             self.store.write(batch)
@@ -139,13 +157,14 @@ class Client:
         return ids
 
     # -- runs ------------------------------------------------------------
+    @own_checks
     def create_run(self, experiment_id: str | None = None, name: str | None = None,
                    params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None,
                    parent_id: str | None = None, start_time: int | None = None) -> Run:
         """Create a run synchronously and return it (status RUNNING)."""
         exp = (self.get_or_create_experiment(DEFAULT_EXPERIMENT) if experiment_id is None
                else self.get_experiment(experiment_id))
-        run_id = uuid.uuid4().hex
+        run_id = clock.new_run_id()
         self._write(run_id, create=self._creation(exp, run_id, name, parent_id, start_time),
                     params={check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()},
                     tags={check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()})
@@ -155,10 +174,14 @@ class Client:
                  start_time: int | None) -> dict[str, Any]:
         from .names import random_name
 
+        if name is not None:
+            check_text(name, "run name")
+        if parent_id is not None:
+            check_text(parent_id, "parent run id")
         return {"experiment_id": exp.id, "experiment_name": exp.name,
                 "experiment_created_at": exp.created_at, "name": name or random_name(run_id),
-                "parent_id": parent_id, "user": self.user,
-                "start_time": _writer.now_ms() if start_time is None else start_time}
+                "parent_id": parent_id, "user": scrub(self.user),
+                "start_time": clock.now_ms() if start_time is None else start_time}
 
     def get_run(self, run_id: str) -> Run:
         self._check_run_id(run_id)
@@ -179,6 +202,7 @@ class Client:
         self._sync()
         return self.store.get_metric_history(run_id, key)
 
+    @own_checks
     def log_batch(self, run_id: str, metrics: Sequence[Any] = (), params: Mapping[str, Any] | None = None,
                   tags: Mapping[str, Any] | None = None) -> None:
         """Log many points at once: metrics as (key, value, step, timestamp_ms) tuples."""
@@ -188,20 +212,25 @@ class Client:
                     params={check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()},
                     tags={check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()})
 
+    @own_checks
     def log_metric(self, run_id: str, key: str, value: Any, step: int = 0,
                    timestamp: int | None = None) -> None:
-        self.log_batch(run_id, [(key, value, step, _writer.now_ms() if timestamp is None else timestamp)])
+        self.log_batch(run_id, [(key, value, step, clock.now_ms() if timestamp is None else timestamp)])
 
+    @own_checks
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         self.log_batch(run_id, params={key: value})
 
+    @own_checks
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         self.log_batch(run_id, tags={key: value})
 
+    @own_checks
     def delete_tag(self, run_id: str, key: str) -> None:
         self._check_run_id(run_id)
         self._write(run_id, deleted_tags=(check_key(key, "tag"),))
 
+    @own_checks
     def set_note(self, run_id: str, text: str) -> None:
         self.set_tag(run_id, NOTE_TAG, text)
 
@@ -215,7 +244,7 @@ class Client:
                                   f"{[s.value for s in RunStatus]}") from None
         if not st.terminal:
             raise InvalidArgument("set_terminated needs a terminal status: FINISHED, FAILED or KILLED")
-        self._write(run_id, status=st, end_time=_writer.now_ms() if end_time is None else end_time)
+        self._write(run_id, status=st, end_time=clock.now_ms() if end_time is None else end_time)
 
     # -- artifacts -------------------------------------------------------
     def store_artifacts(self, local_path: str | os.PathLike, artifact_path: str | None = None) -> list[FileEntry]:
@@ -224,10 +253,16 @@ class Client:
         if not src.exists():
             raise NotFound(f"artifact source {str(src)!r} does not exist")
         prefix = _clean_artifact_path(artifact_path) if artifact_path else ""
-        if src.is_dir():
-            return self.store.objects.put_dir(src, prefix)
-        rel = f"{prefix}/{src.name}" if prefix else src.name
-        return [self.store.objects.put_file(src, rel)]
+        try:
+            if src.is_dir():
+                return self.store.objects.put_dir(src, prefix)
+            rel = f"{prefix}/{src.name}" if prefix else src.name
+            return [self.store.objects.put_file(src, rel)]
+        except StoreUnavailable as exc:
+            # A full disk (StorageFull) or an I/O error writing an object: name the artifact
+            # too.  Nothing was logged; objects already complete stay (a retry reuses them).
+            raise type(exc)(f"artifact {str(src)!r} was not stored: {exc.message}",
+                            **{**exc.details, "artifact": str(src)}) from exc
 
     def log_artifact(self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
         self._check_run_id(run_id)
@@ -282,17 +317,9 @@ class Client:
     def _registry(self):
         reg = self.__dict__.get("_registry_impl")
         if reg is None:
-            from .store.http import HttpStore
+            from .services import registry_for
 
-            if isinstance(self.store, HttpStore):  # a server: its registry, over REST
-                from .registry.remote import RemoteRegistry
-
-                reg = RemoteRegistry(self)
-            else:
-                from .registry.service import Registry
-
-                reg = Registry(self)
-            self.__dict__["_registry_impl"] = reg
+            reg = self.__dict__["_registry_impl"] = registry_for(self)
         return reg
 
     def register_model(self, name: str, model: Any, **options: Any):
@@ -368,6 +395,18 @@ class Client:
     def rollback(self, name: str, stage: str = "production", to: str | None = None, reason: str = ""):
         return self._registry.rollback(name, stage, to, reason)
 
+    def rename_registered_model(self, name: str, new_name: str):
+        """Rename a model with its versions, aliases and history (audited)."""
+        return self._registry.rename_registered_model(name, new_name)
+
+    def delete_registered_model(self, name: str, force: bool = False):
+        """Delete a model and its versions; one in Production or with an alias only with ``force``."""
+        return self._registry.delete_registered_model(name, force)
+
+    def delete_model_version(self, name: str, version: str, force: bool = False):
+        """Delete a version (never numbered again); one in Production or with an alias only with ``force``."""
+        return self._registry.delete_model_version(name, version, force)
+
     def model_version_at(self, name: str, stage: str, when: Any):
         return self._registry.model_version_at(name, stage, when)
 
@@ -410,9 +449,9 @@ class Client:
         """Data set versioning on this client's store (:class:`cairn.data.Datasets`)."""
         ds = self.__dict__.get("_datasets_impl")
         if ds is None:
-            from .data import Datasets
+            from .services import datasets_for
 
-            ds = self.__dict__["_datasets_impl"] = Datasets(self)
+            ds = self.__dict__["_datasets_impl"] = datasets_for(self)
         return ds
 
     def log_input(self, run_id: str, dataset: str, role: str = "input"):
@@ -422,18 +461,20 @@ class Client:
 
     def lineage(self, ref: str, direction: str = "upstream", depth: int | None = None):
         """The lineage graph around ``ref`` (a data set version, run or model version)."""
-        from .lineage import lineage
+        from .services import lineage_for
 
-        return lineage(self, ref, direction=direction, depth=depth)
+        return lineage_for(self).graph(ref, direction=direction, depth=depth)
 
     # -- helpers ---------------------------------------------------------
     @staticmethod
     def _check_run_id(run_id: Any) -> None:
         if not isinstance(run_id, str) or not run_id:
             raise InvalidArgument(f"run id must be a non-empty string, got {run_id!r}")
+        check_text(run_id, f"run id {run_id!r}")
 
 
 def _clean_artifact_path(path: str) -> str:
+    check_text(str(path), "artifact path")
     p = PurePosixPath(str(path).replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts:
         raise InvalidArgument(f"artifact path {path!r} must be relative and stay inside the run")

@@ -21,10 +21,17 @@ and the HTTP client can map it back.  This module imports nothing from cairn.
     ├── MissingDependency     501  MISSING_DEPENDENCY (an optional package, e.g. torch)
     ├── SchemaOutOfDate       500  SCHEMA_OUT_OF_DATE
     └── StoreUnavailable      503  TEMPORARILY_UNAVAILABLE
+        ├── StoreBusy                (a lock held elsewhere; the transaction was rolled back)
+        └── StorageFull              (no space left on device, or the disk quota is used up)
+
+:func:`from_os_error` turns an ``OSError`` met while writing into the store (a full disk,
+an I/O error, a read-only file system) into one of these, naming the path.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 
@@ -109,6 +116,55 @@ class SchemaOutOfDate(CairnError):
 class StoreUnavailable(CairnError):
     http_status = 503
     error_code = "TEMPORARILY_UNAVAILABLE"
+
+
+class StoreBusy(StoreUnavailable):
+    """The index is locked by another writer (SQLite's "database is locked"): the
+    transaction was rolled back and may simply be tried again."""
+
+
+class StorageFull(StoreUnavailable):
+    """The disk (or the disk quota) holding the store is full: ENOSPC or EDQUOT.
+
+    Nothing half-written is left behind; once space is freed the same call works."""
+
+
+# What an errno means for whoever wrote: the words after the path in the message.
+_OS_ERRORS: dict[int, str] = {
+    errno.ENOSPC: "no space left on device",
+    errno.EIO: "input/output error (the disk or the network file system failed)",
+    errno.EROFS: "read-only file system",
+    errno.EFBIG: "file too large for the file system",
+}
+if hasattr(errno, "EDQUOT"):  # not on Windows
+    _OS_ERRORS[errno.EDQUOT] = "disk quota exceeded (no space left on device for this user)"
+# The errnos that say the disk failed a write, whatever was being written.
+DISK_ERRNOS = frozenset(_OS_ERRORS)
+
+
+def from_os_error(exc: OSError, action: str, path: str | os.PathLike[str] | None = None,
+                  advice: str = "") -> CairnError:
+    """The :class:`CairnError` for ``exc``, which made ``action`` fail
+    (``"could not write object"``).
+
+    ENOSPC and EDQUOT give :class:`StorageFull`, a denied permission
+    :class:`PermissionDenied`, anything else (EIO, EROFS, EFBIG ...)
+    :class:`StoreUnavailable`.  The message names ``path`` (else the error's own file
+    name) and ends with ``advice`` when given.
+    """
+    where = path if path is not None else exc.filename
+    what = _OS_ERRORS.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+    message = f"{action}" + (f" {os.fspath(where)}" if where is not None else "") + f": {what}"
+    if advice:
+        message += f"; {advice}"
+    details: dict[str, Any] = {"errno": exc.errno}
+    if where is not None:
+        details["path"] = os.fspath(where)
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return StorageFull(message, **details)
+    if isinstance(exc, PermissionError):
+        return PermissionDenied(message, **details)
+    return StoreUnavailable(message, **details)
 
 
 _BY_CODE: dict[str, type[CairnError]] = {}

@@ -1,8 +1,10 @@
 """The fluent API for training code: ``cairn.start_run()``, ``cairn.log_metric()`` ...
 
-A thin veneer over :class:`Client` and :class:`RunWriter`.  The active run
-lives in a ContextVar; threads that did not start a run see the most recent run
-started in the process, so data-loader and callback threads can log too.
+A thin veneer over :class:`Client` and :class:`RunWriter`.  What it remembers
+between calls (tracking URI, experiment, clients, the active runs) lives in
+:data:`cairn._state.STATE`: the active run in a ContextVar; threads that did not
+start a run see the most recent run started in the process, so data-loader and
+callback threads can log too.
 """
 
 from __future__ import annotations
@@ -15,60 +17,50 @@ import signal
 import sys
 import tempfile
 import threading
-import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
-from . import settings
+from . import clock, settings
 from . import writer as _writer
+from ._state import STATE
 from .client import DEFAULT_EXPERIMENT, Client
 from .entities import Experiment, Run, RunStatus
-from .errors import InvalidArgument, NoActiveRun
-
-_uri: str | None = None
-_experiment: Experiment | None = None
-_experiment_name: str | None = None
-_clients: dict[str, Client] = {}
-_active: contextvars.ContextVar[tuple["ActiveRun", ...]] = contextvars.ContextVar(
-    "cairn_active_runs", default=())
-_global_stack: list["ActiveRun"] = []
-_lock = threading.RLock()
+from .errors import (
+    DISK_ERRNOS, CairnError, InvalidArgument, NoActiveRun, StoreUnavailable, from_os_error,
+)
+from .store.validation import check_text, scrub
 
 
 def set_tracking_uri(uri: str | os.PathLike) -> None:
     """Where runs go: a directory (the local store) or, later, a server URL."""
-    global _uri, _experiment
-    _uri = os.fspath(uri)
-    _experiment = None
+    STATE.set_tracking_uri(os.fspath(uri))
 
 
 def get_tracking_uri() -> str:
-    return _uri or settings.TRACKING_URI.get()
+    return STATE.tracking_uri()
 
 
 def _client() -> Client:
     uri = get_tracking_uri()
-    client = _clients.get(uri)
+    client = STATE.clients.get(uri)
     if client is None:
-        client = _clients[uri] = Client(uri)
+        client = STATE.clients[uri] = Client(uri)
     return client
 
 
 def set_experiment(name: str) -> Experiment:
     """Make ``name`` the experiment of new runs, creating it if missing."""
-    global _experiment, _experiment_name
     exp = _client().get_or_create_experiment(name)
-    _experiment, _experiment_name = exp, name
+    STATE.experiment, STATE.experiment_name = exp, name
     return exp
 
 
 def _current_experiment(name: str | None) -> Experiment:
-    global _experiment
     if name is not None:
         return _client().get_or_create_experiment(name)
-    if _experiment is None:
-        _experiment = _client().get_or_create_experiment(_experiment_name or DEFAULT_EXPERIMENT)
-    return _experiment
+    if STATE.experiment is None:
+        STATE.experiment = _client().get_or_create_experiment(STATE.experiment_name or DEFAULT_EXPERIMENT)
+    return STATE.experiment
 
 
 class ActiveRun:
@@ -88,6 +80,16 @@ class ActiveRun:
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.name} id={self.id} experiment={self.experiment.name!r}>"
+
+    def _activate(self, sample_system: bool) -> None:
+        """Make this run the context's active one; start sampling system metrics if asked."""
+        self._token = STATE.push(self)
+        _writer.FLUSHER.register(self._writer)
+        _install_signal_handlers()
+        if sample_system:
+            from . import sysmetrics
+
+            self._sampler = sysmetrics.start_sampler(self)
 
     # The same calls as the module-level functions, bound to this run.
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -118,6 +120,17 @@ class ActiveRun:
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         _end(self, RunStatus(status))
 
+    def _detach(self) -> None:
+        """Stop recording without ending the run (``cairn._state.reset()``): flush what was
+        logged, stop the background work; the run shows as KILLED once its heartbeat is stale."""
+        if self._sampler is not None:
+            self._sampler.stop()
+        try:
+            self._writer.flush()
+        finally:
+            _writer.FLUSHER.unregister(self._writer)
+            STATE.remove(self, self._token)
+
     def __enter__(self) -> "ActiveRun":
         return self
 
@@ -128,7 +141,15 @@ class ActiveRun:
             status = RunStatus.KILLED
         else:
             status = RunStatus.FAILED
-        _end(self, status)
+        try:
+            _end(self, status)
+        except CairnError as end_exc:
+            if exc is None:
+                raise
+            # The block's own error (often the same full disk) is what the caller must see;
+            # the end record is kept and retried (see _end), which the note says.
+            exc.add_note(f"cairn: run {self.id} could not be marked {status.value} yet: "
+                         f"{end_exc}")
 
 
 def start_run(name: str | None = None, experiment: str | None = None,
@@ -151,7 +172,7 @@ def start_run(name: str | None = None, experiment: str | None = None,
         _sysmetrics.require()
     client = _client()
     exp = _current_experiment(experiment)
-    run_id = uuid.uuid4().hex
+    run_id = clock.new_run_id()
     env_future = None
     if settings.CAPTURE_ENV.get():
         from .environment import capture_environment_async
@@ -164,13 +185,7 @@ def start_run(name: str | None = None, experiment: str | None = None,
     if tags:
         w.set_tags(tags)
     run = ActiveRun(client, run_id, create["name"], exp, w, parent)
-    run._token = _active.set(_active.get() + (run,))
-    with _lock:
-        _global_stack.append(run)
-    _writer.FLUSHER.register(w)
-    _install_signal_handlers()
-    if sample_system:
-        run._sampler = _sysmetrics.start_sampler(run)
+    run._activate(sample_system)
     return run
 
 
@@ -183,25 +198,25 @@ def _end(run: ActiveRun, status: RunStatus) -> None:
     w.end(status)
     try:
         w.flush()
-    finally:
+    except StoreUnavailable:
+        # The end record could not be written (a full disk, a server out of reach). The
+        # writer keeps it, with its sequence number, and stays with the flusher, which
+        # retries it every flush interval, at each cairn.flush() and at exit: once there is
+        # room again readers see the run FAILED/FINISHED/KILLED.  Should the process end
+        # first, the run's heartbeat has stopped with its last write, so readers see it
+        # KILLED once heartbeat_timeout has passed; never RUNNING for good.
+        STATE.remove(run, run._token)
+        raise
+    except BaseException:
         _writer.FLUSHER.unregister(w)
-        with _lock:
-            if run in _global_stack:
-                _global_stack.remove(run)
-        stack = _active.get()
-        if run in stack:
-            try:
-                _active.reset(run._token)
-            except ValueError:  # ended from another context than the one that started it
-                _active.set(tuple(r for r in stack if r is not run))
+        STATE.remove(run, run._token)
+        raise
+    _writer.FLUSHER.unregister(w)
+    STATE.remove(run, run._token)
 
 
 def active_run() -> ActiveRun | None:
-    stack = _active.get()
-    if stack:
-        return stack[-1]
-    with _lock:
-        return _global_stack[-1] if _global_stack else None
+    return cast("ActiveRun | None", STATE.current())  # only ActiveRuns are pushed
 
 
 def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
@@ -264,7 +279,15 @@ def _log_generated(what: str, artifact_file: str, write) -> None:
     rel = Path(str(artifact_file))
     with tempfile.TemporaryDirectory(prefix="cairn-") as tmp:
         path = Path(tmp) / rel.name
-        write(path)
+        try:
+            write(path)
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            # The temporary directory's disk (TMPDIR) is full or failing.
+            raise from_os_error(exc, f"cairn.{what}() could not write the temporary file",
+                                path, "free some space there (or point TMPDIR elsewhere) and "
+                                "try again") from exc
         parent = rel.parent.as_posix()
         run._writer.add_artifacts(run.client.store_artifacts(path, None if parent == "." else parent))
 
@@ -273,6 +296,7 @@ def log_text(text: str, artifact_file: str) -> None:
     """Store ``text`` as the artifact ``artifact_file`` (e.g. "notes/summary.txt")."""
     if not isinstance(text, str):
         raise InvalidArgument(f"log_text needs a str, got {type(text).__name__}")
+    check_text(text, "log_text text")
     _log_generated("log_text", artifact_file, lambda p: p.write_text(text, encoding="utf-8"))
 
 
@@ -327,7 +351,7 @@ def log_model(model: Any, name: str, *, input_example: Any = None, **options: An
     if settings.CAPTURE_ENV.get():
         from .environment import capture_environment
 
-        env = capture_environment()  # cached per process: the same the run records
+        env = scrub(capture_environment())  # cached per process: the same the run records
     return run.client.register_model(name, model, run_id=run.id, input_example=input_example,
                                      env=options.pop("env", env), **options)
 
@@ -348,8 +372,7 @@ def flush() -> None:
 
 # -- process exit and signals ----------------------------------------------
 def _end_all(status: RunStatus) -> None:
-    with _lock:
-        runs = list(reversed(_global_stack))
+    runs = list(reversed(STATE.runs()))
     for run in runs:
         try:
             _end(run, status)
@@ -377,15 +400,23 @@ def _at_exit() -> None:
         group_commit.settle_all()
 
 
-_installed = False
+_TERM_GRACE_S = 5.0  # how long SIGTERM waits for the runs to be ended and indexed
+
+
+def _end_and_settle() -> None:
+    _end_all(RunStatus.KILLED)
+    # Dying of the signal skips the exit hooks: make the records visible to readers now
+    # rather than when the next process replays the journals.
+    from .store.group_commit import settle_all
+
+    settle_all()
 
 
 def _install_signal_handlers() -> None:
     """On SIGTERM: flush, mark runs KILLED, then die of the signal as before."""
-    global _installed
-    if _installed or threading.current_thread() is not threading.main_thread():
+    if STATE.signals_installed or threading.current_thread() is not threading.main_thread():
         return
-    _installed = True
+    STATE.signals_installed = True
     try:
         previous = signal.getsignal(signal.SIGTERM)
     except (ValueError, OSError):  # pragma: no cover - exotic platforms
@@ -394,18 +425,16 @@ def _install_signal_handlers() -> None:
         return  # the program handles SIGTERM itself; its with-blocks will end the runs
 
     def on_term(signum, frame):
-        _end_all(RunStatus.KILLED)
+        # In a thread of its own, and waited for a few seconds at most: the main thread
+        # may have been stopped holding a lock that ending the runs needs (a writer's, the
+        # store's), and SIGTERM must end the process anyway.  What does not get written
+        # now is in the journal already (or lost with the last second of points), and the
+        # run shows as KILLED once its heartbeat is stale.
+        ender = threading.Thread(target=_end_and_settle, name="cairn-sigterm", daemon=True)
+        ender.start()
+        ender.join(_TERM_GRACE_S)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
     signal.signal(signal.SIGTERM, on_term)
 
-
-def _reset_after_fork() -> None:
-    global _installed
-    _clients.clear()
-    _global_stack.clear()
-    _installed = False
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)

@@ -9,8 +9,8 @@ Edges always point from what was used to what was made ("upstream → downstream
     dataset version ──trained──> model version       (datasets a model version lists)
     commit ───────────code────> run | dataset version
 
-``lineage(client, ref, "upstream")`` walks towards the sources of ``ref``,
-``"downstream"`` towards everything made from it.  References::
+``Lineage(store, user).graph(ref, "upstream")`` (or ``client.lineage(ref)``) walks
+towards the sources of ``ref``, ``"downstream"`` towards everything made from it.  References::
 
     transactions@3  dataset:transactions@3   a data set version
     run:<run id>    <32 hex digits>          a run
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .errors import CairnError, InvalidArgument, NotFound
+from .services import StoreService
 
 DIRECTIONS = ("upstream", "downstream")
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -89,61 +90,88 @@ class LineageGraph:
         return {n.id for n in self.nodes.values() if kind is None or n.kind == kind}
 
 
-def lineage(client: Any, ref: str, direction: str = "upstream",
-            depth: int | None = None) -> LineageGraph:
+def _check(direction: str, depth: int | None) -> None:
     if direction not in DIRECTIONS:
         raise InvalidArgument(f"direction must be 'upstream' or 'downstream', got {direction!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
         raise InvalidArgument(f"depth must be a non-negative int or None, got {depth!r}")
-    from .store.http import HttpStore
 
-    if isinstance(client.store, HttpStore):
-        return _remote(client.store, ref, direction, depth)
-    g = _Graph(client)
-    root = g.resolve(ref)
-    graph = LineageGraph(root.id, direction)
-    graph.nodes[root.id] = root
-    frontier = [root.id]
-    level = 0
-    seen_edges: set[Edge] = set()
-    while frontier and (depth is None or level < depth):
-        nxt = []
-        for nid in frontier:
-            for edge, node in (g.upstream(nid) if direction == "upstream" else g.downstream(nid)):
-                if edge not in seen_edges:
-                    seen_edges.add(edge)
-                    graph.edges.append(edge)
-                if node.id not in graph.nodes:
-                    graph.nodes[node.id] = node
-                    nxt.append(node.id)
-        frontier = nxt
-        level += 1
-    return graph
+
+class Lineage(StoreService):
+    """The lineage graph of one store's data sets, runs and model versions, read as ``user``.
+
+    ``Lineage(store, user)`` (or :func:`cairn.services.lineage_for`, which picks
+    :class:`RemoteLineage` for a client of a server); ``Lineage(client)`` uses a client's.
+    """
+
+    def __init__(self, store: Any = None, user: str | None = None) -> None:
+        StoreService.__init__(self, store, user)
+
+    def graph(self, ref: str, direction: str = "upstream",
+              depth: int | None = None) -> LineageGraph:
+        """Nodes and edges reached from ``ref`` in ``direction`` within ``depth`` steps."""
+        _check(direction, depth)
+        from .services import datasets_for, registry_for
+
+        g = _Graph(self.client, datasets_for(self._backend, self.user),
+                   lambda: registry_for(self._backend, self.user))
+        root = g.resolve(ref)
+        graph = LineageGraph(root.id, direction)
+        graph.nodes[root.id] = root
+        frontier = [root.id]
+        level = 0
+        seen_edges: set[Edge] = set()
+        while frontier and (depth is None or level < depth):
+            nxt = []
+            for nid in frontier:
+                for edge, node in (g.upstream(nid) if direction == "upstream" else g.downstream(nid)):
+                    if edge not in seen_edges:
+                        seen_edges.add(edge)
+                        graph.edges.append(edge)
+                    if node.id not in graph.nodes:
+                        graph.nodes[node.id] = node
+                        nxt.append(node.id)
+            frontier = nxt
+            level += 1
+        return graph
 
 
 _REMOTE_MAX_DEPTH = 100  # the most steps a server walks (GET /lineage's limit)
 
 
-def _remote(store: Any, ref: str, direction: str, depth: int | None) -> LineageGraph:
-    """The graph as the server's ``GET /lineage`` finds it (only what the caller may view)."""
-    body = store.call("GET", "/lineage", params={
-        "node": ref, "direction": direction,
-        "depth": _REMOTE_MAX_DEPTH if depth is None else min(depth, _REMOTE_MAX_DEPTH)})
-    graph = LineageGraph(body["root"], direction)
-    for n in body["nodes"]:
-        graph.nodes[n["id"]] = Node(n["id"], n["kind"], n["label"], n.get("attrs") or {})
-    graph.edges = [Edge(e["source"], e["target"], e["relation"], e.get("role"))
-                   for e in body["edges"]]
-    return graph
+class RemoteLineage(Lineage):
+    """The graph as a server's ``GET /lineage`` finds it (only what the caller may view)."""
+
+    def graph(self, ref: str, direction: str = "upstream",
+              depth: int | None = None) -> LineageGraph:
+        _check(direction, depth)
+        body = self._backend.call("GET", "/lineage", params={
+            "node": ref, "direction": direction,
+            "depth": _REMOTE_MAX_DEPTH if depth is None else min(depth, _REMOTE_MAX_DEPTH)})
+        graph = LineageGraph(body["root"], direction)
+        for n in body["nodes"]:
+            graph.nodes[n["id"]] = Node(n["id"], n["kind"], n["label"], n.get("attrs") or {})
+        graph.edges = [Edge(e["source"], e["target"], e["relation"], e.get("role"))
+                       for e in body["edges"]]
+        return graph
+
+
+def lineage(target: Any, ref: str, direction: str = "upstream",
+            depth: int | None = None) -> LineageGraph:
+    """The lineage graph around ``ref`` on ``target`` (a store or a :class:`~cairn.Client`)."""
+    from .services import lineage_for
+
+    return lineage_for(target).graph(ref, direction, depth)
 
 
 class _Graph:
     """Answers 'what is next to this node' from the catalog, the runs and the registry."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.data = client.data
+    def __init__(self, runs: Any, data: Any, registry: Any) -> None:
+        self.client = runs  # run reads
+        self.data = data
         self.catalog = self.data.catalog
+        self._registry = registry  # made on first use: alias and stage references only
         self._has_models: bool | None = None
 
     # -- nodes -----------------------------------------------------------------------
@@ -192,9 +220,9 @@ class _Graph:
         else:
             name, _, version = ref[len("model:"):].rpartition("@")
         row = self._model_row(name, version) if name and version else None
-        if row is None and name and version and hasattr(self.client, "resolve_model"):
+        if row is None and name and version:
             try:  # an alias or stage, e.g. model:fraud@production
-                mv = self.client.resolve_model(f"{name}@{version}")
+                mv = self._registry().resolve(f"{name}@{version}")
                 row = self._model_row(mv.name, str(mv.version))
             except CairnError:
                 row = None
@@ -233,7 +261,11 @@ class _Graph:
             if row is not None:
                 if row.get("source_run_id"):
                     rid = row["source_run_id"]
-                    out.append((Edge(f"run:{rid}", nid, "produced"), self.run_node(rid)))
+                    try:
+                        run = self.run_node(rid)
+                    except NotFound:  # an MLflow client may name a run of another server
+                        run = Node(f"run:{rid}", "run", rid[:8], {"missing": True})
+                    out.append((Edge(f"run:{rid}", nid, "produced"), run))
                 for ref in _dataset_refs(row.get("datasets")):
                     try:
                         v = self.data.version(ref)

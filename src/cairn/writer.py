@@ -13,21 +13,14 @@ import array
 import os
 import threading
 import time
-import uuid
 from typing import Any, Mapping
 
-from . import settings
+from . import clock, settings
 from .entities import FileEntry, RecordBatch, RunStatus
 from .errors import CairnError, InvalidArgument, RunFinished, StoreUnavailable
-from .store.validation import check_key, check_metric_value, check_step, param_value, tag_value
-
-
-def new_writer_id() -> str:
-    return uuid.uuid4().hex[:16]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+from .store.validation import (
+    check_key, check_metric_value, check_step, check_text, param_value, scrub, tag_value,
+)
 
 
 class RunWriter:
@@ -37,7 +30,7 @@ class RunWriter:
                  env_future: Any = None) -> None:
         self.store = store
         self.run_id = run_id
-        self.writer_id = new_writer_id()
+        self.writer_id = clock.new_writer_id()
         self._seq = 0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -67,7 +60,7 @@ class RunWriter:
         if type(value) is not float:
             value = check_metric_value(key, value)
         if timestamp is None:
-            timestamp = time.time_ns() // 1_000_000
+            timestamp = clock.time_ns() // 1_000_000
         elif type(timestamp) is not int:
             timestamp = check_step(key, timestamp)
         with self._lock:
@@ -87,7 +80,7 @@ class RunWriter:
 
     def log_metrics(self, metrics: Mapping[str, Any], step: Any = None, timestamp: Any = None) -> None:
         if timestamp is None:
-            timestamp = time.time_ns() // 1_000_000
+            timestamp = clock.time_ns() // 1_000_000
         for key, value in metrics.items():
             self.log_metric(key, value, step, timestamp)
 
@@ -110,11 +103,14 @@ class RunWriter:
             self._deleted = [k for k in self._deleted if k not in clean]
 
     def delete_tag(self, key: str) -> None:
+        check_text(key, "tag key")
         with self._lock:
             self._tags.pop(key, None)
             self._deleted.append(key)
 
     def add_artifacts(self, entries: list[FileEntry]) -> None:
+        for e in entries:  # a file name that was not UTF-8 (os.fsdecode's lone surrogates)
+            check_text(e.path, f"artifact path {e.path!r}")
         with self._lock:
             self._artifacts.extend(entries)
 
@@ -123,7 +119,7 @@ class RunWriter:
             if self.finished:
                 return
             self._status = status
-            self._end_time = end_time or now_ms()
+            self._end_time = end_time or clock.now_ms()
             self.finished = True
 
     def _check_open(self, what: str) -> None:
@@ -139,13 +135,14 @@ class RunWriter:
                 env = fut.result(timeout=10)
             except Exception as exc:  # environment capture must never break a run
                 env = {"error": f"environment capture failed: {exc}"}
+            env = scrub(env)  # a file name or argument that is not UTF-8: kept, escaped
             self._env_future = None
         with self._lock:
             if self._pending is not None:
                 return self._pending
             metrics = dict(self._series)
             batch = RecordBatch(
-                run_id=self.run_id, writer_id=self.writer_id, seq=self._seq + 1, time=now_ms(),
+                run_id=self.run_id, writer_id=self.writer_id, seq=self._seq + 1, time=clock.now_ms(),
                 params=self._params, tags=self._tags, deleted_tags=tuple(self._deleted),
                 metrics=metrics, artifacts=tuple(self._artifacts),
                 status=self._status if self.finished and not self.status_written else None,
@@ -225,6 +222,12 @@ class Flusher:
         if errors:
             raise errors[0]
 
+    def flush_run(self, store: Any, run_id: str) -> None:
+        """Deliver what this process has buffered for one run of ``store``."""
+        for w in self.writers(store):
+            if w.run_id == run_id:
+                w.flush()
+
     def _loop(self) -> None:
         last_beat = time.monotonic()
         while True:
@@ -248,7 +251,7 @@ class Flusher:
                 by_store.setdefault(id(w.store), (w.store, []))[1].append(w.run_id)
         for store, ids in by_store.values():
             try:
-                store.heartbeat(ids, now_ms())
+                store.heartbeat(ids, clock.now_ms())
             except Exception:
                 pass
 

@@ -30,6 +30,7 @@ from typing import Any
 from .. import fluent
 from ..entities import RunStatus
 from ..errors import MissingDependency
+from ..store.base import Indexed, RemoteServer
 from ..store.validation import MAX_PARAM_VALUE
 
 FRAMEWORK_TAG = "cairn.autolog.framework"
@@ -436,14 +437,14 @@ def _not_stored(name: str, exc: BaseException) -> None:
 def stores_datasets(run: fluent.ActiveRun) -> bool:
     """Whether the run's store keeps data sets (what ``Datasets.store`` requires)."""
     store = run.client.store
-    if hasattr(store, "objects") and (hasattr(store, "index") or hasattr(store, "spool")):
+    if isinstance(store, (Indexed, RemoteServer)):
         return True  # a local store, or a server (HttpStore: cairn.data.remote)
     _no_data_sets(store)
     return False
 
 
 def _no_data_sets(store: Any) -> None:
-    uri = str(getattr(store, "uri", store))
+    uri = str(store.uri)
     _warn_once(f"store:{uri}", f"cairn.autolog: the store {uri} keeps no data sets, so training "
                "data is recorded as cairn.input.* tags only, not as data set versions (data "
                "versioning needs a local store directory)")

@@ -53,6 +53,10 @@ class CairnCallback(keras.callbacks.Callback):
     def run(self) -> Any:
         return self._scope.run if self._scope is not None else None
 
+    def use_run(self, run: Any) -> None:
+        """Log the next training into ``run`` (autolog's patched fit hands its run over)."""
+        self._given = run
+
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._scope = _common.RunScope(FRAMEWORK, self._given)
         self._batches = 0
@@ -136,7 +140,7 @@ def _wrap_fit(original: Any) -> Any:
             given = list(bound.arguments.get("callbacks") or [])
             ours = [cb for cb in given if isinstance(cb, CairnCallback)]
             callback = ours[0] if ours else CairnCallback(log_models=_config["log_models"])
-            callback._given = scope.run
+            callback.use_run(scope.run)
             if bound.arguments.get("batch_size") is not None:
                 callback.extra_params["batch_size"] = bound.arguments["batch_size"]
             if not ours:

@@ -64,6 +64,10 @@ def _classes_for(package: str) -> tuple[type, type]:
             self._checkpoint_callback: Any = None
             self._run_id = ""
 
+        def use_run(self, run: Any) -> None:
+            """Log the next training into ``run`` (autolog's patched fit hands its run over)."""
+            self._given = run
+
         @property
         @rank_zero_only
         def experiment(self) -> Any:
@@ -183,7 +187,7 @@ def _wrap_fit(package: str, log_models: bool, original: Any) -> Any:
             saved_loggers, saved_callbacks = list(self.loggers), list(self.callbacks)
             ours = [lg for lg in self.loggers if isinstance(lg, logger_cls)]
             if ours:
-                ours[0]._given = scope.run
+                ours[0].use_run(scope.run)
             else:
                 self.loggers = [*self.loggers, logger_cls(scope.run)]
             self.callbacks.append(callback_cls(scope.run))

@@ -39,9 +39,9 @@ logged; ``log_every_n_steps=1`` records every step.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Mapping
 
+from .. import clock
 from . import _common
 
 try:
@@ -143,7 +143,7 @@ class Tracker:
         writer = self._writer
         if writer is None:
             raise RuntimeError("the tracker is not started: use `with track(...)` or .start()")
-        timestamp = time.time_ns() // 1_000_000
+        timestamp = clock.time_ns() // 1_000_000
         for key, value in metrics.items():
             writer.log_metric(key, value.item() if isinstance(value, torch.Tensor) else value,
                               step, timestamp)

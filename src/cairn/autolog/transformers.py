@@ -55,6 +55,10 @@ class CairnCallback(TrainerCallback):
     def run(self) -> Any:
         return self._scope.run if self._scope is not None else None
 
+    def use_run(self, run: Any) -> None:
+        """Log the next training into ``run`` (autolog's patched fit hands its run over)."""
+        self._given = run
+
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
                        **kwargs: Any) -> None:
         if not state.is_world_process_zero:
@@ -126,7 +130,7 @@ def _wrap_train(original: Any) -> Any:
             ours = [cb for cb in self.callback_handler.callbacks if isinstance(cb, CairnCallback)]
             added = not ours
             callback = ours[0] if ours else CairnCallback(log_models=_config["log_models"])
-            callback._given = scope.run
+            callback.use_run(scope.run)
             if added:
                 self.add_callback(callback)
             if self.train_dataset is not None:

@@ -45,7 +45,7 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def encode(data: bytes | memoryview) -> bytes:
+def encode(data: bytes | bytearray | memoryview) -> bytes:
     """Stored bytes for ``data``: zstd when it saves ``MIN_SAVING``, else raw."""
     n = len(data)
     if n >= MIN_COMPRESS_SIZE:

@@ -35,9 +35,11 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Protocol, Sequence
 
 from ..errors import CorruptObject, InvalidArgument
 from .backends.base import check_oid
-from .sidecar import open_sidecar
+from .sidecar import open_sidecar, rollback_quietly, sidecar_error
 
 if TYPE_CHECKING:  # pragma: no cover
+    from types import TracebackType
+
     from .odb import ObjectStore
 
 FORMAT = "cairn.pack/1"
@@ -214,15 +216,21 @@ class SqlitePackIndex:
         with self._lock:
             conn = self._db(create=True)
             assert conn is not None
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT OR IGNORE INTO members VALUES (?, ?, ?, ?)",
-                                 [(oid, pack, off, size) for oid, off, size in members])
-                conn.execute("INSERT OR REPLACE INTO packs VALUES (?, ?)", (pack, len(members)))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany("INSERT OR IGNORE INTO members VALUES (?, ?, ?, ?)",
+                                     [(oid, pack, off, size) for oid, off, size in members])
+                    conn.execute("INSERT OR REPLACE INTO packs VALUES (?, ?)",
+                                 (pack, len(members)))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    rollback_quietly(conn)
+                    raise
+            except sqlite3.Error as exc:
+                # A full disk: the pack is stored but not registered, so its members are
+                # not readable through it; adding them again registers it (rebuild_index too).
+                raise sidecar_error(exc, self.path, "could not register a pack in") from exc
 
     def packs(self) -> set[str]:
         with self._lock:
@@ -348,7 +356,8 @@ class PackWriter:
     def __enter__(self) -> "PackWriter":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
 

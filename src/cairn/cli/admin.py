@@ -20,18 +20,24 @@ def _local(obj):
 @click.pass_obj
 @handle_errors
 def doctor(obj, as_json: bool) -> None:
-    """Check the store: schema, damaged journal records, runs presumed dead.
+    """Check the store: schema, damaged and quarantined records, runs presumed dead.
 
-    Damaged records are skipped (the rest of each run is kept) and listed here.
-    Exit status 1 when something needs attention.
+    Damaged records, and records the index cannot take, are skipped (the rest of each run
+    is kept), copied to the store's quarantine/ folder and listed here. Exit status 1 when
+    something needs attention.
 
     \b
     Example:
       cairn --store /data/.cairn doctor --json
     """
+    from ..store import quarantine
+
     store = _local(obj)
     store.open()
-    damage = store.scan_damage()
+    held = quarantine.list_all(store.root)
+    # Damage that replay met is in quarantine already: list each span once.
+    places = {(str(store.root / q.journal), q.offset) for q in held}
+    damage = [d for d in store.scan_damage() if (d.path, d.offset) not in places]
     killed, token = [], None
     while True:
         page = obj.client.search_runs(None, "attributes.status = 'KILLED'", max_results=1000,
@@ -45,6 +51,8 @@ def doctor(obj, as_json: bool) -> None:
         "schema": "ok",
         "damaged_records": [{"path": d.path, "offset": d.offset, "length": d.length,
                              "reason": d.reason} for d in damage],
+        "quarantined_records": [q.to_dict() for q in held],
+        "quarantined_runs": sorted({q.run_id for q in held}),
         "killed_runs": [r.id for r in killed],
     }
     if as_json:
@@ -57,8 +65,17 @@ def doctor(obj, as_json: bool) -> None:
                 click.echo(f"  {d.path} at byte {d.offset} ({d.length} bytes): {d.reason}")
         else:
             click.echo("journals: no damaged records")
+        if held:
+            click.echo(f"{len(held)} journal record(s) in quarantine, of "
+                       f"{len(report['quarantined_runs'])} run(s) (the rest of each run is "
+                       f"kept; copies under {store.root / quarantine.DIRECTORY}):")
+            for q in held:
+                click.echo(f"  run {q.run_id}: {q.journal} at byte {q.offset} "
+                           f"({q.length} bytes): {q.reason}")
+        else:
+            click.echo("quarantine: empty")
         click.echo(f"{len(killed)} run(s) KILLED or presumed dead (no heartbeat)")
-    if damage:
+    if damage or held:
         raise SystemExit(1)
 
 
@@ -78,7 +95,8 @@ def reindex(obj, as_json: bool) -> None:
         emit_json(result)
     else:
         click.echo(f"reindexed {result['runs']} run(s) from {result['records']} journal record(s); "
-                   f"{result['damaged']} damaged record(s) skipped")
+                   f"{result['damaged']} damaged record(s) skipped; "
+                   f"{result['quarantined']} record(s) in quarantine")
 
 
 @click.group()

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..store.base import Directory
 from .format import ts
 from .main import console, emit_json, handle_errors, json_option
 
@@ -336,7 +337,7 @@ def pull(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: b
 
 def _root(obj: Any):
     store = _ds(obj).store
-    if not hasattr(store, "root"):  # a Cairn server: it is the shared copy itself
+    if not isinstance(store, Directory):  # a Cairn server: it is the shared copy itself
         from ..errors import InvalidArgument
 
         raise InvalidArgument(f"remotes belong to a local store directory, not to the server "

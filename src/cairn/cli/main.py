@@ -35,6 +35,18 @@ def json_option(fn: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(fn)
 
 
+def require_server_packages(command: str) -> None:
+    """A clear error, not an ImportError's traceback, where the ``server`` extra is missing."""
+    from importlib.util import find_spec
+
+    from ..errors import MissingDependency
+
+    missing = [m for m in ("fastapi", "uvicorn") if find_spec(m) is None]
+    if missing:
+        raise MissingDependency(f"{command} needs the web server's packages ({', '.join(missing)} "
+                                "missing): pip install 'cairn[server]'")
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Turn a CairnError (or an OS error such as a full disk) into ``Error: ...`` and exit 1."""
 

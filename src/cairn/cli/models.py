@@ -20,7 +20,7 @@ def mv_json(mv: Any) -> dict[str, Any]:
 
 
 def _json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return value
 
@@ -29,7 +29,7 @@ def _when(text: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(text)
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO date-time such as 2026-05-01T12:00")
+        raise click.BadParameter(f"{text!r} is not an ISO date-time such as 2026-05-01T12:00") from None
 
 
 @click.group()
@@ -114,7 +114,9 @@ def show(obj, ref: str, as_json: bool) -> None:
         f"  created     {ts(mv.created_at)} by {mv.created_by}",
         f"  bump        {mv.bump}: {'; '.join(mv.bump_reasons)}",
         f"  parent      {mv.parent or '-'}",
-        f"  source run  {mv.source_run_id or '-'}",
+        f"  source run  {mv.source_run_id or '-'}"
+        + ("  (external: not a run of this store)" if (mv.lineage.get("run") or {}).get("external")
+           else ""),
         f"  code        {code or '-'}",
         "  data sets   " + (", ".join(f"{d['name']}@{d.get('version')}" for d in mv.datasets) or "-"),
         f"  inputs      {describe((mv.signature or {}).get('inputs'))}",
@@ -125,6 +127,9 @@ def show(obj, ref: str, as_json: bool) -> None:
         f"  tree        {mv.tree_oid}",
         f"  signed      {'key ' + mv.signing_key if mv.signing_key else 'no'}",
     ]
+    source = mv.lineage.get("source") or {}
+    if source.get("files") is False:
+        lines.append(f"  files       none: registered from {source.get('uri')}, not copied")
     click.echo("\n".join(lines))
 
 
@@ -394,6 +399,60 @@ def alias(obj, name: str, alias: str, version: str | None, delete: bool, as_json
         emit_json(mv_json(mv))
     else:
         click.echo(f"{name}@{alias} -> {mv.version}")
+
+
+@models.command("rename")
+@click.argument("name")
+@click.argument("new_name")
+@json_option
+@click.pass_obj
+@handle_errors
+def rename(obj, name: str, new_name: str, as_json: bool) -> None:
+    """Rename a model with its versions, aliases, stages and history (audited).
+
+    \b
+    Example:
+      cairn models rename fraud fraud-detector
+    """
+    m = obj.client.rename_registered_model(name, new_name)
+    if as_json:
+        emit_json(_json(m))
+    else:
+        click.echo(f"renamed {name} to {m.name}")
+
+
+@models.command("delete")
+@click.argument("name")
+@click.argument("version", required=False)
+@click.option("--force", is_flag=True,
+              help="Also a version in Production (or a gated Staging) or with an alias; its "
+                   "aliases go too. Model admins only on a server.")
+@json_option
+@click.pass_obj
+@handle_errors
+def delete(obj, name: str, version: str | None, force: bool, as_json: bool) -> None:
+    """Delete one version of a model, or the model with all its versions (audited).
+
+    A version in Production or with an alias is kept unless --force. A deleted version's
+    number is never given again.
+
+    \b
+    Examples:
+      cairn models delete fraud-detector 1.2.0
+      cairn models delete fraud-detector --force
+    """
+    if version is None:
+        m = obj.client.delete_registered_model(name, force=force)
+        if as_json:
+            emit_json(_json(m))
+        else:
+            click.echo(f"deleted model {name} and its versions")
+        return
+    mv = obj.client.delete_model_version(name, version, force=force)
+    if as_json:
+        emit_json(mv_json(mv))
+    else:
+        click.echo(f"deleted {mv.uri}")
 
 
 @models.command("verify")

@@ -16,7 +16,8 @@ def runs() -> None:
 
 @runs.command("ls")
 @click.option("--experiment", "-e", multiple=True, help="Experiment name or id (repeatable).")
-@click.option("--filter", "-f", "filter_", default="", help="e.g. \"metrics.acc > 0.9 AND params.lr = '0.01'\"")
+@click.option("--filter", "-f", "filter_", default="",
+              help="e.g. \"metrics.acc > 0.9 AND params.lr = '0.01'\"")
 @click.option("--order-by", "-o", multiple=True, help="e.g. \"metrics.acc DESC\" (repeatable).")
 @click.option("--max-results", "-n", default=100, show_default=True, type=int)
 @click.option("--page-token", default=None, help="Token printed by a previous page.")
@@ -146,7 +147,7 @@ def compare(obj, run_ids, experiment, filter_, across, as_json) -> None:
     if experiment or filter_:
         runs_ += list(client.search_runs(list(experiment) or None, filter_, max_results=1000))
     seen: set[str] = set()
-    runs_ = [r for r in runs_ if not (r.id in seen or seen.add(r.id))]  # each run once
+    runs_ = [r for r in runs_ if not (r.id in seen or seen.add(r.id))]  # type: ignore[func-returns-value]  # each run once
     if not runs_:
         raise InvalidArgument("name run ids to compare, or --experiment/--filter to select runs")
     if across:

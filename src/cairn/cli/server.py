@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .main import emit_json, handle_errors, json_option
+from .main import emit_json, handle_errors, json_option, require_server_packages
 
 
 @click.command()
@@ -21,8 +21,13 @@ from .main import emit_json, handle_errors, json_option
               help="Server processes (stateless replicas of the app).")
 @click.option("--auth/--no-auth", default=None,
               help="Require API tokens. Default: on with --db, off for a local store.")
-@click.option("--bootstrap-token", envvar="CAIRN_BOOTSTRAP_TOKEN", default=None,
-              help="Admin token to create if missing (else a first start prints a new one).")
+@click.option("--bootstrap-token-file", default=None, metavar="PATH",
+              type=click.Path(dir_okay=False, exists=True),
+              help="File holding the admin token to create if missing (or set "
+                   "CAIRN_BOOTSTRAP_TOKEN); else a first start prints a new one.")
+@click.option("--bootstrap-token", default=None, hidden=True,
+              help="Deprecated: the token on the command line is readable with ps; use "
+                   "--bootstrap-token-file or CAIRN_BOOTSTRAP_TOKEN.")
 @click.option("--audit/--no-audit", default=True, show_default=True,
               help="Record every mutating request in the audit log.")
 @click.option("--max-request-mb", default=64, show_default=True, type=int,
@@ -32,12 +37,28 @@ from .main import emit_json, handle_errors, json_option
 @click.option("--telemetry", is_flag=True,
               help="FastAPI's OpenTelemetry spans and request metrics (configure an "
                    "OpenTelemetry SDK in the environment).")
+@click.option("--default-artifact-root", default=None, metavar="URI",
+              help="As on mlflow server: new experiments made through the MLflow API (and "
+                   "Default) get URI/<id> as artifact location, and MLflow's client writes their "
+                   "files there itself, outside Cairn's object store. Default: "
+                   "mlflow-artifacts:/<id>, proxied into Cairn's object store.")
+@click.option("--serve-artifacts/--no-serve-artifacts", default=True, show_default=True,
+              help="As on mlflow server: without --default-artifact-root, new experiments' "
+                   "files go through this server's artifact proxy into Cairn's object store; "
+                   "with --no-serve-artifacts, to <absolute working directory>/mlruns/<id> "
+                   "(written by the client). Unlike mlflow server, the proxy itself stays on: "
+                   "experiments made by Cairn's own clients use it.")
+@click.option("--artifacts-destination", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+              help="As on mlflow server: where proxied artifacts are stored. Another name for "
+                   "--objects (Cairn's content-addressed object store).")
 @click.pass_obj
 @handle_errors
 def server(obj, host: str, port: int, db: str | None, objects: str | None,
            endpoint_url: str | None, workers: int, auth: bool | None,
-           bootstrap_token: str | None, audit: bool, max_request_mb: int, log_level: str,
-           telemetry: bool) -> None:
+           bootstrap_token_file: str | None, bootstrap_token: str | None, audit: bool,
+           max_request_mb: int, log_level: str, telemetry: bool,
+           default_artifact_root: str | None, serve_artifacts: bool,
+           artifacts_destination: str | None) -> None:
     """Serve a store over the REST API (docs at /docs) for remote clients and teams.
 
     With no options it serves the local store (./.cairn or --store) with zero set-up.
@@ -53,6 +74,8 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
     Then, in training code: cairn.set_tracking_uri("http://HOST:5000")
     """
     from ..errors import InvalidArgument
+    require_server_packages("cairn server")  # before cairn.server, which imports FastAPI
+    from ..server.config import artifact_root
     from ..server.serve import ServeConfig, prepare, run
 
     uri = obj.uri or ".cairn"
@@ -60,9 +83,12 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
         raise InvalidArgument(f"cairn server serves a local store directory or --db URL, not {uri}")
     if workers < 1:
         raise InvalidArgument("--workers must be at least 1")
+    bootstrap_token = _bootstrap_token(bootstrap_token_file, bootstrap_token)
+    objects = _objects(objects, artifacts_destination)
     settings = {"auth": bool(db) if auth is None else auth, "audit": audit,
                 "max_request_bytes": max_request_mb << 20, "bootstrap_token": bootstrap_token,
-                "telemetry": telemetry}
+                "telemetry": telemetry,
+                "default_artifact_root": artifact_root(default_artifact_root, serve_artifacts)}
     cfg = ServeConfig(store=uri.removeprefix("file://"), db=db, objects=objects,
                       endpoint_url=endpoint_url, settings=settings)
     token = prepare(cfg)
@@ -74,6 +100,40 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
         click.echo("A first admin was created. Its API token is shown this once; keep it "
                    f"secret:\n\n  {token}\n\nUse it as CAIRN_TRACKING_TOKEN.", err=True)
     run(cfg, host=host, port=port, workers=workers, log_level=log_level)
+
+
+def _objects(objects: str | None, destination: str | None) -> str | None:
+    """``--objects``, or MLflow's name for it, ``--artifacts-destination``."""
+    from ..errors import InvalidArgument
+
+    if objects and destination and objects != destination:
+        raise InvalidArgument("--artifacts-destination is another name for --objects: give one "
+                              "of them, or the same value to both")
+    return objects or destination
+
+
+def _bootstrap_token(path: str | None, flag: str | None) -> str | None:
+    """The operator's admin token: from ``--bootstrap-token-file``, the deprecated
+    ``--bootstrap-token`` (which every user of the machine sees in ``ps``), or else
+    ``CAIRN_BOOTSTRAP_TOKEN``."""
+    import os
+
+    from ..errors import InvalidArgument
+
+    if path is not None and flag is not None:
+        raise InvalidArgument("give --bootstrap-token-file or --bootstrap-token, not both")
+    if flag is not None:
+        click.echo("warning: --bootstrap-token is deprecated: a token on the command line is "
+                   "readable by every user of this machine (ps); use --bootstrap-token-file PATH "
+                   "or the CAIRN_BOOTSTRAP_TOKEN environment variable", err=True)
+        return flag
+    if path is not None:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+        if not token:
+            raise InvalidArgument(f"the bootstrap token file {path} is empty")
+        return token
+    return os.environ.get("CAIRN_BOOTSTRAP_TOKEN") or None
 
 
 def db_label(url: str) -> str:
@@ -88,17 +148,26 @@ def db_label(url: str) -> str:
 @click.option("--to", "target", default=None, metavar="URL",
               help="The server (default: the tracking URI).")
 @click.option("--workers", default=8, show_default=True, type=int, help="Runs sent at once.")
+@click.option("--clear-rejected", is_flag=True,
+              help="After listing them, forget the records the server refused (the spool's "
+                   "rejected area).")
 @json_option
 @click.pass_obj
 @handle_errors
-def sync(obj, source: str | None, target: str | None, workers: int, as_json: bool) -> None:
+def sync(obj, source: str | None, target: str | None, workers: int, clear_rejected: bool,
+         as_json: bool) -> None:
     """Send records to a Cairn server: the spool of runs logged while it was away, or
     (with --from) every run of a local store recorded offline. Safe to repeat: the
     server keeps each record once.
 
+    Records the server refused for good are kept in the spool's rejected area and
+    listed; the exit status is 1 while any are there (or records still wait), until
+    --clear-rejected.
+
     \b
     Examples:
       cairn --store http://cairn:5000 sync
+      cairn --store http://cairn:5000 sync --json
       cairn sync --from ./.cairn --to http://cairn:5000
     """
     from ..errors import InvalidArgument
@@ -112,12 +181,26 @@ def sync(obj, source: str | None, target: str | None, workers: int, as_json: boo
     if source is None:
         result = store.sync()
         left = store.pending_writers()
+        rejected = [_rejected_summary(r) for r in store.spool.rejected()]
+        if clear_rejected:
+            store.spool.clear_rejected()
         if as_json:
-            emit_json({**result, "pending_writers": left})
+            emit_json({**result, "pending_writers": left, "rejected_records": len(rejected),
+                       "rejected": rejected, "rejected_dir": str(store.spool.rejected_dir),
+                       "rejected_cleared": clear_rejected})
         else:
             click.echo(f"sent {result['writers_sent']} spooled journal(s) to {store.uri}; "
                        f"{left} still waiting")
-        if left:
+            if rejected:
+                where = ("forgotten now" if clear_rejected else
+                         f"kept in {store.spool.rejected_dir}; --clear-rejected forgets them")
+                click.echo(f"{len(rejected)} record(s) refused by the server ({where}):", err=True)
+                for r in rejected:
+                    what = f"run {r['run_id']} record {r['seq']}"
+                    if r["items"]:
+                        what += " (" + ", ".join(f"{i['field']} {i['key']}" for i in r["items"]) + ")"
+                    click.echo(f"  {what}: {r['reason']}", err=True)
+        if left or (rejected and not clear_rejected):
             raise SystemExit(1)
         return
     from ..store.sync import sync_local_store
@@ -137,10 +220,23 @@ def sync(obj, source: str | None, target: str | None, workers: int, as_json: boo
         raise SystemExit(1)
 
 
+def _rejected_summary(rec: dict) -> dict:
+    """One line of the spool's rejected log, for `cairn sync` to report."""
+    err = rec.get("error") if isinstance(rec.get("error"), dict) else {}
+    items = [{"field": i.get("field"), "key": i.get("key"),
+              "reason": (i.get("error") or {}).get("message", "")}
+             for i in rec.get("items") or () if isinstance(i, dict)]
+    return {"run_id": rec.get("run_id"), "writer_id": rec.get("writer_id"),
+            "seq": rec.get("seq"), "time": rec.get("time"),
+            "error_code": err.get("error_code"), "reason": err.get("message", ""),
+            "items": items, "file": rec.get("file"), "offset": rec.get("offset")}
+
+
 # -- users, tokens, roles: administration straight on the server's database ---------------
 def _auth_db(obj, db: str | None):
     from ..errors import InvalidArgument
     from ..store import open_store
+    from ..store.base import Indexed
     from ..store.sql.auth import AuthDB
 
     if db is not None:
@@ -149,7 +245,7 @@ def _auth_db(obj, db: str | None):
         store = SqlStore(db)
     else:
         store = open_store(obj.uri or ".cairn")
-    if not hasattr(store, "index"):
+    if not isinstance(store, Indexed):
         raise InvalidArgument(f"users and tokens live in the server's database: pass --db URL "
                               f"(or --store DIR for a local server), not {store.uri}")
     store.open()

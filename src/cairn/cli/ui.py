@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .main import handle_errors
+from .main import handle_errors, require_server_packages
 
 
 @click.command()
@@ -25,6 +25,7 @@ def ui(obj, host: str, port: int, no_browser: bool) -> None:
       cairn --store ./experiments/.cairn ui --port 8080 --no-browser
     """
     from ..errors import InvalidArgument
+    require_server_packages("cairn ui")  # before cairn.server, which imports FastAPI
     from ..server.serve import ServeConfig, prepare, run
 
     uri = obj.uri or ".cairn"

@@ -18,11 +18,16 @@ See ``docs/data.md``.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .api import Datasets
 from .entities import DataDiff, DataRef, Dataset, DatasetVersion, FileChange, TransferResult
 from .quality import QualityCheckFailed
+
+if TYPE_CHECKING:
+    from ..cas.verify import VerifyResult
+    from ..entities import FileEntry
 
 __all__ = [
     "DataDiff",
@@ -75,11 +80,12 @@ def list() -> _list[Dataset]:  # noqa: A001 - mirrors `cairn data ls`
     return _ds().list()
 
 
-def files(ref: str, path: str | None = None):
+def files(ref: str, path: str | None = None) -> _list[FileEntry]:
     return _ds().files(ref, path)
 
 
-def checkout(ref: str, dest: str | os.PathLike[str], path: str | None = None, **kwargs: Any):
+def checkout(ref: str, dest: str | os.PathLike[str], path: str | None = None,
+             **kwargs: Any) -> Path:
     """Restore a version's files (under ``path``) into ``dest``, verified byte for byte."""
     return _ds().checkout(ref, dest, path, **kwargs)
 
@@ -107,7 +113,7 @@ def derive(inputs: Sequence[str] | str, output: str | os.PathLike[str], name: st
     return _ds().derive(inputs, output, name, transform=transform, **kwargs)
 
 
-def verify(ref: str):
+def verify(ref: str) -> VerifyResult:
     return _ds().verify(ref)
 
 

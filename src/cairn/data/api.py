@@ -1,6 +1,6 @@
-"""Data set versions over a Client's store: add, checkout, diff, split, derive, inputs, remotes.
+"""Data set versions over a store: add, checkout, diff, split, derive, inputs, remotes.
 
-:class:`Datasets` is the explicit API (one per Client); ``cairn.data.add(...)`` and
+:class:`Datasets` is the explicit API (one per store and user); ``cairn.data.add(...)`` and
 friends call it for the fluent API's tracking store.  Order of writes in every
 operation: objects first (files, packs, trees), the catalog row last and in one
 transaction, so a failure at any point leaves no version that names a missing object.
@@ -8,6 +8,7 @@ transaction, so a failure at any point leaves no version that names a missing ob
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import hashlib
@@ -15,12 +16,15 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeAlias
 
 from ..cas.packs import body_start
 from ..cas.tree import check_path, encode_tree, referenced_oids
 from ..entities import FileEntry
 from ..errors import CorruptObject, InvalidArgument, MissingDependency, NotFound
+from ..services import StoreService, services_of, store_of
+from ..store.base import Indexed
+from ..store.validation import text_checked
 from . import quality as Q
 from .catalog import Catalog
 from .entities import (
@@ -32,44 +36,41 @@ from .ingest import (
 )
 from .progress import bar
 
-Ref = "str | DataRef | DatasetVersion"
+if TYPE_CHECKING:
+    from ..cas.verify import VerifyResult
+    from .arrays import Staged
+
+Ref: TypeAlias = "str | DataRef | DatasetVersion"
 
 
-class Datasets:
-    """Data set versioning for one store (see ``docs/data.md``).
+# Every public method refuses text that is not valid Unicode (a lone surrogate) at the
+# call: names, messages, aliases, references, roles, expectations.  Local paths and data
+# are not text the store keeps.
+@text_checked("data", "target", "path", "dest", "output")
+class Datasets(StoreService):
+    """Data set versioning for one store (see ``docs/data.md``), acting as one user.
 
-    For a client of a Cairn server (an ``http://`` tracking URI) this makes a
-    :class:`cairn.data.remote.RemoteDatasets`: the same API over the server's REST API.
+    ``Datasets(store, user)``; ``Datasets(client)`` uses a client's store and user, and
+    ``Datasets()`` the fluent API's.  For a client of a Cairn server (an ``http://``
+    tracking URI) this makes a :class:`cairn.data.remote.RemoteDatasets`: the same API over
+    the server's REST API (the class :func:`cairn.services.datasets_for` picks).
     """
 
-    def __new__(cls, client: Any = None) -> "Datasets":
+    def __new__(cls, store: Any = None, user: str | None = None) -> "Datasets":
         if cls is Datasets:
-            from ..store.http import HttpStore
-
-            if client is None:
-                from ..fluent import _client
-
-                client = _client()
-            if isinstance(client.store, HttpStore):
-                from .remote import RemoteDatasets
-
-                cls = RemoteDatasets
+            cls = services_of(store_of(store)).load("datasets")
         return super().__new__(cls)
 
-    def __init__(self, client: Any = None) -> None:
-        if client is None:
-            from ..fluent import _client
-
-            client = _client()
-        self.client = client
+    def __init__(self, store: Any = None, user: str | None = None) -> None:
+        StoreService.__init__(self, store, user)
 
     # -- plumbing ------------------------------------------------------------------
     @property
     def store(self) -> Any:
-        store = self.client.store
-        if not hasattr(store, "objects") or not hasattr(store, "index"):
+        store = self._backend
+        if not isinstance(store, Indexed):
             raise InvalidArgument(f"data versioning needs a local store directory, not "
-                                  f"{getattr(store, 'uri', store)!r}")
+                                  f"{store.uri!r}")
         store.open()
         return store
 
@@ -86,7 +87,7 @@ class Datasets:
 
     # What a remote implementation replaces (cairn.data.remote): where new objects go
     # before a version names them, the latest version, and recording a version.
-    def _excluded(self) -> list[str]:
+    def _excluded(self) -> builtins.list[str]:
         """Directories an add never enters: the store itself may live inside the data."""
         return [str(Path(self.store.root).resolve())]
 
@@ -107,13 +108,13 @@ class Datasets:
         """The version a reference names: ``name``, ``name@3``, ``name@gold``."""
         return self.catalog.resolve(ref)
 
-    def versions(self, name: str) -> list[DatasetVersion]:
+    def versions(self, name: str) -> builtins.list[DatasetVersion]:
         return self.catalog.versions(name)
 
-    def list(self) -> list[Dataset]:
+    def list(self) -> builtins.list[Dataset]:
         return self.catalog.datasets()
 
-    def files(self, ref: Ref, path: str | None = None) -> list[FileEntry]:
+    def files(self, ref: Ref, path: str | None = None) -> builtins.list[FileEntry]:
         """The files of a version (under ``path`` if given), sorted by path."""
         v = self.version(ref)
         entries = self.objects.get_tree(v.tree)
@@ -171,7 +172,7 @@ class Datasets:
                                 kind=kind, parents=parents, run_id=run_id, commit=commit,
                                 transform=transform, objects=objects, latest=latest)
 
-    def _record(self, name: str, entries: list[FileEntry], tree_bytes: bytes | None = None, *,
+    def _record(self, name: str, entries: builtins.list[FileEntry], tree_bytes: bytes | None = None, *,
                 message: str, source: str, aliases: Sequence[str],
                 expectations: Sequence[Q.Expectation], stats: bool | Mapping[str, Any],
                 kind: str, parents: Sequence[DatasetVersion], run_id: str | None,
@@ -206,9 +207,9 @@ class Datasets:
                             commit=commit, transform=transform, parents=parents,
                             aliases=aliases)
 
-    def _commit(self, name: str, entries: list[FileEntry], tree_bytes: bytes, *, objects: Any,
+    def _commit(self, name: str, entries: builtins.list[FileEntry], tree_bytes: bytes, *, objects: Any,
                 latest: DatasetVersion | None, stats: Mapping[str, Any],
-                quality: list[dict[str, Any]], expectations: Sequence[Q.Expectation],
+                quality: builtins.list[dict[str, Any]], expectations: Sequence[Q.Expectation],
                 **meta: Any) -> DatasetVersion:
         """Store the tree, then write the catalog row (objects first, the row last)."""
         tree = hashlib.sha256(tree_bytes).hexdigest()
@@ -221,7 +222,7 @@ class Datasets:
         packs = list(latest.packs) if unchanged else self._packs_of(entries)  # type: ignore[union-attr]
         return self.catalog.create_version(
             name, tree=tree, packs=packs, files=len(entries),
-            size=sum(e.size for e in entries), user=self.client.user, stats=stats,
+            size=sum(e.size for e in entries), user=self.user, stats=stats,
             quality=quality, **meta)
 
     # -- in-memory data ------------------------------------------------------------
@@ -259,7 +260,7 @@ class Datasets:
     # add_array in two steps, for autologging: the data is copied while training waits
     # (a snapshot: training may change it in place later), stored while it runs.
     def _stage_array(self, data: Any, target: Any = None, *, digest: str | None = None,
-                     stats: bool = True):
+                     stats: bool = True) -> Staged:
         """Write ``data`` and ``target`` into their files in a temporary directory
         (:class:`cairn.data.arrays.Staged`); ``digest``: ``arrays.content_digest(data,
         target)`` when the caller has it already, so the data is not hashed twice."""
@@ -311,7 +312,7 @@ class Datasets:
                 return v
         return None
 
-    def _versions_or_none(self, name: str) -> list[DatasetVersion]:
+    def _versions_or_none(self, name: str) -> builtins.list[DatasetVersion]:
         try:
             return self.versions(name)
         except NotFound:
@@ -341,7 +342,7 @@ class Datasets:
                if p in parts else None for p in A.PARTS]
         return out[0], out[1]
 
-    def _packs_of(self, entries: Sequence[FileEntry]) -> list[str]:
+    def _packs_of(self, entries: Sequence[FileEntry]) -> builtins.list[str]:
         packs = self.objects.packs
         if packs is None:
             return []
@@ -352,8 +353,8 @@ class Datasets:
                objects: Any) -> dict:
         from . import stats as S
 
-        tabular = [(e, S.tabular_format(e.path)) for e in entries]
-        tabular = [(e, fmt) for e, fmt in tabular if fmt]
+        candidates = [(e, S.tabular_format(e.path)) for e in entries]
+        tabular = [(e, fmt) for e, fmt in candidates if fmt]
         if not tabular:
             return {}
         if not S.have_pyarrow():
@@ -382,7 +383,7 @@ class Datasets:
     # -- aliases and inputs --------------------------------------------------------
     def alias(self, ref: Ref, alias: str) -> DatasetVersion:
         """Point ``alias`` (e.g. ``gold``) at a version; moves it if it pointed elsewhere."""
-        return self.catalog.set_alias(ref, alias, self.client.user)
+        return self.catalog.set_alias(ref, alias, self.user)
 
     def remove_alias(self, name: str, alias: str) -> None:
         self.catalog.delete_alias(name, alias)
@@ -397,6 +398,7 @@ class Datasets:
         return v
 
     def _log_input(self, run_id: str, v: DatasetVersion, role: str) -> None:
+        self.client.get_run(run_id)  # NotFound for a run nobody created, as on a server
         self.catalog.log_input(run_id, v, role)
 
     # -- checkout ------------------------------------------------------------------
@@ -471,7 +473,7 @@ class Datasets:
 
     get = checkout
 
-    def verify(self, ref: Ref):
+    def verify(self, ref: Ref) -> VerifyResult:
         """Re-hash every object of a version; a :class:`~cairn.cas.VerifyResult`."""
         v = self.version(ref)
         objects = self.objects
@@ -531,12 +533,14 @@ class Datasets:
                         parts[split_name] = [self._put_generated(out, e.path, data)]
                 except OSError as exc:
                     raise storage_error(exc) from None
-            run_id, commit = self._run_and_commit(run_id)
-            result = {}
+            # Every part is checked before any is recorded: a refused split records nothing.
             for split_name, part in parts.items():
                 if not part:
                     raise InvalidArgument(f"split {split_name!r} of {v.ref} would be empty; "
                                           "use larger fractions or more data")
+            run_id, commit = self._run_and_commit(run_id)
+            result = {}
+            for split_name, part in parts.items():
                 result[split_name] = self._record(
                     out_names[split_name], part, message=f"{split_name} split of {v.ref}",
                     source=v.ref, aliases=(), expectations=(), stats=True, kind="split",
@@ -587,6 +591,8 @@ class Datasets:
 
             run = active_run()
             run_id = run.id if run is not None else None
+        elif run_id:
+            self.client.get_run(run_id)  # an unknown run: NotFound before anything is recorded
         if run_id is None:
             return None, None
         from ..environment import capture_environment

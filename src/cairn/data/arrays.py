@@ -35,9 +35,12 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument, MissingDependency
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SOURCE_PREFIX = "memory:"
 PARTS = ("data", "target")
@@ -212,7 +215,7 @@ def write(obj: Any, directory: str | os.PathLike[str], stem: str, *,
                   "dtype": str(a.dtype)}
 
 
-def _as_array(obj: Any):
+def _as_array(obj: Any) -> np.ndarray:
     import numpy as np
 
     kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
@@ -248,6 +251,7 @@ def _write_npy(f: Any, a: Any) -> None:
         f.write(_raw(a))
         return
     buffersize = max(_NPY_BUFFER // max(a.itemsize, 1), 1)
+    chunk: Any  # one operand with external_loop: each step is an array, not a tuple of them
     for chunk in np.nditer(a, flags=["external_loop", "buffered", "zerosize_ok"],
                            buffersize=buffersize, order="C"):
         f.write(chunk.tobytes("C"))

@@ -9,19 +9,26 @@ not at all.
 from __future__ import annotations
 
 import json
-import time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .. import clock
 from ..errors import Conflict, NotFound
 from ..store.sql import tables_data as T
 from .entities import DataRef, Dataset, DatasetVersion, check_alias, check_name
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+class VersionRef(Protocol):
+    """A version by name and number (a :class:`DatasetVersion`, or a remote's reference to
+    one that may not exist here): what a new version records as its parents."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
 
 
 class Catalog:
@@ -126,7 +133,7 @@ class Catalog:
                        transform: Mapping[str, Any] | None = None,
                        stats: Mapping[str, Any] | None = None,
                        quality: Sequence[Mapping[str, Any]] = (),
-                       parents: Sequence[DatasetVersion] = (),
+                       parents: Sequence[VersionRef] = (),
                        aliases: Sequence[str] = (), version: int | None = None,
                        created_at: int | None = None,
                        if_unchanged_return_latest: bool = True) -> DatasetVersion:
@@ -139,7 +146,7 @@ class Catalog:
         check_name(name)
         for alias in aliases:
             check_alias(alias)
-        now = now_ms()
+        now = clock.now_ms()
         parent_refs = sorted({(p.name, p.version) for p in parents})
         v = T.dataset_versions
         with self.index.session(write=True) as conn:
@@ -175,11 +182,11 @@ class Catalog:
             self._set_aliases(conn, name, number, aliases, user, now)
             return self._load(conn, name, [number])[0]
 
-    def set_alias(self, ref: "str | DataRef", alias: str, user: str) -> DatasetVersion:
+    def set_alias(self, ref: "str | DataRef | DatasetVersion", alias: str, user: str) -> DatasetVersion:
         target = self.resolve(ref)
         check_alias(alias)
         with self.index.session(write=True) as conn:
-            self._set_aliases(conn, target.name, target.version, [alias], user, now_ms())
+            self._set_aliases(conn, target.name, target.version, [alias], user, clock.now_ms())
             return self._load(conn, target.name, [target.version])[0]
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -198,7 +205,7 @@ class Catalog:
             if exists is None:
                 conn.execute(sa.insert(ri).values(run_id=run_id, dataset=version.name,
                                                   version=version.version, role=role,
-                                                  logged_at=now_ms()))
+                                                  logged_at=clock.now_ms()))
 
     # -- helpers ---------------------------------------------------------------------
     @staticmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeGuard
 
 from ..entities import FileEntry
 from .entities import DataDiff, FileChange
@@ -47,7 +47,7 @@ def diff_entries(a_ref: str, b_ref: str, a: Sequence[FileEntry], b: Sequence[Fil
         moved=tuple(moved), unchanged=unchanged, tables=tables)
 
 
-def _is_table(s: Any) -> bool:
+def _is_table(s: Any) -> TypeGuard[Mapping[str, Any]]:
     return isinstance(s, Mapping) and "columns_stats" in s
 
 

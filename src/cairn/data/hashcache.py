@@ -15,6 +15,7 @@ next time instead.  The cache is only a cache: deleting the file loses nothing.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -23,6 +24,8 @@ from typing import Iterable
 
 from ..cas.sidecar import open_sidecar
 from ..entities import FileEntry
+
+log = logging.getLogger("cairn.data")
 
 RACY_NS = 100_000_000  # 100 ms: above any file system's timestamp tick
 
@@ -55,17 +58,21 @@ class HashCache:
         plain tuples, because a re-add of 100k files reads 100k of them.
         """
         with self._lock:
-            conn = self._db(create=False)
-            if conn is None:
+            try:
+                conn = self._db(create=False)
+                if conn is None:
+                    return {}
+                if single:
+                    rows = conn.execute("SELECT * FROM files WHERE path = ?", (root,))
+                else:
+                    prefix = root.rstrip(os.sep) + os.sep
+                    # A range scan on the primary key: every path that starts with prefix.
+                    rows = conn.execute("SELECT * FROM files WHERE path >= ? AND path < ?",
+                                        (prefix, prefix[:-1] + chr(ord(os.sep) + 1)))
+                return {row[0]: row[1:] for row in rows}
+            except (sqlite3.Error, OSError) as exc:  # unreadable: every file is hashed again
+                log.warning("could not read the hash cache %s: %s", self.path, exc)
                 return {}
-            if single:
-                rows = conn.execute("SELECT * FROM files WHERE path = ?", (root,))
-            else:
-                prefix = root.rstrip(os.sep) + os.sep
-                # A range scan on the primary key: every path that starts with prefix.
-                rows = conn.execute("SELECT * FROM files WHERE path >= ? AND path < ?",
-                                    (prefix, prefix[:-1] + chr(ord(os.sep) + 1)))
-            return {row[0]: row[1:] for row in rows}
 
     def store(self, items: Iterable[tuple[str, int, int, int, int, FileEntry]]) -> int:
         """Record (abs path, size, mtime_ns, ctime_ns, inode, entry) rows; returns how many."""
@@ -75,15 +82,23 @@ class HashCache:
         if not rows:
             return 0
         with self._lock:
-            conn = self._db(create=True)
-            assert conn is not None
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                conn = self._db(create=True)
+                assert conn is not None
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                     rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # SQLite rolls back by itself on a full disk
+                        conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError) as exc:
+                # Only a cache: the next add hashes these files again.  A full disk must
+                # not fail an add whose objects and manifest were written.
+                log.warning("could not update the hash cache %s: %s", self.path, exc)
+                return 0
         return len(rows)
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from ..cas.tree import FORMAT as TREE_FORMAT
 from ..cas.tree import check_path, referenced_oids
 from ..entities import FileEntry
 from ..errors import CairnError, Conflict, InvalidArgument, NotFound, PermissionDenied, StoreUnavailable
+from ..store.validation import surrogate_error
 from .hashcache import RACY_NS, HashCache, chunks_of
 
 _BATCH = 256
@@ -75,6 +76,7 @@ def scan(path: str | os.PathLike[str], *, exclude: Sequence[str] = ()) -> tuple[
         raise PermissionDenied(f"cannot read {root}: permission denied", path=str(root)) from None
     root = root.resolve()
     if stat.S_ISREG(st.st_mode):
+        _check_name(str(root))
         name = check_path(root.name)
         return [Scanned(name, str(root), *_key(st))], False
     if not stat.S_ISDIR(st.st_mode):
@@ -98,6 +100,8 @@ def scan(path: str | os.PathLike[str], *, exclude: Sequence[str] = ()) -> tuple[
                     raise InvalidArgument(f"cannot version {entry.path}: a '\\' in a file name "
                                           "means different paths on different systems",
                                           path=entry.path)
+                if not entry.name.isascii():
+                    _check_name(entry.path)
                 rel = f"{prefix}{entry.name}"
                 try:
                     if entry.is_dir(follow_symlinks=False):
@@ -151,8 +155,8 @@ def ingest(objects: ObjectStore, files: Sequence[Scanned], *, cache: HashCache |
         for done in ordered_map(read_batch, batches, workers=objects.workers):
             need = objects.missing({oid for _, _, _, oid in done})
             for i, snap, data, oid in done:
-                entries[i] = FileEntry(snap.rel, len(data), oid)
-                fresh.append((snap.path, snap.size, snap.mtime_ns, snap.ctime_ns, snap.ino, entries[i]))
+                entry = entries[i] = FileEntry(snap.rel, len(data), oid)
+                fresh.append((snap.path, snap.size, snap.mtime_ns, snap.ctime_ns, snap.ino, entry))
                 if oid in need:
                     need.discard(oid)
                     result.stored += 1
@@ -223,7 +227,7 @@ def read_stable(f: Scanned) -> tuple[Scanned, bytes]:
 
 
 def _read_all(fd: int, size: int) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     want = max(size, 1)
     while True:
         chunk = os.read(fd, max(want, 65536))
@@ -250,6 +254,14 @@ def put_stable(objects: ObjectStore, f: Scanned) -> tuple[Scanned, FileEntry]:
             return _snap(f, after), entry
     raise Conflict(f"{f.path} changed while it was being read ({_ATTEMPTS} attempts); stop the "
                    "program writing it and add again. Nothing was recorded.", path=f.path)
+
+
+def _check_name(path: str) -> None:
+    """A file name that is not UTF-8 (os.fsdecode's lone surrogates) cannot be recorded."""
+    err = surrogate_error(path, f"the file name {path!r}")
+    if err is not None:
+        raise InvalidArgument(f"cannot version {path!r}: its name is not valid UTF-8; "
+                              f"rename it ({err.message})")
 
 
 def _key(st: os.stat_result) -> tuple[int, int, int, int]:

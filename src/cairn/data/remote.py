@@ -24,23 +24,28 @@ Not available against a server (each raises :class:`InvalidArgument` saying so):
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import hashlib
 import json
 import tempfile
 import urllib.parse
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NoReturn, Sequence
 
 from ..cas.odb import ObjectStore
 from ..cas.packs import MemoryPackIndex, register_pack
 from ..entities import FileEntry
 from ..errors import Conflict, InvalidArgument, NotFound
+from ..store.validation import text_checked
 from ..store.wire import entry_to_json
 from .api import Datasets, Ref
 from .entities import DataDiff, DataRef, Dataset, DatasetVersion, FileChange, check_alias
 from .hashcache import HashCache
 from .ingest import Scanned
+
+if TYPE_CHECKING:
+    from ..cas.verify import VerifyResult
 
 
 def _q(name: str) -> str:
@@ -94,13 +99,14 @@ class _Staging(ObjectStore):
         yield data
 
 
+@text_checked("data", "target", "path", "dest", "output")  # as Datasets
 class RemoteDatasets(Datasets):
     """:class:`~cairn.data.Datasets` over a Cairn server's REST API (see the module doc)."""
 
     # -- plumbing ------------------------------------------------------------------
     @property
     def store(self) -> Any:
-        return self.client.store
+        return self._backend
 
     @property
     def objects(self) -> Any:
@@ -119,7 +125,7 @@ class RemoteDatasets(Datasets):
         # Digests of files already hashed: a re-add of unchanged data reads nothing.
         return HashCache(self.store.spool.root / "cache" / "hashes.sqlite")
 
-    def _excluded(self) -> list[str]:
+    def _excluded(self) -> builtins.list[str]:
         return [str(self.store.spool.root.resolve())]
 
     @contextlib.contextmanager
@@ -168,11 +174,11 @@ class RemoteDatasets(Datasets):
         st = self._call("GET", f"/datasets/{_q(d['name'])}/versions/{d['version']}/stats")
         return _version(d, stats=st.get("stats") or {})
 
-    def versions(self, name: str) -> list[DatasetVersion]:
+    def versions(self, name: str) -> builtins.list[DatasetVersion]:
         """Versions of ``name``, oldest first (without statistics: :meth:`version` has them)."""
         return [_version(d) for d in self._call("GET", f"/datasets/{_q(name)}/versions")]
 
-    def list(self) -> list[Dataset]:
+    def list(self) -> builtins.list[Dataset]:
         return [_make(Dataset, d, aliases=dict(d.get("aliases") or {}))
                 for d in self._call("GET", "/datasets")]
 
@@ -183,9 +189,9 @@ class RemoteDatasets(Datasets):
             return None
 
     # -- recording versions -------------------------------------------------------------
-    def _commit(self, name: str, entries: list[FileEntry], tree_bytes: bytes, *, objects: Any,
+    def _commit(self, name: str, entries: builtins.list[FileEntry], tree_bytes: bytes, *, objects: Any,
                 latest: DatasetVersion | None, stats: Mapping[str, Any],
-                quality: list[dict[str, Any]], expectations: Sequence[Any],
+                quality: builtins.list[dict[str, Any]], expectations: Sequence[Any],
                 **meta: Any) -> DatasetVersion:
         """Upload what the server lacks of ``objects`` (from :meth:`_writing` or
         :meth:`_reading`), then ask it to record the version; the server stores the tree
@@ -227,7 +233,7 @@ class RemoteDatasets(Datasets):
         self._call("POST", f"/runs/{_q(run_id)}/inputs", json={"dataset": v.ref, "role": role})
 
     # -- verify, diff (checkout: Datasets.checkout over _reading) -------------------------
-    def verify(self, ref: Ref):
+    def verify(self, ref: Ref) -> VerifyResult:
         """Have the server re-hash every object of a version; a :class:`~cairn.cas.VerifyResult`."""
         from ..cas.verify import VerifyResult
 
@@ -249,10 +255,10 @@ class RemoteDatasets(Datasets):
                         unchanged=d.get("unchanged", 0), tables=d.get("tables") or {})
 
     # -- not available against a server -------------------------------------------------
-    def push(self, *args: Any, **kwargs: Any):
+    def push(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise _unsupported("push", "the server is the shared copy; push from a local store")
 
-    def pull(self, *args: Any, **kwargs: Any):
+    def pull(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise _unsupported("pull", "check a version out with cairn.data.checkout")
 
 

@@ -19,7 +19,7 @@ import hashlib
 import io
 import json
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from ..entities import FileEntry
 from ..errors import InvalidArgument
@@ -108,6 +108,7 @@ def split_table(data: bytes, fmt: str, fractions: Mapping[str, float], seed: int
             raise InvalidArgument(f"{path}: no column {stratify!r} to stratify by")
         strata = [json.dumps(r[stratify], default=str) for r in rows]
     labels = assign(keys, fractions, seed, strata)
+    _check_rows(labels, fractions, path)
     out = {}
     for name in fractions:
         idx = [i for i, label in enumerate(labels) if label == name]
@@ -120,7 +121,7 @@ def _split_csv(data: bytes, delimiter: str, fractions: Mapping[str, float], seed
     text = data.decode("utf-8", errors="surrogateescape")
     consumed: list[str] = []
 
-    def lines():
+    def lines() -> Iterator[str]:
         for line in io.StringIO(text, newline=""):
             consumed.append(line)
             yield line
@@ -155,16 +156,27 @@ def _split_csv(data: bytes, delimiter: str, fractions: Mapping[str, float], seed
                 raw += newline
             raws.append(raw)
             keys.append(json.dumps(rec).encode())
-            if strata is not None:
-                strata.append(rec[col] if col < len(rec) else "")  # type: ignore[operator]
+            if strata is not None and col is not None:  # strata is a list when col is set
+                strata.append(rec[col] if col < len(rec) else "")
     except csv.Error as exc:
         raise InvalidArgument(f"{path}: cannot read as CSV: {exc}") from None
     labels = assign(keys, fractions, seed, strata)
+    _check_rows(labels, fractions, path)
     out = {}
     for name in fractions:
         body = "".join(r for r, label in zip(raws, labels) if label == name)
         out[name] = (header_raw + body).encode("utf-8", errors="surrogateescape")
     return out
+
+
+def _check_rows(labels: Sequence[str], fractions: Mapping[str, float], path: str) -> None:
+    """Refuse a split that gives some part no rows, as a split by files refuses an empty
+    part: a table of only its header is no data set to train or test on."""
+    present = set(labels)
+    for name in fractions:
+        if name not in present:
+            raise InvalidArgument(f"split {name!r} of {path} would be empty ({len(labels)} "
+                                  "rows in all); use larger fractions or more data")
 
 
 def describe(fractions: Mapping[str, float], seed: int, stratify: str | None, by: str,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+from types import ModuleType
 from typing import Any
 
 from ..errors import InvalidArgument, MissingDependency
@@ -42,7 +43,7 @@ def have_pyarrow() -> bool:
     return True
 
 
-def require_pyarrow(what: str):
+def require_pyarrow(what: str) -> ModuleType:
     try:
         import pyarrow
     except ImportError:
@@ -50,7 +51,7 @@ def require_pyarrow(what: str):
     return pyarrow
 
 
-def read_table(data: bytes, fmt: str, path: str = ""):
+def read_table(data: bytes, fmt: str, path: str = "") -> Any:
     """A ``pyarrow.Table`` from a file's bytes; InvalidArgument if it does not parse."""
     pa = require_pyarrow("reading tables")
     try:

@@ -181,8 +181,8 @@ def push(ds: "Datasets", names: Sequence[str] | str | None, remote: str | None, 
 
 def _merge_refs(rem: Remote, name: str, versions: list[DatasetVersion], ds: "Datasets") -> None:
     raw = rem.refs.get(_ref_key(name))
-    doc = json.loads(raw) if raw else {"format": FORMAT, "name": name, "versions": [],
-                                       "aliases": {}}
+    doc: dict[str, Any] = json.loads(raw) if raw else {"format": FORMAT, "name": name,
+                                                       "versions": [], "aliases": {}}
     by_number = {d["version"]: d for d in doc["versions"]}
     for v in versions:
         there = by_number.get(v.version)
@@ -270,7 +270,7 @@ def pull(ds: "Datasets", names: Sequence[str] | str | None, remote: str | None, 
     for name, d in sorted(todo, key=lambda t: (t[0], t[1]["version"])):
         v = ds.catalog.create_version(
             name, tree=d["tree"], packs=d["packs"], files=d["files"], size=d["size"],
-            user=d.get("created_by") or ds.client.user, message=d.get("message", ""),
+            user=d.get("created_by") or ds.user, message=d.get("message", ""),
             source=d.get("source", ""), kind=d.get("kind", "add"), run_id=d.get("run_id"),
             commit=d.get("commit"), transform=d.get("transform"), stats=d.get("stats"),
             quality=d.get("quality", []), parents=[_Parent(p) for p in d.get("parents", [])],
@@ -285,7 +285,7 @@ def pull(ds: "Datasets", names: Sequence[str] | str | None, remote: str | None, 
         for alias, number in doc.get("aliases", {}).items():
             if alias not in local_aliases:
                 try:
-                    ds.catalog.set_alias(f"{name}@{number}", alias, ds.client.user)
+                    ds.catalog.set_alias(f"{name}@{number}", alias, ds.user)
                 except NotFound:
                     pass  # an alias to a version that was not pulled
     return TransferResult(rem.name, tuple(got), tally[0], tally[1], 0)
@@ -296,4 +296,7 @@ class _Parent:
 
     def __init__(self, ref: str) -> None:
         r = DataRef.parse(ref)
-        self.name, self.version = r.name, r.version
+        if r.version is None:  # the catalog records parents by number
+            raise CorruptObject(f"a parent in the remote's version list names no version: {ref!r}")
+        self.name: str = r.name
+        self.version: int = r.version

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from .. import clock
 from ..entities import RecordBatch, RunStatus
 from ..errors import AlreadyExists, CairnError, InvalidArgument, NotFound, StoreUnavailable
 from ..store.validation import check_key, param_value, tag_value
@@ -150,9 +151,10 @@ def _source_runs(src: Source, experiment_ids: list[str], include_deleted: bool) 
     view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
     for start in range(0, len(experiment_ids), 100):
         ids = experiment_ids[start:start + 100]
-        # Oldest first, so parents usually arrive before their children.
+        # Oldest first, so parents usually arrive before their children. (B023: `yield from` drains
+        # the pages before the loop rebinds `ids`.)
         yield from pages(lambda token: src.client.search_runs(
-            ids, run_view_type=view, max_results=PAGE, order_by=["attributes.start_time ASC"],
+            ids, run_view_type=view, max_results=PAGE, order_by=["attributes.start_time ASC"],  # noqa: B023
             page_token=token))
 
 
@@ -227,8 +229,6 @@ def _catch_up(client: "Client", src: Source, run: Any, existing: Any, tags: dict
     (Params and metrics of a finished Cairn run are immutable; a change there is
     reported by the verification.)  One batch, from a writer of its own.
     """
-    from ..writer import new_writer_id, now_ms
-
     rid = run.info.run_id
     changed = {k: v for k, v in tags.items() if existing.tags.get(k) != v}
     have = {e.path: e.size for e in client.list_artifacts(rid)}
@@ -240,8 +240,8 @@ def _catch_up(client: "Client", src: Source, run: Any, existing: Any, tags: dict
                 local = src.client.download_artifacts(rid, path, tmp)
                 entries.append(client.store.objects.put_file(local, path))
     if changed or entries:
-        client.store.write(RecordBatch(run_id=rid, writer_id=new_writer_id(), seq=1,
-                                       time=now_ms(), tags=changed, artifacts=tuple(entries)))
+        client.store.write(RecordBatch(run_id=rid, writer_id=clock.new_writer_id(), seq=1,
+                                       time=clock.now_ms(), tags=changed, artifacts=tuple(entries)))
         imported.tags += len(changed)
         imported.artifacts += len(entries)
 
@@ -249,8 +249,6 @@ def _catch_up(client: "Client", src: Source, run: Any, existing: Any, tags: dict
 def _batch(run: Any, exp: Any, params: dict, tags: dict, histories: dict,
            entries: tuple) -> RecordBatch:
     import numpy as np
-
-    from ..writer import now_ms
 
     info = run.info
     metrics = {}
@@ -270,7 +268,7 @@ def _batch(run: Any, exp: Any, params: dict, tags: dict, histories: dict,
     # A writer id derived from the run id: a retried import of the same run is the same
     # (writer, seq) and so is applied at most once, even by two imports racing.
     writer = hashlib.sha256(f"mlflow-import:{info.run_id}".encode()).hexdigest()[:16]
-    return RecordBatch(run_id=info.run_id, writer_id=writer, seq=1, time=now_ms(), params=params,
+    return RecordBatch(run_id=info.run_id, writer_id=writer, seq=1, time=clock.now_ms(), params=params,
                        tags=tags, metrics=metrics, artifacts=entries, status=status, end_time=end,
                        create=create)
 

@@ -114,7 +114,7 @@ def _select(src: Source, only: set[str] | None) -> list[_Model]:
             continue
         rm = src.client.get_registered_model(name)
         versions = list(pages(lambda token: src.client.search_model_versions(
-            f"name = '{name}'", max_results=10000, page_token=token)))
+            f"name = '{name}'", max_results=10000, page_token=token)))  # noqa: B023  (list() drains it here)
         if only is not None:
             versions = [v for v in versions if v.run_id in only]
             if not versions:

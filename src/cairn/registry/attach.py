@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from .. import clock
 from ..errors import Conflict, InvalidArgument, InvalidSignature
 from . import repo, signing
 from .entities import ModelVersion
@@ -56,7 +57,7 @@ def attach_signature(reg: "Registry", name: str, version: str, key_id: str,
         if done.rowcount != 1:
             raise Conflict(f"{what} was signed a moment ago by someone else; a version's "
                            "signature cannot be replaced", name=name, version=version)
-        now = repo.now_ms()
+        now = clock.now_ms()
         repo.record(conn, reg.user, "model_version.sign", f"model:{what}",
                     {"signing_key": None}, {"signing_key": key_id}, now)
         return repo.to_version(repo.require_version(conn, name, version), repo.aliases(conn, name))

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .. import clock
 from ..store.sql import tables as T
 from .entities import AuditEvent, AuditProblem, AuditReport
 
@@ -58,12 +58,12 @@ def append_many(conn: Connection, events: list[tuple]) -> list[AuditEvent]:
     conn.execute(sa.text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :g) "
                          "ON CONFLICT DO NOTHING"), {"g": GENESIS})
     head = conn.execute(sa.select(T.audit_head.c.seq, T.audit_head.c.hash)
-                        .where(T.audit_head.c.id == 1).with_for_update()).first()
+                        .where(T.audit_head.c.id == 1).with_for_update()).one()
     seq, prev = head.seq, head.hash
     out, rows = [], []
     for actor, action, target, before, after, time_ms in events:
         seq += 1
-        when = time_ms if time_ms is not None else time.time_ns() // 1_000_000
+        when = time_ms if time_ms is not None else clock.now_ms()
         b, a = canonical(before), canonical(after)
         h = event_hash(seq, when, actor, action, target, b, a, prev)
         rows.append({"seq": seq, "time": when, "actor": actor, "action": action,
@@ -77,7 +77,7 @@ def append_many(conn: Connection, events: list[tuple]) -> list[AuditEvent]:
     return out
 
 
-def _event(row) -> AuditEvent:
+def _event(row: sa.Row[Any]) -> AuditEvent:
     return AuditEvent(row.seq, row.time, row.actor, row.action, row.target,
                       None if row.before is None else json.loads(row.before),
                       None if row.after is None else json.loads(row.after),

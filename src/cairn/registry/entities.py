@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, overload
 
 from ..errors import InvalidArgument
 
@@ -35,6 +35,10 @@ class Stage(str, enum.Enum):
         return self.value
 
 
+@overload
+def _when(ms: int) -> dt.datetime: ...
+@overload
+def _when(ms: None) -> None: ...
 def _when(ms: int | None) -> dt.datetime | None:
     return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from ..cas.tree import check_path, referenced_oids
 from ..entities import FileEntry
@@ -61,7 +61,7 @@ def parse_source(source: str) -> tuple[str, str]:
 
 def register_from_run(reg: "Registry", name: str, run_id: str, path: str, *,
                       version: str | None = None, bump: str | None = None, parent: Any = None,
-                      description: str = "", signing_key: str | bool | None = None,
+                      description: str = "", signing_key: str | Literal[False] | None = None,
                       claims: Mapping[str, Any] | None = None) -> ModelVersion:
     """Register the files under ``path`` in run ``run_id``'s artifacts as a version of ``name``.
 
@@ -76,7 +76,7 @@ def register_from_run(reg: "Registry", name: str, run_id: str, path: str, *,
     if prefix is None:
         raise InvalidArgument(f"artifact path must name a file or directory of the run, got "
                               f"{path!r}")
-    run = reg._client.get_run(run_id)  # NotFound for an unknown run
+    run = reg.client.get_run(run_id)  # NotFound for an unknown run
     found = [e for e in reg.store.list_artifacts(run.id)
              if e.path == prefix or e.path.startswith(prefix + "/")]
     if not found:
@@ -88,10 +88,54 @@ def register_from_run(reg: "Registry", name: str, run_id: str, path: str, *,
                      signing_key, claims or {})
 
 
+def register_source(reg: "Registry", name: str, source: str, *, run_id: str | None = None,
+                    path: str | None = None, description: str = "") -> ModelVersion:
+    """Register a version of ``name`` from ``source``, any URI an MLflow client names
+    (``runs:/<id>/model``, ``s3://...``, a path on the client's machine...).
+
+    When run ``run_id`` is in this store and has files under ``path`` (``""``: all its
+    artifacts), they are the version's, as :func:`register_from_run` registers them.
+    Otherwise the version holds no files: its ``cairn-model.json`` and its lineage record
+    ``source`` (``lineage["source"]``), loading it says where the model is, and nothing
+    is read from where ``source`` points (the server's own disk included).  A ``run_id``
+    that names no run of this store is kept as the version's source run, marked external
+    (``lineage["run"]["external"]``); lineage shows it as a run that is not in this store.
+    """
+    check_name(name)
+    run = None
+    if run_id is not None:
+        try:
+            run = reg.client.get_run(run_id)
+        except NotFound:
+            if not _RUN_ID.fullmatch(run_id):
+                raise InvalidArgument(f"run id {run_id!r} names no run here, and it cannot be "
+                                      "kept as an external run's id (1 to 64 letters, digits, "
+                                      "'-' or '_')", run_id=run_id) from None
+    if run is not None and path is not None:
+        prefix = path.strip("/")
+        if prefix:
+            check_path(prefix)
+        found = [e for e in reg.store.list_artifacts(run.id)
+                 if not prefix or e.path == prefix or e.path.startswith(prefix + "/")]
+        if found:
+            files = {_relative(e.path, prefix): e for e in found}
+            return _register(reg, name, run, files, prefix or "artifacts", None, None, None,
+                             description, None, {})
+    return _register(reg, name, run, {}, "source", None, None, None, description, None, {},
+                     external={"source": source, "run_id": None if run is not None else run_id})
+
+
+def _relative(path: str, prefix: str) -> str:
+    """``path`` under ``prefix`` (a file named by the prefix itself: its base name)."""
+    if not prefix:
+        return path
+    return path[len(prefix) + 1:] if path != prefix else path.rsplit("/", 1)[-1]
+
+
 def register_files(reg: "Registry", name: str, files: Sequence[FileEntry], *,
                    run_id: str | None = None, version: str | None = None,
                    bump: str | None = None, parent: Any = None, description: str = "",
-                   signing_key: str | bool | None = None,
+                   signing_key: str | Literal[False] | None = None,
                    claims: Mapping[str, Any] | None = None
                    ) -> ModelVersion:
     """Register files a client saved and uploaded (their objects already in the store).
@@ -120,7 +164,7 @@ def register_files(reg: "Registry", name: str, files: Sequence[FileEntry], *,
         raise Conflict(f"{len(missing)} object(s) of the model are not on the server yet; upload "
                        "them first (POST /api/v1/objects/missing, then PUT /api/v1/objects/{oid})",
                        missing=sorted(missing)[:20])
-    run = None if run_id is None else reg._client.get_run(run_id)
+    run = None if run_id is None else reg.client.get_run(run_id)
     return _register(reg, name, run, by_path, "upload", version, bump, parent_ref, description,
                      signing_key, claims or {})
 
@@ -139,12 +183,13 @@ def _check_numbering(name: str, version: str | None, bump: str | None,
 
 def _register(reg: "Registry", name: str, run: Any, files: dict[str, FileEntry], prefix: str,
               version: str | None, bump: str | None, parent_ref: tuple[str, str] | None,
-              description: str, signing_key: str | None, claims: Mapping[str, Any]
-              ) -> ModelVersion:
+              description: str, signing_key: str | Literal[False] | None, claims: Mapping[str, Any],
+              external: Mapping[str, Any] | None = None) -> ModelVersion:
     if version is not None:
         version = str(SemVer.parse(version))
     store = reg.store
-    layout = _layout(store.objects, files, prefix)
+    layout = (_layout(store.objects, files, prefix) if external is None
+              else _external_layout(store.objects, external["source"]))
     tree_oid = store.objects.put_tree(layout["tree"])
 
     with reg.session() as conn:
@@ -161,9 +206,15 @@ def _register(reg: "Registry", name: str, run: Any, files: dict[str, FileEntry],
              **fl.stringify(claims.get("params") or {})}
     sig, reqs, flavor = layout["signature"], layout["requirements"], layout["flavor"]
     lineage = _lineage(run, None)
+    source_run = None if run is None else run.id
+    if external is not None:
+        lineage["source"] = {"uri": external["source"], "files": False}
+        if external.get("run_id"):
+            source_run = external["run_id"]
+            lineage["run"] = {"id": source_run, "external": True}
     facts = Facts(flavor, sig, fingerprint, hyper, ds, (lineage.get("code") or {}).get("commit"))
     values = {
-        "tree_oid": tree_oid, "flavor": flavor, "source_run_id": None if run is None else run.id,
+        "tree_oid": tree_oid, "flavor": flavor, "source_run_id": source_run,
         "signature": None if sig is None else repo.dumps(sig), "requirements": repo.dumps(reqs),
         "metrics": repo.dumps(dict(run.metrics) if run is not None else {}),
         "params": repo.dumps(hyper), "datasets": repo.dumps(ds), "lineage": repo.dumps(lineage),
@@ -179,9 +230,9 @@ def _register(reg: "Registry", name: str, run: Any, files: dict[str, FileEntry],
         except AlreadyExists:
             if version is not None or attempt == 4:
                 raise
-    if run is not None:
+    if run is not None and external is None:
         out = f"models/{name}/{mv.version}"
-        reg._client._write(run.id, artifacts=tuple(
+        reg.client._write(run.id, artifacts=tuple(
             FileEntry(f"{out}/{e.path}", e.size, e.digest, e.chunks)
             for e in store.objects.get_tree(tree_oid)))
     return mv
@@ -195,8 +246,8 @@ def _layout(objects: Any, files: dict[str, FileEntry], prefix: str) -> dict[str,
         if meta.get("format") != META_FORMAT or flavor not in fl.NAMES:
             raise InvalidArgument(f"{prefix}/{META_FILE} is not a Cairn model description "
                                   f"(format {META_FORMAT!r} with a known flavor)")
-        options = meta.get("options") or {}
-        cls = options.get("class") if isinstance(options, dict) else None
+        meta_options = meta.get("options") or {}
+        cls = meta_options.get("class") if isinstance(meta_options, dict) else None
         return {"flavor": flavor, "signature": meta.get("signature"),
                 "requirements": meta.get("requirements") or {},
                 "fingerprint": {"class": cls} if cls else {},
@@ -225,6 +276,18 @@ def _layout(objects: Any, files: dict[str, FileEntry], prefix: str) -> dict[str,
     tree = [FileEntry(f"model/{p}", e.size, e.digest, e.chunks) for p, e in files.items()]
     return {"flavor": flavor, "signature": None, "requirements": reqs,
             "fingerprint": fingerprint, "tree": [*tree, meta_entry]}
+
+
+def _external_layout(objects: Any, source: str) -> dict[str, Any]:
+    """A version without files: only its description, which says where the model is."""
+    reqs = fl.requirements(())
+    reqs = {"python": reqs["python"], "packages": {}}
+    description = {"format": META_FORMAT, "flavor": "directory", "options": {},
+                   "signature": None, "requirements": reqs, "external": {"source": source}}
+    data = json.dumps(description, indent=2, sort_keys=True).encode()
+    return {"flavor": "directory", "signature": None, "requirements": reqs,
+            "fingerprint": {"kind": "external"},
+            "tree": [FileEntry(META_FILE, len(data), objects.put_bytes(data))]}
 
 
 def _read_json(objects: Any, entry: FileEntry, prefix: str) -> dict[str, Any]:

@@ -20,16 +20,31 @@ import shutil
 import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from ..errors import CorruptObject, InvalidArgument, InvalidSignature, NotFound
+from ..store.base import Directory
 from . import flavors as fl
 from . import repo, signing
 from . import signature as sigmod
 from .entities import ModelVersion, VerifyReport
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .service import Registry
+
+
+class ModelSource(Protocol):
+    """What loading needs of a registry: :class:`~cairn.registry.service.Registry` (SQL)
+    and :class:`~cairn.registry.remote.RemoteRegistry` (REST) both have it."""
+
+    @property
+    def store(self) -> Any: ...
+
+    def resolve(self, ref: str) -> ModelVersion: ...
+
+    def get_model_version(self, name: str, version: str) -> ModelVersion: ...
+
+    def list_model_versions(self, name: str, stage: str | None = None) -> list[ModelVersion]: ...
+
+    def trusted_keys(self) -> dict[str, str]: ...
 
 META_FILE = "cairn-model.json"
 _MARKER = ".cairn-tree"
@@ -54,12 +69,12 @@ def check_record(mv: ModelVersion) -> None:
                             name=mv.name, version=mv.version)
 
 
-def check_signature(reg: "Registry", mv: ModelVersion, verify_signature: bool | None,
+def check_signature(reg: ModelSource, mv: ModelVersion, verify_signature: bool | None,
                     trusted_keys: Iterable[Any] | None) -> str:
     """``verified``, ``unsigned``, ``untrusted`` or ``skipped``; raises when it must not load."""
     if verify_signature is False:
         return "skipped"
-    if not mv.signed:
+    if mv.signing_key is None:  # not mv.signed
         if verify_signature:
             raise InvalidSignature(f"{mv.uri} is not signed, and a signature was required; "
                                    "sign new versions by creating a key (`cairn keys create`)")
@@ -80,12 +95,20 @@ def check_signature(reg: "Registry", mv: ModelVersion, verify_signature: bool | 
     return "verified"
 
 
-def cache_root(reg: "Registry", cache_dir: Any = None) -> Path:
+def _check_files(mv: ModelVersion, meta: dict) -> None:
+    """A version registered from a source whose files Cairn does not hold has none to load."""
+    external = meta.get("external")
+    if isinstance(external, dict):
+        raise NotFound(f"{mv.uri} holds no files: it was registered from "
+                       f"{external.get('source')!r}, which Cairn did not copy; load the model "
+                       "from there", name=mv.name, version=mv.version)
+
+
+def cache_root(reg: ModelSource, cache_dir: Any = None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
-    root = getattr(reg.store, "root", None)
-    if root is not None:
-        return Path(root) / "cache" / "models"
+    if isinstance(reg.store, Directory):
+        return Path(reg.store.root) / "cache" / "models"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "cairn" / "models"
 
@@ -115,7 +138,8 @@ def _cached_ok(directory: Path, entries: list, tree_oid: str) -> bool:
 
 
 def _rmtree(path: Path) -> None:
-    def retry(func, p, _exc):  # cached files are read-only; Windows refuses to delete those
+    # cached files are read-only; Windows refuses to delete those
+    def retry(func: Callable[[str], object], p: str, _exc: object) -> None:
         os.chmod(p, stat.S_IWRITE | stat.S_IREAD | stat.S_IEXEC)
         func(p)
 
@@ -126,7 +150,7 @@ def _rmtree(path: Path) -> None:
             shutil.rmtree(path, onerror=retry)
 
 
-def materialize(reg: "Registry", mv: ModelVersion, cache_dir: Any = None) -> Path:
+def materialize(reg: ModelSource, mv: ModelVersion, cache_dir: Any = None) -> Path:
     """The version's files in the local cache, verified; checked out when missing or damaged."""
     objects = reg.store.objects
     try:
@@ -171,7 +195,7 @@ def materialize(reg: "Registry", mv: ModelVersion, cache_dir: Any = None) -> Pat
     return final
 
 
-def load(reg: "Registry", ref: Any, *, check_inputs: Any = _MISSING,
+def load(reg: ModelSource, ref: Any, *, check_inputs: Any = _MISSING,
          verify_signature: bool | None = None, trusted_keys: Iterable[Any] | None = None,
          cache_dir: Any = None, **flavor_options: Any) -> Any:
     """Load a model version (``name/1.3.0``, ``name@production``, ``name@champion``).
@@ -188,6 +212,7 @@ def load(reg: "Registry", ref: Any, *, check_inputs: Any = _MISSING,
     check_signature(reg, mv, verify_signature, trusted_keys)
     path = materialize(reg, mv, cache_dir)
     meta = json.loads((path / META_FILE).read_text())
+    _check_files(mv, meta)
     mod = fl.module_for(meta["flavor"])
     unknown = sorted(set(flavor_options) - set(getattr(mod, "LOAD_OPTIONS", ())))
     if unknown:
@@ -198,13 +223,16 @@ def load(reg: "Registry", ref: Any, *, check_inputs: Any = _MISSING,
     return mod.load(path / "model", meta.get("options") or {}, what=mv.uri, **flavor_options)
 
 
-def download(reg: "Registry", ref: Any, dst: Any = None, *, verify_signature: bool | None = None,
+def download(reg: ModelSource, ref: Any, dst: Any = None, *, verify_signature: bool | None = None,
              trusted_keys: Iterable[Any] | None = None, cache_dir: Any = None) -> Path:
     """The version's files: the read-only cached copy, or a verified copy under ``dst``."""
     mv = reg.resolve(ref)
     check_record(mv)
     check_signature(reg, mv, verify_signature, trusted_keys)
     path = materialize(reg, mv, cache_dir)
+    meta_file = path / META_FILE
+    if meta_file.is_file():
+        _check_files(mv, json.loads(meta_file.read_text()))
     if dst is None:
         return path
     out = Path(dst)
@@ -215,7 +243,7 @@ def download(reg: "Registry", ref: Any, dst: Any = None, *, verify_signature: bo
     return out
 
 
-def verify_versions(reg: "Registry", name: str, version: str | None,
+def verify_versions(reg: ModelSource, name: str, version: str | None,
                     trusted_keys: Iterable[Any] | None) -> list[VerifyReport]:
     """Check every stored byte of one or all versions of ``name``; report, don't raise."""
     mvs = [reg.get_model_version(name, version)] if version else reg.list_model_versions(name)

@@ -12,12 +12,16 @@ Each function takes ``client=`` to use another store or user.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .entities import ModelVersion
 
+if TYPE_CHECKING:
+    from .remote import RemoteRegistry
+    from .service import Registry
 
-def _registry(client: Any = None):
+
+def _registry(client: Any = None) -> Registry | RemoteRegistry:
     if client is None:
         from ..client import Client
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import InvalidArgument
 
@@ -18,8 +18,13 @@ _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 RESERVED_ALIASES = ("latest",)
 
 
+def is_model_name(name: object) -> TypeGuard[str]:
+    """Whether ``name`` may name a model (every registered model's name passes)."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def check_name(name: object) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not is_model_name(name):
         raise InvalidArgument(f"model name {name!r} is invalid: use letters, digits, '.', '_' "
                               "and '-', starting with a letter or digit (no '/' or '@')", name=name)
     return name

@@ -8,12 +8,15 @@ and ``store`` (whose ``objects`` read trees).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from . import signature as sigmod
 from .entities import ModelVersion
 from .semver import SemVer
 from .versions import Facts, suggest
+
+if TYPE_CHECKING:
+    from .loading import ModelSource
 
 
 def version_facts(mv: ModelVersion) -> Facts:
@@ -56,17 +59,17 @@ class VersionReading:
         }
 
     # -- loading and integrity (loading.py) --------------------------------
-    def load_model(self, ref: Any, **kwargs: Any) -> Any:
+    def load_model(self: ModelSource, ref: Any, **kwargs: Any) -> Any:
         from .loading import load
 
         return load(self, ref, **kwargs)
 
-    def download_model(self, ref: Any, dst: Any = None, **kwargs: Any) -> Path:
+    def download_model(self: ModelSource, ref: Any, dst: Any = None, **kwargs: Any) -> Path:
         from .loading import download
 
         return download(self, ref, dst, **kwargs)
 
-    def verify_model_versions(self, name: str, version: str | None = None,
+    def verify_model_versions(self: ModelSource, name: str, version: str | None = None,
                               trusted_keys: Iterable[Any] | None = None) -> list:
         from .loading import verify_versions
 

@@ -34,16 +34,19 @@ import base64
 import dataclasses
 import hashlib
 import json
+import re
 import urllib.parse
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import AlreadyExists, CairnError, InvalidArgument, NotFound, PermissionDenied
+from ..services import StoreService
+from ..store.validation import text_checked
 from . import flavors as fl
 from .entities import (
     Approval, AuditEvent, AuditProblem, AuditReport, HistoryEvent, ModelVersion, RegisteredModel,
     SigningKey, Stage, StagePolicy, TransitionRequest,
 )
-from .naming import NamingPolicy, check_alias, check_name, make_policy
+from .naming import NamingPolicy, check_alias, check_name, is_model_name, make_policy
 from .reading import VersionReading
 from .semver import SemVer
 from .service import (
@@ -51,28 +54,45 @@ from .service import (
 )
 from .workflow import to_ms
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..client import Client
-
 
 def _q(segment: str) -> str:
     return urllib.parse.quote(str(segment), safe="")
 
 
-class RemoteRegistry(VersionReading):
-    """:class:`~cairn.registry.service.Registry`'s API over a server's REST API."""
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-    def __init__(self, client: "Client") -> None:
-        self._client = client
+
+def _name(name: str) -> str:
+    """``name`` as a path segment.  A string that is no valid model name (empty, with '/',
+    too long...) names no model, so it is :class:`NotFound` here, as in a local store,
+    instead of a request that could reach no route (a server decodes ``%2F``)."""
+    if not is_model_name(name):
+        raise NotFound(f"no registered model named {name!r}; `cairn models ls` lists them",
+                       name=name)
+    return _q(name)
+
+
+def _rid(request_id: str) -> str:
+    """A transition request id as a path segment; one that no request can have is NotFound."""
+    if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+        raise NotFound(f"no transition request {request_id!r}; `cairn models requests NAME` "
+                       "lists them", request_id=request_id)
+    return _q(request_id)
+
+
+@text_checked("model", "input_example")  # as the Registry: text is valid Unicode
+class RemoteRegistry(StoreService, VersionReading):
+    """:class:`~cairn.registry.service.Registry`'s API over a server's REST API: made by
+    :func:`cairn.services.registry_for` for a client of a server (``RemoteRegistry(store,
+    user)``, or ``RemoteRegistry(client)``)."""
+
+    def __init__(self, store: Any = None, user: str | None = None) -> None:
+        StoreService.__init__(self, store, user)
 
     # -- plumbing --------------------------------------------------------
     @property
-    def user(self) -> str:
-        return self._client.user
-
-    @property
     def store(self) -> Any:
-        return self._client.store
+        return self._backend
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         return self.store.call(method, path, **kw)
@@ -85,7 +105,7 @@ class RemoteRegistry(VersionReading):
             "name": name, "description": description or "", "tags": dict(tags or {})}))
 
     def get_registered_model(self, name: str) -> RegisteredModel:
-        return _model(self._call("GET", f"/models/{_q(name)}"))
+        return _model(self._call("GET", f"/models/{_name(name)}"))
 
     def list_registered_models(self) -> list[RegisteredModel]:
         return [_model(d) for d in self._call("GET", "/models")]
@@ -103,12 +123,12 @@ class RemoteRegistry(VersionReading):
     # -- versions --------------------------------------------------------
     def get_model_version(self, name: str, version: str) -> ModelVersion:
         version = str(SemVer.parse(version))
-        return _version(self._call("GET", f"/models/{_q(name)}/versions/{_q(version)}"))
+        return _version(self._call("GET", f"/models/{_name(name)}/versions/{_q(version)}"))
 
     def list_model_versions(self, name: str, stage: str | None = None) -> list[ModelVersion]:
         """Versions of ``name`` in semver order (oldest first), optionally of one stage."""
         params = {} if stage is None else {"stage": Stage.parse(stage).value}
-        return [_version(d) for d in self._call("GET", f"/models/{_q(name)}/versions",
+        return [_version(d) for d in self._call("GET", f"/models/{_name(name)}/versions",
                                                 params=params)]
 
     def latest_model_version(self, name: str) -> ModelVersion:
@@ -118,8 +138,13 @@ class RemoteRegistry(VersionReading):
         return self.get_model_version(name, latest)
 
     def model_versions_of_run(self, run_id: str) -> list[ModelVersion]:
-        """The versions registered from run ``run_id`` (of the models the caller may view)."""
-        return [_version(d) for d in self._call("GET", f"/runs/{_q(run_id)}/model-versions")]
+        """The versions registered from run ``run_id`` (of the models the caller may view);
+        :class:`NotFound` for an unknown run, as in a local store."""
+        if isinstance(run_id, str) and (len(run_id) > 64 or "/" in run_id
+                                        or run_id in (".", "..")):  # no run, and no route
+            raise NotFound(f"run {run_id!r} does not exist")
+        run = self.client.get_run(run_id)  # sends what this process buffered of the run first
+        return [_version(d) for d in self._call("GET", f"/runs/{_q(run.id)}/model-versions")]
 
     def resolve(self, ref: Any) -> ModelVersion:
         """``name/1.3.0``, ``name@production`` (a stage), ``name@champion`` (an alias), ``name@latest``."""
@@ -162,7 +187,7 @@ class RemoteRegistry(VersionReading):
         key = self._signer(signing_key)  # before anything is sent: an unusable key changes nothing
         parent_ref = None if parent is None else _parent_ref(name, parent)
         ds = normalize_datasets(datasets)
-        run = None if run_id is None else self._client.get_run(run_id)  # flushes its records
+        run = None if run_id is None else self.client.get_run(run_id)  # flushes its records
         store = self.store
         packed = package_model(store.objects, model, flavor, input_example=input_example,
                                signature=signature, torchscript=torchscript,
@@ -179,7 +204,7 @@ class RemoteRegistry(VersionReading):
                 "description": description or "", "params": hyper,
                 "fingerprint": json.loads(json.dumps(saved.fingerprint, default=str)),
                 "datasets": ds, "sign": key is None}
-        mv = _version(self._call("POST", f"/models/{_q(name)}/versions", json=body))
+        mv = _version(self._call("POST", f"/models/{_name(name)}/versions", json=body))
         if key is None:
             return mv
         return self._sign(mv, key, _tree_oid(entries))
@@ -232,7 +257,7 @@ class RemoteRegistry(VersionReading):
         """Attach an Ed25519 signature of an unsigned version's payload (by a trusted key)."""
         version = str(SemVer.parse(version))
         return _version(self._call(
-            "POST", f"/models/{_q(name)}/versions/{_q(version)}/signature",
+            "POST", f"/models/{_name(name)}/versions/{_q(version)}/signature",
             json={"key_id": key_id, "signature": base64.b64encode(signature).decode()}))
 
     def _ensure_model(self, name: str) -> None:
@@ -255,40 +280,40 @@ class RemoteRegistry(VersionReading):
             raise InvalidArgument(f"approvals must be a non-negative integer, got {approvals!r}")
         if isinstance(approvers, str):
             approvers = [approvers]
-        return _policy(self._call("PUT", f"/models/{_q(name)}/policies", json={
+        return _policy(self._call("PUT", f"/models/{_name(name)}/policies", json={
             "stage": st, "approvals": approvals,
             "approvers": None if approvers is None else [str(a) for a in approvers],
             "exclusive": exclusive}))
 
     def get_stage_policies(self, name: str) -> list[StagePolicy]:
-        return [_policy(d) for d in self._call("GET", f"/models/{_q(name)}/policies")]
+        return [_policy(d) for d in self._call("GET", f"/models/{_name(name)}/policies")]
 
     def transition_stage(self, name: str, version: str, stage: str, comment: str = "") -> ModelVersion:
         """Move a version to ``stage`` directly; refused when the stage's policy needs approvals."""
         version = str(SemVer.parse(version))
         return _version(self._call(
-            "POST", f"/models/{_q(name)}/versions/{_q(version)}/stage",
+            "POST", f"/models/{_name(name)}/versions/{_q(version)}/stage",
             json={"stage": Stage.parse(stage).value, "comment": comment or ""}))
 
     def request_transition(self, name: str, version: str, stage: str,
                            comment: str = "") -> TransitionRequest:
         """Ask for ``name/version`` to move to ``stage``; applied at once if no approval is needed."""
-        return _request(self._call("POST", f"/models/{_q(name)}/requests", json={
+        return _request(self._call("POST", f"/models/{_name(name)}/requests", json={
             "version": str(SemVer.parse(version)), "stage": Stage.parse(stage).value,
             "comment": comment or ""}))
 
     def approve(self, request_id: str, comment: str = "") -> TransitionRequest:
         """Approve a pending request; the transition is applied when the policy is met."""
-        return _request(self._call("POST", f"/models/requests/{_q(request_id)}/approve",
+        return _request(self._call("POST", f"/models/requests/{_rid(request_id)}/approve",
                                    json={"comment": comment or ""}))
 
     def reject(self, request_id: str, comment: str = "") -> TransitionRequest:
         """Reject a pending request (its requester may withdraw it the same way)."""
-        return _request(self._call("POST", f"/models/requests/{_q(request_id)}/reject",
+        return _request(self._call("POST", f"/models/requests/{_rid(request_id)}/reject",
                                    json={"comment": comment or ""}))
 
     def get_transition_request(self, request_id: str) -> TransitionRequest:
-        return _request(self._call("GET", f"/models/requests/{_q(request_id)}"))
+        return _request(self._call("GET", f"/models/requests/{_rid(request_id)}"))
 
     def list_transition_requests(self, name: str | None = None,
                                  status: str | None = "pending") -> list[TransitionRequest]:
@@ -296,23 +321,53 @@ class RemoteRegistry(VersionReading):
             raise InvalidArgument(f"status must be pending, applied or rejected, got {status!r}")
         names = [name] if name is not None else [m.name for m in self.list_registered_models()]
         out = [_request(d) for n in names
-               for d in self._call("GET", f"/models/{_q(n)}/requests",
+               for d in self._call("GET", f"/models/{_name(n)}/requests",
                                    params={"status": status or ""})]
         return sorted(out, key=lambda r: (r.requested_at, r.id))
 
     # -- aliases, rollback, history --------------------------------------
     def set_alias(self, name: str, alias: str, version: str) -> ModelVersion:
         check_alias(alias)
-        return _version(self._call("PUT", f"/models/{_q(name)}/aliases/{_q(alias)}",
+        return _version(self._call("PUT", f"/models/{_name(name)}/aliases/{_q(alias)}",
                                    json={"version": str(SemVer.parse(version))}))
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self._call("DELETE", f"/models/{_q(name)}/aliases/{_q(alias)}")
+        try:
+            check_alias(alias)
+        except InvalidArgument:  # no alias has that name (it may not even fit in a URL)
+            self.get_registered_model(name)
+            raise NotFound(f"model {name!r} has no alias {alias!r}", name=name,
+                           alias=alias) from None
+        self._call("DELETE", f"/models/{_name(name)}/aliases/{_q(alias)}")
+
+    # -- renaming and deleting (lifecycle.py) ------------------------------
+    def deletion_blockers(self, name: str, version: str | None = None) -> dict[str, list[str]]:
+        """Version -> why it is protected from deletion (only protected versions)."""
+        params = {} if version is None else {"version": str(SemVer.parse(version))}
+        return {str(k): list(v) for k, v in self._call(
+            "GET", f"/models/{_name(name)}/protected", params=params).items()}
+
+    def delete_model_version(self, name: str, version: str, force: bool = False) -> ModelVersion:
+        """Delete ``name/version`` (model admins); a protected one only with ``force``."""
+        version = str(SemVer.parse(version))
+        return _version(self._call("DELETE", f"/models/{_name(name)}/versions/{_q(version)}",
+                                   params={"force": "true" if force else "false"}))
+
+    def delete_registered_model(self, name: str, force: bool = False) -> RegisteredModel:
+        """Delete model ``name`` and all its versions (model admins); see the local registry."""
+        return _model(self._call("DELETE", f"/models/{_name(name)}",
+                                 params={"force": "true" if force else "false"}))
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Give model ``name`` the name ``new_name`` (model admins); its roles move with it."""
+        check_name(new_name)
+        return _model(self._call("POST", f"/models/{_name(name)}/rename",
+                                 json={"new_name": new_name}))
 
     def rollback(self, name: str, stage: str = "production", to: str | None = None,
                  reason: str = "") -> ModelVersion:
         """Put back the version that was in ``stage`` before the current one (or ``to``)."""
-        return _version(self._call("POST", f"/models/{_q(name)}/rollback", json={
+        return _version(self._call("POST", f"/models/{_name(name)}/rollback", json={
             "stage": Stage.parse(stage).value, "to": None if to is None else str(SemVer.parse(to)),
             "reason": reason or ""}))
 
@@ -320,13 +375,13 @@ class RemoteRegistry(VersionReading):
         """Registrations, stage and alias changes, requests and decisions: who, when, why."""
         params = {} if version is None else {"version": str(SemVer.parse(version))}
         return [_make(HistoryEvent, d)
-                for d in self._call("GET", f"/models/{_q(name)}/history", params=params)]
+                for d in self._call("GET", f"/models/{_name(name)}/history", params=params)]
 
     def model_version_at(self, name: str, stage: str, when: Any) -> ModelVersion | None:
         """The version that was in ``stage`` (or had alias ``@name``) at ``when``; None if none."""
         if not stage.startswith("@"):
             stage = Stage.parse(stage).value
-        d = self._call("GET", f"/models/{_q(name)}/at",
+        d = self._call("GET", f"/models/{_name(name)}/at",
                        params={"stage": stage, "time": to_ms(when)})["version"]
         return None if d is None else _version(d)
 

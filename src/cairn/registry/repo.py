@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,10 +27,6 @@ MV = T.model_versions
 ORDER = (MV.c.major, MV.c.minor, MV.c.patch)
 # Stages that keep one version at a time unless a policy says otherwise.
 EXCLUSIVE_BY_DEFAULT = (Stage.PRODUCTION.value,)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def dumps(value: Any) -> str:
@@ -52,7 +47,7 @@ _JSON_FIELDS = ("signature", "requirements", "bump_reasons", "metrics", "params"
 
 def record_digest(values: dict[str, Any]) -> str:
     """SHA-256 over every immutable field of a version (JSON fields as parsed values)."""
-    doc = {"format": "cairn.model-version/1"}
+    doc: dict[str, Any] = {"format": "cairn.model-version/1"}
     for key in IMMUTABLE:
         value = values.get(key)
         if key in _JSON_FIELDS and isinstance(value, str):
@@ -62,12 +57,12 @@ def record_digest(values: dict[str, Any]) -> str:
 
 
 # -- models -------------------------------------------------------------------
-def model_row(conn: Connection, name: str):
+def model_row(conn: Connection, name: str) -> sa.Row[Any] | None:
     return conn.execute(sa.select(T.registered_models)
                         .where(T.registered_models.c.name == name)).first()
 
 
-def require_model(conn: Connection, name: str):
+def require_model(conn: Connection, name: str) -> sa.Row[Any]:
     row = model_row(conn, name)
     if row is None:
         raise NotFound(f"no registered model named {name!r}; `cairn models ls` lists them",
@@ -86,7 +81,7 @@ def touch_model(conn: Connection, name: str, now: int) -> None:
                  .values(updated_at=now))
 
 
-def to_model(conn: Connection, row) -> RegisteredModel:
+def to_model(conn: Connection, row: sa.Row[Any]) -> RegisteredModel:
     rows = version_rows(conn, row.name)
     stages: dict[str, list[str]] = {}
     for r in rows:
@@ -103,18 +98,18 @@ def list_models(conn: Connection) -> list[RegisteredModel]:
 
 
 # -- versions -----------------------------------------------------------------
-def version_rows(conn: Connection, name: str, stage: str | None = None) -> list:
+def version_rows(conn: Connection, name: str, stage: str | None = None) -> Sequence[sa.Row[Any]]:
     q = sa.select(MV).where(MV.c.name == name)
     if stage is not None:
         q = q.where(MV.c.stage == stage)
     return conn.execute(q.order_by(*ORDER)).all()
 
 
-def version_row(conn: Connection, name: str, version: str):
+def version_row(conn: Connection, name: str, version: str) -> sa.Row[Any] | None:
     return conn.execute(sa.select(MV).where(MV.c.name == name, MV.c.version == version)).first()
 
 
-def require_version(conn: Connection, name: str, version: str):
+def require_version(conn: Connection, name: str, version: str) -> sa.Row[Any]:
     row = version_row(conn, name, version)
     if row is None:
         require_model(conn, name)
@@ -125,7 +120,7 @@ def require_version(conn: Connection, name: str, version: str):
     return row
 
 
-def latest_row(conn: Connection, name: str):
+def latest_row(conn: Connection, name: str) -> sa.Row[Any] | None:
     return conn.execute(sa.select(MV).where(MV.c.name == name)
                         .order_by(*(c.desc() for c in ORDER)).limit(1)).first()
 
@@ -136,7 +131,7 @@ def aliases(conn: Connection, name: str) -> dict[str, str]:
                              .order_by(A.c.alias)).all())
 
 
-def to_version(row, alias_map: dict[str, str] | None = None) -> ModelVersion:
+def to_version(row: sa.Row[Any], alias_map: dict[str, str] | None = None) -> ModelVersion:
     names = tuple(a for a, v in (alias_map or {}).items() if v == row.version)
     return ModelVersion(
         name=row.name, version=row.version, stage=row.stage, stage_since=row.stage_since,
@@ -152,7 +147,7 @@ def to_version(row, alias_map: dict[str, str] | None = None) -> ModelVersion:
         aliases=names)
 
 
-def row_values(row) -> dict[str, Any]:
+def row_values(row: sa.Row[Any]) -> dict[str, Any]:
     return dict(row._mapping)
 
 
@@ -250,12 +245,12 @@ def policy_json(p: StagePolicy) -> dict[str, Any]:
 
 
 # -- transition requests -----------------------------------------------------
-def request_row(conn: Connection, request_id: str):
+def request_row(conn: Connection, request_id: str) -> sa.Row[Any] | None:
     R = T.transition_requests
     return conn.execute(sa.select(R).where(R.c.id == request_id)).first()
 
 
-def require_request(conn: Connection, request_id: str):
+def require_request(conn: Connection, request_id: str) -> sa.Row[Any]:
     row = request_row(conn, str(request_id))
     if row is None:
         raise NotFound(f"no transition request {request_id!r}; `cairn models requests NAME` "
@@ -269,7 +264,7 @@ def approvals_of(conn: Connection, request_id: str) -> list[Approval]:
         sa.select(A).where(A.c.request_id == request_id).order_by(A.c.time, A.c.user))]
 
 
-def to_request(conn: Connection, row) -> TransitionRequest:
+def to_request(conn: Connection, row: sa.Row[Any]) -> TransitionRequest:
     required = policy(conn, row.name, row.to_stage).approvals
     return TransitionRequest(row.id, row.name, row.version, row.from_stage, row.to_stage,
                              row.status, row.comment, row.requested_by, row.requested_at,
@@ -287,7 +282,7 @@ def list_requests(conn: Connection, name: str | None, status: str | None) -> lis
     return [to_request(conn, r) for r in conn.execute(q.order_by(R.c.requested_at, R.c.id)).all()]
 
 
-def pending_request(conn: Connection, name: str, version: str, stage: str):
+def pending_request(conn: Connection, name: str, version: str, stage: str) -> sa.Row[Any] | None:
     R = T.transition_requests
     return conn.execute(sa.select(R).where(R.c.name == name, R.c.version == version,
                                            R.c.to_stage == stage, R.c.status == "pending")).first()
@@ -317,6 +312,60 @@ def put_setting(conn: Connection, key: str, value: Any) -> None:
         conn.execute(sa.insert(S).values(key=key, value=dumps(value)))
 
 
+# Settings that belong to one model (what only MLflow has of a version, the versions that
+# were deleted) embed model_key(name) as a path segment, "PREFIX/<model key>[/VERSION]", so
+# that renaming or deleting a model carries or drops them without knowing their prefixes.
+def model_key(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def _model_settings(name: str, version: str | None = None) -> Any:
+    S = T.registry_settings
+    k = model_key(name)
+    if version is not None:
+        return S.c.key.endswith(f"/{k}/{version}", autoescape=True)
+    return sa.or_(S.c.key.contains(f"/{k}/", autoescape=True),
+                  S.c.key.endswith(f"/{k}", autoescape=True))
+
+
+def drop_model_settings(conn: Connection, name: str, version: str | None = None) -> None:
+    """Forget the settings of model ``name`` (or of one of its versions)."""
+    conn.execute(sa.delete(T.registry_settings).where(_model_settings(name, version)))
+
+
+def rename_model_settings(conn: Connection, old: str, new: str) -> None:
+    S = T.registry_settings
+    k_old, k_new = model_key(old), model_key(new)
+    drop_model_settings(conn, new)  # left behind by nothing, but never merged into
+    for key in conn.execute(sa.select(S.c.key).where(_model_settings(old))).scalars().all():
+        head, _, tail = key.partition(f"/{k_old}")
+        conn.execute(sa.update(S).where(S.c.key == key).values(key=f"{head}/{k_new}{tail}"))
+
+
+DELETED_PREFIX = "registry.deleted/"
+
+
+def deleted_versions(conn: Connection, name: str) -> dict[str, int]:
+    """Versions of ``name`` that were deleted (version -> created time): their numbers are
+    never given again, and MLflow's version numbers keep counting them."""
+    return dict(get_setting(conn, DELETED_PREFIX + model_key(name)) or {})
+
+
+def add_deleted(conn: Connection, name: str, version: str, created_at: int) -> None:
+    gone = deleted_versions(conn, name)
+    gone[version] = created_at
+    put_setting(conn, DELETED_PREFIX + model_key(name), gone)
+
+
+def top_version(conn: Connection, name: str) -> SemVer | None:
+    """The highest version ``name`` has had, deleted ones included."""
+    row = latest_row(conn, name)
+    tops = [SemVer.parse(v) for v in deleted_versions(conn, name)]
+    if row is not None:
+        tops.append(SemVer.parse(row.version))
+    return max(tops) if tops else None
+
+
 def keys(conn: Connection, include_revoked: bool = False) -> list[SigningKey]:
     K = T.signing_keys
     q = sa.select(K).order_by(K.c.created_at, K.c.key_id)
@@ -326,7 +375,7 @@ def keys(conn: Connection, include_revoked: bool = False) -> list[SigningKey]:
             for r in conn.execute(q)]
 
 
-def key_row(conn: Connection, key_id: str):
+def key_row(conn: Connection, key_id: str) -> sa.Row[Any] | None:
     K = T.signing_keys
     return conn.execute(sa.select(K).where(K.c.key_id == key_id)).first()
 

@@ -13,23 +13,30 @@ from __future__ import annotations
 import json
 import platform
 import tempfile
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from .. import clock
 from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..services import StoreService
+from ..store.base import Indexed
+from ..store.validation import text_checked
 from . import flavors as fl
 from . import repo
 from . import signature as sigmod
 from .entities import ModelVersion, RegisteredModel, Stage
+from .lifecycle import Lifecycle
 from .naming import NamingPolicy, check_name, make_policy
 from .reading import VersionReading
 from .semver import FIRST, SemVer, check_part
 from .versions import Facts, suggest
 from .workflow import Workflow
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..client import Client
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+    from sqlalchemy.engine import Connection
 
 META_FILE = "cairn-model.json"
 META_FORMAT = "cairn.model/1"
@@ -45,25 +52,31 @@ def summary(mv: Any) -> dict[str, Any]:
     return {"version": mv.version, "stage": mv.stage}
 
 
-class Registry(VersionReading, Workflow):
-    def __init__(self, client: "Client") -> None:
-        self._client = client
+# Every public method (the workflow's too) refuses text that is not valid Unicode (a lone
+# surrogate) at the call: names, descriptions, tags, aliases, comments, references.
+@text_checked("model", "input_example")
+class Registry(StoreService, VersionReading, Workflow, Lifecycle):
+    """The model registry on ``store`` (one with an SQL index), acting as ``user``.
+
+    Build it with :func:`cairn.services.registry_for` (what :class:`cairn.Client` and the
+    server do) or directly: ``Registry(store, "alice")``; ``Registry(client)`` uses a
+    client's store and user.
+    """
+
+    def __init__(self, store: Any = None, user: str | None = None) -> None:
+        StoreService.__init__(self, store, user)
 
     # -- plumbing --------------------------------------------------------
     @property
-    def user(self) -> str:
-        return self._client.user
-
-    @property
     def store(self) -> Any:
-        store = self._client.store
-        if not hasattr(store, "index"):
+        store = self._backend
+        if not isinstance(store, Indexed):
             raise InvalidArgument(f"the model registry needs a store with a database (a local "
                                   f"store directory or a server), not {store.uri}")
         store.open()
         return store
 
-    def session(self, write: bool = False):
+    def session(self, write: bool = False) -> AbstractContextManager[Connection]:
         return self.store.index.session(write=write)
 
     # -- registered models -----------------------------------------------
@@ -73,10 +86,10 @@ class Registry(VersionReading, Workflow):
         with self.session(write=True) as conn:
             if repo.model_row(conn, name) is not None:
                 raise AlreadyExists(f"a registered model named {name!r} already exists")
-            self._create_model(conn, name, description, tags, repo.now_ms())
+            self._create_model(conn, name, description, tags, clock.now_ms())
             return repo.to_model(conn, repo.require_model(conn, name))
 
-    def _create_model(self, conn, name: str, description: str, tags: Mapping[str, str] | None,
+    def _create_model(self, conn: Connection, name: str, description: str, tags: Mapping[str, str] | None,
                       now: int) -> None:
         policy = self._naming(conn)
         if policy is not None:
@@ -95,7 +108,7 @@ class Registry(VersionReading, Workflow):
             return repo.list_models(conn)
 
     # -- naming policy ---------------------------------------------------
-    def _naming(self, conn) -> NamingPolicy | None:
+    def _naming(self, conn: Connection) -> NamingPolicy | None:
         value = repo.get_setting(conn, NAMING_KEY)
         return None if value is None else NamingPolicy(value.get("template"), value.get("regex"))
 
@@ -111,7 +124,7 @@ class Registry(VersionReading, Workflow):
             new = None if policy is None else policy.to_json()
             repo.put_setting(conn, NAMING_KEY, new)
             repo.record(conn, self.user, "registry.naming_policy", "registry:naming", old, new,
-                        repo.now_ms())
+                        clock.now_ms())
         return policy
 
     def get_naming_policy(self) -> NamingPolicy | None:
@@ -142,6 +155,8 @@ class Registry(VersionReading, Workflow):
             return repo.to_version(row, repo.aliases(conn, name))
 
     def model_versions_of_run(self, run_id: str) -> list[ModelVersion]:
+        """The versions registered from run ``run_id``; :class:`NotFound` for an unknown run."""
+        self.client.get_run(run_id)  # NotFound, as on a server; delivers its buffered records
         with self.session() as conn:
             return repo.versions_for_run(conn, run_id)
 
@@ -151,6 +166,7 @@ class Registry(VersionReading, Workflow):
         with self.session() as conn:
             repo.require_model(conn, name)
             al = repo.aliases(conn, name)
+            row: Row[Any] | None
             if kind == "version":
                 row = repo.require_version(conn, name, value)
             elif kind == "latest":
@@ -192,7 +208,7 @@ class Registry(VersionReading, Workflow):
         """
         version, flavor = check_registration(name, model, flavor, version, bump, signature)
         parent_ref = None if parent is None else _parent_ref(name, parent)
-        run = self._client.get_run(run_id) if run_id is not None else None
+        run = self.client.get_run(run_id) if run_id is not None else None
         store = self.store
         if run is not None:  # the data set versions the run logged as inputs
             with self.session() as conn:
@@ -229,29 +245,35 @@ class Registry(VersionReading, Workflow):
                     raise
         if run_id is not None:
             prefix = f"models/{name}/{mv.version}"
-            self._client._write(run_id, artifacts=tuple(
+            self.client._write(run_id, artifacts=tuple(
                 type(e)(f"{prefix}/{e.path}", e.size, e.digest, e.chunks) for e in entries))
         return mv
 
-    def _insert_version(self, conn, name: str, values: dict[str, Any], facts: Facts,
+    def _insert_version(self, conn: Connection, name: str, values: dict[str, Any], facts: Facts,
                         version: str | None, bump: str | None, parent_ref: tuple[str, str] | None,
                         key: Any) -> ModelVersion:
-        now = repo.now_ms()
+        now = clock.now_ms()
         if repo.model_row(conn, name) is None:
             self._create_model(conn, name, "", None, now)
         latest = repo.latest_row(conn, name)
+        parent_row: Row[Any] | None
         if parent_ref is not None:
             parent_row = repo.require_version(conn, *parent_ref)
         else:
             parent_row = latest
         parent_facts = None if parent_row is None else _facts(parent_row)
         part, reasons = suggest(parent_facts, facts)
-        top = None if latest is None else SemVer.parse(latest.version)
+        top = repo.top_version(conn, name)  # deleted versions' numbers are not given again
+        if top is not None and part == "initial":  # every earlier version was deleted
+            part, reasons = "major", ["every earlier version of this model was deleted"]
         if version is not None:
-            if repo.version_row(conn, name, version) is not None:
+            gone = version in repo.deleted_versions(conn, name)
+            if gone or repo.version_row(conn, name, version) is not None:
                 nxt = str(top.bump("patch")) if top else "1.0.0"
-                raise AlreadyExists(f"{name}/{version} already exists and versions are immutable; "
-                                    f"register a new one (e.g. {nxt})", name=name, version=version)
+                why = ("was deleted, and a version number is never given twice" if gone else
+                       "already exists and versions are immutable")
+                raise AlreadyExists(f"{name}/{version} {why}; register a new one (e.g. {nxt})",
+                                    name=name, version=version)
             new, kind = SemVer.parse(version), "explicit"
             reasons = [f"version {version} set explicitly (suggested: {part})", *reasons]
         elif bump is not None:
@@ -342,7 +364,7 @@ class PackagedModel:
 
     saved: Any  # the flavor's SavedModel: options, hyperparams, fingerprint, packages
     signature: dict[str, Any] | None
-    requirements: list[str]
+    requirements: dict[str, Any]  # fl.requirements: {"python": ..., "packages": {...}}
     entries: list[Any]  # FileEntry of every file, META_FILE included
 
 
@@ -400,11 +422,11 @@ def normalize_datasets(datasets: Sequence[Any] | None) -> list[dict[str, Any]]:
         elif isinstance(item, Mapping) and item.get("name"):
             out.append({str(k): v for k, v in item.items()})
         else:
-            name, version = getattr(item, "name", None), getattr(item, "version", None)
-            if not name:
+            ref_name, version = getattr(item, "name", None), getattr(item, "version", None)
+            if not ref_name:
                 raise InvalidArgument(f"cannot use {item!r} as a data set reference; give "
                                       "'name@version' or {'name': ..., 'version': ...}")
-            out.append({"name": str(name), "version": version})
+            out.append({"name": str(ref_name), "version": version})
     unique: dict[tuple, dict[str, Any]] = {}
     for d in out:
         d["version"] = None if d.get("version") in (None, "") else str(d["version"])

@@ -139,11 +139,12 @@ def problems(schema: Mapping[str, Any], value: Any, where: str = "input") -> lis
             except Exception:
                 return [f"{where}: expected an array, got {type(value).__name__}"]
             dtype, shape = str(arr.dtype), arr.shape
-        want = list(schema["shape"])
-        if len(shape) != len(want):
-            out.append(f"{where}: expected {len(want)} dimensions {want}, got {list(shape)}")
+        want_shape = list(schema["shape"])
+        if len(shape) != len(want_shape):
+            out.append(f"{where}: expected {len(want_shape)} dimensions {want_shape}, "
+                       f"got {list(shape)}")
         else:
-            for i, (w, h) in enumerate(zip(want, shape)):
+            for i, (w, h) in enumerate(zip(want_shape, shape)):
                 if w != -1 and w != h:
                     out.append(f"{where}: dimension {i} is {h}, expected {w}")
         if not _dtype_ok(schema["dtype"], dtype):

@@ -11,14 +11,20 @@ an audit event in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from typing import Any, Iterable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Iterable
 
+from .. import clock
 from ..errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from . import repo
 from .entities import HistoryEvent, ModelVersion, SigningKey, Stage, StagePolicy, TransitionRequest
 from .naming import check_alias
 from .semver import SemVer
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .entities import AuditReport
 
 
 def _t(name: str, version: str | None = None) -> str:
@@ -36,10 +42,12 @@ def to_ms(when: Any) -> int:
 class Workflow:
     """Mixed into :class:`~cairn.registry.service.Registry` (needs ``session`` and ``user``)."""
 
-    user: str
+    if TYPE_CHECKING:
+        @property
+        def user(self) -> str: ...
 
-    def session(self, write: bool = False):  # pragma: no cover - provided by Registry
-        raise NotImplementedError
+    def session(self, write: bool = False) -> AbstractContextManager[Connection]:  # pragma: no cover
+        raise NotImplementedError  # provided by Registry
 
     # -- policies --------------------------------------------------------
     def set_stage_policy(self, name: str, stage: str, approvals: int = 0,
@@ -62,7 +70,7 @@ class Workflow:
             old = repo.policy(conn, name, st)
             new = StagePolicy(name, st, approvals, people,
                               old.exclusive if exclusive is None else bool(exclusive))
-            now = repo.now_ms()
+            now = clock.now_ms()
             repo.save_policy(conn, new, self.user, now)
             repo.add_history(conn, name, None, "policy", self.user, now,
                              reason=f"{st}: {approvals} approval(s)"
@@ -77,7 +85,7 @@ class Workflow:
             return repo.policies(conn, name)
 
     # -- applying a stage change -----------------------------------------
-    def _move(self, conn, name: str, row: Any, stage: str, now: int, reason: str,
+    def _move(self, conn: Connection, name: str, row: Any, stage: str, now: int, reason: str,
               request_id: str | None = None, kind: str = "stage", archive_all: bool = False) -> None:
         """Put ``row`` into ``stage``; archive the stage's other versions if it is exclusive."""
         pol = repo.policy(conn, name, stage)
@@ -115,7 +123,7 @@ class Workflow:
                     name=name, version=version, stage=st)
             if row.stage == st:
                 raise Conflict(f"{name}/{version} is already in {st}")
-            self._move(conn, name, row, st, repo.now_ms(), comment)
+            self._move(conn, name, row, st, clock.now_ms(), comment)
             return repo.to_version(repo.require_version(conn, name, version),
                                    repo.aliases(conn, name))
 
@@ -134,8 +142,8 @@ class Workflow:
                 raise Conflict(f"request {dup.id} to move {name}/{version} to {st} is already "
                                f"pending (by {dup.requested_by})", request_id=dup.id)
             pol = repo.policy(conn, name, st)
-            now = repo.now_ms()
-            rid = uuid.uuid4().hex[:12]
+            now = clock.now_ms()
+            rid = clock.new_request_id()
             applied = pol.approvals == 0
             conn.execute(repo.T.transition_requests.insert().values(
                 id=rid, name=name, version=version, from_stage=row.stage, to_stage=st,
@@ -171,7 +179,7 @@ class Workflow:
                     request_id=req.id)
             if any(a.user == self.user for a in repo.approvals_of(conn, req.id)):
                 raise Conflict(f"{self.user} already decided on request {req.id}")
-            now = repo.now_ms()
+            now = clock.now_ms()
             conn.execute(repo.T.transition_approvals.insert().values(
                 request_id=req.id, user=self.user, decision=decision, comment=comment or "",
                 time=now))
@@ -227,7 +235,7 @@ class Workflow:
                 raise NotFound(f"cannot point alias {alias!r} at {name}/{version}: no such "
                                "version; register it first or pick an existing one",
                                name=name, version=version, alias=alias)
-            now = repo.now_ms()
+            now = clock.now_ms()
             old = repo.set_alias(conn, name, alias, version, self.user, now)
             if old != version:
                 repo.add_history(conn, name, version, "alias", self.user, now, old, version,
@@ -240,7 +248,7 @@ class Workflow:
     def delete_alias(self, name: str, alias: str) -> None:
         with self.session(write=True) as conn:
             repo.require_model(conn, name)
-            now = repo.now_ms()
+            now = clock.now_ms()
             old = repo.delete_alias(conn, name, alias)
             if old is None:
                 raise NotFound(f"model {name!r} has no alias {alias!r}", name=name, alias=alias)
@@ -282,7 +290,7 @@ class Workflow:
                                           f"nothing to roll back to; promote it instead")
             row = repo.require_version(conn, name, target)
             why = reason or "rollback"
-            self._move(conn, name, row, st, repo.now_ms(), why, kind="rollback", archive_all=True)
+            self._move(conn, name, row, st, clock.now_ms(), why, kind="rollback", archive_all=True)
             return repo.to_version(repo.require_version(conn, name, target),
                                    repo.aliases(conn, name))
 
@@ -309,11 +317,14 @@ class Workflow:
         with self.session() as conn:
             repo.require_model(conn, name)
             events = repo.history(conn, name, until=until,
-                                  kinds=("register", "stage", "rollback", "alias", "alias_deleted"))
-            stage_of: dict[str, tuple[str, int]] = {}
+                                  kinds=("register", "stage", "rollback", "alias", "alias_deleted",
+                                         "delete"))
+            stage_of: dict[str | None, tuple[str | None, int]] = {}
             alias_to: str | None = None
             for e in events:
-                if e.kind in ("register", "stage", "rollback"):
+                if e.kind == "delete":
+                    stage_of.pop(e.version, None)
+                elif e.kind in ("register", "stage", "rollback"):
                     stage_of[e.version] = (e.to_value, e.id)
                 elif e.alias == alias:
                     alias_to = e.to_value if e.kind == "alias" else None
@@ -328,7 +339,7 @@ class Workflow:
             return None if row is None else repo.to_version(row, repo.aliases(conn, name))
 
     # -- signing keys ----------------------------------------------------
-    def create_signing_key(self, name: str = "default", directory: Any = None):
+    def create_signing_key(self, name: str = "default", directory: Any = None) -> SigningKey:
         """Write a key pair to the keys directory and trust its public key in this store."""
         from pathlib import Path
 
@@ -346,7 +357,7 @@ class Workflow:
         with self.session(write=True) as conn:
             if repo.key_row(conn, kid) is not None:
                 raise Conflict(f"key {kid} is already registered in this store")
-            now = repo.now_ms()
+            now = clock.now_ms()
             repo.insert_key(conn, kid, name, public_pem, self.user, now)
             repo.record(conn, self.user, "key.trust", f"key:{kid}", None,
                         {"key_id": kid, "name": name}, now)
@@ -359,7 +370,7 @@ class Workflow:
                 raise NotFound(f"no key {key_id!r}; `cairn keys ls` lists them")
             if row.revoked_at is not None:
                 raise Conflict(f"key {key_id} is already revoked")
-            now = repo.now_ms()
+            now = clock.now_ms()
             repo.revoke_key(conn, key_id, now)
             repo.record(conn, self.user, "key.revoke", f"key:{key_id}", {"revoked": False},
                         {"revoked": True}, now)
@@ -379,7 +390,7 @@ class Workflow:
         with self.session() as conn:
             return audit.events(conn, target, action, actor, limit)
 
-    def verify_audit_log(self):
+    def verify_audit_log(self) -> AuditReport:
         from . import audit
 
         with self.session() as conn:
@@ -392,7 +403,7 @@ def _rollback_targets(conn: Any, name: str, stage: str) -> list[str]:
     current = {r.version for r in repo.version_rows(conn, name, stage)}
     out: list[str] = []
     for e in reversed(repo.history(conn, name, kinds=("stage", "rollback"))):
-        if e.to_value == stage and e.version not in current and e.version not in out \
-                and repo.version_row(conn, name, e.version) is not None:
+        if e.to_value == stage and e.version is not None and e.version not in current \
+                and e.version not in out and repo.version_row(conn, name, e.version) is not None:
             out.append(e.version)
     return out

@@ -107,8 +107,7 @@ def _predicate(clause: Clause) -> Callable[[Run], bool]:
         return like
 
     compare = _COMPARE[op]
-    if isinstance(value, tuple):
-        value = frozenset(value)
+    operand: Any = frozenset(value) if isinstance(value, tuple) else value
     if clause.numeric and entity == PARAMS:
         def as_number(run: Run) -> float | None:
             v = get(run)
@@ -121,7 +120,7 @@ def _predicate(clause: Clause) -> Callable[[Run], bool]:
         v = getter(run)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return False
-        return compare(v, value)
+        return compare(v, operand)
     return check
 
 

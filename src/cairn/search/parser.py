@@ -154,7 +154,9 @@ class _Scanner:
 
     # -- primitives ---------------------------------------------------------------------
     def skip_ws(self) -> None:
-        self.pos = _WS.match(self.text, self.pos).end()
+        m = _WS.match(self.text, self.pos)
+        assert m is not None  # \s* matches everywhere
+        self.pos = m.end()
 
     def at_end(self) -> bool:
         self.skip_ws()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 from sqlalchemy import (
     BigInteger, Boolean, Float, String, and_, case, exists, literal, or_, select,
@@ -209,9 +209,9 @@ _OPERATORS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": opera
 def _compare(expr: Any, clause: Clause, numeric_param: bool = False) -> ColumnElement:
     op, value = clause.op, clause.value
     if op in ("LIKE", "ILIKE"):
-        return _like_expr(expr, value, op == "ILIKE")
+        return _like_expr(expr, cast(str, value), op == "ILIKE")
     if op in ("IN", "NOT IN"):
-        items = [_literal(v, numeric_param) for v in value]
+        items = [_literal(v, numeric_param) for v in cast(tuple, value)]
         return expr.in_(items) if op == "IN" else expr.not_in(items)
     return _OPERATORS[op](expr, _literal(value, numeric_param))
 

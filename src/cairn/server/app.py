@@ -64,18 +64,48 @@ class LimitsMiddleware:
                                   f"the request body has {declared} bytes; this server accepts at "
                                   f"most {limit} (send records in smaller requests)", limit=limit)
                     return await resp(scope, receive, send)
+        return await self._streamed(scope, receive, send, limit)
+
+    async def _streamed(self, scope, receive, send, limit: int) -> None:
+        """Count the body as it arrives (chunked bodies declare no length): past the limit,
+        the app's ``receive`` raises :class:`BodyTooLarge`, and whatever answer the app makes
+        of that (FastAPI's body parsing turns any error into a 400) is replaced by the 413,
+        unless its answer had already begun."""
         seen = 0
+        over: BodyTooLarge | None = None
+        started = replaced = False
 
         async def limited():
-            nonlocal seen
+            nonlocal seen, over
+            if over is not None:
+                raise over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge(limit)
+                    over = BodyTooLarge(limit)
+                    raise over
             return message
 
-        return await self.app(scope, limited, send)
+        async def answer(message) -> None:
+            nonlocal started, replaced
+            if replaced:  # the app's own answer to the error: dropped
+                return
+            if message["type"] == "http.response.start":
+                started = True
+                if over is not None and message["status"] != 413:
+                    replaced = True
+                    await too_large_response(over)(scope, receive, send)
+                    return
+            await send(message)
+
+        try:
+            await self.app(scope, limited, answer)
+        except BodyTooLarge as exc:
+            if not started:
+                await too_large_response(exc)(scope, receive, send)
+            elif not replaced:
+                raise
 
 
 def route_path(scope) -> str:
@@ -87,6 +117,22 @@ def route_path(scope) -> str:
     if path == root:
         return ""
     return path[len(root):] if path[len(root)] == "/" else path
+
+
+def allow_header(request: Request) -> str:
+    """The methods the app serves at the request's path, for a 405's ``Allow``: Starlette's
+    own header names those of the first route that matched the path only, and each FastAPI
+    route serves one method.  Asks every route whether it would take the request under each
+    method (``BaseRoute.matches``, so routers that FastAPI nests are asked too)."""
+    from starlette.routing import Match
+
+    allowed = [method for method in HTTP_METHODS
+               if any(route.matches(dict(request.scope, method=method))[0] == Match.FULL
+                      for route in request.app.router.routes)]
+    return ", ".join(allowed)
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def cairn_error_response(request: Request, exc: CairnError) -> JSONResponse:
@@ -141,7 +187,7 @@ async def ingest_endpoint(request: Request) -> Response:
     from .routes import records
 
     try:
-        return await records.ingest(request, principal(request))
+        return await records.ingest(request, principal(request), request.query_params.get("strict"))
     except CairnError as exc:
         return cairn_error_response(request, exc)
     except BodyTooLarge as exc:
@@ -154,6 +200,7 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
                settings: ServerSettings | None = None) -> FastAPI:
     """A FastAPI app serving ``store`` (and ``objects``, by default the store's own)."""
     from .. import __version__
+    from . import openapi
     from .routes import (
         admin, artifacts, audit, datasets, experiments, health, lineage, metrics, models,
         records, registry_admin, runs,
@@ -166,7 +213,7 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     async def lifespan(app: FastAPI):
         yield
         try:  # queued audit events go out before the process does
-            await run_in_threadpool(context.flush_audit)
+            await run_in_threadpool(context.close)
         except CairnError as exc:
             log.error("audit events lost at shutdown: %s", exc.message)
 
@@ -181,6 +228,7 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
                    "logs": settings.telemetry},
     )
     app.state.cairn = context
+    openapi.install(app, auth=settings.auth)  # the errors as the handlers below send them
 
     @app.exception_handler(CairnError)
     async def _cairn_error(request: Request, exc: CairnError):
@@ -201,7 +249,10 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
                                                                           "BAD_REQUEST")
         message = (f"no such endpoint: {request.method} {request.url.path}"
                    if exc.status_code == 404 else str(exc.detail))
-        return _error(exc.status_code, code, message)
+        response = _error(exc.status_code, code, message)
+        if exc.status_code == 405:
+            response.headers["Allow"] = allow_header(request)
+        return response
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge):
@@ -211,6 +262,9 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     async def _unexpected(request: Request, exc: Exception):  # pragma: no cover - a bug
         return unexpected_response(request, exc)
 
+    from .jsonbody import JsonBodyCheck
+
+    app.add_middleware(JsonBodyCheck)  # inside the limits: reads no more than they allow
     app.add_middleware(LimitsMiddleware, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     for module in (experiments, runs, records, metrics, artifacts, models, admin, audit):

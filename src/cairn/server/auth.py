@@ -19,18 +19,23 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
+from .. import clock
 from ..errors import PermissionDenied, Unauthenticated
 from ..store.sql.auth import RANK, Identity
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store.sql.auth import AuthDB
+    from .permissions import Need
 
 LOCAL = Identity("local", True, ())
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """The caller, with what the route they called needs (from :mod:`.permissions`)."""
+
     identity: Identity
+    need: "Need | None" = None
 
     @property
     def user(self) -> str:
@@ -71,7 +76,11 @@ class Guard:
         with self._lock:
             hit = self._cache.get(secret)
         if hit is not None and hit[0] > now:
-            return hit[1]
+            ident = hit[1]
+            if ident is not None and ident.expires_at is not None \
+                    and ident.expires_at < clock.now_ms():
+                return None  # expired since it was cached
+            return ident
         assert self.db is not None
         ident = self.db.identify(secret)
         with self._lock:
@@ -86,6 +95,46 @@ class Guard:
             self._cache.clear()
 
     # -- checks ------------------------------------------------------------
+    def enforce(self, p: Principal, in_route: bool = False) -> None:
+        """The checks of ``p.need`` that name no single resource: global admin, a role on
+        all experiments or models, a role somewhere.  Called on every authenticated
+        request; the routes check ``experiment`` and ``model`` needs once they know the
+        resource (:meth:`need`), and ``self`` and ``grant`` ones themselves.  A UI page
+        whose need is ``in_body`` calls it itself (``in_route``), to answer a refusal."""
+        n = p.need
+        if n is None or not self.enabled or n.in_body != in_route:
+            return
+        if n.kind == "admin":
+            self.require_admin(p)
+        elif n.kind == "all":
+            assert n.role is not None and n.on is not None
+            self.require_global(p, n.role, n.on)
+        elif n.kind == "somewhere":
+            assert n.role is not None
+            self.require_somewhere(p, n.role, n.on)
+
+    def need(self, p: Principal, resource_type: str, resource_id: str,
+             role: str | None = None) -> None:
+        """The route's role (from the permissions table) on one resource.
+
+        ``role`` is for a route's further checks (viewer on the source run of a model
+        version); without it, the route's own need must be of ``resource_type``.
+        """
+        self.require(p, role or self.route_role(p, resource_type, resource_id), resource_type,
+                     resource_id)
+
+    @staticmethod
+    def route_role(p: Principal, resource_type: str, resource_id: str = "") -> str:
+        """The role the route ``p`` called needs on a resource of ``resource_type``."""
+        n = p.need
+        if n is None:  # not called through a route in the table: only admins
+            return "admin"
+        if n.kind != resource_type or n.role is None:
+            raise RuntimeError(f"the route needs {n.describe()}, but checks a role on "
+                               f"{resource_type} {resource_id!r}: fix the permissions table "
+                               "or give the role")
+        return n.role
+
     def allows(self, p: Principal, role: str, resource_type: str, resource_id: str) -> bool:
         """Whether ``p`` holds ``role`` (or a higher one) on a resource: what ``require`` checks.
 

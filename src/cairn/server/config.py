@@ -22,6 +22,11 @@ class ServerSettings:
     ``telemetry``: FastAPI's own OpenTelemetry spans and request metrics, for a process
     with an OpenTelemetry SDK configured.  Off by default: deciding per request whether
     a provider is configured cost 5% of metric ingestion.
+    ``default_artifact_root``: MLflow's ``--default-artifact-root``: a new experiment made
+    through the MLflow API (and ``Default``) gets ``<root>/<id>`` as its artifact location,
+    where MLflow's client then writes its runs' files itself.  None: Cairn's proxy
+    (``mlflow-artifacts:/<id>``) into its object store, MLflow's default with
+    ``--serve-artifacts``; see :func:`artifact_root`.
     """
 
     auth: bool = False
@@ -34,3 +39,22 @@ class ServerSettings:
     token_cache_s: float = 5.0
     check_artifact_objects: bool = True
     telemetry: bool = False
+    default_artifact_root: str | None = None
+
+
+def artifact_root(root: str | None, serve_artifacts: bool = True) -> str | None:
+    """``default_artifact_root`` for MLflow's two options, resolved as ``mlflow server`` does:
+    a relative path against the working directory; none given, Cairn's proxy when serving
+    artifacts and ``./mlruns`` when not."""
+    import os
+    from urllib.parse import urlparse
+
+    if not root:
+        if serve_artifacts:
+            return None
+        root = "mlruns"
+    if root.rstrip("/") == "mlflow-artifacts:":
+        return None  # the proxy, named explicitly
+    if not urlparse(root).scheme and not os.path.isabs(root):
+        return os.path.abspath(root)
+    return root

@@ -6,13 +6,17 @@ import logging
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from fastapi import Request
 
+from .. import clock
 from ..errors import CairnError, InvalidArgument
+from ..store.base import DeferredIndex, Indexed, Openable
 from .auth import Guard, Principal
 from .config import ServerSettings
+from .permissions import Need, lookup
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cas.odb import ObjectStore
@@ -23,8 +27,7 @@ AUDIT_INTERVAL = 0.2  # seconds between writes of queued audit events
 
 def sql_engine(store: Any):
     """The SQLAlchemy engine behind a store, or None (the in-memory store has none)."""
-    index = getattr(store, "index", None)
-    return getattr(index, "engine", None) if index is not None else None
+    return store.index.engine if isinstance(store, Indexed) else None
 
 
 class RunWriters:
@@ -60,7 +63,7 @@ class RunWriters:
 class ServerContext:
     def __init__(self, store: Any, objects: "ObjectStore", settings: ServerSettings) -> None:
         self.store = store
-        if hasattr(store, "index_delay"):
+        if isinstance(store, DeferredIndex):
             # A response means the write is in the index: the next request may reach
             # another worker process, which cannot settle this one's pending writes.
             store.index_delay = 0.0
@@ -74,11 +77,12 @@ class ServerContext:
         self._audit_lock = threading.Lock()
         self._audit_flush_lock = threading.Lock()
         self._audit_thread: threading.Thread | None = None
+        self._audit_stop = threading.Event()
 
     @property
     def engine(self):
         if self._engine is None:
-            if hasattr(self.store, "open"):
+            if isinstance(self.store, Openable):
                 self.store.open()
             self._engine = sql_engine(self.store)
         return self._engine
@@ -97,7 +101,7 @@ class ServerContext:
 
     def start(self) -> str | None:
         """Open the store; with auth, make sure an admin exists (returns a new token once)."""
-        if hasattr(self.store, "open"):
+        if isinstance(self.store, Openable):
             self.store.open()
         if self.settings.auth:
             db = self.auth_db
@@ -115,16 +119,15 @@ class ServerContext:
         """
         if not self.settings.audit or self.engine is None:
             return
-        import time as _time
-
-        event = (p.user, action, target, before, after, _time.time_ns() // 1_000_000)
+        event = (p.user, action, target, before, after, clock.now_ms())
         with self._audit_lock:
             self._audit_queue.append(event)
-            if self._audit_thread is None or not self._audit_thread.is_alive():
+            closed = self._audit_stop.is_set()
+            if not closed and (self._audit_thread is None or not self._audit_thread.is_alive()):
                 self._audit_thread = threading.Thread(target=self._audit_loop,
                                                       name="cairn-audit", daemon=True)
                 self._audit_thread.start()
-        if wait:
+        if wait or closed:
             self.flush_audit()
 
     def flush_audit(self) -> None:
@@ -150,14 +153,27 @@ class ServerContext:
                 raise
 
     def _audit_loop(self) -> None:
-        import time as _time
-
-        while True:
-            _time.sleep(AUDIT_INTERVAL)
+        while not self._audit_stop.wait(AUDIT_INTERVAL):
             try:
                 self.flush_audit()
             except CairnError:
                 pass
+            with self._audit_lock:  # idle: end, so that nothing outlives the server
+                if not self._audit_queue:
+                    self._audit_thread = None
+                    return
+
+    def close(self) -> None:
+        """Stop the audit writer and write what it still holds (the app's shutdown).
+
+        The writer must be done with its connection before the store closes: a connection
+        it held across the store's close would go back to a pool nothing closes any more.
+        """
+        self._audit_stop.set()
+        thread = self._audit_thread
+        if thread is not None:
+            thread.join(timeout=30)
+        self.flush_audit()
 
 
 def ctx(request: Request) -> ServerContext:
@@ -165,8 +181,48 @@ def ctx(request: Request) -> ServerContext:
 
 
 def principal(request: Request) -> Principal:
-    """The authenticated caller (a FastAPI dependency)."""
+    """The authenticated caller, with what the route needs (a FastAPI dependency).
+
+    The need comes from :mod:`.permissions`' table, by the matched route; those that
+    name no single resource (global admin, a role somewhere or on all of a type) are
+    checked here, the rest by the route once it knows the resource.
+    """
     c: ServerContext = request.app.state.cairn
     if c.settings.auth:
         c.auth_db  # noqa: B018  (binds the guard to the database on first use)
-    return c.guard.authenticate(request.headers.get("authorization"))
+    p = c.guard.authenticate(request.headers.get("authorization"))
+    n = route_need(request)
+    if n is not None:
+        p = replace(p, need=n)
+        c.guard.enforce(p)
+    return p
+
+
+NEED_KEY = "cairn.need"  # where a route that is not a FastAPI route puts its need in the scope
+_needs: dict[tuple[Any, str], Need | None] = {}
+_needs_lock = threading.Lock()
+
+
+def route_need(request: Request) -> Need | None:
+    """The permissions table's entry for the route a request matched (None: not in it)."""
+    scope = request.scope
+    n = scope.get(NEED_KEY)
+    if n is not None:
+        return n
+    method = "GET" if request.method == "HEAD" else request.method
+    endpoint = scope.get("endpoint")
+    if endpoint is None:  # served before routing (FastRoutes): plain paths only
+        from .app import route_path
+
+        return lookup(method, route_path(scope))
+    key = (endpoint, method)
+    try:
+        return _needs[key]
+    except KeyError:
+        pass
+    from .permissions import mounted_routes
+
+    with _needs_lock:
+        for m, path, ep in mounted_routes(request.app):
+            _needs.setdefault((ep, m), lookup(m, path))
+        return _needs.setdefault(key, None)

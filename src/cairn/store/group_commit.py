@@ -20,14 +20,16 @@ import threading
 import time
 import weakref
 from collections import Counter
-from typing import Any, Callable
+from typing import Callable
 
 from ..entities import RecordBatch
-from ..errors import CairnError, StoreUnavailable
+from ..errors import CairnError, StoreBusy, StoreUnavailable
 
 log = logging.getLogger("cairn.store")
 
 _MAX_ITEMS = 256  # bounds one transaction's size and the memory that pending batches hold
+_MAX_BACKLOG = 4 * _MAX_ITEMS  # pending batches beyond which a writer applies some itself
+_BUSY_RETRY_S = 30.0  # how long a reader keeps retrying an index that another process locks
 _LIVE: "weakref.WeakSet[GroupCommit]" = weakref.WeakSet()
 
 
@@ -52,6 +54,13 @@ class GroupCommit:
         self.transactions = 0  # for tests and benchmarks: index transactions made
         _LIVE.add(self)
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's pending batches (the parent applies them)
+        and take fresh locks (another thread may have held them at the fork)."""
+        self._items, self._runs = [], Counter()
+        self._cv, self._apply_lock = threading.Condition(), threading.Lock()
+        self._thread = None
+
     def submit(self, batch: RecordBatch, segs: list, end: int) -> None:
         """Queue a batch whose journal append has returned."""
         with self._cv:
@@ -70,12 +79,15 @@ class GroupCommit:
     def vouches_for(self, batch: RecordBatch) -> bool | None:
         """Whether pending batches settle ``batch``'s checks without touching the index.
 
-        A writer's next batch of metrics or tags to a run it has a pending batch for
-        passes the checks that batch passed: the run exists and is open, unless a pending
-        batch ends it.  True: check nothing more; None: a retry of a pending batch (skip
-        it); False: settle and check against the index.
+        A writer's next batch of metrics, tags or its end to a run it has a pending batch
+        for passes the checks that batch passed: the run exists and is open, unless a
+        pending batch ends it (whatever ended it after that batch is queued behind it).
+        Params are checked against the index's values.  So a run's end reaches the journal
+        even while the index is locked (SIGTERM must not wait for it).  True: check
+        nothing more; None: a retry of a pending batch (skip it); False: settle and check
+        against the index.
         """
-        if batch.params or batch.status is not None or batch.create is not None:
+        if batch.params or batch.create is not None:
             return False
         with self._cv:
             if batch.run_id not in self._runs:
@@ -93,17 +105,51 @@ class GroupCommit:
             return mine
 
     def settle(self) -> None:
-        """Apply everything pending now, in the caller's thread; raise if the index refuses."""
-        if not self._items:
-            return
-        with self._apply_lock:
-            self._apply_pending()
+        """Apply everything pending now, in the caller's thread; raise if the index refuses.
 
-    def _apply_pending(self) -> None:
+        Everything that was pending when it was called: when the index fell behind (a
+        long checkpoint) that is several transactions' worth, and a reader must see it all.
+        Batches queued meanwhile by other threads are the flusher's to apply.
+        """
+        with self._cv:
+            owed = len(self._items)
+        deadline = time.monotonic() + _BUSY_RETRY_S
+        backoff = 0.01
+        while owed > 0:
+            try:
+                with self._apply_lock:
+                    # The daemon thread may have applied some while we waited for the lock.
+                    with self._cv:
+                        owed = min(owed, len(self._items))
+                    owed -= self._apply_pending()
+            except StoreBusy:
+                # Another process holds the write lock past the busy timeout, or a
+                # snapshot went stale: the transaction was rolled back; try again.
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 0.5)
+
+    def relieve(self) -> None:
+        """While more than :data:`_MAX_BACKLOG` batches wait, apply the oldest in the
+        caller's thread: the queue may lag the journal by that much, not without bound."""
+        while len(self._items) > _MAX_BACKLOG:
+            with self._apply_lock:
+                if len(self._items) <= _MAX_BACKLOG:
+                    return
+                try:
+                    self._apply_pending()
+                except CairnError:
+                    # The write that called this is durable in the journal already; the index
+                    # thread retries, and the next reader sees (and raises) the error.
+                    return
+
+    def _apply_pending(self) -> int:
+        """Apply the oldest pending batches in one transaction; how many it applied."""
         with self._cv:
             items = self._items[:_MAX_ITEMS]
         if not items:
-            return
+            return 0
         try:
             self._apply_all(items)
         except CairnError as exc:
@@ -122,6 +168,7 @@ class GroupCommit:
                     self._runs[batch.run_id] = left
                 else:
                     del self._runs[batch.run_id]
+        return len(items)
 
     def _loop(self) -> None:
         backoff = 0.05
@@ -162,12 +209,8 @@ atexit.register(settle_all)
 
 
 def _after_fork() -> None:
-    # A child must not apply its parent's pending batches: the parent does that.
-    # Fresh locks too: another thread may have held them at the fork.
     for group in list(_LIVE):
-        group._items, group._runs = [], Counter()
-        group._cv, group._apply_lock = threading.Condition(), threading.Lock()
-        group._thread = None
+        group.forget_after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork)

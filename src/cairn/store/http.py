@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import sys
 import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, cast
 
 from ..entities import Experiment, FileEntry, MetricHistory, RecordBatch, Run
 from ..errors import (
@@ -39,12 +41,18 @@ from . import segments as seglib
 from . import wire
 from .spool import Spool, default_root, server_dir
 
+if TYPE_CHECKING:
+    import httpx
+
+    from ..cas.backends.base import Backend
+    from ..cas.odb import ObjectStore
+
 MAX_REQUEST = 8 << 20  # bytes of frames per records request
 OBJECT_TYPE = "application/vnd.cairn.object"
 _ADOPT_AFTER_S = 30.0  # a journal untouched this long whose owner is gone is sent by others
 
 
-def _httpx():
+def _httpx() -> ModuleType:
     try:
         import httpx
     except ImportError:  # pragma: no cover - depends on the environment
@@ -64,8 +72,8 @@ class HttpStore:
         self.drain_timeout = drain_timeout
         self.fsync = fsync
         self.spool = Spool(server_dir(Path(spool_dir) if spool_dir else default_root(), self.uri))
-        self._client = None
-        self._objects = None
+        self._client: httpx.Client | None = None
+        self._objects: ObjectStore | None = None
         self._lock = threading.RLock()  # journal appends and the writer table
         self._writer_locks: dict[str, threading.Lock] = {}
         self._backlog: set[str] = set()  # writers of this process with unsent records
@@ -84,7 +92,7 @@ class HttpStore:
 
     # -- transport -------------------------------------------------------
     @property
-    def client(self):
+    def client(self) -> httpx.Client:
         if self._client is None:
             httpx = _httpx()
             headers = {"user-agent": "cairn-client"}
@@ -96,7 +104,7 @@ class HttpStore:
                 limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
         return self._client
 
-    def _request(self, method: str, path: str, **kw: Any):
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         httpx = _httpx()
         try:
             resp = self.client.request(method, "/api/v1" + path, **kw)
@@ -107,7 +115,7 @@ class HttpStore:
             raise self._error(resp)
         return resp
 
-    def _error(self, resp) -> CairnError:
+    def _error(self, resp: httpx.Response) -> CairnError:
         try:
             body = resp.json()
         except ValueError:
@@ -136,7 +144,7 @@ class HttpStore:
 
     # -- objects ---------------------------------------------------------
     @property
-    def objects(self):
+    def objects(self) -> ObjectStore:
         if self._objects is None:
             from ..cas.backends.local import LocalBackend
             from ..cas.odb import ObjectStore
@@ -153,12 +161,12 @@ class HttpStore:
                                       json={"oids": oids[i:i + 10_000]})["missing"])
         return missing
 
-    def upload_objects(self, oids: Iterable[str], source=None) -> int:
+    def upload_objects(self, oids: Iterable[str], source: Backend | None = None) -> int:
         """Upload the objects among ``oids`` that the server lacks; returns how many."""
         missing = sorted(self.missing_objects(oids))
         if not missing:
             return 0
-        backend = source if source is not None else self.objects.backend.local
+        backend = source if source is not None else self._spool_objects()
 
         def put(oid: str) -> int:
             try:
@@ -217,10 +225,10 @@ class HttpStore:
         try:
             exp = wire.experiment_from_json(self._json("GET", f"/experiments/{_q(experiment_id)}"))
         except StoreUnavailable:
-            exp = self._cached().get(str(experiment_id))
-            if exp is None:
+            cached = self._cached().get(str(experiment_id))
+            if cached is None:
                 raise
-            return exp
+            return cached
         self._remember([exp])
         return exp
 
@@ -231,10 +239,10 @@ class HttpStore:
         except NotFound:
             return None
         except StoreUnavailable:
-            exp = next((e for e in self._cached().values() if e.name == name), None)
-            if exp is None:
+            cached = next((e for e in self._cached().values() if e.name == name), None)
+            if cached is None:
                 raise
-            return exp
+            return cached
         self._remember([exp])
         return exp
 
@@ -262,7 +270,7 @@ class HttpStore:
         terminal = batch.status is not None and batch.status.terminal
         with self._writer_lock(wid):
             with self._lock:
-                _start, end = self.spool.append(batch, segs,
+                start, end = self.spool.append(batch, segs,
                                                 fsync=self.fsync if fsync is None else fsync)
                 if terminal:
                     self._finished.add(wid)
@@ -281,10 +289,10 @@ class HttpStore:
                     self._warn_left(wid)
                 return
             except CairnError as exc:
-                # The request itself was refused (a bad token, too large): the caller sees the
-                # error and may reuse the sequence number, so this record must not be sent later.
-                self.spool.ack(wid, end)
-                self.spool.note_rejected(batch, wire.error_to_json(exc))
+                # Not the records' fault (a bad token): what was spooled before stays there
+                # for later; this batch, whose error the caller sees (and whose sequence
+                # number it may reuse), is set aside, kept in the spool's rejected area.
+                self._set_aside(wid, start, end, batch, exc)
                 raise
         if error is not None:
             raise error
@@ -308,19 +316,34 @@ class HttpStore:
                 time.sleep(0.25)
 
     def _send_all(self, wid: str, raise_for: int | None) -> CairnError | None:
+        """Send a writer's records in order, acknowledging each as the server answers.
+
+        A record the server refuses (a 4xx for it) is kept in the spool's rejected area
+        and skipped; a refused request of several records is sent again a record at a
+        time, to find the one at fault.  Anything else (a 5xx, no answer, a result
+        ``unavailable``) acknowledges nothing from there on: StoreUnavailable, sent later.
+        """
         error = None
+        one_at_a_time = False
         while True:
+            skipped = self.spool.skipped(wid)
             entries: list[jlib.Entry] = []
             size = 0
             for item in self.spool.entries(wid):
                 if isinstance(item, jlib.Damage):  # a damaged spool record cannot be sent
+                    if entries:
+                        break  # send what comes before it first
                     self.spool.ack(wid, item.offset + item.length)
                     print(f"cairn: skipped a damaged spool record in {item.path}: {item.reason}",
                           file=sys.stderr)
                     continue
+                if item.offset in skipped:  # set aside already (see write)
+                    if not entries:
+                        self.spool.ack(wid, item.end)
+                    continue
                 entries.append(item)
                 size += item.end - item.offset
-                if size >= MAX_REQUEST:
+                if size >= MAX_REQUEST or one_at_a_time:
                     break
             if not entries:
                 break
@@ -328,24 +351,51 @@ class HttpStore:
             if artifacts:
                 from ..cas.tree import referenced_oids
 
-                self.upload_objects(referenced_oids(artifacts))
-            body = self._slice(wid, entries[0].offset, entries[-1].end)
-            results = self._json("POST", "/records", content=body,
-                                 headers={"content-type": wire.RECORDS_TYPE})["results"]
-            for entry, res in zip(entries, results):
-                status = res.get("status")
-                if status == "unavailable":
-                    raise StoreUnavailable(f"the server could not apply record {entry.batch.seq} "
-                                           f"of writer {wid} yet")
+                try:
+                    self.upload_objects(referenced_oids(artifacts))
+                except CairnError as exc:
+                    if _transient(exc):
+                        raise StoreUnavailable(f"uploading artifacts to {self.uri} failed: "
+                                               f"{exc.message}") from None
+                    raise
+            base = entries[0].offset
+            data = self._slice(wid, base, entries[-1].end)
+            frames = [data[e.offset - base:e.end - base] for e in entries]
+            try:
+                # The caller's own record is all or nothing, as on every other backend (its
+                # error is raised, and its sequence number used again); records sent for
+                # earlier writes lose only the items the server refuses.
+                own = raise_for if any(e.batch.seq == raise_for for e in entries) else None
+                results = self._post_records(
+                    b"".join(frames), None if own is None else wire.strict_batch(wid, own))
+            except _Refused as exc:
+                if len(entries) > 1:  # which record is it? send them one by one
+                    one_at_a_time = True
+                    continue
+                err = wire.error_to_json(exc.error)
+                raised = entries[0].batch.seq == raise_for
+                if raised:
+                    error = exc.error
+                self._reject(wid, entries[0], err, frames[0], raised)
+                one_at_a_time = False  # found it: the rest goes in full requests again
+                continue
+            for entry, frame, res in zip(entries, frames, results):
+                status = res.get("status") if isinstance(res, dict) else None
                 if status == "rejected":
                     err = res.get("error") or {}
-                    if entry.batch.seq == raise_for:
+                    raised = entry.batch.seq == raise_for
+                    if raised:
                         error = wire.error_from_json(err)
-                    else:
-                        self.spool.note_rejected(entry.batch, err)
-                        self._warn_rejected(entry.batch, err)
+                    self._reject(wid, entry, err, frame, raised, res.get("rejected_items"))
+                    continue
+                if status not in ("applied", "duplicate"):  # unavailable, or unknown to us
+                    raise StoreUnavailable(f"the server could not apply record {entry.batch.seq} "
+                                           f"of writer {wid} yet")
+                items = res.get("rejected_items")
+                if items:  # applied without some of its params, tags or metrics
+                    self._reject_items(entry.batch, items)
                 self.spool.ack(wid, entry.end)
-                if entry.batch.artifacts and status in ("applied", "duplicate"):
+                if entry.batch.artifacts:
                     self._forget_objects(entry.batch.artifacts)
                 if entry.batch.status is not None and entry.batch.status.terminal:
                     self._finished.add(wid)
@@ -359,11 +409,80 @@ class HttpStore:
             self._writer_locks.pop(wid, None)
         return error
 
-    def _forget_objects(self, artifacts) -> None:
+    def _post_records(self, body: bytes, strict: str | None = None) -> list:
+        """POST frames to ``/records``: the results, or StoreUnavailable (send again later),
+        _Refused (a 4xx: something in the request is at fault), or the error of a request
+        no record is at fault for (401, 403: a bad token)."""
+        httpx = _httpx()
+        try:
+            resp = self.client.request("POST", "/api/v1/records", content=body,
+                                       params={"strict": strict} if strict else None,
+                                       headers={"content-type": wire.RECORDS_TYPE})
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(f"the Cairn server at {self.uri} is unreachable: "
+                                   f"{type(exc).__name__}: {exc}") from None
+        status = resp.status_code
+        if status >= 500 or status in (408, 429):
+            raise StoreUnavailable(f"the Cairn server at {self.uri} answered {status}; the "
+                                   "records stay in the spool and are sent again")
+        if status >= 400:
+            err = self._error(resp)
+            if status in (401, 403, 404, 405, 407, 410, 415):  # the token, the route: no record
+                raise err
+            raise _Refused(err)
+        try:
+            results = resp.json()["results"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreUnavailable(f"the Cairn server at {self.uri} answered records with "
+                                   "something else than results") from None
+        if not isinstance(results, list):
+            raise StoreUnavailable(f"the Cairn server at {self.uri} answered records with "
+                                   "something else than results")
+        return results
+
+    def _reject(self, wid: str, entry: jlib.Entry, err: dict, frame: bytes, raised: bool,
+                items: list | None = None) -> None:
+        """Keep a record the server refused in the rejected area, then acknowledge it."""
+        self.spool.note_rejected(entry.batch, {**err, "raised": raised} if raised else err,
+                                 frame=frame, items=items if isinstance(items, list) else None)
+        if not raised:
+            self._warn_rejected(entry.batch, err)
+        self.spool.ack(wid, entry.end)
+
+    def _reject_items(self, batch: RecordBatch, items: list) -> None:
+        first = items[0] if isinstance(items[0], dict) else {}
+        msg = (first.get("error") or {}).get("message", "refused")
+        err = {"error_code": "INVALID_PARAMETER_VALUE",
+               "message": f"{len(items)} item(s) left out: {msg}"}
+        self.spool.note_rejected(batch, err, items=items)
+        print(f"cairn: warning: the server left {len(items)} item(s) out of record {batch.seq} of "
+              f"run {batch.run_id} and applied the rest: {msg} (kept in "
+              f"{self.spool.rejected_dir}; `cairn sync` lists what was refused)", file=sys.stderr)
+
+    def _set_aside(self, wid: str, start: int, end: int, batch: RecordBatch,
+                   exc: CairnError) -> None:
+        """Take the record at ``start`` out of the sending order (its error was raised)."""
+        if self.spool.acked(wid) >= end:
+            return  # it was dealt with (acknowledged or rejected) after all
+        try:
+            frame = self._slice(wid, start, end)
+        except OSError:
+            frame = None
+        self.spool.note_rejected(batch, {**wire.error_to_json(exc), "raised": True}, frame=frame)
+        if self.spool.acked(wid) >= start:
+            self.spool.ack(wid, end)
+        else:
+            self.spool.skip(wid, start)
+
+    def _spool_objects(self) -> Backend:
+        """The spool's own object store (``objects`` reads fall back to the server)."""
+        return cast(_SpoolBackend, self.objects.backend).local
+
+    def _forget_objects(self, artifacts: Iterable[FileEntry]) -> None:
         """The server has these objects now: drop the spool's copies (reads fall back to it)."""
         from ..cas.tree import referenced_oids
 
-        local = self.objects.backend.local
+        local = self._spool_objects()
         for oid in referenced_oids(artifacts):
             try:
                 local.delete(oid)
@@ -376,9 +495,9 @@ class HttpStore:
             return fh.read(end - start)
 
     def _warn_rejected(self, batch: RecordBatch, err: dict) -> None:
-        print(f"cairn: the server refused record {batch.seq} of run {batch.run_id}: "
-              f"{err.get('message', err)} (kept in {self.spool.root / 'rejected.log'})",
-              file=sys.stderr)
+        print(f"cairn: warning: the server refused record {batch.seq} of run {batch.run_id}: "
+              f"{err.get('message', err)} (kept in {self.spool.rejected_dir}; "
+              "`cairn sync` lists what was refused)", file=sys.stderr)
 
     def _warn_left(self, wid: str) -> None:
         if wid not in self._warned:
@@ -418,7 +537,11 @@ class HttpStore:
                     lk.release()
             if ok and time.monotonic() - last_adopt > _ADOPT_AFTER_S:
                 last_adopt = time.monotonic()
-                self.sync(idle_for=_ADOPT_AFTER_S, skip=set(self._writer_locks))
+                try:
+                    self.sync(idle_for=_ADOPT_AFTER_S, skip=set(self._writer_locks))
+                except CairnError as exc:  # e.g. 401: the sender thread must live on
+                    print(f"cairn: cannot send spooled records to {self.uri}: {exc.message}",
+                          file=sys.stderr)
             delay = 0.5 if ok else min(delay * 2, 5.0)
             if not self._backlog and ok:
                 delay = 5.0
@@ -482,7 +605,7 @@ class HttpStore:
 
     def get_run(self, run_id: str) -> Run:
         self._read_own_writes()
-        return wire.run_from_json(self._json("GET", f"/runs/{_q(run_id)}"))
+        return wire.run_from_json(self._json("GET", f"/runs/{_run_segment(run_id)}"))
 
     def search_runs(self, experiment_ids: Sequence[str] | None, filter: str = "",
                     order_by: Sequence[str] = (), max_results: int = 1000,
@@ -498,7 +621,7 @@ class HttpStore:
 
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
         self._read_own_writes()
-        resp = self._request("GET", f"/runs/{_q(run_id)}/metrics/history", params={"key": key},
+        resp = self._request("GET", f"/runs/{_run_segment(run_id)}/metrics/history", params={"key": key},
                              headers={"accept": wire.SEGMENT_TYPE})
         s, t, v = seglib.decode(resp.content)
         return MetricHistory(key, s.copy(), t.copy(), v.copy())
@@ -511,11 +634,11 @@ class HttpStore:
             params["step_min"] = step_min
         if step_max is not None:
             params["step_max"] = step_max
-        return self._json("GET", f"/runs/{_q(run_id)}/metrics/history", params=params)
+        return self._json("GET", f"/runs/{_run_segment(run_id)}/metrics/history", params=params)
 
     def list_artifacts(self, run_id: str) -> list[FileEntry]:
         self._read_own_writes()
-        d = self._json("GET", f"/runs/{_q(run_id)}/artifacts")
+        d = self._json("GET", f"/runs/{_run_segment(run_id)}/artifacts")
         return [wire.entry_from_json(f) for f in d["files"]]
 
     # -- lifecycle -------------------------------------------------------
@@ -529,10 +652,24 @@ class HttpStore:
             self._client = None
 
 
+class _Refused(Exception):
+    """The server refused a whole records request with a 4xx (a record in it is at fault)."""
+
+    def __init__(self, error: CairnError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _transient(exc: CairnError) -> bool:
+    """An error that is no request's fault: a 5xx, a timeout, too many requests."""
+    status = getattr(exc, "http_status", 500)
+    return isinstance(exc, StoreUnavailable) or status >= 500 or status in (408, 429)
+
+
 class _SpoolBackend:
     """Objects written to the local spool; reads fall back to the server."""
 
-    def __init__(self, local, store: HttpStore) -> None:
+    def __init__(self, local: Backend, store: HttpStore) -> None:
         self.local = local
         self.store = store
 
@@ -552,7 +689,7 @@ class _SpoolBackend:
     def exists(self, oid: str) -> bool:
         return self.local.exists(oid)
 
-    def iter_oids(self):
+    def iter_oids(self) -> Iterator[str]:
         return self.local.iter_oids()
 
     def delete(self, oid: str) -> None:
@@ -569,6 +706,18 @@ def _q(segment: str) -> str:
     import urllib.parse
 
     return urllib.parse.quote(str(segment), safe="")
+
+
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _run_segment(run_id: str) -> str:
+    """``run_id`` as a path segment, or NotFound for a string no run can have as its id:
+    the server would decode ``%2F`` and ``..`` into another route (a bare "no such
+    endpoint"), where every other store answers that the run does not exist."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        raise NotFound(f"run {run_id!r} does not exist")
+    return run_id
 
 
 _LIVE: "weakref.WeakSet[HttpStore]" = weakref.WeakSet()

@@ -93,6 +93,66 @@ def decode_payload(payload: bytes, prepared: "list[segments.Segment] | None" = N
     )
 
 
+def _strs(m: object) -> bool:
+    """Whether ``m`` is a JSON object of strings to strings."""
+    return type(m) is dict and all(type(k) is str and type(v) is str for k, v in m.items())
+
+
+def _int(x: object) -> bool:
+    return type(x) is int
+
+
+def _opt(x: object, kind: type) -> bool:
+    return x is None or type(x) is kind
+
+
+_CREATE_FIELDS: dict[str, type] = {
+    "experiment_name": str, "experiment_created_at": int, "name": str, "start_time": int,
+    "parent_id": str, "user": str, "heartbeat": int,
+}
+
+
+def check(batch: RecordBatch, run_id: str, writer_id: str) -> str | None:
+    """Why a decoded record of ``run_id``'s journal ``writer_id`` cannot be replayed, or None.
+
+    A journal written by Cairn passes; a tampered or damaged one (valid CRC, wrong contents)
+    may not, and a record that went into the index with a wrong type would break every
+    later read of its run.  Replay quarantines what this refuses (:mod:`.quarantine`).
+    """
+    if batch.run_id != run_id:
+        return f"record names run {batch.run_id!r}, but lies in the journal of run {run_id}"
+    if batch.writer_id != writer_id:
+        return f"record names writer {batch.writer_id!r}, but lies in the journal of {writer_id}"
+    if not _int(batch.seq) or batch.seq < 1:
+        return f"bad sequence number {batch.seq!r}"
+    if not _int(batch.time):
+        return f"bad time {batch.time!r}"
+    if not _strs(batch.params):
+        return "params must map strings to strings"
+    if not _strs(batch.tags):
+        return "tags must map strings to strings"
+    if not all(type(k) is str for k in batch.deleted_tags):
+        return "deleted tags must be strings"
+    if not all(type(k) is str for k in batch.metrics):
+        return "metric keys must be strings"
+    for a in batch.artifacts:
+        if not (type(a.path) is str and _int(a.size) and type(a.digest) is str
+                and all(len(c) == 2 and type(c[0]) is str and _int(c[1]) for c in a.chunks)):
+            return f"bad artifact entry {a.path!r}"
+    if not _opt(batch.end_time, int):
+        return f"bad end time {batch.end_time!r}"
+    if not _opt(batch.env, dict):
+        return "env must be a JSON object"
+    c = batch.create
+    if c is not None:
+        if type(c) is not dict or type(c.get("experiment_id")) is not str:
+            return "run creation without an experiment id"
+        for key, kind in _CREATE_FIELDS.items():
+            if not _opt(c.get(key), kind):
+                return f"run creation field {key!r} has a bad value {c[key]!r}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Damage:
     """A span of a journal that could not be read; reported by ``cairn doctor``."""
@@ -143,7 +203,11 @@ def read(path: Path, offset: int = 0) -> Iterator[Entry | Damage]:
                 try:
                     batch = decode_payload(payload)
                 except Exception as exc:  # a CRC-valid but undecodable record is still damage
-                    bad = f"undecodable record: {exc}"
+                    # Whole, so it ends where its length says: what follows is read on its own.
+                    end = pos + _FRAME.size + length
+                    yield Damage(str(path), offset + pos, end - pos, f"undecodable record: {exc}")
+                    pos = end
+                    continue
                 else:
                     end = pos + _FRAME.size + length
                     yield Entry(offset + pos, offset + end, batch)
@@ -195,24 +259,36 @@ class JournalWriter:
         except FileNotFoundError:  # the store's runs/ directory itself is new
             os.makedirs(self.path.parent, exist_ok=True)
 
-    def append(self, batch: RecordBatch, prepared=None, fsync: bool = False) -> tuple[int, int]:
+    def append(self, batch: RecordBatch, prepared: list[segments.Segment] | None = None,
+               fsync: bool = False) -> tuple[int, int]:
         """Append one record; returns (start offset, end offset)."""
         if self._fd is None:
             self._open(new=batch.create is not None)
+        fd = self._fd
+        assert fd is not None  # _open set it
         data = encode_batch(batch, prepared)
-        start = self._end
+        # Where the file ends now, not where this writer left it: the workers of a server
+        # on a local store each append to a writer's journal (under the index's write
+        # lock), and the end offset goes into the index, where recovery starts reading.
+        start = os.lseek(fd, 0, os.SEEK_END)
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(fd, view):]
         except OSError:
-            # A torn record (disk full): readers skip it as damage; later records start
-            # after it, where the file really ends.
-            self._end = os.fstat(self._fd).st_size
+            # A torn record (disk full): cut it off, so that the retry of the same batch
+            # follows the last whole record and `cairn doctor` finds no damage (shrinking
+            # a file needs no space; readers never go past a whole record).  Should even
+            # that fail, readers skip it as damage and later records start after it.
+            try:
+                os.ftruncate(fd, start)
+                self._end = start
+            except OSError:
+                self._end = os.fstat(fd).st_size
             raise
         self._end = start + len(data)
         if fsync:
-            os.fsync(self._fd)
+            os.fsync(fd)
         return start, self._end
 
     def close(self) -> None:

@@ -8,37 +8,47 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from .. import settings
+from .. import clock
 from ..entities import Experiment, FileEntry, LatestMetric, MetricHistory, RecordBatch, Run, RunStatus
 from ..errors import AlreadyExists, InvalidArgument, NotFound, RunFinished
-from .local import new_experiment_id, now_ms
-from .validation import check_experiment_name
+from . import options
+from .validation import check_batch_text, check_experiment_name, check_json
+
+if TYPE_CHECKING:
+    from ..cas.odb import ObjectStore
 
 
 class MemoryStore:
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str = "", *, heartbeat_timeout: float | None = None) -> None:
         self.uri = f"memory://{name}"
+        self.heartbeat_timeout = heartbeat_timeout  # None: options.DEFAULTS, at each use
         self._lock = threading.RLock()
         self._experiments: dict[str, Experiment] = {}
         self._runs: dict[str, Run] = {}
         self._series: dict[tuple[str, str], list[tuple]] = {}
         self._artifacts: dict[str, dict[str, FileEntry]] = {}
         self._applied: dict[str, int] = {}
-        self._objects = None
+        self._objects: ObjectStore | None = None
 
     @property
-    def objects(self):
+    def objects(self) -> ObjectStore:
         if self._objects is None:
             from ..cas.backends.memory import MemoryBackend
             from ..cas.odb import ObjectStore
 
             self._objects = ObjectStore(MemoryBackend())
         return self._objects
+
+    def open(self) -> "MemoryStore":
+        """Nothing to prepare (:class:`~cairn.store.base.Openable`)."""
+        return self
+
+    def ping(self) -> None:
+        """Always answers (:class:`~cairn.store.base.Pingable`)."""
 
     def close(self) -> None:
         pass
@@ -47,10 +57,11 @@ class MemoryStore:
     def create_experiment(self, name: str, tags: Mapping[str, str] | None = None,
                           experiment_id: str | None = None) -> Experiment:
         check_experiment_name(name)
+        check_json(dict(tags or {}), "experiment tags")
         with self._lock:
             if any(e.name == name for e in self._experiments.values()):
                 raise AlreadyExists(f"an experiment named {name!r} already exists")
-            exp = Experiment(experiment_id or new_experiment_id(), name, now_ms(), "active",
+            exp = Experiment(experiment_id or clock.new_experiment_id(), name, clock.now_ms(), "active",
                              dict(tags or {}))
             self._experiments[exp.id] = exp
             return exp
@@ -69,6 +80,7 @@ class MemoryStore:
 
     # -- writes ----------------------------------------------------------
     def write(self, batch: RecordBatch, fsync: bool | None = None) -> None:
+        check_batch_text(batch)
         with self._lock:
             if self._applied.get(batch.writer_id, 0) >= batch.seq:
                 return
@@ -100,18 +112,19 @@ class MemoryStore:
                 tags.pop(k, None)
             summaries = dict(run.metric_summaries)
             for key, (s, t, v) in batch.metrics.items():
-                s = np.asarray(s, dtype=np.int64)
-                t = np.asarray(t, dtype=np.int64)
-                v = np.asarray(v, dtype=np.float64)
-                self._series.setdefault((rid, key), []).append((s, t, v))
-                summaries[key] = _merge(summaries.get(key), key, s, t, v)
+                steps = np.asarray(s, dtype=np.int64)
+                times = np.asarray(t, dtype=np.int64)
+                values = np.asarray(v, dtype=np.float64)
+                self._series.setdefault((rid, key), []).append((steps, times, values))
+                summaries[key] = _merge(summaries.get(key), key, steps, times, values)
             if batch.artifacts:
                 arts = self._artifacts.setdefault(rid, {})
                 for a in batch.artifacts:
                     arts[a.path] = a
-            changes = dict(params=params, tags=tags, metric_summaries=summaries,
-                           metrics={k: m.value for k, m in summaries.items()},
-                           heartbeat=max(run.heartbeat or 0, batch.time))
+            changes: dict[str, Any] = dict(
+                params=params, tags=tags, metric_summaries=summaries,
+                metrics={k: m.value for k, m in summaries.items()},
+                heartbeat=max(run.heartbeat or 0, batch.time))
             if batch.env is not None:
                 changes["env"] = dict(batch.env)
             if batch.status is not None:
@@ -131,8 +144,8 @@ class MemoryStore:
 
     # -- reads -----------------------------------------------------------
     def _view(self, run: Run, with_env: bool = True) -> Run:
-        stale = time.time() * 1000 - settings.HEARTBEAT_TIMEOUT.get() * 1000
-        changes = {}
+        stale = clock.now_ms() - options.resolve(self.heartbeat_timeout, "heartbeat_timeout") * 1000
+        changes: dict[str, Any] = {}
         if run.status is RunStatus.RUNNING and run.heartbeat is not None and run.heartbeat < stale:
             changes["status"] = RunStatus.KILLED
         if changes.get("status", run.status) is RunStatus.KILLED and run.end_time is None:
@@ -146,6 +159,24 @@ class MemoryStore:
         if run is None:
             raise NotFound(f"run {run_id!r} does not exist")
         return self._view(run)
+
+    def run_experiment_ids(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """run id -> experiment id for the runs that exist (:class:`~cairn.store.base.
+        RunExperimentLookup`)."""
+        with self._lock:
+            return {rid: self._runs[rid].experiment_id for rid in run_ids if rid in self._runs}
+
+    def list_keys(self, experiment_ids: Sequence[str] | None, kind: str, contains: str,
+                  limit: int, sample: int = 2000) -> list[str]:
+        """Sorted keys of ``kind`` containing ``contains``, from a sample of ``sample`` runs
+        (:class:`~cairn.store.base.KeyListing`)."""
+        if kind not in ("params", "metrics", "tags"):
+            raise InvalidArgument(f"kind must be one of ['metrics', 'params', 'tags'], got {kind!r}")
+        runs, _ = self.search_runs(experiment_ids, "", (), sample)
+        seen: set[str] = set()
+        for r in runs:
+            seen.update({"params": r.params, "metrics": r.metrics, "tags": r.tags}[kind])
+        return sorted(k for k in seen if contains in k)[:limit]
 
     def search_runs(self, experiment_ids: Sequence[str] | None, filter: str = "",
                     order_by: Sequence[str] = (), max_results: int = 1000,
@@ -179,7 +210,8 @@ class MemoryStore:
         return sorted(self._artifacts.get(run_id, {}).values(), key=lambda a: a.path)
 
 
-def _merge(prev: LatestMetric | None, key: str, s, t, v) -> LatestMetric:
+def _merge(prev: LatestMetric | None, key: str, s: np.ndarray, t: np.ndarray,
+           v: np.ndarray) -> LatestMetric:
     from .segments import summarize
 
     new = summarize(s, t, v)

@@ -17,11 +17,14 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import CorruptObject
+
+if TYPE_CHECKING:  # pragma: no cover
+    import zstandard
 
 _HEADER = struct.Struct("<cBI")
 _ONE = struct.Struct("<cBIqqd")  # the header and one point, packed at once
@@ -31,7 +34,7 @@ _COMPRESS_FROM = 256  # below this many points compression costs more than it sa
 _local = threading.local()  # zstd contexts are not thread safe: one per thread (the server)
 
 
-def _compressor():
+def _compressor() -> zstandard.ZstdCompressor:
     c = getattr(_local, "c", None)
     if c is None:
         import zstandard
@@ -40,7 +43,7 @@ def _compressor():
     return c
 
 
-def _decompressor():
+def _decompressor() -> zstandard.ZstdDecompressor:
     d = getattr(_local, "d", None)
     if d is None:
         import zstandard
@@ -71,7 +74,7 @@ def decode(blob: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise CorruptObject("metric segment is truncated") from None
     if magic != b"S":
         raise CorruptObject("metric segment has a bad magic byte")
-    body = memoryview(blob)[_HEADER.size:]
+    body: bytes | memoryview = memoryview(blob)[_HEADER.size:]
     if codec == _ZSTD:
         body = _decompressor().decompress(body, max_output_size=24 * n)
     elif codec != _RAW:

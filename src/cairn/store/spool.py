@@ -5,15 +5,22 @@ Layout (one directory per server URL under the spool root)::
     <spool root>/<host>_<port>-<hash>/
       journal/<writer>.cjl     append-only journal of one writer (docs/formats.md)
       journal/<writer>.ack     acknowledged byte offset into that journal (text)
+      journal/<writer>.skip    offsets of records set aside before the ones before them were sent
       objects/ab/cdef...       artifact objects waiting to be uploaded
       experiments.json         experiments seen, so a brief outage does not stop set_experiment
-      rejected.log             records the server refused for good (one JSON line each)
+      rejected/log.jsonl       what the server refused for good: one JSON line per record
+                               (run, writer, seq, the error; ``items`` when only some of
+                               its params, tags or metrics were refused)
+      rejected/<writer>.cjl.rejected  the refused records themselves, as journal frames
 
 A record is acknowledged when the server answers ``applied`` or ``duplicate`` (it had
-it already: the spool was re-sent) or ``rejected`` (a permanent error).  A writer's
-files are deleted once everything is acknowledged and its run has ended.  Delivery of
-one journal takes an exclusive ``flock`` on its ack file, so a live process, an adopting
-process and ``cairn sync`` never send the same journal at once.
+it already: the spool was re-sent) or ``rejected`` (a permanent error: the record is
+moved to ``rejected/`` first).  Errors that are not the record's fault (5xx, an
+unreachable server) acknowledge nothing.  A writer's files are deleted once everything
+is acknowledged and its run has ended; ``rejected/`` stays until ``cairn sync
+--clear-rejected``.  Delivery of one journal takes an exclusive ``flock`` on its lock
+file, so a live process, an adopting process and ``cairn sync`` never send the same
+journal at once.
 """
 
 from __future__ import annotations
@@ -26,9 +33,14 @@ import re
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
+from .. import clock
 from . import journal as jlib
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..entities import RecordBatch
+    from .segments import Segment
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -55,7 +67,8 @@ class Spool:
     def path(self, writer_id: str) -> Path:
         return self.journal_dir / f"{writer_id}.cjl"
 
-    def append(self, batch, segs, fsync: bool = False) -> tuple[int, int]:
+    def append(self, batch: RecordBatch, segs: list[Segment] | None,
+               fsync: bool = False) -> tuple[int, int]:
         jw = self._writers.get(batch.writer_id)
         if jw is None:
             jw = self._writers[batch.writer_id] = jlib.JournalWriter(self.path(batch.writer_id))
@@ -125,7 +138,7 @@ class Spool:
 
     def remove(self, writer_id: str) -> None:
         self.close_writer(writer_id)
-        for suffix in (".cjl", ".ack", ".lock"):
+        for suffix in (".cjl", ".ack", ".skip", ".lock"):
             with contextlib.suppress(FileNotFoundError):
                 (self.journal_dir / f"{writer_id}{suffix}").unlink()
 
@@ -144,14 +157,76 @@ class Spool:
                 found.append((mtime, p.stem))
         return [w for _, w in sorted(found)]
 
-    # -- the rest ----------------------------------------------------------
-    def note_rejected(self, batch, error: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"time": int(time.time() * 1000), "run_id": batch.run_id,
-                           "writer_id": batch.writer_id, "seq": batch.seq, "error": error},
-                          default=str)
-        with open(self.root / "rejected.log", "a") as fh:
+    # -- records set aside ---------------------------------------------------
+    def skipped(self, writer_id: str) -> set[int]:
+        """Offsets of records not to send (refused while records before them were unsent)."""
+        try:
+            text = (self.journal_dir / f"{writer_id}.skip").read_text()
+        except FileNotFoundError:
+            return set()
+        return {int(x) for x in text.split() if x.isdigit()}
+
+    def skip(self, writer_id: str, offset: int) -> None:
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.journal_dir / f"{writer_id}.skip", "a") as fh:
+            fh.write(f"{offset}\n")
+
+    # -- what the server refused --------------------------------------------
+    @property
+    def rejected_dir(self) -> Path:
+        return self.root / "rejected"
+
+    def note_rejected(self, batch: RecordBatch, error: dict, frame: bytes | None = None,
+                      items: list[dict] | None = None) -> None:
+        """Keep what the server refused: the record's frame (when it was refused whole)
+        and a line saying why."""
+        d = self.rejected_dir
+        d.mkdir(parents=True, exist_ok=True)
+        rec: dict = {"time": clock.now_ms(), "run_id": batch.run_id,
+                     "writer_id": batch.writer_id, "seq": batch.seq, "error": error}
+        if items:
+            rec["items"] = items
+        if frame is not None:
+            name = f"{_SAFE.sub('_', batch.writer_id)}.cjl.rejected"
+            path = d / name
+            with open(path, "ab") as fh:
+                rec["file"], rec["offset"] = name, fh.tell()
+                fh.write(frame)
+                fh.flush()
+                os.fsync(fh.fileno())
+        # json escapes lone surrogates; default=str for anything else odd in an error
+        line = json.dumps(rec, default=str)
+        with open(d / "log.jsonl", "a") as fh:
             fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def rejected(self) -> list[dict]:
+        """Everything the server refused (oldest first), as :meth:`note_rejected` noted it."""
+        out = []
+        try:
+            with open(self.rejected_dir / "log.jsonl") as fh:
+                for line in fh:
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        continue
+        except FileNotFoundError:
+            pass
+        return out
+
+    def clear_rejected(self) -> int:
+        """Forget what the server refused; returns how many records that was."""
+        n = len(self.rejected())
+        if self.rejected_dir.is_dir():
+            for p in self.rejected_dir.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+            with contextlib.suppress(OSError):
+                self.rejected_dir.rmdir()
+        return n
+
+    # -- the rest ----------------------------------------------------------
 
     def load_experiments(self) -> list[dict]:
         try:

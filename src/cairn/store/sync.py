@@ -5,6 +5,10 @@ at most once, so syncing again, or after a partial sync, sends only what is new 
 and never duplicates a point.  Artifact objects the server lacks are uploaded first.
 Runs go up in parallel.  An experiment that exists on the server under the same name
 is used as is (its id may differ from the local one); others are created.
+
+What the server refuses is reported in :attr:`SyncResult.errors` (the local store
+keeps every record, so nothing is lost): a whole record, or the params, tags and
+metrics it left out of a record whose rest it applied.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CairnError
 from . import journal as jlib
 from . import wire
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..entities import RecordBatch
+    from .http import HttpStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +42,7 @@ class SyncResult:
         return not self.errors
 
 
-def sync_local_store(root: str | os.PathLike, server, workers: int = 8) -> SyncResult:
+def sync_local_store(root: str | os.PathLike, server: HttpStore, workers: int = 8) -> SyncResult:
     """Send every run under local store ``root`` to ``server`` (an HttpStore)."""
     root = Path(root)
     runs_dir = root / "runs"
@@ -72,6 +81,10 @@ def sync_local_store(root: str | os.PathLike, server, workers: int = 8) -> SyncR
                 else:
                     msg = (res.get("error") or {}).get("message", res["status"])
                     errors.append(f"run {run_id} record {res['seq']}: {msg}")
+                for item in res.get("rejected_items") or ():  # left out, the rest applied
+                    msg = (item.get("error") or {}).get("message", "refused")
+                    errors.append(f"run {run_id} record {res['seq']}: {item.get('field')} "
+                                  f"{item.get('key')!r} left out: {msg}")
         return len(batches), applied, dup, uploaded, errors
 
     totals = [0, 0, 0, 0]
@@ -86,10 +99,11 @@ def sync_local_store(root: str | os.PathLike, server, workers: int = 8) -> SyncR
             for i, x in enumerate((n, a, d, u)):
                 totals[i] += x
             errors.extend(errs)
-    return SyncResult(len(run_ids), *totals, errors=tuple(errors))
+    records, applied, duplicates, uploaded = totals
+    return SyncResult(len(run_ids), records, applied, duplicates, uploaded, errors=tuple(errors))
 
 
-def _remap(batch, remote: dict[str, str]):
+def _remap(batch: RecordBatch, remote: dict[str, str]) -> RecordBatch:
     """Point a creation record at the server's experiment of the same name."""
     if batch.create is None:
         return batch

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+import os
+import re
+from typing import Any, Callable, Iterable, TypeVar
 
 from ..errors import InvalidArgument
 
@@ -11,6 +14,199 @@ MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 MAX_NAME = 500
+MAX_JSON_DEPTH = 64  # nesting of a JSON value (a request body, a run's environment)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+# -- text ----------------------------------------------------------------------------
+# A str may hold a lone UTF-16 surrogate ("\ud800": what os.fsdecode makes of a file name
+# that is not UTF-8, or what a JSON "\ud800" escape decodes to).  No store can keep one
+# (journals, SQLite and PostgreSQL all need valid UTF-8), so every string that enters the
+# API is checked here, at the call, before anything is buffered.  ASCII is the fast path.
+
+def surrogate_error(text: str, field: str) -> InvalidArgument | None:
+    """The error for the first lone surrogate in ``text`` (None: there is none)."""
+    m = _SURROGATE.search(text)
+    if m is None:
+        return None
+    return InvalidArgument(f"{field} contains a lone surrogate (\\u{ord(m.group()):04x}) at "
+                           f"position {m.start()}; strings must be valid Unicode")
+
+
+def check_text(value: Any, field: str) -> str:
+    """``value`` if it is a str of valid Unicode (no lone surrogate), else InvalidArgument
+    naming ``field``."""
+    if type(value) is str and value.isascii():
+        return value
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{field} must be a string, got {type(value).__name__} {value!r}")
+    err = surrogate_error(value, field)
+    if err is not None:
+        raise err
+    return value
+
+
+def check_json(value: Any, field: str, *, nul: bool = False,
+               max_depth: int | None = MAX_JSON_DEPTH) -> Any:
+    """Check a JSON-like value (dicts, lists, tuples, scalars) without recursion: every
+    string and key valid Unicode, no NUL characters when ``nul``, nested at most
+    ``max_depth`` levels (None: any depth).  Returns ``value``."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if isinstance(obj, str):
+            _check_str(obj, field, nul, quote=True)
+        elif isinstance(obj, (dict, list, tuple)):
+            if max_depth is not None and depth > max_depth:
+                raise InvalidArgument(f"{field} is nested more than {max_depth} levels deep")
+            if isinstance(obj, dict):
+                for k, v in obj.items():
+                    if isinstance(k, str):
+                        _check_str(k, field, nul, quote=True)
+                    if isinstance(v, (str, dict, list, tuple)):
+                        stack.append((v, depth + 1))
+            else:
+                stack.extend((v, depth + 1) for v in obj if isinstance(v, (str, dict, list, tuple)))
+    return value
+
+
+def _writes_as_json(value: Any) -> bool:
+    """Whether orjson writes ``value``: then none of its strings holds a lone surrogate
+    (orjson refuses them).  In C, a few microseconds for a run's captured environment,
+    where walking it in Python cost a third of creating a run."""
+    import orjson  # here: `import cairn` does not load it
+
+    try:
+        orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: a surrogate, another type, 255 levels
+        return False
+    return True
+
+
+def scrub(value: Any) -> Any:
+    """``value`` (a JSON-like value) with each lone surrogate written as its escape, the six
+    characters ``\\udcff``: for text Cairn gathers itself rather than takes from a caller
+    (the environment's argv, paths and variables), which must be kept, not refused."""
+    if isinstance(value, (dict, list)) and _writes_as_json(value):
+        return value
+    return _scrub(value)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.isascii() or _SURROGATE.search(value) is None:
+            return value
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _check_str(s: str, field: str, nul: bool, quote: bool = False) -> None:
+    if nul and "\x00" in s:
+        raise InvalidArgument(f"{field} contains a NUL character")
+    if not s.isascii():
+        err = surrogate_error(s, f"{field}: the string {s[:60]!r}" if quote else field)
+        if err is not None:
+            raise err
+
+
+def _text_ok(s: Any, field: str) -> None:
+    if isinstance(s, str) and not s.isascii():
+        err = surrogate_error(s, field)
+        if err is not None:
+            raise err
+
+
+def check_batch_text(batch: Any) -> None:
+    """Every string of a RecordBatch valid Unicode: what each store's ``write`` checks first,
+    so that every backend refuses a batch no store could keep, and refuses it the same way."""
+    _text_ok(batch.run_id, "run id")
+    _text_ok(batch.writer_id, "writer id")
+    for k, v in batch.params.items():
+        _text_ok(k, f"param key {k!r}")
+        _text_ok(v, f"param {k!r} value")
+    for k, v in batch.tags.items():
+        _text_ok(k, f"tag key {k!r}")
+        _text_ok(v, f"tag {k!r} value")
+    for k in batch.deleted_tags:
+        _text_ok(k, f"tag key {k!r}")
+    for k in batch.metrics:
+        _text_ok(k, f"metric key {k!r}")
+    for a in batch.artifacts:
+        _text_ok(a.path, f"artifact path {a.path!r}")
+    if batch.create is not None:
+        for k, v in batch.create.items():
+            _text_ok(v, f"create.{k}")
+    if batch.env is not None and not _writes_as_json(batch.env):
+        check_json(batch.env, "env", max_depth=None)  # names what is wrong, if anything
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def text_args(fn: F, skip: Iterable[str] = ()) -> F:
+    """Wrap ``fn`` so that its str arguments (and the strings inside dict, list and tuple
+    arguments) are checked with :func:`check_text` before it runs; ``skip`` names the
+    arguments that hold data rather than text (a model, an array)."""
+    if getattr(fn, "__text_checked__", False):
+        return fn  # wrapped already, or checks its text itself (:func:`own_checks`)
+    code = fn.__code__
+    names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    skipped = frozenset(skip) | {"self", "cls"}
+    where = fn.__qualname__.rsplit(".", 1)[-1]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for name, value in zip(names, args):
+            if name not in skipped:
+                _check_arg(value, name, where)
+        for name, value in kwargs.items():
+            if name not in skipped:
+                _check_arg(value, name, where)
+        return fn(*args, **kwargs)
+
+    wrapper.__text_checked__ = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+def own_checks(fn: F) -> F:
+    """Mark a method that checks its text arguments itself (with messages that say more, as
+    "tag 'x' value ..."): :func:`text_checked` leaves it alone."""
+    fn.__text_checked__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _check_arg(value: Any, name: str, where: str) -> None:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        if not value.isascii():
+            err = surrogate_error(value, f"{name} (argument of {where}())")
+            if err is not None:
+                raise err
+    elif isinstance(value, (dict, list, tuple)):
+        check_json(value, f"{name} (argument of {where}())", max_depth=None)
+
+
+def text_checked(*skip: str) -> Callable[[type], type]:
+    """Class decorator: every public method (inherited ones too) checks its text arguments
+    (:func:`text_args`), except the arguments named in ``skip``."""
+    def decorate(cls: type) -> type:
+        for attr in dir(cls):
+            if attr.startswith("_"):
+                continue
+            fn = getattr(cls, attr, None)
+            raw = cls.__dict__.get(attr, fn)
+            if isinstance(raw, (staticmethod, classmethod, property)) or not callable(fn) \
+                    or not hasattr(fn, "__code__"):
+                continue
+            setattr(cls, attr, text_args(fn, skip))
+        return cls
+    return decorate
 
 
 def check_key(key: Any, kind: str) -> str:
@@ -23,6 +219,10 @@ def check_key(key: Any, kind: str) -> str:
             raise InvalidArgument(f"{kind} key is {len(key)} characters long; the limit is {MAX_KEY}: "
                                   f"{key[:40]!r}...")
         raise InvalidArgument(f"{kind} key {key!r} must not start or end with whitespace")
+    if not key.isascii():
+        err = surrogate_error(key, f"{kind} key {key!r}")
+        if err is not None:
+            raise err
     if "\x00" in key or ".." in key.split("/") or key.startswith("/"):
         raise InvalidArgument(f"{kind} key {key!r} contains a NUL byte or a path escape")
     return key
@@ -55,6 +255,10 @@ def param_value(key: str, value: Any) -> str:
     if len(text) > MAX_PARAM_VALUE:
         raise InvalidArgument(f"param {key!r} value is {len(text)} characters; the limit is "
                               f"{MAX_PARAM_VALUE}")
+    if not text.isascii():
+        err = surrogate_error(text, f"param {key!r} value")
+        if err is not None:
+            raise err
     return text
 
 
@@ -62,6 +266,10 @@ def tag_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else _stringify(value)
     if len(text) > MAX_TAG_VALUE:
         raise InvalidArgument(f"tag {key!r} value is {len(text)} characters; the limit is {MAX_TAG_VALUE}")
+    if not text.isascii():
+        err = surrogate_error(text, f"tag {key!r} value")
+        if err is not None:
+            raise err
     return text
 
 
@@ -76,4 +284,4 @@ def check_experiment_name(name: Any) -> str:
         raise InvalidArgument(f"experiment name must be a non-empty string, got {name!r}")
     if len(name) > MAX_NAME:
         raise InvalidArgument(f"experiment name is {len(name)} characters; the limit is {MAX_NAME}")
-    return name
+    return check_text(name, f"experiment name {name!r}")

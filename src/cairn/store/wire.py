@@ -16,14 +16,18 @@ strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` everywhere.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import zlib
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from ..entities import Experiment, FileEntry, LatestMetric, RecordBatch, Run, RunStatus
 from ..errors import CairnError, InvalidArgument
 from . import journal as jlib
-from .validation import MAX_NAME, check_key, param_value, tag_value
+from .validation import (
+    MAX_JSON_DEPTH, MAX_NAME, check_json, check_key, check_text, param_value, tag_value,
+)
 
 RECORDS_TYPE = "application/vnd.cairn.records"
 SEGMENT_TYPE = "application/vnd.cairn.segment"
@@ -61,11 +65,22 @@ def _int64(v: Any, what: str) -> int:
     return v
 
 
+# ``POST /records?strict=writer_id:seq`` names the caller's own batch, applied whole or
+# refused whole; writer ids outside this alphabet (none the client makes) go without it.
+STRICT = re.compile(r"^([A-Za-z0-9_.-]{1,128}):([1-9][0-9]{0,17})$")
+
+
+def strict_batch(writer_id: str, seq: int) -> str | None:
+    """The ``strict`` value naming one batch, or None where its writer id has no such form."""
+    value = f"{writer_id}:{seq}"
+    return value if STRICT.fullmatch(value) else None
+
+
 def _ident(v: Any, what: str) -> str:
     if not isinstance(v, str) or not v or len(v) > MAX_ID or "\x00" in v or "/" in v:
         raise InvalidArgument(f"{what} must be a non-empty string of at most {MAX_ID} characters "
                               f"without '/' or NUL, got {v!r}")
-    return v
+    return check_text(v, what)
 
 
 def _text(v: Any, what: str, limit: int) -> str:
@@ -75,22 +90,48 @@ def _text(v: Any, what: str, limit: int) -> str:
         raise InvalidArgument(f"{what} is {len(v)} characters; the limit is {limit}")
     if "\x00" in v:
         raise InvalidArgument(f"{what} must not contain NUL characters")
-    return v
+    return check_text(v, what)
 
 
 def no_nul(obj: Any, what: str = "request") -> Any:
-    """Refuse NUL characters anywhere in a JSON value (PostgreSQL text cannot hold them)."""
-    if isinstance(obj, str):
-        if "\x00" in obj:
-            raise InvalidArgument(f"{what} contains a NUL character")
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            no_nul(k, what)
-            no_nul(v, what)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            no_nul(v, what)
-    return obj
+    """Refuse NUL characters (PostgreSQL text cannot hold them) and lone surrogates (no
+    store can) anywhere in a JSON value, and nesting deeper than MAX_JSON_DEPTH."""
+    return check_json(obj, what, nul=True)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_json(body: bytes | str, what: str = "the body",
+               loads: Callable[[Any], Any] = json.loads) -> Any:
+    """A JSON request body, parsed: the one place the server reads JSON it is sent.
+
+    InvalidArgument (a 400) when it is not JSON or not UTF-8, nests deeper than
+    :data:`~cairn.store.validation.MAX_JSON_DEPTH` levels, or holds a lone surrogate
+    (a ``"\\ud800"`` escape without its pair).  ``loads`` parses (``json.loads``, or
+    ``orjson.loads`` where NaN literals are not accepted).
+    """
+    try:
+        doc = loads(body)
+    except RecursionError:
+        raise InvalidArgument(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc):  # orjson's own limit
+            raise InvalidArgument(f"{what} is nested more than {MAX_JSON_DEPTH} levels "
+                                  "deep") from None
+        raise InvalidArgument(f"{what} is not valid JSON: {exc}") from None
+    if json_needs_walk(body):
+        check_json(doc, what)
+    return doc
+
+
+def json_needs_walk(body: bytes | str) -> bool:
+    """Whether a JSON text may nest deeper than MAX_JSON_DEPTH or hold a lone surrogate,
+    judged from its bytes without parsing (False: it certainly does neither)."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    return (raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+            or _SURROGATE_ESCAPE.search(raw) is not None
+            or (not raw.isascii() and b"\xed" in raw))  # surrogates encoded as UTF-8 bytes
 
 
 # -- entities -----------------------------------------------------------------
@@ -232,6 +273,25 @@ def batch_from_json(d: Any) -> RecordBatch:
     return check_batch(batch)
 
 
+MAX_VALUE = 1 << 20  # characters of a param or tag value that came over the wire
+
+
+def check_param(k: Any, v: Any) -> None:
+    """One param of a batch from the wire (the records route also checks them one by one)."""
+    check_key(k, "param")
+    if not isinstance(v, str):
+        raise InvalidArgument(f"param {k!r} must be a string, got {type(v).__name__}")
+    _text(param_value(k, v), f"param {k!r}", MAX_VALUE)
+
+
+def check_tag(k: Any, v: Any) -> None:
+    """One tag of a batch from the wire."""
+    check_key(k, "tag")
+    if not isinstance(v, str):
+        raise InvalidArgument(f"tag {k!r} must be a string, got {type(v).__name__}")
+    _text(tag_value(k, v), f"tag {k!r}", MAX_VALUE)
+
+
 def check_batch(b: RecordBatch) -> RecordBatch:
     """Validate every field of a batch that came over the wire (JSON or frames)."""
     _ident(b.run_id, "run_id")
@@ -254,15 +314,9 @@ def check_batch(b: RecordBatch) -> RecordBatch:
 
         check_entry(a)
     for k, v in b.params.items():
-        check_key(k, "param")
-        if not isinstance(v, str):
-            raise InvalidArgument(f"param {k!r} must be a string, got {type(v).__name__}")
-        _text(param_value(k, v), f"param {k!r}", 1 << 20)
+        check_param(k, v)
     for k, v in b.tags.items():
-        check_key(k, "tag")
-        if not isinstance(v, str):
-            raise InvalidArgument(f"tag {k!r} must be a string, got {type(v).__name__}")
-        _text(tag_value(k, v), f"tag {k!r}", 1 << 20)
+        check_tag(k, v)
     for k in b.deleted_tags:
         check_key(k, "tag")
     for k, arrays in b.metrics.items():

@@ -6,6 +6,11 @@ uniquely named temporary file in its shard directory and renamed into place,
 so readers never see a partial object and concurrent writers of the same oid
 simply race to install identical bytes.  Objects are created mode 0444 as a
 guard against tools that edit files in place.
+
+A write that fails (a full disk above all) removes its temporary file and raises
+:class:`~cairn.errors.StorageFull` (ENOSPC, EDQUOT) or
+:class:`~cairn.errors.StoreUnavailable` (EIO, EROFS, EFBIG ...) naming the object's
+path, never a bare ``OSError``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import secrets
 from pathlib import Path
 from typing import Iterator
 
-from ...errors import NotFound
+from ...errors import NotFound, from_os_error
 from .base import check_oid, is_oid
 
 _TMP_PREFIX = ".tmp-"
@@ -39,6 +44,17 @@ class LocalBackend:
 
     def put(self, oid: str, data: bytes) -> None:
         dest = self.path(oid)
+        try:
+            self._put(dest, oid, data)
+        except OSError as exc:
+            # A full disk (ENOSPC, EDQUOT), an I/O error, a read-only file system: the
+            # temporary file is gone already, so nothing of the object is visible.
+            raise from_os_error(exc, "could not write object", dest,
+                                "nothing half-written was kept; once the disk holding the "
+                                "store has room (or works) again, the same call succeeds") \
+                from exc
+
+    def _put(self, dest: Path, oid: str, data: bytes) -> None:
         shard = dest.parent
         tmp = shard / f"{_TMP_PREFIX}{oid[2:10]}-{secrets.token_hex(6)}"
         try:

@@ -9,7 +9,7 @@ AWS, MinIO, Ceph, moto and the like (``endpoint_url``).  Needs ``boto3``
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ...errors import MissingDependency, NotFound, StoreUnavailable
 from .base import check_oid, is_oid
@@ -62,7 +62,7 @@ class S3Backend:
         rel = f"{oid[:2]}/{oid[2:]}"
         return f"{self.prefix}/{rel}" if self.prefix else rel
 
-    def _call(self, fn, oid: str | None = None, **kw: Any) -> Any:
+    def _call(self, fn: Callable[..., Any], oid: str | None = None, **kw: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

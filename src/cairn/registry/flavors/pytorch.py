@@ -74,7 +74,7 @@ def save(model: Any, path: Path, *, input_example: Any = None, torchscript: bool
         with _quiet_jit():
             scripted = model if is_script else _script(model, input_example)
             torch.jit.save(scripted, str(path / SCRIPT))
-        options = {"format": "torchscript", "file": SCRIPT, "class": cls}
+        options: dict[str, Any] = {"format": "torchscript", "file": SCRIPT, "class": cls}
     else:
         torch.save(state, path / STATE)
         try:

@@ -26,21 +26,34 @@ def _routes() -> list:
 
 def mount(app: "FastAPI") -> None:
     """Add the MLflow-compatible routes to ``app`` (its ``state.cairn`` is the server context)."""
-    from . import artifacts
-    from ._app import build_app, server_info
+    from starlette.routing import Route
+
+    from .. import permissions
+    from . import artifacts, ui_routes
+    from ._app import _by_path, _endpoint, _needs, build_app, server_info, version
 
     context = app.state.cairn
-    api = build_app(context, _routes())
-    files = build_app(context, artifacts.ROUTES)
-    for prefix in PREFIXES:
-        app.mount(prefix, api)
+    api = build_app(context, _routes(), permissions.MLFLOW)
+    # The UI's prefix serves the same routes and those mlflow server serves there only.
+    ajax = build_app(context, _routes() + ui_routes.AJAX_ROUTES,
+                     {**permissions.MLFLOW, **permissions.MLFLOW_AJAX})
+    files = build_app(context, artifacts.ROUTES, permissions.MLFLOW_ARTIFACTS)
+    app.mount(PREFIXES[0], api)
+    app.mount(PREFIXES[1], ajax)
     for prefix in ARTIFACT_PREFIXES:
         app.mount(prefix, files)
+    for path, handlers in _by_path(ui_routes.ROOT_ROUTES).items():
+        app.router.routes.append(Route(path, _endpoint(handlers, _needs(permissions.MLFLOW_ROOT,
+                                                                          path)),
+                                       methods=list(handlers)))
     app.add_api_route("/api/3.0/mlflow/server-info", server_info, methods=["GET"],
                       include_in_schema=False)
+    app.add_api_route("/version", version, methods=["GET"], include_in_schema=False)
     # Match the mounts first: a request walked every native route's pattern before
-    # reaching them, a measurable part of a small MLflow call.
-    ours = app.router.routes[-(len(PREFIXES) + len(ARTIFACT_PREFIXES) + 1):]
+    # reaching them, a measurable part of a small MLflow call.  (The root routes must come
+    # before the UI's catch-all page route too.)
+    count = len(PREFIXES) + len(ARTIFACT_PREFIXES) + len(ui_routes.ROOT_ROUTES) + 2
+    ours = app.router.routes[-count:]
     del app.router.routes[-len(ours):]
     app.router.routes[:0] = ours
 
@@ -48,6 +61,7 @@ def mount(app: "FastAPI") -> None:
 def fast_endpoints() -> dict:
     """(full path, method) -> endpoint of the plain MLflow routes, for the app's
     :class:`~cairn.server.app.FastRoutes`: the same endpoints the mounted apps run."""
+    from .. import permissions
     from ._app import fast_routes
 
-    return fast_routes(PREFIXES, _routes())
+    return fast_routes(PREFIXES, _routes(), permissions.MLFLOW)

@@ -21,7 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ...errors import CairnError, InvalidArgument
-from ..context import principal
+from ...store.wire import parse_json
+from ..context import NEED_KEY, principal
+from ..permissions import Need
 from ._common import Params, dumps, mlflow_error
 
 log = logging.getLogger("cairn.server.mlflow")
@@ -49,10 +51,8 @@ async def _params(request: Request) -> Params:
     else:
         body = await request.body()
         if body.strip():
-            try:
-                data = orjson.loads(body)
-            except ValueError:
-                raise InvalidArgument("Malformed request: the body is not valid JSON") from None
+            # 400 for what is not JSON, nests too deep or holds a lone surrogate
+            data = parse_json(body, "Malformed request: the body", loads=orjson.loads)
             if not isinstance(data, dict):
                 raise InvalidArgument("Malformed request: the body must be a JSON object")
         else:
@@ -67,12 +67,14 @@ def _call(handler: Callable, context: Any, request: Request, params: Params) -> 
     return handler(context, principal(request), params)
 
 
-def _endpoint(handlers: dict[str, Callable]) -> Callable:
+def _endpoint(handlers: dict[str, Callable], needs: dict[str, Need]) -> Callable:
     async def endpoint(request: Request) -> Response:
         from ..app import BodyTooLarge
 
         context = request.app.state.cairn
-        handler = handlers[request.method if request.method != "HEAD" else "GET"]
+        method = request.method if request.method != "HEAD" else "GET"
+        handler = handlers[method]
+        request.scope[NEED_KEY] = needs.get(method)  # principal() reads it
         try:
             if getattr(handler, "raw", False):
                 return await handler(context, request)
@@ -99,8 +101,10 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         return json_response({"error_code": "ENDPOINT_NOT_FOUND",
                               "message": f"no such endpoint: {request.method} {request.url.path}"},
                              404)
-    return json_response({"error_code": "BAD_REQUEST", "message": str(exc.detail)},
-                         exc.status_code)
+    response = json_response({"error_code": "BAD_REQUEST", "message": str(exc.detail)},
+                             exc.status_code)
+    response.headers.update(exc.headers or {})  # a 405's Allow
+    return response
 
 
 def _by_path(routes: list[tuple[str, str, Callable]]) -> dict[str, dict[str, Callable]]:
@@ -110,23 +114,31 @@ def _by_path(routes: list[tuple[str, str, Callable]]) -> dict[str, dict[str, Cal
     return by_path
 
 
-def build_app(context: Any, routes: list[tuple[str, str, Callable]]) -> Starlette:
-    app = Starlette(routes=[Route(path, _endpoint(handlers), methods=list(handlers))
+def _needs(table: dict[tuple[str, str], Need], path: str) -> dict[str, Need]:
+    """method -> need of one path, from the permissions table (a route missing there gets
+    none, and so only admins pass its checks)."""
+    return {m: n for (m, p), n in table.items() if p == path}
+
+
+def build_app(context: Any, routes: list[tuple[str, str, Callable]],
+              table: dict[tuple[str, str], Need]) -> Starlette:
+    app = Starlette(routes=[Route(path, _endpoint(handlers, _needs(table, path)),
+                                  methods=list(handlers))
                             for path, handlers in _by_path(routes).items()],
                     exception_handlers={HTTPException: _http_error})
     app.state.cairn = context
     return app
 
 
-def fast_routes(prefixes: tuple[str, ...],
-                routes: list[tuple[str, str, Callable]]) -> dict[tuple[str, str], Callable]:
+def fast_routes(prefixes: tuple[str, ...], routes: list[tuple[str, str, Callable]],
+                table: dict[tuple[str, str], Need]) -> dict[tuple[str, str], Callable]:
     """(full path, method) -> endpoint, for the app's ``FastRoutes``: the plain routes
     without path parameters, under each prefix."""
     out: dict[tuple[str, str], Callable] = {}
     for path, handlers in _by_path(routes).items():
         if "{" in path:
             continue
-        endpoint = _endpoint(handlers)
+        endpoint = _endpoint(handlers, _needs(table, path))
         for method, handler in handlers.items():
             if not getattr(handler, "raw", False):
                 for prefix in prefixes:
@@ -134,8 +146,23 @@ def fast_routes(prefixes: tuple[str, ...],
     return out
 
 
-async def server_info() -> JSONResponse:
-    """What the 3.x client asks once a minute: no multipart, no workspaces."""
+async def server_info(request: Request) -> JSONResponse:
+    """What the 3.x client asks once a minute: no multipart, no workspaces (needs a token
+    when auth is on)."""
+    await run_in_threadpool(principal, request)
     return JSONResponse({"store_type": "SqlStore", "workspaces_enabled": False,
                          "multipart_uploads_enabled": False,
                          "multipart_downloads_enabled": False})
+
+
+# The mlflow release whose REST API Cairn serves and tests against (docs/mlflow.md).
+MLFLOW_VERSION = "3.17.2"
+
+
+async def version(request: Request) -> Response:
+    """``GET /version``: the mlflow version, as ``mlflow server`` answers it (its Flask view
+    returns a bare string: ``text/html``).  Needs a token when auth is on, as MLflow's auth
+    asks credentials for every route but its static files, ``/health`` and server-info."""
+    await run_in_threadpool(principal, request)
+    return Response(MLFLOW_VERSION, media_type="text/html",
+                    headers={"x-content-type-options": "nosniff"})

@@ -40,6 +40,10 @@ PARENT_TAG = "mlflow.parentRunId"
 USER_TAG = "mlflow.user"
 INPUTS_TAG = HIDDEN_TAG_PREFIX + "inputs"  # {"dataset_inputs": [...], "model_inputs": [...]}
 OUTPUTS_TAG = HIDDEN_TAG_PREFIX + "outputs"  # [{"model_id", "step"}]
+# An experiment's artifact location other than Cairn's proxy (an experiment tag), and a
+# run's artifact URI made from it (a run tag): MLflow's client writes those files itself.
+LOCATION_TAG = HIDDEN_TAG_PREFIX + "artifact_location"
+ARTIFACT_URI_TAG = HIDDEN_TAG_PREFIX + "artifact_uri"
 
 
 class MlflowError(CairnError):
@@ -107,7 +111,7 @@ class Params:
                 raise missing(name)
             return default
         if not isinstance(value, str):
-            raise _bad(name, value)
+            raise bad_value(name, value)
         if "\x00" in value:
             raise invalid(f"Invalid value for parameter '{name}': it contains a NUL character")
         if limit is not None and len(value) > limit:
@@ -125,11 +129,11 @@ class Params:
             try:
                 value = int(value.strip())
             except ValueError:
-                raise _bad(name, value) from None
+                raise bad_value(name, value) from None
         if type(value) is float and value.is_integer():
             value = int(value)
         if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
-            raise _bad(name, value)
+            raise bad_value(name, value)
         return value
 
     def number(self, name: str, required: bool = False) -> float | None:
@@ -148,7 +152,7 @@ class Params:
             return value
         if isinstance(value, str) and value.lower() in (_TRUE, _FALSE):
             return value.lower() == _TRUE
-        raise _bad(name, value)
+        raise bad_value(name, value)
 
     def items(self, name: str) -> list[Any]:
         value = self.data.get(name)
@@ -157,14 +161,14 @@ class Params:
         if not isinstance(value, list):
             if self.from_query:
                 return [value]
-            raise _bad(name, value)
+            raise bad_value(name, value)
         return value
 
     def texts(self, name: str) -> list[str]:
         out = self.items(name)
         for v in out:
             if not isinstance(v, str):
-                raise _bad(name, v)
+                raise bad_value(name, v)
         return out
 
     def run_id(self, required: bool = True) -> str:
@@ -183,7 +187,7 @@ class Params:
                               "a string 'key' and 'value'")
             value = item.get("value", "")
             if not isinstance(value, str):
-                raise _bad(f"{name}.value", value)
+                raise bad_value(f"{name}.value", value)
             out.append((item["key"], value))
         return out
 
@@ -193,10 +197,23 @@ def missing(name: str) -> InvalidArgument:
                    "information about request parameters.")
 
 
-def _bad(name: str, value: Any) -> InvalidArgument:
-    return invalid(f"Invalid value {value!r} for parameter '{name}' supplied: Hint: Value was "
-                   f"of type '{type(value).__name__}'. See the API docs for more information "
-                   "about request parameters.")
+def bad_value(name: str, value: Any) -> InvalidArgument:
+    """MLflow's type error, word for word (the value as its ``json.dumps`` writes it, and its
+    two spaces before "Hint"): clients and scripts match on it."""
+    return invalid(f"Invalid value {mlflow_json(value)} for parameter '{name}' supplied:  Hint: "
+                   f"Value was of type '{type(value).__name__}'. See the API docs for more "
+                   "information about request parameters.")
+
+
+def mlflow_json(value: Any) -> str:
+    """A value as MLflow's error messages quote it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def not_positive(name: str, value: int) -> InvalidArgument:
+    """MLflow's answer to a ``max_results`` under 1."""
+    return invalid(f"Invalid value {value} for parameter '{name}' supplied. It must be a "
+                   "positive integer")
 
 
 def to_float(value: Any, what: str) -> float:
@@ -208,11 +225,11 @@ def to_float(value: Any, what: str) -> float:
             try:  # a query string carries numbers as text
                 return float(value)
             except ValueError:
-                raise _bad(what, value) from None
+                raise bad_value(what, value) from None
     try:
         return pfloat(value, what)
     except InvalidArgument:
-        raise _bad(what, value) from None
+        raise bad_value(what, value) from None
 
 
 def dumps(payload: Any) -> bytes:
@@ -238,16 +255,37 @@ def kv(mapping: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in mapping.items()]
 
 
+def experiment_location(e: Experiment) -> str:
+    """Where MLflow's client puts the experiment's runs' artifacts: the location given when
+    it was made through MLflow (or the server's ``--default-artifact-root``), else Cairn's
+    proxy into its object store."""
+    return e.tags.get(LOCATION_TAG) or f"mlflow-artifacts:/{e.id}"
+
+
 def experiment_json(e: Experiment) -> dict[str, Any]:
     return {
-        "experiment_id": e.id, "name": e.name, "artifact_location": f"mlflow-artifacts:/{e.id}",
+        "experiment_id": e.id, "name": e.name, "artifact_location": experiment_location(e),
         "lifecycle_stage": e.lifecycle, "last_update_time": e.created_at,
-        "creation_time": e.created_at, "tags": kv(e.tags),
+        "creation_time": e.created_at, "tags": kv(visible_tags(e.tags)),
     }
 
 
+def visible_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if not k.startswith(HIDDEN_TAG_PREFIX)}
+
+
+def append_to_uri(uri: str, *parts: str) -> str:
+    """``uri`` with ``parts`` added to its path, as MLflow's ``append_to_uri_path`` does
+    (a query string stays at the end)."""
+    base, sep, query = uri.partition("?")
+    return base + ("" if base.endswith("/") else "/") + "/".join(parts) + sep + query
+
+
 def artifact_uri(run: Run) -> str:
-    return f"mlflow-artifacts:/{run.experiment_id}/{run.id}/artifacts"
+    """Fixed when the run was made, as on MLflow: under its experiment's location then
+    (a hidden tag), or Cairn's proxy for a run whose files go into Cairn's object store."""
+    return (run.tags.get(ARTIFACT_URI_TAG)
+            or f"mlflow-artifacts:/{run.experiment_id}/{run.id}/artifacts")
 
 
 def run_name(run: Run) -> str:
@@ -270,7 +308,7 @@ def run_info_json(run: Run) -> dict[str, Any]:
 
 def run_tags(run: Run) -> dict[str, str]:
     """The run's tags as MLflow shows them: hidden ones out, name/parent/user tags in."""
-    tags = {k: v for k, v in run.tags.items() if not k.startswith(HIDDEN_TAG_PREFIX)}
+    tags = visible_tags(run.tags)
     tags[RUN_NAME_TAG] = run_name(run)
     if run.parent_id and PARENT_TAG not in tags:
         tags[PARENT_TAG] = run.parent_id

@@ -7,30 +7,39 @@ and its ``artifact_uri`` is a directory of that run's artifacts, ``<name>/`` (th
 layout MLflow 2 used, so ``runs:/<run>/<name>`` works too); a second model of the
 same name in one run gets ``<name>-<id prefix>/``.  A run holding models is tagged
 ``cairn.mlflow.models`` so a search finds them through Cairn's run search.  A model
-logged outside any run gets a finished run of its own, named after it.
+logged outside any run, or naming a source run that does not exist (MLflow accepts any
+``source_run_id``), gets a finished run of its own, named after it; the model still
+reports the ``source_run_id`` it was given.  Metrics logged with a ``model_id`` are kept
+in the model's description too (every point, as MLflow lists them), besides the run's.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
-from ... import search
+from ... import clock, search
+from ...entities import Experiment, Run, RunStatus
 from ...errors import InvalidArgument, NotFound
+from ...names import random_name
 from ...search.parser import Clause as RunClause, format_filter
-from ...store.validation import MAX_TAG_VALUE
+from ...store.validation import MAX_TAG_VALUE, check_text
+from ...store.wire import jfloat
 from ..auth import Principal
 from ..context import ServerContext
-from ..routes._common import now_ms
 from . import _filters
-from ._common import HIDDEN_TAG_PREFIX, OUTPUTS_TAG, Params, invalid, kv, missing
-from .tracking import get_run, write
+from ._common import HIDDEN_TAG_PREFIX, OUTPUTS_TAG, MlflowError, Params, invalid, kv, missing
+from .tracking import get_experiment, get_run, write
 
 MODEL_TAG = HIDDEN_TAG_PREFIX + "model."
 HAS_MODELS_TAG = HIDDEN_TAG_PREFIX + "models"
 HOLDER_TAG = HIDDEN_TAG_PREFIX + "model_run"  # a run made to hold a model logged outside runs
-STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
+# MLflow's LoggedModelStatus enum: finalize takes a name or its number.
+STATUS_NUMBERS = {0: "LOGGED_MODEL_STATUS_UNSPECIFIED", 1: "LOGGED_MODEL_PENDING",
+                  2: "LOGGED_MODEL_READY", 3: "LOGGED_MODEL_UPLOAD_FAILED"}
+STATUSES = tuple(STATUS_NUMBERS.values())
+BAD_NAME_CHARS = ("/", ":", ".", "%", '"', "'")  # what MLflow refuses in a model's name
+DEFAULT_MAX_RESULTS = 100  # MLflow's, also for max_results 0 (protobuf's "not given")
 
 
 def _tag_clause(key: str, op: str = "IS NOT NULL", value: Any = None) -> str:
@@ -48,77 +57,177 @@ def _find(c: ServerContext, model_id: str) -> tuple[Any, dict]:
     return run, json.loads(run.tags[MODEL_TAG + model_id])
 
 
-def get_model(c: ServerContext, p: Principal, model_id: str, role: str = "viewer",
+def get_model(c: ServerContext, p: Principal, model_id: str, role: str | None = None,
               allow_deleted: bool = False) -> tuple[Any, dict]:
+    """The logged model, if ``p`` holds ``role`` (default: the route's) on its experiment."""
     run, desc = _find(c, model_id)
-    c.guard.require(p, role, "experiment", run.experiment_id)
+    c.guard.need(p, "experiment", run.experiment_id, role)
     if desc.get("deleted") and not allow_deleted:
         raise NotFound(f"Logged model with ID '{model_id}' not found.")
     return run, desc
+
+
+def _changeable(c: ServerContext, p: Principal, r: Params) -> tuple[Any, dict]:
+    """The model a change names: as on MLflow, a deleted model still takes changes (its
+    status, tags, params, a second delete); only reads hide it."""
+    return get_model(c, p, r.text("model_id", required=True), allow_deleted=True)
 
 
 def artifact_location(run: Any, desc: dict) -> str:
     return f"mlflow-artifacts:/{run.experiment_id}/{run.id}/artifacts/{desc['path']}"
 
 
+def source_run_id(run: Any, desc: dict) -> str:
+    """The source run the client named (kept as given), else the run holding the files."""
+    return desc.get("source_run_id") or run.id
+
+
+def _metric_json(model_id: str, m: list) -> dict[str, Any]:
+    key, value, ts, step, run_id, dataset_name, dataset_digest = m
+    out: dict[str, Any] = {"key": key, "value": jfloat(value), "timestamp": ts, "step": step}
+    if dataset_name:
+        out["dataset_name"] = dataset_name
+    if dataset_digest:
+        out["dataset_digest"] = dataset_digest
+    out.update(model_id=model_id, run_id=run_id)
+    return out
+
+
 def model_json(run: Any, desc: dict) -> dict[str, Any]:
-    return {
-        "info": {
-            "model_id": desc["id"], "experiment_id": run.experiment_id, "name": desc["name"],
-            "creation_timestamp_ms": desc["created"], "last_updated_timestamp_ms": desc["updated"],
-            "artifact_uri": artifact_location(run, desc), "status": desc["status"],
-            "model_type": desc.get("model_type", ""), "source_run_id": run.id,
-            "status_message": desc.get("status_message", ""), "tags": kv(desc.get("tags", {})),
-            "registrations": desc.get("registrations", []),
-        },
-        "data": {"params": kv(desc.get("params", {})), "metrics": []},
+    """MLflow's LoggedModel; like mlflow server (protobuf's JSON), empty lists and an unset
+    status message are left out."""
+    info: dict[str, Any] = {
+        "model_id": desc["id"], "experiment_id": run.experiment_id, "name": desc["name"],
+        "creation_timestamp_ms": desc["created"], "last_updated_timestamp_ms": desc["updated"],
+        "artifact_uri": artifact_location(run, desc), "status": desc["status"],
+        "model_type": desc.get("model_type", ""), "source_run_id": source_run_id(run, desc),
     }
+    if desc.get("status_message"):
+        info["status_message"] = desc["status_message"]
+    if desc.get("tags"):
+        info["tags"] = kv(desc["tags"])
+    if desc.get("registrations"):
+        info["registrations"] = desc["registrations"]
+    data: dict[str, Any] = {}
+    if desc.get("params"):
+        data["params"] = kv(desc["params"])
+    if desc.get("metrics"):
+        data["metrics"] = [_metric_json(desc["id"], m) for m in desc["metrics"]]
+    return {"info": info, "data": data}
 
 
-def save(c: ServerContext, p: Principal, run: Any, desc: dict) -> None:
-    desc["updated"] = now_ms()
+def _drop_superseded(metrics: list[list]) -> bool:
+    """Drop the oldest point that a later point of the same series (key, run, data set)
+    follows; False when every point left is the latest of its series."""
+    for i, m in enumerate(metrics):
+        series = (m[0], m[4], m[5], m[6])
+        if any((n[0], n[4], n[5], n[6]) == series for n in metrics[i + 1:]):
+            del metrics[i]
+            return True
+    return False
+
+
+def _encode(desc: dict) -> str:
+    """The description as its tag holds it.  Metric points are what grows: past the tag's
+    size, older points of a series go first, so each series keeps its latest."""
     text = json.dumps(desc, separators=(",", ":"))
+    while len(text) > MAX_TAG_VALUE and _drop_superseded(desc.get("metrics") or []):
+        text = json.dumps(desc, separators=(",", ":"))
     if len(text) > MAX_TAG_VALUE:
-        raise invalid(f"Logged model {desc['id']}: its tags and params exceed the 8000 "
-                      "characters Cairn keeps for a logged model's description")
-    write(c, p, run_id=run.id, tags={MODEL_TAG + desc["id"]: text, HAS_MODELS_TAG: "1"})
+        raise invalid(f"Logged model {desc['id']}: its tags, params and metrics exceed the "
+                      f"{MAX_TAG_VALUE} characters Cairn keeps for a logged model's description")
+    return text
 
 
-def _holder_run(c: ServerContext, p: Principal, experiment_id: str | None, name: str) -> str:
-    """A finished run of its own for a model logged outside any run: Cairn keeps a model's
-    files with a run."""
-    from ...entities import RunStatus
-    from ...names import random_name
-    from .tracking import DEFAULT_EXPERIMENT_ID, get_experiment
+def save(c: ServerContext, p: Principal, run: Any, desc: dict, touch: bool = True) -> None:
+    """Write the description; ``touch``: a change that moves its last-updated time (as on
+    mlflow server: a status change or a delete, not tags, params or metrics)."""
+    if touch:
+        desc["updated"] = clock.now_ms()
+    write(c, p, run_id=run.id, tags={MODEL_TAG + desc["id"]: _encode(desc),
+                                     HAS_MODELS_TAG: "1"})
 
-    exp = get_experiment(c, experiment_id or DEFAULT_EXPERIMENT_ID)
-    c.guard.require(p, "editor", "experiment", exp.id)
-    run_id = uuid.uuid4().hex
-    now = now_ms()
+
+def _holder_run(c: ServerContext, p: Principal, exp: Experiment, name: str) -> Run:
+    """A finished run of its own for a model logged outside any run (or naming a source run
+    Cairn does not have): Cairn keeps a model's files with a run."""
+    run_id = clock.new_run_id()
+    now = clock.now_ms()
     write(c, p, run_id=run_id, status=RunStatus.FINISHED, end_time=now,
           create={"experiment_id": exp.id, "experiment_name": exp.name,
                   "experiment_created_at": exp.created_at,
                   "name": f"{name}-{random_name(run_id)}", "user": p.user, "start_time": now},
           tags={HOLDER_TAG: "true"})
-    return run_id
+    return c.store.get_run(run_id)
+
+
+def _source_run(c: ServerContext, p: Principal, exp: Experiment, source: str | None,
+                name: str) -> Run:
+    """The run that holds a new model's files: its source run when that is a run of the
+    model's experiment, else a run of its own (MLflow accepts any source_run_id)."""
+    if source:
+        try:
+            run = c.store.get_run(source)
+        except NotFound:
+            run = None
+        if run is not None and run.experiment_id == exp.id:
+            return run
+    return _holder_run(c, p, exp, name)
+
+
+def _check_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    if any(ch in name for ch in BAD_NAME_CHARS):
+        raise invalid(f"Invalid model name ({name!r}) provided. Model name must be a non-empty "
+                      f"string and cannot contain the following characters: {BAD_NAME_CHARS}")
+    return check_text(name, "name")
+
+
+def _duplicate(what: str, key: str) -> MlflowError:
+    # mlflow server answers a key given twice (its table's unique key) with BAD_REQUEST.
+    return MlflowError("BAD_REQUEST", 400, f"Duplicate {what} key {key!r} for the logged model "
+                                           f"(a logged model's {what}s are set once)")
+
+
+def _new_pairs(r: Params, name: str, what: str, old: dict[str, str]) -> dict[str, str]:
+    """``{key, value}`` items of ``name`` that are new to ``old``; a key given twice, or one
+    ``old`` already has, is refused."""
+    out: dict[str, str] = {}
+    for k, v in r.key_values(name):
+        check_text(k, f"{what} key")
+        check_text(v, f"{what} {k!r} value")
+        if k in out or k in old:
+            raise _duplicate(what, k)
+        out[k] = v
+    return out
 
 
 def create(c: ServerContext, p: Principal, r: Params) -> dict:
-    name = r.text("name") or "model"
-    run_id = r.text("source_run_id") or _holder_run(c, p, r.text("experiment_id"), name)
-    run = get_run(c, p, run_id, "editor")
-    if "/" in name or name in (".", ".."):
-        raise invalid(f"Invalid logged model name {name!r}")
-    model_id = "m-" + uuid.uuid4().hex
+    experiment_id = r.text("experiment_id", required=True)  # required, as on mlflow server
+    model_id = clock.new_logged_model_id()
+    name = _check_name(r.text("name") or None) or random_name(model_id[2:])
+    model_type = check_text(r.text("model_type") or "", "model_type")
+    source = r.text("source_run_id") or None
+    if source is not None:
+        check_text(source, "source_run_id")
+    tags, params = _new_pairs(r, "tags", "tag", {}), _new_pairs(r, "params", "param", {})
+    exp = get_experiment(c, experiment_id)
+    c.guard.need(p, "experiment", exp.id)
+    if exp.lifecycle != "active":
+        raise invalid(f"The experiment {exp.id} must be in the 'active' state. Current state "
+                      f"is {exp.lifecycle}.")
+    run = _source_run(c, p, exp, source, name)
     taken = {json.loads(v)["path"] for k, v in run.tags.items() if k.startswith(MODEL_TAG)}
     taken |= {e.path.split("/", 1)[0] for e in c.store.list_artifacts(run.id)}
     path = name if name not in taken else f"{name}-{model_id[2:10]}"
-    params = dict(r.key_values("params"))
-    now = now_ms()
+    now = clock.now_ms()
     desc = {"id": model_id, "name": name, "path": path, "created": now, "updated": now,
-            "status": "LOGGED_MODEL_PENDING", "model_type": r.text("model_type") or "",
-            "tags": dict(r.key_values("tags")), "params": params}
-    save(c, p, run, desc)
+            "status": "LOGGED_MODEL_PENDING", "model_type": model_type,
+            "tags": tags, "params": params}
+    if source and source != run.id:
+        desc["source_run_id"] = source
+    save(c, p, run, desc, touch=False)
     c.audit(p, "mlflow.logged_model.create", f"runs/{run.id}", None,
             {"model_id": model_id, "name": name, "path": path})
     return {"model": model_json(c.store.get_run(run.id), desc)}
@@ -131,59 +240,215 @@ def get(c: ServerContext, p: Principal, r: Params) -> dict:
     return {"model": model_json(run, desc)}
 
 
+def _status(r: Params) -> str:
+    """``status``: a LoggedModelStatus name or number, as mlflow server takes it."""
+    raw = r.data.get("status")
+    if raw is None:
+        raise missing("status")
+    if type(raw) is int and raw in STATUS_NUMBERS:
+        return STATUS_NUMBERS[raw]
+    if isinstance(raw, str) and raw in STATUSES:
+        return raw
+    raise invalid(f"Invalid value {raw!r} for parameter 'status': one of {', '.join(STATUSES)}")
+
+
 def finalize(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = get_model(c, p, r.text("model_id", required=True), "editor")
-    status = r.text("status", required=True)
-    if status not in STATUSES:
-        raise invalid(f"Invalid value {status!r} for parameter 'status'")
+    run, desc = _changeable(c, p, r)  # the caller's role first, as on MLflow with auth on
+    status = _status(r)
     desc["status"] = status
     save(c, p, run, desc)
     return {"model": model_json(run, desc)}
 
 
 def set_tags(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = get_model(c, p, r.text("model_id", required=True), "editor")
-    desc["tags"] = {**desc.get("tags", {}), **dict(r.key_values("tags"))}
-    save(c, p, run, desc)
-    return {"model": model_json(run, desc)}
+    tags = {}
+    for k, v in r.key_values("tags"):  # a key given twice: the last value, as on MLflow
+        tags[check_text(k, "tag key")] = check_text(v, f"tag {k!r} value")
+    run, desc = _changeable(c, p, r)
+    desc["tags"] = {**desc.get("tags", {}), **tags}
+    save(c, p, run, desc, touch=False)
+    return {}
 
 
 def delete_tag(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = get_model(c, p, r.text("model_id", required=True), "editor")
+    run, desc = _changeable(c, p, r)
     key = r.text("tag_key", required=True)
     if key not in desc.get("tags", {}):
-        raise NotFound(f"No tag with key {key!r} on logged model {desc['id']}")
+        raise NotFound(f"No tag with key {key!r} found for model with ID {desc['id']!r}.")
     desc["tags"].pop(key)
-    save(c, p, run, desc)
+    save(c, p, run, desc, touch=False)
     return {}
 
 
 def log_params(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = get_model(c, p, r.text("model_id", required=True), "editor")
-    desc["params"] = {**desc.get("params", {}), **dict(r.key_values("params"))}
-    save(c, p, run, desc)
+    run, desc = _changeable(c, p, r)
+    desc["params"] = {**desc.get("params", {}),
+                      **_new_pairs(r, "params", "param", desc.get("params", {}))}
+    save(c, p, run, desc, touch=False)
     return {}
 
 
 def delete(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = get_model(c, p, r.text("model_id", required=True), "editor")
+    run, desc = _changeable(c, p, r)
     desc["deleted"] = True
     save(c, p, run, desc)
     return {}
 
 
+# -- metrics logged with a model_id ----------------------------------------------------
+
+def model_points(c: ServerContext, p: Principal, run_id: str, metrics: list[Any],
+                 points: list[tuple[str, int, int, float]]) -> list[tuple[Any, dict]]:
+    """(run, description with the new points) of each logged model that ``metrics``
+    (request items, ``points`` parsed from them) name in ``model_id``, for
+    :func:`record_points`.  All is checked before anything is written: mlflow server
+    refuses a metric naming an unknown model (its foreign key) with BAD_REQUEST, and a
+    description that cannot hold the points must not leave the run with them alone."""
+    grouped: dict[str, list[list]] = {}
+    for m, (key, step, ts, value) in zip(metrics, points):
+        item = Params(m)
+        model_id = item.text("model_id")
+        if not model_id:
+            continue
+        dataset = [item.text(f) or None for f in ("dataset_name", "dataset_digest")]
+        for f, v in zip(("dataset_name", "dataset_digest"), dataset):
+            if v is not None:
+                check_text(v, f)
+        grouped.setdefault(model_id, []).append([key, value, ts, step, run_id, *dataset])
+    out = []
+    for model_id, new in grouped.items():
+        try:
+            run, desc = get_model(c, p, model_id, allow_deleted=True)
+        except NotFound:
+            raise MlflowError("BAD_REQUEST", 400, f"Logged model with ID '{model_id}' not "
+                                                  "found: a metric's model_id must name a "
+                                                  "logged model") from None
+        _add_points(desc, new)
+        _encode(desc)
+        out.append((run, desc))
+    return out
+
+
+def _add_points(desc: dict, new: list[list]) -> None:
+    """A point already there (same key, timestamp, step and run: MLflow's key) is not
+    added twice."""
+    metrics = desc.setdefault("metrics", [])
+    seen = {(m[0], m[2], m[3], m[4]) for m in metrics}
+    for m in new:
+        if (m[0], m[2], m[3], m[4]) not in seen:
+            seen.add((m[0], m[2], m[3], m[4]))
+            metrics.append(m)
+
+
+def record_points(c: ServerContext, p: Principal, targets: list[tuple[Any, dict]]) -> None:
+    """Save what :func:`model_points` prepared, once the run has its points."""
+    for run, desc in targets:
+        save(c, p, run, desc, touch=False)
+
+
+# -- search ----------------------------------------------------------------------------
+
 _ATTRIBUTES = {"name": "name", "model_id": "model_id", "model_type": "model_type",
                "status": "status", "source_run_id": "source_run_id",
+               "experiment_id": "experiment_id",
                "creation_timestamp": "creation_timestamp", "creation_time": "creation_timestamp",
+               "creation_timestamp_ms": "creation_timestamp",
                "last_updated_timestamp": "last_updated_timestamp",
-               "last_updated_time": "last_updated_timestamp"}
+               "last_updated_time": "last_updated_timestamp",
+               "last_updated_timestamp_ms": "last_updated_timestamp"}
 
 
 def _value(item: tuple[Any, dict], key: str) -> Any:
     run, d = item
     return {"name": d["name"], "model_id": d["id"], "model_type": d.get("model_type", ""),
-            "status": d["status"], "source_run_id": run.id, "creation_timestamp": d["created"],
+            "status": d["status"], "source_run_id": source_run_id(run, d),
+            "experiment_id": run.experiment_id, "creation_timestamp": d["created"],
             "last_updated_timestamp": d["updated"]}[key]
+
+
+def _dataset(d: Any) -> tuple[str, str | None]:
+    """(name, digest or None) of a ``datasets`` item or a metric order_by item."""
+    name = d.get("dataset_name") if isinstance(d, dict) else None
+    if not isinstance(name, str) or not name:
+        raise invalid("`dataset_name` in the `datasets` clause must be specified.")
+    digest = d.get("dataset_digest")
+    return check_text(name, "dataset_name"), digest if isinstance(digest, str) and digest else None
+
+
+def _datasets(r: Params) -> list[tuple[str, str | None]]:
+    return [_dataset(d) for d in r.items("datasets")]
+
+
+def _on(m: list, datasets: list[tuple[str, str | None]]) -> bool:
+    """Whether point ``m`` was logged on one of ``datasets`` (any point if none is given)."""
+    return not datasets or any(m[5] == name and (digest is None or m[6] == digest)
+                               for name, digest in datasets)
+
+
+def _matcher(clauses: list[_filters.Clause],
+             datasets: list[tuple[str, str | None]]) -> Any:
+    """MLflow's test: a metric clause holds when any point of that metric (on the given data
+    sets) does; data sets without a metric clause ask for any metric on them."""
+    def holds(item: tuple[Any, dict], cl: _filters.Clause) -> bool:
+        _, d = item
+        if cl.entity == "metric":
+            return any(m[0] == cl.key and _on(m, datasets)
+                       and _filters.compare(m[1], cl.op, cl.value)
+                       for m in d.get("metrics") or [])
+        if cl.entity == "tag":
+            actual = d.get("tags", {}).get(cl.key)
+        elif cl.entity == "param":
+            actual = d.get("params", {}).get(cl.key)
+        else:
+            actual = _value(item, cl.key)
+        return _filters.compare(actual, cl.op, cl.value)
+
+    need_dataset = bool(datasets) and all(cl.entity != "metric" for cl in clauses)
+
+    def test(item: tuple[Any, dict]) -> bool:
+        if need_dataset and not any(_on(m, datasets) for m in item[1].get("metrics") or []):
+            return False
+        return all(holds(item, cl) for cl in clauses)
+
+    return test
+
+
+def _order(r: Params) -> tuple[list[tuple[str, bool]], dict[str, tuple]]:
+    """MLflow's order_by items as sort keys; a ``metrics.<key>`` item sorts on the model's
+    latest point of it (then the tie-breaks: newest first, then model id)."""
+    order: list[tuple[str, bool]] = []
+    by_metric: dict[str, tuple] = {}
+    for o in r.items("order_by"):
+        if not isinstance(o, dict):
+            raise invalid(f"Invalid value {o!r} for parameter 'order_by'")
+        field = o.get("field_name")
+        field = field if isinstance(field, str) else ""
+        ascending = o.get("ascending", True) is not False
+        if "." in field:
+            entity, key = field.split(".", 1)
+            if entity != "metrics":
+                raise invalid(f"Invalid order by field name: {field}. Only metrics are "
+                              "supported.")
+            name = f"metrics#{len(by_metric)}"  # a sort key no attribute is named
+            by_metric[name] = (key, [_dataset(o)] if o.get("dataset_name") else [])
+            order.append((name, ascending))
+        elif field in _ATTRIBUTES:
+            order.append((_ATTRIBUTES[field], ascending))
+        else:
+            raise invalid(f"Invalid order by field name: {field}")
+    names = {n for n, _ in order}
+    if "creation_timestamp" not in names:
+        order.append(("creation_timestamp", False))
+    if "model_id" not in names:
+        order.append(("model_id", True))
+    return order, by_metric
+
+
+def _latest(d: dict, key: str, datasets: list[tuple[str, str | None]]) -> float | None:
+    points = [m for m in d.get("metrics") or [] if m[0] == key and _on(m, datasets)]
+    if not points:
+        return None
+    return min(points, key=lambda m: (-m[2], -m[3], m[4]))[1]
 
 
 def search_models(c: ServerContext, p: Principal, r: Params) -> dict:
@@ -192,19 +457,13 @@ def search_models(c: ServerContext, p: Principal, r: Params) -> dict:
         raise missing("experiment_ids")
     if c.guard.enabled and not c.guard.sees_all(p, "experiment"):
         ids = [i for i in ids if i in set(c.guard.visible(p, "experiment", ids))]
-    clauses = _filters.parse(r.text("filter"), _ATTRIBUTES)
-
-    def value(item: tuple[Any, dict], cl: _filters.Clause) -> Any:
-        _, d = item
-        if cl.entity == "tag":
-            return d.get("tags", {}).get(cl.key)
-        if cl.entity == "param":
-            return d.get("params", {}).get(cl.key)
-        if cl.entity == "metric":
-            return None
-        return _value(item, cl.key)
-
-    test = _filters.matcher(clauses, value)
+    datasets = _datasets(r)
+    test = _matcher(_filters.parse(r.text("filter"), _ATTRIBUTES), datasets)
+    order, by_metric = _order(r)
+    limit = r.integer("max_results", 0) or DEFAULT_MAX_RESULTS
+    if limit < 1:
+        raise invalid(f"Invalid value {limit} for parameter 'max_results'")
+    offset = search.decode_page_token(r.text("page_token"))
     items = []
     token = None
     while ids:
@@ -218,18 +477,17 @@ def search_models(c: ServerContext, p: Principal, r: Params) -> dict:
                         items.append((run, d))
         if token is None:
             break
-    order = []
-    for o in r.items("order_by"):
-        if not isinstance(o, dict) or o.get("field_name") not in _ATTRIBUTES:
-            raise invalid(f"Invalid order_by {o!r} for logged models")
-        order.append((_ATTRIBUTES[o["field_name"]], bool(o.get("ascending", True))))
-    items = _filters.sort(items, order + [("creation_timestamp", False)], _value)
-    offset = search.decode_page_token(r.text("page_token"))
-    limit = r.integer("max_results", 100)
-    if limit < 1:
-        raise invalid(f"Invalid value {limit} for parameter 'max_results'")
-    out: dict[str, Any] = {"models": [model_json(run, d) for run, d in
-                                      items[offset:offset + limit]]}
+
+    def key(item: tuple[Any, dict], name: str) -> Any:
+        if name in by_metric:
+            return _latest(item[1], *by_metric[name])
+        return _value(item, name)
+
+    items = _filters.sort(items, order, key)
+    out: dict[str, Any] = {}
+    page = items[offset:offset + limit]
+    if page:  # mlflow server leaves an empty list out
+        out["models"] = [model_json(run, d) for run, d in page]
     if offset + limit < len(items):
         out["next_page_token"] = search.encode_page_token(offset + limit)
     return out
@@ -250,7 +508,7 @@ def list_artifacts(c: ServerContext, p: Principal, r: Params) -> dict:
 
 def log_outputs(c: ServerContext, p: Principal, r: Params) -> dict:
     """``runs/outputs``: the models a run produced, shown in ``run.outputs``."""
-    run = get_run(c, p, r.run_id(), "editor")
+    run = get_run(c, p, r.run_id())
     outputs = json.loads(run.tags.get(OUTPUTS_TAG) or "[]")
     for m in r.items("models"):
         if not isinstance(m, dict) or not isinstance(m.get("model_id"), str):

@@ -17,17 +17,21 @@ audit trail; ``cairn models ls`` lists them.  The mapping:
 
 from __future__ import annotations
 
-import hashlib
 import json
+import posixpath
+import re
+import urllib.parse
+from dataclasses import dataclass, field
 from typing import Any
 
-from ... import search
+from ... import clock, search
 from ...errors import NotFound
 from ...registry.entities import ModelVersion, Stage
+from ...registry.semver import SemVer
 from ..auth import Principal
 from ..context import ServerContext
 from . import _filters
-from ._common import MlflowError, Params, invalid, kv, missing
+from ._common import MlflowError, Params, artifact_uri, invalid, kv, missing
 
 STAGE_TO_CAIRN = {"none": Stage.DEVELOPMENT.value, "staging": Stage.STAGING.value,
                   "production": Stage.PRODUCTION.value, "archived": Stage.ARCHIVED.value}
@@ -39,16 +43,16 @@ PROMPT_TAG = "mlflow.prompt.is_prompt"
 # -- plumbing ------------------------------------------------------------------------
 
 def registry(c: ServerContext, p: Principal):
-    from ...client import Client
-    from ...registry.service import Registry
+    from ...services import registry_for
 
-    client = Client(c.store.uri, user=p.user)
-    client._store = c.store
-    return Registry(client)
+    return registry_for(c.store, p.user)
 
 
 def _extras_key(name: str, version: str) -> str:
-    return f"mlflow.mv/{hashlib.sha256(name.encode()).hexdigest()[:32]}/{version}"
+    # The model's part is repo.model_key: rename and delete find these rows by it.
+    from ...registry import repo
+
+    return f"mlflow.mv/{repo.model_key(name)}/{version}"
 
 
 def _extras(conn: Any, name: str, version: str) -> dict:
@@ -77,11 +81,16 @@ class _Model:
             versions.sort(key=lambda v: v.created_at)  # stable: semver order on ties
             self.versions = versions
             self.extras = {v.version: _extras(conn, name, v.version) for v in versions}
-        self.number = {v.version: str(i + 1) for i, v in enumerate(versions)}
-        self.by_number = {str(i + 1): v for i, v in enumerate(versions)}
+            gone = repo.deleted_versions(conn, name)
+        # A deleted version keeps its place: MLflow never gives its number again.
+        order = sorted([(v.created_at, SemVer.parse(v.version), v) for v in versions]
+                       + [(t, SemVer.parse(ver), None) for ver, t in gone.items()],
+                       key=lambda x: (x[0], x[1]))
+        self.number = {v.version: str(i + 1) for i, (_, _, v) in enumerate(order) if v}
+        self.by_number = {str(i + 1): v for i, (_, _, v) in enumerate(order) if v}
 
     def version(self, number: Any) -> ModelVersion:
-        mv = self.by_number.get(str(number).strip())
+        mv = self.by_number.get(_number(number))
         if mv is None:
             raise NotFound(f"Model Version (name={self.model.name}, version={number}) not found")
         return mv
@@ -118,6 +127,14 @@ class _Model:
         }
 
 
+def _number(number: Any) -> str:
+    """An MLflow version number as text (``" 2 "`` is 2, as on MLflow); 400 if none."""
+    try:
+        return str(int(str(number).strip()))
+    except ValueError:
+        raise invalid(f"Parameter 'version' must be an integer, got '{number}'.") from None
+
+
 def _cairn_source(mv: ModelVersion) -> str:
     """A Cairn-registered version's files as a run path (registrations in a run copy them
     under ``models/NAME/VERSION/``), or its registry reference."""
@@ -126,10 +143,11 @@ def _cairn_source(mv: ModelVersion) -> str:
     return f"models:/{mv.name}/{mv.version}"
 
 
-def _model(c: ServerContext, p: Principal, name: str | None, role: str = "viewer"):
+def _model(c: ServerContext, p: Principal, name: str | None, role: str | None = None):
+    """The model, if ``p`` holds ``role`` (default: the route's) on it."""
     if not name:
         raise missing("name")
-    c.guard.require(p, role, "model", name)
+    c.guard.need(p, "model", name, role)
     reg = registry(c, p)
     try:
         return reg, _Model(reg, name)
@@ -143,7 +161,6 @@ def create_model(c: ServerContext, p: Principal, r: Params) -> dict:
     from ...errors import AlreadyExists
 
     name = r.text("name", required=True)
-    c.guard.require_global(p, "editor", "model")
     reg = registry(c, p)
     try:
         reg.create_registered_model(name, r.text("description") or "", dict(r.key_values("tags")))
@@ -167,7 +184,7 @@ def _update_model_row(reg: Any, name: str, action: str, **values: Any) -> None:
 
     with reg.session(write=True) as conn:
         row = repo.require_model(conn, name)
-        now = repo.now_ms()
+        now = clock.now_ms()
         before = {k: (json.loads(getattr(row, k)) if k == "tags" else getattr(row, k))
                   for k in values}
         stored = {k: (repo.dumps(v) if k == "tags" else v) for k, v in values.items()}
@@ -178,7 +195,7 @@ def _update_model_row(reg: Any, name: str, action: str, **values: Any) -> None:
 
 
 def update_model(c: ServerContext, p: Principal, r: Params) -> dict:
-    reg, m = _model(c, p, r.text("name"), "editor")
+    reg, m = _model(c, p, r.text("name"))
     description = r.text("description")
     if description is not None:
         _update_model_row(reg, m.model.name, "model.update", description=description)
@@ -186,7 +203,7 @@ def update_model(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def set_model_tag(c: ServerContext, p: Principal, r: Params) -> dict:
-    reg, m = _model(c, p, r.text("name"), "editor")
+    reg, m = _model(c, p, r.text("name"))
     key = r.text("key", required=True)
     tags = {**m.model.tags, key: r.text("value", default="")}
     _update_model_row(reg, m.model.name, "model.set_tag", tags=tags)
@@ -194,7 +211,7 @@ def set_model_tag(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def delete_model_tag(c: ServerContext, p: Principal, r: Params) -> dict:
-    reg, m = _model(c, p, r.text("name"), "editor")
+    reg, m = _model(c, p, r.text("name"))
     key = r.text("key", required=True)
     if key not in m.model.tags:
         raise NotFound(f"No tag with key {key!r} on registered model {m.model.name}")
@@ -203,11 +220,59 @@ def delete_model_tag(c: ServerContext, p: Principal, r: Params) -> dict:
     return {}
 
 
-def unsupported(what: str):
-    def handler(c: ServerContext, p: Principal, r: Params) -> dict:
-        raise invalid(f"{what} is not supported by Cairn: registered models and versions are "
-                      "immutable and audited (archive a version with a stage transition instead)")
-    return handler
+def rename_model(c: ServerContext, p: Principal, r: Params) -> dict:
+    """MLflow's rename: the model, its versions, aliases, tags and roles take the new name
+    (audited; every version's record digest is recomputed for it)."""
+    from ...errors import AlreadyExists
+    from ..routes.models import roles_follow
+
+    new_name = r.text("new_name", required=True)
+    reg, m = _model(c, p, r.text("name"), "admin")  # the permissions table's role, in any case
+    if "/" in new_name or ":" in new_name:
+        raise invalid(f"Invalid model name '{new_name}'. Names cannot contain '/' or ':'.")
+    try:
+        reg.rename_registered_model(m.model.name, new_name)
+    except AlreadyExists:
+        raise AlreadyExists(f"Registered Model (name={new_name}) already exists.") from None
+    if new_name != m.model.name:
+        roles_follow(c, p, m.model.name, new_name)
+    return {"registered_model": _Model(reg, new_name).model_json()}
+
+
+def _refused(what: str, blockers: dict[str, list[str]], m: "_Model") -> MlflowError:
+    listed = "; ".join(f"version {m.number.get(v, v)} ({v}): {', '.join(why)}"
+                       for v, why in blockers.items())
+    return MlflowError(
+        "INVALID_STATE", 400,
+        f"{what} refused: {listed}. Cairn does not delete a version that is in Production (or "
+        "in a Staging that needs approvals) or that an alias points at; move it to another "
+        "stage (e.g. Archived) and delete its aliases first. A model admin can force it with "
+        "Cairn's own API (`cairn models delete ... --force`), which the MLflow API has no "
+        "field for.")
+
+
+def delete_model(c: ServerContext, p: Principal, r: Params) -> dict:
+    """MLflow's delete: the model and all its versions, unless one is protected."""
+    from ..routes.models import roles_follow
+
+    reg, m = _model(c, p, r.text("name"), "admin")
+    blockers = reg.deletion_blockers(m.model.name)
+    if blockers:
+        raise _refused(f"Deleting registered model {m.model.name}", blockers, m)
+    reg.delete_registered_model(m.model.name)
+    roles_follow(c, p, m.model.name, None)
+    return {}
+
+
+def delete_version(c: ServerContext, p: Principal, r: Params) -> dict:
+    """MLflow's version delete: its number is never given again."""
+    name = r.text("name", required=True)
+    reg, m, mv = _version(c, p, r, "admin")
+    blockers = reg.deletion_blockers(mv.name, mv.version)
+    if blockers:
+        raise _refused(f"Deleting model version {name}/{m.number[mv.version]}", blockers, m)
+    reg.delete_model_version(mv.name, mv.version)
+    return {}
 
 
 _MODEL_ATTRIBUTES = {"name": "name"}
@@ -274,7 +339,7 @@ def _stage(text: str) -> str:
 # -- aliases -------------------------------------------------------------------------
 
 def set_alias(c: ServerContext, p: Principal, r: Params) -> dict:
-    reg, m = _model(c, p, r.text("name"), "editor")
+    reg, m = _model(c, p, r.text("name"))
     alias = r.text("alias", required=True)
     mv = m.version(r.text("version", required=True))
     reg.set_alias(m.model.name, alias, mv.version)
@@ -293,7 +358,7 @@ def get_by_alias(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def delete_alias(c: ServerContext, p: Principal, r: Params) -> dict:
-    reg, m = _model(c, p, r.text("name"), "editor")
+    reg, m = _model(c, p, r.text("name"))
     alias = r.text("alias", required=True)
     if alias not in m.model.aliases:
         raise MlflowError("INVALID_PARAMETER_VALUE", 400,
@@ -304,61 +369,286 @@ def delete_alias(c: ServerContext, p: Principal, r: Params) -> dict:
 
 # -- versions ------------------------------------------------------------------------
 
-def _source_location(c: ServerContext, p: Principal, source: str,
-                     model_id: str | None) -> tuple[str, str, dict]:
-    """(run id, artifact path, extras) of the files a new version registers."""
-    from .logged_models import get_model as get_logged_model
+_BAD_SOURCE = "Invalid model version source: '{}'. "
+_NOT_ABSOLUTE = ("If supplying a source as an http, https, local file path, ftp, objectstore, or "
+                 "mlflow-artifacts uri, an absolute path must be provided without relative path "
+                 "references present. Please provide an absolute path.")
+_LOCAL = ("To use a local path as a model version source, the {0} request parameter has to be "
+          "specified and the local path has to be contained within the artifact directory of "
+          "the run specified by the {0}.")
+_MUST_CONTAIN = "The {} request parameter must identify the resource that contains the source."
+_ARTIFACT_ROUTE = ("api", "2.0", "mlflow-artifacts", "artifacts")
 
-    if model_id or source.startswith("models:/m-"):
-        mid = model_id or source[len("models:/"):].split("/", 1)[0]
-        run, desc = get_logged_model(c, p, mid)
-        return run.id, desc["path"], {"model_id": mid}
-    if source.startswith("models:/") and source.count("/") == 2:  # models:/<name>/<N>
-        name, _, number = source[len("models:/"):].partition("/")
-        _, other = _model(c, p, name)
-        mv = other.version(number)
-        extras = other.extras.get(mv.version, {})
-        if extras.get("model_id"):
-            return _source_location(c, p, "", extras["model_id"])
-        if mv.source_run_id:
-            return mv.source_run_id, _run_path(mv), {}
-    if source.startswith("runs:/"):
-        rid, _, path = source[len("runs:/"):].partition("/")
-        return rid, path.strip("/"), {}
-    if source.startswith("mlflow-artifacts:/"):
-        parts = source[len("mlflow-artifacts:/"):].strip("/").split("/", 3)
-        if len(parts) == 4 and parts[2] == "artifacts":
-            return parts[1], parts[3], {}
-    raise invalid(f"Unsupported model version source {source!r}: Cairn registers files a run "
-                  "logged, so use 'models:/<logged model id>', 'runs:/<run id>/<path>' or "
-                  "'mlflow-artifacts:/<experiment>/<run>/artifacts/<path>'")
+
+# Schemes whose artifact repositories connect to the host the URI names: mlflow server
+# refuses them in a source (GHSA-mr9f-g8qf-4w4j); Cairn never connects to a source, and
+# refuses them as it does.
+_HOST_SCHEMES = frozenset({"ftp", "sftp", "hdfs", "viewfs", "http", "https", "mlflow-artifacts",
+                           "r2", "b2", "abfss"})
+
+
+def _check_scheme(source: str) -> None:
+    u = urllib.parse.urlsplit(source)
+    scheme = u.scheme.lower()
+    if scheme in _HOST_SCHEMES and (scheme != "mlflow-artifacts" or u.netloc):
+        raise invalid(f"'source' cannot use the '{scheme}' scheme: the '{scheme}' scheme "
+                      "addresses a host other than the tracking server's configured artifact "
+                      "storage, so the server would connect to the host named in the URI.")
+    if scheme == "file" and u.hostname not in (None, "", "localhost", "127.0.0.1"):
+        raise invalid(f"{source} is not a valid remote uri. For remote access on windows, "
+                      "please consider using a different scheme such as SMB (e.g. "
+                      "smb://<hostname>/<path>).")
+
+
+def _bad_source(source: str, why: str) -> MlflowError:
+    return MlflowError("INVALID_PARAMETER_VALUE", 400, _BAD_SOURCE.format(source) + why)
+
+
+@dataclass
+class _Source:
+    """Where a new version's files are: ``path`` among run ``run_id``'s artifacts when
+    this store may have them (``run_id`` may also name a run that is not here), else
+    nowhere Cairn reads; ``extras`` is what the MLflow API shows of it."""
+
+    run_id: str | None = None
+    path: str | None = None
+    extras: dict = field(default_factory=dict)
+
+
+def _unquoted(text: str) -> str:
+    while (plain := urllib.parse.unquote_plus(text)) != text:
+        text = plain
+    return text
+
+
+def _is_local(source: str) -> bool:
+    """A path on some machine's disk, as MLflow tells them (no scheme, or ``file:``)."""
+    parsed = urllib.parse.urlparse(source)
+    return parsed.scheme == "" or (parsed.scheme == "file" and parsed.hostname in
+                                   (None, "", "localhost", "127.0.0.1"))
+
+
+def _check_absolute(source: str) -> None:
+    """MLflow's refusal of ``..``, ``.``, ``//`` and NUL in a URI's path."""
+    plain = _unquoted(source)
+    path = re.sub(r"/+", "/", urllib.parse.urlparse(plain).path.rstrip("/"))
+    if "\x00" in path or ".." in plain.split("/") or not path.startswith("/") \
+            or posixpath.normpath(path) != path:
+        raise _bad_source(source, _NOT_ABSOLUTE)
+
+
+def _parts(uri: str) -> tuple[str, str, tuple[str, ...]]:
+    u = urllib.parse.urlsplit(uri)
+    return (u.scheme.lower(), u.netloc.lower(),
+            tuple(_unquoted(x) for x in u.path.split("/") if x))
+
+
+def _within(source: str, root: str) -> tuple[str, ...] | None:
+    """The parts of ``source`` below ``root`` (None: not inside it)."""
+    s, r = _parts(source), _parts(root)
+    if s[:2] != r[:2] or not r[2] or s[2][:len(r[2])] != r[2]:
+        return None
+    return s[2][len(r[2]):]
+
+
+def _is_artifact_uri(source: str) -> bool:
+    scheme, _, parts = _parts(source)
+    return scheme == "mlflow-artifacts" or (scheme in ("http", "https") and any(
+        parts[i:i + 4] == _ARTIFACT_ROUTE for i in range(len(parts) - 3)))
+
+
+def _run_or_none(c: ServerContext, p: Principal, run_id: str) -> Any:
+    from .tracking import get_run
+
+    try:
+        return get_run(c, p, run_id, "viewer")  # its viewers may register what it logged
+    except NotFound:
+        return None
+
+
+def _source_of_run(c: ServerContext, p: Principal, source: str, run_id: str | None) -> _Source:
+    """MLflow's checks of a source given with (or without) a run id, and where its files are."""
+    if _is_local(source):
+        path = posixpath.normpath(urllib.parse.urlparse(source).path or ".")
+        run = _run_or_none(c, p, run_id) if run_id else None
+        if run_id and run is None:
+            raise _bad_source(source, _MUST_CONTAIN.format("run_id"))
+        # Cairn keeps no run's files on a disk, and never reads one a request names: a path
+        # is accepted where MLflow lays out this run's artifacts (.../<run id>/artifacts/...)
+        # and stands for those artifacts.
+        parts = path.split("/")
+        for i in range(len(parts) - 1):
+            if run is not None and parts[i] == run.id and parts[i + 1] == "artifacts":
+                return _Source(run.id, "/".join(parts[i + 2:]))
+        raise _bad_source(path, _LOCAL.format("run_id"))
+    _check_absolute(source)
+    scheme, netloc, parts = _parts(source)
+    if scheme == "runs":
+        rid, _, path = source[len("runs:/"):].partition("/") if not netloc else ("", "", "")
+        if not run_id or rid != run_id:
+            raise _bad_source(source, _MUST_CONTAIN.format("run_id"))
+        run = _run_or_none(c, p, run_id)
+        return _Source(run_id, path.strip("/") if run is not None else None,
+                       {} if run is not None else {"storage_location": source})
+    if scheme == "models":  # a logged model's id (registered models were resolved before)
+        raise _bad_source(source, _MUST_CONTAIN.format("model_id"))
+    if _is_artifact_uri(source):
+        run = _run_or_none(c, p, run_id) if run_id else None
+        rest = None if run is None else _within(source, artifact_uri(run))
+        if rest is None:
+            raise _bad_source(source, _MUST_CONTAIN.format("run_id"))
+        return _Source(run.id, "/".join(rest))
+    # Any other URI (s3://, gs://, hdfs://...): recorded, its files are not read.
+    if run_id:
+        _run_or_none(c, p, run_id)  # a run here: only its viewers may name it
+    return _Source(run_id, None, {"storage_location": source})
+
+
+def _source_of_model(c: ServerContext, p: Principal, source: str, model_id: str) -> _Source:
+    """MLflow's checks of a source given with a logged model's id."""
+    from .logged_models import artifact_location, get_model as get_logged_model
+
+    def logged() -> tuple[Any, dict]:
+        try:
+            return get_logged_model(c, p, model_id, "viewer")
+        except NotFound:
+            raise _bad_source(source, _MUST_CONTAIN.format("model_id")) from None
+
+    if _is_local(source):
+        logged()
+        raise _bad_source(posixpath.normpath(urllib.parse.urlparse(source).path or "."),
+                          _LOCAL.format("model_id"))
+    _check_absolute(source)
+    scheme, netloc, parts = _parts(source)
+    if scheme == "runs" or (scheme == "models" and (netloc or parts != (model_id,))):
+        raise _bad_source(source, _MUST_CONTAIN.format("model_id"))
+    run, desc = logged()
+    if scheme == "models":
+        return _Source(run.id, desc["path"], {"model_id": model_id})
+    if _is_artifact_uri(source):
+        rest = _within(source, artifact_location(run, desc))
+        if rest is None:
+            raise _bad_source(source, _MUST_CONTAIN.format("model_id"))
+        return _Source(run.id, "/".join((desc["path"], *rest)), {"model_id": model_id})
+    return _Source(run.id, None, {"model_id": model_id, "storage_location": source})
+
+
+def _registered_source(c: ServerContext, p: Principal, source: str, r: Params
+                       ) -> tuple[str, str | None, str | None]:
+    """A ``models:/<name>/<version|stage|latest>`` or ``models:/<name>@<alias>`` source as
+    MLflow records it: (``models:/<name>/<N>``, run id, logged model id), the ids
+    inherited from that version unless the request gives them (they must then match)."""
+    netloc = urllib.parse.urlsplit(source).netloc
+    if netloc:
+        raise _bad_source(source, "Registered model sources must use the active model registry.")
+    ref = source[len("models:/"):]
+    name, at, alias = ref.partition("@")
+    if not at:
+        name, _, sel = ref.rpartition("/")
+    _, other = _model(c, p, name, "viewer")
+    if other.model.tags.get(PROMPT_TAG) == "true":
+        raise _bad_source(source, "Prompt versions cannot be used as model version sources.")
+    if at:
+        version = other.model.aliases.get(alias)
+        if version is None:
+            raise MlflowError("INVALID_PARAMETER_VALUE", 400,
+                              f"Registered model alias {alias} not found.")
+        mv = next(v for v in other.versions if v.version == version)
+    elif sel.lower() == "latest" or sel.lower() in STAGE_TO_CAIRN:
+        wanted = None if sel.lower() == "latest" else STAGE_TO_CAIRN[sel.lower()]
+        found = [v for v in other.versions if wanted is None or v.stage == wanted]
+        if not found:
+            raise NotFound(f"No versions of model with name '{name}' and stage '{sel}' found")
+        mv = max(found, key=lambda v: int(other.number[v.version]))
+    else:
+        try:
+            int(sel)
+        except ValueError:
+            _stage(sel)  # MLflow's "Invalid Model Version stage: ..." (a 400)
+        mv = other.version(sel)
+    number = other.number[mv.version]
+    extras = other.extras.get(mv.version, {})
+    run_id, model_id = mv.source_run_id or "", extras.get("model_id") or ""
+    if (r.has("run_id") and (r.text("run_id") or "") != run_id) or \
+            (r.has("model_id") and (r.text("model_id") or "") != model_id):
+        raise _bad_source(source, "The run_id and model_id request parameters must match the "
+                                  "referenced model version.")
+    return f"models:/{other.model.name}/{number}", run_id or None, model_id or None
+
+
+def _source_of_version(c: ServerContext, p: Principal, name: str, number: str) -> _Source:
+    """The files of registered version ``name``/``number`` (a ``models:/`` source)."""
+    _, other = _model(c, p, name, "viewer")
+    mv = other.version(number)
+    extras = other.extras.get(mv.version, {})
+    if extras.get("model_id"):
+        try:
+            return _source_of_model(c, p, f"models:/{extras['model_id']}", extras["model_id"])
+        except MlflowError:
+            pass  # the logged model is gone: what the version's own record says, below
+    if "storage_location" in extras:
+        return _Source(mv.source_run_id, None, {"storage_location": extras["storage_location"]})
+    if mv.source_run_id and _run_or_none(c, p, mv.source_run_id) is not None:
+        path = extras["run_path"] if "run_path" in extras else _run_path(mv)
+        return _Source(mv.source_run_id, path)
+    return _Source(mv.source_run_id, None, {"storage_location": f"models:/{name}/{number}"})
 
 
 def create_version(c: ServerContext, p: Principal, r: Params) -> dict:
-    from ...registry.from_run import register_from_run
-    from .tracking import get_run
+    from ...registry.from_run import register_source
 
     name = r.text("name", required=True)
     source = r.text("source", required=True)
-    reg, _ = _model(c, p, name, "editor")
-    run_id, path, extras = _source_location(c, p, source, r.text("model_id"))
-    get_run(c, p, run_id)  # its viewers may register what it logged
-    if not path:
-        raise invalid(f"Model version source {source!r} names no directory of the run")
-    mv = register_from_run(reg, name, run_id, path, description=r.text("description") or "")
-    extras.update({"source": source, "tags": dict(r.key_values("tags")),
-                   "run_link": r.text("run_link") or ""})
-    if r.text("description"):
-        extras["description"] = r.text("description")
+    run_id = r.text("run_id") or None
+    model_id = r.text("model_id") or None
+    c.guard.need(p, "model", name)
+    _check_scheme(source)
+    parsed = urllib.parse.urlsplit(source)
+    if parsed.scheme == "models" and (parsed.netloc or not _is_model_id(source)):
+        if ".." in _unquoted(source).split("/"):
+            raise _bad_source(source, _NOT_ABSOLUTE)
+        source, run_id, inherited = _registered_source(c, p, source, r)
+        model_id = model_id or inherited
+        loc = _source_of_version(c, p, *source[len("models:/"):].rsplit("/", 1))
+        if model_id:
+            loc.extras["model_id"] = model_id
+        loc.run_id = run_id or loc.run_id
+    elif model_id:
+        loc = _source_of_model(c, p, source, model_id)
+    else:
+        loc = _source_of_run(c, p, source, run_id)
+    reg, _ = _model(c, p, name)
+    description = r.text("description") or ""
+    mv = register_source(reg, name, source, run_id=loc.run_id, path=loc.path,
+                         description=description)
+    extras = {**loc.extras, "source": source, "tags": dict(r.key_values("tags")),
+              "run_link": r.text("run_link") or ""}
+    if loc.path is not None and "storage_location" not in extras:
+        extras["run_path"] = loc.path
+    if description:
+        extras["description"] = description
     _put_extras(reg, name, mv.version, extras)
     m = _Model(reg, name)
     return {"model_version": m.version_json(next(v for v in m.versions
                                                  if v.version == mv.version))}
 
 
-def _version(c: ServerContext, p: Principal, r: Params, role: str = "viewer"):
-    reg, m = _model(c, p, r.text("name"), role)
-    return reg, m, m.version(r.text("version", required=True))
+def _is_model_id(source: str) -> bool:
+    """``models:/<logged model id>``: one path segment, no alias (MLflow's reading)."""
+    ref = source[len("models:/"):].strip("/")
+    return bool(ref) and "/" not in ref and "@" not in ref
+
+
+def _version(c: ServerContext, p: Principal, r: Params, role: str | None = None):
+    """The model and version a request names; 404 "Model Version (name=…, version=…) not
+    found" for either missing, as on MLflow."""
+    name = r.text("name", required=True)
+    number = r.text("version", required=True)
+    try:
+        reg, m = _model(c, p, name, role)
+        return reg, m, m.version(number)
+    except NotFound:
+        raise NotFound(f"Model Version (name={name}, version={number}) not found") from None
 
 
 def get_version(c: ServerContext, p: Principal, r: Params) -> dict:
@@ -369,11 +659,11 @@ def get_version(c: ServerContext, p: Principal, r: Params) -> dict:
 def _edit_extras(c: ServerContext, p: Principal, r: Params, change) -> tuple:
     from ...registry import repo
 
-    reg, m, mv = _version(c, p, r, "editor")
+    reg, m, mv = _version(c, p, r)
     extras = dict(m.extras.get(mv.version, {}))
     before = json.loads(json.dumps(extras))
     change(extras)
-    extras["updated"] = repo.now_ms()
+    extras["updated"] = clock.now_ms()
     _put_extras(reg, mv.name, mv.version, extras)
     with reg.session(write=True) as conn:
         repo.record(conn, reg.user, "model.version.mlflow_update",
@@ -409,19 +699,25 @@ def delete_version_tag(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def download_uri(c: ServerContext, p: Principal, r: Params) -> dict:
+    """Where the client downloads a version: the logged model's or run's artifacts it came
+    from, or (a version whose files are not in Cairn) its source, as MLflow stores it."""
     from .logged_models import artifact_location, get_model as get_logged_model
     from .tracking import get_run
 
     _, m, mv = _version(c, p, r)
     extras = m.extras.get(mv.version, {})
-    if extras.get("model_id"):
-        run, desc = get_logged_model(c, p, extras["model_id"])
+    if extras.get("model_id") and "storage_location" not in extras:
+        run, desc = get_logged_model(c, p, extras["model_id"], "viewer")
         return {"artifact_uri": artifact_location(run, desc)}
+    if "storage_location" in extras:
+        return {"artifact_uri": extras["storage_location"]}
     if not mv.source_run_id:
         raise invalid(f"Model version {mv.name}/{mv.version} was registered without a run; "
                       "download it with Cairn (cairn models download)")
-    run = get_run(c, p, mv.source_run_id)
-    base = f"mlflow-artifacts:/{run.experiment_id}/{run.id}/artifacts"
+    run = get_run(c, p, mv.source_run_id, "viewer")
+    base = artifact_uri(run)
+    if "run_path" in extras:
+        return {"artifact_uri": f"{base}/{extras['run_path']}".rstrip("/")}
     source = extras.get("source", "")
     if source.startswith("runs:/"):
         return {"artifact_uri": f"{base}/{source[len('runs:/'):].partition('/')[2]}"}
@@ -432,12 +728,14 @@ def download_uri(c: ServerContext, p: Principal, r: Params) -> dict:
 
 def _run_path(mv: ModelVersion) -> str:
     """Where a registration inside a run copied the version's files among its artifacts
-    (an MLflow model registered as a directory sits under ``model/`` there)."""
-    return f"models/{mv.name}/{mv.version}" + ("/model" if mv.flavor == "directory" else "")
+    (an MLflow model registered as a directory sits under ``model/`` there), under the
+    name the model had then."""
+    name = mv.lineage.get("registered_as") or mv.name
+    return f"models/{name}/{mv.version}" + ("/model" if mv.flavor == "directory" else "")
 
 
 def transition_stage(c: ServerContext, p: Principal, r: Params) -> dict:
-    reg, m, mv = _version(c, p, r, "editor")
+    reg, m, mv = _version(c, p, r)
     stage = _stage(r.text("stage", required=True))
     if mv.stage != stage:
         reg.transition_stage(mv.name, mv.version, stage, "via the MLflow API")
@@ -503,8 +801,8 @@ ROUTES = [
     ("POST", "/registered-models/create", create_model),
     ("GET", "/registered-models/get", get_model),
     ("PATCH", "/registered-models/update", update_model),
-    ("POST", "/registered-models/rename", unsupported("Renaming a registered model")),
-    ("DELETE", "/registered-models/delete", unsupported("Deleting a registered model")),
+    ("POST", "/registered-models/rename", rename_model),
+    ("DELETE", "/registered-models/delete", delete_model),
     ("GET", "/registered-models/search", search_models),
     ("POST", "/registered-models/set-tag", set_model_tag),
     ("DELETE", "/registered-models/delete-tag", delete_model_tag),
@@ -516,7 +814,7 @@ ROUTES = [
     ("POST", "/model-versions/create", create_version),
     ("GET", "/model-versions/get", get_version),
     ("PATCH", "/model-versions/update", update_version),
-    ("DELETE", "/model-versions/delete", unsupported("Deleting a model version")),
+    ("DELETE", "/model-versions/delete", delete_version),
     ("GET", "/model-versions/search", search_versions),
     ("GET", "/model-versions/get-download-uri", download_uri),
     ("POST", "/model-versions/transition-stage", transition_stage),

@@ -12,24 +12,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
+import os
+import posixpath
+import re
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from ... import search
+from ... import clock, search
 from ...entities import Experiment, RecordBatch, Run, RunStatus
 from ...errors import AlreadyExists, InvalidArgument, NotFound
 from ...search.parser import ATTRIBUTES, TAGS, Clause, OrderKey
-from ...store.validation import MAX_TAG_VALUE, check_experiment_name
+from ...store.base import ExperimentUpdates, LifecycleSearch
+from ...store.validation import MAX_KEY, MAX_TAG_VALUE, check_experiment_name
 from ...store.wire import INT64_MAX, INT64_MIN, from_results
 from ..auth import Principal
 from ..context import ServerContext
-from ..routes._common import apply_batches, new_writer_id, now_ms
+from ..routes._common import apply_batches
 from . import _filters
 from ._common import (
-    HIDDEN_TAG_PREFIX, PARENT_TAG, RUN_NAME_TAG, Params, experiment_json, invalid, metric_json,
-    missing, run_info_json, run_json,
+    ARTIFACT_URI_TAG, HIDDEN_TAG_PREFIX, LOCATION_TAG, PARENT_TAG, RUN_NAME_TAG, Params,
+    append_to_uri, bad_value, experiment_json, experiment_location, invalid, metric_json, missing,
+    mlflow_json, not_positive, run_info_json, run_json,
 )
 
 DEFAULT_EXPERIMENT_ID = "0"  # what the client uses when no experiment was set
@@ -51,8 +56,8 @@ _TAG_ATTRIBUTES = {RUN_NAME_TAG: "run_name", PARENT_TAG: "parent_id", "mlflow.us
 
 def write(c: ServerContext, p: Principal, **fields: Any) -> None:
     """Apply one record batch for a run, as Cairn's own run routes do."""
-    with c.writers.next(fields["run_id"], new_writer_id) as (writer_id, seq):
-        batch = RecordBatch(writer_id=writer_id, seq=seq, time=now_ms(), **fields)
+    with c.writers.next(fields["run_id"], clock.new_server_writer_id) as (writer_id, seq):
+        batch = RecordBatch(writer_id=writer_id, seq=seq, time=clock.now_ms(), **fields)
         err = from_results(apply_batches(c, p, [batch]))
     if err is not None:
         raise err
@@ -71,21 +76,22 @@ def write_run(c: ServerContext, p: Principal, run_id: str, **fields: Any) -> Non
              "points": sum(len(s[0]) for s in metrics.values()), "via": "mlflow"})
 
 
-def index_of(c: ServerContext):
-    index = getattr(c.store, "index", None)
-    if index is None:
+def _sql_store(c: ServerContext, capability: type) -> Any:
+    """The store, when it has ``capability`` (those this module uses need an SQL index)."""
+    if not isinstance(c.store, capability):
         raise InvalidArgument(f"this operation needs a database-backed store (a store directory "
                               f"or a database URL), not {c.store.uri}")
-    c.store.open()
-    return index
+    return c.store
 
 
-def get_run(c: ServerContext, p: Principal, run_id: str, role: str = "viewer") -> Run:
+def get_run(c: ServerContext, p: Principal, run_id: str, role: str | None = None) -> Run:
+    """The run, if ``p`` holds ``role`` (default: the route's, from the permissions table)
+    on its experiment."""
     try:
         run = c.store.get_run(run_id)
     except NotFound:
         raise NotFound(f"Run with id={run_id} not found") from None
-    c.guard.require(p, role, "experiment", run.experiment_id)
+    c.guard.need(p, "experiment", run.experiment_id, role)
     return run
 
 
@@ -94,10 +100,15 @@ def get_experiment(c: ServerContext, experiment_id: str) -> Experiment:
         return c.store.get_experiment(experiment_id)
     except NotFound:
         if experiment_id != DEFAULT_EXPERIMENT_ID:
+            if not experiment_id.isdigit():  # MLflow's ids are integers: it says so first
+                raise invalid(f"Invalid experiment ID '{experiment_id}'. Experiment ID must be "
+                              "a valid integer.") from None
             raise NotFound(f"No Experiment with id={experiment_id} exists") from None
     # MLflow's default experiment: made on first use, with MLflow's id.
     try:
-        return c.store.create_experiment(DEFAULT_EXPERIMENT_NAME, experiment_id=DEFAULT_EXPERIMENT_ID)
+        return c.store.create_experiment(DEFAULT_EXPERIMENT_NAME,
+                                         _location_tags(c, DEFAULT_EXPERIMENT_ID, ""),
+                                         experiment_id=DEFAULT_EXPERIMENT_ID)
     except AlreadyExists:
         try:
             return c.store.get_experiment(DEFAULT_EXPERIMENT_ID)
@@ -106,20 +117,10 @@ def get_experiment(c: ServerContext, experiment_id: str) -> Experiment:
                            f"{DEFAULT_EXPERIMENT_NAME!r} with another id exists)") from None
 
 
-def _tables():
-    from ...store.sql import tables as T
-
-    return T
-
-
 def update_run_row(c: ServerContext, run_id: str, **values: Any) -> None:
     """Set columns of a run's index row that no record batch carries (name, lifecycle,
     heartbeat)."""
-    import sqlalchemy as sa
-
-    T = _tables()
-    with index_of(c).session(write=True) as conn:
-        conn.execute(sa.update(T.runs).where(T.runs.c.id == run_id).values(**values))
+    _sql_store(c, ExperimentUpdates).update_run_row(run_id, **values)
 
 
 # -- experiments ---------------------------------------------------------------------
@@ -128,49 +129,89 @@ def _update_experiment(c: ServerContext, p: Principal, exp: Experiment, action: 
                        **changes: Any) -> Experiment:
     """Change an experiment's name, lifecycle or tags in the index (and a local store's
     experiment file, which ``cairn reindex`` rebuilds experiments from)."""
-    import sqlalchemy as sa
-
-    index = index_of(c)
-    T = _tables()
     new = dataclasses.replace(exp, **changes)
-    with index.session(write=True) as conn:
-        if new.name != exp.name and conn.execute(sa.select(T.experiments.c.id).where(
-                T.experiments.c.name == new.name)).first() is not None:
-            raise AlreadyExists(f"Experiment(name={new.name}) already exists")
-        conn.execute(sa.update(T.experiments).where(T.experiments.c.id == exp.id).values(
-            name=new.name, lifecycle=new.lifecycle, tags=json.dumps(dict(new.tags))))
-        if new.lifecycle != exp.lifecycle:  # as MLflow: the runs go and come back with it
-            conn.execute(sa.update(T.runs).where(T.runs.c.experiment_id == exp.id).values(
-                lifecycle=new.lifecycle))
-        persist = getattr(c.store, "_experiment_created", None)
-        if persist is not None:
-            persist(new)
+    new = _sql_store(c, ExperimentUpdates).update_experiment(exp, new.name, new.lifecycle,
+                                                             new.tags)
     c.audit(p, action, f"experiments/{exp.id}",
             {"name": exp.name, "lifecycle": exp.lifecycle, "tags": dict(exp.tags)},
             {"name": new.name, "lifecycle": new.lifecycle, "tags": dict(new.tags)})
     return new
 
 
+MAX_LOCATION = 2048  # MLflow's MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH
+
+
+def check_location(location: str) -> str:
+    """An ``artifact_location`` MLflow's server accepts, a relative path made absolute against
+    the server's working directory as it does; refused with its words otherwise."""
+    parsed = urlparse(location)
+    if parsed.fragment or parsed.params:
+        raise invalid("'artifact_location' URL can't include fragments or params.")
+    if ".." in _decoded(parsed.query):
+        raise invalid("Invalid query string")
+    if location.startswith("runs:"):
+        raise invalid(f"Artifact location cannot be a runs:/ URI. Given: '{location}'")
+    if not parsed.scheme and not os.path.isabs(location):
+        location = os.path.abspath(location)
+    if len(location) > MAX_LOCATION:
+        raise invalid("Invalid artifact path length. The length of the artifact path cannot be "
+                      f"greater than {MAX_LOCATION} characters. To configure this limit, please "
+                      "set the MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH environment variable.")
+    return location
+
+
+def _decoded(text: str) -> str:
+    for _ in range(10):  # %2E%2E is a ".." too, however often it was escaped
+        again = unquote(text)
+        if again == text:
+            break
+        text = again
+    return text
+
+
+def _location_tags(c: ServerContext, experiment_id: str, location: str) -> dict[str, str]:
+    """The hidden tag holding a new experiment's artifact location: the one given, else the
+    server's ``--default-artifact-root`` plus its id; none for Cairn's proxy (the default)."""
+    root = c.settings.default_artifact_root
+    if not location and root:
+        location = append_to_uri(root, experiment_id)
+    if not location or location == f"mlflow-artifacts:/{experiment_id}":
+        return {}
+    return {LOCATION_TAG: location}
+
+
+def _check_experiment_tags(tags: dict[str, str]) -> None:
+    for key in tags:
+        _check_tag_key(key)
+
+
 def create_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
     name = r.text("name", required=True)
-    check_experiment_name(name)
+    location = r.text("artifact_location") or ""
     tags = dict(r.key_values("tags"))
-    c.guard.require_global(p, "editor", "experiment")
+    check_experiment_name(name)
+    _check_experiment_tags(tags)
+    if location:
+        location = check_location(location)
+    experiment_id = clock.new_experiment_id()
     try:
-        exp = c.store.create_experiment(name, tags)
+        exp = c.store.create_experiment(name, {**tags, **_location_tags(c, experiment_id,
+                                                                         location)},
+                                        experiment_id=experiment_id)
     except AlreadyExists:
         raise AlreadyExists(f"Experiment(name={name}) already exists.") from None
     if c.settings.auth and not p.is_admin:
         c.auth_db.grant(p.user, "experiment", exp.id, "admin", granted_by=p.user)
         c.guard.forget()
     c.audit(p, "experiment.create", f"experiments/{exp.id}", None,
-            {"name": exp.name, "tags": tags, "via": "mlflow"})
+            {"name": exp.name, "tags": tags, "artifact_location": experiment_location(exp),
+             "via": "mlflow"})
     return {"experiment_id": exp.id}
 
 
 def _readable_experiment(c: ServerContext, p: Principal, experiment_id: str) -> Experiment:
     exp = get_experiment(c, experiment_id)
-    c.guard.require(p, "viewer", "experiment", exp.id)
+    c.guard.need(p, "experiment", exp.id)
     return exp
 
 
@@ -186,7 +227,7 @@ def experiment_by_name(c: ServerContext, p: Principal, r: Params) -> dict:
         exp = get_experiment(c, DEFAULT_EXPERIMENT_ID)
     if exp is None:
         raise NotFound(f"Could not find experiment with name '{name}'")
-    c.guard.require(p, "viewer", "experiment", exp.id)
+    c.guard.need(p, "experiment", exp.id)
     return {"experiment": experiment_json(exp)}
 
 
@@ -204,7 +245,9 @@ def search_experiments(c: ServerContext, p: Principal, r: Params) -> dict:
     if view is ...:
         raise invalid(f"Invalid value {r.text('view_type')!r} for parameter 'view_type'")
     max_results = r.integer("max_results", 1000)
-    if not 1 <= max_results <= MAX_SEARCH_RESULTS:
+    if max_results < 1:
+        raise not_positive("max_results", max_results)
+    if max_results > MAX_SEARCH_RESULTS:
         raise invalid(f"Invalid value {max_results} for parameter 'max_results' supplied. It "
                       f"must be at most {MAX_SEARCH_RESULTS}")
     clauses = _filters.parse(r.text("filter"), _EXP_ATTRIBUTES)
@@ -217,7 +260,15 @@ def search_experiments(c: ServerContext, p: Principal, r: Params) -> dict:
         return _experiment_value(e, cl.key)
 
     test = _filters.matcher(clauses, value)
-    exps = [e for e in c.store.list_experiments()
+    exps = c.store.list_experiments()
+    # MLflow's default experiment exists from the start: made here on first use (unless an
+    # experiment holds its name under another id: that one is listed as it is).
+    if all(e.id != DEFAULT_EXPERIMENT_ID and e.name != DEFAULT_EXPERIMENT_NAME for e in exps):
+        try:
+            exps = [*exps, get_experiment(c, DEFAULT_EXPERIMENT_ID)]
+        except NotFound:
+            pass  # one named "Default" was made meanwhile; the next search lists it
+    exps = [e for e in exps
             if (view is None or e.lifecycle == view) and test(e)]
     if not c.guard.sees_all(p, "experiment"):
         ok = set(c.guard.visible(p, "experiment", [e.id for e in exps]))
@@ -235,16 +286,15 @@ def search_experiments(c: ServerContext, p: Principal, r: Params) -> dict:
 
 def _editable_experiment(c: ServerContext, p: Principal, r: Params) -> Experiment:
     exp = get_experiment(c, r.text("experiment_id", required=True))
-    c.guard.require(p, "editor", "experiment", exp.id)
+    c.guard.need(p, "experiment", exp.id)  # editor for tags; admin to rename or delete
     return exp
 
 
 def update_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
     exp = _editable_experiment(c, p, r)
-    new_name = r.text("new_name")
-    if new_name:
-        check_experiment_name(new_name)
-        _update_experiment(c, p, exp, "experiment.rename", name=new_name)
+    new_name = r.text("new_name", required=True)
+    check_experiment_name(new_name)
+    _update_experiment(c, p, exp, "experiment.rename", name=new_name)
     return {}
 
 
@@ -264,6 +314,7 @@ def set_experiment_tag(c: ServerContext, p: Principal, r: Params) -> dict:
     exp = _editable_experiment(c, p, r)
     key = r.text("key", required=True)
     value = r.text("value", default="", limit=5000)
+    _check_tag_key(key)
     _update_experiment(c, p, exp, "experiment.set_tag", tags={**exp.tags, key: value})
     return {}
 
@@ -271,7 +322,7 @@ def set_experiment_tag(c: ServerContext, p: Principal, r: Params) -> dict:
 def delete_experiment_tag(c: ServerContext, p: Principal, r: Params) -> dict:
     exp = _editable_experiment(c, p, r)
     key = r.text("key", required=True)
-    if key not in exp.tags:
+    if key not in exp.tags or key.startswith(HIDDEN_TAG_PREFIX):
         raise NotFound(f"No tag with name: {key} in experiment with id {exp.id}")
     _update_experiment(c, p, exp, "experiment.delete_tag",
                        tags={k: v for k, v in exp.tags.items() if k != key})
@@ -290,21 +341,26 @@ def create_run(c: ServerContext, p: Principal, r: Params) -> dict:
     from ...names import random_name
 
     exp = get_experiment(c, r.text("experiment_id") or DEFAULT_EXPERIMENT_ID)
-    c.guard.require(p, "editor", "experiment", exp.id)
+    c.guard.need(p, "experiment", exp.id)
     if exp.lifecycle != "active":
         raise invalid(f"The experiment {exp.id} must be in the 'active' state. Current state "
                       f"is {exp.lifecycle}.")
     tags = dict(r.key_values("tags"))
     for key in tags:
         _check_tag_key(key)
-    run_id = uuid.uuid4().hex
+    run_id = clock.new_run_id()
     name = r.text("run_name") or tags.get(RUN_NAME_TAG) or random_name(run_id)
     parent = tags.pop(PARENT_TAG, None) or None
     if parent is not None:
-        get_run(c, p, parent)
+        try:
+            get_run(c, p, parent, "viewer")
+        except NotFound:
+            pass  # as on MLflow, a parent that does not exist (yet, or any more) is kept
     tags.pop(RUN_NAME_TAG, None)  # the run's name is an attribute; the tag is derived from it
+    if LOCATION_TAG in exp.tags:  # MLflow's client writes this run's files there itself
+        tags[ARTIFACT_URI_TAG] = append_to_uri(exp.tags[LOCATION_TAG], run_id, "artifacts")
     user = r.text("user_id") or tags.get("mlflow.user") or p.user
-    start = r.integer("start_time") or now_ms()
+    start = r.integer("start_time") or clock.now_ms()
     create = {"experiment_id": exp.id, "experiment_name": exp.name,
               "experiment_created_at": exp.created_at, "name": name, "parent_id": parent,
               "user": user, "start_time": start,
@@ -336,7 +392,7 @@ def rename_run(c: ServerContext, p: Principal, run: Run, name: str) -> None:
 
 
 def update_run(c: ServerContext, p: Principal, r: Params) -> dict:
-    run = get_run(c, p, r.run_id(), "editor")
+    run = get_run(c, p, r.run_id())
     name = r.text("run_name")
     reread = False
     if name and name != run.name:
@@ -348,8 +404,10 @@ def update_run(c: ServerContext, p: Principal, r: Params) -> dict:
         if status is None:
             raise invalid(f"Invalid value {status_text!r} for parameter 'status'")
         end = r.integer("end_time") if status.terminal else None
-        if status.terminal or run.status is not RunStatus.RUNNING:
-            end_time = end or now_ms()
+        if status is run.status and run.end_time is not None:
+            pass  # the status it has (what the client sends with a new name): no change
+        elif status.terminal or run.status is not RunStatus.RUNNING:
+            end_time = end or clock.now_ms()
             write(c, p, run_id=run.id, status=status, end_time=end_time)
             c.audit(p, "run.end", f"runs/{run.id}", {"status": run.status.value},
                     {"status": status.value, "via": "mlflow"})
@@ -361,7 +419,7 @@ def update_run(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def _set_lifecycle(c: ServerContext, p: Principal, r: Params, lifecycle: str) -> dict:
-    run = get_run(c, p, r.run_id(), "editor")
+    run = get_run(c, p, r.run_id())
     update_run_row(c, run.id, lifecycle=lifecycle)
     c.audit(p, "run.delete" if lifecycle == "deleted" else "run.restore", f"runs/{run.id}",
             {"lifecycle": run.lifecycle}, {"lifecycle": lifecycle})
@@ -377,8 +435,8 @@ def restore_run(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def set_tag(c: ServerContext, p: Principal, r: Params) -> dict:
-    run = get_run(c, p, r.run_id(), "editor")
-    key = r.text("key", required=True)
+    run = get_run(c, p, r.run_id())
+    key = _key(r, "'key'")
     value = r.text("value", default="")
     _check_tag_key(key)
     if key == RUN_NAME_TAG:
@@ -391,8 +449,11 @@ def set_tag(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def delete_tag(c: ServerContext, p: Principal, r: Params) -> dict:
-    run = get_run(c, p, r.run_id(), "editor")
+    run = get_run(c, p, r.run_id())
     key = r.text("key", required=True)
+    if run.lifecycle != "active":  # MLflow's answer, checked before the tag
+        raise invalid(f"The run {run.id} must be in the 'active' state. Current state is "
+                      f"{run.lifecycle}.")
     if key not in run.tags or key.startswith(HIDDEN_TAG_PREFIX):
         raise NotFound(f"No tag with name: {key} in run with id {run.id}")
     write(c, p, run_id=run.id, deleted_tags=(key,))
@@ -400,8 +461,25 @@ def delete_tag(c: ServerContext, p: Principal, r: Params) -> dict:
     return {}
 
 
+_MLFLOW_NAME = re.compile(r"^[/\w.\- :]*$")  # the characters MLflow allows in a key
+
+
+def _key(r: Params, what: str) -> str:
+    """A request's ``key``, with MLflow's words for one over its length limit and for one
+    that leaves its run's directory (which Cairn refuses too)."""
+    key = r.text("key", required=True) or ""
+    if len(key) > MAX_KEY:
+        raise invalid(f"{what} exceeds the maximum length of {MAX_KEY} characters")
+    if (key.startswith("/") or ".." in key.split("/")) and _MLFLOW_NAME.match(key):
+        raise invalid(f"Invalid value {mlflow_json(key)} for parameter 'key' supplied: Names may "
+                      "be treated as files in certain cases, and must not resolve to other names "
+                      f"when treated as such. This name would resolve to "
+                      f"{posixpath.normpath(key)!r}")
+    return key
+
+
 def log_param(c: ServerContext, p: Principal, r: Params) -> dict:
-    key = r.text("key", required=True)
+    key = _key(r, "'Param key'")
     value = r.text("value", default="")
     write_run(c, p, r.run_id(), params={key: value})
     return {}
@@ -435,8 +513,16 @@ def _series(points: list[tuple[str, int, int, float]]) -> dict[str, tuple[list, 
 
 def log_metric(c: ServerContext, p: Principal, r: Params) -> dict:
     point = _metric_point({k: r.data.get(k) for k in ("key", "value", "timestamp", "step")},
-                          now_ms())
-    write_run(c, p, r.run_id(), metrics=_series([point]))
+                          clock.now_ms())
+    run_id = r.run_id()
+    models = []
+    if r.has("model_id"):  # the point is also that logged model's metric, as on MLflow
+        from .logged_models import model_points, record_points
+
+        models = model_points(c, p, run_id, [r.data], [point])
+    write_run(c, p, run_id, metrics=_series([point]))
+    if models:
+        record_points(c, p, models)
     return {}
 
 
@@ -463,12 +549,20 @@ def log_batch(c: ServerContext, p: Principal, r: Params) -> dict:
     for key in tag_map:
         _check_tag_key(key)
     new_name = tag_map.pop(RUN_NAME_TAG, None)
-    t = now_ms()
-    series = _series([_metric_point(m, t) for m in metrics])
+    t = clock.now_ms()
+    points = [_metric_point(m, t) for m in metrics]
+    series = _series(points)
+    models = []
+    if any(type(m) is dict and m.get("model_id") for m in metrics):
+        from .logged_models import model_points, record_points
+
+        models = model_points(c, p, run_id, metrics, points)
     if series or param_map or tag_map:
         write_run(c, p, run_id, metrics=series, params=param_map, tags=tag_map)
+    if models:
+        record_points(c, p, models)
     if new_name is not None:
-        run = get_run(c, p, run_id, "editor")
+        run = get_run(c, p, run_id)
         if new_name != run.name:
             rename_run(c, p, run, new_name)
     return {}
@@ -478,7 +572,7 @@ def log_inputs(c: ServerContext, p: Principal, r: Params) -> dict:
     """Data sets (and models) a run used: kept as one hidden tag, returned in run.inputs."""
     from ._common import INPUTS_TAG
 
-    run = get_run(c, p, r.run_id(), "editor")
+    run = get_run(c, p, r.run_id())
     old = json.loads(run.tags.get(INPUTS_TAG) or "{}")
     datasets = old.get("dataset_inputs", [])
     for d in r.items("datasets"):
@@ -512,7 +606,7 @@ def log_model(c: ServerContext, p: Principal, r: Params) -> dict:
     """``runs/log-model``: MLflow's legacy record of a model logged in a run, kept as MLflow
     keeps it, in the tag ``mlflow.log-model.history`` (a JSON list; oldest dropped first
     when it outgrows a tag)."""
-    run = get_run(c, p, r.run_id(), "editor")
+    run = get_run(c, p, r.run_id())
     text = r.text("model_json", required=True)
     try:
         model = json.loads(text)
@@ -550,9 +644,10 @@ def search_runs(c: ServerContext, p: Principal, r: Params) -> dict:
         raise invalid(f"Invalid value {view_text!r} for parameter 'run_view_type'")
     lifecycle = _VIEW_TYPES[view_text]
     max_results = r.integer("max_results", 1000)
-    if not 1 <= max_results <= MAX_SEARCH_RESULTS:
-        raise invalid(f"Invalid value {max_results} for parameter 'max_results' supplied. It "
-                      f"must be at most {MAX_SEARCH_RESULTS}, and at least 1")
+    if max_results < 1:
+        raise not_positive("max_results", max_results)
+    if max_results > MAX_SEARCH_RESULTS:  # MLflow's words here are its type error's
+        raise bad_value("max_results", max_results)
     flt = tuple(_to_cairn(cl) for cl in search.parse_filter(r.text("filter") or ""))
     order = tuple(_order_to_cairn(k) for k in search.parse_order_by(r.texts("order_by")))
     offset = search.decode_page_token(r.text("page_token"))
@@ -575,15 +670,8 @@ def _search(c: ServerContext, ids: list[str], flt: tuple, order: tuple, offset: 
                                           [str(k) for k in order], limit,
                                           search.encode_page_token(offset) if offset else None)
         return runs, token is not None
-    index = index_of(c)
-    T = _tables()
-    query = search.compile_query(ids, flt, order, T, lifecycle=lifecycle, limit=limit + 1,
-                                 offset=offset).with_only_columns(T.runs.c.id,
-                                                                  maintain_column_froms=True)
-    with index.session() as conn:
-        found = [row[0] for row in conn.execute(query)]
-        runs = index.load_runs(conn, found[:limit], stale_before=c.store._stale_before())
-    return runs, len(found) > limit
+    return _sql_store(c, LifecycleSearch).search_runs_page(ids, flt, order, offset, limit,
+                                                            lifecycle)
 
 
 # -- metric history ------------------------------------------------------------------
@@ -615,7 +703,8 @@ def get_history_bulk_interval(c: ServerContext, p: Principal, r: Params) -> dict
     key = r.text("metric_key", required=True)
     max_results = r.integer("max_results", MAX_BULK_RESULTS)
     if not 1 <= max_results <= MAX_BULK_RESULTS:
-        raise invalid(f"max_results must be between 1 and {MAX_BULK_RESULTS}.")
+        raise invalid(f"max_results must be between 1 and {MAX_BULK_RESULTS}. See the API docs "
+                      "for more information about request parameters.")
     start, end = r.integer("start_step"), r.integer("end_step")
     if (start is None) != (end is None):
         raise invalid("If either start step or end step are specified, both must be specified.")
@@ -624,7 +713,10 @@ def get_history_bulk_interval(c: ServerContext, p: Principal, r: Params) -> dict
                       f"end_step={end}.")
     out = []
     for rid in run_ids:
-        get_run(c, p, rid)
+        try:  # mlflow server answers a run that does not exist with no points, not a 404
+            get_run(c, p, rid)
+        except NotFound:
+            continue
         h = c.store.get_metric_history(rid, key)
         keep = np.ones(len(h), dtype=bool)
         if start is not None:
@@ -638,7 +730,7 @@ def get_history_bulk_interval(c: ServerContext, p: Principal, r: Params) -> dict
             steps, times, values = steps[sel], times[sel], values[sel]
         for s, t, v in zip(steps.tolist(), times.tolist(), values.tolist()):
             out.append({**metric_json(key, v, s, t), "run_id": rid})
-    return {"metrics": out}
+    return {"metrics": out} if out else {}  # mlflow server's proto answer: {} when empty
 
 
 ROUTES = [

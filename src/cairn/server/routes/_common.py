@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 from ...cas.tree import referenced_oids
 from ...entities import RecordBatch
 from ...errors import CairnError, Conflict, NotFound, StoreUnavailable
 from ...store import segments as seglib
+from ...store.base import PreparedWrites, RunExperimentLookup
 from ...store.wire import check_batch, error_to_json
 from ..auth import Principal
 from ..context import ServerContext
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def run_experiments(c: ServerContext, run_ids: list[str]) -> dict[str, str]:
     """run id -> experiment id for the runs that exist."""
-    lookup = getattr(c.store, "run_experiment_ids", None)
-    if lookup is not None:
-        return lookup(run_ids)
+    if isinstance(c.store, RunExperimentLookup):
+        return c.store.run_experiment_ids(run_ids)
     out = {}
     for rid in dict.fromkeys(run_ids):
         try:
@@ -33,17 +27,14 @@ def run_experiments(c: ServerContext, run_ids: list[str]) -> dict[str, str]:
     return out
 
 
-def require_run(c: ServerContext, p: Principal, run_id: str, role: str) -> str:
-    """The run's experiment id, after checking ``p`` holds ``role`` on it (404 if no run)."""
+def require_run(c: ServerContext, p: Principal, run_id: str, role: str | None = None) -> str:
+    """The run's experiment id, after checking ``p`` holds ``role`` (default: the route's,
+    from the permissions table) on it (404 if no run)."""
     exp = run_experiments(c, [run_id]).get(run_id)
     if exp is None:
         raise NotFound(f"run {run_id!r} does not exist")
-    c.guard.require(p, role, "experiment", exp)
+    c.guard.need(p, "experiment", exp, role)
     return exp
-
-
-def new_writer_id() -> str:
-    return "srv-" + uuid.uuid4().hex[:12]
 
 
 def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
@@ -91,11 +82,10 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
 
 
 def _write(c: ServerContext, b: RecordBatch, segs: list | None = None) -> bool:
-    prepared = getattr(c.store, "write_prepared", None)
-    if prepared is not None:
+    if isinstance(c.store, PreparedWrites):
         if segs is None:
             segs = [seglib.prepare(k, *a) for k, a in b.metrics.items()]
-        return prepared(b, segs)
+        return c.store.write_prepared(b, segs)
     c.store.write(b)
     return True
 

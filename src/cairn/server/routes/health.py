@@ -1,13 +1,21 @@
-"""Liveness (``/health``), readiness (``/ready``) and what this server is (``/api/v1/info``)."""
+"""Liveness (``/health``), readiness (``/ready``) and what this server is (``/api/v1/info``).
+
+The probes answer without a token; ``/api/v1/info`` (version, limits) needs one when
+auth is on, like every other route.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ...errors import CairnError
-from ..context import ctx
+from ...store.base import Openable, Pingable
+from ..auth import Principal
+from ..context import ctx, principal
 
 router = APIRouter(tags=["health"])
 
@@ -23,11 +31,10 @@ async def ready(request: Request):
     c = ctx(request)
 
     def check() -> None:
-        if hasattr(c.store, "open"):
+        if isinstance(c.store, Openable):
             c.store.open()
-        ping = getattr(c.store, "ping", None)
-        if ping is not None:
-            ping()
+        if isinstance(c.store, Pingable):
+            c.store.ping()
         else:
             c.store.list_experiments()
 
@@ -38,8 +45,8 @@ async def ready(request: Request):
     return {"status": "ready"}
 
 
-@router.get("/api/v1/info", summary="Server version and features")
-def info(request: Request) -> dict:
+@router.get("/api/v1/info", summary="Server version and features (any user with a token)")
+def info(request: Request, p: Annotated[Principal, Depends(principal)]) -> dict:
     from ... import __version__
 
     c = ctx(request)

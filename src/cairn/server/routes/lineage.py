@@ -39,15 +39,12 @@ def get_lineage(request: Request, p: User,
                 direction: Annotated[Literal["up", "down", "both", "upstream", "downstream"],
                                      Query()] = "up",
                 depth: Annotated[int, Query(ge=0, le=100, description="steps from the node")] = 10):
-    from ...client import Client
-    from ...lineage import lineage
+    from ...services import lineage_for
 
     c = ctx(request)
-    c.guard.require_somewhere(p, "viewer")
     _check_node(node)
-    client = Client(c.store.uri, user=p.user)
-    client._store = c.store
-    graphs = [lineage(client, node, d, depth) for d in DIRECTIONS[direction]]
+    service = lineage_for(c.store, p.user)
+    graphs = [service.graph(node, d, depth) for d in DIRECTIONS[direction]]
     root = graphs[0].nodes[graphs[0].root]
     if root.kind == "run" and root.attrs.get("missing"):
         raise NotFound(f"run {root.id.removeprefix('run:')!r} does not exist")

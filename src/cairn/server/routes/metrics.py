@@ -82,7 +82,7 @@ def history(request: Request, p: User, run_id: str,
     c = ctx(request)
     if len(run_id) > 64:
         raise InvalidArgument("run id is longer than 64 characters")
-    require_run(c, p, run_id, "viewer")
+    require_run(c, p, run_id)
     h = c.store.get_metric_history(run_id, key)
     if step_min is not None or step_max is not None:
         lo = INT64_MIN if step_min is None else step_min

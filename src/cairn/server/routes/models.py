@@ -17,12 +17,13 @@ import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from ...errors import InvalidArgument
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
 from ._common import require_run
+from .admin import _binding
 from ._json import out as _out
 
 router = APIRouter(tags=["models"])
@@ -32,12 +33,9 @@ Version = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 def _registry(c: ServerContext, p: Principal):
-    from ...client import Client
-    from ...registry.service import Registry
+    from ...services import registry_for
 
-    client = Client(c.store.uri, user=p.user)
-    client._store = c.store
-    return Registry(client)
+    return registry_for(c.store, p.user)
 
 
 class CreateModel(BaseModel):
@@ -70,9 +68,9 @@ Oid = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 class ModelFile(BaseModel):
     path: Annotated[str, Field(min_length=1, max_length=1000)]
-    size: Annotated[int, Field(ge=0, le=_INT64_MAX)]
+    size: Annotated[StrictInt, Field(ge=0, le=_INT64_MAX)]
     digest: Oid
-    chunks: list[tuple[Oid, Annotated[int, Field(ge=1, le=_INT64_MAX)]]] = \
+    chunks: list[tuple[Oid, Annotated[StrictInt, Field(ge=1, le=_INT64_MAX)]]] = \
         Field(default_factory=list)
 
 
@@ -81,7 +79,7 @@ class DatasetRef(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     name: Annotated[str, Field(min_length=1, max_length=256)]
-    version: Annotated[str, Field(max_length=64)] | int | None = None
+    version: Annotated[str, Field(max_length=64)] | StrictInt | None = None
     role: Annotated[str, Field(max_length=64)] | None = None
 
 
@@ -108,14 +106,26 @@ class RegisterVersion(BaseModel):
         "server's own default key, if it has one"))
 
 
+class Rename(BaseModel):
+    new_name: Annotated[str, Field(min_length=1, max_length=256)]
+
+
 class Policy(BaseModel):
     stage: Annotated[str, Field(min_length=1, max_length=16)]
-    approvals: Annotated[int, Field(ge=0, le=100)] = 0
+    approvals: Annotated[StrictInt, Field(ge=0, le=100)] = 0
     approvers: list[Annotated[str, Field(max_length=256)]] | None = None
     exclusive: bool | None = None
 
 
-def _need(c: ServerContext, p: Principal, role: str, name: str) -> None:
+def _need(c: ServerContext, p: Principal, name: str, role: str | None = None) -> None:
+    """``role`` (default: the route's, from the permissions table) on model ``name``.
+
+    Someone who may view it, and so may learn whether it exists, hears NotFound for a
+    model that does not exist (as from a local store) before PermissionDenied; to anyone
+    else the answer does not depend on whether it exists."""
+    role = role or c.guard.route_role(p, "model", name)
+    if not c.guard.allows(p, role, "model", name) and c.guard.allows(p, "viewer", "model", name):
+        _registry(c, p).get_registered_model(name)
     c.guard.require(p, role, "model", name)
 
 
@@ -132,7 +142,6 @@ def list_models(request: Request, p: User):
 @router.post("/models", status_code=201, summary="Register a model name (409 if taken)")
 def create_model(body: CreateModel, request: Request, p: User):
     c = ctx(request)
-    c.guard.require_global(p, "editor", "model")
     model = _registry(c, p).create_registered_model(body.name, body.description, body.tags)
     if c.settings.auth and not p.is_admin:
         c.auth_db.grant(p.user, "model", body.name, "admin", granted_by=p.user)
@@ -143,7 +152,7 @@ def create_model(body: CreateModel, request: Request, p: User):
 @router.get("/models/{name}", summary="One registered model")
 def get_model(name: Name, request: Request, p: User):
     c = ctx(request)
-    _need(c, p, "viewer", name)
+    _need(c, p, name)
     return _out(_registry(c, p).get_registered_model(name))
 
 
@@ -151,7 +160,7 @@ def get_model(name: Name, request: Request, p: User):
 def list_versions(name: Name, request: Request, p: User,
                   stage: Annotated[str | None, Query(max_length=16)] = None):
     c = ctx(request)
-    _need(c, p, "viewer", name)
+    _need(c, p, name)
     return _out(_registry(c, p).list_model_versions(name, stage))
 
 
@@ -161,7 +170,7 @@ def register_version(name: Name, body: RegisterVersion, request: Request, p: Use
     from ...registry.from_run import parse_source, register_from_run
 
     c = ctx(request)
-    _need(c, p, "editor", name)
+    _need(c, p, name)
     claims = {"params": body.params, "fingerprint": body.fingerprint,
               "datasets": None if body.datasets is None else [
                   d if isinstance(d, str) else d.model_dump(exclude_unset=True)
@@ -205,10 +214,67 @@ def _register_files(c: ServerContext, p: Principal, name: str, body: RegisterVer
     return _out(mv, status_code=201)
 
 
+def roles_follow(c: ServerContext, p: Principal, old: str, new: str | None) -> None:
+    """The roles on model ``old`` move to ``new`` (a rename), or go (``new`` None: a delete,
+    so that a later model of that name starts with no one's roles).  Each change is
+    audited as an admin's grant or revocation would be."""
+    if c.engine is None:
+        return
+    db = c.auth_db
+    moved = db.bindings(resource_type="model", resource_id=old)
+    for b in moved:
+        if new is not None:
+            before, after = db.grant(b.user, "model", new, b.role, granted_by=p.user)
+            c.audit(p, "role.grant", f"roles/model/{new}/{b.user}",
+                    None if before is None else _binding(before), _binding(after), wait=True)
+        db.revoke(b.user, "model", old)
+        c.audit(p, "role.revoke", f"roles/model/{old}/{b.user}", _binding(b), None, wait=True)
+    if moved:
+        c.guard.forget()
+
+
+@router.post("/models/{name}/rename", summary="Rename a model, with its versions and roles "
+             "(model admins; 409 if the name is taken)")
+def rename_model(name: Name, body: Rename, request: Request, p: User):
+    c = ctx(request)
+    _need(c, p, name)
+    model = _registry(c, p).rename_registered_model(name, body.new_name)
+    if model.name != name:
+        roles_follow(c, p, name, model.name)
+    return _out(model)
+
+
+@router.delete("/models/{name}", summary="Delete a model and all its versions (model admins; "
+               "409 while a version is protected, unless force)")
+def delete_model(name: Name, request: Request, p: User, force: bool = False):
+    c = ctx(request)
+    _need(c, p, name)
+    model = _registry(c, p).delete_registered_model(name, force)
+    roles_follow(c, p, name, None)
+    return _out(model)
+
+
+@router.get("/models/{name}/protected",
+            summary="Versions that a delete refuses without force, and why")
+def protected(name: Name, request: Request, p: User,
+              version: Annotated[str | None, Query(max_length=64)] = None):
+    c = ctx(request)
+    _need(c, p, name)
+    return _out(_registry(c, p).deletion_blockers(name, version))
+
+
+@router.delete("/models/{name}/versions/{version}", summary="Delete a version (model admins; "
+               "409 if it is protected, unless force); its number is never given again")
+def delete_version(name: Name, version: Version, request: Request, p: User, force: bool = False):
+    c = ctx(request)
+    _need(c, p, name)
+    return _out(_registry(c, p).delete_model_version(name, version, force))
+
+
 @router.get("/models/{name}/versions/{version}", summary="One model version")
 def get_version(name: Name, version: Version, request: Request, p: User):
     c = ctx(request)
-    _need(c, p, "viewer", name)
+    _need(c, p, name)
     return _out(_registry(c, p).get_model_version(name, version))
 
 
@@ -216,14 +282,14 @@ def get_version(name: Name, version: Version, request: Request, p: User):
              summary="Move a version to a stage (403 when its policy needs approvals)")
 def transition(name: Name, version: Version, body: StageChange, request: Request, p: User):
     c = ctx(request)
-    _need(c, p, "editor", name)
+    _need(c, p, name)
     return _out(_registry(c, p).transition_stage(name, version, body.stage, body.comment))
 
 
 @router.post("/models/{name}/requests", status_code=201, summary="Ask for a stage transition")
 def request_transition(name: Name, body: TransitionAsk, request: Request, p: User):
     c = ctx(request)
-    _need(c, p, "editor", name)
+    _need(c, p, name)
     return _out(_registry(c, p).request_transition(name, body.version, body.stage, body.comment),
                 status_code=201)
 
@@ -232,7 +298,7 @@ def request_transition(name: Name, body: TransitionAsk, request: Request, p: Use
 def list_requests(name: Name, request: Request, p: User,
                   status: Annotated[str | None, Query(max_length=16)] = "pending"):
     c = ctx(request)
-    _need(c, p, "viewer", name)
+    _need(c, p, name)
     # An empty status (``?status=``) lists every request, whatever its status.
     return _out(_registry(c, p).list_transition_requests(name, status or None))
 
@@ -244,7 +310,7 @@ def _decide(request: Request, p: Principal, request_id: str, decision: str, comm
     # Withdrawing one's own request (a rejection by its requester) needs only the role that
     # made it; any other decision needs an approver.
     own = decision == "reject" and req.requested_by == p.user
-    _need(c, p, "editor" if own else "approver", req.name)
+    _need(c, p, req.name, "editor" if own else None)
     fn = reg.approve if decision == "approve" else reg.reject
     return _out(fn(request_id, comment))
 
@@ -253,7 +319,7 @@ def _decide(request: Request, p: Principal, request_id: str, decision: str, comm
 def get_request(request_id: Annotated[str, Path(max_length=64)], request: Request, p: User):
     c = ctx(request)
     req = _registry(c, p).get_transition_request(request_id)
-    _need(c, p, "viewer", req.name)
+    _need(c, p, req.name)
     return _out(req)
 
 
@@ -273,7 +339,7 @@ def reject(request_id: Annotated[str, Path(max_length=64)], body: Decision, requ
 def set_alias(name: Name, alias: Annotated[str, Path(min_length=1, max_length=128)], body: Alias,
               request: Request, p: User):
     c = ctx(request)
-    _need(c, p, "editor", name)
+    _need(c, p, name)
     return _out(_registry(c, p).set_alias(name, alias, body.version))
 
 
@@ -282,7 +348,7 @@ def set_alias(name: Name, alias: Annotated[str, Path(min_length=1, max_length=12
 def delete_alias(name: Name, alias: Annotated[str, Path(min_length=1, max_length=128)],
                  request: Request, p: User):
     c = ctx(request)
-    _need(c, p, "editor", name)
+    _need(c, p, name)
     _registry(c, p).delete_alias(name, alias)
     return Response(status_code=204)
 
@@ -297,7 +363,7 @@ class Rollback(BaseModel):
              summary="Put back the version that was in a stage before the current one (or `to`)")
 def rollback(name: Name, body: Rollback, request: Request, p: User):
     c = ctx(request)
-    _need(c, p, "editor", name)
+    _need(c, p, name)
     return _out(_registry(c, p).rollback(name, body.stage, body.to, body.reason))
 
 
@@ -305,7 +371,7 @@ def rollback(name: Name, body: Rollback, request: Request, p: User):
 def history(name: Name, request: Request, p: User,
             version: Annotated[str | None, Query(max_length=64)] = None):
     c = ctx(request)
-    _need(c, p, "viewer", name)
+    _need(c, p, name)
     return _out(_registry(c, p).model_history(name, version))
 
 
@@ -314,7 +380,7 @@ def version_at(name: Name, request: Request, p: User,
                stage: Annotated[str, Query(min_length=1, max_length=130)],
                time: Annotated[int, Query(ge=0, le=_INT64_MAX, description="ms since the epoch")]):
     c = ctx(request)
-    _need(c, p, "viewer", name)
+    _need(c, p, name)
     mv = _registry(c, p).model_version_at(name, stage, time)
     return _out({"version": None if mv is None else dataclasses.asdict(mv)})
 
@@ -322,13 +388,13 @@ def version_at(name: Name, request: Request, p: User,
 @router.get("/models/{name}/policies", summary="A model's stage policies")
 def get_policies(name: Name, request: Request, p: User):
     c = ctx(request)
-    _need(c, p, "viewer", name)
+    _need(c, p, name)
     return _out(_registry(c, p).get_stage_policies(name))
 
 
 @router.put("/models/{name}/policies", summary="Set a stage's approval policy (model admins)")
 def set_policy(name: Name, body: Policy, request: Request, p: User):
     c = ctx(request)
-    _need(c, p, "admin", name)
+    _need(c, p, name)
     return _out(_registry(c, p).set_stage_policy(name, body.stage, body.approvals,
                                                  body.approvers, body.exclusive))

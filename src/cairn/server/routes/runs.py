@@ -7,24 +7,24 @@ turned into one batch.  Pass ``writer_id`` and ``seq`` to make a retry idempoten
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
+from ... import clock
 from ...entities import RecordBatch, RunStatus
 from ...errors import InvalidArgument, NotFound
 from ...search import decode_page_token
 from ...store.wire import INT64_MAX, INT64_MIN, from_results, no_nul, run_to_json
 from ..auth import Principal
 from ..context import ctx, principal
-from ._common import apply_batches, new_writer_id, now_ms, require_run
+from ._common import apply_batches, require_run
 
 router = APIRouter(tags=["runs"])
 User = Annotated[Principal, Depends(principal)]
 RunId = Annotated[str, Path(min_length=1, max_length=64)]
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 Float = float | Literal["NaN", "Infinity", "-Infinity"]
 Text = Annotated[str, Field(max_length=8000)]
 Key = Annotated[str, Field(min_length=1, max_length=250)]
@@ -73,7 +73,7 @@ class SearchRuns(BaseModel):
     experiment_ids: list[Annotated[str, Field(max_length=64)]] | None = None
     filter: Annotated[str, Field(max_length=20_000)] = ""
     order_by: list[Annotated[str, Field(max_length=1000)]] = Field(default_factory=list)
-    max_results: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    max_results: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1000
     page_token: Annotated[str, Field(max_length=1000)] | None = None
 
 
@@ -94,7 +94,7 @@ class LogBatch(BaseModel):
     params: dict[Key, Annotated[str, Field(max_length=6000)]] = Field(default_factory=dict)
     tags: dict[Key, Text] = Field(default_factory=dict)
     writer_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^/\x00]+$")] | None = None
-    seq: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    seq: Annotated[StrictInt, Field(ge=1, le=INT64_MAX)] | None = None
 
 
 class EndRun(BaseModel):
@@ -124,8 +124,8 @@ def create_run(body: CreateRun, request: Request, p: User):
     c = ctx(request)
     no_nul(body.model_dump(), "run")
     exp = c.store.get_experiment(body.experiment_id)
-    c.guard.require(p, "editor", "experiment", exp.id)
-    run_id = body.run_id or uuid.uuid4().hex
+    c.guard.need(p, "experiment", exp.id)
+    run_id = body.run_id or clock.new_run_id()
     if body.parent_id is not None:
         c.store.get_run(body.parent_id)  # 404 for an unknown parent
     from ...names import random_name
@@ -133,8 +133,8 @@ def create_run(body: CreateRun, request: Request, p: User):
     create = {"experiment_id": exp.id, "experiment_name": exp.name,
               "experiment_created_at": exp.created_at, "name": body.name or random_name(run_id),
               "parent_id": body.parent_id, "user": body.user or p.user,
-              "start_time": body.start_time or now_ms()}
-    batch = RecordBatch(run_id=run_id, writer_id=new_writer_id(), seq=1, time=now_ms(),
+              "start_time": body.start_time or clock.now_ms()}
+    batch = RecordBatch(run_id=run_id, writer_id=clock.new_server_writer_id(), seq=1, time=clock.now_ms(),
                         create=create, params=body.params, tags=body.tags)
     if body.run_id is not None:
         try:
@@ -154,7 +154,7 @@ def create_run(body: CreateRun, request: Request, p: User):
 def get_run(run_id: RunId, request: Request, p: User):
     c = ctx(request)
     run = c.store.get_run(run_id)
-    c.guard.require(p, "viewer", "experiment", run.experiment_id)
+    c.guard.need(p, "experiment", run.experiment_id)
     return run_to_json(run)
 
 
@@ -181,9 +181,9 @@ def search_runs(body: SearchRuns, request: Request, p: User):
 def log_batch(run_id: RunId, body: LogBatch, request: Request, p: User):
     c = ctx(request)
     no_nul(body.model_dump(), "log")
-    exp = require_run(c, p, run_id, "editor")
+    exp = require_run(c, p, run_id)
     series: dict[str, tuple[list, list, list]] = {}
-    t = now_ms()
+    t = clock.now_ms()
     from ...store.wire import pfloat
 
     for m in body.metrics:
@@ -193,7 +193,7 @@ def log_batch(run_id: RunId, body: LogBatch, request: Request, p: User):
         s[2].append(pfloat(m.value))
     if (body.writer_id is None) != (body.seq is None):
         raise InvalidArgument("pass writer_id and seq together (or neither)")
-    batch = RecordBatch(run_id=run_id, writer_id=body.writer_id or new_writer_id(),
+    batch = RecordBatch(run_id=run_id, writer_id=body.writer_id or clock.new_server_writer_id(),
                         seq=body.seq or 1, time=t, metrics=series, params=body.params,
                         tags=body.tags)
     _apply_one(request, p, batch)
@@ -206,10 +206,10 @@ def log_batch(run_id: RunId, body: LogBatch, request: Request, p: User):
 @router.post("/runs/{run_id}/end", response_model=RunOut, summary="Set the run's final status")
 def end_run(run_id: RunId, body: EndRun, request: Request, p: User):
     c = ctx(request)
-    require_run(c, p, run_id, "editor")
+    require_run(c, p, run_id)
     before = c.store.get_run(run_id)
-    batch = RecordBatch(run_id=run_id, writer_id=new_writer_id(), seq=1, time=now_ms(),
-                        status=body.status, end_time=body.end_time or now_ms())
+    batch = RecordBatch(run_id=run_id, writer_id=clock.new_server_writer_id(), seq=1, time=clock.now_ms(),
+                        status=body.status, end_time=body.end_time or clock.now_ms())
     _apply_one(request, p, batch)
     run = c.store.get_run(run_id)
     c.audit(p, "run.end", f"runs/{run_id}", {"status": before.status.value},
@@ -229,10 +229,10 @@ async def set_tag(run_id: RunId, key: str, request: Request, p: User):
     def work():
         c = ctx(request)
         no_nul([key, value], "tag")
-        require_run(c, p, run_id, "editor")
+        require_run(c, p, run_id)
         old = c.store.get_run(run_id).tags.get(key)
-        _apply_one(request, p, RecordBatch(run_id=run_id, writer_id=new_writer_id(), seq=1,
-                                           time=now_ms(), tags={key: value}))
+        _apply_one(request, p, RecordBatch(run_id=run_id, writer_id=clock.new_server_writer_id(), seq=1,
+                                           time=clock.now_ms(), tags={key: value}))
         c.audit(p, "run.set_tag", f"runs/{run_id}/tags/{key}", old, value)
 
     await run_in_threadpool(work)
@@ -243,10 +243,10 @@ async def set_tag(run_id: RunId, key: str, request: Request, p: User):
 def delete_tag(run_id: RunId, key: str, request: Request, p: User):
     c = ctx(request)
     no_nul(key, "tag key")
-    require_run(c, p, run_id, "editor")
+    require_run(c, p, run_id)
     old = c.store.get_run(run_id).tags.get(key)
-    _apply_one(request, p, RecordBatch(run_id=run_id, writer_id=new_writer_id(), seq=1,
-                                       time=now_ms(), deleted_tags=(key,)))
+    _apply_one(request, p, RecordBatch(run_id=run_id, writer_id=clock.new_server_writer_id(), seq=1,
+                                       time=clock.now_ms(), deleted_tags=(key,)))
     c.audit(p, "run.delete_tag", f"runs/{run_id}/tags/{key}", old, None)
     return {"ok": True}
 
@@ -259,6 +259,6 @@ def heartbeat(body: Heartbeat, request: Request, p: User):
         from ._common import run_experiments
 
         for exp in set(run_experiments(c, body.run_ids).values()):
-            c.guard.require(p, "editor", "experiment", exp)
-    c.store.heartbeat(body.run_ids, body.time or now_ms())
+            c.guard.need(p, "experiment", exp)
+    c.store.heartbeat(body.run_ids, body.time or clock.now_ms())
     return {"ok": True}

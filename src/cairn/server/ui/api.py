@@ -12,7 +12,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from ...errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from ...search import encode_page_token
@@ -38,8 +38,8 @@ class TableQuery(BaseModel):
     order_by: list[Annotated[str, Field(max_length=1000)]] = Field(default_factory=list,
                                                                   max_length=10)
     columns: list[Column] = Field(default_factory=list, max_length=200)
-    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
-    limit: Annotated[int, Field(ge=1, le=5000)] = 500
+    offset: Annotated[StrictInt, Field(ge=0, le=MAX_OFFSET)] = 0
+    limit: Annotated[StrictInt, Field(ge=1, le=5000)] = 500
 
 
 def _visible_experiments(c: ServerContext, p: Principal, ids: list[str] | None) -> list[str] | None:
@@ -87,7 +87,7 @@ def keys(request: Request, p: User, kind: Annotated[Literal["params", "metrics",
     ids = _visible_experiments(c, p, experiment_ids)
     if ids == []:
         return {"keys": [], "truncated": False}
-    found, truncated = colmod.list_keys(c.store, c.engine, ids, kind, contains, limit)
+    found, truncated = colmod.list_keys(c.store, ids, kind, contains, limit)
     return {"keys": found, "truncated": truncated}
 
 
@@ -118,7 +118,7 @@ def run_page(request: Request, p: User,
     try:
         if len(run_id) > 64 or "\x00" in run_id:
             raise NotFound(f"run {run_id[:64]!r} does not exist")
-        require_run(c, p, run_id, "viewer")
+        require_run(c, p, run_id)
         run = c.store.get_run(run_id)
     except (NotFound, PermissionDenied) as exc:
         return {"run": None, "status": exc.http_status, "message": exc.message, "can": None}
@@ -165,7 +165,7 @@ def model_page(request: Request, p: User,
     try:
         if len(name) > 256 or "\x00" in name:
             raise NotFound(f"registered model {name[:256]!r} does not exist")
-        c.guard.require(p, "viewer", "model", name)
+        c.guard.need(p, "model", name)
         reg = _registry(c, p)
         model = reg.get_registered_model(name)
     except (NotFound, PermissionDenied) as exc:
@@ -186,13 +186,13 @@ def dataset_page(request: Request, p: User,
                  name: Annotated[str, Path(min_length=1, max_length=1000)]) -> dict[str, Any]:
     # As GET /datasets/{name}/versions, but a mistyped name is an answer, not a 404.
     from ..routes._json import finite
-    from ..routes.datasets import _datasets, _read, _version_json
+    from ..routes.datasets import _datasets, _version_json
 
     c = ctx(request)
     try:
         if len(name) > 256 or "\x00" in name:
             raise NotFound(f"no data set named {name[:256]!r}")
-        _read(c, p)
+        c.guard.enforce(p, in_route=True)  # viewer somewhere, from the permissions table
         versions = [_version_json(v) for v in _datasets(c, p).versions(name)]
     except (NotFound, PermissionDenied) as exc:
         return {"versions": None, "status": exc.http_status, "message": exc.message}
@@ -214,7 +214,7 @@ def run_series(request: Request, p: User, run_id: Annotated[str, Path(min_length
         raise InvalidArgument("a metric key must be 1-250 characters")
     if step_min is not None and step_max is not None and step_min > step_max:
         raise InvalidArgument(f"step_min {step_min} is greater than step_max {step_max}")
-    require_run(c, p, run_id, "viewer")
+    require_run(c, p, run_id)
     out = []
     for k in dict.fromkeys(key):
         h = c.store.get_metric_history(run_id, k)
@@ -229,7 +229,7 @@ class AggregateQuery(BaseModel):
     across: list[Annotated[str, Field(min_length=1, max_length=250)]] = Field(
         default_factory=lambda: ["seed"], max_length=20)
     summary: Literal["last", "min", "max"] = "last"
-    points: Annotated[int, Field(ge=2, le=5000)] = 400
+    points: Annotated[StrictInt, Field(ge=2, le=5000)] = 400
 
 
 @router.post("/compare/aggregate",
@@ -240,7 +240,7 @@ def compare_aggregate(body: AggregateQuery, request: Request, p: User) -> dict[s
     no_nul(body.model_dump(), "aggregate query")
     runs = []
     for rid in dict.fromkeys(body.run_ids):
-        require_run(c, p, rid, "viewer")
+        require_run(c, p, rid)
         runs.append(c.store.get_run(rid))
     return aggregate(runs, c.store.get_metric_history, body.metric, body.across, body.summary,
                      body.points)

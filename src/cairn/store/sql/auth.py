@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import time
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ... import clock
 from ...errors import AlreadyExists, InvalidArgument, NotFound
 from . import tables as T
 from .engine import session
@@ -25,10 +26,6 @@ RANK = {r: i + 1 for i, r in enumerate(ROLES)}
 RESOURCE_TYPES = ("global", "experiment", "model")
 TOKEN_PREFIX = "cairn_"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def hash_token(secret: str) -> str:
@@ -45,7 +42,7 @@ def check_user_name(name: object) -> str:
 def check_role(role: object) -> str:
     if role not in RANK:
         raise InvalidArgument(f"unknown role {role!r}; use one of {list(ROLES)}")
-    return role  # type: ignore[return-value]
+    return role
 
 
 def check_resource(resource_type: object, resource_id: object) -> tuple[str, str]:
@@ -57,7 +54,7 @@ def check_resource(resource_type: object, resource_id: object) -> tuple[str, str
         raise InvalidArgument(f"resource id must be a non-empty string (or '*'), got {resource_id!r}")
     if resource_type == "global" and resource_id != "*":
         raise InvalidArgument("a global role binding has resource id '*'")
-    return resource_type, resource_id  # type: ignore[return-value]
+    return resource_type, resource_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +85,17 @@ class RoleBinding:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who a valid token belongs to, with every role binding of that user."""
+    """Who a valid token belongs to, with every role binding of that user.
+
+    ``token_id`` and ``expires_at`` (ms, None: never) are the token's that was shown: a
+    token that expires cannot mint one that outlives it.
+    """
 
     user: str
     is_admin: bool
     bindings: tuple[RoleBinding, ...]
+    token_id: str = ""
+    expires_at: int | None = None
 
     def role_on(self, resource_type: str, resource_id: str) -> int:
         """The rank (0 = none) this user holds on one resource."""
@@ -121,7 +124,7 @@ class AuthDB:
     # -- users -------------------------------------------------------------
     def create_user(self, name: str, is_admin: bool = False, created_by: str = "") -> User:
         check_user_name(name)
-        user = User(name, bool(is_admin), now_ms())
+        user = User(name, bool(is_admin), clock.now_ms())
         try:
             with session(self.engine, write=True) as conn:
                 conn.execute(sa.insert(T.users).values(name=name, is_admin=int(user.is_admin),
@@ -150,13 +153,13 @@ class AuthDB:
     def set_disabled(self, name: str, disabled: bool) -> User:
         with session(self.engine, write=True) as conn:
             res = conn.execute(sa.update(T.users).where(T.users.c.name == name).values(
-                disabled_at=now_ms() if disabled else None))
+                disabled_at=clock.now_ms() if disabled else None))
             if not res.rowcount:
                 raise NotFound(f"user {name!r} does not exist")
             if disabled:
                 conn.execute(sa.update(T.api_tokens).where(
                     T.api_tokens.c.user_name == name, T.api_tokens.c.revoked_at.is_(None)).values(
-                    revoked_at=now_ms()))
+                    revoked_at=clock.now_ms()))
         return self.get_user(name)
 
     # -- tokens ------------------------------------------------------------
@@ -170,7 +173,7 @@ class AuthDB:
         if not secret.startswith(TOKEN_PREFIX) or len(secret) < len(TOKEN_PREFIX) + 20:
             raise InvalidArgument(f"a token must start with {TOKEN_PREFIX!r} and carry at least "
                                   "20 random characters")
-        tok = Token(secrets.token_hex(8), user, name, now_ms(), expires_at, False)
+        tok = Token(secrets.token_hex(8), user, name, clock.now_ms(), expires_at, False)
         with session(self.engine, write=True) as conn:
             conn.execute(sa.insert(T.api_tokens).values(
                 id=tok.id, user_name=user, name=name, token_hash=hash_token(secret),
@@ -191,25 +194,25 @@ class AuthDB:
                 raise NotFound(f"token {token_id!r} does not exist")
             if row.revoked_at is None:
                 conn.execute(sa.update(T.api_tokens).where(T.api_tokens.c.id == token_id).values(
-                    revoked_at=now_ms()))
-            row = conn.execute(sa.select(T.api_tokens).where(T.api_tokens.c.id == token_id)).first()
+                    revoked_at=clock.now_ms()))
+            row = conn.execute(sa.select(T.api_tokens).where(T.api_tokens.c.id == token_id)).one()
         return _token(row)
 
     def identify(self, secret: str) -> Identity | None:
         """The identity behind a token secret, or None if it is unknown, revoked or expired."""
         with session(self.engine) as conn:
             row = conn.execute(
-                sa.select(T.api_tokens.c.user_name, T.api_tokens.c.expires_at,
+                sa.select(T.api_tokens.c.id, T.api_tokens.c.user_name, T.api_tokens.c.expires_at,
                           T.api_tokens.c.revoked_at, T.users.c.is_admin, T.users.c.disabled_at)
                 .select_from(T.api_tokens.join(T.users, T.users.c.name == T.api_tokens.c.user_name))
                 .where(T.api_tokens.c.token_hash == hash_token(secret))).first()
             if row is None or row.revoked_at is not None or row.disabled_at is not None:
                 return None
-            if row.expires_at is not None and row.expires_at < now_ms():
+            if row.expires_at is not None and row.expires_at < clock.now_ms():
                 return None
             bindings = tuple(_binding(r) for r in conn.execute(
                 sa.select(T.role_bindings).where(T.role_bindings.c.user_name == row.user_name)))
-        return Identity(row.user_name, bool(row.is_admin), bindings)
+        return Identity(row.user_name, bool(row.is_admin), bindings, row.id, row.expires_at)
 
     # -- roles -------------------------------------------------------------
     def grant(self, user: str, resource_type: str, resource_id: str, role: str,
@@ -226,10 +229,10 @@ class AuthDB:
             if old is None:
                 conn.execute(sa.insert(rb).values(user_name=user, resource_type=resource_type,
                                                   resource_id=resource_id, role=role,
-                                                  granted_by=granted_by, granted_at=now_ms()))
+                                                  granted_by=granted_by, granted_at=clock.now_ms()))
             else:
                 conn.execute(sa.update(rb).where(*key).values(role=role, granted_by=granted_by,
-                                                              granted_at=now_ms()))
+                                                              granted_at=clock.now_ms()))
         return (None if old is None else _binding(old),
                 RoleBinding(user, resource_type, resource_id, role))
 
@@ -283,13 +286,13 @@ class AuthDB:
         return self.create_token(name, "bootstrap")[1]
 
 
-def _user(r) -> User:
+def _user(r: sa.Row[Any]) -> User:
     return User(r.name, bool(r.is_admin), r.created_at, r.disabled_at is not None)
 
 
-def _token(r) -> Token:
+def _token(r: sa.Row[Any]) -> Token:
     return Token(r.id, r.user_name, r.name, r.created_at, r.expires_at, r.revoked_at is not None)
 
 
-def _binding(r) -> RoleBinding:
+def _binding(r: sa.Row[Any]) -> RoleBinding:
     return RoleBinding(r.user_name, r.resource_type, r.resource_id, r.role)

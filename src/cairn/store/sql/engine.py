@@ -8,18 +8,21 @@ locked" under many concurrent processes.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from ...errors import AlreadyExists, SchemaOutOfDate, StoreUnavailable
+from ...errors import AlreadyExists, SchemaOutOfDate, StoreBusy, StoreUnavailable
 from . import tables
 
-_BUSY_MS = 120_000
+_BUSY_MS = 120_000  # how long a write waits for another process's write lock, in all
+_SLICE_MS = 250  # SQLite's own busy wait: one slice of that
 
 
 def make_engine(url: str) -> Engine:
@@ -30,7 +33,7 @@ def make_engine(url: str) -> Engine:
                                                       "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record):
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Take transaction control from pysqlite so BEGIN IMMEDIATE is ours to send.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -43,15 +46,35 @@ def make_engine(url: str) -> Engine:
             # cache made every search re-read most of its pages from the OS (2-3x slower).
             # The cache grows only as pages are read, up to this bound.
             cur.execute("PRAGMA cache_size=-65536")
-            cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _on_begin(conn):
+        def _on_begin(conn: Any) -> None:  # the pysqlite connection is never None here
             write = conn.get_execution_options().get("cairn_write", False)
             # Straight to the driver: SQLAlchemy's execution path for this one statement
             # cost more than SQLite's work for it, once per transaction.
-            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            dbapi = conn.connection.dbapi_connection
+            if not write:
+                dbapi.execute("BEGIN")
+                return
+            # SQLite waits for the write lock in C for up to its busy timeout, where no
+            # signal handler can run; waiting in short slices here lets SIGTERM and
+            # Ctrl-C through between them, with the same overall patience.
+            # Everything else (switching a new file to WAL, the rare busy read) keeps the
+            # long timeout: a short one there failed 16 processes opening one new store.
+            # The two PRAGMAs are C calls of about a microsecond each.
+            deadline = time.monotonic() + _BUSY_MS / 1000
+            dbapi.execute(f"PRAGMA busy_timeout={_SLICE_MS}")
+            try:
+                while True:
+                    try:
+                        dbapi.execute("BEGIN IMMEDIATE")
+                        return
+                    except sqlite3.OperationalError as exc:
+                        if not _is_busy(exc) or time.monotonic() >= deadline:
+                            raise
+            finally:
+                dbapi.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
 
         return engine
     # A server runs up to 40 requests at once per process (FastAPI's thread pool); the
@@ -108,12 +131,31 @@ def _translated() -> Iterator[None]:
     except IntegrityError as exc:
         raise AlreadyExists(f"conflicting record: {exc.orig}") from None
     except OperationalError as exc:
+        if _is_busy(exc.orig):
+            # The transaction was rolled back (the connection's context ended with the
+            # error): the caller may try it again from the start.
+            raise StoreBusy(f"the index database is locked by another writer: {exc.orig}") from None
         # Locks wait busy_timeout (minutes) before this fires, so it means real trouble.
         raise StoreUnavailable(f"the index database failed: {exc.orig}") from None
     except DBAPIError as exc:
         raise StoreUnavailable(f"the index database failed: {exc.orig}") from None
+    except sqlite3.OperationalError as exc:  # raised by our own BEGIN, which SQLAlchemy does not wrap
+        if _is_busy(exc):
+            raise StoreBusy(f"the index database is locked by another writer: {exc}") from None
+        raise StoreUnavailable(f"the index database failed: {exc}") from None
     except sa.exc.TimeoutError as exc:  # every pooled connection busy for pool_timeout seconds
         raise StoreUnavailable(f"the index database is overloaded: {exc}") from None
+
+
+def _is_busy(exc: BaseException | None) -> bool:
+    """SQLite's SQLITE_BUSY family: "database is locked" (another writer, or a read
+    snapshot that went stale before it could write) and "database is busy"."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == sqlite3.SQLITE_BUSY
+    return "database is locked" in str(exc) or "database is busy" in str(exc)
 
 
 def current_revision(conn: Connection) -> str | None:

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping, Protocol
 
+from ... import clock
 from ...entities import Experiment
 from ...errors import AlreadyExists, NotFound
-from ..validation import check_experiment_name
+from ..validation import check_experiment_name, check_json
+
+if TYPE_CHECKING:
+    from .index import SqlIndex
+
+
+class _IndexedStore(Protocol):
+    """What the mixin needs of the store it is mixed into."""
+
+    @property
+    def index(self) -> SqlIndex: ...
+
+    def open(self) -> object: ...
+
+    def _experiment_created(self, exp: Experiment) -> None: ...
 
 
 class IndexedExperiments:
-    """Mixin for stores with ``self.index`` (a SqlIndex), ``self.open()`` and ids from
-    ``new_experiment_id``/``now_ms``.  ``_experiment_created`` runs inside the insert's
+    """Mixin for stores with ``self.index`` (a SqlIndex) and ``self.open()``; ids and times
+    come from :mod:`cairn.clock`.  ``_experiment_created`` runs inside the insert's
     transaction, so a store can persist more (the local store's experiment file) atomically."""
 
-    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None,
+    def create_experiment(self: _IndexedStore, name: str, tags: Mapping[str, str] | None = None,
                           experiment_id: str | None = None) -> Experiment:
-        from ..local import new_experiment_id, now_ms
-
         check_experiment_name(name)
+        check_json(dict(tags or {}), "experiment tags")
         self.open()
-        exp = Experiment(experiment_id or new_experiment_id(), name, now_ms(), "active",
+        exp = Experiment(experiment_id or clock.new_experiment_id(), name, clock.now_ms(), "active",
                          dict(tags or {}))
         try:
             with self.index.session(write=True) as conn:
@@ -33,17 +47,45 @@ class IndexedExperiments:
     def _experiment_created(self, exp: Experiment) -> None:
         pass
 
-    def get_experiment(self, experiment_id: str) -> Experiment:
+    def update_experiment(self: _IndexedStore, exp: Experiment, name: str, lifecycle: str,
+                          tags: Mapping[str, str]) -> Experiment:
+        """Rename, delete or restore (``lifecycle``) and retag ``exp`` in one transaction; its
+        runs follow its lifecycle (as in MLflow).  A store that keeps more of an experiment
+        (the local store's experiment file) rewrites that in the same transaction.
+        (:class:`~cairn.store.base.ExperimentUpdates`.)"""
+        import dataclasses
+        import json
+
+        import sqlalchemy as sa
+
+        from . import tables as T
+
+        check_json([name, lifecycle, dict(tags)], "experiment")
+        new = dataclasses.replace(exp, name=name, lifecycle=lifecycle, tags=dict(tags))
+        self.open()
+        with self.index.session(write=True) as conn:
+            if new.name != exp.name and conn.execute(sa.select(T.experiments.c.id).where(
+                    T.experiments.c.name == new.name)).first() is not None:
+                raise AlreadyExists(f"Experiment(name={new.name}) already exists")
+            conn.execute(sa.update(T.experiments).where(T.experiments.c.id == exp.id).values(
+                name=new.name, lifecycle=new.lifecycle, tags=json.dumps(dict(new.tags))))
+            if new.lifecycle != exp.lifecycle:
+                conn.execute(sa.update(T.runs).where(T.runs.c.experiment_id == exp.id).values(
+                    lifecycle=new.lifecycle))
+            self._experiment_created(new)
+        return new
+
+    def get_experiment(self: _IndexedStore, experiment_id: str) -> Experiment:
         self.open()
         exp = self.index.get_experiment(str(experiment_id))
         if exp is None:
             raise NotFound(f"experiment {experiment_id!r} does not exist")
         return exp
 
-    def get_experiment_by_name(self, name: str) -> Experiment | None:
+    def get_experiment_by_name(self: _IndexedStore, name: str) -> Experiment | None:
         self.open()
         return self.index.get_experiment_by_name(name)
 
-    def list_experiments(self) -> list[Experiment]:
+    def list_experiments(self: _IndexedStore) -> list[Experiment]:
         self.open()
         return self.index.list_experiments()

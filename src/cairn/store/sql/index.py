@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Mapping
-from typing import Any, Iterable, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Callable, Iterable, Iterator, Sequence, cast
 
 import orjson
 
@@ -73,12 +75,25 @@ _STATEMENTS = {
     "upsert_writer": 'INSERT INTO writers (writer_id, run_id, seq, "offset") VALUES (?, ?, ?, ?) '
                      'ON CONFLICT (writer_id) DO UPDATE SET seq = excluded.seq, '
                      '"offset" = excluded."offset"',
+    # A quarantined record: its bytes are consumed, its writer's seq stays what it was.
+    "consume_writer": 'INSERT INTO writers (writer_id, run_id, seq, "offset") VALUES (?, ?, 0, ?) '
+                      'ON CONFLICT (writer_id) DO UPDATE SET "offset" = CASE WHEN '
+                      'excluded."offset" > writers."offset" THEN excluded."offset" '
+                      'ELSE writers."offset" END',
 }
 _PG_STATEMENTS = {k: v.replace("?", "%s") for k, v in _STATEMENTS.items()}
 
 
 def _sql(conn: Connection, name: str) -> str:
     return (_PG_STATEMENTS if conn.dialect.name == "postgresql" else _STATEMENTS)[name]
+
+
+def _dbapi(conn: Connection) -> Any:
+    """The transaction's own driver connection (sqlite3's or psycopg's: psycopg's
+    ``pipeline()`` is no part of SQLAlchemy's DBAPIConnection protocol)."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None, "a connection in use has its driver connection"
+    return dbapi
 
 
 class _Done:
@@ -93,13 +108,13 @@ class _Done:
         return self._row
 
 
-def _run(conn: Connection, name: str, params) -> _Done:
+def _run(conn: Connection, name: str, params: tuple[Any, ...] | list[tuple[Any, ...]]) -> _Done:
     """Run a fixed statement on the transaction's own DBAPI connection.
 
     SQLAlchemy's per-execute bookkeeping cost more than SQLite's work for these
     one-row statements (a third of a 1,000-point log_batch).
     """
-    cur = conn.connection.dbapi_connection.cursor()
+    cur = _dbapi(conn).cursor()
     try:
         if isinstance(params, list):
             cur.executemany(_sql(conn, name), params)
@@ -120,7 +135,7 @@ def _run_all(conn: Connection, statements: list[tuple[str, Any]]) -> None:
     """
     if not statements:
         return
-    dbapi = conn.connection.dbapi_connection
+    dbapi = _dbapi(conn)
     if conn.dialect.name != "postgresql":
         for name, params in statements:
             _run(conn, name, params)
@@ -140,7 +155,7 @@ def _run_all(conn: Connection, statements: list[tuple[str, Any]]) -> None:
 def _fetchall(conn: Connection, sql: str, params: tuple) -> list[tuple]:
     """Rows as plain tuples straight from the driver: reads of thousands of rows are
     several times faster than through SQLAlchemy's result objects."""
-    cur = conn.connection.dbapi_connection.cursor()
+    cur = _dbapi(conn).cursor()
     try:
         cur.execute(sql, params)
         return cur.fetchall()
@@ -148,16 +163,16 @@ def _fetchall(conn: Connection, sql: str, params: tuple) -> list[tuple]:
         cur.close()
 
 
-def _insert(conn: Connection):
+def _insert(conn: Connection) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     return insert
 
 
-def _chunks(seq: Sequence, n: int = _CHUNK):
+def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
 
@@ -181,6 +196,7 @@ class SqlIndex:
         self.url = url
         self._engine: Engine | None = None
         self._queries: dict[tuple, Any] = {}  # compiled searches, by (experiments, filter, order)
+        self._local = threading.local()  # per thread: how many of its transactions are open
 
     # -- lifecycle -------------------------------------------------------
     @property
@@ -202,7 +218,7 @@ class SqlIndex:
                 "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first()
             if analyzed:
                 conn.exec_driver_sql("PRAGMA optimize")
-            elif conn.exec_driver_sql("SELECT count(*) FROM runs").scalar() >= 500:
+            elif conn.exec_driver_sql("SELECT count(*) FROM runs").scalar_one() >= 500:
                 conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
                 conn.exec_driver_sql("ANALYZE")
 
@@ -211,12 +227,30 @@ class SqlIndex:
             self._engine.dispose()
             self._engine = None
 
-    def session(self, write: bool = False):
-        return session(self.engine, write=write)
+    def session(self, write: bool = False) -> AbstractContextManager[Connection]:
+        return self._counted(session(self.engine, write=write))
 
-    def read(self):
+    def read(self) -> AbstractContextManager[Connection]:
         """A connection for reads only (see :func:`~cairn.store.sql.engine.read`)."""
-        return read_only(self.engine)
+        return self._counted(read_only(self.engine))
+
+    @contextmanager
+    def _counted(self, cm: AbstractContextManager[Connection]) -> Iterator[Connection]:
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            with cm as conn:
+                yield conn
+        finally:
+            self._local.depth -= 1
+
+    def in_transaction(self) -> bool:
+        """Whether the calling thread has a transaction of this index open.
+
+        A store that queues index writes (group commit) must not apply them from inside
+        one: on SQLite the apply's BEGIN IMMEDIATE would wait for the write lock that the
+        caller's own transaction may hold, for ever.
+        """
+        return getattr(self._local, "depth", 0) > 0
 
     # -- experiments -----------------------------------------------------
     def insert_experiment(self, conn: Connection, exp: Experiment, ignore_existing: bool = False) -> None:
@@ -248,7 +282,7 @@ class SqlIndex:
         return self._experiment(rows[0]) if rows else None
 
     @staticmethod
-    def _experiment(row) -> Experiment:
+    def _experiment(row: Sequence[Any]) -> Experiment:
         """From (id, name, created_at, lifecycle, tags): the table's column order."""
         return Experiment(row[0], row[1], row[2], row[3], json.loads(row[4]))
 
@@ -262,7 +296,7 @@ class SqlIndex:
         COMMITTED transaction sees what committed before it started).
         """
         if lock is not None:
-            dbapi = conn.connection.dbapi_connection
+            dbapi = _dbapi(conn)
             with dbapi.pipeline():
                 locked, cur = dbapi.cursor(), dbapi.cursor()
                 try:
@@ -370,8 +404,38 @@ class SqlIndex:
         later.append(("upsert_writer", (batch.writer_id, rid, batch.seq, end_offset)))
         _run_all(conn, later)
 
-    def _apply_metrics(self, conn, rid, writer, seq, segs: list[seglib.Segment],
-                       later: list, new_run: bool = False, doc_row: tuple | None = None) -> dict:
+    def apply_guarded(self, conn: Connection, batch: RecordBatch, segs: list[seglib.Segment],
+                      end_offset: int, refused: Callable[[BaseException], bool]) -> BaseException | None:
+        """:meth:`apply` in a savepoint: if it fails with an error that ``refused`` blames
+        on the batch, undo the batch alone and return the error (the transaction goes on);
+        any other error is raised.  For replay's slow path only: a savepoint per batch."""
+        cur = _dbapi(conn).cursor()
+        try:
+            cur.execute("SAVEPOINT cairn_record")
+            try:
+                self.apply(conn, batch, segs, end_offset)
+            except Exception as exc:
+                if not refused(exc):
+                    raise
+                cur.execute("ROLLBACK TO SAVEPOINT cairn_record")
+                cur.execute("RELEASE SAVEPOINT cairn_record")
+                return exc
+            cur.execute("RELEASE SAVEPOINT cairn_record")
+            return None
+        finally:
+            cur.close()
+
+    def run_exists(self, conn: Connection, run_id: str) -> bool:
+        return _run(conn, "run_state", (run_id,)).first() is not None
+
+    def consume(self, conn: Connection, writer_id: str, run_id: str, end_offset: int) -> None:
+        """Count a writer's journal as read up to ``end_offset`` (at least), its seq unchanged:
+        what replay quarantined there is not tried again."""
+        _run(conn, "consume_writer", (writer_id, run_id, end_offset))
+
+    def _apply_metrics(self, conn: Connection, rid: str, writer: str, seq: int,
+                       segs: list[seglib.Segment], later: list[tuple[str, Any]],
+                       new_run: bool = False, doc_row: tuple | None = None) -> dict[str, list[Any]]:
         later.append(("insert_segment", [(rid, s.key, writer, seq, s.n, s.step_min, s.step_max,
                                           s.blob) for s in segs]))
         old = {}
@@ -422,6 +486,8 @@ class SqlIndex:
         to ``[value, is_nan, step, timestamp, min, max, count]``.
         """
         rid = batch.run_id
+        doc: dict[str, Any]
+        summaries: Any  # a dict, or the stored text when no metric moved
         if created:
             doc, summaries = {"p": {}, "t": {}, "v": {}}, {}
         else:
@@ -487,7 +553,7 @@ class SqlIndex:
             conn, "SELECT key, value, is_nan, step, timestamp, min, max, count "
             f"FROM latest_metrics WHERE run_id = {ph}", (rid,))}
         values = {k: None if m[1] else m[0] for k, m in summaries.items()}
-        doc = {
+        doc: dict[str, Any] = {
             "p": dict(_fetchall(conn, f"SELECT key, value FROM params WHERE run_id = {ph}", (rid,))),
             "t": dict(_fetchall(conn, f"SELECT key, value FROM tags WHERE run_id = {ph}", (rid,))),
             "v": values,
@@ -517,10 +583,15 @@ class SqlIndex:
         with self.session() as conn:
             return dict(_fetchall(conn, 'SELECT writer_id, "offset" FROM writers', ()))
 
-    def writer_offsets(self, run_id: str) -> dict[str, int]:
+    def writer_offsets(self, writer_ids: Sequence[str]) -> dict[str, int]:
+        """How many bytes of each of these writers' journals were applied (absent: none).
+
+        By writer id, the table's key: ``writers`` has no index on ``run_id``, and a scan
+        of it for every run replayed made opening a store of a million runs take minutes.
+        """
         with self.session() as conn:
-            return dict(conn.execute(sa.select(T.writers.c.writer_id, T.writers.c.offset).where(
-                T.writers.c.run_id == run_id)).all())
+            return dict(_fetch_in(conn, 'SELECT writer_id, "offset" FROM writers WHERE writer_id IN',
+                                  list(writer_ids)))
 
     def get_run(self, run_id: str, stale_before: int | None = None) -> Run:
         with self.read() as conn:
@@ -592,8 +663,8 @@ class SqlIndex:
             runs = self.load_runs(conn, ids[:limit], stale_before=stale_before)
         return runs, more
 
-    def _search_sql(self, conn: Connection, experiment_ids, flt, order, offset: int,
-                    limit: int) -> tuple[str, Any]:
+    def _search_sql(self, conn: Connection, experiment_ids: Sequence[str] | None, flt: Any,
+                    order: Any, offset: int, limit: int) -> tuple[str, Any]:
         """The page's query as driver SQL, compiled once per distinct search.
 
         It selects ids only: carrying the run documents through the sort was slower than
@@ -681,7 +752,7 @@ def _latest(key: str, m: list) -> LatestMetric:
                         count)
 
 
-class _Summaries(Mapping):
+class _Summaries(Mapping[str, LatestMetric]):
     """Latest-metric summaries built on first access: a page of search results rarely
     needs them, and parsing and building them was most of the page's cost.  Holds the
     stored JSON text (or its parsed dict) until then."""
@@ -695,7 +766,7 @@ class _Summaries(Mapping):
 
     def _parsed(self) -> dict:
         if self._raw is None:
-            self._raw = orjson.loads(self._src)
+            self._raw = orjson.loads(cast(str, self._src))  # no dict yet: the stored text
         return self._raw
 
     def __getitem__(self, key: str) -> LatestMetric:
@@ -710,7 +781,7 @@ class _Summaries(Mapping):
         m = self._parsed().get(key)
         return None if m is None else (m[2], m[3])
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._parsed())
 
     def __len__(self) -> int:
@@ -734,16 +805,16 @@ def _latest_row(rid: str, key: str, m: dict) -> tuple:
             m["min"], m["max"], m["count"])
 
 
-def _num_or_none(x):
+def _num_or_none(x: Any) -> Any:
     """A summary number as stored in JSON: infinities are spelt "inf"/"-inf"."""
     return float(x) if isinstance(x, str) else x
 
 
-def _nan_min(a, b):
+def _nan_min(a: float | None, b: float | None) -> float | None:
     vals = [x for x in (a, b) if x is not None]
     return min(vals) if vals else None
 
 
-def _nan_max(a, b):
+def _nan_max(a: float | None, b: float | None) -> float | None:
     vals = [x for x in (a, b) if x is not None]
     return max(vals) if vals else None

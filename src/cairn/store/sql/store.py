@@ -18,12 +18,14 @@ import logging
 import threading
 import time
 import zlib
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from ... import clock
 from ...entities import FileEntry, RecordBatch, Run
 from ...errors import InvalidArgument, NotFound
 from .. import segments as seglib
-from ..local import now_ms
+from ..validation import check_batch_text
+from .. import options
 from .experiments import IndexedExperiments
 from .run_reads import IndexedRunReads
 
@@ -55,14 +57,14 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
     """Store protocol over :class:`~cairn.store.sql.index.SqlIndex`, for the tracking server."""
 
     def __init__(self, url: str, objects: "ObjectStore | None" = None,
-                 stale_after_s: float | None = None) -> None:
+                 heartbeat_timeout: float | None = None) -> None:
         from .index import SqlIndex
 
         self.url = normalize_url(url)
         self.uri = redact_url(self.url)
         self.index = SqlIndex(self.url)
         self._objects = objects
-        self._stale_after_s = stale_after_s
+        self.heartbeat_timeout = heartbeat_timeout  # None: options.DEFAULTS, at each use
         self._opened = False
         self._lock = threading.Lock()
         self._created = 0  # runs this process created (PostgreSQL: statistics, see _analyze)
@@ -129,13 +131,8 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
             conn.execute(sa.text("SELECT 1"))
 
     def _stale_before(self) -> int:
-        if self._stale_after_s is None:
-            from ... import settings
-
-            stale = settings.HEARTBEAT_TIMEOUT.get()
-        else:
-            stale = self._stale_after_s
-        return now_ms() - int(stale * 1000)
+        timeout = options.resolve(self.heartbeat_timeout, "heartbeat_timeout")
+        return clock.now_ms() - int(timeout * 1000)
 
     # -- experiments -----------------------------------------------------
     # -- writes ----------------------------------------------------------
@@ -145,6 +142,7 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
 
     def write_prepared(self, batch: RecordBatch, segs: list) -> bool:
         """Like :meth:`write` with the metric segments already encoded; True if applied."""
+        check_batch_text(batch)
         self.open()
         with self.index.session(write=True) as conn:
             # On PostgreSQL, serialise batches of one run (across connections and replicas).
@@ -152,7 +150,7 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
             if not self.index.preflight(conn, batch, lock=lock):
                 return False  # a retry or a re-sent spool record
             if batch.create is not None:
-                self._check_experiment(conn, batch)
+                self._check_experiment(conn, batch.create)
             self.index.apply(conn, batch, segs, 0)
         if batch.create is not None and self.dialect == "postgresql":
             self._count_created()
@@ -184,20 +182,20 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
         except Exception as exc:  # statistics are an optimisation: say so, carry on
             log.warning("ANALYZE failed: %s", exc)
 
-    def _check_experiment(self, conn: Any, batch: RecordBatch) -> None:
+    def _check_experiment(self, conn: Any, create: Mapping[str, Any]) -> None:
         # A run may only be created in an experiment the server knows (the local store
         # lets journals create them; a server must not let a client invent one by id).
         import sqlalchemy as sa
 
         from . import tables as T
 
-        exp_id = str(batch.create.get("experiment_id", ""))
+        exp_id = str(create.get("experiment_id", ""))
         # Straight to the driver: this runs for every run a server creates.
         row = conn.exec_driver_sql("SELECT id FROM experiments WHERE id = "
                                    + ("%s" if conn.dialect.name == "postgresql" else "?"),
                                    (exp_id,)).first()
         if row is None:
-            name = batch.create.get("experiment_name")
+            name = create.get("experiment_name")
             if not name:
                 raise NotFound(f"experiment {exp_id!r} does not exist")
             other = conn.execute(sa.select(T.experiments.c.id).where(

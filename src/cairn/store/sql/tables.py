@@ -10,7 +10,7 @@ from sqlalchemy import (
     BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
 )
 
-metadata = MetaData()
+metadata: MetaData = MetaData()
 
 # Bump together with a new Alembic revision in migrations/versions/.
 HEAD_REVISION = "0006_run_values"
@@ -217,7 +217,7 @@ model_history = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(256), nullable=False),
     Column("version", String(64)),
-    Column("kind", String(32), nullable=False),  # register | stage | alias | alias_deleted | rollback
+    Column("kind", String(32), nullable=False),  # register | stage | alias | delete | rename | ...
     Column("from_value", String(128)),
     Column("to_value", String(128)),
     Column("alias", String(128)),  # for alias events: which alias moved
