@@ -3,11 +3,14 @@ import os
 import pytest
 
 import cairn
-from cairn import fluent
-from cairn.store import _STORES
 
 # Keep test processes from waiting on real-time heartbeats and intervals.
 os.environ.setdefault("CAIRN_FLUSH_INTERVAL", "0.2")
+
+# The fixtures of cairn.testing (cairn_state, cairn_store, cairn_memory_store, cairn_server,
+# cairn_clock): its pytest11 entry point turns them on wherever Cairn is installed; naming it
+# here too keeps them on under PYTEST_DISABLE_PLUGIN_AUTOLOAD (pytest loads a plugin once).
+pytest_plugins = ["cairn.testing"]
 
 
 @pytest.fixture
@@ -16,21 +19,12 @@ def store_dir(tmp_path):
 
 
 @pytest.fixture
-def tracking(store_dir, monkeypatch):
-    """A fresh local store as the fluent API's tracking URI."""
+def tracking(store_dir, cairn_state, monkeypatch):
+    """A fresh local store as the fluent API's tracking URI (cairn_store's, at ``store_dir``);
+    cairn_state puts the fluent state back afterwards."""
     monkeypatch.delenv("CAIRN_TRACKING_URI", raising=False)
     cairn.set_tracking_uri(str(store_dir))
-    fluent._experiment_name = None
     yield store_dir
-    while cairn.active_run() is not None:
-        cairn.end_run()
-    cairn.flush()
-    store = _STORES.pop(str(store_dir.resolve()), None)
-    if store is not None:
-        store.close()
-    fluent._clients.clear()
-    fluent._uri = None
-    fluent._experiment = None
 
 
 @pytest.fixture

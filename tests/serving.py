@@ -51,7 +51,7 @@ class ThreadedServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
+                                                    log_level="warning", lifespan="auto"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -62,6 +62,19 @@ class ThreadedServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def serve_postgres(database: str, objects: Path) -> tuple:
+    """(store, ThreadedServer): a Cairn server on a fresh schema of the test database
+    ``database`` (``pg_fixtures.pg_database``), its objects in ``objects``."""
+    from pg_fixtures import create_schema
+
+    from cairn.cas import ObjectStore
+    from cairn.server.app import create_app
+    from cairn.store.sql.store import SqlStore
+
+    store = SqlStore(create_schema(database), ObjectStore.local(objects))
+    return store, ThreadedServer(create_app(store))
 
 
 class ProcessServer:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import cairn
 from cairn.cli.main import cli
-from cairn.store import _STORES, open_store
+from cairn.store import close_store, open_store
 from cairn.store.local import LocalStore
 from cairn.store.sql.tables import HEAD_REVISION
 
@@ -37,7 +37,7 @@ def store(tracking, tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "weights.bin").write_bytes(bytes(range(256)) * 8)
     (tmp_path / "model" / "config.json").write_text('{"layers": 3}')
-    with cairn.start_run(name="long", params={"lr": "0.5", "seed": 0}) as run:
+    with cairn.start_run(name="long", params={"lr": "0.5", "seed": 0}):
         for step in range(3):  # a flush per step: several records in one journal file
             cairn.log_metric("acc", 0.9 + step / 100, step=step)
             cairn.flush()
@@ -306,7 +306,7 @@ def test_db_upgrade_migrates_an_old_index(tmp_path):
         assert HEAD_REVISION in invoke(old, "db", "upgrade").stdout
         assert as_json(old, "runs", "ls")["runs"] == []
     finally:
-        _STORES.pop(str(old.resolve())).close()
+        close_store(str(old))
 
 
 def test_out_of_date_schema_is_refused_with_advice(store):
@@ -360,4 +360,4 @@ def test_local_only_commands_refuse_a_memory_store():
         for args in (["doctor"], ["reindex"], ["db", "upgrade"]):
             assert "local store" in invoke("memory://cli-test", *args, code=1).stderr
     finally:
-        _STORES.pop("memory://cli-test", None)
+        close_store("memory://cli-test")

@@ -10,6 +10,8 @@ import inspect
 import os
 import re
 import shlex
+import subprocess
+import sys
 import traceback
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from cairn.cli.main import cli
 from cairn.store.sql.tables import DERIVED_TABLES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-OWNED = ("tracking.md", "api.md", "store-layout.md", "formats.md", "cli.md", "settings.md")
+OWNED = ("tracking.md", "api.md", "store-layout.md", "formats.md", "cli.md", "settings.md", "testing.md")
 BEGIN, END = "<!-- BEGIN GENERATED REFERENCE -->", "<!-- END GENERATED REFERENCE -->"
 
 
@@ -60,6 +62,20 @@ def test_python_examples_run(doc, tracking, tmp_path, monkeypatch):
         except Exception:
             pytest.fail(f"the example at docs/{doc}:{line} failed:\n{traceback.format_exc()}")
         assert cairn.active_run() is None, f"the example at docs/{doc}:{line} left a run active"
+
+
+def test_testing_example_passes_under_pytest(tmp_path):
+    """docs/testing.md's example is a test module: pytest runs it in a child process, where
+    the fixtures come from the cairn.testing entry point as they do in a user's project."""
+    [(line, code)] = code_blocks(read("testing.md"), "python")
+    (tmp_path / "test_example.py").write_text(code, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_TRACKING", "PYTEST_"))}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-W", "error", "test_example.py"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"the example at docs/testing.md:{line} failed:\n{out.stdout}{out.stderr}"
+    assert "4 passed" in out.stdout
+    assert not (tmp_path / ".cairn").exists()  # nothing went to the default store
 
 
 def test_cli_session_runs(tracking, tmp_path, monkeypatch):

@@ -12,41 +12,11 @@ import pytest
 import cairn
 from cairn import RunStatus
 
+from procs import reap_processes, spawn, wait_for_line  # noqa: F401  (a fixture)
+
 pytestmark = pytest.mark.slow
 
 
-_procs = []
-
-
-@pytest.fixture(autouse=True)
-def _reap():
-    yield
-    while _procs:
-        p = _procs.pop()
-        if p.poll() is None:
-            p.kill()
-        p.communicate()  # closes the pipes
-
-
-def spawn(store, code, env=None, **kw):
-    script = textwrap.dedent(code)
-    full_env = {**os.environ, "CAIRN_TRACKING_URI": str(store), "CAIRN_FLUSH_INTERVAL": "0.2",
-                **(env or {})}
-    p = subprocess.Popen([sys.executable, "-c", script], env=full_env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    _procs.append(p)
-    return p
-
-
-def wait_for_line(proc, prefix, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"no {prefix!r} line; stderr: {proc.stderr.read()}")
 
 
 def test_sixteen_processes_log_to_one_store_without_losing_anything(store_dir):
@@ -67,8 +37,10 @@ def test_sixteen_processes_log_to_one_store_without_losing_anything(store_dir):
                                    "CAIRN_FLUSH_INTERVAL": "0.05"},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(n_proc)]
-    for p in procs:
-        out, err = p.communicate(timeout=120)
+    # Every process is waited for (and its pipes closed) before any assertion: one that
+    # failed must not leave fifteen others running into the next test.
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    for p, err in zip(procs, errs):
         assert p.returncode == 0, err
         assert "locked" not in err.lower()
     client = cairn.Client(str(store_dir))

@@ -204,7 +204,7 @@ def test_reindex_skips_a_damaged_record_and_keeps_the_rest(root, opened):
     assert len(entries) == 5
     flip(journal_path(root, "2" * 32), entries[1].offset + 20)
     result = store.reindex()
-    assert result == {"runs": 1, "records": 4, "damaged": 1}
+    assert result == {"runs": 1, "records": 4, "damaged": 1, "quarantined": 1}
     assert store.get_metric_history("2" * 32, "loss").steps.tolist() == [1, 2]
     assert store.get_run("2" * 32).status is RunStatus.FINISHED
 

@@ -315,7 +315,7 @@ def sqlite_engine() -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def postgres_engine(pg_database: str) -> Iterator[Engine]:
+def postgres_engine(pg_database: str) -> Iterator[Engine]:  # noqa: F811  (the imported fixture)
     """The index tables in a fresh schema of the session's PostgreSQL test database."""
     url = create_schema(pg_database).replace("postgresql://", "postgresql+psycopg://", 1)
     engine = create_engine(url)

@@ -124,41 +124,29 @@ def test_data_over_the_size_limit_keeps_only_its_tags(tracking, xy, monkeypatch,
     assert inputs(runs()[-1].id) == [("Default.train", 1, "train")]
 
 
-def test_a_store_without_data_sets_still_trains_and_tags(monkeypatch, xy, caplog):
-    from cairn import fluent
-
+def test_a_store_without_data_sets_still_trains_and_tags(cairn_memory_store, xy, caplog):
     X, y = xy
-    monkeypatch.delenv("CAIRN_TRACKING_URI", raising=False)
-    cairn.set_tracking_uri("memory://autolog-no-data-sets")
-    try:
-        cairn.autolog.sklearn.autolog(log_models=False)
-        with caplog.at_level(logging.WARNING, logger="cairn.autolog"):
-            model = Tree().fit(X, y)
-            Tree().fit(X, y)
-        assert model.score(X, y) > 0.9
-        client = cairn.Client()
-        for r in client.search_runs():
-            assert r.status is cairn.RunStatus.FINISHED
-            assert r.tags["cairn.input.digest"] == _common.digest(X, y)
-            assert "cairn.input.dataset" not in r.tags
-        assert len([m for m in caplog.messages if "keeps no data sets" in m]) == 1
-    finally:
-        while cairn.active_run() is not None:
-            cairn.end_run()
-        fluent._clients.clear()
-        fluent._uri = None
-        fluent._experiment = None
+    cairn.autolog.sklearn.autolog(log_models=False)
+    with caplog.at_level(logging.WARNING, logger="cairn.autolog"):
+        model = Tree().fit(X, y)
+        Tree().fit(X, y)
+    assert model.score(X, y) > 0.9
+    client = cairn.Client()
+    for r in client.search_runs():
+        assert r.status is cairn.RunStatus.FINISHED
+        assert r.tags["cairn.input.digest"] == _common.digest(X, y)
+        assert "cairn.input.dataset" not in r.tags
+    assert len([m for m in caplog.messages if "keeps no data sets" in m]) == 1
 
 
-def test_a_server_store_trains_tags_and_keeps_the_data_set(tmp_path, monkeypatch, xy, caplog):
+def test_a_server_store_trains_tags_and_keeps_the_data_set(tmp_path, monkeypatch, xy, caplog,
+                                                           cairn_state):
     pytest.importorskip("fastapi")
     pytest.importorskip("uvicorn")
     from serving import ThreadedServer
 
-    from cairn import fluent
     from cairn.cas import ObjectStore
     from cairn.server import create_app
-    from cairn.store import _STORES
     from cairn.store.sql.store import SqlStore
 
     X, y = xy
@@ -181,11 +169,7 @@ def test_a_server_store_trains_tags_and_keeps_the_data_set(tmp_path, monkeypatch
             data, _ = cairn.Client(url).data.load_array("Default.train@1")
             assert (data == X).all()
     finally:
-        fluent._clients.clear()
-        fluent._uri = None
-        fluent._experiment = None
-        for key in [k for k in _STORES if k.startswith(("http://", "https://"))]:
-            _STORES.pop(key).close()
+        cairn_state.reset()  # the remote store closes before the server's store does
         server_store.close()
 
 

@@ -91,10 +91,8 @@ def bucket(s3_server, request):
 @pytest.fixture
 def other(tmp_path):
     """A client on a second, independent store (a colleague who pulls)."""
-    from cairn.store import _STORES
+    from cairn.store import close_store
 
     root = tmp_path / "other-store"
     yield cairn.Client(str(root))
-    store = _STORES.pop(str(root.resolve()), None)
-    if store is not None:
-        store.close()
+    close_store(str(root))

@@ -156,11 +156,9 @@ def test_cli_remote_push_pull(ds, tmp_path, bucket):
               endpoint])
     out = run(cli, ["--store", other, "data", "pull", "c", "--no-progress"])
     assert out.exit_code == 0 and "pulled 1 version(s)" in out.output, out.output
-    from cairn.store import _STORES
+    from cairn.store import close_store
 
-    store_obj = _STORES.pop(str((tmp_path / "o").resolve()), None)
-    if store_obj is not None:
-        store_obj.close()
+    close_store(str(tmp_path / "o"))
 
 
 def test_interrupted_pull_records_nothing_and_resumes(ds, other, tmp_path, monkeypatch):

@@ -51,7 +51,7 @@ def test_row_split_is_exact_deterministic_and_byte_preserving(ds, tmp_path, othe
 def test_stratified_split_keeps_label_shares(ds, tmp_path):
     v = ds.add(make_tree(tmp_path / "s", {"t.csv": ROWS}), "t")
     parts = ds.split(v.ref, {"train": 0.8, "test": 0.2}, seed=1, stratify="label")
-    for name, p in parts.items():
+    for p in parts.values():
         rows = _rows(ds.objects.read_bytes(ds.files(p)[0]))
         pos = sum(r[2] == "pos" for r in rows)
         assert pos / len(rows) == pytest.approx(0.25, abs=0.01)

@@ -147,6 +147,17 @@ def test_cached_entries_with_missing_objects_are_stored_again(ds, small_tree):
     assert ds.verify("s@2").ok
 
 
+def test_a_hash_cache_that_cannot_be_written_costs_the_add_nothing(ds, small_tree, caplog):
+    """The hash cache is only a cache: where it cannot be written (here its file is a
+    directory; a full disk does the same) the add still records its version, and says so."""
+    cache = ds.store.root / "cache" / "hashes.sqlite"
+    cache.mkdir(parents=True)
+    with caplog.at_level("WARNING", logger="cairn.data"):
+        v1 = ds.add(small_tree, "s")
+    assert v1.version == 1 and ds.verify("s@1").ok
+    assert any("hash cache" in r.getMessage() for r in caplog.records)
+
+
 def test_checkout_is_exact_and_verified(ds, small_tree, tmp_path):
     big = os.urandom(5 * 1024 * 1024 + 17)  # above the chunking threshold
     (small_tree / "big.bin").write_bytes(big)
@@ -191,7 +202,7 @@ def test_add_rejects_empty_dirs_and_bad_names(ds, tmp_path):
 
 
 def test_the_store_inside_the_added_directory_is_skipped(tmp_path, monkeypatch):
-    from cairn.store import _STORES
+    from cairn.store import close_store
 
     monkeypatch.chdir(tmp_path)
     make_tree(tmp_path, {"data/a.txt": b"a"})
@@ -200,6 +211,4 @@ def test_the_store_inside_the_added_directory_is_skipped(tmp_path, monkeypatch):
         v = client.data.add(tmp_path, "all")
         assert [e.path for e in client.data.files(v)] == ["data/a.txt"]
     finally:
-        store = _STORES.pop(str((tmp_path / ".cairn").resolve()), None)
-        if store is not None:
-            store.close()
+        close_store(str(tmp_path / ".cairn"))

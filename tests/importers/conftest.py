@@ -3,7 +3,7 @@ import shutil
 import pytest
 
 from cairn import Client
-from cairn.store import _STORES
+from cairn.store import close_store
 from pg_fixtures import pg_database, pg_url  # noqa: F401  (fixtures, used by name)
 
 from .mlflow_world import build
@@ -57,6 +57,4 @@ def cairn_client(tmp_path):
     """A Client on a fresh local store."""
     path = tmp_path / "cairn-store"
     yield Client(str(path))
-    store = _STORES.pop(str(path.resolve()), None)
-    if store is not None:
-        store.close()
+    close_store(str(path))

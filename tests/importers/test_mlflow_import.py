@@ -371,7 +371,7 @@ def test_import_into_a_cairn_server(mlflow_sources, tmp_path, monkeypatch):
     the server's registry API."""
     from cairn.cas.odb import ObjectStore
     from cairn.server.app import create_app
-    from cairn.store import _STORES
+    from cairn.store import close_store
     from cairn.store.sql.store import SqlStore
     from serving import ThreadedServer
 
@@ -388,9 +388,7 @@ def test_import_into_a_cairn_server(mlflow_sources, tmp_path, monkeypatch):
                 assert assert_same(uri, client, tmp_path) == 5
                 assert import_mlflow(uri, client).imported == Counts()
             finally:
-                remote = _STORES.pop(url, None)
-                if remote is not None:
-                    remote.close()
+                close_store(url)
     finally:
         store.close()
 
@@ -458,11 +456,9 @@ def test_the_guide_example_runs(tmp_path, monkeypatch):
             assert result.exit_code == 0, f"`{line}` failed:\n{result.output}"
             assert "verified" in result.stdout
     finally:
-        from cairn.store import _STORES
+        from cairn.store import close_store
 
-        store = _STORES.pop(str((tmp_path / "cairn-store").resolve()), None)
-        if store is not None:
-            store.close()
+        close_store(str(tmp_path / "cairn-store"))
 
 
 # -- a running MLflow server ------------------------------------------------------------------

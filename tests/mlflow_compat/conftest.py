@@ -23,6 +23,19 @@ def server(tmp_path_factory):
     store.close()
 
 
+@pytest.fixture(scope="module")
+def pg_server(request, tmp_path_factory):
+    """(url, store): a Cairn server on PostgreSQL, shared by the module (the twin of
+    ``server``)."""
+    from serving import serve_postgres
+
+    store, served = serve_postgres(request.getfixturevalue("pg_database"),
+                                   tmp_path_factory.mktemp("objects"))
+    with served as url:
+        yield url, store
+    store.close()
+
+
 @pytest.fixture
 def url(server, monkeypatch):
     import mlflow

@@ -69,7 +69,7 @@ def test_pyfunc_log_register_alias_and_load(url, client, cairn_client):
 def test_registry_versions_stages_and_aliases(url, client):
     mlflow.set_experiment("registry-stages")
     infos = []
-    for i in range(3):
+    for _ in range(3):
         with mlflow.start_run():
             infos.append(mlflow.pyfunc.log_model(name="m", python_model=Doubler(),
                                                   pip_requirements=PIP))

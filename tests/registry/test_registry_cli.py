@@ -106,3 +106,27 @@ def test_naming_policy_and_keys_from_the_terminal(run_cli, tmp_path, data):
     assert "already exists" in run_cli("keys", "create", code=1)
     run_cli("keys", "revoke", created["key_id"])
     assert "no trusted keys" in run_cli("keys", "ls")
+
+
+def test_rename_and_delete_from_the_terminal(run_cli, tracking):
+    from cairn.registry import Registry
+    from cairn.registry.from_run import register_source
+
+    c = cairn.Client()
+    for _ in range(2):
+        c.register_model("m", {"w": 1}, flavor="pickle")
+    c.set_alias("m", "champion", "1.0.0")
+    out = run_cli("models", "delete", "m", "1.0.0", code=1)
+    assert "alias 'champion' points at it" in out and "force" in out
+    gone = json.loads(run_cli("models", "delete", "m", "1.0.0", "--force", "--json"))
+    assert (gone["version"], gone["aliases"]) == ("1.0.0", ["champion"])
+    assert run_cli("models", "rename", "m", "m2") == "renamed m to m2\n"
+    assert [v["version"] for v in json.loads(run_cli("models", "versions", "m2", "--json"))] \
+        == ["1.0.1"]
+    assert "no registered model named 'm'" in run_cli("models", "show", "m@latest", code=1)
+    assert run_cli("models", "delete", "m2") == "deleted model m2 and its versions\n"
+    # A version an MLflow client registered from another server's run: shown as external.
+    mv = register_source(Registry(c), "ext", "runs:/abc123/model", run_id="abc123", path="model")
+    shown = run_cli("models", "show", f"ext/{mv.version}")
+    assert "abc123  (external: not a run of this store)" in shown
+    assert "files       none: registered from runs:/abc123/model, not copied" in shown

@@ -32,14 +32,12 @@ def test_db_upgrade_from_a_0001_store(tmp_path, monkeypatch, data):
         result = CliRunner().invoke(cli, ["--store", str(store), "db", "upgrade"])
         assert result.exit_code == 0, result.output
         assert f"revision {tables.HEAD_REVISION}" in result.output or "revision" in result.output
-        cairn.store._STORES.pop(str(store.resolve()), None)
+        cairn.store.close_store(str(store))
         client = cairn.Client(str(store))
         mv = client.register_model("m", fit_logreg(data))
         assert mv.version == "1.0.0" and client.verify_audit_log().ok
     finally:
-        st = cairn.store._STORES.pop(str(store.resolve()), None)
-        if st is not None:
-            st.close()
+        cairn.store.close_store(str(store))
 
 
 def test_migrations_match_the_declared_schema(tmp_path):

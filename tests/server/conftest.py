@@ -12,6 +12,13 @@ def pg_url(pg_database):  # noqa: F811
     return create_schema(pg_database)
 
 
+@pytest.fixture(params=[1, 4], ids=["1-worker", "4-workers"])
+def server_workers(request):
+    """How many worker processes a test's ``cairn server`` runs (``--workers``): the test
+    runs once with one and once with four (replicas must answer alike)."""
+    return request.param
+
+
 @pytest.fixture
 def spool(tmp_path, monkeypatch):
     """A private spool directory for remote clients of this test (and its children)."""
@@ -24,7 +31,6 @@ def spool(tmp_path, monkeypatch):
 def _close_remote_stores():
     """Close the process-wide HttpStores a test opened through cairn.Client(url)."""
     yield
-    from cairn.store import _STORES
+    from cairn.store import close_stores
 
-    for key in [k for k in _STORES if k.startswith(("http://", "https://"))]:
-        _STORES.pop(key).close()
+    close_stores("http", "https")

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cairn.cas import ObjectStore
-from cairn.entities import RecordBatch, RunStatus
+from cairn.entities import RecordBatch
 from cairn.server import ServerSettings, create_app
 from cairn.store import segments
 from cairn.store.sql.store import SqlStore
@@ -252,9 +252,9 @@ def test_records_take_the_short_path_and_answer_as_the_app_does(api, monkeypatch
     served = []
     real = records.ingest
 
-    async def spy(request, p):
+    async def spy(request, p, strict=None):
         served.append(request.scope.get("route"))  # the app's router sets a route; we don't
-        return await real(request, p)
+        return await real(request, p, strict)
 
     monkeypatch.setattr(records, "ingest", spy)
     [fast] = [m for m in api.app.user_middleware if m.cls is app_mod.FastRoutes]

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from cairn.cas import ObjectStore
 from cairn.cli.main import cli
 from cairn.server import ServerSettings, create_app
-from cairn.store import _STORES
+from cairn.store import close_store
 from cairn.store.sql.store import SqlStore
 
 pytestmark = pytest.mark.postgres
@@ -61,10 +61,51 @@ def test_mutations_are_audited_and_the_chain_verifies_on_postgres(pg_url, tmp_pa
     assert "chain intact" in ok.output
     with store.index.engine.begin() as conn:  # someone edits history behind Cairn's back
         conn.execute(sa.text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3"))
-    _STORES.pop(pg_url).close()
+    close_store(pg_url)
     bad = runner.invoke(cli, ["--store", pg_url, "audit", "verify"])
     assert bad.exit_code == 1 and "#3" in bad.output
     store.close()
-    s = _STORES.pop(pg_url, None)
-    if s is not None:
-        s.close()
+    close_store(pg_url)
+
+
+def test_a_server_s_end_writes_its_queued_events_and_leaves_no_writer(pg_url, tmp_path):
+    # The writer thread must be done with its connection before the store closes: one
+    # held across the close went back to a pool nothing closed, and psycopg warned about
+    # it in whatever test ran when it was collected.  The end of a threaded real server
+    # (its lifespan) stops the writer, and what was queued is in the log.
+    import threading
+
+    from serving import ThreadedServer
+
+    store = SqlStore(pg_url, ObjectStore.local(tmp_path / "objects"))
+    app = create_app(store)
+    with ThreadedServer(app) as url:
+        import httpx
+
+        for i in range(20):
+            assert httpx.post(f"{url}{API}/experiments", json={"name": f"e{i}"}).status_code == 201
+    assert not [t for t in threading.enumerate() if t.name == "cairn-audit"
+                and getattr(t, "_target", None) == app.state.cairn._audit_loop]
+    with store.index.session() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM audit_events WHERE action = "
+                                 "'experiment.create'")).scalar_one()
+    store.close()
+    assert n == 20
+
+
+def test_the_audit_writer_ends_when_idle(pg_url, tmp_path):
+    import time
+
+    store = SqlStore(pg_url, ObjectStore.local(tmp_path / "objects"))
+    app = create_app(store)
+    try:
+        with TestClient(app) as c:
+            assert c.post(f"{API}/experiments", json={"name": "e"}).status_code == 201
+            deadline = time.monotonic() + 10
+            while app.state.cairn._audit_thread is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert app.state.cairn._audit_thread is None  # written, and nothing left running
+            assert c.get(f"{API}/audit?limit=5").json()["events"][0]["action"] == \
+                "experiment.create"
+    finally:
+        store.close()

@@ -145,7 +145,7 @@ def test_role_matrix_on_an_experiment(world, user):
             assert err["error_code"] == "PERMISSION_DENIED", (family, body)
             assert user in err["message"] and needed in err["message"]
     # No role on experiment F: nothing there, whatever the role on E.
-    for family, needed, req in _families(w, w["f"], w["run_f"]):
+    for family, _needed, req in _families(w, w["f"], w["run_f"]):
         assert not _allowed(_call(w, token, req)), (user, family)
 
 
@@ -160,7 +160,7 @@ def test_role_matrix_on_a_registered_model(world, user):
         if not expect:
             assert resp.status_code == 403 and needed in resp.json()["message"], resp.text
     # No role on model N.
-    for family, needed, req in _model_families(w, "N", user):
+    for family, _needed, req in _model_families(w, "N", user):
         assert _call(w, token, req).status_code == 403, (user, family)
     names = [m["name"] for m in _call(w, token, ("get", "/models", {})).json()]
     assert names == (["M"] if RANK[user] else [])

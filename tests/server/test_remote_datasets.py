@@ -30,7 +30,7 @@ CSV = b"amount,label\n1.0,0\n2.5,1\n3.0,0\n4.5,1\n"
 
 
 @pytest.fixture
-def team(server):
+def team(server):  # noqa: F811  (the imported fixture)
     """The registry tests' server (auth on; local store or PostgreSQL), audit written after."""
     yield server
     server.app.state.cairn.flush_audit()  # before the test's database goes away

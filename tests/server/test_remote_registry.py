@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from conformance_backends import provision
 from serving import ThreadedServer
 
 import cairn
@@ -41,14 +42,7 @@ class Server:
     def setup(self) -> "Server":
         with httpx.Client(base_url=self.url + API,
                           headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
-            for user, roles in ROLES.items():
-                assert http.post("/users", json={"name": user}).status_code == 201
-                r = http.post(f"/users/{user}/tokens", json={"name": "t"})
-                self.tokens[user] = r.json()["token"]
-                for rtype, role in roles:
-                    r = http.put("/roles", json={"user": user, "resource_type": rtype,
-                                                 "resource_id": "*", "role": role})
-                    assert r.status_code == 200, r.text
+            self.tokens.update(provision(http, ROLES))
         self.app.state.cairn.flush_audit()  # the audit chain has its head (see settle_audit)
         return self
 
@@ -256,6 +250,31 @@ def test_errors_come_back_as_the_same_classes_and_change_nothing(server):
     assert [(m.version, m.stage) for m in vera.list_model_versions("clf")] == \
         [("1.0.0", "Development")]
     assert vera.get_registered_model("clf").aliases == {}
+
+
+def test_a_missing_model_is_not_found_to_who_may_view_models_and_denied_to_others(server):
+    """As in a local store, changing a model that does not exist is NotFound, not a missing
+    role, for anyone who may view it; a user with no role on models learns nothing."""
+    alice, vera = server.client("alice"), server.client("vera")
+    alice.register_model("clf", _fit(1.0))
+    for c in (alice, vera):  # alice edits every model, administers only hers; vera views
+        with pytest.raises(NotFound, match="no registered model named 'nope'"):
+            c.set_stage_policy("nope", "production", approvals=1)
+        with pytest.raises(NotFound, match="no registered model named 'nope'"):
+            c.set_alias("nope", "champion", "1.0.0")
+    with pytest.raises(PermissionDenied, match="admin role"):
+        vera.set_stage_policy("clf", "production", approvals=1)  # it exists: a missing role
+    with httpx.Client(base_url=server.url + API,
+                      headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+        assert http.post("/users", json={"name": "nora"}).status_code == 201
+        server.tokens["nora"] = http.post("/users/nora/tokens", json={"name": "t"}).json()["token"]
+    nora = server.client("nora")  # no role on any model
+    for name in ("clf", "nope"):
+        with pytest.raises(PermissionDenied):
+            nora.set_stage_policy(name, "production", approvals=1)
+        with pytest.raises(PermissionDenied):
+            nora.get_registered_model(name)
+    assert [p.approvals for p in alice.get_stage_policies("clf")] == [0, 0, 0, 0]
 
 
 def test_a_requester_withdraws_own_request_but_rejects_no_one_elses(server):

@@ -55,7 +55,7 @@ def _expected_signature(key_path, mv) -> bytes:
                                                  mv.source_run_id, mv.created_at, mv.digest))
 
 
-def test_naming_policy_set_over_http_is_enforced_on_a_remote_register(server):
+def test_naming_policy_set_over_http_is_enforced_on_a_remote_register(server):  # noqa: F811  (the imported fixture)
     alice, root = server.client("alice"), server.client("root")
     model = _fit(1.0)
     with _http(server, "vera") as vera:
@@ -87,7 +87,7 @@ def test_naming_policy_set_over_http_is_enforced_on_a_remote_register(server):
     assert alice.get_naming_policy() is None
 
 
-def test_the_versions_a_run_produced(server, tmp_path):
+def test_the_versions_a_run_produced(server, tmp_path):  # noqa: F811  (the imported fixture)
     alice = server.client("alice")
     run = alice.create_run(name="train")
     a = alice.register_model("a", _fit(1.0), run_id=run.id)
@@ -116,7 +116,7 @@ def test_the_versions_a_run_produced(server, tmp_path):
     assert [m.name for m in server.client("nina").model_versions_of_run(run.id)] == ["b"]
 
 
-def test_a_key_trusted_over_http_signs_remote_registrations(server, tmp_path):
+def test_a_key_trusted_over_http_signs_remote_registrations(server, tmp_path):  # noqa: F811  (the imported fixture)
     alice, root = server.client("alice"), server.client("root")
     X, _ = _data()
     key_path, pem = signing.create_key_files("alice")
@@ -177,7 +177,7 @@ def test_a_key_trusted_over_http_signs_remote_registrations(server, tmp_path):
         alice.revoke_signing_key(signing.key_id(default_pem))
 
 
-def test_a_signature_is_stored_only_when_it_verifies_and_only_once(server, tmp_path):
+def test_a_signature_is_stored_only_when_it_verifies_and_only_once(server, tmp_path):  # noqa: F811  (the imported fixture)
     alice = server.client("alice")
     trusted_path, trusted_pem = signing.create_key_files("trusted")
     stranger_path, _ = signing.create_key_files("stranger")
@@ -225,7 +225,7 @@ def test_a_signature_is_stored_only_when_it_verifies_and_only_once(server, tmp_p
         assert r.status_code == 404
 
 
-def test_a_tampered_signature_fails_load_and_verify(server, tmp_path):
+def test_a_tampered_signature_fails_load_and_verify(server, tmp_path):  # noqa: F811  (the imported fixture)
     alice = server.client("alice")
     key_path, pem = signing.create_key_files("alice")
     server.client("root").trust_signing_key(pem, "alice")
@@ -245,7 +245,7 @@ def test_a_tampered_signature_fails_load_and_verify(server, tmp_path):
     assert "does not verify" in report.problems[0]
 
 
-def test_the_keys_and_naming_commands_drive_the_server(server, tmp_path, monkeypatch, _keys_dir):
+def test_the_keys_and_naming_commands_drive_the_server(server, tmp_path, monkeypatch, _keys_dir):  # noqa: F811  (the imported fixture)
     from click.testing import CliRunner
 
     from cairn.cli.main import cli
@@ -254,11 +254,10 @@ def test_the_keys_and_naming_commands_drive_the_server(server, tmp_path, monkeyp
     runner = CliRunner()
 
     def cairn_cli(user: str, *args: str):
-        from cairn.store import _STORES
+        from cairn.store import close_stores
 
         # Each command as a fresh process of ``user`` would run it: no store opened by another.
-        for key in [k for k in _STORES if k.startswith("http://")]:
-            _STORES.pop(key).close()
+        close_stores("http")
         monkeypatch.setenv("CAIRN_TRACKING_TOKEN", server.tokens[user])
         return runner.invoke(cli, ["--uri", server.url, *args])
 
@@ -291,7 +290,7 @@ def test_the_keys_and_naming_commands_drive_the_server(server, tmp_path, monkeyp
     assert r.exit_code == 0 and "no naming policy" in r.output
 
 
-def test_who_may_read_and_change_registry_settings(server):
+def test_who_may_read_and_change_registry_settings(server):  # noqa: F811  (the imported fixture)
     """Every role against every new endpoint: reads for anyone with a token, changes for admins."""
     _path, pem = signing.create_key_files("k")
     kid = signing.key_id(pem)

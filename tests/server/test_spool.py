@@ -49,9 +49,9 @@ def _check_exactly_once(url: str, run_ids: list[str]) -> None:
             assert run.metric_summaries[key].count == STEPS
 
 
-def test_kill_server_while_four_processes_log(tmp_path, pg_url, spool):
+def test_kill_server_while_four_processes_log(tmp_path, pg_url, spool, server_workers):
     srv = ProcessServer("--db", pg_url, "--objects", str(tmp_path / "objects"), "--no-auth",
-                        log=tmp_path / "server.log")
+                        "--workers", str(server_workers), log=tmp_path / "server.log")
     srv.start()
     env = {"CAIRN_SPOOL_DRAIN_TIMEOUT": "60"}
     procs = [_spawn(f"w{i}", srv.url, 0.02, env) for i in range(4)]
@@ -97,7 +97,8 @@ def test_runs_that_end_while_the_server_is_away_arrive_with_cairn_sync(tmp_path,
                              env={**os.environ, "CAIRN_SPOOL_DIR": str(spool)})
         assert out.returncode == 0, out.stderr
         _check_exactly_once(srv.url, run_ids)
-        again = subprocess.run([*CAIRN, "--store", srv.url, "sync", "--json"], capture_output=True, text=True, timeout=60)
+        again = subprocess.run([*CAIRN, "--store", srv.url, "sync", "--json"],
+                               capture_output=True, text=True, timeout=60)
         assert again.returncode == 0 and '"pending_writers": 0' in again.stdout
     finally:
         srv.stop()

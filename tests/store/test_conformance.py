@@ -185,13 +185,29 @@ def test_finished_run_is_immutable_but_tags_stay_editable(store):
 
 
 def test_writes_are_idempotent_per_writer_seq(store):
-    w = make_run(store)
+    make_run(store)
     batch = RecordBatch(run_id="r1", writer_id="w2", seq=1, time=2000,
                         metrics={"m": series([0, 1], [1.0, 2.0])})
     store.write(batch)
     store.write(batch)  # a retry after an uncertain failure
     assert len(store.get_metric_history("r1", "m")) == 2
     assert store.get_run("r1").metric_summaries["m"].count == 2
+
+
+def test_a_store_taking_prepared_writes_says_which_were_replays(store):
+    """What a server answers ``applied`` or ``duplicate`` with (the stores a server serves)."""
+    from cairn.store import segments as seglib
+    from cairn.store.base import PreparedWrites
+
+    if not isinstance(store, PreparedWrites):
+        pytest.skip("only the stores a server serves take prepared writes")
+    make_run(store)
+    batch = RecordBatch(run_id="r1", writer_id="w3", seq=1, time=2000,
+                        metrics={"m": series([0, 1], [1.0, 2.0])})
+    segs = [seglib.prepare(k, *a) for k, a in batch.metrics.items()]
+    assert store.write_prepared(batch, segs) is True
+    assert store.write_prepared(batch, segs) is False  # sent again
+    assert len(store.get_metric_history("r1", "m")) == 2
 
 
 def test_unknown_run_write_is_rejected(store):
@@ -241,3 +257,14 @@ def test_heartbeat_and_stale_runs(store, monkeypatch):
     assert run.status is RunStatus.KILLED and run.end_time == old  # its heartbeat is old
     store.heartbeat(["r1"], int(time.time() * 1000))
     assert store.get_run("r1").status is RunStatus.RUNNING  # heard from again
+
+
+@pytest.mark.parametrize("odd", ["a/b", "..", ".", "x" * 100, "a b", "%2F", "r1/metrics"])
+def test_an_id_no_run_can_have_is_not_found(store, odd):
+    make_run(store)
+    with pytest.raises(NotFound):
+        store.get_run(odd)
+    with pytest.raises(NotFound):
+        store.get_metric_history(odd, "loss")
+    with pytest.raises(NotFound):
+        store.list_artifacts(odd)

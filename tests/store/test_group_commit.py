@@ -177,6 +177,61 @@ def test_a_server_on_a_local_store_applies_each_write_before_answering(tmp_path,
         found, _ = other_worker.search_runs(None, "params.k = 'v'")
         assert [r.name for r in found] == ["remote"]
         assert served._group.transactions == 0  # nothing went through the queue
-        from cairn.store import _STORES
+        from cairn.store import close_store
 
-        _STORES.pop(url).close()
+        close_store(url)
+
+
+def test_a_read_sees_every_pending_batch_however_far_the_index_fell_behind(tmp_path, monkeypatch):
+    """More pending batches than one transaction takes (the index fell behind during a long
+    checkpoint): a read applies them all first, and never waits for its own write lock.
+    Before, it applied one transaction's worth, fell back to replaying the run's journal,
+    and that replay waited in BEGIN IMMEDIATE for its own open transaction: a stall."""
+    import threading
+    import time
+
+    from cairn.entities import RecordBatch
+    from cairn.store.local import LocalStore
+
+    monkeypatch.setenv("CAIRN_INDEX_DELAY", "30")
+    store = LocalStore(tmp_path / "s")
+    exp = store.create_experiment("behind")
+    ids = [f"{i:032x}" for i in range(700)]
+    with store._group._apply_lock:  # the index thread can apply nothing meanwhile
+        for i, rid in enumerate(ids):
+            store.write(RecordBatch(run_id=rid, writer_id=f"{i:016x}", seq=1, time=1000 + i,
+                                    create={"experiment_id": exp.id, "name": f"r{i}", "user": "u",
+                                            "start_time": 1000 + i},
+                                    params={"i": str(i)}))
+    got = {}
+
+    def read():  # newest first: the oldest 256 being applied does not make it visible
+        got["params"] = [store.get_run(rid).params["i"] for rid in reversed(ids)]
+
+    reader = threading.Thread(target=read, daemon=True)
+    start = time.monotonic()
+    reader.start()
+    reader.join(60)
+    assert not reader.is_alive(), "a read of the store's own pending runs stalled"
+    assert got["params"] == [str(i) for i in reversed(range(700))]
+    assert time.monotonic() - start < 30
+    store.close()
+
+
+def test_a_writer_faster_than_the_index_thread_applies_some_itself(tmp_path, monkeypatch):
+    """The queue may lag the journal by a bounded number of batches, not without bound
+    (memory, and the wait at exit: a million-run sweep waited minutes in flush())."""
+    from cairn.entities import RecordBatch
+    from cairn.store import group_commit
+    from cairn.store.local import LocalStore
+
+    monkeypatch.setattr(group_commit.GroupCommit, "_loop", lambda self: None)  # no index thread
+    store = LocalStore(tmp_path / "s")
+    exp = store.create_experiment("fast")
+    for i in range(3000):
+        store.write(RecordBatch(run_id=f"{i:032x}", writer_id=f"{i:016x}", seq=1, time=i,
+                                create={"experiment_id": exp.id, "name": f"r{i}", "user": "u",
+                                        "start_time": i}))
+        assert len(store._group._items) <= group_commit._MAX_BACKLOG + 1
+    assert len(store.search_runs([exp.id], max_results=5000)[0]) == 3000
+    store.close()

@@ -10,9 +10,7 @@ from cairn.store.sql.tables import HEAD_REVISION
 
 
 def _close(store_dir):
-    st = cairn.store._STORES.pop(str(store_dir.resolve()), None)
-    if st is not None:
-        st.close()
+    cairn.store.close_store(str(store_dir))
 
 
 def _summary(value, step, ts, lo, hi, count, is_nan=0):

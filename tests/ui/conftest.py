@@ -40,10 +40,9 @@ def world():
             w = seed(tmp / "store", many=2000)
         yield w
     finally:
-        from cairn.store import _STORES
+        from cairn.store import close_store
 
-        for key in [k for k in _STORES if k.startswith(str(tmp))]:
-            _STORES.pop(key).close()
+        close_store(str(tmp / "store"))  # the store seed() opened
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -76,3 +76,20 @@ def test_a_server_address_is_refused_with_a_hint():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "open the server's address in a browser" in r.stderr
+
+
+def test_without_the_server_packages_cairn_ui_and_server_say_what_to_install(tmp_path):
+    """The core install lacks FastAPI and uvicorn (the `server` extra): an ImportError's
+    traceback would leave a new user guessing. (sys.modules[name] = None is how Python
+    marks a module as not importable.)"""
+    import sys
+
+    for command in ("ui", "server"):
+        code = ("import sys; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None\n"
+                "from cairn.cli.main import main; sys.argv = ['cairn', '--store', sys.argv[1], "
+                f"'{command}', '--port', '1']; main()")
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "store")],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0
+        assert "pip install 'cairn[server]'" in out.stderr and "Traceback" not in out.stderr, \
+            out.stderr
