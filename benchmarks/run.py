@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import json
 import os
 import platform
@@ -251,7 +250,10 @@ def print_table(entries: list[dict[str, Any]], versions: dict[str, str | None], 
         cells.append("ERROR" if errored else "-" if ratio is None else "PASS" if e["passed"] else "FAIL")
         rows.append(cells)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     print()
     print(line(head))
     print("  ".join("-" * w for w in widths))
