@@ -152,7 +152,7 @@ class RemoteBackend(Backend):
         self._stores: list = []
         try:
             with httpx.Client(base_url=self.url + "/api/v1",
-                              headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+                              headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60) as http:
                 self.tokens.update(provision(http, ROLES))
             # The audit chain gets its head now (the first event of an empty chain races
             # with the server's queued writer on PostgreSQL; see tests/server/api_world.py).

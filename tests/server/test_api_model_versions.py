@@ -61,7 +61,7 @@ def test_register_what_autolog_logged_through_a_remote_client(store, tracking, s
         app.state.cairn.flush_audit()  # see settle_audit
         import httpx
 
-        with httpx.Client(base_url=url + API) as http:
+        with httpx.Client(base_url=url + API, timeout=60) as http:
             assert http.post("/models", json={"name": "clf"}).status_code == 201
             r = http.post("/models/clf/versions", json={"source": f"runs:/{run.id}/model",
                                                         "description": "autologged"})

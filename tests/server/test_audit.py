@@ -83,7 +83,8 @@ def test_a_server_s_end_writes_its_queued_events_and_leaves_no_writer(pg_url, tm
         import httpx
 
         for i in range(20):
-            assert httpx.post(f"{url}{API}/experiments", json={"name": f"e{i}"}).status_code == 201
+            r = httpx.post(f"{url}{API}/experiments", json={"name": f"e{i}"}, timeout=60)
+            assert r.status_code == 201
     assert not [t for t in threading.enumerate() if t.name == "cairn-audit"
                 and getattr(t, "_target", None) == app.state.cairn._audit_loop]
     with store.index.session() as conn:

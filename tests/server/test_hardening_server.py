@@ -297,7 +297,7 @@ def test_model_policy_approvals_refuse_a_boolean(world):
 def test_a_real_server_answers_400_and_keeps_serving(tmp_path):
     store = LocalStore(tmp_path / "served")
     try:
-        with ServerThread(create_app(store)) as url, httpx.Client(base_url=url) as http:
+        with ServerThread(create_app(store)) as url, httpx.Client(base_url=url, timeout=60) as http:
             eid = http.post(f"{API}/experiments", json={"name": "e"}).json()["id"]
             rid = http.post(f"{API}/runs", json={"experiment_id": eid}).json()["id"]
             answers = [

@@ -362,7 +362,7 @@ def test_a_server_without_a_pack_index_keeps_members_loose_and_refuses_a_lying_p
             oid = hashlib.sha256(real).hexdigest()
             pack = encode_pack([(oid, fake)])
             pack_oid = hashlib.sha256(pack).hexdigest()
-            with httpx.Client(base_url=url + API) as http:
+            with httpx.Client(base_url=url + API, timeout=60) as http:
                 assert http.put(f"/objects/{pack_oid}", content=pack).status_code == 200
                 r = http.post("/datasets/lies/versions", json={
                     "files": [{"path": "a.txt", "size": len(real), "digest": oid}],

@@ -41,7 +41,7 @@ class Server:
 
     def setup(self) -> "Server":
         with httpx.Client(base_url=self.url + API,
-                          headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+                          headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60) as http:
             self.tokens.update(provision(http, ROLES))
         self.app.state.cairn.flush_audit()  # the audit chain has its head (see settle_audit)
         return self
@@ -265,7 +265,7 @@ def test_a_missing_model_is_not_found_to_who_may_view_models_and_denied_to_other
     with pytest.raises(PermissionDenied, match="admin role"):
         vera.set_stage_policy("clf", "production", approvals=1)  # it exists: a missing role
     with httpx.Client(base_url=server.url + API,
-                      headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+                      headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60) as http:
         assert http.post("/users", json={"name": "nora"}).status_code == 201
         server.tokens["nora"] = http.post("/users/nora/tokens", json={"name": "t"}).json()["token"]
     nora = server.client("nora")  # no role on any model
@@ -300,7 +300,7 @@ def test_a_requester_withdraws_own_request_but_rejects_no_one_elses(server):
 def test_files_claimed_but_not_uploaded_are_refused(server):
     """The REST side of a remote registration: objects must be on the server first."""
     with httpx.Client(base_url=server.url + API,
-                      headers={"authorization": f"Bearer {server.tokens['alice']}"}) as http:
+                      headers={"authorization": f"Bearer {server.tokens['alice']}"}, timeout=60) as http:
         assert http.post("/models", json={"name": "ghost"}).status_code == 201
         r = http.post("/models/ghost/versions", json={"files": [
             {"path": "cairn-model.json", "size": 3, "digest": "ab" * 32}]})

@@ -35,7 +35,7 @@ def _keys_dir(tmp_path, monkeypatch):
 
 def _http(srv, user: str) -> httpx.Client:
     return httpx.Client(base_url=srv.url + API,
-                        headers={"authorization": f"Bearer {srv.tokens[user]}"})
+                        headers={"authorization": f"Bearer {srv.tokens[user]}"}, timeout=60)
 
 
 def _signature(srv, name: str, version: str):
@@ -322,7 +322,7 @@ def test_who_may_read_and_change_registry_settings(server):  # noqa: F811  (the 
         r = http.post("/models/clf/versions/1.0.0/signature", json={"key_id": kid,
                                                                      "signature": sig})
         assert r.status_code == 400 and "revoked" in r.json()["message"]
-    with httpx.Client(base_url=server.url + API) as anonymous:
+    with httpx.Client(base_url=server.url + API, timeout=60) as anonymous:
         for method, path, body in reads + admin_only:
             assert anonymous.request(method, path, json=body).status_code == 401
     assert _signature(server, "clf", "1.0.0") == (None, None)

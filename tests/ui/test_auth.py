@@ -255,7 +255,7 @@ def test_an_editor_edits_notes_and_moves_but_does_not_decide(browser, team):
 
         r = httpx.post(f"{team['url']}/api/v1/models/guarded/requests",
                        json={"version": "1.1.0", "stage": "Production"},
-                       headers={"authorization": f"Bearer {team['tokens']['ed']}"})
+                       headers={"authorization": f"Bearer {team['tokens']['ed']}"}, timeout=60)
         assert r.status_code == 201, r.text
         page.reload()
         mine = page.locator(f'table.requests tr[data-request="{r.json()["id"]}"]')

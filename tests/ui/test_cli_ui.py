@@ -45,8 +45,8 @@ def test_cairn_ui_serves_the_local_store_and_opens_a_browser(tmp_path, client):
     browser.chmod(0o755)
     proc, url = start(client.uri, env={"BROWSER": str(browser)})
     try:
-        assert '<main id="app">' in httpx.get(url + "/runs/anything").text
-        names = [e["name"] for e in httpx.get(url + "/api/v1/experiments").json()["experiments"]]
+        assert '<main id="app">' in httpx.get(url + "/runs/anything", timeout=60).text
+        names = [e["name"] for e in httpx.get(url + "/api/v1/experiments", timeout=60).json()["experiments"]]
         assert "from-cli" in names
         deadline = time.monotonic() + 10
         while not opened.exists() and time.monotonic() < deadline:
@@ -64,7 +64,7 @@ def test_no_browser_opens_none(tmp_path, client):
     browser.chmod(0o755)
     proc, url = start(client.uri, "--no-browser", env={"BROWSER": str(browser)})
     try:
-        assert httpx.get(url + "/").status_code == 200
+        assert httpx.get(url + "/", timeout=60).status_code == 200
         time.sleep(0.5)
     finally:
         stop(proc)

@@ -58,7 +58,7 @@ def test_notes_are_edited_and_kept(ui, world, server):
     notes.get_by_label("notes").fill("lr too low?\nrerun with warmup")
     notes.get_by_role("button", name="Save").click()
     expect(notes.locator(".note-text")).to_have_text("lr too low?\nrerun with warmup")
-    assert httpx.get(f"{server}/api/v1/runs/{run}").json()["tags"]["cairn.note"] == \
+    assert httpx.get(f"{server}/api/v1/runs/{run}", timeout=60).json()["tags"]["cairn.note"] == \
         "lr too low?\nrerun with warmup"
     page.reload()
     expect(page.locator("section.notes .note-text")).to_contain_text("rerun with warmup")
@@ -113,14 +113,14 @@ def test_smoothing_log_scale_and_time_axis(ui, world):
 def test_running_run_charts_update_live(ui, world, server):
     # Its writer's pulse: without one, a RUNNING run reads as KILLED (it crashed).
     assert httpx.post(f"{server}/api/v1/heartbeat",
-                      json={"run_ids": [world.running]}).status_code == 200
+                      json={"run_ids": [world.running]}, timeout=60).status_code == 200
     page = ui.goto(f"/runs/{world.running}")
     box = chart(page, "loss")
     expect(box).to_have_attribute("data-points", "20")
     expect(page.locator("h1 .badge")).to_have_text("RUNNING")
     r = httpx.post(f"{server}/api/v1/runs/{world.running}/log", json={
         "metrics": [{"key": "loss", "value": 0.5, "step": s} for s in range(20, 30)]
-                   + [{"key": "lr", "value": 0.1, "step": 0}]})
+                   + [{"key": "lr", "value": 0.1, "step": 0}]}, timeout=60)
     assert r.status_code == 200, r.text
     expect(box).to_have_attribute("data-points", "30", timeout=10_000)
     expect(chart(page, "lr")).to_have_attribute("data-ready", "1", timeout=10_000)
