@@ -18,6 +18,7 @@ from ...errors import (
     PermissionDenied, Unauthenticated,
 )
 from ...store.wire import INT64_MAX, INT64_MIN, jfloat, pfloat
+from ..routes._common import MLFLOW_TAG_PREFIX
 
 # Cairn error class -> (MLflow error_code, HTTP status).  MLflow answers an existing
 # resource with 400 (its client swallows that code on registered-models/create), and a
@@ -34,7 +35,7 @@ MLFLOW_STATUS: tuple[tuple[type[CairnError], str, int], ...] = (
 
 # Hidden run tags that hold what only MLflow has (logged models, dataset inputs): the
 # MLflow API never lists them among a run's tags; Cairn shows them like any tag.
-HIDDEN_TAG_PREFIX = "cairn.mlflow."
+HIDDEN_TAG_PREFIX = MLFLOW_TAG_PREFIX  # only admins may write them through the native API
 RUN_NAME_TAG = "mlflow.runName"
 PARENT_TAG = "mlflow.parentRunId"
 USER_TAG = "mlflow.user"

@@ -6,12 +6,28 @@ from typing import Any
 
 from ...cas.tree import referenced_oids
 from ...entities import RecordBatch
-from ...errors import CairnError, Conflict, NotFound, StoreUnavailable
+from ...errors import CairnError, Conflict, NotFound, PermissionDenied, StoreUnavailable
 from ...store import segments as seglib
 from ...store.base import PreparedWrites, RunExperimentLookup
 from ...store.wire import check_batch, error_to_json
 from ..auth import Principal
 from ..context import ServerContext
+
+
+# Tags the MLflow API keeps for itself (an experiment's artifact location, a run's logged
+# models and inputs): they steer where the MLflow routes read and write files, so through
+# the native API only an admin may set or delete them.
+MLFLOW_TAG_PREFIX = "cairn.mlflow."
+
+
+def check_reserved_tags(c: ServerContext, p: Principal, keys: Any) -> None:
+    """Refuse a non-admin's write of a tag under ``cairn.mlflow.`` (403)."""
+    if not c.guard.enabled or p.is_admin:
+        return
+    for key in keys:
+        if isinstance(key, str) and key.startswith(MLFLOW_TAG_PREFIX):
+            raise PermissionDenied(f"tag {key[:200]!r}: tags under {MLFLOW_TAG_PREFIX!r} are kept "
+                                   "by the MLflow API; only an admin may set or delete them here")
 
 
 def run_experiments(c: ServerContext, run_ids: list[str]) -> dict[str, str]:

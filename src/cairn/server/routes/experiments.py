@@ -11,6 +11,7 @@ from ...errors import NotFound
 from ...store.wire import experiment_to_json, no_nul
 from ..auth import Principal
 from ..context import ctx, principal
+from ._common import check_reserved_tags
 
 router = APIRouter(tags=["experiments"])
 User = Annotated[Principal, Depends(principal)]
@@ -48,6 +49,7 @@ def list_experiments(request: Request, p: User):
 def create_experiment(body: CreateExperiment, request: Request, p: User):
     c = ctx(request)
     no_nul(body.model_dump(), "experiment")
+    check_reserved_tags(c, p, body.tags)
     exp = c.store.create_experiment(body.name, body.tags)
     if c.settings.auth and not p.is_admin:
         c.auth_db.grant(p.user, "experiment", exp.id, "admin", granted_by=p.user)
