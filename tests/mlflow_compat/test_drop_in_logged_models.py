@@ -322,3 +322,35 @@ def test_a_model_keeps_the_latest_points_past_its_description_size(base):
     assert max(m.step for m in got if m.key == "loss") == 299
     assert len(client.get_metric_history(run, "loss")) == 300  # the run keeps every point
 
+
+
+def test_changes_at_once_to_one_model_lose_none(base):
+    """Tags, params and metrics sent at the same moment by many clients all land (each
+    change reads the model's description and writes it back: unserialised, one would
+    overwrite another's)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = MlflowClient(base)
+    exp = _experiment(base, "at-once")
+    run = client.create_run(exp).info.run_id
+    mid = client.create_logged_model(exp, name="m", source_run_id=run).model_id
+
+    def change(i: int) -> None:
+        if i % 3 == 0:
+            r = _call(base, "PATCH", f"logged-models/{mid}/tags",
+                      {"tags": [{"key": f"t{i}", "value": str(i)}]})
+        elif i % 3 == 1:
+            r = _call(base, "POST", f"logged-models/{mid}/params",
+                      {"model_id": mid, "params": [{"key": f"p{i}", "value": str(i)}]})
+        else:
+            r = _call(base, "POST", "runs/log-metric", {
+                "run_id": run, "key": f"m{i}", "value": i, "timestamp": 1, "step": 0,
+                "model_id": mid})
+        assert r.status_code == 200, r.text
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(change, range(36)))
+    got = client.get_logged_model(mid)
+    assert got.tags == {f"t{i}": str(i) for i in range(0, 36, 3)}
+    assert got.params == {f"p{i}": str(i) for i in range(1, 36, 3)}
+    assert sorted(m.key for m in got.metrics) == sorted(f"m{i}" for i in range(2, 36, 3))

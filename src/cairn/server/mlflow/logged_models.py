@@ -16,7 +16,9 @@ in the model's description too (every point, as MLflow lists them), besides the 
 from __future__ import annotations
 
 import json
-from typing import Any
+import threading
+from contextlib import ExitStack, contextmanager
+from typing import Any, Iterable, Iterator
 
 from ... import clock, search
 from ...entities import Experiment, Run, RunStatus
@@ -40,6 +42,21 @@ STATUS_NUMBERS = {0: "LOGGED_MODEL_STATUS_UNSPECIFIED", 1: "LOGGED_MODEL_PENDING
 STATUSES = tuple(STATUS_NUMBERS.values())
 BAD_NAME_CHARS = ("/", ":", ".", "%", '"', "'")  # what MLflow refuses in a model's name
 DEFAULT_MAX_RESULTS = 100  # MLflow's, also for max_results 0 (protobuf's "not given")
+
+
+# A change to a model reads its description, changes it and writes it back; two at once
+# would lose one.  Striped locks serialise the changes of one model in this process.
+_STRIPES = [threading.Lock() for _ in range(64)]
+
+
+@contextmanager
+def changing(model_ids: Iterable[Any]) -> Iterator[None]:
+    """Hold the locks of ``model_ids`` (non-strings are ignored: the change refuses them)."""
+    stripes = sorted({hash(m) % len(_STRIPES) for m in model_ids if isinstance(m, str)})
+    with ExitStack() as stack:
+        for i in stripes:  # in order, so two changes never wait on each other
+            stack.enter_context(_STRIPES[i])
+        yield
 
 
 def _tag_clause(key: str, op: str = "IS NOT NULL", value: Any = None) -> str:
@@ -253,46 +270,51 @@ def _status(r: Params) -> str:
 
 
 def finalize(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = _changeable(c, p, r)  # the caller's role first, as on MLflow with auth on
-    status = _status(r)
-    desc["status"] = status
-    save(c, p, run, desc)
-    return {"model": model_json(run, desc)}
+    with changing([r.data.get("model_id")]):
+        run, desc = _changeable(c, p, r)  # the caller's role first, as on MLflow with auth on
+        status = _status(r)
+        desc["status"] = status
+        save(c, p, run, desc)
+        return {"model": model_json(run, desc)}
 
 
 def set_tags(c: ServerContext, p: Principal, r: Params) -> dict:
-    tags = {}
-    for k, v in r.key_values("tags"):  # a key given twice: the last value, as on MLflow
-        tags[check_text(k, "tag key")] = check_text(v, f"tag {k!r} value")
-    run, desc = _changeable(c, p, r)
-    desc["tags"] = {**desc.get("tags", {}), **tags}
-    save(c, p, run, desc, touch=False)
-    return {}
+    with changing([r.data.get("model_id")]):
+        tags = {}
+        for k, v in r.key_values("tags"):  # a key given twice: the last value, as on MLflow
+            tags[check_text(k, "tag key")] = check_text(v, f"tag {k!r} value")
+        run, desc = _changeable(c, p, r)
+        desc["tags"] = {**desc.get("tags", {}), **tags}
+        save(c, p, run, desc, touch=False)
+        return {}
 
 
 def delete_tag(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = _changeable(c, p, r)
-    key = r.text("tag_key", required=True)
-    if key not in desc.get("tags", {}):
-        raise NotFound(f"No tag with key {key!r} found for model with ID {desc['id']!r}.")
-    desc["tags"].pop(key)
-    save(c, p, run, desc, touch=False)
-    return {}
+    with changing([r.data.get("model_id")]):
+        run, desc = _changeable(c, p, r)
+        key = r.text("tag_key", required=True)
+        if key not in desc.get("tags", {}):
+            raise NotFound(f"No tag with key {key!r} found for model with ID {desc['id']!r}.")
+        desc["tags"].pop(key)
+        save(c, p, run, desc, touch=False)
+        return {}
 
 
 def log_params(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = _changeable(c, p, r)
-    desc["params"] = {**desc.get("params", {}),
-                      **_new_pairs(r, "params", "param", desc.get("params", {}))}
-    save(c, p, run, desc, touch=False)
-    return {}
+    with changing([r.data.get("model_id")]):
+        run, desc = _changeable(c, p, r)
+        desc["params"] = {**desc.get("params", {}),
+                          **_new_pairs(r, "params", "param", desc.get("params", {}))}
+        save(c, p, run, desc, touch=False)
+        return {}
 
 
 def delete(c: ServerContext, p: Principal, r: Params) -> dict:
-    run, desc = _changeable(c, p, r)
-    desc["deleted"] = True
-    save(c, p, run, desc)
-    return {}
+    with changing([r.data.get("model_id")]):
+        run, desc = _changeable(c, p, r)
+        desc["deleted"] = True
+        save(c, p, run, desc)
+        return {}
 
 
 # -- metrics logged with a model_id ----------------------------------------------------

@@ -516,12 +516,15 @@ def log_metric(c: ServerContext, p: Principal, r: Params) -> dict:
                           clock.now_ms())
     run_id = r.run_id()
     models = []
-    if r.has("model_id"):  # the point is also that logged model's metric, as on MLflow
-        from .logged_models import model_points, record_points
+    if not r.has("model_id"):
+        write_run(c, p, run_id, metrics=_series([point]))
+        return {}
+    # The point is also that logged model's metric, as on MLflow.
+    from .logged_models import changing, model_points, record_points
 
+    with changing([r.data.get("model_id")]):
         models = model_points(c, p, run_id, [r.data], [point])
-    write_run(c, p, run_id, metrics=_series([point]))
-    if models:
+        write_run(c, p, run_id, metrics=_series([point]))
         record_points(c, p, models)
     return {}
 
@@ -552,14 +555,13 @@ def log_batch(c: ServerContext, p: Principal, r: Params) -> dict:
     t = clock.now_ms()
     points = [_metric_point(m, t) for m in metrics]
     series = _series(points)
-    models = []
-    if any(type(m) is dict and m.get("model_id") for m in metrics):
-        from .logged_models import model_points, record_points
+    model_ids = [m.get("model_id") for m in metrics if type(m) is dict and m.get("model_id")]
+    from .logged_models import changing, model_points, record_points
 
-        models = model_points(c, p, run_id, metrics, points)
-    if series or param_map or tag_map:
-        write_run(c, p, run_id, metrics=series, params=param_map, tags=tag_map)
-    if models:
+    with changing(model_ids):  # none held when no metric names a model
+        models = model_points(c, p, run_id, metrics, points) if model_ids else []
+        if series or param_map or tag_map:
+            write_run(c, p, run_id, metrics=series, params=param_map, tags=tag_map)
         record_points(c, p, models)
     if new_name is not None:
         run = get_run(c, p, run_id)
