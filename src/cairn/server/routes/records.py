@@ -174,8 +174,13 @@ def _leave_out_bad_items(c: Any, p: Principal, batches: list[RecordBatch], segs:
     by batch index, what was left out and why.  The batches in ``whole`` (writer id,
     seq) are left as they are: applied whole or refused whole."""
     dropped: dict[int, list[dict]] = {}
-    def reserved(keys: list) -> None:
-        check_reserved_tags(c, p, keys)
+    def tag_ok(key: Any, value: Any) -> None:
+        check_tag(key, value)
+        check_reserved_tags(c, p, [key])
+
+    def deleted_ok(key: Any, _value: Any) -> None:
+        check_key(key, "tag")
+        check_reserved_tags(c, p, [key])
 
     params_of: dict[str, dict[str, str]] = {}  # run id -> params as this request leaves them
     read: set[str] = set()  # runs whose stored params are in params_of
@@ -184,9 +189,8 @@ def _leave_out_bad_items(c: Any, p: Principal, batches: list[RecordBatch], segs:
     for i, b in enumerate(batches):
         bad: list[dict] = []
         params = _good(b.params, "param", bad, check_param)
-        tags = _good(b.tags, "tag", bad, lambda k, v: (check_tag(k, v), reserved([k])))
-        deleted = tuple(k for k in b.deleted_tags if _item_ok(
-            k, None, "tag", bad, lambda k, _v: (check_key(k, "tag"), reserved([k]))))
+        tags = _good(b.tags, "tag", bad, tag_ok)
+        deleted = tuple(k for k in b.deleted_tags if _item_ok(k, None, "tag", bad, deleted_ok))
         metrics = {k: v for k, v in b.metrics.items()
                    if _item_ok(k, None, "metric", bad, lambda k, _v: check_key(k, "metric"))}
         env = b.env
