@@ -361,3 +361,46 @@ def test_local_only_commands_refuse_a_memory_store():
             assert "local store" in invoke("memory://cli-test", *args, code=1).stderr
     finally:
         close_store("memory://cli-test")
+
+
+# -- what tripped a new user (#17) -----------------------------------------------------------
+def test_store_option_works_after_the_command_too(store):
+    before = as_json(store, "runs", "ls", "-e", "demo")
+    result = CliRunner().invoke(cli, ["runs", "ls", "-e", "demo", "--json", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == before
+    # --uri is its other name; the one after the command wins over the one before it.
+    result = CliRunner().invoke(cli, ["--store", "/nowhere/at/all", "experiments", "ls",
+                                      "--uri", str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    assert {e["name"] for e in json.loads(result.stdout)} >= {"demo", "other"}
+
+
+def test_every_command_takes_store_after_its_name():
+    from cairn.cli.main import _commands
+
+    missing = [path for path, cmd in _commands(cli)
+               if not any("--store" in p.opts for p in cmd.params)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("args", [
+    ["runs", "ls"], ["runs", "show", "0" * 32], ["runs", "compare", "0" * 32],
+    ["experiments", "ls"], ["artifacts", "ls", "0" * 32], ["doctor"], ["models", "ls"],
+    ["models", "show", "clf"], ["audit", "verify"], ["data", "ls"], ["keys", "ls"],
+    ["lineage", "run:" + "0" * 32]])
+def test_a_read_of_a_store_that_is_not_there_is_an_error_and_creates_nothing(tmp_path, args):
+    missing = tmp_path / "mistyped" / "store"
+    for argv in (["--store", str(missing), *args], [*args, "--store", str(missing)]):
+        result = CliRunner().invoke(cli, argv)
+        assert result.exit_code == 1, (argv, result.output)
+        assert result.stderr == f"Error: no Cairn store at {missing}: check --store (or " \
+            "CAIRN_TRACKING_URI); a store is made by the first run logged to it\n"
+        assert not (tmp_path / "mistyped").exists()
+
+
+def test_a_write_still_makes_a_new_store(tmp_path):
+    new = tmp_path / "new-store"
+    result = CliRunner().invoke(cli, ["experiments", "create", "first", "--store", str(new)])
+    assert result.exit_code == 0, result.output
+    assert [e["name"] for e in as_json(new, "experiments", "ls")] == ["first"]

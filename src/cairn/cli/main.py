@@ -20,6 +20,7 @@ from ..errors import CairnError
 class Context:
     def __init__(self, uri: str | None) -> None:
         self.uri = uri
+        self.must_exist = False  # a command that only reads: it must not create a store
         self._client = None
 
     @property
@@ -27,8 +28,33 @@ class Context:
         if self._client is None:
             from ..client import Client
 
-            self._client = Client(self.uri)
+            client = Client(self.uri)
+            if self.must_exist:
+                _require_store(client.uri)
+            self._client = client
         return self._client
+
+
+def _require_store(uri: str) -> None:
+    """A read of a local store that is not there: say so, and create nothing (a mistyped
+    --store used to make an empty store and list nothing in it)."""
+    from ..errors import NotFound
+    from ..store import local_directory
+
+    path = local_directory(uri)
+    if path is not None and not path.is_dir():
+        raise NotFound(f"no Cairn store at {path}: check --store (or CAIRN_TRACKING_URI); a "
+                       "store is made by the first run logged to it")
+
+
+# Commands that only read: on a store directory that does not exist they fail, not create it.
+READ_ONLY = {
+    "experiments ls", "runs ls", "runs show", "runs compare", "artifacts ls", "artifacts get",
+    "artifacts verify", "doctor", "models ls", "models show", "models versions", "models diff",
+    "models requests", "models history", "models verify", "models download", "audit log",
+    "audit verify", "keys ls", "data ls", "data show", "data get", "data diff", "data verify",
+    "lineage", "remote ls",
+}
 
 
 def json_option(fn: Callable) -> Callable:
@@ -154,7 +180,45 @@ def _register() -> None:
     cli.add_command(importing.import_)
 
 
+def _commands(group: click.Group, path: str = "") -> Any:
+    for name, cmd in group.commands.items():
+        full = f"{path} {name}".strip()
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, full)
+        else:
+            yield full, cmd
+
+
+def _remember_store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Context).uri = value
+
+
+def _reads_only(callback: Callable) -> Callable:
+    @functools.wraps(callback)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        click.get_current_context().ensure_object(Context).must_exist = True
+        return callback(*args, **kwargs)
+
+    return wrapper
+
+
+def _finish() -> None:
+    """Every command takes ``--store`` (``--uri``) after its name too, as it does before
+    (``cairn runs ls --store DIR`` is ``cairn --store DIR runs ls``); read-only commands
+    refuse a store directory that does not exist."""
+    for path, cmd in _commands(cli):
+        if not any("--store" in p.opts or "--uri" in p.opts for p in cmd.params):
+            cmd.params.append(click.Option(
+                ["--store", "--uri", "store_uri"], default=None, expose_value=False,
+                callback=_remember_store, metavar="URI",
+                help="The store, as `cairn --store URI` (either place works)."))
+        if path in READ_ONLY and cmd.callback is not None:
+            cmd.callback = _reads_only(cmd.callback)
+
+
 _register()
+_finish()
 
 
 def main() -> None:

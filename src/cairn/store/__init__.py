@@ -100,6 +100,13 @@ def _scheme(uri: str) -> Scheme:
     return _LOCAL
 
 
+def local_directory(uri: str) -> Path | None:
+    """The directory of a local store URI (a path or ``file://``); None for other kinds."""
+    if not isinstance(uri, str) or not uri or _scheme(uri) is not _LOCAL:
+        return None
+    return Path(_directory_key(uri))
+
+
 def open_store(uri: str) -> Store:
     """The process-wide store for ``uri``: a directory path, ``file://``, ``memory://name``,
     the URL of a Cairn server (``http://host:port``, see :mod:`cairn.store.http`) or a
