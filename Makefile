@@ -46,7 +46,7 @@ $(CHROMIUM):
 
 demo: $(VENV)/.demo-installed $(UI_BUILT)
 	rm -rf $(DEMO_STORE)
-	CAIRN_TRACKING_URI=$(DEMO_STORE) $(PY) examples/quickstart.py
+	CAIRN_TRACKING_URI=$(DEMO_STORE) CAIRN_QUICKSTART_HINT=0 $(PY) examples/quickstart.py
 	$(CAIRN) --store $(DEMO_STORE) runs ls -e quickstart -o "metrics.val_accuracy DESC" -n 10
 	$(CAIRN) --store $(DEMO_STORE) runs compare -e quickstart --across seed
 	CAIRN_TRACKING_URI=$(DEMO_STORE) $(PY) examples/quickstart_registry.py

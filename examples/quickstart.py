@@ -4,6 +4,10 @@ Run it with `make demo`, or directly:  python examples/quickstart.py
 Then look at the runs:                 cairn runs ls -e quickstart
 """
 
+import os
+import sys
+from pathlib import Path
+
 import cairn
 import numpy as np
 from sklearn.datasets import load_digits
@@ -35,4 +39,7 @@ for alpha in (1e-4, 1e-3, 1e-2):
               f"val_accuracy={accuracy_score(y_val, model.predict(X_val)):.3f}")
 
 print(f"\nrecorded 9 runs in {cairn.get_tracking_uri()}")
-print(f"web UI: http://127.0.0.1:5000/  (start it with: cairn --store {cairn.get_tracking_uri()} ui)")
+if os.environ.get("CAIRN_QUICKSTART_HINT") != "0":  # `make demo` prints it once, at its end
+    cli = Path(sys.executable).with_name("cairn")  # this environment's, not whatever is on PATH
+    print(f"web UI: http://127.0.0.1:5000/  (start it with: {cli} --store "
+          f"{cairn.get_tracking_uri()} ui)")
