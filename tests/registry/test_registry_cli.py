@@ -57,7 +57,10 @@ def test_the_whole_flow_from_the_terminal(run_cli, data, tmp_path):
     req2 = json.loads(run_cli("models", "request", "fraud", "1.1.0", "production", "--json"))
     assert json.loads(run_cli("models", "reject", req2["id"], "--json", user="bob"))["status"] == "rejected"
     req3 = json.loads(run_cli("models", "request", "fraud", "1.1.0", "production", "--json"))
-    run_cli("models", "approve", req3["id"], user="bob")
+    # The requester and the approver each by name (it said "applied by alice").
+    assert run_cli("models", "approve", req3["id"], user="bob").strip() == \
+        f"request {req3['id']}: fraud/1.1.0 Staging -> Production [applied] requested by " \
+        "alice, approvals 1/1, applied by bob"
     assert "fraud@champion -> 1.1.0" in run_cli("models", "alias", "fraud", "champion", "1.1.0")
     assert "no such version" in run_cli("models", "alias", "fraud", "x", "3.0.0", code=1)
     rolled = json.loads(run_cli("models", "rollback", "fraud", "--reason", "p99 latency", "--json"))

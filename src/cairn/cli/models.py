@@ -202,8 +202,12 @@ def _show_request(req: Any, as_json: bool) -> None:
         emit_json(_json(req))
         return
     got = sum(1 for a in req.approvals if a.decision == "approve")
+    # Who asked and who decided are different people: "applied by alice" named the
+    # requester though bob's approval applied it.
+    resolved = f", {req.status} by {req.resolved_by}" if req.resolved_by else ""
     click.echo(f"request {req.id}: {req.name}/{req.version} {req.from_stage} -> {req.to_stage} "
-               f"[{req.status}] by {req.requested_by}, approvals {got}/{req.required}")
+               f"[{req.status}] requested by {req.requested_by}, approvals "
+               f"{got}/{req.required}{resolved}")
 
 
 @models.command("promote")
