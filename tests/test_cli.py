@@ -168,6 +168,33 @@ def test_runs_show(store, long_run):
     assert as_json(store, "runs", "show", long_run[:10])["id"] == long_run
     table = invoke(store, "runs", "show", long_run).stdout
     assert "long" in table and "FINISHED" in table and "acc" in table
+    # The environment, as its help says (it printed none without --json).
+    env = shown["env"]
+    assert "environment" in table and f"{env['python']['version']} " in table
+    assert env["os"]["platform"] in table and env["hostname"] in table
+    assert f"│ {len(env['packages'])}: " in table and "numpy " in table
+
+
+def test_runs_tag_untag_and_note(store, long_run, monkeypatch):
+    # On a finished run: tags and notes stay editable.
+    assert invoke(store, "runs", "tag", long_run[:8], "reviewed", "yes").stdout == \
+        f"run {long_run}: reviewed = 'yes'\n"
+    assert as_json(store, "runs", "tag", long_run, "owner", "ana") == \
+        {"run_id": long_run, "key": "owner", "value": "ana"}
+    assert as_json(store, "runs", "untag", long_run, "owner") == \
+        {"run_id": long_run, "key": "owner", "value": None}
+    assert "has no tag 'owner'" in invoke(store, "runs", "untag", long_run, "owner", code=1).stderr
+    invoke(store, "runs", "note", long_run, "diverged **after** epoch 3")
+    result = CliRunner().invoke(cli, ["--store", str(store), "runs", "note", long_run, "-"],
+                                input="from\nstdin\n")
+    assert result.exit_code == 0, result.output
+    tags = cairn.Client(str(store)).get_run(long_run).tags
+    assert tags["reviewed"] == "yes" and "owner" not in tags
+    assert tags["cairn.note"] == "from\nstdin\n"
+    # Bad input: a clear error, nothing written.
+    assert invoke(store, "runs", "tag", long_run, "", "x", code=1).stderr.startswith("Error: ")
+    assert "does not exist" in invoke(store, "runs", "tag", "0" * 32, "k", "v", code=1).stderr
+    assert cairn.Client(str(store)).get_run(long_run).tags == tags
 
 
 def test_runs_compare_side_by_side(store, long_run):

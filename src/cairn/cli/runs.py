@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 from typing import Any
 
 import click
@@ -108,6 +109,12 @@ def show(obj, run_id: str, as_json: bool) -> None:
     if git:
         con.print(f"git {git.get('commit')} on {git.get('branch')}"
                   + (" (dirty)" if git.get("dirty") else ""))
+    env = _environment_rows(r.env or {})
+    if env:
+        t = Table("", "", title="environment", show_header=False)
+        for k, v in env:
+            t.add_row(k, v)
+        con.print(t)
     for title, data in (("params", r.params), ("tags", r.tags)):
         if data:
             t = Table("key", "value", title=title)
@@ -120,6 +127,112 @@ def show(obj, run_id: str, as_json: bool) -> None:
             m = r.metric_summaries[k]
             t.add_row(k, num(m.value), str(m.step), num(m.min), num(m.max), str(m.count))
         con.print(t)
+
+
+def _environment_rows(env: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a reader of one run wants of its environment (``--json`` has all of it; the
+    package list is long, so its size and the ML packages only)."""
+    rows: list[tuple[str, str]] = []
+    py = env.get("python") or {}
+    if py:
+        rows.append(("python", f"{py.get('version', '?')} ({py.get('implementation', '?')}) "
+                               f"{py.get('executable', '')}".rstrip()))
+    osinfo = env.get("os") or {}
+    if osinfo.get("platform"):
+        rows.append(("os", str(osinfo["platform"])))
+    cpu = env.get("cpu") or {}
+    if cpu:
+        rows.append(("cpu", f"{cpu.get('count', '?')} × {cpu.get('model') or 'unknown'}"))
+    for g in env.get("gpus") or []:
+        rows.append((f"gpu {g.get('index', '?')}", f"{g.get('name', '?')}, "
+                                                  f"{g.get('memory_total_mb', '?')} MB"))
+    for key in ("hostname", "user", "entry_point"):
+        if env.get(key):
+            rows.append((key.replace("_", " "), str(env[key])))
+    if env.get("argv"):
+        rows.append(("argv", " ".join(map(str, env["argv"]))))
+    packages = env.get("packages") or {}
+    if packages:
+        known = [f"{n} {packages[n]}" for n in sorted(packages, key=str.lower)
+                 if n.lower() in _ML_PACKAGES]
+        rows.append(("packages", f"{len(packages)}" + (f": {', '.join(known)}" if known else "")))
+    return rows
+
+
+_ML_PACKAGES = {"cairn", "numpy", "pandas", "scikit-learn", "torch", "tensorflow", "keras",
+                "jax", "xgboost", "lightgbm", "transformers", "lightning", "pytorch-lightning"}
+
+
+@runs.command("tag")
+@click.argument("run_id")
+@click.argument("key")
+@click.argument("value")
+@json_option
+@click.pass_obj
+@handle_errors
+def tag(obj, run_id: str, key: str, value: str, as_json: bool) -> None:
+    """Set a tag on a run (also a finished one: tags stay editable).
+
+    \b
+    Example:
+      cairn runs tag 3f2a9c reviewed yes
+    """
+    rid = resolve_run(obj.client, run_id)
+    obj.client.set_tag(rid, key, value)
+    _tag_done(rid, key, value, as_json)
+
+
+@runs.command("untag")
+@click.argument("run_id")
+@click.argument("key")
+@json_option
+@click.pass_obj
+@handle_errors
+def untag(obj, run_id: str, key: str, as_json: bool) -> None:
+    """Delete a tag of a run.
+
+    \b
+    Example:
+      cairn runs untag 3f2a9c reviewed
+    """
+    from ..errors import NotFound
+
+    rid = resolve_run(obj.client, run_id)
+    if key not in obj.client.get_run(rid).tags:
+        raise NotFound(f"run {rid} has no tag {key!r}")
+    obj.client.delete_tag(rid, key)
+    _tag_done(rid, key, None, as_json)
+
+
+@runs.command("note")
+@click.argument("run_id")
+@click.argument("text")
+@json_option
+@click.pass_obj
+@handle_errors
+def note(obj, run_id: str, text: str, as_json: bool) -> None:
+    """Set a run's note (Markdown, shown on its page in the UI); TEXT '-' reads standard input.
+
+    \b
+    Example:
+      cairn runs note 3f2a9c "lr too high: diverged after epoch 3"
+    """
+    from ..client import NOTE_TAG
+
+    rid = resolve_run(obj.client, run_id)
+    if text == "-":
+        text = sys.stdin.read()
+    obj.client.set_note(rid, text)
+    _tag_done(rid, NOTE_TAG, text, as_json)
+
+
+def _tag_done(run_id: str, key: str, value: str | None, as_json: bool) -> None:
+    if as_json:
+        emit_json({"run_id": run_id, "key": key, "value": value})
+    elif value is None:
+        click.echo(f"run {run_id}: tag {key!r} deleted")
+    else:
+        click.echo(f"run {run_id}: {key} = {value!r}")
 
 
 @runs.command("compare")
