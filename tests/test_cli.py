@@ -221,6 +221,19 @@ def test_runs_compare_across_seeds(store):
         assert g["metrics"]["loss"]["mean"] == pytest.approx(statistics.fmean(losses))
     assert "mean ± std across seed" in invoke(store, "runs", "compare", "-e", "demo",
                                               "--across", "seed").stdout
+    # The significance tests the UI shows, per metric and pair of groups (scipy's numbers).
+    scipy_stats = pytest.importorskip("scipy.stats")
+    [t] = [t for t in out["tests"] if t["metric"] == "acc"]
+    a = [ACC[(out["groups"][t["a"]]["params"]["lr"], s)] for s in range(3)]
+    b = [ACC[(out["groups"][t["b"]]["params"]["lr"], s)] for s in range(3)]
+    assert (t["n_a"], t["n_b"]) == (3, 3)
+    assert t["diff"] == pytest.approx(statistics.fmean(a) - statistics.fmean(b))
+    assert t["welch"]["p"] == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert t["mann_whitney"]["p"] == pytest.approx(scipy_stats.mannwhitneyu(a, b).pvalue)
+    assert {x["metric"] for x in out["tests"]} == {"acc", "loss"}
+    text = invoke(store, "runs", "compare", "-e", "demo", "--across", "seed").stdout
+    assert "Welch p" in text and "Mann-Whitney p" in text
+    assert f"{t['welch']['p']:.3g}" in text
 
 
 # -- artifacts ---------------------------------------------------------------------------------

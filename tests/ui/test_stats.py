@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats as ss
 
-from cairn.server.ui import stats
+from cairn import stats
 
 CASES = [(3, 3, False), (5, 4, False), (2, 2, False), (8, 12, False), (10, 12, False),
          (5, 5, True), (30, 25, True), (4, 9, True)]

@@ -312,17 +312,64 @@ def _compare_groups(runs_, across: str, as_json: bool) -> None:
                                      "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                                      "n": len(vals)}
         rows.append(row)
+    labels = [", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(all)" for row in rows]
+    tests = _significance(list(groups.values()), metrics)
     if as_json:
-        emit_json({"across": across, "groups": rows})
+        emit_json({"across": across, "groups": rows, "tests": tests})
         return
     from rich.table import Table
 
     table = Table("group", "n", *metrics, title=f"mean ± std across {across}")
-    for row in rows:
-        label = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(all)"
+    for label, row in zip(labels, rows):
         cells = []
         for m in metrics:
             s = row["metrics"].get(m)
             cells.append("-" if s is None else f"{s['mean']:.4g} ± {s['std']:.2g}")
         table.add_row(label, str(row["n"]), *cells)
-    console().print(table)
+    con = console()
+    con.print(table)
+    if not tests:
+        return
+    sig = Table("metric", "group a", "group b", "Δ mean (a - b)", "Welch p", "Cohen's d",
+                "Mann-Whitney p", title="is the difference more than seed noise? (two-sided)")
+    for t in tests:
+        w, u = t["welch"], t["mann_whitney"]
+        sig.add_row(t["metric"], labels[t["a"]], labels[t["b"]], _g(t["diff"]), _p(w["p"]),
+                    _g(w["cohen_d"]), _p(u["p"]))
+    con.print(sig)
+    con.print("p < 0.05: unlikely to be seed noise alone; with 2-3 seeds a group the tests "
+              "have little power, so a large p proves nothing")
+
+
+def _significance(groups: list[list], metrics: list[str]) -> list[dict[str, Any]]:
+    """Welch's t test and Mann-Whitney U between each pair of groups, per metric: the tests
+    the web UI's seed comparison shows (``cairn.stats``)."""
+    import itertools
+
+    from .. import stats
+
+    out: list[dict[str, Any]] = []
+    for m in metrics:
+        finals = [[r.metrics[m] for r in g if m in r.metrics] for g in groups]
+        for (i, a), (j, b) in itertools.combinations(enumerate(finals), 2):
+            if len(a) < 2 or len(b) < 2:
+                continue  # no spread to test against
+            w, u = stats.welch(a, b), stats.mann_whitney(a, b)
+            fa, fb = [x for x in a if x == x], [x for x in b if x == x]
+            out.append({"metric": m, "a": i, "b": j, "n_a": len(fa), "n_b": len(fb),
+                        "diff": statistics.fmean(fa) - statistics.fmean(fb) if fa and fb else None,
+                        "welch": {"t": w.statistic, "p": w.p_value, "cohen_d": w.effect,
+                                  "method": w.method},
+                        "mann_whitney": {"u": u.statistic, "p": u.p_value,
+                                         "rank_biserial": u.effect, "method": u.method}})
+    return out
+
+
+def _g(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:+.3g}"
+
+
+def _p(x: float | None) -> str:
+    if x is None or x != x:
+        return "-"
+    return f"[bold]{x:.3g}[/]" if x < 0.05 else f"{x:.3g}"

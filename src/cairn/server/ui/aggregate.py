@@ -16,7 +16,7 @@ import numpy as np
 from ...entities import Run
 from ...errors import InvalidArgument
 from ...store.wire import jfloat
-from . import stats
+from ... import stats
 
 MAX_GROUPS = 20
 
