@@ -40,8 +40,11 @@ def code_blocks(text: str, lang: str) -> list[tuple[int, str]]:
 
 
 def commands(group: click.Group = cli, path: tuple[str, ...] = ("cairn",)):
-    """Every leaf command as (("cairn", "runs", "ls"), command), in registration order."""
+    """Every leaf command as (("cairn", "runs", "ls"), command), in registration order; not
+    the hidden aliases of renamed commands (``models download``)."""
     for name, cmd in group.commands.items():
+        if cmd.hidden:
+            continue
         if isinstance(cmd, click.Group):
             yield from commands(cmd, (*path, name))
         else:

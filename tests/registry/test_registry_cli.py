@@ -77,8 +77,14 @@ def test_the_whole_flow_from_the_terminal(run_cli, data, tmp_path):
     assert "ok (2 files" in run_cli("models", "verify", "fraud/1.0.0")
     assert "Error: '1.0' is not a semantic version" in run_cli("models", "show", "fraud/1.0", code=1)
     assert "no registered model named 'ghost'" in run_cli("models", "versions", "ghost", code=1)
-    got = json.loads(run_cli("models", "download", "fraud@production", str(tmp_path / "dl"), "--json"))
+    got = json.loads(run_cli("models", "get", "fraud@production", str(tmp_path / "dl"), "--json"))
     assert (tmp_path / "dl" / "model" / "model.pkl").is_file() and got["ref"] == "fraud@production"
+    # `get` as artifacts and data sets say it; the old `download` still works, out of the help.
+    old = json.loads(run_cli("models", "download", "fraud@production", str(tmp_path / "dl2"),
+                             "--json"))
+    assert old["path"] == str(tmp_path / "dl2") and (tmp_path / "dl2" / "model" / "model.pkl").is_file()
+    listed = run_cli("models", "--help")
+    assert "  get " in listed and "download" not in listed
 
 
 def test_verify_exits_1_naming_the_damaged_file(run_cli, tracking, data):

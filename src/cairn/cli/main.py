@@ -51,7 +51,8 @@ def _require_store(uri: str) -> None:
 READ_ONLY = {
     "experiments ls", "runs ls", "runs show", "runs compare", "artifacts ls", "artifacts get",
     "artifacts verify", "doctor", "models ls", "models show", "models versions", "models diff",
-    "models requests", "models history", "models verify", "models download", "audit log",
+    "models requests", "models history", "models verify", "models get", "models download",
+    "audit log",
     "audit verify", "keys ls", "data ls", "data show", "data get", "data diff", "data verify",
     "lineage", "remote ls",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 from typing import Any
@@ -552,21 +553,31 @@ def naming(obj, template: str | None, regex: str | None, clear: bool, as_json: b
         click.echo("no naming policy" if pol is None else f"naming policy: {pol.describe()}")
 
 
-@models.command("download")
+@models.command("get")
 @click.argument("ref")
 @click.argument("dst", type=click.Path(file_okay=False))
 @json_option
 @click.pass_obj
 @handle_errors
 def download(obj, ref: str, dst: str, as_json: bool) -> None:
-    """Copy a version's files (verified) into DST.
+    """Copy a version's files (verified) into DST (`get`, as `artifacts get` and `data get`).
 
     \b
     Example:
-      cairn models download fraud-detector@production ./model
+      cairn models get fraud-detector@production ./model
     """
     path = obj.client.download_model(ref, dst)
     if as_json:
         emit_json({"ref": ref, "path": str(path)})
     else:
         click.echo(f"{ref} -> {path}")
+
+
+def _hidden_alias(group: click.Group, name: str, old: str) -> None:
+    """``old`` still runs command ``name`` for a release, without showing in the help."""
+    alias = copy.copy(group.commands[name])
+    alias.hidden = True
+    group.add_command(alias, old)
+
+
+_hidden_alias(models, "get", "download")
