@@ -106,9 +106,10 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.option("--url", default=None, help="Database URL (default: the local store's index).")
+@json_option
 @click.pass_obj
 @handle_errors
-def upgrade(obj, url: str | None) -> None:
+def upgrade(obj, url: str | None, as_json: bool) -> None:
     """Migrate the index database to this version's schema (alembic).
 
     Back up the store (or database) first.
@@ -136,7 +137,10 @@ def upgrade(obj, url: str | None) -> None:
     except SQLAlchemyError as exc:  # unreachable server, bad URL, missing driver
         raise StoreUnavailable(f"cannot upgrade {_safe_url(url)}: "
                                f"{getattr(exc, 'orig', None) or exc}") from None
-    click.echo(f"database at revision {rev}")
+    if as_json:
+        emit_json({"url": _safe_url(url), "revision": rev})
+    else:
+        click.echo(f"database at revision {rev}")
 
 
 def _safe_url(url: str) -> str:

@@ -43,9 +43,10 @@ def ls(obj, run_id: str, path: str, as_json: bool) -> None:
 @click.argument("run_id")
 @click.argument("path", default="")
 @click.option("--dst", "-d", default=".", show_default=True, help="Destination directory.")
+@json_option
 @click.pass_obj
 @handle_errors
-def get(obj, run_id: str, path: str, dst: str) -> None:
+def get(obj, run_id: str, path: str, dst: str, as_json: bool) -> None:
     """Download artifacts (all, or those under PATH), verified byte for byte.
 
     Files land at DST/<artifact path>.
@@ -54,8 +55,13 @@ def get(obj, run_id: str, path: str, dst: str) -> None:
     Example:
       cairn artifacts get RUN_ID model -d out/
     """
-    out = obj.client.download_artifacts(resolve_run(obj.client, run_id), path, dst)
-    click.echo(f"Downloaded to {out}")
+    rid = resolve_run(obj.client, run_id)
+    out = obj.client.download_artifacts(rid, path, dst)
+    if as_json:  # the files written, by artifact path: each is at DST/<path>
+        emit_json({"run_id": rid, "path": path, "destination": str(out),
+                   "files": [e.path for e in obj.client.list_artifacts(rid, path)]})
+    else:
+        click.echo(f"Downloaded to {out}")
 
 
 @artifacts.command("verify")

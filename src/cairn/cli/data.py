@@ -162,9 +162,10 @@ def _cell(x: Any) -> str:
 @click.argument("dest", type=click.Path())
 @click.option("--path", "-p", "sub", default=None, help="Only this file or directory of the version.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@json_option
 @click.pass_obj
 @handle_errors
-def get(obj, ref: str, dest: str, sub: str | None, progress: bool | None) -> None:
+def get(obj, ref: str, dest: str, sub: str | None, progress: bool | None, as_json: bool) -> None:
     """Restore a version's exact bytes into DEST, verified.
 
     Example: cairn data get transactions@3 restored/ --path 2024/03
@@ -172,8 +173,12 @@ def get(obj, ref: str, dest: str, sub: str | None, progress: bool | None) -> Non
     ds = _ds(obj)
     v = ds.version(ref)
     out = ds.checkout(v, dest, sub, progress=progress)
-    n = len(ds.files(v, sub))
-    click.echo(f"{v.ref}: {n:,} file(s) written to {out}")
+    files = ds.files(v, sub)
+    if as_json:
+        emit_json({"ref": v.ref, "path": sub, "destination": str(out), "files": len(files),
+                   "size": sum(f.size for f in files)})
+    else:
+        click.echo(f"{v.ref}: {len(files):,} file(s) written to {out}")
 
 
 @data.command("diff")
@@ -228,19 +233,27 @@ def diff(obj, a: str, b: str, as_json: bool) -> None:
 @click.argument("ref")
 @click.argument("alias")
 @click.option("--delete", is_flag=True, help="Remove ALIAS from the data set instead.")
+@json_option
 @click.pass_obj
 @handle_errors
-def alias(obj, ref: str, alias: str, delete: bool) -> None:
+def alias(obj, ref: str, alias: str, delete: bool, as_json: bool) -> None:
     """Point an alias at a version.  Example: cairn data alias transactions@3 gold"""
     ds = _ds(obj)
     if delete:
         from ..data.entities import DataRef
 
-        ds.remove_alias(DataRef.parse(ref).name, alias)
-        click.echo(f"removed alias {alias}")
+        name = DataRef.parse(ref).name
+        ds.remove_alias(name, alias)
+        if as_json:  # as `cairn models alias --delete --json`
+            emit_json({"name": name, "alias": alias, "deleted": True})
+        else:
+            click.echo(f"removed alias {alias}")
         return
     v = ds.alias(ref, alias)
-    click.echo(f"{v.name}@{alias} → {v.ref}")
+    if as_json:
+        emit_json(_version_json(v))
+    else:
+        click.echo(f"{v.name}@{alias} → {v.ref}")
 
 
 @data.command("split")
@@ -281,32 +294,44 @@ def split(obj, ref: str, fractions: tuple[str, ...], seed: int, stratify: str | 
 
 @data.command("verify")
 @click.argument("ref")
+@json_option
 @click.pass_obj
 @handle_errors
-def verify(obj, ref: str) -> None:
+def verify(obj, ref: str, as_json: bool) -> None:
     """Re-hash every object of a version; exit 1 on damage.  Example: cairn data verify transactions@3"""
-    res = _ds(obj).verify(ref)
-    click.echo(f"checked {res.checked} object(s): {len(res.corrupt)} corrupt, "
-               f"{len(res.missing)} missing")
-    for oid in res.corrupt:
-        click.echo(f"  corrupt {oid}")
-    for oid in res.missing:
-        click.echo(f"  missing {oid}")
+    ds = _ds(obj)
+    res = ds.verify(ref)
+    if as_json:  # the keys of `cairn artifacts verify --json`, with the version and ok
+        emit_json({"ref": ds.version(ref).ref, "ok": res.ok, "checked": res.checked,
+                   "corrupt": list(res.corrupt), "missing": list(res.missing)})
+    else:
+        click.echo(f"checked {res.checked} object(s): {len(res.corrupt)} corrupt, "
+                   f"{len(res.missing)} missing")
+        for oid in res.corrupt:
+            click.echo(f"  corrupt {oid}")
+        for oid in res.missing:
+            click.echo(f"  missing {oid}")
     if not res.ok:
         raise SystemExit(1)
 
 
 def _transfer_options(fn):
-    """--remote, --jobs and --progress: what push and pull both take."""
+    """--remote, --jobs, --progress and --json: what push and pull both take."""
     for option in reversed([
             click.option("--remote", "-r", default=None,
                          help="Remote name (default: the default remote)."),
             click.option("--jobs", "-j", default=8, show_default=True,
                          help="Parallel transfers."),
             click.option("--progress/--no-progress", default=None,
-                         help="Progress bar (default: on a terminal).")]):
+                         help="Progress bar (default: on a terminal)."),
+            json_option]):
         fn = option(fn)
     return fn
+
+
+def _transfer_json(r: Any) -> dict[str, Any]:
+    return {"remote": r.remote, "versions": list(r.versions), "objects": r.objects,
+            "bytes": r.bytes, "skipped": r.skipped}
 
 
 @data.command("push")
@@ -314,9 +339,13 @@ def _transfer_options(fn):
 @_transfer_options
 @click.pass_obj
 @handle_errors
-def push(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: bool | None) -> None:
+def push(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: bool | None,
+         as_json: bool) -> None:
     """Send versions and the objects the remote lacks.  Example: cairn data push transactions"""
     r = _ds(obj).push(list(names) or None, remote, progress=progress, workers=jobs)
+    if as_json:
+        emit_json(_transfer_json(r))
+        return
     click.echo(f"pushed {len(r.versions)} version(s) to {r.remote}: {r.objects} object(s), "
                f"{_size(r.bytes)} sent, {r.skipped} already there")
 
@@ -326,9 +355,13 @@ def push(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: b
 @_transfer_options
 @click.pass_obj
 @handle_errors
-def pull(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: bool | None) -> None:
+def pull(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: bool | None,
+         as_json: bool) -> None:
     """Fetch versions and the objects this store lacks.  Example: cairn data pull transactions@3"""
     r = _ds(obj).pull(list(names) or None, remote, progress=progress, workers=jobs)
+    if as_json:
+        emit_json(_transfer_json(r))
+        return
     click.echo(f"pulled {len(r.versions)} version(s) from {r.remote}: {r.objects} object(s), "
                f"{_size(r.bytes)} received")
 
@@ -362,16 +395,20 @@ def remote() -> None:
 @click.option("--endpoint-url", default=None, help="S3-compatible endpoint (MinIO, Ceph, ...).")
 @click.option("--default", "make_default", is_flag=True, help="Make it the default remote.")
 @click.option("--replace", is_flag=True, help="Replace a remote of the same name.")
+@json_option
 @click.pass_obj
 @handle_errors
 def remote_add(obj, name: str, url: str, endpoint_url: str | None, make_default: bool,
-               replace: bool) -> None:
+               replace: bool, as_json: bool) -> None:
     """Add a remote.  Example: cairn remote add origin s3://bucket/prefix"""
     from ..data.remotes import add_remote
 
     cfg = add_remote(_root(obj), name, url, endpoint_url=endpoint_url, default=make_default,
                      replace=replace)
-    click.echo(f"remote {cfg.name} → {cfg.url}{' (default)' if cfg.default else ''}")
+    if as_json:
+        emit_json(_remote_json(cfg))
+    else:
+        click.echo(f"remote {cfg.name} → {cfg.url}{' (default)' if cfg.default else ''}")
 
 
 @remote.command("ls")
@@ -384,24 +421,31 @@ def remote_ls(obj, as_json: bool) -> None:
 
     items = list_remotes(_root(obj))
     if as_json:
-        emit_json([{"name": r.name, "url": r.url, "endpoint_url": r.endpoint_url,
-                    "default": r.default} for r in items])
+        emit_json([_remote_json(r) for r in items])
         return
     for r in items:
         where = f" ({r.endpoint_url})" if r.endpoint_url else ""
         click.echo(f"{'*' if r.default else ' '} {r.name}  {r.url}{where}")
 
 
+def _remote_json(r: Any) -> dict[str, Any]:
+    return {"name": r.name, "url": r.url, "endpoint_url": r.endpoint_url, "default": r.default}
+
+
 @remote.command("rm")
 @click.argument("name")
+@json_option
 @click.pass_obj
 @handle_errors
-def remote_rm(obj, name: str) -> None:
+def remote_rm(obj, name: str, as_json: bool) -> None:
     """Remove a remote (nothing on it is deleted).  Example: cairn remote rm origin"""
     from ..data.remotes import remove_remote
 
     remove_remote(_root(obj), name)
-    click.echo(f"removed remote {name}")
+    if as_json:
+        emit_json({"name": name, "removed": True})
+    else:
+        click.echo(f"removed remote {name}")
 
 
 # -- cairn lineage ----------------------------------------------------------------------

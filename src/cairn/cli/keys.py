@@ -85,8 +85,7 @@ def ls(obj, include_revoked: bool, as_json: bool) -> None:
     """
     found = obj.client.list_signing_keys(include_revoked)
     if as_json:
-        emit_json([{"key_id": k.key_id, "name": k.name, "created_by": k.created_by,
-                    "created_at": k.created_at, "revoked_at": k.revoked_at} for k in found])
+        emit_json([_key_json(k) for k in found])
         return
     for k in found:
         state = f" revoked {ts(k.revoked_at)}" if k.revoked_at else ""
@@ -95,11 +94,17 @@ def ls(obj, include_revoked: bool, as_json: bool) -> None:
         click.echo("no trusted keys; `cairn keys create` makes one")
 
 
+def _key_json(k) -> dict:
+    return {"key_id": k.key_id, "name": k.name, "created_by": k.created_by,
+            "created_at": k.created_at, "revoked_at": k.revoked_at}
+
+
 @keys.command("revoke")
 @click.argument("key_id")
+@json_option
 @click.pass_obj
 @handle_errors
-def revoke(obj, key_id: str) -> None:
+def revoke(obj, key_id: str, as_json: bool) -> None:
     """Stop trusting a key: its versions are no longer verified (verify_signature=True refuses them).
 
     \b
@@ -107,4 +112,8 @@ def revoke(obj, key_id: str) -> None:
       cairn keys revoke 0123456789abcdef
     """
     obj.client.revoke_signing_key(key_id)
-    click.echo(f"revoked key {key_id}")
+    if as_json:  # the key's record as `keys ls --all` shows it, now with revoked_at
+        key = next((k for k in obj.client.list_signing_keys(True) if k.key_id == key_id), None)
+        emit_json(_key_json(key) if key is not None else {"key_id": key_id, "revoked_at": None})
+    else:
+        click.echo(f"revoked key {key_id}")

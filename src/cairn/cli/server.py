@@ -308,27 +308,35 @@ def users_ls(obj, db: str | None, as_json: bool) -> None:
     """
     rows = _auth_db(obj, db).list_users()
     if as_json:
-        emit_json([{"name": u.name, "is_admin": u.is_admin, "disabled": u.disabled} for u in rows])
+        emit_json([_user_json(u) for u in rows])
         return
     for u in rows:
         flags = ", ".join(f for f, on in (("admin", u.is_admin), ("disabled", u.disabled)) if on)
         click.echo(f"{u.name}{f'  ({flags})' if flags else ''}")
 
 
+def _user_json(u) -> dict:
+    return {"name": u.name, "is_admin": u.is_admin, "disabled": u.disabled}
+
+
 @users.command("disable")
 @click.argument("name")
 @db_option
+@json_option
 @click.pass_obj
 @handle_errors
-def users_disable(obj, name: str, db: str | None) -> None:
+def users_disable(obj, name: str, db: str | None, as_json: bool) -> None:
     """Disable a user and revoke all their tokens.
 
     \b
     Example:
       cairn users disable bob --db postgresql://cairn@db/cairn
     """
-    _auth_db(obj, db).set_disabled(name, True)
-    click.echo(f"disabled {name}; their tokens are revoked")
+    user = _auth_db(obj, db).set_disabled(name, True)
+    if as_json:
+        emit_json(_user_json(user))
+    else:
+        click.echo(f"disabled {name}; their tokens are revoked")
 
 
 @click.group()
@@ -342,13 +350,18 @@ def tokens() -> None:
     """
 
 
+def _token_json(t) -> dict:
+    return {"id": t.id, "user": t.user, "name": t.name, "revoked": t.revoked}
+
+
 @tokens.command("create")
 @click.argument("user")
 @click.option("--name", default="", help="What the token is for.")
 @db_option
+@json_option
 @click.pass_obj
 @handle_errors
-def tokens_create(obj, user: str, name: str, db: str | None) -> None:
+def tokens_create(obj, user: str, name: str, db: str | None, as_json: bool) -> None:
     """Make a token for USER; the secret is printed this once.
 
     \b
@@ -356,7 +369,10 @@ def tokens_create(obj, user: str, name: str, db: str | None) -> None:
       cairn tokens create alice --name ci --db postgresql://cairn@db/cairn
     """
     tok, secret = _auth_db(obj, db).create_token(user, name)
-    click.echo(f"token {tok.id} for {user} (shown once): {secret}")
+    if as_json:  # the secret under "token", as `users create --json` has it
+        emit_json({**_token_json(tok), "token": secret})
+    else:
+        click.echo(f"token {tok.id} for {user} (shown once): {secret}")
 
 
 @tokens.command("ls")
@@ -374,8 +390,7 @@ def tokens_ls(obj, user: str | None, db: str | None, as_json: bool) -> None:
     """
     rows = _auth_db(obj, db).list_tokens(user)
     if as_json:
-        emit_json([{"id": t.id, "user": t.user, "name": t.name, "revoked": t.revoked}
-                   for t in rows])
+        emit_json([_token_json(t) for t in rows])
         return
     for t in rows:
         click.echo(f"{t.id}  {t.user}  {t.name or '-'}{'  (revoked)' if t.revoked else ''}")
@@ -384,17 +399,21 @@ def tokens_ls(obj, user: str | None, db: str | None, as_json: bool) -> None:
 @tokens.command("revoke")
 @click.argument("token_id")
 @db_option
+@json_option
 @click.pass_obj
 @handle_errors
-def tokens_revoke(obj, token_id: str, db: str | None) -> None:
+def tokens_revoke(obj, token_id: str, db: str | None, as_json: bool) -> None:
     """Revoke a token by its id.
 
     \b
     Example:
       cairn tokens revoke 3f2a9c0b1d4e5f60 --db postgresql://cairn@db/cairn
     """
-    _auth_db(obj, db).revoke_token(token_id)
-    click.echo(f"revoked token {token_id}")
+    tok = _auth_db(obj, db).revoke_token(token_id)
+    if as_json:
+        emit_json(_token_json(tok))
+    else:
+        click.echo(f"revoked token {token_id}")
 
 
 @click.group()
@@ -427,6 +446,11 @@ _res = [click.option("--experiment", default=None, metavar="ID", help="An experi
         click.option("--global", "everything", is_flag=True, help="Every resource.")]
 
 
+def _binding_json(b) -> dict:
+    return {"user": b.user, "resource_type": b.resource_type, "resource_id": b.resource_id,
+            "role": b.role}
+
+
 def _res_options(fn):
     for opt in reversed(_res):
         fn = opt(fn)
@@ -438,10 +462,11 @@ def _res_options(fn):
 @click.argument("role", type=click.Choice(["viewer", "editor", "approver", "admin"]))
 @_res_options
 @db_option
+@json_option
 @click.pass_obj
 @handle_errors
 def roles_grant(obj, user: str, role: str, experiment: str | None, model: str | None,
-                everything: bool, db: str | None) -> None:
+                everything: bool, db: str | None, as_json: bool) -> None:
     """Give USER a ROLE on one resource (replacing their role there).
 
     \b
@@ -449,18 +474,22 @@ def roles_grant(obj, user: str, role: str, experiment: str | None, model: str | 
       cairn roles grant alice editor --experiment 123456 --db postgresql://cairn@db/cairn
     """
     rtype, rid = _resource(experiment, model, everything)
-    _auth_db(obj, db).grant(user, rtype, rid, role, granted_by="cli")
-    click.echo(f"{user} is {role} on {rtype} {rid}")
+    _before, binding = _auth_db(obj, db).grant(user, rtype, rid, role, granted_by="cli")
+    if as_json:
+        emit_json(_binding_json(binding))
+    else:
+        click.echo(f"{user} is {role} on {rtype} {rid}")
 
 
 @roles.command("revoke")
 @click.argument("user")
 @_res_options
 @db_option
+@json_option
 @click.pass_obj
 @handle_errors
 def roles_revoke(obj, user: str, experiment: str | None, model: str | None, everything: bool,
-                 db: str | None) -> None:
+                 db: str | None, as_json: bool) -> None:
     """Remove USER's role on one resource.
 
     \b
@@ -468,8 +497,11 @@ def roles_revoke(obj, user: str, experiment: str | None, model: str | None, ever
       cairn roles revoke alice --experiment 123456 --db postgresql://cairn@db/cairn
     """
     rtype, rid = _resource(experiment, model, everything)
-    _auth_db(obj, db).revoke(user, rtype, rid)
-    click.echo(f"{user} has no role on {rtype} {rid} any more")
+    removed = _auth_db(obj, db).revoke(user, rtype, rid)
+    if as_json:  # the binding that was removed
+        emit_json({**_binding_json(removed), "revoked": True})
+    else:
+        click.echo(f"{user} has no role on {rtype} {rid} any more")
 
 
 @roles.command("ls")
@@ -487,8 +519,7 @@ def roles_ls(obj, user: str | None, db: str | None, as_json: bool) -> None:
     """
     rows = _auth_db(obj, db).bindings(user)
     if as_json:
-        emit_json([{"user": b.user, "resource_type": b.resource_type,
-                    "resource_id": b.resource_id, "role": b.role} for b in rows])
+        emit_json([_binding_json(b) for b in rows])
         return
     for b in rows:
         click.echo(f"{b.user}  {b.role}  {b.resource_type} {b.resource_id}")
