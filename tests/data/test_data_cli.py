@@ -66,3 +66,14 @@ def test_diff_alias_split_and_expectations(run, tmp_path):
     assert failed.exit_code == 1
     assert "FAIL  label not null [t.csv]: 1 null(s) in 'label'" in failed.output
     assert "Traceback" not in failed.output
+
+
+def test_the_progress_bar_counts_in_the_units_the_result_prints(capsys):
+    """The bar said MB (decimal) where `data add`'s result says MiB: both are binary now."""
+    from cairn.data.progress import bar
+
+    with bar("adding", 10 * 1024 * 1024, enabled=True) as advance:
+        advance(3 * 1024 * 1024)
+    err = capsys.readouterr().err
+    assert "3.0/10.0 MiB" in err and " MB" not in err
+    assert "MiB/s" in err or "?" in err  # the speed, when rich had a moment to measure it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextmanager
@@ -23,12 +23,13 @@ def bar(description: str, total: int | None, *, enabled: bool | None = None,
     from rich.console import Console
     from rich.progress import (
         BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-        TimeRemainingColumn, TransferSpeedColumn,
+        TimeRemainingColumn,
     )
 
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
     if unit == "bytes":
-        columns += [DownloadColumn(), TransferSpeedColumn()]
+        # Binary units, as the results print sizes (MiB): rich's default is decimal MB.
+        columns += [DownloadColumn(binary_units=True), _binary_speed_column()]
     else:
         columns += [MofNCompleteColumn()]
     columns.append(TimeRemainingColumn())
@@ -41,3 +42,25 @@ def bar(description: str, total: int | None, *, enabled: bool | None = None,
                 progress.advance(task, n)
 
         yield advance
+
+
+def _size_text(n: float) -> str:
+    """``n`` bytes in binary units, as the bars and the results print them."""
+    from rich.filesize import pick_unit_and_suffix
+
+    unit, suffix = pick_unit_and_suffix(int(n), ["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 1024)
+    return f"{n / unit:.1f} {suffix}" if unit > 1 else f"{int(n)} B"
+
+
+def _binary_speed_column() -> Any:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class BinarySpeed(ProgressColumn):
+        def render(self, task):  # type: ignore[no-untyped-def]
+            speed = task.finished_speed or task.speed
+            if speed is None:
+                return Text("?", style="progress.data.speed")
+            return Text(f"{_size_text(speed)}/s", style="progress.data.speed")
+
+    return BinarySpeed()
