@@ -70,7 +70,7 @@ def test_diff_alias_split_and_expectations(run, tmp_path):
 
 def test_the_progress_bar_counts_in_the_units_the_result_prints(capsys):
     """The bar said MB (decimal) where `data add`'s result says MiB: both are binary now."""
-    from cairn.data.progress import bar
+    from cairn.progress import bar
 
     with bar("adding", 10 * 1024 * 1024, enabled=True) as advance:
         advance(3 * 1024 * 1024)

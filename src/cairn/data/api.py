@@ -34,7 +34,7 @@ from .hashcache import HashCache
 from .ingest import (
     Scanned, checkout_error, encode_entries, ingest, restore_missing, scan, storage_error,
 )
-from .progress import bar
+from ..progress import bar
 
 if TYPE_CHECKING:
     from ..cas.verify import VerifyResult

@@ -26,7 +26,7 @@ from ..cas.packs import register_pack
 from ..cas.tree import referenced_oids
 from ..errors import CairnError, Conflict, CorruptObject, NotFound, StoreUnavailable
 from .entities import DataRef, DatasetVersion, TransferResult
-from .progress import bar
+from ..progress import bar
 from .remotes import Remote, get_remote_config, open_remote
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -57,7 +57,7 @@ def _binary_speed_column() -> Any:
     from rich.text import Text
 
     class BinarySpeed(ProgressColumn):
-        def render(self, task):  # type: ignore[no-untyped-def]
+        def render(self, task: Any) -> Text:
             speed = task.finished_speed or task.speed
             if speed is None:
                 return Text("?", style="progress.data.speed")
