@@ -47,7 +47,7 @@ LAYERS: dict[str, set[str]] = {
     "settings": {"errors"},
     "sysmetrics": {"errors"},
     "search": {"entities", "errors"},
-    "cas": {"entities", "errors", "clock"},
+    "cas": {"entities", "errors", "clock", "progress"},
     "store": {"search", "cas", "entities", "errors", "clock"},
     "store_settings": {"settings", "store"},
     "writer": LEAVES | STORAGE | {"settings"},

@@ -285,32 +285,39 @@ class Client:
             return entries
         return [e for e in entries if e.path == prefix or e.path.startswith(prefix + "/")]
 
-    def download_artifacts(self, run_id: str, path: str = "", dst: str | os.PathLike = ".") -> Path:
+    def download_artifacts(self, run_id: str, path: str = "", dst: str | os.PathLike = ".", *,
+                           progress: bool | None = False) -> Path:
         """Restore artifacts under ``path`` into ``dst`` (keeping their paths), verified.
 
         Like MLflow: files land at ``dst/<artifact path>`` and the local path of
-        ``path`` is returned.
+        ``path`` is returned.  ``progress``: a bar on stderr (None: when it is a terminal).
         """
+        from .progress import bar
+
         entries = self.list_artifacts(run_id, path)
         if not entries:
             raise NotFound(f"run {run_id} has no artifact at {path!r}")
         dst = Path(dst)
-        for e in entries:
-            self.store.objects.checkout(e, dst / e.path)
+        with bar(f"downloading {len(entries)} file(s)", sum(e.size for e in entries),
+                 enabled=progress) as advance:
+            for e in entries:
+                self.store.objects.checkout(e, dst / e.path)
+                advance(e.size)
         prefix = path.strip("/")
         return dst / prefix if prefix else dst
 
-    def verify_artifacts(self, run_id: str | None = None):
-        """Re-hash stored objects (all, or a run's) and report corruption."""
+    def verify_artifacts(self, run_id: str | None = None, *, progress: bool | None = False):
+        """Re-hash stored objects (all, or a run's) and report corruption; ``progress``: a
+        bar on stderr (None: when it is a terminal)."""
         if run_id is None:
-            return self.store.objects.verify()
+            return self.store.objects.verify(progress=progress)
         oids: list[str] = []
         for e in self.list_artifacts(run_id):
             if e.chunks:
                 oids.extend(c[0] for c in e.chunks)
             else:
                 oids.append(e.digest)
-        return self.store.objects.verify(oids)
+        return self.store.objects.verify(oids, progress=progress)
 
     # -- model registry: thin delegation to cairn.registry (imported on first use) ------
     @property
@@ -354,8 +361,9 @@ class Client:
     def download_model(self, ref: Any, dst: str | os.PathLike | None = None, **options: Any) -> Path:
         return self._registry.download_model(ref, dst, **options)
 
-    def verify_model(self, name: str, version: str | None = None, trusted_keys: Any = None):
-        return self._registry.verify_model_versions(name, version, trusted_keys)
+    def verify_model(self, name: str, version: str | None = None, trusted_keys: Any = None, *,
+                     progress: bool | None = False):
+        return self._registry.verify_model_versions(name, version, trusted_keys, progress)
 
     def diff_model_versions(self, name: str, a: str, b: str) -> dict[str, Any]:
         return self._registry.diff_model_versions(name, a, b)

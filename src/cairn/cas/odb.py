@@ -95,10 +95,12 @@ class ObjectStore:
             wanted -= set(self.packs.locate(wanted))
         return {oid for oid in wanted if not self.backend.exists(oid)}
 
-    def verify(self, oids: Iterable[str] | None = None) -> VerifyResult:
-        """Re-hash ``oids`` (all objects when ``None``); reports damage instead of raising."""
+    def verify(self, oids: Iterable[str] | None = None, *,
+               progress: bool | None = False) -> VerifyResult:
+        """Re-hash ``oids`` (all objects when ``None``); reports damage instead of raising.
+        ``progress``: a bar on stderr (None: when stderr is a terminal)."""
         self.drop_caches()  # packed objects are re-read from the backend, not from memory
-        return verify_objects(self, oids, workers=self.workers)
+        return verify_objects(self, oids, workers=self.workers, progress=progress)
 
     def drop_caches(self) -> None:
         """Forget the decoded packs kept in memory (the next read goes to the backend)."""

@@ -35,8 +35,11 @@ class VerifyResult:
 
 
 def verify(store: "ObjectStore", oids: Iterable[str] | None = None, *,
-           workers: int = 1) -> VerifyResult:
-    """Check ``oids`` (every stored object when ``None``) against their content hash."""
+           workers: int = 1, progress: bool | None = False) -> VerifyResult:
+    """Check ``oids`` (every stored object when ``None``) against their content hash;
+    ``progress``: a bar on stderr (None: when it is a terminal)."""
+    from ..progress import bar
+
     targets = store.backend.iter_oids() if oids is None else dict.fromkeys(oids)
 
     def check(oid: str) -> str:
@@ -52,11 +55,13 @@ def verify(store: "ObjectStore", oids: Iterable[str] | None = None, *,
     corrupt: list[str] = []
     missing: list[str] = []
     oid_list = list(targets)
-    for oid, outcome in zip(oid_list, ordered_map(check, oid_list, workers=workers)):
-        if outcome == "missing":
-            missing.append(oid)
-            continue
-        checked += 1
-        if outcome == "corrupt":
-            corrupt.append(oid)
+    with bar("verifying objects", len(oid_list), enabled=progress, unit="objects") as advance:
+        for oid, outcome in zip(oid_list, ordered_map(check, oid_list, workers=workers)):
+            advance(1)
+            if outcome == "missing":
+                missing.append(oid)
+                continue
+            checked += 1
+            if outcome == "corrupt":
+                corrupt.append(oid)
     return VerifyResult(checked, tuple(sorted(corrupt)), tuple(sorted(missing)))

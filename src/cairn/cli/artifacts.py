@@ -56,7 +56,7 @@ def get(obj, run_id: str, path: str, dst: str, as_json: bool) -> None:
       cairn artifacts get RUN_ID model -d out/
     """
     rid = resolve_run(obj.client, run_id)
-    out = obj.client.download_artifacts(rid, path, dst)
+    out = obj.client.download_artifacts(rid, path, dst, progress=None)
     if as_json:  # the files written, by artifact path: each is at DST/<path>
         emit_json({"run_id": rid, "path": path, "destination": str(out),
                    "files": [e.path for e in obj.client.list_artifacts(rid, path)]})
@@ -77,7 +77,8 @@ def verify(obj, run_id: str | None, as_json: bool) -> None:
       cairn artifacts verify            # every object in the store
       cairn artifacts verify RUN_ID     # only this run's artifacts
     """
-    res = obj.client.verify_artifacts(None if run_id is None else resolve_run(obj.client, run_id))
+    res = obj.client.verify_artifacts(None if run_id is None else resolve_run(obj.client, run_id),
+                                      progress=None)
     if as_json:
         emit_json({"checked": res.checked, "corrupt": list(res.corrupt), "missing": list(res.missing)})
     else:

@@ -478,9 +478,9 @@ def verify(obj, ref: str, trusted: tuple[str, ...], as_json: bool) -> None:
     """
     if "/" in ref or "@" in ref:
         mv = obj.client.resolve_model(ref)
-        reports = obj.client.verify_model(mv.name, mv.version, list(trusted) or None)
+        reports = obj.client.verify_model(mv.name, mv.version, list(trusted) or None, progress=None)
     else:
-        reports = obj.client.verify_model(ref, None, list(trusted) or None)
+        reports = obj.client.verify_model(ref, None, list(trusted) or None, progress=None)
     if as_json:
         emit_json([{**_json(r), "ok": r.ok} for r in reports])
     else:
@@ -566,7 +566,7 @@ def download(obj, ref: str, dst: str, as_json: bool) -> None:
     Example:
       cairn models get fraud-detector@production ./model
     """
-    path = obj.client.download_model(ref, dst)
+    path = obj.client.download_model(ref, dst, progress=None)
     if as_json:
         emit_json({"ref": ref, "path": str(path)})
     else:

@@ -473,12 +473,14 @@ class Datasets(StoreService):
 
     get = checkout
 
-    def verify(self, ref: Ref) -> VerifyResult:
-        """Re-hash every object of a version; a :class:`~cairn.cas.VerifyResult`."""
+    def verify(self, ref: Ref, *, progress: bool | None = False) -> VerifyResult:
+        """Re-hash every object of a version; a :class:`~cairn.cas.VerifyResult`.
+        ``progress``: a bar on stderr (None: when it is a terminal)."""
         v = self.version(ref)
         objects = self.objects
         entries = objects.get_tree(v.tree)
-        return objects.verify(sorted(referenced_oids(entries) | {v.tree} | set(v.packs)))
+        return objects.verify(sorted(referenced_oids(entries) | {v.tree} | set(v.packs)),
+                              progress=progress)
 
     # -- diff ------------------------------------------------------------------------
     def diff(self, a: Ref, b: Ref) -> DataDiff:

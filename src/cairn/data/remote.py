@@ -233,8 +233,9 @@ class RemoteDatasets(Datasets):
         self._call("POST", f"/runs/{_q(run_id)}/inputs", json={"dataset": v.ref, "role": role})
 
     # -- verify, diff (checkout: Datasets.checkout over _reading) -------------------------
-    def verify(self, ref: Ref) -> VerifyResult:
-        """Have the server re-hash every object of a version; a :class:`~cairn.cas.VerifyResult`."""
+    def verify(self, ref: Ref, *, progress: bool | None = False) -> VerifyResult:
+        """Have the server re-hash every object of a version; a :class:`~cairn.cas.VerifyResult`
+        (one request: ``progress`` has nothing to show)."""
         from ..cas.verify import VerifyResult
 
         r = DataRef.parse(ref)

@@ -150,8 +150,10 @@ def _rmtree(path: Path) -> None:
             shutil.rmtree(path, onerror=retry)
 
 
-def materialize(reg: ModelSource, mv: ModelVersion, cache_dir: Any = None) -> Path:
-    """The version's files in the local cache, verified; checked out when missing or damaged."""
+def materialize(reg: ModelSource, mv: ModelVersion, cache_dir: Any = None,
+                advance: Callable[[int], None] | None = None) -> Path:
+    """The version's files in the local cache, verified; checked out when missing or damaged.
+    ``advance(n)`` is told the bytes of each file as it is fetched (all at once when cached)."""
     objects = reg.store.objects
     try:
         entries = objects.get_tree(mv.tree_oid)
@@ -165,6 +167,8 @@ def materialize(reg: ModelSource, mv: ModelVersion, cache_dir: Any = None) -> Pa
     final = root / mv.tree_oid
     if final.is_dir():
         if _cached_ok(final, entries, mv.tree_oid):
+            if advance is not None:
+                advance(sum(e.size for e in entries))
             return final
         _rmtree(final)
     root.mkdir(parents=True, exist_ok=True)
@@ -184,6 +188,8 @@ def materialize(reg: ModelSource, mv: ModelVersion, cache_dir: Any = None) -> Pa
                 raise NotFound(f"{mv.uri}: file {e.path} is missing from the object store",
                                name=mv.name, version=mv.version, path=e.path) from None
             os.chmod(tmp / e.path, 0o444)
+            if advance is not None:
+                advance(e.size)
         (tmp / _MARKER).write_text(mv.tree_oid)
         try:
             os.rename(tmp, final)
@@ -224,12 +230,20 @@ def load(reg: ModelSource, ref: Any, *, check_inputs: Any = _MISSING,
 
 
 def download(reg: ModelSource, ref: Any, dst: Any = None, *, verify_signature: bool | None = None,
-             trusted_keys: Iterable[Any] | None = None, cache_dir: Any = None) -> Path:
-    """The version's files: the read-only cached copy, or a verified copy under ``dst``."""
+             trusted_keys: Iterable[Any] | None = None, cache_dir: Any = None,
+             progress: bool | None = False) -> Path:
+    """The version's files: the read-only cached copy, or a verified copy under ``dst``.
+    ``progress``: a bar on stderr while the files are fetched and checked (None: when
+    stderr is a terminal)."""
+    from ..progress import bar
+
     mv = reg.resolve(ref)
     check_record(mv)
     check_signature(reg, mv, verify_signature, trusted_keys)
-    path = materialize(reg, mv, cache_dir)
+    show = sys.stderr.isatty() if progress is None else progress
+    total = sum(e.size for e in reg.store.objects.get_tree(mv.tree_oid)) if show else None
+    with bar(f"fetching {mv.uri}", total, enabled=show) as advance:
+        path = materialize(reg, mv, cache_dir, advance)
     meta_file = path / META_FILE
     if meta_file.is_file():
         _check_files(mv, json.loads(meta_file.read_text()))
@@ -244,7 +258,8 @@ def download(reg: ModelSource, ref: Any, dst: Any = None, *, verify_signature: b
 
 
 def verify_versions(reg: ModelSource, name: str, version: str | None,
-                    trusted_keys: Iterable[Any] | None) -> list[VerifyReport]:
+                    trusted_keys: Iterable[Any] | None,
+                    progress: bool | None = False) -> list[VerifyReport]:
     """Check every stored byte of one or all versions of ``name``; report, don't raise."""
     mvs = [reg.get_model_version(name, version)] if version else reg.list_model_versions(name)
     objects = reg.store.objects
@@ -269,7 +284,7 @@ def verify_versions(reg: ModelSource, name: str, version: str | None,
             files += 1
             for oid in ([c[0] for c in e.chunks] if e.chunks else [e.digest]):
                 by_oid.setdefault(oid, []).append(e.path)
-        result = objects.verify(list(by_oid))
+        result = objects.verify(list(by_oid), progress=progress)
         for oid in result.corrupt:
             problems.extend(f"{p}: object {oid} is corrupt" for p in by_oid[oid])
         for oid in result.missing:

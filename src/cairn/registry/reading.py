@@ -70,7 +70,8 @@ class VersionReading:
         return download(self, ref, dst, **kwargs)
 
     def verify_model_versions(self: ModelSource, name: str, version: str | None = None,
-                              trusted_keys: Iterable[Any] | None = None) -> list:
+                              trusted_keys: Iterable[Any] | None = None,
+                              progress: bool | None = False) -> list:
         from .loading import verify_versions
 
-        return verify_versions(self, name, version, trusted_keys)
+        return verify_versions(self, name, version, trusted_keys, progress)

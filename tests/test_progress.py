@@ -1,0 +1,58 @@
+"""Long operations draw a progress bar on stderr when asked (the CLI asks when stderr is a
+terminal), and print nothing there otherwise: downloads and verifies of artifacts, models
+and data sets (#17)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+import cairn
+from cairn.cli.main import cli
+
+
+@pytest.fixture
+def world(tracking, tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "weights.bin").write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+    (tmp_path / "m" / "config.json").write_text('{"layers": 3}')
+    with cairn.start_run() as run:
+        cairn.log_artifacts(tmp_path / "m", "model")
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    client = cairn.Client()
+    mv = client.register_model("clf", sklearn.LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
+    return client, run.id, mv
+
+
+def test_bars_when_asked_and_silence_otherwise(world, tmp_path, capsys):
+    client, run_id, mv = world
+    client.download_artifacts(run_id, "model", tmp_path / "a")
+    client.verify_artifacts(run_id)
+    client.download_model(mv.uri, tmp_path / "b")
+    client.verify_model("clf")
+    assert capsys.readouterr().err == ""
+
+    client.download_artifacts(run_id, "model", tmp_path / "c", progress=True)
+    err = capsys.readouterr().err
+    assert "downloading 2 file(s)" in err and "1.0/1.0 MiB" in err
+    assert (tmp_path / "c" / "model" / "weights.bin").stat().st_size == 1 << 20
+
+    assert client.verify_artifacts(run_id, progress=True).ok
+    err = capsys.readouterr().err
+    assert "verifying objects" in err and "100%" in err
+
+    client.download_model(mv.uri, tmp_path / "d", progress=True)
+    assert f"fetching {mv.uri}" in capsys.readouterr().err
+    assert [r.ok for r in client.verify_model("clf", progress=True)] == [True]
+    assert "verifying objects" in capsys.readouterr().err
+
+
+def test_the_cli_is_silent_when_stderr_is_no_terminal(world, tmp_path):
+    client, run_id, mv = world
+    store = str(cairn.get_tracking_uri())
+    for args in (["artifacts", "get", run_id, "model", "-d", str(tmp_path / "x")],
+                 ["artifacts", "verify", run_id], ["models", "get", mv.uri, str(tmp_path / "y")],
+                 ["models", "verify", "clf"]):
+        result = CliRunner().invoke(cli, ["--store", store, *args])
+        assert result.exit_code == 0, result.output
+        assert result.stderr == "", args
