@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 from click.testing import CliRunner
@@ -19,8 +20,8 @@ def test_user_token_and_role_administration(tmp_path):
     secret = json.loads(made.output)["token"]
     assert secret.startswith("cairn_")
     assert run(cli, ["users", "create", "alice", "--db", db]).exit_code == 1  # exists
-    assert run(cli, ["roles", "grant", "alice", "editor", "--experiment", "123", "--db", db]).exit_code == 0
-    bad = run(cli, ["roles", "grant", "alice", "editor", "--db", db])
+    assert run(cli, ["roles", "put", "alice", "editor", "--experiment", "123", "--db", db]).exit_code == 0
+    bad = run(cli, ["roles", "put", "alice", "editor", "--db", db])
     assert bad.exit_code == 1 and "exactly one of" in bad.output
     listed = json.loads(run(cli, ["roles", "ls", "--db", db, "--json"]).output)
     assert listed == [{"user": "alice", "resource_type": "experiment", "resource_id": "123",
@@ -29,8 +30,8 @@ def test_user_token_and_role_administration(tmp_path):
     assert tok.exit_code == 0 and "shown once" in tok.output
     tokens = json.loads(run(cli, ["tokens", "ls", "--db", db, "--json"]).output)
     assert len(tokens) == 2 and all("token" not in t for t in tokens)
-    assert run(cli, ["tokens", "revoke", tokens[0]["id"], "--db", db]).exit_code == 0
-    assert run(cli, ["users", "disable", "alice", "--db", db]).exit_code == 0
+    assert run(cli, ["tokens", "delete", tokens[0]["id"], "--db", db]).exit_code == 0
+    assert run(cli, ["users", "delete", "alice", "--db", db]).exit_code == 0
     store = SqlStore(db)
     store.open()
     assert AuthDB(store.index.engine).identify(secret) is None  # disabled: tokens revoked
@@ -46,3 +47,32 @@ def test_sync_needs_a_server(tmp_path):
 def test_server_refuses_a_remote_store():
     out = CliRunner().invoke(cli, ["--store", "http://example.invalid:1", "server"])
     assert out.exit_code == 1 and "local store directory or --db" in out.output
+
+
+def test_one_verb_set_and_the_old_spellings_still_run_out_of_the_help(tmp_path):
+    """ls show get put delete restore tag untag rename (#17): `users disable`, `tokens
+    revoke`, `roles grant|revoke`, `keys revoke`, `remote rm` and `models download` are the
+    renamed commands' hidden aliases for a release."""
+    from cairn.cli.main import _commands
+
+    renamed = {"users disable": "users delete", "tokens revoke": "tokens delete",
+               "roles grant": "roles put", "roles revoke": "roles delete",
+               "keys revoke": "keys delete", "remote rm": "remote delete",
+               "models download": "models get"}
+    commands = dict(_commands(cli))
+    for old, new in renamed.items():
+        assert commands[old].hidden and not commands[new].hidden
+        assert inspect.unwrap(commands[old].callback) is inspect.unwrap(commands[new].callback)
+        group_help = CliRunner().invoke(cli, [old.split()[0], "--help"]).output
+        assert f"  {new.split()[1]} " in group_help and f"  {old.split()[1]} " not in group_help
+    visible = {path.split()[-1] for path, cmd in _commands(cli) if not cmd.hidden}
+    assert not visible & {"disable", "revoke", "grant", "rm", "download"}
+
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    run = CliRunner().invoke
+    assert run(cli, ["users", "create", "bob", "--db", db]).exit_code == 0
+    for args in (["roles", "grant", "bob", "viewer", "--experiment", "7"],
+                 ["roles", "revoke", "bob", "--experiment", "7"], ["users", "disable", "bob"]):
+        r = run(cli, [*args, "--db", db])
+        assert r.exit_code == 0, (args, r.output)
+    assert "bob  (disabled)" in run(cli, ["users", "ls", "--db", db]).output

@@ -8,7 +8,7 @@ import click
 
 from ..store.base import Directory
 from .format import ts
-from .main import console, emit_json, handle_errors, json_option
+from .main import console, emit_json, handle_errors, hidden_alias, json_option
 
 
 def _ds(obj: Any):
@@ -432,13 +432,13 @@ def _remote_json(r: Any) -> dict[str, Any]:
     return {"name": r.name, "url": r.url, "endpoint_url": r.endpoint_url, "default": r.default}
 
 
-@remote.command("rm")
+@remote.command("delete")
 @click.argument("name")
 @json_option
 @click.pass_obj
 @handle_errors
 def remote_rm(obj, name: str, as_json: bool) -> None:
-    """Remove a remote (nothing on it is deleted).  Example: cairn remote rm origin"""
+    """Remove a remote (nothing on it is deleted).  Example: cairn remote delete origin"""
     from ..data.remotes import remove_remote
 
     remove_remote(_root(obj), name)
@@ -474,3 +474,6 @@ def lineage(obj, ref: str, downstream: bool, depth: int | None, as_json: bool) -
         emit_json(graph.to_dict())
         return
     console().print(render(graph))
+
+
+hidden_alias(remote, "delete", "rm")  # the old spelling, out of the help, for a release

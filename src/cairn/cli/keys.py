@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .format import ts
-from .main import emit_json, handle_errors, json_option
+from .main import emit_json, handle_errors, hidden_alias, json_option
 
 
 @click.group()
@@ -99,7 +99,7 @@ def _key_json(k) -> dict:
             "created_at": k.created_at, "revoked_at": k.revoked_at}
 
 
-@keys.command("revoke")
+@keys.command("delete")
 @click.argument("key_id")
 @json_option
 @click.pass_obj
@@ -109,7 +109,7 @@ def revoke(obj, key_id: str, as_json: bool) -> None:
 
     \b
     Example:
-      cairn keys revoke 0123456789abcdef
+      cairn keys delete 0123456789abcdef
     """
     obj.client.revoke_signing_key(key_id)
     if as_json:  # the key's record as `keys ls --all` shows it, now with revoked_at
@@ -117,3 +117,6 @@ def revoke(obj, key_id: str, as_json: bool) -> None:
         emit_json(_key_json(key) if key is not None else {"key_id": key_id, "revoked_at": None})
     else:
         click.echo(f"revoked key {key_id}")
+
+
+hidden_alias(keys, "delete", "revoke")  # the old spelling, out of the help, for a release

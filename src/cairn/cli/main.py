@@ -6,6 +6,7 @@ Each command calls one library function, prints with rich (or JSON with
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -109,6 +110,14 @@ def resolve_run(client: Any, ref: str) -> str:
     if client.search_runs(None, f"attributes.run_id = '{ref}'", max_results=1):
         return ref
     raise InvalidArgument(f"run id prefix {ref!r} is ambiguous; give more characters")
+
+
+def hidden_alias(group: click.Group, name: str, old: str) -> None:
+    """``old`` still runs command ``name`` for a release, left out of the help: the CLI's
+    verbs are one set (ls show get put delete restore tag untag rename)."""
+    alias = copy.copy(group.commands[name])
+    alias.hidden = True
+    group.add_command(alias, old)
 
 
 def emit_json(data: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import click
 
 from .format import ts
-from .main import console, emit_json, handle_errors, json_option
+from .main import console, emit_json, handle_errors, hidden_alias, json_option
 
 
 def mv_json(mv: Any) -> dict[str, Any]:
@@ -573,11 +572,4 @@ def download(obj, ref: str, dst: str, as_json: bool) -> None:
         click.echo(f"{ref} -> {path}")
 
 
-def _hidden_alias(group: click.Group, name: str, old: str) -> None:
-    """``old`` still runs command ``name`` for a release, without showing in the help."""
-    alias = copy.copy(group.commands[name])
-    alias.hidden = True
-    group.add_command(alias, old)
-
-
-_hidden_alias(models, "get", "download")
+hidden_alias(models, "get", "download")

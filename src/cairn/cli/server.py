@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .main import emit_json, handle_errors, json_option, require_server_packages
+from .main import emit_json, handle_errors, hidden_alias, json_option, require_server_packages
 
 
 @click.command()
@@ -319,18 +319,19 @@ def _user_json(u) -> dict:
     return {"name": u.name, "is_admin": u.is_admin, "disabled": u.disabled}
 
 
-@users.command("disable")
+@users.command("delete")
 @click.argument("name")
 @db_option
 @json_option
 @click.pass_obj
 @handle_errors
 def users_disable(obj, name: str, db: str | None, as_json: bool) -> None:
-    """Disable a user and revoke all their tokens.
+    """Delete a user: they are disabled and all their tokens revoked (the audit log keeps
+    their name, so it is never given to someone else).
 
     \b
     Example:
-      cairn users disable bob --db postgresql://cairn@db/cairn
+      cairn users delete bob --db postgresql://cairn@db/cairn
     """
     user = _auth_db(obj, db).set_disabled(name, True)
     if as_json:
@@ -346,7 +347,7 @@ def tokens() -> None:
     \b
     Examples:
       cairn tokens create alice --name laptop --db postgresql://cairn@db/cairn
-      cairn tokens revoke 3f2a9c0b1d4e5f60 --db postgresql://cairn@db/cairn
+      cairn tokens delete 3f2a9c0b1d4e5f60 --db postgresql://cairn@db/cairn
     """
 
 
@@ -396,18 +397,18 @@ def tokens_ls(obj, user: str | None, db: str | None, as_json: bool) -> None:
         click.echo(f"{t.id}  {t.user}  {t.name or '-'}{'  (revoked)' if t.revoked else ''}")
 
 
-@tokens.command("revoke")
+@tokens.command("delete")
 @click.argument("token_id")
 @db_option
 @json_option
 @click.pass_obj
 @handle_errors
 def tokens_revoke(obj, token_id: str, db: str | None, as_json: bool) -> None:
-    """Revoke a token by its id.
+    """Delete (revoke) a token by its id: it is refused from then on.
 
     \b
     Example:
-      cairn tokens revoke 3f2a9c0b1d4e5f60 --db postgresql://cairn@db/cairn
+      cairn tokens delete 3f2a9c0b1d4e5f60 --db postgresql://cairn@db/cairn
     """
     tok = _auth_db(obj, db).revoke_token(token_id)
     if as_json:
@@ -422,9 +423,9 @@ def roles() -> None:
 
     \b
     Examples:
-      cairn roles grant alice editor --experiment 123456 --db postgresql://cairn@db/cairn
-      cairn roles grant bob approver --model fraud --db postgresql://cairn@db/cairn
-      cairn roles grant carol viewer --global --db postgresql://cairn@db/cairn
+      cairn roles put alice editor --experiment 123456 --db postgresql://cairn@db/cairn
+      cairn roles put bob approver --model fraud --db postgresql://cairn@db/cairn
+      cairn roles put carol viewer --global --db postgresql://cairn@db/cairn
     """
 
 
@@ -457,7 +458,7 @@ def _res_options(fn):
     return fn
 
 
-@roles.command("grant")
+@roles.command("put")
 @click.argument("user")
 @click.argument("role", type=click.Choice(["viewer", "editor", "approver", "admin"]))
 @_res_options
@@ -471,7 +472,7 @@ def roles_grant(obj, user: str, role: str, experiment: str | None, model: str | 
 
     \b
     Example:
-      cairn roles grant alice editor --experiment 123456 --db postgresql://cairn@db/cairn
+      cairn roles put alice editor --experiment 123456 --db postgresql://cairn@db/cairn
     """
     rtype, rid = _resource(experiment, model, everything)
     _before, binding = _auth_db(obj, db).grant(user, rtype, rid, role, granted_by="cli")
@@ -481,7 +482,7 @@ def roles_grant(obj, user: str, role: str, experiment: str | None, model: str | 
         click.echo(f"{user} is {role} on {rtype} {rid}")
 
 
-@roles.command("revoke")
+@roles.command("delete")
 @click.argument("user")
 @_res_options
 @db_option
@@ -494,7 +495,7 @@ def roles_revoke(obj, user: str, experiment: str | None, model: str | None, ever
 
     \b
     Example:
-      cairn roles revoke alice --experiment 123456 --db postgresql://cairn@db/cairn
+      cairn roles delete alice --experiment 123456 --db postgresql://cairn@db/cairn
     """
     rtype, rid = _resource(experiment, model, everything)
     removed = _auth_db(obj, db).revoke(user, rtype, rid)
@@ -523,3 +524,11 @@ def roles_ls(obj, user: str | None, db: str | None, as_json: bool) -> None:
         return
     for b in rows:
         click.echo(f"{b.user}  {b.role}  {b.resource_type} {b.resource_id}")
+
+
+# The CLI's verbs are one set (ls show get put delete restore tag untag rename); the old
+# spellings still run, out of the help, for a release.
+hidden_alias(users, "delete", "disable")
+hidden_alias(tokens, "delete", "revoke")
+hidden_alias(roles, "put", "grant")
+hidden_alias(roles, "delete", "revoke")
