@@ -124,18 +124,27 @@ class Client:
         return self.store.list_experiments()
 
     def get_or_create_experiment(self, name: str) -> Experiment:
-        exp = self.store.get_experiment_by_name(name)
-        if exp is not None:
-            return exp
         try:
-            if name == DEFAULT_EXPERIMENT:
-                return self.store.create_experiment(name, experiment_id="0")
-            return self.store.create_experiment(name)
-        except AlreadyExists:  # another process created it a moment ago
             exp = self.store.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            return exp
+            if exp is not None:
+                return exp
+            try:
+                if name == DEFAULT_EXPERIMENT:
+                    return self.store.create_experiment(name, experiment_id="0")
+                return self.store.create_experiment(name)
+            except AlreadyExists:  # another process created it a moment ago
+                exp = self.store.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+                return exp
+        except StoreUnavailable:
+            # A run starts while its server is down, as its logging goes on through an
+            # outage: the experiment is settled by name when the spool is sent.
+            from .store.base import OfflineExperiments
+
+            if isinstance(self.store, OfflineExperiments):
+                return self.store.offline_experiment(check_text(name, "experiment name"))
+            raise
 
     def _experiment_ids(self, experiments: Any) -> list[str] | None:
         if experiments is None:

@@ -144,6 +144,15 @@ class KeyListing(Protocol):
 
 
 @runtime_checkable
+class OfflineExperiments(Protocol):
+    """A store that can name an experiment while its server is out of reach, so that a run
+    starts offline: its records (its creation first) wait in a spool, and on arrival the
+    run joins the server's experiment of that name, or creates it."""
+
+    def offline_experiment(self, name: str) -> Experiment: ...
+
+
+@runtime_checkable
 class RemoteServer(Protocol):
     """A client of a Cairn server: REST calls and a local spool (:class:`HttpStore`)."""
 

@@ -246,6 +246,21 @@ class HttpStore:
         self._remember([exp])
         return exp
 
+    def offline_experiment(self, name: str) -> Experiment:
+        """The experiment ``name`` while the server is out of reach: the one this machine
+        last saw under that name, else a new one (id made here).  A run created in it is
+        spooled with its records; when they reach the server the run joins the server's
+        experiment of that name, or creates it (:class:`~cairn.store.base.OfflineExperiments`)."""
+        cached = next((e for e in self._cached().values() if e.name == name), None)
+        if cached is not None:
+            return cached
+        from .. import clock
+
+        exp = Experiment("0" if name == "Default" else clock.new_experiment_id(), name,
+                         clock.now_ms(), "active", {})
+        self._remember([exp])
+        return exp
+
     def list_experiments(self) -> list[Experiment]:
         exps = [wire.experiment_from_json(d) for d in self._json("GET", "/experiments")["experiments"]]
         self._remember(exps)

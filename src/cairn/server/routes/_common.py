@@ -64,7 +64,7 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
     ``prepared`` holds each batch's metric segments when they came encoded.
     """
     known = run_experiments(c, [b.run_id for b in batches]) if c.guard.enabled else {}
-    new_experiments: dict[str, bool] = {}
+    new_experiments: dict[str, str | None] = {}
     results: list[dict] = []
     blocked = False
     for i, b in enumerate(batches):
@@ -75,7 +75,7 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
             continue
         try:
             check_batch(b)
-            _authorize(c, p, b, known, new_experiments)
+            target = _authorize(c, p, b, known, new_experiments)
             if b.artifacts and c.settings.check_artifact_objects:
                 missing = c.objects.missing(referenced_oids(b.artifacts))
                 if missing:
@@ -84,8 +84,8 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
                                    "/api/v1/objects/{oid})", missing=sorted(missing)[:20])
             applied = _write(c, b, prepared[i] if prepared is not None else None)
             res["status"] = "applied" if applied else "duplicate"
-            if b.create is not None:
-                known[b.run_id] = str(b.create["experiment_id"])
+            if b.create is not None and target is not None:
+                known[b.run_id] = target
         except StoreUnavailable as exc:
             res["status"] = "unavailable"
             res["error"] = error_to_json(exc)
@@ -107,24 +107,38 @@ def _write(c: ServerContext, b: RecordBatch, segs: list | None = None) -> bool:
 
 
 def _authorize(c: ServerContext, p: Principal, b: RecordBatch, known: dict[str, str],
-               new_experiments: dict[str, bool]) -> None:
+               new_experiments: dict[str, str | None]) -> str | None:
+    """Check ``p`` may write ``b``; for a run's creation, the id of the experiment the run
+    goes to (None when auth is off)."""
     if not c.guard.enabled:
-        return
+        return None
     exp = known.get(b.run_id)
     if exp is not None:  # an existing run, whatever a create field claims
         c.guard.require(p, "editor", "experiment", exp)
-        return
+        return exp
     if b.create is not None:
-        exp_id = str(b.create["experiment_id"])
-        if exp_id not in new_experiments:
-            try:
-                c.store.get_experiment(exp_id)
-                new_experiments[exp_id] = False
-            except NotFound:
-                new_experiments[exp_id] = True
-        if new_experiments[exp_id]:  # the batch would create the experiment (cairn sync)
+        target = _create_target(c, b.create, new_experiments)
+        if target is None:  # the batch would create the experiment
             c.guard.require_global(p, "editor", "experiment")
-        else:
-            c.guard.require(p, "editor", "experiment", exp_id)
-        return
+            return str(b.create["experiment_id"])
+        c.guard.require(p, "editor", "experiment", target)
+        return target
+    return None
+
+
+def _create_target(c: ServerContext, create: Any, cache: dict[str, str | None]) -> str | None:
+    """The existing experiment a run's creation puts it in: the one of its id, else the one
+    of its name (a run started while the server was unreachable, or brought by `cairn
+    sync`, names an experiment id this server never gave; the store joins it to the
+    experiment of that name); None when neither exists and the batch creates it."""
+    exp_id, name = str(create.get("experiment_id", "")), create.get("experiment_name")
+    key = f"{exp_id}\0{name}"
+    if key not in cache:
+        try:
+            cache[key] = c.store.get_experiment(exp_id).id
+        except NotFound:
+            found = c.store.get_experiment_by_name(name) if isinstance(name, str) and name \
+                else None
+            cache[key] = None if found is None else found.id
+    return cache[key]
     # an unknown run without create: the store answers NotFound

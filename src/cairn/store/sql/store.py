@@ -183,25 +183,18 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
             log.warning("ANALYZE failed: %s", exc)
 
     def _check_experiment(self, conn: Any, create: Mapping[str, Any]) -> None:
-        # A run may only be created in an experiment the server knows (the local store
-        # lets journals create them; a server must not let a client invent one by id).
-        import sqlalchemy as sa
-
-        from . import tables as T
-
+        # A run is created in an experiment the store knows, or in one its creation names:
+        # a client may not invent an experiment by id alone.  An unknown id with a name is
+        # a run made where this store was out of reach (`cairn sync`, a run started while
+        # the server was down): the index joins it to the experiment of that name, or
+        # creates that experiment.
         exp_id = str(create.get("experiment_id", ""))
         # Straight to the driver: this runs for every run a server creates.
         row = conn.exec_driver_sql("SELECT id FROM experiments WHERE id = "
                                    + ("%s" if conn.dialect.name == "postgresql" else "?"),
                                    (exp_id,)).first()
-        if row is None:
-            name = create.get("experiment_name")
-            if not name:
-                raise NotFound(f"experiment {exp_id!r} does not exist")
-            other = conn.execute(sa.select(T.experiments.c.id).where(
-                T.experiments.c.name == name)).first()
-            if other is not None:
-                raise InvalidArgument(f"experiment {name!r} has id {other[0]!r} here, not {exp_id!r}")
+        if row is None and not create.get("experiment_name"):
+            raise NotFound(f"experiment {exp_id!r} does not exist")
 
     def heartbeat(self, run_ids: Sequence[str], when: int) -> None:
         if run_ids:
