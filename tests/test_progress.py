@@ -56,3 +56,26 @@ def test_the_cli_is_silent_when_stderr_is_no_terminal(world, tmp_path):
         result = CliRunner().invoke(cli, ["--store", store, *args])
         assert result.exit_code == 0, result.output
         assert result.stderr == "", args
+
+
+def test_reindex_and_sync_draw_bars_when_asked(world, tmp_path, capsys):
+    from cairn.entities import RecordBatch
+    from cairn.store import open_store
+    from cairn.store.http import HttpStore
+
+    store = open_store(str(cairn.get_tracking_uri()))
+    result = store.reindex(progress=True)
+    err = capsys.readouterr().err
+    assert result["runs"] == 1 and "reindexing runs" in err and "1/1" in err
+    assert store.reindex()["runs"] == 1 and capsys.readouterr().err == ""
+
+    # A spool whose server is out of reach: the journal waits, and the bar counts it.
+    offline = HttpStore("http://127.0.0.1:9", spool_dir=tmp_path / "spool", drain_timeout=0.1)
+    try:
+        offline.write(RecordBatch(run_id="r" * 32, writer_id="w1", seq=1, time=1,
+                                  tags={"a": "b"}))
+        assert offline.sync(progress=True) == {"writers_sent": 0, "writers_left": 1}
+        err = capsys.readouterr().err
+        assert "sending spooled journals" in err and "1/1" in err
+    finally:
+        offline.close()

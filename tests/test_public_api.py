@@ -48,7 +48,7 @@ LAYERS: dict[str, set[str]] = {
     "sysmetrics": {"errors"},
     "search": {"entities", "errors"},
     "cas": {"entities", "errors", "clock", "progress"},
-    "store": {"search", "cas", "entities", "errors", "clock"},
+    "store": {"search", "cas", "entities", "errors", "clock", "progress"},
     "store_settings": {"settings", "store"},
     "writer": LEAVES | STORAGE | {"settings"},
     "_state": CORE,

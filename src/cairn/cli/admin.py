@@ -90,7 +90,7 @@ def reindex(obj, as_json: bool) -> None:
     Example:
       cairn --store ./copied-from-cluster/.cairn reindex
     """
-    result = _local(obj).reindex()
+    result = _local(obj).reindex(progress=None)
     if as_json:
         emit_json(result)
     else:

@@ -179,7 +179,7 @@ def sync(obj, source: str | None, target: str | None, workers: int, clear_reject
                               "that is one")
     store = open_store(url)
     if source is None:
-        result = store.sync()
+        result = store.sync(progress=None)
         left = store.pending_writers()
         rejected = [_rejected_summary(r) for r in store.spool.rejected()]
         if clear_rejected:
@@ -205,7 +205,7 @@ def sync(obj, source: str | None, target: str | None, workers: int, clear_reject
         return
     from ..store.sync import sync_local_store
 
-    res = sync_local_store(source, store, workers=workers)
+    res = sync_local_store(source, store, workers=workers, progress=None)
     if as_json:
         emit_json({"runs": res.runs, "records": res.records, "applied": res.applied,
                    "duplicates": res.duplicates, "objects_uploaded": res.objects_uploaded,

@@ -561,29 +561,42 @@ class HttpStore:
             if not self._backlog and ok:
                 delay = 5.0
 
-    def sync(self, idle_for: float = 0.0, skip: Iterable[str] = ()) -> dict[str, int]:
-        """Send every journal in this server's spool (``cairn sync``); returns counts."""
+    def sync(self, idle_for: float = 0.0, skip: Iterable[str] = (), *,
+             progress: bool | None = False) -> dict[str, int]:
+        """Send every journal in this server's spool (``cairn sync``); returns counts.
+        ``progress``: a bar on stderr, a step per journal (None: when it is a terminal)."""
+        from ..progress import bar
+
         skip = set(skip)
         sent = left = 0
-        for wid in self.spool.writer_ids(idle_for=idle_for):
-            if wid in skip:
-                continue
-            try:
-                with self.spool.lock(wid, blocking=False) as got:
-                    if not got:
-                        left += 1
-                        continue
-                    finished = any(isinstance(e, jlib.Entry) and e.batch.status is not None
-                                   and e.batch.status.terminal for e in self.spool.entries(wid))
-                    if finished:
-                        self._finished.add(wid)
-                    self._send_all(wid, None)
+        wids = [w for w in self.spool.writer_ids(idle_for=idle_for) if w not in skip]
+        with bar("sending spooled journals", len(wids), enabled=progress,
+                 unit="journals") as advance:
+            for wid in wids:
+                if self._sync_one(wid):
                     sent += 1
-                    if not self.spool.pending(wid) and self._journal_ended(wid):
-                        self.spool.remove(wid)
-            except StoreUnavailable:
-                left += 1
+                else:
+                    left += 1
+                advance(1)
         return {"writers_sent": sent, "writers_left": left}
+
+    def _sync_one(self, wid: str) -> bool:
+        """:meth:`sync` of one writer's journal: True if sent, False if it must wait (its
+        writer is still at it, or the server is out of reach)."""
+        try:
+            with self.spool.lock(wid, blocking=False) as got:
+                if not got:
+                    return False
+                finished = any(isinstance(e, jlib.Entry) and e.batch.status is not None
+                               and e.batch.status.terminal for e in self.spool.entries(wid))
+                if finished:
+                    self._finished.add(wid)
+                self._send_all(wid, None)
+                if not self.spool.pending(wid) and self._journal_ended(wid):
+                    self.spool.remove(wid)
+                return True
+        except StoreUnavailable:
+            return False
 
     def _journal_ended(self, wid: str) -> bool:
         path = self.spool.path(wid)

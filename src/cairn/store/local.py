@@ -438,8 +438,11 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
                 if self.index.get_experiment_by_name_conn(conn, exp.name) is None:
                     self.index.insert_experiment(conn, exp, ignore_existing=True)
 
-    def reindex(self) -> dict[str, int]:
-        """Rebuild every derived table from the experiment files and journals."""
+    def reindex(self, *, progress: bool | None = False) -> dict[str, int]:
+        """Rebuild every derived table from the experiment files and journals; ``progress``:
+        a bar on stderr, a step per run (None: when stderr is a terminal)."""
+        from ..progress import bar
+
         self.open()
         self.damage.clear()
         self.refused.clear()
@@ -448,11 +451,13 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
             self._load_experiment_files()
             runs_dir = self.root / "runs"
             count = records = 0
-            if runs_dir.is_dir():
-                for entry in sorted(os.scandir(runs_dir), key=lambda e: e.name):
-                    if entry.is_dir():
-                        records += self.recover_run(entry.name, from_start=True)
-                        count += 1
+            runs = sorted(e.name for e in os.scandir(runs_dir) if e.is_dir()) \
+                if runs_dir.is_dir() else []
+            with bar("reindexing runs", len(runs), enabled=progress, unit="runs") as advance:
+                for run_id in runs:
+                    records += self.recover_run(run_id, from_start=True)
+                    count += 1
+                    advance(1)
             self.index.mark_stale(self._stale_before())
         return {"runs": count, "records": records, "damaged": len(self.damage),
                 "quarantined": len(self.damage) + len(self.refused)}

@@ -42,8 +42,12 @@ class SyncResult:
         return not self.errors
 
 
-def sync_local_store(root: str | os.PathLike, server: HttpStore, workers: int = 8) -> SyncResult:
-    """Send every run under local store ``root`` to ``server`` (an HttpStore)."""
+def sync_local_store(root: str | os.PathLike, server: HttpStore, workers: int = 8, *,
+                     progress: bool | None = False) -> SyncResult:
+    """Send every run under local store ``root`` to ``server`` (an HttpStore); ``progress``:
+    a bar on stderr, a step per run (None: when stderr is a terminal)."""
+    from ..progress import bar
+
     root = Path(root)
     runs_dir = root / "runs"
     run_ids = sorted(p.name for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
@@ -89,13 +93,16 @@ def sync_local_store(root: str | os.PathLike, server: HttpStore, workers: int = 
 
     totals = [0, 0, 0, 0]
     errors: list[str] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+            bar("sending runs", len(run_ids), enabled=progress, unit="runs") as advance:
         for rid, fut in [(rid, pool.submit(one, rid)) for rid in run_ids]:
             try:
                 n, a, d, u, errs = fut.result()
             except CairnError as exc:
                 errors.append(f"run {rid}: {exc.message}")
                 continue
+            finally:
+                advance(1)
             for i, x in enumerate((n, a, d, u)):
                 totals[i] += x
             errors.extend(errs)
