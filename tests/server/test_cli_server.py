@@ -76,3 +76,18 @@ def test_one_verb_set_and_the_old_spellings_still_run_out_of_the_help(tmp_path):
         r = run(cli, [*args, "--db", db])
         assert r.exit_code == 0, (args, r.output)
     assert "bob  (disabled)" in run(cli, ["users", "ls", "--db", db]).output
+
+
+def test_a_default_artifact_root_mlflow_would_refuse_stops_the_server_before_it_starts(tmp_path):
+    """Every new experiment's artifact_location is made from --default-artifact-root, so it
+    gets the same checks as one given to experiments/create (#16)."""
+    store = tmp_path / "store"
+    for root, why in [("runs:/abc/model", "cannot be a runs:/ URI"),
+                      ("s3://bucket/x#frag", "can't include fragments or params"),
+                      ("s3://bucket/x?p=%2E%2E", "Invalid query string"),
+                      ("s3://bucket/" + "a" * 2100, "cannot be greater than 2048 characters")]:
+        out = CliRunner().invoke(cli, ["--store", str(store), "server", "--port", "1",
+                                       "--default-artifact-root", root])
+        assert out.exit_code == 1, out.output
+        assert out.stderr.startswith("Error: --default-artifact-root ") and why in out.stderr
+        assert not store.exists()  # refused before anything was opened or created

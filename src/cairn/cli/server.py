@@ -85,10 +85,12 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
         raise InvalidArgument("--workers must be at least 1")
     bootstrap_token = _bootstrap_token(bootstrap_token_file, bootstrap_token)
     objects = _objects(objects, artifacts_destination)
+    root = artifact_root(default_artifact_root, serve_artifacts)
+    if root is not None:
+        root = _checked_root(root)
     settings = {"auth": bool(db) if auth is None else auth, "audit": audit,
                 "max_request_bytes": max_request_mb << 20, "bootstrap_token": bootstrap_token,
-                "telemetry": telemetry,
-                "default_artifact_root": artifact_root(default_artifact_root, serve_artifacts)}
+                "telemetry": telemetry, "default_artifact_root": root}
     cfg = ServeConfig(store=uri.removeprefix("file://"), db=db, objects=objects,
                       endpoint_url=endpoint_url, settings=settings)
     token = prepare(cfg)
@@ -110,6 +112,18 @@ def _objects(objects: str | None, destination: str | None) -> str | None:
         raise InvalidArgument("--artifacts-destination is another name for --objects: give one "
                               "of them, or the same value to both")
     return objects or destination
+
+
+def _checked_root(root: str) -> str:
+    """``--default-artifact-root`` under the rules of an experiment's artifact_location
+    (every new experiment's location is made from it), refused before the server starts."""
+    from ..errors import CairnError, InvalidArgument
+    from ..server.mlflow.tracking import check_location
+
+    try:
+        return check_location(root)
+    except CairnError as exc:
+        raise InvalidArgument(f"--default-artifact-root {root[:200]!r}: {exc.message}") from None
 
 
 def _bootstrap_token(path: str | None, flag: str | None) -> str | None:
