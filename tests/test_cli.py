@@ -444,3 +444,14 @@ def test_a_write_still_makes_a_new_store(tmp_path):
     result = CliRunner().invoke(cli, ["experiments", "create", "first", "--store", str(new)])
     assert result.exit_code == 0, result.output
     assert [e["name"] for e in as_json(new, "experiments", "ls")] == ["first"]
+
+
+def test_runs_show_takes_an_environment_of_any_shape():
+    """A run's env is JSON any client may have sent: odd shapes print, never a traceback."""
+    from cairn.cli.runs import _environment_rows
+
+    rows = dict(_environment_rows({"python": "3.11", "cpu": "x86", "os": ["linux"],
+                                   "gpus": ["A100", {"index": 0, "name": "H100"}],
+                                   "argv": "train.py --lr 1", "packages": ["numpy"]}))
+    assert rows == {"gpu 0": "H100, ? MB", "argv": "train.py --lr 1"}
+    assert _environment_rows({}) == []

@@ -108,14 +108,14 @@ def test_keys_revoke(tracking, tmp_path, monkeypatch):
     keys = tmp_path / "keys"
     a = as_json("keys", "create", "--name", "a", "--dir", keys, store=tracking)
     b = as_json("keys", "create", "--name", "b", "--dir", keys, store=tracking)
-    out = as_json("keys", "revoke", a["key_id"], store=tracking)
+    out = as_json("keys", "delete", a["key_id"], store=tracking)
     assert out["key_id"] == a["key_id"] and out["name"] == "a" and out["created_by"] == "alice"
     assert isinstance(out["revoked_at"], int) and out["revoked_at"] >= out["created_at"]
     listed = {k["key_id"]: k for k in as_json("keys", "ls", "--all", store=tracking)}
     assert listed[a["key_id"]] == out  # the record as `keys ls --all --json` shows it
-    assert cairn_cli("keys", "revoke", b["key_id"], store=tracking).stdout == \
+    assert cairn_cli("keys", "delete", b["key_id"], store=tracking).stdout == \
         f"revoked key {b['key_id']}\n"
-    again = cairn_cli("keys", "revoke", a["key_id"], "--json", code=1, store=tracking)
+    again = cairn_cli("keys", "delete", a["key_id"], "--json", code=1, store=tracking)
     assert again.stdout == "" and "already revoked" in again.stderr
 
 
@@ -149,37 +149,37 @@ def test_tokens_create_and_revoke(db):
     assert listed == [{k: v for k, v in made.items() if k != "token"}]  # never the secret
     human = cairn_cli("tokens", "create", "bob", "--db", db)
     assert human.stdout.startswith("token ") and " for bob (shown once): cairn_" in human.stdout
-    revoked = as_json("tokens", "revoke", made["id"], "--db", db)
+    revoked = as_json("tokens", "delete", made["id"], "--db", db)
     assert revoked == {"id": made["id"], "user": "alice", "name": "ci", "revoked": True}
     bob_id = human.stdout.split()[1]
-    assert cairn_cli("tokens", "revoke", bob_id, "--db", db).stdout == f"revoked token {bob_id}\n"
-    missing = cairn_cli("tokens", "revoke", "0000", "--db", db, "--json", code=1)
+    assert cairn_cli("tokens", "delete", bob_id, "--db", db).stdout == f"revoked token {bob_id}\n"
+    missing = cairn_cli("tokens", "delete", "0000", "--db", db, "--json", code=1)
     assert missing.stdout == "" and missing.stderr == "Error: token '0000' does not exist\n"
 
 
 def test_roles_grant_and_revoke(db):
-    out = as_json("roles", "grant", "alice", "editor", "--experiment", "123", "--db", db)
+    out = as_json("roles", "put", "alice", "editor", "--experiment", "123", "--db", db)
     assert out == {"user": "alice", "resource_type": "experiment", "resource_id": "123",
                    "role": "editor"}
-    out = as_json("roles", "grant", "alice", "approver", "--experiment", "123", "--db", db)
+    out = as_json("roles", "put", "alice", "approver", "--experiment", "123", "--db", db)
     assert out["role"] == "approver"  # replaced, not added
     assert as_json("roles", "ls", "--db", db) == [out]
-    human = cairn_cli("roles", "grant", "bob", "viewer", "--global", "--db", db)
+    human = cairn_cli("roles", "put", "bob", "viewer", "--global", "--db", db)
     assert human.stdout == "bob is viewer on global *\n"
-    gone = as_json("roles", "revoke", "alice", "--experiment", "123", "--db", db)
+    gone = as_json("roles", "delete", "alice", "--experiment", "123", "--db", db)
     assert gone == {**out, "revoked": True}
     assert [b["user"] for b in as_json("roles", "ls", "--db", db)] == ["bob"]
-    assert cairn_cli("roles", "revoke", "bob", "--global", "--db", db).stdout == \
+    assert cairn_cli("roles", "delete", "bob", "--global", "--db", db).stdout == \
         "bob has no role on global * any more\n"
-    bad = cairn_cli("roles", "revoke", "bob", "--global", "--db", db, "--json", code=1)
+    bad = cairn_cli("roles", "delete", "bob", "--global", "--db", db, "--json", code=1)
     assert bad.stdout == "" and bad.stderr.startswith("Error: user 'bob' has no role")
-    usage = cairn_cli("roles", "grant", "bob", "viewer", "--db", db, "--json", code=1)
+    usage = cairn_cli("roles", "put", "bob", "viewer", "--db", db, "--json", code=1)
     assert usage.stdout == "" and "exactly one of" in usage.stderr
 
 
 def test_users_disable(db):
     secret = as_json("tokens", "create", "alice", "--db", db)["token"]
-    out = as_json("users", "disable", "alice", "--db", db)
+    out = as_json("users", "delete", "alice", "--db", db)
     assert out == {"name": "alice", "is_admin": False, "disabled": True}
     store, auth = _auth(db)
     try:
@@ -187,9 +187,9 @@ def test_users_disable(db):
     finally:
         store.close()
     assert all(t["revoked"] for t in as_json("tokens", "ls", "--user", "alice", "--db", db))
-    assert cairn_cli("users", "disable", "bob", "--db", db).stdout == \
+    assert cairn_cli("users", "delete", "bob", "--db", db).stdout == \
         "disabled bob; their tokens are revoked\n"
-    nobody = cairn_cli("users", "disable", "carol", "--db", db, "--json", code=1)
+    nobody = cairn_cli("users", "delete", "carol", "--db", db, "--json", code=1)
     assert nobody.stdout == "" and nobody.stderr == "Error: user 'carol' does not exist\n"
 
 
@@ -287,15 +287,15 @@ def test_remotes_push_and_pull(tracking, sales, tmp_path):
         assert as_json("data", "verify", "sales@1", store=other)["ok"] is True
         assert cairn_cli("data", "pull", "--no-progress", store=other).stdout == \
             "pulled 0 version(s) from nas: 0 object(s), 0 B received\n"  # has them all
-        assert cairn_cli("remote", "rm", "nas", store=other).stdout == "removed remote nas\n"
+        assert cairn_cli("remote", "delete", "nas", store=other).stdout == "removed remote nas\n"
     finally:
         from cairn.store import close_store
 
         close_store(str(other))
 
-    assert as_json("remote", "rm", "nas", store=tracking) == {"name": "nas", "removed": True}
+    assert as_json("remote", "delete", "nas", store=tracking) == {"name": "nas", "removed": True}
     assert as_json("remote", "ls", store=tracking) == []
-    missing = cairn_cli("remote", "rm", "nas", "--json", code=1, store=tracking)
+    missing = cairn_cli("remote", "delete", "nas", "--json", code=1, store=tracking)
     assert missing.stdout == "" and missing.stderr == "Error: no remote named 'nas'\n"
     nowhere = cairn_cli("data", "push", "--json", code=1, store=tracking)
     assert nowhere.stdout == "" and nowhere.stderr.startswith("Error: ")

@@ -75,6 +75,8 @@ def _train_offline(url: str, token: str, spool, *experiments: str) -> list[str]:
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     assert "cairn sync" in out.stderr  # told where the records wait
+    for experiment in experiments:  # and, at once, that the run starts offline
+        assert f"the run starts offline in experiment {experiment!r}" in out.stderr
     return out.stdout.split()
 
 

@@ -78,6 +78,16 @@ def test_an_editor_cannot_set_or_delete_reserved_tags_and_nothing_else_is_lost(a
     got = client.get(f"{API}/runs/{run}", headers=me).json()
     assert got["tags"][URI] == "s3://bucket/right"
     assert got["tags"]["note"] == "kept" and got["params"] == {"lr": "0.1"}
+    # A batch the client names in ?strict= (HttpStore names its own write so) is applied
+    # whole or refused whole: refused here, with nothing of it applied.
+    r = client.post(f"{API}/records", params={"strict": "w-strict:1"}, headers=me, json={
+        "batches": [{"run_id": run, "writer_id": "w-strict", "seq": 1, "time": 1,
+                     "tags": {URI: "file:///tmp/evil", "also": "refused"}}]})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"][0]
+    assert res["status"] == "rejected" and res["error"]["error_code"] == "PERMISSION_DENIED"
+    got = client.get(f"{API}/runs/{run}", headers=me).json()["tags"]
+    assert got[URI] == "s3://bucket/right" and "also" not in got
     # Other tags under cairn. stay the users' own (the UI's notes are one).
     assert client.put(f"{API}/runs/{run}/tags/cairn.note", content="hi", headers=me).status_code == 200
 

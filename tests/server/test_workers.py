@@ -80,7 +80,11 @@ class Conn:
 
     def __init__(self, cluster: "Cluster", token: str = TOKEN) -> None:
         self.cluster = cluster
-        self.http = httpx.Client(base_url=cluster.url, headers=bearer(token), timeout=60)
+        # httpx drops a connection idle for 5 s by default, and its next request lands on
+        # any worker: on a loaded machine that moved a "connection to worker N" elsewhere.
+        # The server keeps idle connections for 30 s; this client, a little less.
+        self.http = httpx.Client(base_url=cluster.url, headers=bearer(token), timeout=60,
+                                 limits=httpx.Limits(keepalive_expiry=25))
         self.port: int | None = None
         self.pid: int | None = None
         _OPEN.append(self)

@@ -132,26 +132,34 @@ def show(obj, run_id: str, as_json: bool) -> None:
 def _environment_rows(env: dict[str, Any]) -> list[tuple[str, str]]:
     """What a reader of one run wants of its environment (``--json`` has all of it; the
     package list is long, so its size and the ML packages only)."""
+    def part(key: str) -> dict[str, Any]:  # a run's env is JSON from anywhere: trust no shape
+        value = env.get(key)
+        return value if isinstance(value, dict) else {}
+
     rows: list[tuple[str, str]] = []
-    py = env.get("python") or {}
+    py = part("python")
     if py:
         rows.append(("python", f"{py.get('version', '?')} ({py.get('implementation', '?')}) "
                                f"{py.get('executable', '')}".rstrip()))
-    osinfo = env.get("os") or {}
+    osinfo = part("os")
     if osinfo.get("platform"):
         rows.append(("os", str(osinfo["platform"])))
-    cpu = env.get("cpu") or {}
+    cpu = part("cpu")
     if cpu:
         rows.append(("cpu", f"{cpu.get('count', '?')} × {cpu.get('model') or 'unknown'}"))
-    for g in env.get("gpus") or []:
+    gpus = env.get("gpus")
+    for g in gpus if isinstance(gpus, list) else []:
+        if not isinstance(g, dict):
+            continue
         rows.append((f"gpu {g.get('index', '?')}", f"{g.get('name', '?')}, "
                                                   f"{g.get('memory_total_mb', '?')} MB"))
     for key in ("hostname", "user", "entry_point"):
         if env.get(key):
             rows.append((key.replace("_", " "), str(env[key])))
-    if env.get("argv"):
-        rows.append(("argv", " ".join(map(str, env["argv"]))))
-    packages = env.get("packages") or {}
+    argv = env.get("argv")
+    if argv:
+        rows.append(("argv", " ".join(map(str, argv)) if isinstance(argv, list) else str(argv)))
+    packages = part("packages")
     if packages:
         known = [f"{n} {packages[n]}" for n in sorted(packages, key=str.lower)
                  if n.lower() in _ML_PACKAGES]

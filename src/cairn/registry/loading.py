@@ -150,19 +150,24 @@ def _rmtree(path: Path) -> None:
             shutil.rmtree(path, onerror=retry)
 
 
-def materialize(reg: ModelSource, mv: ModelVersion, cache_dir: Any = None,
-                advance: Callable[[int], None] | None = None) -> Path:
-    """The version's files in the local cache, verified; checked out when missing or damaged.
-    ``advance(n)`` is told the bytes of each file as it is fetched (all at once when cached)."""
-    objects = reg.store.objects
+def _entries(reg: ModelSource, mv: ModelVersion) -> list:
+    """The version's file list, with what to do when it is damaged or missing."""
     try:
-        entries = objects.get_tree(mv.tree_oid)
+        return list(reg.store.objects.get_tree(mv.tree_oid))
     except CorruptObject as exc:
         raise CorruptObject(f"{mv.uri}: its file list (tree {mv.tree_oid}) is corrupt in the "
                             f"object store: {exc.message}", name=mv.name, version=mv.version) from None
     except NotFound:
         raise NotFound(f"{mv.uri}: its files (tree {mv.tree_oid}) are missing from the object "
                        "store; pull them from a remote", name=mv.name, version=mv.version) from None
+
+
+def materialize(reg: ModelSource, mv: ModelVersion, cache_dir: Any = None,
+                advance: Callable[[int], None] | None = None) -> Path:
+    """The version's files in the local cache, verified; checked out when missing or damaged.
+    ``advance(n)`` is told the bytes of each file as it is fetched (all at once when cached)."""
+    objects = reg.store.objects
+    entries = _entries(reg, mv)
     root = cache_root(reg, cache_dir)
     final = root / mv.tree_oid
     if final.is_dir():
@@ -241,7 +246,7 @@ def download(reg: ModelSource, ref: Any, dst: Any = None, *, verify_signature: b
     check_record(mv)
     check_signature(reg, mv, verify_signature, trusted_keys)
     show = sys.stderr.isatty() if progress is None else progress
-    total = sum(e.size for e in reg.store.objects.get_tree(mv.tree_oid)) if show else None
+    total = sum(e.size for e in _entries(reg, mv)) if show else None
     with bar(f"fetching {mv.uri}", total, enabled=show) as advance:
         path = materialize(reg, mv, cache_dir, advance)
     meta_file = path / META_FILE

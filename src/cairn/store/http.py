@@ -195,6 +195,10 @@ class HttpStore:
         changed = False
         for e in exps:
             if self._experiments.get(e.id) != e:
+                # The server's experiment of a name replaces one made up offline.
+                for old in [o for o in self._experiments.values()
+                            if o.name == e.name and o.id != e.id]:
+                    del self._experiments[old.id]
                 self._experiments[e.id] = e
                 changed = True
         if changed:
@@ -251,14 +255,17 @@ class HttpStore:
         last saw under that name, else a new one (id made here).  A run created in it is
         spooled with its records; when they reach the server the run joins the server's
         experiment of that name, or creates it (:class:`~cairn.store.base.OfflineExperiments`)."""
-        cached = next((e for e in self._cached().values() if e.name == name), None)
-        if cached is not None:
-            return cached
-        from .. import clock
+        exp = next((e for e in self._cached().values() if e.name == name), None)
+        if exp is None:
+            from .. import clock
 
-        exp = Experiment("0" if name == "Default" else clock.new_experiment_id(), name,
-                         clock.now_ms(), "active", {})
-        self._remember([exp])
+            exp = Experiment("0" if name == "Default" else clock.new_experiment_id(), name,
+                             clock.now_ms(), "active", {})
+            self._remember([exp])
+        # Said at once: a mistyped server URL would otherwise train "offline" in silence.
+        print(f"cairn: the server at {self.uri} is unreachable; the run starts offline in "
+              f"experiment {name!r} and its records wait in {self.spool.root} until it is back "
+              "(or `cairn sync`)", file=sys.stderr)
         return exp
 
     def list_experiments(self) -> list[Experiment]:

@@ -58,7 +58,7 @@ def write(c: ServerContext, p: Principal, **fields: Any) -> None:
     """Apply one record batch for a run, as Cairn's own run routes do."""
     with c.writers.next(fields["run_id"], clock.new_server_writer_id) as (writer_id, seq):
         batch = RecordBatch(writer_id=writer_id, seq=seq, time=clock.now_ms(), **fields)
-        err = from_results(apply_batches(c, p, [batch]))
+        err = from_results(apply_batches(c, p, [batch], mlflow=True))
     if err is not None:
         raise err
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ...cas.tree import referenced_oids
@@ -54,14 +55,16 @@ def require_run(c: ServerContext, p: Principal, run_id: str, role: str | None = 
 
 
 def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
-                  prepared: list | None = None) -> list[dict]:
+                  prepared: list | None = None, mlflow: bool = False) -> list[dict]:
     """Apply batches one by one (one transaction each); a result per batch, in order.
 
     Statuses: ``applied``, ``duplicate`` (that writer's seq was applied before),
     ``rejected`` (a permanent error, given; resending will not help) and
     ``unavailable`` (transient: resend it later).  After the first unavailable batch the
     rest are not tried, so a writer's batches are never applied out of order.
-    ``prepared`` holds each batch's metric segments when they came encoded.
+    ``prepared`` holds each batch's metric segments when they came encoded.  ``mlflow``:
+    the MLflow routes' own writes, which may hold the tags they keep (``cairn.mlflow.*``);
+    through every other route only an admin may write those.
     """
     known = run_experiments(c, [b.run_id for b in batches]) if c.guard.enabled else {}
     new_experiments: dict[str, str | None] = {}
@@ -75,6 +78,12 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
             continue
         try:
             check_batch(b)
+            if not mlflow:
+                check_reserved_tags(c, p, [*b.tags, *b.deleted_tags])
+            if b.create is not None and b.run_id in known:
+                # The run exists: a creation record changes nothing of it, and must not
+                # make the experiment it names (that needs its own role).
+                b = dataclasses.replace(b, create=None)
             target = _authorize(c, p, b, known, new_experiments)
             if b.artifacts and c.settings.check_artifact_objects:
                 missing = c.objects.missing(referenced_oids(b.artifacts))

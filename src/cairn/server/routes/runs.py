@@ -19,7 +19,7 @@ from ...search import decode_page_token
 from ...store.wire import INT64_MAX, INT64_MIN, from_results, no_nul, run_to_json
 from ..auth import Principal
 from ..context import ctx, principal
-from ._common import apply_batches, check_reserved_tags, require_run
+from ._common import apply_batches, require_run
 
 router = APIRouter(tags=["runs"])
 User = Annotated[Principal, Depends(principal)]
@@ -113,7 +113,6 @@ class Ok(BaseModel):
 
 def _apply_one(request: Request, p: Principal, batch: RecordBatch) -> None:
     c = ctx(request)
-    check_reserved_tags(c, p, [*batch.tags, *batch.deleted_tags])
     res = apply_batches(c, p, [batch])[0]
     err = from_results([res])
     if err is not None:

@@ -46,7 +46,9 @@ _STATEMENTS = {
                   'parent_id, "user", lifecycle, heartbeat, env) '
                   "VALUES (?, ?, ?, 'RUNNING', ?, NULL, ?, ?, 'active', ?, '{}') "
                   'ON CONFLICT DO NOTHING',
-    "experiment_by_name": 'SELECT id FROM experiments WHERE name = ?',
+    # The experiment a new run goes to: the one of its id, else the one of its name.
+    "experiment_for_run": 'SELECT id FROM experiments WHERE id = ? OR name = ? '
+                          'ORDER BY id = ? DESC LIMIT 1',
     "experiment_row_by_name": 'SELECT id, name, created_at, lifecycle, tags FROM experiments '
                               'WHERE name = ?',
     "experiment_row_by_id": 'SELECT id, name, created_at, lifecycle, tags FROM experiments '
@@ -361,8 +363,12 @@ class SqlIndex:
                 self.insert_experiment(conn, Experiment(exp_id, c["experiment_name"],
                                                         c.get("experiment_created_at", batch.time)),
                                        ignore_existing=True)
-                # A run merged in from another store joins the experiment of the same name.
-                row = _run(conn, "experiment_by_name", (c["experiment_name"],)).first()
+                # A run merged in from another store (or started while a server was out
+                # of reach) joins the experiment of the same name; a known id wins, so a
+                # creation never lands in an experiment other than the one it names by id
+                # (the one the server authorized).
+                row = _run(conn, "experiment_for_run",
+                           (exp_id, c["experiment_name"], exp_id)).first()
                 if row is not None:
                     exp_id = row[0]
             created = _run(conn, "insert_run", (rid, exp_id, c.get("name") or rid[:8],
