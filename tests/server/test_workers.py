@@ -486,7 +486,10 @@ def test_eight_clients_and_resent_spools_deliver_every_point_once(cluster, tmp_p
         c.close()
     if cluster.store is not None:
         _check_local_journals(cluster.store, runs)
-    assert len(serving) >= 2, f"the 8 clients' connections were all on worker(s) {serving}"
+    # Which worker accepts a client's connection is the kernel's choice: on a busy machine
+    # one worker can take all eight (a fresh-clone run saw it), so it is reported, not
+    # asserted. Batches of one writer raced through two chosen workers are asserted in
+    # test_one_writers_batches_each_sent_through_two_workers_at_once.
     print(f"{cluster.kind}: the 8 clients were served by {len(serving)} of {WORKERS} workers")
 
 
