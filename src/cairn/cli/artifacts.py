@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from .format import report_verify
 from .main import console, emit_json, handle_errors, json_option, resolve_run
 
 
@@ -79,14 +80,4 @@ def verify(obj, run_id: str | None, as_json: bool) -> None:
     """
     res = obj.client.verify_artifacts(None if run_id is None else resolve_run(obj.client, run_id),
                                       progress=None)
-    if as_json:
-        emit_json({"checked": res.checked, "corrupt": list(res.corrupt), "missing": list(res.missing)})
-    else:
-        click.echo(f"checked {res.checked} object(s): {len(res.corrupt)} corrupt, "
-                   f"{len(res.missing)} missing")
-        for oid in res.corrupt:
-            click.echo(f"  corrupt {oid}")
-        for oid in res.missing:
-            click.echo(f"  missing {oid}")
-    if res.corrupt or res.missing:
-        raise SystemExit(1)
+    report_verify(res, as_json)

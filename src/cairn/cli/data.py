@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..store.base import Directory
-from .format import ts
+from .format import report_verify, ts
 from .main import console, emit_json, handle_errors, hidden_alias, json_option
 
 
@@ -301,18 +301,8 @@ def verify(obj, ref: str, as_json: bool) -> None:
     """Re-hash every object of a version; exit 1 on damage.  Example: cairn data verify transactions@3"""
     ds = _ds(obj)
     res = ds.verify(ref, progress=None)
-    if as_json:  # the keys of `cairn artifacts verify --json`, with the version and ok
-        emit_json({"ref": ds.version(ref).ref, "ok": res.ok, "checked": res.checked,
-                   "corrupt": list(res.corrupt), "missing": list(res.missing)})
-    else:
-        click.echo(f"checked {res.checked} object(s): {len(res.corrupt)} corrupt, "
-                   f"{len(res.missing)} missing")
-        for oid in res.corrupt:
-            click.echo(f"  corrupt {oid}")
-        for oid in res.missing:
-            click.echo(f"  missing {oid}")
-    if not res.ok:
-        raise SystemExit(1)
+    # The keys of `cairn artifacts verify --json`, with the version and ok.
+    report_verify(res, as_json, ref=ds.version(ref).ref if as_json else ref)
 
 
 def _transfer_options(fn):

@@ -55,3 +55,24 @@ def _json_float(v: float) -> Any:
 
 
 STATUS_STYLE = {"RUNNING": "cyan", "FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}
+
+
+def report_verify(res: Any, as_json: bool, **head: Any) -> None:
+    """Print an object store's VerifyResult (``head`` goes first in the JSON) and exit 1 on
+    damage: one shape for `artifacts verify` and `data verify`."""
+    import click
+
+    from .main import emit_json
+
+    if as_json:
+        emit_json({**head, **({"ok": res.ok} if head else {}), "checked": res.checked,
+                   "corrupt": list(res.corrupt), "missing": list(res.missing)})
+    else:
+        click.echo(f"checked {res.checked} object(s): {len(res.corrupt)} corrupt, "
+                   f"{len(res.missing)} missing")
+        for oid in res.corrupt:
+            click.echo(f"  corrupt {oid}")
+        for oid in res.missing:
+            click.echo(f"  missing {oid}")
+    if not res.ok:
+        raise SystemExit(1)
