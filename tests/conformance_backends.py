@@ -79,6 +79,15 @@ class Backend:
     def settle(self) -> None:
         """Let queued server-side work (audit events) land; nothing to do without a server."""
 
+    def auth_db(self):
+        """Users, tokens and roles, in the database that holds the registry (the server's)."""
+        from cairn.store.sql.auth import AuthDB
+
+        return AuthDB(self._sql_store().index.engine)
+
+    def _sql_store(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def close(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -97,6 +106,13 @@ class LocalBackend(Backend):
 
     def objects_dir(self) -> Path:
         return self.root / "objects"
+
+    def _sql_store(self):
+        from cairn.store import open_store
+
+        store = open_store(self.uri)
+        store.open()
+        return store
 
     def close(self) -> None:
         from cairn.store import close_store
@@ -126,6 +142,10 @@ class PostgresBackend(Backend):
 
     def objects_dir(self) -> Path:
         return self._objects
+
+    def _sql_store(self):
+        self.store.open()
+        return self.store
 
     def close(self) -> None:
         self.store.close()
@@ -175,6 +195,9 @@ class RemoteBackend(Backend):
         backend = self.store.objects.backend
         return Path(backend.root)
 
+    def _sql_store(self):
+        return self.store
+
     def settle(self) -> None:
         self.app.state.cairn.flush_audit()
 
@@ -186,6 +209,31 @@ class RemoteBackend(Backend):
         finally:
             self._server.__exit__(None, None, None)
             self.store.close()
+
+
+def refuse_role_writes(engine, user: str) -> None:
+    """A real database failure for failure-injection tests: from now on, the database refuses
+    (as a constraint violation) every insert, update and delete of ``user``'s role bindings."""
+    import hashlib
+
+    ident = "refuse_" + hashlib.sha256(user.encode()).hexdigest()[:12]
+    if engine.dialect.name == "sqlite":
+        statements = [f"CREATE TRIGGER {ident}_{op.lower()} BEFORE {op} ON role_bindings "
+                      f"WHEN {row}.user_name = '{user}' "
+                      "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                      for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))]
+    else:
+        statements = [
+            f"CREATE FUNCTION {ident}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF (CASE WHEN TG_OP = 'INSERT' THEN NEW.user_name ELSE OLD.user_name END) "
+            f"= '{user}' THEN RAISE EXCEPTION 'refused by the test' "
+            "USING ERRCODE = 'check_violation'; END IF; "
+            "IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; RETURN NEW; END $$",
+            f"CREATE TRIGGER {ident} BEFORE INSERT OR UPDATE OR DELETE ON role_bindings "
+            f"FOR EACH ROW EXECUTE FUNCTION {ident}()"]
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
 
 
 def open_backend(kind: str, tmp_path: Path, request) -> Backend:

@@ -454,6 +454,40 @@ def test_rename_refusals_as_mlflow_server(srv):
 ADMIN = "cairn_drop-in-registry-admin-token-01"
 
 
+def test_a_failure_moving_a_models_roles_undoes_its_rename_and_delete(srv):
+    """Rename and delete move or revoke the model's roles in the model's own transaction:
+    when the database fails the second role's move, the model keeps its name and every role
+    on it, so that no role is left on a name that another model may take later."""
+    from cairn.store.sql.auth import AuthDB
+    from conformance_backends import refuse_role_writes
+
+    url, store = srv
+    db = AuthDB(store.index.engine)
+    tag = uuid.uuid4().hex[:8]  # the server, its users and the refusal outlive this test
+    owner, reader = f"owner-{tag}", f"reader-{tag}"
+    for user in (owner, reader):
+        db.create_user(user, created_by="test")
+    name = _model(_client(url), "roles")
+    db.grant(owner, "model", name, "admin")
+    db.grant(reader, "model", name, "viewer")
+    refuse_role_writes(db.engine, reader)
+    held = {(owner, "admin"), (reader, "viewer")}
+
+    def roles(model: str) -> set:
+        return {(b.user, b.role) for b in db.bindings(resource_type="model", resource_id=model)}
+
+    r = _call(url, "POST", "registered-models/rename", {"name": name, "new_name": name + "-x"})
+    assert r.status_code >= 400, r.text
+    assert _call(url, "GET", "registered-models/get", params={"name": name}).status_code == 200
+    _fails(_call(url, "GET", "registered-models/get", params={"name": name + "-x"}), 404,
+           "RESOURCE_DOES_NOT_EXIST")
+    assert (roles(name), roles(name + "-x")) == (held, set())
+    r = _call(url, "DELETE", "registered-models/delete", {"name": name})
+    assert r.status_code >= 400, r.text
+    assert _call(url, "GET", "registered-models/get", params={"name": name}).status_code == 200
+    assert roles(name) == held
+
+
 @pytest.fixture
 def team(tmp_path, monkeypatch):
     """(url, auth db, admin token) of a server with auth on."""

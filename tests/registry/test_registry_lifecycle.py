@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from cairn.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
-from conformance_backends import open_backend
+from cairn.errors import (
+    AlreadyExists, CairnError, Conflict, InvalidArgument, NotFound, PermissionDenied,
+)
+from conformance_backends import open_backend, refuse_role_writes
 from pg_fixtures import pg_database  # noqa: F401  (a fixture, used by name)
 
 BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.postgres), "remote"]
@@ -171,6 +173,57 @@ def test_renaming_is_refused_onto_a_taken_or_invalid_name(alice, root):
         with pytest.raises((InvalidArgument, NotFound)):
             call()
     assert {m.name for m in alice.list_registered_models()} == {"a", "b"}
+
+
+def _roles(db, name: str) -> set[tuple[str, str]]:
+    return {(b.user, b.role) for b in db.bindings(resource_type="model", resource_id=name)}
+
+
+def test_a_models_roles_follow_its_rename_and_go_with_its_delete(backend, root):
+    db = backend.auth_db()
+    for user in ("u1", "u2"):
+        db.create_user(user, created_by="test")
+    _versions(root, "old", 1)
+    db.grant("u1", "model", "old", "admin")
+    db.grant("u2", "model", "old", "viewer")
+    db.grant("u2", "model", "new", "editor")  # given ahead on the new name: the moved one wins
+    root.rename_registered_model("old", "new")
+    assert (_roles(db, "old"), _roles(db, "new")) == (set(), {("u1", "admin"), ("u2", "viewer")})
+    _versions(root, "old", 1)  # a new model under the old name: none of the old one's grants
+    assert _roles(db, "old") == set()
+    root.delete_registered_model("new")
+    assert _roles(db, "new") == set()
+    _versions(root, "new", 1)
+    assert _roles(db, "new") == set()
+    backend.settle()
+    grants = {e.target: (e.before, e.after) for e in root.audit_log(action="role.grant")}
+    assert grants["roles/model/new/u1"] == (None, {"user": "u1", "resource_type": "model",
+                                                    "resource_id": "new", "role": "admin"})
+    assert grants["roles/model/new/u2"][0]["role"] == "editor"
+    assert sorted(e.target for e in root.audit_log(action="role.revoke")) == [
+        "roles/model/new/u1", "roles/model/new/u2", "roles/model/old/u1", "roles/model/old/u2"]
+    assert root.verify_audit_log().ok
+
+
+def test_a_failure_moving_the_roles_leaves_the_model_and_its_roles_as_they_were(backend, root):
+    db = backend.auth_db()
+    for user in ("u1", "u2"):
+        db.create_user(user, created_by="test")
+    _versions(root, "old", 1)
+    db.grant("u1", "model", "old", "admin")
+    db.grant("u2", "model", "old", "viewer")
+    refuse_role_writes(db.engine, "u2")  # the database fails the second binding's move
+    held = {("u1", "admin"), ("u2", "viewer")}
+    with pytest.raises(CairnError):
+        root.rename_registered_model("old", "new")
+    assert root.get_registered_model("old").name == "old"  # the rename is undone with the roles
+    with pytest.raises(NotFound):
+        root.get_registered_model("new")
+    assert (_roles(db, "old"), _roles(db, "new")) == (held, set())
+    with pytest.raises(CairnError):
+        root.delete_registered_model("old")
+    assert [v.version for v in root.list_model_versions("old")] == ["1.0.0"]
+    assert _roles(db, "old") == held
 
 
 @pytest.mark.parametrize("backend", ["remote"], indirect=True)  # a store used directly has no roles

@@ -17,8 +17,10 @@ What a delete leaves behind, on purpose:
   reuses one), until the model itself is deleted; a new model of the same name starts
   over, with no history of the old one.
 
-Renaming keeps every version, alias, stage, policy, request and history event under
-the new name.  A version's record digest covers its model's name, so each version's
+Renaming keeps every version, alias, stage, policy, request, history event and user's
+role on the model under the new name; a delete removes the roles on it.  Both happen in
+the model's own transaction: a failure leaves no role on a name that a later model of
+that name would inherit.  A version's record digest covers its model's name, so each version's
 digest is recomputed (both digests are in the rename's audit event) after checking the
 old one: a record that was tampered with is never re-sealed under a new name.  A
 signature cannot be recomputed here (private keys stay with whoever signed) nor
@@ -31,6 +33,7 @@ parent had when it was registered.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -39,6 +42,7 @@ import sqlalchemy as sa
 
 from .. import clock
 from ..errors import AlreadyExists, Conflict, CorruptObject
+from ..store.sql.auth import follow_resource
 from . import repo
 from .entities import ModelVersion, RegisteredModel, Stage
 from .naming import check_name
@@ -168,7 +172,21 @@ class Lifecycle:
                       "aliases": dict(al)}
             repo.record(conn, self.user, "model.delete", _t(name), before,
                         {"forced": blocked} if blocked else None, now)
+            self._roles_follow(conn, name, None, now)
             return model
+
+    def _roles_follow(self, conn: Connection, name: str, new_name: str | None, now: int) -> None:
+        """The roles on model ``name`` move to ``new_name`` (a rename) or go (None: a delete),
+        in the model's own transaction, so that no role outlives its model on a name that
+        a later model may take.  Each change is audited as an admin's grant or revocation."""
+        for b, before in follow_resource(conn, "model", name, new_name, self.user, now):
+            if new_name is not None:
+                after = dataclasses.replace(b, resource_id=new_name)
+                repo.record(conn, self.user, "role.grant", f"roles/model/{new_name}/{b.user}",
+                            None if before is None else dataclasses.asdict(before),
+                            dataclasses.asdict(after), now)
+            repo.record(conn, self.user, "role.revoke", f"roles/model/{name}/{b.user}",
+                        dataclasses.asdict(b), None, now)
 
     def _drop_version(self, conn: Connection, name: str, row: Any, al: dict[str, str], now: int,
                       forced: list[str], history: bool = True) -> None:
@@ -253,4 +271,5 @@ class Lifecycle:
                              reason=f"renamed from {name} to {new_name}")
             repo.record(conn, self.user, "model.rename", _t(name), {"name": name},
                         {"name": new_name, "digests": digests}, now)
+            self._roles_follow(conn, name, new_name, now)
             return repo.to_model(conn, repo.require_model(conn, new_name))

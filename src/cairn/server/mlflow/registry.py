@@ -224,7 +224,6 @@ def rename_model(c: ServerContext, p: Principal, r: Params) -> dict:
     """MLflow's rename: the model, its versions, aliases, tags and roles take the new name
     (audited; every version's record digest is recomputed for it)."""
     from ...errors import AlreadyExists
-    from ..routes.models import roles_follow
 
     new_name = r.text("new_name", required=True)
     reg, m = _model(c, p, r.text("name"), "admin")  # the permissions table's role, in any case
@@ -234,8 +233,7 @@ def rename_model(c: ServerContext, p: Principal, r: Params) -> dict:
         reg.rename_registered_model(m.model.name, new_name)
     except AlreadyExists:
         raise AlreadyExists(f"Registered Model (name={new_name}) already exists.") from None
-    if new_name != m.model.name:
-        roles_follow(c, p, m.model.name, new_name)
+    c.guard.forget()  # the model's roles moved with it, in the rename's transaction
     return {"registered_model": _Model(reg, new_name).model_json()}
 
 
@@ -253,14 +251,12 @@ def _refused(what: str, blockers: dict[str, list[str]], m: "_Model") -> MlflowEr
 
 def delete_model(c: ServerContext, p: Principal, r: Params) -> dict:
     """MLflow's delete: the model and all its versions, unless one is protected."""
-    from ..routes.models import roles_follow
-
     reg, m = _model(c, p, r.text("name"), "admin")
     blockers = reg.deletion_blockers(m.model.name)
     if blockers:
         raise _refused(f"Deleting registered model {m.model.name}", blockers, m)
     reg.delete_registered_model(m.model.name)
-    roles_follow(c, p, m.model.name, None)
+    c.guard.forget()  # the roles on it went with it, in the delete's transaction
     return {}
 
 

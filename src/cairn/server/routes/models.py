@@ -23,7 +23,6 @@ from ...errors import InvalidArgument
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
 from ._common import require_run
-from .admin import _binding
 from ._json import out as _out
 
 router = APIRouter(tags=["models"])
@@ -214,33 +213,13 @@ def _register_files(c: ServerContext, p: Principal, name: str, body: RegisterVer
     return _out(mv, status_code=201)
 
 
-def roles_follow(c: ServerContext, p: Principal, old: str, new: str | None) -> None:
-    """The roles on model ``old`` move to ``new`` (a rename), or go (``new`` None: a delete,
-    so that a later model of that name starts with no one's roles).  Each change is
-    audited as an admin's grant or revocation would be."""
-    if c.engine is None:
-        return
-    db = c.auth_db
-    moved = db.bindings(resource_type="model", resource_id=old)
-    for b in moved:
-        if new is not None:
-            before, after = db.grant(b.user, "model", new, b.role, granted_by=p.user)
-            c.audit(p, "role.grant", f"roles/model/{new}/{b.user}",
-                    None if before is None else _binding(before), _binding(after), wait=True)
-        db.revoke(b.user, "model", old)
-        c.audit(p, "role.revoke", f"roles/model/{old}/{b.user}", _binding(b), None, wait=True)
-    if moved:
-        c.guard.forget()
-
-
 @router.post("/models/{name}/rename", summary="Rename a model, with its versions and roles "
              "(model admins; 409 if the name is taken)")
 def rename_model(name: Name, body: Rename, request: Request, p: User):
     c = ctx(request)
     _need(c, p, name)
     model = _registry(c, p).rename_registered_model(name, body.new_name)
-    if model.name != name:
-        roles_follow(c, p, name, model.name)
+    c.guard.forget()  # the model's roles moved with it (in the rename's transaction)
     return _out(model)
 
 
@@ -250,7 +229,7 @@ def delete_model(name: Name, request: Request, p: User, force: bool = False):
     c = ctx(request)
     _need(c, p, name)
     model = _registry(c, p).delete_registered_model(name, force)
-    roles_follow(c, p, name, None)
+    c.guard.forget()  # the roles on it went with it (in the delete's transaction)
     return _out(model)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ... import clock
 from ...errors import AlreadyExists, InvalidArgument, NotFound
@@ -284,6 +284,35 @@ class AuthDB:
         except AlreadyExists:
             return None
         return self.create_token(name, "bootstrap")[1]
+
+
+def follow_resource(conn: Connection, resource_type: str, old: str, new: str | None,
+                    granted_by: str, now: int) -> list[tuple[RoleBinding, RoleBinding | None]]:
+    """Inside the caller's write transaction, every role on resource ``old`` moves to ``new``
+    (a rename) or goes (``new`` None: a delete, so that a later resource of that name starts
+    with no one's roles).  Where a user already held a role on ``new``, the moved one
+    replaces it.  Returns, for each moved or removed binding, (the binding on ``old``, the
+    user's binding on ``new`` before, or None): what an audit event of each change says.
+
+    The resource's own change belongs in the same transaction: a failure then leaves both
+    as they were, never a role on a name that a later resource may take.
+    """
+    rb = T.role_bindings
+    on = (rb.c.resource_type == resource_type, rb.c.resource_id == old)
+    moved = [_binding(r) for r in conn.execute(sa.select(rb).where(*on).order_by(rb.c.user_name))]
+    if not moved:
+        return []
+    if new is None:
+        conn.execute(sa.delete(rb).where(*on))
+        return [(b, None) for b in moved]
+    check_resource(resource_type, new)
+    target = (rb.c.resource_type == resource_type, rb.c.resource_id == new,
+              rb.c.user_name.in_([b.user for b in moved]))
+    before = {r.user_name: _binding(r) for r in conn.execute(sa.select(rb).where(*target))}
+    conn.execute(sa.delete(rb).where(*target))
+    conn.execute(sa.update(rb).where(*on).values(resource_id=new, granted_by=granted_by,
+                                                 granted_at=now))
+    return [(b, before.get(b.user)) for b in moved]
 
 
 def _user(r: sa.Row[Any]) -> User:
