@@ -38,7 +38,7 @@ CORE = LEAVES | STORAGE | {"settings", "sysmetrics", "store_settings", "writer"}
 # The run API: a Client, the fluent state below it and the services table beside it (a
 # Client builds its registry, data sets and lineage there; they hold a Client).
 RUNS = CORE | {"_state", "client", "services"}
-DOMAIN = RUNS | {"registry", "data", "lineage"}
+DOMAIN = RUNS | {"registry", "data", "lineage", "collab"}
 APPS = DOMAIN | {"fluent", "autolog", "importers"}
 EVERYTHING = APPS | {"server", "cli", "testing", "cairn"}
 
@@ -57,6 +57,7 @@ LAYERS: dict[str, set[str]] = {
     "registry": DOMAIN,
     "data": DOMAIN,
     "lineage": DOMAIN,
+    "collab": DOMAIN,
     "fluent": DOMAIN,
     "autolog": APPS,
     "importers": DOMAIN,

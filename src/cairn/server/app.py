@@ -202,7 +202,7 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     from .. import __version__
     from . import openapi
     from .routes import (
-        admin, artifacts, audit, datasets, experiments, health, lineage, metrics, models,
+        admin, artifacts, audit, collab, datasets, experiments, health, lineage, metrics, models,
         records, registry_admin, runs,
     )
 
@@ -272,6 +272,7 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     app.include_router(datasets.router, prefix=API)
     app.include_router(lineage.router, prefix=API)
     app.include_router(registry_admin.router, prefix=API)
+    app.include_router(collab.router, prefix=API)
     from . import mlflow, ui
 
     mlflow.mount(app)

@@ -87,6 +87,11 @@ def somewhere(role: str, on: str | None = None, also: str = "") -> Need:
     return Need("somewhere", role, on, also)
 
 
+# Comments: the role is checked on the comment's target (its run's or experiment's
+# experiment, its model version's model; a data set version's: a role somewhere).
+_ON_TARGET = "viewer on the target (none: 404)"
+_OWN = "; its author, or admin on the target"
+
 NATIVE: dict[tuple[str, str], Need] = {
     # probes and the API description
     ("GET", "/health"): OPEN,
@@ -186,6 +191,23 @@ NATIVE: dict[tuple[str, str], Need] = {
     ("GET", f"{API}/runs/{{run_id}}/inputs"): exp("viewer"),
     ("GET", f"{API}/lineage"): somewhere(
         "viewer", also="leaves out what the caller may not view"),
+    # comments and saved views (cairn.server.routes.collab)
+    ("GET", f"{API}/comments"): Need("user", also=_ON_TARGET),
+    ("POST", f"{API}/comments"): Need("user", also=_ON_TARGET),
+    ("GET", f"{API}/comments/mentions"): Need(
+        "user", also="lists only comments on what the caller may view; another user's: "
+                     "global admin"),
+    ("GET", f"{API}/comments/{{comment_id}}"): Need("user", also=_ON_TARGET),
+    ("GET", f"{API}/comments/{{comment_id}}/history"): Need("user", also=_ON_TARGET),
+    ("PUT", f"{API}/comments/{{comment_id}}"): Need("user", also=_ON_TARGET + _OWN),
+    ("DELETE", f"{API}/comments/{{comment_id}}"): Need("user", also=_ON_TARGET + _OWN),
+    ("POST", f"{API}/comments/{{comment_id}}/restore"): Need("user", also=_ON_TARGET + _OWN),
+    ("GET", f"{API}/experiments/{{experiment_id}}/views"): exp("viewer"),
+    ("GET", f"{API}/experiments/{{experiment_id}}/views/{{name}}"): exp("viewer"),
+    ("PUT", f"{API}/experiments/{{experiment_id}}/views/{{name}}"): exp(
+        "editor", "replacing another user's view: admin"),
+    ("DELETE", f"{API}/experiments/{{experiment_id}}/views/{{name}}"): exp(
+        "editor", "another user's view: admin"),
     # the web UI: its pages, and the JSON only it reads
     ("GET", "/{path:path}"): OPEN,
     ("GET", f"{UI}/session"): OPEN,

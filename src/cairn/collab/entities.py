@@ -1,0 +1,74 @@
+"""What collaboration hands out: comments, their edit history, saved views of the runs table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TARGET_TYPES = ("run", "experiment", "model_version", "dataset_version")
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A comment on a target: a run (its id), an experiment (its id), a model version
+    (``NAME@VERSION``) or a data set version (``NAME@N``).
+
+    ``parent_id`` is the comment it replies to (None: it starts a thread).  A deleted
+    comment keeps its place in the thread with an empty body and ``deleted_at`` set.
+    ``mentions`` are the user names its body mentions (``@alice``).
+    """
+
+    id: str
+    target_type: str
+    target_id: str
+    parent_id: str | None
+    author: str
+    body: str
+    mentions: tuple[str, ...]
+    created_at: int
+    edited_at: int | None = None
+    edited_by: str | None = None
+    edits: int = 0
+    deleted_at: int | None = None
+    deleted_by: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def target(self) -> str:
+        """``TYPE:ID``, as the CLI spells a target (``run:0f3a...``)."""
+        return f"{self.target_type}:{self.target_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CommentEdit:
+    """One edit of a comment: the body it replaced, who edited it and when (``seq`` 1, 2...)."""
+
+    comment_id: str
+    seq: int
+    body: str
+    editor: str
+    edited_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SavedView:
+    """A named state of an experiment's runs table: ``state`` holds ``filter``, ``columns``,
+    ``group``, ``sort`` (``{"id": ..., "dir": "ASC"|"DESC"}``) and ``charts``."""
+
+    experiment_id: str
+    name: str
+    state: dict[str, Any] = field(default_factory=dict)
+    created_by: str = ""
+    created_at: int = 0
+    updated_by: str = ""
+    updated_at: int = 0
+
+    @property
+    def url(self) -> str:
+        """The runs page that opens this view (relative to the server's address)."""
+        from urllib.parse import urlencode
+
+        return "/?" + urlencode({"experiments": self.experiment_id, "view": self.name})

@@ -1,0 +1,112 @@
+"""The rules a comment or a saved view must follow, in one place: the local service, the
+remote one and the server's routes all call these before anything is stored or sent."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..errors import InvalidArgument
+from ..store.validation import check_json, check_text
+from .entities import TARGET_TYPES
+
+MAX_BODY_BYTES = 64 * 1024  # a comment's Markdown, in UTF-8
+MAX_TARGET_ID = 600
+MAX_VIEW_NAME = 128
+MAX_STATE_BYTES = 64 * 1024
+MAX_COLUMNS = 1000
+STATE_KEYS = ("filter", "columns", "group", "sort", "charts")
+_ID = re.compile(r"[0-9a-f]{32}")
+_VIEW_NAME = re.compile(r"[^\x00-\x1f\x7f/]{1,128}")
+# @name, not inside a word or an e-mail address; names as `cairn users create` accepts them.
+_MENTION = re.compile(r"(?<![\w@.+-])@([A-Za-z0-9][A-Za-z0-9._@+-]{0,127})")
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.S)
+
+
+def check_target(target_type: Any, target_id: Any) -> tuple[str, str]:
+    if target_type not in TARGET_TYPES:
+        raise InvalidArgument(f"target_type must be one of {', '.join(TARGET_TYPES)}, "
+                              f"got {target_type!r}")
+    check_text(target_id, "target_id")
+    if not target_id or len(target_id) > MAX_TARGET_ID or "\x00" in target_id:
+        raise InvalidArgument(f"target_id must be 1 to {MAX_TARGET_ID} characters without NUL, "
+                              f"got {target_id[:60]!r}")
+    if target_type in ("model_version", "dataset_version") and "@" not in target_id:
+        raise InvalidArgument(f"a {target_type} is named NAME@VERSION, got {target_id!r}")
+    return target_type, target_id
+
+
+def check_body(body: Any) -> str:
+    check_text(body, "body")
+    size = len(body.encode("utf-8"))
+    if not body.strip():
+        raise InvalidArgument("a comment's body must not be empty")
+    if size > MAX_BODY_BYTES:
+        raise InvalidArgument(f"a comment's body is {size} bytes long; the limit is "
+                              f"{MAX_BODY_BYTES} (64 KiB)")
+    if "\x00" in body:
+        raise InvalidArgument("a comment's body must not contain a NUL character")
+    return body
+
+
+def check_comment_id(comment_id: Any) -> str:
+    if not isinstance(comment_id, str) or not _ID.fullmatch(comment_id):
+        from ..errors import NotFound
+
+        raise NotFound(f"no comment {str(comment_id)[:60]!r}", comment_id=str(comment_id)[:60])
+    return comment_id
+
+
+def mentions(body: str) -> tuple[str, ...]:
+    """The user names ``body`` mentions, in order, once each (not inside code)."""
+    text = _CODE.sub(" ", body)
+    found = (m.group(1).rstrip(".") for m in _MENTION.finditer(text))
+    return tuple(dict.fromkeys(n for n in found if n))
+
+
+def check_view_name(name: Any) -> str:
+    check_text(name, "view name")
+    if not _VIEW_NAME.fullmatch(name) or name.strip() != name:
+        raise InvalidArgument(f"a view name is 1 to {MAX_VIEW_NAME} characters, without '/', "
+                              f"control characters or surrounding spaces; got {name[:60]!r}")
+    return name
+
+
+def check_state(state: Any) -> dict[str, Any]:
+    """A runs-table state: only the keys the runs page keeps, each of its type."""
+    if not isinstance(state, dict):
+        raise InvalidArgument(f"a view's state must be an object, got {type(state).__name__}")
+    unknown = sorted(str(k) for k in state if k not in STATE_KEYS)
+    if unknown:
+        raise InvalidArgument(f"a view's state has unknown keys {unknown[:5]}; it may hold "
+                              f"{', '.join(STATE_KEYS)}")
+    check_json(state, "state")
+    out: dict[str, Any] = {}
+    for key in ("filter", "group"):
+        value = state.get(key, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str) or len(value) > 10_000:
+            raise InvalidArgument(f"state.{key} must be a string of at most 10000 characters")
+        out[key] = value
+    for key in ("columns", "charts"):
+        value = state.get(key, [])
+        if value is None:
+            value = []
+        if not isinstance(value, list) or len(value) > MAX_COLUMNS or \
+                not all(isinstance(v, str) and 0 < len(v) <= 1000 for v in value):
+            raise InvalidArgument(f"state.{key} must be a list of at most {MAX_COLUMNS} "
+                                  "non-empty strings")
+        out[key] = list(value)
+    sort = state.get("sort")
+    if sort is not None:
+        if not isinstance(sort, dict) or set(sort) != {"id", "dir"} or \
+                not isinstance(sort["id"], str) or not 0 < len(sort["id"]) <= 1000 or \
+                sort["dir"] not in ("ASC", "DESC"):
+            raise InvalidArgument('state.sort must be null or {"id": COLUMN, "dir": "ASC"|"DESC"}')
+        sort = {"id": sort["id"], "dir": sort["dir"]}
+    out["sort"] = sort
+    if len(json.dumps(out, ensure_ascii=False).encode()) > MAX_STATE_BYTES:
+        raise InvalidArgument(f"a view's state is larger than {MAX_STATE_BYTES} bytes")
+    return out
