@@ -56,6 +56,7 @@ READ_ONLY = {
     "audit log",
     "audit verify", "keys ls", "data ls", "data show", "data get", "data diff", "data verify",
     "lineage", "remote ls",
+    "comments ls", "comments show", "views ls", "views show",
 }
 
 
@@ -188,6 +189,11 @@ def _register() -> None:
     from . import importing
 
     cli.add_command(importing.import_)
+
+    from . import collab
+
+    cli.add_command(collab.comments)
+    cli.add_command(collab.views)
 
 
 def _commands(group: click.Group, path: str = "") -> Any:
