@@ -18,7 +18,9 @@ so the suites themselves use only the public ``Client`` API.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import cairn
 
@@ -209,6 +211,30 @@ class RemoteBackend(Backend):
         finally:
             self._server.__exit__(None, None, None)
             self.store.close()
+
+
+@contextmanager
+def sql_statements(engine) -> Iterator[list[str]]:
+    """Every SQL statement ``engine`` sends inside the block, each with its parameters, as
+    text: what a call reads, for tests that check it reads a thing once."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(f"{statement} {parameters!r}")
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def reads(statements: list[str], table: str, *values: str) -> int:
+    """How many of ``statements`` select from ``table`` with each of ``values`` a parameter."""
+    return sum(1 for s in statements if s.lstrip().upper().startswith("SELECT")
+               and f"FROM {table}" in s and all(f"'{v}'" in s for v in values))
 
 
 def refuse_role_writes(engine, user: str) -> None:

@@ -359,6 +359,36 @@ def test_a_version_in_use_is_kept(srv):
     assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == ["3"]
 
 
+def test_create_and_delete_read_each_thing_once(srv):
+    """``model-versions/create`` reads its source model once, and its own model only where
+    the registration checks it (in its transaction) and for the answer; a delete checks the
+    protections once, in its own transaction."""
+    from conformance_backends import reads, sql_statements
+
+    url, store = srv
+    client = _client(url)
+    src, name = _model(client, "src"), _model(client, "dst")
+    ext = uuid.uuid4().hex
+    client.create_model_version(src, f"runs:/{ext}/model", run_id=ext)
+    client.set_registered_model_alias(src, "champion", "1")
+    engine = store.index.engine
+    with sql_statements(engine) as seen:
+        r = _create(url, name, f"models:/{src}@champion")
+    assert r.json()["model_version"]["source"] == f"models:/{src}/1"
+    assert (reads(seen, "registered_models", src), reads(seen, "registered_models", name)) == \
+        (1, 2)
+    _fails(_create(url, "no-such-model", f"models:/{src}/1"), 404, "RESOURCE_DOES_NOT_EXIST",
+           "Registered Model with name=no-such-model not found")
+    assert [m.name for m in client.search_registered_models("name = 'no-such-model'")] == []
+    for route, body in (("model-versions/delete", {"name": src, "version": "1"}),
+                        ("registered-models/delete", {"name": src})):
+        with sql_statements(engine) as seen:
+            r = _call(url, "DELETE", route, body)
+        assert "alias 'champion' points at it" in _fails(r, 400, "INVALID_STATE")
+        assert reads(seen, "model_aliases", src) == 2  # MLflow's numbering; the delete's check
+    assert client.get_model_version(src, "1").aliases == ["champion"]
+
+
 # -- deleting and renaming models ------------------------------------------------------
 def test_delete_a_registered_model_as_mlflow_server(srv):
     url, store = srv

@@ -12,7 +12,7 @@ import pytest
 from cairn.errors import (
     AlreadyExists, CairnError, Conflict, InvalidArgument, NotFound, PermissionDenied,
 )
-from conformance_backends import open_backend, refuse_role_writes
+from conformance_backends import open_backend, reads, refuse_role_writes, sql_statements
 from pg_fixtures import pg_database  # noqa: F401  (a fixture, used by name)
 
 BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.postgres), "remote"]
@@ -173,6 +173,20 @@ def test_renaming_is_refused_onto_a_taken_or_invalid_name(alice, root):
         with pytest.raises((InvalidArgument, NotFound)):
             call()
     assert {m.name for m in alice.list_registered_models()} == {"a", "b"}
+
+
+def test_a_registration_reads_the_deleted_versions_and_the_latest_once(backend, root):
+    from cairn.registry import repo
+
+    _versions(root, "clf", 2)
+    root.delete_model_version("clf", "1.0.1")
+    with sql_statements(backend.auth_db().engine) as seen:
+        assert root.register_model("clf", {"w": [7]}, flavor="pickle",
+                                   version="2.0.0").version == "2.0.0"
+    assert reads(seen, "registry_settings", repo.DELETED_PREFIX + repo.model_key("clf")) == 1
+    assert sum(1 for s in seen if "FROM model_versions" in s and "LIMIT" in s) == 1
+    with pytest.raises(AlreadyExists, match="was deleted"):  # the one read still decides
+        root.register_model("clf", {"w": [8]}, flavor="pickle", version="1.0.1")
 
 
 def _roles(db, name: str) -> set[tuple[str, str]]:

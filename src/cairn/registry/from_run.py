@@ -89,7 +89,8 @@ def register_from_run(reg: "Registry", name: str, run_id: str, path: str, *,
 
 
 def register_source(reg: "Registry", name: str, source: str, *, run_id: str | None = None,
-                    path: str | None = None, description: str = "") -> ModelVersion:
+                    path: str | None = None, description: str = "",
+                    create_model: bool = True) -> ModelVersion:
     """Register a version of ``name`` from ``source``, any URI an MLflow client names
     (``runs:/<id>/model``, ``s3://...``, a path on the client's machine...).
 
@@ -100,6 +101,9 @@ def register_source(reg: "Registry", name: str, source: str, *, run_id: str | No
     is read from where ``source`` points (the server's own disk included).  A ``run_id``
     that names no run of this store is kept as the version's source run, marked external
     (``lineage["run"]["external"]``); lineage shows it as a run that is not in this store.
+
+    ``create_model=False``: a model ``name`` that does not exist is not created (NotFound,
+    checked in the registration's own transaction), as MLflow's ``model-versions/create``.
     """
     check_name(name)
     run = None
@@ -120,9 +124,10 @@ def register_source(reg: "Registry", name: str, source: str, *, run_id: str | No
         if found:
             files = {_relative(e.path, prefix): e for e in found}
             return _register(reg, name, run, files, prefix or "artifacts", None, None, None,
-                             description, None, {})
+                             description, None, {}, create_model=create_model)
     return _register(reg, name, run, {}, "source", None, None, None, description, None, {},
-                     external={"source": source, "run_id": None if run is not None else run_id})
+                     external={"source": source, "run_id": None if run is not None else run_id},
+                     create_model=create_model)
 
 
 def _relative(path: str, prefix: str) -> str:
@@ -184,7 +189,8 @@ def _check_numbering(name: str, version: str | None, bump: str | None,
 def _register(reg: "Registry", name: str, run: Any, files: dict[str, FileEntry], prefix: str,
               version: str | None, bump: str | None, parent_ref: tuple[str, str] | None,
               description: str, signing_key: str | Literal[False] | None, claims: Mapping[str, Any],
-              external: Mapping[str, Any] | None = None) -> ModelVersion:
+              external: Mapping[str, Any] | None = None,
+              create_model: bool = True) -> ModelVersion:
     if version is not None:
         version = str(SemVer.parse(version))
     store = reg.store
@@ -225,7 +231,8 @@ def _register(reg: "Registry", name: str, run: Any, files: dict[str, FileEntry],
     for attempt in range(5):  # two registrations racing for the same number: take the next
         try:
             with reg.session(write=True) as conn:
-                mv = reg._insert_version(conn, name, values, facts, version, bump, parent_ref, key)
+                mv = reg._insert_version(conn, name, values, facts, version, bump, parent_ref, key,
+                                         create_model)
             break
         except AlreadyExists:
             if version is not None or attempt == 4:

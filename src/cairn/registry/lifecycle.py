@@ -143,9 +143,9 @@ class Lifecycle:
         ``force``.  Audited: one event per version and one for the model."""
         with self.session(write=True) as conn:
             mrow = repo.require_model(conn, name)
-            model = repo.to_model(conn, mrow)
             rows = repo.version_rows(conn, name)
             al = repo.aliases(conn, name)
+            model = repo.to_model(conn, mrow, rows, al)
             blocked = {r.version: w for r in rows if (w := protections(conn, name, r, al))}
             if blocked and not force:
                 listed = "; ".join(f"{v}: {', '.join(w)}" for v, w in blocked.items())
@@ -153,7 +153,7 @@ class Lifecycle:
                                "it, move them to another stage (e.g. Archived) and delete their "
                                "aliases first, or force the deletion (model admins: `cairn models "
                                "delete --force`, or force=True)", name=name,
-                               versions=sorted(blocked, key=SemVer.parse))
+                               versions=sorted(blocked, key=SemVer.parse), blocked=blocked)
             now = clock.now_ms()
             for r in rows:
                 self._drop_version(conn, name, r, al, now, blocked.get(r.version, []),

@@ -81,14 +81,18 @@ def touch_model(conn: Connection, name: str, now: int) -> None:
                  .values(updated_at=now))
 
 
-def to_model(conn: Connection, row: sa.Row[Any]) -> RegisteredModel:
-    rows = version_rows(conn, row.name)
+def to_model(conn: Connection, row: sa.Row[Any], rows: Sequence[sa.Row[Any]] | None = None,
+             alias_map: dict[str, str] | None = None) -> RegisteredModel:
+    """Model ``row`` as a value; ``rows`` (its :func:`version_rows`) and ``alias_map`` (its
+    :func:`aliases`) when the caller has read them already."""
+    rows = version_rows(conn, row.name) if rows is None else rows
     stages: dict[str, list[str]] = {}
     for r in rows:
         stages.setdefault(r.stage, []).append(r.version)
     return RegisteredModel(row.name, row.description, row.created_by, row.created_at,
                            row.updated_at, json.loads(row.tags),
-                           rows[-1].version if rows else None, aliases(conn, row.name),
+                           rows[-1].version if rows else None,
+                           aliases(conn, row.name) if alias_map is None else alias_map,
                            {k: tuple(v) for k, v in stages.items()})
 
 
@@ -357,12 +361,12 @@ def add_deleted(conn: Connection, name: str, version: str, created_at: int) -> N
     put_setting(conn, DELETED_PREFIX + model_key(name), gone)
 
 
-def top_version(conn: Connection, name: str) -> SemVer | None:
-    """The highest version ``name`` has had, deleted ones included."""
-    row = latest_row(conn, name)
-    tops = [SemVer.parse(v) for v in deleted_versions(conn, name)]
-    if row is not None:
-        tops.append(SemVer.parse(row.version))
+def top_version(latest: sa.Row[Any] | None, deleted: Iterable[str]) -> SemVer | None:
+    """The highest version a model has had, deleted ones included, from its latest version
+    row (:func:`latest_row`) and its deleted versions (:func:`deleted_versions`)."""
+    tops = [SemVer.parse(v) for v in deleted]
+    if latest is not None:
+        tops.append(SemVer.parse(latest.version))
     return max(tops) if tops else None
 
 

@@ -251,9 +251,11 @@ class Registry(StoreService, VersionReading, Workflow, Lifecycle):
 
     def _insert_version(self, conn: Connection, name: str, values: dict[str, Any], facts: Facts,
                         version: str | None, bump: str | None, parent_ref: tuple[str, str] | None,
-                        key: Any) -> ModelVersion:
+                        key: Any, create_model: bool = True) -> ModelVersion:
         now = clock.now_ms()
         if repo.model_row(conn, name) is None:
+            if not create_model:
+                repo.require_model(conn, name)
             self._create_model(conn, name, "", None, now)
         latest = repo.latest_row(conn, name)
         parent_row: Row[Any] | None
@@ -263,11 +265,12 @@ class Registry(StoreService, VersionReading, Workflow, Lifecycle):
             parent_row = latest
         parent_facts = None if parent_row is None else _facts(parent_row)
         part, reasons = suggest(parent_facts, facts)
-        top = repo.top_version(conn, name)  # deleted versions' numbers are not given again
+        deleted = repo.deleted_versions(conn, name)
+        top = repo.top_version(latest, deleted)  # deleted versions' numbers are not given again
         if top is not None and part == "initial":  # every earlier version was deleted
             part, reasons = "major", ["every earlier version of this model was deleted"]
         if version is not None:
-            gone = version in repo.deleted_versions(conn, name)
+            gone = version in deleted
             if gone or repo.version_row(conn, name, version) is not None:
                 nxt = str(top.bump("patch")) if top else "1.0.0"
                 why = ("was deleted, and a version number is never given twice" if gone else

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import clock, search
-from ...errors import NotFound
+from ...errors import Conflict, NotFound
 from ...registry.entities import ModelVersion, Stage
 from ...registry.semver import SemVer
 from ..auth import Principal
@@ -75,9 +75,10 @@ class _Model:
         from ...registry import repo
 
         with reg.session() as conn:
-            self.model = repo.to_model(conn, repo.require_model(conn, name))
+            row, rows = repo.require_model(conn, name), repo.version_rows(conn, name)
             aliases = repo.aliases(conn, name)
-            versions = [repo.to_version(r, aliases) for r in repo.version_rows(conn, name)]
+            self.model = repo.to_model(conn, row, rows, aliases)
+            versions = [repo.to_version(r, aliases) for r in rows]
             versions.sort(key=lambda v: v.created_at)  # stable: semver order on ties
             self.versions = versions
             self.extras = {v.version: _extras(conn, name, v.version) for v in versions}
@@ -252,10 +253,13 @@ def _refused(what: str, blockers: dict[str, list[str]], m: "_Model") -> MlflowEr
 def delete_model(c: ServerContext, p: Principal, r: Params) -> dict:
     """MLflow's delete: the model and all its versions, unless one is protected."""
     reg, m = _model(c, p, r.text("name"), "admin")
-    blockers = reg.deletion_blockers(m.model.name)
-    if blockers:
-        raise _refused(f"Deleting registered model {m.model.name}", blockers, m)
-    reg.delete_registered_model(m.model.name)
+    try:  # the delete checks the protections, in its own transaction
+        reg.delete_registered_model(m.model.name)
+    except Conflict as exc:
+        if "blocked" not in exc.details:
+            raise
+        raise _refused(f"Deleting registered model {m.model.name}", exc.details["blocked"],
+                       m) from None
     c.guard.forget()  # the roles on it went with it, in the delete's transaction
     return {}
 
@@ -264,10 +268,13 @@ def delete_version(c: ServerContext, p: Principal, r: Params) -> dict:
     """MLflow's version delete: its number is never given again."""
     name = r.text("name", required=True)
     reg, m, mv = _version(c, p, r, "admin")
-    blockers = reg.deletion_blockers(mv.name, mv.version)
-    if blockers:
-        raise _refused(f"Deleting model version {name}/{m.number[mv.version]}", blockers, m)
-    reg.delete_model_version(mv.name, mv.version)
+    try:  # the delete checks the protections, in its own transaction
+        reg.delete_model_version(mv.name, mv.version)
+    except Conflict as exc:
+        if "reasons" not in exc.details:
+            raise
+        raise _refused(f"Deleting model version {name}/{m.number[mv.version]}",
+                       {mv.version: exc.details["reasons"]}, m) from None
     return {}
 
 
@@ -530,10 +537,11 @@ def _source_of_model(c: ServerContext, p: Principal, source: str, model_id: str)
 
 
 def _registered_source(c: ServerContext, p: Principal, source: str, r: Params
-                       ) -> tuple[str, str | None, str | None]:
+                       ) -> tuple[str, str | None, str | None, _Source]:
     """A ``models:/<name>/<version|stage|latest>`` or ``models:/<name>@<alias>`` source as
-    MLflow records it: (``models:/<name>/<N>``, run id, logged model id), the ids
-    inherited from that version unless the request gives them (they must then match)."""
+    MLflow records it: (``models:/<name>/<N>``, run id, logged model id, where its files
+    are), the ids inherited from that version unless the request gives them (they must then
+    match)."""
     netloc = urllib.parse.urlsplit(source).netloc
     if netloc:
         raise _bad_source(source, "Registered model sources must use the active model registry.")
@@ -569,13 +577,14 @@ def _registered_source(c: ServerContext, p: Principal, source: str, r: Params
             (r.has("model_id") and (r.text("model_id") or "") != model_id):
         raise _bad_source(source, "The run_id and model_id request parameters must match the "
                                   "referenced model version.")
-    return f"models:/{other.model.name}/{number}", run_id or None, model_id or None
+    return (f"models:/{other.model.name}/{number}", run_id or None, model_id or None,
+            _source_of_version(c, p, other, mv))
 
 
-def _source_of_version(c: ServerContext, p: Principal, name: str, number: str) -> _Source:
-    """The files of registered version ``name``/``number`` (a ``models:/`` source)."""
-    _, other = _model(c, p, name, "viewer")
-    mv = other.version(number)
+def _source_of_version(c: ServerContext, p: Principal, other: _Model, mv: ModelVersion
+                       ) -> _Source:
+    """The files of registered version ``mv`` of ``other`` (a ``models:/`` source)."""
+    name, number = other.model.name, other.number[mv.version]
     extras = other.extras.get(mv.version, {})
     if extras.get("model_id"):
         try:
@@ -603,9 +612,8 @@ def create_version(c: ServerContext, p: Principal, r: Params) -> dict:
     if parsed.scheme == "models" and (parsed.netloc or not _is_model_id(source)):
         if ".." in _unquoted(source).split("/"):
             raise _bad_source(source, _NOT_ABSOLUTE)
-        source, run_id, inherited = _registered_source(c, p, source, r)
+        source, run_id, inherited, loc = _registered_source(c, p, source, r)
         model_id = model_id or inherited
-        loc = _source_of_version(c, p, *source[len("models:/"):].rsplit("/", 1))
         if model_id:
             loc.extras["model_id"] = model_id
         loc.run_id = run_id or loc.run_id
@@ -613,10 +621,15 @@ def create_version(c: ServerContext, p: Principal, r: Params) -> dict:
         loc = _source_of_model(c, p, source, model_id)
     else:
         loc = _source_of_run(c, p, source, run_id)
-    reg, _ = _model(c, p, name)
+    reg = registry(c, p)
     description = r.text("description") or ""
-    mv = register_source(reg, name, source, run_id=loc.run_id, path=loc.path,
-                         description=description)
+    try:  # the model must exist: checked in the registration's transaction
+        mv = register_source(reg, name, source, run_id=loc.run_id, path=loc.path,
+                             description=description, create_model=False)
+    except NotFound as exc:
+        if exc.details.get("name") != name or "version" in exc.details:
+            raise
+        raise NotFound(f"Registered Model with name={name} not found") from None
     extras = {**loc.extras, "source": source, "tags": dict(r.key_values("tags")),
               "run_link": r.text("run_link") or ""}
     if loc.path is not None and "storage_location" not in extras:
