@@ -262,6 +262,26 @@ def refuse_role_writes(engine, user: str) -> None:
             conn.exec_driver_sql(statement)
 
 
+def backend_fixture(kinds: list, **env: str):
+    """A suite's ``backend`` fixture: each test runs once per kind of ``kinds`` (names, or
+    ``pytest.param`` with their marks; the test ids are the kinds), on a backend opened for
+    it and closed after, with the model cache off the store and ``env`` set (``{tmp}`` in a
+    value is the test's temporary directory).  In a suite: ``backend = backend_fixture(...)``
+    (and ``pg_database`` imported, for the PostgreSQL kinds)."""
+    import pytest
+
+    @pytest.fixture(params=kinds)
+    def backend(request, tmp_path, monkeypatch):
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        for name, value in env.items():
+            monkeypatch.setenv(name, value.format(tmp=tmp_path))
+        b = open_backend(request.param, tmp_path, request)
+        yield b
+        b.close()
+
+    return backend
+
+
 def open_backend(kind: str, tmp_path: Path, request) -> Backend:
     """The backend ``kind`` for one test; PostgreSQL kinds get a fresh schema."""
     def pg_url() -> str:

@@ -18,7 +18,7 @@ import pytest
 import cairn
 from cairn.data import QualityCheckFailed
 from cairn.errors import CairnError, InvalidArgument, NotFound
-from conformance_backends import open_backend
+from conformance_backends import backend_fixture
 from pg_fixtures import pg_database  # noqa: F401  (a fixture, used by name)
 
 BACKENDS = ["local", "remote", pytest.param("remote-postgres", marks=pytest.mark.postgres)]
@@ -26,14 +26,7 @@ BACKENDS = ["local", "remote", pytest.param("remote-postgres", marks=pytest.mark
 CSV = b"id,amount,label\n1,10.5,a\n2,20.0,b\n3,,a\n4,7.25,b\n"
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path, monkeypatch):
-    monkeypatch.setenv("CAIRN_CAPTURE_ENV", "0")
-    monkeypatch.setenv("CAIRN_KEYS_DIR", str(tmp_path / "keys"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    b = open_backend(request.param, tmp_path, request)
-    yield b
-    b.close()
+backend = backend_fixture(BACKENDS, CAIRN_CAPTURE_ENV="0", CAIRN_KEYS_DIR="{tmp}/keys")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from cairn.errors import (
     AlreadyExists, Conflict, CorruptObject, InvalidArgument, NotFound, PermissionDenied,
 )
-from conformance_backends import open_backend
+from conformance_backends import backend_fixture
 from pg_fixtures import pg_database  # noqa: F401  (a fixture, used by name)
 
 # The three backends of issue #14, and the team server's own set-up (a server on PostgreSQL)
@@ -26,12 +26,7 @@ BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.postgres), "remo
             pytest.param("remote-postgres", marks=[pytest.mark.postgres, pytest.mark.slow])]
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the model cache off-store
-    b = open_backend(request.param, tmp_path, request)
-    yield b
-    b.close()
+backend = backend_fixture(BACKENDS)
 
 
 @pytest.fixture

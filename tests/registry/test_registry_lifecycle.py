@@ -12,18 +12,13 @@ import pytest
 from cairn.errors import (
     AlreadyExists, CairnError, Conflict, InvalidArgument, NotFound, PermissionDenied,
 )
-from conformance_backends import open_backend, reads, refuse_role_writes, sql_statements
+from conformance_backends import backend_fixture, reads, refuse_role_writes, sql_statements
 from pg_fixtures import pg_database  # noqa: F401  (a fixture, used by name)
 
 BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.postgres), "remote"]
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    b = open_backend(request.param, tmp_path, request)
-    yield b
-    b.close()
+backend = backend_fixture(BACKENDS)
 
 
 @pytest.fixture
