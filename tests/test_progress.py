@@ -79,3 +79,20 @@ def test_reindex_and_sync_draw_bars_when_asked(world, tmp_path, capsys):
         assert "sending spooled journals" in err and "1/1" in err
     finally:
         offline.close()
+
+
+def test_sizes_print_one_way_on_bars_and_in_results(world, tmp_path):
+    """The bar's speed and the data commands' results print sizes with one function: binary
+    units, thousands separated as rich prints the amounts beside the speed."""
+    from cairn.progress import size_text
+
+    sizes = [0, 999, 1023, 1024, 1536, 1024**2 - 1, 5 * 1024**3, 1024**4 * 1023, 1024**5]
+    assert [size_text(n) for n in sizes] == [
+        "0 B", "999 B", "1,023 B", "1.0 KiB", "1.5 KiB", "1,024.0 KiB", "5.0 GiB",
+        "1,023.0 TiB", "1.0 PiB"]
+    assert size_text(512.9) == "512 B"  # a speed: whole bytes
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.bin").write_bytes(b"x" * 1023)
+    out = CliRunner().invoke(cli, ["data", "add", str(tmp_path / "d"), "-n", "sizes"])
+    assert out.exit_code == 0, out.output
+    assert "1,023 B" in out.output

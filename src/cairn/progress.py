@@ -44,12 +44,15 @@ def bar(description: str, total: int | None, *, enabled: bool | None = None,
         yield advance
 
 
-def _size_text(n: float) -> str:
-    """``n`` bytes in binary units, as the bars and the results print them."""
-    from rich.filesize import pick_unit_and_suffix
-
-    unit, suffix = pick_unit_and_suffix(int(n), ["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 1024)
-    return f"{n / unit:.1f} {suffix}" if unit > 1 else f"{int(n)} B"
+def size_text(n: float) -> str:
+    """``n`` bytes in binary units, as Cairn prints every size (the bars' speeds, the data
+    commands' results): ``1,023 B``, ``1.5 KiB``, ``1,023.9 MiB``, thousands separated as
+    rich prints the amounts beside the speed on a bar."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024:
+            return f"{int(n):,} B" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} PiB"
 
 
 def _binary_speed_column() -> Any:
@@ -61,6 +64,6 @@ def _binary_speed_column() -> Any:
             speed = task.finished_speed or task.speed
             if speed is None:
                 return Text("?", style="progress.data.speed")
-            return Text(f"{_size_text(speed)}/s", style="progress.data.speed")
+            return Text(f"{size_text(speed)}/s", style="progress.data.speed")
 
     return BinarySpeed()

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..progress import size_text
 from ..store.base import Directory
 from .format import report_verify, ts
 from .main import console, emit_json, handle_errors, hidden_alias, json_option
@@ -13,15 +14,6 @@ from .main import console, emit_json, handle_errors, hidden_alias, json_option
 
 def _ds(obj: Any):
     return obj.client.data
-
-
-def _size(n: int) -> str:
-    step = 1024.0
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < step or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= step
-    return str(n)  # pragma: no cover
 
 
 def _version_json(v: Any, stats: bool = False) -> dict[str, Any]:
@@ -71,7 +63,7 @@ def add(obj, path: str, name: str, message: str, aliases: tuple[str, ...], expec
     if as_json:
         emit_json(_version_json(v))
     elif v.created:
-        click.echo(f"{v.ref}: {v.files:,} file(s), {_size(v.size)} (tree {v.tree[:12]})")
+        click.echo(f"{v.ref}: {v.files:,} file(s), {size_text(v.size)} (tree {v.tree[:12]})")
     else:
         click.echo(f"unchanged: {v.ref} already has these files")
 
@@ -95,7 +87,7 @@ def ls(obj, name: str | None, as_json: bool) -> None:
             return
         table = Table("name", "versions", "latest", "files", "size", "aliases", "updated")
         for d in sets:
-            table.add_row(d.name, str(d.versions), f"v{d.latest}", f"{d.files:,}", _size(d.size),
+            table.add_row(d.name, str(d.versions), f"v{d.latest}", f"{d.files:,}", size_text(d.size),
                           ", ".join(f"{a}→v{n}" for a, n in sorted(d.aliases.items())),
                           ts(d.updated_at))
         console().print(table)
@@ -106,7 +98,7 @@ def ls(obj, name: str | None, as_json: bool) -> None:
         return
     table = Table("version", "files", "size", "kind", "aliases", "created", "message")
     for v in versions:
-        table.add_row(v.ref, f"{v.files:,}", _size(v.size), v.kind, ", ".join(v.aliases),
+        table.add_row(v.ref, f"{v.files:,}", size_text(v.size), v.kind, ", ".join(v.aliases),
                       ts(v.created_at), v.message)
     console().print(table)
 
@@ -123,7 +115,7 @@ def show(obj, ref: str, as_json: bool) -> None:
         emit_json(_version_json(v, stats=True))
         return
     out = console()
-    out.print(f"[bold]{v.ref}[/]  {v.files:,} file(s), {_size(v.size)}, {v.kind}, "
+    out.print(f"[bold]{v.ref}[/]  {v.files:,} file(s), {size_text(v.size)}, {v.kind}, "
               f"created {ts(v.created_at)} by {v.created_by}")
     for label, value in (("message", v.message), ("aliases", ", ".join(v.aliases)),
                          ("source", v.source), ("parents", ", ".join(v.parents)),
@@ -206,11 +198,11 @@ def diff(obj, a: str, b: str, as_json: bool) -> None:
     click.echo(f"{d.a} → {d.b}: {len(d.added)} added, {len(d.removed)} removed, "
                f"{len(d.changed)} changed, {len(d.moved)} moved, {d.unchanged} unchanged")
     for c in d.added:
-        click.echo(f"  + {c.path} ({_size(c.new_size or 0)})")
+        click.echo(f"  + {c.path} ({size_text(c.new_size or 0)})")
     for c in d.removed:
-        click.echo(f"  - {c.path} ({_size(c.old_size or 0)})")
+        click.echo(f"  - {c.path} ({size_text(c.old_size or 0)})")
     for c in d.changed:
-        click.echo(f"  ~ {c.path} ({_size(c.old_size or 0)} → {_size(c.new_size or 0)})")
+        click.echo(f"  ~ {c.path} ({size_text(c.old_size or 0)} → {size_text(c.new_size or 0)})")
     for old, new in d.moved:
         click.echo(f"  > {old} → {new}")
     for path, t in d.tables.items():
@@ -289,7 +281,7 @@ def split(obj, ref: str, fractions: tuple[str, ...], seed: int, stratify: str | 
         emit_json({k: _version_json(v) for k, v in parts.items()})
         return
     for k, v in parts.items():
-        click.echo(f"{k}: {v.ref} ({v.files:,} file(s), {_size(v.size)}, tree {v.tree[:12]})")
+        click.echo(f"{k}: {v.ref} ({v.files:,} file(s), {size_text(v.size)}, tree {v.tree[:12]})")
 
 
 @data.command("verify")
@@ -337,7 +329,7 @@ def push(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: b
         emit_json(_transfer_json(r))
         return
     click.echo(f"pushed {len(r.versions)} version(s) to {r.remote}: {r.objects} object(s), "
-               f"{_size(r.bytes)} sent, {r.skipped} already there")
+               f"{size_text(r.bytes)} sent, {r.skipped} already there")
 
 
 @data.command("pull")
@@ -353,7 +345,7 @@ def pull(obj, names: tuple[str, ...], remote: str | None, jobs: int, progress: b
         emit_json(_transfer_json(r))
         return
     click.echo(f"pulled {len(r.versions)} version(s) from {r.remote}: {r.objects} object(s), "
-               f"{_size(r.bytes)} received")
+               f"{size_text(r.bytes)} received")
 
 
 # -- cairn remote -----------------------------------------------------------------------
