@@ -77,3 +77,19 @@ def test_the_progress_bar_counts_in_the_units_the_result_prints(capsys):
     err = capsys.readouterr().err
     assert "3.0/10.0 MiB" in err and " MB" not in err
     assert "MiB/s" in err or "?" in err  # the speed, when rich had a moment to measure it
+
+
+def test_verify_json_reads_the_version_once(run, tracking, tmp_path):
+    """`data verify --json` names the version it checked (name@N) from the one read it makes."""
+    from cairn.store import open_store
+    from conformance_backends import sql_statements
+
+    src = make_tree(tmp_path / "src", {"t.csv": CSV1})
+    assert run("data", "add", str(src), "-n", "sales", "-a", "gold").exit_code == 0
+    engine = open_store(str(tracking)).index.engine  # the store the CLI opens (one per path)
+    with sql_statements(engine) as seen:
+        out = run("data", "verify", "sales@gold", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["ref"] == "sales@1"
+    resolves = [s for s in seen if s.lstrip().startswith("SELECT") and "FROM dataset_versions" in s]
+    assert len(resolves) == 1, resolves

@@ -475,8 +475,9 @@ class Datasets(StoreService):
 
     def verify(self, ref: Ref, *, progress: bool | None = False) -> VerifyResult:
         """Re-hash every object of a version; a :class:`~cairn.cas.VerifyResult`.
-        ``progress``: a bar on stderr (None: when it is a terminal)."""
-        v = self.version(ref)
+        ``progress``: a bar on stderr (None: when it is a terminal).  A version already
+        read (a :class:`DatasetVersion`) is not read again."""
+        v = ref if isinstance(ref, DatasetVersion) else self.version(ref)
         objects = self.objects
         entries = objects.get_tree(v.tree)
         return objects.verify(sorted(referenced_oids(entries) | {v.tree} | set(v.packs)),
