@@ -122,6 +122,10 @@ def test_comments_on_every_kind_of_target(world):
     assert [c.id for c in world["b"].comments("experiment", exp)] == [on_exp.id]
     assert [c.id for c in world["v"].comments("model_version", f"clf@{mv.version}")] == [on_mv.id]
     assert [c.id for c in world["v"].comments("dataset_version", dv.ref)] == [on_dv.id]
+    # an alias names the version it points to: its comments are that version's
+    datasets_for(alice).alias(dv.ref, "gold")
+    assert [c.id for c in a.comments("dataset_version", "tiny@gold")] == [on_dv.id]
+    assert a.add_comment("dataset_version", "tiny@gold", "via alias").target_id == dv.ref
 
 
 @pytest.mark.parametrize("target_type, target_id, error", [

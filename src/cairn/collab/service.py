@@ -56,7 +56,8 @@ class Collab(StoreService):
     # -- targets ---------------------------------------------------------------------
     def resolve_target(self, target_type: str, target_id: str) -> str:
         """The canonical id of a target that exists (NotFound otherwise): a run's id, an
-        experiment's id, ``NAME@VERSION`` of a model version or data set version."""
+        experiment's id, ``NAME@VERSION`` of a model version or data set version (a data set
+        alias, ``NAME@gold``, names the version it points to now)."""
         rules.check_target(target_type, target_id)
         if target_type == "run":
             return self.client.get_run(target_id).id
@@ -72,10 +73,9 @@ class Collab(StoreService):
             return f"{mv.name}@{mv.version}"
         from ..services import datasets_for
 
-        if not name or not version.isdigit():
-            raise InvalidArgument(f"a data set version is named NAME@N (N a number), got "
-                                  f"{target_id!r}")
-        return datasets_for(self.client).version(target_id).ref
+        if not name or not version:
+            raise InvalidArgument(f"a data set version is named NAME@VERSION, got {target_id!r}")
+        return datasets_for(self.client).version(target_id).ref  # an alias: the version it names
 
     # -- comments --------------------------------------------------------------------
     def add_comment(self, target_type: str, target_id: str, body: str,

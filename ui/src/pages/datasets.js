@@ -1,6 +1,7 @@
 // Data sets: versions, a version's file tree and statistics, and the diff of two versions.
 import { api } from "../api.js";
 import { h, clear, fmtTime, errorBox, shortId } from "../util.js";
+import { commentsPanel } from "../comments.js";
 
 function bytes(n) {
   if (n === null || n === undefined) return "";
@@ -79,7 +80,8 @@ export function datasetPage(root, [name], params, navigate) {
         h("h3", {}, "Statistics"),
         Object.keys(stats.stats).length ? statsTables(stats.stats) : h("p", { class: "muted" }, "No table statistics."),
         stats.quality.length ? h("div", {}, h("h3", {}, "Quality checks"), h("ul", { class: "quality" }, stats.quality.map((q) => h("li", { class: q.passed ? "passed" : "failed" },
-          `${q.passed ? "✓" : "✗"} ${q.expectation}`, h("span", { class: "muted" }, ` — ${q.file ? q.file + ": " : ""}${q.detail || ""}`))))) : null);
+          `${q.passed ? "✓" : "✗"} ${q.expectation}`, h("span", { class: "muted" }, ` — ${q.file ? q.file + ": " : ""}${q.detail || ""}`))))) : null,
+        commentsPanel("dataset_version", `${name}@${version}`));
     } catch (err) {
       clear(detail, errorBox(err));
     }

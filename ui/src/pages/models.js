@@ -1,6 +1,7 @@
 // The model registry: models, versions (semver, bump reasons, stages, aliases),
 // stage-history timeline, approval requests, rollback with a reason.
 import { api, session } from "../api.js";
+import { commentsPanel } from "../comments.js";
 import { h, clear, fmtTime, stageBadge, errorBox, shortId } from "../util.js";
 
 const STAGES = ["Development", "Staging", "Production", "Archived"];
@@ -44,7 +45,8 @@ function versionDetails(v) {
     h("div", {}, h("h4", {}, "Data sets"), (v.datasets || []).map((d) => h("div", {},
       h("a", { href: `/datasets/${encodeURIComponent(d.name)}?version=${d.version}` }, `${d.name}@${d.version}`),
       d.role ? ` (${d.role})` : ""))),
-    v.signature ? h("div", {}, h("h4", {}, "Signature"), h("pre", { class: "preview-text" }, JSON.stringify(v.signature, null, 2))) : null);
+    v.signature ? h("div", {}, h("h4", {}, "Signature"), h("pre", { class: "preview-text" }, JSON.stringify(v.signature, null, 2))) : null,
+    h("div", { class: "version-comments" }, commentsPanel("model_version", `${v.name}@${v.version}`)));
 }
 
 // A request withdrawn by its requester is a "reject" decision by the requester (the registry

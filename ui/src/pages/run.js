@@ -2,6 +2,7 @@
 import { api } from "../api.js";
 import { Chart, chartControls } from "../chart.js";
 import { h, clear, fmtTime, fmtDuration, fmtValue, statusBadge, errorBox, colour, num } from "../util.js";
+import { commentsPanel } from "../comments.js";
 
 const POLL_MS = 2000;
 const MAX_CHARTS = 24;
@@ -250,6 +251,7 @@ export function runPage(root, [runId]) {
       return;
     }
     renderRun();
+    root.append(commentsPanel("run", run.id));
     await Promise.all([buildCharts(), loadArtifacts()]).catch((err) => chartsGrid.append(errorBox(err)));
     if (run.status === "RUNNING") timer = setTimeout(poll, POLL_MS);
   })();

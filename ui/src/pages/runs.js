@@ -4,6 +4,7 @@ import { api } from "../api.js";
 import { VirtualTable } from "../vtable.js";
 import { attachCompletion } from "../autocomplete.js";
 import { h, clear, fmtTime, fmtDuration, fmtValue, statusBadge, debounce, quoteKey, errorBox } from "../util.js";
+import { commentsPanel } from "../comments.js";
 
 const ATTRS = {
   name: "attributes.run_name", status: "attributes.status", start: "attributes.start_time",
@@ -30,17 +31,20 @@ export function runsPage(root, _args, params, navigate) {
     sort: parseSort(params.get("sort")),
     columns: params.get("columns") !== null ? params.get("columns").split(",").filter(Boolean) : null,
     group: params.get("group") || "",
+    view: params.get("view") || null,  // the saved view this state came from (until changed)
     selected: new Set(),
   };
   let allExperiments = [];
 
-  function syncUrl() {
+  function syncUrl(keepView = false) {
+    if (!keepView) state.view = null;
     const q = new URLSearchParams();
     if (state.experiments) q.set("experiments", state.experiments.join(","));
     if (state.filter) q.set("filter", state.filter);
     if (state.sort) q.set("sort", `${state.sort.id}:${state.sort.dir}`);
     if (state.columns) q.set("columns", state.columns.join(","));
     if (state.group) q.set("group", state.group);
+    if (state.view) q.set("view", state.view);
     const s = q.toString();
     history.replaceState(null, "", s ? `/?${s}` : "/");
   }
@@ -67,6 +71,8 @@ export function runsPage(root, _args, params, navigate) {
   compareBtn.addEventListener("click", () => navigate(`/compare?runs=${[...state.selected].join(",")}`));
   const tableBox = h("div", { class: "vt" });
   const errBox = h("div");
+  const viewsBox = h("div", { class: "views-box" });
+  const expComments = h("div", { class: "experiment-comments" });
 
   clear(root,
     h("div", { class: "toolbar" },
@@ -74,8 +80,9 @@ export function runsPage(root, _args, params, navigate) {
       h("div", { class: "filter-box" }, filterInput, filterError),
       h("div", { class: "picker" }, colsButton, chooser),
       groupSel,
-      compareBtn),
-    errBox, tableBox);
+      compareBtn,
+      viewsBox),
+    errBox, tableBox, expComments);
 
   function selectCell(row) {
     const box = h("input", { type: "checkbox", checked: state.selected.has(row.id),
@@ -180,6 +187,93 @@ export function runsPage(root, _args, params, navigate) {
     renderExpMenu();
     syncUrl();
     reload();
+    renderViews();
+    renderExpComments();
+  }
+
+  // -- saved views: one experiment's named table states, opened by URL ----------------
+  const oneExperiment = () => (state.experiments && state.experiments.length === 1 ? state.experiments[0] : null);
+  const viewUrl = (exp, name) => `/?${new URLSearchParams({ experiments: exp, view: name })}`;
+
+  function stateOfTable() {
+    return { filter: state.filter, columns: state.columns || [], group: state.group, sort: state.sort, charts: [] };
+  }
+
+  function applyView(v) {
+    const s = v.state;
+    state.filter = s.filter || "";
+    filterInput.value = state.filter;
+    filterInput.classList.remove("invalid");
+    filterError.textContent = "";
+    state.sort = s.sort || null;
+    table.sort = state.sort;
+    state.columns = s.columns || [];
+    state.group = s.group || "";
+    if (state.group && ![...groupSel.options].some((o) => o.value === state.group)) {
+      groupSel.append(h("option", { value: state.group }, `group by ${state.group}`));
+    }
+    groupSel.value = state.group;
+    state.view = v.name;
+  }
+
+  async function renderViews() {
+    const exp = oneExperiment();
+    if (!exp) {
+      clear(viewsBox, h("span", { class: "muted small" }, "choose one experiment to save views"));
+      return;
+    }
+    const status = h("span", { role: "status" });
+    const pick = h("select", { "aria-label": "saved views" }, h("option", { value: "" }, "saved views…"));
+    const name = h("input", { type: "text", placeholder: "view name", "aria-label": "view name", size: 14 });
+    const save = h("button", {}, "Save view");
+    const del = h("button", { class: "danger", disabled: !state.view }, "Delete view");
+    const share = state.view ? h("a", { class: "share-link", href: viewUrl(exp, state.view), title: "a link that opens this view" }, "link") : null;
+    clear(viewsBox, pick, name, save, del, share, status);
+    let views = [];
+    try {
+      views = (await api(`/experiments/${encodeURIComponent(exp)}/views`)).views;
+    } catch (err) {
+      clear(status, errorBox(err));
+      return;
+    }
+    pick.append(...views.map((v) => h("option", { value: v.name }, v.name)));
+    pick.value = state.view && views.some((v) => v.name === state.view) ? state.view : "";
+    name.value = state.view || "";
+    pick.addEventListener("change", () => {
+      const v = views.find((x) => x.name === pick.value);
+      if (!v) return;
+      applyView(v);
+      syncUrl(true);
+      reload();
+      renderViews();
+    });
+    save.addEventListener("click", async () => {
+      const n = name.value.trim();
+      if (!n) { clear(status, "Name the view first."); return; }
+      try {
+        await api(`/experiments/${encodeURIComponent(exp)}/views/${encodeURIComponent(n)}`,
+          { method: "PUT", body: { state: stateOfTable() } });
+        state.view = n;
+        syncUrl(true);
+        renderViews();
+      } catch (err) {
+        clear(status, errorBox(err));
+      }
+    });
+    del.addEventListener("click", async () => {
+      try {
+        await api(`/experiments/${encodeURIComponent(exp)}/views/${encodeURIComponent(state.view)}`, { method: "DELETE" });
+        syncUrl();
+        renderViews();
+      } catch (err) {
+        clear(status, errorBox(err));
+      }
+    });
+  }
+
+  function renderExpComments() {
+    const exp = oneExperiment();
+    clear(expComments, exp ? commentsPanel("experiment", exp) : null);
   }
 
   async function loadChooser() {
@@ -213,6 +307,12 @@ export function runsPage(root, _args, params, navigate) {
     try {
       allExperiments = (await api("/experiments")).experiments;
       renderExpMenu();
+      if (state.view && oneExperiment()) {  // a shared link: the saved view's state
+        const exp = oneExperiment();
+        applyView(await api(`/experiments/${encodeURIComponent(exp)}/views/${encodeURIComponent(state.view)}`));
+      } else state.view = null;
+      renderViews();
+      renderExpComments();
       api("/ui/keys", { query: { kind: "params", limit: 200 } }).then((r) => {
         groupSel.append(...r.keys.map((k) => h("option", { value: k }, `group by ${k}`)));
         groupSel.value = state.group;
