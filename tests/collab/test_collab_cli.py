@@ -140,3 +140,26 @@ def test_against_a_server_roles_decide(tmp_path, request, monkeypatch):
                        env=env("alice"))["edited_by"] == "alice"
     finally:
         backend.close()
+
+
+def test_dashboards_put_ls_show_delete(store):
+    s = ["--store", store["path"]]
+    as_json("views", "put", "-e", "fraud", "best", "--filter", "metrics.loss < 1", *s)
+    d = as_json("dashboards", "put", "weekly", "--panel", "line fraud metrics.loss limit=5",
+                "--panel", "scatter fraud params.lr metrics.loss view=best title='LR vs loss'",
+                "--description", "Mondays", *s)
+    assert [(p["kind"], p["columns"], p["limit"], p["view"], p["title"]) for p in d["panels"]] \
+        == [("line", ["metrics.loss"], 5, None, ""),
+            ("scatter", ["params.lr", "metrics.loss"], 100, "best", "LR vs loss")]
+    assert d["panels"][0]["experiment_id"] == store["exp"] and d["url"] == "/dashboards/weekly"
+    assert [x["name"] for x in as_json("dashboards", "ls", *s)] == ["weekly"]
+    text = run_cli("dashboards", "show", "weekly", *s).stdout
+    assert "2. scatter LR vs loss" in text and "open: /dashboards/weekly" in text
+    assert "kind must be one of" in run_cli("dashboards", "put", "x", "--panel",
+                                            "pie fraud metrics.loss", *s, code=1).stderr
+    assert "a panel is KIND" in run_cli("dashboards", "put", "x", "--panel", "line", *s,
+                                        code=2).stderr
+    assert "only they or an admin" in run_cli("dashboards", "delete", "weekly", *s, code=1,
+                                              env={"CAIRN_USER": "bob"}).stderr
+    assert as_json("dashboards", "delete", "weekly", *s) == {"deleted": "weekly"}
+    assert as_json("dashboards", "ls", *s) == []

@@ -205,3 +205,49 @@ def test_bad_views_are_refused_and_nothing_is_stored(world, name, state, match):
 def test_views_of_an_unknown_experiment_are_not_found(world):
     with pytest.raises(NotFound):
         world["a"].save_view("999999", "v", {})
+
+
+# -- dashboards ----------------------------------------------------------------------------
+def test_dashboards_round_trip_over_saved_queries(world):
+    a, v, root, exp = world["a"], world["v"], world["root"], world["exp"]
+    a.save_view(exp, "best", {"filter": "metrics.loss < 1", "sort": {"id": "metrics.loss",
+                                                                      "dir": "ASC"}})
+    panels = [{"kind": "line", "experiment_id": exp, "view": "best", "columns": ["metrics.loss"],
+               "title": "Loss"},
+              {"kind": "scatter", "experiment_id": exp, "filter": "params.lr = '0.1'",
+               "columns": ["params.lr", "metrics.loss"], "limit": 50}]
+    d = a.save_dashboard("weekly", panels, description="what we look at on Mondays")
+    assert (d.name, d.created_by, d.description) == ("weekly", "alice",
+                                                     "what we look at on Mondays")
+    assert d.panels[0] == {"title": "Loss", "kind": "line", "experiment_id": exp, "view": "best",
+                           "filter": "", "sort": None, "columns": ["metrics.loss"], "limit": 10}
+    assert d.panels[1]["limit"] == 50 and d.panels[1]["view"] is None
+    assert d.experiment_ids == (exp,) and d.url == "/dashboards/weekly"
+    assert [x.name for x in v.dashboards()] == ["weekly"]
+    assert v.get_dashboard("weekly").panels == d.panels
+    with pytest.raises(PermissionDenied):
+        v.delete_dashboard("weekly")
+    assert root.save_dashboard("weekly", panels[:1]).updated_by == "root"
+    assert len(a.get_dashboard("weekly").panels) == 1
+    a.delete_dashboard("weekly")
+    assert a.dashboards() == []
+    with pytest.raises(NotFound):
+        a.get_dashboard("weekly")
+
+
+@pytest.mark.parametrize("panel, error, match", [
+    ({"kind": "pie", "columns": ["metrics.loss"]}, InvalidArgument, "kind"),
+    ({"kind": "line", "columns": ["params.lr"]}, InvalidArgument, "metrics"),
+    ({"kind": "scatter", "columns": ["params.lr"]}, InvalidArgument, "two columns"),
+    ({"kind": "table", "columns": ["metrics.loss"], "limit": 1000}, InvalidArgument, "limit"),
+    ({"kind": "table", "columns": ["metrics.loss"], "colour": "red"}, InvalidArgument, "unknown"),
+    ({"kind": "table", "columns": ["metrics.loss"], "view": "missing"}, NotFound, "missing"),
+    ({"kind": "table", "columns": ["metrics.loss"], "experiment_id": "999999"}, NotFound, "999999"),
+    ({"kind": "table", "columns": ["metrics.loss"], "title": "\ud800"}, InvalidArgument,
+     "surrogate"),
+])
+def test_bad_dashboards_are_refused_and_nothing_is_stored(world, panel, error, match):
+    a = world["a"]
+    with pytest.raises(error, match=match):
+        a.save_dashboard("d", [{"experiment_id": world["exp"], **panel}])
+    assert a.dashboards() == []

@@ -187,3 +187,40 @@ def test_writes_are_audited(w):
                      ("comment.delete", f"comment:{cid}"), ("view.put", f"view:{w['e1']}/v")):
         assert expected in actions, actions
     assert api.get(f"{API}/audit/verify", headers=root).status_code == 200
+
+
+def test_dashboards_show_only_to_viewers_of_every_experiment(w):
+    api, h, e1, e2 = w["api"], w["h"], w["e1"], w["e2"]
+    line = {"kind": "line", "experiment_id": e1, "columns": ["metrics.loss"], "title": "SECRET"}
+    r = api.put(f"{API}/dashboards/team", json={"panels": [line]}, headers=h["alice"])
+    assert r.status_code == 200, r.text
+    assert r.json()["url"] == "/dashboards/team"
+    assert [d["name"] for d in api.get(f"{API}/dashboards", headers=h["vera"])
+            .json()["dashboards"]] == ["team"]
+    assert api.get(f"{API}/dashboards/team", headers=h["vera"]).json()["panels"][0]["title"] \
+        == "SECRET"
+    # eve has no role on E1: the dashboard does not exist for her
+    for call in (api.get(f"{API}/dashboards", headers=h["eve"]),
+                 api.get(f"{API}/dashboards/team", headers=h["eve"]),
+                 api.delete(f"{API}/dashboards/team", headers=h["eve"]),
+                 api.put(f"{API}/dashboards/mine", json={"panels": [line]}, headers=h["eve"])):
+        assert call.status_code in (200, 403, 404) and "SECRET" not in call.text
+        assert call.json() == {"dashboards": []} or call.status_code in (403, 404)
+    # a viewer may not save one; an editor may not replace or delete another's
+    assert api.put(f"{API}/dashboards/v", json={"panels": [line]},
+                   headers=h["vera"]).status_code == 403
+    mixed = {**line, "experiment_id": e2}
+    assert api.put(f"{API}/dashboards/team", json={"panels": [mixed]},
+                   headers=h["eve"]).status_code == 403
+    for raw in ('{"panels": [{"kind": "pie"}]}', '{"panels": "x"}', '{"panels": [1]}',
+                '{"panels": [], "description": 5}', '{"panels": [{"kind": "line", '
+                '"experiment_id": "E", "columns": ["metrics.\\ud800"]}]}'):
+        r = api.put(f"{API}/dashboards/bad", content=raw.replace("E", e1).encode(),
+                    headers={**h["alice"], "content-type": "application/json"})
+        assert r.status_code == 400, (raw, r.text)
+    assert api.get(f"{API}/dashboards/bad", headers=h["alice"]).status_code == 404
+    assert api.delete(f"{API}/dashboards/team", headers=h["root"]).status_code == 200
+    w["app"].state.cairn.flush_audit()
+    actions = [e["action"] for e in api.get(f"{API}/audit", params={"target": "dashboard:team"},
+                                            headers=h["root"]).json()["events"]]
+    assert sorted(actions) == ["dashboard.delete", "dashboard.put"]

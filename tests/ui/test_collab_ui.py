@@ -183,3 +183,51 @@ def test_a_saved_view_is_listed_and_opened_from_its_url(tab, collab_world):
     page.get_by_role("button", name="Delete view").click()
     expect(page.get_by_label("saved views").locator("option")).to_have_count(1)
     assert collab_for(collab_world["client"]).views(exp) == []
+
+
+def test_a_dashboard_draws_its_panels_and_is_edited_in_the_page(tab, collab_world):
+    from cairn.collab import collab_for
+
+    exp = collab_world["exp"]
+    talk = collab_for(collab_world["client"])
+    talk.save_view(exp, "fast", {"filter": "params.lr != '0.1'",
+                                 "sort": {"id": "metrics.loss", "dir": "ASC"}})
+    talk.save_dashboard("weekly", [
+        {"kind": "table", "experiment_id": exp, "view": "fast", "title": "Fast runs",
+         "columns": ["metrics.loss", "params.lr"]},
+        {"kind": "line", "experiment_id": exp, "columns": ["metrics.loss"], "limit": 3},
+        {"kind": "scatter", "experiment_id": exp, "columns": ["params.lr", "metrics.loss"]},
+        {"kind": "parallel", "experiment_id": exp, "columns": ["params.lr", "metrics.loss"]},
+    ], description="What we look at on Mondays")
+    page = tab.goto("/dashboards")
+    page.get_by_role("link", name="weekly").click()
+    expect(page).to_have_url(f"{tab.base}/dashboards/weekly")
+    expect(page.locator("h1")).to_have_text("weekly")
+    table = page.locator("section.panel-table")
+    expect(table).to_contain_text("Fast runs")
+    expect(table.locator("tbody tr")).to_have_count(2)  # the view's query: lr 0.01, 0.001
+    expect(table.locator("tbody tr").first).to_contain_text("lr-0.01")  # its sort: loss ASC
+    expect(page.locator("section.panel-line .chart[data-key=loss] canvas")).to_have_count(1)
+    expect(page.locator("section.panel-line .legend")).to_contain_text("lr-0.1")
+    expect(page.locator("section.panel-scatter svg.scatter")).to_have_count(1)
+    expect(page.locator("section.panel-parallel svg.parallel")).to_have_count(1)
+    tab.shot("dashboard")
+    # add a panel in the page, then remove it: both are saved on the server
+    page.get_by_label("panel kind").select_option("table")
+    page.get_by_label("panel experiment").select_option(label="talk")
+    page.get_by_label("panel columns").fill("params.lr")
+    page.get_by_label("panel title").fill("Just LR")
+    page.get_by_role("button", name="Add panel").click()
+    expect(page.locator("section.panel")).to_have_count(5)
+    expect(page.locator("section.panel").nth(4)).to_contain_text("Just LR")
+    assert [p["title"] for p in talk.get_dashboard("weekly").panels][-1] == "Just LR"
+    page.locator("section.panel").nth(4).get_by_role("button", name="Remove").click()
+    expect(page.locator("section.panel")).to_have_count(4)
+    assert len(talk.get_dashboard("weekly").panels) == 4
+    # a new, empty dashboard from the list page
+    page = tab.goto("/dashboards")
+    page.get_by_label("dashboard name").fill("scratch")
+    page.get_by_role("button", name="New dashboard").click()
+    expect(page).to_have_url(f"{tab.base}/dashboards/scratch")
+    expect(page.locator(".dashboard")).to_contain_text("No panels yet")
+    collab_for(collab_world["client"], admin=True).delete_dashboard("scratch")  # by "local"

@@ -9,6 +9,7 @@ import { comparePage } from "./pages/compare.js";
 import { modelsPage, modelPage } from "./pages/models.js";
 import { datasetsPage, datasetPage } from "./pages/datasets.js";
 import { lineagePage } from "./pages/lineage.js";
+import { dashboardsPage, dashboardPage } from "./pages/dashboards.js";
 
 const ROUTES = [
   [/^\/$/, runsPage, "runs"],
@@ -19,6 +20,8 @@ const ROUTES = [
   [/^\/datasets$/, datasetsPage, "datasets"],
   [/^\/datasets\/(.+)$/, datasetPage, "datasets"],
   [/^\/lineage$/, lineagePage, ""],
+  [/^\/dashboards$/, dashboardsPage, "dashboards"],
+  [/^\/dashboards\/([^/]+)$/, dashboardPage, "dashboards"],
 ];
 
 const root = document.getElementById("app");

@@ -372,3 +372,152 @@ def views_delete(obj, experiment: str, name: str, admin: bool, as_json: bool) ->
         emit_json({"deleted": name, "experiment_id": exp})
     else:
         click.echo(f"Deleted view {name!r}")
+
+
+# -- dashboards --------------------------------------------------------------------------
+def dashboard_json(d: Any) -> dict[str, Any]:
+    return {**dataclasses.asdict(d), "panels": list(d.panels), "url": d.url}
+
+
+@click.group()
+def dashboards() -> None:
+    """Dashboards: named panels (line, scatter, parallel, table) over saved queries.
+
+    \b
+    Examples:
+      cairn dashboards put weekly --panel "line fraud metrics.loss" \\
+          --panel "scatter fraud params.lr metrics.auc view=best"
+      cairn dashboards ls
+      cairn dashboards show weekly
+    """
+
+
+def _panel(client: Any, text: str) -> dict[str, Any]:
+    """``KIND EXPERIMENT COLUMN... [view=NAME] [filter=TEXT] [limit=N] [title=TEXT]``."""
+    import shlex
+
+    words = shlex.split(text)
+    if len(words) < 3:
+        raise click.BadParameter(f"{text!r}: a panel is KIND EXPERIMENT COLUMN... "
+                                 "[view=NAME] [filter=TEXT] [limit=N] [title=TEXT]",
+                                 param_hint="--panel")
+    panel: dict[str, Any] = {"kind": words[0], "experiment_id": _experiment(client, words[1]),
+                             "columns": []}
+    for w in words[2:]:
+        key, sep, value = w.partition("=")
+        if sep and key in ("view", "filter", "title"):
+            panel[key] = value
+        elif sep and key == "limit":
+            if not value.isdigit():
+                raise click.BadParameter(f"limit={value!r} is not a number", param_hint="--panel")
+            panel["limit"] = int(value)
+        else:
+            panel["columns"].append(w)
+    return panel
+
+
+@dashboards.command("ls")
+@json_option
+@click.pass_obj
+@handle_errors
+def dashboards_ls(obj, as_json: bool) -> None:
+    """List dashboards.
+
+    \b
+    Example:
+      cairn dashboards ls --json
+    """
+    found = _collab(obj).dashboards()
+    if as_json:
+        emit_json([dashboard_json(d) for d in found])
+        return
+    from rich.table import Table
+
+    table = Table("name", "panels", "description", "by", "updated")
+    for d in found:
+        table.add_row(d.name, str(len(d.panels)), d.description, d.updated_by, ts(d.updated_at))
+    console().print(table)
+
+
+@dashboards.command("show")
+@click.argument("name")
+@json_option
+@click.pass_obj
+@handle_errors
+def dashboards_show(obj, name: str, as_json: bool) -> None:
+    """Show a dashboard's panels and the URL that opens it in the web UI.
+
+    \b
+    Example:
+      cairn dashboards show weekly
+    """
+    d = _collab(obj).get_dashboard(name)
+    if as_json:
+        emit_json(dashboard_json(d))
+        return
+    click.echo(f"{d.name} (saved by {d.created_by}, updated at {ts(d.updated_at)})")
+    if d.description:
+        click.echo(d.description)
+    for i, p in enumerate(d.panels, 1):
+        query = f"view {p['view']!r}" if p["view"] else (f"filter {p['filter']!r}"
+                                                          if p["filter"] else "all runs")
+        click.echo(f"{i}. {p['kind']} {p['title'] or ''} of experiment {p['experiment_id']} "
+                   f"({query}, {p['limit']} runs): {', '.join(p['columns'])}")
+    click.echo(f"open: {d.url}")
+
+
+@dashboards.command("put")
+@click.argument("name")
+@click.option("--panel", "panels", multiple=True,
+              help="KIND EXPERIMENT COLUMN... [view=NAME] [filter=TEXT] [limit=N] "
+                   "[title=TEXT]; repeat for more panels.")
+@click.option("--panels-json", default=None, help="The panels as a JSON list (instead).")
+@click.option("--description", default="", help="What the dashboard is for.")
+@click.option("--admin", is_flag=True, help="On a local store: replace another user's dashboard.")
+@json_option
+@click.pass_obj
+@handle_errors
+def dashboards_put(obj, name: str, panels: tuple[str, ...], panels_json: str | None,
+                   description: str, admin: bool, as_json: bool) -> None:
+    """Save (or replace) a dashboard.
+
+    KIND is line (metric histories), scatter (x then y), parallel or table; EXPERIMENT a
+    name or id; COLUMNs metrics.NAME, params.NAME or tags.NAME.
+
+    \b
+    Example:
+      cairn dashboards put weekly --panel "line fraud metrics.loss limit=5" \\
+          --panel "table fraud metrics.auc params.lr filter='metrics.auc > 0.8'"
+    """
+    if panels_json is not None:
+        try:
+            found = json.loads(panels_json)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--panels-json") from None
+    else:
+        found = [_panel(obj.client, p) for p in panels]
+    d = _collab(obj, admin).save_dashboard(name, found, description)
+    if as_json:
+        emit_json(dashboard_json(d))
+    else:
+        click.echo(f"Saved dashboard {d.name!r} ({len(d.panels)} panels): open {d.url}")
+
+
+@dashboards.command("delete")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="On a local store: delete another user's dashboard.")
+@json_option
+@click.pass_obj
+@handle_errors
+def dashboards_delete(obj, name: str, admin: bool, as_json: bool) -> None:
+    """Delete a dashboard.
+
+    \b
+    Example:
+      cairn dashboards delete weekly
+    """
+    _collab(obj, admin).delete_dashboard(name)
+    if as_json:
+        emit_json({"deleted": name})
+    else:
+        click.echo(f"Deleted dashboard {name!r}")

@@ -56,7 +56,7 @@ READ_ONLY = {
     "audit log",
     "audit verify", "keys ls", "data ls", "data show", "data get", "data diff", "data verify",
     "lineage", "remote ls",
-    "comments ls", "comments show", "views ls", "views show",
+    "comments ls", "comments show", "views ls", "views show", "dashboards ls", "dashboards show",
 }
 
 
@@ -194,6 +194,7 @@ def _register() -> None:
 
     cli.add_command(collab.comments)
     cli.add_command(collab.views)
+    cli.add_command(collab.dashboards)
 
 
 def _commands(group: click.Group, path: str = "") -> Any:

@@ -72,3 +72,33 @@ class SavedView:
         from urllib.parse import urlencode
 
         return "/?" + urlencode({"experiments": self.experiment_id, "view": self.name})
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """Named panels over saved queries, stored on the server.
+
+    Each panel is a dict: ``title``, ``kind`` (``line``: metric histories of the runs;
+    ``scatter``: two columns across runs; ``parallel``: parallel coordinates; ``table``),
+    ``experiment_id``, the query (``view``: a saved view's name, whose filter and sort it
+    uses, or ``filter`` and ``sort``), ``columns`` (``metrics.loss``, ``params.lr``...: a
+    line panel's metrics, a scatter's x then y) and ``limit`` (runs shown, at most 100).
+    """
+
+    name: str
+    description: str = ""
+    panels: tuple[dict[str, Any], ...] = ()
+    created_by: str = ""
+    created_at: int = 0
+    updated_by: str = ""
+    updated_at: int = 0
+
+    @property
+    def experiment_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p["experiment_id"] for p in self.panels))
+
+    @property
+    def url(self) -> str:
+        from urllib.parse import quote
+
+        return "/dashboards/" + quote(self.name, safe="")

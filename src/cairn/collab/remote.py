@@ -10,13 +10,13 @@ same rules, so a refused value never travels.
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..errors import InvalidArgument
 from ..services import StoreService
 from ..store.validation import text_checked
 from . import rules
-from .entities import Comment, CommentEdit, SavedView
+from .entities import Comment, CommentEdit, Dashboard, SavedView
 
 
 def _q(segment: str) -> str:
@@ -34,6 +34,11 @@ def comment_from_json(d: Mapping[str, Any]) -> Comment:
 
 def view_from_json(d: Mapping[str, Any]) -> SavedView:
     return SavedView(d["experiment_id"], d["name"], dict(d["state"]), d["created_by"],
+                     d["created_at"], d["updated_by"], d["updated_at"])
+
+
+def dashboard_from_json(d: Mapping[str, Any]) -> Dashboard:
+    return Dashboard(d["name"], d["description"], tuple(d["panels"]), d["created_by"],
                      d["created_at"], d["updated_by"], d["updated_at"])
 
 
@@ -129,3 +134,24 @@ class RemoteCollab(StoreService):
     def delete_view(self, experiment_id: str, name: str) -> None:
         rules.check_view_name(name)
         self._call("DELETE", f"/experiments/{self._exp(experiment_id)}/views/{_q(name)}")
+
+    # -- dashboards ------------------------------------------------------------------
+    def save_dashboard(self, name: str, panels: Sequence[Mapping[str, Any]],
+                       description: str = "") -> Dashboard:
+        rules.check_dashboard_name(name)
+        rules.check_description(description)
+        clean = rules.check_panels([dict(p) if isinstance(p, Mapping) else p for p in panels]
+                                   if isinstance(panels, (list, tuple)) else panels)
+        return dashboard_from_json(self._call("PUT", f"/dashboards/{_q(name)}", json={
+            "description": description, "panels": clean}))
+
+    def dashboards(self) -> list[Dashboard]:
+        return [dashboard_from_json(d) for d in self._call("GET", "/dashboards")["dashboards"]]
+
+    def get_dashboard(self, name: str) -> Dashboard:
+        rules.check_dashboard_name(name)
+        return dashboard_from_json(self._call("GET", f"/dashboards/{_q(name)}"))
+
+    def delete_dashboard(self, name: str) -> None:
+        rules.check_dashboard_name(name)
+        self._call("DELETE", f"/dashboards/{_q(name)}")

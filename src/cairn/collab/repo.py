@@ -14,9 +14,9 @@ from sqlalchemy.engine import Connection
 
 from ..errors import NotFound
 from ..store.sql import tables_collab as T
-from .entities import Comment, CommentEdit, SavedView
+from .entities import Comment, CommentEdit, Dashboard, SavedView
 
-C, E, M, V = T.comments, T.comment_edits, T.comment_mentions, T.saved_views
+C, E, M, V, D = T.comments, T.comment_edits, T.comment_mentions, T.saved_views, T.dashboards
 
 
 def _mentions(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
@@ -145,3 +145,34 @@ def put_view(conn: Connection, v: SavedView, exists: bool) -> None:
 
 def delete_view(conn: Connection, experiment_id: str, name: str) -> None:
     conn.execute(sa.delete(V).where(V.c.experiment_id == experiment_id, V.c.name == name))
+
+
+# -- dashboards ----------------------------------------------------------------------
+def _to_dashboard(r: sa.Row[Any]) -> Dashboard:
+    return Dashboard(r.name, r.description, tuple(json.loads(r.panels)), r.created_by,
+                     r.created_at, r.updated_by, r.updated_at)
+
+
+def dashboard(conn: Connection, name: str) -> Dashboard | None:
+    r = conn.execute(sa.select(D).where(D.c.name == name)).first()
+    return None if r is None else _to_dashboard(r)
+
+
+def dashboards(conn: Connection) -> list[Dashboard]:
+    return [_to_dashboard(r) for r in conn.execute(sa.select(D).order_by(D.c.name)).all()]
+
+
+def put_dashboard(conn: Connection, d: Dashboard, exists: bool) -> None:
+    panels = json.dumps(list(d.panels), sort_keys=True, ensure_ascii=False)
+    if exists:
+        conn.execute(sa.update(D).where(D.c.name == d.name).values(
+            description=d.description, panels=panels, updated_by=d.updated_by,
+            updated_at=d.updated_at))
+    else:
+        conn.execute(sa.insert(D).values(
+            name=d.name, description=d.description, panels=panels, created_by=d.created_by,
+            created_at=d.created_at, updated_by=d.updated_by, updated_at=d.updated_at))
+
+
+def delete_dashboard(conn: Connection, name: str) -> None:
+    conn.execute(sa.delete(D).where(D.c.name == name))

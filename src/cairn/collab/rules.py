@@ -110,3 +110,73 @@ def check_state(state: Any) -> dict[str, Any]:
     if len(json.dumps(out, ensure_ascii=False).encode()) > MAX_STATE_BYTES:
         raise InvalidArgument(f"a view's state is larger than {MAX_STATE_BYTES} bytes")
     return out
+
+
+# -- dashboards --------------------------------------------------------------------------
+PANEL_KINDS = ("line", "scatter", "parallel", "table")
+PANEL_KEYS = ("title", "kind", "experiment_id", "view", "filter", "sort", "columns", "limit")
+MAX_PANELS = 50
+MAX_PANEL_RUNS = 100
+
+
+def check_dashboard_name(name: Any) -> str:
+    check_text(name, "dashboard name")
+    if not _VIEW_NAME.fullmatch(name) or name.strip() != name:
+        raise InvalidArgument(f"a dashboard name is 1 to {MAX_VIEW_NAME} characters, without "
+                              f"'/', control characters or surrounding spaces; got {name[:60]!r}")
+    return name
+
+
+def check_description(text: Any) -> str:
+    check_text(text, "description")
+    if len(text) > 10_000:
+        raise InvalidArgument("a dashboard's description is at most 10000 characters")
+    return text
+
+
+def check_panels(panels: Any) -> list[dict[str, Any]]:
+    """Each panel with only the keys a panel has, each of its type (defaults filled in)."""
+    if not isinstance(panels, (list, tuple)):
+        raise InvalidArgument(f"panels must be a list, got {type(panels).__name__}")
+    if len(panels) > MAX_PANELS:
+        raise InvalidArgument(f"a dashboard has at most {MAX_PANELS} panels, got {len(panels)}")
+    check_json(list(panels), "panels")
+    out = []
+    for i, p in enumerate(panels):
+        where = f"panels[{i}]"
+        if not isinstance(p, dict):
+            raise InvalidArgument(f"{where} must be an object, got {type(p).__name__}")
+        unknown = sorted(str(k) for k in p if k not in PANEL_KEYS)
+        if unknown:
+            raise InvalidArgument(f"{where} has unknown keys {unknown[:5]}; a panel may hold "
+                                  f"{', '.join(PANEL_KEYS)}")
+        kind = p.get("kind")
+        if kind not in PANEL_KINDS:
+            raise InvalidArgument(f"{where}.kind must be one of {', '.join(PANEL_KINDS)}, "
+                                  f"got {kind!r}")
+        exp = p.get("experiment_id")
+        if not isinstance(exp, str) or not 0 < len(exp) <= 64:
+            raise InvalidArgument(f"{where}.experiment_id must be an experiment's id")
+        title = p.get("title", "")
+        if not isinstance(title, str) or len(title) > 200:
+            raise InvalidArgument(f"{where}.title must be a string of at most 200 characters")
+        view = p.get("view")
+        if view is not None:
+            check_view_name(view)
+        query = check_state({k: p[k] for k in ("filter", "sort", "columns") if k in p})
+        columns = query["columns"]
+        need = {"line": 1, "scatter": 2, "parallel": 2, "table": 1}[kind]
+        if len(columns) < need or (kind == "scatter" and len(columns) != 2):
+            raise InvalidArgument(f"{where}: a {kind} panel needs "
+                                  + ("two columns (x, y)" if kind == "scatter" else
+                                     f"at least {need} column(s)"))
+        if kind == "line" and not all(c.startswith("metrics.") for c in columns):
+            raise InvalidArgument(f"{where}: a line panel's columns are metrics (metrics.NAME)")
+        limit = p.get("limit", 10 if kind == "line" else MAX_PANEL_RUNS)
+        if not isinstance(limit, int) or isinstance(limit, bool) or \
+                not 0 < limit <= MAX_PANEL_RUNS:
+            raise InvalidArgument(f"{where}.limit must be an integer from 1 to {MAX_PANEL_RUNS}")
+        out.append({"title": title, "kind": kind, "experiment_id": exp, "view": view,
+                    "filter": query["filter"], "sort": query["sort"], "columns": columns,
+                    "limit": limit})
+    return out

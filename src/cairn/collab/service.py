@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .. import clock
 from ..errors import InvalidArgument, NotFound, PermissionDenied
@@ -22,7 +22,7 @@ from ..services import StoreService
 from ..store.base import Indexed
 from ..store.validation import text_checked
 from . import repo, rules
-from .entities import Comment, CommentEdit, SavedView
+from .entities import Comment, CommentEdit, Dashboard, SavedView
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -216,3 +216,53 @@ class Collab(StoreService):
                 raise PermissionDenied(f"view {name!r} was saved by {v.created_by!r}; only "
                                        "they or an admin may delete it")
             repo.delete_view(conn, exp, name)
+
+    # -- dashboards ------------------------------------------------------------------
+    def save_dashboard(self, name: str, panels: Sequence[Mapping[str, Any]],
+                       description: str = "") -> Dashboard:
+        """Save (or replace) a dashboard: named panels over saved queries (see
+        :class:`~cairn.collab.entities.Dashboard` for a panel's keys).  Every experiment
+        and saved view a panel names must exist."""
+        rules.check_dashboard_name(name)
+        rules.check_description(description)
+        clean = rules.check_panels([dict(p) if isinstance(p, Mapping) else p for p in panels]
+                                   if isinstance(panels, (list, tuple)) else panels)
+        for p in clean:
+            p["experiment_id"] = self._experiment(p["experiment_id"])
+        now = clock.now_ms()
+        with self.session(write=True) as conn:
+            for i, p in enumerate(clean):
+                if p["view"] is not None and repo.view(conn, p["experiment_id"], p["view"]) is None:
+                    raise NotFound(f"panels[{i}]: experiment {p['experiment_id']!r} has no "
+                                   f"saved view {p['view']!r}", name=p["view"])
+            old = repo.dashboard(conn, name)
+            if old is not None and old.created_by != self.user and not self.admin:
+                raise PermissionDenied(f"dashboard {name!r} was saved by {old.created_by!r}; "
+                                       "only they or an admin may replace it")
+            d = Dashboard(name, description, tuple(clean), old.created_by if old else self.user,
+                          old.created_at if old else now, self.user, now)
+            repo.put_dashboard(conn, d, exists=old is not None)
+            return d
+
+    def dashboards(self) -> list[Dashboard]:
+        with self.session() as conn:
+            return repo.dashboards(conn)
+
+    def get_dashboard(self, name: str) -> Dashboard:
+        rules.check_dashboard_name(name)
+        with self.session() as conn:
+            d = repo.dashboard(conn, name)
+        if d is None:
+            raise NotFound(f"no dashboard named {name!r}", name=name)
+        return d
+
+    def delete_dashboard(self, name: str) -> None:
+        rules.check_dashboard_name(name)
+        with self.session(write=True) as conn:
+            d = repo.dashboard(conn, name)
+            if d is None:
+                raise NotFound(f"no dashboard named {name!r}", name=name)
+            if d.created_by != self.user and not self.admin:
+                raise PermissionDenied(f"dashboard {name!r} was saved by {d.created_by!r}; only "
+                                       "they or an admin may delete it")
+            repo.delete_dashboard(conn, name)

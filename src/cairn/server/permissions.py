@@ -91,6 +91,7 @@ def somewhere(role: str, on: str | None = None, also: str = "") -> Need:
 # experiment, its model version's model; a data set version's: a role somewhere).
 _ON_TARGET = "viewer on the target (none: 404)"
 _OWN = "; its author, or admin on the target"
+_DASHBOARD = "viewer on every experiment its panels show (none: 404)"
 
 NATIVE: dict[tuple[str, str], Need] = {
     # probes and the API description
@@ -208,6 +209,13 @@ NATIVE: dict[tuple[str, str], Need] = {
         "editor", "replacing another user's view: admin"),
     ("DELETE", f"{API}/experiments/{{experiment_id}}/views/{{name}}"): exp(
         "editor", "another user's view: admin"),
+    ("GET", f"{API}/dashboards"): Need(
+        "user", also="lists those whose every experiment the caller may view"),
+    ("GET", f"{API}/dashboards/{{name}}"): Need("user", also=_DASHBOARD),
+    ("PUT", f"{API}/dashboards/{{name}}"): Need(
+        "user", also="editor on every experiment its panels show; another user's: global admin"),
+    ("DELETE", f"{API}/dashboards/{{name}}"): Need(
+        "user", also=_DASHBOARD + "; its creator, or a global admin"),
     # the web UI: its pages, and the JSON only it reads
     ("GET", "/{path:path}"): OPEN,
     ("GET", f"{UI}/session"): OPEN,

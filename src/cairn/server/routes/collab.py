@@ -255,3 +255,68 @@ def delete_view(experiment_id: ExpId, name: ViewName, request: Request, p: User)
     collab.delete_view(experiment_id, name)
     c.audit(p, "view.delete", f"view:{experiment_id}/{name}", before, None)
     return _out({"deleted": name})
+
+
+# -- dashboards ----------------------------------------------------------------------
+# A dashboard shows runs of the experiments its panels name: a caller sees it only with
+# viewer on every one of them (else 404, as if there were none), and saves it with editor
+# on every one; replacing or deleting another user's: global admin.
+def _dashboard_json(d: Any) -> dict:
+    import dataclasses
+
+    return {**dataclasses.asdict(d), "panels": list(d.panels), "url": d.url}
+
+
+def _sees(c: ServerContext, p: Principal, d: Any) -> bool:
+    return all(c.guard.allows(p, "viewer", "experiment", e) for e in d.experiment_ids)
+
+
+@router.get("/dashboards", summary="Dashboards over experiments you may view")
+def list_dashboards(request: Request, p: User):
+    c = ctx(request)
+    return _out({"dashboards": [_dashboard_json(d) for d in _collab(c, p).dashboards()
+                                if _sees(c, p, d)]})
+
+
+@router.get("/dashboards/{name}", summary="One dashboard")
+def get_dashboard(name: ViewName, request: Request, p: User):
+    c = ctx(request)
+    d = _collab(c, p).get_dashboard(name)
+    if not _sees(c, p, d):
+        raise NotFound(f"no dashboard named {name!r}", name=name)
+    return _out(_dashboard_json(d))
+
+
+class DashboardBody(BaseModel):
+    description: StrictStr = ""
+    panels: list[dict[str, Any]] = Field(max_length=50)
+
+
+@router.put("/dashboards/{name}", summary="Save a dashboard (replaces one of the same name)")
+def put_dashboard(name: ViewName, body: DashboardBody, request: Request, p: User):
+    from ...collab import rules
+
+    c = ctx(request)
+    panels = rules.check_panels(body.panels)
+    for e in dict.fromkeys(x["experiment_id"] for x in panels):
+        c.guard.require(p, "editor", "experiment", e)
+    collab = _collab(c, p, admin=p.is_admin)
+    try:
+        before: Any = _dashboard_json(collab.get_dashboard(name))["panels"]
+    except NotFound:
+        before = None
+    d = collab.save_dashboard(name, panels, body.description)
+    c.audit(p, "dashboard.put", f"dashboard:{name}", before, list(d.panels))
+    return _out(_dashboard_json(d))
+
+
+@router.delete("/dashboards/{name}", summary="Delete a dashboard (its creator, or an admin)")
+def delete_dashboard(name: ViewName, request: Request, p: User):
+    c = ctx(request)
+    collab = _collab(c, p, admin=p.is_admin)
+    d = collab.get_dashboard(name)
+    if not _sees(c, p, d):
+        raise NotFound(f"no dashboard named {name!r}", name=name)
+    collab.delete_dashboard(name)
+    c.audit(p, "dashboard.delete", f"dashboard:{name}", list(d.panels), None)
+    return _out({"deleted": name})
