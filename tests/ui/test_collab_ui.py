@@ -231,3 +231,20 @@ def test_a_dashboard_draws_its_panels_and_is_edited_in_the_page(tab, collab_worl
     expect(page).to_have_url(f"{tab.base}/dashboards/scratch")
     expect(page.locator(".dashboard")).to_contain_text("No panels yet")
     collab_for(collab_world["client"], admin=True).delete_dashboard("scratch")  # by "local"
+
+
+def test_the_mentions_page_lists_what_mentions_a_user_with_links(tab, collab_world):
+    from cairn.collab import collab_for
+
+    run = collab_world["runs"][0.1]
+    collab_for(collab_world["client"]).add_comment("run", run, "@zoe is lr 0.1 too high?")
+    page = tab.goto("/")
+    page.get_by_role("link", name="Mentions").click()
+    expect(page.locator("h1")).to_have_text("Comments that mention you")
+    page = tab.goto("/mentions?user=zoe")  # auth off: the local user is an admin
+    item = page.locator(".comment")
+    expect(item).to_have_count(1)
+    expect(item.locator(".mention")).to_have_text("@zoe")
+    item.get_by_role("link", name=f"run {run[:8]}").click()
+    expect(page).to_have_url(f"{tab.base}/runs/{run}")
+    expect(page.locator("section.comments")).to_contain_text("is lr 0.1 too high?")

@@ -127,3 +127,28 @@ export function commentsPanel(targetType, targetId) {
   me().then((u) => { user = u; return load(); }).catch((e) => clear(status, errorBox(e)));
   return box;
 }
+
+/** Where a comment's target opens in the UI. */
+export function targetLink(c) {
+  const [name, version] = [c.target_id.slice(0, c.target_id.lastIndexOf("@")), c.target_id.slice(c.target_id.lastIndexOf("@") + 1)];
+  switch (c.target_type) {
+    case "run": return h("a", { href: `/runs/${encodeURIComponent(c.target_id)}` }, `run ${c.target_id.slice(0, 8)}`);
+    case "experiment": return h("a", { href: `/?experiments=${encodeURIComponent(c.target_id)}` }, `experiment ${c.target_id}`);
+    case "model_version": return h("a", { href: `/models/${encodeURIComponent(name)}` }, `model ${c.target_id}`);
+    default: return h("a", { href: `/datasets/${encodeURIComponent(name)}?version=${encodeURIComponent(version)}` }, `data set ${c.target_id}`);
+  }
+}
+
+/** The page of comments that mention the signed-in user (?user=NAME: someone else's, for admins). */
+export function mentionsPage(root, _args, params) {
+  const list = h("div", { class: "comment-list" });
+  const user = params.get("user");
+  clear(root, h("h1", {}, user ? `Comments that mention @${user}` : "Comments that mention you"), list);
+  api("/comments/mentions", { query: { user: user || undefined } }).then(({ comments }) => {
+    clear(list, comments.length ? comments.map((c) => h("div", { class: "comment", "data-comment": c.id },
+      h("div", { class: "comment-head" }, h("strong", {}, c.author), " on ", targetLink(c), " ",
+        h("span", { class: "muted" }, fmtTime(c.created_at))),
+      h("div", { class: "comment-body" }, markdown(c.body))))
+      : h("p", { class: "muted" }, "No comments mention you yet."));
+  }).catch((err) => clear(list, errorBox(err)));
+}

@@ -10,6 +10,7 @@ import { modelsPage, modelPage } from "./pages/models.js";
 import { datasetsPage, datasetPage } from "./pages/datasets.js";
 import { lineagePage } from "./pages/lineage.js";
 import { dashboardsPage, dashboardPage } from "./pages/dashboards.js";
+import { mentionsPage } from "./comments.js";
 
 const ROUTES = [
   [/^\/$/, runsPage, "runs"],
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^\/lineage$/, lineagePage, ""],
   [/^\/dashboards$/, dashboardsPage, "dashboards"],
   [/^\/dashboards\/([^/]+)$/, dashboardPage, "dashboards"],
+  [/^\/mentions$/, mentionsPage, "mentions"],
 ];
 
 const root = document.getElementById("app");
