@@ -168,8 +168,11 @@ def test_views_need_viewer_to_read_and_editor_to_save(w):
         r = api.put(f"{API}/experiments/{e1}/views/other", content=bad.encode(),
                     headers={**h["alice"], "content-type": "application/json"})
         assert r.status_code == 400, (bad, r.text)
-    assert [v["name"] for v in api.get(f"{API}/experiments/{e1}/views", headers=h["vera"])
-            .json()["views"]] == ["best"]
+    listed = api.get(f"{API}/experiments/{e1}/views", headers=h["vera"]).json()
+    assert [v["name"] for v in listed["views"]] == ["best"]
+    assert (listed["can"], listed["user"]) == ({"save": False, "manage": False}, "vera")
+    assert api.get(f"{API}/experiments/{e1}/views", headers=h["alice"]).json()["can"] == \
+        {"save": True, "manage": False}
     assert api.delete(url, headers=h["alice"]).status_code == 200
     assert api.get(url, headers=h["alice"]).status_code == 404
 
@@ -197,8 +200,9 @@ def test_dashboards_show_only_to_viewers_of_every_experiment(w):
     assert r.json()["url"] == "/dashboards/team"
     assert [d["name"] for d in api.get(f"{API}/dashboards", headers=h["vera"])
             .json()["dashboards"]] == ["team"]
-    assert api.get(f"{API}/dashboards/team", headers=h["vera"]).json()["panels"][0]["title"] \
-        == "SECRET"
+    seen = api.get(f"{API}/dashboards/team", headers=h["vera"]).json()
+    assert seen["panels"][0]["title"] == "SECRET" and seen["can"] == {"edit": False}
+    assert api.get(f"{API}/dashboards/team", headers=h["alice"]).json()["can"] == {"edit": True}
     # eve has no role on E1: the dashboard does not exist for her
     for call in (api.get(f"{API}/dashboards", headers=h["eve"]),
                  api.get(f"{API}/dashboards/team", headers=h["eve"]),

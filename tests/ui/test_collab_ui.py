@@ -248,3 +248,74 @@ def test_the_mentions_page_lists_what_mentions_a_user_with_links(tab, collab_wor
     item.get_by_role("link", name=f"run {run[:8]}").click()
     expect(page).to_have_url(f"{tab.base}/runs/{run}")
     expect(page.locator("section.comments")).to_contain_text("is lr 0.1 too high?")
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    """A server with auth on: experiment "team" with one run, ann edits it (and made a view,
+    a dashboard and a comment), vic only views it."""
+    import httpx
+
+    from cairn.server import ServerSettings, create_app
+    from cairn.store.local import LocalStore
+
+    admin = "cairn_collab-ui-admin-token-000000001"
+    tmp = tmp_path_factory.mktemp("collab-team")
+    store = LocalStore(tmp / "store")
+    app = create_app(store, settings=ServerSettings(auth=True, bootstrap_token=admin,
+                                                    bootstrap_user="root"))
+    app.state.cairn.start()
+    try:
+        with ThreadedServer(app) as url, httpx.Client(base_url=url + "/api/v1",
+                                                      timeout=30) as api:
+            root = {"authorization": f"Bearer {admin}"}
+            exp = api.post("/experiments", json={"name": "team"}, headers=root).json()["id"]
+            run = api.post("/runs", json={"experiment_id": exp}, headers=root).json()["id"]
+            api.post(f"/runs/{run}/log", json={"metrics": [{"key": "loss", "value": 0.5}]},
+                     headers=root)
+            tokens = {}
+            for user, role in (("ann", "editor"), ("vic", "viewer")):
+                api.post("/users", json={"name": user}, headers=root)
+                tokens[user] = api.post(f"/users/{user}/tokens", json={"name": "t"},
+                                        headers=root).json()["token"]
+                api.put("/roles", json={"user": user, "resource_type": "experiment",
+                                        "resource_id": exp, "role": role}, headers=root)
+            ann = {"authorization": f"Bearer {tokens['ann']}"}
+            api.put(f"/experiments/{exp}/views/anns", json={"state": {"filter": ""}}, headers=ann)
+            api.put("/dashboards/anns", json={"panels": [
+                {"kind": "table", "experiment_id": exp, "columns": ["metrics.loss"]}]}, headers=ann)
+            api.post("/comments", json={"target_type": "run", "target_id": run,
+                                        "body": "ann's note"}, headers=ann)
+            yield {"url": url, "exp": exp, "run": run, "tokens": tokens}
+    finally:
+        store.close()
+
+
+def test_with_auth_a_viewer_is_offered_only_what_the_server_accepts(browser, team, tmp_path):
+    tab = Page(browser, team["url"], tmp_path)
+    asked: list[str] = []  # every API answer: none may be a refusal
+    tab.page.on("response", lambda r: "/api/" in r.url and asked.append(f"{r.status} {r.url}"))
+    try:
+        page = tab.goto("/")
+        page.evaluate(f"localStorage.setItem('cairn.token', '{team['tokens']['vic']}')")
+        page = tab.goto(f"/?experiments={team['exp']}&view=anns")
+        expect(page.get_by_label("saved views")).to_have_value("anns")
+        expect(page.get_by_role("button", name="Save view")).to_be_disabled()
+        expect(page.get_by_role("button", name="Delete view")).to_be_disabled()
+        page = tab.goto(f"/runs/{team['run']}")
+        panel = page.locator("section.comments")
+        expect(panel.locator(".comment")).to_contain_text("ann's note")
+        expect(panel.locator(".comment").get_by_role("button", name="Edit")).to_have_count(0)
+        _post(page, panel, "vic agrees")  # a viewer may comment
+        mine = panel.locator(".comment", has_text="vic agrees")
+        expect(mine.get_by_role("button", name="Edit")).to_have_count(1)
+        page = tab.goto("/dashboards/anns")
+        expect(page.locator("section.panel-table tbody tr")).to_have_count(1)
+        expect(page.get_by_role("button", name="Remove")).to_have_count(0)
+        expect(page.get_by_role("button", name="Add panel")).to_have_count(0)
+    finally:
+        tab.page.evaluate("localStorage.clear()")
+        errors = list(tab.errors)
+        tab.page.close()
+    assert not errors, errors
+    assert asked and all(a.startswith(("200 ", "201 ")) for a in asked), asked

@@ -53,7 +53,8 @@ export function dashboardPage(root, [name]) {
   clear(root, head, grid, editBox);
 
   async function save(panels) {
-    dash = await api(`/dashboards/${enc}`, { method: "PUT", body: { description: dash.description, panels } });
+    const can = dash.can;
+    dash = { ...await api(`/dashboards/${enc}`, { method: "PUT", body: { description: dash.description, panels } }), can };
     render();
   }
 
@@ -119,7 +120,7 @@ export function dashboardPage(root, [name]) {
       grid.append(h("section", { class: `panel panel-${p.kind}`, "data-panel": i },
         h("div", { class: "panel-head" }, h("strong", {}, p.title || `${p.kind}: ${p.columns.join(", ")}`),
           h("span", { class: "muted" }, ` · ${what}`),
-          h("button", { class: "link danger", onclick: () => save(dash.panels.filter((_, j) => j !== i)).catch((err) => body.append(errorBox(err))) }, "Remove")),
+          dash.can && dash.can.edit ? h("button", { class: "link danger", onclick: () => save(dash.panels.filter((_, j) => j !== i)).catch((err) => body.append(errorBox(err))) }, "Remove") : null),
         body));
       drawPanel(body, p).catch((err) => body.append(errorBox(err)));
     });
@@ -127,6 +128,10 @@ export function dashboardPage(root, [name]) {
   }
 
   async function renderEditor() {
+    if (!(dash.can && dash.can.edit)) {  // only its creator (or an admin) who edits every experiment it draws
+      clear(editBox, h("p", { class: "muted" }, `Only ${dash.created_by} or an admin may change this dashboard.`));
+      return;
+    }
     const kind = h("select", { "aria-label": "panel kind" }, KINDS.map((k) => h("option", { value: k }, k)));
     const exp = h("select", { "aria-label": "panel experiment" });
     const columns = h("input", { type: "text", size: 30, "aria-label": "panel columns", placeholder: "metrics.loss, params.lr" });

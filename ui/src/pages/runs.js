@@ -230,12 +230,21 @@ export function runsPage(root, _args, params, navigate) {
     const share = state.view ? h("a", { class: "share-link", href: viewUrl(exp, state.view), title: "a link that opens this view" }, "link") : null;
     clear(viewsBox, pick, name, save, del, share, status);
     let views = [];
+    let can = { save: false, manage: false };
+    let user = null;
     try {
-      views = (await api(`/experiments/${encodeURIComponent(exp)}/views`)).views;
+      ({ views, can, user } = await api(`/experiments/${encodeURIComponent(exp)}/views`));
     } catch (err) {
       clear(status, errorBox(err));
       return;
     }
+    // Offer only what the server would accept (saving needs the editor role; replacing or
+    // deleting another user's view, admin on the experiment).
+    const mine = (n) => { const v = views.find((x) => x.name === n); return !v || can.manage || v.created_by === user; };
+    if (!can.save) {
+      for (const b of [save, name]) { b.disabled = true; b.title = "needs the editor role on this experiment"; }
+    }
+    del.disabled = !state.view || !can.save || !mine(state.view);
     pick.append(...views.map((v) => h("option", { value: v.name }, v.name)));
     pick.value = state.view && views.some((v) => v.name === state.view) ? state.view : "";
     name.value = state.view || "";
@@ -250,6 +259,7 @@ export function runsPage(root, _args, params, navigate) {
     save.addEventListener("click", async () => {
       const n = name.value.trim();
       if (!n) { clear(status, "Name the view first."); return; }
+      if (!mine(n)) { clear(status, `"${n}" is another user's view: save under another name.`); return; }
       try {
         await api(`/experiments/${encodeURIComponent(exp)}/views/${encodeURIComponent(n)}`,
           { method: "PUT", body: { state: stateOfTable() } });

@@ -215,7 +215,11 @@ def _view_json(v: Any) -> dict:
 def list_views(experiment_id: ExpId, request: Request, p: User):
     c = ctx(request)
     c.guard.need(p, "experiment", experiment_id)
-    return _out({"views": [_view_json(v) for v in _collab(c, p).views(experiment_id)]})
+    views = [_view_json(v) for v in _collab(c, p).views(experiment_id)]
+    # What the caller may do here, so that the UI offers only that (auth off: everything).
+    can = {"save": c.guard.allows(p, "editor", "experiment", experiment_id),
+           "manage": c.guard.allows(p, "admin", "experiment", experiment_id)}
+    return _out({"views": views, "can": can, "user": p.user})
 
 
 @router.get("/experiments/{experiment_id}/views/{name}", summary="One saved view")
@@ -284,7 +288,10 @@ def get_dashboard(name: ViewName, request: Request, p: User):
     d = _collab(c, p).get_dashboard(name)
     if not _sees(c, p, d):
         raise NotFound(f"no dashboard named {name!r}", name=name)
-    return _out(_dashboard_json(d))
+    # Whether the caller may change it, so that the UI offers only that.
+    edit = (d.created_by == p.user or p.is_admin) and all(
+        c.guard.allows(p, "editor", "experiment", e) for e in d.experiment_ids)
+    return _out({**_dashboard_json(d), "can": {"edit": edit}})
 
 
 class DashboardBody(BaseModel):
