@@ -268,3 +268,32 @@ def test_an_id_no_run_can_have_is_not_found(store, odd):
         store.get_metric_history(odd, "loss")
     with pytest.raises(NotFound):
         store.list_artifacts(odd)
+
+
+def test_a_creation_is_checked_and_applied_whole(store):
+    """What a run's creation batch may carry, and what it may not do, on every backend
+    (PostgreSQL applies it in two round trips, apart from the other backends' path)."""
+    exp = store.create_experiment("home")
+    with pytest.raises(NotFound):  # an experiment id no store gave, and no name to join
+        store.write(RecordBatch(run_id="lost", writer_id="w-lost", seq=1, time=1000,
+                                create={"experiment_id": "9999", "name": "lost"}))
+    with pytest.raises(NotFound):
+        store.get_run("lost")
+    w = Writer(store, "r1")
+    w(create={"experiment_id": exp.id, "name": "first", "user": "u", "start_time": 1000},
+      params={"lr": "0.1", "depth": "3"}, tags={"a": "1", "b": "2"},
+      metrics={f"m{i}": series([0, 1], [i, math.nan if i == 2 else i + 0.5]) for i in range(4)})
+    w(deleted_tags=("a",), tags={"c": "3"}, metrics={"m0": series([2], [math.inf])})
+    run = store.get_run("r1")
+    assert (run.name, run.experiment_id, run.params) == ("first", exp.id,
+                                                         {"lr": "0.1", "depth": "3"})
+    assert run.tags == {"b": "2", "c": "3"}
+    assert run.metrics["m0"] == math.inf and run.metrics["m1"] == 1.5
+    assert math.isnan(run.metrics["m2"])
+    assert run.metric_summaries["m0"].count == 3 and run.metric_summaries["m2"].min == 2.0
+    # A creation record sent again for the run (another writer's) changes none of it.
+    Writer(store, "r1", wid="w-again")(create={"experiment_id": exp.id, "name": "renamed",
+                                               "user": "v", "start_time": 5})
+    again = store.get_run("r1")
+    assert (again.name, again.user, again.start_time) == ("first", "u", 1000)
+    assert again.tags == run.tags and again.params == run.params

@@ -164,6 +164,15 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
     def _write_checked(self, batch: RecordBatch, segs: list, fsync: bool | None) -> bool:
         check_batch_text(batch)  # before the journal: orjson cannot write a lone surrogate
         self.open()
+        create = batch.create
+        if create is not None and not create.get("experiment_name"):
+            # A run goes into an experiment this store has, or one its creation names (to
+            # be joined or made): never into an id alone, which would leave it orphaned.
+            # The index as it is first: settling pending batches would make every
+            # creation wait for the index thread.
+            exp_id = str(create.get("experiment_id", ""))
+            if self._raw_index().get_experiment(exp_id) is None:
+                self.get_experiment(exp_id)  # NotFound, unless a pending batch made it
         if fsync is None:
             fsync = options.resolve(self.fsync, "fsync")
         try:

@@ -289,29 +289,11 @@ class SqlIndex:
         return Experiment(row[0], row[1], row[2], row[3], json.loads(row[4]))
 
     # -- writes ----------------------------------------------------------
-    def preflight(self, conn: Connection, batch: RecordBatch, lock: int | None = None) -> bool:
+    def preflight(self, conn: Connection, batch: RecordBatch) -> bool:
         """Whether ``batch`` is new; if so, :meth:`check` it.  False for a replay or retry.
-
-        ``lock``: on PostgreSQL, first take this transaction-scoped advisory lock; the
-        lock, the transaction's BEGIN and the preflight query go out in one round trip
-        (the query still reads after the lock is held: each statement of a READ
-        COMMITTED transaction sees what committed before it started).
-        """
-        if lock is not None:
-            dbapi = _dbapi(conn)
-            with dbapi.pipeline():
-                locked, cur = dbapi.cursor(), dbapi.cursor()
-                try:
-                    locked.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-                    cur.execute(_sql(conn, "preflight"), (batch.writer_id, batch.run_id))
-                finally:
-                    locked.close()
-            try:
-                row = cur.fetchone()
-            finally:
-                cur.close()
-        else:
-            row = _run(conn, "preflight", (batch.writer_id, batch.run_id)).first()
+        (PostgreSQL's writes check in :meth:`apply_pg`, under the run's lock.)"""
+        row = _run(conn, "preflight", (batch.writer_id, batch.run_id)).first()
+        assert row is not None, "the preflight query has one row whatever it finds"
         seq, status, end_time, found = row
         if seq is not None and seq >= batch.seq:
             return False
@@ -329,19 +311,11 @@ class SqlIndex:
         row = _run(conn, "run_state", (batch.run_id,)).first() if state is False else state
         if row is None:
             raise NotFound(f"run {batch.run_id!r} does not exist")
-        status, end_time = row
-        if (batch.params or batch.metrics or batch.status is not None) and end_time is not None:
-            raise RunFinished(f"run {batch.run_id} is {status}: its params, metrics and status "
-                              "are immutable (tags and notes stay editable)")
+        _check_state(batch, *row)
         if batch.params:
-            existing = dict(_fetch_in(
+            _check_params(batch, dict(_fetch_in(
                 conn, "SELECT key, value FROM params WHERE run_id = {ph} AND key IN",
-                list(batch.params), (batch.run_id,)))
-            for key, value in batch.params.items():
-                if key in existing and existing[key] != value:
-                    raise InvalidArgument(
-                        f"param {key!r} of run {batch.run_id} is already {existing[key]!r}; "
-                        f"params are immutable and cannot be changed to {value!r}")
+                list(batch.params), (batch.run_id,))))
 
     def applied_seq(self, conn: Connection, writer_ids: Iterable[str]) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -354,29 +328,44 @@ class SqlIndex:
     def apply(self, conn: Connection, batch: RecordBatch, segs: list[seglib.Segment],
               end_offset: int = 0) -> None:
         """Apply one batch inside the caller's write transaction (caller checked its seq)."""
+        created = self._create_run(conn, batch) if batch.create is not None else False
+        doc_row = None
+        if not created and (segs or batch.params or batch.tags or batch.deleted_tags):
+            # Read (and on PostgreSQL lock) the run's document first: its summaries are
+            # what the metrics merge with, so latest_metrics needs no read of its own.
+            sql = _sql(conn, "get_doc") + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
+            rows = _fetchall(conn, sql, (batch.run_id,))
+            doc_row = rows[0] if rows else (None, None)
+        _run_all(conn, self._writes(conn, batch, segs, end_offset, created, doc_row))
+
+    def _create_run(self, conn: Connection, batch: RecordBatch) -> bool:
+        """Insert the run a batch creates (and the experiment it names, if new); whether
+        the run is new."""
+        c = batch.create
+        assert c is not None
+        exp_id = c["experiment_id"]
+        if c.get("experiment_name"):
+            self.insert_experiment(conn, Experiment(exp_id, c["experiment_name"],
+                                                    c.get("experiment_created_at", batch.time)),
+                                   ignore_existing=True)
+            # A run merged in from another store (or started while a server was out
+            # of reach) joins the experiment of the same name; a known id wins, so a
+            # creation never lands in an experiment other than the one it names by id
+            # (the one the server authorized).
+            row = _run(conn, "experiment_for_run",
+                       (exp_id, c["experiment_name"], exp_id)).first()
+            if row is not None:
+                exp_id = row[0]
+        return _run(conn, "insert_run", _run_row(batch, exp_id)).rowcount == 1
+
+    def _writes(self, conn: Connection, batch: RecordBatch, segs: list[seglib.Segment],
+                end_offset: int, created: bool, doc_row: tuple | None,
+                later: list[tuple[str, Any]] | None = None) -> list[tuple[str, Any]]:
+        """The statements that apply ``batch`` once its run exists, appended to ``later``:
+        writes whose results nothing reads, so they can go out together.  ``doc_row``:
+        the run's (doc, summaries), read under the transaction's lock (None if created)."""
         rid = batch.run_id
-        created = False
-        if batch.create is not None:
-            c = batch.create
-            exp_id = c["experiment_id"]
-            if c.get("experiment_name"):
-                self.insert_experiment(conn, Experiment(exp_id, c["experiment_name"],
-                                                        c.get("experiment_created_at", batch.time)),
-                                       ignore_existing=True)
-                # A run merged in from another store (or started while a server was out
-                # of reach) joins the experiment of the same name; a known id wins, so a
-                # creation never lands in an experiment other than the one it names by id
-                # (the one the server authorized).
-                row = _run(conn, "experiment_for_run",
-                           (exp_id, c["experiment_name"], exp_id)).first()
-                if row is not None:
-                    exp_id = row[0]
-            created = _run(conn, "insert_run", (rid, exp_id, c.get("name") or rid[:8],
-                                                c.get("start_time", batch.time), c.get("parent_id"),
-                                                c.get("user", ""),
-                                                c.get("heartbeat", batch.time))).rowcount == 1
-        # Writes whose results nothing below reads wait here and go out together.
-        later: list[tuple[str, Any]] = []
+        later = [] if later is None else later
         if batch.env is not None:
             later.append(("update_env", (env_text(batch.env), rid)))
         if batch.params:
@@ -385,13 +374,6 @@ class SqlIndex:
             later.append(("upsert_tag", [(rid, k, v) for k, v in batch.tags.items()]))
         if batch.deleted_tags:
             later.append(("delete_tag", [(rid, k) for k in batch.deleted_tags]))
-        doc_row = None
-        if not created and (segs or batch.params or batch.tags or batch.deleted_tags):
-            # Read (and on PostgreSQL lock) the run's document first: its summaries are
-            # what the metrics merge with, so latest_metrics needs no read of its own.
-            sql = _sql(conn, "get_doc") + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
-            rows = _fetchall(conn, sql, (rid,))
-            doc_row = rows[0] if rows else (None, None)
         latest = self._apply_metrics(conn, rid, batch.writer_id, batch.seq, segs, later,
                                      new_run=created, doc_row=doc_row) if segs else {}
         if batch.params or batch.tags or batch.deleted_tags or latest or created:
@@ -408,7 +390,75 @@ class SqlIndex:
             # A writer heard from again revives a run that was only presumed dead.
             later.append(("touch_run", (batch.time, batch.time, rid)))
         later.append(("upsert_writer", (batch.writer_id, rid, batch.seq, end_offset)))
-        _run_all(conn, later)
+        return later
+
+    def apply_pg(self, conn: Connection, batch: RecordBatch, segs: list[seglib.Segment],
+                 lock: int) -> bool:
+        """Check and apply a new batch on PostgreSQL, and commit, in two round trips (see
+        :mod:`.pg_batch`); False for a replay or retry (nothing written)."""
+        from .pg_batch import array_statement
+
+        rid, c = batch.run_id, batch.create
+        dbapi = _dbapi(conn)
+        curs = [dbapi.cursor() for _ in range(5)]
+        try:
+            # 1. What the write must know first, after the run's lock.  Each statement of
+            # a READ COMMITTED transaction sees what committed before it started, so the
+            # reads behind the lock see every earlier batch of this run.
+            with dbapi.pipeline():
+                curs[0].execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+                curs[1].execute(_PG_STATEMENTS["preflight"], (batch.writer_id, rid))
+                if batch.params and c is None:
+                    curs[2].execute('SELECT "key", value FROM params WHERE run_id = %s '
+                                    'AND "key" = ANY(%s::text[])', (rid, list(batch.params)))
+                if c is not None:
+                    exp_id = str(c.get("experiment_id", ""))
+                    curs[3].execute(_PG_STATEMENTS["experiment_for_run"],
+                                    (exp_id, c.get("experiment_name") or None, exp_id))
+                curs[4].execute(_PG_STATEMENTS["get_doc"] + " FOR UPDATE", (rid,))
+            seq, status, end_time, found = curs[1].fetchone()
+            if seq is not None and seq >= batch.seq:
+                return False
+            later: list[tuple[str, Any]] = []
+            if c is None:
+                if found is None:
+                    raise NotFound(f"run {rid!r} does not exist")
+                _check_state(batch, status, end_time)
+                if batch.params:
+                    _check_params(batch, dict(curs[2].fetchall()))
+                created = False
+            else:
+                exp_row = curs[3].fetchone()
+                if exp_row is None:
+                    if not c.get("experiment_name"):
+                        raise NotFound(f"experiment {c.get('experiment_id')!r} does not exist")
+                    created = self._create_run(conn, batch)  # it makes its experiment: rare
+                else:
+                    created = found is None
+                    if created:
+                        later.append(("insert_run", _run_row(batch, exp_row[0])))
+            doc = curs[4].fetchone()
+        finally:
+            for cur in curs:
+                cur.close()
+        doc_row = None if created else (doc or (None, None))
+        self._writes(conn, batch, segs, 0, created, doc_row, later)
+        # 2. Every write, then the commit: the session's own COMMIT finds nothing to do.
+        with dbapi.pipeline():
+            cur = dbapi.cursor()
+            try:
+                for name, params in later:
+                    arrays = array_statement(name, params)
+                    if arrays is not None:
+                        cur.execute(*arrays)
+                    elif isinstance(params, list):
+                        cur.executemany(_PG_STATEMENTS[name], params)
+                    else:
+                        cur.execute(_PG_STATEMENTS[name], params)
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+        return True
 
     def apply_guarded(self, conn: Connection, batch: RecordBatch, segs: list[seglib.Segment],
                       end_offset: int, refused: Callable[[BaseException], bool]) -> BaseException | None:
@@ -801,6 +851,31 @@ class _Summaries(Mapping[str, LatestMetric]):
 
 
 _STATUS = {s.value: s for s in RunStatus}  # a dict lookup: Enum's call was 5% of a search page
+
+
+def _run_row(batch: RecordBatch, exp_id: str) -> tuple:
+    """insert_run's parameters for the run ``batch`` creates, in experiment ``exp_id``."""
+    c = batch.create
+    assert c is not None
+    return (batch.run_id, exp_id, c.get("name") or batch.run_id[:8],
+            c.get("start_time", batch.time), c.get("parent_id"), c.get("user", ""),
+            c.get("heartbeat", batch.time))
+
+
+def _check_state(batch: RecordBatch, status: str, end_time: int | None) -> None:
+    """A finished run's params, metrics and status stay as they are."""
+    if (batch.params or batch.metrics or batch.status is not None) and end_time is not None:
+        raise RunFinished(f"run {batch.run_id} is {status}: its params, metrics and status "
+                          "are immutable (tags and notes stay editable)")
+
+
+def _check_params(batch: RecordBatch, existing: dict[str, str]) -> None:
+    """A param keeps its first value: ``existing`` holds those of the batch's keys."""
+    for key, value in batch.params.items():
+        if key in existing and existing[key] != value:
+            raise InvalidArgument(
+                f"param {key!r} of run {batch.run_id} is already {existing[key]!r}; "
+                f"params are immutable and cannot be changed to {value!r}")
 
 
 def _latest_row(rid: str, key: str, m: dict) -> tuple:

@@ -145,13 +145,17 @@ class SqlStore(IndexedExperiments, IndexedRunReads):
         check_batch_text(batch)
         self.open()
         with self.index.session(write=True) as conn:
-            # On PostgreSQL, serialise batches of one run (across connections and replicas).
-            lock = _lock_key(batch.run_id) if conn.dialect.name == "postgresql" else None
-            if not self.index.preflight(conn, batch, lock=lock):
-                return False  # a retry or a re-sent spool record
-            if batch.create is not None:
-                self._check_experiment(conn, batch.create)
-            self.index.apply(conn, batch, segs, 0)
+            if conn.dialect.name == "postgresql":
+                # Batches of one run apply one after another (across connections and
+                # replicas), under an advisory lock on the run.
+                if not self.index.apply_pg(conn, batch, segs, _lock_key(batch.run_id)):
+                    return False  # a retry or a re-sent spool record
+            else:
+                if not self.index.preflight(conn, batch):
+                    return False
+                if batch.create is not None:
+                    self._check_experiment(conn, batch.create)
+                self.index.apply(conn, batch, segs, 0)
         if batch.create is not None and self.dialect == "postgresql":
             self._count_created()
         return True
