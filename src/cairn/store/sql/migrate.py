@@ -15,7 +15,9 @@ def upgrade(url: str, revision: str = "head") -> str:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url)
+    # No sqlalchemy.url: the migrations run on the connection passed in, and alembic's
+    # config would read a '%' of the URL (an escaped password, a search_path option) as
+    # interpolation and fail.
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
