@@ -456,3 +456,34 @@ def test_concurrent_puts_of_one_free_path_all_succeed(base):
         d_file = h.get(f"{FILES}/{top}/d").status_code == 200
         d_dir = bool(h.get(FILES, params={"path": f"{top}/d"}).json().get("files"))
     assert d_file != d_dir  # "d" is a file or a directory, never both
+
+
+def test_a_free_directory_is_written_only_by_the_user_who_made_it(authed):
+    """An editor somewhere may upload to a new server-wide directory, and then owns it:
+    another editor cannot replace or add files under it (an admin can), and reading stays
+    open to every role holder."""
+    client, exp, tokens = authed
+    db = client.app.state.cairn.auth_db
+    db.create_user("editor2", created_by="test")
+    tokens["editor2"] = db.create_token("editor2", "t")[1]
+    db.grant("editor2", "experiment", exp, "editor", granted_by="test")
+
+    def call(method, path, who, **kw):
+        return client.request(method, path, headers={"authorization": f"Bearer {tokens[who]}"},
+                              **kw)
+
+    mine = f"{FILES}/alice-space/model.bin"
+    assert call("PUT", mine, "editor", content=b"original").status_code == 200
+    refused = call("PUT", mine, "editor2", content=b"replaced")
+    assert refused.status_code == 403 and "another user's" in refused.json()["message"]
+    assert call("PUT", f"{FILES}/alice-space/extra.txt", "editor2", content=b"x").status_code == 403
+    assert call("GET", mine, "editor2").content == b"original"  # nothing changed
+    assert call("GET", FILES, "viewer", params={"path": "alice-space"}).json()["files"] == [
+        {"path": "model.bin", "is_dir": False, "file_size": 8}]
+    assert call("PUT", mine, "editor", content=b"second").status_code == 200  # the owner may
+    assert call("PUT", mine, "root", content=b"by admin").status_code == 200  # and an admin
+    assert call("GET", mine, "viewer").content == b"by admin"
+    # Another user's own new directory is theirs; an experiment's path stays its role's.
+    assert call("PUT", f"{FILES}/bob-space/f", "editor2", content=b"b").status_code == 200
+    assert call("PUT", f"{FILES}/{exp}/models/m-9/f", "editor2", content=b"e").status_code == 200
+    assert call("PUT", f"{FILES}/{exp}/models/m-9/f", "editor", content=b"e2").status_code == 200

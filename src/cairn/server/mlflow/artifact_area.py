@@ -11,7 +11,9 @@ listing under one top-level directory reads that directory's rows only.
 
 Permissions: a path whose first part names an experiment is that experiment's (as MLflow's
 auth judges ``<experiment id>/…``); any other path is the server's, open to whoever holds
-the route's role on some experiment or model.
+the route's role on some experiment or model, except that a top-level directory belongs to
+the user whose upload made it: only they (and admins) write under it, so one user cannot
+replace another's files (``mlflow.art.owner/<hash of the first part>`` keeps the owner).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sqlalchemy as sa
 
 from ...cas.tree import check_entry, check_path
 from ...entities import FileEntry
-from ...errors import InvalidArgument, NotFound
+from ...errors import InvalidArgument, NotFound, PermissionDenied
 from ...store.sql import tables as T
 from ...store.sql.engine import session
 from ...store.validation import check_text
@@ -32,6 +34,7 @@ from ..auth import Guard, Principal
 from ..context import ServerContext
 
 PREFIX = "mlflow.art/"
+OWNER_PREFIX = "mlflow.art.owner/"  # outside PREFIX: listings never read these rows
 
 
 def _digest(text: str, n: int) -> str:
@@ -58,18 +61,25 @@ def clean(path: str) -> str:
     return rel
 
 
+def _experiment_path(c: ServerContext, path: str) -> str | None:
+    """The experiment id that ``path``'s first part names, if it names one."""
+    first = path.split("/", 1)[0]
+    if not first:
+        return None
+    try:
+        c.store.get_experiment(first)
+    except (NotFound, InvalidArgument):
+        return None
+    return first
+
+
 def check_access(c: ServerContext, p: Principal, path: str, role: str | None = None) -> None:
     """The route's role (or ``role``) on the experiment the path's first part names, else on
     some experiment or model."""
-    first = path.split("/", 1)[0]
-    if first:
-        try:
-            c.store.get_experiment(first)
-        except (NotFound, InvalidArgument):
-            pass
-        else:
-            c.guard.need(p, "experiment", first, role)
-            return
+    exp = _experiment_path(c, path)
+    if exp is not None:
+        c.guard.need(p, "experiment", exp, role)
+        return
     if c.guard.enabled:
         c.guard.require_somewhere(p, role or Guard.route_role(p, "experiment"))
 
@@ -125,14 +135,31 @@ def _lock(conn: Any, group: str) -> None:
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
-def put(c: ServerContext, entry: FileEntry) -> None:
-    """Keep ``entry`` at its path, replacing the file there (as a second PUT does on MLflow)."""
+def _claim(conn: Any, path: str, user: str, may_take: bool) -> None:
+    """Make ``user`` the owner of ``path``'s top-level directory if it has none; refuse
+    (403) a write under another user's unless ``may_take`` (an admin, or auth off)."""
+    S = T.registry_settings
+    top = path.split("/", 1)[0]
+    key = OWNER_PREFIX + _digest(top, 40)
+    owner = conn.execute(sa.select(S.c.value).where(S.c.key == key)).scalar()
+    if owner is None:
+        conn.execute(sa.insert(S).values(key=key, value=user))
+    elif owner != user and not may_take:
+        raise PermissionDenied(f"'{top}/' holds another user's artifacts ({owner}'s); only "
+                               "they or an admin may write under it")
+
+
+def put(c: ServerContext, entry: FileEntry, p: Principal | None = None) -> None:
+    """Keep ``entry`` at its path, replacing the file there (as a second PUT does on
+    MLflow); ``p``, the uploader, must own the path's top-level directory (or make it)."""
     check_entry(entry)
     S = T.registry_settings
     value = json.dumps({"path": entry.path, "size": entry.size, "digest": entry.digest,
                         "chunks": [list(x) for x in entry.chunks]}, separators=(",", ":"))
     with session(_engine(c), write=True) as conn:
         _lock(conn, _group(entry.path))
+        if p is not None and not _experiment_path(c, entry.path):
+            _claim(conn, entry.path, p.user, not c.guard.enabled or p.is_admin)
         why = _clash(_rows(conn, _group(entry.path)), entry.path)
         if why is not None:
             raise InvalidArgument(f"Cannot store an artifact at '{entry.path}': {why}")

@@ -263,7 +263,7 @@ def store_in_run(c: ServerContext, p: Principal, tmp: str, run: Run, rel: str) -
 
 def store_free(c: ServerContext, p: Principal, tmp: str, rel: str) -> None:
     entry = c.objects.put_file(tmp, rel)
-    artifact_area.put(c, entry)
+    artifact_area.put(c, entry, p)
     c.audit(p, "mlflow.artifact.upload", f"mlflow-artifacts/{rel}", None,
             {"size": entry.size, "digest": entry.digest})
 
