@@ -663,18 +663,21 @@ class SqlIndex:
     def load_runs(self, conn: Connection, ids: Sequence[str], with_env: bool = False,
                   stale_before: int | None = None) -> list[Run]:
         """Runs by id, in the order given, with params, tags and latest metrics."""
-        cols = ", ".join(f'r."{c}"' for c in self._RUN_COLUMNS) + (", r.env" if with_env else "")
-        rows = {row[0]: row for row in _fetch_in(conn, f"SELECT {cols} FROM runs r WHERE r.id IN",
-                                                 ids)}
+        # The experiment's name comes in the same statement: one round trip per page.
+        cols = ", ".join(f'r."{c}"' for c in self._RUN_COLUMNS) + ", e.name" + (
+            ", r.env" if with_env else "")
+        rows = {row[0]: row for row in _fetch_in(
+            conn, f"SELECT {cols} FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id "
+                  "WHERE r.id IN", ids)}
         return self._build_runs(conn, [rows[i] for i in ids if i in rows], with_env, stale_before)
 
     def _build_runs(self, conn: Connection, rows: Sequence[tuple], with_env: bool,
                     stale_before: int | None) -> list[Run]:
-        exp_names = self._experiment_names(conn, {row[2] for row in rows})
+        """Runs from rows of _RUN_COLUMNS, the experiment's name, and (``with_env``) env."""
         out = []
         for row in rows:
             (rid, name, exp_id, status_text, start, end_time, user, parent, lifecycle,
-             heartbeat, doc_text, summaries_text) = row[:12]
+             heartbeat, doc_text, summaries_text, exp_name) = row[:13]
             if doc_text:
                 doc = orjson.loads(doc_text)
             else:
@@ -695,19 +698,12 @@ class SqlIndex:
             if status is RunStatus.KILLED and end_time is None:
                 end_time = heartbeat  # presumed dead: its last sign of life
             out.append(Run(
-                id=rid, name=name, experiment_id=exp_id, experiment=exp_names.get(exp_id, ""),
+                id=rid, name=name, experiment_id=exp_id, experiment=exp_name or "",
                 status=status, start_time=start, end_time=end_time, user=user, parent_id=parent,
                 params=doc["p"], tags=doc["t"], metrics=metrics,
-                env=json.loads(row[12]) if with_env else {}, lifecycle=lifecycle,
+                env=json.loads(row[13]) if with_env else {}, lifecycle=lifecycle,
                 heartbeat=heartbeat, metric_summaries=summaries))
         return out
-
-    @staticmethod
-    def _experiment_names(conn: Connection, ids: set[str]) -> dict[str, str]:
-        """id -> name of the given experiments (a page of runs names one or a few)."""
-        if not ids:
-            return {}
-        return dict(_fetch_in(conn, "SELECT id, name FROM experiments WHERE id IN", sorted(ids)))
 
     def search(self, experiment_ids: Sequence[str] | None, flt: Any, order: Any, offset: int,
                limit: int, stale_before: int | None = None) -> tuple[list[Run], bool]:
