@@ -24,7 +24,7 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 # The web UI: npm ci when the lock file changes, a build when the sources change; the
 # build lands in the Python package, which serves it (`cairn ui`, `cairn server`).
 UI_BUILT := src/cairn/server/ui/static/.built
-UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.js ui/package.json
+UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.js ui/vite.export.config.js ui/package.json
 
 ui/node_modules/.installed: ui/package-lock.json
 	cd ui && npm ci --no-audit --no-fund --loglevel=error

@@ -1,5 +1,6 @@
-"""Revision 0007_collab: a store at 0006 upgrades in place, and the tables it makes are
-the ones a fresh store gets (columns, keys and indexes alike), on SQLite and PostgreSQL."""
+"""Revisions 0007_collab and 0008_reports: a store at 0006 (or 0007) upgrades in place, and
+the tables they make are the ones a fresh store gets (columns, keys and indexes alike), on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_upgrade_from_0006_on_sqlite_matches_a_fresh_store(tmp_path):
     store.mkdir()
     url = f"sqlite:///{store / 'index.db'}"
     assert upgrade(url, "0006_run_values") == "0006_run_values"
-    assert upgrade(url) == HEAD_REVISION == "0007_collab"
+    assert upgrade(url) == HEAD_REVISION == "0008_reports"
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     _fresh(fresh)
     assert _shape(url) == _shape(fresh)
@@ -69,3 +70,28 @@ def test_upgrade_from_0006_on_postgres_matches_a_fresh_database():
     finally:
         drop_database(old)
         drop_database(fresh)
+
+
+def test_upgrade_from_0007_keeps_comments_and_adds_reports(tmp_path):
+    store = tmp_path / "old"
+    store.mkdir()
+    url = f"sqlite:///{store / 'index.db'}"
+    assert upgrade(url, "0007_collab") == "0007_collab"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO comments (id, target_type, target_id, author, body, "
+                             "created_at, edits) VALUES ('c1', 'experiment', 'e', 'ann', "
+                             "'kept', 1, 0)")
+    engine.dispose()
+    assert upgrade(url) == "0008_reports"
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    _fresh(fresh)
+    assert _shape(url) == _shape(fresh)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT body FROM comments").scalar_one() == "kept"
+        assert conn.exec_driver_sql("SELECT count(*) FROM reports").scalar_one() == 0
+    engine.dispose()
+    client = cairn.Client(str(store), user="alice")
+    assert collab_for(client).save_report("r", "# after the upgrade").author == "alice"
+    cairn.store.close_store(str(store))

@@ -2,7 +2,8 @@
 // text becomes a text node, so `<img onerror=...>` or `<script>` in a comment shows as the
 // characters typed.  Links keep only http(s), mailto and same-site addresses; anything else
 // (`javascript:`, `data:`, `vbscript:`...) is shown as plain text.
-// Blocks: paragraphs, # headings, > quotes, - and 1. lists, ``` code blocks.
+// Blocks: paragraphs, # headings, > quotes, - and 1. lists, ``` code blocks (a report's
+// ```cairn-panel blocks: see `panel` below and cairn/collab/reports.py, which finds them alike).
 // Inline: `code`, **bold**, *italic* / _italic_, [text](url), @mentions.
 import { h } from "./util.js";
 
@@ -50,8 +51,12 @@ function paragraph(lines) {
   return h("p", {}, nodes);
 }
 
-/** Markdown `text` as a <div class="markdown">. */
-export function markdown(text) {
+/**
+ * Markdown `text` as a <div class="markdown">.  `panel(source)`, if given, may turn a
+ * top-level ```cairn-panel fenced block into a node (a report's live panel); it returns
+ * null for a block it does not know, which then shows as code.
+ */
+export function markdown(text, { panel = null } = {}) {
   const lines = String(text).replace(/\r\n?/g, "\n").split("\n");
   const blocks = [];
   let i = 0;
@@ -64,7 +69,8 @@ export function markdown(text) {
       i++;
       while (i < lines.length && !lines[i].trim().startsWith(fence[1])) body.push(lines[i++]);
       i++;
-      blocks.push(h("pre", {}, h("code", {}, body.join("\n"))));
+      const node = panel && line.slice(fence[0].length).trim() === "cairn-panel" ? panel(body.join("\n")) : null;
+      blocks.push(node || h("pre", {}, h("code", {}, body.join("\n"))));
       continue;
     }
     const head = line.match(/^(#{1,6})\s+(.*)$/);

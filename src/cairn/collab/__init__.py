@@ -1,6 +1,7 @@
 """Collaboration: comments (threads, Markdown, @mentions, edit history) on runs,
 experiments, model versions and data set versions, saved views of the runs table, and
-dashboards (named panels over saved queries).
+dashboards (named panels over saved queries), and reports (Markdown with live panels,
+exported as one HTML file).
 
 Nothing here is imported by ``import cairn``::
 
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .entities import TARGET_TYPES, Comment, CommentEdit, Dashboard, SavedView
+from .entities import TARGET_TYPES, Comment, CommentEdit, Dashboard, Report, SavedView
 
 if TYPE_CHECKING:  # pragma: no cover
     from .remote import RemoteCollab
     from .service import Collab
 
-__all__ = ["TARGET_TYPES", "Comment", "CommentEdit", "Dashboard", "SavedView", "collab_for"]
+__all__ = ["TARGET_TYPES", "Comment", "CommentEdit", "Dashboard", "Report", "SavedView",
+           "collab_for"]
 
 
 def collab_for(target: Any = None, user: str | None = None, *,

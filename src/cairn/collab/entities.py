@@ -102,3 +102,36 @@ class Dashboard:
         from urllib.parse import quote
 
         return "/dashboards/" + quote(self.name, safe="")
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A Markdown document with live panels, stored on the server (or in the local store).
+
+    ``body`` is the Markdown as written; each fenced block whose info string is
+    ``cairn-panel`` holds one panel as JSON (``{"type": "metric", "run": ID, "key":
+    "loss"}``, see :mod:`cairn.collab.reports`).  ``panels`` are those blocks, checked and
+    resolved when the report was saved (each keeps its block's text as ``source``);
+    ``experiment_ids`` and ``models`` are what the panels draw from, which decide who may
+    read the report on a server.
+    """
+
+    name: str
+    body: str
+    panels: tuple[dict[str, Any], ...] = ()
+    experiment_ids: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    created_by: str = ""
+    created_at: int = 0
+    updated_by: str = ""
+    updated_at: int = 0
+
+    @property
+    def author(self) -> str:
+        return self.created_by
+
+    @property
+    def url(self) -> str:
+        from urllib.parse import quote
+
+        return "/reports/" + quote(self.name, safe="")

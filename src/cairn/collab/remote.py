@@ -16,7 +16,7 @@ from ..errors import InvalidArgument
 from ..services import StoreService
 from ..store.validation import text_checked
 from . import rules
-from .entities import Comment, CommentEdit, Dashboard, SavedView
+from .entities import Comment, CommentEdit, Dashboard, Report, SavedView
 
 
 def _q(segment: str) -> str:
@@ -40,6 +40,12 @@ def view_from_json(d: Mapping[str, Any]) -> SavedView:
 def dashboard_from_json(d: Mapping[str, Any]) -> Dashboard:
     return Dashboard(d["name"], d["description"], tuple(d["panels"]), d["created_by"],
                      d["created_at"], d["updated_by"], d["updated_at"])
+
+
+def report_from_json(d: Mapping[str, Any]) -> Report:
+    return Report(d["name"], d["body"], tuple(d["panels"]), tuple(d["experiment_ids"]),
+                  tuple(d["models"]), d["created_by"], d["created_at"], d["updated_by"],
+                  d["updated_at"])
 
 
 @text_checked()
@@ -155,3 +161,39 @@ class RemoteCollab(StoreService):
     def delete_dashboard(self, name: str) -> None:
         rules.check_dashboard_name(name)
         self._call("DELETE", f"/dashboards/{_q(name)}")
+
+    # -- reports ---------------------------------------------------------------------
+    def save_report(self, name: str, body: str) -> Report:
+        from . import reports
+
+        reports.check_report_name(name)
+        reports.parse_panels(body)
+        return report_from_json(self._call("PUT", f"/reports/{_q(name)}", json={"body": body}))
+
+    def reports(self) -> list[Report]:
+        return [report_from_json(d) for d in self._call("GET", "/reports")["reports"]]
+
+    def get_report(self, name: str) -> Report:
+        from . import reports
+
+        reports.check_report_name(name)
+        return report_from_json(self._call("GET", f"/reports/{_q(name)}"))
+
+    def delete_report(self, name: str) -> None:
+        from . import reports
+
+        reports.check_report_name(name)
+        self._call("DELETE", f"/reports/{_q(name)}")
+
+    def report_data(self, name: str) -> dict[str, Any]:
+        from . import reports
+
+        reports.check_report_name(name)
+        return dict(self._call("GET", f"/reports/{_q(name)}/data"))
+
+    def export_report(self, name: str) -> str:
+        """The server draws the data (what the caller may view) and this side inlines it
+        with the renderer, as a local export does."""
+        from .export import export_html
+
+        return export_html(self.report_data(name))

@@ -14,9 +14,10 @@ from sqlalchemy.engine import Connection
 
 from ..errors import NotFound
 from ..store.sql import tables_collab as T
-from .entities import Comment, CommentEdit, Dashboard, SavedView
+from .entities import Comment, CommentEdit, Dashboard, Report, SavedView
 
 C, E, M, V, D = T.comments, T.comment_edits, T.comment_mentions, T.saved_views, T.dashboards
+R = T.reports
 
 
 def _mentions(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
@@ -176,3 +177,36 @@ def put_dashboard(conn: Connection, d: Dashboard, exists: bool) -> None:
 
 def delete_dashboard(conn: Connection, name: str) -> None:
     conn.execute(sa.delete(D).where(D.c.name == name))
+
+
+# -- reports -------------------------------------------------------------------------
+def _to_report(r: sa.Row[Any]) -> Report:
+    return Report(r.name, r.body, tuple(json.loads(r.panels)), tuple(json.loads(r.experiments)),
+                  tuple(json.loads(r.models)), r.created_by, r.created_at, r.updated_by,
+                  r.updated_at)
+
+
+def report(conn: Connection, name: str) -> Report | None:
+    r = conn.execute(sa.select(R).where(R.c.name == name)).first()
+    return None if r is None else _to_report(r)
+
+
+def reports(conn: Connection) -> list[Report]:
+    return [_to_report(r) for r in conn.execute(sa.select(R).order_by(R.c.name)).all()]
+
+
+def put_report(conn: Connection, rep: Report, exists: bool) -> None:
+    values = {"body": rep.body,
+              "panels": json.dumps(list(rep.panels), sort_keys=True, ensure_ascii=False),
+              "experiments": json.dumps(list(rep.experiment_ids)),
+              "models": json.dumps(list(rep.models), ensure_ascii=False),
+              "updated_by": rep.updated_by, "updated_at": rep.updated_at}
+    if exists:
+        conn.execute(sa.update(R).where(R.c.name == rep.name).values(**values))
+    else:
+        conn.execute(sa.insert(R).values(name=rep.name, created_by=rep.created_by,
+                                         created_at=rep.created_at, **values))
+
+
+def delete_report(conn: Connection, name: str) -> None:
+    conn.execute(sa.delete(R).where(R.c.name == name))

@@ -22,7 +22,7 @@ from ..services import StoreService
 from ..store.base import Indexed
 from ..store.validation import text_checked
 from . import repo, rules
-from .entities import Comment, CommentEdit, Dashboard, SavedView
+from .entities import Comment, CommentEdit, Dashboard, Report, SavedView
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -266,3 +266,95 @@ class Collab(StoreService):
                 raise PermissionDenied(f"dashboard {name!r} was saved by {d.created_by!r}; only "
                                        "they or an admin may delete it")
             repo.delete_dashboard(conn, name)
+
+    # -- reports ---------------------------------------------------------------------
+    def resolve_panels(self, body: str) -> list[dict[str, Any]]:
+        """The body's panels, checked, each run and model looked up (NotFound names the
+        panel); a run's panel records the experiments it draws from."""
+        from ..errors import CairnError
+        from . import reports
+
+        panels = reports.parse_panels(body)
+        for i, p in enumerate(panels):
+            where = reports.panel_where(i, p)
+            if p["type"] == "stages":
+                from ..services import registry_for
+
+                try:
+                    p["model"] = registry_for(self.client).get_registered_model(p["model"]).name
+                except NotFound:
+                    raise NotFound(f"{where}: no model {p['model']!r}", panel=i + 1) from None
+                continue
+            runs = []
+            for run_id in reports.panel_runs(p):
+                try:
+                    runs.append(self.client.get_run(run_id))
+                except NotFound:
+                    raise NotFound(f"{where}: no run {run_id!r}", panel=i + 1) from None
+                except CairnError as exc:
+                    raise type(exc)(f"{where}: {exc.message}", panel=i + 1) from None
+            if p["type"] == "metric":
+                p["run"] = runs[0].id
+            else:
+                p["runs"] = [r.id for r in runs]
+            p["experiments"] = list(dict.fromkeys(r.experiment_id for r in runs))
+        return panels
+
+    def save_report(self, name: str, body: str) -> Report:
+        """Save (or replace) a report: Markdown with ``cairn-panel`` blocks (see
+        :mod:`cairn.collab.reports`).  Every run and model a panel names must exist."""
+        from . import reports
+
+        reports.check_report_name(name)
+        panels = self.resolve_panels(body)
+        exps, models = reports.sources(panels)
+        now = clock.now_ms()
+        with self.session(write=True) as conn:
+            old = repo.report(conn, name)
+            if old is not None and old.created_by != self.user and not self.admin:
+                raise PermissionDenied(f"report {name!r} was written by {old.created_by!r}; "
+                                       "only they or an admin may replace it")
+            r = Report(name, body, tuple(panels), exps, models,
+                       old.created_by if old else self.user, old.created_at if old else now,
+                       self.user, now)
+            repo.put_report(conn, r, exists=old is not None)
+            return r
+
+    def reports(self) -> list[Report]:
+        with self.session() as conn:
+            return repo.reports(conn)
+
+    def get_report(self, name: str) -> Report:
+        from . import reports
+
+        reports.check_report_name(name)
+        with self.session() as conn:
+            r = repo.report(conn, name)
+        if r is None:
+            raise NotFound(f"no report named {name!r}", name=name)
+        return r
+
+    def delete_report(self, name: str) -> None:
+        from . import reports
+
+        reports.check_report_name(name)
+        with self.session(write=True) as conn:
+            r = repo.report(conn, name)
+            if r is None:
+                raise NotFound(f"no report named {name!r}", name=name)
+            if r.created_by != self.user and not self.admin:
+                raise PermissionDenied(f"report {name!r} was written by {r.created_by!r}; only "
+                                       "they or an admin may delete it")
+            repo.delete_report(conn, name)
+
+    def report_data(self, name: str) -> dict[str, Any]:
+        """The report with each panel's data drawn now, as JSON (what the UI renders)."""
+        from . import reports
+
+        return reports.snapshot(self.client, self.get_report(name))
+
+    def export_report(self, name: str) -> str:
+        """The report as one self-contained HTML file (see :mod:`cairn.collab.export`)."""
+        from .export import export_html
+
+        return export_html(self.report_data(name))

@@ -203,7 +203,7 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     from . import openapi
     from .routes import (
         admin, artifacts, audit, collab, datasets, experiments, health, lineage, metrics, models,
-        records, registry_admin, runs,
+        records, registry_admin, reports, runs,
     )
 
     settings = settings or ServerSettings()
@@ -273,6 +273,7 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     app.include_router(lineage.router, prefix=API)
     app.include_router(registry_admin.router, prefix=API)
     app.include_router(collab.router, prefix=API)
+    app.include_router(reports.router, prefix=API)
     from . import mlflow, ui
 
     mlflow.mount(app)

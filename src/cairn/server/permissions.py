@@ -92,6 +92,7 @@ def somewhere(role: str, on: str | None = None, also: str = "") -> Need:
 _ON_TARGET = "viewer on the target (none: 404)"
 _OWN = "; its author, or admin on the target"
 _DASHBOARD = "viewer on every experiment its panels show (none: 404)"
+_REPORT = "viewer on every experiment and model its panels draw from (none: 404)"
 
 NATIVE: dict[tuple[str, str], Need] = {
     # probes and the API description
@@ -216,6 +217,17 @@ NATIVE: dict[tuple[str, str], Need] = {
         "user", also="editor on every experiment its panels show; another user's: global admin"),
     ("DELETE", f"{API}/dashboards/{{name}}"): Need(
         "user", also=_DASHBOARD + "; its creator, or a global admin"),
+    # reports (cairn.server.routes.reports)
+    ("GET", f"{API}/reports"): Need(
+        "user", also="lists those whose every experiment and model the caller may view"),
+    ("GET", f"{API}/reports/{{name}}"): Need("user", also=_REPORT),
+    ("GET", f"{API}/reports/{{name}}/data"): Need("user", also=_REPORT),
+    ("GET", f"{API}/reports/{{name}}/export"): Need("user", also=_REPORT),
+    ("PUT", f"{API}/reports/{{name}}"): Need(
+        "user", also="editor on every experiment and model its panels draw from; another "
+                     "user's: global admin"),
+    ("DELETE", f"{API}/reports/{{name}}"): Need(
+        "user", also=_REPORT + "; its author, or a global admin"),
     # the web UI: its pages, and the JSON only it reads
     ("GET", "/{path:path}"): OPEN,
     ("GET", f"{UI}/session"): OPEN,

@@ -13,7 +13,7 @@ from sqlalchemy import (
 metadata: MetaData = MetaData()
 
 # Bump together with a new Alembic revision in migrations/versions/.
-HEAD_REVISION = "0007_collab"
+HEAD_REVISION = "0008_reports"
 
 experiments = Table(
     "experiments", metadata,
@@ -277,5 +277,5 @@ from . import tables_data  # noqa: E402,F401  (a module import: tables_data impo
 # -- Team-server auth (revision 0004_auth), declared in tables_auth.py --------------------
 from .tables_auth import AUTH_TABLES, api_tokens, role_bindings, users  # noqa: E402,F401
 
-# -- Collaboration (revision 0007_collab), declared in tables_collab.py -------------------
-from . import tables_collab  # noqa: E402,F401  (comments, saved views, dashboards)
+# -- Collaboration (revisions 0007_collab, 0008_reports), declared in tables_collab.py ----
+from . import tables_collab  # noqa: E402,F401  (comments, saved views, dashboards, reports)

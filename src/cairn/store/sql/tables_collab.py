@@ -1,5 +1,5 @@
 """Collaboration tables (revision 0007_collab): comments, their edits and mentions, saved
-views of the runs table, dashboards.
+views of the runs table, dashboards; reports (revision 0008_reports).
 
 Not derived from journals, so ``cairn reindex`` never touches them.  Owned by
 :mod:`cairn.collab`, which reads and writes them with SQLAlchemy Core only (SQLite and
@@ -74,4 +74,20 @@ dashboards = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
-COLLAB_TABLES = (comments, comment_edits, comment_mentions, saved_views, dashboards)
+# A Markdown document with live panels (revision 0008_reports).  ``panels`` are the body's
+# panels as checked and resolved when saved; ``experiments`` and ``models`` what they draw
+# from (JSON lists), which decide who may read the report on a server.
+reports = Table(
+    "reports", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("body", Text, nullable=False),  # Markdown, as written
+    Column("panels", Text, nullable=False, default="[]"),  # JSON list
+    Column("experiments", Text, nullable=False, default="[]"),  # JSON list of experiment ids
+    Column("models", Text, nullable=False, default="[]"),  # JSON list of model names
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+COLLAB_TABLES = (comments, comment_edits, comment_mentions, saved_views, dashboards, reports)
