@@ -36,7 +36,8 @@ def test_python_examples_run(tracking, tmp_path, monkeypatch):
                         f"{traceback.format_exc()}")
 
 
-def test_cli_lines_run(tracking):
+def test_cli_lines_run(tracking, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `cairn reports export` writes a file
     client = cairn.Client(str(tracking), user="alice")
     exp = client.create_experiment("fraud").id
     run = client.create_run(exp, name="r").id

@@ -57,6 +57,7 @@ READ_ONLY = {
     "audit verify", "keys ls", "data ls", "data show", "data get", "data diff", "data verify",
     "lineage", "remote ls",
     "comments ls", "comments show", "views ls", "views show", "dashboards ls", "dashboards show",
+    "reports ls", "reports show", "reports export",
 }
 
 
@@ -195,6 +196,10 @@ def _register() -> None:
     cli.add_command(collab.comments)
     cli.add_command(collab.views)
     cli.add_command(collab.dashboards)
+
+    from . import reports
+
+    cli.add_command(reports.reports)
 
 
 def _commands(group: click.Group, path: str = "") -> Any:
