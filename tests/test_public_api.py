@@ -62,7 +62,8 @@ LAYERS: dict[str, set[str]] = {
     "autolog": APPS,
     "importers": DOMAIN,
     "server": DOMAIN,  # a server has no fluent API, no autolog, no CLI
-    "cli": APPS | {"server"},
+    "serving": DOMAIN,  # model serving: only `cairn serve` imports it
+    "cli": APPS | {"server", "serving"},
     "testing": EVERYTHING,  # the pytest plugin: fixtures over every layer
     "cairn": EVERYTHING,
 }

@@ -183,9 +183,10 @@ def _register() -> None:
     cli.add_command(data.remote)
     cli.add_command(data.lineage)
 
-    from . import ui
+    from . import serve, ui
 
     cli.add_command(ui.ui)
+    cli.add_command(serve.serve)
 
     from . import importing
 

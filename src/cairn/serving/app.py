@@ -1,0 +1,182 @@
+"""The scoring server as a plain ASGI app: MLflow's protocol plus Cairn's ``/v1/predict``.
+
+Routes::
+
+    GET  /ping, /health   200 with "\\n" once a model is loaded (as ``mlflow models serve``)
+    GET  /ready           the same, for Cairn's test and deployment tooling
+    GET  /version         the Cairn version serving (MLflow answers with its own version)
+    POST /invocations     {"predictions": [...]}
+    POST /v1/predict      {"predictions": [...], "request_id": "...", "model_version": "..."}
+
+Every answer carries ``Cairn-Model-Version`` and ``Cairn-Request-Id`` headers (a request
+id sent by the caller in ``Cairn-Request-Id`` is kept).  A request reads
+``holder.current`` once, so a version switch never changes the model under it; parsing,
+validation and ``predict`` run in a worker thread, so a slow model does not stall the
+event loop.  Errors are ``{"error_code": ..., "message": ...}``: 400 for input that does
+not fit, 413 for a body over ``max_body`` bytes, 415 for a content type other than JSON or
+CSV, 500 when the model itself raises (for that request only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Awaitable, Callable
+
+from .errors import RequestError
+from .holder import ModelHolder, Served
+from .inputs import content_type, parse
+from .validate import conform
+
+log = logging.getLogger("cairn.serving")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+
+
+def _cairn_version() -> str:
+    try:
+        return version("cairn")
+    except PackageNotFoundError:  # pragma: no cover (a source checkout without metadata)
+        return "unknown"
+
+
+class ScoringApp:
+    """``ScoringApp(holder)``: an ASGI callable serving ``holder.current``."""
+
+    def __init__(self, holder: ModelHolder, *, max_body: int = DEFAULT_MAX_BODY,
+                 allow_nan: bool = False) -> None:
+        self.holder = holder
+        self.max_body = max_body
+        self.allow_nan = allow_nan
+        self.version = _cairn_version()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        served = self.holder.current  # this request's version, whatever happens next
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        request_id = headers.get("cairn-request-id") or uuid.uuid4().hex
+        extra = [(b"cairn-model-version", served.label.encode()),
+                 (b"cairn-request-id", request_id.encode("latin-1"))]
+        method, path = scope["method"], scope["path"]
+        if path in ("/ping", "/health", "/ready") and method in ("GET", "HEAD"):
+            await _send(send, 200, b"\n", "application/json", extra)
+        elif path == "/version" and method in ("GET", "HEAD"):
+            await _send(send, 200, self.version.encode(), "application/json", extra)
+        elif path in ("/invocations", "/v1/predict"):
+            if method != "POST":
+                await _error(send, RequestError(f"{path} takes POST", 405,
+                                                "METHOD_NOT_ALLOWED"), extra)
+                return
+            try:
+                body = await self._body(receive, headers)
+                predictions = await asyncio.to_thread(self._score, served, body,
+                                                      headers.get("content-type"), request_id)
+            except RequestError as exc:
+                await _error(send, exc, extra)
+                return
+            answer: dict[str, Any] = {"predictions": predictions}
+            if path == "/v1/predict":
+                answer.update(request_id=request_id, model_version=served.label)
+            await _send(send, 200, json.dumps(answer).encode(), "application/json", extra)
+        else:
+            await _error(send, RequestError(f"no route {method} {path}; POST /invocations or "
+                                            "/v1/predict", 404, "ENDPOINT_NOT_FOUND"), extra)
+
+    async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        limit = self.max_body
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _too_large(int(declared), limit)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestError("the client went away", 400)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(size, limit)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    def _score(self, served: Served, body: bytes, ctype: str | None, request_id: str) -> Any:
+        mime = content_type(ctype)
+        parsed = parse(body, mime)
+        inputs = conform(parsed, served.version.signature, allow_nan=self.allow_nan)
+        try:
+            raw = served.predict(inputs)
+        except Exception as exc:  # noqa: BLE001 (the model's fault: 500 for this request)
+            log.exception("request %s: the model %s raised inside predict", request_id,
+                          served.version.uri)
+            raise RequestError(f"the model {served.version.uri} raised "
+                               f"{type(exc).__name__} inside predict: {exc}", 500,
+                               "INTERNAL_ERROR") from None
+        return jsonable(raw)
+
+
+def jsonable(value: Any) -> Any:
+    """Predictions as JSON values: arrays as lists, data frames as records (as MLflow does)."""
+    import sys
+
+    import numpy as np
+
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(value, pd.DataFrame):
+        return [{str(k): _scalar(v) for k, v in row.items()} for row in value.to_dict("records")]
+    if pd is not None and isinstance(value, pd.Series):
+        value = value.to_numpy()
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) and not isinstance(value, (list, dict)) else value
+
+
+def _too_large(size: int, limit: int) -> RequestError:
+    return RequestError(f"the body is {size} bytes or more, over this server's limit of "
+                        f"{limit} (--max-body)", 413, "RESOURCE_LIMIT_EXCEEDED", limit=limit)
+
+
+async def _send(send: Send, status: int, body: bytes, media: str,
+                extra: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", media.encode()),
+                            (b"content-length", str(len(body)).encode()), *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Send, exc: RequestError, extra: list[tuple[bytes, bytes]]) -> None:
+    await _send(send, exc.status, json.dumps(exc.body(), default=str).encode(),
+                "application/json", extra)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,29 @@
+"""The one error a request can end in, with its HTTP status and MLflow-style error code.
+
+Parsing, validation and prediction raise :class:`RequestError`; the app turns it into
+``{"error_code": ..., "message": ...}`` with ``status``, the body ``mlflow models serve``
+answers with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RequestError(Exception):
+    """A request that gets no predictions: ``status`` (4xx or 500), ``code``, ``message``."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "BAD_REQUEST",
+                 **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.fields = fields
+
+    def body(self) -> dict[str, Any]:
+        return {"error_code": self.code, "message": self.message, **self.fields}
+
+
+def bad_request(message: str, **fields: Any) -> RequestError:
+    return RequestError(message, 400, "BAD_REQUEST", **fields)

@@ -1,0 +1,180 @@
+"""The model being served: loaded and verified by the registry, warmed, swapped atomically.
+
+:class:`Served` is one loaded version: its registry record, the model, and how to call it.
+:class:`ModelHolder` holds the current one; a request takes ``holder.current`` once and
+uses that snapshot to the end, so a switch never changes the version under a request.
+:class:`AliasFollower` is the background thread that polls the registry for where an
+alias points and, when it moves, loads and warms the new version, then switches.  A
+version that fails to load (a digest or signature check, a missing package, a broken
+file) is logged and skipped; the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import InvalidArgument
+from ..registry import loading
+from ..registry.entities import ModelVersion
+from ..registry.service import parse_ref
+from .inputs import pandas
+
+log = logging.getLogger("cairn.serving")
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One loaded model version and its ``predict(inputs)``."""
+
+    version: ModelVersion
+    model: Any
+    predict: Callable[[Any], Any]
+
+    @property
+    def label(self) -> str:
+        return self.version.version
+
+
+def predictor(model: Any, what: str) -> Callable[[Any], Any]:
+    """How to call ``model``: its ``predict``, or a PyTorch module's forward without grad."""
+    fn = getattr(model, "predict", None)
+    if callable(fn):
+        return fn
+    torch = _torch_of(model)
+    if torch is not None:
+        def forward(inputs: Any) -> Any:
+            with torch.no_grad():
+                if isinstance(inputs, dict):
+                    out = model(**{k: torch.as_tensor(v) for k, v in inputs.items()})
+                else:
+                    out = model(torch.as_tensor(inputs))
+            return out.detach().cpu().numpy() if hasattr(out, "detach") else out
+
+        return forward
+    raise InvalidArgument(f"{what} loads as a {type(model).__name__}, which has no predict() to "
+                          "serve (a directory-flavor model is a folder of files); register a "
+                          "model object with a predict method", model=what)
+
+
+def _torch_of(model: Any) -> Any:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        return torch
+    return None
+
+
+def load_version(reg: Any, mv: ModelVersion, *, warm: bool = True) -> Served:
+    """Load ``mv`` through the registry (record digest, signature, every file's digest), then
+    warm it with one row shaped like its signature (a warm-up that fails is only logged:
+    zeros are not valid for every model)."""
+    model = loading.load(reg, f"{mv.name}/{mv.version}")
+    served = Served(mv, model, predictor(model, mv.uri))
+    if warm:
+        example = _warm_input(mv.signature)
+        if example is not None:
+            try:
+                served.predict(example)
+            except Exception as exc:  # noqa: BLE001 (a warm-up is best effort)
+                log.info("warm-up of %s on a row of zeros failed (%s); serving it anyway",
+                         mv.uri, exc)
+    return served
+
+
+def _warm_input(signature: Any) -> Any:
+    schema = (signature or {}).get("inputs") or {}
+    try:
+        import numpy as np
+
+        if schema.get("type") == "tensor":
+            shape = [1 if d == -1 else d for d in schema["shape"]] or [1]
+            return np.zeros(shape, dtype=schema["dtype"])
+        if schema.get("type") == "dataframe":
+            pd = pandas()
+
+            return pd.DataFrame({c["name"]: np.zeros(1).astype(c["dtype"]) if
+                                 c["dtype"] not in ("object", "str", "string") else [""]
+                                 for c in schema["columns"]})
+    except Exception:  # noqa: BLE001 (an exotic dtype: no warm-up)
+        return None
+    return None
+
+
+class ModelHolder:
+    """The version being served; ``current`` is read once per request, ``switch`` is atomic."""
+
+    def __init__(self, served: Served) -> None:
+        self._current = served
+        self.switches = 0
+
+    @property
+    def current(self) -> Served:
+        return self._current
+
+    def switch(self, served: Served) -> None:
+        old, self._current = self._current, served  # one reference assignment
+        self.switches += 1
+        log.warning("now serving %s (was %s)", served.version.uri, old.version.version)
+
+
+class AliasFollower:
+    """Polls ``ref`` (``name@alias``) every ``interval`` seconds; loads and switches on a move."""
+
+    def __init__(self, reg: Any, ref: str, holder: ModelHolder, interval: float = 2.0,
+                 load: Callable[[Any, ModelVersion], Served] = load_version) -> None:
+        self.reg = reg
+        self.ref = ref
+        self.holder = holder
+        self.interval = interval
+        self._load = load
+        self._failed: tuple[str, str] | None = None  # (version, digest) that did not load
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cairn-serve-follow", daemon=True)
+
+    def start(self) -> "AliasFollower":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(max(5.0, self.interval * 2))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception as exc:  # noqa: BLE001 (the poller must outlive a bad poll)
+                log.warning("could not check %s: %s", self.ref, exc)
+
+    def check(self) -> bool:
+        """One poll: True when it switched to a new version."""
+        mv = self.reg.resolve(self.ref)
+        current = self.holder.current.version
+        if (mv.version, mv.digest) == (current.version, current.digest):
+            self._failed = None
+            return False
+        if self._failed == (mv.version, mv.digest):
+            return False  # already refused; wait until the alias moves again
+        started = time.monotonic()
+        try:
+            served = self._load(self.reg, mv)
+        except Exception as exc:  # noqa: BLE001 (any failure keeps the old version serving)
+            self._failed = (mv.version, mv.digest)
+            log.error("%s moved to %s, which failed to load; still serving %s: %s",
+                      self.ref, mv.version, current.version, getattr(exc, "message", exc))
+            return False
+        self.holder.switch(served)
+        log.info("loaded %s in %.2fs", mv.uri, time.monotonic() - started)
+        return True
+
+
+def is_alias_ref(ref: str) -> bool:
+    """Whether ``ref`` names an alias or stage (it can move) rather than a fixed version."""
+    _name, kind, _value = parse_ref(ref.removeprefix("models:/"))
+    return kind != "version"

@@ -1,0 +1,175 @@
+"""Fitting a parsed request to the model's signature: a 400 naming the field, or the model's input.
+
+The signature (see :mod:`cairn.registry.signature`) says what the model was registered
+with: a tensor (``float64[-1, 4]``), a data frame (named, typed columns), or a dict of
+tensors.  A request is turned into that shape (a data frame for a tensor model becomes
+its array; rows for a data frame model get the signature's column names), checked with
+the registry's own :func:`~cairn.registry.signature.problems`, and cast to the
+signature's dtypes when the cast is safe (an integer where a float is expected).
+
+Missing values: a null or NaN is refused in every integer, boolean and string field;
+in a float field it is refused unless the server allows NaN (``allow_nan``), because
+the signature records no missing values and most models fail on them.  A model with no
+signature gets what was parsed, unchecked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..registry import signature as sigmod
+from .errors import bad_request
+from .inputs import Parsed, pandas
+
+_TEXT = {"object", "str", "string"}
+
+
+def conform(parsed: Parsed, signature: Mapping[str, Any] | None, *,
+            allow_nan: bool = False) -> Any:
+    """The model's input for ``parsed``, or a 400 listing every field that does not fit."""
+    schema = (signature or {}).get("inputs")
+    value = parsed.value
+    if not schema:
+        return value
+    kind = schema.get("type")
+    if kind == "dataframe":
+        return _frame(_as_frame(value, schema), schema, allow_nan)
+    if kind == "tensor":
+        return _tensor(_as_array(value), schema, "input", allow_nan)
+    if kind == "dict":
+        if not isinstance(value, dict):
+            value = _columns_of(value)
+        found = sigmod.problems(schema, value)
+        if found:
+            raise _mismatch(schema, found)
+        return {k: _tensor(value[k], sub, f"input[{k!r}]", allow_nan) if sub.get("type") ==
+                "tensor" else value[k] for k, sub in schema["fields"].items()}
+    found = sigmod.problems(schema, value)
+    if found:
+        raise _mismatch(schema, found)
+    return value
+
+
+def _mismatch(schema: Mapping[str, Any], found: list[str]) -> Exception:
+    return bad_request(f"the input does not match the model's signature "
+                       f"({sigmod.describe(schema)}): " + "; ".join(found), problems=found)
+
+
+def _is_frame(value: Any) -> bool:
+    pd = pandas()
+
+    return isinstance(value, pd.DataFrame)
+
+
+def _columns_of(value: Any) -> Any:
+    """A data frame as ``{column: array}`` (for dict signatures); anything else as is."""
+    if _is_frame(value):
+        return {str(c): value[c].to_numpy() for c in value.columns}
+    return value
+
+
+def _as_array(value: Any) -> Any:
+    import numpy as np
+
+    if _is_frame(value):
+        text = [str(c) for c in value.columns if value[c].dtype == object or
+                str(value[c].dtype) in _TEXT]
+        if text:
+            raise bad_request(f"the model takes an array of numbers; column(s) "
+                              f"{', '.join(repr(c) for c in text)} hold text", fields=text)
+        return value.to_numpy()
+    if isinstance(value, dict):
+        raise bad_request("the model takes one array, not named inputs "
+                          f"({', '.join(map(repr, value))}): send dataframe_split, instances "
+                          "or inputs as a list of rows")
+    return np.asarray(value)
+
+
+def _tensor(arr: Any, schema: Mapping[str, Any], where: str, allow_nan: bool) -> Any:
+    import numpy as np
+
+    arr = np.asarray(arr)
+    if arr.dtype == object:  # nulls among numbers: numbers with NaN, if that is all they are
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    found = sigmod.problems(schema, arr, where)
+    if found:
+        raise _mismatch(schema, found)
+    want = np.dtype(schema["dtype"])
+    if arr.dtype.kind == "f" and arr.size and bool(np.isnan(arr).any()):
+        if want.kind != "f" or not allow_nan:
+            bad = np.argwhere(np.isnan(arr))[0].tolist()
+            raise bad_request(f"{where} holds NaN or null at {bad}; the model's signature "
+                              f"({sigmod.describe(schema)}) allows no missing values"
+                              + ("" if want.kind != "f" else
+                                 " (start the server with --allow-nan to pass them)"),
+                              field=where, position=bad)
+    return arr.astype(want, copy=False) if arr.dtype != want else arr
+
+
+def _as_frame(value: Any, schema: Mapping[str, Any]) -> Any:
+    import numpy as np
+    pd = pandas()
+
+    if _is_frame(value):
+        return value
+    names = [c["name"] for c in schema["columns"]]
+    if isinstance(value, dict):
+        try:
+            return pd.DataFrame({k: np.asarray(v).reshape(-1) if np.ndim(v) else [v]
+                                 for k, v in value.items()})
+        except ValueError as exc:
+            raise bad_request(f"the named inputs do not make a table: {exc}") from None
+    arr = np.asarray(value)
+    if arr.ndim == 1 and len(names) == arr.shape[0]:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[1] != len(names):
+        raise bad_request(f"the model takes a table of columns {names}; got an array of shape "
+                          f"{list(arr.shape)}: send rows of {len(names)} values, or name the "
+                          "columns (dataframe_split, dataframe_records)",
+                          shape=list(arr.shape))
+    return pd.DataFrame(arr, columns=names).infer_objects()
+
+
+def _frame(df: Any, schema: Mapping[str, Any], allow_nan: bool) -> Any:
+    import numpy as np
+
+    want = {c["name"]: c["dtype"] for c in schema["columns"]}
+    df = df.rename(columns=str)
+    out = df.copy()
+    found: list[str] = []
+    for name, dtype in want.items():
+        if name not in df.columns:
+            continue
+        col = df[name]
+        missing = col.isna().to_numpy()
+        if missing.any():
+            text = dtype in _TEXT
+            is_float = not text and np.dtype(dtype).kind == "f"
+            if not (is_float and allow_nan):
+                row = int(np.argmax(missing))
+                found.append(f"input: column {name!r} holds a missing value (null or NaN) in "
+                             f"row {row}; the signature's {dtype} allows none")
+                continue
+        if dtype in _TEXT:
+            if not all(isinstance(v, str) for v in col.tolist()):
+                found.append(f"input: column {name!r} is {col.dtype}, expected text ({dtype})")
+            continue
+        if col.dtype == object or str(col.dtype) in _TEXT:
+            found.append(f"input: column {name!r} holds text, expected {dtype}")
+            continue
+        try:
+            target = np.dtype(dtype)
+        except TypeError:
+            continue  # a pandas-only dtype (category, datetime with zone): left to the check
+        if np.can_cast(col.dtype, target, casting="same_kind") or \
+                (target.kind == "f" and col.dtype.kind in "iu"):
+            out[name] = col.astype(target)
+    if found:
+        raise _mismatch(schema, found)
+    found = sigmod.problems(schema, out)
+    if found:
+        raise _mismatch(schema, found)
+    return out[list(want)]
