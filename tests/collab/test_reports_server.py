@@ -132,3 +132,20 @@ def test_writes_are_audited_without_the_text(rw):
     assert sorted(e["action"] for e in events) == ["report.delete", "report.put", "report.put"]
     assert all(e["actor"] == "alice" for e in events)
     assert "SECRET" not in json.dumps(events)
+
+
+def test_check_answers_what_a_save_would_refuse_and_stores_nothing(rw):
+    api, h = rw["api"], rw["h"]
+
+    def check(user, body):
+        r = api.post(f"{API}/reports/check", json={"body": body}, headers=h[user])
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    assert check("alice", rw["body"]) == {"ok": True, "status": 200, "message": "", "panels": 2}
+    bad = check("alice", _panel(type="pie"))
+    assert (bad["ok"], bad["status"]) == (False, 400) and "unknown type 'pie'" in bad["message"]
+    probe = check("eve", rw["body"])
+    assert (probe["ok"], probe["status"]) == (False, 404) and "SECRET" not in json.dumps(probe)
+    assert check("vera", rw["body"])["status"] == 403
+    assert api.get(f"{API}/reports", headers=h["root"]).json() == {"reports": []}

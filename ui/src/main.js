@@ -10,6 +10,7 @@ import { modelsPage, modelPage } from "./pages/models.js";
 import { datasetsPage, datasetPage } from "./pages/datasets.js";
 import { lineagePage } from "./pages/lineage.js";
 import { dashboardsPage, dashboardPage } from "./pages/dashboards.js";
+import { reportsPage, reportPage } from "./pages/reports.js";
 import { mentionsPage } from "./comments.js";
 
 const ROUTES = [
@@ -23,6 +24,8 @@ const ROUTES = [
   [/^\/lineage$/, lineagePage, ""],
   [/^\/dashboards$/, dashboardsPage, "dashboards"],
   [/^\/dashboards\/([^/]+)$/, dashboardPage, "dashboards"],
+  [/^\/reports$/, reportsPage, "reports"],
+  [/^\/reports\/([^/]+)$/, reportPage, "reports"],
   [/^\/mentions$/, mentionsPage, "mentions"],
 ];
 

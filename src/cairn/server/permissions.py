@@ -223,6 +223,8 @@ NATIVE: dict[tuple[str, str], Need] = {
     ("GET", f"{API}/reports/{{name}}"): Need("user", also=_REPORT),
     ("GET", f"{API}/reports/{{name}}/data"): Need("user", also=_REPORT),
     ("GET", f"{API}/reports/{{name}}/export"): Need("user", also=_REPORT),
+    ("POST", f"{API}/reports/check"): Need(
+        "user", also="answers what saving would refuse (as PUT would decide); stores nothing"),
     ("PUT", f"{API}/reports/{{name}}"): Need(
         "user", also="editor on every experiment and model its panels draw from; another "
                      "user's: global admin"),

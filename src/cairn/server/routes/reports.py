@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, StrictStr
 
-from ...errors import NotFound, PermissionDenied
+from ...errors import CairnError, NotFound, PermissionDenied
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
 from ._common import run_experiments
@@ -135,6 +135,20 @@ def export_report(name: ReportName, request: Request, p: User):
 
 class ReportBody(BaseModel):
     body: StrictStr
+
+
+@router.post("/reports/check",
+             summary="What saving this Markdown would refuse, as an answer (nothing is stored)")
+def check_report(body: ReportBody, request: Request, p: User):
+    """For an editor that checks before it saves: a refusal here is a 200 that says what
+    PUT would answer (its status and message), not a failed request."""
+    c = ctx(request)
+    try:
+        _require_sources(c, p, body.body)
+        panels = _collab(c, p).resolve_panels(body.body)
+    except CairnError as exc:
+        return _out({"ok": False, "status": exc.http_status, "message": exc.message})
+    return _out({"ok": True, "status": 200, "message": "", "panels": len(panels)})
 
 
 @router.put("/reports/{name}", summary="Save a report (replaces one of the same name)")
