@@ -21,3 +21,17 @@ class Raises:
         if (x["amount"] > 100).any():
             raise ValueError("amount out of range")
         return self.model.predict(x)
+
+
+class Tagged:
+    """Answers its ``tag`` for every row, after ``delay`` seconds (a slow model in flight)."""
+
+    def __init__(self, tag, delay=0.0):
+        self.tag = tag
+        self.delay = delay
+
+    def predict(self, x):
+        import time
+
+        time.sleep(self.delay)
+        return [self.tag] * len(x)
