@@ -74,7 +74,7 @@ def test_an_alias_switch_under_concurrent_requests_fails_none(registry, tracking
     assert answers and all(a[0] == 200 for a in answers), [a for a in answers if a[0] != 200]
     # Every answer came whole from one version: its header, body and predictions agree.
     tags = {v1.version: "a", v2.version: "b"}
-    for status, header, predictions, body_version in answers:
+    for _status, header, predictions, body_version in answers:
         assert header == body_version and predictions == [tags[header]]
     seen = [a[1] for a in answers]
     assert seen[0] == v1.version and seen[-1] == v2.version
