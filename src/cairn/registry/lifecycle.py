@@ -173,6 +173,7 @@ class Lifecycle:
             repo.record(conn, self.user, "model.delete", _t(name), before,
                         {"forced": blocked} if blocked else None, now)
             self._roles_follow(conn, name, None, now)
+            _comments_follow(conn, name, None)
             return model
 
     def _roles_follow(self, conn: Connection, name: str, new_name: str | None, now: int) -> None:
@@ -272,4 +273,26 @@ class Lifecycle:
             repo.record(conn, self.user, "model.rename", _t(name), {"name": name},
                         {"name": new_name, "digests": digests}, now)
             self._roles_follow(conn, name, new_name, now)
+            _comments_follow(conn, name, new_name)
             return repo.to_model(conn, repo.require_model(conn, new_name))
+
+
+def _comments_follow(conn: Connection, name: str, new_name: str | None) -> None:
+    """The comments on model ``name``'s versions move to ``new_name`` (a rename) or go with
+    their edits and mentions (None: a delete), in the model's own transaction: a thread
+    keyed ``NAME@VERSION`` must never pass to a later model that takes the name, whose
+    role holders would then read it."""
+    from ..store.sql import tables_collab as TC
+
+    C = TC.comments
+    prefix = name + "@"
+    mine = sa.and_(C.c.target_type == "model_version",
+                   sa.func.substr(C.c.target_id, 1, len(prefix)) == prefix)
+    if new_name is not None:
+        conn.execute(sa.update(C).where(mine).values(
+            target_id=sa.literal(new_name + "@") + sa.func.substr(C.c.target_id, len(prefix) + 1)))
+        return
+    ids = sa.select(C.c.id).where(mine).scalar_subquery()
+    conn.execute(sa.delete(TC.comment_edits).where(TC.comment_edits.c.comment_id.in_(ids)))
+    conn.execute(sa.delete(TC.comment_mentions).where(TC.comment_mentions.c.comment_id.in_(ids)))
+    conn.execute(sa.delete(C).where(mine))
