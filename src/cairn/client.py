@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from . import clock, settings
 from . import writer as _writer
-from .entities import Experiment, FileEntry, MetricHistory, RecordBatch, Run, RunStatus
+from .entities import (
+    LIFECYCLES, RUN_LIFECYCLE_TAG, RUN_NAME_TAG, Experiment, FileEntry, MetricHistory,
+    RecordBatch, Run, RunStatus,
+)
 from .errors import AlreadyExists, InvalidArgument, NotFound, StoreUnavailable
 from .store.validation import (
-    check_key, check_metric_value, check_step, check_text, own_checks, param_value, scrub,
-    tag_value, text_checked,
+    check_experiment_name, check_key, check_metric_value, check_step, check_run_name, check_text,
+    own_checks, param_value, scrub, tag_value, text_checked,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,6 +126,29 @@ class Client:
     def list_experiments(self) -> list[Experiment]:
         return self.store.list_experiments()
 
+    def rename_experiment(self, experiment_id: str, name: str) -> Experiment:
+        """Give an experiment a new (unused) name; its runs stay where they are."""
+        check_experiment_name(name)
+        return self._experiment_changes().rename_experiment(str(experiment_id), name)
+
+    def delete_experiment(self, experiment_id: str) -> Experiment:
+        """Soft-delete an experiment and its runs: hidden from lists and searches,
+        kept on disk, undone by :meth:`restore_experiment` (permanent deletion is not
+        here)."""
+        return self._experiment_changes().set_experiment_lifecycle(str(experiment_id), "deleted")
+
+    def restore_experiment(self, experiment_id: str) -> Experiment:
+        """Undo :meth:`delete_experiment`: the experiment and its runs are active again."""
+        return self._experiment_changes().set_experiment_lifecycle(str(experiment_id), "active")
+
+    def _experiment_changes(self) -> Any:
+        from .store.base import ExperimentChanges
+
+        store = self.store
+        if not isinstance(store, ExperimentChanges):
+            raise InvalidArgument(f"the store {store.uri} cannot rename or delete experiments")
+        return store
+
     def get_or_create_experiment(self, name: str) -> Experiment:
         try:
             exp = self.store.get_experiment_by_name(name)
@@ -198,12 +224,16 @@ class Client:
         return self.store.get_run(run_id)
 
     def search_runs(self, experiments: Any = None, filter: str = "", order_by: Sequence[str] = (),
-                    max_results: int = 1000, page_token: str | None = None) -> RunPage:
+                    max_results: int = 1000, page_token: str | None = None,
+                    lifecycle: str | None = "active") -> RunPage:
+        """A page of runs; ``lifecycle``: "active" (the default), "deleted" (runs deleted
+        with :meth:`delete_run`, or with their experiment) or None (both)."""
         if isinstance(order_by, str):
             order_by = [order_by]
         self._sync()
+        more: dict[str, Any] = {} if lifecycle == "active" else {"lifecycle": lifecycle}
         runs, token = self.store.search_runs(self._experiment_ids(experiments), filter, order_by,
-                                             max_results, page_token)
+                                             max_results, page_token, **more)
         return RunPage(runs, token)
 
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
@@ -242,6 +272,33 @@ class Client:
     @own_checks
     def set_note(self, run_id: str, text: str) -> None:
         self.set_tag(run_id, NOTE_TAG, text)
+
+    def rename_run(self, run_id: str, name: str) -> Run:
+        """Give a run a new name (also a finished run).  Journalled as the reserved tag
+        ``cairn.run.name``, so the name survives ``cairn reindex`` and ``cairn sync``."""
+        self._check_run_id(run_id)
+        check_run_name(name)
+        run = self.get_run(run_id)  # NotFound for an unknown id, before anything is written
+        # MLflow's tag of an older rename would otherwise still name the run there.
+        old = ("mlflow.runName",) if "mlflow.runName" in run.tags else ()
+        self._write(run_id, tags={RUN_NAME_TAG: name}, deleted_tags=old)
+        return self.get_run(run_id)
+
+    def delete_run(self, run_id: str) -> Run:
+        """Soft-delete a run: hidden from searches and lists (``lifecycle`` "deleted"),
+        kept on disk, undone by :meth:`restore_run`.  Permanent deletion is not here."""
+        return self._set_lifecycle(run_id, "deleted")
+
+    def restore_run(self, run_id: str) -> Run:
+        """Undo :meth:`delete_run`."""
+        return self._set_lifecycle(run_id, "active")
+
+    def _set_lifecycle(self, run_id: str, lifecycle: str) -> Run:
+        assert lifecycle in LIFECYCLES
+        self._check_run_id(run_id)
+        self.get_run(run_id)  # NotFound for an unknown id
+        self._write(run_id, tags={RUN_LIFECYCLE_TAG: lifecycle})
+        return self.get_run(run_id)
 
     def set_terminated(self, run_id: str, status: str | RunStatus = RunStatus.FINISHED,
                        end_time: int | None = None) -> None:

@@ -113,6 +113,16 @@ class FileEntry:
     chunks: tuple[tuple[str, int], ...] = ()
 
 
+# Reserved run tags that carry what a run's index row holds beside its records: its name
+# after a rename, and its lifecycle after a (soft) delete or restore.  They go into the
+# journal like any tag, so `cairn reindex`, replay on open and `cairn sync` keep them;
+# every store applies them to the run's name and lifecycle, and keeps them out of
+# ``Run.tags`` (they are attributes, not tags).
+RUN_NAME_TAG = "cairn.run.name"
+RUN_LIFECYCLE_TAG = "cairn.run.lifecycle"
+LIFECYCLES = ("active", "deleted")
+
+
 @dataclass(frozen=True, slots=True)
 class RecordBatch:
     """The one write primitive: everything one writer has for one run since its last flush.
@@ -139,3 +149,15 @@ class RecordBatch:
     def is_empty(self) -> bool:
         return not (self.params or self.tags or self.deleted_tags or self.metrics
                     or self.artifacts or self.status or self.create or self.env)
+
+
+def split_row_tags(batch: RecordBatch) -> tuple[RecordBatch, str | None, str | None]:
+    """``batch`` without the reserved tags, and the name and lifecycle they set (None:
+    unchanged).  Callers test ``RUN_NAME_TAG in tags or RUN_LIFECYCLE_TAG in tags`` first,
+    so a batch without them costs two dict lookups."""
+    from dataclasses import replace
+
+    tags = dict(batch.tags)
+    name = tags.pop(RUN_NAME_TAG, None)
+    lifecycle = tags.pop(RUN_LIFECYCLE_TAG, None)
+    return replace(batch, tags=tags), name, lifecycle

@@ -297,3 +297,38 @@ def test_a_creation_is_checked_and_applied_whole(store):
     again = store.get_run("r1")
     assert (again.name, again.user, again.start_time) == ("first", "u", 1000)
     assert again.tags == run.tags and again.params == run.params
+
+
+def test_a_rename_and_a_delete_are_the_run_s_attributes_and_the_latest_wins(store):
+    """The reserved tags cairn.run.name / cairn.run.lifecycle (#17) set the run's name and
+    lifecycle, never show among its tags, and the latest change wins whatever order
+    batches come in (a reindex replays writers by id; `cairn sync` sends one journal
+    after another)."""
+    w = make_run(store)
+    w(status=RunStatus.FINISHED, end_time=2000)  # finished runs too
+    w(tags={"cairn.run.name": "renamed", "cairn.run.lifecycle": "deleted", "k": "v"},
+      time=10_000)
+    run = store.get_run("r1")
+    assert (run.name, run.lifecycle, dict(run.tags)) == ("renamed", "deleted", {"k": "v"})
+    assert store.search_runs(None)[0] == []
+    assert [r.id for r in store.search_runs(None, lifecycle="deleted")[0]] == ["r1"]
+    assert [r.id for r in store.search_runs(None, lifecycle=None)[0]] == ["r1"]
+    # An older change from another writer, arriving later, changes nothing.
+    Writer(store, "r1", wid="w-older")(tags={"cairn.run.lifecycle": "active",
+                                              "cairn.run.name": "older"}, time=9_000)
+    run = store.get_run("r1")
+    assert (run.name, run.lifecycle) == ("renamed", "deleted")
+    Writer(store, "r1", wid="w-newer")(tags={"cairn.run.lifecycle": "active"}, time=11_000)
+    run = store.get_run("r1")
+    assert (run.name, run.lifecycle) == ("renamed", "active")
+    with pytest.raises(InvalidArgument):
+        w(tags={"cairn.run.lifecycle": "purged"})
+    with pytest.raises(InvalidArgument):
+        w(deleted_tags=("cairn.run.name",))
+    with pytest.raises(InvalidArgument):
+        w(tags={"cairn.run.name": ""})
+    assert store.get_run("r1").lifecycle == "active"
+    if isinstance(store, LocalStore):  # rebuilt from the journals: the same
+        store.reindex()
+        run = store.get_run("r1")
+        assert (run.name, run.lifecycle, dict(run.tags)) == ("renamed", "active", {"k": "v"})

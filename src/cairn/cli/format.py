@@ -39,7 +39,8 @@ def run_json(run: Run, env: bool = False) -> dict[str, Any]:
         "id": run.id, "name": run.name, "experiment_id": run.experiment_id,
         "experiment": run.experiment, "status": run.status.value, "start_time": run.start_time,
         "end_time": run.end_time, "user": run.user, "parent_id": run.parent_id,
-        "params": dict(run.params), "metrics": {k: _json_float(v) for k, v in run.metrics.items()},
+        "lifecycle": run.lifecycle, "params": dict(run.params),
+        "metrics": {k: _json_float(v) for k, v in run.metrics.items()},
         "tags": dict(run.tags),
     }
     if env:

@@ -104,12 +104,12 @@ def resolve_run(client: Any, ref: str) -> str:
     from ..errors import InvalidArgument, NotFound
 
     hits = [r.id for r in client.search_runs(None, f"attributes.run_id LIKE '{ref}%'",
-                                             max_results=2)]
+                                             max_results=2, lifecycle=None)]
     if len(hits) == 1:
         return hits[0]
     if not hits:
         raise NotFound(f"no run id starts with {ref!r}")
-    if client.search_runs(None, f"attributes.run_id = '{ref}'", max_results=1):
+    if client.search_runs(None, f"attributes.run_id = '{ref}'", max_results=1, lifecycle=None):
         return ref
     raise InvalidArgument(f"run id prefix {ref!r} is ambiguous; give more characters")
 

@@ -23,18 +23,22 @@ def runs() -> None:
 @click.option("--max-results", "-n", default=100, show_default=True, type=int)
 @click.option("--page-token", default=None, help="Token printed by a previous page.")
 @click.option("--columns", "-c", multiple=True, help="Extra columns: params.X, metrics.Y, tags.Z.")
+@click.option("--all", "-a", "all_", is_flag=True, help="Deleted runs too (see `runs delete`).")
+@click.option("--lifecycle", type=click.Choice(["active", "deleted"]), default=None,
+              help="Only active runs (the default) or only deleted ones.")
 @json_option
 @click.pass_obj
 @handle_errors
-def ls(obj, experiment, filter_, order_by, max_results, page_token, columns, as_json) -> None:
-    """List runs, newest first.
+def ls(obj, experiment, filter_, order_by, max_results, page_token, columns, all_, lifecycle,
+       as_json) -> None:
+    """List runs, newest first (deleted runs with --all or --lifecycle deleted).
 
     \b
     Example:
       cairn runs ls -e demo -f "metrics.accuracy > 0.8" -o "metrics.accuracy DESC"
     """
     page = obj.client.search_runs(list(experiment) or None, filter_, list(order_by), max_results,
-                                  page_token)
+                                  page_token, lifecycle=None if all_ else lifecycle or "active")
     if as_json:
         emit_json({"runs": [run_json(r) for r in page], "next_page_token": page.token})
         return
@@ -47,8 +51,9 @@ def ls(obj, experiment, filter_, order_by, max_results, page_token, columns, as_
                   *[c.split(".", 1)[1] for c in columns])
     for r in page:
         style = STATUS_STYLE.get(r.status.value, "")
+        deleted = " [red](deleted)[/]" if r.lifecycle != "active" else ""
         table.add_row(r.id[:8], r.name, *([r.experiment] if many else []),
-                      f"[{style}]{r.status.value}[/]", ts(r.start_time), duration(r.duration_ms),
+                      f"[{style}]{r.status.value}[/]{deleted}", ts(r.start_time), duration(r.duration_ms),
                       *[_cell(r, c) for c in columns])
     con = console()
     con.print(table)
@@ -232,6 +237,71 @@ def note(obj, run_id: str, text: str, as_json: bool) -> None:
         text = sys.stdin.read()
     obj.client.set_note(rid, text)
     _tag_done(rid, NOTE_TAG, text, as_json)
+
+
+@runs.command("rename")
+@click.argument("run_id")
+@click.argument("name")
+@json_option
+@click.pass_obj
+@handle_errors
+def rename(obj, run_id: str, name: str, as_json: bool) -> None:
+    """Give a run a new name (also a finished run).
+
+    \b
+    Example:
+      cairn runs rename 3f2a9c baseline-lr0.01
+    """
+    client = obj.client
+    run = client.rename_run(resolve_run(client, run_id), name)
+    if as_json:
+        emit_json({"run_id": run.id, "name": run.name, "lifecycle": run.lifecycle})
+    else:
+        click.echo(f"run {run.id}: renamed to {run.name!r}")
+
+
+@runs.command("delete")
+@click.argument("run_id")
+@json_option
+@click.pass_obj
+@handle_errors
+def delete(obj, run_id: str, as_json: bool) -> None:
+    """Delete a run (soft: hidden from `runs ls` and searches, undone by `runs restore`).
+
+    Nothing is erased: its records, metrics and artifacts stay, and `runs ls --all`
+    lists it.  On a team server this needs the editor role on its experiment.
+
+    \b
+    Example:
+      cairn runs delete 3f2a9c
+    """
+    client = obj.client
+    _lifecycle_done(client.delete_run(resolve_run(client, run_id)), as_json)
+
+
+@runs.command("restore")
+@click.argument("run_id")
+@json_option
+@click.pass_obj
+@handle_errors
+def restore(obj, run_id: str, as_json: bool) -> None:
+    """Restore a deleted run.
+
+    \b
+    Example:
+      cairn runs restore 3f2a9c
+    """
+    client = obj.client
+    _lifecycle_done(client.restore_run(resolve_run(client, run_id)), as_json)
+
+
+def _lifecycle_done(run: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json({"run_id": run.id, "name": run.name, "lifecycle": run.lifecycle})
+    else:
+        click.echo(f"run {run.id} ({run.name}): "
+                   + ("deleted (restore with `cairn runs restore`)"
+                      if run.lifecycle == "deleted" else "restored"))
 
 
 def _tag_done(run_id: str, key: str, value: str | None, as_json: bool) -> None:

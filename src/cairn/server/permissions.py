@@ -108,6 +108,10 @@ NATIVE: dict[tuple[str, str], Need] = {
     ("POST", f"{API}/experiments"): Need("all", "editor", "experiment"),
     ("GET", f"{API}/experiments/by-name"): exp("viewer"),
     ("GET", f"{API}/experiments/{{experiment_id}}"): exp("viewer"),
+    # as MLflow's experiments/update, /delete and /restore below
+    ("PATCH", f"{API}/experiments/{{experiment_id}}"): exp("admin"),
+    ("POST", f"{API}/experiments/{{experiment_id}}/delete"): exp("admin"),
+    ("POST", f"{API}/experiments/{{experiment_id}}/restore"): exp("admin"),
     ("POST", f"{API}/runs"): exp("editor"),
     ("GET", f"{API}/runs/{{run_id}}"): exp("viewer"),
     ("POST", f"{API}/runs/search"): USER,

@@ -126,6 +126,16 @@ class ExperimentUpdates(Protocol):
 
 
 @runtime_checkable
+class ExperimentChanges(Protocol):
+    """Rename an experiment, and delete or restore it (soft: ``lifecycle`` "deleted" or
+    "active"; its runs follow).  Every store has these; a server checks the caller's role."""
+
+    def rename_experiment(self, experiment_id: str, name: str) -> Experiment: ...
+
+    def set_experiment_lifecycle(self, experiment_id: str, lifecycle: str) -> Experiment: ...
+
+
+@runtime_checkable
 class LifecycleSearch(Protocol):
     """Search runs of one lifecycle ("active", "deleted") or of both (None), with a parsed
     filter and order (:mod:`cairn.search`); ``(runs, more)``."""

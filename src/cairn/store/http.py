@@ -273,6 +273,23 @@ class HttpStore:
         self._remember(exps)
         return exps
 
+    def rename_experiment(self, experiment_id: str, name: str) -> Experiment:
+        """(:class:`~cairn.store.base.ExperimentChanges`: the server checks the role.)"""
+        exp = wire.experiment_from_json(self._json(
+            "PATCH", f"/experiments/{_q(experiment_id)}", json={"name": name}))
+        self._remember([exp])
+        return exp
+
+    def set_experiment_lifecycle(self, experiment_id: str, lifecycle: str) -> Experiment:
+        """(:class:`~cairn.store.base.ExperimentChanges`.)"""
+        verb = {"deleted": "delete", "active": "restore"}.get(lifecycle)
+        if verb is None:
+            raise InvalidArgument(f"lifecycle must be 'active' or 'deleted', got {lifecycle!r}")
+        exp = wire.experiment_from_json(self._json(
+            "POST", f"/experiments/{_q(experiment_id)}/{verb}"))
+        self._remember([exp])
+        return exp
+
     # -- writes ----------------------------------------------------------
     def _writer_lock(self, writer_id: str) -> threading.Lock:
         with self._lock:
@@ -644,13 +661,16 @@ class HttpStore:
 
     def search_runs(self, experiment_ids: Sequence[str] | None, filter: str = "",
                     order_by: Sequence[str] = (), max_results: int = 1000,
-                    page_token: str | None = None) -> tuple[list[Run], str | None]:
+                    page_token: str | None = None,
+                    lifecycle: str | None = "active") -> tuple[list[Run], str | None]:
         if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 1:
             raise InvalidArgument(f"max_results must be a positive integer, got {max_results!r}")
         self._read_own_writes()
         body = {"experiment_ids": None if experiment_ids is None else [str(i) for i in experiment_ids],
                 "filter": filter or "", "order_by": list(order_by or ()),
                 "max_results": max_results, "page_token": page_token}
+        if lifecycle != "active":  # what an older server answers without the field
+            body["lifecycle"] = lifecycle or "all"
         d = self._json("POST", "/runs/search", json=body)
         return [wire.run_from_json(r) for r in d["runs"]], d.get("next_page_token")
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .. import clock
-from ..entities import Experiment, FileEntry, RecordBatch, Run
+from ..entities import LIFECYCLES, Experiment, FileEntry, RecordBatch, Run
 from ..errors import AlreadyExists, CorruptObject, NotFound
 from . import journal as jlib
 from . import options, quarantine
@@ -136,7 +136,7 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
         # Written inside the insert's transaction: if the insert lost a race the file is never made.
         _write_atomic(self.root / "experiments" / f"{exp.id}.json",
                       json.dumps({"id": exp.id, "name": exp.name, "created_at": exp.created_at,
-                                  "tags": dict(exp.tags)}).encode())
+                                  "lifecycle": exp.lifecycle, "tags": dict(exp.tags)}).encode())
 
     # -- writes ----------------------------------------------------------
     def _journal(self, run_id: str, writer_id: str) -> jlib.JournalWriter:
@@ -440,12 +440,28 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
             for path in missing:
                 try:
                     d = json.loads(path.read_text())
-                    exp = Experiment(d["id"], d["name"], d["created_at"], "active", d.get("tags", {}))
+                    lifecycle = d.get("lifecycle", "active")  # a file from before deletes
+                    if lifecycle not in LIFECYCLES:
+                        raise ValueError(f"lifecycle {lifecycle!r}")
+                    exp = Experiment(d["id"], d["name"], d["created_at"], lifecycle,
+                                     d.get("tags", {}))
                 except (OSError, ValueError, KeyError) as exc:
                     self.damage.append(jlib.Damage(str(path), 0, 0, f"unreadable experiment: {exc}"))
                     continue
                 if self.index.get_experiment_by_name_conn(conn, exp.name) is None:
                     self.index.insert_experiment(conn, exp, ignore_existing=True)
+
+    def _follow_experiments(self) -> None:
+        """The runs of a deleted experiment are deleted with it (as its delete left them);
+        journals know only each run's own rename and delete."""
+        import sqlalchemy as sa
+
+        from .sql import tables as T
+
+        with self.index.session(write=True) as conn:
+            deleted = sa.select(T.experiments.c.id).where(T.experiments.c.lifecycle == "deleted")
+            conn.execute(sa.update(T.runs).where(T.runs.c.experiment_id.in_(deleted))
+                         .values(lifecycle="deleted"))
 
     def reindex(self, *, progress: bool | None = False) -> dict[str, int]:
         """Rebuild every derived table from the experiment files and journals; ``progress``:
@@ -467,6 +483,7 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
                     records += self.recover_run(run_id, from_start=True)
                     count += 1
                     advance(1)
+            self._follow_experiments()
             self.index.mark_stale(self._stale_before())
         return {"runs": count, "records": records, "damaged": len(self.damage),
                 "quarantined": len(self.damage) + len(self.refused)}

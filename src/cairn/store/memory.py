@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from .. import clock
-from ..entities import Experiment, FileEntry, LatestMetric, MetricHistory, RecordBatch, Run, RunStatus
+from ..entities import (
+    LIFECYCLES, RUN_LIFECYCLE_TAG, RUN_NAME_TAG, Experiment, FileEntry, LatestMetric, MetricHistory,
+    RecordBatch, Run, RunStatus, split_row_tags,
+)
 from ..errors import AlreadyExists, InvalidArgument, NotFound, RunFinished
 from . import options
 from .validation import check_batch_text, check_experiment_name, check_json
@@ -32,6 +35,7 @@ class MemoryStore:
         self._series: dict[tuple[str, str], list[tuple]] = {}
         self._artifacts: dict[str, dict[str, FileEntry]] = {}
         self._applied: dict[str, int] = {}
+        self._stamps: dict[tuple[str, str], int] = {}  # (run, "name"/"lifecycle") -> time
         self._objects: ObjectStore | None = None
 
     @property
@@ -78,6 +82,31 @@ class MemoryStore:
     def list_experiments(self) -> list[Experiment]:
         return sorted(self._experiments.values(), key=lambda e: (e.created_at, e.name))
 
+    def rename_experiment(self, experiment_id: str, name: str) -> Experiment:
+        """(:class:`~cairn.store.base.ExperimentChanges`.)"""
+        check_experiment_name(name)
+        with self._lock:
+            exp = self.get_experiment(experiment_id)
+            if any(e.name == name and e.id != exp.id for e in self._experiments.values()):
+                raise AlreadyExists(f"Experiment(name={name}) already exists")
+            new = self._experiments[exp.id] = dataclasses.replace(exp, name=name)
+            for rid, run in self._runs.items():
+                if run.experiment_id == exp.id:
+                    self._runs[rid] = dataclasses.replace(run, experiment=name)
+            return new
+
+    def set_experiment_lifecycle(self, experiment_id: str, lifecycle: str) -> Experiment:
+        """(:class:`~cairn.store.base.ExperimentChanges`; its runs follow.)"""
+        if lifecycle not in LIFECYCLES:
+            raise InvalidArgument(f"lifecycle must be one of {list(LIFECYCLES)}, got {lifecycle!r}")
+        with self._lock:
+            exp = self.get_experiment(experiment_id)
+            new = self._experiments[exp.id] = dataclasses.replace(exp, lifecycle=lifecycle)
+            for rid, run in self._runs.items():
+                if run.experiment_id == exp.id:
+                    self._runs[rid] = dataclasses.replace(run, lifecycle=lifecycle)
+            return new
+
     # -- writes ----------------------------------------------------------
     def write(self, batch: RecordBatch, fsync: bool | None = None) -> None:
         check_batch_text(batch)
@@ -106,6 +135,14 @@ class MemoryStore:
                         raise InvalidArgument(
                             f"param {k!r} of run {rid} is already {run.params[k]!r}; params are "
                             f"immutable and cannot be changed to {v!r}")
+            row: dict[str, Any] = {}
+            if RUN_NAME_TAG in batch.tags or RUN_LIFECYCLE_TAG in batch.tags:
+                batch, name, lifecycle = split_row_tags(batch)  # a rename, a delete/restore
+                for k, change in (("name", name), ("lifecycle", lifecycle)):
+                    # The latest change wins, whatever order batches come in (SqlIndex too).
+                    if change is not None and self._stamps.get((rid, k), batch.time) <= batch.time:
+                        row[k] = change
+                        self._stamps[rid, k] = batch.time
             params = {**batch.params, **run.params}
             tags = {**run.tags, **batch.tags}
             for k in batch.deleted_tags:
@@ -124,7 +161,7 @@ class MemoryStore:
             changes: dict[str, Any] = dict(
                 params=params, tags=tags, metric_summaries=summaries,
                 metrics={k: m.value for k, m in summaries.items()},
-                heartbeat=max(run.heartbeat or 0, batch.time))
+                heartbeat=max(run.heartbeat or 0, batch.time), **row)
             if batch.env is not None:
                 changes["env"] = dict(batch.env)
             if batch.status is not None:
@@ -180,17 +217,20 @@ class MemoryStore:
 
     def search_runs(self, experiment_ids: Sequence[str] | None, filter: str = "",
                     order_by: Sequence[str] = (), max_results: int = 1000,
-                    page_token: str | None = None) -> tuple[list[Run], str | None]:
+                    page_token: str | None = None,
+                    lifecycle: str | None = "active") -> tuple[list[Run], str | None]:
         from .. import search
+        from .sql.run_reads import _lifecycle
 
         if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 1:
             raise InvalidArgument(f"max_results must be a positive integer, got {max_results!r}")
         flt = search.parse_filter(filter or "")
         order = search.parse_order_by(order_by or ())
         offset = search.decode_page_token(page_token) if page_token else 0
+        lifecycle = _lifecycle(lifecycle)
         ids = None if experiment_ids is None else {str(i) for i in experiment_ids}
         runs = [self._view(r, with_env=False) for r in list(self._runs.values())
-                if r.lifecycle == "active" and (ids is None or r.experiment_id in ids)]
+                if lifecycle in (None, r.lifecycle) and (ids is None or r.experiment_id in ids)]
         hits = search.sort_runs([r for r in runs if search.matches(r, flt)], order)
         page = hits[offset:offset + max_results]
         more = len(hits) > offset + max_results

@@ -134,6 +134,8 @@ def check_batch_text(batch: Any) -> None:
         _text_ok(v, f"tag {k!r} value")
     for k in batch.deleted_tags:
         _text_ok(k, f"tag key {k!r}")
+    if batch.tags or batch.deleted_tags:
+        check_row_tags(batch.tags, batch.deleted_tags)
     for k in batch.metrics:
         _text_ok(k, f"metric key {k!r}")
     for a in batch.artifacts:
@@ -277,6 +279,31 @@ def _stringify(value: Any) -> str:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return repr(value)
     return str(value)
+
+
+def check_run_name(name: Any) -> str:
+    """A run's new name: non-empty, at most MAX_NAME characters, valid Unicode."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument(f"run name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME:
+        raise InvalidArgument(f"run name is {len(name)} characters; the limit is {MAX_NAME}")
+    return check_text(name, "run name")
+
+
+def check_row_tags(tags: Any, deleted: Any = ()) -> None:
+    """The reserved tags of a batch (``cairn.run.name``, ``cairn.run.lifecycle``) hold a
+    valid name and lifecycle, and are never deleted (a restore sets "active")."""
+    from ..entities import LIFECYCLES, RUN_LIFECYCLE_TAG, RUN_NAME_TAG
+
+    if RUN_NAME_TAG in tags:
+        check_run_name(tags[RUN_NAME_TAG])
+    if RUN_LIFECYCLE_TAG in tags and tags[RUN_LIFECYCLE_TAG] not in LIFECYCLES:
+        raise InvalidArgument(f"tag {RUN_LIFECYCLE_TAG!r} must be one of {list(LIFECYCLES)}, "
+                              f"got {tags[RUN_LIFECYCLE_TAG]!r}")
+    for key in deleted:
+        if key in (RUN_NAME_TAG, RUN_LIFECYCLE_TAG):
+            raise InvalidArgument(f"tag {key!r} holds the run's name or lifecycle and cannot "
+                                  "be deleted; rename or restore the run instead")
 
 
 def check_experiment_name(name: Any) -> str:

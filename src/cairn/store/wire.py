@@ -26,7 +26,8 @@ from ..entities import Experiment, FileEntry, LatestMetric, RecordBatch, Run, Ru
 from ..errors import CairnError, InvalidArgument
 from . import journal as jlib
 from .validation import (
-    MAX_JSON_DEPTH, MAX_NAME, check_json, check_key, check_text, param_value, tag_value,
+    MAX_JSON_DEPTH, MAX_NAME, check_json, check_key, check_row_tags, check_text, param_value,
+    tag_value,
 )
 
 RECORDS_TYPE = "application/vnd.cairn.records"
@@ -319,6 +320,8 @@ def check_batch(b: RecordBatch) -> RecordBatch:
         check_tag(k, v)
     for k in b.deleted_tags:
         check_key(k, "tag")
+    if b.tags or b.deleted_tags:
+        check_row_tags(b.tags, b.deleted_tags)
     for k, arrays in b.metrics.items():
         check_key(k, "metric")
         if len(arrays) != 3 or not len(arrays[0]) or not len(arrays[0]) == len(arrays[1]) == len(arrays[2]):

@@ -1,4 +1,4 @@
-"""Experiments: list, create, get by id or name."""
+"""Experiments: list, create, get by id or name, rename, delete and restore (soft)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from ...errors import NotFound
+from ...errors import InvalidArgument, NotFound
+from ...store.base import ExperimentChanges
 from ...store.wire import experiment_to_json, no_nul
 from ..auth import Principal
 from ..context import ctx, principal
@@ -23,6 +24,10 @@ class Experiment(BaseModel):
     created_at: int
     lifecycle: str
     tags: dict[str, str]
+
+
+class RenameExperiment(BaseModel):
+    name: str = Field(min_length=1, max_length=500)
 
 
 class ExperimentList(BaseModel):
@@ -75,3 +80,43 @@ def get_experiment(experiment_id: str, request: Request, p: User):
     exp = c.store.get_experiment(experiment_id)
     c.guard.need(p, "experiment", exp.id)
     return experiment_to_json(exp)
+
+
+def _changes(c) -> ExperimentChanges:
+    if not isinstance(c.store, ExperimentChanges):
+        raise InvalidArgument(f"the store {c.store.uri} cannot rename or delete experiments")
+    return c.store
+
+
+@router.patch("/experiments/{experiment_id}", response_model=Experiment,
+              summary="Rename an experiment (409 if the name is taken)")
+def rename_experiment(experiment_id: str, body: RenameExperiment, request: Request, p: User):
+    c = ctx(request)
+    no_nul(body.name, "experiment name")
+    exp = c.store.get_experiment(experiment_id)
+    c.guard.need(p, "experiment", exp.id)
+    new = _changes(c).rename_experiment(exp.id, body.name)
+    c.audit(p, "experiment.rename", f"experiments/{exp.id}", exp.name, new.name)
+    return experiment_to_json(new)
+
+
+def _set_lifecycle(experiment_id: str, request: Request, p: Principal, lifecycle: str) -> dict:
+    c = ctx(request)
+    exp = c.store.get_experiment(experiment_id)
+    c.guard.need(p, "experiment", exp.id)
+    new = _changes(c).set_experiment_lifecycle(exp.id, lifecycle)
+    c.audit(p, "experiment.delete" if lifecycle == "deleted" else "experiment.restore",
+            f"experiments/{exp.id}", {"lifecycle": exp.lifecycle}, {"lifecycle": lifecycle})
+    return experiment_to_json(new)
+
+
+@router.post("/experiments/{experiment_id}/delete", response_model=Experiment,
+             summary="Delete an experiment and its runs (soft: hidden, kept, restorable)")
+def delete_experiment(experiment_id: str, request: Request, p: User):
+    return _set_lifecycle(experiment_id, request, p, "deleted")
+
+
+@router.post("/experiments/{experiment_id}/restore", response_model=Experiment,
+             summary="Restore a deleted experiment and its runs")
+def restore_experiment(experiment_id: str, request: Request, p: User):
+    return _set_lifecycle(experiment_id, request, p, "active")

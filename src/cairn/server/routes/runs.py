@@ -75,6 +75,7 @@ class SearchRuns(BaseModel):
     order_by: list[Annotated[str, Field(max_length=1000)]] = Field(default_factory=list)
     max_results: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1000
     page_token: Annotated[str, Field(max_length=1000)] | None = None
+    lifecycle: Literal["active", "deleted", "all"] = "active"  # "deleted": soft-deleted runs
 
 
 class RunPage(BaseModel):
@@ -171,8 +172,13 @@ def search_runs(body: SearchRuns, request: Request, p: User):
         ids = allowed if ids is None else [i for i in ids if i in set(allowed)]
         if not ids:
             return {"runs": [], "next_page_token": None}
-    runs, token = c.store.search_runs(ids, body.filter, body.order_by, body.max_results,
-                                      body.page_token)
+    if body.lifecycle == "active":
+        runs, token = c.store.search_runs(ids, body.filter, body.order_by, body.max_results,
+                                          body.page_token)
+    else:
+        runs, token = c.store.search_runs(ids, body.filter, body.order_by, body.max_results,
+                                          body.page_token,
+                                          lifecycle=None if body.lifecycle == "all" else "deleted")
     return {"runs": [run_to_json(r) for r in runs], "next_page_token": token}
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from ... import clock
-from ...entities import Experiment
-from ...errors import AlreadyExists, NotFound
+from ...entities import LIFECYCLES, Experiment
+from ...errors import AlreadyExists, InvalidArgument, NotFound
 from ..validation import check_experiment_name, check_json
 
 if TYPE_CHECKING:
@@ -73,6 +73,25 @@ class IndexedExperiments:
                 conn.execute(sa.update(T.runs).where(T.runs.c.experiment_id == exp.id).values(
                     lifecycle=new.lifecycle))
             self._experiment_created(new)
+        return new
+
+    def rename_experiment(self: Any, experiment_id: str, name: str) -> Experiment:
+        """(:class:`~cairn.store.base.ExperimentChanges`.)"""
+        check_experiment_name(name)
+        exp = self.get_experiment(experiment_id)
+        if name == exp.name:
+            return exp
+        new: Experiment = self.update_experiment(exp, name, exp.lifecycle,
+                                                 exp.tags)
+        return new
+
+    def set_experiment_lifecycle(self: Any, experiment_id: str, lifecycle: str) -> Experiment:
+        """(:class:`~cairn.store.base.ExperimentChanges`.)"""
+        if lifecycle not in LIFECYCLES:
+            raise InvalidArgument(f"lifecycle must be one of {list(LIFECYCLES)}, got {lifecycle!r}")
+        exp = self.get_experiment(experiment_id)
+        new: Experiment = self.update_experiment(exp, exp.name, lifecycle,
+                                                 exp.tags)
         return new
 
     def get_experiment(self: _IndexedStore, experiment_id: str) -> Experiment:

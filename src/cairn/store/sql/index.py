@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ...entities import (
-    Experiment, FileEntry, LatestMetric, MetricHistory, RecordBatch, Run, RunStatus,
+    RUN_LIFECYCLE_TAG, RUN_NAME_TAG, Experiment, FileEntry, LatestMetric, MetricHistory,
+    RecordBatch, Run, RunStatus, split_row_tags,
 )
 from ...errors import InvalidArgument, NotFound, RunFinished
 from .. import segments as seglib
@@ -54,6 +55,9 @@ _STATEMENTS = {
     "experiment_row_by_id": 'SELECT id, name, created_at, lifecycle, tags FROM experiments '
                             'WHERE id = ?',
     "update_env": 'UPDATE runs SET env = ? WHERE id = ?',
+    # What the reserved tags cairn.run.name / cairn.run.lifecycle set (a rename, a delete).
+    "rename_run": 'UPDATE runs SET name = ? WHERE id = ?',
+    "set_run_lifecycle": 'UPDATE runs SET lifecycle = ? WHERE id = ?',
     "get_doc": 'SELECT doc, summaries FROM runs WHERE id = ?',
     "set_doc": 'UPDATE runs SET doc = ?, summaries = ? WHERE id = ?',
     "insert_param": 'INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
@@ -366,6 +370,12 @@ class SqlIndex:
         the run's (doc, summaries), read under the transaction's lock (None if created)."""
         rid = batch.run_id
         later = [] if later is None else later
+        tags = batch.tags
+        stamps = None
+        if tags and (RUN_NAME_TAG in tags or RUN_LIFECYCLE_TAG in tags):
+            # A rename or delete/restore: the row's columns, not tags (entities.RUN_NAME_TAG).
+            batch, name, lifecycle = split_row_tags(batch)
+            stamps = _row_changes(rid, batch.time, name, lifecycle, created, doc_row, later)
         if batch.env is not None:
             later.append(("update_env", (env_text(batch.env), rid)))
         if batch.params:
@@ -376,8 +386,9 @@ class SqlIndex:
             later.append(("delete_tag", [(rid, k) for k in batch.deleted_tags]))
         latest = self._apply_metrics(conn, rid, batch.writer_id, batch.seq, segs, later,
                                      new_run=created, doc_row=doc_row) if segs else {}
-        if batch.params or batch.tags or batch.deleted_tags or latest or created:
-            self._update_doc(conn, batch, latest, created, later, doc_row)
+        if batch.params or batch.tags or batch.deleted_tags or latest or created \
+                or stamps is not None:
+            self._update_doc(conn, batch, latest, created, later, doc_row, stamps)
         if batch.artifacts:
             later.append(("upsert_artifact", [
                 (rid, a.path, a.size, a.digest,
@@ -534,12 +545,13 @@ class SqlIndex:
         return {r[1]: list(r[2:]) for r in fresh} | {u[-1]: list(u[:-2]) for u in updates}
 
     def _update_doc(self, conn: Connection, batch: RecordBatch, latest: dict, created: bool,
-                    later: list, doc_row: tuple | None = None) -> None:
+                    later: list, doc_row: tuple | None = None, stamps: dict | None = None) -> None:
         """Bring the run's document (and, if metrics moved, its summaries) up to date.
 
         ``doc`` is ``{"p": params, "t": tags, "v": latest values}`` (plus ``"x": 1`` when a
-        value is NaN or infinite, spelt null / "inf" / "-inf"); ``summaries`` maps each key
-        to ``[value, is_nan, step, timestamp, min, max, count]``.
+        value is NaN or infinite, spelt null / "inf" / "-inf"; and ``"r"``: the time and value
+        of the run's last rename and delete/restore, see :func:`_row_changes`); ``summaries``
+        maps each key to ``[value, is_nan, step, timestamp, min, max, count]``.
         """
         rid = batch.run_id
         doc: dict[str, Any]
@@ -568,6 +580,8 @@ class SqlIndex:
                 summaries = orjson.loads(rows[0][1]) if rows[0][1] else {}
             else:
                 summaries = rows[0][1]  # untouched: written back as the same text
+        if stamps is not None:
+            doc["r"] = stamps
         params = doc["p"]
         for k, v in batch.params.items():
             params.setdefault(k, v)  # params never change: the first value stays
@@ -706,29 +720,33 @@ class SqlIndex:
         return out
 
     def search(self, experiment_ids: Sequence[str] | None, flt: Any, order: Any, offset: int,
-               limit: int, stale_before: int | None = None) -> tuple[list[Run], bool]:
-        """One page of matching runs, and whether more follow."""
+               limit: int, stale_before: int | None = None,
+               lifecycle: str | None = "active") -> tuple[list[Run], bool]:
+        """One page of matching runs of ``lifecycle`` (None: any), and whether more follow."""
         with self.read() as conn:
-            sql, params = self._search_sql(conn, experiment_ids, flt, order, offset, limit + 1)
+            sql, params = self._search_sql(conn, experiment_ids, flt, order, offset, limit + 1,
+                                           lifecycle)
             ids = [row[0] for row in _fetchall(conn, sql, params)]
             more = len(ids) > limit
             runs = self.load_runs(conn, ids[:limit], stale_before=stale_before)
         return runs, more
 
     def _search_sql(self, conn: Connection, experiment_ids: Sequence[str] | None, flt: Any,
-                    order: Any, offset: int, limit: int) -> tuple[str, Any]:
+                    order: Any, offset: int, limit: int,
+                    lifecycle: str | None = "active") -> tuple[str, Any]:
         """The page's query as driver SQL, compiled once per distinct search.
 
         It selects ids only: carrying the run documents through the sort was slower than
         fetching the page's rows by id afterwards.  A dashboard repeats a few searches.
         """
         key = (conn.dialect.name, None if experiment_ids is None else tuple(experiment_ids),
-               flt, order, offset, limit)
+               flt, order, offset, limit, lifecycle)
         hit = self._queries.get(key)
         if hit is None:
             from ... import search
 
-            query = search.compile_query(experiment_ids, flt, order, T).with_only_columns(
+            query = search.compile_query(experiment_ids, flt, order, T,
+                                         lifecycle=lifecycle).with_only_columns(
                 T.runs.c.id, maintain_column_froms=True)
             compiled = query.offset(offset).limit(limit).compile(
                 dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
@@ -856,6 +874,28 @@ def _run_row(batch: RecordBatch, exp_id: str) -> tuple:
     return (batch.run_id, exp_id, c.get("name") or batch.run_id[:8],
             c.get("start_time", batch.time), c.get("parent_id"), c.get("user", ""),
             c.get("heartbeat", batch.time))
+
+
+def _row_changes(rid: str, time: int, name: str | None, lifecycle: str | None, created: bool,
+                 doc_row: tuple | None, later: list[tuple[str, Any]]) -> dict:
+    """The statements of a rename and a delete/restore (the reserved tags), and the run
+    document's ``"r"`` entry after them: ``{"n": [time, name], "l": [time, lifecycle]}``.
+    The latest change wins whatever order batches arrive in (writers replayed by id on
+    ``cairn reindex``, journals synced to a server one after another): an older one is
+    skipped.  The document was read anyway (under the run's lock on PostgreSQL), so this
+    costs no round trip."""
+    stamps: dict = {}
+    if not created and doc_row is not None and doc_row[0]:
+        stamps = orjson.loads(doc_row[0]).get("r") or {}
+    for key, value, statement in (("n", name, "rename_run"), ("l", lifecycle, "set_run_lifecycle")):
+        if value is None:
+            continue
+        prev = stamps.get(key)
+        if prev is not None and prev[0] > time:
+            continue  # a later change was applied first
+        stamps[key] = [time, value]
+        later.append((statement, (value, rid)))
+    return stamps
 
 
 def _check_state(batch: RecordBatch, status: str, end_time: int | None) -> None:

@@ -29,7 +29,9 @@ class _IndexedStore(Protocol):
 class IndexedRunReads:
     def search_runs(self: _IndexedStore, experiment_ids: Sequence[str] | None, filter: str = "",
                     order_by: Sequence[str] = (), max_results: int = 1000,
-                    page_token: str | None = None) -> tuple[list[Run], str | None]:
+                    page_token: str | None = None,
+                    lifecycle: str | None = "active") -> tuple[list[Run], str | None]:
+        """A page of runs of ``lifecycle`` ("active", "deleted"; None: both)."""
         from ... import search
 
         if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 1:
@@ -39,7 +41,7 @@ class IndexedRunReads:
         offset = search.decode_page_token(page_token) if page_token else 0
         self.open()
         runs, more = self.index.search(experiment_ids, flt, order, offset, max_results,
-                                       self._stale_before())
+                                       self._stale_before(), _lifecycle(lifecycle))
         return runs, (search.encode_page_token(offset + max_results) if more else None)
 
     def get_metric_history(self: _IndexedStore, run_id: str, key: str) -> MetricHistory:
@@ -98,3 +100,12 @@ class IndexedRunReads:
         self.open()
         with self.index.session() as conn:
             return [row[0] for row in conn.execute(q)]
+
+
+def _lifecycle(lifecycle: str | None) -> str | None:
+    from ...entities import LIFECYCLES
+
+    if lifecycle is not None and lifecycle not in LIFECYCLES:
+        raise InvalidArgument(f"lifecycle must be one of {list(LIFECYCLES)} or None, "
+                              f"got {lifecycle!r}")
+    return lifecycle

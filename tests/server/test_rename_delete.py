@@ -1,0 +1,135 @@
+"""Renaming, deleting and restoring runs and experiments on every backend (#17): a store
+directory, PostgreSQL used directly, and a team server (auth on) over each of them.
+
+A run's rename and delete travel as a record batch (the reserved tags ``cairn.run.name``
+and ``cairn.run.lifecycle``), so a server authorizes them as any write to the run (editor
+on its experiment) and a store directory keeps them in its journals.  An experiment's
+rename, delete and restore need admin on it, as MLflow's routes do.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cairn.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
+from conformance_backends import backend_fixture
+from pg_fixtures import pg_database  # noqa: F401  (a fixture, used by name)
+
+BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.postgres), "remote",
+            pytest.param("remote-postgres", marks=pytest.mark.postgres)]
+
+backend = backend_fixture(BACKENDS)
+
+
+@pytest.fixture
+def world(backend):
+    """An experiment that alice (editor) works in, with one finished run of hers."""
+    root = backend.admin
+    exp = root.create_experiment("team")
+    alice = backend.client("alice")
+    run = alice.create_run(exp.id, name="first", params={"lr": "0.1"})
+    alice.log_metric(run.id, "acc", 0.5)
+    alice.set_terminated(run.id)
+    return backend, exp, run.id
+
+
+def _state(client, run_id):
+    run = client.get_run(run_id)
+    return run.name, run.lifecycle, dict(run.tags)
+
+
+def test_an_editor_renames_deletes_and_restores_a_finished_run(world):
+    backend, exp, rid = world
+    alice = backend.client("alice")
+    assert alice.rename_run(rid, "renamed").name == "renamed"
+    assert alice.delete_run(rid).lifecycle == "deleted"
+    assert list(alice.search_runs(exp.id)) == []
+    assert [r.id for r in alice.search_runs(exp.id, lifecycle="deleted")] == [rid]
+    assert [r.id for r in alice.search_runs(exp.id, lifecycle=None)] == [rid]
+    # Another user's view (another process, another HTTP store): the same.
+    assert _state(backend.client("vera"), rid) == ("renamed", "deleted", {})
+    assert alice.restore_run(rid).lifecycle == "active"
+    assert [r.name for r in alice.search_runs(exp.id)] == ["renamed"]
+    if backend.kind in ("local", "remote"):  # a store directory: rebuilt from its journals
+        store = backend._sql_store()
+        store.reindex()
+        alice.delete_run(rid)
+        store.reindex()
+        assert _state(backend.client("vera"), rid) == ("renamed", "deleted", {})
+
+
+def test_a_viewer_and_a_stranger_change_nothing(world):
+    backend, exp, rid = world
+    if not backend.remote:
+        pytest.skip("roles are a server's: on a store opened directly everyone may write")
+    vera = backend.client("vera")  # viewer
+    for act in (lambda: vera.rename_run(rid, "x"), lambda: vera.delete_run(rid),
+                lambda: vera.rename_experiment(exp.id, "x"),
+                lambda: vera.delete_experiment(exp.id)):
+        with pytest.raises(PermissionDenied):
+            act()
+    alice = backend.client("alice")  # an editor deletes runs, not experiments
+    with pytest.raises(PermissionDenied):
+        alice.delete_experiment(exp.id)
+    # A user with no role at all: the experiment and run are not there for her.
+    from conformance_backends import provision
+
+    import httpx
+
+    with httpx.Client(base_url=backend.url + "/api/v1", timeout=30,
+                      headers={"authorization": f"Bearer {backend.tokens['root']}"}) as http:
+        backend.tokens.update(provision(http, {"nora": []}))
+    nora = backend.client("nora")
+    for act in (lambda: nora.rename_run(rid, "x"), lambda: nora.delete_run(rid),
+                lambda: nora.rename_experiment(exp.id, "x"),
+                lambda: nora.delete_experiment(exp.id)):
+        with pytest.raises((NotFound, PermissionDenied)):
+            act()
+    root = backend.admin
+    assert _state(root, rid) == ("first", "active", {})
+    assert root.get_experiment(exp.id).name == "team"
+    assert root.get_experiment(exp.id).lifecycle == "active"
+
+
+@pytest.mark.parametrize("name, says", [("", "non-empty"), ("x" * 501, "limit is 500"),
+                                        ("\ud800", "surrogate")])
+def test_bad_names_are_refused_and_change_nothing(world, name, says):
+    backend, exp, rid = world
+    root = backend.admin
+    with pytest.raises(InvalidArgument, match=says):
+        root.rename_run(rid, name)
+    with pytest.raises(InvalidArgument, match=says):
+        root.rename_experiment(exp.id, name)
+    assert _state(root, rid) == ("first", "active", {})
+    assert root.get_experiment(exp.id).name == "team"
+
+
+def test_unknown_ids_and_taken_names(world):
+    backend, exp, rid = world
+    root = backend.admin
+    for act in (lambda: root.rename_run("0" * 32, "x"), lambda: root.delete_run("0" * 32),
+                lambda: root.restore_run("0" * 32), lambda: root.delete_experiment("424242"),
+                lambda: root.rename_experiment("424242", "x")):
+        with pytest.raises(NotFound):
+            act()
+    root.create_experiment("taken")
+    with pytest.raises(AlreadyExists):
+        root.rename_experiment(exp.id, "taken")
+    assert root.get_experiment(exp.id).name == "team"
+
+
+def test_an_experiment_is_renamed_deleted_with_its_runs_and_restored(world):
+    backend, exp, rid = world
+    root = backend.admin
+    assert root.rename_experiment(exp.id, "team-2").name == "team-2"
+    assert root.get_run(rid).experiment == "team-2"
+    assert root.delete_experiment(exp.id).lifecycle == "deleted"
+    assert root.get_experiment(exp.id).lifecycle == "deleted"
+    assert root.get_run(rid).lifecycle == "deleted"
+    assert list(root.search_runs()) == []
+    if backend.kind in ("local", "remote"):
+        backend._sql_store().reindex()
+        assert root.get_experiment(exp.id).lifecycle == "deleted"
+        assert root.get_run(rid).lifecycle == "deleted"
+    assert root.restore_experiment(exp.id).lifecycle == "active"
+    assert [r.id for r in root.search_runs()] == [rid]
