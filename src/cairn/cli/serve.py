@@ -46,12 +46,13 @@ def serve(obj, ref: str, host: str, port: int, poll: float, max_body: str,
            -d '{"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 2]]}}'
     """
     _require_uvicorn()
+    limit = _size(max_body)
     from ..services import registry_for
     from ..serving import deploy, run
 
-    obj.must_exist = True
+    obj.must_exist = True  # a mistyped --store must not create an empty store
     reg = registry_for(obj.client)
-    deployment = deploy(reg, ref, poll=poll, max_body=_size(max_body), allow_nan=allow_nan,
+    deployment = deploy(reg, ref, poll=poll, max_body=limit, allow_nan=allow_nan,
                         follow=poll > 0)
     mv = deployment.holder.current.version
     following = f", following @{ref.rpartition('@')[2]}" if deployment.follower else ""

@@ -119,7 +119,7 @@ class ModelHolder:
     def switch(self, served: Served) -> None:
         old, self._current = self._current, served  # one reference assignment
         self.switches += 1
-        log.warning("now serving %s (was %s)", served.version.uri, old.version.version)
+        log.info("now serving %s (was %s)", served.version.uri, old.version.version)
 
 
 class AliasFollower:
@@ -169,8 +169,8 @@ class AliasFollower:
             log.error("%s moved to %s, which failed to load; still serving %s: %s",
                       self.ref, mv.version, current.version, getattr(exc, "message", exc))
             return False
+        log.info("loaded and warmed %s in %.2fs", mv.uri, time.monotonic() - started)
         self.holder.switch(served)
-        log.info("loaded %s in %.2fs", mv.uri, time.monotonic() - started)
         return True
 
 
