@@ -7,6 +7,8 @@ import { markdown } from "./markdown.js";
 import { h, clear, fmtTime, errorBox } from "./util.js";
 
 let who = null;
+const MAX_NEST = 8;
+
 function me() {
   if (!who) who = session().then((s) => (s.auth ? s.user : null)).catch(() => null);
   return who;
@@ -108,8 +110,20 @@ export function commentsPanel(targetType, targetId) {
       if (!kids.has(parent)) kids.set(parent, []);
       kids.get(parent).push(c);
     }
-    const tree = (c) => one(c, (kids.get(c.id) || []).map(tree));
-    clear(list, comments.length ? (kids.get(null) || []).map(tree) : h("p", { class: "muted" }, "No comments yet."));
+    // Replies nest MAX_NEST deep; a longer chain's later replies show at that depth, in
+    // order (a chain of thousands, one request each, must not overflow the stack).
+    const flat = (c) => {
+      const out = [];
+      const stack = [...(kids.get(c.id) || [])].reverse();
+      while (stack.length) {
+        const k = stack.pop();
+        out.push(one(k, []));
+        stack.push(...[...(kids.get(k.id) || [])].reverse());
+      }
+      return out;
+    };
+    const tree = (c, d) => one(c, d >= MAX_NEST ? flat(c) : (kids.get(c.id) || []).map((k) => tree(k, d + 1)));
+    clear(list, comments.length ? (kids.get(null) || []).map((c) => tree(c, 0)) : h("p", { class: "muted" }, "No comments yet."));
   }
 
   async function load() {

@@ -7,6 +7,8 @@
 // Inline: `code`, **bold**, *italic* / _italic_, [text](url), @mentions.
 import { h } from "./util.js";
 
+const MAX_QUOTES = 8;
+
 const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*(?=\S)([\s\S]*?\S)\*\*|\*(?=[^\s*])([^*]*?[^\s*])\*|(?<![\w])_(?=[^\s_])([^_]*?[^\s_])_(?![\w])|\[([^\]\n]+)\]\(([^()\s]+)\)|(?<![\w@.+-])@([A-Za-z0-9](?:[A-Za-z0-9._@+-]*[A-Za-z0-9_@+-])?)/g;
 
 /** The address a link may point to, or null: http(s), mailto, or a path on this site. */
@@ -56,7 +58,7 @@ function paragraph(lines) {
  * top-level ```cairn-panel fenced block into a node (a report's live panel); it returns
  * null for a block it does not know, which then shows as code.
  */
-export function markdown(text, { panel = null } = {}) {
+export function markdown(text, { panel = null, depth = 0 } = {}) {
   const lines = String(text).replace(/\r\n?/g, "\n").split("\n");
   const blocks = [];
   let i = 0;
@@ -79,10 +81,12 @@ export function markdown(text, { panel = null } = {}) {
       i++;
       continue;
     }
-    if (/^\s*>/.test(line)) {
+    // Quotes nest MAX_QUOTES deep; deeper markers stay text (each level is a call: a line
+    // of 60,000 '>' would otherwise overflow the stack of every page that shows it).
+    if (/^\s*>/.test(line) && depth < MAX_QUOTES) {
       const body = [];
       while (i < lines.length && /^\s*>/.test(lines[i])) body.push(lines[i++].replace(/^\s*>\s?/, ""));
-      blocks.push(h("blockquote", {}, [...markdown(body.join("\n")).childNodes]));
+      blocks.push(h("blockquote", {}, [...markdown(body.join("\n"), { depth: depth + 1 }).childNodes]));
       continue;
     }
     const bullet = /^\s*[-*+]\s+/;
