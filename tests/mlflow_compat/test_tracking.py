@@ -287,7 +287,7 @@ def test_inputs_and_logged_model_history(client, url):
 
 
 def test_what_survives_a_reindex_of_a_local_store(client, store):
-    """docs/mlflow.md: renames and tags survive `cairn reindex`; deletions do not."""
+    """docs/mlflow.md: renames, tags and (since #17) deletions survive `cairn reindex`."""
     exp = client.create_experiment("before-reindex")
     client.rename_experiment(exp, "after-reindex")
     client.set_experiment_tag(exp, "k", "v")
@@ -299,7 +299,7 @@ def test_what_survives_a_reindex_of_a_local_store(client, store):
     assert got.name == "after-reindex" and got.tags == {"k": "v"}
     info = client.get_run(run).info
     assert info.run_name == "new"
-    assert info.lifecycle_stage == "active"  # index-only: documented
+    assert info.lifecycle_stage == "deleted"  # journalled, as Cairn's own delete
 
 
 def test_mlflow_writes_are_audited(client, store):

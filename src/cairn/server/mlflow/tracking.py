@@ -2,10 +2,10 @@
 
 Every run the mlflow client creates is a Cairn run written through the same record
 batches as Cairn's own clients (so the audit log, search and the UI see it), and
-every Cairn run reads back as an MLflow run.  What has no place in a record batch
-(an experiment's name, tags and lifecycle, a run's lifecycle and new name) is
-updated in the index directly; see docs/mlflow.md for what that means for
-``cairn reindex`` on a local store.
+every Cairn run reads back as an MLflow run, a run's rename and delete/restore
+included (the reserved tags ``cairn.run.name`` / ``cairn.run.lifecycle``, as Cairn's own
+clients write them).  An experiment's name, tags and lifecycle are updated in the index
+and, on a local store, in its experiment file (what ``cairn reindex`` rebuilds from).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from ... import clock, search
+from ...entities import RUN_LIFECYCLE_TAG, RUN_NAME_TAG as CAIRN_NAME_TAG
 from ...entities import Experiment, RecordBatch, Run, RunStatus
 from ...errors import AlreadyExists, InvalidArgument, NotFound
 from ...search.parser import ATTRIBUTES, TAGS, Clause, OrderKey
@@ -115,12 +116,6 @@ def get_experiment(c: ServerContext, experiment_id: str) -> Experiment:
         except NotFound:
             raise NotFound(f"No Experiment with id={experiment_id} exists (an experiment named "
                            f"{DEFAULT_EXPERIMENT_NAME!r} with another id exists)") from None
-
-
-def update_run_row(c: ServerContext, run_id: str, **values: Any) -> None:
-    """Set columns of a run's index row that no record batch carries (name, lifecycle,
-    heartbeat)."""
-    _sql_store(c, ExperimentUpdates).update_run_row(run_id, **values)
 
 
 # -- experiments ---------------------------------------------------------------------
@@ -383,11 +378,15 @@ def get_run_route(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def rename_run(c: ServerContext, p: Principal, run: Run, name: str) -> None:
-    """A new name: the run's attribute in the index, and MLflow's tag in the journal."""
+    """A new name, journalled as Cairn's clients rename (the reserved tag
+    ``cairn.run.name``), so it survives ``cairn reindex`` and reads the same everywhere;
+    MLflow's tag of an older rename goes."""
     if len(name) > 500:
         raise invalid(f"Run name is {len(name)} characters; the limit is 500")
-    write(c, p, run_id=run.id, tags={RUN_NAME_TAG: name})
-    update_run_row(c, run.id, name=name)
+    if not name.strip():
+        raise invalid("Run name must not be empty")
+    old = (RUN_NAME_TAG,) if RUN_NAME_TAG in run.tags else ()
+    write(c, p, run_id=run.id, tags={CAIRN_NAME_TAG: name}, deleted_tags=old)
     c.audit(p, "run.rename", f"runs/{run.id}", run.name, name)
 
 
@@ -420,7 +419,8 @@ def update_run(c: ServerContext, p: Principal, r: Params) -> dict:
 
 def _set_lifecycle(c: ServerContext, p: Principal, r: Params, lifecycle: str) -> dict:
     run = get_run(c, p, r.run_id())
-    update_run_row(c, run.id, lifecycle=lifecycle)
+    # Journalled (the reserved tag), as Cairn's clients delete: it survives `cairn reindex`.
+    write(c, p, run_id=run.id, tags={RUN_LIFECYCLE_TAG: lifecycle})
     c.audit(p, "run.delete" if lifecycle == "deleted" else "run.restore", f"runs/{run.id}",
             {"lifecycle": run.lifecycle}, {"lifecycle": lifecycle})
     return {}
