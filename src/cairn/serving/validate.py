@@ -164,8 +164,10 @@ def _frame(df: Any, schema: Mapping[str, Any], allow_nan: bool) -> Any:
             target = np.dtype(dtype)
         except TypeError:
             continue  # a pandas-only dtype (category, datetime with zone): left to the check
+        values = col.to_numpy()
         if np.can_cast(col.dtype, target, casting="same_kind") or \
-                (target.kind == "f" and col.dtype.kind in "iu"):
+                (target.kind == "f" and col.dtype.kind in "iu") or \
+                (target.kind in "iu" and col.dtype.kind == "f" and _whole(values)):
             out[name] = col.astype(target)
     if found:
         raise _mismatch(schema, found)
@@ -173,3 +175,10 @@ def _frame(df: Any, schema: Mapping[str, Any], allow_nan: bool) -> Any:
     if found:
         raise _mismatch(schema, found)
     return out[list(want)]
+
+
+def _whole(values: Any) -> bool:
+    """Floats that are all whole numbers (rows sent as one array of numbers come as floats)."""
+    import numpy as np
+
+    return bool(np.isfinite(values).all() and (values == np.round(values)).all())
