@@ -47,7 +47,8 @@ def rworld(backend):  # noqa: F811
     body = ("# Weekly\n\nLoss went **down**.\n\n"
             + panel(type="metric", run=runs[0], key="loss", title="Loss")
             + "\nSide by side:\n\n"
-            + panel(type="compare", runs=runs, columns=["metrics.loss", "params.lr", "tags.team"])
+            + panel(type="compare", runs=runs, columns=["metrics.loss", "params.lr", "tags.team"],
+                    key="loss")
             + panel(type="stages", model="clf"))
     return {"exp": exp, "runs": runs, "body": body, "version": mv.version,
             "a": collab_for(alice), "v": collab_for(backend.client("vera")),
@@ -88,6 +89,8 @@ def test_report_data_is_drawn_from_current_data(rworld):
     assert metric["data"]["run"]["name"] == "lr-0.1"
     assert [r["name"] for r in compare["data"]["runs"]] == ["lr-0.1", "lr-0.01"]
     assert compare["data"]["runs"][1]["cells"][1:] == ["0.01", "fraud"]
+    assert [(x["name"], x["count"]) for x in compare["data"]["series"]] == [("lr-0.1", 5),
+                                                                          ("lr-0.01", 5)]
     kinds = [(e["kind"], e["to"]) for e in stages["data"]["events"]]
     assert kinds[0][0] == "register" and kinds[-1][0] == "stage"
     assert kinds[-1][1].lower() == "staging"

@@ -54,7 +54,7 @@ def _seed(root: Path):
     body = ("# Week 49\n\n" + XSS + "\n\n"
             + panel(type="metric", run=runs[1], key="loss", title="Loss of lr-0.01")
             + "\nSide by side:\n\n"
-            + panel(type="compare", runs=runs, columns=["metrics.loss", "params.lr"])
+            + panel(type="compare", runs=runs, columns=["metrics.loss", "params.lr"], key="loss")
             + panel(type="stages", model="clf"))
     collab_for(client).save_report("week-49", body)
     return store, client, {"exp": exp, "runs": runs, "body": body}
@@ -101,6 +101,9 @@ def _check_rendered(page, stage_rows: int) -> None:
     expect(chart).to_have_attribute("data-ready", "1")
     expect(chart).to_have_attribute("data-points", str(STEPS))
     expect(chart.locator("canvas")).to_have_count(1)
+    both = report.locator("section.panel-compare .chart[data-key=loss]")
+    expect(both).to_have_attribute("data-points", str(2 * STEPS))  # two runs' histories
+    expect(both.locator(".legend")).to_contain_text("lr-0.1")
     rows = report.locator("section.panel-compare tbody tr")
     expect(rows).to_have_count(2)
     expect(rows.nth(1)).to_contain_text("lr-0.01")

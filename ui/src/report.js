@@ -19,7 +19,17 @@ function metricPanel(body, data, later, charts) {
   });
 }
 
-function comparePanel(body, data, links) {
+function comparePanel(body, data, links, later, charts) {
+  if (data.series) {  // with a key: the runs' histories of that metric, one line each
+    const holder = h("div", { class: "chart", "data-key": data.key });
+    body.append(holder);
+    later.push(() => {
+      const chart = new Chart(holder, { title: data.key });
+      charts.push(chart);
+      chart.setSeries(data.series.map((s, i) => ({ ...s, label: s.name, colour: colour(i),
+        values: s.values.map(num), min: s.min && s.min.map(num), max: s.max && s.max.map(num) })));
+    });
+  }
   body.append(h("table", { class: "grid compare-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "run"), h("th", {}, "status"), data.columns.map((c) => h("th", {}, c)))),
     h("tbody", {}, data.runs.map((r) => h("tr", { "data-run": r.id },
@@ -57,7 +67,7 @@ function panelNode(p, later, charts, links) {
     h("div", { class: "panel-head" }, h("strong", {}, panelTitle(p.spec))), body);
   if (p.error !== undefined) body.append(h("div", { class: "error", role: "alert" }, p.error));
   else if (p.spec.type === "metric") metricPanel(body, p.data, later, charts);
-  else if (p.spec.type === "compare") comparePanel(body, p.data, links);
+  else if (p.spec.type === "compare") comparePanel(body, p.data, links, later, charts);
   else if (p.spec.type === "stages") stagesPanel(body, p.data, links);
   return box;
 }

@@ -10,7 +10,8 @@ Types (every panel may also have a ``title``):
 
 * ``metric``: one run's metric history as a chart (``run``, ``key``);
 * ``compare``: several runs side by side, a table of ``columns`` (``metrics.NAME``,
-  ``params.NAME``, ``tags.NAME``) over ``runs`` (at most 50);
+  ``params.NAME``, ``tags.NAME``) over ``runs`` (at most 50), and with ``key`` a chart of
+  that metric's histories, one line per run;
 * ``stages``: a model's stage history (``model``): registrations, stage changes, rollbacks.
 
 Blocks are found exactly as the web UI's Markdown renderer (``ui/src/markdown.js``) finds
@@ -38,7 +39,7 @@ from .rules import MAX_VIEW_NAME, _VIEW_NAME
 
 PANEL_TYPES = ("metric", "compare", "stages")
 PANEL_KEYS = {"metric": ("type", "title", "run", "key"),
-              "compare": ("type", "title", "runs", "columns"),
+              "compare": ("type", "title", "runs", "columns", "key"),
               "stages": ("type", "title", "model")}
 MAX_REPORT_BYTES = 256 * 1024  # the Markdown, in UTF-8
 MAX_REPORT_PANELS = 50
@@ -150,6 +151,8 @@ def check_panel(index: int, line: int, source: str) -> dict[str, Any]:
                 raise InvalidArgument(f"{where}: column {c[:60]!r} is not metrics.NAME, "
                                       "params.NAME or tags.NAME", panel=index + 1)
         out["columns"] = list(columns)
+        if spec.get("key") is not None:
+            out["key"] = _string(where, "key", spec.get("key"))
     else:
         out["model"] = _string(where, "model", spec.get("model"), 500)
     out["source"] = source
@@ -215,7 +218,16 @@ def panel_data(client: Any, panel: dict[str, Any], registry: Callable[[], Any]) 
                 "key": panel["key"], "series": series_json(h.steps, h.timestamps, h.values)}
     if panel["type"] == "compare":
         runs = [client.get_run(r) for r in panel["runs"]]
-        return {"columns": panel["columns"],
+        out: dict[str, Any] = {}
+        if panel.get("key"):
+            points = max(100, MAX_POINTS // len(runs))
+            out["key"] = panel["key"]
+            out["series"] = []
+            for r in runs:
+                h = client.get_metric_history(r.id, panel["key"])
+                out["series"].append({"run": r.id, "name": r.name,
+                                      **series_json(h.steps, h.timestamps, h.values, points)})
+        return {**out, "columns": panel["columns"],
                 "runs": [{"id": r.id, "name": r.name, "status": r.status.value,
                           "experiment": r.experiment,
                           "cells": [_cell(r, c) for c in panel["columns"]]} for r in runs]}

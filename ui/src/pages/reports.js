@@ -96,7 +96,7 @@ export function reportPage(root, [name], params) {
     const cancel = h("button", { onclick: () => clear(editBox) }, "Cancel");
     clear(editBox, h("p", { class: "muted" }, "Markdown; a panel is a fenced block ```cairn-panel holding JSON: ",
       h("code", {}, '{"type": "metric", "run": RUN_ID, "key": "loss"}'), ", ",
-      h("code", {}, '{"type": "compare", "runs": [...], "columns": ["metrics.loss", "params.lr"]}'), ", ",
+      h("code", {}, '{"type": "compare", "runs": [...], "columns": ["metrics.loss", "params.lr"], "key": "loss"}'), ", ",
       h("code", {}, '{"type": "stages", "model": NAME}'), "."), text, h("div", { class: "toolbar" }, save, cancel), note);
     text.focus();
   }
