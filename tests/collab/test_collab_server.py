@@ -103,7 +103,9 @@ def test_viewers_comment_authors_edit_admins_moderate(w):
     assert api.delete(f"{API}/comments/{cid}", headers=h["root"]).json()["deleted"] is True
     hist = api.get(f"{API}/comments/{cid}/history", headers=h["vera"]).json()
     assert hist == {"edits": []}
-    restored = api.post(f"{API}/comments/{cid}/restore", headers=h["vera"]).json()
+    # An admin's moderation: the author cannot undo it, an admin can.
+    assert api.post(f"{API}/comments/{cid}/restore", headers=h["vera"]).status_code == 403
+    restored = api.post(f"{API}/comments/{cid}/restore", headers=h["root"]).json()
     assert restored["body"] == "fixed typo" and restored["deleted"] is False
     hist = api.get(f"{API}/comments/{cid}/history", headers=h["vera"]).json()["edits"]
     assert [(e["seq"], e["body"], e["editor"]) for e in hist] == [

@@ -131,6 +131,8 @@ def check_description(text: Any) -> str:
     check_text(text, "description")
     if len(text) > 10_000:
         raise InvalidArgument("a dashboard's description is at most 10000 characters")
+    if "\x00" in text:  # PostgreSQL's text cannot hold one: a clear 400, not a 503
+        raise InvalidArgument("a dashboard's description must not contain a NUL character")
     return text
 
 

@@ -154,6 +154,11 @@ class Collab(StoreService):
         with self.session(write=True) as conn:
             old = repo.require_comment(conn, comment_id)
             self._mine(old, "restore")
+            if old.deleted and old.deleted_by != old.author and not self.admin:
+                # An admin's moderation stays until an admin undoes it.
+                raise PermissionDenied(f"comment {comment_id!r} was deleted by "
+                                       f"{old.deleted_by!r}; only an admin may restore it",
+                                       comment_id=comment_id)
             if old.deleted:
                 body = repo.stored_body(conn, comment_id)
                 repo.restore_comment(conn, comment_id, rules.mentions(body), clock.now_ms())

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, StrictStr
 
-from ...errors import CairnError, InvalidArgument, NotFound
+from ...errors import CairnError, InvalidArgument, NotFound, PermissionDenied
 from ...store.sql.auth import RANK
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
@@ -52,8 +52,8 @@ def _resource(c: ServerContext, target_type: str, target_id: str) -> tuple[str |
     rules.check_target(target_type, target_id)
     if target_type == "run":
         exp = run_experiments(c, [target_id]).get(target_id)
-        if exp is None:
-            raise NotFound(f"run {target_id!r} does not exist")
+        if exp is None:  # the words of a run one may not view: the two must not differ
+            raise _hidden(f"{target_type} {target_id!r}")
         return "experiment", exp
     if target_type == "experiment":
         return "experiment", target_id
@@ -309,9 +309,14 @@ def put_dashboard(name: ViewName, body: DashboardBody, request: Request, p: User
         c.guard.require(p, "editor", "experiment", e)
     collab = _collab(c, p, admin=p.is_admin)
     try:
-        before: Any = _dashboard_json(collab.get_dashboard(name))["panels"]
+        existing = collab.get_dashboard(name)
     except NotFound:
-        before = None
+        before: Any = None
+    else:
+        if not _sees(c, p, existing):  # a name is taken, but what holds it, or whose, not
+            raise PermissionDenied(f"the dashboard name {name!r} is taken; choose another",
+                                   name=name)
+        before = _dashboard_json(existing)["panels"]
     d = collab.save_dashboard(name, panels, body.description)
     c.audit(p, "dashboard.put", f"dashboard:{name}", before, list(d.panels))
     return _out(_dashboard_json(d))
