@@ -38,6 +38,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+# What an MLflow pyfunc raises when the input does not fit its schema: the caller's fault.
+_INPUT_ERRORS = ("BAD_REQUEST", "INVALID_PARAMETER_VALUE")
 
 
 def _cairn_version() -> str:
@@ -119,6 +121,9 @@ class ScoringApp:
         try:
             raw = served.predict(inputs)
         except Exception as exc:  # noqa: BLE001 (the model's fault: 500 for this request)
+            if getattr(exc, "error_code", None) in _INPUT_ERRORS:  # an MLflow model's schema
+                raise RequestError(f"the model {served.version.uri} refused the input: "
+                                   f"{getattr(exc, 'message', exc)}", 400) from None
             log.exception("request %s: the model %s raised inside predict", request_id,
                           served.version.uri)
             raise RequestError(f"the model {served.version.uri} raised "

@@ -15,9 +15,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, MissingDependency
 from ..registry import loading
 from ..registry.entities import ModelVersion
 from ..registry.service import parse_ref
@@ -69,11 +70,28 @@ def _torch_of(model: Any) -> Any:
     return None
 
 
+def mlflow_model(path: Path, what: str) -> Any:
+    """An MLflow model directory (``MLmodel`` inside, as ``cairn import mlflow`` registers
+    them with the directory flavor) loaded as an MLflow pyfunc, or None for other folders."""
+    if not (path / "MLmodel").is_file():
+        return None
+    from importlib import import_module
+    from importlib.util import find_spec
+
+    if find_spec("mlflow") is None:
+        raise MissingDependency(f"{what} is an MLflow model (imported from MLflow); serving it "
+                                "needs mlflow: pip install mlflow", package="mlflow")
+    pyfunc = import_module("mlflow.pyfunc")
+    return pyfunc.load_model(str(path))
+
+
 def load_version(reg: Any, mv: ModelVersion, *, warm: bool = True) -> Served:
     """Load ``mv`` through the registry (record digest, signature, every file's digest), then
     warm it with one row shaped like its signature (a warm-up that fails is only logged:
     zeros are not valid for every model)."""
     model = loading.load(reg, f"{mv.name}/{mv.version}")
+    if isinstance(model, Path):
+        model = mlflow_model(model, mv.uri) or model
     served = Served(mv, model, predictor(model, mv.uri))
     if warm:
         example = _warm_input(mv.signature)
