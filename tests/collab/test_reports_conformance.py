@@ -154,12 +154,13 @@ def test_an_export_is_one_html_file_with_the_data_inlined(rworld):
 def test_panel_blocks_follow_the_uis_fences():
     body = ("```cairn-panel\nA\n```\n> ```cairn-panel\n> quoted\n```\n"
             "~~~~ cairn-panel \nB\n~~~~\n```python\nC\n```\n```cairn-panel\nunclosed")
-    # A quote's lines start with '>': not a fence; "> ```cairn-panel" is no panel here
-    # (the UI renders it as code), and its closing ``` opens a fence that "~~~~" is inside.
     assert [s for _, s in panel_blocks("```cairn-panel\nA\n```")] == ["A"]
     assert [s for _, s in panel_blocks("~~~~ cairn-panel \nB\n~~~~\n")] == ["B"]
     assert [s for _, s in panel_blocks("```python\nC\n```\n```cairn-panel\nD")] == ["D"]
-    assert panel_blocks(body)[0] == (1, "A")
+    # A quote's lines start with '>', so "> ```cairn-panel" is no panel (the UI shows it as
+    # code inside the quote); the bare ``` after it opens a fence that runs to "```python",
+    # and the next bare ``` one that "```cairn-panel" closes: only A is a panel, as in the UI.
+    assert panel_blocks(body) == [(1, "A")]
 
 
 def test_long_series_become_an_envelope_that_keeps_spikes():
