@@ -202,3 +202,31 @@ def test_the_server_refuses_bad_input_on_its_own_routes(world):
         assert r.status_code == 400 and "must be one of" in r.text, r.text
     assert _state(backend.admin, rid) == ("first", "active", {})
     assert backend.admin.get_experiment(exp.id).name == "team"
+
+
+def test_restoring_an_experiment_leaves_a_run_deleted_on_its_own_deleted(world):
+    """As a rebuild from the journals would leave it: the run's own delete is its own."""
+    backend, exp, rid = world
+    root = backend.admin
+    other = root.create_run(exp.id, name="other").id
+    root.delete_run(rid)
+    root.delete_experiment(exp.id)
+    assert root.get_run(other).lifecycle == "deleted"
+    root.restore_experiment(exp.id)
+    assert (root.get_run(rid).lifecycle, root.get_run(other).lifecycle) == ("deleted", "active")
+    if backend.kind in ("local", "remote"):
+        backend._sql_store().reindex()
+        assert (root.get_run(rid).lifecycle, root.get_run(other).lifecycle) == \
+            ("deleted", "active")
+
+
+def test_memory_store_keeps_a_run_deleted_on_its_own():
+    import cairn
+
+    client = cairn.Client("memory://own-delete")
+    exp = client.create_experiment("m")
+    a, b = (client.create_run(exp.id).id for _ in range(2))
+    client.delete_run(a)
+    client.delete_experiment(exp.id)
+    client.restore_experiment(exp.id)
+    assert (client.get_run(a).lifecycle, client.get_run(b).lifecycle) == ("deleted", "active")

@@ -36,6 +36,7 @@ class MemoryStore:
         self._artifacts: dict[str, dict[str, FileEntry]] = {}
         self._applied: dict[str, int] = {}
         self._stamps: dict[tuple[str, str], int] = {}  # (run, "name"/"lifecycle") -> time
+        self._own_deletes: set[str] = set()  # runs deleted on their own (not by experiment)
         self._objects: ObjectStore | None = None
 
     @property
@@ -103,7 +104,9 @@ class MemoryStore:
             exp = self.get_experiment(experiment_id)
             new = self._experiments[exp.id] = dataclasses.replace(exp, lifecycle=lifecycle)
             for rid, run in self._runs.items():
-                if run.experiment_id == exp.id:
+                # A run deleted on its own stays deleted when its experiment is restored.
+                if run.experiment_id == exp.id and not (lifecycle == "active"
+                                                        and rid in self._own_deletes):
                     self._runs[rid] = dataclasses.replace(run, lifecycle=lifecycle)
             return new
 
@@ -143,6 +146,9 @@ class MemoryStore:
                     if change is not None and self._stamps.get((rid, k), batch.time) <= batch.time:
                         row[k] = change
                         self._stamps[rid, k] = batch.time
+                if "lifecycle" in row:
+                    (self._own_deletes.add if row["lifecycle"] == "deleted"
+                     else self._own_deletes.discard)(rid)
             params = {**batch.params, **run.params}
             tags = {**run.tags, **batch.tags}
             for k in batch.deleted_tags:

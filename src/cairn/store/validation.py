@@ -8,6 +8,7 @@ import os
 import re
 from typing import Any, Callable, Iterable, TypeVar
 
+from ..entities import LIFECYCLES, RUN_LIFECYCLE_TAG, RUN_NAME_TAG
 from ..errors import InvalidArgument
 
 MAX_KEY = 250
@@ -293,8 +294,6 @@ def check_run_name(name: Any) -> str:
 def check_row_tags(tags: Any, deleted: Any = ()) -> None:
     """The reserved tags of a batch (``cairn.run.name``, ``cairn.run.lifecycle``) hold a
     valid name and lifecycle, and are never deleted (a restore sets "active")."""
-    from ..entities import LIFECYCLES, RUN_LIFECYCLE_TAG, RUN_NAME_TAG
-
     if RUN_NAME_TAG in tags:
         check_run_name(tags[RUN_NAME_TAG])
     if RUN_LIFECYCLE_TAG in tags and tags[RUN_LIFECYCLE_TAG] not in LIFECYCLES:

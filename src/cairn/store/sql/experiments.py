@@ -70,8 +70,17 @@ class IndexedExperiments:
             conn.execute(sa.update(T.experiments).where(T.experiments.c.id == exp.id).values(
                 name=new.name, lifecycle=new.lifecycle, tags=json.dumps(dict(new.tags))))
             if new.lifecycle != exp.lifecycle:
-                conn.execute(sa.update(T.runs).where(T.runs.c.experiment_id == exp.id).values(
-                    lifecycle=new.lifecycle))
+                runs = sa.update(T.runs).where(T.runs.c.experiment_id == exp.id)
+                if new.lifecycle == "active":
+                    # A run deleted on its own stays deleted, as a rebuild from the
+                    # journals would leave it (its document holds its own lifecycle).
+                    own = [rid for rid, doc in conn.execute(
+                        sa.select(T.runs.c.id, T.runs.c.doc).where(
+                            T.runs.c.experiment_id == exp.id, T.runs.c.doc.contains('"r":')))
+                        if (json.loads(doc).get("r") or {}).get("l", [0, ""])[1] == "deleted"]
+                    if own:
+                        runs = runs.where(T.runs.c.id.not_in(own))
+                conn.execute(runs.values(lifecycle=new.lifecycle))
             self._experiment_created(new)
         return new
 
