@@ -13,7 +13,7 @@ from cairn.serving import deploy
 from serving import ThreadedServer
 
 from .conftest import COLUMNS, fit
-from .models import Raises
+from .models import Raises, Sets
 
 
 @pytest.fixture
@@ -139,6 +139,16 @@ def test_a_model_that_raises_is_a_500_for_that_request_only(registry, tracking, 
                             "of range"}
         for _ in range(3):  # the server stays up and answers the next requests
             assert post(base, split(COLUMNS, [[1.0, 1.0, 1.0]])).status_code == 200
+
+
+def test_predictions_json_cannot_hold_are_a_clear_500(registry, tracking, frame):
+    cairn.Client(str(tracking)).register_model("sets", Sets(), flavor="pickle")
+    d = deploy(registry, "models:/sets/1.0.0", follow=False)
+    with ThreadedServer(d.app) as base:
+        r = post(base, split(COLUMNS, [[1.0, 1.0, 1.0]]))
+        assert r.status_code == 500 and r.json()["error_code"] == "INTERNAL_ERROR"
+        assert "predictions of sets/1.0.0 cannot be written as JSON" in r.json()["message"]
+        assert r.headers["cairn-model-version"] == "1.0.0"
 
 
 def test_an_alias_that_points_nowhere(registry, fraud):
