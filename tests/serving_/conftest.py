@@ -17,12 +17,16 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("CAIRN_CAPTURE_ENV", "0")
 
 
-@pytest.fixture
-def frame():
+def make_frame():
     rng = np.random.RandomState(0)
     X = pd.DataFrame(rng.randn(60, 3), columns=COLUMNS)
     y = (X["amount"] + 0.5 * X["age"] > 0).astype(int)
     return X, y
+
+
+@pytest.fixture
+def frame():
+    return make_frame()
 
 
 def fit(frame, kind="logreg", seed=0):
@@ -47,3 +51,24 @@ def fraud(tracking, frame):
     mv = c.register_model("fraud", fit(frame), input_example=frame[0][:5])
     c.set_alias("fraud", "prod", mv.version)
     return mv
+
+
+@pytest.fixture(scope="module")
+def fraud_url(tmp_path_factory):
+    """One server per test module for read-only tests: ``fraud`` 1.0.0 @prod, its body limit
+    4096 bytes, on a store of its own (requests do not change the store)."""
+    from serving import ThreadedServer
+
+    from cairn.serving import deploy
+
+    root = tmp_path_factory.mktemp("fraud")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAIRN_KEYS_DIR", str(root / "keys"))
+        mp.setenv("CAIRN_USER", "alice")
+        mp.setenv("CAIRN_CAPTURE_ENV", "0")
+        c = cairn.Client(str(root / "store"))
+        mv = c.register_model("fraud", fit(make_frame()), input_example=make_frame()[0][:5])
+        c.set_alias("fraud", "prod", mv.version)
+        d = deploy(registry_for(c), "models:/fraud@prod", follow=False, max_body=4096)
+    with ThreadedServer(d.app) as base:
+        yield base

@@ -17,10 +17,8 @@ from .models import Raises, Sets
 
 
 @pytest.fixture
-def url(registry, fraud):
-    d = deploy(registry, "models:/fraud@prod", follow=False, max_body=4096)
-    with ThreadedServer(d.app) as base:
-        yield base
+def url(fraud_url):
+    return fraud_url
 
 
 def post(url, body, content_type="application/json", path="/invocations"):
