@@ -73,6 +73,11 @@ def test_v1_predict_adds_request_id_and_version(url, frame):
     # A caller's own request id is kept, so it can join feedback later.
     r = httpx.post(url + "/v1/predict", json=body, headers={"Cairn-Request-Id": "abc-123"})
     assert r.json()["request_id"] == "abc-123" == r.headers["cairn-request-id"]
+    for odd in ("", "x" * 129, "two words", "é"):  # not a plain token: a fresh id instead
+        r = httpx.post(url + "/v1/predict", json=body,
+                       headers={"Cairn-Request-Id": odd.encode()})
+        assert r.status_code == 200 and len(r.json()["request_id"]) == 32
+        assert r.json()["request_id"] == r.headers["cairn-request-id"]
     csv = httpx.post(url + "/v1/predict", content=rows(frame, 2).to_csv(index=False),
                      headers={"Content-Type": "text/csv"})
     assert csv.json()["predictions"] == expected(frame, 2)

@@ -9,7 +9,8 @@ Routes::
     POST /v1/predict      {"predictions": [...], "request_id": "...", "model_version": "..."}
 
 Every answer carries ``Cairn-Model-Version`` and ``Cairn-Request-Id`` headers (a request
-id sent by the caller in ``Cairn-Request-Id`` is kept).  A request reads
+id sent by the caller in ``Cairn-Request-Id`` is kept when it is a plain token of at most
+128 characters).  A request reads
 ``holder.current`` once, so a version switch never changes the model under it; parsing,
 validation and ``predict`` run in a worker thread, so a slow model does not stall the
 event loop.  Errors are ``{"error_code": ..., "message": ...}``: 400 for input that does
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Awaitable, Callable
@@ -38,6 +40,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+# A caller's own request id is kept when it is a plain token; anything else gets a fresh one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/@-]{1,128}")
 # What an MLflow pyfunc raises when the input does not fit its schema: the caller's fault.
 _INPUT_ERRORS = ("BAD_REQUEST", "INVALID_PARAMETER_VALUE")
 
@@ -68,7 +72,8 @@ class ScoringApp:
         served = self.holder.current  # this request's version, whatever happens next
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
-        request_id = headers.get("cairn-request-id") or uuid.uuid4().hex
+        given = headers.get("cairn-request-id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         extra = [(b"cairn-model-version", served.label.encode()),
                  (b"cairn-request-id", request_id.encode("latin-1"))]
         method, path = scope["method"], scope["path"]

@@ -146,8 +146,7 @@ def _frame(df: Any, schema: Mapping[str, Any], allow_nan: bool) -> Any:
         col = df[name]
         missing = col.isna().to_numpy()
         if missing.any():
-            text = dtype in _TEXT
-            is_float = not text and np.dtype(dtype).kind == "f"
+            is_float = _kind(dtype) == "f"
             if not (is_float and allow_nan):
                 row = int(np.argmax(missing))
                 found.append(f"input: column {name!r} holds a missing value (null or NaN) in "
@@ -182,3 +181,16 @@ def _whole(values: Any) -> bool:
     import numpy as np
 
     return bool(np.isfinite(values).all() and (values == np.round(values)).all())
+
+
+def _kind(dtype: str) -> str:
+    """numpy's kind letter of a signature dtype ("f" for floats); "" for text and pandas-only
+    dtypes (category, datetimes with a zone)."""
+    import numpy as np
+
+    if dtype in _TEXT:
+        return ""
+    try:
+        return str(np.dtype(dtype).kind)
+    except TypeError:
+        return ""
