@@ -88,3 +88,28 @@ def test_a_renamed_models_thread_moves_with_it(w):
     assert [c["id"] for c in moved.json()["comments"]] == [said["id"]]
     _register(client, "clf")  # a new model under the old name starts with no thread
     assert _thread(api, h["root"], f"clf@{mv.version}").json()["comments"] == []
+
+
+def test_a_report_over_a_model_follows_its_rename_and_closes_with_its_delete(w):
+    """Who reads a report is decided by the models it draws: after a rename, the renamed
+    model's role holders; after a delete, no later model of the name opens it."""
+    import json
+
+    api, h, grant, client = w
+    _register(client, "clf")
+    grant("alice", "clf", "editor")
+    body = "# Notes on clf\n\n```cairn-panel\n" + json.dumps(
+        {"type": "stages", "model": "clf"}) + "\n```\n"
+    r = api.put(f"{API}/reports/clf-notes", json={"body": body}, headers=h["alice"])
+    assert r.status_code == 200, r.text
+    registry_for(client).rename_registered_model("clf", "clf2")
+    assert api.get(f"{API}/reports/clf-notes", headers=h["alice"]).status_code == 200
+    _register(client, "clf")  # eve's new model of the old name
+    grant("eve", "clf", "admin")
+    assert api.get(f"{API}/reports/clf-notes", headers=h["eve"]).status_code == 404
+    registry_for(client).delete_registered_model("clf2", force=True)
+    _register(client, "clf2")
+    grant("eve", "clf2", "admin")
+    assert api.get(f"{API}/reports/clf-notes", headers=h["eve"]).status_code == 404
+    assert api.get(f"{API}/reports/clf-notes", headers=h["root"]).status_code == 200
+    assert api.get(f"{API}/reports", headers=h["eve"]).json() == {"reports": []}

@@ -174,6 +174,7 @@ class Lifecycle:
                         {"forced": blocked} if blocked else None, now)
             self._roles_follow(conn, name, None, now)
             _comments_follow(conn, name, None)
+            _reports_follow(conn, name, None)
             return model
 
     def _roles_follow(self, conn: Connection, name: str, new_name: str | None, now: int) -> None:
@@ -274,6 +275,7 @@ class Lifecycle:
                         {"name": new_name, "digests": digests}, now)
             self._roles_follow(conn, name, new_name, now)
             _comments_follow(conn, name, new_name)
+            _reports_follow(conn, name, new_name)
             return repo.to_model(conn, repo.require_model(conn, new_name))
 
 
@@ -296,3 +298,24 @@ def _comments_follow(conn: Connection, name: str, new_name: str | None) -> None:
     conn.execute(sa.delete(TC.comment_edits).where(TC.comment_edits.c.comment_id.in_(ids)))
     conn.execute(sa.delete(TC.comment_mentions).where(TC.comment_mentions.c.comment_id.in_(ids)))
     conn.execute(sa.delete(C).where(mine))
+
+
+DELETED_MODEL = "{}@deleted"  # no model can take this name ('@' is not allowed in one)
+
+
+def _reports_follow(conn: Connection, name: str, new_name: str | None) -> None:
+    """Who may read a report is decided by the models it draws (their names): on a rename
+    they become the new name; on a delete a name no model can take, so that a later model
+    of the old name does not open the report to its own role holders (admins still read
+    it; its panel of that model shows an error)."""
+    from ..store.sql import tables_collab as TC
+
+    R = TC.reports
+    quoted = json.dumps(name)
+    for rname, models in conn.execute(sa.select(R.c.name, R.c.models).where(
+            R.c.models.contains(quoted, autoescape=True))).all():
+        names = json.loads(models)
+        if name not in names:
+            continue
+        moved = [(new_name or DELETED_MODEL.format(name)) if m == name else m for m in names]
+        conn.execute(sa.update(R).where(R.c.name == rname).values(models=json.dumps(moved)))
