@@ -150,6 +150,10 @@ def test_an_alias_deleted_while_serving_keeps_the_version_serving(registry, trac
             c.delete_alias("tagged", "prod")
             assert wait_for(lambda: any("has no alias 'prod'" in r.getMessage()
                                         for r in caplog.records))
+            time.sleep(0.3)  # several more polls: the same problem is not logged again
+        warnings = [r.getMessage() for r in caplog.records if "has no alias" in r.getMessage()]
+        assert warnings == [f"could not check tagged@prod (still serving {v1.version}): model "
+                            "'tagged' has no alias 'prod' (aliases: none)"]
         assert d.holder.current.version.version == v1.version
     finally:
         d.close()

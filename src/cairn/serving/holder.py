@@ -161,14 +161,23 @@ class AliasFollower:
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(max(5.0, self.interval * 2))
+            self._thread.join(10)  # a load in progress is waited for, within reason
 
     def _run(self) -> None:
+        problem = None  # logged once, not at every poll, until it changes or goes away
         while not self._stop.wait(self.interval):
             try:
                 self.check()
             except Exception as exc:  # noqa: BLE001 (the poller must outlive a bad poll)
-                log.warning("could not check %s: %s", self.ref, exc)
+                text = str(getattr(exc, "message", exc))
+                if text != problem:
+                    log.warning("could not check %s (still serving %s): %s", self.ref,
+                                self.holder.current.version.version, text)
+                problem = text
+            else:
+                if problem is not None:
+                    log.info("%s can be checked again", self.ref)
+                problem = None
 
     def check(self) -> bool:
         """One poll: True when it switched to a new version."""
