@@ -114,7 +114,6 @@ def _warm_input(signature: Any) -> Any:
             return np.zeros(shape, dtype=schema["dtype"])
         if schema.get("type") == "dataframe":
             pd = pandas()
-
             return pd.DataFrame({c["name"]: np.zeros(1).astype(c["dtype"]) if
                                  c["dtype"] not in ("object", "str", "string") else [""]
                                  for c in schema["columns"]})
