@@ -170,3 +170,26 @@ def test_stages_and_latest_are_followed_too(registry, tracking, ref):
     c.transition_model_version_stage("tagged", v2.version, "Production")
     assert d.follower.check() is True
     assert d.holder.current.version.version == v2.version
+
+
+def test_a_version_whose_registry_record_was_edited_is_refused(registry, tracking, caplog):
+    import sqlite3
+
+    c = cairn.Client(str(tracking))
+    v1 = register(c, "good")
+    c.set_alias("tagged", "prod", v1.version)
+    d = deploy(registry, "models:/tagged@prod", follow=False)
+    v2 = register(c, "swapped")
+    # Point v2 at v1's files behind the registry's back: the record's digest no longer fits.
+    conn = sqlite3.connect(str(tracking / "index.db"), isolation_level=None)
+    try:
+        conn.execute("UPDATE model_versions SET tree_oid = ? WHERE version = ?",
+                     (v1.tree_oid, v2.version))
+    finally:
+        conn.close()
+    c.set_alias("tagged", "prod", v2.version)
+    follower = AliasFollower(registry, "tagged@prod", d.holder)
+    with caplog.at_level(logging.ERROR, logger="cairn.serving"):
+        assert follower.check() is False
+    assert "was changed after it was registered" in caplog.text
+    assert d.holder.current.version.version == v1.version
