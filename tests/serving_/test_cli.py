@@ -1,5 +1,6 @@
 """`cairn serve` as a user runs it: a child process on a free port, following an alias."""
 
+import json
 import os
 import signal
 import subprocess
@@ -54,6 +55,21 @@ def test_cairn_serve_answers_and_follows_the_alias(tracking, frame, fraud, tmp_p
     text = log.read_text()
     assert "serving fraud/1.0.0 (sklearn, following @prod)" in text
     assert f"now serving fraud/{v2.version} (was 1.0.0)" in text
+
+
+def test_json_says_what_is_served_once_it_is_loaded(tracking, fraud):
+    port = free_port()
+    proc = subprocess.Popen([*CAIRN, "serve", "models:/fraud/1.0.0", "--store", str(tracking),
+                             "--port", str(port), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", 60, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    assert json.loads(out) == {"name": "fraud", "version": "1.0.0", "flavor": "sklearn",
+                               "url": f"http://127.0.0.1:{port}", "following": None,
+                               "max_body": 32 * 1024 * 1024}
 
 
 def test_an_alias_that_points_nowhere_exits_with_a_clear_error(tracking, fraud):

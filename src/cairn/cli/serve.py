@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from .main import handle_errors
+from .main import emit_json, handle_errors, json_option
 
 
 def _require_uvicorn() -> None:
@@ -28,10 +30,11 @@ def _require_uvicorn() -> None:
               help="Largest request body; larger ones get 413 (bytes, or KiB/MiB/GiB).")
 @click.option("--allow-nan", is_flag=True,
               help="Pass null/NaN in float inputs to the model instead of refusing them.")
+@json_option
 @click.pass_obj
 @handle_errors
 def serve(obj, ref: str, host: str, port: int, poll: float, max_body: str,
-          allow_nan: bool) -> None:
+          allow_nan: bool, as_json: bool) -> None:
     """Serve a registered model over HTTP: MLflow's /invocations, /ping, /health, /version,
     and Cairn's /v1/predict.
 
@@ -41,7 +44,7 @@ def serve(obj, ref: str, host: str, port: int, poll: float, max_body: str,
     \b
     Examples:
       cairn serve models:/fraud@production --port 8080
-      cairn serve models:/fraud/1.2.0 --store ./.cairn --max-body 1MiB
+      cairn serve models:/fraud/1.2.0 --store ./.cairn --max-body 1MiB --json
       curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\
            -d '{"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 2]]}}'
     """
@@ -55,9 +58,16 @@ def serve(obj, ref: str, host: str, port: int, poll: float, max_body: str,
     deployment = deploy(reg, ref, poll=poll, max_body=limit, allow_nan=allow_nan,
                         follow=poll > 0)
     mv = deployment.holder.current.version
-    following = f", following @{ref.rpartition('@')[2]}" if deployment.follower else ""
-    click.echo(f"serving {mv.uri} ({mv.flavor}{following}) on http://{host}:{port}  "
-               "(Ctrl+C to stop)", err=True)
+    alias = ref.rpartition("@")[2] if deployment.follower else None
+    url = f"http://{host}:{port}"
+    if as_json:  # one document when the model is loaded, for scripts that start the server
+        emit_json({"name": mv.name, "version": mv.version, "flavor": mv.flavor, "url": url,
+                   "following": alias, "max_body": limit})
+        sys.stdout.flush()
+    else:
+        following = f", following @{alias}" if alias else ""
+        click.echo(f"serving {mv.uri} ({mv.flavor}{following}) on {url}  (Ctrl+C to stop)",
+                   err=True)
     run(deployment, host=host, port=port, log_level="warning")
 
 
