@@ -328,6 +328,29 @@ def test_changes_at_once_to_one_model_lose_none(base):
     """Tags, params and metrics sent at the same moment by many clients all land (each
     change reads the model's description and writes it back: unserialised, one would
     overwrite another's)."""
+    _changes_at_once(base, 36)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_changes_at_once_through_several_workers_lose_none(backend, tmp_path, request):
+    """The same through the two processes of ``--workers 2``: the model's lock is the
+    store's (lock files of a local store, PostgreSQL's advisory locks), not a process's."""
+    from serving import ProcessServer
+
+    if backend == "local":
+        args = ["--store", str(tmp_path / "store")]
+    else:
+        from pg_fixtures import create_schema
+
+        args = ["--db", create_schema(request.getfixturevalue("pg_database")),
+                "--objects", str(tmp_path / "objects")]
+    with ProcessServer(*args, "--no-auth", "--workers", "2",
+                       log=tmp_path / "server.log") as srv:
+        _changes_at_once(srv.url, 90, threads=12)
+
+
+def _changes_at_once(base: str, n: int, threads: int = 8) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     client = MlflowClient(base)
@@ -348,9 +371,9 @@ def test_changes_at_once_to_one_model_lose_none(base):
                 "model_id": mid})
         assert r.status_code == 200, r.text
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(change, range(36)))
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(change, range(n)))
     got = client.get_logged_model(mid)
-    assert got.tags == {f"t{i}": str(i) for i in range(0, 36, 3)}
-    assert got.params == {f"p{i}": str(i) for i in range(1, 36, 3)}
-    assert sorted(m.key for m in got.metrics) == sorted(f"m{i}" for i in range(2, 36, 3))
+    assert got.tags == {f"t{i}": str(i) for i in range(0, n, 3)}
+    assert got.params == {f"p{i}": str(i) for i in range(1, n, 3)}
+    assert sorted(m.key for m in got.metrics) == sorted(f"m{i}" for i in range(2, n, 3))

@@ -15,9 +15,11 @@ in the model's description too (every point, as MLflow lists them), besides the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ... import clock, search
@@ -45,17 +47,63 @@ DEFAULT_MAX_RESULTS = 100  # MLflow's, also for max_results 0 (protobuf's "not g
 
 
 # A change to a model reads its description, changes it and writes it back; two at once
-# would lose one.  Striped locks serialise the changes of one model in this process.
+# would lose one.  Striped locks serialise the changes of one model in this process, and
+# the store's locks those of every process and replica (see _shared_locks).
 _STRIPES = [threading.Lock() for _ in range(64)]
+_FILE_STRIPES = 256  # lock files of a local store, shared by the models that hash alike
+
+
+def _key(model_id: str) -> int:
+    """A signed 64-bit key for a model id, the same in every process."""
+    h = int.from_bytes(hashlib.sha256(model_id.encode()).digest()[:8], "big", signed=True)
+    return h
 
 
 @contextmanager
-def changing(model_ids: Iterable[Any]) -> Iterator[None]:
+def _shared_locks(c: ServerContext, keys: list[int]) -> Iterator[None]:
+    """Hold ``keys`` across processes: PostgreSQL's session advisory locks (every worker and
+    replica of one database), or a local store's lock files (the workers of ``--workers
+    N`` on one machine).  Taken in order, so two changes never wait on each other."""
+    engine = c.engine
+    if engine is not None and engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for k in keys:
+                conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (k,))
+            try:
+                yield
+            finally:
+                for k in reversed(keys):
+                    conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (k,))
+        return
+    root = getattr(c.store, "root", None)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: this process's locks only
+        fcntl = None  # type: ignore[assignment]
+    if root is None or fcntl is None:
+        yield
+        return
+    folder = Path(root) / "locks"
+    folder.mkdir(exist_ok=True)
+    with ExitStack() as stack:
+        for stripe in sorted({k % _FILE_STRIPES for k in keys}):
+            f = stack.enter_context(open(folder / f"logged-model-{stripe:03d}.lock", "a+b"))
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+@contextmanager
+def changing(c: ServerContext, model_ids: Iterable[Any]) -> Iterator[None]:
     """Hold the locks of ``model_ids`` (non-strings are ignored: the change refuses them)."""
-    stripes = sorted({hash(m) % len(_STRIPES) for m in model_ids if isinstance(m, str)})
+    ids = sorted({m for m in model_ids if isinstance(m, str)})
+    if not ids:
+        yield
+        return
+    stripes = sorted({hash(m) % len(_STRIPES) for m in ids})
     with ExitStack() as stack:
         for i in stripes:  # in order, so two changes never wait on each other
             stack.enter_context(_STRIPES[i])
+        stack.enter_context(_shared_locks(c, sorted({_key(m) for m in ids})))
         yield
 
 
@@ -270,7 +318,7 @@ def _status(r: Params) -> str:
 
 
 def finalize(c: ServerContext, p: Principal, r: Params) -> dict:
-    with changing([r.data.get("model_id")]):
+    with changing(c, [r.data.get("model_id")]):
         run, desc = _changeable(c, p, r)  # the caller's role first, as on MLflow with auth on
         status = _status(r)
         desc["status"] = status
@@ -279,7 +327,7 @@ def finalize(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def set_tags(c: ServerContext, p: Principal, r: Params) -> dict:
-    with changing([r.data.get("model_id")]):
+    with changing(c, [r.data.get("model_id")]):
         tags = {}
         for k, v in r.key_values("tags"):  # a key given twice: the last value, as on MLflow
             tags[check_text(k, "tag key")] = check_text(v, f"tag {k!r} value")
@@ -290,7 +338,7 @@ def set_tags(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def delete_tag(c: ServerContext, p: Principal, r: Params) -> dict:
-    with changing([r.data.get("model_id")]):
+    with changing(c, [r.data.get("model_id")]):
         run, desc = _changeable(c, p, r)
         key = r.text("tag_key", required=True)
         if key not in desc.get("tags", {}):
@@ -301,7 +349,7 @@ def delete_tag(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def log_params(c: ServerContext, p: Principal, r: Params) -> dict:
-    with changing([r.data.get("model_id")]):
+    with changing(c, [r.data.get("model_id")]):
         run, desc = _changeable(c, p, r)
         desc["params"] = {**desc.get("params", {}),
                           **_new_pairs(r, "params", "param", desc.get("params", {}))}
@@ -310,7 +358,7 @@ def log_params(c: ServerContext, p: Principal, r: Params) -> dict:
 
 
 def delete(c: ServerContext, p: Principal, r: Params) -> dict:
-    with changing([r.data.get("model_id")]):
+    with changing(c, [r.data.get("model_id")]):
         run, desc = _changeable(c, p, r)
         desc["deleted"] = True
         save(c, p, run, desc)

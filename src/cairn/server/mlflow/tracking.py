@@ -522,7 +522,7 @@ def log_metric(c: ServerContext, p: Principal, r: Params) -> dict:
     # The point is also that logged model's metric, as on MLflow.
     from .logged_models import changing, model_points, record_points
 
-    with changing([r.data.get("model_id")]):
+    with changing(c, [r.data.get("model_id")]):
         models = model_points(c, p, run_id, [r.data], [point])
         write_run(c, p, run_id, metrics=_series([point]))
         record_points(c, p, models)
@@ -558,7 +558,7 @@ def log_batch(c: ServerContext, p: Principal, r: Params) -> dict:
     model_ids = [m.get("model_id") for m in metrics if type(m) is dict and m.get("model_id")]
     from .logged_models import changing, model_points, record_points
 
-    with changing(model_ids):  # none held when no metric names a model
+    with changing(c, model_ids):  # none held when no metric names a model
         models = model_points(c, p, run_id, metrics, points) if model_ids else []
         if series or param_map or tag_map:
             write_run(c, p, run_id, metrics=series, params=param_map, tags=tag_map)
