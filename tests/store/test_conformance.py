@@ -321,6 +321,10 @@ def test_a_rename_and_a_delete_are_the_run_s_attributes_and_the_latest_wins(stor
     Writer(store, "r1", wid="w-newer")(tags={"cairn.run.lifecycle": "active"}, time=11_000)
     run = store.get_run("r1")
     assert (run.name, run.lifecycle) == ("renamed", "active")
+    # Within one millisecond the higher writer id wins, in whichever order they arrive.
+    Writer(store, "r1", wid="w-z")(tags={"cairn.run.name": "z"}, time=12_000)
+    Writer(store, "r1", wid="w-a")(tags={"cairn.run.name": "a"}, time=12_000)
+    assert store.get_run("r1").name == "z"
     with pytest.raises(InvalidArgument):
         w(tags={"cairn.run.lifecycle": "purged"})
     with pytest.raises(InvalidArgument):
@@ -331,4 +335,4 @@ def test_a_rename_and_a_delete_are_the_run_s_attributes_and_the_latest_wins(stor
     if isinstance(store, LocalStore):  # rebuilt from the journals: the same
         store.reindex()
         run = store.get_run("r1")
-        assert (run.name, run.lifecycle, dict(run.tags)) == ("renamed", "active", {"k": "v"})
+        assert (run.name, run.lifecycle, dict(run.tags)) == ("z", "active", {"k": "v"})

@@ -35,7 +35,8 @@ class MemoryStore:
         self._series: dict[tuple[str, str], list[tuple]] = {}
         self._artifacts: dict[str, dict[str, FileEntry]] = {}
         self._applied: dict[str, int] = {}
-        self._stamps: dict[tuple[str, str], int] = {}  # (run, "name"/"lifecycle") -> time
+        # (run, "name"/"lifecycle") -> (time, writer) of the change applied (SqlIndex's "r")
+        self._stamps: dict[tuple[str, str], tuple[int, str]] = {}
         self._own_deletes: set[str] = set()  # runs deleted on their own (not by experiment)
         self._objects: ObjectStore | None = None
 
@@ -143,9 +144,10 @@ class MemoryStore:
                 batch, name, lifecycle = split_row_tags(batch)  # a rename, a delete/restore
                 for k, change in (("name", name), ("lifecycle", lifecycle)):
                     # The latest change wins, whatever order batches come in (SqlIndex too).
-                    if change is not None and self._stamps.get((rid, k), batch.time) <= batch.time:
+                    when = (batch.time, batch.writer_id)
+                    if change is not None and self._stamps.get((rid, k), when) <= when:
                         row[k] = change
-                        self._stamps[rid, k] = batch.time
+                        self._stamps[rid, k] = when
                 if "lifecycle" in row:
                     (self._own_deletes.add if row["lifecycle"] == "deleted"
                      else self._own_deletes.discard)(rid)

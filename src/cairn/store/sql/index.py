@@ -375,7 +375,8 @@ class SqlIndex:
         if tags and (RUN_NAME_TAG in tags or RUN_LIFECYCLE_TAG in tags):
             # A rename or delete/restore: the row's columns, not tags (entities.RUN_NAME_TAG).
             batch, name, lifecycle = split_row_tags(batch)
-            stamps = _row_changes(rid, batch.time, name, lifecycle, created, doc_row, later)
+            stamps = _row_changes(rid, (batch.time, batch.writer_id), name, lifecycle, created,
+                                  doc_row, later)
         if batch.env is not None:
             later.append(("update_env", (env_text(batch.env), rid)))
         if batch.params:
@@ -876,12 +877,13 @@ def _run_row(batch: RecordBatch, exp_id: str) -> tuple:
             c.get("heartbeat", batch.time))
 
 
-def _row_changes(rid: str, time: int, name: str | None, lifecycle: str | None, created: bool,
-                 doc_row: tuple | None, later: list[tuple[str, Any]]) -> dict:
+def _row_changes(rid: str, when: tuple[int, str], name: str | None, lifecycle: str | None,
+                 created: bool, doc_row: tuple | None, later: list[tuple[str, Any]]) -> dict:
     """The statements of a rename and a delete/restore (the reserved tags), and the run
-    document's ``"r"`` entry after them: ``{"n": [time, name], "l": [time, lifecycle]}``.
-    The latest change wins whatever order batches arrive in (writers replayed by id on
-    ``cairn reindex``, journals synced to a server one after another): an older one is
+    document's ``"r"`` entry after them: ``{"n": [time, name, writer], "l": [time,
+    lifecycle, writer]}``.  The latest change (``when``: time, then writer id for changes
+    in the same millisecond) wins whatever order batches arrive in (writers replayed by id
+    on ``cairn reindex``, journals synced to a server one after another): an older one is
     skipped.  The document was read anyway (under the run's lock on PostgreSQL), so this
     costs no round trip."""
     stamps: dict = {}
@@ -891,9 +893,9 @@ def _row_changes(rid: str, time: int, name: str | None, lifecycle: str | None, c
         if value is None:
             continue
         prev = stamps.get(key)
-        if prev is not None and prev[0] > time:
+        if prev is not None and (prev[0], prev[2] if len(prev) > 2 else "") > when:
             continue  # a later change was applied first
-        stamps[key] = [time, value]
+        stamps[key] = [when[0], value, when[1]]
         later.append((statement, (value, rid)))
     return stamps
 
