@@ -183,6 +183,7 @@ def _request(w, method: str, template: str, seq: list[int]) -> tuple[str, dict]:
         ("GET", f"{API}/runs/{{run_id}}/metrics/history"): {"params": {"key": "m"}},
         ("GET", f"{API}/experiments/by-name"): {"params": {"name": "E"}},
         ("PATCH", f"{API}/experiments/{{experiment_id}}"): {"json": {"name": "E"}},
+        ("PATCH", f"{API}/runs/{{run_id}}"): {"json": {"name": "R"}},
         ("POST", f"{API}/users/{{name}}/tokens"): {"json": {"name": "t"}},
         ("GET", f"{API}/tokens"): {"params": {"user": "target"}},
         ("GET", f"{API}/roles"): {"params": {"resource_type": "experiment", "resource_id": e}},

@@ -156,9 +156,12 @@ def test_a_local_rename_and_delete_reach_a_server_with_cairn_sync(tmp_path):
         r = c.create_run(exp.id, name=name)
         c.set_terminated(r.id)
         runs.append(r.id)
+    import time
+
     cairn.Client(local).rename_run(runs[0], "a-renamed")
     cairn.Client(local).delete_run(runs[1])
     cairn.Client(local).delete_run(runs[0])
+    time.sleep(0.005)  # in another millisecond (within one, the higher writer id wins)
     cairn.Client(local).restore_run(runs[0])  # a later writer than the delete
     close_store(local)
     server_store = SqlStore(f"sqlite:///{tmp_path / 'server.db'}", ObjectStore.local(tmp_path / "o"))
@@ -230,3 +233,37 @@ def test_memory_store_keeps_a_run_deleted_on_its_own():
     client.delete_experiment(exp.id)
     client.restore_experiment(exp.id)
     assert (client.get_run(a).lifecycle, client.get_run(b).lifecycle) == ("deleted", "active")
+
+
+def test_the_native_run_routes_for_other_clients(world):
+    """PATCH /runs/{id}, POST /runs/{id}/delete|restore: one journalled batch each, the
+    editor's role; a viewer gets 403, bad names 400, and nothing changes."""
+    import httpx
+
+    backend, exp, rid = world
+    if not backend.remote:
+        pytest.skip("the server's routes")
+
+    def http(user):
+        return httpx.Client(base_url=backend.url + "/api/v1", timeout=30,
+                            headers={"authorization": f"Bearer {backend.tokens[user]}"})
+
+    with http("vera") as vera:
+        assert vera.patch(f"/runs/{rid}", json={"name": "x"}).status_code == 403
+        assert vera.post(f"/runs/{rid}/delete").status_code == 403
+    with http("alice") as alice:
+        for body in ({"name": ""}, {"name": "x" * 501}, {}):
+            assert alice.patch(f"/runs/{rid}", json=body).status_code == 400
+        assert alice.patch("/runs/" + "0" * 32, json={"name": "x"}).status_code == 404
+        assert _state(backend.admin, rid) == ("first", "active", {})
+        r = alice.patch(f"/runs/{rid}", json={"name": "via-http"})
+        assert r.status_code == 200 and r.json()["name"] == "via-http", r.text
+        r = alice.post(f"/runs/{rid}/delete")
+        assert r.status_code == 200 and r.json()["lifecycle"] == "deleted", r.text
+        assert alice.post("/runs/search", json={}).json()["runs"] == []
+        got = alice.post("/runs/search", json={"lifecycle": "deleted"}).json()["runs"]
+        assert [g["id"] for g in got] == [rid]
+        assert alice.post(f"/runs/{rid}/restore").json()["lifecycle"] == "active"
+    backend.settle()
+    actions = [e.action for e in backend.admin.audit_log(target=f"runs/{rid}")]
+    assert {"run.rename", "run.delete", "run.restore"} <= set(actions)

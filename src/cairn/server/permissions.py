@@ -119,6 +119,10 @@ NATIVE: dict[tuple[str, str], Need] = {
     ("POST", f"{API}/runs/{{run_id}}/end"): exp("editor"),
     ("PUT", f"{API}/runs/{{run_id}}/tags/{{key:path}}"): exp("editor"),
     ("DELETE", f"{API}/runs/{{run_id}}/tags/{{key:path}}"): exp("editor"),
+    # a rename and a soft delete/restore: writes to the run, as its tags are
+    ("PATCH", f"{API}/runs/{{run_id}}"): exp("editor"),
+    ("POST", f"{API}/runs/{{run_id}}/delete"): exp("editor"),
+    ("POST", f"{API}/runs/{{run_id}}/restore"): exp("editor"),
     ("POST", f"{API}/heartbeat"): exp("editor", "of every run named"),
     ("POST", f"{API}/records"): exp("editor", "of every batch's run; a new experiment: "
                                     "editor on all experiments"),

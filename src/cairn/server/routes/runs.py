@@ -1,4 +1,4 @@
-"""Runs: create, read, search, log, end, tags, heartbeats.
+"""Runs: create, read, search, log, end, tags, rename, delete/restore (soft), heartbeats.
 
 The Python client writes through ``POST /api/v1/records`` (batches with writer id and
 sequence number); these endpoints are the same operations for other clients, each
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field, StrictInt
 
 from ... import clock
-from ...entities import RecordBatch, RunStatus
+from ...entities import RUN_LIFECYCLE_TAG, RUN_NAME_TAG, RecordBatch, RunStatus
 from ...errors import InvalidArgument, NotFound
 from ...search import decode_page_token
 from ...store.wire import INT64_MAX, INT64_MIN, from_results, no_nul, run_to_json
@@ -101,6 +101,10 @@ class LogBatch(BaseModel):
 class EndRun(BaseModel):
     status: RunStatus = RunStatus.FINISHED
     end_time: Int64 | None = None
+
+
+class RenameRun(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class Heartbeat(BaseModel):
@@ -255,6 +259,44 @@ def delete_tag(run_id: RunId, key: str, request: Request, p: User):
                                        time=clock.now_ms(), deleted_tags=(key,)))
     c.audit(p, "run.delete_tag", f"runs/{run_id}/tags/{key}", old, None)
     return {"ok": True}
+
+
+@router.patch("/runs/{run_id}", response_model=RunOut,
+              summary="Rename a run (also a finished one; journalled as the tag cairn.run.name)")
+def rename_run(run_id: RunId, body: RenameRun, request: Request, p: User):
+    c = ctx(request)
+    no_nul(body.name, "run name")
+    require_run(c, p, run_id)
+    before = c.store.get_run(run_id)
+    _apply_one(request, p, RecordBatch(run_id=run_id, writer_id=clock.new_server_writer_id(),
+                                       seq=1, time=clock.now_ms(), tags={RUN_NAME_TAG: body.name}))
+    run = c.store.get_run(run_id)
+    c.audit(p, "run.rename", f"runs/{run_id}", before.name, run.name)
+    return run_to_json(run)
+
+
+def _set_lifecycle(run_id: str, request: Request, p: Principal, lifecycle: str) -> dict:
+    c = ctx(request)
+    require_run(c, p, run_id)
+    before = c.store.get_run(run_id)
+    _apply_one(request, p, RecordBatch(run_id=run_id, writer_id=clock.new_server_writer_id(),
+                                       seq=1, time=clock.now_ms(),
+                                       tags={RUN_LIFECYCLE_TAG: lifecycle}))
+    run = c.store.get_run(run_id)
+    c.audit(p, "run.delete" if lifecycle == "deleted" else "run.restore", f"runs/{run_id}",
+            {"lifecycle": before.lifecycle}, {"lifecycle": run.lifecycle})
+    return run_to_json(run)
+
+
+@router.post("/runs/{run_id}/delete", response_model=RunOut,
+             summary="Delete a run (soft: hidden from searches, kept, restorable)")
+def delete_run(run_id: RunId, request: Request, p: User):
+    return _set_lifecycle(run_id, request, p, "deleted")
+
+
+@router.post("/runs/{run_id}/restore", response_model=RunOut, summary="Restore a deleted run")
+def restore_run(run_id: RunId, request: Request, p: User):
+    return _set_lifecycle(run_id, request, p, "active")
 
 
 @router.post("/heartbeat", response_model=Ok, summary="Runs still alive (their writers' pulse)")
