@@ -167,3 +167,20 @@ def test_memory_store_renames_and_deletes_alike():
     assert client.get_run(run.id).lifecycle == "deleted"
     assert client.rename_experiment(exp.id, "m2").name == "m2"
     assert client.restore_experiment(exp.id).lifecycle == "active"
+
+
+def test_a_journal_with_a_bad_reserved_value_replays_harmlessly(tracking, monkeypatch):
+    """A record no current client writes (an empty name, an unknown lifecycle: set as
+    plain tags by an older Cairn) changes neither the run's name nor its lifecycle."""
+    import cairn.store.local as local
+    from cairn.entities import RecordBatch
+
+    client = cairn.Client(str(tracking))
+    run = client.create_run(client.create_experiment("old").id, name="kept")
+    monkeypatch.setattr(local, "check_batch_text", lambda batch: None)
+    client.store.write(RecordBatch(run_id=run.id, writer_id="0123456789abcdef", seq=1, time=1,
+                                   tags={"cairn.run.lifecycle": "gone", "cairn.run.name": ""}))
+    for _ in range(2):
+        got = client.get_run(run.id)
+        assert (got.name, got.lifecycle) == ("kept", "active")
+        client.store.reindex()

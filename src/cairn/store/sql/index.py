@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ...entities import (
-    RUN_LIFECYCLE_TAG, RUN_NAME_TAG, Experiment, FileEntry, LatestMetric, MetricHistory,
+    LIFECYCLES, RUN_LIFECYCLE_TAG, RUN_NAME_TAG, Experiment, FileEntry, LatestMetric, MetricHistory,
     RecordBatch, Run, RunStatus, split_row_tags,
 )
 from ...errors import InvalidArgument, NotFound, RunFinished
@@ -889,7 +889,10 @@ def _row_changes(rid: str, when: tuple[int, str], name: str | None, lifecycle: s
     stamps: dict = {}
     if not created and doc_row is not None and doc_row[0]:
         stamps = orjson.loads(doc_row[0]).get("r") or {}
-    for key, value, statement in (("n", name, "rename_run"), ("l", lifecycle, "set_run_lifecycle")):
+    if lifecycle is not None and lifecycle not in LIFECYCLES:
+        lifecycle = None  # a journal from before the tags were checked: not a lifecycle
+    for key, value, statement in (("n", name or None, "rename_run"),
+                                  ("l", lifecycle, "set_run_lifecycle")):
         if value is None:
             continue
         prev = stamps.get(key)
