@@ -102,14 +102,22 @@ def test_a_report_over_a_model_follows_its_rename_and_closes_with_its_delete(w):
         {"type": "stages", "model": "clf"}) + "\n```\n"
     r = api.put(f"{API}/reports/clf-notes", json={"body": body}, headers=h["alice"])
     assert r.status_code == 200, r.text
+    _register(client, "clf")  # a second version: the history alice's panel draws
     registry_for(client).rename_registered_model("clf", "clf2")
     assert api.get(f"{API}/reports/clf-notes", headers=h["alice"]).status_code == 200
     _register(client, "clf")  # eve's new model of the old name
     grant("eve", "clf", "admin")
     assert api.get(f"{API}/reports/clf-notes", headers=h["eve"]).status_code == 404
+    # The panel draws the renamed model, never the one that took its old name.
+    data = api.get(f"{API}/reports/clf-notes/data", headers=h["alice"]).json()
+    drawn = [p["data"] for p in data["panels"] if "data" in p]
+    assert [d["model"] for d in drawn] == ["clf2"]
+    assert len({e["version"] for e in drawn[0]["events"]}) == 2
     registry_for(client).delete_registered_model("clf2", force=True)
     _register(client, "clf2")
     grant("eve", "clf2", "admin")
     assert api.get(f"{API}/reports/clf-notes", headers=h["eve"]).status_code == 404
     assert api.get(f"{API}/reports/clf-notes", headers=h["root"]).status_code == 200
+    gone = api.get(f"{API}/reports/clf-notes/data", headers=h["root"]).json()["panels"]
+    assert [p.get("data") for p in gone] == [None]  # the deleted model's panel draws nothing
     assert api.get(f"{API}/reports", headers=h["eve"]).json() == {"reports": []}

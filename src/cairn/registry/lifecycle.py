@@ -304,18 +304,24 @@ DELETED_MODEL = "{}@deleted"  # no model can take this name ('@' is not allowed 
 
 
 def _reports_follow(conn: Connection, name: str, new_name: str | None) -> None:
-    """Who may read a report is decided by the models it draws (their names): on a rename
-    they become the new name; on a delete a name no model can take, so that a later model
-    of the old name does not open the report to its own role holders (admins still read
-    it; its panel of that model shows an error)."""
+    """A report's stages panels draw a model by name, and who may read the report is
+    decided by those names: on a rename both become the new name; on a delete a name no
+    model can take, so that a later model of the old name neither opens the report to its
+    own role holders nor has its history drawn there (admins still read the report; the
+    panel says its model is gone).  The body keeps the text it was written with."""
     from ..store.sql import tables_collab as TC
 
     R = TC.reports
-    quoted = json.dumps(name)
-    for rname, models in conn.execute(sa.select(R.c.name, R.c.models).where(
-            R.c.models.contains(quoted, autoescape=True))).all():
+    moved_to = new_name or DELETED_MODEL.format(name)
+    for rname, models, panels in conn.execute(sa.select(R.c.name, R.c.models, R.c.panels).where(
+            R.c.models.contains(json.dumps(name), autoescape=True))).all():
         names = json.loads(models)
         if name not in names:
             continue
-        moved = [(new_name or DELETED_MODEL.format(name)) if m == name else m for m in names]
-        conn.execute(sa.update(R).where(R.c.name == rname).values(models=json.dumps(moved)))
+        drawn = json.loads(panels)
+        for panel in drawn:
+            if panel.get("type") == "stages" and panel.get("model") == name:
+                panel["model"] = moved_to
+        conn.execute(sa.update(R).where(R.c.name == rname).values(
+            models=json.dumps([moved_to if m == name else m for m in names], ensure_ascii=False),
+            panels=json.dumps(drawn, ensure_ascii=False)))
