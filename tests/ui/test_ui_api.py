@@ -118,8 +118,9 @@ def test_aggregate_bad_input(api, world):
 
 
 def test_the_compare_page_knows_the_group_limit():
-    """The page counts groups before asking (a refused request logs a console error)."""
-    page = Path(__file__).resolve().parents[2] / "ui" / "src" / "pages" / "compare.js"
+    """The compare page and the dashboards count groups before asking (a refused request
+    logs a console error): the limit they share is the server's."""
+    page = Path(__file__).resolve().parents[2] / "ui" / "src" / "significance.js"
     found = re.search(r"^export const MAX_GROUPS = (\d+);$", page.read_text(), re.M)
     assert found and int(found.group(1)) == MAX_GROUPS
 

@@ -381,32 +381,38 @@ def dashboard_json(d: Any) -> dict[str, Any]:
 
 @click.group()
 def dashboards() -> None:
-    """Dashboards: named panels (line, scatter, parallel, table) over saved queries.
+    """Dashboards: named pages of charts and tables over saved queries.
+
+    Panel kinds: line, scatter, parallel, table, significance.
 
     \b
     Examples:
       cairn dashboards put weekly --panel "line fraud metrics.loss" \\
-          --panel "scatter fraud params.lr metrics.auc view=best"
+          --panel "scatter fraud params.lr metrics.auc view=best" \\
+          --panel "significance fraud metrics.auc across=seed,fold"
       cairn dashboards ls
       cairn dashboards show weekly
     """
 
 
 def _panel(client: Any, text: str) -> dict[str, Any]:
-    """``KIND EXPERIMENT COLUMN... [view=NAME] [filter=TEXT] [limit=N] [title=TEXT]``."""
+    """``KIND EXPERIMENT COLUMN... [view=NAME] [filter=TEXT] [limit=N] [title=TEXT]
+    [across=P1,P2]``."""
     import shlex
 
     words = shlex.split(text)
     if len(words) < 3:
         raise click.BadParameter(f"{text!r}: a panel is KIND EXPERIMENT COLUMN... "
-                                 "[view=NAME] [filter=TEXT] [limit=N] [title=TEXT]",
-                                 param_hint="--panel")
+                                 "[view=NAME] [filter=TEXT] [limit=N] [title=TEXT] "
+                                 "[across=P1,P2]", param_hint="--panel")
     panel: dict[str, Any] = {"kind": words[0], "experiment_id": _experiment(client, words[1]),
                              "columns": []}
     for w in words[2:]:
         key, sep, value = w.partition("=")
         if sep and key in ("view", "filter", "title"):
             panel[key] = value
+        elif sep and key == "across":
+            panel["across"] = [a.strip() for a in value.split(",") if a.strip()]
         elif sep and key == "limit":
             if not value.isdigit():
                 raise click.BadParameter(f"limit={value!r} is not a number", param_hint="--panel")

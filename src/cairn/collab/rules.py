@@ -113,8 +113,10 @@ def check_state(state: Any) -> dict[str, Any]:
 
 
 # -- dashboards --------------------------------------------------------------------------
-PANEL_KINDS = ("line", "scatter", "parallel", "table")
-PANEL_KEYS = ("title", "kind", "experiment_id", "view", "filter", "sort", "columns", "limit")
+PANEL_KINDS = ("line", "scatter", "parallel", "table", "significance")
+PANEL_KEYS = ("title", "kind", "experiment_id", "view", "filter", "sort", "columns", "limit",
+              "across")
+MAX_ACROSS = 20  # the params a significance panel groups across (as POST /ui/compare/aggregate)
 MAX_PANELS = 50
 MAX_PANEL_RUNS = 100
 
@@ -167,18 +169,34 @@ def check_panels(panels: Any) -> list[dict[str, Any]]:
             check_view_name(view)
         query = check_state({k: p[k] for k in ("filter", "sort", "columns") if k in p})
         columns = query["columns"]
-        need = {"line": 1, "scatter": 2, "parallel": 2, "table": 1}[kind]
+        need = {"line": 1, "scatter": 2, "parallel": 2, "table": 1, "significance": 1}[kind]
         if len(columns) < need or (kind == "scatter" and len(columns) != 2):
             raise InvalidArgument(f"{where}: a {kind} panel needs "
                                   + ("two columns (x, y)" if kind == "scatter" else
                                      f"at least {need} column(s)"))
-        if kind == "line" and not all(c.startswith("metrics.") for c in columns):
-            raise InvalidArgument(f"{where}: a line panel's columns are metrics (metrics.NAME)")
+        if kind in ("line", "significance") and not all(c.startswith("metrics.")
+                                                        for c in columns):
+            raise InvalidArgument(f"{where}: a {kind} panel's columns are metrics "
+                                  "(metrics.NAME)")
+        if kind == "significance" and len(columns) != 1:
+            raise InvalidArgument(f"{where}: a significance panel tests one metric "
+                                  "(one column, metrics.NAME)")
+        across = p.get("across", ["seed"] if kind == "significance" else None)
+        if kind != "significance":
+            if across is not None:
+                raise InvalidArgument(f"{where}.across is for significance panels only")
+        elif not isinstance(across, list) or not 0 < len(across) <= MAX_ACROSS or not all(
+                isinstance(a, str) and 0 < len(a) <= 250 for a in across):
+            raise InvalidArgument(f"{where}.across must list 1 to {MAX_ACROSS} param names: the "
+                                  "params that vary within a group (seeds)")
         limit = p.get("limit", 10 if kind == "line" else MAX_PANEL_RUNS)
         if not isinstance(limit, int) or isinstance(limit, bool) or \
                 not 0 < limit <= MAX_PANEL_RUNS:
             raise InvalidArgument(f"{where}.limit must be an integer from 1 to {MAX_PANEL_RUNS}")
-        out.append({"title": title, "kind": kind, "experiment_id": exp, "view": view,
-                    "filter": query["filter"], "sort": query["sort"], "columns": columns,
-                    "limit": limit})
+        panel = {"title": title, "kind": kind, "experiment_id": exp, "view": view,
+                 "filter": query["filter"], "sort": query["sort"], "columns": columns,
+                 "limit": limit}
+        if across is not None:
+            panel["across"] = list(dict.fromkeys(across))
+        out.append(panel)
     return out

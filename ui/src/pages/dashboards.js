@@ -1,13 +1,16 @@
 // Dashboards: named panels over saved queries, stored on the server (GET/PUT /dashboards).
 // A panel's query is a saved view of one experiment (its filter and sort) or its own
 // filter; kinds: line (metric histories of the runs, zoomed exactly), scatter, parallel
-// coordinates, table.  Editing adds and removes panels and saves the whole dashboard.
-import { api } from "../api.js";
+// coordinates, table, significance (the runs grouped across seeds, with Welch's t and
+// Mann-Whitney U between groups, as on the compare page).  Editing adds and removes panels
+// and saves the whole dashboard.
+import { api, searchAll } from "../api.js";
 import { Chart } from "../chart.js";
 import { scatter, parallelCoordinates } from "../plots.js";
+import { MAX_GROUPS, groupCount, significanceTables } from "../significance.js";
 import { h, clear, fmtTime, fmtValue, errorBox, colour, num, quoteKey } from "../util.js";
 
-const KINDS = ["line", "scatter", "parallel", "table"];
+const KINDS = ["line", "scatter", "parallel", "table", "significance"];
 const ATTRS = { name: "attributes.run_name", status: "attributes.status", start: "attributes.start_time",
   user: "attributes.user" };
 
@@ -66,7 +69,8 @@ export function dashboardPage(root, [name]) {
       sort = v.state.sort;
     }
     const res = await api("/ui/runs", { method: "POST", body: { experiment_ids: [p.experiment_id], filter,
-      order_by: orderBy(sort), columns: p.kind === "line" ? [] : p.columns, limit: p.limit } });
+      order_by: orderBy(sort), columns: p.kind === "line" || p.kind === "significance" ? [] : p.columns,
+      limit: p.limit } });
     return res.rows;
   }
 
@@ -91,11 +95,29 @@ export function dashboardPage(root, [name]) {
     }
   }
 
+  async function significancePanel(box, p, rows) {
+    const quoted = rows.map((r) => `'${r.id.replace(/'/g, "''")}'`).join(", ");
+    const runs = await searchAll(`attributes.run_id IN (${quoted})`, [p.experiment_id]);
+    if (disposed) return;
+    const across = p.across || ["seed"];
+    const n = groupCount(runs, across);
+    if (n > MAX_GROUPS) {
+      box.append(h("p", { class: "notice too-many-groups" },
+        `These ${runs.length} runs make ${n} groups; a comparison across ${across.join(", ")} takes at most ${MAX_GROUPS}.`));
+      return;
+    }
+    const metric = p.columns[0].slice("metrics.".length);
+    const res = await api("/ui/compare/aggregate", { method: "POST", body: {
+      run_ids: runs.map((r) => r.id), metric, across, summary: "last" } });
+    if (!disposed) box.append(...significanceTables(res));
+  }
+
   async function drawPanel(box, p) {
     const rows = await query(p);
     if (disposed) return;
     if (!rows.length) { box.append(h("p", { class: "muted" }, "No runs match.")); return; }
     if (p.kind === "line") await linePanel(box, p, rows);
+    else if (p.kind === "significance") await significancePanel(box, p, rows);
     else if (p.kind === "scatter") {
       const runs = rows.map((r) => ({ ...r, name: r.name }));
       box.append(scatter(runs, (r) => r.cells[0], (r) => r.cells[1], { xLabel: p.columns[0], yLabel: p.columns[1] }));
@@ -138,18 +160,23 @@ export function dashboardPage(root, [name]) {
     const view = h("input", { type: "text", size: 12, "aria-label": "panel view", placeholder: "saved view (optional)" });
     const filter = h("input", { type: "text", size: 24, "aria-label": "panel filter", placeholder: "filter (without a view)" });
     const title = h("input", { type: "text", size: 16, "aria-label": "panel title", placeholder: "title" });
+    const across = h("input", { type: "text", size: 12, "aria-label": "panel across", placeholder: "across: seed" });
     const status = h("span", { role: "status" });
     const add = h("button", { class: "primary", onclick: async () => {
       const panel = { kind: kind.value, experiment_id: exp.value, title: title.value.trim(),
         columns: columns.value.split(",").map((c) => c.trim()).filter(Boolean), filter: filter.value.trim() };
       if (view.value.trim()) panel.view = view.value.trim();
+      if (kind.value === "significance") {
+        const keys = across.value.split(",").map((a) => a.trim()).filter(Boolean);
+        if (keys.length) panel.across = keys;
+      }
       try {
         await save([...dash.panels, panel]);
       } catch (err) {
         clear(status, errorBox(err));
       }
     } }, "Add panel");
-    clear(editBox, h("h2", {}, "Add a panel"), h("div", { class: "toolbar" }, kind, exp, columns, view, filter, title, add), status);
+    clear(editBox, h("h2", {}, "Add a panel"), h("div", { class: "toolbar" }, kind, exp, columns, view, filter, title, across, add), status);
     try {
       const { experiments } = await api("/experiments");
       exp.append(...experiments.map((e) => h("option", { value: e.id }, e.name)));
