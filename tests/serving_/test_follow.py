@@ -193,3 +193,71 @@ def test_a_version_whose_registry_record_was_edited_is_refused(registry, trackin
         assert follower.check() is False
     assert "was changed after it was registered" in caplog.text
     assert d.holder.current.version.version == v1.version
+
+
+class Flaky:
+    """A loader that fails with ``errors`` in turn, then loads for real."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self, reg, mv):
+        from cairn.serving.holder import load_version
+
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return load_version(reg, mv)
+
+
+def test_a_transient_load_failure_is_retried_with_backoff(registry, tracking, caplog):
+    from cairn import StoreUnavailable
+
+    c = cairn.Client(str(tracking))
+    v1 = register(c, "good")
+    c.set_alias("tagged", "prod", v1.version)
+    d = deploy(registry, "models:/tagged@prod", follow=False)
+    v2 = register(c, "next")
+    c.set_alias("tagged", "prod", v2.version)
+    load = Flaky([OSError(5, "Input/output error"), StoreUnavailable("the store is down"),
+                  TimeoutError("timed out")])
+    follower = AliasFollower(registry, "tagged@prod", d.holder, interval=0.01, load=load)
+    with caplog.at_level(logging.WARNING, logger="cairn.serving"):
+        assert follower.check() is False
+        assert follower.check() is False  # backing off: no new try yet
+        assert load.calls == 1
+        assert d.holder.current.version.version == v1.version
+        assert wait_for(lambda: follower.check(), timeout=5)
+    assert load.calls == 4 and d.holder.current.version.version == v2.version
+    assert "will retry" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_permanent_load_failure_is_not_retried(registry, tracking):
+    from cairn import MissingDependency
+
+    c = cairn.Client(str(tracking))
+    v1 = register(c, "good")
+    c.set_alias("tagged", "prod", v1.version)
+    d = deploy(registry, "models:/tagged@prod", follow=False)
+    v2 = register(c, "next")
+    c.set_alias("tagged", "prod", v2.version)
+    load = Flaky([MissingDependency("needs torch")])
+    follower = AliasFollower(registry, "tagged@prod", d.holder, interval=0.01, load=load)
+    assert follower.check() is False
+    time.sleep(0.1)
+    assert follower.check() is False and load.calls == 1
+
+
+def test_poll_zero_starts_no_follower_thread(registry, tracking):
+    c = cairn.Client(str(tracking))
+    v1 = register(c, "good")
+    c.set_alias("tagged", "prod", v1.version)
+    before = threading.active_count()
+    d = deploy(registry, "models:/tagged@prod", poll=0)
+    assert d.follower is None
+    d.close()
+    follower = AliasFollower(registry, "tagged@prod", d.holder, interval=0).start()
+    assert threading.active_count() == before
+    follower.stop()

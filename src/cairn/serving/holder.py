@@ -5,8 +5,10 @@
 uses that snapshot to the end, so a switch never changes the version under a request.
 :class:`AliasFollower` is the background thread that polls the registry for where an
 alias points and, when it moves, loads and warms the new version, then switches.  A
-version that fails to load (a digest or signature check, a missing package, a broken
-file) is logged and skipped; the old one keeps serving.
+version that fails to load for good (a digest or signature check, a missing package, a
+model with no predict, its files gone) is logged and skipped until the alias moves again;
+one that fails for a passing reason (an I/O error, the store unavailable, a timeout) is
+tried again on later polls, backing off; the old version keeps serving meanwhile.
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InvalidArgument, MissingDependency
+from ..errors import CorruptObject, InvalidArgument, MissingDependency, NotFound
 from ..registry import loading
 from ..registry.entities import ModelVersion
 from ..registry.service import parse_ref
 from .inputs import pandas
 
 log = logging.getLogger("cairn.serving")
+
+# Load failures that trying again cannot mend: a digest or signature check (CorruptObject,
+# InvalidSignature), a flavor that cannot load or has no predict (InvalidArgument), a missing
+# package (MissingDependency, ImportError), the version's files gone (NotFound).  Anything
+# else (OSError, StoreUnavailable, a timeout) is retried.
+PERMANENT = (CorruptObject, InvalidArgument, MissingDependency, NotFound, ImportError)
+MAX_BACKOFF = 300.0  # seconds between tries of a version that keeps failing transiently
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +158,15 @@ class AliasFollower:
         self.holder = holder
         self.interval = interval
         self._load = load
-        self._failed: tuple[str, str] | None = None  # (version, digest) that did not load
+        self._failed: tuple[str, str] | None = None  # (version, digest) that cannot load
+        # (version, digest) that failed transiently, how many times, and when to try again.
+        self._retry: tuple[tuple[str, str], int, float] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cairn-serve-follow", daemon=True)
 
     def start(self) -> "AliasFollower":
+        if self.interval <= 0:  # 0 means "do not follow": no thread, no busy loop
+            return self
         self._thread.start()
         return self
 
@@ -185,16 +198,32 @@ class AliasFollower:
         if (mv.version, mv.digest) == (current.version, current.digest):
             self._failed = None
             return False
-        if self._failed == (mv.version, mv.digest):
+        key = (mv.version, mv.digest)
+        if self._failed == key:
             return False  # already refused; wait until the alias moves again
+        tries = 0
+        if self._retry is not None and self._retry[0] == key:
+            tries = self._retry[1]
+            if time.monotonic() < self._retry[2]:
+                return False  # backing off after a transient failure
         started = time.monotonic()
         try:
             served = self._load(self.reg, mv)
-        except Exception as exc:  # noqa: BLE001 (any failure keeps the old version serving)
-            self._failed = (mv.version, mv.digest)
+        except PERMANENT as exc:
+            self._failed, self._retry = key, None
             log.error("%s moved to %s, which failed to load; still serving %s: %s",
                       self.ref, mv.version, current.version, getattr(exc, "message", exc))
             return False
+        except Exception as exc:  # noqa: BLE001 (transient: the old version keeps serving)
+            tries += 1
+            wait = min(max(self.interval, 0.01) * 2 ** tries, MAX_BACKOFF)
+            self._retry = (key, tries, time.monotonic() + wait)
+            log.warning("%s moved to %s, which could not be loaded (try %d); still serving "
+                        "%s, will retry in %.1fs: %s: %s", self.ref, mv.version, tries,
+                        current.version, wait, type(exc).__name__,
+                        getattr(exc, "message", exc))
+            return False
+        self._retry = None
         log.info("loaded and warmed %s in %.2fs", mv.uri, time.monotonic() - started)
         self.holder.switch(served)
         return True

@@ -30,7 +30,8 @@ class Deployment:
 def deploy(reg: Any, ref: str, *, poll: float = 2.0, max_body: int = DEFAULT_MAX_BODY,
            allow_nan: bool = False, follow: bool = True) -> Deployment:
     """Load ``ref`` (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) from ``reg`` and build
-    the app; an alias or stage is followed every ``poll`` seconds once started.
+    the app; an alias or stage is followed every ``poll`` seconds once started (``poll``
+    0: not followed).
 
     Raises :class:`~cairn.errors.NotFound` for a reference that points nowhere and
     :class:`~cairn.errors.CorruptObject` for files that fail their digest check."""
@@ -40,7 +41,9 @@ def deploy(reg: Any, ref: str, *, poll: float = 2.0, max_body: int = DEFAULT_MAX
     except NotFound as exc:
         raise NotFound(f"nothing to serve: {exc.message}", **exc.details) from None
     holder = ModelHolder(load_version(reg, mv))
-    follower = AliasFollower(reg, text, holder, poll) if follow and is_alias_ref(text) else None
+    # poll <= 0 means "do not follow": no follower, so no thread that could spin.
+    follower = AliasFollower(reg, text, holder, poll) \
+        if follow and poll > 0 and is_alias_ref(text) else None
     app = ScoringApp(holder, max_body=max_body, allow_nan=allow_nan)
     return Deployment(text, holder, app, follower)
 
