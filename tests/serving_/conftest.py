@@ -54,11 +54,9 @@ def fraud(tracking, frame):
 
 
 @pytest.fixture(scope="module")
-def fraud_url(tmp_path_factory):
-    """One server per test module for read-only tests: ``fraud`` 1.0.0 @prod, its body limit
-    4096 bytes, on a store of its own (requests do not change the store)."""
-    from serving import ThreadedServer
-
+def fraud_deployment(tmp_path_factory):
+    """One deployment per test module for read-only tests: ``fraud`` 1.0.0 @prod, its body
+    limit 4096 bytes, on a store of its own (requests do not change the store)."""
     from cairn.serving import deploy
 
     root = tmp_path_factory.mktemp("fraud")
@@ -69,6 +67,32 @@ def fraud_url(tmp_path_factory):
         c = cairn.Client(str(root / "store"))
         mv = c.register_model("fraud", fit(make_frame()), input_example=make_frame()[0][:5])
         c.set_alias("fraud", "prod", mv.version)
-        d = deploy(registry_for(c), "models:/fraud@prod", follow=False, max_body=4096)
-    with ThreadedServer(d.app) as base:
+        return deploy(registry_for(c), "models:/fraud@prod", follow=False, max_body=4096)
+
+
+@pytest.fixture(scope="module")
+def fraud_url(fraud_deployment):
+    """``fraud_deployment`` behind a real HTTP server (one per test module)."""
+    from serving import ThreadedServer
+
+    with ThreadedServer(fraud_deployment.app) as base:
         yield base
+
+
+def call(app, path, body: bytes, ctype: str):
+    """One POST through an ASGI app, no sockets: (status, headers, body)."""
+    import asyncio
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path,
+             "headers": [(b"content-type", ctype.encode())]}
+    asyncio.run(app(scope, receive, send))
+    start, payload = sent
+    return start["status"], dict(start["headers"]), payload["body"]

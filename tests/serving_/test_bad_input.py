@@ -125,16 +125,22 @@ def test_an_integer_column_never_takes_a_null(registry, tracking, frame):
             r.json()["message"]
 
 
-def test_a_model_that_raises_is_a_500_for_that_request_only(registry, tracking, frame):
+def test_a_model_that_raises_is_a_500_for_that_request_only(registry, tracking, frame,
+                                                             caplog):
+    import logging
+
     c = cairn.Client(str(tracking))
     c.register_model("flaky", Raises(fit(frame)), input_example=frame[0][:5], flavor="pickle")
     d = deploy(registry, "models:/flaky/1.0.0", follow=False)
-    with ThreadedServer(d.app) as base:
+    with ThreadedServer(d.app) as base, caplog.at_level(logging.ERROR, "cairn.serving"):
         r = post(base, split(COLUMNS, [[500.0, 1.0, 1.0]]))
         assert r.status_code == 500
-        assert r.json() == {"error_code": "INTERNAL_ERROR", "message": "the model "
-                            "flaky/1.0.0 raised ValueError inside predict: amount out "
-                            "of range"}
+        rid = r.headers["cairn-request-id"]
+        # The model's own exception text can hold paths and internals: only the log has it.
+        assert r.json() == {"error_code": "INTERNAL_ERROR", "request_id": rid,
+                            "message": f"the model flaky/1.0.0 failed inside predict on "
+                            f"request {rid}; the server's log has the detail"}
+        assert rid in caplog.text and "amount out of range" in caplog.text
         for _ in range(3):  # the server stays up and answers the next requests
             assert post(base, split(COLUMNS, [[1.0, 1.0, 1.0]])).status_code == 200
 
@@ -180,3 +186,112 @@ def test_a_directory_model_cannot_be_served(registry, tracking, tmp_path):
     cairn.Client(str(tracking)).register_model("folder", folder, flavor="directory")
     with pytest.raises(InvalidArgument, match="no predict"):
         deploy(registry, "models:/folder/1.0.0")
+
+
+@pytest.fixture
+def big(fraud_deployment):
+    """The module's model behind an app that takes bodies up to 16 MiB (called directly)."""
+    from cairn.serving.app import ScoringApp
+
+    app = ScoringApp(fraud_deployment.holder, max_body=16 << 20)
+
+    def score(body, ctype="application/json"):
+        from .conftest import call
+
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        status, _, payload = call(app, "/invocations",
+                                  data.encode() if isinstance(data, str) else data, ctype)
+        return status, json.loads(payload)
+    return score
+
+
+@pytest.mark.parametrize("body", ['{"inputs": ' + "[" * 100000,
+                                  '{"inputs": ' + '{"a": ' * 100000,
+                                  '{"inputs": ' + "[" * 5000 + "]" * 5000 + "}"])
+def test_deeply_nested_json_is_a_400(big, body, caplog):
+    status, doc = big(body)
+    assert status == 400, doc
+    assert doc["error_code"] == "BAD_REQUEST" and "nested too deeply" in doc["message"]
+    assert "Traceback" not in caplog.text
+
+
+def test_a_huge_integer_is_a_400_naming_the_field(url):
+    from cairn.serving.errors import RequestError
+    from cairn.serving.inputs import parse
+    from cairn.serving.validate import conform
+
+    huge = "1" + "0" * 400
+    tensor = {"inputs": {"type": "tensor", "dtype": "float64", "shape": [-1, 3]}}
+    with pytest.raises(RequestError) as err:
+        conform(parse(('{"instances": [[' + huge + ', 1.0, 2.0]]}').encode(),
+                      "application/json"), tensor)
+    assert err.value.status == 400 and "input holds a number too large for float64" in \
+        err.value.message
+    r = post(url, '{"dataframe_split": {"columns": ["amount", "age", "score"], '
+             '"data": [[' + huge + ', 1.0, 2.0]]}}')
+    assert r.status_code == 400 and "column 'amount'" in r.json()["message"], r.text
+
+
+def test_duplicate_column_names_are_a_400(url):
+    r = post(url, split(["amount", "amount", "score"], [[1.0, 2.0, 3.0]]))
+    assert r.status_code == 400, r.text
+    assert "duplicate column 'amount'" in r.json()["message"]
+
+
+def test_too_many_columns_are_a_400_without_a_huge_body(big):
+    import time
+
+    n = 20_001
+    header = ",".join(f"c{i}" for i in range(n))
+    started = time.monotonic()
+    status, doc = big(header + "\n" + ",".join("1" for _ in range(n)) + "\n", "text/csv")
+    assert status == 400 and "10000 columns" in doc["message"], doc
+    status, doc = big(split([f"c{i}" for i in range(n)], [[1.0] * n]))
+    assert status == 400 and "10000 columns" in doc["message"], doc
+    status, doc = big({"dataframe_records": [{f"c{i}": 1.0 for i in range(n)}]})
+    assert status == 400 and "10000 columns" in doc["message"], doc
+    status, doc = big({"inputs": {f"c{i}": [1.0] for i in range(n)}})
+    assert status == 400 and "10000 columns" in doc["message"], doc
+    assert time.monotonic() - started < 10
+
+
+def test_the_problems_in_an_error_body_are_capped(big):
+    names = ["amount", "age", "score"] + [f"extra{i}" for i in range(500)]
+    status, doc = big(split(names, [[1.0] * len(names)]))
+    assert status == 400, doc
+    assert len(doc["problems"]) == 20 and doc["problem_count"] == 500
+    assert "and 480 more" in doc["message"] and len(json.dumps(doc)) < 5000
+
+
+def test_a_float_out_of_an_integer_range_is_a_400(registry, tracking, frame):
+    X, y = frame
+    X = X.assign(visits=(X["age"].abs() * 10).astype("int64"))
+    cairn.Client(str(tracking)).register_model("visits", fit((X, y)), input_example=X[:5])
+    d = deploy(registry, "models:/visits/1.0.0", follow=False)
+    from .conftest import call
+
+    row = {"amount": 1.0, "age": 1.0, "score": 2.0}
+    for visits in (1e300, -1e19, 9.3e18):
+        status, _, payload = call(d.app, "/invocations", json.dumps(
+            {"dataframe_records": [{**row, "visits": visits}]}).encode(), "application/json")
+        assert status == 400, payload
+        assert "column 'visits'" in json.loads(payload)["message"]
+        assert "out of range for int64" in json.loads(payload)["message"]
+    status, _, payload = call(d.app, "/invocations", json.dumps(
+        {"dataframe_records": [{**row, "visits": 3.0}]}).encode(), "application/json")
+    assert status == 200, payload
+
+
+@pytest.mark.parametrize("ctype", ["application/json; Charset=latin-1",
+                                   "application/json; CHARSET=LATIN-1"])
+def test_content_type_parameter_names_ignore_case(url, ctype):
+    r = post(url, split(COLUMNS, [[1.0, 2.0, 3.0]]), ctype)
+    assert r.status_code == 415 and "UTF-8" in r.json()["message"]
+    ok = post(url, split(COLUMNS, [[1.0, 2.0, 3.0]]), "application/json; Charset=UTF-8")
+    assert ok.status_code == 200, ok.text
+
+
+def test_a_bare_charset_is_a_415_saying_why(url):
+    r = post(url, split(COLUMNS, [[1.0, 2.0, 3.0]]), "application/json; charset")
+    assert r.status_code == 415
+    assert "charset parameter has no value" in r.json()["message"]

@@ -39,3 +39,27 @@ def test_mlflows_scoring_client_and_serving_input_helper(registry, tracking, fra
                                          headers={"Content-Type": "application/json"})
             assert r.status_code == 200, r.text
             assert r.json() == {"predictions": model.predict(X[:5]).tolist()}
+
+
+def test_outputs_are_written_as_mlflows_predictions_to_json():
+    import io
+    import json
+    import warnings
+
+    import pandas as pd
+
+    with warnings.catch_warnings():  # mlflow warns about its own type hints on import
+        warnings.simplefilter("ignore")
+        from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    from cairn.serving.app import jsonable
+
+    outputs = [pd.DataFrame({"t": [pd.Timestamp("2024-01-01 10:00:00.5", tz="UTC"),
+                                   pd.Timestamp("2024-02-01")], "x": [1.5, 2]}),
+               pd.DataFrame({"d": pd.to_datetime(["2024-01-01", "2024-01-02"]).date}),
+               pd.Series([1, 2], name="p"), pd.Series([0.5, 1.5])]
+    for out in outputs:
+        buf = io.StringIO()
+        predictions_to_json(out, buf)
+        assert json.loads(json.dumps({"predictions": jsonable(out)})) == \
+            json.loads(buf.getvalue()), out

@@ -138,3 +138,18 @@ def test_predict_proba_style_outputs_are_lists(registry, tracking, frame):
         r = httpx.post(base + "/invocations", json=BODIES["dataframe_records"](rows(frame, 2)))
         assert r.status_code == 200, r.text
         assert np.allclose(r.json()["predictions"], model.predict(rows(frame, 2)))
+
+
+
+def test_frames_with_datetimes_and_series_answer_as_mlflow_does():
+    """What mlflow 3.17's predictions_to_json writes (test_mlflow_client compares the two)."""
+    import pandas as pd
+
+    from cairn.serving.app import jsonable
+
+    frame = pd.DataFrame({"t": [pd.Timestamp("2024-01-01 10:00:00.5", tz="UTC"),
+                                pd.Timestamp("2024-02-01", tz="UTC")], "x": [1.5, 2]})
+    assert jsonable(frame) == [{"t": "2024-01-01T10:00:00.500000+00:00", "x": 1.5},
+                               {"t": "2024-02-01T00:00:00+00:00", "x": 2.0}]
+    assert jsonable(pd.Series([1, 2], name="p")) == [{"p": 1}, {"p": 2}]
+    assert jsonable(pd.Series([0.5])) == [{"0": 0.5}]

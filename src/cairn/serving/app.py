@@ -95,11 +95,14 @@ class ScoringApp:
             except RequestError as exc:
                 await _error(send, exc, extra)
                 return
-            except Exception as exc:  # noqa: BLE001 (a bug here: still one clear 500)
+            except Exception:  # noqa: BLE001 (a bug here: still one clear 500)
+                # The exception's text can name paths and internals: the log has it, keyed
+                # by the request id, and the caller gets the id to quote.
                 log.exception("request %s failed", request_id)
-                await _error(send, RequestError(f"the server failed on this request: "
-                                                f"{type(exc).__name__}: {exc}", 500,
-                                                "INTERNAL_ERROR"), extra)
+                await _error(send, RequestError(f"the server failed on request {request_id}; "
+                                                "the server's log has the detail", 500,
+                                                "INTERNAL_ERROR", request_id=request_id),
+                             extra)
                 return
             await _send(send, 200, answer, "application/json", extra)
         else:
@@ -136,16 +139,22 @@ class ScoringApp:
             if getattr(exc, "error_code", None) in _INPUT_ERRORS:  # an MLflow model's schema
                 raise RequestError(f"the model {served.version.uri} refused the input: "
                                    f"{getattr(exc, 'message', exc)}", 400) from None
+            # The model's exception text can hold paths and internals: log it with the
+            # request id, and answer only the id.
             log.exception("request %s: the model %s raised inside predict", request_id,
                           served.version.uri)
-            raise RequestError(f"the model {served.version.uri} raised "
-                               f"{type(exc).__name__} inside predict: {exc}", 500,
-                               "INTERNAL_ERROR") from None
+            raise RequestError(f"the model {served.version.uri} failed inside predict on "
+                               f"request {request_id}; the server's log has the detail", 500,
+                               "INTERNAL_ERROR", request_id=request_id) from None
         try:
             return json.dumps({"predictions": jsonable(raw), **meta}).encode()
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError):
+            log.exception("request %s: the predictions of %s cannot be written as JSON",
+                          request_id, served.version.uri)
             raise RequestError(f"the predictions of {served.version.uri} cannot be written as "
-                               f"JSON: {exc}", 500, "INTERNAL_ERROR") from None
+                               f"JSON (request {request_id}; the server's log has the "
+                               "detail)", 500, "INTERNAL_ERROR",
+                               request_id=request_id) from None
 
 
 def jsonable(value: Any) -> Any:
@@ -155,10 +164,12 @@ def jsonable(value: Any) -> Any:
     import numpy as np
 
     pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(value, pd.Series):
+        # As MLflow's predictions_to_json: a Series is a one-column frame, written as records
+        # ([{"name": v}, ...]; an unnamed Series is column "0").
+        value = value.to_frame()
     if pd is not None and isinstance(value, pd.DataFrame):
         return [{str(k): _scalar(v) for k, v in row.items()} for row in value.to_dict("records")]
-    if pd is not None and isinstance(value, pd.Series):
-        value = value.to_numpy()
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
@@ -171,6 +182,14 @@ def jsonable(value: Any) -> Any:
 
 
 def _scalar(value: Any) -> Any:
+    import datetime
+
+    if isinstance(value, (datetime.date, datetime.time)):  # Timestamp too: ISO 8601, as MLflow
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return str(value)
+    if type(value).__name__ in ("NaTType", "datetime64", "timedelta64"):
+        return None if str(value) in ("NaT", "NaT NaT") else str(value)
     item = getattr(value, "item", None)
     return item() if callable(item) and not isinstance(value, (list, dict)) else value
 

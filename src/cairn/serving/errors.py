@@ -27,3 +27,15 @@ class RequestError(Exception):
 
 def bad_request(message: str, **fields: Any) -> RequestError:
     return RequestError(message, 400, "BAD_REQUEST", **fields)
+
+
+MAX_PROBLEMS = 20  # an error body lists this many problems, then counts the rest
+
+
+def problems_error(message: str, found: list[str]) -> RequestError:
+    """A 400 ``message: problem; problem ...`` listing at most :data:`MAX_PROBLEMS` of
+    ``found`` (then "and N more"), with ``problems`` (those listed) and ``problem_count``."""
+    shown = found[:MAX_PROBLEMS]
+    rest = len(found) - len(shown)
+    text = "; ".join(shown) + (f"; and {rest} more" if rest else "")
+    return bad_request(f"{message}: {text}", problems=shown, problem_count=len(found))

@@ -16,6 +16,7 @@ dict of arrays for ``instances``/``inputs``.  Nothing here knows the model's sig
 
 from __future__ import annotations
 
+import csv
 import importlib
 import io
 import json
@@ -26,6 +27,9 @@ from .errors import RequestError, bad_request
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 CONTENT_TYPES = ("application/json", "text/csv")
+# The most columns (or named inputs) a request may hold: past this, parsing and checking cost
+# minutes of CPU, and no registered model takes that many named columns.
+MAX_COLUMNS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +49,16 @@ def content_type(header: str | None) -> str:
     """The media type of a Content-Type header; 415 for one that is not JSON or CSV."""
     parts = [p.strip() for p in (header or "").split(";")]
     mime = parts[0].lower()
-    params = dict(p.partition("=")[::2] for p in parts[1:] if p)
-    if params.get("charset", "utf-8").lower().strip('"') != "utf-8":
+    # Parameter names are case-insensitive (RFC 9110): Charset=latin-1 is charset=latin-1.
+    params = {name.strip().lower(): (value.strip() if eq else None)
+              for name, eq, value in (p.partition("=") for p in parts[1:] if p)}
+    charset = params.get("charset", "utf-8")
+    if charset is None or not charset.strip('"'):
+        # MLflow answers 415 here too; say why rather than guess an encoding.
+        raise RequestError("the Content-Type's charset parameter has no value; send "
+                           "charset=utf-8 or leave it out (the scoring server only supports "
+                           "UTF-8 bodies)", 415)
+    if charset.lower().strip('"') != "utf-8":
         raise RequestError("the scoring server only supports UTF-8 bodies", 415)
     if mime not in CONTENT_TYPES:
         raise RequestError(f"this server takes Content-Type {' or '.join(CONTENT_TYPES)}, "
@@ -60,9 +72,17 @@ def parse(body: bytes, mime: str) -> Parsed:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise bad_request(f"the body is not valid UTF-8: {exc}") from None
-    if mime == "text/csv":
-        return Parsed("csv", _csv(text))
-    return _json(text)
+    try:
+        if mime == "text/csv":
+            return Parsed("csv", _csv(text))
+        return _json(text)
+    except RecursionError:  # json, numpy and pandas recurse once per level of nesting
+        raise bad_request("the body is nested too deeply: send rows of values") from None
+
+
+def too_many_columns(count: int, where: str) -> RequestError:
+    return bad_request(f"{where} has {count} columns; this server takes at most {MAX_COLUMNS} "
+                       f"columns", columns=count, limit=MAX_COLUMNS)
 
 
 def _csv(text: str) -> Any:
@@ -70,6 +90,12 @@ def _csv(text: str) -> Any:
 
     if not text.strip():
         raise bad_request("the CSV body is empty: send a header row and at least one data row")
+    try:  # count the header's fields first: read_csv on a very wide table takes minutes
+        header = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error as exc:
+        raise bad_request(f"the body is not a CSV table with a header row: {exc}") from None
+    if len(header) > MAX_COLUMNS:
+        raise too_many_columns(len(header), "the CSV header")
     try:
         return pd.read_csv(io.StringIO(text))
     except Exception as exc:
@@ -100,6 +126,8 @@ def _json(text: str) -> Parsed:
             all(isinstance(r, dict) for r in value):
         return Parsed(fmt, _records(value, fmt))
     if isinstance(value, dict):
+        if len(value) > MAX_COLUMNS:
+            raise too_many_columns(len(value), fmt)
         return Parsed(fmt, {str(k): _array(v, f"{fmt}[{k!r}]") for k, v in value.items()})
     return Parsed(fmt, _array(value, fmt))
 
@@ -121,10 +149,23 @@ def _split(value: Any) -> Any:
     if columns is not None:
         if not isinstance(columns, list):
             raise bad_request("dataframe_split.columns must be a list of column names")
+        if len(columns) > MAX_COLUMNS:
+            raise too_many_columns(len(columns), "dataframe_split")
+        seen: set[str] = set()
+        for name in columns:
+            if not isinstance(name, (str, int, float, bool)) and name is not None:
+                raise bad_request("dataframe_split.columns must be a list of column names "
+                                  f"(strings); got a {_kind(name)}")
+            if str(name) in seen:
+                raise bad_request(f"dataframe_split has a duplicate column {str(name)!r}: "
+                                  "each column name must be given once", column=str(name))
+            seen.add(str(name))
         for i, row in enumerate(data):
             if len(row) != len(columns):
                 raise bad_request(f"dataframe_split.data row {i} has {len(row)} values for "
                                   f"{len(columns)} columns", row=i)
+    elif data and len(data[0]) > MAX_COLUMNS:
+        raise too_many_columns(len(data[0]), "dataframe_split")
     try:
         return pd.DataFrame(data, columns=columns, index=value.get("index"))
     except Exception as exc:
@@ -136,6 +177,11 @@ def _records(value: Any, where: str) -> Any:
 
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
         raise bad_request(f"{where} must be a list of objects ({{column: value}} per row)")
+    names: set[str] = set()
+    for row in value:
+        names.update(row)
+        if len(names) > MAX_COLUMNS:
+            raise too_many_columns(len(names), where)
     try:
         return pd.DataFrame.from_records(value)
     except Exception as exc:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..registry import signature as sigmod
-from .errors import bad_request
+from .errors import bad_request, problems_error
 from .inputs import Parsed, pandas
 
 _TEXT = {"object", "str", "string"}
@@ -51,8 +51,8 @@ def conform(parsed: Parsed, signature: Mapping[str, Any] | None, *,
 
 
 def _mismatch(schema: Mapping[str, Any], found: list[str]) -> Exception:
-    return bad_request(f"the input does not match the model's signature "
-                       f"({sigmod.describe(schema)}): " + "; ".join(found), problems=found)
+    return problems_error(f"the input does not match the model's signature "
+                          f"({sigmod.describe(schema)})", found)
 
 
 def _is_frame(value: Any) -> bool:
@@ -92,6 +92,9 @@ def _tensor(arr: Any, schema: Mapping[str, Any], where: str, allow_nan: bool) ->
     if arr.dtype == object:  # nulls among numbers: numbers with NaN, if that is all they are
         try:
             arr = arr.astype(np.float64)
+        except OverflowError:  # an integer past float64's range (10**400)
+            raise bad_request(f"{where} holds a number too large for float64; the model's "
+                              f"signature is {sigmod.describe(schema)}", field=where) from None
         except (TypeError, ValueError):
             pass
     found = sigmod.problems(schema, arr, where)
@@ -164,6 +167,13 @@ def _frame(df: Any, schema: Mapping[str, Any], allow_nan: bool) -> Any:
         except TypeError:
             continue  # a pandas-only dtype (category, datetime with zone): left to the check
         values = col.to_numpy()
+        if target.kind in "iu" and col.dtype.kind == "f" and _whole(values) and \
+                not _fits(values, target):
+            info = np.iinfo(target)
+            bad = values[(values < info.min) | (values >= float(int(info.max) + 1))][0]
+            found.append(f"input: column {name!r} holds {bad:g}, out of range for {dtype} "
+                         f"({info.min} to {info.max})")
+            continue
         if np.can_cast(col.dtype, target, casting="same_kind") or \
                 (target.kind == "f" and col.dtype.kind in "iu") or \
                 (target.kind in "iu" and col.dtype.kind == "f" and _whole(values)):
@@ -181,6 +191,17 @@ def _whole(values: Any) -> bool:
     import numpy as np
 
     return bool(np.isfinite(values).all() and (values == np.round(values)).all())
+
+
+def _fits(values: Any, target: Any) -> bool:
+    """Whole floats that all lie in the integer dtype ``target``'s range (a float past it
+    would be cast to an arbitrary integer)."""
+    import numpy as np
+
+    info = np.iinfo(target)
+    # float(max + 1) is exact (a power of two); float(max) itself may round up past max.
+    return bool(values.size == 0 or (values.min() >= float(info.min) and
+                                      values.max() < float(int(info.max) + 1)))
 
 
 def _kind(dtype: str) -> str:
