@@ -295,3 +295,21 @@ def test_a_bare_charset_is_a_415_saying_why(url):
     r = post(url, split(COLUMNS, [[1.0, 2.0, 3.0]]), "application/json; charset")
     assert r.status_code == 415
     assert "charset parameter has no value" in r.json()["message"]
+
+
+def test_every_error_body_lists_at_most_20_names(big):
+    import pandas as pd
+
+    from cairn.serving.errors import RequestError
+    from cairn.serving.inputs import Parsed
+    from cairn.serving.validate import conform
+
+    status, doc = big({"instances": [[1.0]], **{f"k{i}": 1 for i in range(5000)}})
+    assert status == 400 and doc["key_count"] == 5001 and len(doc["keys"]) == 20
+    assert "and 4981 more" in doc["message"] and len(json.dumps(doc)) < 2000
+    tensor = {"inputs": {"type": "tensor", "dtype": "float64", "shape": [-1, 500]}}
+    wide = pd.DataFrame({f"t{i}": ["x"] for i in range(500)})
+    for value in (wide, {f"t{i}": [1.0] for i in range(500)}):
+        with pytest.raises(RequestError) as err:
+            conform(Parsed("dataframe_split", value), tensor)
+        assert "and 480 more" in err.value.message and len(err.value.message) < 1000

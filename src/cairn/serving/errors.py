@@ -39,3 +39,9 @@ def problems_error(message: str, found: list[str]) -> RequestError:
     rest = len(found) - len(shown)
     text = "; ".join(shown) + (f"; and {rest} more" if rest else "")
     return bad_request(f"{message}: {text}", problems=shown, problem_count=len(found))
+
+
+def listed(items: list[str], sep: str = ", ") -> str:
+    """``items`` joined by ``sep``, at most :data:`MAX_PROBLEMS` of them, then "and N more"."""
+    rest = len(items) - MAX_PROBLEMS
+    return sep.join(items[:MAX_PROBLEMS]) + (f"{sep}and {rest} more" if rest > 0 else "")

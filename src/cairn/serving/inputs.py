@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RequestError, bad_request
+from .errors import MAX_PROBLEMS, RequestError, bad_request, listed
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 CONTENT_TYPES = ("application/json", "text/csv")
@@ -115,7 +115,8 @@ def _json(text: str) -> Parsed:
     if len(keys) != 1 or unknown:
         raise bad_request(f"the body must be a JSON object with exactly one of the keys "
                           f"{', '.join(FORMATS)} (and optionally params); got keys "
-                          f"{sorted(doc)}", keys=sorted(doc))
+                          f"[{listed([repr(k) for k in sorted(doc)])}]",
+                          keys=sorted(doc)[:MAX_PROBLEMS], key_count=len(doc))
     fmt = keys[0]
     value = doc[fmt]
     if fmt == "dataframe_split":

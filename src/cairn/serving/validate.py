@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..registry import signature as sigmod
-from .errors import bad_request, problems_error
+from .errors import MAX_PROBLEMS, bad_request, listed, problems_error
 from .inputs import Parsed, pandas
 
 _TEXT = {"object", "str", "string"}
@@ -76,11 +76,13 @@ def _as_array(value: Any) -> Any:
                 str(value[c].dtype) in _TEXT]
         if text:
             raise bad_request(f"the model takes an array of numbers; column(s) "
-                              f"{', '.join(repr(c) for c in text)} hold text", fields=text)
+                              f"{listed([repr(c) for c in text])} hold text",
+                              fields=text[:MAX_PROBLEMS], field_count=len(text))
         return value.to_numpy()
     if isinstance(value, dict):
         raise bad_request("the model takes one array, not named inputs "
-                          f"({', '.join(map(repr, value))}): send dataframe_split, instances "
+                          f"({listed([repr(k) for k in value])}): send dataframe_split, "
+                          "instances "
                           "or inputs as a list of rows")
     return np.asarray(value)
 
