@@ -161,6 +161,17 @@ def _frame(df: Any, schema: Mapping[str, Any], allow_nan: bool) -> Any:
             if not all(isinstance(v, str) for v in col.tolist()):
                 found.append(f"input: column {name!r} is {col.dtype}, expected text ({dtype})")
             continue
+        if col.dtype == object and len(col) and \
+                all(isinstance(v, int) and not isinstance(v, bool) for v in col.tolist()):
+            # Python ints pandas could not hold in int64 (10**30): a float column takes them
+            # while they fit in float64; past that (10**400), or for an integer column, a 400.
+            try:
+                if _kind(dtype) != "f":
+                    raise OverflowError
+                col = col.astype("float64")
+            except OverflowError:
+                found.append(f"input: column {name!r} holds a number out of range for {dtype}")
+                continue
         if col.dtype == object or str(col.dtype) in _TEXT:
             found.append(f"input: column {name!r} holds text, expected {dtype}")
             continue
