@@ -57,7 +57,9 @@ def test_outputs_are_written_as_mlflows_predictions_to_json():
     outputs = [pd.DataFrame({"t": [pd.Timestamp("2024-01-01 10:00:00.5", tz="UTC"),
                                    pd.Timestamp("2024-02-01")], "x": [1.5, 2]}),
                pd.DataFrame({"d": pd.to_datetime(["2024-01-01", "2024-01-02"]).date}),
-               pd.Series([1, 2], name="p"), pd.Series([0.5, 1.5])]
+               pd.DataFrame({"t": [pd.Timestamp("2024-01-01"), pd.NaT]}),
+               pd.Series([1, 2], name="p"), pd.Series([0.5, 1.5]),
+               np.array(["2024-01-01", "NaT"], dtype="datetime64[D]")]
     for out in outputs:
         buf = io.StringIO()
         predictions_to_json(out, buf)

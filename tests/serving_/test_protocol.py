@@ -153,3 +153,5 @@ def test_frames_with_datetimes_and_series_answer_as_mlflow_does():
                                {"t": "2024-02-01T00:00:00+00:00", "x": 2.0}]
     assert jsonable(pd.Series([1, 2], name="p")) == [{"p": 1}, {"p": 2}]
     assert jsonable(pd.Series([0.5])) == [{"0": 0.5}]
+    assert jsonable(np.array(["2024-01-01"], dtype="datetime64[D]")) == ["2024-01-01"]
+    assert jsonable(pd.DataFrame({"t": [pd.NaT]})) == [{"t": "NaT"}]

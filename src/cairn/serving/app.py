@@ -173,6 +173,10 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
+        if value.dtype.kind in "mM":  # datetime64 as ISO strings, as MLflow writes them
+            text = value.astype(str).astype(object)
+            text[np.isnat(value)] = None  # NaT is null, as MLflow writes it
+            return text.tolist()
         return value.tolist()
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
