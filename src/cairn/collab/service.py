@@ -119,6 +119,15 @@ class Collab(StoreService):
                 return []
             return repo.history(conn, comment_id)
 
+    def _deletable(self, kind: str, name: str, found: Any) -> None:
+        """Refuse the delete of a missing dashboard or report (404), or of another user's
+        unless the caller is an admin (403)."""
+        if found is None:
+            raise NotFound(f"no {kind} named {name!r}", name=name)
+        if found.created_by != self.user and not self.admin:
+            raise PermissionDenied(f"{kind} {name!r} was saved by {found.created_by!r}; only "
+                                   "they or an admin may delete it")
+
     def _mine(self, c: Comment, verb: str) -> None:
         if c.author != self.user and not self.admin:
             raise PermissionDenied(f"only {c.author!r}, who wrote comment {c.id!r}, or an admin "
@@ -264,12 +273,7 @@ class Collab(StoreService):
     def delete_dashboard(self, name: str) -> None:
         rules.check_dashboard_name(name)
         with self.session(write=True) as conn:
-            d = repo.dashboard(conn, name)
-            if d is None:
-                raise NotFound(f"no dashboard named {name!r}", name=name)
-            if d.created_by != self.user and not self.admin:
-                raise PermissionDenied(f"dashboard {name!r} was saved by {d.created_by!r}; only "
-                                       "they or an admin may delete it")
+            self._deletable("dashboard", name, repo.dashboard(conn, name))
             repo.delete_dashboard(conn, name)
 
     # -- reports ---------------------------------------------------------------------
@@ -344,12 +348,7 @@ class Collab(StoreService):
 
         reports.check_report_name(name)
         with self.session(write=True) as conn:
-            r = repo.report(conn, name)
-            if r is None:
-                raise NotFound(f"no report named {name!r}", name=name)
-            if r.created_by != self.user and not self.admin:
-                raise PermissionDenied(f"report {name!r} was written by {r.created_by!r}; only "
-                                       "they or an admin may delete it")
+            self._deletable("report", name, repo.report(conn, name))
             repo.delete_report(conn, name)
 
     def report_data(self, name: str) -> dict[str, Any]:
