@@ -6,11 +6,15 @@ Routes::
     GET  /ready           the same, for Cairn's test and deployment tooling
     GET  /version         the Cairn version serving (MLflow answers with its own version)
     POST /invocations     {"predictions": [...]}
-    POST /v1/predict      {"predictions": [...], "request_id": "...", "model_version": "..."}
+    POST /v1/predict      {"predictions": [...], "request_id": "...", "model_version": "...",
+                           "arm": "..."}
+    GET  /v1/status       the model, each arm's version, share and counts
+    GET  /metrics         Prometheus metrics, when the deployment has them
 
-Every answer carries ``Cairn-Model-Version`` and ``Cairn-Request-Id`` headers (a request
-id sent by the caller in ``Cairn-Request-Id`` is kept when it is a plain token of at most
-128 characters).  A request reads
+Every answer carries ``Cairn-Model-Version``, ``Cairn-Serving-Arm`` and ``Cairn-Request-Id``
+headers (a request id sent by the caller in ``Cairn-Request-Id`` is kept when it is a plain
+token of at most 128 characters).  The router picks the arm (primary, canary share, or the
+standby when asked for); a request reads that arm's
 ``holder.current`` once, so a version switch never changes the model under it; parsing,
 validation and ``predict`` run in a worker thread, so a slow model does not stall the
 event loop.  Errors are ``{"error_code": ..., "message": ...}``: 400 for input that does
@@ -24,12 +28,15 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from .errors import RequestError
+from .events import PRIMARY, Scored
 from .holder import ModelHolder, Served
+from .routing import Arm, Router
 from .inputs import content_type, parse
 from .validate import conform
 
@@ -54,46 +61,73 @@ def _cairn_version() -> str:
 
 
 class ScoringApp:
-    """``ScoringApp(holder)``: an ASGI callable serving ``holder.current``."""
+    """``ScoringApp(holder_or_router)``: an ASGI callable serving the router's arms.
 
-    def __init__(self, holder: ModelHolder, *, max_body: int = DEFAULT_MAX_BODY,
-                 allow_nan: bool = False) -> None:
-        self.holder = holder
+    ``observers`` see every answered scoring request (:mod:`~cairn.serving.events`);
+    ``metrics`` (with ``render(accept) -> (body, content_type)``) answers ``GET /metrics``;
+    ``batcher`` (with ``async predict(served, inputs)``) gathers concurrent requests into
+    one ``predict``; ``on_startup``/``on_shutdown`` run at the ASGI lifespan's start and
+    end (the followers start, the prediction log flushes)."""
+
+    def __init__(self, holder: ModelHolder | Router, *, max_body: int = DEFAULT_MAX_BODY,
+                 allow_nan: bool = False, observers: Sequence[Any] = (),
+                 metrics: Any = None, batcher: Any = None,
+                 on_startup: Callable[[], None] | None = None,
+                 on_shutdown: Callable[[], None] | None = None) -> None:
+        self.router = holder if isinstance(holder, Router) else \
+            Router(Arm(PRIMARY, "", holder))
+        self.holder = self.router.primary.holder
         self.max_body = max_body
         self.allow_nan = allow_nan
+        self.observers = list(observers)
+        self.metrics = metrics
+        self.batcher = batcher
+        self.on_startup = on_startup
+        self.on_shutdown = on_shutdown
         self.version = _cairn_version()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, self.on_startup, self.on_shutdown)
             return
         if scope["type"] != "http":
             return
-        served = self.holder.current  # this request's version, whatever happens next
+        arrived, clock = time.time(), time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
+        arm = self.router.pick(headers.get("cairn-arm"), headers.get("cairn-routing-key"))
+        served = arm.holder.current  # this request's version, whatever happens next
         given = headers.get("cairn-request-id", "")
         request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         extra = [(b"cairn-model-version", served.label.encode()),
+                 (b"cairn-serving-arm", arm.name.encode()),
                  (b"cairn-request-id", request_id.encode("latin-1"))]
         method, path = scope["method"], scope["path"]
-        if path in ("/ping", "/health", "/ready") and method in ("GET", "HEAD"):
-            await _send(send, 200, b"\n", "application/json", extra)
-        elif path == "/version" and method in ("GET", "HEAD"):
-            await _send(send, 200, self.version.encode(), "application/json", extra)
-        elif path in ("/invocations", "/v1/predict"):
+        if path in ("/invocations", "/v1/predict"):
             if method != "POST":
                 await _error(send, RequestError(f"{path} takes POST", 405,
                                                 "METHOD_NOT_ALLOWED"), extra)
                 return
-            meta = {"request_id": request_id, "model_version": served.label} \
-                if path == "/v1/predict" else {}
+            meta = {"request_id": request_id, "model_version": served.label,
+                    "arm": arm.name} if path == "/v1/predict" else {}
+            inputs = raw = None
             try:
                 body = await self._body(receive, headers)
-                answer = await asyncio.to_thread(self._score, served, body,
-                                                 headers.get("content-type"), request_id, meta)
+                ctype = headers.get("content-type")
+                if self.batcher is None:
+                    inputs, raw, answer = await asyncio.to_thread(
+                        self._score, served, body, ctype, request_id, meta)
+                else:
+                    inputs = await asyncio.to_thread(self._prepare, served, body, ctype)
+                    try:
+                        raw = await self.batcher.predict(served, inputs)
+                    except Exception as exc:  # noqa: BLE001 (mapped as _score maps it)
+                        raise _model_error(exc, served, request_id) from None
+                    answer = _encode(raw, meta, served, request_id)
             except RequestError as exc:
                 await _error(send, exc, extra)
+                self._done(arm, served, path, request_id, exc.status, exc.code, arrived,
+                           clock, inputs, None)
                 return
             except Exception:  # noqa: BLE001 (a bug here: still one clear 500)
                 # The exception's text can name paths and internals: the log has it, keyed
@@ -103,11 +137,64 @@ class ScoringApp:
                                                 "the server's log has the detail", 500,
                                                 "INTERNAL_ERROR", request_id=request_id),
                              extra)
+                self._done(arm, served, path, request_id, 500, "INTERNAL_ERROR", arrived,
+                           clock, inputs, None)
                 return
             await _send(send, 200, answer, "application/json", extra)
+            self._done(arm, served, path, request_id, 200, None, arrived, clock, inputs, raw)
+        elif method not in ("GET", "HEAD"):
+            await _error(send, RequestError(f"no route {method} {path}; POST /invocations or "
+                                            "/v1/predict", 404, "ENDPOINT_NOT_FOUND"), extra)
+        elif path in ("/ping", "/health", "/ready"):
+            await _send(send, 200, b"\n", "application/json", extra)
+        elif path == "/version":
+            await _send(send, 200, self.version.encode(), "application/json", extra)
+        elif path == "/metrics" and self.metrics is not None:
+            text, media = self.metrics.render(headers.get("accept"))
+            await _send(send, 200, text, media, extra)
+        elif path == "/v1/status":
+            await _send(send, 200, json.dumps(self.status()).encode(), "application/json",
+                        extra)
         else:
             await _error(send, RequestError(f"no route {method} {path}; POST /invocations or "
                                             "/v1/predict", 404, "ENDPOINT_NOT_FOUND"), extra)
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /v1/status`` answers: the model, each arm's version, share and counts."""
+        primary = self.router.primary.holder.current.version
+        out: dict[str, Any] = {"model": primary.name, "arms": self.router.status()}
+        for name, part in (("batching", self.batcher), ("prediction_log", self._predlog())):
+            stats = getattr(part, "stats", None)
+            if callable(stats):
+                out[name] = stats()
+        return out
+
+    def _predlog(self) -> Any:
+        return next((o for o in self.observers if type(o).__name__ == "PredictionLog"), None)
+
+    def _done(self, arm: Arm, served: Served, route: str, request_id: str, status: int,
+              code: str | None, arrived: float, clock: float, inputs: Any, raw: Any) -> None:
+        """Count the answer on its arm and hand it to the observers (never failing it)."""
+        latency = time.perf_counter() - clock
+        stats = arm.stats
+        stats.requests += 1
+        stats.latency_s += latency
+        if status >= 500:
+            stats.errors += 1
+        elif status >= 400:
+            stats.rejected += 1
+        rows = _rows(inputs) if status == 200 else 0
+        stats.rows += rows
+        if not self.observers:
+            return
+        event = Scored(request_id, served.version.name, served.label, arm.name, route, status,
+                       code, arrived, latency, rows, inputs, raw)
+        for observer in self.observers:
+            try:
+                observer.scored(event)
+            except Exception:  # noqa: BLE001 (an observer never fails a request)
+                log.exception("observer %s failed on request %s", type(observer).__name__,
+                              request_id)
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         limit = self.max_body
@@ -127,34 +214,61 @@ class ScoringApp:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
+    def _prepare(self, served: Served, body: bytes, ctype: str | None) -> Any:
+        """The body parsed and fitted to the version's signature (in a worker thread)."""
+        return conform(parse(body, content_type(ctype)), served.version.signature,
+                       allow_nan=self.allow_nan)
+
     def _score(self, served: Served, body: bytes, ctype: str | None, request_id: str,
-               meta: dict[str, str]) -> bytes:
-        """The answer's JSON: parse, fit to the signature, predict, encode (in a worker thread)."""
-        mime = content_type(ctype)
-        parsed = parse(body, mime)
-        inputs = conform(parsed, served.version.signature, allow_nan=self.allow_nan)
+               meta: dict[str, str]) -> tuple[Any, Any, bytes]:
+        """Inputs, predictions and the answer's JSON: parse, fit to the signature, predict,
+        encode (in a worker thread)."""
+        inputs = self._prepare(served, body, ctype)
         try:
             raw = served.predict(inputs)
         except Exception as exc:  # noqa: BLE001 (the model's fault: 500 for this request)
-            if getattr(exc, "error_code", None) in _INPUT_ERRORS:  # an MLflow model's schema
-                raise RequestError(f"the model {served.version.uri} refused the input: "
-                                   f"{getattr(exc, 'message', exc)}", 400) from None
-            # The model's exception text can hold paths and internals: log it with the
-            # request id, and answer only the id.
-            log.exception("request %s: the model %s raised inside predict", request_id,
-                          served.version.uri)
-            raise RequestError(f"the model {served.version.uri} failed inside predict on "
-                               f"request {request_id}; the server's log has the detail", 500,
-                               "INTERNAL_ERROR", request_id=request_id) from None
-        try:
-            return json.dumps({"predictions": jsonable(raw), **meta}).encode()
-        except (TypeError, ValueError):
-            log.exception("request %s: the predictions of %s cannot be written as JSON",
-                          request_id, served.version.uri)
-            raise RequestError(f"the predictions of {served.version.uri} cannot be written as "
-                               f"JSON (request {request_id}; the server's log has the "
-                               "detail)", 500, "INTERNAL_ERROR",
-                               request_id=request_id) from None
+            raise _model_error(exc, served, request_id) from None
+        return inputs, raw, _encode(raw, meta, served, request_id)
+
+
+def _model_error(exc: Exception, served: Served, request_id: str) -> RequestError:
+    """What a caller is told when ``predict`` raised: 400 when an MLflow model refused the
+    input's schema, else a 500 naming only the request (the log has the exception)."""
+    if isinstance(exc, RequestError):
+        return exc
+    if getattr(exc, "error_code", None) in _INPUT_ERRORS:  # an MLflow model's schema
+        return RequestError(f"the model {served.version.uri} refused the input: "
+                            f"{getattr(exc, 'message', exc)}", 400)
+    # The model's exception text can hold paths and internals: log it with the request id,
+    # and answer only the id.
+    log.error("request %s: the model %s raised inside predict", request_id, served.version.uri,
+              exc_info=(type(exc), exc, exc.__traceback__))
+    return RequestError(f"the model {served.version.uri} failed inside predict on request "
+                        f"{request_id}; the server's log has the detail", 500,
+                        "INTERNAL_ERROR", request_id=request_id)
+
+
+def _encode(raw: Any, meta: dict[str, str], served: Served, request_id: str) -> bytes:
+    try:
+        return json.dumps({"predictions": jsonable(raw), **meta}).encode()
+    except (TypeError, ValueError):
+        log.exception("request %s: the predictions of %s cannot be written as JSON",
+                      request_id, served.version.uri)
+        raise RequestError(f"the predictions of {served.version.uri} cannot be written as "
+                           f"JSON (request {request_id}; the server's log has the "
+                           "detail)", 500, "INTERNAL_ERROR", request_id=request_id) from None
+
+
+def _rows(inputs: Any) -> int:
+    if inputs is None:
+        return 0
+    if isinstance(inputs, dict):
+        first = next(iter(inputs.values()), None)
+        return len(first) if hasattr(first, "__len__") else 1  # type: ignore[arg-type]
+    try:
+        return len(inputs)
+    except TypeError:
+        return 1
 
 
 def jsonable(value: Any) -> Any:
@@ -216,11 +330,23 @@ async def _error(send: Send, exc: RequestError, extra: list[tuple[bytes, bytes]]
                 "application/json", extra)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(receive: Receive, send: Send, on_startup: Callable[[], None] | None,
+                    on_shutdown: Callable[[], None] | None) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            try:
+                if on_startup is not None:
+                    await asyncio.to_thread(on_startup)
+            except Exception as exc:  # noqa: BLE001 (uvicorn reports it and exits)
+                log.exception("the server could not start")
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
+            try:
+                if on_shutdown is not None:  # flushes the prediction log: wait for it
+                    await asyncio.to_thread(on_shutdown)
+            finally:
+                await send({"type": "lifespan.shutdown.complete"})
             return

@@ -137,6 +137,9 @@ class ModelHolder:
     def __init__(self, served: Served) -> None:
         self._current = served
         self.switches = 0
+        # Called as fn(old, new) after each switch (metrics, the registry's history); a
+        # callback that fails is logged and never undoes the switch.
+        self.on_switch: list[Callable[[Served, Served], None]] = []
 
     @property
     def current(self) -> Served:
@@ -146,6 +149,11 @@ class ModelHolder:
         old, self._current = self._current, served  # one reference assignment
         self.switches += 1
         log.info("now serving %s (was %s)", served.version.uri, old.version.version)
+        for callback in self.on_switch:
+            try:
+                callback(old, served)
+            except Exception:  # noqa: BLE001 (bookkeeping never undoes a switch)
+                log.exception("after switching to %s", served.version.uri)
 
 
 class AliasFollower:
@@ -162,12 +170,17 @@ class AliasFollower:
         # (version, digest) that failed transiently, how many times, and when to try again.
         self._retry: tuple[tuple[str, str], int, float] | None = None
         self._stop = threading.Event()
+        self._starting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="cairn-serve-follow", daemon=True)
 
     def start(self) -> "AliasFollower":
+        """Start polling (once: a second call, from the app's lifespan, does nothing)."""
         if self.interval <= 0:  # 0 means "do not follow": no thread, no busy loop
             return self
-        self._thread.start()
+        with self._starting:
+            if not self._thread.is_alive() and not self._stop.is_set() \
+                    and self._thread.ident is None:
+                self._thread.start()
         return self
 
     def stop(self) -> None:

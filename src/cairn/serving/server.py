@@ -1,62 +1,229 @@
-"""Putting it together: load the version a reference names, follow it, run uvicorn."""
+"""Putting it together: load the versions a deployment's references name, follow them, run
+uvicorn, and record the deployment's start, switches and stop in the registry."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
-from ..errors import NotFound
+from ..errors import InvalidArgument, NotFound
+from ..registry.entities import ModelVersion
+from ..registry.semver import SemVer
+from ..registry.service import parse_ref
 from .app import DEFAULT_MAX_BODY, ScoringApp
-from .holder import AliasFollower, ModelHolder, is_alias_ref, load_version
+from .events import CANARY, PRIMARY, STANDBY
+from .holder import AliasFollower, ModelHolder, Served, is_alias_ref, load_version
+from .routing import Arm, Router, parse_canary
 
 log = logging.getLogger("cairn.serving")
 
 
 @dataclass
 class Deployment:
-    """A loaded model behind an app; ``follower`` is set when the reference can move."""
+    """Loaded models behind an app; ``follower`` follows the primary reference when it can
+    move, ``followers`` every arm's.  ``start()`` starts following and records the start;
+    ``close()`` (idempotent) stops following, flushes the observers and records the stop."""
 
     ref: str
     holder: ModelHolder
     app: ScoringApp
     follower: AliasFollower | None
+    router: Router | None = None
+    followers: list[AliasFollower] = field(default_factory=list)
+    recorder: "Recorder | None" = None
+    _started: bool = False
+    _closed: bool = False
+
+    def start(self) -> "Deployment":
+        if self._started:
+            return self
+        self._started = True
+        for follower in self.followers:
+            follower.start()
+        if self.recorder is not None:
+            for arm in (self.router.arms.values() if self.router else ()):
+                self.recorder.record(arm.name, arm.holder.current.version, "start", None,
+                                     f"cairn serve started serving {arm.ref} ({arm.name})")
+        return self
 
     def close(self) -> None:
-        if self.follower is not None:
-            self.follower.stop()
+        if self._closed:
+            return
+        self._closed = True
+        for follower in self.followers or ([self.follower] if self.follower else []):
+            follower.stop()
+        for part in (self.app.batcher, *self.app.observers):
+            closing = getattr(part, "close", None)
+            if callable(closing):
+                try:
+                    closing()
+                except Exception:  # noqa: BLE001 (one part's failure must not stop the rest)
+                    log.exception("closing %s failed", type(part).__name__)
+        if self.recorder is not None and self._started:
+            for arm in (self.router.arms.values() if self.router else ()):
+                self.recorder.record(arm.name, arm.holder.current.version, "stop", None,
+                                     "cairn serve stopped")
+
+
+class Recorder:
+    """Writes a deployment's events to the registry's history and audit log.  Serving goes
+    on when the registry refuses or cannot be reached (a viewer's token, a server down):
+    the failure is logged once per kind."""
+
+    def __init__(self, reg: Any, deployment_id: str) -> None:
+        self.reg = reg
+        self.deployment_id = deployment_id
+        self.served: dict[str, set[str]] = {}  # arm -> versions this deployment has served
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def record(self, arm: str, mv: ModelVersion, event: str, previous: str | None,
+               reason: str) -> None:
+        with self._lock:
+            seen = self.served.setdefault(arm, set())
+            if event == "switch" and mv.version in seen and previous is not None \
+                    and _older(mv.version, previous):
+                event = "rollback"  # back to a version this deployment served before
+            seen.add(mv.version)
+        writer = getattr(self.reg, "record_deployment", None)
+        if writer is None:
+            return
+        try:
+            writer(mv.name, mv.version, event, deployment=self.deployment_id, arm=arm,
+                   reason=reason, previous=previous)
+        except Exception as exc:  # noqa: BLE001 (history is best effort; serving goes on)
+            kind = type(exc).__name__
+            if kind not in self._warned:
+                self._warned.add(kind)
+                log.warning("could not record the deployment's %s of %s in the registry: %s",
+                            event, mv.uri, getattr(exc, "message", exc))
+
+
+def _older(version: str, than: str) -> bool:
+    try:
+        return SemVer.parse(version) < SemVer.parse(than)
+    except Exception:  # noqa: BLE001 (a version that is not semver: never a rollback)
+        return False
+
+
+def _relative(ref: str, name: str, option: str) -> str:
+    """``@green`` or ``models:/NAME@green`` as ``NAME@green`` (an arm of the same model)."""
+    text = ref.strip().removeprefix("models:/")
+    if text.startswith("@"):
+        text = name + text
+    other, _kind, _value = parse_ref(text)
+    if other != name:
+        raise InvalidArgument(f"{option} {ref!r} names model {other!r}; every arm of a "
+                              f"deployment serves the same model ({name!r})", value=ref)
+    return text
+
+
+def _resolve(reg: Any, text: str) -> ModelVersion:
+    try:
+        return reg.resolve(text)
+    except NotFound as exc:
+        raise NotFound(f"nothing to serve: {exc.message}", **exc.details) from None
+
+
+def _sharing_loader(router_arms: Callable[[], Sequence[Arm]]
+                    ) -> Callable[[Any, ModelVersion], Served]:
+    """A loader that reuses a version another arm already holds (same version and digest):
+    blue-green's switch to the warm standby then loads nothing."""
+
+    def load(reg: Any, mv: ModelVersion) -> Served:
+        for arm in router_arms():
+            held = arm.holder.current
+            if (held.version.version, held.version.digest) == (mv.version, mv.digest):
+                return held
+        return load_version(reg, mv)
+
+    return load
 
 
 def deploy(reg: Any, ref: str, *, poll: float = 2.0, max_body: int = DEFAULT_MAX_BODY,
-           allow_nan: bool = False, follow: bool = True) -> Deployment:
+           allow_nan: bool = False, follow: bool = True, canary: str | None = None,
+           standby: str | None = None, observers: Sequence[Any] = (), metrics: Any = None,
+           batcher: Any = None, record: bool = False,
+           deployment_id: str | None = None) -> Deployment:
     """Load ``ref`` (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) from ``reg`` and build
     the app; an alias or stage is followed every ``poll`` seconds once started (``poll``
-    0: not followed).
+    0: not followed).  ``canary`` (``models:/NAME@ALIAS=10%``) sends that share of the
+    traffic to a second reference; ``standby`` (``@green``) keeps a third loaded and warm
+    for blue-green.  ``record`` writes the start, each switch and the stop to the
+    registry's history (under ``deployment_id``, by default host and a short id).
 
     Raises :class:`~cairn.errors.NotFound` for a reference that points nowhere and
     :class:`~cairn.errors.CorruptObject` for files that fail their digest check."""
     text = ref.removeprefix("models:/")
-    try:
-        mv = reg.resolve(text)
-    except NotFound as exc:
-        raise NotFound(f"nothing to serve: {exc.message}", **exc.details) from None
-    holder = ModelHolder(load_version(reg, mv))
-    # poll <= 0 means "do not follow": no follower, so no thread that could spin.
-    follower = AliasFollower(reg, text, holder, poll) \
-        if follow and poll > 0 and is_alias_ref(text) else None
-    app = ScoringApp(holder, max_body=max_body, allow_nan=allow_nan)
-    return Deployment(text, holder, app, follower)
+    name = parse_ref(text)[0]
+    specs: list[tuple[str, str, float]] = [(PRIMARY, text, 0.0)]
+    if canary:
+        canary_ref, share = parse_canary(canary)
+        specs.append((CANARY, _relative(canary_ref, name, "--canary"), share))
+    if standby:
+        specs.append((STANDBY, _relative(standby, name, "--standby"), 0.0))
+    arms: list[Arm] = []
+    for arm_name, arm_ref, share in specs:
+        mv = _resolve(reg, arm_ref)
+        held = next((a.holder.current for a in arms
+                     if (a.holder.current.version.version, a.holder.current.version.digest)
+                     == (mv.version, mv.digest)), None)
+        arms.append(Arm(arm_name, arm_ref, ModelHolder(held or load_version(reg, mv)), share))
+    router = Router(*[next((a for a in arms if a.name == n), None)  # type: ignore[arg-type]
+                      for n in (PRIMARY, CANARY, STANDBY)])
+    recorder = Recorder(reg, deployment_id or f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}") \
+        if record else None
+    loader = _sharing_loader(lambda: list(router.arms.values()))
+    followers: list[AliasFollower] = []
+    for arm in arms:
+        _watch(arm, recorder, metrics)
+        # poll <= 0 means "do not follow": no follower, so no thread that could spin.
+        if follow and poll > 0 and is_alias_ref(arm.ref):
+            followers.append(AliasFollower(reg, arm.ref, arm.holder, poll, load=loader))
+    primary_follower = next((f for f in followers if f.holder is router.primary.holder), None)
+    deployment: Deployment
+    app = ScoringApp(router, max_body=max_body, allow_nan=allow_nan, observers=observers,
+                     metrics=metrics, batcher=batcher,
+                     on_startup=lambda: _ignore(deployment.start()),
+                     on_shutdown=lambda: deployment.close())
+    deployment = Deployment(text, router.primary.holder, app, primary_follower, router,
+                            followers, recorder)
+    return deployment
+
+
+def _watch(arm: Arm, recorder: Recorder | None, metrics: Any) -> None:
+    """Tell the metrics and the registry's history what the arm serves now, and on switch."""
+    serving = getattr(metrics, "serving", None)
+    if callable(serving):
+        serving(arm.name, arm.holder.current.version.name, arm.holder.current.label)
+
+    def switched(old: Served, new: Served) -> None:
+        if callable(serving):
+            serving(arm.name, new.version.name, new.label)
+        if recorder is not None:
+            recorder.record(arm.name, new.version, "switch", old.label,
+                            f"{arm.ref} moved from {old.label} to {new.label}")
+
+    arm.holder.on_switch.append(switched)
 
 
 def run(deployment: Deployment, *, host: str = "127.0.0.1", port: int = 8080,
         log_level: str = "info") -> None:
-    """Serve until interrupted (uvicorn), following the alias meanwhile."""
+    """Serve until interrupted (uvicorn), following the aliases meanwhile."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    if deployment.follower is not None:
-        deployment.follower.start()
     try:
+        # The app's lifespan starts the followers and, at shutdown, flushes and records
+        # the stop; the finally covers a server that never got as far as its lifespan.
         uvicorn.run(deployment.app, host=host, port=port, log_level=log_level, lifespan="on")
     finally:
         deployment.close()
+
+
+def _ignore(_value: Any) -> None:
+    return None
