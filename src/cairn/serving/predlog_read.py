@@ -112,6 +112,30 @@ def read_segment(client: Any, segment: Segment, columns: Sequence[str] | None = 
     return table
 
 
+def summary(client: Any, found: Sequence[Segment], *,
+            progress: Callable[[Segment], None] | None = None) -> list[dict[str, Any]]:
+    """The :func:`segments` ``found`` per version and hour: ``{"version", "hour",
+    "segments", "rows", "bytes"}`` (rows are read from each segment's Parquet footer, so
+    every segment is fetched once; whole segments are counted, whatever since/until)."""
+    import pyarrow.parquet as pq
+
+    groups: dict[tuple[str, dt.datetime], dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="cairn-predlog-") as tmp:
+        for seg in found:
+            local = client.download_artifacts(seg.run_id, seg.path, Path(tmp) / seg.run_id)
+            rows = pq.read_metadata(local).num_rows
+            local.unlink()
+            g = groups.setdefault((seg.version, seg.hour), {
+                "version": seg.version, "hour": seg.hour, "segments": 0, "rows": 0,
+                "bytes": 0})
+            g["segments"] += 1
+            g["rows"] += rows
+            g["bytes"] += seg.size
+            if progress is not None:
+                progress(seg)
+    return list(groups.values())
+
+
 def read(client: Any, model: str, version: str | None = None, since: When = None,
          until: When = None, columns: Sequence[str] | None = None, *,
          progress: Callable[[Segment], None] | None = None) -> Any:
@@ -119,9 +143,16 @@ def read(client: Any, model: str, version: str | None = None, since: When = None
     pyarrow table, oldest first.  Columns that only some segments have are null elsewhere;
     a column typed differently in two segments (one fell back to text) is read as text.
     ``progress`` is called after each segment is read."""
+    return read_segments(client, segments(client, model, version, since, until), since, until,
+                         columns, progress=progress)
+
+
+def read_segments(client: Any, found: Sequence[Segment], since: When = None,
+                  until: When = None, columns: Sequence[str] | None = None, *,
+                  progress: Callable[[Segment], None] | None = None) -> Any:
+    """The rows of the :func:`segments` ``found`` in ``[since, until)``, as :func:`read`."""
     import pyarrow as pa
 
-    found = segments(client, model, version, since, until)
     tables = []
     with tempfile.TemporaryDirectory(prefix="cairn-predlog-") as tmp:
         for seg in found:
