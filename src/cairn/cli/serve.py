@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import click
@@ -14,7 +15,8 @@ def _require_uvicorn() -> None:
 
     from ..errors import MissingDependency
 
-    missing = [m for m in ("uvicorn", "pandas") if find_spec(m) is None]
+    missing = [m for m in ("uvicorn", "pandas", "pyarrow", "prometheus_client")
+               if find_spec(m) is None]
     if missing:
         raise MissingDependency(f"cairn serve needs {', '.join(missing)}: "
                                 "pip install 'cairn[serve]'")
@@ -24,8 +26,30 @@ def _require_uvicorn() -> None:
 @click.argument("ref")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (each loads the model and follows the aliases).")
 @click.option("--poll", default=2.0, show_default=True, type=float,
               help="Seconds between checks of where the alias points (0: do not follow).")
+@click.option("--canary", metavar="REF=SHARE",
+              help="Send a share of traffic to a second reference of the same model, "
+                   "e.g. models:/fraud@challenger=10%.")
+@click.option("--standby", metavar="REF",
+              help="Keep a reference (e.g. @green) loaded and warm for blue-green; it "
+                   "answers only requests sent with 'Cairn-Arm: standby'.")
+@click.option("--max-batch", default=0, show_default=True, type=click.IntRange(0, 65536),
+              help="Gather concurrent requests into one predict of up to this many rows "
+                   "(0: no micro-batching).")
+@click.option("--max-wait-ms", default=2.0, show_default=True,
+              type=click.FloatRange(0, 10_000),
+              help="Longest a request waits for its micro-batch to fill.")
+@click.option("--log-sample", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of requests written to the prediction log (0: no log).")
+@click.option("--log-exclude", default="", metavar="COL,...",
+              help="Input fields never written to the prediction log.")
+@click.option("--no-metrics", is_flag=True, help="No Prometheus metrics at /metrics.")
+@click.option("--no-record", is_flag=True,
+              help="Do not record the deployment's start, switches and stop in the "
+                   "registry's history.")
 @click.option("--max-body", default="32MiB", show_default=True,
               help="Largest request body; larger ones get 413 (bytes, or KiB/MiB/GiB).")
 @click.option("--allow-nan", is_flag=True,
@@ -33,42 +57,115 @@ def _require_uvicorn() -> None:
 @json_option
 @click.pass_obj
 @handle_errors
-def serve(obj, ref: str, host: str, port: int, poll: float, max_body: str,
+def serve(obj, ref: str, host: str, port: int, workers: int, poll: float, canary: str | None,
+          standby: str | None, max_batch: int, max_wait_ms: float, log_sample: float,
+          log_exclude: str, no_metrics: bool, no_record: bool, max_body: str,
           allow_nan: bool, as_json: bool) -> None:
     """Serve a registered model over HTTP: MLflow's /invocations, /ping, /health, /version,
-    and Cairn's /v1/predict.
+    and Cairn's /v1/predict, /v1/status and /metrics.
 
     REF is models:/NAME@ALIAS (a stage or alias: followed, the new version loaded and
-    switched to when it moves) or models:/NAME/VERSION (fixed).
+    switched to when it moves) or models:/NAME/VERSION (fixed). Every request is written
+    to the prediction log (see `cairn predictions`) unless --log-sample 0.
 
     \b
     Examples:
       cairn serve models:/fraud@production --port 8080
+      cairn serve models:/fraud@production --canary models:/fraud@challenger=10%
+      cairn serve models:/fraud@blue --standby @green --workers 2 --max-batch 64
       cairn serve models:/fraud/1.2.0 --store ./.cairn --max-body 1MiB --json
       curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\
            -d '{"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 2]]}}'
     """
     _require_uvicorn()
     limit = _size(max_body)
-    from ..services import registry_for
-    from ..serving import deploy, run
+    from ..serving.assemble import ServeOptions
+    from ..serving.predlog import parse_exclude
 
     obj.must_exist = True  # a mistyped --store must not create an empty store
-    reg = registry_for(obj.client)
-    deployment = deploy(reg, ref, poll=poll, max_body=limit, allow_nan=allow_nan,
-                        follow=poll > 0)
+    options = ServeOptions(
+        ref, uri=obj.client.uri, poll=poll, max_body=limit, allow_nan=allow_nan,
+        canary=canary, standby=standby, max_batch=max_batch, max_wait_ms=max_wait_ms,
+        log_sample=log_sample, log_exclude=list(parse_exclude(log_exclude)),
+        metrics=not no_metrics, record=not no_record,
+        deployment_id=f"{socket.gethostname()}:{port}")
+    if workers > 1:
+        _serve_workers(obj, options, host, port, workers, as_json)
+        return
+    from ..serving import run
+    from ..serving.assemble import build
+
+    deployment = build(options, obj.client)
+    _announce(deployment, options, host, port, as_json, workers)
+    run(deployment, host=host, port=port, log_level="warning")
+
+
+def _announce(deployment, options, host: str, port: int, as_json: bool, workers: int) -> None:
+    router = deployment.router
+    arms = {name: {"ref": arm.ref, "version": arm.holder.current.version.version,
+                   "share": arm.share} for name, arm in router.arms.items()}
     mv = deployment.holder.current.version
-    alias = ref.rpartition("@")[2] if deployment.follower else None
+    alias = options.ref.rpartition("@")[2] if deployment.follower else None
     url = f"http://{host}:{port}"
     if as_json:  # one document when the model is loaded, for scripts that start the server
         emit_json({"name": mv.name, "version": mv.version, "flavor": mv.flavor, "url": url,
-                   "following": alias, "max_body": limit})
+                   "following": alias, "max_body": options.max_body, "arms": arms,
+                   "workers": workers, "max_batch": options.max_batch,
+                   "log_sample": options.log_sample, "deployment": options.deployment_id})
         sys.stdout.flush()
     else:
         following = f", following @{alias}" if alias else ""
-        click.echo(f"serving {mv.uri} ({mv.flavor}{following}) on {url}  (Ctrl+C to stop)",
-                   err=True)
-    run(deployment, host=host, port=port, log_level="warning")
+        others = "".join(f"; {name} {a['ref']} ({a['version']})" for name, a in arms.items()
+                         if name != "primary")
+        click.echo(f"serving {mv.uri} ({mv.flavor}{following}{others}) on {url}  "
+                   "(Ctrl+C to stop)", err=True)
+
+
+def _serve_workers(obj, options, host: str, port: int, workers: int, as_json: bool) -> None:
+    """Check everything loads here, then let uvicorn start the workers (each builds the
+    same deployment from the options); this process records the start and the stop."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from ..serving.assemble import ENV, ServeOptions, build
+    from ..serving.metrics import multiprocess_dir
+    from ..serving.server import Recorder
+
+    # Load and check here first: a bad reference or damaged files fail before any worker.
+    check = ServeOptions(**{**options.__dict__, "metrics": False, "log_sample": 0.0,
+                            "record": False, "poll": 0.0})
+    deployment = build(check, obj.client)
+    _announce(deployment, options, host, port, as_json, workers)
+    recorder = None
+    if options.record:
+        from ..services import registry_for
+
+        recorder = Recorder(registry_for(obj.client), options.deployment_id or "")
+        for arm in deployment.router.arms.values():
+            recorder.record(arm.name, arm.holder.current.version, "start", None,
+                            f"cairn serve started serving {arm.ref} ({arm.name}) "
+                            f"with {workers} workers")
+    arms = {name: arm.ref for name, arm in deployment.router.arms.items()}
+    del deployment  # the workers hold their own copies
+    with tempfile.TemporaryDirectory(prefix="cairn-serve-") as claims:
+        options.claim_dir = claims
+        if options.metrics:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir()
+        os.environ[ENV] = options.to_env()
+        try:
+            uvicorn.run("cairn.serving.assemble:worker_app", factory=True, host=host,
+                        port=port, workers=workers, log_level="warning", lifespan="on")
+        finally:
+            if recorder is not None:
+                reg = recorder.reg
+                for name, ref in arms.items():
+                    try:
+                        mv = reg.resolve(ref)
+                    except Exception:  # noqa: BLE001 (the alias went away meanwhile)
+                        continue
+                    recorder.record(name, mv, "stop", None, "cairn serve stopped")
 
 
 def _size(text: str) -> int:

@@ -88,7 +88,7 @@ class ScoringApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send, self.on_startup, self.on_shutdown)
+            await _lifespan(receive, send, self.on_startup, self.on_shutdown, self.batcher)
             return
         if scope["type"] != "http":
             return
@@ -331,7 +331,7 @@ async def _error(send: Send, exc: RequestError, extra: list[tuple[bytes, bytes]]
 
 
 async def _lifespan(receive: Receive, send: Send, on_startup: Callable[[], None] | None,
-                    on_shutdown: Callable[[], None] | None) -> None:
+                    on_shutdown: Callable[[], None] | None, batcher: Any = None) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -345,6 +345,9 @@ async def _lifespan(receive: Receive, send: Send, on_startup: Callable[[], None]
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
+                closing = getattr(batcher, "close", None)
+                if closing is not None and asyncio.iscoroutinefunction(closing):
+                    await closing()  # the batches waiting are sent and answered first
                 if on_shutdown is not None:  # flushes the prediction log: wait for it
                     await asyncio.to_thread(on_shutdown)
             finally:

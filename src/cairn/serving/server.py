@@ -3,7 +3,9 @@ uvicorn, and record the deployment's start, switches and stop in the registry.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import socket
 import threading
 import uuid
@@ -58,7 +60,9 @@ class Deployment:
             follower.stop()
         for part in (self.app.batcher, *self.app.observers):
             closing = getattr(part, "close", None)
-            if callable(closing):
+            # An async close (the batcher's) belongs to the event loop: the app's lifespan
+            # awaits it at shutdown.
+            if callable(closing) and not asyncio.iscoroutinefunction(closing):
                 try:
                     closing()
                 except Exception:  # noqa: BLE001 (one part's failure must not stop the rest)
@@ -80,6 +84,12 @@ class Recorder:
         self.served: dict[str, set[str]] = {}  # arm -> versions this deployment has served
         self._warned: set[str] = set()
         self._lock = threading.Lock()
+        # Several workers serve one deployment: the parent records its start and stop
+        # (lifecycle False in workers), and each switch is recorded by the one worker that
+        # first claims it with a file in claim_dir.
+        self.lifecycle = True
+        self._count: dict[str, int] = {}
+        self.claim_dir: str | None = None
 
     def record(self, arm: str, mv: ModelVersion, event: str, previous: str | None,
                reason: str) -> None:
@@ -89,8 +99,11 @@ class Recorder:
                     and _older(mv.version, previous):
                 event = "rollback"  # back to a version this deployment served before
             seen.add(mv.version)
+            self._count[arm] = self._count.get(arm, 0) + 1
+            nth = self._count[arm]
         writer = getattr(self.reg, "record_deployment", None)
-        if writer is None:
+        if writer is None or (event in ("start", "stop") and not self.lifecycle) \
+                or not self._claim(arm, event, mv, previous, nth):
             return
         try:
             writer(mv.name, mv.version, event, deployment=self.deployment_id, arm=arm,
@@ -101,6 +114,22 @@ class Recorder:
                 self._warned.add(kind)
                 log.warning("could not record the deployment's %s of %s in the registry: %s",
                             event, mv.uri, getattr(exc, "message", exc))
+
+
+    def _claim(self, arm: str, event: str, mv: ModelVersion, previous: str | None,
+               nth: int) -> bool:
+        if self.claim_dir is None or event in ("start", "stop"):
+            return True
+        # The nth change of this arm: every worker sees the same moves in the same order.
+        name = f"{arm}-{nth}-{mv.version}-{mv.digest[:16]}-from-{previous}".replace("/", "_")
+        try:
+            os.close(os.open(os.path.join(self.claim_dir, name),
+                             os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False  # another worker recorded this switch
+        except OSError:
+            return True   # no claim possible: better twice than never
+        return True
 
 
 def _older(version: str, than: str) -> bool:
