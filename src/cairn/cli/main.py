@@ -188,6 +188,7 @@ def _register() -> None:
     cli.add_command(ui.ui)
     cli.add_command(serve.serve)
     from .predictions import predictions; cli.add_command(predictions)  # noqa: E702 (one line)
+    from . import predict; cli.add_command(predict.predict)  # noqa: E702 (one line)
 
     from . import importing
 
