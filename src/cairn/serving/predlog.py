@@ -89,7 +89,7 @@ def check_exclude(signature: Mapping[str, Any] | None, exclude: Iterable[str],
         known = [str(j) for j in range(int(schema["shape"][1]))]
     else:
         return
-    unknown = [n for n in names if n not in known]
+    unknown = sorted(n for n in names if n not in known)
     if unknown:
         raise InvalidArgument(f"--log-exclude names {', '.join(map(repr, unknown))}, which "
                               f"{what}'s input does not have; its features are "
@@ -153,7 +153,8 @@ class PredictionLog:
                 raise InvalidArgument(f"{label} must be more than 0 seconds, got {seconds!r}")
         self.sink: SegmentSink = sink if sink is not None else RunSink(client)
         self.sample = check_sample(sample)
-        self.exclude = frozenset(parse_exclude(list(exclude)))
+        self.exclude = frozenset(parse_exclude(exclude if isinstance(exclude, str)
+                                               else list(exclude)))
         self.flush_rows = flush_rows
         self.flush_seconds = float(flush_seconds)
         self.close_timeout = float(close_timeout)
