@@ -487,6 +487,16 @@ class Client:
     def model_history(self, name: str, version: str | None = None):
         return self._registry.model_history(name, version)
 
+    def record_deployment(self, name: str, version: str, event: str, *, deployment: str,
+                          arm: str = "primary", reason: str = "", previous: str | None = None):
+        """Record a deployment's start, switch, rollback or stop (see cairn.registry.deployments)."""
+        return self._registry.record_deployment(name, version, event, deployment=deployment,
+                                                arm=arm, reason=reason, previous=previous)
+
+    def deployments(self, name: str, deployment: str | None = None):
+        """The deployment events of model ``name`` (of one deployment), oldest first."""
+        return self._registry.deployments(name, deployment)
+
     def set_naming_policy(self, template: str | None = None, regex: str | None = None):
         return self._registry.set_naming_policy(template, regex)
 

@@ -203,6 +203,8 @@ def _request(w, method: str, template: str, seq: list[int]) -> tuple[str, dict]:
         ("POST", f"{API}/models/requests/{{request_id}}/reject"): {"json": {"comment": "c"}},
         ("PUT", f"{API}/models/{{name}}/aliases/{{alias}}"): {"json": {"version": "1.0.0"}},
         ("POST", f"{API}/models/{{name}}/rollback"): {"json": {"stage": "production"}},
+        ("POST", f"{API}/models/{{name}}/deployments"): {
+            "json": {"version": "1.0.0", "event": "start", "deployment": f"authz-{seq[0]}"}},
         ("GET", f"{API}/models/{{name}}/at"): {"params": {"stage": "production", "time": 0}},
         ("PUT", f"{API}/models/{{name}}/policies"): {
             "json": {"stage": "production", "approvals": 1}},

@@ -362,11 +362,50 @@ def history(obj, name: str, version: str | None, at: str | None, stage: str, as_
     for e in events:
         if e.kind in ("alias", "alias_deleted"):
             change = f"@{e.alias}: {e.from_value or '-'} -> {e.to_value or '-'}"
+        elif e.deployment:
+            change = f"{_where(e)}: {e.from_value or '-'} -> {e.to_value or '-'}"
         elif e.from_value or e.to_value:
             change = f"{e.from_value or '-'} -> {e.to_value or '-'}"
         else:
             change = ""
         table.add_row(ts(e.time), e.actor, e.kind, e.version or "", change, e.reason)
+    console().print(table)
+
+
+def _where(e: Any) -> str:
+    """A deployment event's deployment and arm, as `host:8080 (canary)`, escaped: rich would
+    take a `[...]` in an id for markup and drop it."""
+    from rich.markup import escape
+
+    return escape(f"{e.deployment} ({e.arm or 'primary'})")
+
+
+@models.command("deployments")
+@click.argument("name")
+@click.option("--deployment", default=None, help="Only this deployment's events (its id).")
+@json_option
+@click.pass_obj
+@handle_errors
+def deployments(obj, name: str, deployment: str | None, as_json: bool) -> None:
+    """Starts, switches, rollbacks and stops of `cairn serve` deployments: who, when, why.
+
+    \b
+    Examples:
+      cairn models deployments fraud-detector
+      cairn models deployments fraud-detector --deployment host-1:8080 --json
+    """
+    events = obj.client.deployments(name, deployment)
+    if as_json:
+        emit_json([_json(e) for e in events])
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("time", "who", "event", "deployment", "arm", "version", "previous", "why")
+    for e in events:
+        table.add_row(ts(e.time), escape(e.actor), e.kind.removeprefix("deploy_"),
+                      escape(e.deployment or ""), e.arm or "", e.version or "",
+                      e.from_value or "-", escape(e.reason))
     console().print(table)
 
 

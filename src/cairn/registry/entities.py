@@ -138,7 +138,7 @@ class HistoryEvent:
     name: str
     version: str | None
     # create | register | stage | rollback | alias | alias_deleted | request | approve | reject
-    # | policy
+    # | policy | delete | rename | deploy_start | deploy_switch | deploy_rollback | deploy_stop
     kind: str
     from_value: str | None
     to_value: str | None
@@ -147,6 +147,10 @@ class HistoryEvent:
     reason: str = ""
     request_id: str | None = None
     alias: str | None = None
+    # deploy_* events: which `cairn serve` deployment, and which of its arms (primary,
+    # canary, standby); from_value is the version served before, to_value the one now.
+    deployment: str | None = None
+    arm: str | None = None
 
     @property
     def when(self) -> dt.datetime:

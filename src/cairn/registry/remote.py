@@ -42,6 +42,7 @@ from ..errors import AlreadyExists, CairnError, InvalidArgument, NotFound, Permi
 from ..services import StoreService
 from ..store.validation import text_checked
 from . import flavors as fl
+from .deployments import check_deployment, check_record
 from .entities import (
     Approval, AuditEvent, AuditProblem, AuditReport, HistoryEvent, ModelVersion, RegisteredModel,
     SigningKey, Stage, StagePolicy, TransitionRequest,
@@ -372,10 +373,29 @@ class RemoteRegistry(StoreService, VersionReading):
             "reason": reason or ""}))
 
     def model_history(self, name: str, version: str | None = None) -> list[HistoryEvent]:
-        """Registrations, stage and alias changes, requests and decisions: who, when, why."""
+        """Registrations, stage and alias changes, requests, decisions and deployments: who,
+        when, why."""
         params = {} if version is None else {"version": str(SemVer.parse(version))}
         return [_make(HistoryEvent, d)
                 for d in self._call("GET", f"/models/{_name(name)}/history", params=params)]
+
+    # -- deployment history (deployments.py) -------------------------------
+    def record_deployment(self, name: str, version: str, event: str, *, deployment: str,
+                          arm: str = "primary", reason: str = "",
+                          previous: str | None = None) -> HistoryEvent:
+        """Record a start, switch, rollback or stop of ``deployment`` serving ``name/version``
+        (editors of the model); the server writes the history and audit events."""
+        version, event, deployment, arm, reason, prev = check_record(
+            version, event, deployment, arm, reason, previous)
+        return _make(HistoryEvent, self._call("POST", f"/models/{_name(name)}/deployments", json={
+            "version": version, "event": event, "deployment": deployment, "arm": arm,
+            "reason": reason, "previous": prev}))
+
+    def deployments(self, name: str, deployment: str | None = None) -> list[HistoryEvent]:
+        """The deployment events of model ``name`` (of one deployment, if given), oldest first."""
+        params = {} if deployment is None else {"deployment": check_deployment(deployment)}
+        return [_make(HistoryEvent, d)
+                for d in self._call("GET", f"/models/{_name(name)}/deployments", params=params)]
 
     def model_version_at(self, name: str, stage: str, when: Any) -> ModelVersion | None:
         """The version that was in ``stage`` (or had alias ``@name``) at ``when``; None if none."""

@@ -194,14 +194,41 @@ def delete_alias(conn: Connection, name: str, alias: str) -> str | None:
 # -- history ------------------------------------------------------------------
 def add_history(conn: Connection, name: str, version: str | None, kind: str, actor: str, now: int,
                 from_value: str | None = None, to_value: str | None = None, reason: str = "",
-                request_id: str | None = None, alias: str | None = None) -> None:
-    conn.execute(sa.insert(T.model_history).values(
+                request_id: str | None = None, alias: str | None = None) -> int:
+    """Append one history event; returns its id."""
+    res = conn.execute(sa.insert(T.model_history).values(
         name=name, version=version, kind=kind, from_value=from_value, to_value=to_value,
         alias=alias, actor=actor, time=now, reason=reason or "", request_id=request_id))
+    key = res.inserted_primary_key
+    assert key is not None  # an insert of one row always has one
+    return int(key[0])
+
+
+# A deployment event (kind ``deploy_*``) keeps its deployment id in the ``alias`` column and
+# its arm in ``request_id``: both are free for such events, and reusing them spares every
+# store a schema migration.  Rows never leave this module, so only here is that known.
+DEPLOY_PREFIX = "deploy_"
+
+
+def add_deployment(conn: Connection, name: str, version: str, kind: str, actor: str, now: int,
+                   previous: str | None, reason: str, deployment: str, arm: str) -> HistoryEvent:
+    eid = add_history(conn, name, version, kind, actor, now, previous, version, reason,
+                      request_id=arm, alias=deployment)
+    return HistoryEvent(eid, name, version, kind, previous, version, actor, now, reason,
+                        deployment=deployment, arm=arm)
+
+
+def _history_event(r: sa.Row[Any]) -> HistoryEvent:
+    if r.kind.startswith(DEPLOY_PREFIX):
+        return HistoryEvent(r.id, r.name, r.version, r.kind, r.from_value, r.to_value, r.actor,
+                            r.time, r.reason, deployment=r.alias, arm=r.request_id)
+    return HistoryEvent(r.id, r.name, r.version, r.kind, r.from_value, r.to_value, r.actor,
+                        r.time, r.reason, r.request_id, r.alias)
 
 
 def history(conn: Connection, name: str, version: str | None = None, until: int | None = None,
-            kinds: Iterable[str] | None = None) -> list[HistoryEvent]:
+            kinds: Iterable[str] | None = None, deployment: str | None = None
+            ) -> list[HistoryEvent]:
     H = T.model_history
     q = sa.select(H).where(H.c.name == name)
     if version is not None:
@@ -210,9 +237,9 @@ def history(conn: Connection, name: str, version: str | None = None, until: int 
         q = q.where(H.c.time <= until)
     if kinds is not None:
         q = q.where(H.c.kind.in_(list(kinds)))
-    return [HistoryEvent(r.id, r.name, r.version, r.kind, r.from_value, r.to_value, r.actor,
-                         r.time, r.reason, r.request_id, r.alias)
-            for r in conn.execute(q.order_by(H.c.id))]
+    if deployment is not None:
+        q = q.where(H.c.kind.startswith(DEPLOY_PREFIX, autoescape=True), H.c.alias == deployment)
+    return [_history_event(r) for r in conn.execute(q.order_by(H.c.id))]
 
 
 # -- policies -----------------------------------------------------------------

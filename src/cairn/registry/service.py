@@ -26,6 +26,7 @@ from ..store.validation import text_checked
 from . import flavors as fl
 from . import repo
 from . import signature as sigmod
+from .deployments import Deployments
 from .entities import ModelVersion, RegisteredModel, Stage
 from .lifecycle import Lifecycle
 from .naming import NamingPolicy, check_name, make_policy
@@ -55,7 +56,7 @@ def summary(mv: Any) -> dict[str, Any]:
 # Every public method (the workflow's too) refuses text that is not valid Unicode (a lone
 # surrogate) at the call: names, descriptions, tags, aliases, comments, references.
 @text_checked("model", "input_example")
-class Registry(StoreService, VersionReading, Workflow, Lifecycle):
+class Registry(StoreService, VersionReading, Workflow, Lifecycle, Deployments):
     """The model registry on ``store`` (one with an SQL index), acting as ``user``.
 
     Build it with :func:`cairn.services.registry_for` (what :class:`cairn.Client` and the

@@ -304,7 +304,8 @@ class Workflow:
 
     # -- history ---------------------------------------------------------
     def model_history(self, name: str, version: str | None = None) -> list[HistoryEvent]:
-        """Registrations, stage and alias changes, requests and decisions: who, when, why."""
+        """Registrations, stage and alias changes, requests, decisions and deployments
+        (:mod:`cairn.registry.deployments`): who, when, why."""
         with self.session() as conn:
             repo.require_model(conn, name)
             return repo.history(conn, name, None if version is None else str(SemVer.parse(version)))

@@ -175,6 +175,8 @@ NATIVE: dict[tuple[str, str], Need] = {
     ("DELETE", f"{API}/models/{{name}}/aliases/{{alias}}"): model("editor"),
     ("POST", f"{API}/models/{{name}}/rollback"): model("editor"),
     ("GET", f"{API}/models/{{name}}/history"): model("viewer"),
+    ("POST", f"{API}/models/{{name}}/deployments"): model("editor"),
+    ("GET", f"{API}/models/{{name}}/deployments"): model("viewer"),
     ("GET", f"{API}/models/{{name}}/at"): model("viewer"),
     ("GET", f"{API}/models/{{name}}/policies"): model("viewer"),
     ("PUT", f"{API}/models/{{name}}/policies"): model("admin"),

@@ -1,7 +1,7 @@
 """The model registry over REST: models, versions, stages, approvals, aliases.
 
 Roles are per registered model: viewer reads; editor registers versions, moves them
-between stages, requests transitions and sets aliases; approver approves or rejects
+between stages, requests transitions, sets aliases and records deployments; approver approves or rejects
 requests; admin sets stage policies.  Every mutation is audited by the registry
 itself, in its own transaction, with the caller as actor.
 
@@ -352,6 +352,37 @@ def history(name: Name, request: Request, p: User,
     c = ctx(request)
     _need(c, p, name)
     return _out(_registry(c, p).model_history(name, version))
+
+
+class DeploymentEvent(BaseModel):
+    """One start, switch, rollback or stop of a `cairn serve` deployment (the registry checks
+    the values and says what is wrong; these bounds only cap the request's size)."""
+
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    event: Annotated[str, Field(min_length=1, max_length=16)]
+    deployment: Annotated[str, Field(max_length=1000)]
+    arm: Annotated[str, Field(max_length=64)] = "primary"
+    reason: Annotated[str, Field(max_length=10_000)] = ""
+    previous: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+# Recording is a write (editor), like a stage move: a viewer must not forge what was served.
+@router.post("/models/{name}/deployments", status_code=201,
+             summary="Record a deployment's start, switch, rollback or stop (history and audit)")
+def record_deployment(name: Name, body: DeploymentEvent, request: Request, p: User):
+    c = ctx(request)
+    _need(c, p, name)
+    return _out(_registry(c, p).record_deployment(
+        name, body.version, body.event, deployment=body.deployment, arm=body.arm,
+        reason=body.reason, previous=body.previous), status_code=201)
+
+
+@router.get("/models/{name}/deployments", summary="Deployment events of a model, oldest first")
+def deployments(name: Name, request: Request, p: User,
+                deployment: Annotated[str | None, Query(max_length=1000)] = None):
+    c = ctx(request)
+    _need(c, p, name)
+    return _out(_registry(c, p).deployments(name, deployment))
 
 
 @router.get("/models/{name}/at", summary="The version in a stage (or @alias) at a time")
