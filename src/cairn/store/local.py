@@ -62,6 +62,8 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
         self._index: SqlIndex | None = None
         self._objects: ObjectStore | None = None
         self._journals: dict[tuple[str, str], jlib.JournalWriter] = {}
+        # run id -> its journals' (writer, size) when the index last held all of them.
+        self._caught_up: dict[str, tuple[tuple[str, int], ...]] = {}
         self._lock = threading.RLock()
         self._opened = False
         self.damage: list[jlib.Damage] = []
@@ -289,7 +291,34 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
                 raise
             return self.index.get_run(run_id, self._stale_before())
 
+    def _catch_up(self, run_id: str) -> None:
+        """Apply what the run's journals hold beyond the index: the records of a writer
+        that exited (``os._exit``, a fork's child, a kill) before its buffered index
+        writes were made.  They are in its journal, whole; without this a reader opened
+        before that writer exited would not see them until it reopened the store.  One
+        directory scan and one indexed query; replaying twice is harmless (each writer's
+        sequence numbers say what was applied)."""
+        try:
+            files = [(f.name[:-4], f.stat().st_size)
+                     for f in os.scandir(self.root / "runs" / run_id / "journal")
+                     if f.name.endswith(".cjl")]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        if not files:
+            return
+        key = tuple(sorted(files))
+        if self._caught_up.get(run_id) == key:
+            return  # no journal grew since this process last found the index level with it
+        offsets = self.index.writer_offsets([w for w, _ in files])
+        if any(size > offsets.get(w, 0) for w, size in files):
+            self.recover_run(run_id)
+        if len(self._caught_up) > 10_000:
+            self._caught_up.clear()
+        self._caught_up[run_id] = key
+
     def list_artifacts(self, run_id: str) -> list[FileEntry]:
+        self.open()
+        self._catch_up(run_id)
         self.get_run(run_id)  # NotFound for unknown runs
         return self.index.list_artifacts(run_id)
 
