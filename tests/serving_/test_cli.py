@@ -98,3 +98,64 @@ def test_errors_before_anything_is_served(tmp_path, monkeypatch):
     out = runner.invoke(cli, ["serve", "models:/m@prod", *none])
     assert out.exit_code == 1
     assert "pip install 'cairn[serve]'" in out.output and "uvicorn" in out.output
+
+
+def test_workers_share_the_load_and_metrics_and_flush_the_log_at_exit(tracking, frame, fraud,
+                                                                       tmp_path):
+    """Two worker processes: every request answered, /metrics sums both workers, the alias
+    switch is recorded once, and SIGTERM flushes both workers' prediction logs."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from cairn.serving.predlog_read import read
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*CAIRN, "serve", "models:/fraud@prod", "--store", str(tracking), "--port", str(port),
+             "--poll", "0.1", "--workers", "2", "--max-batch", "8"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    body = {"dataframe_split": {"columns": COLUMNS, "data": frame[0][:2].to_numpy().tolist()}}
+    expected = fit(frame).predict(frame[0][:2]).tolist()
+    try:
+        wait_ready(url, 90, proc)
+        pids = set()
+        for _ in range(60):  # new connections: the kernel spreads them over both workers
+            with httpx.Client() as http:
+                r = http.post(url + "/invocations", json=body)
+            assert r.status_code == 200 and r.json() == {"predictions": expected}
+            pids.add(httpx.get(url + "/v1/status").json()["worker"])
+        c = cairn.Client(str(tracking))
+        v2 = c.register_model("fraud", fit(frame, "forest"), input_example=frame[0][:5])
+        c.set_alias("fraud", "prod", v2.version)
+        deadline = time.monotonic() + 20
+        switched = n_switch = 0
+        while time.monotonic() < deadline and switched < 10:
+            with httpx.Client() as http:
+                r = http.post(url + "/v1/predict", json=body)
+            assert r.status_code == 200
+            switched = switched + 1 if r.json()["model_version"] == v2.version else 0
+            n_switch += 1
+        assert switched == 10
+        time.sleep(0.5)  # both workers have polled by now
+        text = httpx.get(url + "/metrics").text
+        counts = {}
+        for family in text_string_to_metric_families(text):
+            if family.name == "cairn_serving_requests":
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        counts[sample.labels["version"]] = \
+                            counts.get(sample.labels["version"], 0) + sample.value
+        assert counts.get("1.0.0", 0) + counts.get(v2.version, 0) >= 70
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    assert len(pids) == 2, pids  # both workers answered
+    rows = read(cairn.Client(str(tracking)), "fraud")
+    made = 60 + n_switch
+    assert rows.num_rows == 2 * made, (rows.num_rows, made, log.read_text())  # all flushed
+    kinds = [e.kind for e in cairn.Client(str(tracking)).model_history("fraud")
+             if e.kind.startswith("deploy_")]
+    assert kinds.count("deploy_start") == 1 and kinds.count("deploy_stop") == 1, kinds
+    assert kinds.count("deploy_switch") == 1, kinds  # two workers switched; recorded once

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -162,7 +163,9 @@ class ScoringApp:
     def status(self) -> dict[str, Any]:
         """What ``GET /v1/status`` answers: the model, each arm's version, share and counts."""
         primary = self.router.primary.holder.current.version
-        out: dict[str, Any] = {"model": primary.name, "arms": self.router.status()}
+        # Per worker process: with --workers, /metrics sums them all, this does not.
+        out: dict[str, Any] = {"model": primary.name, "worker": os.getpid(),
+                               "arms": self.router.status()}
         for name, part in (("batching", self.batcher), ("prediction_log", self._predlog())):
             stats = getattr(part, "stats", None)
             if callable(stats):
