@@ -168,6 +168,14 @@ def _split(value: Any) -> Any:
     elif data and len(data[0]) > MAX_COLUMNS:
         raise too_many_columns(len(data[0]), "dataframe_split")
     try:
+        if data and len({len(row) for row in data}) == 1 and \
+                all(type(v) is float for row in data for v in row):
+            # All floats (what a numeric client sends): one float64 block, built at once,
+            # is what pandas would infer from the lists, column by column, much slower.
+            import numpy as np
+
+            return pd.DataFrame(np.array(data, dtype="float64"), columns=columns,
+                                index=value.get("index"))
         return pd.DataFrame(data, columns=columns, index=value.get("index"))
     except Exception as exc:
         raise bad_request(f"dataframe_split does not make a data frame: {exc}") from None
