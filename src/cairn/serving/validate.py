@@ -146,7 +146,7 @@ def _exact(df: Any, want: Mapping[str, str], allow_nan: bool) -> bool:
     if list(df.columns) != list(want):
         return False
     floats = True
-    for dtype, (name, expected) in zip(df.dtypes, want.items()):
+    for dtype, expected in zip(df.dtypes, want.values()):
         if expected in _TEXT or str(dtype) != expected or dtype.kind not in "biuf":
             return False
         floats = floats and dtype.kind == "f"
