@@ -183,12 +183,12 @@ def _register() -> None:
     cli.add_command(data.remote)
     cli.add_command(data.lineage)
 
-    from . import serve, ui
+    from . import predict, predictions, serve, ui
 
     cli.add_command(ui.ui)
     cli.add_command(serve.serve)
-    from .predictions import predictions; cli.add_command(predictions)  # noqa: E702 (one line)
-    from . import predict; cli.add_command(predict.predict)  # noqa: E702 (one line)
+    cli.add_command(predictions.predictions)
+    cli.add_command(predict.predict)
 
     from . import importing
 
