@@ -138,17 +138,19 @@ def _serve_workers(obj, options, host: str, port: int, workers: int, as_json: bo
                             "record": False, "poll": 0.0})
     deployment = build(check, obj.client)
     _announce(deployment, options, host, port, as_json, workers)
+    router = deployment.router
+    assert router is not None  # deploy() always makes one
     recorder = None
     if options.record:
         from ..services import registry_for
 
         recorder = Recorder(registry_for(obj.client), options.deployment_id or "")
-        for arm in deployment.router.arms.values():
+        for arm in router.arms.values():
             recorder.record(arm.name, arm.holder.current.version, "start", None,
                             f"cairn serve started serving {arm.ref} ({arm.name}) "
                             f"with {workers} workers")
-    arms = {name: arm.ref for name, arm in deployment.router.arms.items()}
-    del deployment  # the workers hold their own copies
+    arms = {name: arm.ref for name, arm in router.arms.items()}
+    del deployment, router  # the workers hold their own copies
     with tempfile.TemporaryDirectory(prefix="cairn-serve-") as claims:
         options.claim_dir = claims
         if options.metrics:
