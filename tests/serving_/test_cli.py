@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -69,7 +70,10 @@ def test_json_says_what_is_served_once_it_is_loaded(tracking, fraud):
         out, _ = proc.communicate(timeout=15)
     assert json.loads(out) == {"name": "fraud", "version": "1.0.0", "flavor": "sklearn",
                                "url": f"http://127.0.0.1:{port}", "following": None,
-                               "max_body": 32 * 1024 * 1024}
+                               "max_body": 32 * 1024 * 1024, "workers": 1, "max_batch": 0,
+                               "log_sample": 1.0, "deployment": f"{socket.gethostname()}:{port}",
+                               "arms": {"primary": {"ref": "fraud/1.0.0", "version": "1.0.0",
+                                                    "share": 1.0}}}
 
 
 def test_an_alias_that_points_nowhere_exits_with_a_clear_error(tracking, fraud):

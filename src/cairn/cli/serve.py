@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import sys
 
@@ -28,7 +29,8 @@ def _require_uvicorn() -> None:
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes (each loads the model and follows the aliases).")
-@click.option("--poll", default=2.0, show_default=True, type=float,
+@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(0, 86_400),
+              callback=lambda ctx, param, value: _number(param, value),
               help="Seconds between checks of where the alias points (0: do not follow).")
 @click.option("--canary", metavar="REF=SHARE",
               help="Send a share of traffic to a second reference of the same model, "
@@ -41,8 +43,10 @@ def _require_uvicorn() -> None:
                    "(0: no micro-batching).")
 @click.option("--max-wait-ms", default=2.0, show_default=True,
               type=click.FloatRange(0, 10_000),
+              callback=lambda ctx, param, value: _number(param, value),
               help="Longest a request waits for its micro-batch to fill.")
 @click.option("--log-sample", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              callback=lambda ctx, param, value: _number(param, value),
               help="Share of requests written to the prediction log (0: no log).")
 @click.option("--log-exclude", default="", metavar="COL,...",
               help="Input fields never written to the prediction log.")
@@ -88,7 +92,7 @@ def serve(obj, ref: str, host: str, port: int, workers: int, poll: float, canary
         canary=canary, standby=standby, max_batch=max_batch, max_wait_ms=max_wait_ms,
         log_sample=log_sample, log_exclude=list(parse_exclude(log_exclude)),
         metrics=not no_metrics, record=not no_record,
-        deployment_id=f"{socket.gethostname()}:{port}")
+        deployment_id=f"{socket.gethostname()}:{port}", log_salt=secrets.token_hex(16))
     if workers > 1:
         _serve_workers(obj, options, host, port, workers, as_json)
         return
@@ -102,8 +106,8 @@ def serve(obj, ref: str, host: str, port: int, workers: int, poll: float, canary
 
 def _announce(deployment, options, host: str, port: int, as_json: bool, workers: int) -> None:
     router = deployment.router
-    arms = {name: {"ref": arm.ref, "version": arm.holder.current.version.version,
-                   "share": arm.share} for name, arm in router.arms.items()}
+    arms = {name: {"ref": a["ref"], "version": a["version"], "share": a["share"]}
+            for name, a in router.status().items()}
     mv = deployment.holder.current.version
     alias = options.ref.rpartition("@")[2] if deployment.follower else None
     url = f"http://{host}:{port}"
@@ -149,25 +153,41 @@ def _serve_workers(obj, options, host: str, port: int, workers: int, as_json: bo
             recorder.record(arm.name, arm.holder.current.version, "start", None,
                             f"cairn serve started serving {arm.ref} ({arm.name}) "
                             f"with {workers} workers")
-    arms = {name: arm.ref for name, arm in router.arms.items()}
+    arms = {name: (arm.ref, arm.holder.current.version) for name, arm in router.arms.items()}
     del deployment, router  # the workers hold their own copies
-    with tempfile.TemporaryDirectory(prefix="cairn-serve-") as claims:
-        options.claim_dir = claims
+    saved = {k: os.environ.get(k) for k in (ENV, "PROMETHEUS_MULTIPROC_DIR")}
+    with tempfile.TemporaryDirectory(prefix="cairn-serve-") as scratch:
+        options.claim_dir = os.path.join(scratch, "claims")
+        os.mkdir(options.claim_dir)
         if options.metrics:
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir()
+            multiprocess_dir(os.path.join(scratch, "metrics"))  # sets PROMETHEUS_MULTIPROC_DIR
         os.environ[ENV] = options.to_env()
         try:
             uvicorn.run("cairn.serving.assemble:worker_app", factory=True, host=host,
                         port=port, workers=workers, log_level="warning", lifespan="on")
         finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
             if recorder is not None:
                 reg = recorder.reg
-                for name, ref in arms.items():
-                    try:
-                        mv = reg.resolve(ref)
-                    except Exception:  # noqa: BLE001 (the alias went away meanwhile)
-                        continue
+                for name, (ref, started) in arms.items():
+                    mv = started
+                    if options.poll > 0:  # followed: the workers serve where it points now
+                        try:
+                            mv = reg.resolve(ref)
+                        except Exception:  # noqa: BLE001 (the alias went away: as started)
+                            mv = started
                     recorder.record(name, mv, "stop", None, "cairn serve stopped")
+
+
+def _number(param, value: float) -> float:
+    """click's FloatRange lets NaN through (every comparison with it is false)."""
+    if value != value:
+        raise click.BadParameter("not a number", param=param)
+    return value
 
 
 def _size(text: str) -> int:

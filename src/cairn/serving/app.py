@@ -48,6 +48,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+# A batched answer of more rows than this is JSON-encoded in a worker thread, not on the loop.
+_INLINE_ROWS = 1000
 # A caller's own request id is kept when it is a plain token; anything else gets a fresh one.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/@-]{1,128}")
 # What an MLflow pyfunc raises when the input does not fit its schema: the caller's fault.
@@ -124,7 +126,11 @@ class ScoringApp:
                         raw = await self.batcher.predict(served, inputs)
                     except Exception as exc:  # noqa: BLE001 (mapped as _score maps it)
                         raise _model_error(exc, served, request_id) from None
-                    answer = _encode(raw, meta, served, request_id)
+                    if _rows(inputs) > _INLINE_ROWS:  # a large answer: off the event loop
+                        answer = await asyncio.to_thread(_encode, raw, meta, served,
+                                                         request_id)
+                    else:
+                        answer = _encode(raw, meta, served, request_id)
             except RequestError as exc:
                 await _error(send, exc, extra)
                 self._done(arm, served, path, request_id, exc.status, exc.code, arrived,
@@ -151,7 +157,8 @@ class ScoringApp:
         elif path == "/version":
             await _send(send, 200, self.version.encode(), "application/json", extra)
         elif path == "/metrics" and self.metrics is not None:
-            text, media = self.metrics.render(headers.get("accept"))
+            # Multiprocess mode reads every worker's files: not on the event loop.
+            text, media = await asyncio.to_thread(self.metrics.render, headers.get("accept"))
             await _send(send, 200, text, media, extra)
         elif path == "/v1/status":
             await _send(send, 200, json.dumps(self.status()).encode(), "application/json",
@@ -177,7 +184,16 @@ class ScoringApp:
 
     def _done(self, arm: Arm, served: Served, route: str, request_id: str, status: int,
               code: str | None, arrived: float, clock: float, inputs: Any, raw: Any) -> None:
-        """Count the answer on its arm and hand it to the observers (never failing it)."""
+        """Count the answer on its arm and hand it to the observers (never failing it:
+        the answer is already sent)."""
+        try:
+            self._count(arm, served, route, request_id, status, code, arrived, clock, inputs,
+                        raw)
+        except Exception:  # noqa: BLE001 (bookkeeping must not raise after the answer)
+            log.exception("counting request %s failed", request_id)
+
+    def _count(self, arm: Arm, served: Served, route: str, request_id: str, status: int,
+               code: str | None, arrived: float, clock: float, inputs: Any, raw: Any) -> None:
         latency = time.perf_counter() - clock
         stats = arm.stats
         stats.requests += 1
@@ -263,11 +279,17 @@ def _encode(raw: Any, meta: dict[str, str], served: Served, request_id: str) -> 
 
 
 def _rows(inputs: Any) -> int:
+    """Rows in a request's inputs: the first axis of a frame, array or list, or of a dict's
+    first value; a scalar (or 0-d array) is one row."""
     if inputs is None:
         return 0
     if isinstance(inputs, dict):
-        first = next(iter(inputs.values()), None)
-        return len(first) if hasattr(first, "__len__") else 1  # type: ignore[arg-type]
+        inputs = next(iter(inputs.values()), None)
+        if inputs is None:
+            return 0
+    shape = getattr(inputs, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else 1
     try:
         return len(inputs)
     except TypeError:

@@ -36,6 +36,7 @@ class ServeOptions:
     record: bool = True
     deployment_id: str | None = None
     claim_dir: str | None = None      # workers: one of them records each switch
+    log_salt: str = ""                # sampling's secret: callers cannot pick unlogged ids
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -69,7 +70,8 @@ def build(options: ServeOptions, client: Any = None, *, worker: bool = False) ->
     if options.log_sample > 0:
         from .predlog import PredictionLog
 
-        predlog = PredictionLog(client, sample=options.log_sample, exclude=options.log_exclude)
+        predlog = PredictionLog(client, sample=options.log_sample, exclude=options.log_exclude,
+                                salt=options.log_salt)
         observers.append(predlog)
         if metrics is not None:
             metrics.set_predlog_stats(predlog.stats)
@@ -96,9 +98,12 @@ def build(options: ServeOptions, client: Any = None, *, worker: bool = False) ->
         router = deployment.router
 
         def on_batch(served: Any, rows: int) -> None:
-            arm = next((a.name for a in router.arms.values() if a.holder.current is served),
-                       "primary") if router else "primary"
-            metrics.batched(served.version.name, served.label, arm, rows)
+            # A batch belongs to a loaded model, not to one arm: after a blue-green switch
+            # two arms hold the same one and share its batches ("primary+standby").
+            names = [a.name for a in router.arms.values() if a.holder.current is served] \
+                if router else []
+            metrics.batched(served.version.name, served.label, "+".join(names) or "primary",
+                            rows)
 
         batcher.on_batch = on_batch
     return deployment

@@ -200,12 +200,13 @@ class Writer:
 
 
 def _json_value(value: Any) -> Any:
-    """A cell as a JSON value: numpy scalars as numbers, NaN and NaT as null, times as ISO."""
+    """A cell as a JSON value: numpy scalars as numbers, NaN, infinities and NaT as null (JSON
+    has no infinity), times as ISO."""
     import datetime
 
     if hasattr(value, "tolist"):  # numpy scalars and arrays (a column of vectors)
         value = value.tolist()
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if type(value).__name__ == "NaTType" or value is None:
         return None

@@ -43,6 +43,9 @@ DEFAULT_QUEUE = 10_000
 DEFAULT_FLUSH_ROWS = 5_000
 DEFAULT_FLUSH_SECONDS = 30.0
 DEFAULT_CLOSE_TIMEOUT = 30.0
+# The queue is bounded in requests and in rows: a request can hold a whole table, and a
+# store that is down must not let the queue grow to gigabytes before anything is dropped.
+DEFAULT_QUEUED_ROWS = 1_000_000
 _TICK = 0.2  # the writer's longest sleep: how soon it notices close()
 
 
@@ -96,12 +99,15 @@ def check_exclude(signature: Mapping[str, Any] | None, exclude: Iterable[str],
                               f"{', '.join(known) or '(none)'}", unknown=unknown)
 
 
-def keeps(request_id: str, share: float) -> bool:
+def keeps(request_id: str, share: float, salt: str = "") -> bool:
     """Whether a request is in the sampled share: decided by its id's hash, so the same
-    request is kept (or not) by every worker and on every replay."""
+    request is kept (or not) by every worker and on every replay.  ``salt``, a secret of
+    the deployment, keeps a caller (who chooses its own request ids) from picking ids that
+    are never logged."""
     if share >= 1.0:
         return True
-    digest = hashlib.blake2b(request_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    digest = hashlib.blake2b(request_id.encode("utf-8", "surrogatepass"), digest_size=8,
+                             key=salt.encode()[:64]).digest()
     return int.from_bytes(digest, "big") < share * 2**64
 
 
@@ -141,7 +147,8 @@ class PredictionLog:
                  max_queue: int = DEFAULT_QUEUE, flush_rows: int = DEFAULT_FLUSH_ROWS,
                  flush_seconds: float = DEFAULT_FLUSH_SECONDS,
                  close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-                 retry_seconds: float | None = None) -> None:
+                 retry_seconds: float | None = None, salt: str = "",
+                 max_queued_rows: int = DEFAULT_QUEUED_ROWS) -> None:
         if (client is None) == (sink is None):
             raise InvalidArgument("PredictionLog takes a client or a sink (one of them)")
         for label, value in (("max_queue", max_queue), ("flush_rows", flush_rows)):
@@ -153,6 +160,12 @@ class PredictionLog:
                 raise InvalidArgument(f"{label} must be more than 0 seconds, got {seconds!r}")
         self.sink: SegmentSink = sink if sink is not None else RunSink(client)
         self.sample = check_sample(sample)
+        self.salt = salt
+        if not isinstance(max_queued_rows, int) or max_queued_rows < 1:
+            raise InvalidArgument(f"max_queued_rows must be a positive integer, got "
+                                  f"{max_queued_rows!r}")
+        self.max_queued_rows = max_queued_rows
+        self._queued_rows = 0
         self.exclude = frozenset(parse_exclude(exclude if isinstance(exclude, str)
                                                else list(exclude)))
         self.flush_rows = flush_rows
@@ -174,7 +187,7 @@ class PredictionLog:
 
     # -- the event loop's side: never blocks ------------------------------------------
     def scored(self, event: Scored) -> None:
-        if not keeps(event.request_id, self.sample):
+        if not keeps(event.request_id, self.sample, self.salt):
             self._count("sampled_out")
             return
         if self._closed:
@@ -182,10 +195,18 @@ class PredictionLog:
             return
         if self._thread is None:
             self._start()
+        rows = max(event.rows, 1)
+        with self._lock:
+            if self._queued_rows + rows > self.max_queued_rows:
+                self._counts["dropped"] += 1
+                return
+            self._queued_rows += rows
         try:
             self._queue.put_nowait(event)
         except queue.Full:
-            self._count("dropped")
+            with self._lock:
+                self._queued_rows -= rows
+                self._counts["dropped"] += 1
 
     def stats(self) -> dict[str, int]:
         """``queued`` (requests waiting for the writer), ``buffered_rows`` (rows not yet in a
@@ -236,6 +257,8 @@ class PredictionLog:
                 if closing:
                     break
             else:
+                with self._lock:
+                    self._queued_rows -= max(event.rows, 1)
                 try:
                     self._add(event)
                 except Exception:  # noqa: BLE001 (a bug converting one request: count it)

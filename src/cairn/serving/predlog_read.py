@@ -75,6 +75,8 @@ def segments(client: Any, model: str, version: str | None = None, since: When = 
     if start is not None and end is not None and end <= start:
         raise InvalidArgument(f"until ({end.isoformat()}) must be after since "
                               f"({start.isoformat()})")
+    if version is not None:
+        version = _canonical(version)
     out: list[Segment] = []
     for run in find_runs(client, model, version):
         out.extend(_segments_of(client, run, start, end))
@@ -219,3 +221,12 @@ def _empty(columns: Sequence[str] | None) -> Any:
              "status": pa.int32()}
     names = [c for c in (columns if columns is not None else BASE) if c in types]
     return pa.table({c: pa.array([], types[c]) for c in names})
+
+
+
+def _canonical(version: str) -> str:
+    """The version as the registry writes it, or InvalidArgument saying what a version is
+    (a mistyped one would otherwise list nothing, silently)."""
+    from ..registry.semver import SemVer
+
+    return str(SemVer.parse(version))

@@ -39,6 +39,7 @@ class Deployment:
     recorder: "Recorder | None" = None
     _started: bool = False
     _closed: bool = False
+    _recording: threading.Thread | None = None
 
     def start(self) -> "Deployment":
         if self._started:
@@ -47,9 +48,17 @@ class Deployment:
         for follower in self.followers:
             follower.start()
         if self.recorder is not None:
-            for arm in (self.router.arms.values() if self.router else ()):
-                self.recorder.record(arm.name, arm.holder.current.version, "start", None,
-                                     f"cairn serve started serving {arm.ref} ({arm.name})")
+            recorder, arms = self.recorder, list(self.router.arms.values() if self.router else ())
+
+            def record_start() -> None:
+                for arm in arms:
+                    recorder.record(arm.name, arm.holder.current.version, "start", None,
+                                    f"cairn serve started serving {arm.ref} ({arm.name})")
+
+            # A slow or unreachable registry must not hold up the server's start.
+            self._recording = threading.Thread(target=record_start, daemon=True,
+                                               name="cairn-serve-record")
+            self._recording.start()
         return self
 
     def close(self) -> None:
@@ -68,6 +77,8 @@ class Deployment:
                 except Exception:  # noqa: BLE001 (one part's failure must not stop the rest)
                     log.exception("closing %s failed", type(part).__name__)
         if self.recorder is not None and self._started:
+            if self._recording is not None:
+                self._recording.join(30)  # the start before the stop
             for arm in (self.router.arms.values() if self.router else ()):
                 self.recorder.record(arm.name, arm.holder.current.version, "stop", None,
                                      "cairn serve stopped")

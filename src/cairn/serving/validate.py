@@ -103,6 +103,11 @@ def _tensor(arr: Any, schema: Mapping[str, Any], where: str, allow_nan: bool) ->
     if found:
         raise _mismatch(schema, found)
     want = np.dtype(schema["dtype"])
+    if arr.dtype.kind == "f" and arr.size and not allow_nan and bool(np.isinf(arr).any()):
+        bad = np.argwhere(np.isinf(arr))[0].tolist()
+        raise bad_request(f"{where} holds an infinite value at {bad}; most models fail on "
+                          "them (start the server with --allow-nan to pass them)",
+                          field=where, position=bad)
     if arr.dtype.kind == "f" and arr.size and bool(np.isnan(arr).any()):
         if want.kind != "f" or not allow_nan:
             bad = np.argwhere(np.isnan(arr))[0].tolist()
@@ -143,6 +148,8 @@ def _exact(df: Any, want: Mapping[str, str], allow_nan: bool) -> bool:
     each of its numeric dtype, and no missing value where none is allowed.  The common
     case (a client sending what the model was registered with) then costs a few checks
     on the whole frame instead of several per column."""
+    import numpy as np
+
     if list(df.columns) != list(want):
         return False
     floats = True
@@ -152,7 +159,11 @@ def _exact(df: Any, want: Mapping[str, str], allow_nan: bool) -> bool:
         floats = floats and dtype.kind == "f"
     if allow_nan and floats:
         return True
-    return not df.isna().to_numpy().any()
+    if floats:  # one float block: NaN and infinity in one pass
+        return bool(np.isfinite(df.to_numpy()).all())
+    return not df.isna().to_numpy().any() and all(
+        np.isfinite(df[c].to_numpy()).all() for c, d in zip(df.columns, df.dtypes)
+        if d.kind == "f")
 
 
 def _frame(df: Any, schema: Mapping[str, Any], allow_nan: bool) -> Any:
@@ -176,6 +187,13 @@ def _frame(df: Any, schema: Mapping[str, Any], allow_nan: bool) -> Any:
                 row = int(np.argmax(missing))
                 found.append(f"input: column {name!r} holds a missing value (null or NaN) in "
                              f"row {row}; the signature's {dtype} allows none")
+                continue
+        if not allow_nan and col.dtype.kind == "f":
+            infinite = np.isinf(col.to_numpy())
+            if infinite.any():
+                found.append(f"input: column {name!r} holds an infinite value in row "
+                             f"{int(np.argmax(infinite))} (start the server with --allow-nan "
+                             "to pass them)")
                 continue
         if dtype in _TEXT:
             if not all(isinstance(v, str) for v in col.tolist()):

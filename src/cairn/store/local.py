@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from .sql.index import SqlIndex
 
 
+_RUN_DIR = re.compile(r"[A-Za-z0-9_-]{1,128}")  # what may name a directory under runs/
 _OPEN_JOURNALS = 256  # journal files a store keeps open at once
 
 log = logging.getLogger(__name__)
@@ -298,6 +300,8 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
         before that writer exited would not see them until it reopened the store.  One
         directory scan and one indexed query; replaying twice is harmless (each writer's
         sequence numbers say what was applied)."""
+        if not isinstance(run_id, str) or not _RUN_DIR.fullmatch(run_id):
+            return  # not a run id: get_run answers NotFound; never a path outside runs/
         try:
             files = [(f.name[:-4], f.stat().st_size)
                      for f in os.scandir(self.root / "runs" / run_id / "journal")
