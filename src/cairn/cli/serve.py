@@ -57,7 +57,8 @@ def _require_uvicorn() -> None:
 @click.option("--max-body", default="32MiB", show_default=True,
               help="Largest request body; larger ones get 413 (bytes, or KiB/MiB/GiB).")
 @click.option("--allow-nan", is_flag=True,
-              help="Pass null/NaN in float inputs to the model instead of refusing them.")
+              help="Pass null, NaN and infinities in float inputs to the model instead of "
+                   "refusing them.")
 @json_option
 @click.pass_obj
 @handle_errors
