@@ -368,7 +368,7 @@ async def _load(url: str, requests: list[bytes], clients: int, warmup: float, du
                 action_at: float | None = None) -> LoadResult:
     host, port = url.removeprefix("http://").split(":")
     clock = time.perf_counter  # uvloop's loop.time() counts whole milliseconds
-    start = clock() + 0.5  # every client connected before the clock starts
+    start = clock() + 0.5 + clients * 0.01  # every client connected before the clock starts
     w0, w1 = start + warmup, start + warmup + duration
     records: list[list[tuple[float, float, int]]] = [[] for _ in range(clients)]
     versions: list[list[tuple[float, str | None, int]]] = [[] for _ in range(clients)]
@@ -380,6 +380,10 @@ async def _load(url: str, requests: list[bytes], clients: int, warmup: float, du
         i = k
         rec, ver = records[k], versions[k]
         nreq = len(requests)
+        # Connections opened 10 ms apart: a server whose worker processes share one
+        # listening socket (uvicorn --workers) then spreads them over its workers, as it
+        # would clients arriving over time; opened at once, one worker can take them all.
+        await asyncio.sleep(k * 0.01)
         while True:
             if reader is None:
                 try:
