@@ -96,12 +96,16 @@ class MicroBatcher:
 
     # -- the request path -------------------------------------------------------------
 
-    async def predict(self, served: Any, inputs: Any) -> Any:
+    async def predict(self, served: Any, inputs: Any, key: Hashable | None = None) -> Any:
         """What ``served.predict(inputs)`` returns (or raises), predicted with the rows of
-        other requests for the same model and input shape when they arrive together."""
+        other requests for the same model and input shape when they arrive together.
+
+        ``key``: the caller's own shape key, when it knows every input of ``served`` has the
+        same shape (frames fitted to a data frame signature), saving :func:`shape_key`."""
         if self._closed:
             raise RuntimeError("the micro-batcher is closed (the server is shutting down)")
-        key = shape_key(inputs)
+        if key is None:
+            key = shape_key(inputs)
         rows = _rows(inputs) if key is not None else 0
         if key is None or rows == 0 or rows > self.max_batch:
             # Not batchable (a dict of arrays, an empty input) or a batch on its own.
