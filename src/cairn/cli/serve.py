@@ -29,7 +29,10 @@ def _require_uvicorn() -> None:
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes (each loads the model and follows the aliases).")
-@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(0, 86_400),
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 256),
+              help="Threads per worker that parse, check and predict (a model that holds "
+                   "Python's GIL gains nothing from more; one that releases it may).")
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0, 86_400),
               callback=lambda ctx, param, value: _number(param, value),
               help="Seconds between checks of where the alias points (0: do not follow).")
 @click.option("--canary", metavar="REF=SHARE",
@@ -62,7 +65,7 @@ def _require_uvicorn() -> None:
 @json_option
 @click.pass_obj
 @handle_errors
-def serve(obj, ref: str, host: str, port: int, workers: int, poll: float, canary: str | None,
+def serve(obj, ref: str, host: str, port: int, workers: int, threads: int, poll: float, canary: str | None,
           standby: str | None, max_batch: int, max_wait_ms: float, log_sample: float,
           log_exclude: str, no_metrics: bool, no_record: bool, max_body: str,
           allow_nan: bool, as_json: bool) -> None:
@@ -93,7 +96,8 @@ def serve(obj, ref: str, host: str, port: int, workers: int, poll: float, canary
         canary=canary, standby=standby, max_batch=max_batch, max_wait_ms=max_wait_ms,
         log_sample=log_sample, log_exclude=list(parse_exclude(log_exclude)),
         metrics=not no_metrics, record=not no_record,
-        deployment_id=f"{socket.gethostname()}:{port}", log_salt=secrets.token_hex(16))
+        deployment_id=f"{socket.gethostname()}:{port}", log_salt=secrets.token_hex(16),
+        threads=threads)
     if workers > 1:
         _serve_workers(obj, options, host, port, workers, as_json)
         return

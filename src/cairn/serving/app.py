@@ -79,7 +79,8 @@ class ScoringApp:
                  allow_nan: bool = False, observers: Sequence[Any] = (),
                  metrics: Any = None, batcher: Any = None,
                  on_startup: Callable[[], None] | None = None,
-                 on_shutdown: Callable[[], None] | None = None) -> None:
+                 on_shutdown: Callable[[], None] | None = None,
+                 threads: int | None = None) -> None:
         self.router = holder if isinstance(holder, Router) else \
             Router(Arm(PRIMARY, "", holder))
         self.holder = self.router.primary.holder
@@ -90,10 +91,19 @@ class ScoringApp:
         self.batcher = batcher
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
+        self.threads = threads
         self.version = _cairn_version()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
+            if self.threads:
+                # Parsing, checks and predict run in this many threads.  A model that holds
+                # the GIL (most of scikit-learn's) gains nothing from more, and a handful
+                # of threads taking turns at it cost each other a third of the throughput.
+                from concurrent.futures import ThreadPoolExecutor
+
+                asyncio.get_running_loop().set_default_executor(
+                    ThreadPoolExecutor(self.threads, thread_name_prefix="cairn-serve"))
             await _lifespan(receive, send, self.on_startup, self.on_shutdown, self.batcher)
             return
         if scope["type"] != "http":

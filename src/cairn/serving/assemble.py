@@ -23,7 +23,7 @@ class ServeOptions:
 
     ref: str
     uri: str | None = None            # the store or server, as cairn.Client takes it
-    poll: float = 2.0
+    poll: float = 1.0
     max_body: int = 32 * 1024 * 1024
     allow_nan: bool = False
     canary: str | None = None
@@ -37,6 +37,7 @@ class ServeOptions:
     deployment_id: str | None = None
     claim_dir: str | None = None      # workers: one of them records each switch
     log_salt: str = ""                # sampling's secret: callers cannot pick unlogged ids
+    threads: int | None = None        # threads for parse, checks and predict (None: asyncio's)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -85,7 +86,7 @@ def build(options: ServeOptions, client: Any = None, *, worker: bool = False) ->
     deployment = deploy(reg, options.ref, poll=options.poll, max_body=options.max_body,
                         allow_nan=options.allow_nan, canary=options.canary,
                         standby=options.standby, observers=observers, metrics=metrics,
-                        batcher=batcher, record=options.record,
+                        batcher=batcher, record=options.record, threads=options.threads,
                         deployment_id=options.deployment_id)
     if deployment.recorder is not None:
         deployment.recorder.lifecycle = not worker

@@ -137,6 +137,20 @@ def _frame_columns(prefix: str, frame: Any, exclude: frozenset[str]) -> dict[str
     """A DataFrame's columns by name; of two whose names print alike (1 and "1") the second
     is kept as ``name#2``."""
     out: dict[str, Any] = {}
+    dtypes = set(frame.dtypes)
+    if len(dtypes) == 1 and next(iter(dtypes)).kind in "biuf" and frame.columns.is_unique:
+        # One numeric dtype (a fitted numeric frame): its values as one array, sliced per
+        # column, instead of a pandas Series built for every column of every request.
+        values = frame.to_numpy()
+        for j, column in enumerate(frame.columns):
+            if str(column) not in exclude:
+                name = f"{prefix}.{_text(str(column))}"
+                if name in out:
+                    break  # two names that print alike: the general path below
+                out[name] = values[:, j]
+        else:
+            return out
+        out = {}
     for column, series in frame.items():  # items(): far cheaper per column than iloc
         if str(column) in exclude:
             continue

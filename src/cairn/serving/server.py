@@ -184,11 +184,11 @@ def _sharing_loader(router_arms: Callable[[], Sequence[Arm]]
     return load
 
 
-def deploy(reg: Any, ref: str, *, poll: float = 2.0, max_body: int = DEFAULT_MAX_BODY,
+def deploy(reg: Any, ref: str, *, poll: float = 1.0, max_body: int = DEFAULT_MAX_BODY,
            allow_nan: bool = False, follow: bool = True, canary: str | None = None,
            standby: str | None = None, observers: Sequence[Any] = (), metrics: Any = None,
            batcher: Any = None, record: bool = False,
-           deployment_id: str | None = None) -> Deployment:
+           deployment_id: str | None = None, threads: int | None = None) -> Deployment:
     """Load ``ref`` (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) from ``reg`` and build
     the app; an alias or stage is followed every ``poll`` seconds once started (``poll``
     0: not followed).  ``canary`` (``models:/NAME@ALIAS=10%``) sends that share of the
@@ -227,7 +227,7 @@ def deploy(reg: Any, ref: str, *, poll: float = 2.0, max_body: int = DEFAULT_MAX
     primary_follower = next((f for f in followers if f.holder is router.primary.holder), None)
     deployment: Deployment
     app = ScoringApp(router, max_body=max_body, allow_nan=allow_nan, observers=observers,
-                     metrics=metrics, batcher=batcher,
+                     metrics=metrics, batcher=batcher, threads=threads,
                      on_startup=lambda: _ignore(deployment.start()),
                      on_shutdown=lambda: deployment.close())
     deployment = Deployment(text, router.primary.holder, app, primary_follower, router,
