@@ -32,7 +32,7 @@ def _require_uvicorn() -> None:
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 256),
               help="Threads per worker that parse, check and predict (a model that holds "
                    "Python's GIL gains nothing from more; one that releases it may).")
-@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0, 86_400),
+@click.option("--poll", default=0.5, show_default=True, type=click.FloatRange(0, 86_400),
               callback=lambda ctx, param, value: _number(param, value),
               help="Seconds between checks of where the alias points (0: do not follow).")
 @click.option("--canary", metavar="REF=SHARE",

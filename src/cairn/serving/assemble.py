@@ -23,7 +23,7 @@ class ServeOptions:
 
     ref: str
     uri: str | None = None            # the store or server, as cairn.Client takes it
-    poll: float = 1.0
+    poll: float = 0.5
     max_body: int = 32 * 1024 * 1024
     allow_nan: bool = False
     canary: str | None = None

@@ -184,7 +184,7 @@ def _sharing_loader(router_arms: Callable[[], Sequence[Arm]]
     return load
 
 
-def deploy(reg: Any, ref: str, *, poll: float = 1.0, max_body: int = DEFAULT_MAX_BODY,
+def deploy(reg: Any, ref: str, *, poll: float = 0.5, max_body: int = DEFAULT_MAX_BODY,
            allow_nan: bool = False, follow: bool = True, canary: str | None = None,
            standby: str | None = None, observers: Sequence[Any] = (), metrics: Any = None,
            batcher: Any = None, record: bool = False,

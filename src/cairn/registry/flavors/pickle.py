@@ -38,11 +38,11 @@ def predict(model: Any, inputs: Any) -> Any:
 
 
 def load(path: Path, options: dict[str, Any], what: str, **_: Any) -> Any:
-    with open(path / options.get("file", FILE), "rb") as f:
-        try:
-            return pickle.load(f)
-        except ModuleNotFoundError as exc:
-            from ...errors import MissingDependency
+    data = (path / options.get("file", FILE)).read_bytes()  # one read: see sklearn.load
+    try:
+        return pickle.loads(data)
+    except ModuleNotFoundError as exc:
+        from ...errors import MissingDependency
 
-            raise MissingDependency(f"{what} needs the module {exc.name!r} to unpickle; install "
-                                    "the package that provides it", package=exc.name) from None
+        raise MissingDependency(f"{what} needs the module {exc.name!r} to unpickle; install "
+                                "the package that provides it", package=exc.name) from None

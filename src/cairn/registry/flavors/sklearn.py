@@ -47,5 +47,7 @@ def predict(model: Any, inputs: Any) -> Any:
 
 def load(path: Path, options: dict[str, Any], what: str, **_: Any) -> Any:
     require("sklearn", "sklearn", what, extra="sklearn")
-    with open(path / options.get("file", FILE), "rb") as f:
-        return pickle.load(f)
+    # One read, then unpickle from memory: pickle.load on a file makes a read call (and so
+    # gives up the GIL) per small object, and a server busy with requests makes each of
+    # those waits cost milliseconds.
+    return pickle.loads((path / options.get("file", FILE)).read_bytes())
