@@ -209,6 +209,7 @@ class Client:
                  start_time: int | None) -> dict[str, Any]:
         from .names import random_name
 
+        refuse_deleted(exp)
         if name is not None:
             check_text(name, "run name")
         if parent_id is not None:
@@ -621,3 +622,12 @@ def _group_slow(metrics: Sequence[Any]) -> dict[str, tuple[list, list, list]]:
         series[1].append(ts if type(ts) is int else check_step(key, ts))
         series[2].append(value if type(value) is float else check_metric_value(key, value))
     return out
+
+
+def refuse_deleted(exp: Experiment) -> None:
+    """A deleted experiment takes no new runs (MLflow refuses them too): it is in the trash,
+    and a run logged there would be hidden from the user who logged it."""
+    if getattr(exp, "lifecycle", "active") == "deleted":
+        raise InvalidArgument(f"experiment {exp.name!r} ({exp.id}) is deleted; restore it "
+                              f"(cairn experiments restore {exp.id}) before adding runs to it, "
+                              "or use another experiment", experiment_id=exp.id)

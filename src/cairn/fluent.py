@@ -172,6 +172,10 @@ def start_run(name: str | None = None, experiment: str | None = None,
         _sysmetrics.require()
     client = _client()
     exp = _current_experiment(experiment)
+    if exp.lifecycle == "deleted":  # as it was when set: it may have been restored since
+        exp = client.get_experiment(exp.id)
+        if STATE.experiment is not None and STATE.experiment.id == exp.id:
+            STATE.experiment = exp
     run_id = clock.new_run_id()
     env_future = None
     if settings.CAPTURE_ENV.get():

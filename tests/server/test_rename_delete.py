@@ -267,3 +267,16 @@ def test_the_native_run_routes_for_other_clients(world):
     backend.settle()
     actions = [e.action for e in backend.admin.audit_log(target=f"runs/{rid}")]
     assert {"run.rename", "run.delete", "run.restore"} <= set(actions)
+
+
+def test_a_deleted_experiment_takes_no_new_runs_until_restored(world):
+    backend, exp, rid = world
+    root = backend.admin
+    alice = backend.client("alice")
+    root.delete_experiment(exp.id)
+    with pytest.raises(InvalidArgument, match="is deleted; restore it"):
+        alice.create_run(exp.id, name="late")
+    # The refusal left nothing behind: no run was created, the old one is still in the trash.
+    assert [r.id for r in root.search_runs(exp.id, lifecycle=None)] == [rid]
+    root.restore_experiment(exp.id)
+    assert alice.create_run(exp.id, name="after").name == "after"

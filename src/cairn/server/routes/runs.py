@@ -130,6 +130,9 @@ def create_run(body: CreateRun, request: Request, p: User):
     no_nul(body.model_dump(), "run")
     exp = c.store.get_experiment(body.experiment_id)
     c.guard.need(p, "experiment", exp.id)
+    from ...client import refuse_deleted
+
+    refuse_deleted(exp)
     run_id = body.run_id or clock.new_run_id()
     if body.parent_id is not None:
         c.store.get_run(body.parent_id)  # 404 for an unknown parent
