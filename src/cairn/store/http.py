@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import sys
 import threading
 import time
@@ -40,6 +39,7 @@ from . import journal as jlib
 from . import segments as seglib
 from . import wire
 from .spool import Spool, default_root, server_dir
+from .validation import is_run_id
 
 if TYPE_CHECKING:
     import httpx
@@ -763,14 +763,11 @@ def _q(segment: str) -> str:
     return urllib.parse.quote(str(segment), safe="")
 
 
-_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
 def _run_segment(run_id: str) -> str:
     """``run_id`` as a path segment, or NotFound for a string no run can have as its id:
     the server would decode ``%2F`` and ``..`` into another route (a bare "no such
     endpoint"), where every other store answers that the run does not exist."""
-    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+    if not is_run_id(run_id):
         raise NotFound(f"run {run_id!r} does not exist")
     return run_id
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -36,7 +35,7 @@ from . import segments as seglib
 from .group_commit import GroupCommit
 from .sql.experiments import IndexedExperiments
 from .sql.run_reads import IndexedRunReads
-from .validation import check_batch_text
+from .validation import check_batch_text, is_run_id
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
     from .sql.index import SqlIndex
 
 
-_RUN_DIR = re.compile(r"[A-Za-z0-9_-]{1,128}")  # what may name a directory under runs/
 _OPEN_JOURNALS = 256  # journal files a store keeps open at once
 
 log = logging.getLogger(__name__)
@@ -300,7 +298,7 @@ class LocalStore(IndexedExperiments, IndexedRunReads):
         before that writer exited would not see them until it reopened the store.  One
         directory scan and one indexed query; replaying twice is harmless (each writer's
         sequence numbers say what was applied)."""
-        if not isinstance(run_id, str) or not _RUN_DIR.fullmatch(run_id):
+        if not is_run_id(run_id):
             return  # not a run id: get_run answers NotFound; never a path outside runs/
         try:
             files = [(f.name[:-4], f.stat().st_size)

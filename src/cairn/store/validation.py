@@ -18,6 +18,14 @@ MAX_NAME = 500
 MAX_JSON_DEPTH = 64  # nesting of a JSON value (a request body, a run's environment)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# What a run id can be where it becomes a path or a URL segment: 32 hex digits for runs made
+# here, letters, digits, "-" and "_" for imported ones; never "/", "." or "..".
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_run_id(value: Any) -> bool:
+    """Whether ``value`` could be a run's id (safe as one path or URL segment)."""
+    return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
 
 
 # -- text ----------------------------------------------------------------------------
