@@ -133,22 +133,21 @@ def _announce(deployment, options, host: str, port: int, as_json: bool, workers:
 def _serve_workers(obj, options, host: str, port: int, workers: int, as_json: bool) -> None:
     """Check everything loads here, then let uvicorn start the workers (each builds the
     same deployment from the options); this process records the start and the stop."""
+    import dataclasses
     import os
     import tempfile
 
     import uvicorn
 
-    from ..serving.assemble import ENV, ServeOptions, build
+    from ..serving.assemble import ENV, build
     from ..serving.metrics import multiprocess_dir
     from ..serving.server import Recorder
 
     # Load and check here first: a bad reference or damaged files fail before any worker.
-    check = ServeOptions(**{**options.__dict__, "metrics": False, "log_sample": 0.0,
-                            "record": False, "poll": 0.0})
+    check = dataclasses.replace(options, metrics=False, log_sample=0.0, record=False, poll=0.0)
     deployment = build(check, obj.client)
     _announce(deployment, options, host, port, as_json, workers)
     router = deployment.router
-    assert router is not None  # deploy() always makes one
     recorder = None
     if options.record:
         from ..services import registry_for

@@ -189,14 +189,13 @@ class ScoringApp:
         # Per worker process: with --workers, /metrics sums them all, this does not.
         out: dict[str, Any] = {"model": primary.name, "worker": os.getpid(),
                                "arms": self.router.status()}
-        for name, part in (("batching", self.batcher), ("prediction_log", self._predlog())):
-            stats = getattr(part, "stats", None)
-            if callable(stats):
+        # The batcher and any observer with a ``status_name`` and ``stats()`` (the
+        # prediction log) report under that name.
+        for part in (self.batcher, *self.observers):
+            name, stats = getattr(part, "status_name", None), getattr(part, "stats", None)
+            if name and callable(stats):
                 out[name] = stats()
         return out
-
-    def _predlog(self) -> Any:
-        return next((o for o in self.observers if type(o).__name__ == "PredictionLog"), None)
 
     def _done(self, arm: Arm, served: Served, route: str, request_id: str, status: int,
               code: str | None, arrived: float, clock: float, inputs: Any, raw: Any) -> None:

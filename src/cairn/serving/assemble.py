@@ -101,8 +101,7 @@ def build(options: ServeOptions, client: Any = None, *, worker: bool = False) ->
         def on_batch(served: Any, rows: int) -> None:
             # A batch belongs to a loaded model, not to one arm: after a blue-green switch
             # two arms hold the same one and share its batches ("primary+standby").
-            names = [a.name for a in router.arms.values() if a.holder.current is served] \
-                if router else []
+            names = [a.name for a in router.arms.values() if a.holder.current is served]
             metrics.batched(served.version.name, served.label, "+".join(names) or "primary",
                             rows)
 

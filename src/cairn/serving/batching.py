@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
@@ -53,7 +54,7 @@ class _Group:
     """The requests waiting for one served model and one input shape."""
 
     served: Any  # held so that id(served) in the group's key cannot be reused meanwhile
-    pending: list[_Request] = field(default_factory=list)
+    pending: deque[_Request] = field(default_factory=deque)
     rows: int = 0           # rows pending (cancelled requests included until taken)
     in_flight: int = 0      # batches running in worker threads
     timer: asyncio.TimerHandle | None = None
@@ -70,6 +71,8 @@ class MicroBatcher:
     Use from one event loop; the model runs in worker threads (``asyncio.to_thread``),
     as it would without batching.
     """
+
+    status_name = "batching"  # where GET /v1/status shows stats()
 
     def __init__(self, max_batch: int = 64, max_wait_ms: float = 2.0, *,
                  max_in_flight: int = 2, on_batch: OnBatch | None = None) -> None:
@@ -159,12 +162,12 @@ class MicroBatcher:
         while group.pending:
             request = group.pending[0]
             if request.future.done():  # its caller went away
-                group.pending.pop(0)
+                group.pending.popleft()
                 group.rows -= request.rows
                 continue
             if batch and size + request.rows > self.max_batch:
                 break
-            group.pending.pop(0)
+            group.pending.popleft()
             group.rows -= request.rows
             batch.append(request)
             size += request.rows

@@ -157,7 +157,7 @@ class Writer:
             if self._file is None:
                 self._file = open(self.path, "w", encoding="utf-8")
             for row in df.to_dict("records"):
-                self._file.write(json.dumps({k: _json_value(v) for k, v in row.items()},
+                self._file.write(json.dumps({k: json_value(v) for k, v in row.items()},
                                             allow_nan=False, default=str) + "\n")
 
     def _align(self, df: Any) -> Any:
@@ -199,7 +199,7 @@ class Writer:
             self._file.close()
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """A cell as a JSON value: numpy scalars as numbers, NaN, infinities and NaT as null (JSON
     has no infinity), times as ISO."""
     import datetime

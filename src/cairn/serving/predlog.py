@@ -99,7 +99,7 @@ def check_exclude(signature: Mapping[str, Any] | None, exclude: Iterable[str],
                               f"{', '.join(known) or '(none)'}", unknown=unknown)
 
 
-def keeps(request_id: str, share: float, salt: str = "") -> bool:
+def keeps(request_id: str, share: float, salt: str | bytes = "") -> bool:
     """Whether a request is in the sampled share: decided by its id's hash, so the same
     request is kept (or not) by every worker and on every replay.  ``salt``, a secret of
     the deployment, keeps a caller (who chooses its own request ids) from picking ids that
@@ -107,7 +107,8 @@ def keeps(request_id: str, share: float, salt: str = "") -> bool:
     if share >= 1.0:
         return True
     digest = hashlib.blake2b(request_id.encode("utf-8", "surrogatepass"), digest_size=8,
-                             key=salt.encode()[:64]).digest()
+                             key=salt if isinstance(salt, bytes)
+                             else salt.encode("utf-8", "surrogatepass")[:64]).digest()
     return int.from_bytes(digest, "big") < share * 2**64
 
 
@@ -142,6 +143,8 @@ class PredictionLog:
     no I/O and starts nothing; the writer thread starts with the first request.
     """
 
+    status_name = "prediction_log"  # where GET /v1/status shows stats()
+
     def __init__(self, client: Any = None, *, sink: SegmentSink | None = None,
                  sample: float = 1.0, exclude: Iterable[str] = (),
                  max_queue: int = DEFAULT_QUEUE, flush_rows: int = DEFAULT_FLUSH_ROWS,
@@ -161,13 +164,13 @@ class PredictionLog:
         self.sink: SegmentSink = sink if sink is not None else RunSink(client)
         self.sample = check_sample(sample)
         self.salt = salt
+        self._key = salt.encode("utf-8", "surrogatepass")[:64]  # blake2b's key, made once
         if not isinstance(max_queued_rows, int) or max_queued_rows < 1:
             raise InvalidArgument(f"max_queued_rows must be a positive integer, got "
                                   f"{max_queued_rows!r}")
         self.max_queued_rows = max_queued_rows
         self._queued_rows = 0
-        self.exclude = frozenset(parse_exclude(exclude if isinstance(exclude, str)
-                                               else list(exclude)))
+        self.exclude = frozenset(parse_exclude(exclude))
         self.flush_rows = flush_rows
         self.flush_seconds = float(flush_seconds)
         self.close_timeout = float(close_timeout)
@@ -187,7 +190,7 @@ class PredictionLog:
 
     # -- the event loop's side: never blocks ------------------------------------------
     def scored(self, event: Scored) -> None:
-        if not keeps(event.request_id, self.sample, self.salt):
+        if not keeps(event.request_id, self.sample, self._key):
             self._count("sampled_out")
             return
         if self._closed:

@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..errors import InvalidArgument, NotFound
@@ -34,21 +34,21 @@ class Deployment:
     holder: ModelHolder
     app: ScoringApp
     follower: AliasFollower | None
-    router: Router | None = None
-    followers: list[AliasFollower] = field(default_factory=list)
+    router: Router
+    followers: list[AliasFollower]
     recorder: "Recorder | None" = None
     _started: bool = False
     _closed: bool = False
     _recording: threading.Thread | None = None
 
-    def start(self) -> "Deployment":
+    def start(self) -> None:
         if self._started:
-            return self
+            return
         self._started = True
         for follower in self.followers:
             follower.start()
         if self.recorder is not None:
-            recorder, arms = self.recorder, list(self.router.arms.values() if self.router else ())
+            recorder, arms = self.recorder, list(self.router.arms.values())
 
             def record_start() -> None:
                 for arm in arms:
@@ -59,13 +59,12 @@ class Deployment:
             self._recording = threading.Thread(target=record_start, daemon=True,
                                                name="cairn-serve-record")
             self._recording.start()
-        return self
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for follower in self.followers or ([self.follower] if self.follower else []):
+        for follower in self.followers:
             follower.stop()
         for part in (self.app.batcher, *self.app.observers):
             closing = getattr(part, "close", None)
@@ -79,7 +78,7 @@ class Deployment:
         if self.recorder is not None and self._started:
             if self._recording is not None:
                 self._recording.join(30)  # the start before the stop
-            for arm in (self.router.arms.values() if self.router else ()):
+            for arm in self.router.arms.values():
                 self.recorder.record(arm.name, arm.holder.current.version, "stop", None,
                                      "cairn serve stopped")
 
@@ -228,7 +227,7 @@ def deploy(reg: Any, ref: str, *, poll: float = 0.5, max_body: int = DEFAULT_MAX
     deployment: Deployment
     app = ScoringApp(router, max_body=max_body, allow_nan=allow_nan, observers=observers,
                      metrics=metrics, batcher=batcher, threads=threads,
-                     on_startup=lambda: _ignore(deployment.start()),
+                     on_startup=lambda: deployment.start(),
                      on_shutdown=lambda: deployment.close())
     deployment = Deployment(text, router.primary.holder, app, primary_follower, router,
                             followers, recorder)
@@ -263,7 +262,3 @@ def run(deployment: Deployment, *, host: str = "127.0.0.1", port: int = 8080,
         uvicorn.run(deployment.app, host=host, port=port, log_level=log_level, lifespan="on")
     finally:
         deployment.close()
-
-
-def _ignore(_value: Any) -> None:
-    return None
