@@ -10,7 +10,7 @@ import click
 
 from .main import console, emit_json, handle_errors, json_option
 
-FORMATS = ("parquet", "csv", "jsonl")
+FORMATS = ("parquet", "csv", "jsonl")  # batchio.FORMATS, without loading serving at CLI start
 
 
 @click.group()
@@ -90,12 +90,13 @@ def export(obj, model_ref: str, output: str, fmt: str | None, version: str | Non
       cairn predictions export models:/fraud/1.2.0 -o last-hour.csv --format csv
     """
     from ..progress import bar
+    from ..serving.batchio import format_of
     from ..serving.predlog_read import read_segments, segments
 
+    fmt = format_of(Path(output), fmt, "--format")  # an unknown extension: an error, not Parquet
     obj.must_exist = True
     client = obj.client
     name, version = model_and_version(client, model_ref, version)
-    fmt = fmt or _format_of(output)
     found = segments(client, name, version, since, until)
     total = len(found)
     with bar(f"reading {total} segment(s)", total, unit="segments") as advance:
@@ -129,11 +130,6 @@ def model_and_version(client: Any, ref: str, version: str | None) -> tuple[str, 
     return name, version or named
 
 
-def _format_of(path: str) -> str:
-    suffix = Path(path).suffix.lower().lstrip(".")
-    return {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}.get(suffix, "parquet")
-
-
 def write_table(table: Any, path: Path, fmt: str) -> None:
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -144,12 +140,10 @@ def write_table(table: Any, path: Path, fmt: str) -> None:
 
         pacsv.write_csv(table, path)
     else:
+        from ..serving.batchio import json_value
+
         with path.open("w", encoding="utf-8") as out:
             for batch in table.to_batches():
                 for row in batch.to_pylist():
-                    out.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    iso = getattr(value, "isoformat", None)
-    return iso() if callable(iso) else str(value)
+                    out.write(json.dumps({k: json_value(v) for k, v in row.items()},
+                                         default=str, ensure_ascii=False) + "\n")
