@@ -33,8 +33,10 @@ def test_the_readme_serving_example_runs(tmp_path, monkeypatch):
     exec(compile(python, "README.md#serving", "exec"), {"__name__": "readme"})
     shell = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
     lines = [ln.split("#")[0].strip() for ln in shell.replace("\\\n", " ").splitlines()]
-    serve, curl, ls, predict = [ln for ln in lines if ln]
+    serve, wait, curl, stop, ls, predict = [ln for ln in lines if ln]
+    assert stop == "kill %1 && wait"  # done below with SIGTERM to the server's group
     assert serve.endswith("&") and serve.startswith("cairn serve")
+    assert wait.startswith("until curl -sf localhost:8080/ping")  # readiness, as wait_ready
     args = shlex.split(serve.rstrip("&"))[1:]
     port = free_port()
     args[args.index("--port") + 1] = str(port)
@@ -53,8 +55,9 @@ def test_the_readme_serving_example_runs(tmp_path, monkeypatch):
     out = subprocess.run([*CAIRN, *shlex.split(ls)[1:], "--json"], env=env, capture_output=True,
                          text=True, check=True)
     assert [entry["rows"] for entry in json.loads(out.stdout)] == [1], out.stdout
-    (tmp_path / "rows.csv").write_text("0,1,2\n0.9,0.1,0.4\n0.1,0.2,0.3\n")
+    assert (tmp_path / "rows.csv").read_text().startswith("0,1,2\n")  # the Python wrote it
     done = subprocess.run([*CAIRN, *shlex.split(predict)[1:], "--json"], env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "scored.csv").read_text().splitlines()[0].endswith("prediction")
+    scored = (tmp_path / "scored.csv").read_text().splitlines()
+    assert scored[0].endswith("prediction") and len(scored) == 11
