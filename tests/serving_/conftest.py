@@ -1,5 +1,7 @@
 """Fixtures for serving tests: a fresh store with real scikit-learn models registered."""
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,3 +98,19 @@ def call(app, path, body: bytes, ctype: str):
     asyncio.run(app(scope, receive, send))
     start, payload = sent
     return start["status"], dict(start["headers"]), payload["body"]
+
+
+def register(client, tag, delay=0.0):
+    """Register a ``Tagged`` model (answers ``tag`` for every row) as a new ``tagged`` version."""
+    from .models import Tagged
+
+    return client.register_model("tagged", Tagged(tag, delay), flavor="pickle")
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

@@ -15,13 +15,10 @@ from cairn.serving import deploy
 from cairn.serving.routing import key_share, parse_canary
 from serving import ThreadedServer
 
+from .conftest import register, wait_for
 from .models import Tagged
 
 ROW = {"instances": [[1.0, 2.0]]}
-
-
-def register(client, tag, delay=0.0):
-    return client.register_model("tagged", Tagged(tag, delay), flavor="pickle")
 
 
 @pytest.fixture
@@ -33,15 +30,6 @@ def two(tracking):
     c.set_alias("tagged", "challenger", v2.version)
     c.set_alias("tagged", "green", v2.version)
     return c, v1, v2
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.mark.parametrize("text,share", [("models:/m@c=10%", 0.1), ("m@c=0.25", 0.25),

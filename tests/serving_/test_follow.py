@@ -14,22 +14,9 @@ import cairn
 from cairn.serving import AliasFollower, deploy
 from serving import ThreadedServer
 
-from .models import Tagged
+from .conftest import register, wait_for
 
 ROW = {"instances": [[1.0, 2.0]]}
-
-
-def register(client, tag, delay=0.0):
-    return client.register_model("tagged", Tagged(tag, delay), flavor="pickle")
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_an_alias_switch_under_concurrent_requests_fails_none(registry, tracking):
