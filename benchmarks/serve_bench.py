@@ -11,6 +11,7 @@ last is answered, on its own keep-alive connection) for ``--duration`` seconds a
 Scenarios (targets from issue #18 in brackets):
     ping       GET /ping: the server's trivial endpoint (the ceiling of server + client)
     single     single-row dataframe_split bodies              [cairn >= 3x mlflow req/s, p99 <= 1/3]
+               (and cairn+own: cairn with --no-fast-path, the forest's own predict)
     rows100    100-row dataframe_split bodies                 (no target)
     batched    single rows, cairn with --max-batch/--max-wait-ms  [>= 10x mlflow single]
     logged     single rows, cairn with --log-sample 1         [< 10% below cairn single]
@@ -637,7 +638,8 @@ def main(argv: list[str] | None = None) -> int:
         # (scenario, server label): the rows of the table, by family of request bodies
         families = {"ping": [("ping", "mlflow"), ("ping", "cairn")],
                     "single": [("single", "null"), ("single", "mlflow"), ("single", "cairn"),
-                               ("batched", "cairn+batch"), ("logged", "cairn+log")],
+                               ("single", "cairn+own"), ("batched", "cairn+batch"),
+                               ("logged", "cairn+log")],
                     "rows100": [("rows100", "null"), ("rows100", "mlflow"),
                                 ("rows100", "cairn")]}
         wanted = {(scen, label) for rows in families.values() for scen, label in rows
@@ -653,10 +655,12 @@ def main(argv: list[str] | None = None) -> int:
             "cairn+batch": (["--max-batch", "--max-wait-ms"],
                             ["--max-batch", str(args.max_batch), "--max-wait-ms",
                              f"{args.max_wait_ms:g}", *no_log]),
-            "cairn+log": (["--log-sample"], ["--log-sample", "1"])}
+            "cairn+log": (["--log-sample"], ["--log-sample", "1"]),
+            # the model's own predict: what the fast path for forests is worth
+            "cairn+own": (["--no-fast-path"], ["--no-fast-path", *no_log])}
         try:
-            for label in sorted(labels, key=["null", "mlflow", "cairn", "cairn+batch",
-                                             "cairn+log"].index):
+            for label in sorted(labels, key=["null", "mlflow", "cairn", "cairn+own",
+                                             "cairn+batch", "cairn+log"].index):
                 if label == "null":
                     servers[label] = start_null(workdir)
                     continue
@@ -752,13 +756,14 @@ def print_table(report: dict[str, Any]) -> None:
                                         "noisy" if max(la['start'][0], la['end'][0])
                                         > (os.cpu_count() or 1) else ""))
     print("cpu: share of one core used in the window (client = the load generator); "
-          "cairn runs with --log-sample 0 except in 'logged'\n")
+          "cairn runs with --log-sample 0 except in 'logged'; cairn+own is cairn with "
+          "--no-fast-path (the forest's own predict)\n")
     hdr = (f"{'scenario':9} {'server':12} {'req/s':>8} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
            f"{'failed':>6} {'cpu srv':>7} {'cpu cli':>7}  against mlflow")
     print(hdr)
     print("-" * len(hdr))
     base = res.get("single/mlflow")
-    order = ["null", "mlflow", "cairn", "cairn+batch", "cairn+log"]
+    order = ["null", "mlflow", "cairn", "cairn+own", "cairn+batch", "cairn+log"]
     for key, r in sorted(res.items(), key=lambda kv: (
             SCENARIOS.index(kv[0].split("/")[0]),
             order.index(kv[0].split("/")[1]) if kv[0].split("/")[1] in order else 9)):

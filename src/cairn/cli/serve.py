@@ -62,13 +62,17 @@ def _require_uvicorn() -> None:
 @click.option("--allow-nan", is_flag=True,
               help="Pass null, NaN and infinities in float inputs to the model instead of "
                    "refusing them.")
+@click.option("--no-fast-path", is_flag=True,
+              help="Call every model's own predict; by default a stock scikit-learn forest "
+                   "is predicted without joblib's per-tree overhead, checked identical at "
+                   "load.")
 @json_option
 @click.pass_obj
 @handle_errors
 def serve(obj, ref: str, host: str, port: int, workers: int, threads: int, poll: float, canary: str | None,
           standby: str | None, max_batch: int, max_wait_ms: float, log_sample: float,
           log_exclude: str, no_metrics: bool, no_record: bool, max_body: str,
-          allow_nan: bool, as_json: bool) -> None:
+          allow_nan: bool, no_fast_path: bool, as_json: bool) -> None:
     """Serve a registered model over HTTP: MLflow's /invocations, /ping, /health, /version,
     and Cairn's /v1/predict, /v1/status and /metrics.
 
@@ -97,7 +101,7 @@ def serve(obj, ref: str, host: str, port: int, workers: int, threads: int, poll:
         log_sample=log_sample, log_exclude=list(parse_exclude(log_exclude)),
         metrics=not no_metrics, record=not no_record,
         deployment_id=f"{socket.gethostname()}:{port}", log_salt=secrets.token_hex(16),
-        threads=threads)
+        threads=threads, fast_path=not no_fast_path)
     if workers > 1:
         _serve_workers(obj, options, host, port, workers, as_json)
         return

@@ -38,6 +38,7 @@ class ServeOptions:
     claim_dir: str | None = None      # workers: one of them records each switch
     log_salt: str = ""                # sampling's secret: callers cannot pick unlogged ids
     threads: int | None = None        # threads for parse, checks and predict (None: asyncio's)
+    fast_path: bool = True            # serving.fastpath where it has a checked path
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -87,7 +88,7 @@ def build(options: ServeOptions, client: Any = None, *, worker: bool = False) ->
                         allow_nan=options.allow_nan, canary=options.canary,
                         standby=options.standby, observers=observers, metrics=metrics,
                         batcher=batcher, record=options.record, threads=options.threads,
-                        deployment_id=options.deployment_id)
+                        deployment_id=options.deployment_id, fast_path=options.fast_path)
     if deployment.recorder is not None:
         deployment.recorder.lifecycle = not worker
         deployment.recorder.claim_dir = options.claim_dir

@@ -45,6 +45,7 @@ class Served:
     version: ModelVersion
     model: Any
     predict: Callable[[Any], Any]
+    fast_path: bool = False  # predict is fastpath's, not the model's own
 
     @property
     def label(self) -> str:
@@ -96,14 +97,22 @@ def mlflow_model(path: Path, what: str) -> Any:
     return pyfunc.load_model(str(path))
 
 
-def load_version(reg: Any, mv: ModelVersion, *, warm: bool = True) -> Served:
+def load_version(reg: Any, mv: ModelVersion, *, warm: bool = True,
+                 fast: bool = True) -> Served:
     """Load ``mv`` through the registry (record digest, signature, every file's digest), then
     warm it with one row shaped like its signature (a warm-up that fails is only logged:
-    zeros are not valid for every model)."""
+    zeros are not valid for every model).  ``fast``: predict through
+    :mod:`~cairn.serving.fastpath` where it has a checked path for this model."""
     model = loading.load(reg, f"{mv.name}/{mv.version}")
     if isinstance(model, Path):
         model = mlflow_model(model, mv.uri) or model
-    served = Served(mv, model, predictor(model, mv.uri))
+    predict = predictor(model, mv.uri)
+    quick = None
+    if fast:
+        from .fastpath import accelerate
+
+        quick = accelerate(model, mv.uri)
+    served = Served(mv, model, quick or predict, fast_path=quick is not None)
     if warm:
         example = _warm_input(mv.signature)
         if example is not None:

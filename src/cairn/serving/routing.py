@@ -103,5 +103,6 @@ class Router:
         shares = {PRIMARY: 1.0 - canary, CANARY: canary, STANDBY: 0.0}
         return {name: {"ref": arm.ref, "version": arm.holder.current.version.version,
                        "share": shares[name],
+                       "fast_path": arm.holder.current.fast_path,
                        "switches": arm.holder.switches, **arm.stats.as_dict()}
                 for name, arm in self.arms.items()}

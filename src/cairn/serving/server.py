@@ -168,7 +168,7 @@ def _resolve(reg: Any, text: str) -> ModelVersion:
         raise NotFound(f"nothing to serve: {exc.message}", **exc.details) from None
 
 
-def _sharing_loader(router_arms: Callable[[], Sequence[Arm]]
+def _sharing_loader(router_arms: Callable[[], Sequence[Arm]], fast: bool = True
                     ) -> Callable[[Any, ModelVersion], Served]:
     """A loader that reuses a version another arm already holds (same version and digest):
     blue-green's switch to the warm standby then loads nothing."""
@@ -178,7 +178,7 @@ def _sharing_loader(router_arms: Callable[[], Sequence[Arm]]
             held = arm.holder.current
             if (held.version.version, held.version.digest) == (mv.version, mv.digest):
                 return held
-        return load_version(reg, mv)
+        return load_version(reg, mv, fast=fast)
 
     return load
 
@@ -187,13 +187,15 @@ def deploy(reg: Any, ref: str, *, poll: float = 0.5, max_body: int = DEFAULT_MAX
            allow_nan: bool = False, follow: bool = True, canary: str | None = None,
            standby: str | None = None, observers: Sequence[Any] = (), metrics: Any = None,
            batcher: Any = None, record: bool = False,
-           deployment_id: str | None = None, threads: int | None = None) -> Deployment:
+           deployment_id: str | None = None, threads: int | None = None,
+           fast_path: bool = True) -> Deployment:
     """Load ``ref`` (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) from ``reg`` and build
     the app; an alias or stage is followed every ``poll`` seconds once started (``poll``
     0: not followed).  ``canary`` (``models:/NAME@ALIAS=10%``) sends that share of the
     traffic to a second reference; ``standby`` (``@green``) keeps a third loaded and warm
     for blue-green.  ``record`` writes the start, each switch and the stop to the
     registry's history (under ``deployment_id``, by default host and a short id).
+    ``fast_path`` False calls every model's own ``predict`` (see :mod:`.fastpath`).
 
     Raises :class:`~cairn.errors.NotFound` for a reference that points nowhere and
     :class:`~cairn.errors.CorruptObject` for files that fail their digest check."""
@@ -211,12 +213,13 @@ def deploy(reg: Any, ref: str, *, poll: float = 0.5, max_body: int = DEFAULT_MAX
         held = next((a.holder.current for a in arms
                      if (a.holder.current.version.version, a.holder.current.version.digest)
                      == (mv.version, mv.digest)), None)
-        arms.append(Arm(arm_name, arm_ref, ModelHolder(held or load_version(reg, mv)), share))
+        holder = ModelHolder(held or load_version(reg, mv, fast=fast_path))
+        arms.append(Arm(arm_name, arm_ref, holder, share))
     router = Router(*[next((a for a in arms if a.name == n), None)  # type: ignore[arg-type]
                       for n in (PRIMARY, CANARY, STANDBY)])
     recorder = Recorder(reg, deployment_id or f"{socket.gethostname()}/{uuid.uuid4().hex[:8]}") \
         if record else None
-    loader = _sharing_loader(lambda: list(router.arms.values()))
+    loader = _sharing_loader(lambda: list(router.arms.values()), fast_path)
     followers: list[AliasFollower] = []
     for arm in arms:
         _watch(arm, recorder, metrics)

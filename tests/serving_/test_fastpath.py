@@ -1,0 +1,126 @@
+"""The fast path for scikit-learn forests: the same answers as the model's own predict, bit for
+bit, or no fast path at all; and served over HTTP, with /v1/status saying which path serves."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression
+
+import cairn
+from cairn.serving import deploy
+from cairn.serving.fastpath import accelerate
+from cairn.services import registry_for
+
+rng = np.random.default_rng(7)
+X = rng.standard_normal((300, 6))
+NAMES = [f"c{i}" for i in range(6)]
+FRAME = pd.DataFrame(X, columns=NAMES)
+Y_BIN = (X[:, 0] + X[:, 1] > 0).astype(int)
+Y_STR = np.array(["low", "mid", "high"])[np.digitize(X[:, 2], [-0.5, 0.5])]
+Y_REG = X[:, 0] * 3 + X[:, 3] ** 2
+Y_MULTI = np.c_[Y_BIN, (X[:, 4] > 0).astype(int) + 5]
+
+
+def _inputs(frame: bool):
+    """Rows the models never saw, one at a time and all together, and values far outside
+    the training range."""
+    new = rng.standard_normal((200, 6)) * np.array([1, 10, 0.1, 1, 100, 1])
+    rows = [new[i:i + 1] for i in range(0, 200, 17)] + [new, new * 1e6]
+    return [pd.DataFrame(r, columns=NAMES) for r in rows] if frame else rows
+
+
+MODELS = [
+    ("rf-binary", lambda: RandomForestClassifier(25, random_state=0), Y_BIN),
+    ("rf-strings", lambda: RandomForestClassifier(25, random_state=1), Y_STR),
+    ("rf-multi-output", lambda: RandomForestClassifier(10, random_state=2), Y_MULTI),
+    ("rf-regressor", lambda: RandomForestRegressor(20, random_state=3), Y_REG),
+    ("rf-regressor-2out", lambda: RandomForestRegressor(8, random_state=4),
+     np.c_[Y_REG, -Y_REG]),
+    ("et-classifier", lambda: ExtraTreesClassifier(25, random_state=5), Y_STR),
+    ("et-regressor", lambda: ExtraTreesRegressor(20, random_state=6), Y_REG),
+    ("rf-n_jobs-1", lambda: RandomForestClassifier(12, random_state=7, n_jobs=1), Y_BIN),
+]
+
+
+@pytest.mark.parametrize("frame", [True, False], ids=["frame", "array"])
+@pytest.mark.parametrize("name,make,y", MODELS, ids=[m[0] for m in MODELS])
+def test_every_stock_forest_answers_as_its_own_predict(name, make, y, frame):
+    model = make().fit(FRAME if frame else X, y)
+    fast = accelerate(model)
+    assert fast is not None
+    for inputs in _inputs(frame):
+        mine, theirs = fast(inputs), model.predict(inputs)
+        assert mine.dtype == theirs.dtype and mine.shape == theirs.shape
+        assert np.array_equal(mine, theirs)
+
+
+def test_missing_values_answer_as_the_model_does():
+    model = RandomForestClassifier(20, random_state=0).fit(FRAME, Y_BIN)
+    fast = accelerate(model)
+    rows = FRAME.iloc[:40].copy()
+    rows.iloc[::3, 1] = np.nan
+    assert np.array_equal(fast(rows), model.predict(rows))
+
+
+@pytest.mark.parametrize("bad", [
+    pd.DataFrame(X[:2, :5], columns=NAMES[:5]),            # a column short
+    pd.DataFrame(X[:2], columns=[*NAMES[:5], "other"]),    # a wrong name
+    pd.DataFrame([["a"] * 6], columns=NAMES),               # strings
+    pd.DataFrame([[np.inf] * 6], columns=NAMES),            # infinity
+], ids=["short", "renamed", "strings", "infinity"])
+def test_bad_input_fails_as_the_model_fails(bad):
+    model = RandomForestRegressor(5, random_state=0).fit(FRAME, Y_REG)
+    fast = accelerate(model)
+    with pytest.raises(Exception) as theirs:
+        model.predict(bad)
+    with pytest.raises(type(theirs.value)) as mine:
+        fast(bad)
+    assert str(mine.value) == str(theirs.value)
+
+
+def test_no_fast_path_where_it_could_differ():
+    class MyForest(RandomForestClassifier):  # a subclass may have its own predict
+        pass
+
+    assert accelerate(MyForest(5, random_state=0).fit(X, Y_BIN)) is None
+    assert accelerate(RandomForestClassifier(5, n_jobs=2, random_state=0).fit(X, Y_BIN)) is None
+    assert accelerate(LogisticRegression().fit(X, Y_BIN)) is None
+    assert accelerate(RandomForestClassifier(5)) is None  # not fitted
+    assert accelerate(object()) is None
+
+
+def test_a_model_whose_predict_was_replaced_keeps_its_own():
+    """The check at load compares with the model's predict: an instance whose predict does
+    something else (here, a fixed answer) is served by that predict."""
+    model = RandomForestClassifier(5, random_state=0).fit(X, Y_BIN)
+    model.predict = lambda rows: np.zeros(len(rows), dtype=int)
+    assert accelerate(model) is None
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_served_over_http_same_answers_and_status_names_the_path(tmp_path, fast_path):
+    import httpx
+    from serving import ThreadedServer
+
+    c = cairn.Client(str(tmp_path / "store"))
+    model = RandomForestClassifier(30, random_state=0).fit(FRAME, Y_STR)
+    c.register_model("trees", model, input_example=FRAME[:5])
+    c.set_alias("trees", "prod", "1.0.0")
+    d = deploy(registry_for(c), "models:/trees@prod", follow=False, fast_path=fast_path)
+    assert d.holder.current.fast_path is fast_path
+    rows = pd.DataFrame(rng.standard_normal((50, 6)), columns=NAMES)
+    with ThreadedServer(d.app) as base:
+        for i in range(0, 50, 7):
+            body = {"dataframe_split": rows.iloc[i:i + 1].to_dict(orient="split")}
+            body["dataframe_split"].pop("index")
+            r = httpx.post(f"{base}/invocations", json=body)
+            assert r.status_code == 200, r.text
+            assert r.json() == {"predictions": model.predict(rows.iloc[i:i + 1]).tolist()}
+        status = httpx.get(f"{base}/v1/status").json()
+    assert status["arms"]["primary"]["fast_path"] is fast_path
