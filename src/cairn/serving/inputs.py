@@ -167,6 +167,11 @@ def _split(value: Any) -> Any:
                                   f"{len(columns)} columns", row=i)
     elif data and len(data[0]) > MAX_COLUMNS:
         raise too_many_columns(len(data[0]), "dataframe_split")
+    if columns is not None:
+        # An object index, not pandas 3's string dtype: building one per request, and
+        # scikit-learn reading it back as feature names, cost more than predicting a
+        # fast model's row.
+        columns = pd.Index(columns, dtype=object)
     try:
         if data and len({len(row) for row in data}) == 1 and \
                 all(type(v) is float for row in data for v in row):
