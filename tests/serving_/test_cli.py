@@ -73,7 +73,7 @@ def test_json_says_what_is_served_once_it_is_loaded(tracking, fraud):
                                "max_body": 32 * 1024 * 1024, "workers": 1, "max_batch": 0,
                                "log_sample": 1.0, "deployment": f"{socket.gethostname()}:{port}",
                                "arms": {"primary": {"ref": "fraud/1.0.0", "version": "1.0.0",
-                                                    "share": 1.0}}}
+                                                    "share": 1.0, "fast_path": False}}}
 
 
 def test_an_alias_that_points_nowhere_exits_with_a_clear_error(tracking, fraud):

@@ -124,3 +124,34 @@ def test_served_over_http_same_answers_and_status_names_the_path(tmp_path, fast_
             assert r.json() == {"predictions": model.predict(rows.iloc[i:i + 1]).tolist()}
         status = httpx.get(f"{base}/v1/status").json()
     assert status["arms"]["primary"]["fast_path"] is fast_path
+
+
+@pytest.mark.slow  # two child processes
+@pytest.mark.parametrize("flag, fast", [([], True), (["--no-fast-path"], False)])
+def test_cairn_serve_says_which_path_serves(tmp_path, flag, fast):
+    import json
+    import os
+    import signal
+    import subprocess
+
+    import httpx
+    from serving import CAIRN, free_port, wait_ready
+
+    store = tmp_path / "store"
+    c = cairn.Client(str(store))
+    model = RandomForestRegressor(10, random_state=0).fit(FRAME, Y_REG)
+    c.register_model("trees", model, input_example=FRAME[:5])
+    port = free_port()
+    proc = subprocess.Popen([*CAIRN, "serve", "models:/trees/1.0.0", "--store", str(store),
+                             "--port", str(port), "--json", "--log-sample", "0", *flag],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True, text=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", 60, proc)
+        r = httpx.post(f"http://127.0.0.1:{port}/invocations",
+                       json={"dataframe_split": {"columns": NAMES, "data": X[:3].tolist()}})
+        assert r.json() == {"predictions": model.predict(FRAME[:3]).tolist()}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    assert json.loads(out)["arms"]["primary"]["fast_path"] is fast

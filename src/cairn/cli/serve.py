@@ -115,7 +115,8 @@ def serve(obj, ref: str, host: str, port: int, workers: int, threads: int, poll:
 
 def _announce(deployment, options, host: str, port: int, as_json: bool, workers: int) -> None:
     router = deployment.router
-    arms = {name: {"ref": a["ref"], "version": a["version"], "share": a["share"]}
+    arms = {name: {"ref": a["ref"], "version": a["version"], "share": a["share"],
+                   "fast_path": a["fast_path"]}
             for name, a in router.status().items()}
     mv = deployment.holder.current.version
     alias = options.ref.rpartition("@")[2] if deployment.follower else None
@@ -130,7 +131,8 @@ def _announce(deployment, options, host: str, port: int, as_json: bool, workers:
         following = f", following @{alias}" if alias else ""
         others = "".join(f"; {name} {a['ref']} ({a['version']})" for name, a in arms.items()
                          if name != "primary")
-        click.echo(f"serving {mv.uri} ({mv.flavor}{following}{others}) on {url}  "
+        fast = ", fast path" if arms["primary"]["fast_path"] else ""
+        click.echo(f"serving {mv.uri} ({mv.flavor}{fast}{following}{others}) on {url}  "
                    "(Ctrl+C to stop)", err=True)
 
 
