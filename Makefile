@@ -18,7 +18,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,examples]'
+	$(PY) -m pip install --quiet -e '.[test,examples,monitor]'
 	touch $@
 
 # The web UI: npm ci when the lock file changes, a build when the sources change; the

@@ -1,0 +1,243 @@
+"""``drift_report``: the prediction log of one model version, window by window, against its
+reference, per column and as a data set; stored as metrics of its monitoring run.
+
+::
+
+    from cairn.monitoring import drift_report
+
+    report = drift_report(client, "models:/fraud@production", window="1h",
+                          since="2025-01-31T00:00", methods={"amount": "psi"})
+    for w in report.windows:
+        print(w.start, w.rows, w.share, w.drifted, [c.column for c in w.columns if c.drifted])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..errors import InvalidArgument, NotFound
+from . import drift as D
+from .windows import _shown
+
+DEFAULT_SHARE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class WindowDrift:
+    """One window: its rows, a verdict per column, and the share of drifted columns."""
+
+    start: dt.datetime
+    end: dt.datetime
+    rows: int
+    columns: tuple[D.ColumnDrift, ...]
+    share: float | None        # drifted / tested columns; None when no column was tested
+    drifted: bool              # share >= the report's share threshold
+    stored: bool = False       # written to the monitoring run by this call
+
+    def column(self, name: str) -> D.ColumnDrift:
+        for c in self.columns:
+            if c.column == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "rows": self.rows,
+                "share": self.share, "drifted": self.drifted, "stored": self.stored,
+                "columns": [c.to_dict() for c in self.columns]}
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    """Drift of one model version's prediction log over windows."""
+
+    model: str
+    version: str
+    reference: str                      # the data set version compared with ("name@3")
+    found_by: str                       # "lineage" or "given"
+    window: dt.timedelta
+    share_threshold: float
+    windows: tuple[WindowDrift, ...]
+    missing_columns: tuple[str, ...] = ()   # in the log, not in the reference: not tested
+    notes: tuple[str, ...] = ()
+    run_id: str | None = None               # the monitoring run the results went to
+    methods: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "reference": self.reference,
+                "found_by": self.found_by, "window_seconds": int(self.window.total_seconds()),
+                "share_threshold": self.share_threshold, "run_id": self.run_id,
+                "missing_columns": list(self.missing_columns), "notes": list(self.notes),
+                "windows": [w.to_dict() for w in self.windows]}
+
+
+def parse_settings(items: Any, what: str) -> dict[str, str]:
+    """``{"col": "value"}`` from a mapping or from ``["col=value", ...]`` (``--method``)."""
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+    elif isinstance(items, (list, tuple)):
+        pairs = []
+        for item in items:
+            if not isinstance(item, str) or "=" not in item:
+                raise InvalidArgument(f"{what} {_shown(str(item))!r}: give COLUMN=VALUE, e.g. "
+                                      f"{'amount=psi' if what == '--method' else 'amount=0.2'}")
+            col, _, value = item.rpartition("=")
+            pairs.append((col.strip(), value.strip()))
+    else:
+        raise InvalidArgument(f"{what} must be a mapping of column to value, got {items!r}")
+    out: dict[str, str] = {}
+    for col, value in pairs:
+        if not isinstance(col, str) or not col:
+            raise InvalidArgument(f"{what}: a column name is missing before '='")
+        if col in out:
+            raise InvalidArgument(f"{what} names column {_shown(col)!r} twice")
+        out[col] = value
+    return out
+
+
+def check_share(value: Any) -> float:
+    if isinstance(value, bool):
+        raise InvalidArgument(f"share {value!r} must be a number between 0 and 1")
+    try:
+        s = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"share {value!r} must be a number between 0 and 1") from None
+    if not 0 < s <= 1:  # NaN fails too
+        raise InvalidArgument(f"share {value!r} must be more than 0 and at most 1")
+    return s
+
+
+def drift_report(client: Any, model: str, window: Any = "1h", *, since: Any = None,
+                 until: Any = None, reference: str | None = None,
+                 methods: Any = None, thresholds: Any = None, share: Any = DEFAULT_SHARE,
+                 store: bool = True, now: dt.datetime | None = None) -> DriftReport:
+    """Drift of the prediction log of the version ``model`` names (``models:/NAME@ALIAS``,
+    ``models:/NAME/VERSION``, ``NAME@ALIAS``) over windows of ``window`` (``"1h"``).
+
+    ``since``/``until``: ISO 8601 times, datetimes or epoch seconds (default: the last 24
+    windows up to now).  ``reference``: a data set version ``NAME@VERSION`` instead of the
+    one lineage finds.  ``methods``/``thresholds``: per column (``{"amount": "psi"}``, or
+    ``["amount=psi"]``).  ``share``: the share of drifted columns at which a window's data
+    set counts as drifted.  ``store``: write the windows that have ended, and were not
+    written before, to the version's run in experiment ``cairn-monitoring``.
+    """
+    from ..serving.predlog_read import when
+    from .reference import find_reference
+    from .windows import parse_window, read_log, spans_between
+
+    length = parse_window(window)
+    share_threshold = check_share(share)
+    method_of = parse_settings(methods, "--method")
+    for col, m in method_of.items():
+        D.check_method(m, column=col)
+    threshold_of = {col: D.check_threshold(v, method_of.get(col), col)
+                    for col, v in parse_settings(thresholds, "--threshold").items()}
+    start, end = when(since, "since"), when(until, "until")
+    spans = spans_between(start, end, length, now)
+    mv = _resolve(client, model)
+    log = read_log(client, mv.name, mv.version, start or spans[0][0], end or spans[-1][1])
+    if log.count == 0:
+        raise NotFound(f"no answered predictions of {mv.name} {mv.version} in the log between "
+                       f"{(start or spans[0][0]).isoformat()} and {(end or spans[-1][1]).isoformat()}"
+                       f"{'' if since else ' (the last 24 windows; give --since to look further back)'}",
+                       model=mv.name, version=mv.version)
+    unknown = sorted((set(method_of) | set(threshold_of)) - set(log.columns))
+    if unknown:
+        raise InvalidArgument(f"--method/--threshold name column(s) {', '.join(_shown(c) for c in unknown)}, "
+                              f"which the log does not have; it has {', '.join(sorted(log.columns))}",
+                              unknown=unknown)
+    ref = find_reference(client, mv, reference)
+    columns = dict(ref.columns)
+    notes = list(f"log column {c!r} holds JSON text (inputs of more than two dimensions): not "
+                 "compared" for c in log.skipped)
+    wanted_predictions = [c for c in log.columns if c.startswith("prediction") and c not in columns]
+    if wanted_predictions:
+        try:
+            from .reference import predicted
+
+            columns.update(predicted(client, mv, ref.columns))
+        except Exception as exc:  # noqa: BLE001 (the prediction is then reported missing)
+            notes.append(f"the prediction has no reference: {getattr(exc, 'message', exc)}")
+    missing = tuple(c for c in log.columns if c not in columns)
+    tested = [c for c in log.columns if c in columns]
+    if not tested:
+        raise InvalidArgument(f"reference data set {ref.dataset} has none of the logged columns "
+                              f"({', '.join(_shown(c) for c in sorted(log.columns))}); is it the right "
+                              "data set?", dataset=ref.dataset)
+    prepared: dict[str, D.Reference] = {}
+    for col in tested:
+        prepared[col] = D.prepare(columns[col])
+        chosen = method_of.get(col) or prepared[col].default_method()
+        D.check_method(chosen, prepared[col].kind, col)
+        if col in threshold_of:
+            D.check_threshold(threshold_of[col], chosen, col)
+    windows = []
+    for rows in log.split(spans):
+        if rows.count == 0:
+            windows.append(WindowDrift(rows.start, rows.end, 0, (), None, False))
+            continue
+        results = tuple(_column(prepared[c], c, rows.columns[c], method_of.get(c),
+                                threshold_of.get(c)) for c in tested)
+        judged = [r for r in results if r.drifted is not None]
+        frac = sum(bool(r.drifted) for r in judged) / len(judged) if judged else None
+        windows.append(WindowDrift(rows.start, rows.end, rows.count, results, frac,
+                                   frac is not None and frac >= share_threshold))
+    report = DriftReport(mv.name, mv.version, ref.dataset, ref.found_by, length, share_threshold,
+                         tuple(windows), missing, tuple(notes),
+                         methods={c: p.default_method() if c not in method_of else method_of[c]
+                                  for c, p in prepared.items()})
+    if store:
+        from .results import store_report
+
+        report = store_report(client, report, now=now)
+    return report
+
+
+def _resolve(client: Any, ref: Any) -> Any:
+    if not isinstance(ref, str) or not ref.strip():
+        raise InvalidArgument(f"model reference must be a string like models:/fraud@production, "
+                              f"got {ref!r}")
+    text = ref.strip().removeprefix("models:/")
+    return client.resolve_model(text)
+
+
+def _column(ref: D.Reference, name: str, values: Any, method: str | None,
+            threshold: float | None) -> D.ColumnDrift:
+    """One column of one window, from its pyarrow array."""
+    import pyarrow as pa
+
+    t = values.type
+    if ref.kind == D.NUMERICAL:
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+                or pa.types.is_null(t) or pa.types.is_decimal(t)):
+            try:
+                values = values.cast(pa.float64())
+            except (pa.ArrowException, ValueError):
+                return _no_verdict(ref, name, method, threshold, len(values),
+                                   "the log holds text where the reference has numbers")
+        x = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return D.compare(ref, x, column=name, method=method, threshold=threshold)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        import numpy as np
+        import pyarrow.compute as pc
+
+        if all(isinstance(c, str) for c in ref.categories):
+            k = len(ref.categories)
+            idx = pc.index_in(values, value_set=pa.array(list(ref.categories), pa.string()))
+            codes = np.asarray(idx.fill_null(k).to_numpy(zero_copy_only=False), np.int64)
+            codes[np.asarray(values.is_null().to_numpy(zero_copy_only=False), bool)] = -1
+            return D.compare(ref, codes, column=name, method=method, threshold=threshold,
+                             coded=True)
+    arr = values.to_numpy(zero_copy_only=False)
+    return D.compare(ref, arr, column=name, method=method, threshold=threshold)
+
+
+def _no_verdict(ref: D.Reference, name: str, method: str | None, threshold: float | None,
+                total: int, note: str) -> D.ColumnDrift:
+    m = method or ref.default_method()
+    return D.ColumnDrift(name, ref.kind, m, D.THRESHOLDS[m] if threshold is None else threshold,
+                         None, None, ref.count, 0, 1.0 if total else 0.0, note)
+
