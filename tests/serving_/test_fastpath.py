@@ -95,12 +95,45 @@ def test_no_fast_path_where_it_could_differ():
     assert accelerate(object()) is None
 
 
-def test_a_model_whose_predict_was_replaced_keeps_its_own():
-    """The check at load compares with the model's predict: an instance whose predict does
-    something else (here, a fixed answer) is served by that predict."""
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "_validate_X_predict"])
+def test_a_model_with_a_method_replaced_on_the_instance_keeps_its_own(method):
+    """A replacement that agrees on the generated rows (here: it differs only where a value
+    is missing) would pass any check; no fast path for such a model."""
     model = RandomForestClassifier(5, random_state=0).fit(X, Y_BIN)
-    model.predict = lambda rows: np.zeros(len(rows), dtype=int)
+    own = getattr(model, method)
+
+    def replaced(rows, *args, **kwargs):
+        out = own(rows, *args, **kwargs)
+        if method == "predict" and np.isnan(np.asarray(rows, dtype=float)).any():
+            out = np.full(len(rows), -1)
+        return out
+
+    setattr(model, method, replaced)
     assert accelerate(model) is None
+    Z = X[:3].copy()
+    Z[0, 0] = np.nan
+    if method == "predict":
+        assert model.predict(Z)[0] == -1
+
+
+def test_a_pruned_forest_whose_trees_are_an_array_is_served():
+    """estimators_ as a NumPy array (pruned by hand): the fast path or the model's own, never
+    an error that stops the version from loading."""
+    model = RandomForestClassifier(20, random_state=0).fit(FRAME, Y_BIN)
+    model.estimators_ = np.array(model.estimators_)[:10]
+    fast = accelerate(model)
+    assert fast is not None
+    assert np.array_equal(fast(FRAME[:50]), model.predict(FRAME[:50]))
+    model.estimators_ = np.array([], dtype=object)
+    assert accelerate(model) is None
+
+
+def test_a_refit_forest_is_not_left_behind():
+    """warm_start adds trees to the same list: the fast path reads the model on every call."""
+    model = RandomForestRegressor(10, random_state=0, warm_start=True).fit(FRAME, Y_REG)
+    fast = accelerate(model)
+    model.set_params(n_estimators=20).fit(FRAME, Y_REG)
+    assert np.array_equal(fast(FRAME[:20]), model.predict(FRAME[:20]))
 
 
 @pytest.mark.parametrize("fast_path", [True, False])

@@ -31,10 +31,10 @@ _CHECK_ROWS = 64  # generated rows the fast path must answer exactly as the mode
 def accelerate(model: Any, what: str = "the model") -> Predict | None:
     """A checked fast ``predict`` for ``model``, or None when it has none (not a stock
     scikit-learn forest, ``n_jobs`` set, or a check that failed)."""
-    fast = _forest_predict(model)
-    if fast is None:
-        return None
     try:
+        fast = _forest_predict(model)
+        if fast is None:
+            return None
         same = _agrees(model, fast)
     except Exception as exc:  # noqa: BLE001 (an internal we rely on moved: serve the model's own)
         log.info("no fast path for %s: its check failed (%s)", what, exc)
@@ -54,48 +54,54 @@ def _forest_predict(model: Any) -> Predict | None:
         from sklearn.ensemble import _forest
     except ImportError:
         return None
-    # Exact types only: a subclass may have its own predict.
+    # Exact types only: a subclass may have its own predict; and none of the methods we
+    # stand in for may be replaced on the instance (the check below could miss what a
+    # replacement does on inputs it does not try).
     kind = next((n for n in _FORESTS if type(model) is getattr(ensemble, n, None)), None)
     if kind is None or getattr(model, "n_jobs", None) not in (None, 1):
         return None
+    if {"predict", "predict_proba", "_validate_X_predict"} & set(getattr(model, "__dict__", ())):
+        return None
     accumulate = getattr(_forest, "_accumulate_prediction", None)
-    validate = getattr(model, "_validate_X_predict", None)
+    if not callable(accumulate) or not callable(getattr(model, "_validate_X_predict", None)):
+        return None
     trees = getattr(model, "estimators_", None)
-    if not callable(accumulate) or not callable(validate) or not trees:
+    if trees is None or len(trees) == 0:
         return None
     import numpy as np
 
-    n_trees = len(trees)
     lock = threading.Lock()  # what scikit-learn hands each tree; uncontended here
 
+    # The model's attributes are read on every call, as its own predict reads them, so a
+    # refit (warm_start adds trees) cannot leave this path behind.
     if kind.endswith("Regressor"):
-        n_outputs = model.n_outputs_
-
         def regress(X: Any) -> Any:
-            X = validate(X)
+            X = model._validate_X_predict(X)
+            n_outputs = model.n_outputs_
             shape = (X.shape[0], n_outputs) if n_outputs > 1 else (X.shape[0],)
             y_hat = np.zeros(shape, dtype=np.float64)
+            trees = model.estimators_
             for tree in trees:
                 accumulate(tree.predict, X, [y_hat], lock)
-            y_hat /= n_trees
+            y_hat /= len(trees)
             return y_hat
 
         return regress
 
-    classes, n_outputs = model.classes_, model.n_outputs_
-    widths = list(np.atleast_1d(model.n_classes_))
-
     def classify(X: Any) -> Any:
-        X = validate(X)
-        proba = [np.zeros((X.shape[0], j), dtype=np.float64) for j in widths]
+        X = model._validate_X_predict(X)
+        proba = [np.zeros((X.shape[0], j), dtype=np.float64)
+                 for j in np.atleast_1d(model.n_classes_)]
+        trees = model.estimators_
         for tree in trees:
             accumulate(tree.predict_proba, X, proba, lock)
         for p in proba:
-            p /= n_trees
-        if n_outputs == 1:
+            p /= len(trees)
+        classes = model.classes_
+        if model.n_outputs_ == 1:
             return classes.take(np.argmax(proba[0], axis=1), axis=0)
-        out = np.empty((X.shape[0], n_outputs), dtype=classes[0].dtype)
-        for k in range(n_outputs):
+        out = np.empty((X.shape[0], model.n_outputs_), dtype=classes[0].dtype)
+        for k in range(model.n_outputs_):
             out[:, k] = classes[k].take(np.argmax(proba[k], axis=1), axis=0)
         return out
 
