@@ -139,6 +139,46 @@ def test_a_full_queue_drops_and_counts_and_never_blocks():
     assert stats["written_rows"] >= 1 and stats["queued"] == 0
 
 
+def _wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_requests_the_writer_holds_still_count_as_queued_and_against_the_cap():
+    """The writer takes every queued request at once: until each is buffered it is still
+    queued in stats() and still counts against max_queued_rows."""
+    gate = threading.Event()
+    sink = Memory(gate=gate)
+    plog = PredictionLog(sink=sink, flush_rows=1, max_queued_rows=10)
+    X = pd.DataFrame({"x": [1.0]})
+    plog.scored(scored("r0", X, np.array([1])))
+    _wait_until(lambda: plog.stats()["queued"] == 1 and plog._in_hand == 1)
+    for i in range(1, 30):  # the writer is stuck uploading r0's segment
+        plog.scored(scored(f"r{i}", X, np.array([1])))
+    stats = plog.stats()
+    assert (stats["queued"], stats["dropped"]) == (10, 20)
+    gate.set()
+    plog.close()
+    stats = plog.stats()
+    assert (stats["written_rows"], stats["dropped"], stats["queued"]) == (10, 20, 0)
+
+
+def test_a_small_queue_keeps_up_with_a_steady_stream():
+    """The writer pauses between turns, but a queue half full cuts the pause short: a
+    queue of 40 loses nothing at about 1,000 requests a second."""
+    sink = Memory()
+    plog = PredictionLog(sink=sink, max_queue=40, flush_rows=10_000)
+    X = pd.DataFrame({"x": [1.0]})
+    for i in range(600):
+        plog.scored(scored(f"r{i}", X, np.array([1])))
+        time.sleep(0.001)
+    plog.close()
+    stats = plog.stats()
+    assert (stats["written_rows"], stats["dropped"]) == (600, 0)
+
+
 def test_close_is_bounded_by_its_timeout_and_counts_after_close_as_dropped():
     gate = threading.Event()
     plog = PredictionLog(sink=Memory(gate=gate), flush_rows=1)

@@ -185,6 +185,8 @@ class PredictionLog:
         self._buffers: dict[tuple[str, str, Any], _Buffer] = {}
         self._failed: list[_Segment] = []
         self._closing = threading.Event()
+        self._hurry = threading.Event()  # the queue is half full, or close(): no pause
+        self._in_hand = 0  # requests the writer has taken off the queue, not yet buffered
         self._closed = False
         self._thread: threading.Thread | None = None
         self._tmp: Path | None = None
@@ -211,6 +213,9 @@ class PredictionLog:
             with self._lock:
                 self._queued_rows -= rows
                 self._counts["dropped"] += 1
+            return
+        if self._queue.qsize() * 2 >= self._queue.maxsize:
+            self._hurry.set()
 
     def stats(self) -> dict[str, int]:
         """``queued`` (requests waiting for the writer), ``buffered_rows`` (rows not yet in a
@@ -220,13 +225,15 @@ class PredictionLog:
         with self._lock:
             counts = dict(self._counts)
             buffered = sum(b.rows for b in list(self._buffers.values()))
-        return {"queued": self._queue.qsize(), "buffered_rows": buffered, **counts}
+            in_hand = self._in_hand
+        return {"queued": self._queue.qsize() + in_hand, "buffered_rows": buffered, **counts}
 
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued and buffered, then stop (waits at most ``timeout``
         seconds, by default ``close_timeout``; what is left then is logged as lost)."""
         self._closed = True
         self._closing.set()
+        self._hurry.set()
         thread = self._thread
         if thread is not None:
             thread.join(self.close_timeout if timeout is None else timeout)
@@ -255,14 +262,14 @@ class PredictionLog:
         self._tmp = Path(tempfile.mkdtemp(prefix="cairn-predlog-"))
         while True:
             closing = self._closing.is_set()
-            events = self._drain()
-            if not events:
+            try:
+                first = self._queue.get(timeout=0 if closing else self._wait())
+            except queue.Empty:
                 if closing:
                     break
-                # Sleep rather than wait on the queue: woken by every request, this thread
-                # would take Python's GIL from the threads answering requests a hundred
-                # times a second; draining every _DRAIN seconds costs them far less.
-                self._closing.wait(min(self._wait(), _DRAIN))
+                events = []
+            else:
+                events = self._take(first)
             for event in events:
                 try:
                     self._add(event)
@@ -270,22 +277,32 @@ class PredictionLog:
                     log.exception("prediction log: request %s could not be converted",
                                   event.request_id)
                     self._count("dropped")
+                finally:
+                    with self._lock:
+                        self._queued_rows -= max(event.rows, 1)
+                        self._in_hand -= 1
             self._flush(force=False)
             self._retry(force=False)
+            if events and not closing:
+                # Let requests gather before the next turn: woken by every request, this
+                # thread would take Python's GIL from the threads answering them a hundred
+                # times a second.  A queue half full (or close()) cuts the pause short.
+                self._hurry.wait(_DRAIN)
+                self._hurry.clear()
         self._flush(force=True)
         self._retry(force=True)
 
-    def _drain(self) -> list[Scored]:
-        """Every queued request, without waiting."""
-        events: list[Scored] = []
+    def _take(self, first: Scored) -> list[Scored]:
+        """``first`` and every request queued behind it, without waiting; they count as
+        queued until each is buffered."""
+        events = [first]
         try:
             while True:
                 events.append(self._queue.get_nowait())
         except queue.Empty:
             pass
-        if events:
-            with self._lock:
-                self._queued_rows -= sum(max(e.rows, 1) for e in events)
+        with self._lock:
+            self._in_hand += len(events)
         return events
 
     def _wait(self) -> float:
