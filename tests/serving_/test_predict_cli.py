@@ -185,7 +185,8 @@ def test_json_summary_and_formats_given_by_option(tracking, frame, fraud, tmp_pa
     assert out.exit_code == 0, out.output
     summary = json.loads(out.stdout)
     assert set(summary) == {"model", "version", "rows", "batches", "seconds", "input", "output",
-                            "columns"}
+                            "columns", "fast_path"}
+    assert summary["fast_path"] is False  # a logistic regression: its own predict
     assert summary["model"] == "fraud" and summary["version"] == "1.0.0"
     assert (summary["rows"], summary["batches"], summary["columns"]) == (60, 1, ["prediction"])
     assert summary["output"] == str(tmp_path / "out.bin") and summary["seconds"] >= 0
@@ -217,3 +218,17 @@ def test_how_predictions_become_columns():
         prediction_columns(np.zeros((2, 2, 2)), 2, "b")
     with pytest.raises(CairnError, match=r"prediction for b has shape \[3\]; a batch of 2"):
         prediction_columns([1, 2, 3], 2, "b")
+
+
+@pytest.mark.parametrize("flag, fast", [((), True), (("--no-fast-path",), False)])
+def test_a_forest_is_scored_the_same_with_and_without_the_fast_path(tracking, frame, tmp_path,
+                                                                    flag, fast):
+    forest = fit(frame, "forest")
+    cairn.Client(str(tracking)).register_model("trees", forest, input_example=frame[0][:5])
+    rows(frame).to_parquet(tmp_path / "in.parquet")
+    out = predict(tracking, "models:/trees/1.0.0", tmp_path / "in.parquet", "-o",
+                  tmp_path / "out.parquet", "--batch-rows", 7, "--json", *flag)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["fast_path"] is fast
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    assert got["prediction"].tolist() == forest.predict(frame[0]).tolist()

@@ -38,6 +38,8 @@ def _require_pandas() -> None:
               help="Write the input's columns beside the predictions.")
 @click.option("--allow-nan", is_flag=True,
               help="Pass null/NaN in float inputs to the model instead of refusing them.")
+@click.option("--no-fast-path", is_flag=True,
+              help="Call the model's own predict (as cairn serve --no-fast-path).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: on a terminal, never with --json).")
 @json_option
@@ -45,7 +47,8 @@ def _require_pandas() -> None:
 @handle_errors
 def predict(obj, ref: str, source: Path, output: Path, batch_rows: int,
             input_format: str | None, output_format: str | None, keep_input: bool,
-            allow_nan: bool, progress: bool | None, as_json: bool) -> None:
+            allow_nan: bool, no_fast_path: bool, progress: bool | None,
+            as_json: bool) -> None:
     """Score every row of INPUT with a registered model and write OUTPUT.
 
     REF is models:/NAME@ALIAS or models:/NAME/VERSION.  INPUT and OUTPUT are Parquet, CSV
@@ -76,7 +79,7 @@ def predict(obj, ref: str, source: Path, output: Path, batch_rows: int,
         summary: dict[str, Any] = predict_file(
             reg, ref, source, output, batch_rows=batch_rows, input_format=input_format,
             output_format=output_format, allow_nan=allow_nan, keep_input=keep_input,
-            progress=start)
+            progress=start, fast_path=not no_fast_path)
     if as_json:
         emit_json(summary)
     else:

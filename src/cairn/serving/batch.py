@@ -43,13 +43,14 @@ def predict_file(reg: Any, ref: str, source: str | os.PathLike[str],
                  output: str | os.PathLike[str], *, batch_rows: int = 10_000,
                  input_format: str | None = None, output_format: str | None = None,
                  allow_nan: bool = False, keep_input: bool = True,
-                 progress: Progress | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None, fast_path: bool = True) -> dict[str, Any]:
     """Score every row of ``source`` with ``ref`` (``models:/NAME@ALIAS`` or
     ``models:/NAME/VERSION``) and write ``output``: the input's columns (unless
     ``keep_input`` is False) and the predictions, as ``prediction`` (one value a row),
     ``prediction.<column>`` (a data frame) or ``prediction.0`` ... (a 2-D array).
 
     Formats (``parquet``, ``csv``, ``jsonl``) come from the file extensions unless given.
+    ``fast_path`` False calls the model's own ``predict`` (see :mod:`.fastpath`).
     Returns a summary: ``model``, ``version``, ``rows``, ``batches``, ``seconds``,
     ``input``, ``output`` and the prediction ``columns``.
 
@@ -75,7 +76,8 @@ def predict_file(reg: Any, ref: str, source: str | os.PathLike[str],
         mv = reg.resolve(text)
     except NotFound as exc:
         raise NotFound(f"nothing to score with: {exc.message}", **exc.details) from None
-    served = load_version(reg, mv, warm=False)  # a warm-up only matters to a server's latency
+    # A warm-up only matters to a server's latency.
+    served = load_version(reg, mv, warm=False, fast=fast_path)
 
     tmp = _temp_beside(output)
     rows = batches = 0
@@ -109,7 +111,7 @@ def predict_file(reg: Any, ref: str, source: str | os.PathLike[str],
         raise
     return {"model": mv.name, "version": mv.version, "rows": rows, "batches": batches,
             "seconds": round(time.monotonic() - started, 3), "input": str(source),
-            "output": str(output), "columns": columns}
+            "output": str(output), "columns": columns, "fast_path": served.fast_path}
 
 
 def _temp_beside(output: Path) -> Path:
