@@ -229,10 +229,14 @@ def ks(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, float]:
 
 def wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
     """The Wasserstein-1 distance between the two samples (``scipy.stats.wasserstein_distance``)."""
+    n, m = ref_sorted.size, cur_sorted.size
     merged, from_ref = _merge(ref_sorted, cur_sorted)
-    fr = np.cumsum(from_ref[:-1]) / ref_sorted.size
-    fc = np.cumsum(~from_ref[:-1]) / cur_sorted.size
-    return float(np.dot(np.abs(fr - fc), np.diff(merged)))
+    # Between merged[i] and merged[i + 1] the reference's CDF is refs/n and the current's
+    # (i + 1 - refs)/m, where refs counts the reference values among merged[:i + 1].
+    refs = np.cumsum(from_ref[:-1], dtype=np.float64)
+    seen = np.arange(1, merged.size, dtype=np.float64)
+    gap = refs * (1.0 / n + 1.0 / m) - seen / m
+    return float(np.dot(np.abs(gap), np.diff(merged)))
 
 
 def _merge(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +246,7 @@ def _merge(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from_a = np.zeros(a.size + b.size, bool)
     from_a[where] = True
     merged = np.empty(a.size + b.size, np.float64)
-    merged[from_a] = a
+    merged[where] = a
     merged[~from_a] = b
     return merged, from_a
 
@@ -337,7 +341,7 @@ def compare(ref: Reference, current: Any, *, column: str = "", method: str | Non
     total = int(arr.size)
 
     def verdict(score: float | None, cur_n: int, missing_n: int, note: str = "") -> ColumnDrift:
-        drifted = None if score is None else (
+        drifted = None if score is None else bool(
             score < threshold if method in P_VALUES else score >= threshold)
         return ColumnDrift(column, ref.kind, method, threshold, score, drifted, ref.count,
                            cur_n, missing_n / total if total else 0.0, note)
@@ -345,7 +349,8 @@ def compare(ref: Reference, current: Any, *, column: str = "", method: str | Non
     if ref.kind == NUMERICAL:
         x = numbers(arr, f"column {column!r}" if column else "the current sample")
         finite = np.isfinite(x)
-        cur = np.sort(x[finite])
+        cur = x[finite]  # a copy, sorted in place
+        cur.sort()
         missing_n = total - cur.size
         if ref.count == 0 or cur.size == 0:
             return verdict(None, int(cur.size), missing_n,
@@ -368,12 +373,14 @@ def compare(ref: Reference, current: Any, *, column: str = "", method: str | Non
     if ref.count == 0 or cur_n == 0:
         return verdict(None, cur_n, missing_n,
                        "no values in the reference" if ref.count == 0 else "no values")
-    ref_counts = np.append(ref.values, 0)
+    # A bin for categories the reference never had, only when the window has some.
+    ref_counts, cur_counts = (np.append(ref.values, 0), counts) if counts[k] else \
+        (ref.values, counts[:k])
     if method == "chisquare":
-        score = chisquare(ref_counts, counts)
+        score = chisquare(ref_counts, cur_counts)
     elif method == "jensenshannon":
-        score = jensenshannon(ref_counts, counts)
+        score = jensenshannon(ref_counts, cur_counts)
     else:
-        score = psi(ref_counts, counts) if counts[k] else psi(ref.values, counts[:k])
+        score = psi(ref_counts, cur_counts)
     return verdict(float(score), cur_n, missing_n)
 
