@@ -204,6 +204,10 @@ def _register() -> None:
 
     cli.add_command(reports.reports)
 
+    from . import monitor
+
+    cli.add_command(monitor.monitor)
+
 
 def _commands(group: click.Group, path: str = "") -> Any:
     for name, cmd in group.commands.items():
