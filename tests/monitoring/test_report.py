@@ -163,3 +163,48 @@ def test_in_memory_reference_with_array_columns(tracking, tmp_path):
     assert r.reference == v.ref
     assert [c.column for c in r.windows[0].columns] == ["0", "1", "prediction"]
     assert [w.drifted for w in r.windows] == [False, True]
+
+
+def test_a_column_logged_as_text_counts_its_numbers(tracking, tmp_path):
+    """One request sent amount as a string with a lone surrogate: the log keeps that segment's
+    amount as text; drift still reads the numbers and counts the rest as missing."""
+    from cairn.serving.events import PRIMARY, Scored
+    from cairn.serving.predlog import PredictionLog
+
+    from .conftest import train, transactions
+
+    client = cairn.Client(str(tracking))
+    _, model, _ = train(client, tmp=tmp_path)
+    frame = transactions(400, seed=5)
+    plog = PredictionLog(client, flush_rows=100_000, flush_seconds=3600)
+    for i in range(0, 400, 50):
+        part = frame.iloc[i:i + 50].reset_index(drop=True)
+        predicted = model.predict(part)
+        if i == 0:
+            part = part.astype({"amount": object})
+            part.loc[0, "amount"] = "12\ud800"
+        plog.scored(Scored(f"r{i}", "fraud", "1.0.0", PRIMARY, "/invocations", 200, None,
+                           T0.timestamp() + i, 0.004, len(part), part, predicted))
+    plog.close()
+    from cairn.serving.predlog_read import read
+
+    assert str(read(client, "fraud").schema.field("input.amount").type) == "string"
+    r = drift_report(client, "models:/fraud@production", "1h", since=T0, until=AFTER,
+                     store=False, now=AFTER)
+    amount = r.windows[0].column("amount")
+    assert amount.current_rows == 399 and amount.missing == pytest.approx(1 / 400)
+    assert amount.note == "1 value(s) in the log were not numbers (counted as missing)"
+    assert amount.drifted is False
+
+
+def test_numbers_with_few_values_are_categories_in_the_log_too(tracking, tmp_path):
+    """A numeric feature with 3 distinct values (0.5, 1.5, 2.5) is categorical; integers in
+    the log that the reference never had are a new category."""
+    from cairn.monitoring import drift as D
+
+    ref = D.prepare(np.array([0.5, 1.5, 2.5] * 500))
+    assert ref.kind == "categorical" and ref.categories == (0.5, 1.5, 2.5)
+    same = D.compare(ref, np.array([0.5, 1.5, 2.5] * 100))
+    assert same.score == 0.0 and not same.drifted
+    moved = D.compare(ref, np.array([0, 1, 2] * 100))   # ints: none of them is a category
+    assert moved.drifted and moved.current_rows == 300

@@ -175,7 +175,12 @@ def encode(ref: Reference, values: Any) -> np.ndarray:
     if k:
         keep = ~miss
         vals = _keys(arr[keep])
-        cats = np.asarray(ref.categories, dtype=vals.dtype if vals.dtype != object else object)
+        if vals.dtype.kind in "iufb" and all(isinstance(c, (int, float, bool, np.number))
+                                             for c in ref.categories):
+            vals = vals.astype(np.float64)  # 1 and 1.0 are one category; 0.5 stays 0.5
+            cats = np.asarray(ref.categories, np.float64)
+        else:
+            cats = np.asarray(ref.categories, dtype=vals.dtype if vals.dtype != object else object)
         try:
             pos = np.searchsorted(cats, vals)
             pos = np.clip(pos, 0, k - 1)

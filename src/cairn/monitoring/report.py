@@ -13,6 +13,7 @@ reference, per column and as a data set; stored as metrics of its monitoring run
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,8 @@ from . import drift as D
 from .windows import _shown
 
 DEFAULT_SHARE = 0.5
+# A number as text (what a numeric column holds after falling back to text in a segment).
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,15 +223,24 @@ def _column(ref: D.Reference, name: str, values: Any, method: str | None,
 
     t = values.type
     if ref.kind == D.NUMERICAL:
-        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-                or pa.types.is_null(t) or pa.types.is_decimal(t)):
-            try:
-                values = values.cast(pa.float64())
-            except (pa.ArrowException, ValueError):
-                return _no_verdict(ref, name, method, threshold, len(values),
-                                   "the log holds text where the reference has numbers")
+        note = ""
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            # A segment whose column fell back to text (a value Parquet could not type):
+            # the numbers in it count, anything else is missing (and said so).
+            import pyarrow.compute as pc
+
+            number = pc.match_substring_regex(values, _NUMBER)
+            bad = pc.sum(pc.invert(number.fill_null(True))).as_py() or 0
+            values = pc.if_else(number, values, pa.scalar(None, values.type)).cast(pa.float64())
+            if bad:
+                note = f"{bad} value(s) in the log were not numbers (counted as missing)"
+        elif not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+                  or pa.types.is_null(t) or pa.types.is_decimal(t)):
+            return _no_verdict(ref, name, method, threshold, len(values),
+                               f"the log holds {t} where the reference has numbers")
         x = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        return D.compare(ref, x, column=name, method=method, threshold=threshold)
+        result = D.compare(ref, x, column=name, method=method, threshold=threshold)
+        return dataclasses.replace(result, note=note) if note and not result.note else result
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         import numpy as np
         import pyarrow.compute as pc
