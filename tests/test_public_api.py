@@ -63,7 +63,8 @@ LAYERS: dict[str, set[str]] = {
     "importers": DOMAIN,
     "server": DOMAIN,  # a server has no fluent API, no autolog, no CLI
     "serving": DOMAIN,  # model serving: only `cairn serve` imports it
-    "cli": APPS | {"server", "serving"},
+    "monitoring": DOMAIN | {"serving"},  # drift reads the prediction log; `cairn monitor`
+    "cli": APPS | {"server", "serving", "monitoring"},
     "testing": EVERYTHING,  # the pytest plugin: fixtures over every layer
     "cairn": EVERYTHING,
 }
