@@ -173,3 +173,28 @@ def test_p_value_thresholds_stay_below_one():
 def test_a_column_must_be_one_dimensional():
     with pytest.raises(InvalidArgument, match="1-D"):
         D.prepare(np.zeros((3, 2)))
+
+
+def test_mixed_kinds_compare_as_text():
+    r = D.prepare(np.array([1, "1", "a", 2.5] * 300, object))
+    assert r.kind == "categorical" and r.categories == ("1", "2.5", "a")
+    res = D.compare(r, np.array(["a", 1, 2.5, "zz"] * 10, object))
+    codes = D.encode(r, np.array(["a", 1, 2.5, "zz", None], object))
+    assert codes.tolist() == [2, 0, 1, 3, -1]
+    assert res.current_rows == 40 and res.drifted
+
+
+def test_nullable_pandas_columns_are_numbers():
+    import pandas as pd
+
+    from cairn.monitoring.reference import _frame_columns
+
+    cols = _frame_columns(pd.DataFrame({"n": pd.array([1, None, 3] * 10, dtype="Int64"),
+                                        "b": [True, False, True] * 10,
+                                        "s": pd.array(["x", None, "y"] * 10, dtype="string")}),
+                          "t@1")
+    assert cols["n"].dtype == np.float64 and np.isnan(cols["n"][1])
+    assert cols["b"].dtype == bool
+    assert cols["s"].dtype == object and cols["s"][1] is None
+    assert D.prepare(cols["n"]).kind == "categorical"   # 2 distinct values
+    assert D.prepare(cols["s"]).categories == ("x", "y")

@@ -142,26 +142,27 @@ def numbers(arr: np.ndarray, what: str) -> np.ndarray:
 
 
 def missing_mask(arr: np.ndarray) -> np.ndarray:
-    """True where a value is missing: None, NaN or +-inf."""
+    """True where a value is missing: None, NaN or +-inf (whole-array comparisons, also for
+    arrays of objects)."""
     if arr.dtype.kind == "f":
         return ~np.isfinite(arr)
-    if arr.dtype.kind in "iub":
+    if arr.dtype.kind != "O":
         return np.zeros(arr.shape, bool)
-    if arr.dtype.kind in "US":
-        return np.zeros(arr.shape, bool)
-    out = np.fromiter((v is None or (isinstance(v, float) and not math.isfinite(v))
-                       for v in arr.tolist()), bool, arr.size)
-    return out
+    with np.errstate(invalid="ignore"):
+        return np.asarray((arr == None) | (arr != arr) | (arr == np.inf)  # noqa: E711
+                          | (arr == -np.inf), bool)
 
 
 def _keys(arr: np.ndarray) -> np.ndarray:
-    """Values that sort together: objects as text unless they are all of one kind."""
+    """Values that sort together: objects of kinds that do not compare (text and numbers in
+    one column) as their text."""
     if arr.dtype != object:
         return arr
-    kinds = {type(v) for v in arr.tolist()}
-    if len(kinds) <= 1:
-        return arr
-    return np.array([repr(v) if not isinstance(v, str) else v for v in arr.tolist()], object)
+    try:
+        np.unique(arr)
+    except TypeError:
+        return arr.astype(str).astype(object)
+    return arr
 
 
 def encode(ref: Reference, values: Any) -> np.ndarray:
@@ -174,7 +175,7 @@ def encode(ref: Reference, values: Any) -> np.ndarray:
     codes[miss] = -1
     if k:
         keep = ~miss
-        vals = _keys(arr[keep])
+        vals = arr[keep]
         if vals.dtype.kind in "iufb" and all(isinstance(c, (int, float, bool, np.number))
                                              for c in ref.categories):
             vals = vals.astype(np.float64)  # 1 and 1.0 are one category; 0.5 stays 0.5
@@ -182,15 +183,16 @@ def encode(ref: Reference, values: Any) -> np.ndarray:
         else:
             cats = np.asarray(ref.categories, dtype=vals.dtype if vals.dtype != object else object)
         try:
-            pos = np.searchsorted(cats, vals)
-            pos = np.clip(pos, 0, k - 1)
+            pos = np.clip(np.searchsorted(cats, vals), 0, k - 1)
             hit = cats[pos] == vals
-        except TypeError:  # categories and values that do not compare (text against numbers)
-            lookup = {c: i for i, c in enumerate(ref.categories)}
-            pos = np.array([lookup.get(v, k) for v in vals.tolist()], np.int64)
-            hit = pos < k
-        sub = np.where(hit, pos, k)
-        codes[keep] = sub
+        except TypeError:  # kinds that do not compare (text against numbers): as text
+            vals = vals.astype(str).astype(object)
+            cats = np.asarray([str(c) for c in ref.categories], object)
+            order = np.argsort(cats)
+            pos = np.clip(np.searchsorted(cats[order], vals), 0, k - 1)
+            hit = cats[order][pos] == vals
+            pos = order[pos]
+        codes[keep] = np.where(np.asarray(hit, bool), pos, k)
     return codes
 
 

@@ -157,18 +157,16 @@ def _frame_columns(data: Any, ref: str) -> dict[str, Any]:
 
 
 def _series(s: Any) -> Any:
+    """A pandas column as a numpy array: numbers (nullable ones too) as float64 with NaN,
+    anything else as objects with None for missing."""
     import numpy as np
 
-    if s.dtype.kind in "iufb":
-        return s.to_numpy()
-    if str(s.dtype) == "category":
-        s = s.astype(object)
-    values = s.to_numpy(dtype=object, na_value=None) if hasattr(s, "to_numpy") else s
-    out = np.asarray(values, object)
-    if out.size and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                        for v in out.tolist() if v is not None):
-        return np.array([np.nan if v is None else v for v in out.tolist()], np.float64)
-    return out
+    kind = getattr(s.dtype, "kind", "O")
+    if kind in "iuf":
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    if kind == "b" and not s.hasnans:
+        return s.to_numpy(dtype=bool)
+    return np.asarray(s.astype(object).to_numpy(dtype=object, na_value=None), object)
 
 
 def predicted(client: Any, mv: Any, columns: dict[str, Any]) -> dict[str, Any]:
