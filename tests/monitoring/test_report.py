@@ -4,6 +4,7 @@ the verdicts are right, and the results land in the monitoring run as metrics.""
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import cairn
@@ -208,3 +209,27 @@ def test_numbers_with_few_values_are_categories_in_the_log_too(tracking, tmp_pat
     assert same.score == 0.0 and not same.drifted
     moved = D.compare(ref, np.array([0, 1, 2] * 100))   # ints: none of them is a category
     assert moved.drifted and moved.current_rows == 300
+
+
+def test_a_column_whose_metric_key_the_store_refuses_is_reported_not_stored(tracking, tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    from .conftest import write_log
+
+    client = cairn.Client(str(tracking))
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"ok": rng.normal(size=1500),
+                          "x" * 300: rng.normal(size=1500)})
+    frame.to_parquet(tmp_path / "t.parquet")
+    v = cairn.data.Datasets(client).add(tmp_path / "t.parquet", "wide")
+    run = client.create_run(client.get_or_create_experiment("t").id)
+    client.log_input(run.id, v.ref, role="train")
+    model = LinearRegression().fit(frame, frame["ok"])
+    client.register_model("wide", model, run_id=run.id, input_example=frame[:3])
+    client.transition_model_version_stage("wide", "1.0.0", "production")
+    write_log(client, model, [frame[:200]], name="wide")
+    r = drift_report(client, "models:/wide@production", "1h", since=T0, until=AFTER, now=AFTER)
+    assert [c.column for c in r.windows[0].columns] == ["ok", "x" * 300, "prediction"]
+    assert r.windows[0].stored
+    keys = set(client.get_run(r.run_id).metrics)
+    assert "drift.ok" in keys and not any(k.startswith("drift.xxx") for k in keys)

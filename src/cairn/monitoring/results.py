@@ -55,6 +55,19 @@ def monitoring_run(client: Any, model: str, version: str) -> str:
     return str(run_id)
 
 
+def _storable(key: str) -> bool:
+    """Whether a column's metric key is one the store takes (a feature named with leading
+    spaces or a path escape, or too long, is reported but not stored)."""
+    from ..errors import InvalidArgument
+    from ..store.validation import check_key
+
+    try:
+        check_key(key, "metric")
+    except InvalidArgument:
+        return False
+    return True
+
+
 def store_report(client: Any, report: Any, now: dt.datetime | None = None) -> Any:
     """Write ``report``'s ended, not yet written windows; the report with ``run_id`` and each
     window's ``stored`` set."""
@@ -81,6 +94,7 @@ def store_report(client: Any, report: Any, now: dt.datetime | None = None) -> An
                 points.append((f"drift.{c.column}", float(c.score), step, ts))
                 points.append((f"drift.{c.column}.drifted", float(bool(c.drifted)), step, ts))
         written.add(ts)
+    points = [p for p in points if _storable(p[0])]
     if points:
         client.log_batch(run_id, points, tags={REFERENCE_TAG: report.reference})
     windows = tuple(dataclasses.replace(w, stored=True)
