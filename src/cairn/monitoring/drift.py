@@ -19,7 +19,8 @@ left empty gets no verdict (``drifted`` None) rather than a made-up one.
 
 A reference is prepared once (:func:`prepare`: sorted values, standard deviation, bins, or
 category counts) and compared with many windows; every step is a whole-array NumPy
-operation, so a million current values take milliseconds per column.  Categorical current
+operation (a sort, a merge of two sorted arrays, a cumulative sum, a bincount), so a million
+current values take tens of milliseconds per column.  Categorical current
 values come in as integer codes against the reference's categories (:func:`encode`):
 ``0..K-1`` a reference category, ``K`` a category the reference never had, ``-1`` missing.
 """

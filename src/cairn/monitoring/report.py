@@ -131,7 +131,7 @@ def drift_report(client: Any, model: str, window: Any = "1h", *, since: Any = No
     """
     from ..serving.predlog_read import when
     from .reference import find_reference
-    from .windows import parse_window, read_log, spans_between
+    from .windows import DEFAULT_WINDOWS, parse_window, read_log, spans_between
 
     length = parse_window(window)
     share_threshold = check_share(share)
@@ -145,9 +145,11 @@ def drift_report(client: Any, model: str, window: Any = "1h", *, since: Any = No
     mv = _resolve(client, model)
     log = read_log(client, mv.name, mv.version, start or spans[0][0], end or spans[-1][1])
     if log.count == 0:
+        hint = "" if since is not None else \
+            f" (the last {DEFAULT_WINDOWS} windows; give --since to look further back)"
         raise NotFound(f"no answered predictions of {mv.name} {mv.version} in the log between "
-                       f"{(start or spans[0][0]).isoformat()} and {(end or spans[-1][1]).isoformat()}"
-                       f"{'' if since else ' (the last 24 windows; give --since to look further back)'}",
+                       f"{(start or spans[0][0]).isoformat()} and "
+                       f"{(end or spans[-1][1]).isoformat()}{hint}",
                        model=mv.name, version=mv.version)
     unknown = sorted((set(method_of) | set(threshold_of)) - set(log.columns))
     if unknown:
