@@ -408,7 +408,7 @@ class SqlIndex:
                  lock: int) -> bool:
         """Check and apply a new batch on PostgreSQL, and commit, in two round trips (see
         :mod:`.pg_batch`); False for a replay or retry (nothing written)."""
-        from .pg_batch import array_statement
+        from .pg_batch import array_statement, merge_run_row
 
         rid, c = batch.run_id, batch.create
         dbapi = _dbapi(conn)
@@ -459,9 +459,11 @@ class SqlIndex:
         with dbapi.pipeline():
             cur = dbapi.cursor()
             try:
-                for name, params in later:
+                for name, params in merge_run_row(later):
                     arrays = array_statement(name, params)
-                    if arrays is not None:
+                    if name == "sql":  # a statement of its own (pg_batch.merge_run_row)
+                        cur.execute(*params)
+                    elif arrays is not None:
                         cur.execute(*arrays)
                     elif isinstance(params, list):
                         cur.executemany(_PG_STATEMENTS[name], params)

@@ -62,6 +62,52 @@ _ARRAY_STATEMENTS: dict[str, tuple[str, Any]] = {
 }
 
 
+# A write's statements on the run's own row, as one statement (see merge_run_row): the
+# document and the heartbeat a batch sets, and for a run the batch creates, its insert too.
+# The CASE expressions are index._STATEMENTS["touch_run"]'s.
+_TOUCH = ("heartbeat = CASE WHEN COALESCE({t}heartbeat, 0) > %s THEN {t}heartbeat ELSE %s END, "
+          "status = CASE WHEN {t}end_time IS NULL THEN 'RUNNING' ELSE {t}status END")
+_INSERT_RUN_DOC = (
+    'INSERT INTO runs (id, experiment_id, name, status, start_time, end_time, parent_id, "user", '
+    "lifecycle, heartbeat, env, doc, summaries) VALUES (%s, %s, %s, 'RUNNING', %s, NULL, %s, %s, "
+    "'active', %s, '{}', %s, %s) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, "
+    "summaries = excluded.summaries, " + _TOUCH.format(t="runs."))
+_SET_DOC_TOUCH = "UPDATE runs SET doc = %s, summaries = %s, " + _TOUCH.format(t="") + " WHERE id = %s"
+
+
+def merge_run_row(later: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``later`` with a batch's ``set_doc`` and ``touch_run`` (and ``insert_run``, when the
+    batch creates the run) as one statement on the run's row, in the place of the first.
+
+    Each of them wrote a new version of the same row (the document is most of it): a
+    created run was inserted, then updated twice in its own transaction.  The statements
+    between them write other tables or other columns of the row, so the result is the
+    same.  The merged insert keeps the separate statements' effect on a row that exists
+    after all (``ON CONFLICT``: the document and the heartbeat are set on it).
+    Returns the (name, params) list, with the merged statement as (SQL, params).
+    """
+    names = [name for name, _ in later]
+    if "set_doc" not in names or "touch_run" not in names:
+        return later
+    doc_text, summaries, rid = later[names.index("set_doc")][1]
+    t, _, touch_rid = later[names.index("touch_run")][1]
+    if touch_rid != rid:
+        return later
+    out = [x for x in later if x[0] not in ("set_doc", "touch_run")]
+    if "insert_run" in names:
+        at = names.index("insert_run")
+        row = later[at][1]
+        if row[0] != rid:
+            return later
+        hb = row[6]
+        heartbeat = hb if (0 if hb is None else hb) > t else t  # touch_run's rule
+        merged = ("sql", (_INSERT_RUN_DOC, (*row[:6], heartbeat, doc_text, summaries, t, t)))
+        return [merged if x[0] == "insert_run" else x for x in out]
+    at = min(names.index("set_doc"), names.index("touch_run"))
+    out.insert(at, ("sql", (_SET_DOC_TOUCH, (doc_text, summaries, t, t, rid))))
+    return out
+
+
 def _col(rows: list[tuple], i: int, floats: bool = False) -> list[Any]:
     """Column ``i`` of ``rows``; ``floats``: as floats, since an array has one type
     throughout and a metric value may come as an int."""
