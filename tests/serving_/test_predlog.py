@@ -147,22 +147,38 @@ def _wait_until(predicate, timeout=10.0):
 
 
 def test_requests_the_writer_holds_still_count_as_queued_and_against_the_cap():
-    """The writer takes every queued request at once: until each is buffered it is still
+    """The writer takes every queued request at once: until each is converted it is still
     queued in stats() and still counts against max_queued_rows."""
-    gate = threading.Event()
-    sink = Memory(gate=gate)
+    first, second = threading.Event(), threading.Event()
+    uploads = []
+
+    class TwoGates(Memory):  # the first two uploads wait for their gates
+        def upload(self, *args):
+            uploads.append(args)
+            gate = {1: first, 2: second}.get(len(uploads))
+            if gate is not None:
+                gate.wait()
+            super().upload(*args)
+
+    sink = TwoGates()
     plog = PredictionLog(sink=sink, flush_rows=1, max_queued_rows=10)
     X = pd.DataFrame({"x": [1.0]})
     plog.scored(scored("r0", X, np.array([1])))
-    _wait_until(lambda: plog.stats()["queued"] == 1 and plog._in_hand == 1)
-    for i in range(1, 30):  # the writer is stuck uploading r0's segment
+    _wait_until(lambda: len(uploads) == 1)           # r0's segment is stuck uploading
+    for i in range(1, 6):                            # five wait in the queue
+        plog.scored(scored(f"r{i}", X, np.array([1])))
+    first.set()
+    _wait_until(lambda: len(uploads) == 2)           # the writer took r1..r5 at once, and
+    assert plog._in_hand == 4                        # is stuck on r1's: r2..r5 in its hands
+    assert plog.stats()["queued"] == 4
+    for i in range(6, 20):                           # 4 held + 6 more reach the cap of 10
         plog.scored(scored(f"r{i}", X, np.array([1])))
     stats = plog.stats()
-    assert (stats["queued"], stats["dropped"]) == (10, 20)
-    gate.set()
+    assert (stats["queued"], stats["dropped"]) == (10, 8)
+    second.set()
     plog.close()
     stats = plog.stats()
-    assert (stats["written_rows"], stats["dropped"], stats["queued"]) == (10, 20, 0)
+    assert (stats["written_rows"], stats["dropped"], stats["queued"]) == (12, 8, 0)
 
 
 def test_a_small_queue_keeps_up_with_a_steady_stream():

@@ -277,10 +277,6 @@ class PredictionLog:
                     log.exception("prediction log: request %s could not be converted",
                                   event.request_id)
                     self._count("dropped")
-                finally:
-                    with self._lock:
-                        self._queued_rows -= max(event.rows, 1)
-                        self._in_hand -= 1
             self._flush(force=False)
             self._retry(force=False)
             if events and not closing:
@@ -313,9 +309,19 @@ class PredictionLog:
         return max(0.0, min([now + _TICK, *due]) - now)
 
     def _add(self, event: Scored) -> None:
-        n, cols = event_columns(event, self.exclude)
-        key = (event.model, event.version, hour_of(event.started))
+        # Queued until converted into a buffer (in the same lock, so stats() never misses
+        # it), whatever the upload does next.
+        try:
+            n, cols = event_columns(event, self.exclude)
+            key = (event.model, event.version, hour_of(event.started))
+        except BaseException:
+            with self._lock:
+                self._queued_rows -= max(event.rows, 1)
+                self._in_hand -= 1
+            raise
         with self._lock:
+            self._queued_rows -= max(event.rows, 1)
+            self._in_hand -= 1
             buf = self._buffers.get(key)
             if buf is None:
                 buf = self._buffers[key] = _Buffer(time.monotonic())
