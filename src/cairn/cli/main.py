@@ -204,9 +204,13 @@ def _register() -> None:
 
     cli.add_command(reports.reports)
 
-    from . import monitor
+    from . import kpi, monitor, monitor_alerts, monitor_live, webhooks
 
     cli.add_command(monitor.monitor)
+    monitor_live.register(monitor.monitor)  # feedback, live
+    monitor_alerts.register(monitor.monitor)  # rules, status, run
+    webhooks.register(cli)  # webhooks, events
+    kpi.register(cli)  # kpi
 
 
 def _commands(group: click.Group, path: str = "") -> Any:

@@ -13,7 +13,7 @@ from sqlalchemy import (
 metadata: MetaData = MetaData()
 
 # Bump together with a new Alembic revision in migrations/versions/.
-HEAD_REVISION = "0008_reports"
+HEAD_REVISION = "0009_monitoring"
 
 experiments = Table(
     "experiments", metadata,
@@ -279,3 +279,6 @@ from .tables_auth import AUTH_TABLES, api_tokens, role_bindings, users  # noqa: 
 
 # -- Collaboration (revisions 0007_collab, 0008_reports), declared in tables_collab.py ----
 from . import tables_collab  # noqa: E402,F401  (comments, saved views, dashboards, reports)
+
+# -- Monitoring (revision 0009_monitoring), declared in tables_monitoring.py ---------------
+from . import tables_monitoring  # noqa: E402,F401  (alerts, events, webhooks)
