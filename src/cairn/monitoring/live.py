@@ -1,0 +1,449 @@
+"""Live quality: the prediction log joined with the labels sent back, per version and arm.
+
+::
+
+    from cairn.monitoring.live import live_metrics
+
+    live = live_metrics(client, "fraud", since, until)
+    live.overall.metrics["accuracy"], live.overall.error_rate, live.overall.latency_p99_ms
+    live.by_arm["canary"].metrics.get("accuracy")    # the canary's, when labelled
+    live.by_version["1.2.0"].labelled, live.unknown_ids
+
+A label is joined with the logged request of the same id.  A request of several rows is
+labelled row by row, with request ids ``ID#0``, ``ID#1``, ... (the rows in the order sent);
+a label for plain ``ID`` fits a one-row request.  ``requests``, ``errors`` (answers with
+status 500 or more), ``error_rate`` and ``latency_p99_ms`` count requests in the span;
+``labelled`` and ``metrics`` count its answered rows that have a label (whenever the
+label came).  ``unknown_ids`` counts labels received in the span whose request id is in
+no row of the log read (the span and ``lookback`` before it): a request older than that,
+or one the log has not written yet (it writes every 30 s), counts too.
+
+Metrics are NumPy only: classification (labels of int, bool or text) has ``accuracy``,
+``f1`` (binary for two classes, the larger one, or 1, positive; else macro) and ``auc``
+where the log holds a score (a probability in ``prediction``, or a column
+``prediction.<class>`` per class); regression (float labels) has ``rmse`` and ``mae``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ..errors import InvalidArgument
+
+DEFAULT_LOOKBACK = dt.timedelta(days=1)
+CLASSIFICATION = ("accuracy", "f1", "auc")
+REGRESSION = ("rmse", "mae")
+METRICS = CLASSIFICATION + REGRESSION
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Requests of one span (all, one arm or one version) and the quality of its labelled
+    rows."""
+
+    requests: int
+    errors: int
+    error_rate: float                 # errors / requests (0.0 with no request)
+    latency_p99_ms: float | None      # None with no request
+    labelled: int
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors,
+                "error_rate": self.error_rate, "latency_p99_ms": self.latency_p99_ms,
+                "labelled": self.labelled, "metrics": dict(self.metrics)}
+
+
+EMPTY = Group(0, 0, 0.0, None, 0, {})
+
+
+@dataclass(frozen=True, slots=True)
+class LiveMetrics:
+    """Live quality of one model over ``[since, until)``."""
+
+    model: str
+    since: dt.datetime
+    until: dt.datetime
+    overall: Group
+    by_arm: Mapping[str, Group]
+    by_version: Mapping[str, Group]
+    unknown_ids: int
+    labels: int = 0                   # labels received in the span
+    kind: str | None = None           # "classification", "regression", None (no label)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "since": self.since.isoformat(),
+                "until": self.until.isoformat(), "kind": self.kind,
+                "labels": self.labels, "unknown_ids": self.unknown_ids,
+                "overall": self.overall.to_dict(),
+                "by_arm": {k: g.to_dict() for k, g in self.by_arm.items()},
+                "by_version": {k: g.to_dict() for k, g in self.by_version.items()},
+                "notes": list(self.notes)}
+
+
+def live_metrics(client: Any, model_name: str, since: Any, until: Any, *,
+                 lookback: dt.timedelta = DEFAULT_LOOKBACK,
+                 labels: Mapping[str, Any] | None = None) -> LiveMetrics:
+    """Live quality of ``model_name`` in ``[since, until)`` (datetimes, ISO 8601 text or
+    epoch seconds; naive times are UTC).  ``labels``: the labels to join (by default every
+    label stored for the model, as :func:`~cairn.monitoring.feedback.read_labels`)."""
+    from ..serving.predlog_read import read, when
+    from .feedback import check_model, read_labels
+
+    model_name = check_model(model_name)
+    start, end = when(since, "since"), when(until, "until")
+    if start is None or end is None:
+        raise InvalidArgument("live_metrics needs both since and until")
+    if end <= start:
+        raise InvalidArgument(f"until ({end.isoformat()}) must be after since "
+                              f"({start.isoformat()})")
+    if labels is None:
+        labels = read_labels(client, model_name, until=end)
+    table = read(client, model_name, None, start, end)
+    log = _Log.of(table)
+    keys = set(log.keys)
+    if lookback.total_seconds() > 0:
+        earlier = _Log.of(read(client, model_name, None, start - lookback, start,
+                               columns=["request_id", "timestamp", "model_version", "arm",
+                                        "status"]))
+        keys.update(earlier.keys)
+    t0, t1 = start.timestamp(), end.timestamp()
+    received = [lab for lab in labels.values() if t0 <= getattr(lab, "received", t0) < t1]
+    unknown = sum(1 for lab in received if lab.request_id not in keys)
+    values = {k: getattr(v, "label", v) for k, v in labels.items()}
+    judged = _Judged.of(log, values)
+    notes = list(judged.notes)
+
+    def group(mask: Any) -> Group:
+        return _group(log, judged, mask)
+
+    import numpy as np
+
+    everything = np.ones(len(log.keys), bool)
+    by_arm = {arm: group(log.arms == arm) for arm in sorted(set(log.arms.tolist()))}
+    by_version = {v: group(log.versions == v) for v in sorted(set(log.versions.tolist()))}
+    return LiveMetrics(model_name, start, end, group(everything), by_arm, by_version, unknown,
+                       len(received), judged.kind, tuple(notes))
+
+
+# -- the log's rows as requests ---------------------------------------------------------
+
+@dataclass
+class _Log:
+    """The log's rows with each row's label key and whether it starts a request."""
+
+    keys: list[str]
+    first: Any          # bool per row: the first row of its request
+    status: Any         # int per row
+    latency: Any        # float per row (ms)
+    arms: Any           # object per row
+    versions: Any       # object per row
+    predictions: dict[str, Any]   # prediction column -> numpy values per row
+
+    @classmethod
+    def of(cls, table: Any) -> "_Log":
+        import numpy as np
+
+        n = table.num_rows
+        cols = set(table.column_names)
+
+        def column(name: str, default: Any) -> Any:
+            if name not in cols:
+                return np.full(n, default, object)
+            return np.asarray(table[name].to_numpy(zero_copy_only=False), object)
+
+        rids = column("request_id", "")
+        stamps = column("timestamp", None)
+        versions = column("model_version", "")
+        arms = column("arm", "")
+        status = np.asarray(column("status", 200), np.int64) if n else np.empty(0, np.int64)
+        latency = (np.asarray(table["latency_ms"].to_numpy(zero_copy_only=False), float)
+                   if "latency_ms" in cols else np.full(n, np.nan))
+        # A request is the run of rows that share its id, time, version and arm.
+        index: dict[tuple, list[int]] = {}
+        for i in range(n):
+            index.setdefault((rids[i], stamps[i], versions[i], arms[i]), []).append(i)
+        keys = [""] * n
+        first = np.zeros(n, bool)
+        for (rid, *_rest), rows in index.items():
+            first[rows[0]] = True
+            if len(rows) == 1:
+                keys[rows[0]] = str(rid)
+            else:
+                for k, i in enumerate(rows):
+                    keys[i] = f"{rid}#{k}"
+        preds = {name: np.asarray(table[name].to_numpy(zero_copy_only=False), object)
+                 for name in table.column_names
+                 if name == "prediction" or name.startswith("prediction.")}
+        return cls(keys, first, status, latency, arms.astype(str) if n else arms,
+                   versions.astype(str) if n else versions, preds)
+
+
+@dataclass
+class _Judged:
+    """Per row: whether it has a label to judge, and its label, prediction and scores."""
+
+    kind: str | None
+    rows: Any                      # bool per row: labelled, answered, with a prediction
+    truth: list[Any]
+    predicted: list[Any]
+    scores: Any = None             # binary: score per row; else None
+    proba: dict[Any, Any] | None = None  # multi-class: class -> score per row
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, log: _Log, labels: Mapping[str, Any]) -> "_Judged":
+        import numpy as np
+
+        n = len(log.keys)
+        labelled = np.array([k in labels for k in log.keys], bool) if n else np.zeros(0, bool)
+        labelled &= log.status == 200
+        rows = np.flatnonzero(labelled)
+        if rows.size == 0:
+            return cls(None, labelled, [], [])
+        truth_raw = [labels[log.keys[i]] for i in rows]
+        pred_col, proba_cols = _prediction_columns(log, truth_raw)
+        if pred_col is None and not proba_cols:
+            return cls(None, np.zeros(n, bool), [], [],
+                       notes=("the log holds no prediction to compare the labels with",))
+        if pred_col is not None:
+            pred_raw = [log.predictions[pred_col][i] for i in rows]
+        else:
+            names = list(proba_cols)
+            matrix = np.array([[_float(log.predictions[proba_cols[c]][i]) for c in names]
+                               for i in rows], float)
+            pred_raw = [names[j] for j in np.nanargmax(np.nan_to_num(matrix, nan=-1), axis=1)]
+        kind = _kind(truth_raw, pred_raw)
+        keep = [j for j, p in enumerate(pred_raw) if _present(p)]
+        truth = [truth_raw[j] for j in keep]
+        preds = [pred_raw[j] for j in keep]
+        mask = np.zeros(n, bool)
+        mask[rows[keep]] = True
+        if kind == "regression":
+            return cls(kind, mask, [_float(t) for t in truth], [_float(p) for p in preds])
+        truth = [_norm(t) for t in truth]
+        preds_n = [_norm(p) for p in preds]
+        scores = proba = None
+        if pred_col is not None and _is_score(preds_n, truth):
+            scores = np.array([_float(p) for p in preds_n], float)
+            preds_n = [1 if s >= 0.5 else 0 for s in scores]
+        elif proba_cols:
+            proba = {c: np.array([_float(log.predictions[proba_cols[c]][i])
+                                  for i in rows[keep]], float) for c in proba_cols}
+        preds_n = _align(preds_n, truth)
+        return cls(kind, mask, truth, preds_n, scores, proba)
+
+
+def _prediction_columns(log: _Log, truth: Sequence[Any]) -> tuple[str | None, dict[Any, str]]:
+    """The column of predicted classes or values, or else the per-class score columns
+    (``prediction.<class>`` for every class seen in the labels)."""
+    cols = log.predictions
+    if "prediction" in cols:
+        return "prediction", {}
+    classes = {str(_norm(t)) for t in truth}
+    by_class = {name[len("prediction."):]: name for name in cols}
+    if len(by_class) >= 2 and classes <= set(by_class):
+        lookup = {str(_norm(t)): _norm(t) for t in truth}
+        return None, {lookup.get(c, c): name for c, name in by_class.items()}
+    for name in ("prediction.label", "prediction.predicted_label", "prediction.class"):
+        if name in cols:
+            return name, {}
+    if len(cols) == 1:
+        return next(iter(cols)), {}
+    return None, {}
+
+
+def _group(log: _Log, judged: _Judged, mask: Any) -> Group:
+    import numpy as np
+
+    starts = mask & log.first
+    requests = int(starts.sum())
+    errors = int((starts & (log.status >= 500)).sum())
+    lat = log.latency[starts]
+    lat = lat[np.isfinite(lat)]
+    p99 = float(np.percentile(lat, 99)) if lat.size else None
+    rows = mask[judged.rows]  # of the judged rows, those in the group
+    labelled = int(rows.sum())
+    metrics: dict[str, float] = {}
+    if labelled:
+        picks = np.flatnonzero(rows)
+        truth = [judged.truth[i] for i in picks]
+        pred = [judged.predicted[i] for i in picks]
+        if judged.kind == "regression":
+            metrics = regression_metrics(np.array(truth, float), np.array(pred, float))
+        elif judged.kind == "classification":
+            scores = None if judged.scores is None else judged.scores[picks]
+            proba = None if judged.proba is None else \
+                {c: v[picks] for c, v in judged.proba.items()}
+            metrics = classification_metrics(truth, pred, scores, proba)
+    return Group(requests, errors, errors / requests if requests else 0.0, p99, labelled,
+                 metrics)
+
+
+# -- values -----------------------------------------------------------------------------
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _norm(value: Any) -> Any:
+    """A class as one comparable value: NumPy scalars as Python's, bools as 0/1, whole
+    floats as ints."""
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, str):
+        value = item()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(_norm(value))
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _order(value: Any) -> tuple[str, Any]:
+    return (type(value).__name__, value)
+
+
+def _kind(truth: Sequence[Any], preds: Sequence[Any]) -> str:
+    """Regression for float labels (unless they are whole numbers and the predictions are
+    classes), else classification."""
+    floats = [t for t in truth if isinstance(_item(t), float)]
+    if not floats:
+        return "classification"
+    if any(not float(t).is_integer() for t in floats):
+        return "regression"
+    numeric_preds = [_item(p) for p in preds if _present(p)]
+    if any(isinstance(p, float) and not p.is_integer() and not 0 <= p <= 1
+           for p in numeric_preds):
+        return "regression"
+    return "classification"
+
+
+def _item(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) and not isinstance(value, str) else value
+
+
+def _is_score(preds: Sequence[Any], truth: Sequence[Any]) -> bool:
+    """A binary task's prediction that is a probability (floats in [0, 1], not all 0/1)."""
+    if not preds or not set(truth) <= {0, 1}:
+        return False
+    if not all(isinstance(p, (int, float)) for p in preds):
+        return False
+    values = [float(p) for p in preds]
+    return all(0.0 <= v <= 1.0 for v in values) and any(v not in (0.0, 1.0) for v in values)
+
+
+def _align(preds: list[Any], truth: list[Any]) -> list[Any]:
+    """Predictions of another type than the labels (text "1" against 1) as the labels'."""
+    kinds = {type(t) for t in truth}
+    if kinds == {str}:
+        return [p if isinstance(p, str) else str(p) for p in preds]
+    if kinds <= {int, float}:
+        out = []
+        for p in preds:
+            if isinstance(p, str):
+                try:
+                    p = _norm(float(p))
+                except ValueError:
+                    pass
+            out.append(p)
+        return out
+    return preds
+
+
+def _positive(classes: set) -> Any:
+    if 1 in classes or not classes:
+        return 1
+    return sorted(classes, key=_order)[-1]
+
+
+# -- metrics, NumPy only ----------------------------------------------------------------
+
+def regression_metrics(truth: Any, pred: Any) -> dict[str, float]:
+    import numpy as np
+
+    ok = np.isfinite(truth) & np.isfinite(pred)
+    if not ok.any():
+        return {}
+    err = pred[ok] - truth[ok]
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err)))}
+
+
+def classification_metrics(truth: Sequence[Any], pred: Sequence[Any], scores: Any = None,
+                           proba: Mapping[Any, Any] | None = None) -> dict[str, float]:
+    """``accuracy``, ``f1`` and, given scores, ``auc`` (as scikit-learn computes them:
+    binary F1 of the positive class for two classes, else macro; binary AUC, or macro
+    one-vs-rest AUC over the classes of ``proba``)."""
+    import numpy as np
+
+    n = len(truth)
+    if n == 0:
+        return {}
+    t = np.array(truth, object)
+    p = np.array(pred, object)
+    out = {"accuracy": float(np.mean(t == p))}
+    classes = sorted(set(truth) | set(pred), key=_order)
+    if len(classes) <= 2:
+        out["f1"] = _f1(t, p, _positive(set(classes)))
+    else:
+        out["f1"] = float(np.mean([_f1(t, p, c) for c in classes]))
+    if scores is not None:
+        auc = binary_auc(t == _positive(set(truth) | set(pred)), np.asarray(scores, float))
+        if auc is not None:
+            out["auc"] = auc
+    elif proba:
+        present = [c for c in proba if (t == c).any()]
+        if len(proba) == 2 and len(present) == 2:
+            pos = _positive(set(proba))
+            auc = binary_auc(t == pos, np.asarray(proba[pos], float))
+            if auc is not None:
+                out["auc"] = auc
+        elif len(present) == len(proba) >= 3:
+            aucs = [binary_auc(t == c, np.asarray(proba[c], float)) for c in present]
+            known = [a for a in aucs if a is not None]
+            if len(known) == len(aucs):
+                out["auc"] = float(np.mean(known))
+    return out
+
+
+def _f1(t: Any, p: Any, positive: Any) -> float:
+    tp = float(((t == positive) & (p == positive)).sum())
+    fp = float(((t != positive) & (p == positive)).sum())
+    fn = float(((t == positive) & (p != positive)).sum())
+    denom = 2 * tp + fp + fn
+    return 2 * tp / denom if denom else 0.0
+
+
+def binary_auc(positive: Any, scores: Any) -> float | None:
+    """The area under the ROC curve (the Mann-Whitney U, ties counted half); None when
+    only one class is present or a score is not finite."""
+    import numpy as np
+
+    positive = np.asarray(positive, bool)
+    scores = np.asarray(scores, float)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0 or not np.isfinite(scores).all():
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(scores.size, float)
+    sorted_scores = scores[order]
+    # Average ranks over ties: each run of equal scores gets the mean of its positions.
+    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
+    starts = np.concatenate(([0], boundaries))
+    ends = np.concatenate((boundaries, [scores.size]))
+    for s, e in zip(starts, ends):
+        ranks[order[s:e]] = (s + e + 1) / 2.0
+    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
