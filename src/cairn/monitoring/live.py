@@ -103,31 +103,42 @@ def live_metrics(client: Any, model_name: str, since: Any, until: Any, *,
                               f"({start.isoformat()})")
     if labels is None:
         labels = read_labels(client, model_name, until=end)
-    table = read(client, model_name, None, start, end)
-    log = _Log.of(table)
-    keys = set(log.keys)
-    if lookback.total_seconds() > 0:
-        earlier = _Log.of(read(client, model_name, None, start - lookback, start,
-                               columns=["request_id", "timestamp", "model_version", "arm",
-                                        "status"]))
-        keys.update(earlier.keys)
+    table = read(client, model_name, None, start - max(lookback, dt.timedelta(0)), end)
+    return _measure(model_name, start, end, table, _Log.of(table).keys, labels)
+
+
+def _measure(model: str, start: dt.datetime, end: dt.datetime, table: Any, keys: Any,
+             labels: Mapping[str, Any]) -> LiveMetrics:
+    """The span's quality from ``table`` (the log read, the span and any time before it)
+    whose rows have label ``keys``."""
+    import numpy as np
+
+    log = _Log.of(_between(table, start, end))
+    known = set(keys)
     t0, t1 = start.timestamp(), end.timestamp()
     received = [lab for lab in labels.values() if t0 <= getattr(lab, "received", t0) < t1]
-    unknown = sum(1 for lab in received if lab.request_id not in keys)
+    unknown = sum(1 for lab in received if lab.request_id not in known)
     values = {k: getattr(v, "label", v) for k, v in labels.items()}
     judged = _Judged.of(log, values)
-    notes = list(judged.notes)
 
     def group(mask: Any) -> Group:
         return _group(log, judged, mask)
 
-    import numpy as np
-
-    everything = np.ones(len(log.keys), bool)
     by_arm = {arm: group(log.arms == arm) for arm in sorted(set(log.arms.tolist()))}
     by_version = {v: group(log.versions == v) for v in sorted(set(log.versions.tolist()))}
-    return LiveMetrics(model_name, start, end, group(everything), by_arm, by_version, unknown,
-                       len(received), judged.kind, tuple(notes))
+    return LiveMetrics(model, start, end, group(np.ones(len(log.keys), bool)), by_arm,
+                       by_version, unknown, len(received), judged.kind, judged.notes)
+
+
+def _between(table: Any, start: dt.datetime, end: dt.datetime) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "timestamp" not in table.column_names or not table.num_rows:
+        return table
+    ts = table["timestamp"]
+    return table.filter(pc.and_(pc.greater_equal(ts, pa.scalar(start, ts.type)),
+                                pc.less(ts, pa.scalar(end, ts.type))))
 
 
 # -- the log's rows as requests ---------------------------------------------------------
@@ -447,3 +458,138 @@ def binary_auc(positive: Any, scores: Any) -> float | None:
         ranks[order[s:e]] = (s + e + 1) / 2.0
     u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
+
+
+# -- per window, stored ------------------------------------------------------------------
+
+LIVE_REQUESTS = "live.requests"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveWindow:
+    start: dt.datetime
+    end: dt.datetime
+    live: LiveMetrics
+    stored: tuple[str, ...] = ()   # versions whose run got this window in this call
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "stored": list(self.stored), **{k: v for k, v in self.live.to_dict().items()
+                                                if k not in ("model", "since", "until")}}
+
+
+@dataclass(frozen=True, slots=True)
+class LiveReport:
+    """Live quality of one model window by window, with each version's registered metric
+    (``train``: version -> {metric: value}) to compare with."""
+
+    model: str
+    window: dt.timedelta
+    windows: tuple[LiveWindow, ...]
+    train: Mapping[str, Mapping[str, float]]
+    run_ids: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "window_seconds": int(self.window.total_seconds()),
+                "train": {v: dict(m) for v, m in self.train.items()},
+                "run_ids": dict(self.run_ids), "windows": [w.to_dict() for w in self.windows]}
+
+
+def model_name(client: Any, ref: Any) -> str:
+    """The model ``ref`` names (``models:/fraud@production``, ``fraud/1.2.0``, ``fraud``);
+    NotFound when it is not registered."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise InvalidArgument(f"model reference must be a string like models:/fraud@production, "
+                              f"got {ref!r}")
+    text = ref.strip().removeprefix("models:/")
+    if "@" in text or "/" in text:
+        return str(client.resolve_model(text).name)
+    return str(client.get_registered_model(text).name)
+
+
+def live_report(client: Any, model_ref: str, window: Any = "1h", since: Any = None,
+                until: Any = None, store: bool = True, *,
+                lookback: dt.timedelta = DEFAULT_LOOKBACK,
+                now: dt.datetime | None = None) -> LiveReport:
+    """Live quality of the model ``model_ref`` names, per window of ``window`` (aligned to
+    the epoch, as drift's; default the last 24 up to now).  ``store``: write each ended
+    window, once, to every version's monitoring run (experiment ``cairn-monitoring``):
+    ``live.requests``, ``live.labelled``, ``live.error_rate``, ``live.<metric>``, and the
+    metric the version was registered with as ``train.<metric>``."""
+    from ..serving.predlog_read import read, when
+    from .feedback import read_labels
+    from .windows import parse_window, spans_between
+
+    length = parse_window(window)
+    name = model_name(client, model_ref)
+    start, end = when(since, "since"), when(until, "until")
+    spans = spans_between(start, end, length, now)
+    first, last = spans[0][0], spans[-1][1]
+    labels = read_labels(client, name, until=last)
+    table = read(client, name, None, first - max(lookback, dt.timedelta(0)), last)
+    keys = _Log.of(table).keys
+    windows = [LiveWindow(s, e, _measure(name, s, e, table, keys, labels)) for s, e in spans]
+    versions = sorted({v for w in windows for v in w.live.by_version})
+    train = {v: _registered(client, name, v) for v in versions}
+    report = LiveReport(name, length, tuple(windows), train)
+    if store:
+        report = store_live(client, report, now=now)
+    return report
+
+
+def _registered(client: Any, name: str, version: str) -> dict[str, float]:
+    """The version's metrics of the names live quality has: as registered, else its
+    source run's."""
+    from ..errors import NotFound
+
+    try:
+        mv = client.get_model_version(name, version)
+    except NotFound:
+        return {}
+    found = {k: float(v) for k, v in (mv.metrics or {}).items() if k in METRICS}
+    if not found and mv.source_run_id:
+        try:
+            run = client.get_run(mv.source_run_id)
+        except NotFound:
+            return {}
+        found = {k: float(v) for k, v in run.metrics.items() if k in METRICS}
+    return found
+
+
+def store_live(client: Any, report: LiveReport, now: dt.datetime | None = None) -> LiveReport:
+    """Write ``report``'s ended windows not written before to each version's monitoring
+    run; the report with ``run_ids`` and each window's ``stored`` set."""
+    import dataclasses
+
+    from .results import monitoring_run
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    run_ids: dict[str, str] = {}
+    done: dict[str, set[int]] = {}
+    windows = []
+    for w in report.windows:
+        stored = []
+        if w.end <= now:
+            ts = int(w.end.timestamp() * 1000)
+            step = int(w.end.timestamp())
+            for version, g in w.live.by_version.items():
+                if not g.requests:
+                    continue
+                if version not in run_ids:
+                    run_ids[version] = monitoring_run(client, report.model, version)
+                    done[version] = set(client.get_metric_history(
+                        run_ids[version], LIVE_REQUESTS).timestamps.tolist())
+                if ts in done[version]:
+                    continue
+                points = [(LIVE_REQUESTS, float(g.requests), step, ts),
+                          ("live.labelled", float(g.labelled), step, ts),
+                          ("live.error_rate", float(g.error_rate), step, ts)]
+                points += [(f"live.{k}", float(v), step, ts) for k, v in g.metrics.items()]
+                points += [(f"train.{k}", float(v), step, ts)
+                           for k, v in report.train.get(version, {}).items()
+                           if k in g.metrics]
+                client.log_batch(run_ids[version], points)
+                done[version].add(ts)
+                stored.append(version)
+        windows.append(dataclasses.replace(w, stored=tuple(stored)) if stored else w)
+    return dataclasses.replace(report, windows=tuple(windows), run_ids=run_ids)

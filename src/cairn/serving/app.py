@@ -9,6 +9,9 @@ Routes::
     POST /v1/predict      {"predictions": [...], "request_id": "...", "model_version": "...",
                            "arm": "..."}
     GET  /v1/status       the model, each arm's version, share and counts
+    POST /v1/feedback     labels by request id (also POST /feedback): {"accepted": n,
+                          "rejected": [{"index": i, "error": "..."}]}, when the app has
+                          a ``feedback`` log (:mod:`.feedback_log`)
     GET  /metrics         Prometheus metrics, when the deployment has them
 
 Every answer carries ``Cairn-Model-Version``, ``Cairn-Serving-Arm`` and ``Cairn-Request-Id``
@@ -34,6 +37,7 @@ import uuid
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Awaitable, Callable, Sequence
 
+from ..errors import InvalidArgument
 from .errors import RequestError
 from .events import PRIMARY, Scored
 from .holder import ModelHolder, Served
@@ -80,7 +84,7 @@ class ScoringApp:
                  metrics: Any = None, batcher: Any = None,
                  on_startup: Callable[[], None] | None = None,
                  on_shutdown: Callable[[], None] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, feedback: Any = None) -> None:
         self.router = holder if isinstance(holder, Router) else \
             Router(Arm(PRIMARY, "", holder))
         self.holder = self.router.primary.holder
@@ -92,6 +96,7 @@ class ScoringApp:
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
         self.threads = threads
+        self.feedback = feedback
         self.version = _cairn_version()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,6 +170,8 @@ class ScoringApp:
                 return
             await _send(send, 200, answer, "application/json", extra)
             self._done(arm, served, path, request_id, 200, None, arrived, clock, inputs, raw)
+        elif path in ("/v1/feedback", "/feedback"):
+            await self._feedback(method, path, receive, send, headers, served, extra)
         elif method not in ("GET", "HEAD"):
             await _error(send, RequestError(f"no route {method} {path}; POST /invocations or "
                                             "/v1/predict", 404, "ENDPOINT_NOT_FOUND"), extra)
@@ -183,6 +190,35 @@ class ScoringApp:
             await _error(send, RequestError(f"no route {method} {path}; POST /invocations or "
                                             "/v1/predict", 404, "ENDPOINT_NOT_FOUND"), extra)
 
+    async def _feedback(self, method: str, path: str, receive: Receive, send: Send,
+                        headers: dict[str, str], served: Served,
+                        extra: list[tuple[bytes, bytes]]) -> None:
+        """Labels by request id for the served model: checked in a worker thread, handed
+        to the feedback log's writer (never stored on the event loop)."""
+        from .feedback_log import parse
+
+        try:
+            if method != "POST":
+                raise RequestError(f"{path} takes POST", 405, "METHOD_NOT_ALLOWED")
+            if self.feedback is None:
+                raise RequestError("this server keeps no feedback", 404, "ENDPOINT_NOT_FOUND")
+            body = await self._body(receive, headers)
+            try:
+                labels, rejected = await asyncio.to_thread(parse, body)
+            except InvalidArgument as exc:
+                raise RequestError(exc.message, 400) from None
+            if not labels:
+                raise RequestError("no valid feedback record", 400, accepted=0,
+                                   rejected=rejected)
+            taken = self.feedback.put(served.version.name, [lab for _, lab in labels])
+            rejected += [{"index": i, "error": "the server's feedback queue is full; send "
+                          "it again later"} for i, _ in labels[taken:]]
+        except RequestError as exc:
+            await _error(send, exc, extra)
+            return
+        answer = {"accepted": taken, "rejected": sorted(rejected, key=lambda r: r["index"])}
+        await _send(send, 200, json.dumps(answer).encode(), "application/json", extra)
+
     def status(self) -> dict[str, Any]:
         """What ``GET /v1/status`` answers: the model, each arm's version, share and counts."""
         primary = self.router.primary.holder.current.version
@@ -191,7 +227,7 @@ class ScoringApp:
                                "arms": self.router.status()}
         # The batcher and any observer with a ``status_name`` and ``stats()`` (the
         # prediction log) report under that name.
-        for part in (self.batcher, *self.observers):
+        for part in (self.batcher, *self.observers, self.feedback):
             name, stats = getattr(part, "status_name", None), getattr(part, "stats", None)
             if name and callable(stats):
                 out[name] = stats()

@@ -66,7 +66,7 @@ class Deployment:
         self._closed = True
         for follower in self.followers:
             follower.stop()
-        for part in (self.app.batcher, *self.app.observers):
+        for part in (self.app.batcher, *self.app.observers, self.app.feedback):
             closing = getattr(part, "close", None)
             # An async close (the batcher's) belongs to the event loop: the app's lifespan
             # awaits it at shutdown.
@@ -188,7 +188,7 @@ def deploy(reg: Any, ref: str, *, poll: float = 0.5, max_body: int = DEFAULT_MAX
            standby: str | None = None, observers: Sequence[Any] = (), metrics: Any = None,
            batcher: Any = None, record: bool = False,
            deployment_id: str | None = None, threads: int | None = None,
-           fast_path: bool = True) -> Deployment:
+           fast_path: bool = True, feedback: Any = None) -> Deployment:
     """Load ``ref`` (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) from ``reg`` and build
     the app; an alias or stage is followed every ``poll`` seconds once started (``poll``
     0: not followed).  ``canary`` (``models:/NAME@ALIAS=10%``) sends that share of the
@@ -196,6 +196,7 @@ def deploy(reg: Any, ref: str, *, poll: float = 0.5, max_body: int = DEFAULT_MAX
     for blue-green.  ``record`` writes the start, each switch and the stop to the
     registry's history (under ``deployment_id``, by default host and a short id).
     ``fast_path`` False calls every model's own ``predict`` (see :mod:`.fastpath`).
+    ``feedback`` (a :class:`~.feedback_log.FeedbackLog`) answers ``POST /v1/feedback``.
 
     Raises :class:`~cairn.errors.NotFound` for a reference that points nowhere and
     :class:`~cairn.errors.CorruptObject` for files that fail their digest check."""
@@ -229,7 +230,7 @@ def deploy(reg: Any, ref: str, *, poll: float = 0.5, max_body: int = DEFAULT_MAX
     primary_follower = next((f for f in followers if f.holder is router.primary.holder), None)
     deployment: Deployment
     app = ScoringApp(router, max_body=max_body, allow_nan=allow_nan, observers=observers,
-                     metrics=metrics, batcher=batcher, threads=threads,
+                     metrics=metrics, batcher=batcher, threads=threads, feedback=feedback,
                      on_startup=lambda: deployment.start(),
                      on_shutdown=lambda: deployment.close())
     deployment = Deployment(text, router.primary.holder, app, primary_follower, router,
