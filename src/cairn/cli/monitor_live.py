@@ -131,8 +131,8 @@ def _print(report: Any) -> None:
                           f"{g.labelled:,}", *cells)
         out.print(table)
     if report.run_ids:
-        stored = sum(len(w.stored) for w in report.windows)
-        out.print(f"\n{stored} window(s) stored in the monitoring runs of "
+        count = sum(len(w.stored) for w in report.windows)
+        out.print(f"\n{count} window(s) stored in the monitoring runs of "
                   f"{', '.join(sorted(report.run_ids))} (experiment cairn-monitoring)",
                   highlight=False)
 
