@@ -1,0 +1,127 @@
+"""One attempt at one delivery: the request's body and headers, and a POST bounded by a
+timeout that never raises.
+
+The body is JSON: ``{"id", "type", "seq", "at", "data"}`` (``format="json"``) or
+``{"text": ...}`` for a Slack-compatible incoming webhook (``format="slack"``); either is
+signed (:mod:`.signing`).  Only the standard library (``urllib``): a dispatcher needs no
+server extra.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .entities import iso
+from .signing import sign
+
+MAX_ERROR = 500  # characters of a failure kept in last_error
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    status: int | None
+    error: str | None
+
+
+def summary(kind: str, data: Mapping[str, Any]) -> str:
+    """One line a person reads in a chat channel."""
+    model, version = data.get("model"), data.get("version")
+    mv = f"{model}/{version}" if version else f"{model}"
+    by = f" by {data['by']}" if data.get("by") else ""
+    if kind.startswith("run."):
+        name = data.get("run_name") or data.get("run_id")
+        return (f"Run {name} ({data.get('run_id')}) in experiment "
+                f"{data.get('experiment') or data.get('experiment_id')} ended "
+                f"{data.get('status')}")
+    if kind == "model_version.created":
+        return f"Model version {mv} registered{by}"
+    if kind == "transition.requested":
+        need = data.get("approvals_needed")
+        return (f"Transition of {mv} to {data.get('to_stage')} requested{by}"
+                + (f"; it waits for {need} approval(s)" if need else ""))
+    if kind in ("transition.approved", "transition.rejected"):
+        return f"Transition request {data.get('request')} for {mv} {kind[11:]}{by}"
+    if kind == "stage.changed":
+        what = "rolled back to" if data.get("rollback") else "moved to"
+        return f"{mv} {what} {data.get('to_stage')} (from {data.get('from_stage')}){by}"
+    if kind == "alias.moved":
+        return f"Alias {model}@{data.get('alias')} now points to {data.get('version')}{by}"
+    if kind == "alias.deleted":
+        return f"Alias {model}@{data.get('alias')} removed{by}"
+    if kind.startswith("alert."):
+        state = "FIRING" if kind == "alert.firing" else "resolved"
+        rule = data.get("rule", "?")
+        text = f"[{state}] alert {rule} on {model}"
+        if data.get("summary"):
+            text += f": {data['summary']}"
+        return text
+    if kind == "deployment.changed":
+        return (f"Deployment {data.get('deployment')} ({data.get('arm')}): "
+                f"{data.get('event')} {mv}{by}")
+    return f"{kind}: {mv}{by}"
+
+
+def body(delivery_id: str, kind: str, seq: int, at_ms: int, data: Mapping[str, Any],
+         fmt: str) -> bytes:
+    if fmt == "slack":
+        doc: dict[str, Any] = {"text": summary(kind, data)}
+    else:
+        doc = {"id": delivery_id, "type": kind, "seq": seq, "at": iso(at_ms), "data": data}
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def headers(delivery_id: str, kind: str, secret: str, payload: bytes) -> dict[str, str]:
+    from .. import __version__
+
+    return {"Content-Type": "application/json", "Cairn-Event": kind,
+            "Cairn-Delivery": delivery_id, "Cairn-Signature": sign(secret, payload),
+            "User-Agent": f"cairn/{__version__}"}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a delivery: a webhook's URL says where it goes."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _post(url: str, payload: bytes, hdrs: Mapping[str, str], timeout: float) -> Outcome:
+    req = urllib.request.Request(url, data=payload, headers=dict(hdrs), method="POST")
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            resp.read(65536)
+            status = int(resp.status)
+    except urllib.error.HTTPError as e:
+        try:
+            text = e.read(MAX_ERROR).decode("utf-8", "replace")
+        except Exception:
+            text = ""
+        return Outcome(False, int(e.code), f"HTTP {e.code} {e.reason}: {text}"[:MAX_ERROR])
+    except Exception as e:  # refused, reset, DNS, TLS, socket timeout: all a failed attempt
+        reason = getattr(e, "reason", None) or e
+        return Outcome(False, None, f"{type(e).__name__}: {reason}"[:MAX_ERROR])
+    if 200 <= status < 300:
+        return Outcome(True, status, None)
+    return Outcome(False, status, f"HTTP {status}")
+
+
+def post(url: str, payload: bytes, hdrs: Mapping[str, str], timeout: float) -> Outcome:
+    """POST ``payload``; the outcome within ``timeout`` seconds in all (urllib's own timeout
+    is per socket operation, so a receiver that trickles its answer is cut off here)."""
+    result: list[Outcome] = []
+    worker = threading.Thread(target=lambda: result.append(_post(url, payload, hdrs, timeout)),
+                              name="cairn-webhook-send", daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    if not result:
+        return Outcome(False, None, f"timed out after {timeout:g}s")
+    return result[0]
