@@ -1,0 +1,206 @@
+"""Deliveries to real HTTP receivers: signed, retried with backoff, dead-lettered, bounded
+by the timeout, and sent once by dispatchers running at once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from cairn import __version__, clock
+from cairn.errors import Conflict, InvalidArgument, NotFound
+from cairn.webhooks.dispatch import Dispatcher
+from cairn.webhooks.service import Webhooks
+
+from .conftest import alert, free_port
+
+
+def test_a_delivery_is_signed_and_carries_the_event(client, receiver):
+    r = receiver()
+    sub = Webhooks(client).subscribe(r.url, secret="s3cret-s3cret")
+    r.secret = sub.secret
+    seq = alert(client, "alert:p95:fraud:1")
+    stats = Dispatcher(client).dispatch_once()
+    assert (stats.queued, stats.sent, stats.delivered) == (1, 1, 1)
+    [req] = r.requests
+    assert req["verified"]
+    h = req["headers"]
+    doc = json.loads(req["body"])
+    assert doc["type"] == "alert.firing" and doc["seq"] == seq
+    assert doc["data"] == {"rule": "p95", "model": "fraud"}
+    assert doc["at"].endswith("Z") and doc["at"][:4].isdigit()
+    assert h["Content-Type"] == "application/json" and h["Cairn-Event"] == "alert.firing"
+    assert h["Cairn-Delivery"] == doc["id"] and h["User-Agent"] == f"cairn/{__version__}"
+    [d] = Webhooks(client).deliveries()
+    assert (d.id, d.state, d.attempts, d.last_status) == (doc["id"], "delivered", 1, 204)
+    # a second round sends nothing again
+    assert Dispatcher(client).dispatch_once().sent == 0
+    assert len(r.requests) == 1
+
+
+def test_a_wrong_secret_or_a_changed_body_does_not_verify(client, receiver):
+    r = receiver()
+    Webhooks(client).subscribe(r.url, secret="the-real-secret")
+    r.secret = "another-secret"
+    alert(client, "k1")
+    Dispatcher(client).dispatch_once()
+    assert r.requests and not r.requests[0]["verified"]
+
+
+def test_a_receiver_that_is_down_is_retried_with_backoff_until_it_is_up(client, receiver):
+    port = free_port()
+    wh = Webhooks(client)
+    wh.subscribe(f"http://127.0.0.1:{port}/hook")
+    alert(client, "k1")
+    d = Dispatcher(client, backoff=1.0, max_attempts=6)
+    t0 = clock.now_ms()
+    assert d.dispatch_once(now_ms=t0).failed == 1
+    [x] = wh.deliveries()
+    assert (x.state, x.attempts, x.next_at, x.last_status) == ("pending", 1, t0 + 1000, None)
+    assert "refused" in x.last_error.lower()
+    assert d.dispatch_once(now_ms=t0 + 999).sent == 0  # not due yet
+    assert d.dispatch_once(now_ms=t0 + 1000).failed == 1
+    assert wh.deliveries()[0].next_at == t0 + 1000 + 2000  # doubled
+    assert d.dispatch_once(now_ms=t0 + 2999).sent == 0
+    up = receiver(port=port)
+    assert d.dispatch_once(now_ms=t0 + 3000).delivered == 1
+    [x] = wh.deliveries()
+    assert (x.state, x.attempts, x.last_status, x.last_error) == ("delivered", 3, 204, None)
+    assert len(up.requests) == 1
+
+
+def test_a_receiver_that_always_fails_ends_dead_and_listed_then_redelivered(client, receiver):
+    r = receiver(status=500)
+    wh = Webhooks(client)
+    wh.subscribe(r.url)
+    alert(client, "k1")
+    d = Dispatcher(client, backoff=2.0, max_attempts=3)
+    t = clock.now_ms()
+    outcomes = []
+    for _ in range(3):
+        s = d.dispatch_once(now_ms=t)
+        outcomes.append((s.failed, s.dead))
+        t = wh.deliveries()[0].next_at
+    assert outcomes == [(1, 0), (1, 0), (0, 1)]
+    [dead] = wh.deliveries(state="dead")
+    assert (dead.attempts, dead.last_status) == (3, 500)
+    assert "HTTP 500" in dead.last_error and "no" in dead.last_error  # the receiver's answer
+    assert d.dispatch_once(now_ms=t + 10**9).sent == 0  # dead stays dead
+    assert len(r.requests) == 3
+    r.status = 200
+    again = wh.redeliver(dead.id)
+    assert (again.state, again.attempts) == ("pending", 0)
+    with pytest.raises(Conflict, match="pending already"):
+        wh.redeliver(dead.id)
+    assert d.dispatch_once().delivered == 1
+    assert wh.deliveries(state="dead") == []
+    with pytest.raises(NotFound):
+        wh.redeliver("0" * 32)
+
+
+def test_a_slow_receiver_times_out_and_the_round_ends_in_time(client, receiver):
+    r = receiver(delay=3.0)
+    wh = Webhooks(client)
+    wh.subscribe(r.url)
+    alert(client, "k1")
+    started = time.monotonic()
+    stats = Dispatcher(client, timeout=0.3).dispatch_once()
+    assert time.monotonic() - started < 2.5
+    assert (stats.sent, stats.failed) == (1, 1)
+    assert "timed out" in wh.deliveries()[0].last_error
+
+
+def test_a_slack_body_is_a_text_summary(client, receiver):
+    r = receiver()
+    sub = Webhooks(client).subscribe(r.url, format="slack")
+    r.secret = sub.secret
+    alert(client, "k1")
+    Dispatcher(client).dispatch_once()
+    doc = json.loads(r.requests[0]["body"])
+    assert list(doc) == ["text"] and "alert p95 on fraud" in doc["text"]
+    assert r.requests[0]["verified"]
+
+
+def test_two_dispatchers_at_once_deliver_each_event_once(client, receiver, tmp_path):
+    r = receiver(delay=0.02)
+    Webhooks(client).subscribe(r.url)
+    for i in range(12):
+        alert(client, f"k{i}")
+    import cairn
+
+    other = cairn.Client(client.uri, user="bob")
+    ds = [Dispatcher(client), Dispatcher(other)]
+    now = clock.now_ms()
+    barrier = threading.Barrier(2)
+    stats = []
+
+    def go(d):
+        barrier.wait()
+        stats.append(d.dispatch_once(now_ms=now))
+
+    threads = [threading.Thread(target=go, args=(d,)) for d in ds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    ids = [json.loads(b)["id"] for b in r.bodies()]
+    assert len(ids) == 12 and len(set(ids)) == 12
+    assert sum(s.delivered for s in stats) == 12
+    assert len(Webhooks(client).deliveries(state="delivered")) == 12
+
+
+def test_dispatch_never_raises_on_a_receiver_that_misbehaves(client):
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(5)
+    port = srv.getsockname()[1]
+
+    def hang_up():
+        for _ in range(2):
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(b"garbage that is not HTTP\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    wh = Webhooks(client)
+    wh.subscribe(f"http://127.0.0.1:{port}/")
+    alert(client, "k1")
+    try:
+        stats = Dispatcher(client, timeout=2).dispatch_once()
+    finally:
+        srv.close()
+    assert stats.failed == 1 and wh.deliveries()[0].last_error
+
+
+def test_a_deleted_subscription_stops_its_pending_deliveries(client):
+    wh = Webhooks(client)
+    sub = wh.subscribe(f"http://127.0.0.1:{free_port()}/")
+    alert(client, "k1")
+    d = Dispatcher(client)
+    t0 = clock.now_ms()
+    d.dispatch_once(now_ms=t0)
+    wh.unsubscribe(sub.id)
+    [x] = wh.deliveries()
+    assert x.state == "dead" and "deleted" in x.last_error
+    assert d.dispatch_once(now_ms=t0 + 10**7).sent == 0
+    with pytest.raises(NotFound):
+        wh.redeliver(x.id)
+
+
+def test_the_dispatcher_refuses_bad_settings(client):
+    for kwargs in ({"timeout": 0}, {"timeout": float("nan")}, {"max_attempts": 0},
+                   {"max_attempts": True}, {"backoff": -1}, {"timeout": "5"}):
+        with pytest.raises(InvalidArgument):
+            Dispatcher(client, **kwargs)
+    with pytest.raises(InvalidArgument, match="now_ms"):
+        Dispatcher(client).dispatch_once(now_ms=-5)
+    d = Dispatcher(client, backoff=1.0)
+    assert [d.retry_delay_ms(n) for n in (1, 2, 3, 30)] == [1000, 2000, 4000, 3_600_000]
