@@ -117,3 +117,9 @@ def fit_logreg(C: float = 1.0):
     X = rng.randn(60, 4)
     y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
     return LogisticRegression(C=C).fit(X, y)
+
+
+@pytest.fixture
+def as_bob(client):
+    bob = cairn.Client(client.uri, user="bob")
+    return bob
