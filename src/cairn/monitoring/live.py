@@ -102,7 +102,7 @@ def live_metrics(client: Any, model_name: str, since: Any, until: Any, *,
         raise InvalidArgument(f"until ({end.isoformat()}) must be after since "
                               f"({start.isoformat()})")
     if labels is None:
-        labels = read_labels(client, model_name, until=end)
+        labels = read_labels(client, model_name)
     table = read(client, model_name, None, start - max(lookback, dt.timedelta(0)), end)
     return _measure(model_name, start, end, table, _Log.of(table).keys, labels)
 
@@ -525,7 +525,7 @@ def live_report(client: Any, model_ref: str, window: Any = "1h", since: Any = No
     start, end = when(since, "since"), when(until, "until")
     spans = spans_between(start, end, length, now)
     first, last = spans[0][0], spans[-1][1]
-    labels = read_labels(client, name, until=last)
+    labels = read_labels(client, name)
     table = read(client, name, None, first - max(lookback, dt.timedelta(0)), last)
     keys = _Log.of(table).keys
     windows = [LiveWindow(s, e, _measure(name, s, e, table, keys, labels)) for s, e in spans]
