@@ -14,7 +14,7 @@ GOOD = textwrap.dedent("""\
         condition: "live.accuracy < train.accuracy - 0.05"
         for: 10m
         actions:
-          - notify: {url: "https://hooks.example.com/cairn", secret: "s3cret"}
+          - notify: {url: "https://hooks.example.com/cairn", secret: "s3cret-hush"}
           - rollback
       - name: canary-worse
         model: models:/fraud@Production
@@ -23,7 +23,7 @@ GOOD = textwrap.dedent("""\
         min_requests: 500
         actions:
           - abort: {canary: "@challenger"}
-          - notify: {url: "http://127.0.0.1:9/x", secret: s, format: slack}
+          - notify: {url: "http://127.0.0.1:9/x", secret: s3cret-hush, format: slack}
       - name: canary-good
         model: fraud@production
         condition: canary.live.accuracy >= primary.live.accuracy
@@ -39,7 +39,7 @@ def test_the_issue_example_parses_with_defaults():
         ("live-accuracy-drop", "fraud", 600, 600, 0)
     assert first.model_name == "fraud" and first.selector is None
     assert first.actions == (Action("notify", {"url": "https://hooks.example.com/cairn",
-                                               "secret": "s3cret", "format": "json"}),
+                                               "secret": "s3cret-hush", "format": "json"}),
                              Action("rollback", {"stage": "production"}))
     assert first.line == 2
     assert (second.model, second.selector, second.window_s, second.min_requests) == \
@@ -92,8 +92,9 @@ rules:
     (RULE + "    actions: [explode]\n", 5, 15, "unknown action 'explode'"),
     (RULE + "    actions:\n      - notify: {url: ftp://x, secret: s}\n", 6, 23, "http"),
     (RULE + "    actions:\n      - notify: {url: 'http://x'}\n", 6, 9, "needs a secret"),
-    (RULE + "    actions:\n      - notify: {url: 'http://x', secret: s, format: xml}\n",
-     6, 54, "json or slack"),
+    (RULE + "    actions:\n      - notify: {url: 'http://x', secret: short}\n", 6, 43, "8 to 512"),
+    (RULE + "    actions:\n      - notify: {url: 'http://x', secret: longsecret, format: xml}\n",
+     6, 63, "json or slack"),
     (RULE + "    actions:\n      - rollback: {stage: heaven}\n", 6, 27, "not a stage"),
     (RULE + "    actions:\n      - abort: {canary: '@bad alias'}\n", 6, 25, "alias"),
     (RULE + "    actions:\n      - abort: {canary: x, when: now}\n", 6, 28, "unknown key 'when'"),

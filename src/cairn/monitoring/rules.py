@@ -207,6 +207,13 @@ def _model(node: Any) -> str:
     return ref
 
 
+def _checked(node: Any, check: Any, value: Any) -> Any:
+    try:
+        return check(value)
+    except InvalidArgument as exc:
+        raise _at(node, exc.message) from None
+
+
 def _alias(node: Any, what: str) -> str:
     """An alias or stage written ``@challenger`` or ``challenger``."""
     from ..registry.entities import Stage
@@ -245,14 +252,15 @@ def _action(node: Any, i: int) -> Action:
     if kind == "notify":
         if "url" not in fields:
             raise _at(node, f"{where}: notify needs a url")
+        from ..webhooks import rules as hooks  # the same checks its deliveries make
+
         url_node = fields["url"][1]
-        url = _string(url_node, "url").strip()
-        if not re.match(r"https?://[^\s/]+", url) or len(url) > 2000:
-            raise _at(url_node, f"url {url!r} must be an http:// or https:// address")
-        opts["url"] = url
+        opts["url"] = _checked(url_node, hooks.check_url, _string(url_node, "url").strip())
         if "secret" not in fields:
             raise _at(node, f"{where}: notify needs a secret (the deliveries are signed with it)")
-        opts["secret"] = _string(fields["secret"][1], "secret")
+        secret_node = fields["secret"][1]
+        opts["secret"] = _checked(secret_node, hooks.check_secret,
+                                  _string(secret_node, "secret", empty=True))
         fmt = _string(fields["format"][1], "format") if "format" in fields else "json"
         if fmt not in FORMATS:
             raise _at(fields["format"][1], f"format must be json or slack, got {fmt!r}")

@@ -1,0 +1,235 @@
+"""Alerts on a real store: rules in versions, the state machine with ``for`` (explicit
+times, no sleeping), every change in the history and the audit log, and the actions of a
+firing taken once even with two monitors at once."""
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+import cairn
+from cairn.errors import InvalidArgument, NotFound
+from cairn.monitoring.alert_facts import Facts
+from cairn.monitoring.alerts import Alerts
+from cairn.monitoring.rules import RulesError
+from cairn.services import registry_for
+from cairn.store.sql.tables_monitoring import alert_actions, events, webhook_deliveries
+
+T0 = 1_767_000_000_000  # ms
+MIN = 60_000
+
+RULES = """\
+rules:
+  - name: accuracy-drop
+    model: fraud
+    condition: "live.accuracy < train.accuracy - 0.05"
+    for: 10m
+    actions:
+      - notify: {url: "http://127.0.0.1:9/hook", secret: "s3cret-hush"}
+      - rollback
+"""
+
+
+class Knob:
+    """Facts a test sets: live.accuracy moves, train.accuracy stays."""
+
+    def __init__(self, live=None, train=0.95):
+        self.values = {"live.accuracy": live, "train.accuracy": train}
+        self.lock = threading.Lock()
+
+    def __call__(self, rule, now_ms):
+        f = Facts()
+        f.values.update({k: self.values.get(k) for k in rule.parsed().facts})
+        f.versions["model"] = "1.0.0"
+        f.requests = 1000
+        return f
+
+
+def fit(seed):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(200, 3))
+    return LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), X
+
+
+@pytest.fixture
+def fraud(client):
+    """``fraud``: two versions put in production in turn (the first archived), each from a
+    run that logged its accuracy; the client and the two versions."""
+    exp = client.get_or_create_experiment("training")
+    versions = []
+    for seed, acc in ((0, 0.95), (1, 0.96)):
+        run = client.create_run(exp.id)
+        client.log_metric(run.id, "accuracy", acc)
+        model, X = fit(seed)
+        mv = client.register_model("fraud", model, run_id=run.id, input_example=X[:2])
+        client.set_terminated(run.id)
+        client.transition_model_version_stage("fraud", mv.version, "production")
+        versions.append(mv.version)
+    assert client.get_model_version("fraud", versions[0]).stage == "Archived"
+    return client, versions[0], versions[1]
+
+
+def test_rules_are_versioned_audited_and_bad_ones_keep_the_previous(client):
+    alerts = Alerts(client)
+    assert alerts.ruleset() is None and alerts.rules() == [] and alerts.evaluate(T0) == []
+    first = alerts.apply(RULES)
+    assert first.version == 1 and [r.name for r in first.rules] == ["accuracy-drop"]
+    with pytest.raises(RulesError) as err:
+        alerts.apply(RULES.replace("live.accuracy <", "live.accuracy <<"))
+    assert err.value.details["line"] == 4
+    assert alerts.ruleset().version == 1  # nothing stored: the previous rules stay active
+    second = alerts.apply(RULES.replace("10m", "5m"))
+    assert second.version == 2 and alerts.rules()[0].for_s == 300
+    assert alerts.ruleset(1).rules[0].for_s == 600
+    with pytest.raises(NotFound):
+        alerts.ruleset(9)
+    with pytest.raises(InvalidArgument):
+        alerts.ruleset(0)
+    log = client.audit_log(action="alert.rules_applied")
+    assert [e.after["version"] for e in log] == [2, 1]
+    assert log[0].before == {"version": 1} and log[0].actor == client.user
+    assert "s3cret-hush" not in str(log[0].after)
+    assert second.to_dict()["rules"][0]["actions"][0]["secret"] == "***"
+
+
+def test_state_machine_with_for_and_history(client):
+    knob = Knob(live=0.94)
+    alerts = Alerts(client, facts=knob)
+    alerts.apply(RULES.replace("      - rollback\n", ""))
+    assert alerts.evaluate(T0) == []
+    (st,) = alerts.states()
+    assert (st.state, st.value["result"]) == ("inactive", False)
+
+    knob.values["live.accuracy"] = 0.80              # condition holds from T0 + 1m
+    (t,) = alerts.evaluate(T0 + MIN)
+    assert (t.from_state, t.to_state, t.firing) == ("inactive", "pending", 0)
+    assert alerts.evaluate(T0 + 5 * MIN) == []       # held 4m of 10m: still pending
+    assert alerts.act(T0 + 5 * MIN) == []            # nothing fires, nothing acts
+    (t,) = alerts.evaluate(T0 + 11 * MIN)            # held 10m: fires
+    assert (t.from_state, t.to_state, t.firing) == ("pending", "firing", 1)
+    assert t.value["facts"] == {"live.accuracy": 0.80, "train.accuracy": 0.95}
+    (st,) = alerts.states("fraud")
+    assert (st.state, st.active_since, st.firing) == ("firing", T0 + MIN, 1)
+    assert alerts.evaluate(T0 + 12 * MIN) == []      # still firing: no new change
+
+    knob.values["live.accuracy"] = None              # no labels: unknown, so not active
+    (t,) = alerts.evaluate(T0 + 13 * MIN)
+    assert (t.from_state, t.to_state) == ("firing", "resolved")
+    assert t.value["result"] is None and t.value["missing"] == ["live.accuracy"]
+
+    knob.values["live.accuracy"] = 0.5               # holds again, then stops while pending
+    assert alerts.evaluate(T0 + 14 * MIN)[0].to_state == "pending"
+    knob.values["live.accuracy"] = 0.99
+    assert alerts.evaluate(T0 + 15 * MIN)[0].to_state == "inactive"
+    hist = [(h.from_state, h.to_state) for h in reversed(alerts.history())]
+    assert hist == [("inactive", "pending"), ("pending", "firing"), ("firing", "resolved"),
+                    ("resolved", "pending"), ("pending", "inactive")]
+    actions = [e.action for e in reversed(client.audit_log(target="alert:accuracy-drop"))]
+    assert actions == ["alert.pending", "alert.firing", "alert.resolved", "alert.pending",
+                       "alert.inactive"]
+    assert client.verify_audit_log().ok
+    # Firing and resolved are events for webhooks; notify queued one signed delivery.
+    with client.store.index.session() as conn:
+        keys = [r.key for r in conn.execute(sa.select(events.c.key).order_by(events.c.seq))]
+    assert keys == ["alert:accuracy-drop:fraud:1:firing", "alert:accuracy-drop:fraud:1:resolved"]
+
+
+def test_for_zero_fires_at_once_and_notify_is_queued_once(client):
+    alerts = Alerts(client, facts=Knob(live=0.5))
+    alerts.apply(RULES.replace("for: 10m", "for: 0").replace("      - rollback\n", ""))
+    (t,) = alerts.evaluate(T0)
+    assert (t.from_state, t.to_state, t.firing) == ("inactive", "firing", 1)
+    (rec,) = alerts.act(T0)
+    assert rec.kind == "notify" and rec.ok and rec.result["url"] == "http://127.0.0.1:9/hook"
+    assert alerts.act(T0 + MIN) == []  # each action of a firing is taken once
+    with client.store.index.session() as conn:
+        rows = conn.execute(sa.select(webhook_deliveries)).all()
+    assert [(r.source, r.url, r.secret, r.event_type) for r in rows] == \
+        [("rule:accuracy-drop:0", "http://127.0.0.1:9/hook", "s3cret-hush", "alert.firing")]
+
+
+def test_an_alert_rolls_the_registry_back_with_itself_as_the_reason(fraud):
+    client, old, new = fraud
+    knob = Knob(live=0.80)
+    alerts = Alerts(client, facts=knob)
+    alerts.apply(RULES)
+    alerts.evaluate(T0)
+    assert alerts.act(T0) == []
+    alerts.evaluate(T0 + 10 * MIN)
+    done = alerts.act(T0 + 10 * MIN)
+    assert [(r.kind, r.ok) for r in done] == [("notify", True), ("rollback", True)]
+    assert done[1].result == {"rolled_back_to": old, "from": new, "stage": "Production"}
+    assert client.get_model_version("fraud", old).stage == "Production"
+    assert client.get_model_version("fraud", new).stage == "Archived"
+    assert registry_for(client).resolve("fraud@production").version == old
+    rollback = client.audit_log(action="model.rollback")[0]
+    reason = rollback.after["reason"]
+    assert reason == ("alert accuracy-drop firing: live.accuracy < train.accuracy - 0.05 "
+                      "(live.accuracy=0.8, train.accuracy=0.95)")
+    firing = client.audit_log(action="alert.firing")[0]
+    assert firing.seq < rollback.seq and firing.target == "alert:accuracy-drop/fraud"
+    assert client.audit_log(action="alert.rollback")[0].after["reason"] == reason
+    assert client.verify_audit_log().ok
+    # A second firing never brings back the version the first one rolled back from: the
+    # error is recorded, nothing raises, production stays.
+    knob.values["live.accuracy"] = 0.99
+    alerts.evaluate(T0 + 11 * MIN)
+    knob.values["live.accuracy"] = 0.5
+    alerts.evaluate(T0 + 12 * MIN)
+    alerts.evaluate(T0 + 22 * MIN)
+    again = {r.kind: r for r in alerts.act(T0 + 22 * MIN)}
+    assert again["rollback"].firing == 2
+    assert "already rolled back from" in again["rollback"].result["error"]
+    assert registry_for(client).resolve("fraud@production").version == old
+
+
+def test_two_monitors_at_once_take_each_action_once(fraud):
+    client, old, new = fraud
+    rules = RULES.replace("for: 10m", "for: 0")
+    Alerts(client, facts=Knob(live=0.5)).apply(rules)
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def monitor(i):
+        try:
+            c = cairn.Client(client.store.uri, user=f"monitor-{i}")
+            a = Alerts(c, facts=Knob(live=0.5))
+            barrier.wait()
+            results.append(("eval", a.evaluate(T0)))
+            results.append(("act", a.act(T0)))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=monitor, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    transitions = [t for kind, ts in results if kind == "eval" for t in ts]
+    taken = [r for kind, rs in results if kind == "act" for r in rs]
+    assert [(t.from_state, t.to_state) for t in transitions] == [("inactive", "firing")]
+    assert sorted(r.kind for r in taken) == ["notify", "rollback"]
+    assert registry_for(client).resolve("fraud@production").version == old  # rolled back once, not twice
+    assert len(client.audit_log(action="model.rollback")) == 1
+    with client.store.index.session() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(alert_actions)).scalar() == 2
+        assert conn.execute(sa.select(sa.func.count()).select_from(webhook_deliveries)
+                            ).scalar() == 1
+
+
+def test_bad_arguments(client):
+    alerts = Alerts(client)
+    for bad in ("soon", True, -1, float("nan")):
+        with pytest.raises(InvalidArgument):
+            alerts.evaluate(bad)
+    for bad in (0, -1, True, 10**9, "5"):
+        with pytest.raises(InvalidArgument):
+            alerts.history(limit=bad)
+    with pytest.raises(InvalidArgument):
+        alerts.states(model="  ")
+    with pytest.raises(InvalidArgument):
+        alerts.apply(None)
