@@ -7,6 +7,7 @@ import { runsPage } from "./pages/runs.js";
 import { runPage } from "./pages/run.js";
 import { comparePage } from "./pages/compare.js";
 import { modelsPage, modelPage } from "./pages/models.js";
+import { monitoringPage } from "./pages/monitoring.js";
 import { datasetsPage, datasetPage } from "./pages/datasets.js";
 import { lineagePage } from "./pages/lineage.js";
 import { dashboardsPage, dashboardPage } from "./pages/dashboards.js";
@@ -19,6 +20,7 @@ const ROUTES = [
   [/^\/compare$/, comparePage, "runs"],
   [/^\/models$/, modelsPage, "models"],
   [/^\/models\/([^/]+)$/, modelPage, "models"],
+  [/^\/models\/([^/]+)\/monitoring$/, monitoringPage, "models"],
   [/^\/datasets$/, datasetsPage, "datasets"],
   [/^\/datasets\/(.+)$/, datasetPage, "datasets"],
   [/^\/lineage$/, lineagePage, ""],

@@ -275,6 +275,8 @@ export function modelPage(root, [name]) {
         api(`/models/${enc}/policies`), session().catch(() => ({ user: null }))]);
       const state = { policies: Object.fromEntries(policies.map((p) => [p.stage, p])), requests, user: me.user, can, rollback };
       clear(head, h("h1", {}, model.name), model.description ? h("p", {}, model.description) : null,
+        h("p", { class: "model-tabs" }, h("a", { href: `/models/${enc}/monitoring` }, "Monitoring"),
+          h("span", { class: "muted" }, ": drift, live quality, alerts and the arms serving it")),
         h("div", { class: "muted" }, `created by ${model.created_by} on ${fmtTime(model.created_at)}`),
         rolesNote(state));
       const sorted = [...versions].reverse();

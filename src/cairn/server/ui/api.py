@@ -263,3 +263,9 @@ def check_filter(request: Request, p: User, filter: Annotated[str, Query(max_len
         return {"ok": False, "message": exc.message,
                 "position": exc.details.get("position")}
     return {"ok": True, "message": None, "position": None}
+
+
+# The model page's monitoring tab has its own module: it reads monitoring's runs and tables.
+from . import monitoring as _monitoring  # noqa: E402  (after this module's routes)
+
+router.include_router(_monitoring.router)

@@ -1,0 +1,194 @@
+"""The model page's monitoring tab: drift, live quality, alerts and serving arms in one answer.
+
+Everything the tab draws comes from what monitoring already stores, read here so that the
+page makes one request: each version's monitoring run (experiment ``cairn-monitoring``, see
+:mod:`cairn.monitoring.results`) gives the drift matrix (windows x features) and the
+``live.*`` series; the ``alert_states`` and ``alert_history`` tables give the alert timeline;
+the registry's deployment events give the arms serving now.  Sizes are capped (the newest
+windows, the most drifted features) and the answer says when something was left out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import numpy as np
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Path, Request
+
+from ...errors import NotFound
+from ...monitoring import results
+from ...store.wire import jfloat
+from ..auth import Principal
+from ..context import ServerContext, ctx, principal
+
+router = APIRouter(tags=["ui"])
+User = Annotated[Principal, Depends(principal)]
+
+MAX_WINDOWS = 500  # the newest windows of a version's drift matrix and live series
+MAX_FEATURES = 100  # the most drifted features of a version
+MAX_LIVE_KEYS = 20
+MAX_VERSIONS = 50  # the newest versions, and any older one that has monitoring data
+MAX_ALERT_HISTORY = 500  # the newest state changes
+MAX_DEPLOY_EVENTS = 200
+# drift.<key> metrics that describe the window, not a feature
+WINDOW_KEYS = ("drift.share", "drift.drifted", "drift.rows")
+
+
+@router.get("/models/{name}/monitoring",
+            summary="A registered model's monitoring for its page: per version the drift "
+                    "matrix (windows x features) and live metrics, the alerts' states and "
+                    "history, the arms serving it and their deployment events")
+def model_monitoring(request: Request, p: User,
+                     name: Annotated[str, Path(min_length=1, max_length=256)]) -> dict[str, Any]:
+    # The page asks GET /ui/models/{name} first (a missing model is an answer there), so a
+    # refusal or a missing model here is an ordinary 403/404, as on the other model routes.
+    from ..routes.models import _need, _registry
+
+    c = ctx(request)
+    if "\x00" in name:
+        raise NotFound(f"registered model {name[:256]!r} does not exist")
+    _need(c, p, name, "viewer")
+    reg = _registry(c, p)
+    model = reg.get_registered_model(name)
+    runs = _monitoring_runs(c, name)
+    all_versions = list(reversed(reg.list_model_versions(name)))  # newest first
+    shown = [v for i, v in enumerate(all_versions) if i < MAX_VERSIONS or v.version in runs]
+    versions = []
+    for v in shown:
+        run_id = runs.get(v.version)
+        entry: dict[str, Any] = {"version": v.version, "stage": v.stage,
+                                 "aliases": list(v.aliases), "run_id": run_id}
+        if run_id is not None:
+            entry.update(_run_data(c, run_id))
+        versions.append(entry)
+    deploy = reg.deployments(name)
+    with reg.session() as conn:
+        states, history, history_total = _alerts(conn, name)
+    return {"model": name, "aliases": dict(model.aliases), "versions": versions,
+            "versions_total": len(all_versions),
+            "alerts": {"states": states, "history": history, "history_total": history_total},
+            "arms": _arms(deploy),
+            "deployments": [_deploy_json(e) for e in reversed(deploy[-MAX_DEPLOY_EVENTS:])],
+            "deployments_total": len(deploy),
+            "limits": {"windows": MAX_WINDOWS, "features": MAX_FEATURES,
+                       "live_keys": MAX_LIVE_KEYS, "alert_history": MAX_ALERT_HISTORY}}
+
+
+def _monitoring_runs(c: ServerContext, name: str) -> dict[str, str]:
+    """version -> the id of its monitoring run (the oldest, as results.find_run picks)."""
+    exp = c.store.get_experiment_by_name(results.EXPERIMENT)
+    if exp is None:
+        return {}
+    flt = f"tags.`{results.MODEL_TAG}` = {results._quote(name)}"
+    found: dict[str, str] = {}
+    token = None
+    for _ in range(20):  # 20,000 monitoring runs of one model is far past any real use
+        runs, token = c.store.search_runs([exp.id], flt, ["attributes.start_time ASC"], 1000,
+                                          token)
+        for r in runs:
+            version = r.tags.get(results.VERSION_TAG)
+            if version:
+                found.setdefault(version, r.id)
+        if not token:
+            break
+    return found
+
+
+def _aligned(c: ServerContext, run_id: str, key: str, index: dict[int, int], n: int) -> list:
+    """The metric ``key``'s values at the matrix's windows (None where it has none)."""
+    out: list[Any] = [None] * n
+    h = c.store.get_metric_history(run_id, key)
+    for step, value in zip(h.steps.tolist(), h.values.tolist()):
+        i = index.get(step)
+        if i is not None:
+            out[i] = jfloat(value)
+    return out
+
+
+def _columns(keys: list[str]) -> list[str]:
+    """The features of a run's ``drift.*`` keys: each has ``drift.<col>.drifted`` (compared)
+    or only ``drift.<col>.missing`` (not compared in any window)."""
+    cols = set()
+    for k in keys:
+        if not k.startswith("drift.") or k in WINDOW_KEYS:
+            continue
+        for suffix in (".drifted", ".missing"):
+            if k.endswith(suffix) and len(k) > len("drift.") + len(suffix):
+                cols.add(k[len("drift."):-len(suffix)])
+    return sorted(cols)
+
+
+def _run_data(c: ServerContext, run_id: str) -> dict[str, Any]:
+    run = c.store.get_run(run_id)
+    keys = sorted(run.metrics)
+    rows = c.store.get_metric_history(run_id, results.ROWS)
+    steps = sorted(set(rows.steps.tolist()))
+    windows = steps[-MAX_WINDOWS:]
+    index = {s: i for i, s in enumerate(windows)}
+    n = len(windows)
+    features = []
+    for col in _columns(keys):
+        flags = _aligned(c, run_id, f"drift.{col}.drifted", index, n)
+        features.append({"name": col,
+                         "score": _aligned(c, run_id, f"drift.{col}", index, n),
+                         "drifted": [None if f is None else bool(f) for f in flags],
+                         "missing": _aligned(c, run_id, f"drift.{col}.missing", index, n)})
+    # The most drifted features first: with hundreds of them, those are the ones to see.
+    features.sort(key=lambda f: (-sum(1 for d in f["drifted"] if d), f["name"]))
+    live = []
+    live_keys = [k for k in keys if k.startswith("live.")]
+    for key in live_keys[:MAX_LIVE_KEYS]:
+        h = c.store.get_metric_history(run_id, key)
+        order = np.argsort(h.steps, kind="stable")[-MAX_WINDOWS:]
+        live.append({"key": key, "steps": h.steps[order].tolist(),
+                     "values": [jfloat(x) for x in h.values[order].tolist()], "total": len(h)})
+    return {"windows": windows, "windows_total": len(steps),
+            "share": _aligned(c, run_id, "drift.share", index, n),
+            "drifted": _aligned(c, run_id, "drift.drifted", index, n),
+            "rows": _aligned(c, run_id, results.ROWS, index, n),
+            "features": features[:MAX_FEATURES], "features_total": len(features),
+            "live": live, "live_total": len(live_keys)}
+
+
+def _value(text: str | None) -> Any:
+    """An alert's observed values (JSON text as the monitor wrote it; kept as text if not)."""
+    try:
+        return json.loads(text or "{}")
+    except ValueError:
+        return text
+
+
+def _alerts(conn: Any, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    from ...store.sql.tables_monitoring import alert_history as H
+    from ...store.sql.tables_monitoring import alert_states as S
+
+    states = [{"rule": r.rule, "state": r.state, "active_since": r.active_since,
+               "changed_at": r.changed_at, "firing": r.firing, "value": _value(r.value)}
+              for r in conn.execute(sa.select(S).where(S.c.model == name).order_by(S.c.rule))]
+    total = conn.execute(sa.select(sa.func.count()).select_from(H)
+                         .where(H.c.model == name)).scalar_one()
+    q = (sa.select(H).where(H.c.model == name).order_by(H.c.at.desc(), H.c.id.desc())
+         .limit(MAX_ALERT_HISTORY))
+    history = [{"id": r.id, "rule": r.rule, "from_state": r.from_state, "to_state": r.to_state,
+                "at": r.at, "firing": r.firing, "value": _value(r.value), "actor": r.actor}
+               for r in conn.execute(q)]
+    return states, history, int(total)
+
+
+def _deploy_json(e: Any) -> dict[str, Any]:
+    return {"kind": e.kind, "event": e.kind.removeprefix("deploy_"), "version": e.to_value,
+            "previous": e.from_value, "deployment": e.deployment, "arm": e.arm,
+            "reason": e.reason, "actor": e.actor, "time": e.time}
+
+
+def _arms(events: list[Any]) -> list[dict[str, Any]]:
+    """The arms serving now: each (deployment, arm)'s last event, unless it was a stop."""
+    last: dict[tuple[str, str], Any] = {}
+    for e in events:
+        last[(e.deployment or "", e.arm or "primary")] = e
+    arms = [_deploy_json(e) for e in last.values() if e.kind != "deploy_stop"]
+    # primary first, then the others by name, per deployment
+    arms.sort(key=lambda a: (a["deployment"] or "", a["arm"] != "primary", a["arm"] or ""))
+    return arms
