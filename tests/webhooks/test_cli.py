@@ -1,0 +1,68 @@
+"""`cairn webhooks` and `cairn events`, each with --json, on a real store and receiver."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from cairn.cli.main import cli
+
+from .conftest import alert, free_port
+
+
+def _run(store, *args, ok=True):
+    res = CliRunner().invoke(cli, ["--store", store, *args])
+    assert (res.exit_code == 0) == ok, res.output
+    return res
+
+
+def test_the_webhook_commands(client, receiver):
+    store = client.uri
+    r = receiver()
+    made = json.loads(_run(store, "webhooks", "add", r.url, "--event", "alert.firing",
+                           "--model", "fraud", "--secret", "cli-secret-123", "--json").output)
+    assert made["secret"] == "cli-secret-123" and made["events"] == ["alert.firing"]
+    r.secret = made["secret"]
+    dead = json.loads(_run(store, "webhooks", "add", f"http://127.0.0.1:{free_port()}/",
+                           "--json").output)
+    text = _run(store, "webhooks", "add", r.url, "--format", "slack").output
+    assert "Signing secret (shown only now)" in text
+    listed = json.loads(_run(store, "webhooks", "ls", "--json").output)
+    assert len(listed) == 3 and all("secret" not in s for s in listed)
+    assert "fraud" in _run(store, "webhooks", "ls").output
+
+    alert(client, "k1")
+    stats = json.loads(_run(store, "webhooks", "dispatch", "--once", "--max-attempts", "1",
+                            "--json").output)
+    assert (stats["sent"], stats["delivered"], stats["dead"]) == (3, 2, 1)
+    assert all(q["verified"] for q in r.requests if "text" not in json.loads(q["body"]))
+    dl = json.loads(_run(store, "webhooks", "deliveries", "--state", "dead", "--json").output)
+    assert [d["url"] for d in dl] == [dead["url"]] and dl[0]["last_error"]
+    assert "dead" in _run(store, "webhooks", "deliveries").output
+    again = json.loads(_run(store, "webhooks", "redeliver", dl[0]["id"], "--json").output)
+    assert again["state"] == "pending"
+
+    events = json.loads(_run(store, "events", "ls", "--type", "alert.firing", "--json").output)
+    assert [e["key"] for e in events] == ["k1"]
+    assert json.loads(_run(store, "events", "ls", "--after", str(events[0]["seq"]),
+                           "--json").output) == []
+    assert "alert.firing" in _run(store, "events", "ls").output
+
+    gone = json.loads(_run(store, "webhooks", "rm", dead["id"], "--json").output)
+    assert gone["id"] == dead["id"]
+    assert "Deleted subscription" in _run(store, "webhooks", "rm", made["id"]).output
+
+
+def test_bad_input_is_a_clear_error(client):
+    store = client.uri
+    for args in (["webhooks", "add", "ftp://x"], ["webhooks", "add", "http://x", "--event", "no"],
+                 ["webhooks", "rm", "f" * 32], ["webhooks", "redeliver", "nope!"],
+                 ["events", "ls", "--type", "nope"]):
+        res = _run(store, *args, ok=False)
+        assert res.output.startswith("Error:") or "Error" in res.output, res.output
+    res = _run(store, "webhooks", "dispatch", "--interval", "soon", ok=False)
+    assert "--interval" in res.output
+    assert "No webhook subscriptions" in _run(store, "webhooks", "ls").output
+    assert "No events." in _run(store, "events", "ls").output
+    assert "No deliveries." in _run(store, "webhooks", "deliveries").output
