@@ -279,3 +279,24 @@ def test_rates_are_finite_numbers(history):
     o = kpis(history).overall
     for value in (o.success_rate, o.rollbacks_per_week, o.mean_time_to_rollback_s):
         assert isinstance(value, float) and math.isfinite(value)
+
+
+def test_through_a_team_server(cairn_server, tmp_path, cairn_clock):
+    """The same reads over a server's REST API: history, requests, keys and lineage."""
+    client = cairn.Client(cairn_server, user="alice")
+    cairn_clock.set(T0 - HOUR)
+    _trained(client, tmp_path, "fraud", 1, version="1.0.0")
+    client.register_model("fraud", _model(2), version="1.0.1")
+    cairn_clock.set(T0)
+    client.transition_model_version_stage("fraud", "1.0.0", "production")
+    cairn_clock.set(T0 + 2 * DAY)
+    client.transition_model_version_stage("fraud", "1.0.1", "production")
+    cairn_clock.set(T0 + 2 * DAY + 10 * MIN)
+    client.rollback("fraud", reason="errors")
+    cairn_clock.set(T0 + 3 * DAY)
+    k = kpis(client)
+    assert [(r.version, r.outcome) for r in k.releases] == [
+        ("1.0.0", "succeeded"), ("1.0.1", "failed"), ("1.0.0", "restored")]
+    assert [(r.version, r.after_s) for r in k.rollbacks] == [("1.0.1", 600.0)]
+    (c,) = k.compliance
+    assert (c.version, c.approval, c.signature, c.lineage) == ("1.0.0", False, False, True)
