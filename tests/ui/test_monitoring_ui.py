@@ -165,6 +165,26 @@ def test_monitoring_api(mon_server):
     assert too_long.status_code in (400, 422)
 
 
+def test_monitoring_api_caps_what_it_sends(mon_server, monkeypatch):
+    """The newest windows, the most drifted features, the newest alert changes: and the
+    totals, so that the page can say what it left out."""
+    import httpx
+
+    from cairn.server.ui import monitoring
+
+    monkeypatch.setattr(monitoring, "MAX_WINDOWS", 4)
+    monkeypatch.setattr(monitoring, "MAX_FEATURES", 1)
+    monkeypatch.setattr(monitoring, "MAX_ALERT_HISTORY", 1)
+    data = httpx.get(mon_server + "/api/v1/ui/models/fraud/monitoring", timeout=30).json()
+    v1 = next(v for v in data["versions"] if v["version"] == "1.0.0")
+    assert v1["windows"] == [T + (i + 1) * HOUR for i in range(2, WINDOWS)]
+    assert v1["windows_total"] == WINDOWS and len(v1["share"]) == 4
+    assert [f["name"] for f in v1["features"]] == ["amount"] and v1["features_total"] == 2
+    assert all(len(s["steps"]) == 4 for s in v1["live"])
+    assert [e["to_state"] for e in data["alerts"]["history"]] == ["firing"]
+    assert data["alerts"]["history_total"] == 2
+
+
 def test_monitoring_route_needs_viewer_on_the_model(store_root):
     """Auth on: a user without a role on the model is refused, one with viewer reads."""
     from fastapi.testclient import TestClient

@@ -3,7 +3,7 @@
 // (one chart per metric, a line per version). One request: GET /ui/models/NAME/monitoring.
 import { api } from "../api.js";
 import { Chart } from "../chart.js";
-import { h, clear, fmtTime, fmtValue, stageBadge, errorBox, colour } from "../util.js";
+import { h, clear, fmtTime, fmtValue, stageBadge, errorBox, colour, num } from "../util.js";
 
 const NS = "http://www.w3.org/2000/svg";
 
@@ -15,6 +15,7 @@ function svg(tag, attrs = {}, ...children) {
 }
 
 const windowTime = (step) => fmtTime(step * 1000);  // a window's step is its end, in seconds
+const finite = (x) => (Number.isFinite(num(x)) ? num(x) : null);  // "NaN" from the server: none
 
 function cellText(f, i) {
   const d = f.drifted[i];
@@ -23,7 +24,7 @@ function cellText(f, i) {
   const verdict = d === null || d === undefined ? "not compared" : d ? "drifted" : "no drift";
   const parts = [verdict];
   if (score !== null && score !== undefined) parts.push(`score ${fmtValue(score)}`);
-  if (missing) parts.push(`${fmtValue(missing * 100)}% missing`);
+  if (finite(missing)) parts.push(`${fmtValue(finite(missing) * 100)}% missing`);
   return parts.join(", ");
 }
 
@@ -51,12 +52,12 @@ function heatmap(v) {
     text.length > 22 ? text.slice(0, 21) + "…" : text, svg("title", {}, text)));
   label(top, "share drifted");
   v.windows.forEach((w, i) => {
-    const share = v.share[i];
+    const share = finite(v.share[i]);
     const alarm = v.drifted[i];
     root.append(svg("rect", { x: left + i * cw, y: top, width: cw - 1, height: ch - 1,
       class: `hm-cell hm-share${alarm ? " drifted" : ""}`, "data-window": w,
-      "fill-opacity": share === null || share === undefined ? 0.08 : 0.15 + 0.85 * share },
-    svg("title", {}, `${windowTime(w)}: ${share === null || share === undefined ? "no share" : `${fmtValue(share * 100)}% of features drifted`}${alarm ? " (over the threshold)" : ""}, ${v.rows[i] ?? 0} rows`)));
+      "fill-opacity": share === null ? 0.08 : 0.15 + 0.85 * share },
+    svg("title", {}, `${windowTime(w)}: ${share === null ? "no share" : `${fmtValue(share * 100)}% of features drifted`}${alarm ? " (over the threshold)" : ""}, ${v.rows[i] ?? 0} rows`)));
   });
   v.features.forEach((f, j) => {
     const y = top + (j + 1) * ch;
@@ -93,7 +94,7 @@ function driftTable(v) {
         v.features.map((f) => h("th", {}, f.name)))),
       h("tbody", {}, [...v.windows.keys()].reverse().map((i) => h("tr", {},
         h("td", {}, windowTime(v.windows[i])), h("td", { class: "num" }, fmtValue(v.rows[i])),
-        h("td", { class: "num" }, v.share[i] === null ? "—" : `${fmtValue(v.share[i] * 100)}%`),
+        h("td", { class: "num" }, finite(v.share[i]) === null ? "—" : `${fmtValue(finite(v.share[i]) * 100)}%`),
         v.features.map((f) => h("td", { class: `hm-${cellClass(f.drifted[i])}` }, cellText(f, i)))))))));
   });
   return box;

@@ -28,6 +28,7 @@ User = Annotated[Principal, Depends(principal)]
 
 MAX_WINDOWS = 500  # the newest windows of a version's drift matrix and live series
 MAX_FEATURES = 100  # the most drifted features of a version
+MAX_COLUMNS_READ = 1000  # features ranked to find those (by name, past that)
 MAX_LIVE_KEYS = 20
 MAX_VERSIONS = 50  # the newest versions, and any older one that has monitoring data
 MAX_ALERT_HISTORY = 500  # the newest state changes
@@ -128,15 +129,18 @@ def _run_data(c: ServerContext, run_id: str) -> dict[str, Any]:
     windows = steps[-MAX_WINDOWS:]
     index = {s: i for i, s in enumerate(windows)}
     n = len(windows)
-    features = []
-    for col in _columns(keys):
-        flags = _aligned(c, run_id, f"drift.{col}.drifted", index, n)
-        features.append({"name": col,
-                         "score": _aligned(c, run_id, f"drift.{col}", index, n),
-                         "drifted": [None if f is None else bool(f) for f in flags],
-                         "missing": _aligned(c, run_id, f"drift.{col}.missing", index, n)})
+    columns = _columns(keys)
     # The most drifted features first: with hundreds of them, those are the ones to see.
-    features.sort(key=lambda f: (-sum(1 for d in f["drifted"] if d), f["name"]))
+    # Their flags are read to rank them; scores and missing shares only for those shown.
+    flags = {}
+    for col in columns[:MAX_COLUMNS_READ]:
+        flags[col] = [None if f is None else bool(f)
+                      for f in _aligned(c, run_id, f"drift.{col}.drifted", index, n)]
+    ranked = sorted(flags, key=lambda col: (-sum(1 for d in flags[col] if d), col))
+    features = [{"name": col, "drifted": flags[col],
+                 "score": _aligned(c, run_id, f"drift.{col}", index, n),
+                 "missing": _aligned(c, run_id, f"drift.{col}.missing", index, n)}
+                for col in ranked[:MAX_FEATURES]]
     live = []
     live_keys = [k for k in keys if k.startswith("live.")]
     for key in live_keys[:MAX_LIVE_KEYS]:
@@ -148,7 +152,7 @@ def _run_data(c: ServerContext, run_id: str) -> dict[str, Any]:
             "share": _aligned(c, run_id, "drift.share", index, n),
             "drifted": _aligned(c, run_id, "drift.drifted", index, n),
             "rows": _aligned(c, run_id, results.ROWS, index, n),
-            "features": features[:MAX_FEATURES], "features_total": len(features),
+            "features": features, "features_total": len(columns),
             "live": live, "live_total": len(live_keys)}
 
 
