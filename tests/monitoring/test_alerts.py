@@ -233,3 +233,140 @@ def test_bad_arguments(client):
         alerts.states(model="  ")
     with pytest.raises(InvalidArgument):
         alerts.apply(None)
+
+
+CANARY_RULES = """\
+rules:
+  - name: canary-worse
+    model: models:/fraud@production
+    condition: canary.live.accuracy < primary.live.accuracy - 0.1
+    min_requests: 20
+    actions:
+      - abort: {canary: "@challenger"}
+  - name: canary-better
+    model: fraud@production
+    condition: canary.live.accuracy >= primary.live.accuracy
+    min_requests: 20
+    actions: [promote]
+  - name: too-few
+    model: fraud
+    condition: serving.error_rate > 0.5
+    min_requests: 100000
+  - name: train-bar
+    model: fraud@production
+    condition: live.accuracy < train.accuracy
+"""
+
+
+def serve_and_label(client, arms):
+    """Log requests answered by each ``(arm, version, model, correct)`` in the last five
+    minutes with the serving code's own PredictionLog, and send their labels back."""
+    import time
+
+    from cairn.monitoring.feedback import record_feedback
+    from cairn.serving.events import Scored
+    from cairn.serving.predlog import PredictionLog
+
+    plog = PredictionLog(client, flush_rows=100_000, flush_seconds=3600)
+    start = time.time() - 300
+    labels = []
+    for arm, version, model, correct, n in arms:
+        _, X = fit(7)
+        for i in range(n):
+            rid = f"{arm}-{i}"
+            pred = model.predict(X[i:i + 1])
+            plog.scored(Scored(rid, "fraud", version, arm, "/invocations", 200, None,
+                               start + i, 0.004, 1, X[i:i + 1], pred))
+            labels.append({"request_id": rid,
+                           "label": int(pred[0]) if correct else 1 - int(pred[0])})
+    plog.close()
+    assert plog.stats()["dropped"] == 0
+    assert not record_feedback(client, "fraud", labels).rejected
+
+
+def test_a_worse_canary_is_aborted_from_real_live_metrics(fraud):
+    """The facts come from the prediction log and the labels (live_metrics), the training
+    run's metrics and the registry: nothing stands in for them."""
+    client, old, new = fraud
+    reg = registry_for(client)
+    reg.set_alias("fraud", "challenger", old)
+    serve_and_label(client, [("primary", new, fit(1)[0], True, 40),
+                             ("canary", old, fit(0)[0], False, 30)])
+    alerts = Alerts(client)
+    alerts.apply(CANARY_RULES)
+    moves = {t.rule: t for t in alerts.evaluate()}
+    worse = moves["canary-worse"]
+    assert worse.to_state == "firing"
+    assert worse.value["facts"] == {"canary.live.accuracy": 0.0, "primary.live.accuracy": 1.0}
+    assert worse.value["versions"] == {"model": new, "primary": new, "canary": old}
+    assert worse.value["requests"] == 30
+    # live.accuracy of the version production follows (the primary's); train.accuracy of
+    # its run: 1.0 is not below 0.96.
+    states = {s.rule: s for s in alerts.states()}
+    assert states["train-bar"].value["facts"] == {"live.accuracy": 1.0, "train.accuracy": 0.96}
+    assert states["canary-better"].state == "inactive"
+    assert states["too-few"].value["result"] is None
+    assert "30" not in states["too-few"].value["notes"][0] and \
+        "100000 requests" in states["too-few"].value["notes"][0]
+    (done,) = alerts.act()
+    assert (done.kind, done.result) == ("abort", {"alias": "challenger", "from": old, "to": new})
+    assert reg.resolve("fraud@challenger").version == new
+    aborted = client.audit_log(action="alert.abort")[0]
+    assert aborted.after["reason"].startswith("alert canary-worse firing: canary.live.accuracy")
+    assert client.audit_log(action="model.alias")[0].after == {"version": new}
+
+
+def test_promote_moves_production_to_the_canary(fraud):
+    client, old, new = fraud
+    reg = registry_for(client)
+    reg.set_alias("fraud", "challenger", old)
+    serve_and_label(client, [("primary", new, fit(1)[0], False, 25),
+                             ("canary", old, fit(0)[0], True, 25)])
+    alerts = Alerts(client)
+    alerts.apply(CANARY_RULES)
+    moves = {t.rule: t.to_state for t in alerts.evaluate()}
+    assert moves == {"canary-better": "firing", "train-bar": "firing"}
+    (done,) = alerts.act()
+    assert done.result == {"stage": "Production", "from": new, "to": old}
+    assert reg.resolve("fraud@production").version == old
+    assert client.get_model_version("fraud", new).stage == "Archived"
+
+
+def test_notify_is_delivered_signed_by_the_webhook_dispatcher(client):
+    """A real HTTP receiver in a thread gets the alert.firing event, signed."""
+    import http.server
+    import json
+
+    got = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((dict(self.headers), json.loads(body)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        from cairn.monitoring.daemon import Monitor
+
+        alerts = Alerts(client, facts=Knob(live=0.5))
+        alerts.apply(RULES.replace("http://127.0.0.1:9/hook", url).replace("for: 10m", "for: 0")
+                     .replace("      - rollback\n", ""))
+        cycle = Monitor(alerts, 30).once()
+        assert cycle.error is None and [t.to_state for t in cycle.transitions] == ["firing"]
+        assert [a.kind for a in cycle.actions] == ["notify"]
+        assert cycle.to_dict()["deliveries"]["delivered"] >= 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    mine = [(h, b) for h, b in got if "alert" in json.dumps(b)]
+    assert len(mine) == 1
+    headers, body = mine[0]
+    assert "accuracy-drop" in json.dumps(body)
+    assert any("signature" in k.lower() for k in headers)
