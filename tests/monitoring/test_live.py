@@ -128,7 +128,8 @@ async def traffic(app, X, ids, arms):
             headers={"Cairn-Request-Id": "batch", "Cairn-Arm": "primary"})
         assert r.status_code == 200
         bad = await http.post("/v1/predict", json={"dataframe_split": {
-            "columns": ["a"], "data": [[1.0]]}}, headers={"Cairn-Request-Id": "bad"})
+            "columns": ["a"], "data": [[1.0]]}},
+            headers={"Cairn-Request-Id": "bad", "Cairn-Arm": "primary"})
         assert bad.status_code == 400
         labels = [{"request_id": rid, "label": int(y)} for rid, y in zip(ids, truth(X))]
         labels += [{"request_id": f"batch#{k}", "label": int(y)}

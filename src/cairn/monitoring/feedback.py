@@ -288,6 +288,40 @@ def record_feedback(client: Any, model: str, records: Any) -> FeedbackResult:
 
 # -- reading ----------------------------------------------------------------------------
 
+class SegmentCache:
+    """Parsed segments (of labels or of the prediction log) by store, run, path and size.
+    A segment is written once, under a name no writer reuses, so a monitor that asks every
+    30 seconds downloads each segment once.  Bounded by rows, oldest used first out."""
+
+    def __init__(self, max_rows: int = 2_000_000) -> None:
+        from collections import OrderedDict
+
+        self.max_rows = max_rows
+        self._items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, load: Any) -> Any:
+        """The value under ``key``, or ``load()`` (which returns (value, rows)) kept."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit[0]
+        value, rows = load()
+        with self._lock:
+            if key not in self._items and rows <= self.max_rows:
+                self._items[key] = (value, rows)
+                self._rows += rows
+                while self._rows > self.max_rows:
+                    _, (_, n) = self._items.popitem(last=False)
+                    self._rows -= n
+        return value
+
+
+SEGMENTS = SegmentCache()
+
+
 def read_labels(client: Any, model: str, until: Any = None) -> dict[str, Label]:
     """Every label of ``model`` received before ``until`` (default: all), the latest
     received per request id."""
@@ -296,7 +330,7 @@ def read_labels(client: Any, model: str, until: Any = None) -> dict[str, Label]:
     from ..serving.predlog_read import when
 
     end = when(until, "until")
-    found: list[tuple[str, str, str, int]] = []  # (hour, writer, run, seq) sortable
+    found: list[tuple[str, str, str, int]] = []  # (hour, path, run, size) sortable
     for run_id in find_runs(client, model):
         for entry in client.list_artifacts(run_id, ROOT):
             m = SEGMENT.fullmatch(entry.path)
@@ -304,22 +338,26 @@ def read_labels(client: Any, model: str, until: Any = None) -> dict[str, Label]:
                 continue
             if end is not None and f"{m[1]} {m[2]}" > end.strftime("%Y-%m-%d %H"):
                 continue
-            found.append((f"{m[1]} {m[2]}", entry.path, run_id, int(m[4])))
+            found.append((f"{m[1]} {m[2]}", entry.path, run_id, int(entry.size or 0)))
     rows: list[tuple[float, int, int, Label]] = []
     cutoff = None if end is None else end.timestamp()
-    with tempfile.TemporaryDirectory(prefix="cairn-feedback-") as tmp:
-        for order, (_hour, path, run_id, _seq) in enumerate(sorted(found)):
+
+    def load(run_id: str, path: str) -> tuple[list[Label], int]:
+        with tempfile.TemporaryDirectory(prefix="cairn-feedback-") as tmp:
             local = client.download_artifacts(run_id, path, Path(tmp) / run_id)
             table = pq.read_table(local).to_pydict()
-            for i, (rid, text, ts, rec) in enumerate(zip(
-                    table["request_id"], table["label"], table["timestamp"],
-                    table["received"])):
-                received = rec.timestamp()
-                if cutoff is not None and received >= cutoff:
-                    continue
-                lab = Label(rid, json.loads(text), None if ts is None else ts.timestamp(),
-                            received)
-                rows.append((received, order, i, lab))
+        out = [Label(rid, json.loads(text), None if ts is None else ts.timestamp(),
+                     rec.timestamp())
+               for rid, text, ts, rec in zip(table["request_id"], table["label"],
+                                             table["timestamp"], table["received"])]
+        return out, len(out)
+
+    for order, (_hour, path, run_id, size) in enumerate(sorted(found)):
+        part = SEGMENTS.get(("feedback", client.uri, run_id, path, size),
+                            lambda r=run_id, p=path: load(r, p))
+        for i, lab in enumerate(part):
+            if cutoff is None or lab.received < cutoff:
+                rows.append((lab.received, order, i, lab))
     rows.sort(key=lambda r: r[:3])
     return {r[3].request_id: r[3] for r in rows}
 

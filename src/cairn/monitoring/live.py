@@ -15,7 +15,7 @@ a label for plain ``ID`` fits a one-row request.  ``requests``, ``errors`` (answ
 status 500 or more), ``error_rate`` and ``latency_p99_ms`` count requests in the span;
 ``labelled`` and ``metrics`` count its answered rows that have a label (whenever the
 label came).  ``unknown_ids`` counts labels received in the span whose request id is in
-no row of the log read (the span and ``lookback`` before it): a request older than that,
+no row of the log read (the span and ``lookback``, an hour, before it): a request older than that,
 or one the log has not written yet (it writes every 30 s), counts too.
 
 Metrics are NumPy only: classification (labels of int, bool or text) has ``accuracy``,
@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import InvalidArgument
 
-DEFAULT_LOOKBACK = dt.timedelta(days=1)
+DEFAULT_LOOKBACK = dt.timedelta(hours=1)
 CLASSIFICATION = ("accuracy", "f1", "auc")
 REGRESSION = ("rmse", "mae")
 METRICS = CLASSIFICATION + REGRESSION
@@ -91,7 +91,7 @@ def live_metrics(client: Any, model_name: str, since: Any, until: Any, *,
     """Live quality of ``model_name`` in ``[since, until)`` (datetimes, ISO 8601 text or
     epoch seconds; naive times are UTC).  ``labels``: the labels to join (by default every
     label stored for the model, as :func:`~cairn.monitoring.feedback.read_labels`)."""
-    from ..serving.predlog_read import read, when
+    from ..serving.predlog_read import when
     from .feedback import check_model, read_labels
 
     model_name = check_model(model_name)
@@ -103,8 +103,26 @@ def live_metrics(client: Any, model_name: str, since: Any, until: Any, *,
                               f"({start.isoformat()})")
     if labels is None:
         labels = read_labels(client, model_name)
-    table = read(client, model_name, None, start - max(lookback, dt.timedelta(0)), end)
+    table = read_log(client, model_name, start - max(lookback, dt.timedelta(0)), end)
     return _measure(model_name, start, end, table, _Log.of(table).keys, labels)
+
+
+def read_log(client: Any, model: str, start: dt.datetime, end: dt.datetime) -> Any:
+    """Every row of ``model``'s prediction log in ``[start, end)``, each segment downloaded
+    once per process (:data:`~cairn.monitoring.feedback.SEGMENTS`)."""
+    from ..serving.predlog_read import concat, read_segment, read_segments, segments
+    from .feedback import SEGMENTS
+
+    found = segments(client, model, None, start, end)
+    if not found:
+        return read_segments(client, [])
+    tables = [SEGMENTS.get(("log", client.uri, s.run_id, s.path, s.size),
+                           lambda s=s: _rows_of(read_segment(client, s))) for s in found]
+    return _between(concat(tables), start, end)
+
+
+def _rows_of(table: Any) -> tuple[Any, int]:
+    return table, table.num_rows
 
 
 def _measure(model: str, start: dt.datetime, end: dt.datetime, table: Any, keys: Any,
@@ -516,7 +534,7 @@ def live_report(client: Any, model_ref: str, window: Any = "1h", since: Any = No
     window, once, to every version's monitoring run (experiment ``cairn-monitoring``):
     ``live.requests``, ``live.labelled``, ``live.error_rate``, ``live.<metric>``, and the
     metric the version was registered with as ``train.<metric>``."""
-    from ..serving.predlog_read import read, when
+    from ..serving.predlog_read import when
     from .feedback import read_labels
     from .windows import parse_window, spans_between
 
@@ -526,7 +544,7 @@ def live_report(client: Any, model_ref: str, window: Any = "1h", since: Any = No
     spans = spans_between(start, end, length, now)
     first, last = spans[0][0], spans[-1][1]
     labels = read_labels(client, name)
-    table = read(client, name, None, first - max(lookback, dt.timedelta(0)), last)
+    table = read_log(client, name, first - max(lookback, dt.timedelta(0)), last)
     keys = _Log.of(table).keys
     windows = [LiveWindow(s, e, _measure(name, s, e, table, keys, labels)) for s, e in spans]
     versions = sorted({v for w in windows for v in w.live.by_version})

@@ -28,7 +28,7 @@ from ..errors import InvalidArgument
 log = logging.getLogger("cairn.serving")
 
 DEFAULT_MAX_QUEUED = 1_000_000
-DEFAULT_FLUSH_SECONDS = 1.0
+DEFAULT_FLUSH_SECONDS = 10.0  # a segment per 10 s at most: readers list and read them all
 DEFAULT_CLOSE_TIMEOUT = 30.0
 
 
