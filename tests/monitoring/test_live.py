@@ -323,3 +323,35 @@ async def traffic_regression(app, X, actual):
                                                   for i, v in enumerate(actual)])
         assert r.json()["accepted"] == len(X)
         return out
+
+
+def test_feedback_and_live_quality_through_a_team_server(cairn_server):
+    """Labels stored by one client and the log by another are joined by a third, all over
+    the server's REST API; the results are stored there."""
+    from sklearn.linear_model import LogisticRegression
+
+    writer = cairn.Client(cairn_server)
+    X = frame(40, 8)
+    run = writer.create_run(writer.get_or_create_experiment("training").id)
+    writer.log_metric(run.id, "accuracy", 0.75)
+    model = LogisticRegression().fit(X, truth(X))
+    writer.register_model("fraud", model, run_id=run.id, input_example=X[:3])
+    pred = model.predict(X)
+    base = T0.timestamp()
+    log_events(writer, [Scored(f"t{i}", "fraud", "1.0.0", PRIMARY, "/v1/predict", 200, None,
+                               base + i, 0.002, 1, X[i:i + 1].reset_index(drop=True),
+                               pred[i:i + 1]) for i in range(40)])
+    res = record_feedback(cairn.Client(cairn_server), "fraud",
+                          [{"request_id": f"t{i}", "label": int(y)}
+                           for i, y in enumerate(truth(X))])
+    assert res.stored == 40
+    reader = cairn.Client(cairn_server)
+    report = live_report(reader, "fraud", "1h", since=T0, until=T0 + dt.timedelta(hours=1),
+                         now=T0 + dt.timedelta(days=1))
+    g = report.windows[0].live.overall
+    assert g.requests == g.labelled == 40
+    assert g.metrics["accuracy"] == pytest.approx(skm.accuracy_score(truth(X), pred))
+    assert report.train == {"1.0.0": {"accuracy": 0.75}}
+    stored = cairn.Client(cairn_server).get_run(report.run_ids["1.0.0"]).metrics
+    assert stored["live.accuracy"] == pytest.approx(g.metrics["accuracy"])
+    assert stored["train.accuracy"] == 0.75
