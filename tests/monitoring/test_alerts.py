@@ -7,13 +7,14 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-import cairn
 from cairn.errors import InvalidArgument, NotFound
 from cairn.monitoring.alert_facts import Facts
 from cairn.monitoring.alerts import Alerts
 from cairn.monitoring.rules import RulesError
 from cairn.services import registry_for
 from cairn.store.sql.tables_monitoring import alert_actions, events, webhook_deliveries
+from conformance_backends import open_backend
+from pg_fixtures import pg_database  # noqa: F401  (a fixture, used by name)
 
 T0 = 1_767_000_000_000  # ms
 MIN = 60_000
@@ -28,6 +29,19 @@ rules:
       - notify: {url: "http://127.0.0.1:9/hook", secret: "s3cret-hush"}
       - rollback
 """
+
+
+@pytest.fixture(params=["local", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request, tmp_path):
+    b = open_backend(request.param, tmp_path, request)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def client(backend):
+    """alice's client on a local store, then on PostgreSQL used directly."""
+    return backend.client("alice")
 
 
 class Knob:
@@ -186,7 +200,7 @@ def test_an_alert_rolls_the_registry_back_with_itself_as_the_reason(fraud):
     assert registry_for(client).resolve("fraud@production").version == old
 
 
-def test_two_monitors_at_once_take_each_action_once(fraud):
+def test_two_monitors_at_once_take_each_action_once(fraud, backend):
     client, old, new = fraud
     rules = RULES.replace("for: 10m", "for: 0")
     Alerts(client, facts=Knob(live=0.5)).apply(rules)
@@ -195,7 +209,7 @@ def test_two_monitors_at_once_take_each_action_once(fraud):
 
     def monitor(i):
         try:
-            c = cairn.Client(client.store.uri, user=f"monitor-{i}")
+            c = backend.client(f"monitor-{i}")
             a = Alerts(c, facts=Knob(live=0.5))
             barrier.wait()
             results.append(("eval", a.evaluate(T0)))

@@ -89,8 +89,10 @@ class Alerts(StoreService):
 
     @property
     def store(self) -> Any:
+        from ..store.http import HttpStore
+
         store = self._backend
-        if type(store).__name__ == "HttpStore":
+        if isinstance(store, HttpStore):
             raise InvalidArgument("alert rules are not supported over a server yet: run "
                                   "`cairn monitor` with the server's own store (its directory "
                                   "or its postgresql:// URL)")
