@@ -165,6 +165,15 @@ def test_monitoring_api(mon_server):
     assert too_long.status_code in (400, 422)
 
 
+def test_alert_values_that_json_cannot_carry_travel_as_text():
+    from cairn.server.ui.monitoring import _value
+
+    # Python's json writes NaN for an unlabelled window's accuracy; a JSON answer cannot.
+    assert _value('{"live.accuracy": NaN, "n": 3}') == {"live.accuracy": "NaN", "n": 3}
+    assert _value("not json") == "not json"
+    assert _value(None) == {}
+
+
 def test_monitoring_api_caps_what_it_sends(mon_server, monkeypatch):
     """The newest windows, the most drifted features, the newest alert changes: and the
     totals, so that the page can say what it left out."""

@@ -157,9 +157,14 @@ def _run_data(c: ServerContext, run_id: str) -> dict[str, Any]:
 
 
 def _value(text: str | None) -> Any:
-    """An alert's observed values (JSON text as the monitor wrote it; kept as text if not)."""
+    """An alert's observed values (JSON text as the monitor wrote it; kept as text if not).
+
+    Python's json reads NaN and Infinity, which a JSON answer cannot carry: they travel as
+    the strings the rest of the API uses."""
+    from ..routes._json import finite
+
     try:
-        return json.loads(text or "{}")
+        return finite(json.loads(text or "{}"))
     except ValueError:
         return text
 
