@@ -204,3 +204,21 @@ def test_the_dispatcher_refuses_bad_settings(client):
         Dispatcher(client).dispatch_once(now_ms=-5)
     d = Dispatcher(client, backoff=1.0)
     assert [d.retry_delay_ms(n) for n in (1, 2, 3, 30)] == [1000, 2000, 4000, 3_600_000]
+
+
+def test_run_dispatches_rounds_and_outlives_a_failed_one(client, receiver):
+    r = receiver()
+    Webhooks(client).subscribe(r.url)
+    alert(client, "k1")
+    seen = []
+    d = Dispatcher(client)
+    d.run(0.01, rounds=2, on_round=seen.append)
+    assert [s.delivered for s in seen] == [1, 0]
+    broken = Dispatcher(cairn_memory_client())
+    broken.run(0.01, rounds=1)  # a round that fails is logged, not raised
+
+
+def cairn_memory_client():
+    import cairn
+
+    return cairn.Client("memory://webhooks-run", user="a")

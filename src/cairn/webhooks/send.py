@@ -58,8 +58,11 @@ def summary(kind: str, data: Mapping[str, Any]) -> str:
         state = "FIRING" if kind == "alert.firing" else "resolved"
         rule = data.get("rule", "?")
         text = f"[{state}] alert {rule} on {model}"
-        if data.get("summary"):
-            text += f": {data['summary']}"
+        if data.get("condition"):
+            text += f": {data['condition']}"
+        values = data.get("values")
+        if isinstance(values, dict) and values:
+            text += " (" + ", ".join(f"{k}={v}" for k, v in list(values.items())[:5]) + ")"
         return text
     if kind == "deployment.changed":
         return (f"Deployment {data.get('deployment')} ({data.get('arm')}): "
