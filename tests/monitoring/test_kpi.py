@@ -118,6 +118,8 @@ def test_the_kpis_of_a_known_history(history):
     assert k.models["fraud"] == o
     assert k.settle_s == DEFAULT_SETTLE.total_seconds() == 86400
     assert k.until == T0 + 4 * DAY + HOUR and k.since is None
+    for value in (o.success_rate, o.rollbacks_per_week, o.mean_time_to_rollback_s):
+        assert isinstance(value, float) and math.isfinite(value)
 
 
 def test_compliance_of_the_versions_in_production(history):
@@ -210,6 +212,8 @@ def test_an_empty_registry(tracking, cairn_clock):
     ({"model": "nope"}, "no registered model"),
     ({"model": ""}, "model must be"),
     ({"model": 3}, "model must be"),
+    ({"model": "fr\ud800aud"}, "model contains a lone surrogate"),
+    ({"model": "x" * 100_000}, "no registered model"),
     ({"since": "yesterday"}, "not an ISO 8601 time"),
     ({"since": "2025-01-01\ud800"}, "not an ISO 8601 time"),
     ({"until": float("nan")}, "not a time"),
@@ -225,7 +229,6 @@ def test_an_empty_registry(tracking, cairn_clock):
     ({"settle": -3600}, "settle period"),
 ])
 def test_bad_arguments_are_refused_clearly(client, options, message):
-    client.register_model("fraud", _model(1))
     with pytest.raises((InvalidArgument, NotFound), match=message):
         kpis(client, **options)
 
@@ -275,12 +278,6 @@ def test_cli_on_a_missing_store_creates_nothing(tmp_path):
     assert not missing.exists()
 
 
-def test_rates_are_finite_numbers(history):
-    o = kpis(history).overall
-    for value in (o.success_rate, o.rollbacks_per_week, o.mean_time_to_rollback_s):
-        assert isinstance(value, float) and math.isfinite(value)
-
-
 def test_through_a_team_server(cairn_server, tmp_path, cairn_clock):
     """The same reads over a server's REST API: history, requests, keys and lineage."""
     client = cairn.Client(cairn_server, user="alice")
@@ -300,3 +297,85 @@ def test_through_a_team_server(cairn_server, tmp_path, cairn_clock):
     assert [(r.version, r.after_s) for r in k.rollbacks] == [("1.0.1", 600.0)]
     (c,) = k.compliance
     assert (c.version, c.approval, c.signature, c.lineage) == ("1.0.0", False, False, True)
+
+
+def test_champion_moved_back_is_a_rollback(client, cairn_clock):
+    for seed in (1, 2, 3):
+        client.register_model("churn", _model(seed), version=f"1.0.{seed - 1}")
+    cairn_clock.set(T0)
+    client.set_alias("churn", "champion", "1.0.0")
+    cairn_clock.set(T0 + HOUR)
+    client.set_alias("churn", "champion", "1.0.1")
+    cairn_clock.set(T0 + 3 * HOUR)
+    client.set_alias("churn", "champion", "1.0.0")   # back: a rollback of 1.0.1
+    cairn_clock.set(T0 + 2 * DAY)
+    client.set_alias("churn", "champion", "1.0.2")   # forward again: a new release
+    cairn_clock.set(T0 + 2 * DAY + HOUR)
+    client.set_alias("churn", "champion", "1.0.1")   # older than 1.0.2 and held it: rollback
+    cairn_clock.set(T0 + 3 * DAY)
+    client.set_alias("churn", "other", "1.0.2")      # not a production alias
+    k = kpis(client)
+    assert [(r.version, r.outcome, r.track) for r in k.releases] == [
+        ("1.0.0", "succeeded", "@champion"), ("1.0.1", "failed", "@champion"),
+        ("1.0.0", "restored", "@champion"), ("1.0.2", "failed", "@champion"),
+        ("1.0.1", "restored", "@champion")]
+    assert [(r.version, r.to, r.after_s) for r in k.rollbacks] == [
+        ("1.0.1", "1.0.0", 7200.0), ("1.0.2", "1.0.1", 3600.0)]
+    (c,) = k.compliance
+    assert (c.version, c.held_by, c.approval) == ("1.0.1", ("@champion",), False)
+
+
+def test_a_server_alone_restarts_and_stops(client, cairn_clock):
+    """Without any stage or alias: the server's primary arm is the production track; a
+    restart of the same version an instant later is the same release."""
+    for seed in (1, 2):
+        client.register_model("churn", _model(seed), version=f"1.0.{seed - 1}")
+    cairn_clock.set(T0)
+    client.record_deployment("churn", "1.0.0", "start", deployment=HOST)
+    cairn_clock.set(T0 + DAY)
+    client.record_deployment("churn", "1.0.0", "stop", deployment=HOST)
+    client.record_deployment("churn", "1.0.0", "start", deployment=HOST)   # same instant
+    cairn_clock.set(T0 + 2 * DAY)
+    client.record_deployment("churn", "1.0.1", "switch", deployment=HOST, previous="1.0.0")
+    client.record_deployment("churn", "1.0.1", "start", deployment="other:1", arm="canary")
+    cairn_clock.set(T0 + 5 * DAY)
+    client.record_deployment("churn", "1.0.1", "stop", deployment=HOST)
+    k = kpis(client)
+    assert [(r.version, r.started, r.ended, r.outcome, r.track) for r in k.releases] == [
+        ("1.0.0", T0, T0 + 2 * DAY, "succeeded", f"serve:{HOST}"),
+        ("1.0.1", T0 + 2 * DAY, T0 + 5 * DAY, "succeeded", f"serve:{HOST}")]
+    assert k.rollbacks == () and k.overall.success_rate == 1.0
+    assert k.compliance == ()  # nothing in Production or under @champion now
+
+
+def test_a_rollback_in_the_window_of_a_release_before_it(client, cairn_clock):
+    for seed in (1, 2):
+        client.register_model("churn", _model(seed), version=f"1.0.{seed - 1}")
+    cairn_clock.set(T0)
+    client.transition_model_version_stage("churn", "1.0.0", "production")
+    cairn_clock.set(T0 + DAY)
+    client.transition_model_version_stage("churn", "1.0.1", "production")
+    cairn_clock.set(T0 + 3 * DAY)
+    client.rollback("churn")                    # two days on: a rollback, not a failure
+    cairn_clock.set(T0 + 4 * DAY)
+    k = kpis(client, since="2025-01-08")        # T0 + 2d
+    # Both releases started before the window; only the restoring is in it.
+    assert [(r.version, r.outcome) for r in k.releases] == [("1.0.0", "restored")]
+    assert k.overall.deployments == 0 and k.overall.success_rate is None
+    assert [(r.version, r.after_s) for r in k.rollbacks] == [("1.0.1", 2 * 86400.0)]
+    whole = kpis(client)
+    assert [(r.version, r.outcome) for r in whole.releases] == [
+        ("1.0.0", "succeeded"), ("1.0.1", "succeeded"), ("1.0.0", "restored")]
+
+
+def test_a_deleted_production_version_leaves_production(client, cairn_clock):
+    client.register_model("churn", _model(1))
+    cairn_clock.set(T0)
+    client.transition_model_version_stage("churn", "1.0.0", "production")
+    cairn_clock.set(T0 + HOUR)
+    client.delete_model_version("churn", "1.0.0", force=True)
+    cairn_clock.set(T0 + 2 * DAY)
+    k = kpis(client)
+    assert [(r.version, r.ended, r.outcome) for r in k.releases] == [
+        ("1.0.0", T0 + HOUR, "succeeded")]
+    assert k.compliance == () and k.overall.production_versions == 0

@@ -226,8 +226,12 @@ def kpis(client: Any, *, model: str | None = None, since: Any = None, until: Any
     or a server."""
     from .. import clock
 
+    from ..store.validation import check_text
+
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InvalidArgument(f"model must be a model's name, got {model!r}")
+    if model is not None:
+        check_text(model, "model")
     start, end = _time(since, "since"), _time(until, "until")
     settle_ms = int(parse_settle(settle).total_seconds() * 1000)
     now = clock.now_ms()
