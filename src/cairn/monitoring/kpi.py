@@ -225,12 +225,11 @@ def kpis(client: Any, *, model: str | None = None, since: Any = None, until: Any
     versions in production now.  ``client`` is a :class:`cairn.Client` of a local store
     or a server."""
     from .. import clock
-
     from ..store.validation import check_text
 
-    if model is not None and (not isinstance(model, str) or not model.strip()):
-        raise InvalidArgument(f"model must be a model's name, got {model!r}")
     if model is not None:
+        if not isinstance(model, str) or not model.strip():
+            raise InvalidArgument(f"model must be a model's name, got {model!r}")
         check_text(model, "model")
     start, end = _time(since, "since"), _time(until, "until")
     settle_ms = int(parse_settle(settle).total_seconds() * 1000)
