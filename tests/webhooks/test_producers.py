@@ -133,3 +133,19 @@ def test_history_before_a_subscription_is_not_sent(client, receiver):
     client.set_alias("fraud", "champion", "1.0.0")
     Dispatcher(client).dispatch_once()
     assert [json.loads(b)["type"] for b in r.bodies()] == ["alias.moved"]
+
+
+def test_a_backlog_is_read_in_pages_within_one_round(client, monkeypatch):
+    from cairn.webhooks import dispatch, produce
+
+    monkeypatch.setattr(produce, "AUDIT_PAGE", 2)
+    monkeypatch.setattr(dispatch, "FANOUT_PAGE", 2)
+    monkeypatch.setattr(dispatch, "FANOUT_LOOKBACK", 1)
+    wh = Webhooks(client)
+    wh.subscribe("http://127.0.0.1:9/")
+    for i in range(3):
+        client.register_model(f"m{i}", fit_logreg())
+    stats = Dispatcher(client).produce(now=client_now())
+    assert stats == 6 and len(wh.events()) == 6
+    assert Dispatcher(client).fan_out() == 6
+    assert Dispatcher(client).fan_out() == 0

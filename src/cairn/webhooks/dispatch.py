@@ -41,6 +41,8 @@ FANOUT = "events.fanout"
 # and may become visible after a later one has been fanned out.
 FANOUT_LOOKBACK = 200
 FANOUT_PAGE = 1000
+FANOUT_PAGES = 10  # pages one round fans out at most
+AUDIT_PAGES = 10  # pages of the audit log one round reads at most (a backlog takes rounds)
 SEND_BATCH = 100
 SEND_WORKERS = 4
 MAX_BACKOFF_S = 3600.0
@@ -106,15 +108,18 @@ class Dispatcher(IndexedService):
             produce.start(conn, now)
         n = 0
         # Reads come first, outside the write transaction (a run lookup may touch the
-        # index), then one transaction stores the events and moves the cursor.
-        with self.session() as conn:
-            after = repo.cursor(conn, produce.AUDIT) or 0
-            found, nxt = produce.audit_page(conn, after)
-        found = produce.with_experiments(self.client, found)
-        with self.session(write=True) as conn:
-            repo.lock_cursor(conn, produce.AUDIT, after)
-            n += produce.store(conn, found)
-            repo.set_cursor(conn, produce.AUDIT, nxt)
+        # index), then one transaction stores a page's events and moves the cursor.
+        for _ in range(AUDIT_PAGES):
+            with self.session() as conn:
+                after = repo.cursor(conn, produce.AUDIT) or 0
+                found, nxt = produce.audit_page(conn, after)
+            if nxt == after:
+                break
+            found = produce.with_experiments(self.client, found)
+            with self.session(write=True) as conn:
+                repo.lock_cursor(conn, produce.AUDIT, after)
+                n += produce.store(conn, found)
+                repo.set_cursor(conn, produce.AUDIT, nxt)
         with self.session() as conn:
             since = repo.cursor(conn, produce.RUNS) or now
         runs = [e for e in map(produce.run_event,
@@ -133,6 +138,16 @@ class Dispatcher(IndexedService):
         """Deliveries (due at ``now``) for the events past the fan-out cursor that a
         subscription wants; how many it made."""
         now = clock.now_ms() if now is None else now
+        n = 0
+        for _ in range(FANOUT_PAGES):
+            made, moved = self._fan_out_page(now)
+            n += made
+            if not moved:
+                break
+        return n
+
+    def _fan_out_page(self, now: int) -> tuple[int, bool]:
+        """One page of the fan-out: deliveries made, and whether the cursor moved."""
         with self.session(write=True) as conn:
             cur = repo.lock_cursor(conn, FANOUT, 0)
             subs = repo.live_subscriptions(conn)
@@ -141,7 +156,7 @@ class Dispatcher(IndexedService):
                  .where(E.c.seq > first).order_by(E.c.seq).limit(FANOUT_PAGE + FANOUT_LOOKBACK))
             rows = conn.execute(q).all()
             if not rows:
-                return 0
+                return 0, False
             have = repo.delivered_pairs(conn, int(rows[0].seq)) if subs else set()
             n = 0
             for r in rows:
@@ -156,8 +171,9 @@ class Dispatcher(IndexedService):
                                            format=sub.format, now_ms=now,
                                            subscription_id=sub.id)
                     n += made is not None
-            repo.set_cursor(conn, FANOUT, int(rows[-1].seq))
-            return n
+            last = int(rows[-1].seq)
+            repo.set_cursor(conn, FANOUT, last)
+            return n, last > cur
 
     @staticmethod
     def _wants(sub: Subscription, event: Any) -> bool:
