@@ -384,3 +384,119 @@ def test_notify_is_delivered_signed_by_the_webhook_dispatcher(client):
     headers, body = mine[0]
     assert "accuracy-drop" in json.dumps(body)
     assert any("signature" in k.lower() for k in headers)
+
+
+# -- the CLI ------------------------------------------------------------------------------
+def cli_run(store, *args):
+    from click.testing import CliRunner
+
+    from cairn.cli.main import cli
+
+    return CliRunner().invoke(cli, ["--store", str(store), *args])
+
+
+CLI_RULES = """\
+rules:
+  - name: trained-well
+    model: models:/fraud@production
+    condition: "train.accuracy > 0.9"
+    actions:
+      - rollback
+      - notify: {url: "https://hooks.example.com/cairn", secret: "s3cret-hush"}
+"""
+
+
+def test_cli_rules_run_and_status(tracking, tmp_path):
+    import json
+
+    import cairn
+
+    client = cairn.Client(str(tracking))
+    run = client.create_run(client.get_or_create_experiment("training").id)
+    client.log_metric(run.id, "accuracy", 0.95)
+    model, X = fit(0)
+    mv = client.register_model("fraud", model, run_id=run.id, input_example=X[:2])
+    client.transition_model_version_stage("fraud", mv.version, "production")
+    good, bad = tmp_path / "alerts.yaml", tmp_path / "bad.yaml"
+    good.write_text(CLI_RULES)
+    bad.write_text(CLI_RULES.replace("    condition", "    conditon"))
+
+    res = cli_run(tracking, "monitor", "rules", "show")
+    assert res.exit_code == 0 and "No alert rules yet" in res.output
+    res = cli_run(tracking, "monitor", "rules", "apply", str(good))
+    assert res.exit_code == 0, res.output
+    assert "Applied version 1 of the alert rules: 1 rule(s): trained-well" in res.output
+    res = cli_run(tracking, "monitor", "rules", "apply", str(bad))
+    assert res.exit_code == 1
+    assert f"Error: {bad}: line 4, column 5: unknown key 'conditon'" in res.output
+    res = cli_run(tracking, "monitor", "rules", "show", "--json")
+    doc = json.loads(res.output)
+    assert doc["version"] == 1 and doc["rules"][0]["actions"][1]["secret"] == "***"
+    assert cli_run(tracking, "monitor", "rules", "show", "--source").output == CLI_RULES
+    res = cli_run(tracking, "monitor", "rules", "show")
+    assert "trained-well" in res.output and "rollback, notify" in res.output
+    assert cli_run(tracking, "monitor", "rules", "show", "--version", "7").exit_code == 1
+
+    res = cli_run(tracking, "monitor", "run", "--once", "--json")
+    assert res.exit_code == 0, res.output
+    cycle = json.loads(res.output.strip().splitlines()[-1])
+    assert [(t["rule"], t["to"]) for t in cycle["transitions"]] == [("trained-well", "firing")]
+    kinds = {a["kind"]: a["result"] for a in cycle["actions"]}
+    assert "nothing to roll back" in kinds["rollback"]["error"] and "delivery" in kinds["notify"]
+
+    res = cli_run(tracking, "monitor", "status", "--json")
+    doc = json.loads(res.output)
+    (alert,) = doc["alerts"]
+    assert (alert["state"], alert["firing"], alert["value"]["facts"]) == \
+        ("firing", 1, {"train.accuracy": 0.95})
+    assert alert["firing_since"] is not None and len(doc["actions"]) == 2
+    res = cli_run(tracking, "monitor", "status", "models:/fraud@production")
+    assert res.exit_code == 0, res.output
+    assert "firing" in res.output and "train.accuracy=0.95" in res.output
+    res = cli_run(tracking, "monitor", "status", "other", "--json")
+    assert json.loads(res.output)["alerts"] == []
+    res = cli_run(tracking, "monitor", "run", "--once")
+    assert res.exit_code == 0 and res.output == ""  # still firing: nothing changes
+    assert cli_run(tracking, "monitor", "run", "--interval", "0s").exit_code == 1
+
+
+def test_a_server_client_is_told_plainly(tmp_path):
+    import cairn
+
+    with pytest.raises(InvalidArgument, match="not supported over a server yet"):
+        Alerts(cairn.Client("http://127.0.0.1:9")).rules()
+
+
+@pytest.mark.slow
+def test_monitor_run_stops_cleanly_on_sigterm(tracking, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text("rules:\n  - name: quiet\n    model: fraud\n    condition: "
+                     "serving.error_rate > 0.5\n")
+    assert cli_run(tracking, "monitor", "rules", "apply", str(rules)).exit_code == 0
+    env = {**os.environ, "CAIRN_TRACKING_URI": str(tracking)}
+    proc = subprocess.Popen([sys.executable, "-c", "from cairn.cli.main import cli; cli()",
+                             "monitor", "run", "--interval", "1s", "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        import cairn
+
+        alerts = Alerts(cairn.Client(str(tracking)))
+        while not alerts.states() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert alerts.states(), "the monitor never evaluated"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert json.loads(out.splitlines()[0])["error"] is None
