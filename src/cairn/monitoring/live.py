@@ -104,7 +104,7 @@ def live_metrics(client: Any, model_name: str, since: Any, until: Any, *,
     if labels is None:
         labels = read_labels(client, model_name)
     table = read_log(client, model_name, start - max(lookback, dt.timedelta(0)), end)
-    return _measure(model_name, start, end, table, _Log.of(table).keys, labels)
+    return _measure(model_name, start, end, table, lambda: _Log.of(table).keys, labels)
 
 
 def read_log(client: Any, model: str, start: dt.datetime, end: dt.datetime) -> Any:
@@ -127,15 +127,19 @@ def _rows_of(table: Any) -> tuple[Any, int]:
 
 def _measure(model: str, start: dt.datetime, end: dt.datetime, table: Any, keys: Any,
              labels: Mapping[str, Any]) -> LiveMetrics:
-    """The span's quality from ``table`` (the log read, the span and any time before it)
-    whose rows have label ``keys``."""
+    """The span's quality from ``table`` (the log read, the span and any time before it);
+    ``keys()`` gives the label keys of all its rows (only asked for when labels came in
+    the span)."""
     import numpy as np
 
     log = _Log.of(_between(table, start, end))
-    known = set(keys)
     t0, t1 = start.timestamp(), end.timestamp()
-    received = [lab for lab in labels.values() if t0 <= getattr(lab, "received", t0) < t1]
-    unknown = sum(1 for lab in received if lab.request_id not in known)
+    # Plain values (labels={"id": 1}) have no time received: none counts as unknown.
+    received = [lab for lab in labels.values() if t0 <= getattr(lab, "received", t1) < t1]
+    unknown = 0
+    if received:
+        known = set(keys())
+        unknown = sum(1 for lab in received if lab.request_id not in known)
     values = {k: getattr(v, "label", v) for k, v in labels.items()}
     judged = _Judged.of(log, values)
 
@@ -186,30 +190,62 @@ class _Log:
             return np.asarray(table[name].to_numpy(zero_copy_only=False), object)
 
         rids = column("request_id", "")
-        stamps = column("timestamp", None)
         versions = column("model_version", "")
         arms = column("arm", "")
         status = np.asarray(column("status", 200), np.int64) if n else np.empty(0, np.int64)
         latency = (np.asarray(table["latency_ms"].to_numpy(zero_copy_only=False), float)
                    if "latency_ms" in cols else np.full(n, np.nan))
-        # A request is the run of rows that share its id, time, version and arm.
-        index: dict[tuple, list[int]] = {}
-        for i in range(n):
-            index.setdefault((rids[i], stamps[i], versions[i], arms[i]), []).append(i)
-        keys = [""] * n
-        first = np.zeros(n, bool)
-        for (rid, *_rest), rows in index.items():
-            first[rows[0]] = True
-            if len(rows) == 1:
-                keys[rows[0]] = str(rid)
-            else:
-                for k, i in enumerate(rows):
-                    keys[i] = f"{rid}#{k}"
+        # A request is the rows that share its id, time, version and arm (in the order
+        # the log holds them: the order they were sent).
+        nth, size = _request_rows([_codes(table, c) for c in
+                                   ("request_id", "timestamp", "model_version", "arm")], n)
+        first = nth == 0
+        keys = [str(r) for r in rids.tolist()]
+        for i in np.flatnonzero(size > 1).tolist():
+            keys[i] = f"{keys[i]}#{nth[i]}"
         preds = {name: np.asarray(table[name].to_numpy(zero_copy_only=False), object)
                  for name in table.column_names
                  if name == "prediction" or name.startswith("prediction.")}
         return cls(keys, first, status, latency, arms.astype(str) if n else arms,
                    versions.astype(str) if n else versions, preds)
+
+
+def _codes(table: Any, name: str) -> Any:
+    """A column as integer codes (equal values, equal codes), or zeros when missing."""
+    import numpy as np
+    import pyarrow as pa
+
+    if name not in table.column_names:
+        return np.zeros(table.num_rows, np.int64)
+    col = table[name].combine_chunks()
+    if pa.types.is_timestamp(col.type):
+        return np.asarray(col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False),
+                          np.int64)
+    codes = col.dictionary_encode().indices.fill_null(-1)
+    return np.asarray(codes.to_numpy(zero_copy_only=False), np.int64)
+
+
+def _request_rows(columns: list[Any], n: int) -> tuple[Any, Any]:
+    """For each row, its place among the rows of equal ``columns`` (0 for the first, in row
+    order) and how many such rows there are."""
+    import numpy as np
+
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    order = np.lexsort([np.arange(n), *reversed(columns)])  # the last key sorts first
+    change = np.zeros(n, bool)
+    change[0] = True
+    for col in columns:
+        c = col[order]
+        change[1:] |= c[1:] != c[:-1]
+    starts = np.flatnonzero(change)
+    lengths = np.diff(np.append(starts, n))
+    group = np.cumsum(change) - 1
+    nth = np.empty(n, np.int64)
+    size = np.empty(n, np.int64)
+    nth[order] = np.arange(n) - starts[group]
+    size[order] = lengths[group]
+    return nth, size
 
 
 @dataclass
@@ -545,8 +581,15 @@ def live_report(client: Any, model_ref: str, window: Any = "1h", since: Any = No
     first, last = spans[0][0], spans[-1][1]
     labels = read_labels(client, name)
     table = read_log(client, name, first - max(lookback, dt.timedelta(0)), last)
-    keys = _Log.of(table).keys
-    windows = [LiveWindow(s, e, _measure(name, s, e, table, keys, labels)) for s, e in spans]
+    keys: list[str] = []
+
+    def all_keys() -> list[str]:
+        if not keys:
+            keys.extend(_Log.of(table).keys)
+        return keys
+
+    windows = [LiveWindow(s, e, _measure(name, s, e, table, all_keys, labels))
+               for s, e in spans]
     versions = sorted({v for w in windows for v in w.live.by_version})
     train = {v: _registered(client, name, v) for v in versions}
     report = LiveReport(name, length, tuple(windows), train)
