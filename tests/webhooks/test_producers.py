@@ -149,3 +149,40 @@ def test_a_backlog_is_read_in_pages_within_one_round(client, monkeypatch):
     assert stats == 6 and len(wh.events()) == 6
     assert Dispatcher(client).fan_out() == 6
     assert Dispatcher(client).fan_out() == 0
+
+
+def test_every_registry_event_type_is_produced(client, as_bob):
+    from cairn.services import registry_for
+
+    wh = Webhooks(client)
+    wh.subscribe("http://127.0.0.1:9/")
+    v1 = client.register_model("fraud", fit_logreg())
+    client.set_stage_policy("fraud", "production", approvals=1)
+    req = client.request_transition("fraud", v1.version, "production")
+    as_bob.reject(req.id, comment="not yet")
+    client.set_alias("fraud", "champion", v1.version)
+    client.delete_alias("fraud", "champion")
+    registry_for(client).record_deployment("fraud", v1.version, "start", deployment="prod")
+    v2 = client.register_model("fraud", fit_logreg(C=0.2))
+    client.delete_model_version("fraud", v2.version)
+    client.rename_registered_model("fraud", "fraud2")
+    client.delete_registered_model("fraud2", force=True)
+    Dispatcher(client).produce(now=client_now())
+    ev = {}
+    for e in wh.events():
+        ev.setdefault(e.type, e.payload)
+    assert set(ev) == {"model.created", "model_version.created", "transition.requested",
+                       "transition.rejected", "alias.moved", "alias.deleted",
+                       "deployment.changed", "model_version.deleted", "model.renamed",
+                       "model.deleted"}
+    assert ev["transition.rejected"]["by"] == "bob"
+    assert ev["transition.rejected"]["comment"] == "not yet"
+    assert (ev["alias.deleted"]["alias"], ev["alias.deleted"]["version"]) == \
+        ("champion", v1.version)
+    dep = ev["deployment.changed"]
+    assert (dep["event"], dep["deployment"], dep["arm"], dep["version"]) == \
+        ("start", "prod", "primary", v1.version)
+    assert ev["model_version.deleted"]["version"] == v2.version
+    assert (ev["model.renamed"]["model"], ev["model.renamed"]["previous_name"]) == \
+        ("fraud2", "fraud")
+    assert ev["model.deleted"]["model"] == "fraud2"

@@ -51,7 +51,8 @@ def test_a_given_secret_is_kept(client):
 @pytest.mark.parametrize("url", [
     "ftp://example.com/x", "file:///etc/passwd", "example.com/hook", "http://", "",
     "http://exa mple.com/", "http://example.com/\ud800", "https://x/" + "a" * 2048,
-    "http://example.com:99999/", None, 5, b"http://example.com",
+    "http://example.com:99999/", None, 5, b"http://example.com", "https://bücher.example/",
+    "https://example.com/caf\u00e9",
 ])
 def test_bad_urls_are_refused(client, url):
     with pytest.raises(InvalidArgument):

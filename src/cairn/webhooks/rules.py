@@ -32,6 +32,9 @@ def check_url(url: Any) -> str:
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         raise InvalidArgument(f"webhook url {url[:80]!r} contains whitespace or control "
                               "characters")
+    if not url.isascii():
+        raise InvalidArgument(f"webhook url {url[:80]!r} must be ASCII: percent-encode its path "
+                              "and query, and give an international host name in punycode")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
