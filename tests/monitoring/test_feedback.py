@@ -283,3 +283,28 @@ def test_feedback_log_arguments():
     with pytest.raises(InvalidArgument):
         FeedbackLog(store=Gate(), flush_seconds=float("nan"))
     FeedbackStore(object())  # no I/O in the constructor
+
+
+def test_any_json_body_is_answered_record_by_record():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                       st.text(max_size=300))
+    value = st.recursive(scalar, lambda inner: st.lists(inner, max_size=3)
+                         | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=5)
+    record = st.one_of(value, st.fixed_dictionaries(
+        {"request_id": st.one_of(st.text(max_size=140), value), "label": value},
+        optional={"timestamp": value}))
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(record, max_size=8))
+    def check(records):
+        labels, rejected = check_records(records, received=1.0)
+        assert len(labels) + len(rejected) == len(records)
+        for lab in labels:
+            assert 0 < len(lab.request_id) <= 128
+            lab.request_id.encode("utf-8")
+            assert json.loads(json.dumps(lab.label, allow_nan=False)) == lab.label
+
+    check()

@@ -355,3 +355,27 @@ def test_feedback_and_live_quality_through_a_team_server(cairn_server):
     stored = cairn.Client(cairn_server).get_run(report.run_ids["1.0.0"]).metrics
     assert stored["live.accuracy"] == pytest.approx(g.metrics["accuracy"])
     assert stored["train.accuracy"] == 0.75
+
+
+def test_rows_of_a_request_are_labelled_one_by_one_and_reused_ids_share_a_label(tracking):
+    c = cairn.Client(str(tracking))
+    c.create_registered_model("fraud")
+    base = T0.timestamp()
+    x = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+
+    def event(rid, t, rows, preds, version="1.0.0"):
+        return Scored(rid, "fraud", version, PRIMARY, "/v1/predict", 200, None, base + t,
+                      0.001, rows, x[:rows], np.array(preds))
+
+    log_events(c, [event("a", 1, 3, [1, 0, 1]),          # rows a#0, a#1, a#2
+                   event("b", 2, 1, [1]), event("b", 3, 1, [0]),  # one id reused
+                   event("a", 4, 1, [1], "2.0.0")])      # another version: its own request
+    record_feedback(c, "fraud", [{"request_id": "a#0", "label": 1},
+                                 {"request_id": "a#2", "label": 0},
+                                 {"request_id": "b", "label": 1},
+                                 {"request_id": "a", "label": 1}])
+    live = live_metrics(c, "fraud", T0, T0 + dt.timedelta(minutes=1))
+    assert live.overall.requests == 4
+    v1, v2 = live.by_version["1.0.0"], live.by_version["2.0.0"]
+    assert (v1.requests, v1.labelled, v1.metrics["accuracy"]) == (3, 4, 0.5)
+    assert (v2.requests, v2.labelled, v2.metrics["accuracy"]) == (1, 1, 1.0)
