@@ -35,26 +35,28 @@ function cellClass(d) {
 /**
  * Features x windows as SVG cells coloured by the drift verdict, each with a <title> (the
  * feature, the window's end, the verdict and score): hovering shows it, and screen readers
- * read it. The top row is the share of drifted features in that window.
+ * read it. The top row is the share of drifted features in that window. The names stay put
+ * on the left while the cells scroll, opening on the newest windows.
  */
 function heatmap(v) {
   const n = v.windows.length;
   const cw = Math.max(4, Math.min(24, Math.floor(900 / Math.max(n, 1))));
-  const ch = 18;
+  const ch = v.features.length > 30 ? 13 : 18;  // many features: thinner rows
   const left = 150;
   const top = 4;
   const rows = v.features.length + 1;
-  const width = Math.max(left + n * cw + 4, left + 300);  // room for the windows' times
+  const width = Math.max(n * cw + 4, 300);  // room for the windows' times
   const height = top + rows * ch + 24;
+  const names = svg("svg", { class: "heatmap-names", width: left, height, "aria-hidden": "true" });
   const root = svg("svg", { class: "heatmap", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `drift of ${v.features.length} features over ${n} windows of version ${v.version}` });
-  const label = (y, text) => root.append(svg("text", { x: left - 6, y: y + ch - 5, class: "hm-label", "text-anchor": "end" },
+  const label = (y, text) => names.append(svg("text", { x: left - 6, y: y + ch - 5, class: "hm-label", "text-anchor": "end" },
     text.length > 22 ? text.slice(0, 21) + "…" : text, svg("title", {}, text)));
   label(top, "share drifted");
   v.windows.forEach((w, i) => {
     const share = finite(v.share[i]);
     const alarm = v.drifted[i];
-    root.append(svg("rect", { x: left + i * cw, y: top, width: cw - 1, height: ch - 1,
+    root.append(svg("rect", { x: i * cw, y: top, width: cw - 1, height: ch - 1,
       class: `hm-cell hm-share${alarm ? " drifted" : ""}`, "data-window": w,
       "fill-opacity": share === null ? 0.08 : 0.15 + 0.85 * share },
     svg("title", {}, `${windowTime(w)}: ${share === null ? "no share" : `${fmtValue(share * 100)}% of features drifted`}${alarm ? " (over the threshold)" : ""}, ${v.rows[i] ?? 0} rows`)));
@@ -63,7 +65,7 @@ function heatmap(v) {
     const y = top + (j + 1) * ch;
     label(y, f.name);
     v.windows.forEach((w, i) => {
-      root.append(svg("rect", { x: left + i * cw, y, width: cw - 1, height: ch - 1,
+      root.append(svg("rect", { x: i * cw, y, width: cw - 1, height: ch - 1,
         class: `hm-cell hm-${cellClass(f.drifted[i])}`, "data-feature": f.name, "data-window": w },
       svg("title", {}, `${f.name} at ${windowTime(w)}: ${cellText(f, i)}`)));
     });
@@ -75,13 +77,15 @@ function heatmap(v) {
     const first = windowTime(v.windows[0]);
     const lastText = windowTime(v.windows[n - 1]);
     if (n * cw >= 280) {
-      root.append(svg("text", { x: left, y, class: "hm-label" }, first),
-        svg("text", { x: left + n * cw, y, class: "hm-label", "text-anchor": "end" }, lastText));
+      root.append(svg("text", { x: 0, y, class: "hm-label" }, first),
+        svg("text", { x: n * cw, y, class: "hm-label", "text-anchor": "end" }, lastText));
     } else {
-      root.append(svg("text", { x: left, y, class: "hm-label" }, n > 1 ? `${first} → ${lastText}` : first));
+      root.append(svg("text", { x: 0, y, class: "hm-label" }, n > 1 ? `${first} → ${lastText}` : first));
     }
   }
-  return root;
+  const cells = h("div", { class: "heatmap-cells" }, root);
+  requestAnimationFrame(() => { cells.scrollLeft = cells.scrollWidth; });  // once in the page
+  return h("div", { class: "heatmap-box" }, names, cells);
 }
 
 /** The heatmap's cells as a table (windows as rows), built only when opened: 500 x 100 cells. */
@@ -114,7 +118,7 @@ function driftSection(v, name) {
     h("p", {}, `Last window (ending ${windowTime(v.windows[last])}): `,
       drifting.length ? h("b", { class: "drift-alarm" }, `drift in ${drifting.join(", ")}`) : "no feature drifted",
       notes.length ? h("span", { class: "muted" }, ` · showing ${notes.join(" and ")}`) : null),
-    h("div", { class: "heatmap-box" }, heatmap(v)),
+    heatmap(v),
     h("div", { class: "hm-legend muted" }, h("span", { class: "swatch hm-drifted" }), "drifted ",
       h("span", { class: "swatch hm-ok" }), "no drift ", h("span", { class: "swatch hm-none" }), "not compared · hover a cell for its score"),
     driftTable(v));
