@@ -308,3 +308,20 @@ def test_any_json_body_is_answered_record_by_record():
             assert json.loads(json.dumps(lab.label, allow_nan=False)) == lab.label
 
     check()
+
+
+def test_labels_answered_over_http_are_stored_once_the_server_exits(client):
+    from serving import ThreadedServer
+
+    from cairn.serving import deploy
+    from cairn.services import registry_for
+
+    fb = FeedbackLog(client, flush_seconds=3600)  # only the shutdown writes them
+    d = deploy(registry_for(client), "models:/fraud@prod", follow=False, feedback=fb)
+    with ThreadedServer(d.app) as url:
+        r = httpx.post(url + "/v1/feedback", json=[{"request_id": f"h{i}", "label": i % 2}
+                                                   for i in range(50)])
+        assert r.status_code == 200 and r.json()["accepted"] == 50
+        assert read_labels(client, "fraud") == {}  # not written yet
+    labels = read_labels(cairn.Client(client.uri), "fraud")
+    assert len(labels) == 50 and labels["h3"].label == 1
