@@ -222,3 +222,22 @@ def cairn_memory_client():
     import cairn
 
     return cairn.Client("memory://webhooks-run", user="a")
+
+
+def test_slack_texts_say_what_happened():
+    from cairn.webhooks.send import summary
+
+    asked = summary("transition.requested", {
+        "model": "fraud", "version": "1.2.0", "to_stage": "Production", "by": "alice",
+        "approvals_needed": 1, "approvers": ["bob"], "request": "r1"})
+    assert asked == ("Transition of fraud/1.2.0 to Production requested by alice; it waits "
+                     "for 1 approval(s) by bob (request r1)")
+    assert summary("run.failed", {"run_id": "abc", "run_name": "n", "experiment": "e",
+                                  "status": "FAILED"}) == \
+        "Run n (abc) in experiment e ended FAILED"
+    assert "rolled back to Production" in summary(
+        "stage.changed", {"model": "m", "version": "1.0.0", "to_stage": "Production",
+                          "from_stage": "Archived", "rollback": True})
+    fired = summary("alert.firing", {"rule": "p95", "model": "m@production",
+                                     "condition": "p95 > 250", "values": {"p95": 300.0}})
+    assert fired == "[FIRING] alert p95 on m@production: p95 > 250 (p95=300.0)"

@@ -24,7 +24,7 @@ def test_registry_actions_become_events_with_their_payloads(client, receiver, as
     run = client.create_run(exp)
     mv = client.register_model("fraud", fit_logreg(), run_id=run.id)
     client.set_alias("fraud", "champion", mv.version)
-    client.set_stage_policy("fraud", "production", approvals=1)
+    client.set_stage_policy("fraud", "production", approvals=1, approvers=["bob", "carol"])
     req = client.request_transition("fraud", mv.version, "production", comment="ship it")
     as_bob.approve(req.id, comment="ok")
     stats = Dispatcher(client).dispatch_once()
@@ -42,6 +42,7 @@ def test_registry_actions_become_events_with_their_payloads(client, receiver, as
     asked = ev["transition.requested"].payload
     assert (asked["request"], asked["to_stage"], asked["approvals_needed"]) == \
         (req.id, "Production", 1)
+    assert asked["approvers"] == ["bob", "carol"]  # whom to tell that it waits
     assert ev["transition.approved"].payload["by"] == "bob"
     moved = ev["stage.changed"].payload
     assert (moved["from_stage"], moved["to_stage"], moved["rollback"]) == \

@@ -3,6 +3,7 @@ Cairn's events (a thin shell over :mod:`cairn.webhooks`)."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -215,8 +216,10 @@ def dispatch(obj, once: bool, interval: str, timeout: float, max_attempts: int,
     d = Dispatcher(obj.client, timeout=timeout, max_attempts=max_attempts, backoff=backoff)
 
     def report(stats: Any) -> None:
-        if as_json:
+        if as_json and once:
             emit_json(stats.to_dict())
+        elif as_json:  # one line a round, for a log
+            click.echo(json.dumps(stats.to_dict()), nl=True)
         elif once or stats.events or stats.sent:
             click.echo(f"{stats.events} new event(s), {stats.queued} delivery(ies) queued, "
                        f"{stats.sent} sent: {stats.delivered} delivered, {stats.failed} to "

@@ -115,7 +115,7 @@ class Dispatcher(IndexedService):
                 found, nxt = produce.audit_page(conn, after)
             if nxt == after:
                 break
-            found = produce.with_experiments(self.client, found)
+            found = produce.enrich(self.client, found)
             with self.session(write=True) as conn:
                 repo.lock_cursor(conn, produce.AUDIT, after)
                 n += produce.store(conn, found)

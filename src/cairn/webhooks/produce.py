@@ -142,24 +142,42 @@ def audit_page(conn: Any, after: int) -> tuple[list[Produced], int]:
     return out, nxt
 
 
-def with_experiments(client: Any, produced: list[Produced]) -> list[Produced]:
-    """A model version's events name the experiment of the run it came from, so that a
-    subscription filtered by experiment hears of the models trained there."""
+def enrich(client: Any, produced: list[Produced]) -> list[Produced]:
+    """What the audit record does not say but a receiver needs: a model version's events
+    name the experiment of the run it came from (so that a subscription filtered by
+    experiment hears of the models trained there), and a request that waits names the
+    stage's approvers (None: anyone but the requester), so that they can be told."""
     out = []
-    cache: dict[str, str | None] = {}
+    runs: dict[str, str | None] = {}
+    policies: dict[str, dict[str, Any]] = {}
     for key, kind, data, at, model, exp in produced:
         run_id = data.get("source_run") if kind == "model_version.created" else None
         if isinstance(run_id, str) and run_id:
-            if run_id not in cache:
+            if run_id not in runs:
                 try:
-                    cache[run_id] = client.get_run(run_id).experiment_id
+                    runs[run_id] = client.get_run(run_id).experiment_id
                 except Exception:  # a deleted or imported run: the event goes without it
-                    cache[run_id] = None
-            exp = cache[run_id]
+                    runs[run_id] = None
+            exp = runs[run_id]
             if exp is not None:
                 data = {**data, "experiment_id": exp}
+        if kind == "transition.requested" and data.get("approvals_needed") and model:
+            if model not in policies:
+                policies[model] = _policies(client, model)
+            pol = policies[model].get(str(data.get("to_stage")))
+            data = {**data, "approvers": None if pol is None or pol.approvers is None
+                    else list(pol.approvers)}
         out.append((key, kind, data, at, model, exp))
     return out
+
+
+def _policies(client: Any, model: str) -> dict[str, Any]:
+    from ..services import registry_for
+
+    try:
+        return {p.stage: p for p in registry_for(client).get_stage_policies(model)}
+    except Exception:  # the model is gone since: the event goes without its approvers
+        return {}
 
 
 # -- runs ----------------------------------------------------------------------------------

@@ -42,9 +42,14 @@ def summary(kind: str, data: Mapping[str, Any]) -> str:
     if kind == "model_version.created":
         return f"Model version {mv} registered{by}"
     if kind == "transition.requested":
-        need = data.get("approvals_needed")
-        return (f"Transition of {mv} to {data.get('to_stage')} requested{by}"
-                + (f"; it waits for {need} approval(s)" if need else ""))
+        need, who = data.get("approvals_needed"), data.get("approvers")
+        text = f"Transition of {mv} to {data.get('to_stage')} requested{by}"
+        if need:
+            text += f"; it waits for {need} approval(s)"
+            if who:
+                text += f" by {', '.join(map(str, who))}"
+            text += f" (request {data.get('request')})"
+        return text
     if kind in ("transition.approved", "transition.rejected"):
         return f"Transition request {data.get('request')} for {mv} {kind[11:]}{by}"
     if kind == "stage.changed":
