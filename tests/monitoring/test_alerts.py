@@ -243,10 +243,44 @@ def test_bad_arguments(client):
     for bad in (0, -1, True, 10**9, "5"):
         with pytest.raises(InvalidArgument):
             alerts.history(limit=bad)
-    with pytest.raises(InvalidArgument):
-        alerts.states(model="  ")
+    for bad in ("  ", 3, "x" * 301, "fr\ud800aud"):
+        with pytest.raises(InvalidArgument):
+            alerts.states(model=bad)
     with pytest.raises(InvalidArgument):
         alerts.apply(None)
+
+
+
+def test_the_rollback_comes_in_the_cycle_for_passes_and_serving_follows_it(fraud):
+    """``cairn monitor run``'s cycle: at the first cycle after ``for`` has passed the alert
+    fires and the registry is rolled back; a deployment following @production switches back
+    to the earlier version within seconds."""
+    import time
+
+    from cairn.monitoring.daemon import Monitor
+    from cairn.serving import deploy
+
+    client, old, new = fraud
+    reg = registry_for(client)
+    served = deploy(reg, "models:/fraud@production", poll=0.05)
+    served.start()
+    try:
+        assert served.holder.current.version.version == new
+        monitor = Monitor(Alerts(client, facts=Knob(live=0.5)), 30, dispatch=False)
+        monitor.alerts.apply(RULES.replace("      - notify: {url: \"http://127.0.0.1:9/hook\", "
+                                           "secret: \"s3cret-hush\"}\n", ""))
+        assert [t.to_state for t in monitor.once(T0).transitions] == ["pending"]
+        assert monitor.once(T0 + 10 * MIN - 30_000).actions == []      # 9m30s: not yet
+        cycle = monitor.once(T0 + 10 * MIN + 29_000)                  # the next cycle
+        assert [t.to_state for t in cycle.transitions] == ["firing"]
+        assert [(a.kind, a.result["rolled_back_to"]) for a in cycle.actions] == \
+            [("rollback", old)]
+        deadline = time.monotonic() + 5
+        while served.holder.current.version.version != old and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert served.holder.current.version.version == old
+    finally:
+        served.close()
 
 
 CANARY_RULES = """\

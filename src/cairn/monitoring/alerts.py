@@ -153,9 +153,11 @@ class Alerts(StoreService):
     def _model_filter(self, model: str | None) -> str | None:
         if model is None:
             return None
-        if not isinstance(model, str) or not model.strip():
+        if not isinstance(model, str) or not model.strip() or len(model) > 300:
             raise InvalidArgument(f"model must be a model's name or reference, got {model!r}")
-        return model.strip().removeprefix("models:/")
+        from ..store.validation import check_text
+
+        return check_text(model, "model").strip().removeprefix("models:/")
 
     def states(self, model: str | None = None) -> list[AlertState]:
         """Every alert's state (of ``model``'s rules: ``fraud`` or ``fraud@production``)."""
