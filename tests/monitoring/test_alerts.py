@@ -138,17 +138,29 @@ def test_state_machine_with_for_and_history(client):
     assert alerts.evaluate(T0 + 14 * MIN)[0].to_state == "pending"
     knob.values["live.accuracy"] = 0.99
     assert alerts.evaluate(T0 + 15 * MIN)[0].to_state == "inactive"
-    hist = [(h.from_state, h.to_state) for h in reversed(alerts.history())]
+    # A rule no longer applied stops: its firing alert resolves, not fires forever.
+    knob.values["live.accuracy"] = 0.5
+    alerts.evaluate(T0 + 16 * MIN)
+    alerts.evaluate(T0 + 26 * MIN)
+    assert alerts.states()[0].state == "firing"
+    alerts.apply(RULES.replace("accuracy-drop", "renamed"))
+    moves = [(t.rule, t.from_state, t.to_state) for t in alerts.evaluate(T0 + 27 * MIN)]
+    assert moves == [("renamed", "inactive", "pending"),
+                     ("accuracy-drop", "firing", "resolved")]
+    assert alerts.history(rule="accuracy-drop", limit=1)[0].value["notes"] == \
+        ["rule 'accuracy-drop' on fraud is no longer applied"]
+    hist = [(h.from_state, h.to_state) for h in reversed(alerts.history(rule="accuracy-drop"))][:5]
     assert hist == [("inactive", "pending"), ("pending", "firing"), ("firing", "resolved"),
                     ("resolved", "pending"), ("pending", "inactive")]
-    actions = [e.action for e in reversed(client.audit_log(target="alert:accuracy-drop"))]
+    actions = [e.action for e in reversed(client.audit_log(target="alert:accuracy-drop"))][:5]
     assert actions == ["alert.pending", "alert.firing", "alert.resolved", "alert.pending",
                        "alert.inactive"]
     assert client.verify_audit_log().ok
     # Firing and resolved are events for webhooks; notify queued one signed delivery.
     with client.store.index.session() as conn:
         keys = [r.key for r in conn.execute(sa.select(events.c.key).order_by(events.c.seq))]
-    assert keys == ["alert:accuracy-drop:fraud:1:firing", "alert:accuracy-drop:fraud:1:resolved"]
+    assert keys[:2] == ["alert:accuracy-drop:fraud:1:firing",
+                        "alert:accuracy-drop:fraud:1:resolved"]
 
 
 def test_for_zero_fires_at_once_and_notify_is_queued_once(client):

@@ -216,6 +216,36 @@ class Alerts(StoreService):
             t = self._step(rule, value, now_ms)
             if t is not None:
                 out.append(t)
+        out.extend(self._retire(rs, now_ms))
+        return out
+
+    def _retire(self, rs: RuleSet, now: int) -> list[Transition]:
+        """Alerts of rules no longer applied (or now on another model) stop: a pending one
+        goes inactive, a firing one resolves, so nothing fires forever unseen."""
+        current = {(r.name, r.model) for r in rs.rules}
+        with self.session() as conn:
+            stale = [s for s in db.states(conn) if (s.rule, s.model) not in current
+                     and s.state in ("pending", "firing")]
+        out = []
+        for old in stale:
+            value = {"result": None, "facts": {}, "missing": [], "versions": {},
+                     "requests": None, "evaluated_at": now, "shown": "",
+                     "notes": [f"rule {old.rule!r} on {old.model} is no longer applied"]}
+            to = "resolved" if old.state == "firing" else "inactive"
+            new = replace(old, state=to, active_since=None, changed_at=now, value=value)
+            with self.session(write=True) as conn:
+                if not db.put_state(conn, old, new):
+                    continue
+                t = Transition(old.rule, old.model, old.state, to, now, old.firing, value,
+                               self.user)
+                db.add_history(conn, t)
+                from ..registry import audit
+
+                audit.append(conn, self.user, f"alert.{to}", _target(old.rule, old.model),
+                             {"state": old.state, "firing": old.firing},
+                             {"state": to, "firing": old.firing, "reason": value["notes"][0]},
+                             now)
+            out.append(t)
         return out
 
     def _step(self, rule: Rule, value: dict[str, Any], now: int) -> Transition | None:
