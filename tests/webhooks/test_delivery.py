@@ -241,3 +241,20 @@ def test_slack_texts_say_what_happened():
     fired = summary("alert.firing", {"rule": "p95", "model": "m@production",
                                      "condition": "p95 > 250", "values": {"p95": 300.0}})
     assert fired == "[FIRING] alert p95 on m@production: p95 > 250 (p95=300.0)"
+
+
+def test_a_step_that_fails_is_reported_and_the_others_still_run(client, receiver,
+                                                                  monkeypatch):
+    from cairn.webhooks import produce
+
+    r = receiver()
+    Webhooks(client).subscribe(r.url)
+    alert(client, "k1")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the runs will not read")
+
+    monkeypatch.setattr(produce, "ended_runs", broken)
+    stats = Dispatcher(client).dispatch_once()
+    assert stats.delivered == 1 and len(r.requests) == 1
+    assert stats.errors == ("producing events: RuntimeError: the runs will not read",)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import click
@@ -224,9 +225,17 @@ def dispatch(obj, once: bool, interval: str, timeout: float, max_attempts: int,
             click.echo(f"{stats.events} new event(s), {stats.queued} delivery(ies) queued, "
                        f"{stats.sent} sent: {stats.delivered} delivered, {stats.failed} to "
                        f"retry, {stats.dead} dead")
+        if not as_json and not once:
+            for e in stats.errors:
+                click.echo(f"Error: {e}", err=True)
 
     if once:
-        report(d.dispatch_once())
+        stats = d.dispatch_once()
+        report(stats)
+        if stats.errors:
+            for e in stats.errors:
+                click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
         return
     try:
         d.run(pause, on_round=report)

@@ -73,14 +73,31 @@ class Dispatcher(IndexedService):
 
     # -- one round -----------------------------------------------------------------------
     def dispatch_once(self, now_ms: int | None = None) -> DispatchStats:
-        """Produce new events, make their deliveries, send the due ones; what it did."""
+        """Produce new events, make their deliveries, send the due ones; what it did.
+
+        Raises only for a store that cannot hold events (InvalidArgument) or a bad
+        ``now_ms``; what else goes wrong is logged and listed in the stats' ``errors``."""
         now = clock.now_ms() if now_ms is None else rules.check_int(now_ms, "now_ms", 0, 2**62)
-        produced = self.produce(now)
-        queued = self.fan_out(now)
-        sent = self.send_due(now)
+        self.store  # noqa: B018 - a store that cannot hold events is refused here, clearly
+        errors: list[str] = []
+
+        def step(name: str, fn: Callable[[int], Any], empty: Any) -> Any:
+            # One step's failure (the database away, a run that will not read) is
+            # reported, and the other steps still run: sending never waits on producing.
+            try:
+                return fn(now)
+            except Exception as e:  # noqa: BLE001
+                message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+                log.error("webhooks: %s failed: %s", name, message)
+                errors.append(f"{name}: {message}")
+                return empty
+
+        produced = step("producing events", self.produce, 0)
+        queued = step("queueing deliveries", self.fan_out, 0)
+        sent = step("sending deliveries", self.send_due, [])
         return DispatchStats(events=produced, queued=queued, sent=len(sent),
                              delivered=sent.count("delivered"), failed=sent.count("failed"),
-                             dead=sent.count("dead"))
+                             dead=sent.count("dead"), errors=tuple(errors))
 
     def run(self, interval: float = 5.0, *, rounds: int | None = None,
             on_round: Callable[[DispatchStats], None] | None = None) -> None:

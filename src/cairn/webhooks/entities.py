@@ -108,6 +108,9 @@ class DispatchStats:
     delivered: int = 0
     failed: int = 0  # tried, failed, will be retried
     dead: int = 0  # failed for the last time
+    errors: tuple[str, ...] = ()  # steps that failed (the others still ran)
 
-    def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["errors"] = list(self.errors)
+        return out
