@@ -57,6 +57,7 @@ def _drift(client, version: str, drifting_from: int) -> str:
                    ("drift.share", 0.5 if drifted else 0.0, step, ts),
                    ("drift.drifted", float(drifted), step, ts),
                    ("live.accuracy", 0.9 - 0.05 * drifted, step, ts),
+                   ("train.accuracy", 0.92, step, ts),
                    ("live.requests", 50.0, step, ts)]
     client.log_batch(run_id, points)
     return run_id
@@ -145,6 +146,7 @@ def test_monitoring_api(mon_server):
     assert v1["features"][1]["missing"][0] == pytest.approx(0.1)
     assert v1["share"] == [0.0] * 4 + [0.5] * 2 and v1["rows"][0] == 100
     assert {s["key"] for s in v1["live"]} == {"live.accuracy", "live.requests"}
+    assert [(s["key"], s["values"][0]) for s in v1["train"]] == [("train.accuracy", 0.92)]
     states = data["alerts"]["states"]
     assert [(s["rule"], s["state"], s["value"]["live.accuracy"]) for s in states] == [
         ("accuracy-drop", "firing", 0.85)]
@@ -279,8 +281,10 @@ def test_monitoring_page_shows_drift_live_alerts_and_arms(tab):
     expect(charts).to_have_count(2)
     acc = page.locator('.chart[data-key="live.accuracy"]')
     expect(acc).to_have_attribute("data-ready", "1")
-    expect(acc).to_have_attribute("data-points", str(2 * WINDOWS))  # a line per version
-    expect(acc.locator(".legend-item")).to_have_text(["1.1.0 (canary)", "1.0.0 (primary)"])
+    # a line per version, and one for the accuracy each was registered with
+    expect(acc).to_have_attribute("data-points", str(4 * WINDOWS))
+    expect(acc.locator(".legend-item")).to_have_text([
+        "1.1.0 (canary)", "1.1.0 at registration", "1.0.0 (primary)", "1.0.0 at registration"])
     expect(page.locator(".deploy-timeline li")).to_have_count(2)
     page.get_by_label("drift of version").select_option("1.0.0")
     page.screenshot(path=str(tab.shots / "model-monitoring.png"), full_page=True)
@@ -291,6 +295,8 @@ def test_a_model_without_monitoring_says_how_to_start(tab):
     expect(page.locator(".empty")).to_contain_text("No monitoring data yet")
     expect(page.locator(".empty")).to_contain_text("cairn monitor drift models:/quiet@production")
     expect(page.get_by_text("No alert for this model")).to_be_visible()
+    expect(page.get_by_text("No live metrics yet")).to_contain_text(
+        "cairn monitor live models:/quiet@production")
     expect(page.get_by_text("No arm is serving this model")).to_be_visible()
 
 

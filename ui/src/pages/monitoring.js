@@ -131,10 +131,16 @@ function liveCharts(versions, arms, charts) {
     // A served version is named with its arms: the canary's line next to the primary's.
     const on = [...new Set(arms.filter((a) => a.version === v.version).map((a) => a.arm))];
     const label = on.length ? `${v.version} (${on.join(", ")})` : v.version;
+    const line = (s, text, shade) => ({ label: text, colour: colour(i) + shade, steps: s.steps,
+      timestamps: s.steps.map((t) => t * 1000), values: s.values, exact: true, count: s.values.length });
     for (const s of v.live || []) {
       if (!byKey.has(s.key)) byKey.set(s.key, []);
-      byKey.get(s.key).push({ label, colour: colour(i), steps: s.steps,
-        timestamps: s.steps.map((t) => t * 1000), values: s.values, exact: true, count: s.values.length });
+      byKey.get(s.key).push(line(s, label, ""));
+    }
+    // The metric the version was registered with, as a paler line beside its live one.
+    for (const s of v.train || []) {
+      const key = "live." + s.key.slice("train.".length);
+      if (byKey.has(key)) byKey.get(key).push(line(s, `${v.version} at registration`, "70"));
     }
   });
   if (!byKey.size) return null;
@@ -257,10 +263,10 @@ export function monitoringPage(root, [name]) {
         h("h2", {}, "Alerts"), alertsSection(data.alerts),
         h("h2", {}, "Data drift"), drift,
         h("h2", {}, "Live quality"), live ? h("p", { class: "muted" },
-          "Per window, from the labels sent back for logged predictions; a line per version. Drag to zoom, double-click to reset.") : null,
-        live || h("p", { class: "muted" }, monitored.length
-          ? "No live metrics yet: they appear once labels are sent back for the logged predictions and the monitor has run."
-          : "No live metrics yet."),
+          "Per window, from the labels sent back for logged predictions: a line per version, and a paler one for the metric it was registered with. Drag to zoom, double-click to reset.") : null,
+        live || h("p", { class: "muted" }, "No live metrics yet: send labels back for the logged predictions (",
+          h("code", {}, `cairn monitor feedback labels.csv --model ${name}`), ") and run ",
+          h("code", {}, `cairn monitor live models:/${name}@production`), "."),
         h("h2", {}, "Deployment history"), deploymentsSection(data));
       // Charts size themselves to their box: draw them again now that it is in the page.
       for (const c of charts) c.draw();

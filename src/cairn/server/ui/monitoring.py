@@ -141,19 +141,26 @@ def _run_data(c: ServerContext, run_id: str) -> dict[str, Any]:
                  "score": _aligned(c, run_id, f"drift.{col}", index, n),
                  "missing": _aligned(c, run_id, f"drift.{col}.missing", index, n)}
                 for col in ranked[:MAX_FEATURES]]
-    live = []
     live_keys = [k for k in keys if k.startswith("live.")]
-    for key in live_keys[:MAX_LIVE_KEYS]:
-        h = c.store.get_metric_history(run_id, key)
-        order = np.argsort(h.steps, kind="stable")[-MAX_WINDOWS:]
-        live.append({"key": key, "steps": h.steps[order].tolist(),
-                     "values": [jfloat(x) for x in h.values[order].tolist()], "total": len(h)})
+    # train.<metric>: the version's registered metric, written beside each live window (a
+    # reference line on the chart of live.<metric>).
+    train_keys = [k for k in keys if k.startswith("train.")]
     return {"windows": windows, "windows_total": len(steps),
             "share": _aligned(c, run_id, "drift.share", index, n),
             "drifted": _aligned(c, run_id, "drift.drifted", index, n),
             "rows": _aligned(c, run_id, results.ROWS, index, n),
             "features": features, "features_total": len(columns),
-            "live": live, "live_total": len(live_keys)}
+            "live": [_series(c, run_id, k) for k in live_keys[:MAX_LIVE_KEYS]],
+            "live_total": len(live_keys),
+            "train": [_series(c, run_id, k) for k in train_keys[:MAX_LIVE_KEYS]]}
+
+
+def _series(c: ServerContext, run_id: str, key: str) -> dict[str, Any]:
+    """The newest MAX_WINDOWS points of a per-window metric, by window."""
+    h = c.store.get_metric_history(run_id, key)
+    order = np.argsort(h.steps, kind="stable")[-MAX_WINDOWS:]
+    return {"key": key, "steps": h.steps[order].tolist(),
+            "values": [jfloat(x) for x in h.values[order].tolist()], "total": len(h)}
 
 
 def _value(text: str | None) -> Any:
