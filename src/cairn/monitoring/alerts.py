@@ -228,9 +228,10 @@ class Alerts(StoreService):
                      and s.state in ("pending", "firing")]
         out = []
         for old in stale:
-            value = {"result": None, "facts": {}, "missing": [], "versions": {},
-                     "requests": None, "evaluated_at": now, "shown": "",
-                     "notes": [f"rule {old.rule!r} on {old.model} is no longer applied"]}
+            value: dict[str, Any] = {
+                "result": None, "facts": {}, "missing": [], "versions": {}, "requests": None,
+                "evaluated_at": now, "shown": "",
+                "notes": [f"rule {old.rule!r} on {old.model} is no longer applied"]}
             to = "resolved" if old.state == "firing" else "inactive"
             new = replace(old, state=to, active_since=None, changed_at=now, value=value)
             with self.session(write=True) as conn:
