@@ -174,7 +174,8 @@ class Dispatcher(IndexedService):
             rows = conn.execute(q).all()
             if not rows:
                 return 0, False
-            have = repo.delivered_pairs(conn, int(rows[0].seq)) if subs else set()
+            sources = [f"subscription:{sub.id}" for sub, _ in subs]
+            have = repo.delivered_pairs(conn, sources, int(rows[0].seq)) if subs else set()
             n = 0
             for r in rows:
                 for sub, secret in subs:
