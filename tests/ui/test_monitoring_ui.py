@@ -64,7 +64,9 @@ def _drift(client, version: str, drifting_from: int) -> str:
 
 
 def _alerts(store) -> None:
-    from cairn.store.sql.tables_monitoring import alert_history, alert_states
+    """Rule accuracy-drop on "fraud": pending, then firing, which rolled back; rule
+    canary-errors on "fraud@canary" firing later; a rule on another model."""
+    from cairn.store.sql.tables_monitoring import alert_actions, alert_history, alert_states
 
     at = (T + 5 * HOUR) * 1000
     value = json.dumps({"live.accuracy": 0.85, "drift.amount.drifted": 1})
@@ -79,7 +81,14 @@ def _alerts(store) -> None:
              "to_state": "firing", "at": at + 600_000, "firing": 1, "value": value,
              "actor": "monitor"},
             {"rule": "other-model", "model": "quiet-not-this", "from_state": "inactive",
-             "to_state": "firing", "at": at, "firing": 1, "value": "{}", "actor": "monitor"}])
+             "to_state": "firing", "at": at, "firing": 1, "value": "{}", "actor": "monitor"},
+            {"rule": "canary-errors", "model": "fraud@canary", "from_state": "inactive",
+             "to_state": "firing", "at": at + 1_200_000, "firing": 1,
+             "value": json.dumps({"canary.live.error_rate": 0.2}), "actor": "monitor"}])
+        conn.execute(sa.insert(alert_actions).values(
+            rule="accuracy-drop", model="fraud", firing=1, action=0, kind="rollback",
+            claimed_by="monitor", claimed_at=at + 601_000, done_at=at + 602_000,
+            result=json.dumps({"version": "1.0.0"})))
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +159,11 @@ def test_monitoring_api(mon_server):
     states = data["alerts"]["states"]
     assert [(s["rule"], s["state"], s["value"]["live.accuracy"]) for s in states] == [
         ("accuracy-drop", "firing", 0.85)]
-    assert [e["to_state"] for e in data["alerts"]["history"]] == ["firing", "pending"]
+    assert [(e["rule"], e["model"], e["to"]) for e in data["alerts"]["history"]] == [
+        ("canary-errors", "fraud@canary", "firing"), ("accuracy-drop", "fraud", "firing"),
+        ("accuracy-drop", "fraud", "pending")]
+    assert [(a["kind"], a["ok"], a["result"]) for a in data["alerts"]["actions"]] == [
+        ("rollback", True, {"version": "1.0.0"})]
     assert [(a["arm"], a["version"]) for a in data["arms"]] == [("primary", "1.0.0"),
                                                                 ("canary", "1.1.0")]
     assert [e["event"] for e in data["deployments"]] == ["start", "start"]
@@ -158,22 +171,14 @@ def test_monitoring_api(mon_server):
 
     quiet = httpx.get(mon_server + "/api/v1/ui/models/quiet/monitoring", timeout=30).json()
     assert [v["run_id"] for v in quiet["versions"]] == [None]
-    assert quiet["alerts"] == {"states": [], "history": [], "history_total": 0}
+    assert quiet["alerts"] == {"states": [], "history": [], "history_truncated": False,
+                               "actions": [], "actions_truncated": False}
     assert quiet["arms"] == [] and quiet["deployments"] == []
     assert httpx.get(mon_server + "/api/v1/ui/models/nope/monitoring",
                      timeout=30).status_code == 404
     too_long = httpx.get(mon_server + "/api/v1/ui/models/" + "x" * 300 + "/monitoring",
                          timeout=30)
     assert too_long.status_code in (400, 422)
-
-
-def test_alert_values_that_json_cannot_carry_travel_as_text():
-    from cairn.server.ui.monitoring import _value
-
-    # Python's json writes NaN for an unlabelled window's accuracy; a JSON answer cannot.
-    assert _value('{"live.accuracy": NaN, "n": 3}') == {"live.accuracy": "NaN", "n": 3}
-    assert _value("not json") == "not json"
-    assert _value(None) == {}
 
 
 def test_monitoring_api_caps_what_it_sends(mon_server, monkeypatch):
@@ -192,8 +197,8 @@ def test_monitoring_api_caps_what_it_sends(mon_server, monkeypatch):
     assert v1["windows_total"] == WINDOWS and len(v1["share"]) == 4
     assert [f["name"] for f in v1["features"]] == ["amount"] and v1["features_total"] == 2
     assert all(len(s["steps"]) == 4 for s in v1["live"])
-    assert [e["to_state"] for e in data["alerts"]["history"]] == ["firing"]
-    assert data["alerts"]["history_total"] == 2
+    assert [e["rule"] for e in data["alerts"]["history"]] == ["canary-errors"]
+    assert data["alerts"]["history_truncated"] is True
 
 
 def test_monitoring_route_needs_viewer_on_the_model(store_root):
@@ -251,10 +256,14 @@ def test_monitoring_page_shows_drift_live_alerts_and_arms(tab):
     state = page.locator('table.alert-states tr[data-rule="accuracy-drop"]')
     expect(state.locator(".badge")).to_have_text("firing")
     expect(state).to_contain_text("live.accuracy=0.85")
-    timeline = page.locator(".alert-timeline li")
-    expect(timeline).to_have_count(2)
-    expect(timeline.first).to_contain_text("accuracy-drop: pending → firing")
-    expect(timeline.last).to_contain_text("inactive → pending")
+    timeline = page.locator(".alert-timeline li")  # newest first
+    expect(timeline).to_have_count(4)
+    expect(timeline.nth(0)).to_contain_text("canary-errors @canary: inactive → firing")
+    expect(timeline.nth(0)).to_contain_text("canary.live.error_rate=0.2")
+    expect(timeline.nth(1)).to_contain_text("accuracy-drop firing 1, action: rollback: done")
+    expect(timeline.nth(1)).to_contain_text("version=")
+    expect(timeline.nth(2)).to_contain_text("accuracy-drop: pending → firing")
+    expect(timeline.nth(3)).to_contain_text("inactive → pending")
 
     # The primary (served, and drifting) is shown first: 2 features x 6 windows, + share.
     expect(page.get_by_label("drift of version")).to_have_value("1.0.0")

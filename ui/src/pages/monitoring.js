@@ -170,24 +170,43 @@ function valuesText(value) {
   return Object.entries(value).map(([k, x]) => `${k}=${typeof x === "number" ? fmtValue(x) : JSON.stringify(x)}`).join(", ");
 }
 
-function alertsSection(alerts) {
-  if (!alerts.states.length && !alerts.history.length) {
+// An alert's target: its rule names the model bare or with an alias or stage (fraud@canary).
+function target(model, name) {
+  return model && model !== name ? [" ", h("span", { class: "alias" }, model.slice(name.length))] : null;
+}
+
+function actionText(a) {
+  const result = a.result ? valuesText(a.result) : "";
+  if (a.done_at === null || a.done_at === undefined) return `${a.kind}: in progress (claimed by ${a.claimed_by})`;
+  return `${a.kind}: ${a.ok ? "done" : "failed"}${result ? ` (${result})` : ""}`;
+}
+
+function alertsSection(alerts, name) {
+  if (!alerts.states.length && !alerts.history.length && !alerts.actions.length) {
     return h("p", { class: "muted" }, "No alert for this model: none of the rules applied with ",
       h("code", {}, "cairn monitor rules apply"), " has been evaluated for it yet.");
   }
   const states = alerts.states.length ? h("table", { class: "grid alert-states" },
     h("thead", {}, h("tr", {}, ["rule", "state", "since", "firings", "last values"].map((t) => h("th", {}, t)))),
     h("tbody", {}, alerts.states.map((s) => h("tr", { "data-rule": s.rule },
-      h("td", {}, h("b", {}, s.rule)), h("td", {}, stateBadge(s.state)),
+      h("td", {}, h("b", {}, s.rule), target(s.model, name)), h("td", {}, stateBadge(s.state)),
       h("td", {}, fmtTime(s.state === "pending" || s.state === "firing" ? s.active_since ?? s.changed_at : s.changed_at)),
       h("td", { class: "num" }, String(s.firing)), h("td", {}, h("code", {}, valuesText(s.value))))))) : null;
-  const more = alerts.history_total > alerts.history.length
-    ? h("p", { class: "muted" }, `the newest ${alerts.history.length} of ${alerts.history_total} changes`) : null;
-  const timeline = h("ol", { class: "timeline alert-timeline" }, alerts.history.map((e) => h("li", { class: `ev-alert to-${e.to_state}`, "data-rule": e.rule },
-    h("span", { class: "when" }, fmtTime(e.at)), " ", h("b", {}, e.rule), ": ", e.from_state, " → ", stateBadge(e.to_state),
-    " ", h("span", { class: "muted" }, `by ${e.actor}`),
-    valuesText(e.value) ? h("div", { class: "reason" }, h("code", {}, valuesText(e.value))) : null)));
-  return h("div", {}, states, h("h3", {}, "State changes"), more, timeline);
+  // State changes and the actions firings took, in one timeline, newest first.
+  const events = [
+    ...alerts.history.map((e) => ({ at: e.at, el: h("li", { class: `ev-alert to-${e.to}`, "data-rule": e.rule },
+      h("span", { class: "when" }, fmtTime(e.at)), " ", h("b", {}, e.rule), target(e.model, name), ": ", e.from, " → ", stateBadge(e.to),
+      " ", h("span", { class: "muted" }, `by ${e.actor}`),
+      valuesText(e.value) ? h("div", { class: "reason" }, h("code", {}, valuesText(e.value))) : null) })),
+    ...alerts.actions.map((a) => ({ at: a.claimed_at, el: h("li", { class: `ev-action${a.done_at != null && !a.ok ? " failed" : ""}`, "data-rule": a.rule },
+      h("span", { class: "when" }, fmtTime(a.claimed_at)), " ", h("b", {}, a.rule), target(a.model, name),
+      ` firing ${a.firing}, action: `, h("b", {}, actionText(a))) })),
+  ].sort((x, y) => y.at - x.at);
+  const left = [alerts.history_truncated ? `the newest ${alerts.history.length} changes` : null,
+    alerts.actions_truncated ? `the newest ${alerts.actions.length} actions` : null].filter(Boolean);
+  return h("div", {}, states, h("h3", {}, "State changes and actions"),
+    left.length ? h("p", { class: "muted" }, `Showing ${left.join(" and ")}.`) : null,
+    h("ol", { class: "timeline alert-timeline" }, events.map((e) => e.el)));
 }
 
 function armsSection(data) {
@@ -260,7 +279,7 @@ export function monitoringPage(root, [name]) {
       const live = liveCharts(monitored, data.arms, charts);
       clear(body,
         h("h2", {}, "Serving now"), armsSection(data),
-        h("h2", {}, "Alerts"), alertsSection(data.alerts),
+        h("h2", {}, "Alerts"), alertsSection(data.alerts, name),
         h("h2", {}, "Data drift"), drift,
         h("h2", {}, "Live quality"), live ? h("p", { class: "muted" },
           "Per window, from the labels sent back for logged predictions: a line per version, and a paler one for the metric it was registered with. Drag to zoom, double-click to reset.") : null,

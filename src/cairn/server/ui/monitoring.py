@@ -10,11 +10,9 @@ windows, the most drifted features) and the answer says when something was left 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import numpy as np
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Request
 
 from ...errors import NotFound
@@ -32,6 +30,7 @@ MAX_COLUMNS_READ = 1000  # features ranked to find those (by name, past that)
 MAX_LIVE_KEYS = 20
 MAX_VERSIONS = 50  # the newest versions, and any older one that has monitoring data
 MAX_ALERT_HISTORY = 500  # the newest state changes
+MAX_ALERT_ACTIONS = 200  # the newest actions firings took
 MAX_DEPLOY_EVENTS = 200
 # drift.<key> metrics that describe the window, not a feature
 WINDOW_KEYS = ("drift.share", "drift.drifted", "drift.rows")
@@ -66,15 +65,16 @@ def model_monitoring(request: Request, p: User,
         versions.append(entry)
     deploy = reg.deployments(name)
     with reg.session() as conn:
-        states, history, history_total = _alerts(conn, name)
+        alerts = _alerts(conn, name)
     return {"model": name, "aliases": dict(model.aliases), "versions": versions,
             "versions_total": len(all_versions),
-            "alerts": {"states": states, "history": history, "history_total": history_total},
+            "alerts": alerts,
             "arms": _arms(deploy),
             "deployments": [_deploy_json(e) for e in reversed(deploy[-MAX_DEPLOY_EVENTS:])],
             "deployments_total": len(deploy),
             "limits": {"windows": MAX_WINDOWS, "features": MAX_FEATURES,
-                       "live_keys": MAX_LIVE_KEYS, "alert_history": MAX_ALERT_HISTORY}}
+                       "live_keys": MAX_LIVE_KEYS, "alert_history": MAX_ALERT_HISTORY,
+                       "alert_actions": MAX_ALERT_ACTIONS}}
 
 
 def _monitoring_runs(c: ServerContext, name: str) -> dict[str, str]:
@@ -163,34 +163,23 @@ def _series(c: ServerContext, run_id: str, key: str) -> dict[str, Any]:
             "values": [jfloat(x) for x in h.values[order].tolist()], "total": len(h)}
 
 
-def _value(text: str | None) -> Any:
-    """An alert's observed values (JSON text as the monitor wrote it; kept as text if not).
-
-    Python's json reads NaN and Infinity, which a JSON answer cannot carry: they travel as
-    the strings the rest of the API uses."""
+def _alerts(conn: Any, name: str) -> dict[str, Any]:
+    """The model's alerts (a rule names it bare or as ``NAME@alias``), as the monitor's own
+    reader gives them: states, the newest changes and the actions firings took."""
+    from ...monitoring import alert_store
     from ..routes._json import finite
 
-    try:
-        return finite(json.loads(text or "{}"))
-    except ValueError:
-        return text
-
-
-def _alerts(conn: Any, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    from ...store.sql.tables_monitoring import alert_history as H
-    from ...store.sql.tables_monitoring import alert_states as S
-
-    states = [{"rule": r.rule, "state": r.state, "active_since": r.active_since,
-               "changed_at": r.changed_at, "firing": r.firing, "value": _value(r.value)}
-              for r in conn.execute(sa.select(S).where(S.c.model == name).order_by(S.c.rule))]
-    total = conn.execute(sa.select(sa.func.count()).select_from(H)
-                         .where(H.c.model == name)).scalar_one()
-    q = (sa.select(H).where(H.c.model == name).order_by(H.c.at.desc(), H.c.id.desc())
-         .limit(MAX_ALERT_HISTORY))
-    history = [{"id": r.id, "rule": r.rule, "from_state": r.from_state, "to_state": r.to_state,
-                "at": r.at, "firing": r.firing, "value": _value(r.value), "actor": r.actor}
-               for r in conn.execute(q)]
-    return states, history, int(total)
+    # One past the cap says whether older ones were left out.
+    history = alert_store.history(conn, model=name, limit=MAX_ALERT_HISTORY + 1)
+    actions = alert_store.actions(conn, model=name, limit=MAX_ALERT_ACTIONS + 1)
+    # Python's json reads NaN and Infinity, which a JSON answer cannot carry: finite() sends
+    # them as the strings the rest of the API uses.
+    return finite({
+        "states": [s.to_dict() for s in alert_store.states(conn, name)],
+        "history": [t.to_dict() for t in history[:MAX_ALERT_HISTORY]],
+        "history_truncated": len(history) > MAX_ALERT_HISTORY,
+        "actions": [{**a.to_dict(), "ok": a.ok} for a in actions[:MAX_ALERT_ACTIONS]],
+        "actions_truncated": len(actions) > MAX_ALERT_ACTIONS})
 
 
 def _deploy_json(e: Any) -> dict[str, Any]:
