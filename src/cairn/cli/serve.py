@@ -53,6 +53,13 @@ def _require_uvicorn() -> None:
               help="Share of requests written to the prediction log (0: no log).")
 @click.option("--log-exclude", default="", metavar="COL,...",
               help="Input fields never written to the prediction log.")
+@click.option("--log-flush", default=30.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(0.05, 86_400),
+              callback=lambda ctx, param, value: _number(param, value),
+              help="Longest a logged request (or a label sent to /v1/feedback) waits to be "
+                   "written to the store.")
+@click.option("--no-feedback", is_flag=True,
+              help="No POST /v1/feedback (ground-truth labels for live quality).")
 @click.option("--no-metrics", is_flag=True, help="No Prometheus metrics at /metrics.")
 @click.option("--no-record", is_flag=True,
               help="Do not record the deployment's start, switches and stop in the "
@@ -71,10 +78,10 @@ def _require_uvicorn() -> None:
 @handle_errors
 def serve(obj, ref: str, host: str, port: int, workers: int, threads: int, poll: float, canary: str | None,
           standby: str | None, max_batch: int, max_wait_ms: float, log_sample: float,
-          log_exclude: str, no_metrics: bool, no_record: bool, max_body: str,
-          allow_nan: bool, no_fast_path: bool, as_json: bool) -> None:
+          log_exclude: str, log_flush: float, no_feedback: bool, no_metrics: bool,
+          no_record: bool, max_body: str, allow_nan: bool, no_fast_path: bool, as_json: bool) -> None:
     """Serve a registered model over HTTP: MLflow's /invocations, /ping, /health, /version,
-    and Cairn's /v1/predict, /v1/status and /metrics.
+    and Cairn's /v1/predict, /v1/feedback, /v1/status and /metrics.
 
     REF is models:/NAME@ALIAS (a stage or alias: followed, the new version loaded and
     switched to when it moves) or models:/NAME/VERSION (fixed). Every request is written
@@ -101,7 +108,8 @@ def serve(obj, ref: str, host: str, port: int, workers: int, threads: int, poll:
         log_sample=log_sample, log_exclude=list(parse_exclude(log_exclude)),
         metrics=not no_metrics, record=not no_record,
         deployment_id=f"{socket.gethostname()}:{port}", log_salt=secrets.token_hex(16),
-        threads=threads, fast_path=not no_fast_path)
+        threads=threads, fast_path=not no_fast_path, log_flush=log_flush,
+        feedback=not no_feedback)
     if workers > 1:
         _serve_workers(obj, options, host, port, workers, as_json)
         return

@@ -39,6 +39,8 @@ class ServeOptions:
     log_salt: str = ""                # sampling's secret: callers cannot pick unlogged ids
     threads: int | None = None        # threads for parse, checks and predict (None: asyncio's)
     fast_path: bool = True            # serving.fastpath where it has a checked path
+    log_flush: float = 30.0           # seconds a logged request waits at most to be written
+    feedback: bool = True             # POST /v1/feedback takes ground-truth labels
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -73,12 +75,17 @@ def build(options: ServeOptions, client: Any = None, *, worker: bool = False) ->
         from .predlog import PredictionLog
 
         predlog = PredictionLog(client, sample=options.log_sample, exclude=options.log_exclude,
-                                salt=options.log_salt)
+                                salt=options.log_salt, flush_seconds=options.log_flush)
         observers.append(predlog)
         if metrics is not None:
             metrics.set_predlog_stats(predlog.stats)
     if metrics is not None:
         observers.append(metrics)
+    feedback = None
+    if options.feedback:
+        from .feedback_log import DEFAULT_FLUSH_SECONDS, FeedbackLog
+
+        feedback = FeedbackLog(client, flush_seconds=min(DEFAULT_FLUSH_SECONDS, options.log_flush))
     batcher = None
     if options.max_batch > 0:
         from .batching import MicroBatcher
@@ -88,7 +95,8 @@ def build(options: ServeOptions, client: Any = None, *, worker: bool = False) ->
                         allow_nan=options.allow_nan, canary=options.canary,
                         standby=options.standby, observers=observers, metrics=metrics,
                         batcher=batcher, record=options.record, threads=options.threads,
-                        deployment_id=options.deployment_id, fast_path=options.fast_path)
+                        deployment_id=options.deployment_id, fast_path=options.fast_path,
+                        feedback=feedback)
     if deployment.recorder is not None:
         deployment.recorder.lifecycle = not worker
         deployment.recorder.claim_dir = options.claim_dir
