@@ -258,3 +258,17 @@ def test_a_step_that_fails_is_reported_and_the_others_still_run(client, receiver
     stats = Dispatcher(client).dispatch_once()
     assert stats.delivered == 1 and len(r.requests) == 1
     assert stats.errors == ("producing events: RuntimeError: the runs will not read",)
+
+
+@pytest.mark.parametrize("status,ok", [(200, True), (201, True), (299, True), (302, False),
+                                       (404, False), (410, False), (503, False)])
+def test_only_a_2xx_answer_is_a_delivery(client, receiver, status, ok):
+    r = receiver(status=status)
+    wh = Webhooks(client)
+    wh.subscribe(r.url)
+    alert(client, "k1")
+    stats = Dispatcher(client).dispatch_once()
+    assert (stats.delivered, stats.failed) == ((1, 0) if ok else (0, 1))
+    [d] = wh.deliveries()
+    assert d.last_status == status and (d.last_error is None) == ok
+    assert len(r.requests) == 1  # a redirect is not followed
