@@ -50,7 +50,8 @@ def parse_window(text: Any) -> dt.timedelta:
         seconds = int(m[1]) * _UNITS[m[2]]
     else:
         raise InvalidArgument(f"window {text!r} is not a duration; give e.g. 15m, 1h or 1d")
-    if not seconds >= 1 or seconds != int(seconds) or seconds > 366 * 86400:
+    # The range first: int() of an infinity raises OverflowError, not our error.
+    if not seconds >= 1 or seconds > 366 * 86400 or seconds != int(seconds):
         raise InvalidArgument(f"window {_shown(str(text))!r} must be a whole number of seconds, "
                               "at least 1s and at most a year")
     return dt.timedelta(seconds=int(seconds))
