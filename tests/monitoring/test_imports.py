@@ -23,3 +23,11 @@ def test_import_monitoring_loads_no_scipy():
 
 def test_cli_start_loads_no_monitoring():
     assert loaded_after("import cairn.cli.main") == []
+
+
+def test_import_monitoring_loads_no_numpy_until_a_drift_class_is_asked_for():
+    code = ("import sys, cairn.monitoring as m\nbefore = 'numpy' in sys.modules\n"
+            "m.DriftReport, m.ColumnDrift, m.WindowDrift\nprint(before, 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]

@@ -16,10 +16,11 @@ pyarrow); nothing in ``import cairn`` loads this package.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .drift import ColumnDrift
-from .report import DriftReport, WindowDrift
+if TYPE_CHECKING:
+    from .drift import ColumnDrift
+    from .report import DriftReport, WindowDrift
 
 __all__ = ["ColumnDrift", "DriftReport", "WindowDrift", "drift_report", "require"]
 
@@ -44,3 +45,17 @@ def drift_report(client: Any, model: str, window: Any = "1h", **options: Any) ->
     from .report import drift_report as report
 
     return report(client, model, window, **options)
+
+
+def __getattr__(name: str) -> Any:
+    # The result classes import NumPy: loaded when asked for, so that the modules that need
+    # none (kpi, rules) can be imported without it.
+    if name == "ColumnDrift":
+        from .drift import ColumnDrift
+
+        return ColumnDrift
+    if name in ("DriftReport", "WindowDrift"):
+        from . import report
+
+        return getattr(report, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
