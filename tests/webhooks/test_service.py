@@ -43,6 +43,13 @@ def test_the_secret_is_shown_once_and_never_audited(client):
         wh.unsubscribe(sub.id)
 
 
+def test_the_audit_keeps_no_credentials_of_a_url(client):
+    Webhooks(client).subscribe("https://user:pw@[::1]:8443/hook?key=k")
+    made = next(e for e in client.audit_log() if e.action == "webhook.subscribe")
+    assert made.after["origin"] == "https://[::1]:8443"
+    assert "pw" not in json.dumps(made.after) and "key=k" not in json.dumps(made.after)
+
+
 def test_a_given_secret_is_kept(client):
     sub = Webhooks(client).subscribe(URL, secret="my-own-secret")
     assert sub.secret == "my-own-secret"

@@ -29,7 +29,7 @@ from .entities import Delivery, Event, Subscription
 def url_for_audit(url: str) -> dict[str, str]:
     """What the audit log keeps of a URL: its origin and a SHA-256 fingerprint."""
     p = urlsplit(url)
-    origin = f"{p.scheme}://{p.hostname}" + (f":{p.port}" if p.port else "")
+    origin = f"{p.scheme}://{p.netloc.rpartition('@')[2]}"  # never the user:password@
     return {"origin": origin, "sha256": hashlib.sha256(url.encode("utf-8")).hexdigest()}
 
 
