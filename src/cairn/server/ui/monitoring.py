@@ -16,10 +16,12 @@ import numpy as np
 from fastapi import APIRouter, Depends, Path, Request
 
 from ...errors import NotFound
-from ...monitoring import results
 from ...store.wire import jfloat
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
+
+# cairn.monitoring is imported where used: a server that nobody asks for monitoring never
+# loads it (as `import cairn` and the CLI's start never do).
 
 router = APIRouter(tags=["ui"])
 User = Annotated[Principal, Depends(principal)]
@@ -79,6 +81,8 @@ def model_monitoring(request: Request, p: User,
 
 def _monitoring_runs(c: ServerContext, name: str) -> dict[str, str]:
     """version -> the id of its monitoring run (the oldest, as results.find_run picks)."""
+    from ...monitoring import results
+
     exp = c.store.get_experiment_by_name(results.EXPERIMENT)
     if exp is None:
         return {}
@@ -122,6 +126,8 @@ def _columns(keys: list[str]) -> list[str]:
 
 
 def _run_data(c: ServerContext, run_id: str) -> dict[str, Any]:
+    from ...monitoring import results
+
     run = c.store.get_run(run_id)
     keys = sorted(run.metrics)
     rows = c.store.get_metric_history(run_id, results.ROWS)
