@@ -272,3 +272,22 @@ def test_only_a_2xx_answer_is_a_delivery(client, receiver, status, ok):
     [d] = wh.deliveries()
     assert d.last_status == status and (d.last_error is None) == ok
     assert len(r.requests) == 1  # a redirect is not followed
+
+
+def test_a_claim_outlasts_its_send_even_late_in_a_long_round(client, receiver):
+    """A round that began long ago (a batch of slow receivers) still holds what it sends:
+    a claim runs from when it is taken, not from the round's start."""
+    r = receiver(delay=1.0)
+    Webhooks(client).subscribe(r.url)
+    alert(client, "k1")
+    long_ago = clock.now_ms() - 600_000
+    first = threading.Thread(target=Dispatcher(client, timeout=3).dispatch_once,
+                             kwargs={"now_ms": long_ago})
+    first.start()
+    deadline = time.monotonic() + 10
+    while not r.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert r.requests, "the first dispatcher never sent"
+    assert Dispatcher(client).dispatch_once().sent == 0  # held by the first
+    first.join(10)
+    assert len(r.requests) == 1

@@ -220,7 +220,9 @@ class Dispatcher(IndexedService):
             return None
 
     def _attempt(self, delivery_id: str, now: int) -> str | None:
-        until = now + int(self.timeout * 1000) + CLAIM_MARGIN_MS
+        # The claim runs from when it is taken (a batch's last send may start well after
+        # the round's ``now``), so it outlasts this send whatever the batch before it did.
+        until = max(now, clock.now_ms()) + int(self.timeout * 1000) + CLAIM_MARGIN_MS
         with self.session(write=True) as conn:
             row = repo.claim(conn, delivery_id, now, until)
             if row is None:
