@@ -83,3 +83,27 @@ def test_bad_types_and_sizes_are_refused():
         parse("(" * 60 + "true" + ")" * 60)
     with pytest.raises(ConditionError, match="nested"):
         parse("not " * 60 + "true")
+
+
+def test_any_text_parses_or_is_refused_clearly():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    alphabet = st.sampled_from(list("()<>=!+-*/.` _01239eE") + ["live.accuracy", "and", "or",
+                                                                "not", "train.loss", "true"])
+
+    @settings(max_examples=300, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.lists(alphabet, max_size=30).map("".join) | st.text(max_size=40))
+    def check(text):
+        try:
+            c = parse(text)
+        except ConditionError as exc:
+            assert 1 <= exc.details["column"] <= max(len(text), 1) + 1
+            return
+        except InvalidArgument:
+            return
+        assert c.evaluate({}) in (True, False, None)
+        assert c.evaluate({f: 1.0 for f in c.facts}) in (True, False, None)
+
+    check()

@@ -268,6 +268,9 @@ def run(obj: Any, interval: str, once: bool, as_json: bool) -> None:
     from ..monitoring.daemon import Cycle, Monitor
     from ..monitoring.windows import parse_window
 
+    from ..monitoring import require
+
+    require()  # live metrics read the prediction log (pandas, pyarrow)
     seconds = parse_window(interval).total_seconds()
     obj.must_exist = True
 

@@ -191,6 +191,13 @@ class Alerts(StoreService):
         except CairnError as exc:
             facts = Facts()
             facts.note(f"facts could not be gathered: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - one rule's broken input must not stop the rest
+            # (a corrupt log segment, a library's own error): logged with its traceback and
+            # shown in the alert's notes; the condition is unknown, so nothing fires on it.
+            log.exception("gathering the facts of alert rule %s on %s failed", rule.name,
+                          rule.model)
+            facts = Facts()
+            facts.note(f"facts could not be gathered: {type(exc).__name__}: {exc}")
         result = cond.evaluate(facts.values)
         if rule.min_requests and (facts.requests or 0) < rule.min_requests:
             facts.note(f"the window holds {facts.requests or 0} of the {rule.min_requests} "

@@ -70,15 +70,14 @@ def tokenize(text: str) -> list[Token]:
             continue
         col = i + 1
         m = _NUMBER.match(text, i)
-        if c.isdigit() or (c == "." and m):
-            assert m is not None
+        if m is not None and (c.isdigit() or c == "."):
             value = float(m.group())
             if not math.isfinite(value):
                 raise _error(text, col, f"number {m.group()} is too large")
             out.append(Token("number", m.group(), col, value))
             i = m.end()
             continue
-        if c.isalpha() or c == "_" or c == "`":
+        if (c.isascii() and c.isalpha()) or c == "_" or c == "`":
             parts, i = _name(text, i)
             if len(parts) == 1 and parts[0] in _KEYWORDS and c != "`":
                 out.append(Token("keyword", parts[0], col))
@@ -120,7 +119,7 @@ def _name(text: str, i: int) -> tuple[list[str], int]:
             parts.append(m.group())
             i = m.end()
         if i < len(text) and text[i] == "." and i + 1 < len(text) \
-                and (text[i + 1] == "`" or text[i + 1].isalpha() or text[i + 1] == "_"):
+                and (text[i + 1] in "`_" or (text[i + 1].isascii() and text[i + 1].isalpha())):
             i += 1
             continue
         return parts, i
