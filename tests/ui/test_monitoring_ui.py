@@ -191,6 +191,7 @@ def test_monitoring_api_caps_what_it_sends(mon_server, monkeypatch):
     monkeypatch.setattr(monitoring, "MAX_WINDOWS", 4)
     monkeypatch.setattr(monitoring, "MAX_FEATURES", 1)
     monkeypatch.setattr(monitoring, "MAX_ALERT_HISTORY", 1)
+    monkeypatch.setattr(monitoring, "MAX_LOADED", 1)
     data = httpx.get(mon_server + "/api/v1/ui/models/fraud/monitoring", timeout=30).json()
     v1 = next(v for v in data["versions"] if v["version"] == "1.0.0")
     assert v1["windows"] == [T + (i + 1) * HOUR for i in range(2, WINDOWS)]
@@ -199,6 +200,15 @@ def test_monitoring_api_caps_what_it_sends(mon_server, monkeypatch):
     assert all(len(s["steps"]) == 4 for s in v1["live"])
     assert [e["rule"] for e in data["alerts"]["history"]] == ["canary-errors"]
     assert data["alerts"]["history_truncated"] is True
+    # One version's data: the primary's (served first); the canary's when asked for.
+    assert [(v["version"], v["loaded"], "windows" in v) for v in data["versions"]] == [
+        ("1.1.0", False, False), ("1.0.0", True, True)]
+    asked = httpx.get(mon_server + "/api/v1/ui/models/fraud/monitoring",
+                      params={"version": "1.1.0"}, timeout=30).json()
+    assert [v["version"] for v in asked["versions"] if v["loaded"]] == ["1.1.0"]
+    bad = httpx.get(mon_server + "/api/v1/ui/models/fraud/monitoring",
+                    params={"version": "x" * 65}, timeout=30)
+    assert bad.status_code == 400
 
 
 def test_monitoring_route_needs_viewer_on_the_model(store_root):
@@ -312,3 +322,16 @@ def test_a_model_without_monitoring_says_how_to_start(tab):
 def test_a_missing_model_is_an_answer_not_an_error(tab):
     page = tab.goto("/models/nope/monitoring")
     expect(page.locator("h1")).to_have_text("Model not found")
+
+
+def test_a_version_whose_data_did_not_come_is_asked_for_when_picked(tab, monkeypatch):
+    from cairn.server.ui import monitoring
+
+    monkeypatch.setattr(monitoring, "MAX_LOADED", 1)  # the primary's data only, at first
+    page = tab.goto("/models/fraud/monitoring")
+    expect(page.locator(".drift-version")).to_contain_text("drift in amount")
+    expect(page.locator('.chart[data-key="live.accuracy"] .legend-item')).to_have_text(
+        ["1.0.0 (primary)", "1.0.0 at registration"])
+    page.get_by_label("drift of version").select_option("1.1.0")
+    expect(page.locator(".drift-version")).to_contain_text("no feature drifted")
+    expect(page.locator(".heatmap rect[data-feature]")).to_have_count(2 * WINDOWS)

@@ -253,7 +253,7 @@ export function monitoringPage(root, [name]) {
       const served = new Set(data.arms.map((a) => a.version));
       // The version shown first: the primary arm's, else another served one, else the newest
       // with drift windows.
-      const withDrift = monitored.filter((v) => v.windows && v.windows.length);
+      const withDrift = monitored.filter((v) => v.loaded && v.windows.length);
       const primary = data.arms.find((a) => a.arm === "primary");
       const first = withDrift.find((v) => primary && v.version === primary.version)
         || withDrift.find((v) => served.has(v.version)) || withDrift[0] || monitored[0];
@@ -261,9 +261,22 @@ export function monitoringPage(root, [name]) {
       const badge = h("span", {});
       const pick = h("select", { "aria-label": "drift of version", onchange: () => showDrift(pick.value) },
         monitored.map((v) => h("option", { value: v.version }, `${v.version}${served.has(v.version) ? " · serving" : ""}`)));
-      const showDrift = (version) => {
+      // Only some versions' data come at first (the served ones, the newest monitored): the
+      // others are asked for when picked.
+      const showDrift = async (version) => {
         const v = monitored.find((x) => x.version === version);
         clear(badge, stageBadge(v.stage));
+        if (!v.loaded) {
+          clear(driftBox, h("p", { class: "muted" }, "Loading…"));
+          try {
+            const more = await api(`/ui/models/${enc}/monitoring`, { query: { version } });
+            Object.assign(v, more.versions.find((x) => x.version === version));
+          } catch (err) {
+            clear(driftBox, errorBox(err));
+            return;
+          }
+          if (pick.value !== version) return;  // another was picked meanwhile
+        }
         clear(driftBox, driftSection(v, name));
       };
       let drift;

@@ -4,8 +4,10 @@ Everything the tab draws comes from what monitoring already stores, read here so
 page makes one request: each version's monitoring run (experiment ``cairn-monitoring``, see
 :mod:`cairn.monitoring.results`) gives the drift matrix (windows x features) and the
 ``live.*`` series; the ``alert_states`` and ``alert_history`` tables give the alert timeline;
-the registry's deployment events give the arms serving now.  Sizes are capped (the newest
-windows, the most drifted features) and the answer says when something was left out.
+the alert tables (read by :mod:`cairn.monitoring.alert_store`) give the alerts' states,
+changes and actions; the registry's deployment events give the arms serving now.  Sizes are
+capped (the versions whose data come, the newest windows, the most drifted features) and the
+answer says when something was left out; ``?version=`` asks for other versions' data.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from ...errors import NotFound
+from ...errors import InvalidArgument, NotFound
 from ...store.wire import jfloat
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
@@ -31,6 +33,7 @@ MAX_FEATURES = 100  # the most drifted features of a version
 MAX_COLUMNS_READ = 1000  # features ranked to find those (by name, past that)
 MAX_LIVE_KEYS = 20
 MAX_VERSIONS = 50  # the newest versions, and any older one that has monitoring data
+MAX_LOADED = 10  # versions whose drift and live data come (the served ones first)
 MAX_ALERT_HISTORY = 500  # the newest state changes
 MAX_ALERT_ACTIONS = 200  # the newest actions firings took
 MAX_DEPLOY_EVENTS = 200
@@ -43,7 +46,11 @@ WINDOW_KEYS = ("drift.share", "drift.drifted", "drift.rows")
                     "matrix (windows x features) and live metrics, the alerts' states and "
                     "history, the arms serving it and their deployment events")
 def model_monitoring(request: Request, p: User,
-                     name: Annotated[str, Path(min_length=1, max_length=256)]) -> dict[str, Any]:
+                     name: Annotated[str, Path(min_length=1, max_length=256)],
+                     version: Annotated[list[str] | None, Query(
+                         max_length=MAX_LOADED, description="the versions whose data to send "
+                         "(default: those served now, then the newest monitored)")] = None
+                     ) -> dict[str, Any]:
     # The page asks GET /ui/models/{name} first (a missing model is an answer there), so a
     # refusal or a missing model here is an ordinary 403/404, as on the other model routes.
     from ..routes.models import _need, _registry
@@ -51,30 +58,40 @@ def model_monitoring(request: Request, p: User,
     c = ctx(request)
     if "\x00" in name:
         raise NotFound(f"registered model {name[:256]!r} does not exist")
+    if any(not v or len(v) > 64 or "\x00" in v for v in version or ()):
+        raise InvalidArgument("a version must be 1-64 characters")
     _need(c, p, name, "viewer")
     reg = _registry(c, p)
     model = reg.get_registered_model(name)
     runs = _monitoring_runs(c, name)
+    deploy = reg.deployments(name)
+    arms = _arms(deploy)
     all_versions = list(reversed(reg.list_model_versions(name)))  # newest first
     shown = [v for i, v in enumerate(all_versions) if i < MAX_VERSIONS or v.version in runs]
+    if version:
+        wanted = list(dict.fromkeys(version))
+    else:  # the versions served now, then the newest monitored ones
+        wanted = list(dict.fromkeys([a["version"] for a in arms]
+                                    + [v.version for v in all_versions if v.version in runs]))
+    load = set([v for v in wanted if v in runs][:MAX_LOADED])
     versions = []
     for v in shown:
         run_id = runs.get(v.version)
         entry: dict[str, Any] = {"version": v.version, "stage": v.stage,
-                                 "aliases": list(v.aliases), "run_id": run_id}
-        if run_id is not None:
+                                 "aliases": list(v.aliases), "run_id": run_id,
+                                 "loaded": v.version in load}
+        if v.version in load and run_id is not None:
             entry.update(_run_data(c, run_id))
         versions.append(entry)
-    deploy = reg.deployments(name)
     with reg.session() as conn:
         alerts = _alerts(conn, name)
     return {"model": name, "aliases": dict(model.aliases), "versions": versions,
             "versions_total": len(all_versions),
             "alerts": alerts,
-            "arms": _arms(deploy),
+            "arms": arms,
             "deployments": [_deploy_json(e) for e in reversed(deploy[-MAX_DEPLOY_EVENTS:])],
             "deployments_total": len(deploy),
-            "limits": {"windows": MAX_WINDOWS, "features": MAX_FEATURES,
+            "limits": {"windows": MAX_WINDOWS, "features": MAX_FEATURES, "loaded": MAX_LOADED,
                        "live_keys": MAX_LIVE_KEYS, "alert_history": MAX_ALERT_HISTORY,
                        "alert_actions": MAX_ALERT_ACTIONS}}
 
