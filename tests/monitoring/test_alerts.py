@@ -258,6 +258,11 @@ def test_bad_arguments(client):
     for bad in ("  ", 3, "x" * 301, "fr\ud800aud"):
         with pytest.raises(InvalidArgument):
             alerts.states(model=bad)
+    for bad in ("", 3, "x" * 129, "r\ud800"):
+        with pytest.raises(InvalidArgument):
+            alerts.history(rule=bad)
+        with pytest.raises(InvalidArgument):
+            alerts.actions(rule=bad)
     with pytest.raises(InvalidArgument):
         alerts.apply(None)
 

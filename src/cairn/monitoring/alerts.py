@@ -63,6 +63,16 @@ def _limit(limit: Any) -> int:
     return limit
 
 
+def _rule_name(rule: Any) -> str | None:
+    if rule is None:
+        return None
+    from ..store.validation import check_text
+
+    if not isinstance(rule, str) or not rule or len(rule) > 128:
+        raise InvalidArgument(f"rule must be a rule's name, got {rule!r}")
+    return check_text(rule, "rule")
+
+
 def _target(rule: str, model: str) -> str:
     return f"alert:{rule}/{model}"
 
@@ -168,13 +178,13 @@ class Alerts(StoreService):
                 limit: int = 100) -> list[Transition]:
         """State changes, newest first."""
         with self.session() as conn:
-            return db.history(conn, rule, self._model_filter(model), _limit(limit))
+            return db.history(conn, _rule_name(rule), self._model_filter(model), _limit(limit))
 
     def actions(self, rule: str | None = None, model: str | None = None,
                 limit: int = 100) -> list[ActionRecord]:
         """Actions taken by firings, newest first."""
         with self.session() as conn:
-            return db.actions(conn, rule, self._model_filter(model), _limit(limit))
+            return db.actions(conn, _rule_name(rule), self._model_filter(model), _limit(limit))
 
     # -- evaluating ------------------------------------------------------------------
     def facts(self, rule: Rule, now: Any = None) -> Facts:
