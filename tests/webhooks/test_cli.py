@@ -66,3 +66,29 @@ def test_bad_input_is_a_clear_error(client):
     assert "No webhook subscriptions" in _run(store, "webhooks", "ls").output
     assert "No events." in _run(store, "events", "ls").output
     assert "No deliveries." in _run(store, "webhooks", "deliveries").output
+
+
+def test_dispatch_runs_until_sigterm_and_exits_cleanly(client, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from cairn.webhooks.service import Webhooks
+
+    Webhooks(client).subscribe("http://127.0.0.1:9/")
+    env = {**os.environ, "CAIRN_CAPTURE_ENV": "0"}
+    proc = subprocess.Popen([sys.executable, "-c", "from cairn.cli.main import main; main()",
+                             "--store", client.uri,
+                             "webhooks", "dispatch", "--interval", "100ms", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        assert json.loads(first)["errors"] == []
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err

@@ -291,3 +291,14 @@ def test_a_claim_outlasts_its_send_even_late_in_a_long_round(client, receiver):
     assert Dispatcher(client).dispatch_once().sent == 0  # held by the first
     first.join(10)
     assert len(r.requests) == 1
+
+
+def test_stop_ends_a_running_dispatcher_without_waiting_out_its_interval(client):
+    d = Dispatcher(client)
+    runner = threading.Thread(target=d.run, args=(60.0,))
+    started = time.monotonic()
+    runner.start()
+    time.sleep(0.2)
+    d.stop()
+    runner.join(10)
+    assert not runner.is_alive() and time.monotonic() - started < 10

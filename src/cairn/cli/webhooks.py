@@ -237,10 +237,22 @@ def dispatch(obj, once: bool, interval: str, timeout: float, max_attempts: int,
                 click.echo(f"Error: {e}", err=True)
             sys.exit(1)
         return
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        d.stop()  # the round in progress ends (its sends are bounded by --timeout)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread: the caller stops it
+            pass
     try:
         d.run(pause, on_round=report)
-    except KeyboardInterrupt:
-        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @click.group()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -63,6 +64,7 @@ class Dispatcher(IndexedService):
     def __init__(self, store: Any = None, user: str | None = "cairn-monitor", *,
                  timeout: float = 5.0, max_attempts: int = 6, backoff: float = 1.0) -> None:
         IndexedService.__init__(self, store, user)
+        self._stop = threading.Event()
         self.timeout = _positive(timeout, "timeout", 600)
         self.max_attempts = rules.check_int(max_attempts, "max_attempts", 1, 100)
         self.backoff = _positive(backoff, "backoff", MAX_BACKOFF_S)
@@ -101,11 +103,12 @@ class Dispatcher(IndexedService):
 
     def run(self, interval: float = 5.0, *, rounds: int | None = None,
             on_round: Callable[[DispatchStats], None] | None = None) -> None:
-        """Dispatch every ``interval`` seconds (``rounds`` times, or until interrupted); a
+        """Dispatch every ``interval`` seconds (``rounds`` times, or until :meth:`stop`); a
         round that fails (the database away) is logged and the next one tries again."""
         interval = _positive(interval, "interval", 86400)
+        self._stop.clear()
         done = 0
-        while rounds is None or done < rounds:
+        while (rounds is None or done < rounds) and not self._stop.is_set():
             started = time.monotonic()
             try:
                 stats = self.dispatch_once()
@@ -116,7 +119,11 @@ class Dispatcher(IndexedService):
             done += 1
             if rounds is not None and done >= rounds:
                 return
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        """End :meth:`run` after the round in progress (from a signal handler or a thread)."""
+        self._stop.set()
 
     # -- (a) produce ---------------------------------------------------------------------
     def produce(self, now: int) -> int:
