@@ -88,18 +88,34 @@ function heatmap(v) {
   return h("div", { class: "heatmap-box" }, names, cells);
 }
 
-/** The heatmap's cells as a table (windows as rows), built only when opened: 500 x 100 cells. */
+const TABLE_ROWS = 100;  // windows per step of the table: 100 x 100 features is 10,000 cells
+
+/**
+ * The heatmap's cells as a table (windows as rows, newest first), built only when opened and
+ * TABLE_ROWS windows at a time: the whole matrix is up to 500 x 100 cells.
+ */
 function driftTable(v) {
   const box = h("details", { class: "drift-table" }, h("summary", {}, "Show as a table"));
+  const order = [...v.windows.keys()].reverse();
+  let shown = 0;
+  const row = (i) => h("tr", {},
+    h("td", {}, windowTime(v.windows[i])), h("td", { class: "num" }, fmtValue(v.rows[i])),
+    h("td", { class: "num" }, finite(v.share[i]) === null ? "—" : `${fmtValue(finite(v.share[i]) * 100)}%`),
+    v.features.map((f) => h("td", { class: `hm-${cellClass(f.drifted[i])}` }, cellText(f, i))));
   box.addEventListener("toggle", () => {
     if (!box.open || box.querySelector("table")) return;
+    const body = h("tbody", {});
+    const more = h("button", { class: "more-windows", onclick: () => grow() });
+    const grow = () => {
+      body.append(...order.slice(shown, shown + TABLE_ROWS).map(row));
+      shown = Math.min(order.length, shown + TABLE_ROWS);
+      more.textContent = `Show ${Math.min(TABLE_ROWS, order.length - shown)} older windows (${shown} of ${order.length} shown)`;
+      more.style.display = shown < order.length ? "" : "none";
+    };
+    grow();
     box.append(h("div", { class: "table-scroll" }, h("table", { class: "grid drift" },
       h("thead", {}, h("tr", {}, h("th", {}, "window end"), h("th", {}, "rows"), h("th", {}, "share drifted"),
-        v.features.map((f) => h("th", {}, f.name)))),
-      h("tbody", {}, [...v.windows.keys()].reverse().map((i) => h("tr", {},
-        h("td", {}, windowTime(v.windows[i])), h("td", { class: "num" }, fmtValue(v.rows[i])),
-        h("td", { class: "num" }, finite(v.share[i]) === null ? "—" : `${fmtValue(finite(v.share[i]) * 100)}%`),
-        v.features.map((f) => h("td", { class: `hm-${cellClass(f.drifted[i])}` }, cellText(f, i)))))))));
+        v.features.map((f) => h("th", {}, f.name)))), body)), more);
   });
   return box;
 }
