@@ -159,8 +159,8 @@ def test_state_machine_with_for_and_history(client):
     # Firing and resolved are events for webhooks; notify queued one signed delivery.
     with client.store.index.session() as conn:
         keys = [r.key for r in conn.execute(sa.select(events.c.key).order_by(events.c.seq))]
-    assert keys[:2] == ["alert:accuracy-drop:fraud:1:firing",
-                        "alert:accuracy-drop:fraud:1:resolved"]
+    assert keys == ["alert:accuracy-drop:fraud:1:firing", "alert:accuracy-drop:fraud:1:resolved",
+                    "alert:accuracy-drop:fraud:2:firing", "alert:accuracy-drop:fraud:2:resolved"]
 
 
 def test_for_zero_fires_at_once_and_notify_is_queued_once(client):

@@ -263,6 +263,8 @@ class Alerts(StoreService):
                              {"state": old.state, "firing": old.firing},
                              {"state": to, "firing": old.firing, "reason": value["notes"][0]},
                              now)
+                if to == "resolved":
+                    _emit(conn, None, new, value, now)
             out.append(t)
         return out
 
@@ -288,24 +290,10 @@ class Alerts(StoreService):
                          {"state": new.state, "firing": new.firing,
                           "condition": rule.condition, "values": value["facts"]}, now)
             if new.state in ("firing", "resolved"):
-                self._emit(conn, rule, new, value, now)
+                _emit(conn, rule, new, value, now)
         log.info("alert %s on %s: %s -> %s (%s)", rule.name, rule.model, cur.state, new.state,
                  value["shown"])
         return t
-
-    def _emit(self, conn: Connection, rule: Rule, st: AlertState, value: dict[str, Any],
-              now: int) -> None:
-        try:
-            from ..webhooks.events import emit
-        except ImportError:  # pragma: no cover - part of the package
-            return
-        payload = {"rule": rule.name, "model": rule.model, "state": st.state,
-                   "firing": st.firing, "condition": rule.condition,
-                   "values": value["facts"], "versions": value["versions"],
-                   "active_since": st.active_since, "at": now,
-                   "actions": [a.kind for a in rule.actions]}
-        emit(conn, key=event_key(rule.name, rule.model, st.firing, st.state),
-             type=f"alert.{st.state}", payload=payload, at_ms=now, model=rule.model_name)
 
     # -- acting ----------------------------------------------------------------------
     def act(self, now: Any = None) -> list[ActionRecord]:
@@ -423,6 +411,24 @@ class Alerts(StoreService):
             reg.set_alias(name, to, version)
             return {"alias": to, "from": before, "to": version}
         raise InvalidArgument(f"unknown action {action.kind!r}")  # pragma: no cover
+
+
+def _emit(conn: Connection, rule: Rule | None, st: AlertState, value: dict[str, Any],
+          now: int) -> None:
+    """The webhook event of a firing or a resolution, in the state change's transaction
+    (``rule`` None: a rule no longer applied)."""
+    try:
+        from ..webhooks.events import emit
+    except ImportError:  # pragma: no cover - part of the package
+        return
+    payload = {"rule": st.rule, "model": st.model, "state": st.state, "firing": st.firing,
+               "condition": rule.condition if rule else None, "values": value["facts"],
+               "versions": value["versions"], "active_since": st.active_since, "at": now,
+               "actions": [a.kind for a in rule.actions] if rule else [],
+               "notes": value.get("notes", [])}
+    emit(conn, key=event_key(st.rule, st.model, st.firing, st.state),
+         type=f"alert.{st.state}", payload=payload, at_ms=now,
+         model=st.model.partition("@")[0])
 
 
 def _version_or_none(reg: Any, ref: str) -> str | None:
