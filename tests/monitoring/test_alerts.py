@@ -551,3 +551,34 @@ def test_monitor_run_stops_cleanly_on_sigterm(tracking, tmp_path):
             proc.communicate()
     assert proc.returncode == 0, err
     assert json.loads(out.splitlines()[0])["error"] is None
+
+
+def test_drift_facts_are_the_stored_drift_results(tracking, tmp_path):
+    """``cairn monitor drift``'s stored results (here drift_report's, over a log with one
+    drifted hour) are what drift.* facts read; results over a day old are not."""
+    import datetime as dt
+
+    import cairn
+    from cairn.monitoring import drift_report
+
+    from .conftest import T0 as LOG_T0
+    from .conftest import train, transactions, write_log
+
+    client = cairn.Client(str(tracking))
+    mv, model, _ = train(client, rows=600, tmp=tmp_path)
+    write_log(client, model, [transactions(300, seed=5),
+                              transactions(300, seed=2, shift=1.0, channels=(0.1, 0.2, 0.7))])
+    report = drift_report(client, "models:/fraud@production", window="1h",
+                          since=LOG_T0, until=LOG_T0 + dt.timedelta(hours=2))
+    assert report.run_id and report.windows[-1].drifted
+    alerts = Alerts(client)
+    alerts.apply("rules:\n  - name: drifted\n    model: fraud@production\n    condition: "
+                 "drift.share >= 0.5 and drift.amount.drifted and drift.age < 2\n")
+    end = LOG_T0 + dt.timedelta(hours=2)
+    (t,) = alerts.evaluate(end + dt.timedelta(minutes=5))
+    assert t.to_state == "firing"
+    facts = t.value["facts"]
+    assert facts["drift.share"] == report.windows[-1].share and facts["drift.amount.drifted"] is True
+    (t,) = alerts.evaluate(end + dt.timedelta(days=2))
+    assert t.to_state == "resolved" and t.value["result"] is None
+    assert any("over a day old" in n for n in t.value["notes"])

@@ -36,6 +36,7 @@ class Facts:
 
 
 FactSource = Callable[[Rule, int], Facts]
+STALE_DRIFT_S = 86400
 
 
 def _scope(name: str) -> tuple[str, str]:
@@ -80,7 +81,7 @@ class Gatherer:
             elif family == "train":
                 value = self._train(rule, versions.get(scope), key, facts)
             elif family == "drift":
-                value = self._drift(rule, versions.get(scope), rest, facts)
+                value = self._drift(rule, versions.get(scope), rest, facts, now_ms)
             elif family == "predlog":
                 facts.note("predlog.dropped: the serving process keeps its drop count (its "
                            "/metrics endpoint); the store does not have it")
@@ -159,7 +160,8 @@ class Gatherer:
             return None
         return float(metrics[key])
 
-    def _drift(self, rule: Rule, version: str | None, rest: str, facts: Facts) -> Value:
+    def _drift(self, rule: Rule, version: str | None, rest: str, facts: Facts,
+               now_ms: int) -> Value:
         if version is None:
             return None
         from .results import find_run
@@ -169,11 +171,18 @@ class Gatherer:
             facts.note(f"{rest}: no drift results stored for {rule.model_name} {version} "
                        "(cairn monitor drift stores them)")
             return None
-        metrics = self.client.get_run(run_id).metrics
-        if rest not in metrics:
+        run = self.client.get_run(run_id)
+        latest = run.metric_summaries.get(rest)
+        if rest not in run.metrics or latest is None:
             facts.note(f"{rest}: not in the drift results of {rule.model_name} {version}")
             return None
-        value = float(metrics[rest])
+        # The step is the window's end in seconds: results older than a day (or than the
+        # rule's window) say nothing about now.
+        if now_ms / 1000 - latest.step > max(rule.window_s, STALE_DRIFT_S):
+            facts.note(f"{rest}: the latest drift results of {rule.model_name} {version} "
+                       "are over a day old")
+            return None
+        value = float(latest.value)
         return bool(value) if rest.endswith(".drifted") or rest == "drift.drifted" else value
 
 
