@@ -582,3 +582,44 @@ def test_drift_facts_are_the_stored_drift_results(tracking, tmp_path):
     (t,) = alerts.evaluate(end + dt.timedelta(days=2))
     assert t.to_state == "resolved" and t.value["result"] is None
     assert any("over a day old" in n for n in t.value["notes"])
+
+
+@pytest.mark.slow
+def test_two_monitor_processes_at_once_roll_back_once(tracking, tmp_path):
+    """Two `cairn monitor run --once` processes on one store at the same moment: one firing,
+    one rollback, one of each audit event."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import cairn
+
+    client = cairn.Client(str(tracking))
+    exp = client.get_or_create_experiment("training")
+    versions = []
+    for seed in (0, 1):
+        run = client.create_run(exp.id)
+        client.log_metric(run.id, "accuracy", 0.95)
+        model, X = fit(seed)
+        mv = client.register_model("fraud", model, run_id=run.id, input_example=X[:2])
+        client.transition_model_version_stage("fraud", mv.version, "production")
+        versions.append(mv.version)
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text("rules:\n  - name: always\n    model: fraud@production\n    condition: "
+                     "train.accuracy > 0.9\n    actions: [rollback]\n")
+    assert cli_run(tracking, "monitor", "rules", "apply", str(rules)).exit_code == 0
+    env = {**os.environ, "CAIRN_TRACKING_URI": str(tracking)}
+    procs = [subprocess.Popen([sys.executable, "-c", "from cairn.cli.main import cli; cli()",
+                               "monitor", "run", "--once", "--json"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    cycles = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert sum(len(c["transitions"]) for c in cycles) == 1
+    assert sum(len(c["actions"]) for c in cycles) == 1
+    assert registry_for(client).resolve("fraud@production").version == versions[0]
+    assert len(client.audit_log(action="model.rollback")) == 1
+    assert len(client.audit_log(action="alert.firing")) == 1
+    assert client.verify_audit_log().ok
