@@ -82,9 +82,14 @@ def emit(conn: Connection, *, key: str, type: str, payload: dict[str, Any], at_m
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     stmt = (_insert(conn, E).values(key=key, type=type, at=at_ms, experiment_id=experiment_id,
                                     model=model, payload=body)
-            .on_conflict_do_nothing(index_elements=["key"]).returning(E.c.seq))
-    seq = conn.execute(stmt).scalar_one_or_none()
-    return None if seq is None else int(seq)
+            .on_conflict_do_nothing(index_elements=["key"]))
+    if conn.dialect.name == "postgresql":
+        seq = conn.execute(stmt.returning(E.c.seq)).scalar_one_or_none()
+        return None if seq is None else int(seq)
+    # SQLite before 3.35 has no RETURNING: the row count says whether it was inserted,
+    # and the rowid is the seq (an INTEGER PRIMARY KEY).
+    res = conn.execute(stmt)
+    return int(res.lastrowid) if res.rowcount == 1 else None
 
 
 def insert_delivery(conn: Connection, *, source: str, event_seq: int, event_type: str,
@@ -97,8 +102,10 @@ def insert_delivery(conn: Connection, *, source: str, event_seq: int, event_type
         id=did, source=source, subscription_id=subscription_id, event_seq=event_seq,
         event_type=event_type, url=url, secret=secret, format=format, state="pending",
         attempts=0, next_at=now_ms, created_at=now_ms)
-        .on_conflict_do_nothing(index_elements=["source", "event_seq"]).returning(D.c.id))
-    return conn.execute(stmt).scalar_one_or_none()
+        .on_conflict_do_nothing(index_elements=["source", "event_seq"]))
+    if conn.dialect.name == "postgresql":
+        return conn.execute(stmt.returning(D.c.id)).scalar_one_or_none()
+    return did if conn.execute(stmt).rowcount == 1 else None  # as in emit
 
 
 def enqueue_direct(conn: Connection, *, source: str, event_seq: int, url: str, secret: str,
