@@ -509,6 +509,12 @@ def test_cli_rules_run_and_status(tracking, tmp_path):
     res = cli_run(tracking, "monitor", "run", "--once")
     assert res.exit_code == 0 and res.output == ""  # still firing: nothing changes
     assert cli_run(tracking, "monitor", "run", "--interval", "0s").exit_code == 1
+    ghost = tmp_path / "ghost.yaml"
+    ghost.write_text(CLI_RULES.replace("fraud@production", "ghost@production"))
+    res = cli_run(tracking, "monitor", "rules", "apply", str(ghost))
+    assert res.exit_code == 0
+    assert "warning: no registered model 'ghost' (yet): trained-well stay unknown" in \
+        res.stderr
 
 
 def test_a_server_client_is_told_plainly(tmp_path):

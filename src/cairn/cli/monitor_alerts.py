@@ -86,6 +86,25 @@ def rules_apply(obj: Any, file: Path, as_json: bool) -> None:
         return
     click.echo(f"Applied version {rs.version} of the alert rules: {len(rs.rules)} rule(s)"
                + (": " + ", ".join(r.name for r in rs.rules) if rs.rules else ""))
+    for warning in _unknown_models(obj, rs.rules):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _unknown_models(obj: Any, rules: Any) -> list[str]:
+    """Rules on models not registered (yet): applied, but unknown until they are."""
+    from ..errors import NotFound
+    from ..services import registry_for
+
+    reg = registry_for(obj.client)
+    out = []
+    for name in dict.fromkeys(r.model_name for r in rules):
+        try:
+            reg.get_registered_model(name)
+        except NotFound:
+            which = ", ".join(r.name for r in rules if r.model_name == name)
+            out.append(f"no registered model {name!r} (yet): {which} stay unknown until "
+                       "there is")
+    return out
 
 
 @rules.command("show")

@@ -97,15 +97,17 @@ class Gatherer:
         name = rule.model_name
         refs = [f"{name}@{rule.canary}"] if scope == "canary" else \
             [rule.model] if rule.selector else [f"{name}@production", f"{name}@latest"]
+        first: str | None = None
         for ref in refs:
             try:
                 return str(self.registry.resolve(ref).version)
-            except NotFound:
+            except NotFound as exc:
+                first = first or exc.message
                 continue
             except CairnError as exc:
                 facts.note(f"{ref}: {exc.message}")
                 return None
-        facts.note(f"{refs[0]}: no such version")
+        facts.note(f"{refs[0]}: {first}")
         return None
 
     # -- live ------------------------------------------------------------------------
