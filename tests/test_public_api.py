@@ -61,10 +61,11 @@ LAYERS: dict[str, set[str]] = {
     "fluent": DOMAIN,
     "autolog": APPS,
     "importers": DOMAIN,
-    "server": DOMAIN,  # a server has no fluent API, no autolog, no CLI
+    "server": DOMAIN | {"monitoring"},  # no fluent API, no autolog, no CLI; the UI's monitoring page
     "serving": DOMAIN,  # model serving: only `cairn serve` imports it
-    "monitoring": DOMAIN | {"serving"},  # drift reads the prediction log; `cairn monitor`
-    "cli": APPS | {"server", "serving", "monitoring"},
+    "monitoring": DOMAIN | {"serving", "webhooks"},  # the prediction log; alerts emit events
+    "webhooks": DOMAIN,  # events from the registry's audit log and ended runs
+    "cli": APPS | {"server", "serving", "monitoring", "webhooks"},
     "testing": EVERYTHING,  # the pytest plugin: fixtures over every layer
     "cairn": EVERYTHING,
 }

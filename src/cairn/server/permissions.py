@@ -249,6 +249,7 @@ NATIVE: dict[tuple[str, str], Need] = {
     ("GET", f"{UI}/runs/{{run_id}}/series"): exp("viewer"),
     ("POST", f"{UI}/compare/aggregate"): exp("viewer", "of every run compared"),
     ("GET", f"{UI}/models/{{name}}"): model("viewer"),
+    ("GET", f"{UI}/models/{{name}}/monitoring"): model("viewer"),
     ("GET", f"{UI}/datasets/{{name:path}}"): Need("somewhere", "viewer", in_body=True),
     ("GET", f"{UI}/check-filter"): USER,
     # MLflow 3's client asks this once a minute

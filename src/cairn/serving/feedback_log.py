@@ -3,7 +3,7 @@
 The route parses and checks the body in a worker thread (:func:`parse`), then hands the
 valid labels to :meth:`FeedbackLog.put`, which only appends to a bounded buffer: the event
 loop never waits on the store.  A daemon thread writes what gathered every
-``flush_seconds`` (:class:`~cairn.monitoring.feedback.FeedbackStore`: Parquet segments of
+``flush_seconds`` (:class:`~cairn.serving.feedback.FeedbackStore`: Parquet segments of
 the model's feedback run); a write that fails is tried once more, then its labels are
 counted as dropped.  ``close()`` writes what is left, so labels answered 200 are stored
 once the server has exited (unless the store refused them twice: counted and logged).
@@ -35,7 +35,7 @@ DEFAULT_CLOSE_TIMEOUT = 30.0
 def parse(body: bytes) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
     """The body's valid labels with their index, and each refused record
     (``{"index", "error"}``); InvalidArgument when the body is no JSON record or list."""
-    from ..monitoring.feedback import check_records
+    from .feedback import check_records
 
     try:
         doc = json.loads(body)
@@ -65,7 +65,7 @@ class FeedbackLog:
         if not flush_seconds > 0 or not close_timeout > 0:
             raise InvalidArgument("flush_seconds and close_timeout must be more than 0")
         if store is None:
-            from ..monitoring.feedback import FeedbackStore
+            from .feedback import FeedbackStore
 
             store = FeedbackStore(client)
         self.store = store

@@ -84,12 +84,19 @@ def body(delivery_id: str, kind: str, seq: int, at_ms: int, data: Mapping[str, A
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def headers(delivery_id: str, kind: str, secret: str, payload: bytes) -> dict[str, str]:
-    from .. import __version__
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        return version("cairn")
+    except PackageNotFoundError:  # a source checkout without metadata
+        return "unknown"
+
+
+def headers(delivery_id: str, kind: str, secret: str, payload: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", "Cairn-Event": kind,
             "Cairn-Delivery": delivery_id, "Cairn-Signature": sign(secret, payload),
-            "User-Agent": f"cairn/{__version__}"}
+            "User-Agent": f"cairn/{_version()}"}
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
