@@ -28,9 +28,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import clock
-from ..errors import CairnError, Conflict, InvalidArgument, NotFound
+from ..errors import CairnError, InvalidArgument, NotFound
 from ..services import StoreService
 from ..store.base import Indexed
+from . import alert_actions as acts
 from . import alert_store as db
 from .alert_facts import Facts, FactSource, Gatherer
 from .alert_store import ActionRecord, AlertState, RuleSet, Transition
@@ -264,7 +265,7 @@ class Alerts(StoreService):
                              {"state": to, "firing": old.firing, "reason": value["notes"][0]},
                              now)
                 if to == "resolved":
-                    _emit(conn, None, new, value, now)
+                    acts.emit_event(conn, None, new, value, now)
             out.append(t)
         return out
 
@@ -290,7 +291,7 @@ class Alerts(StoreService):
                          {"state": new.state, "firing": new.firing,
                           "condition": rule.condition, "values": value["facts"]}, now)
             if new.state in ("firing", "resolved"):
-                _emit(conn, rule, new, value, now)
+                acts.emit_event(conn, rule, new, value, now)
         log.info("alert %s on %s: %s -> %s (%s)", rule.name, rule.model, cur.state, new.state,
                  value["shown"])
         return t
@@ -323,16 +324,21 @@ class Alerts(StoreService):
                 if not db.claim(conn, rule.name, rule.model, st.firing, i, action.kind,
                                 self.user, now):
                     return None
-                result = self._notify(conn, rule, st, i, action, now)
+                result = acts.notify(conn, rule, st, i, action, now)
                 db.finish(conn, rule.name, rule.model, st.firing, i, result, now)
         else:
             with self.session(write=True) as conn:
                 if not db.claim(conn, rule.name, rule.model, st.firing, i, action.kind,
                                 self.user, now):
                     return None
-            reason = reason_of(rule, st)
+            reason = acts.reason_of(rule, st)
             try:
-                result = self._registry_action(rule, action, reason)
+                # Never back to a version this rule already rolled back from: a second
+                # firing on the restored version must not bring the bad one back.
+                left = {str(r.result["from"]) for r in self.actions(rule.name, rule.model,
+                                                                    MAX_LIMIT)
+                        if r.kind == "rollback" and r.result and r.result.get("from")}
+                result = acts.registry_action(self.registry(), rule, action, reason, left)
             except CairnError as exc:
                 result = {"error": exc.message}
             done = clock.now_ms()
@@ -349,93 +355,6 @@ class Alerts(StoreService):
                 action.kind, result)
         return ActionRecord(rule.name, rule.model, st.firing, i, action.kind, self.user, now,
                             now, result)
-
-    def _notify(self, conn: Connection, rule: Rule, st: AlertState, i: int, action: Action,
-                now: int) -> dict[str, Any]:
-        try:
-            from ..webhooks.events import enqueue_direct
-            from ..store.sql.tables_monitoring import events as E
-        except ImportError:  # pragma: no cover - part of the package
-            return {"error": "webhooks are not available in this installation"}
-        import sqlalchemy as sa
-
-        key = event_key(rule.name, rule.model, st.firing, "firing")
-        seq = conn.execute(sa.select(E.c.seq).where(E.c.key == key)).scalar_one_or_none()
-        if seq is None:
-            return {"error": f"no alert.firing event {key!r} to send"}
-        try:
-            delivery = enqueue_direct(conn, source=f"rule:{rule.name}:{i}", event_seq=int(seq),
-                                      url=action.options["url"], secret=action.options["secret"],
-                                      format=action.options.get("format", "json"), now_ms=now)
-        except CairnError as exc:
-            return {"error": exc.message}
-        return {"event": int(seq), "delivery": delivery, "url": action.options["url"]}
-
-    def _registry_action(self, rule: Rule, action: Action, reason: str) -> dict[str, Any]:
-        from ..registry.entities import Stage
-
-        reg = self.registry()
-        name = rule.model_name
-        if action.kind == "rollback":
-            stage = str(action.options.get("stage", "production"))
-            before = _version_or_none(reg, f"{name}@{stage}")
-            # Never back to a version this rule already rolled back from: a second firing
-            # of the restored version must not bring the bad one back.
-            left = {str(r.result.get("from")) for r in self.actions(rule.name, rule.model,
-                                                                    MAX_LIMIT)
-                    if r.kind == "rollback" and r.result and r.result.get("from")}
-            targets = [v for v in reg.rollback_targets(name, stage) if v not in left]
-            if not targets:
-                raise Conflict(f"nothing to roll back {name} {stage} to: no earlier version "
-                               "that this rule has not already rolled back from")
-            mv = reg.rollback(name, stage=stage, to=targets[0], reason=reason)
-            return {"rolled_back_to": mv.version, "from": before, "stage": mv.stage}
-        canary = str(action.options.get("canary") or rule.canary)
-        if action.kind == "abort":
-            to = str(action.options.get("to") or rule.selector or "production")
-            version = reg.resolve(f"{name}@{to}").version
-            before = _version_or_none(reg, f"{name}@{canary}")
-            if before == version:
-                return {"skipped": f"@{canary} already is {version}, the version of @{to}"}
-            reg.set_alias(name, canary, version)
-            return {"alias": canary, "from": before, "to": version}
-        if action.kind == "promote":
-            to = str(action.options.get("to") or rule.selector or "production")
-            version = reg.resolve(f"{name}@{canary}").version
-            before = _version_or_none(reg, f"{name}@{to}")
-            if before == version:
-                return {"skipped": f"@{to} already is {version}, the version of @{canary}"}
-            if Stage.is_stage(to):
-                mv = reg.transition_stage(name, version, to, comment=reason)
-                return {"stage": mv.stage, "from": before, "to": version}
-            reg.set_alias(name, to, version)
-            return {"alias": to, "from": before, "to": version}
-        raise InvalidArgument(f"unknown action {action.kind!r}")  # pragma: no cover
-
-
-def _emit(conn: Connection, rule: Rule | None, st: AlertState, value: dict[str, Any],
-          now: int) -> None:
-    """The webhook event of a firing or a resolution, in the state change's transaction
-    (``rule`` None: a rule no longer applied)."""
-    try:
-        from ..webhooks.events import emit
-    except ImportError:  # pragma: no cover - part of the package
-        return
-    payload = {"rule": st.rule, "model": st.model, "state": st.state, "firing": st.firing,
-               "condition": rule.condition if rule else None, "values": value["facts"],
-               "versions": value["versions"], "active_since": st.active_since, "at": now,
-               "actions": [a.kind for a in rule.actions] if rule else [],
-               "notes": value.get("notes", [])}
-    emit(conn, key=event_key(st.rule, st.model, st.firing, st.state),
-         type=f"alert.{st.state}", payload=payload, at_ms=now,
-         model=st.model.partition("@")[0])
-
-
-def _version_or_none(reg: Any, ref: str) -> str | None:
-    try:
-        return str(reg.resolve(ref).version)
-    except NotFound:
-        return None
 
 
 def _next(rule: Rule, cur: AlertState, active: bool, now: int) -> AlertState:
@@ -457,20 +376,3 @@ def _next(rule: Rule, cur: AlertState, active: bool, now: int) -> AlertState:
     if s == "firing" and not active:
         return replace(cur, state="resolved", active_since=None, changed_at=now)
     return cur
-
-
-def event_key(rule: str, model: str, firing: int, state: str) -> str:
-    """The key of an alert's webhook event: one per firing and state."""
-    key = f"alert:{rule}:{model}:{firing}:{state}"
-    if len(key) <= 200:
-        return key
-    import hashlib
-
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"alert:{rule[:100]}:{digest}:{firing}:{state}"
-
-
-def reason_of(rule: Rule, st: AlertState) -> str:
-    """``alert <rule> firing: <condition> (<values>)``: what a rollback's history says."""
-    shown = st.value.get("shown") if isinstance(st.value, dict) else None
-    return f"alert {rule.name} firing: {rule.condition}" + (f" ({shown})" if shown else "")
