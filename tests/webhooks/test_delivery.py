@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from cairn import __version__, clock
+from cairn import clock
 from cairn.errors import Conflict, InvalidArgument, NotFound
 from cairn.webhooks.dispatch import Dispatcher
+from cairn.webhooks.send import _version
 from cairn.webhooks.service import Webhooks
 
 from .conftest import alert, free_port
@@ -32,7 +33,7 @@ def test_a_delivery_is_signed_and_carries_the_event(client, receiver):
     assert doc["data"] == {"rule": "p95", "model": "fraud"}
     assert doc["at"].endswith("Z") and doc["at"][:4].isdigit()
     assert h["Content-Type"] == "application/json" and h["Cairn-Event"] == "alert.firing"
-    assert h["Cairn-Delivery"] == doc["id"] and h["User-Agent"] == f"cairn/{__version__}"
+    assert h["Cairn-Delivery"] == doc["id"] and h["User-Agent"] == f"cairn/{_version()}"
     [d] = Webhooks(client).deliveries()
     assert (d.id, d.state, d.attempts, d.last_status) == (doc["id"], "delivered", 1, 204)
     # a second round sends nothing again
