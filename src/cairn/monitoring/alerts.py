@@ -46,7 +46,8 @@ AUDIT_TARGET = "alerts:rules"
 MAX_LIMIT = 10_000
 
 
-def _now(now: Any) -> int:
+def when_ms(now: Any) -> int:
+    """``now`` (None: the clock; a datetime, naive as UTC; or ms) as ms since the epoch."""
     if now is None:
         return clock.now_ms()
     if isinstance(now, dt.datetime):
@@ -191,7 +192,7 @@ class Alerts(StoreService):
     def facts(self, rule: Rule, now: Any = None) -> Facts:
         """The facts ``rule`` is judged on at ``now``."""
         source = self._facts or Gatherer(self.client, self.registry())
-        return source(rule, _now(now))
+        return source(rule, when_ms(now))
 
     def judge(self, rule: Rule, now_ms: int, source: FactSource) -> dict[str, Any]:
         """What the rule's condition says at ``now_ms``: ``result`` True, False or None
@@ -223,7 +224,7 @@ class Alerts(StoreService):
     def evaluate(self, now: Any = None) -> list[Transition]:
         """Judge every active rule at ``now`` (default: the clock) and store the changes of
         state; the changes made by this call, in order."""
-        now_ms = _now(now)
+        now_ms = when_ms(now)
         rs = self.ruleset()
         if rs is None:
             return []
@@ -300,7 +301,7 @@ class Alerts(StoreService):
     def act(self, now: Any = None) -> list[ActionRecord]:
         """Take the actions of every firing alert that no monitor has claimed yet; what
         this call did (an action that failed has ``result["error"]``)."""
-        now_ms = _now(now)
+        now_ms = when_ms(now)
         rs = self.ruleset()
         if rs is None:
             return []

@@ -73,9 +73,9 @@ class Monitor:
 
     def once(self, now: Any = None) -> Cycle:
         """One cycle; a failure is reported in ``error`` (the cycle's other steps still ran)."""
-        from .alerts import _now
+        from .alerts import when_ms
 
-        cycle = Cycle(_now(now))
+        cycle = Cycle(when_ms(now))
         try:
             cycle.transitions = self.alerts.evaluate(now)
         except CairnError as exc:
