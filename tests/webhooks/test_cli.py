@@ -92,3 +92,14 @@ def test_dispatch_runs_until_sigterm_and_exits_cleanly(client, tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
+
+
+def test_events_prune(client):
+    store = client.uri
+    alert(client, "k1")
+    out = json.loads(_run(store, "events", "prune", "--older-than", "30d", "--json").output)
+    assert out == {"deliveries": 0, "events": 0}  # nothing is that old
+    assert "Pruned 0 event(s)" in _run(store, "events", "prune", "--older-than", "2d").output
+    assert "--older-than" in _run(store, "events", "prune", "--older-than", "soon",
+                                  ok=False).output
+    assert "Error" in _run(store, "events", "prune", "--older-than", "1h", ok=False).output

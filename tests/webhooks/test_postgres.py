@@ -70,6 +70,7 @@ def test_events_and_deliveries_on_postgres(pg_client, receiver):
     assert d.dispatch_once().events == 0
     audit = [e.action for e in alice.audit_log()]
     assert "webhook.subscribe" in audit
+    assert wh.prune(86_400_000) == {"deliveries": 0, "events": 0}  # nothing a day old
 
 
 def test_a_duplicate_keeps_the_postgres_transaction_usable(pg_client):

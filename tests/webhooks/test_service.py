@@ -199,3 +199,31 @@ def test_every_event_type_is_documented():
                      "transition.requested", "transition.approved", "transition.rejected",
                      "alias.moved", "stage.changed", "alert.firing", "alert.resolved"):
         assert required in EVENT_TYPES
+
+
+def test_prune_forgets_old_finished_deliveries_and_the_events_nothing_needs(
+        client, receiver, monkeypatch):
+    from cairn.webhooks import dispatch
+
+    monkeypatch.setattr(dispatch, "FANOUT_LOOKBACK", 0)
+    r = receiver()
+    old = clock.now_ms() - 40 * 86_400_000
+    with _session(client) as conn:
+        done = emit(conn, key="old-done", type="alert.firing", payload={}, at_ms=old)
+        waiting = emit(conn, key="old-waiting", type="alert.firing", payload={}, at_ms=old)
+        emit(conn, key="old-alone", type="alert.firing", payload={}, at_ms=old)
+        new = emit(conn, key="new", type="alert.firing", payload={}, at_ms=clock.now_ms())
+        enqueue_direct(conn, source="rule:a:0", event_seq=done, url=r.url,
+                       secret="secret-123", now_ms=old)
+        enqueue_direct(conn, source="rule:b:0", event_seq=waiting, url="http://127.0.0.1:9/",
+                       secret="secret-123", now_ms=old)
+    Dispatcher(client, max_attempts=50).dispatch_once(now_ms=old)
+    wh = Webhooks(client)
+    assert {d.state for d in wh.deliveries()} == {"delivered", "pending"}
+    with pytest.raises(InvalidArgument, match="older_than_ms"):
+        wh.prune(3_600_000)  # less than a day
+    assert wh.prune(30 * 86_400_000) == {"deliveries": 1, "events": 2}
+    assert [e.seq for e in wh.events()] == [waiting, new]
+    assert [d.state for d in wh.deliveries()] == ["pending"]
+    pruned = next(e for e in client.audit_log() if e.action == "events.prune")
+    assert pruned.after["events"] == 2

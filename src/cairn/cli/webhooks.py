@@ -13,13 +13,17 @@ import click
 from .format import ts
 from .main import console, emit_json, handle_errors, json_option
 
-_INTERVAL = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _seconds(text: str) -> float:
+    m = _DURATION.fullmatch(text.strip())
+    return float(m.group(1)) * _UNIT[m.group(2)] if m else 0.0
 
 
 def _interval(text: str) -> float:
-    m = _INTERVAL.fullmatch(text.strip())
-    seconds = float(m.group(1)) * _UNIT[m.group(2)] if m else 0.0
+    seconds = _seconds(text)
     if not 0 < seconds <= 86400:
         raise click.BadParameter(f"{text!r}: give a duration such as 5s, 500ms, 2m (at most "
                                  "24h)", param_hint="--interval")
@@ -291,6 +295,31 @@ def events_ls(obj, kind: str | None, after: int, limit: int, as_json: bool) -> N
         _table([[str(e.seq), ts(e.at), e.type, e.model or "-", e.experiment_id or "-",
                  _brief(e.payload)] for e in found],
                ["seq", "at", "type", "model", "experiment", "data"])
+
+
+@events.command("prune")
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              help="Forget what is older than this (30d, 12h; at least 1d).")
+@json_option
+@click.pass_obj
+@handle_errors
+def events_prune(obj, older_than: str, as_json: bool) -> None:
+    """Forget old events and finished deliveries (pending ones always stay).
+
+    \b
+    Example:
+      cairn events prune --older-than 30d
+    """
+    seconds = _seconds(older_than)
+    if seconds <= 0:
+        raise click.BadParameter(f"{older_than!r}: give an age such as 30d or 12h",
+                                 param_hint="--older-than")
+    gone = _webhooks(obj).prune(int(seconds * 1000))
+    if as_json:
+        emit_json(gone)
+    else:
+        click.echo(f"Pruned {gone['events']} event(s) and {gone['deliveries']} delivery(ies) "
+                   f"older than {older_than}")
 
 
 def _brief(payload: Any) -> str:

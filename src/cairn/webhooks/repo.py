@@ -183,3 +183,18 @@ def finish(conn: Connection, delivery_id: str, claimed_until: int, values: dict[
                                            D.c.state == "pending")
                         .values(claimed_until=None, **values))
     return done.rowcount == 1
+
+
+# -- retention ---------------------------------------------------------------------------
+
+
+def prune(conn: Connection, before: int, keep_after_seq: int) -> tuple[int, int]:
+    """Delete the finished (delivered or dead) deliveries made before ``before``, then the
+    events that happened before it, are at or below ``keep_after_seq`` and have no
+    delivery left; how many of each went."""
+    gone_d = conn.execute(sa.delete(D).where(D.c.state.in_(["delivered", "dead"]),
+                                             D.c.created_at < before)).rowcount or 0
+    kept = sa.select(D.c.event_seq).where(D.c.event_seq == E.c.seq).exists()
+    gone_e = conn.execute(sa.delete(E).where(E.c.at < before, E.c.seq <= keep_after_seq,
+                                             ~kept)).rowcount or 0
+    return int(gone_d), int(gone_e)

@@ -26,6 +26,9 @@ from .base import IndexedService
 from .entities import Delivery, Event, Subscription
 
 
+MIN_RETENTION_MS = 24 * 3600 * 1000  # prune keeps at least a day: receivers may be behind
+
+
 def url_for_audit(url: str) -> dict[str, str]:
     """What the audit log keeps of a URL: its origin and a SHA-256 fingerprint."""
     p = urlsplit(url)
@@ -143,6 +146,24 @@ class Webhooks(IndexedService):
                 state="pending", attempts=0, next_at=now, claimed_until=None,
                 delivered_at=None))
             return repo.to_delivery(repo.require_delivery(conn, delivery_id))
+
+    def prune(self, older_than_ms: int) -> dict[str, int]:
+        """Forget what is older than ``older_than_ms`` (at least a day): delivered and dead
+        deliveries, and the events no delivery still needs.  Pending deliveries, and
+        events the fan-out may still look at, stay.  Audited as ``events.prune``."""
+        from ..registry import repo as registry_repo
+        from .dispatch import FANOUT, FANOUT_LOOKBACK
+
+        rules.check_int(older_than_ms, "older_than_ms", MIN_RETENTION_MS, 2**62)
+        now = clock.now_ms()
+        with self.session(write=True) as conn:
+            fanned = repo.cursor(conn, FANOUT) or 0
+            deliveries, events = repo.prune(conn, now - older_than_ms,
+                                            fanned - FANOUT_LOOKBACK)
+            out = {"deliveries": deliveries, "events": events}
+            registry_repo.record(conn, self.user, "events.prune", "events", None,
+                                 {"older_than_ms": older_than_ms, **out}, now)
+        return out
 
     def cursors(self) -> dict[str, Any]:
         """Where the producers and the fan-out have got to (None: not started)."""
