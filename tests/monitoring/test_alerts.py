@@ -474,6 +474,12 @@ def test_cli_rules_run_and_status(tracking, tmp_path):
 
     res = cli_run(tracking, "monitor", "rules", "show")
     assert res.exit_code == 0 and "No alert rules yet" in res.output
+    res = cli_run(tracking, "monitor", "rules", "check", str(good))
+    assert res.exit_code == 0 and "1 rule(s), all valid: trained-well" in res.output
+    res = cli_run(tracking, "monitor", "rules", "check", str(bad))
+    assert res.exit_code == 1 and f"{bad}: line 4, column 5: unknown key" in res.output
+    res = cli_run(tracking, "monitor", "rules", "check", str(tmp_path / "none.yaml"))
+    assert res.exit_code == 1 and "cannot read" in res.output
     res = cli_run(tracking, "monitor", "rules", "apply", str(good))
     assert res.exit_code == 0, res.output
     assert "Applied version 1 of the alert rules: 1 rule(s): trained-well" in res.output

@@ -50,6 +50,52 @@ def rules() -> None:
     each with the actions its firing takes (docs/alerts.md)."""
 
 
+def _read(file: Path) -> str:
+    from ..errors import InvalidArgument
+
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(f"{file} is not UTF-8 text: {exc}") from None
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {file}: {exc.strerror or exc}") from None
+
+
+def _located(file: Path, exc: Any) -> Any:
+    """The error with the file's name in front of its line and column."""
+    from ..errors import InvalidArgument
+
+    if exc.details.get("line") is not None:
+        return InvalidArgument(f"{file}: {exc.message}", **exc.details)
+    return exc
+
+
+@rules.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@handle_errors
+def rules_check(file: Path, as_json: bool) -> None:
+    """Check FILE without applying it (no store is opened): for CI, before `apply`.
+
+    \b
+    Examples:
+      cairn monitor rules check alerts.yaml
+      cairn monitor rules check alerts.yaml --json
+    """
+    from ..errors import InvalidArgument
+    from ..monitoring.rules import parse_rules
+
+    try:
+        found = parse_rules(_read(file))
+    except InvalidArgument as exc:
+        raise _located(file, exc) from None
+    if as_json:
+        emit_json({"file": str(file), "rules": [r.to_dict(secrets=False) for r in found]})
+        return
+    click.echo(f"{file}: {len(found)} rule(s), all valid"
+               + (": " + ", ".join(r.name for r in found) if found else ""))
+
+
 @rules.command("apply")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @json_option
@@ -68,19 +114,11 @@ def rules_apply(obj: Any, file: Path, as_json: bool) -> None:
     """
     from ..errors import InvalidArgument
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidArgument(f"{file} is not UTF-8 text: {exc}") from None
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read {file}: {exc.strerror or exc}") from None
+    text = _read(file)
     try:
         rs = _alerts(obj).apply(text)
     except InvalidArgument as exc:
-        line = exc.details.get("line")
-        if line is not None:
-            raise InvalidArgument(f"{file}: {exc.message}", **exc.details) from None
-        raise
+        raise _located(file, exc) from None
     if as_json:
         emit_json(rs.to_dict())
         return
