@@ -58,6 +58,7 @@ READ_ONLY = {
     "lineage", "remote ls",
     "comments ls", "comments show", "views ls", "views show", "dashboards ls", "dashboards show",
     "reports ls", "reports show", "reports export",
+    "webhooks ls", "webhooks deliveries", "events ls", "kpi", "monitor status", "monitor rules show",
 }
 
 
