@@ -105,6 +105,8 @@ rules:
     ("rules:\n  - name: -r\n    model: fraud\n    condition: 'true'\n", 2, 11, "rule name"),
     ("rules:\n  - name: r\n    model: fraud/1.0.0\n    condition: 'true'\n", 3, 12, "model"),
     ("rules:\n  - name: r\n    model: [fraud]\n    condition: 'true'\n", 3, 12, "single value"),
+    ("rules:\n  - name: r\n    model: " + "f" * 250 + "@champion\n    condition: 'true'\n", 3, 12,
+     "at most 256"),
     ("rules:\n  - name: r\n    model: fraud\n    condition: 42\n", 4, 16, "must be a string"),
     ("rules:\n  - name: r\n    model: fraud\n    condition: \"live.acc < 1\"\n",
      4, 17, "unknown fact 'live.acc'"),

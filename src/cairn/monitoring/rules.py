@@ -199,11 +199,14 @@ def _model(node: Any) -> str:
         from ..registry.entities import Stage
 
         if Stage.is_stage(sel):
-            return f"{name}@{Stage.parse(sel).value.lower()}"
-        try:
-            check_alias(sel)
-        except InvalidArgument as exc:
-            raise _at(node, f"model {text!r}: {exc.message}") from None
+            ref = f"{name}@{Stage.parse(sel).value.lower()}"
+        else:
+            try:
+                check_alias(sel)
+            except InvalidArgument as exc:
+                raise _at(node, f"model {text!r}: {exc.message}") from None
+    if len(ref) > 256:  # what an alert's row holds
+        raise _at(node, f"model {text[:40]!r}...: at most 256 characters with its @selector")
     return ref
 
 
