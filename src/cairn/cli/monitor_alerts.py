@@ -320,6 +320,7 @@ def run(obj: Any, interval: str, once: bool, as_json: bool) -> None:
     import json
     import logging
     import signal
+    import sys
 
     from ..errors import CairnError
     from ..monitoring.daemon import Cycle, Monitor
@@ -333,7 +334,9 @@ def run(obj: Any, interval: str, once: bool, as_json: bool) -> None:
 
     def report(c: Cycle) -> None:
         if as_json:
+            # One line a cycle, flushed: a log file or a pipe sees each cycle as it ends.
             click.echo(json.dumps(c.to_dict(), default=str))
+            sys.stdout.flush()
             return
         for t in c.transitions:
             click.echo(f"{_when(t.at)}  {t.rule} on {t.model}: {t.from_state} -> {t.to_state}"
@@ -343,6 +346,7 @@ def run(obj: Any, interval: str, once: bool, as_json: bool) -> None:
                        f"{a.kind}: {a.result}")
         if c.error:
             click.echo(f"{_when(c.at)}  error: {c.error}", err=True)
+        sys.stdout.flush()
 
     if not as_json:
         logging.getLogger("cairn.monitoring").setLevel(logging.WARNING)
