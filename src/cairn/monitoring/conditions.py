@@ -377,6 +377,24 @@ _CMP: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _eval(node: Node, facts: Mapping[str, Value]) -> Value:
+    # A chain (``a + b + c ...``, ``x or y or z ...``) is a left-leaning tree as deep as it
+    # is long: walk its left spine in a loop, so a long condition cannot exhaust the stack.
+    # What is left to recurse into (right operands, 'not', '-', parentheses) is bounded by
+    # the parser's MAX_DEPTH.
+    spine: list[Node] = []
+    while node[0] in ("and", "or", "bin"):
+        spine.append(node)
+        node = node[1] if node[0] in ("and", "or") else node[2]
+    value = _leaf(node, facts)
+    for parent in reversed(spine):
+        if parent[0] in ("and", "or"):
+            value = _logic(parent[0], value, _eval(parent[2], facts))
+        else:
+            value = _binary(parent[1], value, _eval(parent[3], facts))
+    return value
+
+
+def _leaf(node: Node, facts: Mapping[str, Value]) -> Value:
     tag = node[0]
     if tag in ("num", "bool"):
         return node[1]
@@ -391,15 +409,19 @@ def _eval(node: Node, facts: Mapping[str, Value]) -> Value:
     if tag == "not":
         v = _eval(node[1], facts)
         return None if v is None else not v
-    if tag in ("and", "or"):
-        a, b = _eval(node[1], facts), _eval(node[2], facts)
-        decisive = tag == "or"   # true decides 'or', false decides 'and'
-        if a is decisive or b is decisive:
-            return decisive
-        if a is None or b is None:
-            return None
-        return not decisive
-    op, a, b = node[1], _eval(node[2], facts), _eval(node[3], facts)
+    raise ValueError(f"not a condition node: {tag!r}")  # pragma: no cover
+
+
+def _logic(tag: str, a: Value, b: Value) -> Value:
+    decisive = tag == "or"   # true decides 'or', false decides 'and'
+    if a is decisive or b is decisive:
+        return decisive
+    if a is None or b is None:
+        return None
+    return not decisive
+
+
+def _binary(op: str, a: Value, b: Value) -> Value:
     if a is None or b is None:
         return None
     if op in _CMP:
