@@ -303,3 +303,35 @@ def test_stop_ends_a_running_dispatcher_without_waiting_out_its_interval(client)
     d.stop()
     runner.join(10)
     assert not runner.is_alive() and time.monotonic() - started < 10
+
+
+def test_a_url_with_user_and_password_authenticates_and_never_shows_them(client, receiver):
+    """urllib takes ``user:password@host`` for a host and a port: the delivery failed with
+    the password in its last_error (which ``cairn webhooks deliveries`` prints)."""
+    import base64
+
+    r = receiver()
+    wh = Webhooks(client)
+    wh.subscribe(f"http://hook-user:pa%40ss-w0rd@127.0.0.1:{r.port}/hook")
+    down = free_port()
+    wh.subscribe(f"http://hook-user:pa%40ss-w0rd@127.0.0.1:{down}/hook")
+    alert(client, "k1")
+    stats = Dispatcher(client).dispatch_once()
+    assert (stats.delivered, stats.failed) == (1, 1)
+    [req] = r.requests
+    assert req["headers"]["Authorization"] == "Basic " + base64.b64encode(
+        b"hook-user:pa@ss-w0rd").decode()
+    [failed] = wh.deliveries(state="pending")
+    assert "refused" in failed.last_error.lower()
+    for text in ("pa%40ss-w0rd", "pa@ss-w0rd", "hook-user"):
+        assert text not in failed.last_error
+
+
+def test_an_error_never_shows_a_chat_webhook_s_url():
+    from cairn.webhooks import send
+
+    token = "T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    out = send.post(f"http://127.0.0.1:{free_port()}/services/{token}", b"{}", {}, 2.0)
+    assert not out.ok and token not in out.error
+    out = send.post(f"http://u:{token}@127.0.0.1/x", b"{}", {}, 2.0)
+    assert not out.ok and token not in out.error

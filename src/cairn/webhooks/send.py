@@ -9,12 +9,14 @@ server extra.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .entities import iso
 from .signing import sign
@@ -109,7 +111,38 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
+def _credentials(url: str) -> tuple[str, dict[str, str], list[str]]:
+    """``url`` without its ``user:password@`` (urllib would take it for the host and port),
+    the Basic ``Authorization`` header it stands for, and the texts an error must not show
+    (the URL's path and query are themselves a credential for a chat webhook)."""
+    p = urlsplit(url)
+    secret = [url] + [t for t in (p.path, p.query) if len(t) >= 8]
+    if "@" not in p.netloc:
+        return url, {}, secret
+    userinfo, _, host = p.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode("utf-8"))
+    secret += [t for t in (userinfo, user, password, unquote(user), unquote(password))
+               if len(t) > 1]
+    return (urlunsplit((p.scheme, host, p.path, p.query, p.fragment)),
+            {"Authorization": "Basic " + token.decode("ascii")}, secret)
+
+
+def _scrub(text: str, secret: list[str]) -> str:
+    for t in sorted(secret, key=len, reverse=True):
+        text = text.replace(t, "***")
+    return text
+
+
 def _post(url: str, payload: bytes, hdrs: Mapping[str, str], timeout: float) -> Outcome:
+    url, auth, secret = _credentials(url)
+    outcome = _post_plain(url, payload, {**hdrs, **auth}, timeout)
+    if outcome.error is None:
+        return outcome
+    return Outcome(outcome.ok, outcome.status, _scrub(outcome.error, secret)[:MAX_ERROR])
+
+
+def _post_plain(url: str, payload: bytes, hdrs: Mapping[str, str], timeout: float) -> Outcome:
     req = urllib.request.Request(url, data=payload, headers=dict(hdrs), method="POST")
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
