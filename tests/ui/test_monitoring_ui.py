@@ -335,3 +335,34 @@ def test_a_version_whose_data_did_not_come_is_asked_for_when_picked(tab, monkeyp
     page.get_by_label("drift of version").select_option("1.1.0")
     expect(page.locator(".drift-version")).to_contain_text("no feature drifted")
     expect(page.locator(".heatmap rect[data-feature]")).to_have_count(2 * WINDOWS)
+
+
+def test_a_notify_action_s_url_is_not_shown_to_viewers(tmp_path, monkeypatch):
+    """A notify action's result names its target; a chat webhook's URL is a credential
+    (the audit log keeps only its origin), so a model's viewers see the origin alone."""
+    import cairn
+    from cairn.server.ui.monitoring import _alerts
+    from cairn.store import close_store
+    from cairn.store.sql.tables_monitoring import alert_actions
+
+    monkeypatch.setenv("CAIRN_KEYS_DIR", str(tmp_path / "keys"))
+    client = cairn.Client(str(tmp_path / "store"), user="ann")
+    store = client.store
+    store.open()
+    url = "https://user:pw-s3cret@hooks.example.com/services/T000/B000/XXXXXXXXXXXX?t=1"
+    try:
+        with store.index.session(write=True) as conn:
+            conn.execute(sa.insert(alert_actions), [
+                {"rule": "r", "model": "fraud", "firing": 1, "action": 0, "kind": "notify",
+                 "claimed_by": "monitor", "claimed_at": 1, "done_at": 2,
+                 "result": json.dumps({"event": 3, "delivery": "d" * 32, "url": url})},
+                {"rule": "r", "model": "fraud", "firing": 1, "action": 1, "kind": "notify",
+                 "claimed_by": "monitor", "claimed_at": 1, "done_at": 2,
+                 "result": json.dumps({"error": f"webhook url {url[:80]!r} has no host"})}])
+        with store.index.session() as conn:
+            text = json.dumps(_alerts(conn, "fraud"))
+        for secret in ("pw-s3cret", "XXXXXXXXXXXX", "T000/B000"):
+            assert secret not in text
+        assert "https://hooks.example.com" in text
+    finally:
+        close_store(client.uri)

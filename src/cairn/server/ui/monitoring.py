@@ -12,6 +12,7 @@ answer says when something was left out; ``?version=`` asks for other versions' 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import numpy as np
@@ -201,8 +202,35 @@ def _alerts(conn: Any, name: str) -> dict[str, Any]:
         "states": [s.to_dict() for s in alert_store.states(conn, name)],
         "history": [t.to_dict() for t in history[:MAX_ALERT_HISTORY]],
         "history_truncated": len(history) > MAX_ALERT_HISTORY,
-        "actions": [{**a.to_dict(), "ok": a.ok} for a in actions[:MAX_ALERT_ACTIONS]],
+        "actions": [{**a.to_dict(), "result": _no_urls(a.result), "ok": a.ok}
+                    for a in actions[:MAX_ALERT_ACTIONS]],
         "actions_truncated": len(actions) > MAX_ALERT_ACTIONS})
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _no_urls(value: Any) -> Any:
+    """``value`` with each URL in its texts reduced to its origin: a notify action's result
+    names its target, and a chat webhook's URL (or a ``user:password@``) is a credential
+    that a model's viewers must not read (the audit log, too, keeps only the origin)."""
+    if isinstance(value, str):
+        return _URL.sub(lambda m: _origin(m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: _no_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_urls(v) for v in value]
+    return value
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        p = urlsplit(url)
+        return f"{p.scheme}://{p.netloc.rpartition('@')[2]}"
+    except ValueError:
+        return "(a URL)"
 
 
 def _deploy_json(e: Any) -> dict[str, Any]:
