@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cairn.monitoring import conditions
+from cairn.monitoring.rules import RulesError, parse_rules
 
 
 def _deep_call(n: int, fn):  # type: ignore[no-untyped-def]
@@ -28,3 +31,24 @@ def test_chains_keep_left_to_right_meaning() -> None:
     assert conditions.parse("live.f1 > 0 or false").evaluate({}) is None
     assert conditions.parse("1 / 0 > 1 or true").evaluate({}) is True
     assert conditions.parse("1 / 0 > 1 and true").evaluate({}) is None
+
+
+@pytest.mark.parametrize("extra, line", [
+    ("    for: 2001-13-45\n", 5),                      # a timestamp that is not a date
+    ("    min_requests: 2001-02-30\n", 5),
+    ("    description: !!python/object:os.system x\n", 5),  # a tag SafeLoader refuses
+    ("    description: !!binary '%%%'\n", 5),
+    ("  - <<: {name: s}\n    model: fraud\n    condition: live.f1 < 1\n", 5),  # merge key
+])
+def test_a_value_yaml_cannot_build_is_a_rules_error_with_its_line(extra: str, line: int) -> None:
+    # It used to escape as ValueError / ConstructorError: `rules apply` showed a traceback
+    # instead of the line and column the docs promise.
+    text = "rules:\n  - name: r\n    model: fraud\n    condition: live.f1 < 1\n" + extra
+    with pytest.raises(RulesError) as err:
+        parse_rules(text)
+    assert err.value.details["line"] == line
+
+
+def test_a_deeply_nested_rules_file_is_a_rules_error() -> None:
+    with pytest.raises(RulesError):
+        parse_rules("rules: " + "[" * 5000 + "]" * 5000)

@@ -127,7 +127,13 @@ def _scalar(node: Any) -> Any:
     yaml = _yaml()
     if not isinstance(node, yaml.ScalarNode):
         raise _at(node, f"expected a single value, got {_kind(node)}")
-    return yaml.SafeLoader("").construct_object(node)
+    try:
+        return yaml.SafeLoader("").construct_object(node)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        # A value YAML cannot build: a tag it does not know (!!python/object, '<<'), a
+        # timestamp that is not a date (2001-13-45), a !!binary that is not base64.
+        why = getattr(exc, "problem", None) or str(exc).split("\n")[0]
+        raise _at(node, f"{str(node.value)[:60]!r} is not a value this file can hold: {why}") from None
 
 
 def _string(node: Any, what: str, *, empty: bool = False) -> str:
@@ -352,6 +358,9 @@ def parse_rules(text: Any) -> list[Rule]:
     yaml = _yaml()
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise RulesError("line 1, column 1: the file is nested too deeply to read",
+                         line=1, column=1) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
