@@ -465,3 +465,51 @@ def test_since_and_until_select_hours_and_rows(tracking, since, until, expected)
     table = read(client, "fraud", since=since, until=until)
     assert table["request_id"].to_pylist() == expected
     assert len(segments(client, "fraud", since=since, until=until)) == len(expected)
+
+
+# -- drops are recorded where a monitor in another process can read them ----------------
+
+def test_drops_become_predlog_dropped_points_of_the_versions_run(tracking):
+    """A real store: uploads to it fail twice for one version (dropped), and the writer
+    records that count as ``predlog.dropped`` of that version's run; nothing for the other."""
+    client = cairn.Client(str(tracking))
+
+    class Failing(RunSink):  # uploads of 2.0.0 fail: the store refuses its segments
+        def upload(self, model, version, directory, local):
+            if version == "2.0.0":
+                raise OSError("the store is down")
+            super().upload(model, version, directory, local)
+
+    plog = PredictionLog(sink=Failing(client), retry_seconds=0.05)
+    X = pd.DataFrame({"x": [1.0, 2.0]})
+    for i in range(3):
+        plog.scored(scored(f"a{i}", X, np.array([1, 2]), version="2.0.0"))
+    plog.scored(scored("b", X, np.array([1, 2]), version="1.0.0"))
+    plog.close()
+    assert plog.stats()["dropped"] == 3
+    runs = {r.tags[VERSION_TAG]: r.id
+            for r in client.search_runs([EXPERIMENT], f"tags.`{MODEL_TAG}` = 'fraud'")}
+    points = client.get_metric_history(runs["2.0.0"], "predlog.dropped")
+    assert sum(p.value for p in points) == 3
+    assert "predlog.dropped" not in client.get_run(runs["1.0.0"]).metrics
+
+
+def test_a_drop_report_the_store_refuses_is_kept_for_the_next():
+    reports = []
+
+    class Flaky(Memory):
+        refusals = 1
+
+        def record_dropped(self, model, version, n, when_ms):
+            if self.refusals:
+                self.refusals -= 1
+                raise OSError("the store is down")
+            reports.append((model, version, n))
+
+    plog = PredictionLog(sink=Flaky(fail=10), retry_seconds=0.05)
+    plog.scored(scored("a", pd.DataFrame({"x": [1.0]}), np.array([1])))
+    plog.close()
+    assert plog.stats()["dropped"] == 1
+    # The writer's last turn tried once (refused) ... and nothing was lost from the count.
+    plog._report_drops()
+    assert reports == [("fraud", "1.0.0", 1)]

@@ -20,6 +20,8 @@ fails too its requests count as dropped.  Nothing is lost without being counted.
 
 from __future__ import annotations
 
+import collections
+
 import hashlib
 import logging
 import queue
@@ -182,6 +184,9 @@ class PredictionLog:
         self._counts = {"dropped": 0, "sampled_out": 0, "written_rows": 0,
                         "written_segments": 0, "failed_writes": 0}
         self._seq = 0
+        # Drops per (model, version) not yet recorded in the store, where monitors read them
+        # (the metric ``predlog.dropped`` of the version's serving run).
+        self._unreported: collections.Counter[tuple[str, str]] = collections.Counter()
         self._buffers: dict[tuple[str, str, Any], _Buffer] = {}
         self._failed: list[_Segment] = []
         self._closing = threading.Event()
@@ -197,7 +202,7 @@ class PredictionLog:
             self._count("sampled_out")
             return
         if self._closed:
-            self._count("dropped")
+            self._dropped(event.model, event.version)
             return
         if self._thread is None:
             self._start()
@@ -205,6 +210,7 @@ class PredictionLog:
         with self._lock:
             if self._queued_rows + rows > self.max_queued_rows:
                 self._counts["dropped"] += 1
+                self._unreported[(event.model, event.version)] += 1
                 return
             self._queued_rows += rows
         try:
@@ -213,6 +219,7 @@ class PredictionLog:
             with self._lock:
                 self._queued_rows -= rows
                 self._counts["dropped"] += 1
+                self._unreported[(event.model, event.version)] += 1
             return
         if self._queue.qsize() * 2 >= self._queue.maxsize:
             self._hurry.set()
@@ -258,6 +265,32 @@ class PredictionLog:
         with self._lock:
             self._counts[key] += n
 
+    def _dropped(self, model: str, version: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts["dropped"] += n
+            self._unreported[(model, version)] += n
+
+    def _report_drops(self) -> None:
+        """Record the drops since the last report as ``predlog.dropped`` points (a count per
+        report, timed now), so that an alert rule can watch them from another process; a
+        report the store refuses is kept and tried again with the next one."""
+        record = getattr(self.sink, "record_dropped", None)
+        with self._lock:
+            pending = {k: n for k, n in self._unreported.items() if n}
+        if record is None or not pending:
+            return
+        now = int(time.time() * 1000)
+        for (model, version), n in pending.items():
+            try:
+                record(model, version, n, now)
+            except Exception as exc:  # noqa: BLE001 (the store is down: the reason drops happen)
+                log.warning("prediction log: could not record %d dropped request(s) of %s %s "
+                            "(will try again): %s", n, model, version,
+                            getattr(exc, "message", exc))
+                continue
+            with self._lock:
+                self._unreported[(model, version)] -= n
+
     def _run(self) -> None:
         self._tmp = Path(tempfile.mkdtemp(prefix="cairn-predlog-"))
         while True:
@@ -276,9 +309,10 @@ class PredictionLog:
                 except Exception:  # noqa: BLE001 (a bug converting one request: count it)
                     log.exception("prediction log: request %s could not be converted",
                                   event.request_id)
-                    self._count("dropped")
+                    self._dropped(event.model, event.version)
             self._flush(force=False)
             self._retry(force=False)
+            self._report_drops()
             if events and not closing:
                 # Let requests gather before the next turn: woken by every request, this
                 # thread would take Python's GIL from the threads answering them a hundred
@@ -287,6 +321,7 @@ class PredictionLog:
                 self._hurry.clear()
         self._flush(force=True)
         self._retry(force=True)
+        self._report_drops()
 
     def _take(self, first: Scored) -> list[Scored]:
         """``first`` and every request queued behind it, without waiting; they count as
@@ -349,7 +384,7 @@ class PredictionLog:
         except Exception:  # noqa: BLE001 (counted, never silent)
             log.exception("prediction log: a segment of %d request(s) of %s %s could not be "
                           "built; they are not logged", len(buf.events), model, version)
-            self._count("dropped", len(buf.events))
+            self._dropped(model, version, len(buf.events))
             return
         self._upload(_Segment(model, version, segment_dir(hour), path, buf.rows,
                               len(buf.events), time.monotonic() + self.retry_seconds),
@@ -372,7 +407,7 @@ class PredictionLog:
                 log.error("prediction log: segment %s/%s of %s %s failed to upload again; "
                           "its %d request(s) are dropped: %s", seg.directory, seg.path.name,
                           seg.model, seg.version, seg.requests, text)
-                self._count("dropped", seg.requests)
+                self._dropped(seg.model, seg.version, seg.requests)
                 seg.path.unlink(missing_ok=True)
             else:
                 log.warning("prediction log: segment %s/%s of %s %s failed to upload (will "

@@ -23,6 +23,7 @@ EXPERIMENT = "cairn-serving"
 MODEL_TAG = "cairn.serving.model"
 VERSION_TAG = "cairn.serving.version"
 ROOT = "predictions"
+DROPPED = "predlog.dropped"  # a metric: requests not logged since the previous point
 SEGMENT = re.compile(r"predictions/(\d{4}-\d{2}-\d{2})/(\d{2})/([A-Za-z0-9_.]+)-(\d+)\.parquet")
 
 
@@ -85,6 +86,11 @@ class RunSink:
     def upload(self, model: str, version: str, directory: str, local: Path) -> None:
         run_id = self.run_for(model, version)
         self.client.log_artifact(run_id, local, directory)
+
+    def record_dropped(self, model: str, version: str, n: int, when_ms: int) -> None:
+        """``n`` requests of ``model`` ``version`` were not logged: one ``predlog.dropped``
+        point of the version's run (a count since the last point, at ``when_ms``)."""
+        self.client.log_metric(self.run_for(model, version), DROPPED, n, timestamp=when_ms)
 
     def run_for(self, model: str, version: str) -> str:
         with self._lock:
