@@ -227,3 +227,25 @@ def test_prune_forgets_old_finished_deliveries_and_the_events_nothing_needs(
     assert [d.state for d in wh.deliveries()] == ["pending"]
     pruned = next(e for e in client.audit_log() if e.action == "events.prune")
     assert pruned.after["events"] == 2
+
+
+def test_prune_never_makes_the_fan_out_send_an_old_event_again(client, receiver, monkeypatch):
+    """The fan-out looks FANOUT_LOOKBACK seqs back and makes a delivery for each event it
+    finds without one: a delivery pruned from that range was made, and sent, again."""
+    from cairn import clock as clock_mod
+
+    r = receiver()
+    now = clock.now_ms()
+    old = now - 40 * 86_400_000
+    monkeypatch.setattr(clock_mod, "now_ms", lambda: old)
+    wh = Webhooks(client)
+    wh.subscribe(r.url)
+    with _session(client) as conn:
+        for i in range(3):
+            emit(conn, key=f"old-{i}", type="alert.firing", payload={}, at_ms=old + i)
+    assert Dispatcher(client).dispatch_once(now_ms=old).delivered == 3
+    monkeypatch.setattr(clock_mod, "now_ms", lambda: now)
+    wh.prune(30 * 86_400_000)
+    stats = Dispatcher(client).dispatch_once(now_ms=now)
+    assert (stats.queued, stats.sent) == (0, 0)
+    assert len(r.requests) == 3

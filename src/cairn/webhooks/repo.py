@@ -189,11 +189,14 @@ def finish(conn: Connection, delivery_id: str, claimed_until: int, values: dict[
 
 
 def prune(conn: Connection, before: int, keep_after_seq: int) -> tuple[int, int]:
-    """Delete the finished (delivered or dead) deliveries made before ``before``, then the
-    events that happened before it, are at or below ``keep_after_seq`` and have no
-    delivery left; how many of each went."""
+    """Delete the finished (delivered or dead) deliveries made before ``before`` of events
+    at or below ``keep_after_seq`` (the fan-out looks at those above it again, and makes a
+    delivery for each event it finds without one), then the events that happened before
+    it, are at or below ``keep_after_seq`` and have no delivery left; how many of each
+    went."""
     gone_d = conn.execute(sa.delete(D).where(D.c.state.in_(["delivered", "dead"]),
-                                             D.c.created_at < before)).rowcount or 0
+                                             D.c.created_at < before,
+                                             D.c.event_seq <= keep_after_seq)).rowcount or 0
     kept = sa.select(D.c.event_seq).where(D.c.event_seq == E.c.seq).exists()
     gone_e = conn.execute(sa.delete(E).where(E.c.at < before, E.c.seq <= keep_after_seq,
                                              ~kept)).rowcount or 0
