@@ -335,3 +335,23 @@ def test_an_error_never_shows_a_chat_webhook_s_url():
     assert not out.ok and token not in out.error
     out = send.post(f"http://u:{token}@127.0.0.1/x", b"{}", {}, 2.0)
     assert not out.ok and token not in out.error
+
+
+def test_a_delivery_queued_as_its_subscription_was_deleted_is_never_sent(client, receiver):
+    """On PostgreSQL a fan-out that read the subscriptions before an unsubscribe committed
+    inserts its deliveries after it: the send must not go to the deleted subscription."""
+    from cairn.webhooks.events import insert_delivery
+
+    r = receiver()
+    wh = Webhooks(client)
+    sub = wh.subscribe(r.url)
+    seq = alert(client, "k1")
+    wh.unsubscribe(sub.id)
+    with client.store.index.session(write=True) as conn:  # the fan-out's late insert
+        insert_delivery(conn, source=f"subscription:{sub.id}", event_seq=seq,
+                        event_type="alert.firing", url=r.url, secret="secret-123",
+                        format="json", now_ms=clock.now_ms(), subscription_id=sub.id)
+    stats = Dispatcher(client).dispatch_once()
+    assert r.requests == [] and stats.delivered == 0
+    [x] = wh.deliveries()
+    assert x.state == "dead" and "deleted" in x.last_error

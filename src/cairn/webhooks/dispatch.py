@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from .. import clock
 from ..errors import InvalidArgument
 from ..store.sql.tables_monitoring import events as E
+from ..store.sql.tables_monitoring import webhook_subscriptions as S
 from . import produce, repo, rules, send
 from .base import IndexedService
 from .entities import DispatchStats, Subscription
@@ -235,8 +236,16 @@ class Dispatcher(IndexedService):
             if row is None:
                 return None  # another dispatcher has it
             ev = conn.execute(sa.select(E).where(E.c.seq == row.event_seq)).first()
+            # A fan-out that read the subscriptions before an unsubscribe committed may
+            # have queued this after it (PostgreSQL): never sent to a deleted subscription.
+            gone = row.subscription_id is not None and conn.execute(
+                sa.select(S.c.deleted_at).where(S.c.id == row.subscription_id)
+            ).scalar_one_or_none() is not None
         attempts = int(row.attempts) + 1
-        if ev is None:
+        if gone:
+            outcome = send.Outcome(False, None, "the subscription was deleted")
+            attempts = self.max_attempts
+        elif ev is None:
             outcome = send.Outcome(False, None, f"event #{row.event_seq} no longer exists")
             attempts = self.max_attempts  # nothing to retry
         else:
