@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cairn.monitoring import conditions
@@ -52,3 +54,25 @@ def test_a_value_yaml_cannot_build_is_a_rules_error_with_its_line(extra: str, li
 def test_a_deeply_nested_rules_file_is_a_rules_error() -> None:
     with pytest.raises(RulesError):
         parse_rules("rules: " + "[" * 5000 + "]" * 5000)
+
+
+def test_a_parquet_label_that_is_a_list_is_refused_alone(tmp_path: Path) -> None:
+    # pd.isna(list) is an array, whose truth value raised ValueError: the whole file
+    # was lost for one bad cell.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cairn.serving.feedback import check_records, read_file
+
+    path = tmp_path / "labels.parquet"
+    pq.write_table(pa.table({"request_id": ["a", "b", "c"], "label": pa.array(
+        [[1, 2], None, [3]], pa.list_(pa.int64()))}), path)
+    labels, rejected = check_records(read_file(path))
+    assert labels == []
+    assert [r.index for r in rejected] == [0, 1, 2]
+    assert "null" in rejected[1].error
+    path2 = tmp_path / "mixed.parquet"
+    pq.write_table(pa.table({"request_id": ["a", "b"], "label": pa.array(
+        [{"x": 1}, {"x": 2}], pa.struct([("x", pa.int64())]))}), path2)
+    labels, rejected = check_records(read_file(path2))
+    assert labels == [] and len(rejected) == 2

@@ -391,7 +391,10 @@ def read_file(path: str | Path) -> list[dict[str, Any]]:
     for rec in frame.to_dict("records"):
         for key in ("label", "timestamp"):
             value = rec.get(key)
-            if value is not None and not isinstance(value, str) and pd.isna(value):
+            # Only a scalar is NA or not: a list or array value (a Parquet list column)
+            # is left for check_label to refuse, record by record.
+            if value is not None and not isinstance(value, str) \
+                    and pd.api.types.is_scalar(value) and pd.isna(value):
                 if key == "label":
                     rec[key] = None
                 else:
