@@ -103,3 +103,17 @@ def test_events_prune(client):
     assert "--older-than" in _run(store, "events", "prune", "--older-than", "soon",
                                   ok=False).output
     assert "Error" in _run(store, "events", "prune", "--older-than", "1h", ok=False).output
+
+
+def test_a_url_s_password_is_never_printed_in_text(client, receiver):
+    store = client.uri
+    url = f"http://hook:pw-s3cret-pw@127.0.0.1:{free_port()}/hook"
+    text = _run(store, "webhooks", "add", url, "--secret", "cli-secret-123").output
+    alert(client, "k1")
+    _run(store, "webhooks", "dispatch", "--once", "--max-attempts", "1")
+    sub = json.loads(_run(store, "webhooks", "ls", "--json").output)[0]
+    for out in (text, _run(store, "webhooks", "ls").output,
+                _run(store, "webhooks", "deliveries").output,
+                _run(store, "webhooks", "rm", sub["id"]).output):
+        assert "pw-s3cret-pw" not in out
+    assert "hook:***@127.0.0.1" in text

@@ -30,6 +30,19 @@ def _interval(text: str) -> float:
     return seconds
 
 
+def _shown(url: str) -> str:
+    """``url`` for a terminal: a ``user:password@``'s password as ``***`` (the terminal's
+    scrollback and a pasted listing are no place for it; --json has the URL as it is)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    p = urlsplit(url)
+    userinfo, at, host = p.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return urlunsplit((p.scheme, f"{user}:***@{host}", p.path, p.query, p.fragment))
+
+
 def _webhooks(obj: Any) -> Any:
     from ..webhooks.service import Webhooks
 
@@ -89,7 +102,7 @@ def add(obj, url: str, event_types: tuple[str, ...], experiment: str | None,
     if as_json:
         emit_json(sub.to_dict())
         return
-    click.echo(f"Subscribed {sub.url}: {', '.join(sub.events) or 'every event'} "
+    click.echo(f"Subscribed {_shown(sub.url)}: {', '.join(sub.events) or 'every event'} "
                f"(subscription {sub.id})")
     click.echo(f"Signing secret (shown only now): {sub.secret}")
 
@@ -111,7 +124,7 @@ def ls(obj, as_json: bool) -> None:
     elif not subs:
         click.echo("No webhook subscriptions; add one with `cairn webhooks add URL`.")
     else:
-        _table([[s.id, s.url, ", ".join(s.events) or "*",
+        _table([[s.id, _shown(s.url), ", ".join(s.events) or "*",
                  ", ".join(f"{k}={v}" for k, v in (("experiment", s.experiment_id),
                                                      ("model", s.model)) if v) or "-",
                  s.format, s.created_by, ts(s.created_at)] for s in subs],
@@ -134,11 +147,11 @@ def rm(obj, subscription_id: str, as_json: bool) -> None:
     if as_json:
         emit_json(sub.to_dict())
     else:
-        click.echo(f"Deleted subscription {sub.id} ({sub.url})")
+        click.echo(f"Deleted subscription {sub.id} ({_shown(sub.url)})")
 
 
 def _delivery_rows(found: list[Any]) -> list[list[str]]:
-    return [[d.id, d.event_type, str(d.event_seq), d.url, d.state, str(d.attempts),
+    return [[d.id, d.event_type, str(d.event_seq), _shown(d.url), d.state, str(d.attempts),
              "-" if d.last_status is None else str(d.last_status),
              ts(d.delivered_at) if d.state == "delivered" else
              (ts(d.next_at) if d.state == "pending" else "-"),
