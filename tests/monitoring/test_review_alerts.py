@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +78,42 @@ def test_a_parquet_label_that_is_a_list_is_refused_alone(tmp_path: Path) -> None
         [{"x": 1}, {"x": 2}], pa.struct([("x", pa.int64())]))}), path2)
     labels, rejected = check_records(read_file(path2))
     assert labels == [] and len(rejected) == 2
+
+
+def _log_table(preds: list) -> Any:  # type: ignore[type-arg]
+    import pyarrow as pa
+
+    n = len(preds)
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    return pa.table({
+        "request_id": [f"r{i}" for i in range(n)],
+        "timestamp": pa.array([t0 + dt.timedelta(seconds=i) for i in range(n)],
+                              pa.timestamp("ms", tz="UTC")),
+        "model_version": ["1"] * n, "arm": ["primary"] * n,
+        "status": pa.array([200] * n, pa.int64()), "latency_ms": [1.0] * n,
+        "prediction": preds})
+
+
+def test_whole_number_labels_of_a_regressor_give_rmse_and_mae() -> None:
+    # Prices sent back as JSON ints were taken for classes: accuracy 0, no rmse, so a rule
+    # on live.rmse never had its fact.
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    from cairn.monitoring.live import _measure
+
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    preds = [250100.5, 199000.25, 301000.0]
+    truth = [250000, 200000, 300000]
+    live = _measure("m", start, start + dt.timedelta(hours=1), _log_table(preds),
+                    lambda: [], {f"r{i}": y for i, y in enumerate(truth)})
+    assert live.kind == "regression"
+    assert live.overall.metrics["rmse"] == pytest.approx(mean_squared_error(truth, preds) ** 0.5)
+    assert live.overall.metrics["mae"] == pytest.approx(mean_absolute_error(truth, preds))
+    # Int classes with class or probability predictions stay classification.
+    live = _measure("m", start, start + dt.timedelta(hours=1), _log_table([1.0, 0.0, 0.7]),
+                    lambda: [], {"r0": 1, "r1": 0, "r2": 0})
+    assert live.kind == "classification" and "accuracy" in live.overall.metrics
+    live = _measure("m", start, start + dt.timedelta(hours=1), _log_table(["a", "b", "b"]),
+                    lambda: [], {"r0": "a", "r1": "a", "r2": "b"})
+    assert live.kind == "classification"
+    assert live.overall.metrics["accuracy"] == pytest.approx(2 / 3)

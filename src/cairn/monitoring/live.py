@@ -21,7 +21,8 @@ or one the log has not written yet (it writes every 30 s), counts too.
 Metrics are NumPy only: classification (labels of int, bool or text) has ``accuracy``,
 ``f1`` (binary for two classes, the larger one, or 1, positive; else macro) and ``auc``
 where the log holds a score (a probability in ``prediction``, or a column
-``prediction.<class>`` per class); regression (float labels) has ``rmse`` and ``mae``.
+``prediction.<class>`` per class); regression (float labels, or whole numbers predicted
+as fractions) has ``rmse`` and ``mae``.
 """
 
 from __future__ import annotations
@@ -380,13 +381,15 @@ def _order(value: Any) -> tuple[str, Any]:
 
 
 def _kind(truth: Sequence[Any], preds: Sequence[Any]) -> str:
-    """Regression for float labels (unless they are whole numbers and the predictions are
-    classes), else classification."""
+    """Regression for float labels, or whole-number labels (ints too) whose predictions are
+    fractions outside [0, 1]; else classification."""
     floats = [t for t in truth if isinstance(_item(t), float)]
-    if not floats:
-        return "classification"
     if any(not float(t).is_integer() for t in floats):
         return "regression"
+    if not floats and not all(isinstance(_item(t), int) for t in truth):
+        return "classification"   # text labels
+    # Whole-number labels (1.0, or the ints JSON sends for a price or a count): regression
+    # when a prediction is a value no classifier gives (a fraction outside [0, 1]).
     numeric_preds = [_item(p) for p in preds if _present(p)]
     if any(isinstance(p, float) and not p.is_integer() and not 0 <= p <= 1
            for p in numeric_preds):
