@@ -117,3 +117,22 @@ def test_a_url_s_password_is_never_printed_in_text(client, receiver):
                 _run(store, "webhooks", "rm", sub["id"]).output):
         assert "pw-s3cret-pw" not in out
     assert "hook:***@127.0.0.1" in text
+
+
+def test_text_from_a_receiver_or_a_filter_is_printed_as_it_is(client):
+    """Rich reads "[...]" in a table cell as markup: a receiver answering "[/]" made
+    `cairn webhooks deliveries` fail, and a filter "[bold]x" printed as "x"."""
+    import sqlalchemy as sa
+
+    from cairn.store.sql.tables_monitoring import webhook_deliveries as D
+
+    store = client.uri
+    _run(store, "webhooks", "add", f"http://127.0.0.1:{free_port()}/", "--model", "[bold]m",
+         "--secret", "cli-secret-123")
+    alert(client, "k1", model="[bold]m")
+    _run(store, "webhooks", "dispatch", "--once")
+    with client.store.index.session(write=True) as conn:
+        conn.execute(sa.update(D).values(last_error="HTTP 500: [/] [red]x"))
+    out = _run(store, "webhooks", "deliveries").output
+    assert "[/] [red]x" in out
+    assert "model=[bold]m" in _run(store, "webhooks", "ls").output

@@ -51,10 +51,11 @@ def _webhooks(obj: Any) -> Any:
 
 def _table(rows: list[list[str]], head: list[str]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(*head)
-    for r in rows:
-        t.add_row(*r)
+    for r in rows:  # as text, never markup: a receiver's answer or a filter may hold "[/]"
+        t.add_row(*(Text(c) for c in r))
     console().print(t)
 
 
