@@ -53,3 +53,30 @@ def test_every_option_is_documented():
                 for opt in getattr(param, "opts", []):
                     if opt.startswith("--") and opt not in ("--json", "--store", "--uri"):
                         assert opt in text, (name, opt)
+
+
+def test_the_documented_alert_payload_is_what_the_monitor_sends(client):
+    """The example alert.firing payload has the keys, and the shapes, of the one that
+    cairn.monitoring.alert_actions.emit_event stores (versions: a dict by scope)."""
+    import json
+
+    from cairn.monitoring.alert_actions import emit_event
+    from cairn.monitoring.alert_store import AlertState
+    from cairn.webhooks.service import Webhooks
+
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("### `alert.firing`"):]
+    documented = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+    st = AlertState("latency-p99", "churn@production", "firing", 1, 2, 1)
+    value = {"facts": {"serving.latency_p99_ms": 412.0}, "versions": {"model": "1.1.0"},
+             "notes": []}
+    store = client.store
+    store.open()
+    with store.index.session(write=True) as conn:
+        emit_event(conn, None, st, value, 2)
+    [event] = Webhooks(client).events()
+    sent = dict(event.payload)
+    assert set(documented) == set(sent)
+    assert {k: type(v) for k, v in documented.items() if sent[k] is not None} == \
+        {k: type(v) for k, v in sent.items() if v is not None}
+    assert "](alerts.md)" in section[:600]
