@@ -117,3 +117,27 @@ def test_whole_number_labels_of_a_regressor_give_rmse_and_mae() -> None:
                     lambda: [], {"r0": "a", "r1": "a", "r2": "b"})
     assert live.kind == "classification"
     assert live.overall.metrics["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_a_cycle_that_meets_an_unexpected_error_is_reported_and_the_loop_goes_on() -> None:
+    # Only CairnError was caught: any other exception (a bug in one rule's path, a
+    # library's own error) ended `cairn monitor run` for good.
+    from cairn.monitoring.daemon import Monitor
+
+    class Broken:
+        calls = 0
+
+        def evaluate(self, now: Any = None) -> list[Any]:
+            Broken.calls += 1
+            raise RuntimeError("boom")
+
+        def act(self, now: Any = None) -> list[Any]:
+            raise KeyError("x")
+
+    cycles: list[Any] = []
+    monitor = Monitor(Broken(), 1, dispatch=False, on_cycle=cycles.append)  # type: ignore[arg-type]
+    monitor._stop.wait = lambda timeout=None: False  # type: ignore[method-assign]
+    assert monitor.run(cycles=3) == 3
+    assert Broken.calls == 3
+    assert "evaluating: RuntimeError: boom" in (cycles[0].error or "")
+    assert "acting: KeyError" in (cycles[0].error or "")

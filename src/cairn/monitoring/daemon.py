@@ -43,6 +43,19 @@ class Cycle:
                 "error": self.error}
 
 
+def _why(exc: Exception) -> str:
+    return exc.message if isinstance(exc, CairnError) else f"{type(exc).__name__}: {exc}"
+
+
+def _log_failure(what: str, exc: Exception) -> None:
+    """A Cairn error (the database restarting) as one line; anything else, which is a
+    bug, with its traceback: either way the loop goes on."""
+    if isinstance(exc, CairnError):
+        log.error(what, exc.message)
+    else:
+        log.error(what, _why(exc), exc_info=exc)
+
+
 def check_interval(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
             not 1 <= value <= 86400:
@@ -78,21 +91,21 @@ class Monitor:
         cycle = Cycle(when_ms(now))
         try:
             cycle.transitions = self.alerts.evaluate(now)
-        except CairnError as exc:
-            cycle.error = f"evaluating: {exc.message}"
-            log.error("evaluating the alert rules failed: %s", exc.message)
+        except Exception as exc:  # noqa: BLE001 - reported; the next cycle tries again
+            cycle.error = f"evaluating: {_why(exc)}"
+            _log_failure("evaluating the alert rules failed: %s", exc)
         try:
             cycle.actions = self.alerts.act(now)
-        except CairnError as exc:
-            cycle.error = (cycle.error + "; " if cycle.error else "") + f"acting: {exc.message}"
-            log.error("taking the alerts' actions failed: %s", exc.message)
+        except Exception as exc:  # noqa: BLE001
+            cycle.error = (cycle.error + "; " if cycle.error else "") + f"acting: {_why(exc)}"
+            _log_failure("taking the alerts' actions failed: %s", exc)
         if self.dispatch:
             try:
                 cycle.deliveries = self._dispatch()
-            except CairnError as exc:
+            except Exception as exc:  # noqa: BLE001
                 cycle.error = (cycle.error + "; " if cycle.error else "") + \
-                    f"webhooks: {exc.message}"
-                log.error("sending webhooks failed: %s", exc.message)
+                    f"webhooks: {_why(exc)}"
+                _log_failure("sending webhooks failed: %s", exc)
         if self.on_cycle is not None:
             self.on_cycle(cycle)
         return cycle
