@@ -74,6 +74,15 @@ def training_dataset(client: Any, mv: Any) -> str:
 
 def find_reference(client: Any, mv: Any, given: str | None = None) -> ReferenceData:
     """The reference data of ``mv``: ``given`` (``name@version``) or its training data."""
+    ds, version, how = reference_version(client, mv, given)
+    columns = load_columns(ds, version)
+    rows = max((len(v) for v in columns.values()), default=0)
+    return ReferenceData(version.ref, how, columns, rows)
+
+
+def reference_version(client: Any, mv: Any, given: str | None = None) -> tuple[Any, Any, str]:
+    """(the data sets service, the reference's data set version, "given" or "lineage"),
+    without reading its rows."""
     from ..services import datasets_for
 
     if given is not None:
@@ -88,9 +97,7 @@ def find_reference(client: Any, mv: Any, given: str | None = None) -> ReferenceD
         version = ds.version(ref)
     except NotFound as exc:
         raise NotFound(f"reference data set {ref}: {exc.message}") from None
-    columns = load_columns(ds, version)
-    rows = max((len(v) for v in columns.values()), default=0)
-    return ReferenceData(version.ref, how, columns, rows)
+    return ds, version, how
 
 
 def load_columns(ds: Any, version: Any) -> dict[str, Any]:

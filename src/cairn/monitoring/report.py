@@ -130,7 +130,7 @@ def drift_report(client: Any, model: str, window: Any = "1h", *, since: Any = No
     written before, to the version's run in experiment ``cairn-monitoring``.
     """
     from ..serving.predlog_read import when
-    from .reference import find_reference
+    from .reference import reference_version
     from .windows import DEFAULT_WINDOWS, parse_window, read_log, spans_between
 
     length = parse_window(window)
@@ -156,27 +156,26 @@ def drift_report(client: Any, model: str, window: Any = "1h", *, since: Any = No
         raise InvalidArgument(f"--method/--threshold name column(s) {', '.join(_shown(c) for c in unknown)}, "
                               f"which the log does not have; it has {', '.join(sorted(log.columns))}",
                               unknown=unknown)
-    ref = find_reference(client, mv, reference)
-    columns = dict(ref.columns)
+    ds, version, found_by = reference_version(client, mv, reference)
+    wants_prediction = any(c.startswith("prediction") for c in log.columns)
+    prep = _prepared(client, mv, ds, version, wants_prediction, store)
+    known = _reference_columns(prep)
     notes = list(f"log column {c!r} holds JSON text (inputs of more than two dimensions): not "
                  "compared" for c in log.skipped)
-    wanted_predictions = [c for c in log.columns if c.startswith("prediction") and c not in columns]
-    if wanted_predictions:
-        try:
-            from .reference import predicted
-
-            columns.update(predicted(client, mv, ref.columns))
-        except Exception as exc:  # noqa: BLE001 (the prediction is then reported missing)
-            notes.append(f"the prediction has no reference: {getattr(exc, 'message', exc)}")
-    missing = tuple(c for c in log.columns if c not in columns)
-    tested = [c for c in log.columns if c in columns]
+    if prep.prediction_note and any(c.startswith("prediction") and c not in known
+                                    for c in log.columns):
+        notes.append(f"the prediction has no reference: {prep.prediction_note}")
+    missing = tuple(c for c in log.columns if c not in known)
+    tested = [c for c in log.columns if c in known]
     if not tested:
-        raise InvalidArgument(f"reference data set {ref.dataset} has none of the logged columns "
+        raise InvalidArgument(f"reference data set {version.ref} has none of the logged columns "
                               f"({', '.join(_shown(c) for c in sorted(log.columns))}); is it the right "
-                              "data set?", dataset=ref.dataset)
+                              "data set?", dataset=version.ref)
     prepared: dict[str, D.Reference] = {}
     for col in tested:
-        prepared[col] = D.prepare(columns[col])
+        if col in prep.failed:  # as preparing it here would have said
+            raise InvalidArgument(prep.failed[col], column=col)
+        prepared[col] = prep.columns[col]
         chosen = method_of.get(col) or prepared[col].default_method()
         D.check_method(chosen, prepared[col].kind, col)
         if col in threshold_of:
@@ -192,7 +191,7 @@ def drift_report(client: Any, model: str, window: Any = "1h", *, since: Any = No
                 _column, [prepared[c] for c in tested], tested, [rows.columns[c] for c in tested],
                 [method_of.get(c) for c in tested], [threshold_of.get(c) for c in tested]))
             windows.append(_window(rows, results, share_threshold))
-    report = DriftReport(mv.name, mv.version, ref.dataset, ref.found_by, length, share_threshold,
+    report = DriftReport(mv.name, mv.version, version.ref, found_by, length, share_threshold,
                          tuple(windows), missing, tuple(notes),
                          methods={c: p.default_method() if c not in method_of else method_of[c]
                                   for c, p in prepared.items()})
@@ -201,6 +200,52 @@ def drift_report(client: Any, model: str, window: Any = "1h", *, since: Any = No
 
         report = store_report(client, report, now=now)
     return report
+
+
+def _reference_columns(prep: Any) -> set[str]:
+    return set(prep.columns) | set(prep.failed)
+
+
+def _prepared(client: Any, mv: Any, ds: Any, version: Any, wants_prediction: bool,
+              store: bool) -> Any:
+    """The reference prepared for comparisons: stored by an earlier report of this model
+    version (:mod:`.refcache`), or prepared here from the data set version's rows (every
+    column, and the prediction's when the log has one) and stored for the next."""
+    from ..errors import CairnError
+    from . import refcache
+    from .reference import load_columns, predicted
+    from .results import find_run, monitoring_run
+
+    run_id = find_run(client, mv.name, mv.version)
+    if run_id is not None:
+        cached = refcache.load(client, run_id, version.ref)
+        if cached is not None and (cached.predicted or not wants_prediction):
+            return cached
+    columns = load_columns(ds, version)
+    prep = refcache.Prepared()
+    for name, values in columns.items():
+        try:
+            prep.columns[name] = D.prepare(values)
+        except InvalidArgument as exc:
+            prep.failed[name] = exc.message
+    if wants_prediction:
+        prep.predicted = True
+        try:
+            for name, values in predicted(client, mv, columns).items():
+                if name in prep.columns or name in prep.failed:
+                    continue
+                try:
+                    prep.columns[name] = D.prepare(values)
+                except InvalidArgument as exc:
+                    prep.failed[name] = exc.message
+        except CairnError as exc:  # the prediction is then reported missing
+            prep.prediction_note = exc.message
+        except Exception as exc:  # noqa: BLE001 (as above, whatever the model raised)
+            prep.prediction_note = str(exc)
+    if store:
+        refcache.save(client, run_id or monitoring_run(client, mv.name, mv.version),
+                      version.ref, prep)
+    return prep
 
 
 def _window(rows: Any, results: tuple[D.ColumnDrift, ...], share_threshold: float) -> WindowDrift:
