@@ -141,3 +141,13 @@ def test_a_cycle_that_meets_an_unexpected_error_is_reported_and_the_loop_goes_on
     assert Broken.calls == 3
     assert "evaluating: RuntimeError: boom" in (cycles[0].error or "")
     assert "acting: KeyError" in (cycles[0].error or "")
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"request_id": "a", "label": ' + b"[" * 100_000])
+def test_a_feedback_body_nested_too_deep_is_a_bad_request(body: bytes) -> None:
+    # json.loads raised RecursionError, which the route does not turn into a 400.
+    from cairn.errors import InvalidArgument
+    from cairn.serving.feedback_log import parse
+
+    with pytest.raises(InvalidArgument):
+        parse(body)

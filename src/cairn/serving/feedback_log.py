@@ -41,6 +41,8 @@ def parse(body: bytes) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"the feedback body is not JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." nested deeper than the decoder goes: a 400, not a 500
+        raise InvalidArgument("the feedback body is nested too deeply to be feedback") from None
     labels, rejected = check_records(doc)
     bad = {r.index for r in rejected}
     indices = [i for i in range(len(labels) + len(bad)) if i not in bad]
