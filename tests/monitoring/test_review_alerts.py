@@ -151,3 +151,31 @@ def test_a_feedback_body_nested_too_deep_is_a_bad_request(body: bytes) -> None:
 
     with pytest.raises(InvalidArgument):
         parse(body)
+
+
+def test_an_action_that_raises_an_unexpected_error_stores_it_as_its_result(
+        client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only CairnError was recorded: any other exception left the claim without a result
+    # ("in progress" for ever) and ended the cycle.
+    from cairn.monitoring import alert_actions
+    from cairn.monitoring.alert_facts import Facts
+    from cairn.monitoring.alerts import Alerts
+
+    def facts(rule: Any, now_ms: int) -> Facts:
+        f = Facts()
+        f.values["serving.error_rate"] = 0.5
+        f.requests = 10
+        return f
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("registry exploded")
+
+    monkeypatch.setattr(alert_actions, "registry_action", broken)
+    alerts = Alerts(client, facts=facts)
+    alerts.apply("rules:\n  - name: errors\n    model: fraud\n"
+                 "    condition: serving.error_rate > 0.1\n    actions: [rollback]\n")
+    alerts.evaluate(1_767_000_000_000)
+    done = alerts.act(1_767_000_000_000)
+    assert len(done) == 1 and "RuntimeError: registry exploded" in done[0].result["error"]
+    stored = alerts.actions()
+    assert stored[0].done_at is not None and "registry exploded" in stored[0].result["error"]

@@ -342,6 +342,12 @@ class Alerts(StoreService):
                 result = acts.registry_action(self.registry(), rule, action, reason, left)
             except CairnError as exc:
                 result = {"error": exc.message}
+            except Exception as exc:  # noqa: BLE001 - the claim must get its result
+                # Anything else (a registry's own bug, a library's error) is stored as the
+                # action's error too: left unfinished, the claim would read "in progress"
+                # forever and no later cycle would take it.
+                log.exception("alert %s on %s: %s failed", rule.name, rule.model, action.kind)
+                result = {"error": f"{type(exc).__name__}: {exc}"}
             done = clock.now_ms()
             with self.session(write=True) as conn:
                 db.finish(conn, rule.name, rule.model, st.firing, i, result, done)
