@@ -8,6 +8,7 @@ import { runPage } from "./pages/run.js";
 import { comparePage } from "./pages/compare.js";
 import { modelsPage, modelPage } from "./pages/models.js";
 import { monitoringPage } from "./pages/monitoring.js";
+import { kpiPage } from "./pages/kpi.js";
 import { datasetsPage, datasetPage } from "./pages/datasets.js";
 import { lineagePage } from "./pages/lineage.js";
 import { dashboardsPage, dashboardPage } from "./pages/dashboards.js";
@@ -21,6 +22,7 @@ const ROUTES = [
   [/^\/models$/, modelsPage, "models"],
   [/^\/models\/([^/]+)$/, modelPage, "models"],
   [/^\/models\/([^/]+)\/monitoring$/, monitoringPage, "models"],
+  [/^\/kpi$/, kpiPage, "models"],
   [/^\/datasets$/, datasetsPage, "datasets"],
   [/^\/datasets\/(.+)$/, datasetPage, "datasets"],
   [/^\/lineage$/, lineagePage, ""],

@@ -250,6 +250,8 @@ NATIVE: dict[tuple[str, str], Need] = {
     ("POST", f"{UI}/compare/aggregate"): exp("viewer", "of every run compared"),
     ("GET", f"{UI}/models/{{name}}"): model("viewer"),
     ("GET", f"{UI}/models/{{name}}/monitoring"): model("viewer"),
+    ("GET", f"{UI}/kpi"): Need(
+        "user", also="counts only the models the caller may view; `model=`: viewer on it"),
     ("GET", f"{UI}/datasets/{{name:path}}"): Need("somewhere", "viewer", in_body=True),
     ("GET", f"{UI}/check-filter"): USER,
     # MLflow 3's client asks this once a minute

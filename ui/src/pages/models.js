@@ -8,7 +8,8 @@ const STAGES = ["Development", "Staging", "Production", "Archived"];
 
 export function modelsPage(root) {
   const box = h("div", {});
-  clear(root, h("h1", {}, "Models"), box);
+  clear(root, h("div", { class: "page-head" }, h("h1", {}, "Models"),
+    h("a", { href: "/kpi", class: "kpi-link" }, "Governance KPIs")), box);
   (async () => {
     try {
       const models = await api("/models");

@@ -269,3 +269,8 @@ def check_filter(request: Request, p: User, filter: Annotated[str, Query(max_len
 from . import monitoring as _monitoring  # noqa: E402  (after this module's routes)
 
 router.include_router(_monitoring.router)
+
+# The KPIs page: the registry's governance KPIs over the models the caller may view.
+from . import kpi as _kpi  # noqa: E402
+
+router.include_router(_kpi.router)
