@@ -289,3 +289,8 @@ def test_kpi_page_shows_the_numbers_and_what_production_versions_lack(tab):
     page.get_by_label("settle period").fill("soon")
     page.get_by_role("button", name="Apply").click()
     expect(page.locator(".kpi-form .error")).to_contain_text("settle period")
+    page.get_by_label("settle period").fill("1h")
+    page.get_by_label("since").fill("last tuesday")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator(".kpi-form .error")).to_contain_text("since \"last tuesday\"")
+    expect(page.locator(".kpi-form .error")).to_have_count(1)

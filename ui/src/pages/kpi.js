@@ -7,6 +7,8 @@ import { h, clear, fmtTime, fmtDuration, fmtValue, errorBox } from "../util.js";
 
 const FIELDS = ["model", "since", "until", "settle"];
 const SETTLE = /^\s*\d+\s*[smhdw]\s*$/i;  // what the server's parse_settle reads as text
+// An ISO 8601 date or time, as Python's fromisoformat reads it (the server says why if not)
+const TIME = /^\s*\d{4}-?\d{2}-?\d{2}([T ][0-9:.,]+)?\s*(Z|[+-][0-9:]+)?\s*$/i;
 
 const pct = (x) => (x === null || x === undefined ? "—" : `${+(x * 100).toFixed(1)}%`);
 const dur = (s) => (s === null || s === undefined ? "—" : fmtDuration(s * 1000));
@@ -112,6 +114,14 @@ export function kpiPage(root, _args, params, navigate) {
     if (settle && !SETTLE.test(settle)) {
       clear(formNote, errorBox(`settle period ${JSON.stringify(settle)}: give a whole number and a unit, e.g. 30m, 24h or 7d`));
       return;
+    }
+    // Caught here, a typo is a message, not a 400 that the browser logs as an error.
+    for (const f of ["since", "until"]) {
+      const v = inputs[f].value.trim();
+      if (v && !TIME.test(v)) {
+        clear(formNote, errorBox(`${f} ${JSON.stringify(v)}: give an ISO 8601 time, e.g. 2025-01-31 or 2025-01-31T14:00`));
+        return;
+      }
     }
     if (modelSelect.value) q.set("model", modelSelect.value);
     for (const f of ["since", "until"]) if (inputs[f].value.trim()) q.set(f, inputs[f].value.trim());
