@@ -355,3 +355,45 @@ def test_a_delivery_queued_as_its_subscription_was_deleted_is_never_sent(client,
     assert r.requests == [] and stats.delivered == 0
     [x] = wh.deliveries()
     assert x.state == "dead" and "deleted" in x.last_error
+
+
+def test_a_receiver_that_trickles_its_answer_holds_no_thread_past_the_timeout():
+    """urllib's timeout is per socket read: an answer trickled a byte at a time kept the
+    send's thread (and its socket) alive long after the attempt had timed out."""
+    import socket as sk
+
+    from cairn.webhooks import send
+
+    server = sk.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        try:
+            while not stop.is_set():
+                conn.sendall(b"x")
+                time.sleep(0.05)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        started = time.monotonic()
+        out = send.post(f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {}, 0.5)
+        assert not out.ok and "timed out" in out.error
+        assert time.monotonic() - started < 2.0
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and any(
+                th.name == "cairn-webhook-send" for th in threading.enumerate()):
+            time.sleep(0.05)
+        assert not any(th.name == "cairn-webhook-send" for th in threading.enumerate())
+    finally:
+        stop.set()
+        server.close()

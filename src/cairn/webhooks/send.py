@@ -10,7 +10,9 @@ server extra.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -108,7 +110,60 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class _Connections:
+    """The sockets one send opens, so that the send can be cut off from outside: a
+    receiver that trickles its answer never ends a read within urllib's timeout (which is
+    per socket operation), and would hold the send's thread and socket for as long as it
+    likes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.socks: list[socket.socket] = []
+        self.closed = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.socks.append(sock)
+            closed = self.closed
+        if closed:  # cut off while it connected
+            self._shut(sock)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            socks = list(self.socks)
+        for sock in socks:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in the send's thread
+        except OSError:
+            pass
+
+
+def _opener(conns: _Connections) -> urllib.request.OpenerDirector:
+    class Plain(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            conns.add(self.sock)
+
+    class Secure(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            conns.add(self.sock)
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(Plain, req)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req: Any) -> Any:
+            return self.do_open(Secure, req,
+                                context=self._context)  # type: ignore[attr-defined]
+
+    return urllib.request.build_opener(_NoRedirect, HTTP, HTTPS)
 
 
 def _credentials(url: str) -> tuple[str, dict[str, str], list[str]]:
@@ -134,18 +189,20 @@ def _scrub(text: str, secret: list[str]) -> str:
     return text
 
 
-def _post(url: str, payload: bytes, hdrs: Mapping[str, str], timeout: float) -> Outcome:
+def _post(url: str, payload: bytes, hdrs: Mapping[str, str], timeout: float,
+          conns: _Connections) -> Outcome:
     url, auth, secret = _credentials(url)
-    outcome = _post_plain(url, payload, {**hdrs, **auth}, timeout)
+    outcome = _post_plain(url, payload, {**hdrs, **auth}, timeout, conns)
     if outcome.error is None:
         return outcome
     return Outcome(outcome.ok, outcome.status, _scrub(outcome.error, secret)[:MAX_ERROR])
 
 
-def _post_plain(url: str, payload: bytes, hdrs: Mapping[str, str], timeout: float) -> Outcome:
+def _post_plain(url: str, payload: bytes, hdrs: Mapping[str, str], timeout: float,
+                conns: _Connections) -> Outcome:
     req = urllib.request.Request(url, data=payload, headers=dict(hdrs), method="POST")
     try:
-        with _OPENER.open(req, timeout=timeout) as resp:
+        with _opener(conns).open(req, timeout=timeout) as resp:
             resp.read(65536)
             status = int(resp.status)
     except urllib.error.HTTPError as e:
@@ -166,10 +223,13 @@ def post(url: str, payload: bytes, hdrs: Mapping[str, str], timeout: float) -> O
     """POST ``payload``; the outcome within ``timeout`` seconds in all (urllib's own timeout
     is per socket operation, so a receiver that trickles its answer is cut off here)."""
     result: list[Outcome] = []
-    worker = threading.Thread(target=lambda: result.append(_post(url, payload, hdrs, timeout)),
-                              name="cairn-webhook-send", daemon=True)
+    conns = _Connections()
+    worker = threading.Thread(
+        target=lambda: result.append(_post(url, payload, hdrs, timeout, conns)),
+        name="cairn-webhook-send", daemon=True)
     worker.start()
     worker.join(timeout + 0.5)
     if not result:
+        conns.close()  # the thread's read fails now, and it ends
         return Outcome(False, None, f"timed out after {timeout:g}s")
     return result[0]
