@@ -179,3 +179,20 @@ def test_an_action_that_raises_an_unexpected_error_stores_it_as_its_result(
     assert len(done) == 1 and "RuntimeError: registry exploded" in done[0].result["error"]
     stored = alerts.actions()
     assert stored[0].done_at is not None and "registry exploded" in stored[0].result["error"]
+
+
+@pytest.mark.parametrize("text, fact, value", [
+    ("drift.`price.usd`.drifted", "drift.price.usd.drifted", True),
+    ("drift.`price.usd` < 0.05", "drift.price.usd", 0.01),
+    ("drift.`price.usd`.missing > 0.5", "drift.price.usd.missing", 0.9),
+    ("canary.drift.`a.b`.drifted", "canary.drift.a.b.drifted", True),
+])
+def test_a_backticked_feature_name_may_hold_dots(text: str, fact: str, value: Any) -> None:
+    # Drift stores drift.<column>.drifted with the column as it is; the parser joined the
+    # parts and split them again at every dot, so ``drift.`price.usd`.drifted`` was an
+    # "unknown fact" though the docs say to quote such a name in backticks.
+    cond = conditions.parse(text)
+    assert cond.facts == (fact,)
+    assert cond.evaluate({fact: value}) is True
+    with pytest.raises(conditions.ConditionError):
+        conditions.parse("drift.price.usd.drifted")  # unquoted: still not a fact

@@ -50,6 +50,7 @@ class Token:
     text: str
     col: int     # 1-based column in the condition
     value: Any = None
+    parts: tuple[str, ...] = ()   # a name's parts: ``a.b`` in backticks is one part
 
 
 class ConditionError(InvalidArgument):
@@ -82,7 +83,7 @@ def tokenize(text: str) -> list[Token]:
             if len(parts) == 1 and parts[0] in _KEYWORDS and c != "`":
                 out.append(Token("keyword", parts[0], col))
             else:
-                out.append(Token("name", text[col - 1:i], col, ".".join(parts)))
+                out.append(Token("name", text[col - 1:i], col, ".".join(parts), tuple(parts)))
             continue
         two = text[i:i + 2]
         if two in ("<=", ">=", "==", "!="):
@@ -125,9 +126,11 @@ def _name(text: str, i: int) -> tuple[list[str], int]:
         return parts, i
 
 
-def fact_kind(name: str) -> str | None:
-    """``"number"`` or ``"bool"`` for a fact a condition may name; None if it is not one."""
-    parts = name.split(".")
+def fact_kind(name: str, parts: tuple[str, ...] | list[str] | None = None) -> str | None:
+    """``"number"`` or ``"bool"`` for a fact a condition may name; None if it is not one.
+    ``parts``: the name as written (a backtick-quoted part may hold dots: a feature
+    ``price.usd``); by default ``name`` split at its dots."""
+    parts = list(parts) if parts else name.split(".")
     if parts[0] == "predlog":
         return "number" if parts[1:] == ["dropped"] else None
     if parts[0] in SCOPES:
@@ -328,7 +331,7 @@ class _Parser:
         if tok.kind == "keyword" and tok.text in ("true", "false"):
             return ("bool", tok.text == "true"), "bool"
         if tok.kind == "name":
-            kind = fact_kind(tok.value)
+            kind = fact_kind(tok.value, tok.parts)
             if kind is None:
                 raise self.fail(tok, f"unknown fact {tok.text!r}; known: {_known_facts()}")
             if tok.value not in self.names:
