@@ -73,7 +73,7 @@ def kpi(request: Request, p: User,
                                      description="e.g. 30m, 24h, 7d")] = "24h",
         ) -> dict[str, Any]:
     from ...monitoring.kpi import kpis
-    from ..routes.models import _need
+    from ..routes.models import _need, _registry
 
     c = ctx(request)
     no_nul([model or "", since or "", until or "", settle], "KPI query")
@@ -85,8 +85,7 @@ def kpi(request: Request, p: User,
             raise InvalidArgument("model must be a model's name")
         _need(c, p, model, "viewer")
     elif c.guard.enabled and not c.guard.sees_all(p, "model"):
-        from ..routes.models import _registry
-
+        # As GET /models lists them: the caller's view, by the same check.
         every = [m.name for m in _registry(c, p).list_registered_models()]
         names = frozenset(c.guard.visible(p, "model", every))
     k = kpis(_Viewer(c.store, p.user, names), model=model, since=since, until=until,
