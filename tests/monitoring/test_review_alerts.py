@@ -196,3 +196,41 @@ def test_a_backticked_feature_name_may_hold_dots(text: str, fact: str, value: An
     assert cond.evaluate({fact: value}) is True
     with pytest.raises(conditions.ConditionError):
         conditions.parse("drift.price.usd.drifted")  # unquoted: still not a fact
+
+
+def test_an_empty_or_corrupt_segment_is_skipped_not_fatal(tracking: Any, tmp_path: Path) -> None:
+    # One unreadable Parquet segment (a writer killed mid-upload) made read_labels and
+    # read_log raise ArrowInvalid: every label-based fact of the model was unknown, and
+    # `cairn monitor live` ended in a traceback, for as long as the segment stayed.
+    import numpy as np
+    import pandas as pd
+
+    import cairn
+    from cairn.monitoring.feedback import read_labels, record_feedback
+    from cairn.monitoring.live import live_metrics
+    from cairn.serving.events import PRIMARY, Scored
+    from cairn.serving.feedback import find_runs as feedback_runs
+    from cairn.serving.predlog import PredictionLog
+    from cairn.serving.predlog_runs import find_runs as log_runs
+
+    c = cairn.Client(str(tracking))
+    c.create_registered_model("fraud")
+    t0 = dt.datetime(2025, 1, 31, 10, 0, tzinfo=dt.timezone.utc)
+    x = pd.DataFrame({"x": [1.0]})
+    plog = PredictionLog(c, flush_rows=100_000, flush_seconds=3600)
+    for i, pred in enumerate([1, 0, 1]):
+        plog.scored(Scored(f"r{i}", "fraud", "1.0.0", PRIMARY, "/v1/predict", 200, None,
+                           t0.timestamp() + i, 0.001, 1, x, np.array([pred])))
+    plog.close()
+    record_feedback(c, "fraud", [{"request_id": f"r{i}", "label": 1} for i in range(3)])
+    empty = tmp_path / "zzzz-000009.parquet"
+    empty.write_bytes(b"")
+    broken = tmp_path / "zzzz-000010.parquet"
+    broken.write_bytes(b"PAR1 not really parquet")
+    for f in (empty, broken):
+        c.log_artifact(feedback_runs(c, "fraud")[0], f, "feedback/2025-01-31/10")
+        c.log_artifact(log_runs(c, "fraud")[0].run_id, f, "predictions/2025-01-31/10")
+    assert sorted(read_labels(c, "fraud")) == ["r0", "r1", "r2"]
+    live = live_metrics(c, "fraud", t0, t0 + dt.timedelta(minutes=1))
+    assert live.overall.requests == 3 and live.overall.labelled == 3
+    assert live.overall.metrics["accuracy"] == pytest.approx(2 / 3)

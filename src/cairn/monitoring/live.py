@@ -28,11 +28,14 @@ as fractions) has ``rmse`` and ``mae``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..errors import InvalidArgument
+from ..errors import CairnError, InvalidArgument
+
+log = logging.getLogger("cairn.monitoring.live")
 
 DEFAULT_LOOKBACK = dt.timedelta(hours=1)
 CLASSIFICATION = ("accuracy", "f1", "auc")
@@ -115,10 +118,20 @@ def read_log(client: Any, model: str, start: dt.datetime, end: dt.datetime) -> A
     from .feedback import SEGMENTS
 
     found = segments(client, model, None, start, end)
-    if not found:
+    tables = []
+    for seg in found:
+        try:
+            tables.append(SEGMENTS.get(("log", client.uri, seg.run_id, seg.path, seg.size),
+                                       lambda s=seg: _rows_of(read_segment(client, s))))
+        except CairnError:
+            raise  # the store failing: the caller sees it, and nothing is cached
+        except Exception as exc:  # noqa: BLE001 - one unreadable segment, not the whole log
+            # An empty or corrupt segment is skipped (not cached) and logged: the other
+            # segments' requests still count.
+            log.warning("prediction log: segment %s of run %s is unreadable, skipped: %s: %s",
+                        seg.path, seg.run_id, type(exc).__name__, exc)
+    if not tables:
         return read_segments(client, [])
-    tables = [SEGMENTS.get(("log", client.uri, s.run_id, s.path, s.size),
-                           lambda s=s: _rows_of(read_segment(client, s))) for s in found]
     return _between(concat(tables), start, end)
 
 

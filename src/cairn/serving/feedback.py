@@ -21,6 +21,7 @@ replaces the earlier one (the later one received wins).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import tempfile
@@ -31,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import CairnError, InvalidArgument, NotFound
+
+log = logging.getLogger("cairn.serving")
 
 EXPERIMENT = "cairn-serving"
 MODEL_TAG = "cairn.feedback.model"
@@ -353,8 +356,17 @@ def read_labels(client: Any, model: str, until: Any = None) -> dict[str, Label]:
         return out, len(out)
 
     for order, (_hour, path, run_id, size) in enumerate(sorted(found)):
-        part = SEGMENTS.get(("feedback", client.uri, run_id, path, size),
-                            lambda r=run_id, p=path: load(r, p))
+        try:
+            part = SEGMENTS.get(("feedback", client.uri, run_id, path, size),
+                                lambda r=run_id, p=path: load(r, p))
+        except CairnError:
+            raise  # the store failing: the caller sees it, and nothing is cached
+        except Exception as exc:  # noqa: BLE001 - one unreadable segment, not all labels
+            # An empty or corrupt segment (a writer killed mid-upload) is skipped, not
+            # cached, and logged: every other segment's labels still count.
+            log.warning("feedback: segment %s of run %s is unreadable, skipped: %s: %s",
+                        path, run_id, type(exc).__name__, exc)
+            continue
         for i, lab in enumerate(part):
             if cutoff is None or lab.received < cutoff:
                 rows.append((lab.received, order, i, lab))
