@@ -234,3 +234,20 @@ def test_an_empty_or_corrupt_segment_is_skipped_not_fatal(tracking: Any, tmp_pat
     live = live_metrics(c, "fraud", t0, t0 + dt.timedelta(minutes=1))
     assert live.overall.requests == 3 and live.overall.labelled == 3
     assert live.overall.metrics["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_a_parquet_file_of_integer_request_ids_is_read_as_the_csv_one(tmp_path: Path) -> None:
+    # A CSV's ids of digits are read as text; a Parquet int64 id column had every record
+    # refused ("request_id must be a string, got int").
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cairn.serving.feedback import check_records, read_file
+
+    pq.write_table(pa.table({"request_id": pa.array([7, 8], pa.int64()), "label": [1, 0]}),
+                   tmp_path / "ids.parquet")
+    (tmp_path / "ids.csv").write_text("request_id,label\n7,1\n8,0\n")
+    for name in ("ids.parquet", "ids.csv"):
+        labels, rejected = check_records(read_file(tmp_path / name))
+        assert [(lab.request_id, lab.label) for lab in labels] == [("7", 1), ("8", 0)]
+        assert rejected == []

@@ -399,8 +399,15 @@ def read_file(path: str | Path) -> list[dict[str, Any]]:
     extra = [c for c in frame.columns if c not in ("request_id", "label", "timestamp")]
     if extra:
         frame = frame.drop(columns=extra)
+    import numpy as np
+
     out: list[dict[str, Any]] = []
     for rec in frame.to_dict("records"):
+        rid = rec.get("request_id")
+        if isinstance(rid, (int, np.integer)) and not isinstance(rid, (bool, np.bool_)):
+            # A Parquet column of whole-number ids (order numbers): the id as text, as
+            # the CSV reader keeps it, not every record refused.
+            rec["request_id"] = str(int(rid))
         for key in ("label", "timestamp"):
             value = rec.get(key)
             # Only a scalar is NA or not: a list or array value (a Parquet list column)
