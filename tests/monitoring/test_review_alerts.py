@@ -251,3 +251,23 @@ def test_a_parquet_file_of_integer_request_ids_is_read_as_the_csv_one(tmp_path: 
         labels, rejected = check_records(read_file(tmp_path / name))
         assert [(lab.request_id, lab.label) for lab in labels] == [("7", 1), ("8", 0)]
         assert rejected == []
+
+
+def test_states_of_a_stage_written_in_any_case_are_found(client: Any) -> None:
+    # The rule's model is stored as fraud@production; a filter of fraud@Production (the
+    # registry's own spelling of the stage) found nothing.
+    from cairn.monitoring.alert_facts import Facts
+    from cairn.monitoring.alerts import Alerts
+
+    def facts(rule: Any, now_ms: int) -> Facts:
+        f = Facts()
+        f.values["serving.error_rate"] = 0.5
+        return f
+
+    alerts = Alerts(client, facts=facts)
+    alerts.apply("rules:\n  - name: errors\n    model: models:/fraud@Production\n"
+                 "    condition: serving.error_rate > 0.1\n")
+    alerts.evaluate(1_767_000_000_000)
+    for ref in ("fraud@Production", "models:/fraud@PRODUCTION", "fraud@production", "fraud"):
+        assert [s.model for s in alerts.states(ref)] == ["fraud@production"], ref
+        assert len(alerts.history(model=ref)) == 1, ref

@@ -169,7 +169,15 @@ class Alerts(StoreService):
             raise InvalidArgument(f"model must be a model's name or reference, got {model!r}")
         from ..store.validation import check_text
 
-        return check_text(model, "model").strip().removeprefix("models:/")
+        text = check_text(model, "model").strip().removeprefix("models:/")
+        name, at, sel = text.partition("@")
+        from ..registry.entities import Stage
+
+        if at and Stage.is_stage(sel):
+            # Rules store a stage as they normalise it (fraud@production): so must the
+            # filter, or fraud@Production finds none of that model's alerts.
+            return f"{name}@{Stage.parse(sel).value.lower()}"
+        return text
 
     def states(self, model: str | None = None) -> list[AlertState]:
         """Every alert's state (of ``model``'s rules: ``fraud`` or ``fraud@production``)."""
