@@ -271,3 +271,41 @@ def test_states_of_a_stage_written_in_any_case_are_found(client: Any) -> None:
     for ref in ("fraud@Production", "models:/fraud@PRODUCTION", "fraud@production", "fraud"):
         assert [s.model for s in alerts.states(ref)] == ["fraud@production"], ref
         assert len(alerts.history(model=ref)) == 1, ref
+
+
+def test_alert_writes_on_sqlite_need_no_returning(client: Any) -> None:
+    # INSERT ... RETURNING is SQLite 3.35 and later; the Pythons of some distributions
+    # bundle an older one, where every apply, state change and claim failed with a
+    # syntax error.  The row count says whether an ON CONFLICT DO NOTHING inserted.
+    import sqlalchemy as sa
+
+    from cairn.monitoring.alert_facts import Facts
+    from cairn.monitoring.alerts import Alerts
+
+    def facts(rule: Any, now_ms: int) -> Facts:
+        f = Facts()
+        f.values["serving.error_rate"] = 0.5
+        return f
+
+    alerts = Alerts(client, facts=facts)
+    alerts.apply("rules:\n  - name: errors\n    model: fraud\n"
+                 "    condition: serving.error_rate > 0.1\n    actions: [rollback]\n")
+    engine = client.store.index.engine
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        again = alerts.apply("rules:\n  - name: errors\n    model: fraud\n"
+                             "    condition: serving.error_rate > 0.1\n    actions: [rollback]\n")
+        assert again.version == 2
+        assert [t.to_state for t in alerts.evaluate(1_767_000_000_000)] == ["firing"]
+        done = alerts.act(1_767_000_000_000)
+        assert [a.kind for a in done] == ["rollback"]   # claimed (its registry error stored)
+        assert alerts.act(1_767_000_000_000) == []      # and claimed once
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert any("alert_actions" in s and "INSERT" in s.upper() for s in seen)
+    assert not [s for s in seen if "RETURNING" in s.upper()]

@@ -110,6 +110,15 @@ def _dumps(value: Any) -> str:
                       allow_nan=False, default=str)
 
 
+def _inserted(conn: Connection, stmt: Any, column: Any) -> bool:
+    """Run an INSERT ... ON CONFLICT DO NOTHING; whether it inserted its row.  SQLite
+    before 3.35 (the one some distributions' Pythons bundle) has no RETURNING: there the
+    row count says, as in :func:`cairn.webhooks.events.emit`."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(stmt.returning(column)).scalar_one_or_none() is not None
+    return bool(conn.execute(stmt).rowcount == 1)
+
+
 def _insert(conn: Connection, table: sa.Table) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT DO NOTHING."""
     if conn.dialect.name == "postgresql":
@@ -145,8 +154,8 @@ def insert_ruleset(conn: Connection, rules: list[Rule], source: str, user: str,
     stmt = (_insert(conn, R).values(version=version, source=source,
                                     rules=_dumps([r.to_dict() for r in rules]),
                                     applied_by=user, applied_at=now)
-            .on_conflict_do_nothing(index_elements=["version"]).returning(R.c.version))
-    if conn.execute(stmt).scalar_one_or_none() is None:
+            .on_conflict_do_nothing(index_elements=["version"]))
+    if not _inserted(conn, stmt, R.c.version):
         return None
     return RuleSet(version, tuple(rules), user, now, source)
 
@@ -176,8 +185,8 @@ def put_state(conn: Connection, old: AlertState | None, new: AlertState) -> bool
               "changed_at": new.changed_at, "firing": new.firing, "value": _dumps(new.value)}
     if old is None:
         stmt = (_insert(conn, S).values(rule=new.rule, model=new.model, **values)
-                .on_conflict_do_nothing(index_elements=["rule", "model"]).returning(S.c.rule))
-        return conn.execute(stmt).scalar_one_or_none() is not None
+                .on_conflict_do_nothing(index_elements=["rule", "model"]))
+        return _inserted(conn, stmt, S.c.rule)
     result = conn.execute(S.update().where(
         S.c.rule == old.rule, S.c.model == old.model, S.c.state == old.state,
         S.c.changed_at == old.changed_at, S.c.firing == old.firing).values(**values))
@@ -209,9 +218,8 @@ def claim(conn: Connection, rule: str, model: str, firing: int, action: int, kin
     """Whether this caller took the action (its row did not exist)."""
     stmt = (_insert(conn, A).values(rule=rule, model=model, firing=firing, action=action,
                                     kind=kind, claimed_by=user, claimed_at=now)
-            .on_conflict_do_nothing(index_elements=["rule", "model", "firing", "action"])
-            .returning(A.c.rule))
-    return conn.execute(stmt).scalar_one_or_none() is not None
+            .on_conflict_do_nothing(index_elements=["rule", "model", "firing", "action"]))
+    return _inserted(conn, stmt, A.c.rule)
 
 
 def finish(conn: Connection, rule: str, model: str, firing: int, action: int,
