@@ -5,7 +5,9 @@ rule's trailing window: without an arm prefix they are the version the rule foll
 rule on ``fraud@production``) or the whole model (a rule on ``fraud``); ``primary.`` and
 ``canary.`` take that arm's requests.  ``train.<metric>`` is the metric of the version's
 source run (the canary's version for ``canary.train.*``); ``drift.*`` the latest drift
-results stored for the version (``cairn monitor drift`` stores them).  Facts that cannot
+results stored for the version (``cairn monitor drift`` stores them); ``predlog.dropped``
+the requests the prediction log dropped in the window (the serving processes record them
+in the serving runs).  Facts that cannot
 be had (no labels yet, no canary, no drift stored) are missing, so the condition that
 needs them is unknown; the notes say why.
 """
@@ -83,8 +85,7 @@ class Gatherer:
             elif family == "drift":
                 value = self._drift(rule, versions.get(scope), rest, facts, now_ms)
             elif family == "predlog":
-                facts.note("predlog.dropped: the serving process keeps its drop count (its "
-                           "/metrics endpoint); the store does not have it")
+                value = self._dropped(rule, versions.get(""), now_ms, facts)
             facts.values[name] = value
         canary_used = "canary" in needed
         group = self._group(live, rule, "canary" if canary_used else "", versions.get(
@@ -142,6 +143,30 @@ class Gatherer:
         if rule.selector:
             return EMPTY if version is None else live.by_version.get(version, EMPTY)
         return live.overall
+
+    # -- the prediction log's drops --------------------------------------------------
+    def _dropped(self, rule: Rule, version: str | None, now_ms: int, facts: Facts) -> Value:
+        """Requests the prediction log dropped in the rule's window: the ``predlog.dropped``
+        points serving processes record in the serving runs (of the version the rule
+        follows, or of every version of the model)."""
+        from ..serving.predlog_runs import DROPPED, find_runs
+
+        if rule.selector and version is None:
+            return None
+        runs = find_runs(self.client, rule.model_name, version if rule.selector else None)
+        if not runs:
+            facts.note(f"predlog.dropped: {rule.model_name} has not been served with a "
+                       "prediction log")
+            return None
+        since = now_ms - rule.window_s * 1000
+        total = 0.0
+        for run in runs:
+            try:
+                points = self.client.get_metric_history(run.run_id, DROPPED)
+            except NotFound:  # never dropped anything
+                continue
+            total += sum(float(p.value) for p in points if since < p.timestamp <= now_ms)
+        return total
 
     # -- the version's training run and its drift ------------------------------------
     def _train(self, rule: Rule, version: str | None, key: str, facts: Facts) -> Value:
