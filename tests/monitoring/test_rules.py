@@ -40,7 +40,7 @@ def test_the_issue_example_parses_with_defaults():
     assert first.model_name == "fraud" and first.selector is None
     assert first.actions == (Action("notify", {"url": "https://hooks.example.com/cairn",
                                                "secret": "s3cret-hush", "format": "json"}),
-                             Action("rollback", {"stage": "production"}))
+                             Action("rollback", {}))  # the stage followed, else production
     assert first.line == 2
     assert (second.model, second.selector, second.window_s, second.min_requests) == \
         ("fraud@production", "production", 3600, 500)

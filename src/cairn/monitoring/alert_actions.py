@@ -49,7 +49,9 @@ def registry_action(reg: Any, rule: Rule, action: Action, reason: str,
 
     name = rule.model_name
     if action.kind == "rollback":
-        stage = str(action.options.get("stage", "production"))
+        # The stage the rule follows (fraud@staging rolls staging back), else production.
+        follows = rule.selector if rule.selector and Stage.is_stage(rule.selector) else None
+        stage = str(action.options.get("stage") or follows or "production")
         before = version_or_none(reg, f"{name}@{stage}")
         targets = [v for v in reg.rollback_targets(name, stage) if v not in left]
         if not targets:

@@ -275,7 +275,7 @@ def _action(node: Any, i: int) -> Action:
             raise _at(fields["format"][1], f"format must be json or slack, got {fmt!r}")
         opts["format"] = fmt
     elif kind == "rollback":
-        stage = "production"
+        stage = None  # the stage the rule follows, else production (when it is taken)
         if "stage" in fields:
             from ..registry.entities import Stage
 
@@ -284,7 +284,8 @@ def _action(node: Any, i: int) -> Action:
                 raise _at(fields["stage"][1], f"stage {text!r} is not a stage (development, "
                                               "staging, production, archived)")
             stage = Stage.parse(text).value.lower()
-        opts["stage"] = stage
+        if stage is not None:
+            opts["stage"] = stage
     else:
         for key in ("canary", "to"):
             if key in fields:
