@@ -123,11 +123,49 @@ def test_an_event_committed_late_is_still_fanned_out(pg_client):
     sub = wh.subscribe("http://127.0.0.1:9/")
     store = alice.store
     d = Dispatcher(alice)
+    made: list[int] = []
+    fan = threading.Thread(target=lambda: made.append(d.fan_out()))
     with store.index.session(write=True) as slow:
         early = emit(slow, key="early", type="alert.firing", payload={}, at_ms=clock.now_ms())
         with store.index.session(write=True) as fast:
             late = emit(fast, key="late", type="alert.firing", payload={}, at_ms=clock.now_ms())
         assert late > early
-        assert d.fan_out() == 1  # only "late" is visible yet
-    assert d.fan_out() == 1  # "early", now committed, below the cursor
+        fan.start()
+        fan.join(1.0)
+        assert fan.is_alive()  # the fan-out waits for "early" to commit (or roll back)
+    fan.join(10)
+    assert made == [2]
+    assert d.fan_out() == 0
     assert sorted(x.event_seq for x in wh.deliveries(subscription_id=sub.id)) == [early, late]
+
+
+def test_events_committed_late_are_fanned_out_however_many(pg_client, monkeypatch):
+    """On PostgreSQL a seq is taken at insert: a transaction storing many events (a page
+    of the audit log) commits after a later one.  A fan-out that moved its cursor past
+    the open transaction's seqs looked only FANOUT_LOOKBACK seqs back, and the events
+    before that were never delivered."""
+    from cairn.webhooks import dispatch
+
+    monkeypatch.setattr(dispatch, "FANOUT_LOOKBACK", 5)
+    alice = pg_client("alice")
+    wh = Webhooks(alice)
+    wh.subscribe(f"http://127.0.0.1:{free_port()}/")
+    store = alice.store
+    now = clock.now_ms()
+    slow = store.index.engine.connect()
+    tx = slow.begin()
+    for i in range(20):  # a producer's page, still open
+        emit(slow, key=f"slow-{i}", type="alert.firing", payload={}, at_ms=now)
+    with store.index.session(write=True) as conn:  # a later event, committed first
+        emit(conn, key="quick", type="alert.firing", payload={}, at_ms=now)
+    made: list[int] = []
+    fan = threading.Thread(target=lambda: made.append(Dispatcher(alice).fan_out(now)))
+    fan.start()
+    fan.join(1.0)
+    tx.commit()
+    slow.close()
+    fan.join(10)
+    assert not fan.is_alive()
+    Dispatcher(alice).fan_out(now)
+    seqs = {d.event_seq for d in wh.deliveries(limit=100)}
+    assert len(seqs) == 21

@@ -34,13 +34,14 @@ from ..store.sql.tables_monitoring import webhook_subscriptions as S
 from . import produce, repo, rules, send
 from .base import IndexedService
 from .entities import DispatchStats, Subscription
-from .events import insert_delivery
+from .events import insert_delivery, lock_events
 
 log = logging.getLogger(__name__)
 
 FANOUT = "events.fanout"
 # Events are looked at again this many seqs back: on PostgreSQL a seq is taken at insert
-# and may become visible after a later one has been fanned out.
+# and may become visible after a later one; the events lock (events.lock_events) makes the
+# fan-out wait for those, and this look back is a second guard.
 FANOUT_LOOKBACK = 200
 FANOUT_PAGE = 1000
 FANOUT_PAGES = 10  # pages one round fans out at most
@@ -174,6 +175,9 @@ class Dispatcher(IndexedService):
     def _fan_out_page(self, now: int) -> tuple[int, bool]:
         """One page of the fan-out: deliveries made, and whether the cursor moved."""
         with self.session(write=True) as conn:
+            # Every transaction that took a seq before this has committed once this lock
+            # is held (see events.lock_events), so no event appears later below the cursor.
+            lock_events(conn, exclusive=True)
             cur = repo.lock_cursor(conn, FANOUT, 0)
             subs = repo.live_subscriptions(conn)
             first = max(cur - FANOUT_LOOKBACK, 0)

@@ -65,6 +65,21 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     raise InvalidArgument(f"events need SQLite or PostgreSQL, not {name}")
 
 
+#: PostgreSQL advisory lock between the transactions that store events (shared) and the
+#: fan-out (exclusive): a seq is taken at insert, so without it a transaction storing many
+#: events (a page of the audit log) could commit after a later one had been fanned out,
+#: further back than the fan-out looks again, and its events would never be delivered.
+EVENTS_LOCK = int.from_bytes(b"cairnevt", "big")
+
+
+def lock_events(conn: Connection, exclusive: bool) -> None:
+    """Take the events lock until ``conn``'s transaction ends (PostgreSQL; SQLite has one
+    writer at a time, so seqs commit in order there already)."""
+    if conn.dialect.name == "postgresql":
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        conn.execute(sa.select(getattr(sa.func, fn)(EVENTS_LOCK)))
+
+
 def _at(value: Any, field: str) -> int:
     return rules.check_int(value, field, 0, 2**62)
 
@@ -80,6 +95,7 @@ def emit(conn: Connection, *, key: str, type: str, payload: dict[str, Any], at_m
     rules.check_filter_value(model, "model")
     rules.check_filter_value(experiment_id, "experiment_id")
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    lock_events(conn, exclusive=False)
     stmt = (_insert(conn, E).values(key=key, type=type, at=at_ms, experiment_id=experiment_id,
                                     model=model, payload=body)
             .on_conflict_do_nothing(index_elements=["key"]))
