@@ -187,3 +187,28 @@ def test_every_registry_event_type_is_produced(client, as_bob):
     assert (ev["model.renamed"]["model"], ev["model.renamed"]["previous_name"]) == \
         ("fraud2", "fraud")
     assert ev["model.deleted"]["model"] == "fraud2"
+
+
+def test_many_runs_ended_just_before_the_cursor_never_stall_the_producer(client, monkeypatch):
+    """Runs are looked at again RUN_LOOKBACK_MS back, in pages up to a cap: with more runs
+    than the cap in that stretch the cursor never moved, and every run that ended after
+    it was never produced."""
+    from cairn.webhooks import produce
+
+    monkeypatch.setattr(produce, "RUN_PAGE", 2)
+    monkeypatch.setattr(produce, "RUN_PAGES", 2)
+    wh = Webhooks(client)
+    wh.subscribe("http://127.0.0.1:9/")
+    now = client_now()
+    d = Dispatcher(client)
+    d.produce(now)  # the runs cursor starts at now
+    exp = client.create_experiment("e").id
+    for i in range(6):  # more than RUN_PAGE * RUN_PAGES, in the look back
+        r = client.create_run(exp)
+        client.set_terminated(r.id, end_time=now - 60_000 + i)
+    late = client.create_run(exp)
+    client.set_terminated(late.id, end_time=now + 1000)
+    for _ in range(3):
+        d.produce(now + 2000)
+    keys = {e.key for e in wh.events(limit=100)}
+    assert f"run:{late.id}:FINISHED" in keys

@@ -148,14 +148,18 @@ class Dispatcher(IndexedService):
                 repo.set_cursor(conn, produce.AUDIT, nxt)
         with self.session() as conn:
             since = repo.cursor(conn, produce.RUNS) or now
-        runs = [e for e in map(produce.run_event,
-                               produce.ended_runs(self.client, since - produce.RUN_LOOKBACK_MS))
-                if e is not None]
+        # The look back (runs whose end reached the index late) and what ended since are
+        # read apart: many runs in the look back must never keep the cursor from moving.
+        again = [e for e in map(produce.run_event, produce.ended_runs(
+            self.client, since - produce.RUN_LOOKBACK_MS, before_ms=since)) if e is not None]
+        ahead = [e for e in map(produce.run_event, produce.ended_runs(self.client, since))
+                 if e is not None]
+        runs = again + ahead
         with self.session(write=True) as conn:
             repo.lock_cursor(conn, produce.RUNS, since)
             known = repo.existing_keys(conn, [e[0] for e in runs])
             n += produce.store(conn, [e for e in runs if e[0] not in known])
-            newest = max((e[3] for e in runs), default=since)
+            newest = max((e[3] for e in ahead), default=since)
             repo.set_cursor(conn, produce.RUNS, min(max(newest, since), now))
         return n
 

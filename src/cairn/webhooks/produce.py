@@ -32,6 +32,7 @@ AUDIT = "events.audit"
 RUNS = "events.runs"
 AUDIT_PAGE = 2000
 RUN_PAGE = 500
+RUN_PAGES = 20  # pages of ended runs one scan reads at most
 RUN_LOOKBACK_MS = 10 * 60 * 1000
 MAX_METRICS = 100  # latest metrics a run event carries
 
@@ -200,11 +201,16 @@ def run_event(run: Any) -> Produced | None:
             run.experiment_id)
 
 
-def ended_runs(client: Any, since_ms: int, max_pages: int = 20) -> Iterator[Any]:
-    """Runs that ended at or after ``since_ms``, in end-time order."""
+def ended_runs(client: Any, since_ms: int, before_ms: int | None = None,
+               max_pages: int | None = None) -> Iterator[Any]:
+    """Runs that ended at or after ``since_ms`` (and before ``before_ms``), in end-time
+    order, at most ``max_pages`` pages (default :data:`RUN_PAGES`)."""
     token = None
-    for _ in range(max_pages):
-        page = client.search_runs(None, f"attributes.end_time >= {int(since_ms)}",
+    flt = f"attributes.end_time >= {int(since_ms)}"
+    if before_ms is not None:
+        flt += f" and attributes.end_time < {int(before_ms)}"
+    for _ in range(RUN_PAGES if max_pages is None else max_pages):
+        page = client.search_runs(None, flt,
                                   order_by=["attributes.end_time ASC"], max_results=RUN_PAGE,
                                   page_token=token)
         yield from page
