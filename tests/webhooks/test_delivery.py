@@ -397,3 +397,23 @@ def test_a_receiver_that_trickles_its_answer_holds_no_thread_past_the_timeout():
     finally:
         stop.set()
         server.close()
+
+
+def test_an_event_that_cannot_be_sent_is_dead_not_claimed_forever(client, receiver):
+    """A stored payload that does not encode (a lone surrogate written as \\ud800 by some
+    other writer) raised between the claim and its outcome: the delivery was never dead,
+    only taken again each time its claim lapsed, for ever."""
+    import sqlalchemy as sa
+
+    from cairn.store.sql.tables_monitoring import events as E
+
+    r = receiver()
+    wh = Webhooks(client)
+    wh.subscribe(r.url)
+    seq = alert(client, "k1")
+    with client.store.index.session(write=True) as conn:
+        conn.execute(sa.update(E).where(E.c.seq == seq).values(payload='{"rule":"\\ud800"}'))
+    stats = Dispatcher(client).dispatch_once()
+    assert (stats.sent, stats.dead) == (1, 1) and r.requests == []
+    [x] = wh.deliveries()
+    assert x.state == "dead" and "could not be encoded" in x.last_error

@@ -257,15 +257,24 @@ class Dispatcher(IndexedService):
             outcome = send.Outcome(False, None, f"event #{row.event_seq} no longer exists")
             attempts = self.max_attempts  # nothing to retry
         else:
-            payload = send.body(row.id, ev.type, int(ev.seq), int(ev.at), json.loads(ev.payload),
-                                row.format)
-            hdrs = send.headers(row.id, ev.type, row.secret, payload)
             try:
-                rules.check_url(row.url)
-            except InvalidArgument as e:
-                outcome, attempts = send.Outcome(False, None, str(e)), self.max_attempts
+                payload = send.body(row.id, ev.type, int(ev.seq), int(ev.at),
+                                    json.loads(ev.payload), row.format)
+                hdrs = send.headers(row.id, ev.type, row.secret, payload)
+            except (ValueError, TypeError) as e:  # raised here, it would hold the claim
+                # and come back each time the claim lapsed, never dead
+                outcome = send.Outcome(False, None, f"event #{row.event_seq} could not be "
+                                       f"encoded: {type(e).__name__}: {str(e)[:200]}")
+                attempts = self.max_attempts
             else:
-                outcome = send.post(row.url, payload, hdrs, self.timeout)
+                try:
+                    rules.check_url(row.url)
+                except InvalidArgument:
+                    outcome = send.Outcome(False, None, "the URL is no longer a valid webhook "
+                                           "url")
+                    attempts = self.max_attempts
+                else:
+                    outcome = send.post(row.url, payload, hdrs, self.timeout)
         if outcome.ok:
             values: dict[str, Any] = {"state": "delivered", "delivered_at": now, "last_error": None}
             result = "delivered"
