@@ -379,3 +379,15 @@ def test_a_deleted_production_version_leaves_production(client, cairn_clock):
     assert [(r.version, r.ended, r.outcome) for r in k.releases] == [
         ("1.0.0", T0 + HOUR, "succeeded")]
     assert k.compliance == () and k.overall.production_versions == 0
+
+
+def test_cli_help_names_the_production_tracks_the_kpis_use():
+    """@production names the stage (no alias may be called so): the help must not offer
+    it as a track of its own, and must name each alias that is one."""
+    from cairn.monitoring.kpi import PRODUCTION_ALIASES
+
+    out = CliRunner().invoke(cli, ["kpi", "--help"])
+    assert out.exit_code == 0
+    text = " ".join(out.output.split())
+    assert "@production" not in text
+    assert all(f"@{a}" in text for a in PRODUCTION_ALIASES)

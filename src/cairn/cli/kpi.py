@@ -25,7 +25,7 @@ def kpi(obj: Any, model: str | None, since: str | None, until: str | None, settl
     """Deployment success rate, rollback frequency and mean time to rollback, and audit
     compliance (approval, signature, lineage to data) of the versions in production.
 
-    A release is a version going live in Production, under @production or @champion, or on
+    A release is a version going live in the stage Production, under @champion, or on
     a `cairn serve` deployment's primary arm; it failed when rolled back within --settle.
     --since and --until take ISO 8601 times (UTC unless they say otherwise). docs/kpi.md
     defines each number.

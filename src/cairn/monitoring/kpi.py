@@ -86,7 +86,7 @@ class Compliance:
 
     model: str
     version: str
-    held_by: tuple[str, ...]     # "Production" and/or "@production", "@champion"
+    held_by: tuple[str, ...]     # "Production" and/or "@champion"
     approval: bool
     signature: bool
     lineage: bool
