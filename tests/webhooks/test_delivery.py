@@ -417,3 +417,16 @@ def test_an_event_that_cannot_be_sent_is_dead_not_claimed_forever(client, receiv
     assert (stats.sent, stats.dead) == (1, 1) and r.requests == []
     [x] = wh.deliveries()
     assert x.state == "dead" and "could not be encoded" in x.last_error
+
+
+def test_a_slack_text_escapes_what_slack_reads_as_markup():
+    """Slack reads <!channel>, <@U123> and <http://x|label> in a message's text: a run
+    named "<!channel>" (anyone who may run in an experiment names runs) pinged the whole
+    channel.  &, < and > are sent as Slack asks, as &amp; &lt; &gt;."""
+    from cairn.webhooks.send import body
+
+    doc = json.loads(body("d1", "run.failed", 1, 0, {
+        "run_id": "abc", "run_name": "<!channel> <http://evil.example|docs> & co",
+        "experiment": "e", "status": "FAILED"}, "slack"))
+    assert doc["text"] == ("Run &lt;!channel&gt; &lt;http://evil.example|docs&gt; &amp; co "
+                           "(abc) in experiment e ended FAILED")

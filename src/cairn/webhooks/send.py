@@ -82,7 +82,10 @@ def summary(kind: str, data: Mapping[str, Any]) -> str:
 def body(delivery_id: str, kind: str, seq: int, at_ms: int, data: Mapping[str, Any],
          fmt: str) -> bytes:
     if fmt == "slack":
-        doc: dict[str, Any] = {"text": summary(kind, data)}
+        # Slack reads <!channel>, <@user> and <url|label> in a text: a run's or a rule's
+        # name must not ping a channel or dress a link, so &, < and > go as Slack asks.
+        text = summary(kind, data).replace("&", "&amp;").replace("<", "&lt;")
+        doc: dict[str, Any] = {"text": text.replace(">", "&gt;")}
     else:
         doc = {"id": delivery_id, "type": kind, "seq": seq, "at": iso(at_ms), "data": data}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
