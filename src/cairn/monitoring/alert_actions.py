@@ -38,7 +38,11 @@ def notify(conn: Connection, rule: Rule, st: AlertState, i: int, action: Action,
                                   format=action.options.get("format", "json"), now_ms=now)
     except CairnError as exc:
         return {"error": exc.message}
-    return {"event": int(seq), "delivery": delivery, "url": action.options["url"]}
+    # Stored, logged and shown as origin and fingerprint only: a chat webhook's URL is
+    # itself a credential, and the rules' readers need not learn it from the results.
+    from ..webhooks.service import url_for_audit
+
+    return {"event": int(seq), "delivery": delivery, "url": url_for_audit(action.options["url"])}
 
 
 def registry_action(reg: Any, rule: Rule, action: Action, reason: str,
