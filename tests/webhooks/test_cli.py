@@ -49,15 +49,15 @@ def test_the_webhook_commands(client, receiver):
                            "--json").output) == []
     assert "alert.firing" in _run(store, "events", "ls").output
 
-    gone = json.loads(_run(store, "webhooks", "rm", dead["id"], "--json").output)
+    gone = json.loads(_run(store, "webhooks", "delete", dead["id"], "--json").output)
     assert gone["id"] == dead["id"]
-    assert "Deleted subscription" in _run(store, "webhooks", "rm", made["id"]).output
+    assert "Deleted subscription" in _run(store, "webhooks", "delete", made["id"]).output
 
 
 def test_bad_input_is_a_clear_error(client):
     store = client.uri
     for args in (["webhooks", "add", "ftp://x"], ["webhooks", "add", "http://x", "--event", "no"],
-                 ["webhooks", "rm", "f" * 32], ["webhooks", "redeliver", "nope!"],
+                 ["webhooks", "delete", "f" * 32], ["webhooks", "redeliver", "nope!"],
                  ["events", "ls", "--type", "nope"]):
         res = _run(store, *args, ok=False)
         assert res.output.startswith("Error:") or "Error" in res.output, res.output
@@ -114,7 +114,7 @@ def test_a_url_s_password_is_never_printed_in_text(client, receiver):
     sub = json.loads(_run(store, "webhooks", "ls", "--json").output)[0]
     for out in (text, _run(store, "webhooks", "ls").output,
                 _run(store, "webhooks", "deliveries").output,
-                _run(store, "webhooks", "rm", sub["id"]).output):
+                _run(store, "webhooks", "delete", sub["id"]).output):
         assert "pw-s3cret-pw" not in out
     assert "hook:***@127.0.0.1" in text
 

@@ -132,17 +132,17 @@ def ls(obj, as_json: bool) -> None:
                ["id", "url", "events", "filter", "format", "by", "created"])
 
 
-@webhooks.command("rm")
+@webhooks.command("delete")
 @click.argument("subscription_id")
 @json_option
 @click.pass_obj
 @handle_errors
-def rm(obj, subscription_id: str, as_json: bool) -> None:
+def delete(obj, subscription_id: str, as_json: bool) -> None:
     """Delete a subscription; its pending deliveries are not sent.
 
     \b
     Example:
-      cairn webhooks rm 5d1c0e0b9a0f4f7e8b2a6c3d4e5f6a7b
+      cairn webhooks delete 5d1c0e0b9a0f4f7e8b2a6c3d4e5f6a7b
     """
     sub = _webhooks(obj).unsubscribe(subscription_id)
     if as_json:
