@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +13,7 @@ import cairn
 from cairn import clock
 from cairn.webhooks.events import emit
 from cairn.webhooks.signing import verify
+from serving import free_port  # noqa: F401  (the tests import it from here)
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +22,6 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("CAIRN_USER", "alice")
     monkeypatch.setenv("CAIRN_CAPTURE_ENV", "0")
 
-
-def free_port() -> int:
-    """A port nothing listens on (a receiver that is down)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Receiver:

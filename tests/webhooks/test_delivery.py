@@ -305,6 +305,15 @@ def test_stop_ends_a_running_dispatcher_without_waiting_out_its_interval(client)
     assert not runner.is_alive() and time.monotonic() - started < 10
 
 
+def test_a_stop_before_the_loop_starts_is_not_lost(client):
+    # A signal handled while `cairn webhooks dispatch` was still setting up.
+    d = Dispatcher(client)
+    d.stop()
+    started = time.monotonic()
+    d.run(60.0)
+    assert time.monotonic() - started < 10
+
+
 def test_a_url_with_user_and_password_authenticates_and_never_shows_them(client, receiver):
     """urllib takes ``user:password@host`` for a host and a port: the delivery failed with
     the password in its last_error (which ``cairn webhooks deliveries`` prints)."""

@@ -346,7 +346,8 @@ class Alerts(StoreService):
                 # firing on the restored version must not bring the bad one back.
                 left = {str(r.result["from"]) for r in self.actions(rule.name, rule.model,
                                                                     MAX_LIMIT)
-                        if r.kind == "rollback" and r.result and r.result.get("from")}
+                        if r.kind == "rollback" and r.result and r.result.get("from")} \
+                    if action.kind == "rollback" else set()
                 result = acts.registry_action(self.registry(), rule, action, reason, left)
             except CairnError as exc:
                 result = {"error": exc.message}

@@ -210,7 +210,7 @@ def parse_settle(value: Any) -> dt.timedelta:
 
     try:
         return parse_window(value)
-    except (InvalidArgument, OverflowError, ValueError):  # parse_window lets inf overflow
+    except InvalidArgument:
         shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
         raise InvalidArgument(f"settle period {shown!r} is not a duration of 1s to a year; "
                               "give e.g. 30m, 24h or 7d (or seconds)") from None

@@ -20,6 +20,8 @@ of the mistake inside it.  Nothing here touches a store.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -83,7 +85,8 @@ class Rule:
         return self.model.partition("@")[2] or None
 
     def parsed(self) -> conditions.Condition:
-        return conditions.parse(self.condition)
+        # Asked for twice per rule per cycle (facts, then the verdict): parsed once.
+        return _parsed(self.condition)
 
     def to_dict(self, secrets: bool = True) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "condition": self.condition,
@@ -393,3 +396,8 @@ def parse_rules(text: Any) -> list[Rule]:
         seen[rule.name] = rule.line
         out.append(rule)
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(condition: str) -> conditions.Condition:
+    return conditions.parse(condition)

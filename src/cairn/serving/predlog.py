@@ -187,6 +187,7 @@ class PredictionLog:
         # Drops per (model, version) not yet recorded in the store, where monitors read them
         # (the metric ``predlog.dropped`` of the version's serving run).
         self._unreported: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._report_after = 0.0  # monotonic time before which a refused report waits
         self._buffers: dict[tuple[str, str, Any], _Buffer] = {}
         self._failed: list[_Segment] = []
         self._closing = threading.Event()
@@ -209,8 +210,7 @@ class PredictionLog:
         rows = max(event.rows, 1)
         with self._lock:
             if self._queued_rows + rows > self.max_queued_rows:
-                self._counts["dropped"] += 1
-                self._unreported[(event.model, event.version)] += 1
+                self._dropped_locked(event.model, event.version, 1)
                 return
             self._queued_rows += rows
         try:
@@ -218,8 +218,7 @@ class PredictionLog:
         except queue.Full:
             with self._lock:
                 self._queued_rows -= rows
-                self._counts["dropped"] += 1
-                self._unreported[(event.model, event.version)] += 1
+                self._dropped_locked(event.model, event.version, 1)
             return
         if self._queue.qsize() * 2 >= self._queue.maxsize:
             self._hurry.set()
@@ -267,10 +266,13 @@ class PredictionLog:
 
     def _dropped(self, model: str, version: str, n: int = 1) -> None:
         with self._lock:
-            self._counts["dropped"] += n
-            self._unreported[(model, version)] += n
+            self._dropped_locked(model, version, n)
 
-    def _report_drops(self) -> None:
+    def _dropped_locked(self, model: str, version: str, n: int) -> None:
+        self._counts["dropped"] += n
+        self._unreported[(model, version)] += n
+
+    def _report_drops(self, final: bool = False) -> None:
         """Record the drops since the last report as ``predlog.dropped`` points (a count per
         report, timed now), so that an alert rule can watch them from another process; a
         report the store refuses is kept and tried again with the next one."""
@@ -279,11 +281,14 @@ class PredictionLog:
             pending = {k: n for k, n in self._unreported.items() if n}
         if record is None or not pending:
             return
+        if not final and time.monotonic() < self._report_after:
+            return  # the store refused the last report: wait as a failed segment does
         now = int(time.time() * 1000)
         for (model, version), n in pending.items():
             try:
                 record(model, version, n, now)
             except Exception as exc:  # noqa: BLE001 (the store is down: the reason drops happen)
+                self._report_after = time.monotonic() + self.retry_seconds
                 log.warning("prediction log: could not record %d dropped request(s) of %s %s "
                             "(will try again): %s", n, model, version,
                             getattr(exc, "message", exc))
@@ -321,7 +326,7 @@ class PredictionLog:
                 self._hurry.clear()
         self._flush(force=True)
         self._retry(force=True)
-        self._report_drops()
+        self._report_drops(final=True)
 
     def _take(self, first: Scored) -> list[Scored]:
         """``first`` and every request queued behind it, without waiting; they count as

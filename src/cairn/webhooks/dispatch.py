@@ -108,7 +108,8 @@ class Dispatcher(IndexedService):
         """Dispatch every ``interval`` seconds (``rounds`` times, or until :meth:`stop`); a
         round that fails (the database away) is logged and the next one tries again."""
         interval = _positive(interval, "interval", 86400)
-        self._stop.clear()
+        # No clear() here: a stop() that came before the loop started (a signal while it
+        # was being set up) must still end it.
         done = 0
         while (rounds is None or done < rounds) and not self._stop.is_set():
             started = time.monotonic()

@@ -58,10 +58,6 @@ def events_after(conn: Connection, after_seq: int, limit: int, type: str | None 
     return [to_event(r) for r in conn.execute(q.order_by(E.c.seq).limit(limit))]
 
 
-def last_event_seq(conn: Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.max(E.c.seq))).scalar_one() or 0)
-
-
 def existing_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
     keys = list(keys)
     found: set[str] = set()

@@ -9,6 +9,8 @@ server extra.
 
 from __future__ import annotations
 
+import functools
+
 import base64
 import http.client
 import json
@@ -91,6 +93,7 @@ def body(delivery_id: str, kind: str, seq: int, at_ms: int, data: Mapping[str, A
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+@functools.lru_cache(maxsize=1)
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
