@@ -63,9 +63,12 @@ LAYERS: dict[str, set[str]] = {
     "importers": DOMAIN,
     "server": DOMAIN | {"monitoring"},  # no fluent API, no autolog, no CLI; the UI's monitoring page
     "serving": DOMAIN,  # model serving: only `cairn serve` imports it
-    "monitoring": DOMAIN | {"serving", "webhooks"},  # the prediction log; alerts emit events
+    "monitoring": DOMAIN | {"serving", "webhooks", "reproduce"},  # predlog; alerts emit events; KPIs
+    "reproduce": DOMAIN,  # rebuild and re-run a recorded run (cairn reproduce)
+    "pipelines": DOMAIN,  # stages with a cache (cairn pipeline)
+    "gate": DOMAIN,  # the CI gate for promotions (cairn check)
     "webhooks": DOMAIN,  # events from the registry's audit log and ended runs
-    "cli": APPS | {"server", "serving", "monitoring", "webhooks"},
+    "cli": APPS | {"server", "serving", "monitoring", "webhooks", "reproduce", "pipelines", "gate"},
     "testing": EVERYTHING,  # the pytest plugin: fixtures over every layer
     "cairn": EVERYTHING,
 }

@@ -59,6 +59,7 @@ READ_ONLY = {
     "comments ls", "comments show", "views ls", "views show", "dashboards ls", "dashboards show",
     "reports ls", "reports show", "reports export",
     "webhooks ls", "webhooks deliveries", "events ls", "kpi", "monitor status", "monitor rules show",
+    "pipeline status", "check",
 }
 
 
@@ -212,6 +213,12 @@ def _register() -> None:
     monitor_alerts.register(monitor.monitor)  # rules, status, run
     webhooks.register(cli)  # webhooks, events
     kpi.register(cli)  # kpi
+
+    from . import check, pipeline, reproduce
+
+    reproduce.register(cli)  # reproduce
+    pipeline.register(cli)  # pipeline run, status
+    check.register(cli)  # check
 
 
 def _commands(group: click.Group, path: str = "") -> Any:
