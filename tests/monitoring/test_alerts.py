@@ -639,3 +639,24 @@ def test_two_monitor_processes_at_once_roll_back_once(tracking, tmp_path):
     assert len(client.audit_log(action="model.rollback")) == 1
     assert len(client.audit_log(action="alert.firing")) == 1
     assert client.verify_audit_log().ok
+
+
+def test_rules_over_other_windows_read_the_labels_once_per_evaluation(fraud, monkeypatch):
+    """Each window reads its own part of the prediction log, but the labels are the
+    model's, whatever the window: one evaluation reads them once."""
+    from cairn.monitoring import feedback
+
+    client, old, new = fraud
+    serve_and_label(client, [("primary", new, fit(1)[0], True, 10)])
+    calls = []
+    real = feedback.read_labels
+    monkeypatch.setattr(feedback, "read_labels", lambda c, m, *a, **k: calls.append(m) or
+                        real(c, m, *a, **k))
+    alerts = Alerts(client)
+    alerts.apply("rules:\n" + "".join(
+        f"  - name: w{w}\n    model: fraud@production\n    window: {w}\n"
+        f"    condition: live.accuracy < 0.5\n" for w in ("5m", "1h", "1d")))
+    alerts.evaluate()
+    assert calls == ["fraud"]
+    assert {s.rule: s.value["facts"]["live.accuracy"] for s in alerts.states()} == \
+        {"w5m": 1.0, "w1h": 1.0, "w1d": 1.0}

@@ -57,6 +57,7 @@ class Gatherer:
         self.client = client
         self.registry = registry
         self._live: dict[tuple[str, int, int], Any] = {}
+        self._labels: dict[str, Any] = {}  # model -> its labels: rules with other windows share them
 
     def __call__(self, rule: Rule, now_ms: int) -> Facts:
         facts = Facts()
@@ -115,6 +116,7 @@ class Gatherer:
     def _live_of(self, rule: Rule, now_ms: int, facts: Facts) -> Any:
         key = (rule.model_name, rule.window_s, now_ms)
         if key not in self._live:
+            from .feedback import read_labels
             from .live import live_metrics
 
             until = dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc)
@@ -122,8 +124,12 @@ class Gatherer:
             try:
                 # No lookback: it only counts labels of unknown requests, which no fact
                 # uses, and reading a day of log every cycle would cost the most.
+                labels = self._labels.get(rule.model_name)
+                if labels is None:
+                    labels = self._labels[rule.model_name] = read_labels(self.client,
+                                                                         rule.model_name)
                 self._live[key] = live_metrics(self.client, rule.model_name, since, until,
-                                               lookback=dt.timedelta(0))
+                                               lookback=dt.timedelta(0), labels=labels)
             except CairnError as exc:
                 self._live[key] = exc
         got = self._live[key]
