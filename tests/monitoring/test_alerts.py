@@ -660,3 +660,23 @@ def test_rules_over_other_windows_read_the_labels_once_per_evaluation(fraud, mon
     assert calls == ["fraud"]
     assert {s.rule: s.value["facts"]["live.accuracy"] for s in alerts.states()} == \
         {"w5m": 1.0, "w1h": 1.0, "w1d": 1.0}
+
+
+def test_train_facts_are_the_metrics_registered_with_the_version(client):
+    """train.<metric> is what `cairn monitor live` compares with: the value registered with
+    the version, not whatever its run logged afterwards."""
+    exp = client.get_or_create_experiment("training")
+    run = client.create_run(exp.id)
+    client.log_metric(run.id, "accuracy", 0.9)
+    model, X = fit(0)
+    mv = client.register_model("solo", model, run_id=run.id, input_example=X[:2])
+    client.log_metric(run.id, "accuracy", 0.2)  # a later evaluation on the same run
+    client.set_terminated(run.id)
+    client.transition_model_version_stage("solo", mv.version, "production")
+    alerts = Alerts(client)
+    alerts.apply("rules:\n  - name: bar\n    model: solo\n"
+                 "    condition: train.accuracy < 0.5\n")
+    alerts.evaluate()
+    (state,) = alerts.states()
+    assert state.value["facts"] == {"train.accuracy": 0.9}
+    assert state.state == "inactive"

@@ -179,6 +179,9 @@ class Gatherer:
         if version is None:
             return None
         mv = self.registry.get_model_version(rule.model_name, version)
+        registered = (getattr(mv, "metrics", None) or {}).get(key)
+        if registered is not None:  # as `cairn monitor live` reads train.*: registered first
+            return float(registered)
         run_id = getattr(mv, "source_run_id", None) or getattr(mv, "run_id", None)
         if not run_id:
             facts.note(f"train.{key}: {rule.model_name} {version} has no source run")
