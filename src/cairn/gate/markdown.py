@@ -1,0 +1,59 @@
+"""A gate's result as GitHub-flavoured Markdown, for a pull-request comment."""
+
+from __future__ import annotations
+
+import re
+
+from .result import FAIL, PASS, Check, GateResult
+
+ICONS = {PASS: "✅", FAIL: "❌", "skipped": "⏭️"}
+# Characters that would end a table cell or start markup inside one.
+_SPECIAL = re.compile(r"([\\|`*_\[\]<#~])")
+
+
+def escape(text: str) -> str:
+    """``text`` safe inside a table cell: markup characters escaped, line breaks joined."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else f"{x:.6g}"
+
+
+def _p(c: Check) -> str:
+    if c.test is not None and c.test.p_value is not None:
+        return f"{c.test.p_value:.3g} ({c.test.n_candidate} vs {c.test.n_baseline} runs)"
+    return escape(c.test_note) if c.test_note else ""
+
+
+def render(result: GateResult, title: str = "cairn check") -> str:
+    """The report: a verdict line, a table of every check, then why each failure failed."""
+    icon = ICONS[PASS] if result.passed else ICONS[FAIL]
+    lines = [f"### {icon} {escape(title)}: {escape(result.summary())}", ""]
+    if result.significance is not None:
+        lines += [f"Significance: one-sided {escape(result.test)} test at "
+                  f"{result.significance:g} across {escape(', '.join(result.across))}.", ""]
+    lines += ["| rule | candidate | baseline | threshold | p-value | verdict |",
+              "|---|---|---|---:|---|---|"]
+    for c in result.checks:
+        if c.kind == "metric":
+            cand = _num(c.candidate)
+            base = _num(c.baseline)
+        else:
+            cand = escape(c.detail or c.reason) if c.kind != "baseline" else ""
+            base = escape(c.reason) if c.kind == "baseline" else ""
+        verdict = f"{ICONS.get(c.verdict, '')} {c.verdict}"
+        lines.append(f"| {escape(c.rule)} | {cand} | {base} | {_num(c.threshold)} | {_p(c)} "
+                     f"| {verdict} |")
+    failures = result.failures
+    if failures:
+        lines += ["", "**Failed:**", ""]
+        lines += [f"- {escape(c.rule)}: {escape(c.reason)}" for c in failures]
+    sources = sorted({f"{who} values from {src}" for c in result.checks
+                      for who, src in (("candidate", c.candidate_source),
+                                       ("baseline", c.baseline_source))
+                      if src and src != "version"})
+    extra = [*result.notes, *sources]
+    if extra:
+        lines += [""] + [f"_{escape(n)}_" for n in extra]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,101 @@
+"""What a gate decided: one :class:`Check` per rule and requirement, and the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .seeds import Test
+
+PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """The candidate or the baseline: the version a reference resolved to."""
+
+    ref: str
+    name: str
+    version: str
+    stage: str
+    run_id: str | None
+    runs: tuple[str, ...] = ()  # its seed group (the run ids), when a test was asked for
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ref": self.ref, "name": self.name, "version": self.version,
+                "stage": self.stage, "run_id": self.run_id, "runs": list(self.runs)}
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One rule or requirement.  ``verdict`` is pass, fail or skipped; ``reason`` says why
+    it failed or was skipped, ``detail`` what it found when it passed."""
+
+    kind: str  # metric | baseline | approval | signature | lineage
+    rule: str
+    verdict: str
+    reason: str = ""
+    detail: str = ""
+    metric: str | None = None
+    candidate: float | None = None
+    candidate_source: str | None = None  # "version" (registered metrics) or "run <id>"
+    baseline: float | None = None
+    baseline_source: str | None = None
+    threshold: float | None = None
+    test: Test | None = None
+    test_note: str = ""  # why no test decided this rule (e.g. "not applicable (1 run)")
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == FAIL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "rule": self.rule, "verdict": self.verdict,
+                "reason": self.reason, "detail": self.detail, "metric": self.metric,
+                "candidate": self.candidate, "candidate_source": self.candidate_source,
+                "baseline": self.baseline, "baseline_source": self.baseline_source,
+                "threshold": self.threshold,
+                "test": None if self.test is None else self.test.to_dict(),
+                "test_note": self.test_note}
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    candidate: Side
+    baseline: Side | None
+    against: str
+    significance: float | None
+    across: tuple[str, ...]
+    test: str
+    checks: tuple[Check, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """True when no check failed (skipped checks do not fail a gate)."""
+        return not any(c.failed for c in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.failed)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def summary(self) -> str:
+        base = "no baseline" if self.baseline is None else f"{self.baseline} ({self.against})"
+        n = len(self.failures)
+        verdict = "passes" if self.passed else f"fails {n} of {len(self.checks)} checks"
+        return f"{self.candidate} {verdict} against {base}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "summary": self.summary(),
+                "candidate": self.candidate.to_dict(),
+                "baseline": None if self.baseline is None else self.baseline.to_dict(),
+                "against": self.against, "significance": self.significance,
+                "across": list(self.across), "test": self.test,
+                "checks": [c.to_dict() for c in self.checks], "notes": list(self.notes)}
