@@ -570,11 +570,16 @@ class Datasets(StoreService):
 
         Inside a run (the active one, or ``run_id``) it also records the run, its
         code commit, and the inputs as the run's inputs: raw → cleaned → features.
+        ``inputs`` may be empty when ``run_id`` is given: the run made the output from no
+        recorded data.
         """
         if isinstance(inputs, (str, DataRef, DatasetVersion)):
             inputs = [inputs]
-        if not inputs:
-            raise InvalidArgument("derive needs at least one input version")
+        if not inputs and not run_id:
+            # Without a run a version made from nothing is an add; with one it records what
+            # the run produced (a pipeline stage that reads no data).
+            raise InvalidArgument("derive needs at least one input version, or the run_id of "
+                                  "the run that made the output")
         parents = [self.version(r) for r in inputs]
         if transform is not None and not isinstance(transform, Mapping):
             raise InvalidArgument("transform must be a mapping of parameters, e.g. "

@@ -1,0 +1,45 @@
+"""Pipelines: stages with a cache (``cairn pipeline run`` / ``status``; docs/pipelines.md).
+
+``run(client, path)`` brings a ``cairn.yaml`` (or ``dvc.yaml``) up to date: each stage
+whose key (command, dependencies' contents, params) was seen before is restored from the
+object store instead of run; the others run, in parallel where independent, each as a
+run whose inputs and outputs are data set versions.  ``status(client, path)`` says which
+stages are stale and why, without running or writing anything but the lock's stat cache.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .runner import PipelineResult, Runner, StageResult, dataset_name, read_metrics
+from .spec import Pipeline, Stage, load_pipeline
+
+__all__ = ["Pipeline", "PipelineResult", "Stage", "StageResult", "dataset_name", "load_pipeline",
+           "read_metrics", "run", "status"]
+
+
+def run(client: Any, path: str | os.PathLike[str] | None = None, stage: str | None = None, *,
+        jobs: int = 1, dry_run: bool = False, force: bool = False,
+        experiment: str = "pipeline", on_event: Any = None) -> PipelineResult:
+    """Bring the pipeline at ``path`` (default ``cairn.yaml``, else ``dvc.yaml``) up to date:
+    every stage, or ``stage`` and the stages it reads from.  ``dry_run``: say what would
+    run, run nothing.  ``force``: run the selected stages even when cached."""
+    if stage is not None and (not isinstance(stage, str) or not stage):
+        raise _invalid(f"stage must be a stage name, got {stage!r}")
+    pipeline = load_pipeline(path)
+    runner = Runner(client, pipeline, jobs=jobs, experiment=experiment, on_event=on_event)
+    return runner.run(pipeline.select(stage), dry_run=dry_run, force=force)
+
+
+def status(client: Any, path: str | os.PathLike[str] | None = None,
+           stage: str | None = None) -> PipelineResult:
+    """Which stages are stale and why (a dry run): ``stale`` stages carry a ``reason``, and
+    ``cached`` when the run cache has their key (a run would restore, not execute them)."""
+    return run(client, path, stage, dry_run=True)
+
+
+def _invalid(message: str) -> Exception:
+    from ..errors import InvalidArgument
+
+    return InvalidArgument(message)

@@ -1,0 +1,492 @@
+"""Bringing a pipeline up to date: plan each stage, restore what the cache has, run the rest.
+
+For each stage, in topological order once everything it reads is done:
+
+1. its key (:func:`~cairn.pipelines.state.stage_key`) from its command, the digests of
+   its dependencies and its params; digests trust unchanged stats (:class:`Hasher`);
+2. the lock's key for the stage is the same and its outputs are as recorded: nothing to
+   do ("unchanged"); the same key but an output deleted or edited: it is restored from
+   the object store ("restored");
+3. a key the lock does not have: the run cache (:mod:`.cache`) is asked; a hit restores
+   the outputs ("cached"), so switching branches back and forth runs nothing;
+4. otherwise the command runs, as a run of its own, in a worker thread (``jobs`` at
+   once); after it exits 0 its outputs are recorded as data set versions derived from
+   its inputs, its metrics files logged, and only then is the key cached.
+
+A failing stage's run is FAILED and its downstream stages are skipped; independent
+stages go on.  On Ctrl-C (KeyboardInterrupt) the running commands' process groups are
+stopped, their runs marked KILLED, and nothing of theirs is cached; what finished before
+stays recorded.  Store writes happen on the calling thread only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import CairnError, InvalidArgument
+from . import cache as C
+from .spec import Pipeline, Stage
+from .state import LOCK_NAME, Digest, Hasher, State, stage_key
+
+Event = Callable[["StageResult"], None]
+DONE_OK = {"ran", "unchanged", "restored", "cached"}
+_KILL_GRACE_S = 5.0
+_LOG_TAIL = 2000
+
+
+@dataclass(slots=True)
+class StageResult:
+    """What happened to one stage (or, for a dry run and ``status``, what would)."""
+
+    name: str
+    status: str  # ran failed killed skipped unchanged restored cached | stale (dry run)
+    key: str | None = None
+    run_id: str | None = None  # the run that made the outputs (this one, or the cached one)
+    seconds: float = 0.0
+    reason: str = ""  # why it ran, or is stale; why it failed
+    cached: bool = False  # dry run: the run cache has this key (it would be restored)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class PipelineResult:
+    file: str
+    stages: list[StageResult] = field(default_factory=list)
+    hashed: int = 0  # files read to compute digests (the rest were trusted by their stat)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status in DONE_OK or s.status == "stale" for s in self.stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "ok": self.ok, "hashed": self.hashed,
+                "stages": [s.to_dict() for s in self.stages]}
+
+
+def check_jobs(jobs: Any) -> int:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256:
+        raise InvalidArgument(f"jobs must be an integer from 1 to 256, got {jobs!r}")
+    return jobs
+
+
+class Runner:
+    """One ``run`` (or dry run) of a pipeline against one client's store."""
+
+    def __init__(self, client: Any, pipeline: Pipeline, *, jobs: int = 1,
+                 experiment: str = "pipeline", on_event: Event | None = None) -> None:
+        self.client = client
+        self.p = pipeline
+        self.jobs = check_jobs(jobs)
+        if not isinstance(experiment, str) or not experiment.strip():
+            raise InvalidArgument(f"experiment must be a non-empty name, got {experiment!r}")
+        self.experiment = experiment
+        self.on_event = on_event or (lambda r: None)
+        self.state = State.load(pipeline.root / LOCK_NAME)
+        self.hasher = Hasher(pipeline.root, self.state)
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._dep_versions: dict[str, str] = {}  # source dependency -> "name@N"
+        self._exp_id: str | None = None
+        self._ds: Any = None
+
+    # -- planning -------------------------------------------------------------------
+    def _digests(self, paths: tuple[str, ...]) -> tuple[dict[str, Digest], list[str]]:
+        found, missing = {}, []
+        for rel in paths:
+            d = self.hasher.digest(rel)
+            if d is None:
+                missing.append(rel)
+            else:
+                found[rel] = d
+        return found, missing
+
+    def _key(self, stage: Stage, deps: dict[str, Digest]) -> str:
+        return stage_key(stage.cmd, stage.wdir, {k: v.digest for k, v in deps.items()},
+                         dict(stage.params), stage.outs)
+
+    def _changed_outs(self, stage: Stage, record: dict[str, Any]) -> list[str]:
+        bad = []
+        for rel in stage.outs:
+            want = (record.get("outs") or {}).get(rel)
+            cur = self.hasher.digest(rel)
+            if want is None or cur is None or cur.digest != want.get("digest"):
+                bad.append(rel)
+        return bad
+
+    def _reason(self, stage: Stage, deps: dict[str, Digest], rec: dict[str, Any] | None) -> str:
+        if rec is None:
+            return "never run"
+        if list(stage.cmd) != rec.get("cmd"):
+            return "command changed"
+        old = rec.get("deps") or {}
+        for rel, d in deps.items():
+            if rel not in old:
+                return f"new dependency {rel}"
+            if old[rel] != d.digest:
+                return f"dependency {rel} changed"
+        for rel in old:
+            if rel not in deps:
+                return f"dependency {rel} removed"
+        params = _jsonable(dict(stage.params))
+        for k, v in params.items():
+            if k not in (rec.get("params") or {}):
+                return f"new param {k}"
+            if rec["params"][k] != v:
+                return f"param {k} changed ({_short(rec['params'][k])} -> {_short(v)})"
+        if sorted(stage.outs) != sorted(rec.get("outs") or {}):
+            return "outputs changed"
+        if stage.wdir != rec.get("wdir", "."):
+            return "wdir changed"
+        return "params changed"
+
+    # -- the run ---------------------------------------------------------------------
+    def run(self, targets: list[str], *, dry_run: bool = False, force: bool = False) -> PipelineResult:
+        result = PipelineResult(str(self.p.path))
+        results: dict[str, StageResult] = {}
+        selected = set(targets)
+        pending = list(targets)
+        running: dict[Future[tuple[int, float, str]], tuple[Stage, StageResult, dict]] = {}
+        finishing: StageResult | None = None
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="cairn-stage")
+
+        def emit(r: StageResult) -> None:
+            result.stages.append(r)
+            self.on_event(r)
+
+        try:
+            while pending or running:
+                progressed = False
+                for name in list(pending):
+                    if len(running) >= self.jobs:
+                        break
+                    ups = [u for u in self.p.upstream[name] if u in selected]
+                    if any(u not in results or results[u].status == "running" for u in ups):
+                        continue
+                    pending.remove(name)
+                    progressed = True
+                    failed_up = [u for u in ups if results[u].status not in DONE_OK | {"stale"}]
+                    stale_up = [u for u in ups if results[u].status == "stale"]
+                    stage = self.p.stages[name]
+                    if failed_up:
+                        r = StageResult(name, "skipped", reason=f"upstream stage {failed_up[0]} "
+                                        f"{results[failed_up[0]].status}")
+                    elif dry_run and stale_up:
+                        r = StageResult(name, "stale", reason=f"upstream stage {stale_up[0]} is "
+                                        "stale")
+                    else:
+                        r, ctx = self._plan(stage, dry_run=dry_run, force=force)
+                        if r.status == "run":
+                            r.status = "running"
+                            results[name] = r
+                            self._start(stage, r, ctx)
+                            running[pool.submit(self._execute, stage)] = (stage, r, ctx)
+                            continue
+                    results[name] = r
+                    emit(r)
+                if running and (not progressed or len(running) >= self.jobs or not pending):
+                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        stage, r, ctx = running.pop(fut)
+                        finishing = r
+                        rc, seconds, log = fut.result()
+                        self._finish(stage, r, ctx, rc, seconds, log)
+                        finishing = None
+                        emit(r)
+        except BaseException:
+            self._stopping = True
+            self._kill_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            stopped = [r for _, r, _ in running.values()]
+            if finishing is not None:
+                stopped.append(finishing)
+            for r in stopped:
+                r.status, r.reason = "killed", "interrupted"
+                self._end_run(r, "KILLED")
+                emit(r)
+            self.state.save()
+            raise
+        pool.shutdown(wait=True)
+        self.state.save()
+        result.hashed = self.hasher.hashed
+        return result
+
+    def _plan(self, stage: Stage, *, dry_run: bool, force: bool) -> tuple[StageResult, dict]:
+        r = StageResult(stage.name, "run")
+        deps, missing = self._digests(stage.deps)
+        if missing:
+            r.status = "stale" if dry_run else "failed"
+            r.reason = f"dependency {missing[0]} does not exist"
+            return r, {}
+        key = r.key = self._key(stage, deps)
+        rec = self.state.stages.get(stage.name)
+        ctx: dict[str, Any] = {"deps": deps, "key": key}
+        if rec is not None and rec.get("key") == key and not force:
+            bad = self._changed_outs(stage, rec)
+            r.run_id = rec.get("run_id")
+            if not bad:
+                r.status = "unchanged"
+                return r, ctx
+            if dry_run:
+                r.status, r.cached = "stale", True
+                r.reason = f"output {bad[0]} is missing or changed"
+                return r, ctx
+            if self._restore(stage, rec, bad):
+                r.status, r.reason = "restored", f"output {bad[0]} was missing or changed"
+                return r, ctx
+        reason = self._reason(stage, deps, rec) if not force else "forced"
+        hit = None if force else self._lookup(key)
+        if dry_run:
+            r.status, r.reason, r.cached = "stale", reason, hit is not None
+            if hit is not None:
+                r.run_id = hit[0]
+            return r, ctx
+        if hit is not None:
+            run_id, record = hit
+            bad = self._changed_outs(stage, record)
+            if self._restore(stage, record, bad):
+                r.status, r.run_id, r.reason = "cached", run_id, reason
+                self._lock_stage(stage, deps, key, record.get("outs") or {}, run_id)
+                return r, ctx
+        r.reason = reason
+        return r, ctx
+
+    def _lookup(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        try:
+            return C.lookup(self.client, key)
+        except CairnError:
+            raise
+        except Exception:  # noqa: BLE001 - a store that cannot search runs has no run cache
+            return None
+
+    def _restore(self, stage: Stage, record: dict[str, Any], bad: list[str]) -> bool:
+        outs = record.get("outs") or {}
+        try:
+            for rel in bad:
+                C.restore(self.client.store.objects, self.p.root, rel, outs[rel])
+        except (CairnError, KeyError):
+            return False  # objects gone from the store: the stage runs again
+        for rel in bad:  # their digests must now be the recorded ones
+            d = self.hasher.digest(rel)
+            if d is None or d.digest != outs[rel].get("digest"):
+                return False
+        return True
+
+    # -- executing -------------------------------------------------------------------
+    def _start(self, stage: Stage, r: StageResult, ctx: dict[str, Any]) -> None:
+        if self._exp_id is None:
+            self._exp_id = self.client.get_or_create_experiment(self.experiment).id
+        params = {_param_name(k): _param_text(v) for k, v in stage.params.items()}
+        run = self.client.create_run(self._exp_id, name=stage.name, params=params, tags={
+            C.STAGE_TAG: stage.name, C.KEY_TAG: ctx["key"], C.FILE_TAG: self.p.path.name,
+            "cairn.pipeline.cmd": _param_text(" && ".join(stage.cmd))})
+        r.run_id = run.id
+        ctx["t0"] = time.monotonic()
+
+    def _execute(self, stage: Stage) -> tuple[int, float, str]:
+        """Run the stage's command (a worker thread); its output goes to a log file."""
+        t0 = time.monotonic()
+        fd, log = tempfile.mkstemp(prefix=f"cairn-{stage.name[:40]}-", suffix=".log")
+        cwd = self.p.root / stage.wdir
+        try:
+            for cmd in stage.cmd:
+                with self._lock:
+                    if self._stopping:
+                        return -signal.SIGINT, time.monotonic() - t0, log
+                    proc = subprocess.Popen(cmd, shell=True, cwd=cwd, stdout=fd, stderr=fd,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                    self._procs[stage.name] = proc
+                rc = proc.wait()
+                with self._lock:
+                    self._procs.pop(stage.name, None)
+                if rc != 0:
+                    return rc, time.monotonic() - t0, log
+            return 0, time.monotonic() - t0, log
+        finally:
+            os.close(fd)
+
+    def _kill_all(self) -> None:
+        with self._lock:
+            procs = list(self._procs.values())
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for proc in procs:
+                if proc.poll() is None:
+                    try:
+                        os.killpg(proc.pid, sig)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            deadline = time.monotonic() + _KILL_GRACE_S
+            while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+                time.sleep(0.02)
+            if all(p.poll() is not None for p in procs):
+                break
+
+    def _finish(self, stage: Stage, r: StageResult, ctx: dict[str, Any], rc: int,
+                seconds: float, log: str) -> None:
+        r.seconds = round(seconds, 3)
+        try:
+            if rc != 0:
+                r.status = "failed"
+                r.reason = f"command exited with {rc}" + _tail(log)
+                self._end_run(r, "FAILED", error=r.reason)
+                return
+            missing = [o for o in stage.outs if not os.path.lexists(self.p.root / o)]
+            if missing:
+                r.status = "failed"
+                r.reason = f"the command did not write its output {missing[0]}"
+                self._end_run(r, "FAILED", error=r.reason)
+                return
+            try:
+                outs = self._record_outputs(stage, r, ctx)
+            except CairnError as exc:
+                r.status, r.reason = "failed", f"recording outputs failed: {exc.message}"
+                self._end_run(r, "FAILED", error=r.reason)
+                return
+            r.status = "ran"
+            self._lock_stage(stage, ctx["deps"], ctx["key"], outs, r.run_id)
+        finally:
+            try:
+                os.unlink(log)
+            except OSError:
+                pass
+
+    def _record_outputs(self, stage: Stage, r: StageResult, ctx: dict[str, Any]) -> dict:
+        """Outputs as data set versions derived from the inputs' versions; metrics logged;
+        then the record that makes the key a cache hit, and the run FINISHED."""
+        assert r.run_id is not None
+        ds = self._datasets()
+        parents = [self._dep_version(dep) for dep in stage.deps]
+        outs: dict[str, Any] = {}
+        for rel in stage.outs:
+            d = self.hasher.digest(rel)
+            if d is None:
+                raise InvalidArgument(f"output {rel} disappeared")
+            v = ds.derive([p for p in parents if p], self.p.root / rel, dataset_name(rel),
+                          transform={"pipeline": self.p.path.name, "stage": stage.name},
+                          message=f"stage {stage.name}", run_id=r.run_id)
+            outs[rel] = {"digest": d.digest, "kind": d.kind, "tree": v.tree,
+                         "dataset": v.name, "version": v.version}
+        metrics = []
+        now = int(time.time() * 1000)
+        for rel in stage.metrics:
+            for k, v in read_metrics(self.p.root / rel).items():
+                metrics.append((k, v, 0, now))
+        oid = C.save_record(self.client, {"key": ctx["key"], "stage": stage.name, "outs": outs})
+        self.client.log_batch(r.run_id, metrics=metrics, tags={C.RECORD_TAG: oid})
+        self.client.set_terminated(r.run_id, "FINISHED")
+        return outs
+
+    def _dep_version(self, dep: str) -> str | None:
+        """The data set version a dependency is: an upstream output's, or a source file's."""
+        for rec in self.state.stages.values():
+            for rel, out in (rec.get("outs") or {}).items():
+                if (dep == rel or dep.startswith(rel + "/")) and out.get("dataset"):
+                    return f"{out['dataset']}@{out['version']}"
+        if dep not in self._dep_versions:
+            v = self._datasets().add(self.p.root / dep, dataset_name(dep),
+                                     message=f"dependency of {self.p.path.name}")
+            self._dep_versions[dep] = v.ref
+        return self._dep_versions[dep]
+
+    def _datasets(self) -> Any:
+        if self._ds is None:
+            from ..data import Datasets
+
+            self._ds = Datasets(self.client)
+        return self._ds
+
+    def _end_run(self, r: StageResult, status: str, error: str = "") -> None:
+        if r.run_id is None:
+            return
+        try:
+            if error:
+                self.client.set_tag(r.run_id, "cairn.pipeline.error", error[-_LOG_TAIL:])
+            self.client.set_terminated(r.run_id, status)
+        except CairnError:
+            pass  # the run stays RUNNING; the stage's own result says what happened
+
+    def _lock_stage(self, stage: Stage, deps: dict[str, Digest], key: str,
+                    outs: dict[str, Any], run_id: str | None) -> None:
+        self.state.set_stage(stage.name, {
+            "key": key, "cmd": list(stage.cmd), "wdir": stage.wdir,
+            "deps": {k: v.digest for k, v in deps.items()},
+            "params": _jsonable(dict(stage.params)), "outs": outs, "run_id": run_id})
+
+
+def dataset_name(rel: str) -> str:
+    """The data set a pipeline path is versioned as: the path, made a valid name."""
+    out = "".join(c if c.isascii() and (c.isalnum() or c in "._-/") else "_" for c in rel)
+    out = "/".join(part for part in out.split("/") if part) or "out"
+    if not out[0].isalnum():
+        out = "p" + out
+    return out[:256]
+
+
+def read_metrics(path: Path) -> dict[str, float]:
+    """The numbers of a metrics file (JSON or YAML), nested keys joined with '.'."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        from .spec import yaml_module
+
+        yaml = yaml_module()
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InvalidArgument(f"metrics file {path.name} is neither JSON nor YAML: "
+                                  f"{exc}") from None
+    out: dict[str, float] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        elif isinstance(node, (int, float)) and not isinstance(node, bool) and prefix:
+            out[prefix] = float(node)
+
+    walk(doc, "")
+    return out
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(params, default=str))
+
+
+def _param_name(key: str) -> str:
+    file, _, name = key.partition(":")
+    return name if file == "params.yaml" else key
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 6000 else text[:5990] + "..."
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _tail(log: str) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - _LOG_TAIL))
+            text = f.read().decode("utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    return f":\n{text}" if text else ""

@@ -1,0 +1,171 @@
+"""What the last runs left: the lock file, and content digests that trust unchanged stats.
+
+``cairn.lock`` (JSON, next to the pipeline file) records for each stage the key it was
+last brought up to date with, its command, the digests of its dependencies, its params
+and its outputs (digest, data set version, tree), and for every file it hashed the
+``stat`` it had (size, mtime_ns, ctime_ns, inode) with its SHA-256.  A re-run whose files
+all stat the same hashes nothing; the lock is rewritten only when something changed.
+It is local state: deleting it costs one re-hash of every dependency and output, and a
+run-cache lookup per stage (hits restore nothing that is already there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..entities import FileEntry
+from ..errors import CairnError, Conflict, InvalidArgument
+from ..data.ingest import encode_entries, scan
+
+LOCK_NAME = "cairn.lock"
+LOCK_FORMAT = "cairn.pipeline.lock/1"
+RACY_NS = 100_000_000  # as the data hash cache: a file this fresh may change within one tick
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What a path holds: ``digest`` (SHA-256 of its canonical listing) and its kind."""
+
+    digest: str
+    kind: str  # "file" | "dir"
+    files: int
+    size: int
+
+
+class State:
+    """The lock file's content, loaded once per command; ``save`` writes it if it changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.files: dict[str, list[Any]] = {}
+        self.stages: dict[str, dict[str, Any]] = {}
+        self.dirty = False
+
+    @classmethod
+    def load(cls, path: Path) -> "State":
+        state = cls(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return state
+        try:
+            doc = json.loads(raw)
+            if doc.get("format") != LOCK_FORMAT:
+                raise ValueError(f"format {doc.get('format')!r}")
+            state.files = dict(doc.get("files") or {})
+            state.stages = dict(doc.get("stages") or {})
+        except (ValueError, AttributeError, TypeError) as exc:
+            # Only a record of the last runs: starting over costs hashing, not results.
+            state.files, state.stages, state.dirty = {}, {}, True
+            import logging
+
+            logging.getLogger("cairn.pipelines").warning(
+                "ignoring the unreadable lock file %s (%s); stages are checked again", path, exc)
+        return state
+
+    def set_stage(self, name: str, record: dict[str, Any]) -> None:
+        if self.stages.get(name) != record:
+            self.stages[name] = record
+            self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        doc = {"format": LOCK_FORMAT, "stages": dict(sorted(self.stages.items())),
+               "files": dict(sorted(self.files.items()))}
+        data = json.dumps(doc, indent=1, sort_keys=False).encode()
+        tmp = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        self.dirty = False
+
+
+class Hasher:
+    """Digests of the pipeline's paths, trusting :class:`State`'s stats where they match."""
+
+    def __init__(self, root: Path, state: State) -> None:
+        self.root = root
+        self.state = state
+        self.started = time.time_ns()
+        self.hashed = 0  # files read this command (the rest were trusted)
+
+    def digest(self, rel: str) -> Digest | None:
+        """The digest of ``rel`` (relative to the root); None when it does not exist."""
+        path = self.root / rel
+        try:
+            files, is_dir = scan(path)
+        except CairnError as exc:
+            if not os.path.lexists(path):
+                return None
+            raise exc
+        entries = []
+        size = 0
+        known = self.state.files
+        for f in files:
+            key = os.path.relpath(f.path, self.root) if is_dir else rel
+            row = known.get(key)
+            stat = [f.size, f.mtime_ns, f.ctime_ns, f.ino]
+            if row is not None and row[:4] == stat and not row[5]:
+                digest = row[4]
+            else:
+                digest, stat = self._hash(f.path, stat)
+                racy = stat[1] >= self.started - RACY_NS
+                new = [*stat, digest, racy]
+                if row != new:
+                    known[key] = new
+                    self.state.dirty = True
+            entries.append(FileEntry(f.rel, f.size, digest))
+            size += f.size
+        if is_dir and not files:
+            kind_digest = hashlib.sha256(encode_entries([])).hexdigest()
+            return Digest(kind_digest, "dir", 0, 0)
+        return Digest(hashlib.sha256(encode_entries(entries)).hexdigest(),
+                      "dir" if is_dir else "file", len(entries), size)
+
+    def _hash(self, path: str, stat: list[int]) -> tuple[str, list[int]]:
+        for _ in range(3):
+            with open(path, "rb") as fh:
+                before = os.fstat(fh.fileno())
+                h = hashlib.sha256()
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+                after = os.fstat(fh.fileno())
+            b = [before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino]
+            a = [after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino]
+            if a == b:
+                self.hashed += 1
+                return h.hexdigest(), a
+        raise Conflict(f"{path} changed while it was being read (3 attempts)", path=path)
+
+
+def stage_key(cmd: tuple[str, ...], wdir: str, deps: dict[str, str], params: dict[str, Any],
+              outs: tuple[str, ...]) -> str:
+    """The run-cache key of a stage: what decides its outputs.  Params are JSON values."""
+    doc = {"format": "cairn.stage/1", "cmd": list(cmd), "wdir": wdir,
+           "deps": dict(sorted(deps.items())), "params": params, "outs": sorted(outs)}
+    try:
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          default=_json_default)
+    except ValueError as exc:
+        raise InvalidArgument(f"params cannot be hashed: {exc}") from None
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    # YAML dates and the like: their text is what the user wrote.
+    return str(value)
