@@ -129,6 +129,12 @@ class Runner:
     def _reason(self, stage: Stage, deps: dict[str, Digest], rec: dict[str, Any] | None) -> str:
         if rec is None:
             return "never run"
+        params = _jsonable(dict(stage.params))
+        for k, v in params.items():
+            if k not in (rec.get("params") or {}):
+                return f"new param {k}"
+            if rec["params"][k] != v:
+                return f"param {k} changed ({_short(rec['params'][k])} -> {_short(v)})"
         if list(stage.cmd) != rec.get("cmd"):
             return "command changed"
         old = rec.get("deps") or {}
@@ -140,12 +146,6 @@ class Runner:
         for rel in old:
             if rel not in deps:
                 return f"dependency {rel} removed"
-        params = _jsonable(dict(stage.params))
-        for k, v in params.items():
-            if k not in (rec.get("params") or {}):
-                return f"new param {k}"
-            if rec["params"][k] != v:
-                return f"param {k} changed ({_short(rec['params'][k])} -> {_short(v)})"
         if sorted(stage.outs) != sorted(rec.get("outs") or {}):
             return "outputs changed"
         if stage.wdir != rec.get("wdir", "."):
