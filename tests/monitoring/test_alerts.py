@@ -680,3 +680,50 @@ def test_train_facts_are_the_metrics_registered_with_the_version(client):
     (state,) = alerts.states()
     assert state.value["facts"] == {"train.accuracy": 0.9}
     assert state.state == "inactive"
+
+
+def test_an_action_whose_monitor_died_is_taken_over_after_its_lease(fraud):
+    """A monitor that claimed the rollback and died before its result left the claim
+    open: a claim younger than the lease is left alone, an older one is taken over, and a
+    rollback the dead monitor had already made is not made twice."""
+    from cairn.monitoring import alert_store as db
+    from cairn.monitoring.alerts import ACTION_LEASE_S
+
+    client, old, new = fraud
+    knob = Knob(live=0.80)
+    knob_versions = Knob.__call__
+
+    def facts(rule, now_ms):  # the firing judged the version in production
+        f = knob_versions(knob, rule, now_ms)
+        f.versions["model"] = registry_for(client).resolve("fraud@production").version
+        return f
+
+    alerts = Alerts(client, facts=facts)
+    alerts.apply(RULES)
+    alerts.evaluate(T0)
+    fired = T0 + 10 * MIN
+    alerts.evaluate(fired)
+    with alerts.session(write=True) as conn:  # the dead monitor's claim of action 1
+        assert db.claim(conn, "accuracy-drop", "fraud", 1, 1, "rollback", "bob", fired)
+    assert [r.kind for r in alerts.act(fired + 60_000)] == ["notify"]  # within the lease
+    assert registry_for(client).resolve("fraud@production").version == new
+    later = fired + (ACTION_LEASE_S + 1) * 1000
+    (took,) = alerts.act(later)
+    assert took.result == {"rolled_back_to": old, "from": new, "stage": "Production"}
+    assert registry_for(client).resolve("fraud@production").version == old
+    assert alerts.act(later + 1) == []  # finished: nobody takes it again
+
+    # Second firing: the dead monitor made its rollback before dying.
+    knob.values["live.accuracy"] = 0.99
+    alerts.evaluate(later + MIN)
+    knob.values["live.accuracy"] = 0.5
+    alerts.evaluate(later + 2 * MIN)
+    second = later + 12 * MIN
+    alerts.evaluate(second)
+    assert {s.rule: s.firing for s in alerts.states()} == {"accuracy-drop": 2}
+    with alerts.session(write=True) as conn:
+        assert db.claim(conn, "accuracy-drop", "fraud", 2, 1, "rollback", "bob", second)
+    registry_for(client).rollback("fraud", stage="production", to=new, reason="bob's")
+    acted = {r.kind: r for r in alerts.act(second + (ACTION_LEASE_S + 1) * 1000)}
+    assert "no longer" in acted["rollback"].result["skipped"]
+    assert registry_for(client).resolve("fraud@production").version == new

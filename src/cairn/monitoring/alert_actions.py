@@ -53,9 +53,7 @@ def registry_action(reg: Any, rule: Rule, action: Action, reason: str,
 
     name = rule.model_name
     if action.kind == "rollback":
-        # The stage the rule follows (fraud@staging rolls staging back), else production.
-        follows = rule.selector if rule.selector and Stage.is_stage(rule.selector) else None
-        stage = str(action.options.get("stage") or follows or "production")
+        stage = _rollback_stage(rule, action)
         before = version_or_none(reg, f"{name}@{stage}")
         targets = [v for v in reg.rollback_targets(name, stage) if v not in left]
         if not targets:
@@ -84,6 +82,34 @@ def registry_action(reg: Any, rule: Rule, action: Action, reason: str,
         reg.set_alias(name, to, version)
         return {"alias": to, "from": before, "to": version}
     raise InvalidArgument(f"unknown action {action.kind!r}")  # pragma: no cover
+
+
+def _rollback_stage(rule: Rule, action: Action) -> str:
+    """The stage a rollback moves: the one the rule follows (fraud@staging rolls staging
+    back), else production."""
+    from ..registry.entities import Stage
+
+    follows = rule.selector if rule.selector and Stage.is_stage(rule.selector) else None
+    return str(action.options.get("stage") or follows or "production")
+
+
+def done_before(reg: Any, rule: Rule, st: Any, action: Action) -> dict[str, Any] | None:
+    """For an action taken over from a monitor that died after claiming it: its result
+    when that monitor may have done it already, else None (take it).
+
+    Abort and promote say so themselves (they skip a move already made); a rollback would
+    roll back once more, so it is skipped when the stage no longer holds the version the
+    firing judged."""
+    if action.kind != "rollback":
+        return None
+    judged = (st.value.get("versions") or {}).get("model") if isinstance(st.value, dict) \
+        else None
+    stage = _rollback_stage(rule, action)
+    now = version_or_none(reg, f"{rule.model_name}@{stage}")
+    if judged is None or now == str(judged):
+        return None
+    return {"skipped": f"{stage} holds {now}, no longer {judged}, the version this firing "
+                       "judged: the monitor that claimed the rollback and died had made it"}
 
 
 def emit_event(conn: Connection, rule: Rule | None, st: AlertState, value: dict[str, Any],

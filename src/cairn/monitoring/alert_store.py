@@ -222,6 +222,17 @@ def claim(conn: Connection, rule: str, model: str, firing: int, action: int, kin
     return _inserted(conn, stmt, A.c.rule)
 
 
+def retake(conn: Connection, rule: str, model: str, firing: int, action: int, user: str,
+           now: int, lease_ms: int) -> bool:
+    """Whether this caller took over an action claimed more than ``lease_ms`` ago and never
+    finished: its monitor died between the claim and the result."""
+    result = conn.execute(A.update().where(
+        A.c.rule == rule, A.c.model == model, A.c.firing == firing, A.c.action == action,
+        A.c.done_at.is_(None), A.c.claimed_at < now - lease_ms,
+    ).values(claimed_by=user, claimed_at=now))
+    return bool(result.rowcount == 1)
+
+
 def finish(conn: Connection, rule: str, model: str, firing: int, action: int,
            result: Mapping[str, Any], now: int) -> None:
     conn.execute(A.update().where(A.c.rule == rule, A.c.model == model, A.c.firing == firing,

@@ -44,6 +44,9 @@ log = logging.getLogger("cairn.monitoring.alerts")
 
 AUDIT_TARGET = "alerts:rules"
 MAX_LIMIT = 10_000
+# An action claimed this long ago and never finished is taken over by the next monitor:
+# the one that claimed it died (a registry change takes well under a second).
+ACTION_LEASE_S = 300
 
 
 def when_ms(now: Any) -> int:
@@ -337,18 +340,27 @@ class Alerts(StoreService):
                 db.finish(conn, rule.name, rule.model, st.firing, i, result, now)
         else:
             with self.session(write=True) as conn:
+                retaken = False
                 if not db.claim(conn, rule.name, rule.model, st.firing, i, action.kind,
                                 self.user, now):
-                    return None
+                    retaken = db.retake(conn, rule.name, rule.model, st.firing, i,
+                                        self.user, now, ACTION_LEASE_S * 1000)
+                    if not retaken:
+                        return None
             reason = acts.reason_of(rule, st)
             try:
-                # Never back to a version this rule already rolled back from: a second
-                # firing on the restored version must not bring the bad one back.
-                left = {str(r.result["from"]) for r in self.actions(rule.name, rule.model,
-                                                                    MAX_LIMIT)
-                        if r.kind == "rollback" and r.result and r.result.get("from")} \
-                    if action.kind == "rollback" else set()
-                result = acts.registry_action(self.registry(), rule, action, reason, left)
+                done_before = acts.done_before(self.registry(), rule, st, action) \
+                    if retaken else None
+                if done_before is not None:
+                    result = done_before
+                else:
+                    # Never back to a version this rule already rolled back from: a second
+                    # firing on the restored version must not bring the bad one back.
+                    left = {str(r.result["from"]) for r in self.actions(rule.name, rule.model,
+                                                                        MAX_LIMIT)
+                            if r.kind == "rollback" and r.result and r.result.get("from")} \
+                        if action.kind == "rollback" else set()
+                    result = acts.registry_action(self.registry(), rule, action, reason, left)
             except CairnError as exc:
                 result = {"error": exc.message}
             except Exception as exc:  # noqa: BLE001 - the claim must get its result
