@@ -33,9 +33,10 @@ class Trained:
 
 def train(client, *, noise: float, seeds=(0,), C: float = 1.0, name: str = "fraud",
           register: bool = True, dataset: str | None = None, latency: float | None = None,
-          extra_metrics: dict | None = None) -> Trained:
-    """One run per seed (params noise, C, seed; metric val_auc); the first seed's model is
-    registered as a new version of ``name`` from its run."""
+          per_run: list[dict] | None = None, late: dict | None = None) -> Trained:
+    """One run per seed (params noise, C, seed; metric val_auc, and ``per_run[i]``'s
+    metrics in the i-th run); the first seed's model is registered as a new version of
+    ``name`` from its run, which then logs ``late`` (metrics the version does not hold)."""
     exp = client.get_or_create_experiment(EXPERIMENT)
     out = Trained(None)
     for i, seed in enumerate(seeds):
@@ -45,13 +46,15 @@ def train(client, *, noise: float, seeds=(0,), C: float = 1.0, name: str = "frau
         client.log_metric(run.id, "val_auc", auc)
         if latency is not None:
             client.log_metric(run.id, "latency_ms", latency)
-        for k, v in (extra_metrics or {}).items():
+        for k, v in ((per_run or [{}] * len(seeds))[i]).items():
             client.log_metric(run.id, k, v)
         if dataset is not None:
             client.log_input(run.id, dataset, "train")
         if i == 0 and register:
             mv = client.register_model(name, model, run_id=run.id, input_example=X[:5])
             out.version = mv.version
+            for k, v in (late or {}).items():
+                client.log_metric(run.id, k, v)
         client.set_terminated(run.id)
         out.run_ids.append(run.id)
         out.aucs.append(auc)
