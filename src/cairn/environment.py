@@ -2,7 +2,10 @@
 
 ``capture_environment()`` returns a fresh JSON-serialisable dict::
 
-    git          {"commit", "branch", "dirty", "diff_digest", "remote"} or None
+    git          {"commit", "branch", "dirty", "diff_digest", "remote", "root", "patch",
+                  "untracked", "skipped"} or None
+    source       {"root", "files", "skipped"}: a snapshot where there is no git, else None
+    cwd          the working directory the git state was read for
     python       {"version", "implementation", "executable"}
     packages     {distribution name: version}
     os           {"system", "release", "machine", "platform"}
@@ -10,7 +13,18 @@
     gpus         [{"index", "name", "memory_total_mb", "driver"}, ...]
     argv         sys.argv
     entry_point  the main script's absolute path, "-m module", "-c" or None
+    process      {"id", "pid", "started"}: tells the runs of one process apart from others
+    env_vars     {name: value} of the allow-listed environment variables (never secrets)
+    container    {"runtime", "image", "image_digest"} when in a container, else None
+    package_sources {name: {"url", "editable"}} of packages not installed from an index
     hostname, user
+
+What ``cairn reproduce`` needs to rebuild the code is kept as content-addressed objects:
+``git.patch`` (the uncommitted diff), ``git.untracked`` and ``source.files`` ({path: oid})
+name them, and :func:`source_blobs` hands their bytes to whoever stores the run (the run
+writer puts them in the store's object store once per process).  Untracked files larger
+than ``CAIRN_CAPTURE_SOURCE_MAX_FILE`` or beyond ``CAIRN_CAPTURE_SOURCE_MAX_TOTAL`` are
+listed in ``skipped`` instead.
 
 The process-level parts are computed once per process and git state once per working
 directory, so calling it per run costs microseconds.  ``capture_environment_async()``
@@ -22,9 +36,11 @@ a deep-learning framework.  This module imports nothing from cairn.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import getpass
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import shutil
@@ -32,11 +48,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["capture_environment", "capture_environment_async", "clear_environment_cache"]
+__all__ = ["capture_environment", "capture_environment_async", "clear_environment_cache",
+           "source_blobs", "source_oids", "ENV_VAR_ALLOW", "SECRET_WORDS"]
 
 _TIMEOUT_S = 3.0
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known empty tree
@@ -46,6 +65,29 @@ _process: dict[str, Any] | None = None
 _git: dict[str, dict[str, Any] | None] = {}
 _combined: dict[str, dict[str, Any]] = {}
 _real: dict[str, str] = {}  # cwd -> its realpath: a run's start resolved it twice
+_blobs: dict[str, bytes] = {}  # oid -> content of a patch or source file captured here
+
+# Read here, not through cairn.settings: this module is a leaf (see docs/settings.md).
+MAX_FILE_VAR, MAX_TOTAL_VAR = "CAIRN_CAPTURE_SOURCE_MAX_FILE", "CAIRN_CAPTURE_SOURCE_MAX_TOTAL"
+ENV_VARS_VAR = "CAIRN_CAPTURE_ENV_VARS"
+DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL = 1_000_000, 10_000_000
+_MAX_SNAPSHOT_SCAN = 5_000  # entries a snapshot without git looks at, at most
+#: Environment variables recorded on every run (fnmatch patterns): what changes results.
+ENV_VAR_ALLOW = (
+    "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC", "TOKENIZERS_PARALLELISM", "KERAS_BACKEND",
+    "CAIRN_*",
+)
+#: Never recorded, whatever the allow-list says: a name containing one of these words.
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH", "COOKIE")
+# CAIRN_* names that say where this process writes, not how it computes.
+_NOT_RECORDED = ("CAIRN_TRACKING_URI", "CAIRN_SPOOL_DIR", "CAIRN_REPRODUCE_OF",
+                 "CAIRN_REPRODUCE_STORE")
+_SOURCE_SUFFIXES = (".py", ".pyx", ".pxd", ".toml", ".cfg", ".ini", ".txt", ".yaml", ".yml",
+                    ".json", ".sh", ".md", ".r", ".sql", ".lock")
+_SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox",
+              ".mypy_cache", ".pytest_cache", ".ruff_cache", ".cairn", "site-packages", ".eggs"}
 
 
 def _resolve(cwd: str | None) -> str:
@@ -72,7 +114,9 @@ def capture_environment(cwd: str | None = None, shared: bool = False) -> dict[st
             _git[key] = _capture_git(key)
         env = _combined.get(key)
         if env is None:
-            env = _combined[key] = {"git": _git[key], **_process}
+            git = _git[key]
+            source = None if git is not None else _snapshot(key, _process.get("entry_point"))
+            env = _combined[key] = {"git": git, "source": source, "cwd": key, **_process}
     return env if shared else _copy(env)
 
 
@@ -108,6 +152,118 @@ def clear_environment_cache() -> None:
         _git.clear()
         _combined.clear()
         _real.clear()
+        _blobs.clear()
+
+
+def source_oids(env: Any) -> list[str]:
+    """The oids of the patch and source files ``env`` (a captured environment) names."""
+    out: list[str] = []
+    if not isinstance(env, dict):
+        return out
+    git = env.get("git")
+    if isinstance(git, dict):
+        if isinstance(git.get("patch"), str):
+            out.append(git["patch"])
+        if isinstance(git.get("untracked"), dict):
+            out.extend(v for v in git["untracked"].values() if isinstance(v, str))
+    source = env.get("source")
+    if isinstance(source, dict) and isinstance(source.get("files"), dict):
+        out.extend(v for v in source["files"].values() if isinstance(v, str))
+    return out
+
+
+def source_blobs(env: Any) -> dict[str, bytes]:
+    """oid -> bytes of what ``env`` names and this process captured (for the object store)."""
+    return {oid: _blobs[oid] for oid in source_oids(env) if oid in _blobs}
+
+
+def _keep(data: bytes) -> str:
+    oid = hashlib.sha256(data).hexdigest()
+    _blobs[oid] = data
+    return oid
+
+
+def _size_limit(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    units = {"kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "kb": 1000, "mb": 1000 ** 2,
+             "gb": 1000 ** 3, "k": 1000, "m": 1000 ** 2, "g": 1000 ** 3, "b": 1}
+    for unit, factor in units.items():
+        if raw.endswith(unit):
+            raw, mult = raw[: -len(unit)].strip(), factor
+            break
+    else:
+        mult = 1
+    try:
+        return max(0, int(float(raw) * mult))
+    except ValueError:
+        return default
+
+
+class _Budget:
+    """What the size limits leave for source files; what did not fit is listed."""
+
+    def __init__(self) -> None:
+        self.max_file = _size_limit(MAX_FILE_VAR, DEFAULT_MAX_FILE)
+        self.left = _size_limit(MAX_TOTAL_VAR, DEFAULT_MAX_TOTAL)
+        self.skipped: list[dict[str, Any]] = []
+
+    def take(self, rel: str, path: str) -> str | None:
+        try:
+            size = os.stat(path).st_size
+        except OSError as exc:
+            self.skipped.append({"path": rel, "size": None, "reason": f"unreadable: {exc.strerror}"})
+            return None
+        if size > self.max_file:
+            self.skipped.append({"path": rel, "size": size, "reason": f"larger than {MAX_FILE_VAR}"})
+            return None
+        if size > self.left:
+            self.skipped.append({"path": rel, "size": size, "reason": f"over {MAX_TOTAL_VAR}"})
+            return None
+        try:
+            with open(path, "rb") as f:
+                data = f.read(self.max_file + 1)
+        except OSError as exc:
+            self.skipped.append({"path": rel, "size": size, "reason": f"unreadable: {exc.strerror}"})
+            return None
+        self.left -= len(data)
+        return _keep(data)
+
+
+def _not_source(rel: str) -> bool:
+    """Untracked paths that are never code: stores, virtualenvs, caches, compiled files."""
+    parts = rel.split("/")
+    return rel.endswith((".pyc", ".pyo")) or any(
+        p in _SKIP_DIRS or p.startswith(".cairn") for p in parts[:-1])
+
+
+def _snapshot(cwd: str, entry_point: Any) -> dict[str, Any] | None:
+    """Source files near the entry point (or the cwd) where there is no git to name the code."""
+    root = cwd
+    if isinstance(entry_point, str) and os.path.isabs(entry_point) and os.path.isfile(entry_point):
+        root = os.path.dirname(entry_point)
+    if not os.path.isdir(root) or root == os.path.expanduser("~") or root == os.sep:
+        return None
+    budget = _Budget()
+    files: dict[str, str] = {}
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        for name in sorted(filenames):
+            seen += 1
+            if seen > _MAX_SNAPSHOT_SCAN:
+                budget.skipped.append({"path": os.path.relpath(dirpath, root), "size": None,
+                                       "reason": f"more than {_MAX_SNAPSHOT_SCAN} files looked at"})
+                return {"root": root, "files": files, "skipped": budget.skipped}
+            if not name.lower().endswith(_SOURCE_SUFFIXES):
+                continue
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            oid = budget.take(rel, path)
+            if oid is not None:
+                files[rel] = oid
+    return {"root": root, "files": files, "skipped": budget.skipped}
 
 
 def _copy(value: Any) -> Any:
@@ -142,14 +298,38 @@ def _capture_git(cwd: str) -> dict[str, Any] | None:
     commit = out("rev-parse", "--verify", "-q", "HEAD")
     branch = out("symbolic-ref", "--short", "-q", "HEAD")  # None when detached
     remote = out("config", "--get", "remote.origin.url")
+    top = out("rev-parse", "--show-toplevel")
+    root = os.fsdecode(top.rstrip(b"\n")) if top else None
     base = commit.decode().strip() if commit else _EMPTY_TREE
     diff = out("diff", "--no-ext-diff", "--no-color", "--binary", base)  # tracked files only
+    budget = _Budget()
+    patch = None
+    if diff:
+        if len(diff) <= budget.left:
+            patch = _keep(diff)  # its oid is diff_digest: both are the SHA-256 of the diff
+            budget.left -= len(diff)
+        else:
+            budget.skipped.append({"path": "(uncommitted diff)", "size": len(diff),
+                                   "reason": f"over {MAX_TOTAL_VAR}"})
+    untracked: dict[str, str] = {}
+    listed = _run([git, "-C", root, "ls-files", "--others", "--exclude-standard", "-z"]) \
+        if root else None
+    for raw in sorted((listed or b"").split(b"\0")):
+        rel = os.fsdecode(raw)
+        if rel and not _not_source(rel):
+            oid = budget.take(rel, os.path.join(root or cwd, rel))
+            if oid is not None:
+                untracked[rel] = oid
     return {
         "commit": commit.decode().strip() if commit else None,
         "branch": branch.decode().strip() if branch else None,
         "dirty": bool(diff),
         "diff_digest": hashlib.sha256(diff).hexdigest() if diff else None,
         "remote": _strip_credentials(remote.decode().strip()) if remote else None,
+        "root": root,
+        "patch": patch,
+        "untracked": untracked,
+        "skipped": budget.skipped,
     }
 
 
@@ -185,9 +365,84 @@ def _capture_process() -> dict[str, Any]:
         "gpus": _gpus(),
         "argv": list(sys.argv),
         "entry_point": _entry_point(),
+        "process": {"id": uuid.uuid4().hex, "pid": os.getpid(), "started": time.time_ns() // 1_000_000},
+        "env_vars": _env_vars(),
+        "container": _container(),
+        "package_sources": _package_sources(),
         "hostname": socket.gethostname(),
         "user": _user(),
     }
+
+
+def _env_vars() -> dict[str, str]:
+    extra = [p.strip() for p in os.environ.get(ENV_VARS_VAR, "").split(",") if p.strip()]
+    patterns = (*ENV_VAR_ALLOW, *extra)
+    out = {}
+    for name in sorted(os.environ):
+        upper = name.upper()
+        if name in _NOT_RECORDED or any(word in upper for word in SECRET_WORDS):
+            continue
+        if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            out[name] = _strip_credentials(os.environ[name]) if "://" in os.environ[name] \
+                else os.environ[name]
+    return out
+
+
+def _container() -> dict[str, Any] | None:
+    """The container this process runs in: CAIRN_IMAGE / CAIRN_IMAGE_DIGEST when set (a
+    Dockerfile's ENV, a CI job), podman's /run/.containerenv, or cgroup hints."""
+    image, digest = os.environ.get("CAIRN_IMAGE") or None, os.environ.get("CAIRN_IMAGE_DIGEST") or None
+    runtime = None
+    try:
+        with open("/run/.containerenv", encoding="utf-8", errors="replace") as f:
+            runtime = "podman"
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                if key == "image" and not image:
+                    image = value.strip('"') or None
+                elif key == "imageid" and not digest:
+                    digest = value.strip('"') or None
+    except OSError:
+        pass
+    if runtime is None and os.path.exists("/.dockerenv"):
+        runtime = "docker"
+    if runtime is None:
+        try:
+            with open("/proc/1/cgroup", encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            for hint in ("kubepods", "docker", "containerd", "lxc"):
+                if hint in text:
+                    runtime = "kubernetes" if hint == "kubepods" else hint
+                    break
+        except OSError:
+            pass
+    if runtime is None and image is None and digest is None:
+        return None
+    return {"runtime": runtime, "image": image, "image_digest": digest}
+
+
+def _package_sources() -> dict[str, dict[str, Any]]:
+    """Packages installed from a directory, a file or a VCS URL (PEP 610), not an index."""
+    out: dict[str, dict[str, Any]] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if not name or name in out:
+            continue
+        try:
+            text = dist.read_text("direct_url.json")
+        except Exception:  # an unreadable dist-info: nothing to say about it
+            continue
+        if not text:
+            continue
+        try:
+            info = json.loads(text)
+        except ValueError:
+            continue
+        url = info.get("url") if isinstance(info, dict) else None
+        if isinstance(url, str):
+            editable = bool((info.get("dir_info") or {}).get("editable"))
+            out[name] = {"url": _strip_credentials(url), "editable": editable}
+    return dict(sorted(out.items()))
 
 
 def _packages() -> dict[str, str]:

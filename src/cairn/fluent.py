@@ -31,8 +31,15 @@ from .errors import (
 from .store.validation import check_text, scrub
 
 
+#: Set by ``cairn reproduce`` in the process it re-runs: every run of that process goes to
+#: this throwaway store, whatever the script asks for (see docs/reproduce.md).
+REPRODUCE_STORE_VAR = "CAIRN_REPRODUCE_STORE"
+
+
 def set_tracking_uri(uri: str | os.PathLike) -> None:
     """Where runs go: a directory (the local store) or, later, a server URL."""
+    if os.environ.get(REPRODUCE_STORE_VAR):
+        return  # a rerun by `cairn reproduce`: its runs stay in the throwaway store
     STATE.set_tracking_uri(os.fspath(uri))
 
 

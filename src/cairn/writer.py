@@ -13,6 +13,7 @@ import array
 import os
 import threading
 import time
+import weakref
 from typing import Any, Mapping
 
 from . import clock, settings
@@ -137,6 +138,7 @@ class RunWriter:
                 env = {"error": f"environment capture failed: {exc}"}
             env = scrub(env)  # a file name or argument that is not UTF-8: kept, escaped
             self._env_future = None
+            _put_sources(self.store, env)
         with self._lock:
             if self._pending is not None:
                 return self._pending
@@ -183,6 +185,46 @@ class RunWriter:
             if batch.status is not None:
                 self.status_written = True
 
+
+
+# The patch and source files a captured environment names go to each store once per
+# process: the environment is the same dict for every run of a working directory.
+_sources_lock = threading.Lock()
+_sources_last: tuple[Any, Any] | None = None  # (store, env) of the last put: most runs
+_sources_done: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _put_sources(store: Any, env: Any) -> None:
+    """Store what ``env`` names of the code (``cairn reproduce`` rebuilds it from these)."""
+    global _sources_last
+    last = _sources_last
+    if last is not None and last[0] is store and last[1] is env:
+        return
+    from .environment import source_blobs
+
+    with _sources_lock:
+        try:
+            done = _sources_done.setdefault(store, set())
+        except TypeError:  # a store that takes no weak reference: put every time (dedup)
+            done = set()
+        blobs = {oid: data for oid, data in source_blobs(env).items() if oid not in done}
+        try:
+            for oid, data in blobs.items():
+                store.objects.put_bytes(data)
+                done.add(oid)
+        except Exception:  # never break a run: `cairn reproduce` reports the missing object
+            return
+        _sources_last = (store, env)
+    if blobs:
+        from .store.http import HttpStore
+
+        if isinstance(store, HttpStore):  # the spool holds them: send them on (best effort)
+            def send() -> None:
+                try:
+                    store.upload_objects(list(blobs))
+                except Exception:
+                    pass
+            threading.Thread(target=send, name="cairn-source-upload", daemon=True).start()
 
 
 class Flusher:
