@@ -147,43 +147,45 @@ def load_spec(path: str | os.PathLike[str]) -> GateSpec:
                               f"{exc.start})") from None
     except yaml.YAMLError as exc:
         raise InvalidArgument(f"rules file {where} is not valid YAML: {exc}") from None
-    return spec_from_dict(data if data is not None else {}, where)
+    return replace(spec_from_dict(data if data is not None else {}, where), sources=(where,))
 
 
 def spec_from_dict(data: Any, where: str = "rules") -> GateSpec:
+    """The spec a rules file's parsed YAML ``data`` holds; errors start with ``where``."""
+    try:
+        return _spec(data)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{where}: {exc.message}", **exc.details) from None
+
+
+def _spec(data: Any) -> GateSpec:
     if not isinstance(data, dict):
-        raise InvalidArgument(f"{where}: the top level must be a mapping with keys "
-                              f"{', '.join(FILE_KEYS)}")
+        raise InvalidArgument(f"the top level must be a mapping with keys {', '.join(FILE_KEYS)}")
     unknown = sorted(str(k) for k in data if k not in FILE_KEYS)
     if unknown:
-        raise InvalidArgument(f"{where}: unknown key(s) {', '.join(unknown)}; the keys are "
+        raise InvalidArgument(f"unknown key(s) {', '.join(unknown)}; the keys are "
                               f"{', '.join(FILE_KEYS)}")
     metrics = data.get("metrics") or []
     if not isinstance(metrics, list):
-        raise InvalidArgument(f"{where}: metrics must be a list of rules such as "
+        raise InvalidArgument("metrics must be a list of rules such as "
                               "'val_auc >= baseline - 0.005'")
     rules = []
     for i, text in enumerate(metrics):
         try:
             rules.append(parse_rule(text))
         except InvalidArgument as exc:
-            raise InvalidArgument(f"{where}: metrics[{i}]: {exc.message}", **exc.details) \
-                from None
+            raise InvalidArgument(f"metrics[{i}]: {exc.message}", **exc.details) from None
     require = data.get("require") or []
     if isinstance(require, str):
         require = [require]
     if not isinstance(require, list):
-        raise InvalidArgument(f"{where}: require must be a list ({', '.join(REQUIREMENTS)})")
+        raise InvalidArgument(f"require must be a list ({', '.join(REQUIREMENTS)})")
     flags = {}
     for key in ("require_baseline", "require_significance"):
         value = data.get(key, False)
         if not isinstance(value, bool):
-            raise InvalidArgument(f"{where}: {key} must be true or false, got {value!r}")
+            raise InvalidArgument(f"{key} must be true or false, got {value!r}")
         flags[key] = value
-    spec = GateSpec(rules=_unique(tuple(rules)), require=parse_requirements(require),
-                    sources=(where,), **flags)
-    try:
-        return spec.merged(against=data.get("against"), significance=data.get("significance"),
-                           across=data.get("across"), test=data.get("test"))
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"{where}: {exc.message}", **exc.details) from None
+    spec = GateSpec(rules=_unique(tuple(rules)), require=parse_requirements(require), **flags)
+    return spec.merged(against=data.get("against"), significance=data.get("significance"),
+                       across=data.get("across"), test=data.get("test"))

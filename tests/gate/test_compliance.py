@@ -1,0 +1,34 @@
+"""cairn.registry.compliance: one definition of approval, signature and lineage."""
+
+from cairn.registry.compliance import approval_problem, approvals
+from cairn.registry.entities import Approval, TransitionRequest
+
+
+def req(version, to, status, *decisions):
+    return TransitionRequest(f"r-{version}-{to}-{status}", "m", version, "Development", to,
+                             status, "", "alice", 0,
+                             approvals=tuple(Approval(u, d, "", 1) for u, d in decisions))
+
+
+REQUESTS = [
+    req("1.0.0", "Production", "applied", ("bob", "approve")),
+    req("1.1.0", "Production", "applied"),  # no policy: applied with no approval
+    req("1.2.0", "Production", "rejected", ("bob", "approve"), ("carol", "reject")),
+    req("1.3.0", "Production", "pending", ("bob", "approve")),
+    req("1.4.0", "Staging", "applied", ("bob", "approve")),
+]
+
+
+def test_approvals_by_default_are_applied_moves_to_production():
+    assert set(approvals(REQUESTS)) == {"1.0.0"}
+    assert approval_problem(REQUESTS, "1.0.0") is None
+    assert approval_problem(REQUESTS, "1.1.0") == "no approved request to move it to Production"
+
+
+def test_pending_and_other_stages_when_asked():
+    found = approvals(REQUESTS, stages=("staging", "production"), pending=True)
+    assert set(found) == {"1.0.0", "1.3.0", "1.4.0"}
+    [(r, a)] = found["1.3.0"]
+    assert (r.status, a.user) == ("pending", "bob")
+    assert approval_problem(REQUESTS, "1.2.0", stages=("Staging", "Production"), pending=True) \
+        == "no approved request to move it to Staging or Production"
