@@ -8,6 +8,7 @@ Edges always point from what was used to what was made ("upstream → downstream
     run ──────────────produced─> model version       (the registry's source run)
     dataset version ──trained──> model version       (datasets a model version lists)
     commit ───────────code────> run | dataset version
+    run ──────────────reproduced─> run               (the original, to its rerun by `cairn reproduce`)
 
 ``Lineage(store, user).graph(ref, "upstream")`` (or ``client.lineage(ref)``) walks
 towards the sources of ``ref``, ``"downstream"`` towards everything made from it.  References::
@@ -29,6 +30,8 @@ from .services import StoreService
 
 DIRECTIONS = ("upstream", "downstream")
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+# The tag cairn.reproduce puts on a rerun: the id of the run it reproduces.
+REPRODUCES_TAG = "cairn.reproduces"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,7 @@ class Node:
 class Edge:
     source: str  # upstream node id
     target: str  # downstream node id
-    relation: str  # derived | input | produced | trained | code
+    relation: str  # derived | input | produced | trained | code | reproduced
     role: str | None = None  # for inputs: "train", "val", ...
 
 
@@ -206,9 +209,12 @@ class _Graph:
                 raise
             return Node(f"run:{run_id}", "run", run_id[:8], {"missing": True})
         git = (run.env or {}).get("git") or {}
-        return Node(f"run:{run.id}", "run", f"{run.name} ({run.id[:8]})",
-                    {"status": str(run.status), "experiment": run.experiment,
-                     "commit": git.get("commit")})
+        attrs = {"status": str(run.status), "experiment": run.experiment,
+                 "commit": git.get("commit") if isinstance(git, dict) else None}
+        if run.tags.get(REPRODUCES_TAG):
+            attrs["reproduces"] = run.tags[REPRODUCES_TAG]
+            attrs["verdict"] = run.tags.get("cairn.reproduce.verdict")
+        return Node(f"run:{run.id}", "run", f"{run.name} ({run.id[:8]})", attrs)
 
     def model_node(self, name: str, version: str, stage: str | None = None) -> Node:
         return Node(f"model:{name}@{version}", "model", f"{name}@{version}",
@@ -255,6 +261,9 @@ class _Graph:
             if commit:
                 out.append((Edge(f"commit:{commit}", nid, "code"),
                             Node(f"commit:{commit}", "commit", commit[:12])))
+            original = node.attrs.get("reproduces")
+            if isinstance(original, str) and _RUN_ID.fullmatch(original):
+                out.append((Edge(f"run:{original}", nid, "reproduced"), self.run_node(original)))
         elif kind == "model":
             name, _, version = key.rpartition("@")
             row = self._model_row(name, version)
@@ -297,6 +306,11 @@ class _Graph:
             for row in self._models_of_run(key):
                 m = self.model_node(row["name"], row["version"], row.get("stage"))
                 out.append((Edge(nid, m.id, "produced"), m))
+            if _RUN_ID.fullmatch(key):
+                for rerun in self.client.search_runs(
+                        None, f"tags.`{REPRODUCES_TAG}` = '{key}'", max_results=1000):
+                    out.append((Edge(nid, f"run:{rerun.id}", "reproduced"),
+                                self.run_node(rerun.id)))
         elif kind == "commit":
             pass  # commits are roots; runs are found from them upstream only
         return out
@@ -376,6 +390,8 @@ def render(graph: LineageGraph) -> Any:
                 extra.append(_transform_text(node.attrs["transform"]))
             if node.attrs.get("stage"):
                 extra.append(str(node.attrs["stage"]))
+            if node.attrs.get("verdict"):
+                extra.append(str(node.attrs["verdict"]))
         if extra:
             text += f" [dim]({'; '.join(extra)})[/]"
         if via is not None:

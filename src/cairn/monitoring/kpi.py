@@ -26,6 +26,11 @@ period after it started, as DORA's change failure rate counts a change that need
 remediation; it *succeeded* when the settle period passed without one, and is *pending*
 until then.  A rollback is a ``cairn models rollback`` of Production, a production alias
 moved back to an older version that held it before, or a server's ``rollback`` event.
+
+The *reproducibility rate* is read from the runs ``cairn reproduce`` recorded (tagged
+``cairn.reproduces``) in the window: of the original runs it tried (in ``experiments``, or
+all), the share whose latest attempt's verdict is "reproduced"; per model, of the source
+runs of the model's versions.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ PRIMARY_ARM = "primary"
 #: How long a release must stay without a rollback to count as a success.
 DEFAULT_SETTLE = dt.timedelta(hours=24)
 WEEK_MS = 7 * 86_400_000
-REPRODUCIBILITY_NOTE = "filled in by `cairn reproduce` (not built yet)"
+REPRODUCIBILITY_NOTE = ("filled in by `cairn reproduce`: the share of the runs it tried whose "
+                        "latest attempt reproduced them")
 
 
 # -- values --------------------------------------------------------------------------
@@ -162,6 +168,7 @@ class Kpis:
     rollbacks: tuple[Rollback, ...] = ()
     compliance: tuple[Compliance, ...] = ()
     notes: tuple[str, ...] = ()
+    reproducibility: Any = None  # cairn.reproduce.rate.Rate of the window
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -173,7 +180,9 @@ class Kpis:
             "rollbacks": [{**asdict(r), "time": _iso(r.time)} for r in self.rollbacks],
             "compliance": [{**asdict(c), "held_by": list(c.held_by), "lacks": list(c.lacks),
                             "ok": c.ok} for c in self.compliance],
-            "reproducibility_rate": None, "reproducibility_note": REPRODUCIBILITY_NOTE,
+            "reproducibility_rate": self.overall.reproducibility_rate,
+            "reproducibility": None if self.reproducibility is None else self.reproducibility.to_dict(),
+            "reproducibility_note": REPRODUCIBILITY_NOTE,
             "notes": list(self.notes),
         }
 
@@ -218,12 +227,13 @@ def parse_settle(value: Any) -> dt.timedelta:
 
 # -- the KPIs ------------------------------------------------------------------------
 def kpis(client: Any, *, model: str | None = None, since: Any = None, until: Any = None,
-         settle: Any = DEFAULT_SETTLE) -> Kpis:
+         settle: Any = DEFAULT_SETTLE, experiments: Any = None) -> Kpis:
     """The governance KPIs of ``model`` (or every model) for releases and rollbacks in
     ``[since, until]`` (datetimes, ISO 8601 text with naive times in UTC, or epoch seconds;
     ``until`` defaults to now), a release settling after ``settle``.  Compliance is of the
     versions in production now.  ``client`` is a :class:`cairn.Client` of a local store
-    or a server."""
+    or a server.  The reproducibility rate counts the ``cairn reproduce`` attempts in the
+    window on runs of ``experiments`` (names or ids; None: every experiment)."""
     from .. import clock
     from ..store.validation import check_text
 
@@ -259,11 +269,25 @@ def kpis(client: Any, *, model: str | None = None, since: Any = None, until: Any
     per_model = {n: _summary([r for r in releases if r.model == n],
                              [r for r in rollbacks if r.model == n],
                              [c for c in compliance if c.model == n], weeks) for n in names}
-    notes = [f"reproducibility rate: {REPRODUCIBILITY_NOTE}"]
+    from dataclasses import replace
+
+    from ..reproduce.rate import attempts, rate_of
+
+    latest = attempts(client, experiments, start, end)
+    repro = rate_of(latest)
+    for n in names:
+        sources = {mv.source_run_id for mv in reg.list_model_versions(n) if mv.source_run_id}
+        per_model[n] = replace(per_model[n],
+                               reproducibility_rate=rate_of(latest, sources).rate)
+    notes = [f"reproducibility rate: {repro.reproduced} of {repro.runs} run(s) tried by "
+             "`cairn reproduce` reproduced" if repro.runs else
+             "reproducibility rate: no run was tried by `cairn reproduce` in the window"]
     if not names:
         notes.append("no registered models")
-    return Kpis(start, end, settle_ms / 1000, _summary(releases, rollbacks, compliance, weeks),
-                per_model, tuple(releases), tuple(rollbacks), tuple(compliance), tuple(notes))
+    overall = replace(_summary(releases, rollbacks, compliance, weeks),
+                      reproducibility_rate=repro.rate)
+    return Kpis(start, end, settle_ms / 1000, overall, per_model, tuple(releases),
+                tuple(rollbacks), tuple(compliance), tuple(notes), repro)
 
 
 def _summary(releases: list[Release], rollbacks: list[Rollback], compliance: list[Compliance],
