@@ -45,7 +45,9 @@ USAGE_ERROR = 2
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]),
               default="table", show_default=True, help="How to print the result.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="FILE", help="Write the report (Markdown, or JSON with --json) to FILE; stdout gets the table.")
+              metavar="FILE",
+              help="Write the report (Markdown, or JSON with --json) to FILE; stdout gets the "
+                   "table.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.pass_obj
 def check(obj: Any, candidate: str, against: str | None, metrics: tuple[str, ...],

@@ -125,7 +125,7 @@ def check_against(value: Any) -> str:
 def load_spec(path: str | os.PathLike[str]) -> GateSpec:
     """The spec in the YAML rules file ``path`` (keys: see this module)."""
     try:
-        import yaml
+        import yaml  # type: ignore[import-untyped]
     except ImportError:
         raise MissingDependency("a rules file needs PyYAML: pip install 'cairn[monitor]'") \
             from None
@@ -186,6 +186,8 @@ def _spec(data: Any) -> GateSpec:
         if not isinstance(value, bool):
             raise InvalidArgument(f"{key} must be true or false, got {value!r}")
         flags[key] = value
-    spec = GateSpec(rules=_unique(tuple(rules)), require=parse_requirements(require), **flags)
+    spec = GateSpec(rules=_unique(tuple(rules)), require=parse_requirements(require),
+                    require_baseline=flags["require_baseline"],
+                    require_significance=flags["require_significance"])
     return spec.merged(against=data.get("against"), significance=data.get("significance"),
                        across=data.get("across"), test=data.get("test"))
