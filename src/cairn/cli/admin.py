@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from ..doctor import SKIPPABLE
 from .main import emit_json, handle_errors, json_option
 
 
@@ -16,67 +17,95 @@ def _local(obj):
 
 
 @click.command()
+@click.option("--objects", "objects_at", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+              help="The object store of a database store (what `cairn server --objects` "
+                   "names); a local store's own by default.")
+@click.option("--endpoint-url", default=None,
+              help="S3-compatible endpoint (MinIO, Ceph, ...) for s3:// objects.")
+@click.option("--sample", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Re-hash N objects chosen at random instead of every object.")
+@click.option("--skip", type=click.Choice(SKIPPABLE), multiple=True,
+              help="Leave a check out (repeatable): index, objects or audit.")
 @json_option
 @click.pass_obj
 @handle_errors
-def doctor(obj, as_json: bool) -> None:
-    """Check the store: schema, damaged and quarantined records, runs presumed dead.
+def doctor(obj, objects_at: str | None, endpoint_url: str | None, sample: int | None,
+           skip: tuple[str, ...], as_json: bool) -> None:
+    """Check the store: schema, journals, quarantine, index, objects and audit log.
 
-    Damaged records, and records the index cannot take, are skipped (the rest of each run
-    is kept), copied to the store's quarantine/ folder and listed here. Exit status 1 when
-    something needs attention.
+    Each check prints ok or DAMAGED; exit status 1 when any found damage: a damaged
+    journal record, a record in quarantine, an index that differs from the journals
+    (`cairn reindex` rebuilds it), a corrupt or missing object, a broken audit chain.
+    Runs presumed dead (KILLED) are listed, and are not damage.  Nothing is repaired.
+
+    A server's database (--store postgresql://...) has no journals: give its object
+    store with --objects.
 
     \b
-    Example:
-      cairn --store /data/.cairn doctor --json
+    Examples:
+      cairn doctor
+      cairn --store /data/.cairn doctor --sample 1000 --json
+      cairn --store postgresql://cairn@db/cairn doctor --objects s3://ml/cairn
     """
-    from ..store import quarantine
+    from ..doctor import diagnose
 
-    store = _local(obj)
-    store.open()
-    held = quarantine.list_all(store.root)
-    # Damage that replay met is in quarantine already: list each span once.
-    places = {(str(store.root / q.journal), q.offset) for q in held}
-    damage = [d for d in store.scan_damage() if (d.path, d.offset) not in places]
-    killed, token = [], None
-    while True:
-        page = obj.client.search_runs(None, "attributes.status = 'KILLED'", max_results=1000,
-                                      page_token=token)
-        killed += page
-        token = page.token
-        if token is None:
-            break
-    report = {
-        "store": str(store.root),
-        "schema": "ok",
-        "damaged_records": [{"path": d.path, "offset": d.offset, "length": d.length,
-                             "reason": d.reason} for d in damage],
-        "quarantined_records": [q.to_dict() for q in held],
-        "quarantined_runs": sorted({q.run_id for q in held}),
-        "killed_runs": [r.id for r in killed],
-    }
+    store = obj.client.store
+    objects = None
+    if objects_at is not None:
+        from ..server.serve import open_objects
+
+        objects = open_objects(objects_at, endpoint_url)
+    report = diagnose(store, objects=objects, sample=sample, skip=skip, progress=None)
     if as_json:
-        emit_json(report)
+        emit_json(report.to_dict())
     else:
-        click.echo(f"store {report['store']}: schema ok")
-        if damage:
-            click.echo(f"{len(damage)} damaged journal record(s), skipped (the rest of each run is kept):")
-            for d in damage:
-                click.echo(f"  {d.path} at byte {d.offset} ({d.length} bytes): {d.reason}")
-        else:
-            click.echo("journals: no damaged records")
-        if held:
-            click.echo(f"{len(held)} journal record(s) in quarantine, of "
-                       f"{len(report['quarantined_runs'])} run(s) (the rest of each run is "
-                       f"kept; copies under {store.root / quarantine.DIRECTORY}):")
-            for q in held:
-                click.echo(f"  run {q.run_id}: {q.journal} at byte {q.offset} "
-                           f"({q.length} bytes): {q.reason}")
-        else:
-            click.echo("quarantine: empty")
-        click.echo(f"{len(killed)} run(s) KILLED or presumed dead (no heartbeat)")
-    if damage or held:
+        _print_report(report)
+    if not report.ok:
         raise SystemExit(1)
+
+
+def _print_report(report) -> None:
+    click.echo(f"store {report.store}")
+    for c in report.checks:
+        click.echo(f"{c.name + ':':<12} {'DAMAGED' if c.status == 'damaged' else c.status}: "
+                   f"{c.summary}")
+        for line in _problems(c):
+            click.echo(f"  {line}")
+    click.echo(f"{len(report.killed_runs)} run(s) KILLED or presumed dead (no heartbeat)")
+
+
+def _problems(c) -> list[str]:
+    """The lines that name what a damaged check found."""
+    d = c.details
+    if c.name == "journals":
+        return [f"{r['path']} at byte {r['offset']} ({r['length']} bytes): {r['reason']}"
+                for r in d.get("damaged_records", [])]
+    if c.name == "quarantine":
+        return [f"run {q['run_id']}: {q['journal']} at byte {q['offset']} "
+                f"({q['length']} bytes): {q['reason']}" for q in d.get("quarantined_records", [])]
+    if c.name == "objects":
+        out = []
+        for kind in ("corrupt", "missing"):
+            for o in d.get(kind, []):
+                where = f" (in pack {o['pack']})" if o.get("pack") else ""
+                refs = "; ".join(o["referrers"]) or "nothing refers to it"
+                more = f" and {o['more_referrers']} more" if o.get("more_referrers") else ""
+                out.append(f"{kind} {o['oid']}{where}: {refs}{more}")
+        return out + list(d.get("notes", []))
+    if c.name == "index":
+        out = []
+        for x in d.get("differences", []):
+            who = f"run {x['run_id']}" if "run_id" in x else f"experiment {x['experiment_id']}"
+            key = f" {x['key']}" if x.get("key") else ""
+            change = (f": journals {x['journals']}, index {x['index']}"
+                      if x["problem"] in ("differs", "search document differs") else "")
+            out.append(f"{who} {x['table']}{key}: {x['problem']}{change}")
+        if d.get("differences_found", 0) > len(d.get("differences", [])):
+            out.append(f"... {d['differences_found'] - len(d['differences'])} more")
+        return out
+    if c.name == "audit":
+        return [p["message"] for p in d.get("problems", [])]
+    return []
 
 
 @click.command()
