@@ -13,7 +13,8 @@ import os
 from typing import Any
 
 from .runner import PipelineResult, Runner, StageResult, dataset_name, read_metrics
-from .spec import Pipeline, Stage, load_pipeline
+from .spec import Pipeline, Stage, find_pipeline_file, load_pipeline
+from .state import LOCK_NAME, State
 
 __all__ = ["Pipeline", "PipelineResult", "Stage", "StageResult", "dataset_name", "load_pipeline",
            "read_metrics", "run", "status"]
@@ -27,8 +28,9 @@ def run(client: Any, path: str | os.PathLike[str] | None = None, stage: str | No
     run, run nothing.  ``force``: run the selected stages even when cached."""
     if stage is not None and (not isinstance(stage, str) or not stage):
         raise _invalid(f"stage must be a stage name, got {stage!r}")
-    pipeline = load_pipeline(path)
-    runner = Runner(client, pipeline, jobs=jobs, experiment=experiment, on_event=on_event)
+    state, pipeline = _load(path)
+    runner = Runner(client, pipeline, jobs=jobs, experiment=experiment, on_event=on_event,
+                    state=state)
     return runner.run(pipeline.select(stage), dry_run=dry_run, force=force)
 
 
@@ -37,6 +39,17 @@ def status(client: Any, path: str | os.PathLike[str] | None = None,
     """Which stages are stale and why (a dry run): ``stale`` stages carry a ``reason``, and
     ``cached`` when the run cache has their key (a run would restore, not execute them)."""
     return run(client, path, stage, dry_run=True)
+
+
+def _load(path: str | os.PathLike[str] | None) -> tuple[State, Pipeline]:
+    """The lock file and the pipeline, parsed or taken from the lock when unchanged."""
+    file = find_pipeline_file(path).resolve()
+    state = State.load(file.parent / LOCK_NAME)
+    before = dict(state.pipeline)
+    pipeline = load_pipeline(file, state.pipeline)
+    if state.pipeline != before:
+        state.dirty = True
+    return state, pipeline
 
 
 def _invalid(message: str) -> Exception:

@@ -24,19 +24,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import tempfile
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import CairnError, InvalidArgument
 from . import cache as C
 from .spec import Pipeline, Stage
 from .state import LOCK_NAME, Digest, Hasher, State, stage_key
+
+if TYPE_CHECKING:
+    import subprocess
+    from concurrent.futures import Future
 
 Event = Callable[["StageResult"], None]
 DONE_OK = {"ran", "unchanged", "restored", "cached"}
@@ -44,27 +44,38 @@ _KILL_GRACE_S = 5.0
 _LOG_TAIL = 2000
 
 
-@dataclass(slots=True)
 class StageResult:
     """What happened to one stage (or, for a dry run and ``status``, what would)."""
 
-    name: str
-    status: str  # ran failed killed skipped unchanged restored cached | stale (dry run)
-    key: str | None = None
-    run_id: str | None = None  # the run that made the outputs (this one, or the cached one)
-    seconds: float = 0.0
-    reason: str = ""  # why it ran, or is stale; why it failed
-    cached: bool = False  # dry run: the run cache has this key (it would be restored)
+    __slots__ = ("name", "status", "key", "run_id", "seconds", "reason", "cached")
+
+    def __init__(self, name: str, status: str, key: str | None = None,
+                 run_id: str | None = None, seconds: float = 0.0, reason: str = "",
+                 cached: bool = False) -> None:
+        self.name = name
+        self.status = status  # ran failed killed skipped unchanged restored cached | stale
+        self.key = key
+        self.run_id = run_id  # the run that made the outputs (this one, or the cached one)
+        self.seconds = seconds
+        self.reason = reason  # why it ran or is stale; why it failed
+        self.cached = cached  # dry run: the run cache has this key (it would be restored)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __repr__(self) -> str:
+        return f"StageResult({self.name!r}, {self.status!r}, reason={self.reason!r})"
 
 
-@dataclass(slots=True)
 class PipelineResult:
-    file: str
-    stages: list[StageResult] = field(default_factory=list)
-    hashed: int = 0  # files read to compute digests (the rest were trusted by their stat)
+    """Every stage's :class:`StageResult`, in the order they ended."""
+
+    __slots__ = ("file", "stages", "hashed")
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.stages: list[StageResult] = []
+        self.hashed = 0  # files read to compute digests (the rest were trusted by their stat)
 
     @property
     def ok(self) -> bool:
@@ -85,7 +96,8 @@ class Runner:
     """One ``run`` (or dry run) of a pipeline against one client's store."""
 
     def __init__(self, client: Any, pipeline: Pipeline, *, jobs: int = 1,
-                 experiment: str = "pipeline", on_event: Event | None = None) -> None:
+                 experiment: str = "pipeline", on_event: Event | None = None,
+                 state: State | None = None) -> None:
         self.client = client
         self.p = pipeline
         self.jobs = check_jobs(jobs)
@@ -93,7 +105,7 @@ class Runner:
             raise InvalidArgument(f"experiment must be a non-empty name, got {experiment!r}")
         self.experiment = experiment
         self.on_event = on_event or (lambda r: None)
-        self.state = State.load(pipeline.root / LOCK_NAME)
+        self.state = state if state is not None else State.load(pipeline.root / LOCK_NAME)
         self.hasher = Hasher(pipeline.root, self.state)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
@@ -154,6 +166,8 @@ class Runner:
 
     # -- the run ---------------------------------------------------------------------
     def run(self, targets: list[str], *, dry_run: bool = False, force: bool = False) -> PipelineResult:
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
         result = PipelineResult(str(self.p.path))
         results: dict[str, StageResult] = {}
         selected = set(targets)
@@ -297,6 +311,9 @@ class Runner:
 
     def _execute(self, stage: Stage) -> tuple[int, float, str]:
         """Run the stage's command (a worker thread); its output goes to a log file."""
+        import subprocess
+        import tempfile
+
         t0 = time.monotonic()
         fd, log = tempfile.mkstemp(prefix=f"cairn-{stage.name[:40]}-", suffix=".log")
         cwd = self.p.root / stage.wdir

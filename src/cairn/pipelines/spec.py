@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from ..errors import InvalidArgument, MissingDependency, NotFound
 from ..store.validation import surrogate_error
@@ -32,9 +31,11 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 _VAR_RE = re.compile(r"\$\{\s*([A-Za-z0-9_.\-]+)\s*\}")
 
 
-@dataclass(frozen=True, slots=True)
-class Stage:
-    """One stage, expanded and resolved.  Paths are relative to the pipeline's root."""
+class Stage(NamedTuple):
+    """One stage, expanded and resolved.  Paths are relative to the pipeline's root.
+
+    (Named tuples here and plain classes below: a no-op ``cairn pipeline run`` is mostly
+    start-up, and a dataclass costs milliseconds to define.)"""
 
     name: str
     cmd: tuple[str, ...]
@@ -46,15 +47,18 @@ class Stage:
     persist: frozenset[str] = frozenset()
 
 
-@dataclass(slots=True)
 class Pipeline:
     """The stages of one pipeline file, in a topological order, and their graph."""
 
-    path: Path  # the pipeline file
-    root: Path  # its directory: every stage path is relative to it
-    stages: dict[str, Stage]
-    upstream: dict[str, list[str]] = field(default_factory=dict)  # stage -> stages it reads
-    order: list[str] = field(default_factory=list)
+    __slots__ = ("path", "root", "stages", "upstream", "order")
+
+    def __init__(self, path: Path, root: Path, stages: dict[str, Stage],
+                 upstream: dict[str, list[str]], order: list[str]) -> None:
+        self.path = path  # the pipeline file
+        self.root = root  # its directory: every stage path is relative to it
+        self.stages = stages
+        self.upstream = upstream  # stage -> the stages whose outputs it reads
+        self.order = order  # a topological order
 
     def downstream_of(self, names: Sequence[str]) -> set[str]:
         """``names`` and every stage that reads (transitively) what they write."""
@@ -139,15 +143,67 @@ def read_yaml(path: Path) -> Any:
         raise InvalidArgument(f"{path} is not valid YAML: {exc}", path=str(path)) from None
 
 
-def load_pipeline(path: str | os.PathLike[str] | None = None) -> Pipeline:
-    """Read and check a pipeline file (see ``docs/pipelines.md``)."""
+def load_pipeline(path: str | os.PathLike[str] | None = None,
+                  cache: dict[str, Any] | None = None) -> Pipeline:
+    """Read and check a pipeline file (see ``docs/pipelines.md``).
+
+    ``cache``: a dict the caller keeps (the lock file's ``pipeline`` entry): when the
+    pipeline file and every params file it read stat as they did, the pipeline is taken
+    from it without reading YAML at all; otherwise it is parsed and the cache refilled."""
     file = find_pipeline_file(path).resolve()
+    if cache is not None and cache.get("sig") and cache["sig"] == _signature(
+            file.parent, [s[0] for s in cache["sig"]]):
+        try:
+            return _from_cache(file, cache)
+        except (KeyError, TypeError, ValueError):
+            pass  # an older or damaged entry: parse again
     doc = read_yaml(file)
-    return parse_pipeline(doc, file)
+    read: dict[str, Any] = {}
+    p = parse_pipeline(doc, file, read)
+    if cache is not None:
+        sig = _signature(file.parent, [file.name, *sorted(read)])
+        cache.clear()
+        if all(s[1] is None or not s[1][4] for s in sig):  # nothing racy
+            cache.update(_to_cache(p, sig))
+    return p
 
 
-def parse_pipeline(doc: Any, file: Path) -> Pipeline:
-    """Check ``doc`` (the YAML of ``file``) and build its :class:`Pipeline`."""
+def _signature(root: Path, rels: list[str]) -> list[list[Any]]:
+    import time
+
+    now = time.time_ns()
+    out: list[list[Any]] = []
+    for rel in rels:
+        try:
+            st = os.stat(root / rel)
+            out.append([rel, [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                              st.st_mtime_ns >= now - 100_000_000]])
+        except FileNotFoundError:
+            out.append([rel, None])
+    return out
+
+
+def _to_cache(p: Pipeline, sig: list[list[Any]]) -> dict[str, Any]:
+    return {"sig": sig, "order": p.order, "upstream": p.upstream,
+            "stages": [[s.name, list(s.cmd), s.wdir, list(s.deps), list(s.params.items()),
+                        list(s.outs), list(s.metrics), sorted(s.persist)]
+                       for s in p.stages.values()]}
+
+
+def _from_cache(file: Path, cache: dict[str, Any]) -> Pipeline:
+    stages = {}
+    for name, cmd, wdir, deps, params, outs, metrics, persist in cache["stages"]:
+        stages[name] = Stage(name, tuple(cmd), wdir, tuple(deps), dict(params), tuple(outs),
+                             tuple(metrics), frozenset(persist))
+    upstream = {k: list(v) for k, v in cache["upstream"].items()}
+    if set(upstream) != set(stages) or set(cache["order"]) != set(stages):
+        raise ValueError("inconsistent")
+    return Pipeline(file, file.parent, stages, upstream, list(cache["order"]))
+
+
+def parse_pipeline(doc: Any, file: Path, params_cache: dict[str, Any] | None = None) -> Pipeline:
+    """Check ``doc`` (the YAML of ``file``) and build its :class:`Pipeline`.
+    ``params_cache`` collects the params files read (relative path -> content)."""
     where = file.name
     if not isinstance(doc, Mapping):
         raise InvalidArgument(f"{where}: expected a mapping with 'stages', got "
@@ -157,7 +213,8 @@ def parse_pipeline(doc: Any, file: Path) -> Pipeline:
     if not isinstance(stages_doc, Mapping) or not stages_doc:
         raise InvalidArgument(f"{where}: 'stages' must be a mapping of stage names to stages")
     root = file.parent
-    params_cache: dict[str, Any] = {}
+    if params_cache is None:
+        params_cache = {}
     stages: dict[str, Stage] = {}
     for name, body in stages_doc.items():
         _check_stage_name(name, where)
@@ -417,30 +474,42 @@ def _param(out: dict[str, Any], file: str, key: Any, wdir: str, root: Path,
 
 
 # -- the graph ---------------------------------------------------------------------------
-def _overlaps(a: str, b: str) -> bool:
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
-
-
 def _graph(stages: Mapping[str, Stage], where: str) -> dict[str, list[str]]:
     writer: dict[str, str] = {}
     for s in stages.values():
         for out in s.outs:
-            for other_out, other in writer.items():
-                if _overlaps(out, other_out):
-                    raise InvalidArgument(
-                        f"{where}: stages {other!r} and {s.name!r} both write {other_out!r}"
-                        + ("" if out == other_out else f" (and {out!r} overlaps it)"),
-                        stages=[other, s.name], path=out)
+            clash = writer.get(out) or next(
+                (writer[a] for a in _ancestors(out) if a in writer), None)
+            other_out = out if out in writer else next((a for a in _ancestors(out) if a in writer),
+                                                       None)
+            if clash is None:
+                inside = [o for o in writer if o.startswith(out + "/")]
+                if inside:
+                    other_out, clash = inside[0], writer[inside[0]]
+            if clash is not None:
+                raise InvalidArgument(
+                    f"{where}: stages {clash!r} and {s.name!r} both write {other_out!r}"
+                    + ("" if out == other_out else f" (and {out!r} overlaps it)"),
+                    stages=[clash, s.name], path=out)
             writer[out] = s.name
+    dirs_written = sorted(writer)
     upstream: dict[str, list[str]] = {}
     for s in stages.values():
-        ups = []
+        ups: list[str] = []
         for dep in s.deps:
-            for out, w in writer.items():
-                if _overlaps(dep, out) and w != s.name and w not in ups:
+            found = [writer[p] for p in (dep, *_ancestors(dep)) if p in writer]
+            if not found and any(o.startswith(dep + "/") for o in dirs_written):
+                found = [writer[o] for o in dirs_written if o.startswith(dep + "/")]
+            for w in found:
+                if w != s.name and w not in ups:
                     ups.append(w)
         upstream[s.name] = ups
     return upstream
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
 
 
 def _topo_order(stages: Mapping[str, Stage], upstream: Mapping[str, list[str]],

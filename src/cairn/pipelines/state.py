@@ -15,22 +15,19 @@ import hashlib
 import json
 import os
 import secrets
+import stat as stat_mod
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..entities import FileEntry
-from ..errors import CairnError, Conflict, InvalidArgument
-from ..data.ingest import encode_entries, scan
+from ..errors import Conflict, InvalidArgument, PermissionDenied
 
 LOCK_NAME = "cairn.lock"
 LOCK_FORMAT = "cairn.pipeline.lock/1"
 RACY_NS = 100_000_000  # as the data hash cache: a file this fresh may change within one tick
 
 
-@dataclass(frozen=True, slots=True)
-class Digest:
+class Digest(NamedTuple):
     """What a path holds: ``digest`` (SHA-256 of its canonical listing) and its kind."""
 
     digest: str
@@ -46,6 +43,7 @@ class State:
         self.path = path
         self.files: dict[str, list[Any]] = {}
         self.stages: dict[str, dict[str, Any]] = {}
+        self.pipeline: dict[str, Any] = {}  # the parsed pipeline (spec.load_pipeline's cache)
         self.dirty = False
 
     @classmethod
@@ -61,6 +59,7 @@ class State:
                 raise ValueError(f"format {doc.get('format')!r}")
             state.files = dict(doc.get("files") or {})
             state.stages = dict(doc.get("stages") or {})
+            state.pipeline = dict(doc.get("pipeline") or {})
         except (ValueError, AttributeError, TypeError) as exc:
             # Only a record of the last runs: starting over costs hashing, not results.
             state.files, state.stages, state.dirty = {}, {}, True
@@ -78,7 +77,8 @@ class State:
     def save(self) -> None:
         if not self.dirty:
             return
-        doc = {"format": LOCK_FORMAT, "stages": dict(sorted(self.stages.items())),
+        doc = {"format": LOCK_FORMAT, "pipeline": self.pipeline,
+               "stages": dict(sorted(self.stages.items())),
                "files": dict(sorted(self.files.items()))}
         data = json.dumps(doc, indent=1, sort_keys=False).encode()
         tmp = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.tmp"
@@ -105,37 +105,45 @@ class Hasher:
         self.hashed = 0  # files read this command (the rest were trusted)
 
     def digest(self, rel: str) -> Digest | None:
-        """The digest of ``rel`` (relative to the root); None when it does not exist."""
-        path = self.root / rel
+        """The digest of ``rel`` (relative to the root); None when it does not exist.
+
+        A file's digest is over its name-free listing, so moving a file keeps its digest
+        only when its name inside the output stays: ``[["", size, sha256]]`` for a file,
+        ``[[path inside, size, sha256], ...]`` sorted for a directory (symbolic links and
+        special files inside are skipped, as data set versions do)."""
+        path = os.path.join(self.root, rel)
         try:
-            files, is_dir = scan(path)
-        except CairnError as exc:
-            if not os.path.lexists(path):
-                return None
-            raise exc
-        entries = []
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            raise PermissionDenied(f"cannot read {rel}: permission denied", path=rel) from None
+        if stat_mod.S_ISDIR(st.st_mode):
+            files = _walk(path)
+            kind = "dir"
+        else:
+            files = [("", path, st)]
+            kind = "file"
+        listing = []
         size = 0
         known = self.state.files
-        for f in files:
-            key = os.path.relpath(f.path, self.root) if is_dir else rel
+        for inside, full, fst in files:
+            key = f"{rel}/{inside}" if inside else rel
             row = known.get(key)
-            stat = [f.size, f.mtime_ns, f.ctime_ns, f.ino]
-            if row is not None and row[:4] == stat and not row[5]:
+            sig = [fst.st_size, fst.st_mtime_ns, fst.st_ctime_ns, fst.st_ino]
+            if row is not None and row[:4] == sig and not row[5]:
                 digest = row[4]
             else:
-                digest, stat = self._hash(f.path, stat)
-                racy = stat[1] >= self.started - RACY_NS
-                new = [*stat, digest, racy]
+                digest, sig = self._hash(full, sig)
+                new = [*sig, digest, sig[1] >= self.started - RACY_NS]
                 if row != new:
                     known[key] = new
                     self.state.dirty = True
-            entries.append(FileEntry(f.rel, f.size, digest))
-            size += f.size
-        if is_dir and not files:
-            kind_digest = hashlib.sha256(encode_entries([])).hexdigest()
-            return Digest(kind_digest, "dir", 0, 0)
-        return Digest(hashlib.sha256(encode_entries(entries)).hexdigest(),
-                      "dir" if is_dir else "file", len(entries), size)
+            listing.append([inside, sig[0], digest])
+            size += sig[0]
+        text = json.dumps(listing, separators=(",", ":"), ensure_ascii=False)
+        return Digest(hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest(),
+                      kind, len(listing), size)
 
     def _hash(self, path: str, stat: list[int]) -> tuple[str, list[int]]:
         for _ in range(3):
@@ -151,6 +159,23 @@ class Hasher:
                 self.hashed += 1
                 return h.hexdigest(), a
         raise Conflict(f"{path} changed while it was being read (3 attempts)", path=path)
+
+
+def _walk(top: str) -> list[tuple[str, str, os.stat_result]]:
+    """Regular files under ``top``: (posix path inside, full path, stat), sorted."""
+    out = []
+    stack = [(top, "")]
+    while stack:
+        directory, prefix = stack.pop()
+        with os.scandir(directory) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{prefix}{entry.name}/"))
+                elif entry.is_file(follow_symlinks=False):
+                    out.append((f"{prefix}{entry.name}", entry.path,
+                                entry.stat(follow_symlinks=False)))
+    out.sort()
+    return out
 
 
 def stage_key(cmd: tuple[str, ...], wdir: str, deps: dict[str, str], params: dict[str, Any],
