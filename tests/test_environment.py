@@ -122,9 +122,12 @@ def test_missing_git_gives_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_shape_and_json(tmp_path: Path) -> None:
     env = capture_environment(str(tmp_path))
     assert set(env) == {
-        "git", "python", "packages", "os", "cpu", "gpus",
-        "argv", "entry_point", "hostname", "user",
+        "git", "source", "cwd", "python", "packages", "os", "cpu", "gpus",
+        "argv", "entry_point", "process", "env_vars", "container", "package_sources",
+        "hostname", "user",
     }
+    assert env["cwd"] == os.path.realpath(tmp_path)
+    assert set(env["process"]) == {"id", "pid", "started"} and env["process"]["pid"] == os.getpid()
     assert env["python"]["executable"] == sys.executable
     assert env["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
     assert "numpy" in env["packages"]
@@ -237,3 +240,103 @@ def test_repo_without_commits(tmp_path: Path) -> None:
     assert info["branch"] == "trunk"
     assert info["dirty"] is True
     assert info["diff_digest"] is not None
+
+
+# -- what cairn reproduce needs: the patch, untracked files, variables ---------------------
+@needs_git
+def test_patch_and_untracked_files_are_kept_by_content(repo: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CAIRN_CAPTURE_SOURCE_MAX_FILE", "100")
+    (repo / "train.py").write_text("print('changed')\n")
+    (repo / ".gitignore").write_text("*.log\n.venv/\n")
+    (repo / "util.py").write_text("X = 1\n")
+    (repo / "big.py").write_text("#" * 101)
+    (repo / "run.log").write_text("ignored\n")
+    (repo / ".cairn").mkdir()
+    (repo / ".cairn" / "journal").write_text("a store, never code\n")
+    sub = repo / "sub"
+    sub.mkdir()
+    (sub / "more.py").write_text("Y = 2\n")
+    env = capture_environment(str(sub))
+    info = env["git"]
+    assert info["root"] == os.path.realpath(repo) and env["cwd"] == os.path.realpath(sub)
+    assert info["patch"] == info["diff_digest"]
+    assert set(info["untracked"]) == {".gitignore", "util.py", "sub/more.py"}
+    assert info["skipped"] == [{"path": "big.py", "size": 101,
+                                "reason": "larger than CAIRN_CAPTURE_SOURCE_MAX_FILE"}]
+    blobs = environment.source_blobs(env)
+    assert blobs[info["untracked"]["util.py"]] == b"X = 1\n"
+    assert hashlib.sha256(blobs[info["patch"]]).hexdigest() == info["patch"]
+    assert set(blobs) == set(environment.source_oids(env))
+
+
+@needs_git
+def test_the_total_limit_skips_what_does_not_fit(repo: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CAIRN_CAPTURE_SOURCE_MAX_TOTAL", "10")
+    (repo / "a.py").write_text("12345678\n")  # 9 bytes: fits
+    (repo / "b.py").write_text("123\n")       # 4 more: over the total
+    info = capture_environment(str(repo))["git"]
+    assert list(info["untracked"]) == ["a.py"]
+    assert info["skipped"][0]["path"] == "b.py" and "TOTAL" in info["skipped"][0]["reason"]
+
+
+def test_without_git_a_snapshot_of_the_sources(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "data.bin").write_bytes(b"\0" * 10)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "x.py").write_text("cached\n")
+    env = capture_environment(str(tmp_path))
+    assert env["git"] is None
+    assert env["source"]["root"] == os.path.realpath(tmp_path)
+    assert list(env["source"]["files"]) == ["train.py"]
+    assert environment.source_blobs(env)[env["source"]["files"]["train.py"]] == b"print(1)\n"
+
+
+def test_only_allow_listed_variables_and_never_secrets(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    monkeypatch.setenv("CAIRN_USER", "ann")
+    monkeypatch.setenv("CAIRN_TRACKING_TOKEN", "secret-token")
+    monkeypatch.setenv("CAIRN_TRACKING_URI", "/somewhere")
+    monkeypatch.setenv("MY_SEED", "7")
+    monkeypatch.setenv("MY_API_KEY", "k")
+    monkeypatch.setenv("HOME_SECRET_THING", "s")
+    monkeypatch.setenv("CAIRN_CAPTURE_ENV_VARS", "MY_*, HOME_*")
+    got = capture_environment(str(tmp_path))["env_vars"]
+    assert got["PYTHONHASHSEED"] == "0" and got["CAIRN_USER"] == "ann" and got["MY_SEED"] == "7"
+    assert "CAIRN_TRACKING_TOKEN" not in got and "CAIRN_TRACKING_URI" not in got
+    assert "MY_API_KEY" not in got and "HOME_SECRET_THING" not in got
+    assert "PATH" not in got
+
+
+def test_container_image_from_the_variables(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CAIRN_IMAGE", "registry.example.com/train:1")
+    monkeypatch.setenv("CAIRN_IMAGE_DIGEST", "sha256:" + "a" * 64)
+    container = capture_environment(str(tmp_path))["container"]
+    assert container["image"] == "registry.example.com/train:1"
+    assert container["image_digest"] == "sha256:" + "a" * 64
+
+
+@needs_git
+def test_a_run_stores_its_patch_once_per_process(repo: Path) -> None:
+    """The writer puts what the environment names into the store's objects (a real
+    process: its capture is the per-process one)."""
+    (repo / "train.py").write_text("print('changed')\n")
+    (repo / "new.py").write_text("Z = 3\n")
+    code = ("import cairn\n"
+            "for i in range(3):\n"
+            "    with cairn.start_run(): pass\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_TRACKING")}
+    store = repo / ".cairn"
+    subprocess.run([sys.executable, "-c", code], cwd=repo, check=True, timeout=120,
+                   env={**env, "CAIRN_TRACKING_URI": str(store)})
+    import cairn
+
+    client = cairn.Client(str(store))
+    try:
+        found = client.search_runs()
+        assert len(found) == 3
+        info = client.get_run(found[0].id).env["git"]
+        assert client.store.objects.get_bytes(info["patch"]).startswith(b"diff --git")
+        assert client.store.objects.get_bytes(info["untracked"]["new.py"]) == b"Z = 3\n"
+    finally:
+        client.store.close()

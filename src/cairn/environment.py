@@ -4,7 +4,8 @@
 
     git          {"commit", "branch", "dirty", "diff_digest", "remote", "root", "patch",
                   "untracked", "skipped"} or None
-    source       {"root", "files", "skipped"}: a snapshot where there is no git, else None
+    source       {"root", "files", "skipped"}: source files under the cwd where there is
+                 no git, else None
     cwd          the working directory the git state was read for
     python       {"version", "implementation", "executable"}
     packages     {distribution name: version}
@@ -115,7 +116,7 @@ def capture_environment(cwd: str | None = None, shared: bool = False) -> dict[st
         env = _combined.get(key)
         if env is None:
             git = _git[key]
-            source = None if git is not None else _snapshot(key, _process.get("entry_point"))
+            source = None if git is not None else _snapshot(key)
             env = _combined[key] = {"git": git, "source": source, "cwd": key, **_process}
     return env if shared else _copy(env)
 
@@ -238,12 +239,10 @@ def _not_source(rel: str) -> bool:
         p in _SKIP_DIRS or p.startswith(".cairn") for p in parts[:-1])
 
 
-def _snapshot(cwd: str, entry_point: Any) -> dict[str, Any] | None:
-    """Source files near the entry point (or the cwd) where there is no git to name the code."""
+def _snapshot(cwd: str) -> dict[str, Any] | None:
+    """Source files under the working directory, where there is no git to name the code."""
     root = cwd
-    if isinstance(entry_point, str) and os.path.isabs(entry_point) and os.path.isfile(entry_point):
-        root = os.path.dirname(entry_point)
-    if not os.path.isdir(root) or root == os.path.expanduser("~") or root == os.sep:
+    if not os.path.isdir(root) or root in (os.path.expanduser("~"), os.sep):
         return None
     budget = _Budget()
     files: dict[str, str] = {}

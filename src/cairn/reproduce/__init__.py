@@ -79,7 +79,7 @@ def reproduce(client: Any, run_ids: Sequence[str], *, repo: str | None = None, e
     tmp = Path(tempfile.mkdtemp(prefix="cairn-reproduce-"))
     try:
         builder = Builder(env, tmp)
-        for n, (key, runs) in enumerate(groups.items()):
+        for n, runs in enumerate(groups.values()):
             work = tmp / f"g{n}"
             work.mkdir()
             for report in _group(client, runs, [plans[r.id] for r in runs], builder, rules,
