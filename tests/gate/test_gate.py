@@ -252,3 +252,29 @@ def test_to_dict_keys(client, fraud):
     assert set(d["checks"][0]["test"]) == {"method", "alternative", "p_value", "statistic",
                                            "n_candidate", "n_baseline", "note"}
     assert d["passed"] is False and d["across"] == ["seed"]
+
+
+def test_a_forged_record_or_signature_fails(client, fraud, tracking):
+    import sqlite3
+
+    client.create_signing_key()
+    signed = train(client, noise=0.5, seeds=(16,))
+    client.set_alias("fraud", "candidate", signed.version)
+    conn = sqlite3.connect(str(tracking / "index.db"), isolation_level=None)
+    try:
+        conn.execute("UPDATE model_versions SET signature_bytes = ? WHERE version = ?",
+                     (b"\0" * 64, signed.version))
+        c = only(check(client, "fraud@candidate", spec(require=["signature"])), "signature")
+        assert c.reason == f"fraud {signed.version}: the signature does not verify"
+        conn.execute("UPDATE model_versions SET metrics = ? WHERE version = ?",
+                     ('{"val_auc": 0.999}', signed.version))
+        c = only(check(client, "fraud@candidate", spec(require=["signature"])), "signature")
+        assert c.reason == (f"fraud {signed.version}: its record was changed after "
+                            "registration (digest mismatch)")
+        # Nor are its metrics believed.
+        c = only(check(client, "fraud@candidate", spec(rules=["val_auc >= 0.5"])))
+        assert c.verdict == "fail" and c.reason == (
+            f"the registry record of fraud {signed.version} was changed after registration "
+            "(its digest does not match): its metrics cannot be trusted")
+    finally:
+        conn.close()

@@ -129,6 +129,11 @@ class _Evaluation:
     # -- metric rules ------------------------------------------------------------------
     def _metric(self, rule: MetricRule) -> Check:
         m = rule.metric
+        forged = [mv for mv in (self.cand, self.base) if mv is not None and not _record_ok(mv)]
+        if forged:
+            return Check("metric", rule.text, FAIL, metric=m, reason="; ".join(
+                f"the registry record of {_name(mv)} was changed after registration (its "
+                "digest does not match): its metrics cannot be trusted" for mv in forged))
         cv, cs = self._value(self.cand, m)
         fields: dict[str, Any] = {"metric": m, "candidate": cv, "candidate_source": cs}
         if cv is None:
@@ -237,6 +242,12 @@ class _Evaluation:
             return Check("lineage", "lineage", PASS, detail="trained on " + ", ".join(found))
         return Check("lineage", "lineage", FAIL,
                      reason=f"{_name(self.cand)}: {lineage_problem(self.client, self.cand)}")
+
+
+def _record_ok(mv: Any) -> bool:
+    from ..registry.loading import record_ok
+
+    return record_ok(mv)
 
 
 def _with_runs(side: Side, group: SeedGroup) -> Side:
