@@ -140,8 +140,13 @@ def status_cmd(obj: Any, stage: str | None, file: str | None, as_json: bool) -> 
       cairn pipeline status train --json
     """
     from .. import pipelines
+    from ..errors import NotFound
 
-    result = pipelines.status(obj.client, file, stage)
+    try:
+        client = obj.client
+    except NotFound:  # no store yet: every stage is judged from the lock file alone
+        client = None
+    result = pipelines.status(client, file, stage)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -37,7 +37,8 @@ def run(client: Any, path: str | os.PathLike[str] | None = None, stage: str | No
 def status(client: Any, path: str | os.PathLike[str] | None = None,
            stage: str | None = None) -> PipelineResult:
     """Which stages are stale and why (a dry run): ``stale`` stages carry a ``reason``, and
-    ``cached`` when the run cache has their key (a run would restore, not execute them)."""
+    ``cached`` when the run cache has their key (a run would restore, not execute them).
+    ``client`` None: no store yet, so no run cache to ask."""
     return run(client, path, stage, dry_run=True)
 
 

@@ -278,6 +278,8 @@ class Runner:
         return r, ctx
 
     def _lookup(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        if self.client is None:  # status without a store: no run cache to ask
+            return None
         try:
             return C.lookup(self.client, key)
         except CairnError:
@@ -286,6 +288,8 @@ class Runner:
             return None
 
     def _restore(self, stage: Stage, record: dict[str, Any], bad: list[str]) -> bool:
+        if self.client is None:
+            return False
         outs = record.get("outs") or {}
         try:
             for rel in bad:
