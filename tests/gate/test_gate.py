@@ -278,3 +278,14 @@ def test_a_forged_record_or_signature_fails(client, fraud, tracking):
             "(its digest does not match): its metrics cannot be trusted")
     finally:
         conn.close()
+
+
+def test_seed_groups_are_found_across_pages(client, monkeypatch):
+    from cairn.gate import seeds
+
+    monkeypatch.setattr(seeds, "PAGE", 2)
+    mine = train(client, noise=3.0, seeds=(0, 1, 2, 3, 4))
+    train(client, noise=1.0, seeds=(0, 1, 2))  # other params: another group
+    group = seeds.seed_group(client, mine.run_ids[0], ("seed",))
+    assert sorted(group.run_ids) == sorted(mine.run_ids) and group.note == ""
+    assert sorted(group.values("val_auc")) == sorted(mine.aucs)

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 from .. import stats
 
 TESTS = ("welch", "mann-whitney")
-MAX_GROUP = 1000
+PAGE = 1000
+MAX_PAGES = 100  # an experiment's first 100,000 runs are searched for a version's seeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +53,18 @@ def seed_group(client: Any, run_id: str | None, across: Sequence[str]) -> SeedGr
         return SeedGroup((run.id,), (run,), f"its run has no param {' or '.join(across)}")
     key = params_key(run.params, across)
     members = [run]
-    for other in client.search_runs([run.experiment_id], "", max_results=MAX_GROUP):
-        if other.id == run.id or other.status != RunStatus.FINISHED:
-            continue
-        if any(a in other.params for a in across) and params_key(other.params, across) == key:
-            members.append(other)
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        page = client.search_runs([run.experiment_id], "", max_results=PAGE, page_token=token)
+        for other in page:
+            if other.id == run.id or other.status != RunStatus.FINISHED:
+                continue
+            if any(a in other.params for a in across) and \
+                    params_key(other.params, across) == key:
+                members.append(other)
+        token = page.token
+        if not token:
+            break
     return SeedGroup(tuple(r.id for r in members), tuple(members))
 
 
