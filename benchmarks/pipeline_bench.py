@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -144,8 +143,11 @@ def side_once(side: str, st: list[dict[str, Any]], base: Path, dvc: str | None) 
     out["noop2"], _ = timed(cmd, proj)
     (proj / "data/chain_src.txt").write_text("chain source, edited\n")
     out["changed"], text = timed(cmd, proj)
-    out["changed_ran"] = (text.count("Running stage") if side == "dvc" else
-                          sum(s["status"] == "ran" for s in json.loads(text[:text.rindex("}") + 1])["stages"]))
+    if side == "dvc":
+        out["changed_ran"] = text.count("Running stage")
+    else:
+        doc = json.loads(text[:text.rindex("}") + 1])
+        out["changed_ran"] = sum(s["status"] == "ran" for s in doc["stages"])
     return out
 
 

@@ -172,7 +172,7 @@ def show_cmd(file: str | None, as_json: bool) -> None:
     from ..pipelines import load_pipeline
 
     p = load_pipeline(file)
-    stages = [{"name": n, "cmd": list(p.stages[n].cmd), "wdir": p.stages[n].wdir,
+    stages: list[dict[str, Any]] = [{"name": n, "cmd": list(p.stages[n].cmd), "wdir": p.stages[n].wdir,
                "deps": list(p.stages[n].deps), "params": dict(p.stages[n].params),
                "outs": list(p.stages[n].outs), "metrics": list(p.stages[n].metrics),
                "upstream": p.upstream[n]} for n in p.order]

@@ -121,7 +121,7 @@ def find_pipeline_file_in(directory: Path) -> Path:
 
 def yaml_module() -> Any:
     try:
-        import yaml
+        import yaml  # type: ignore[import-untyped]
     except ImportError:
         raise MissingDependency("pipelines read YAML and need PyYAML: "
                                 "pip install 'cairn[pipelines]'") from None
@@ -338,6 +338,7 @@ def _stage(name: str, body: Any, root: Path, params_cache: dict[str, Any], where
     if defaults:
         body = _interpolate(body, defaults, here)
     cmd_doc = body.get("cmd")
+    cmd: tuple[str, ...]
     if isinstance(cmd_doc, str):
         cmd = (_text(cmd_doc, f"{here}: cmd"),)
     elif isinstance(cmd_doc, list) and cmd_doc:
