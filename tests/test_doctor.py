@@ -305,3 +305,59 @@ def test_postgres_and_s3_objects_and_audit(tmp_path, pg_url, s3_bucket, s3_endpo
     finally:
         cairn.store.close_store(pg_url)
         store.close()
+
+
+# -- the guide ----------------------------------------------------------------------------------
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "store-layout.md"
+
+
+def guide() -> str:
+    text = DOCS.read_text(encoding="utf-8")
+    return text.split("## Checking: `cairn doctor`")[1].split("\n## ")[0]
+
+
+def test_the_guides_examples_run(store):
+    import re
+    import shlex
+
+    lines = [line for block in re.findall(r"^```sh\n(.*?)^```", guide(), re.M | re.S)
+             for line in block.splitlines() if line.startswith("cairn doctor")]
+    assert len(lines) == 3
+    for line in lines:
+        args = shlex.split(line, comments=True)[1:]
+        result = CliRunner().invoke(cli, ["--store", str(store), *args])
+        assert result.exit_code == 0, (line, result.output)
+
+
+def keys_of(value, skip=("journals", "index")) -> set[str]:
+    """Every key of a report, but the column names a difference shows."""
+    if isinstance(value, list):
+        return set().union(*(keys_of(v, skip) for v in value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    out = set(value)
+    for k, v in value.items():
+        if not (k in skip and isinstance(v, dict) and "status" not in v):
+            out |= keys_of(v, skip)
+    return out
+
+
+def test_the_guide_names_every_option_and_json_key(store):
+    text = guide()
+    command = cli.commands["doctor"]
+    for param in command.params:
+        for opt in param.opts:
+            if opt.startswith("--") and opt not in ("--store", "--uri", "--help"):
+                assert f"`{opt}" in text, f"{opt} is not in docs/store-layout.md"
+    # Damage of every kind, so that every key shows.
+    client = cairn.Client(str(store))
+    pack = client.data.version("tiny").packs[0]
+    flip(loose(store, pack), at=len(loose(store, pack).read_bytes()) // 2)
+    with index_db(store) as db:
+        db.execute("UPDATE latest_metrics SET value = 0.5")
+        db.execute("UPDATE audit_events SET actor = 'mallory'")
+    report = doctor(store, code=1)
+    keys = keys_of(report)
+    assert {"pack", "first_broken", "differences", "journals", "index"} <= keys
+    for key in sorted(keys):
+        assert f"`{key}`" in text, f"JSON key {key!r} is not in docs/store-layout.md"
