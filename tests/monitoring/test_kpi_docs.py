@@ -37,6 +37,7 @@ def test_the_definitions_are_the_code():
     assert f"`{K.PRIMARY_ARM}` arm" in text
     assert K.DEFAULT_SETTLE.total_seconds() == 24 * 3600 and "default `24h`" in text
     assert "cairn reproduce" in text and K.REPRODUCIBILITY_NOTE.startswith("filled in by")
+    assert "**latest** attempt was `reproduced`" in text and "`cairn.reproduces`" in text
 
 
 def test_every_option_and_json_key_is_documented(tracking, cairn_clock):
@@ -51,6 +52,9 @@ def test_every_option_and_json_key_is_documented(tracking, cairn_clock):
     for key in d:
         assert f"`{key}`" in text, key
     for key in d["overall"]:
+        assert f"`{key}`" in text, key
+    for key in d["reproducibility"] or {"runs": 0, "reproduced": 0, "differs": 0, "failed": 0,
+                                        "rate": None}:
         assert f"`{key}`" in text, key
 
 
