@@ -565,13 +565,15 @@ class Datasets(StoreService):
     def derive(self, inputs: Sequence[Ref], output: str | os.PathLike[str], name: str, *,
                transform: Mapping[str, Any] | None = None, message: str = "",
                aliases: Sequence[str] = (), expect: Sequence[str] | str | None = None,
-               run_id: str | None = None, progress: bool | None = False) -> DatasetVersion:
+               run_id: str | None = None, commit: str | None = None,
+               progress: bool | None = False) -> DatasetVersion:
         """Record ``output`` as a version of ``name`` made from ``inputs`` by ``transform``.
 
         Inside a run (the active one, or ``run_id``) it also records the run, its
         code commit, and the inputs as the run's inputs: raw → cleaned → features.
         ``inputs`` may be empty when ``run_id`` is given: the run made the output from no
-        recorded data.
+        recorded data.  ``commit``: the code commit, when the caller knows it (otherwise it
+        is read from the environment of this process, which costs a capture).
         """
         if isinstance(inputs, (str, DataRef, DatasetVersion)):
             inputs = [inputs]
@@ -584,7 +586,7 @@ class Datasets(StoreService):
         if transform is not None and not isinstance(transform, Mapping):
             raise InvalidArgument("transform must be a mapping of parameters, e.g. "
                                   "{'normalize': 'zscore'}")
-        run_id, commit = self._run_and_commit(run_id)
+        run_id, commit = self._run_and_commit(run_id, commit)
         v = self._add(output, name, message, aliases=aliases, expect=expect, kind="derive",
                       parents=parents, run_id=run_id, commit=commit,
                       transform=dict(transform or {}), progress=progress)
@@ -593,7 +595,8 @@ class Datasets(StoreService):
                 self._log_input(run_id, p, "input")
         return v
 
-    def _run_and_commit(self, run_id: str | None) -> tuple[str | None, str | None]:
+    def _run_and_commit(self, run_id: str | None,
+                        commit: str | None = None) -> tuple[str | None, str | None]:
         if run_id is None:
             from ..fluent import active_run
 
@@ -603,6 +606,8 @@ class Datasets(StoreService):
             self.client.get_run(run_id)  # an unknown run: NotFound before anything is recorded
         if run_id is None:
             return None, None
+        if commit is not None:
+            return run_id, commit
         from ..environment import capture_environment
 
         git = capture_environment().get("git") or {}

@@ -113,6 +113,7 @@ class Runner:
         self._dep_versions: dict[str, str] = {}  # source dependency -> "name@N"
         self._exp_id: str | None = None
         self._ds: Any = None
+        self._git_commit: Any = ...  # not read yet
 
     # -- planning -------------------------------------------------------------------
     def _digests(self, paths: tuple[str, ...]) -> tuple[dict[str, Digest], list[str]]:
@@ -396,7 +397,8 @@ class Runner:
                 raise InvalidArgument(f"output {rel} disappeared")
             v = ds.derive([p for p in parents if p], self.p.root / rel, dataset_name(rel),
                           transform={"pipeline": self.p.path.name, "stage": stage.name},
-                          message=f"stage {stage.name}", run_id=r.run_id)
+                          message=f"stage {stage.name}", run_id=r.run_id,
+                          commit=self._commit())
             outs[rel] = {"digest": d.digest, "kind": d.kind, "tree": v.tree,
                          "dataset": v.name, "version": v.version}
         metrics = []
@@ -420,6 +422,19 @@ class Runner:
                                      message=f"dependency of {self.p.path.name}")
             self._dep_versions[dep] = v.ref
         return self._dep_versions[dep]
+
+    def _commit(self) -> str | None:
+        """The project's git commit, read once (None outside git: derive finds out itself)."""
+        if self._git_commit is ...:
+            import subprocess
+
+            try:
+                out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=self.p.root,
+                                     capture_output=True, text=True, timeout=30)
+                self._git_commit = out.stdout.strip() if out.returncode == 0 else None
+            except (OSError, subprocess.SubprocessError):
+                self._git_commit = None
+        return self._git_commit  # type: ignore[return-value]
 
     def _datasets(self) -> Any:
         if self._ds is None:

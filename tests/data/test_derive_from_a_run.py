@@ -1,0 +1,26 @@
+"""derive() for a run that made an output from no recorded data, with a commit the caller
+already knows (what a pipeline stage records)."""
+
+import pytest
+
+from cairn.errors import InvalidArgument
+
+
+def test_a_run_can_produce_a_version_from_no_inputs(client, tmp_path):
+    out = tmp_path / "made.txt"
+    out.write_text("made from nothing\n")
+    run = client.create_run(name="generate")
+    v = client.data.derive([], out, "made", run_id=run.id, commit="a" * 40,
+                           transform={"stage": "generate"})
+    assert v.run_id == run.id and v.commit == "a" * 40 and v.parents == ()
+    assert v.kind == "derive" and v.transform == {"stage": "generate"}
+    graph = client.lineage("made@1")
+    assert f"run:{run.id}" in graph.nodes
+
+
+def test_no_inputs_and_no_run_is_still_refused(client, tmp_path):
+    out = tmp_path / "made.txt"
+    out.write_text("x\n")
+    with pytest.raises(InvalidArgument, match="at least one input version, or the run_id"):
+        client.data.derive([], out, "made")
+    assert client.data.list() == []
