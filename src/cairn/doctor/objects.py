@@ -1,8 +1,8 @@
 """The objects check: every stored object, and every object something refers to, re-hashed.
 
 A stored object that no longer hashes to its oid is corrupt; an object that a run's
-artifact, a model version or a data set version names but that is stored nowhere
-(neither loose nor in a pack) is missing.  The re-hashing is the object store's own
+artifact or code snapshot, a model version or a data set version names but that is
+stored nowhere (neither loose nor in a pack) is missing.  The re-hashing is the object store's own
 :meth:`~cairn.cas.ObjectStore.verify` (what ``cairn artifacts verify`` runs); this
 module only gathers the oids and who refers to each, so a damaged oid is reported
 with the artifacts, models and data sets it breaks.
@@ -54,6 +54,7 @@ def references(conn: "Connection", objects: "ObjectStore") -> References:
     file lists are read from the object store; a damaged list is reported by its oid)."""
     import sqlalchemy as sa
 
+    from ..environment import source_oids
     from ..store.sql import tables as T
     from ..store.sql import tables_data as D
 
@@ -67,6 +68,15 @@ def references(conn: "Connection", objects: "ObjectStore") -> References:
                 refs.add(oid, who)
         else:
             refs.add(digest, who)
+    # The code a run ran: its uncommitted patch, untracked and source files (cairn reproduce).
+    for rid, env in conn.execute(sa.select(T.runs.c.id, T.runs.c.env)
+                                 .where(T.runs.c.env.is_not(None), T.runs.c.env != "{}")):
+        try:
+            captured = json.loads(env)
+        except ValueError:
+            continue
+        for oid in source_oids(captured):
+            refs.add(oid, f"run {rid} code snapshot")
     mv = T.model_versions
     for name, version, tree in conn.execute(sa.select(mv.c.name, mv.c.version, mv.c.tree_oid)):
         _tree(refs, objects, tree, f"model {name} version {version}")
