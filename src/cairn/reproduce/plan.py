@@ -212,8 +212,12 @@ def _commit_problem(repo: str, commit: str) -> str | None:
 def _absent_objects(client: Any, oids: list[str]) -> set[str]:
     if not oids:
         return set()
-    objects = client.store.objects
-    return {oid for oid in oids if not objects.has(oid)}
+    from ..store.http import HttpStore
+
+    store = client.store
+    if isinstance(store, HttpStore):  # the spool holds only this machine's: ask the server
+        return store.missing_objects(oids) - {o for o in oids if store.objects.has(o)}
+    return {oid for oid in oids if not store.objects.has(oid)}
 
 
 def _size(client: Any, oid: str) -> int | None:

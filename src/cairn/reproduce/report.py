@@ -56,6 +56,8 @@ class Report:
         parts += [f"{d['what']} differ" for d in self.data]
         if not parts:
             judged = sum(1 for m in self.metrics if m.judged)
+            if not judged:
+                return "nothing differs (no metric to compare; params and data are the same)"
             return f"{judged} metric(s) equal within their tolerances"
         return "; ".join(parts)[:500]
 
