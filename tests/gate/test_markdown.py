@@ -34,8 +34,9 @@ def test_the_report_of_a_failed_gate(client, fraud):
     assert first[1] == f"{cand.aucs[0]:.6g}" and first[2] == f"{base.aucs[0]:.6g}"
     assert first[4].endswith("(3 vs 3 runs)") and float(first[4].split()[0]) < 0.05
     assert second[-1] == "❌ fail" and second[3] == "0.99"
-    assert second[4] == "not applicable (the threshold does not use the baseline)"
-    assert third[:2] == ["signature", "fraud 1.1.0: not signed"]
+    assert second[4] == "not applicable (absolute threshold)"
+    assert third[:2] == ["signature", "missing"]
+    assert "- signature: fraud 1.1.0: not signed" in text
     assert "**Failed:**" in text
     assert f"- val\\_auc >= 0.99: val\\_auc {cand.aucs[0]:.6g} is not >= 0.99" in text
 

@@ -121,14 +121,12 @@ def _print(result: Any) -> None:
                   title=result.summary())
     style = {"pass": "green", "fail": "bold red", "skipped": "yellow"}
     for c in result.checks:
-        if c.kind == "metric":
-            cand, base = _num(c.candidate), _num(c.baseline)
-        else:
-            cand, base = (c.detail or c.reason, "") if c.kind != "baseline" else ("", c.reason)
+        cand, base = c.cells()
         p = c.test_note
         if c.test is not None and c.test.p_value is not None:
             p = f"{c.test.p_value:.3g} ({c.test.n_candidate} vs {c.test.n_baseline})"
-        table.add_row(_plain(c.rule), _plain(cand), _plain(base), _num(c.threshold), _plain(p),
+        table.add_row(_plain(c.rule), _plain(cand), _plain(base),
+                      "" if c.threshold is None else _num(c.threshold), _plain(p),
                       f"[{style.get(c.verdict, '')}]{c.verdict}[/]")
     out.print(table)
     for c in result.failures:

@@ -180,7 +180,7 @@ class _Evaluation:
         if alpha is None:
             return None, "", ""
         if not rule.relative:
-            return None, "not applicable (the threshold does not use the baseline)", ""
+            return None, "not applicable (absolute threshold)", ""
         if rule.higher_is_better is None:
             return None, "not applicable (== has no side to test)", ""
         strict = " (--require-significance)" if self.spec.require_significance else ""

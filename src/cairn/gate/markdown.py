@@ -36,12 +36,7 @@ def render(result: GateResult, title: str = "cairn check") -> str:
     lines += ["| rule | candidate | baseline | threshold | p-value | verdict |",
               "|---|---|---|---:|---|---|"]
     for c in result.checks:
-        if c.kind == "metric":
-            cand = _num(c.candidate)
-            base = _num(c.baseline)
-        else:
-            cand = escape(c.detail or c.reason) if c.kind != "baseline" else ""
-            base = escape(c.reason) if c.kind == "baseline" else ""
+        cand, base = (escape(x) for x in c.cells())
         verdict = f"{ICONS.get(c.verdict, '')} {c.verdict}"
         lines.append(f"| {escape(c.rule)} | {cand} | {base} | {_num(c.threshold)} | {_p(c)} "
                      f"| {verdict} |")

@@ -52,6 +52,16 @@ class Check:
     def failed(self) -> bool:
         return self.verdict == FAIL
 
+    def cells(self) -> tuple[str, str]:
+        """What a report shows in the candidate and baseline columns: a metric's values;
+        for a requirement, what it found, or "missing" (its reason is listed below the
+        table); for the baseline row, why there is none."""
+        if self.kind == "metric":
+            return _num(self.candidate), _num(self.baseline)
+        if self.kind == "baseline":
+            return "", self.reason
+        return (self.detail if self.verdict == PASS else "missing"), ""
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "rule": self.rule, "verdict": self.verdict,
                 "reason": self.reason, "detail": self.detail, "metric": self.metric,
@@ -60,6 +70,10 @@ class Check:
                 "threshold": self.threshold,
                 "test": None if self.test is None else self.test.to_dict(),
                 "test_note": self.test_note}
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else f"{x:.6g}"
 
 
 @dataclass(frozen=True, slots=True)
