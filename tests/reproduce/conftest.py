@@ -28,20 +28,20 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_script(repo: Path, store: Path, script: str, *args: str, **env: str) -> None:
+def run_script(repo: Path, store: Path | str, script: str, *args: str, **env: str) -> None:
     out = subprocess.run([sys.executable, script, *args], cwd=repo,
                          env=clean_env(CAIRN_TRACKING_URI=str(store), **env),
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def cairn(store: Path, *args: str, cwd: Path | None = None,
+def cairn(store: Path | str, *args: str, cwd: Path | None = None,
           **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(CAIRN), "--store", str(store), *args], cwd=cwd,
                           env=clean_env(**env), capture_output=True, text=True, timeout=600)
 
 
-def cairn_json(store: Path, *args: str, ok: tuple[int, ...] = (0,), **env: str) -> dict:
+def cairn_json(store: Path | str, *args: str, ok: tuple[int, ...] = (0,), **env: str) -> dict:
     out = cairn(store, *args, "--json", **env)
     assert out.returncode in ok, f"exit {out.returncode}:\n{out.stdout}\n{out.stderr}"
     return json.loads(out.stdout)

@@ -285,3 +285,34 @@ def test_every_run_of_make_demo_reproduces(tmp_path):
     kpi = cairn_json(store, "kpi")
     assert kpi["reproducibility_rate"] == 1.0 and kpi["reproducibility"]["runs"] == made
     assert json.dumps(kpi["models"]["digits-sgd"]["reproducibility_rate"]) == "1.0"
+
+
+def test_through_a_team_server(repo, tmp_path, cairn_server):
+    """The patch and untracked files reach the server from the recording process's spool,
+    and a run recorded there is reproduced from another machine's point of view (an empty
+    spool)."""
+    (repo / "train.py").write_text(SEEDED)
+    (repo / "helper.py").write_text("SCALE = 1.0\n")
+    commit(repo)
+    (repo / "helper.py").write_text("SCALE = 7.0\n")
+    (repo / "extra.py").write_text("X = 1\n")
+    spool = tmp_path / "recording-spool"
+    run_script(repo, cairn_server, "train.py", "0.1", CAIRN_SPOOL_DIR=str(spool))
+    import cairn
+
+    server_objects = cairn.Client(cairn_server).store
+    original = next(r for r in cairn.Client(cairn_server).search_runs()
+                    if r.params["seed"] == "1")
+    env_git = cairn.Client(cairn_server).get_run(original.id).env["git"]
+    oids = [env_git["patch"], *env_git["untracked"].values()]
+    deadline = __import__("time").time() + 30
+    while server_objects.missing_objects(oids) and __import__("time").time() < deadline:
+        __import__("time").sleep(0.2)
+    assert not server_objects.missing_objects(oids)
+
+    other = {"CAIRN_SPOOL_DIR": str(tmp_path / "other-spool")}
+    [report] = cairn_json(cairn_server, "reproduce", original.id, **other)["reports"]
+    assert report["verdict"] == "reproduced", report
+    assert report["metrics"][0]["original"] > 0.3  # SCALE 7 (the patch), not 1: 0.06
+    rerun = cairn.Client(cairn_server).get_run(report["rerun"])
+    assert rerun.tags["cairn.reproduces"] == original.id
