@@ -125,6 +125,9 @@ def test_checks_can_be_sampled_and_skipped(store):
     assert report["checks"]["audit"]["status"] == "skipped"
     result = CliRunner().invoke(cli, ["--store", str(store), "doctor", "--sample", "0"])
     assert result.exit_code == 2 and "--sample" in result.stderr
+    result = CliRunner().invoke(cli, ["--store", str(store), "doctor", "--endpoint-url",
+                                      "http://127.0.0.1:9"])
+    assert result.exit_code == 1 and "give both" in result.stderr
     with pytest.raises(InvalidArgument, match="cannot skip journals"):
         diagnose(LocalStore(store), skip=["journals"])
 

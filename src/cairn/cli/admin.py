@@ -51,6 +51,10 @@ def doctor(obj, objects_at: str | None, endpoint_url: str | None, sample: int | 
 
     store = obj.client.store
     objects = None
+    if endpoint_url is not None and objects_at is None:
+        from ..errors import InvalidArgument
+
+        raise InvalidArgument("--endpoint-url is the S3 endpoint of --objects s3://...: give both")
     if objects_at is not None:
         from ..server.serve import open_objects
 
