@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+
+from cairn import Client
 
 from .conftest import cairn, cairn_json, commit, git, needs_git, run_script, runs
 
@@ -15,7 +18,7 @@ pytestmark = [needs_git, pytest.mark.slow]
 
 SEEDED = """\
 import random, sys
-import cairn
+from cairn import Client
 from helper import SCALE
 
 cairn.set_experiment("exp")
@@ -185,7 +188,7 @@ def test_a_package_that_is_not_installable_fails_naming_it(repo, tmp_path):
 
 UNSEEDED = """\
 import random
-import cairn
+from cairn import Client
 
 cairn.set_experiment("noisy")
 with cairn.start_run(params={"n": 3}):
@@ -298,21 +301,18 @@ def test_through_a_team_server(repo, tmp_path, cairn_server):
     (repo / "extra.py").write_text("X = 1\n")
     spool = tmp_path / "recording-spool"
     run_script(repo, cairn_server, "train.py", "0.1", CAIRN_SPOOL_DIR=str(spool))
-    import cairn
-
-    server_objects = cairn.Client(cairn_server).store
-    original = next(r for r in cairn.Client(cairn_server).search_runs()
-                    if r.params["seed"] == "1")
-    env_git = cairn.Client(cairn_server).get_run(original.id).env["git"]
+    client = Client(cairn_server)
+    original = next(r for r in client.search_runs() if r.params["seed"] == "1")
+    env_git = client.get_run(original.id).env["git"]
     oids = [env_git["patch"], *env_git["untracked"].values()]
-    deadline = __import__("time").time() + 30
-    while server_objects.missing_objects(oids) and __import__("time").time() < deadline:
-        __import__("time").sleep(0.2)
-    assert not server_objects.missing_objects(oids)
+    deadline = time.monotonic() + 30  # sent in the background by the recording process
+    while client.store.missing_objects(oids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not client.store.missing_objects(oids)
 
     other = {"CAIRN_SPOOL_DIR": str(tmp_path / "other-spool")}
     [report] = cairn_json(cairn_server, "reproduce", original.id, **other)["reports"]
     assert report["verdict"] == "reproduced", report
     assert report["metrics"][0]["original"] > 0.3  # SCALE 7 (the patch), not 1: 0.06
-    rerun = cairn.Client(cairn_server).get_run(report["rerun"])
+    rerun = client.get_run(report["rerun"])
     assert rerun.tags["cairn.reproduces"] == original.id
