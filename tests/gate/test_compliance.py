@@ -32,3 +32,30 @@ def test_pending_and_other_stages_when_asked():
     assert (r.status, a.user) == ("pending", "bob")
     assert approval_problem(REQUESTS, "1.2.0", stages=("Staging", "Production"), pending=True) \
         == "no approved request to move it to Staging or Production"
+
+
+def test_lineage_by_role(client):
+    import numpy as np
+
+    from cairn.registry.compliance import data_inputs, lineage_problem
+    from world import train
+
+    ds = client.data.add_array(np.zeros((4, 2)), "transactions")
+    t = train(client, noise=0.5, seeds=(1,), dataset=ds.ref)  # logged with role "train"
+    mv = client.get_model_version("fraud", t.version)
+    assert data_inputs(client, mv) == data_inputs(client, mv, "train") == [ds.ref]
+    assert data_inputs(client, mv, "val") == []
+    assert lineage_problem(client, mv, "train") is None
+    assert lineage_problem(client, mv, "val") == (
+        f"its run {t.run_ids[0]} logged no data set input with role 'val' "
+        "(cairn.log_input(ref, role='val')) and it lists none")
+    alone = client.register_model("fraud", fit_only(), datasets=[f"{ds.ref}"])
+    assert data_inputs(client, alone) == [ds.ref]  # listed at registration, no run
+    bare = client.register_model("fraud", fit_only())
+    assert lineage_problem(client, bare).startswith("it was registered without a source run")
+
+
+def fit_only():
+    from world import fit
+
+    return fit(0, 1.0)[0]
