@@ -174,7 +174,9 @@ class Runner:
         selected = set(targets)
         pending = list(targets)
         running: dict[Future[tuple[int, float, str]], tuple[Stage, StageResult, dict]] = {}
-        finishing: StageResult | None = None
+        # Commands that ended, recorded after the next stages are started: their bookkeeping
+        # (hashing, versions, runs) then overlaps with those commands.
+        ended: list[tuple[Stage, StageResult, dict, tuple[int, float, str]]] = []
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="cairn-stage")
 
         def emit(r: StageResult) -> None:
@@ -182,7 +184,7 @@ class Runner:
             self.on_event(r)
 
         try:
-            while pending or running:
+            while pending or running or ended:
                 progressed = False
                 for name in list(pending):
                     if len(running) >= self.jobs:
@@ -211,22 +213,22 @@ class Runner:
                             continue
                     results[name] = r
                     emit(r)
+                while ended:
+                    stage, r, ctx, (rc, seconds, log) = ended[0]
+                    self._finish(stage, r, ctx, rc, seconds, log)
+                    ended.pop(0)
+                    emit(r)
+                    progressed = True
                 if running and (not progressed or len(running) >= self.jobs or not pending):
                     done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                     for fut in done:
                         stage, r, ctx = running.pop(fut)
-                        finishing = r
-                        rc, seconds, log = fut.result()
-                        self._finish(stage, r, ctx, rc, seconds, log)
-                        finishing = None
-                        emit(r)
+                        ended.append((stage, r, ctx, fut.result()))
         except BaseException:
             self._stopping = True
             self._kill_all()
             pool.shutdown(wait=True, cancel_futures=True)
-            stopped = [r for _, r, _ in running.values()]
-            if finishing is not None:
-                stopped.append(finishing)
+            stopped = [r for _, r, _ in running.values()] + [r for _, r, _, _ in ended]
             for r in stopped:
                 r.status, r.reason = "killed", "interrupted"
                 self._end_run(r, "KILLED")
