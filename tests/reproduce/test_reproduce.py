@@ -18,7 +18,7 @@ pytestmark = [needs_git, pytest.mark.slow]
 
 SEEDED = """\
 import random, sys
-from cairn import Client
+import cairn
 from helper import SCALE
 
 cairn.set_experiment("exp")
@@ -188,7 +188,7 @@ def test_a_package_that_is_not_installable_fails_naming_it(repo, tmp_path):
 
 UNSEEDED = """\
 import random
-from cairn import Client
+import cairn
 
 cairn.set_experiment("noisy")
 with cairn.start_run(params={"n": 3}):
