@@ -279,17 +279,36 @@ def test_the_total_limit_skips_what_does_not_fit(repo: Path, monkeypatch) -> Non
     assert info["skipped"][0]["path"] == "b.py" and "TOTAL" in info["skipped"][0]["reason"]
 
 
-def test_without_git_a_snapshot_of_the_sources(tmp_path: Path, monkeypatch) -> None:
+def test_without_git_a_snapshot_of_the_scripts_directory(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(
+        "import json, sys\n"
+        "from cairn.environment import capture_environment, source_blobs\n"
+        "env = capture_environment()\n"
+        "print(json.dumps([env['source'], {k: v.decode() for k, v in source_blobs(env).items()}]))\n")
+    (code / "util.py").write_text("X = 1\n")
+    (code / "data.bin").write_bytes(b"\0" * 10)
+    (code / "__pycache__").mkdir()
+    (code / "__pycache__" / "x.py").write_text("cached\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "not_code.py").write_text("no\n")
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)}
+    out = subprocess.run([sys.executable, str(code / "train.py")], cwd=elsewhere, env=env,
+                         check=True, capture_output=True, text=True).stdout
+    source, blobs = json.loads(out)
+    assert source["root"] == os.path.realpath(code)
+    assert sorted(source["files"]) == ["train.py", "util.py"]
+    assert blobs[source["files"]["util.py"]] == "X = 1\n"
+
+
+def test_no_snapshot_for_a_program_installed_in_the_environment(tmp_path: Path, monkeypatch) -> None:
+    # This process is pytest, a script of the virtualenv: its directory is not the code.
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     (tmp_path / "train.py").write_text("print(1)\n")
-    (tmp_path / "data.bin").write_bytes(b"\0" * 10)
-    (tmp_path / "__pycache__").mkdir()
-    (tmp_path / "__pycache__" / "x.py").write_text("cached\n")
     env = capture_environment(str(tmp_path))
-    assert env["git"] is None
-    assert env["source"]["root"] == os.path.realpath(tmp_path)
-    assert list(env["source"]["files"]) == ["train.py"]
-    assert environment.source_blobs(env)[env["source"]["files"]["train.py"]] == b"print(1)\n"
+    assert env["git"] is None and env["source"] is None
 
 
 def test_only_allow_listed_variables_and_never_secrets(tmp_path: Path, monkeypatch) -> None:

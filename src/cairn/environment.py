@@ -4,8 +4,8 @@
 
     git          {"commit", "branch", "dirty", "diff_digest", "remote", "root", "patch",
                   "untracked", "skipped"} or None
-    source       {"root", "files", "skipped"}: source files under the cwd where there is
-                 no git, else None
+    source       {"root", "files", "skipped"}: source files of the main script's directory
+                 (the cwd for ``python -m``) where there is no git, else None
     cwd          the working directory the git state was read for
     python       {"version", "implementation", "executable"}
     packages     {distribution name: version}
@@ -116,7 +116,7 @@ def capture_environment(cwd: str | None = None, shared: bool = False) -> dict[st
         env = _combined.get(key)
         if env is None:
             git = _git[key]
-            source = None if git is not None else _snapshot(key)
+            source = None if git is not None else _snapshot(key, _process.get("entry_point"))
             env = _combined[key] = {"git": git, "source": source, "cwd": key, **_process}
     return env if shared else _copy(env)
 
@@ -239,9 +239,19 @@ def _not_source(rel: str) -> bool:
         p in _SKIP_DIRS or p.startswith(".cairn") for p in parts[:-1])
 
 
-def _snapshot(cwd: str) -> dict[str, Any] | None:
-    """Source files under the working directory, where there is no git to name the code."""
-    root = cwd
+def _snapshot(cwd: str, entry_point: Any) -> dict[str, Any] | None:
+    """Source files where there is no git to name the code: the main script's directory
+    (where its imports are found), or the cwd for ``python -m``; none for an interactive
+    session or a program installed in the environment (pytest, a console script)."""
+    if isinstance(entry_point, str) and entry_point.startswith("-m "):
+        root = cwd
+    elif isinstance(entry_point, str) and os.path.isabs(entry_point):
+        root = os.path.dirname(entry_point)
+        installed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+        if any(root == p or root.startswith(p + os.sep) for p in installed):
+            return None
+    else:
+        return None
     if not os.path.isdir(root) or root in (os.path.expanduser("~"), os.sep):
         return None
     budget = _Budget()
