@@ -83,12 +83,16 @@ def run_cmd(obj: Any, stage: str | None, file: str | None, jobs: int, dry_run: b
       cairn pipeline run train --jobs 4
       cairn pipeline run --dry-run --json
     """
-    from rich.console import Console
-
     from .. import pipelines
 
-    err = Console(stderr=True)
-    show = (lambda r: None) if as_json else (lambda r: err.print(_line(r), highlight=False))
+    show: Any = lambda r: None  # noqa: E731
+    if not as_json:  # rich costs start-up time that a no-op --json run does not need
+        from rich.console import Console
+
+        err = Console(stderr=True)
+
+        def show(r: Any) -> None:
+            err.print(_line(r), highlight=False)
     old = _sigterm_as_interrupt()
     try:
         if as_json or not sys.stderr.isatty():
