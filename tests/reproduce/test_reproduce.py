@@ -316,3 +316,20 @@ def test_through_a_team_server(repo, tmp_path, cairn_server):
     assert report["metrics"][0]["original"] > 0.3  # SCALE 7 (the patch), not 1: 0.06
     rerun = client.get_run(report["rerun"])
     assert rerun.tags["cairn.reproduces"] == original.id
+
+
+def test_without_git_the_stored_snapshot_is_the_code(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(SEEDED)
+    (code / "helper.py").write_text("SCALE = 5.0\n")
+    store = tmp_path / "store"
+    run_script(code, store, "train.py", "0.1", GIT_CEILING_DIRECTORIES=str(tmp_path.parent))
+    original = _one(store)
+    (code / "helper.py").write_text("SCALE = 0.0\n")  # changed since: the snapshot is used
+    [report] = cairn_json(store, "reproduce", original["id"],
+                          GIT_CEILING_DIRECTORIES=str(tmp_path.parent))["reports"]
+    assert report["verdict"] == "reproduced", report
+    assert report["plan"]["commit"] is None
+    assert sorted(report["plan"]["snapshot"]) == ["helper.py", "train.py"]
+    assert report["metrics"][0]["original"] > 0.2
