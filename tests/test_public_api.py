@@ -68,7 +68,9 @@ LAYERS: dict[str, set[str]] = {
     "pipelines": DOMAIN,  # stages with a cache (cairn pipeline)
     "gate": DOMAIN,  # the CI gate for promotions (cairn check)
     "webhooks": DOMAIN,  # events from the registry's audit log and ended runs
-    "cli": APPS | {"server", "serving", "monitoring", "webhooks", "reproduce", "pipelines", "gate"},
+    "doctor": DOMAIN,  # cairn doctor: a store's journals, index, objects and audit log
+    "cli": APPS | {"server", "serving", "monitoring", "webhooks", "reproduce", "pipelines", "gate",
+                   "doctor"},
     "testing": EVERYTHING,  # the pytest plugin: fixtures over every layer
     "cairn": EVERYTHING,
 }
