@@ -147,3 +147,17 @@ def test_a_store_shared_by_a_clone_gives_hits(project, tmp_path):
     assert set(other.run().values()) == {"cached"}
     assert other.executed == []
     assert (clone / "out/model.txt").read_text() == "HELLO\nlr=0.1\n"
+
+
+def test_params_of_any_yaml_type_and_a_second_parse_agree(project):
+    project.write("params.yaml", "train:\n  lr: 0.1\n  when: 2026-01-02\n  layers: [1, 2]\n"
+                  "report:\n  title: weekly\n")
+    text = (project.root / "cairn.yaml").read_text()
+    project.write("cairn.yaml", text.replace("params: [train.lr]",
+                                             "params: [train.lr, train.when, train.layers]"))
+    assert project.run()["train"] == "ran"
+    time.sleep(0.15)  # the parsed pipeline is now taken from the lock, not from YAML
+    assert project.run()["train"] == "unchanged"
+    (project.root / "cairn.lock").unlink()  # parsed again: the same key, found in the store
+    assert project.run()["train"] == "cached"
+    assert project.executed == []

@@ -80,7 +80,7 @@ class State:
         doc = {"format": LOCK_FORMAT, "pipeline": self.pipeline,
                "stages": dict(sorted(self.stages.items())),
                "files": dict(sorted(self.files.items()))}
-        data = json.dumps(doc, indent=1, sort_keys=False).encode()
+        data = json.dumps(doc, indent=1, default=str).encode()
         tmp = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.tmp"
         try:
             with open(tmp, "wb") as f:
