@@ -333,3 +333,51 @@ def test_without_git_the_stored_snapshot_is_the_code(tmp_path):
     assert report["plan"]["commit"] is None
     assert sorted(report["plan"]["snapshot"]) == ["helper.py", "train.py"]
     assert report["metrics"][0]["original"] > 0.2
+
+
+NESTED = """\
+import cairn
+
+cairn.set_experiment("sweep")
+for outer in range(2):
+    with cairn.start_run(params={"sweep": "grid"}):
+        for fold in range(3):  # same params in every child: told apart by their order
+            with cairn.start_run(nested=True, params={"k": 3}):
+                cairn.log_metric("score", outer * 10 + fold)
+"""
+
+
+def test_nested_runs_with_equal_params_are_matched_by_their_order(repo, tmp_path):
+    (repo / "sweep.py").write_text(NESTED)
+    commit(repo)
+    store = tmp_path / "store"
+    run_script(repo, store, "sweep.py")
+    made = runs(store, "sweep")
+    children = sorted((r for r in made if r["parent_id"]), key=lambda r: r["metrics"]["score"])
+    assert len(children) == 6
+    picked = [children[4], children[1]]  # outer 1 fold 1, outer 0 fold 1
+    body = cairn_json(store, "reproduce", *[c["id"] for c in picked])
+    assert [r["verdict"] for r in body["reports"]] == ["reproduced", "reproduced"]
+    assert [r["metrics"][0]["rerun"] for r in body["reports"]] == [11.0, 1.0]
+
+
+SLOW = """\
+import time
+import cairn
+
+with cairn.start_run(params={"seed": 0}):
+    cairn.log_metric("x", 1.0)
+    time.sleep(float(__import__("os").environ.get("NAP", "0")))
+"""
+
+
+def test_a_rerun_past_the_timeout_fails(repo, tmp_path):
+    (repo / "slow.py").write_text(SLOW)
+    commit(repo)
+    store = tmp_path / "store"
+    run_script(repo, store, "slow.py")
+    [original] = runs(store, "Default")
+    [report] = cairn_json(store, "reproduce", original["id"], "--timeout", "2", ok=(1,),
+                          NAP="60")["reports"]
+    assert report["verdict"] == "failed"
+    assert "was stopped at the timeout" in report["why"][0]

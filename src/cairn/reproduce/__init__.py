@@ -137,6 +137,15 @@ def _group(client: Any, runs: list[Run], plans: list[Plan], builder: Builder,
     return out
 
 
+def _compare(client: Any, original: Run, rerun_client: Any, rerun: Run, rules: list,
+             report: Report) -> None:
+    report.metrics = compare_metrics(client, original, rerun_client, rerun, rules)
+    report.params = compare_params(original, rerun)
+    report.data = compare_data(client, original, rerun_client, rerun)
+    bad = any(m.judged and not m.ok for m in report.metrics) or report.params or report.data
+    report.verdict = "differs" if bad else "reproduced"
+
+
 def _judge(client: Any, original: Run, plan: Plan, rerun_client: Any, matcher: Matcher,
            ran: Any, interp: Any, rules: list, started: float) -> Report:
     report = Report(original.id, original.name, original.experiment, "failed", plan,
@@ -151,9 +160,10 @@ def _judge(client: Any, original: Run, plan: Plan, rerun_client: Any, matcher: M
     exit_text = ("was stopped at the timeout" if ran.returncode is None
                  else f"exited with status {ran.returncode}")
     try:
-        rerun = matcher.find(original)
+        candidates = matcher.candidates(original)
     except NotFound:
-        rerun = None
+        candidates = []
+    rerun = candidates[0] if candidates else None
     if rerun is None:
         report.why.append(f"the command {exit_text} and made {matcher.made} run(s), none of "
                           f"them in experiment {original.experiment!r} with the original's "
@@ -162,11 +172,20 @@ def _judge(client: Any, original: Run, plan: Plan, rerun_client: Any, matcher: M
         report.why.append(f"the rerun ended {rerun.status} (the command {exit_text}); its "
                           f"output ended:\n{ran.output_tail}")
     else:
-        report.metrics = compare_metrics(client, original, rerun_client, rerun, rules)
-        report.params = compare_params(original, rerun)
-        report.data = compare_data(client, original, rerun_client, rerun)
-        bad = any(m.judged and not m.ok for m in report.metrics) or report.params or report.data
-        report.verdict = "differs" if bad else "reproduced"
+        for candidate in candidates:
+            _compare(client, original, rerun_client, candidate, rules, report)
+            if report.verdict == "reproduced":
+                rerun = candidate
+                break
+        else:
+            if len(candidates) > 1:  # none reproduces it: report against the likeliest
+                _compare(client, original, rerun_client, rerun, rules, report)
+        if len(candidates) > 1:
+            report.notes.append(f"{len(candidates)} runs of the rerun have the original's "
+                                "place and params and their order is not certain (runs started "
+                                "in one millisecond); the one compared is "
+                                + ("one that reproduces the original" if
+                                   report.verdict == "reproduced" else "the likeliest"))
         if ran.returncode != 0:
             report.notes.append(f"the command {exit_text} after the run ended")
         git = (rerun.env or {}).get("git") if isinstance(rerun.env, dict) else None

@@ -23,6 +23,8 @@ from ..store.base import Directory
 from .plan import DataInput, Plan
 
 _TAIL_LINES = 15
+_MAX_CANDIDATES = 10
+_CAPTURE_LAG_MS = 60_000
 # Not handed on to the rerun: where the original wrote, and its credentials.
 _DROPPED = ("CAIRN_TRACKING_URI", "CAIRN_TRACKING_TOKEN", "CAIRN_REPRODUCE_STORE",
             "CAIRN_REPRODUCE_OF")
@@ -102,6 +104,10 @@ def execute(plan: Plan, code: Path, python: str, store: Path, originals: Sequenc
 
 
 # -- which run of the rerun is the original's ----------------------------------------------
+def _order(run: Run) -> tuple[int, str]:
+    return run.start_time, run.id
+
+
 def _key(run: Run) -> tuple[str, tuple[tuple[str, str], ...]]:
     return run.experiment, tuple(sorted(run.params.items()))
 
@@ -125,41 +131,60 @@ class Matcher:
     original's parent), in an experiment of the same name, with the same params; among
     several such runs, the one with the original's name if only one has it, else the one
     at the original's position among its process's runs of that kind (by start time).
+    Runs started in the same millisecond cannot be ordered: then :meth:`candidates` lists the
+    nearest others too, and one of them that reproduces the original is taken.
     """
 
     def __init__(self, real_client: Any, rerun_client: Any) -> None:
         self.real = real_client
         self.rerun = rerun_client
-        runs = sorted(_all_runs(rerun_client), key=lambda r: (r.start_time, r.id))
+        runs = sorted(_all_runs(rerun_client), key=_order)
         self.by_parent: dict[str | None, list[Run]] = {}
         for r in runs:
             self.by_parent.setdefault(r.parent_id, []).append(r)
         self.made = len(runs)
-        self._memo: dict[str, Run | None] = {}
+        self._memo: dict[str, list[Run]] = {}
+        self._tied: set[str] = set()  # originals whose siblings started in one millisecond
 
     def find(self, original: Run) -> Run | None:
+        found = self.candidates(original)
+        return found[0] if found else None
+
+    def candidates(self, original: Run) -> list[Run]:
+        """The rerun of ``original`` first, then the runs it cannot be told apart from
+        (same place, params and start millisecond): the caller may take one of those that
+        reproduces it."""
         if original.id not in self._memo:
             self._memo[original.id] = self._find(original)
         return self._memo[original.id]
 
-    def _find(self, original: Run) -> Run | None:
+    def _find(self, original: Run) -> list[Run]:
         if original.parent_id:
             parent = self.find(self.real.get_run(original.parent_id))
             if parent is None:
-                return None
+                return []
             pool = self.by_parent.get(parent.id, [])
         else:
             pool = self.by_parent.get(None, [])
         candidates = [r for r in pool if _key(r) == _key(original)]
         if not candidates:
-            return None
+            return []
         named = [r for r in candidates if r.name == original.name]
         if len(named) == 1:
-            return self.rerun.get_run(named[0].id)
+            return [self.rerun.get_run(named[0].id)]
         position = self._position(original)
         if position >= len(candidates):
-            return None
-        return self.rerun.get_run(candidates[position].id)
+            return []
+        if not self._ordered(original, candidates):
+            # Order within a millisecond is unknown: the nearest others may be the one.
+            near = sorted(range(len(candidates)), key=lambda i: abs(i - position))
+            return [self.rerun.get_run(candidates[i].id) for i in near[:_MAX_CANDIDATES]]
+        return [self.rerun.get_run(candidates[position].id)]
+
+    def _ordered(self, original: Run, candidates: list[Run]) -> bool:
+        """Whether start times alone order the candidates (and the original's siblings)."""
+        starts = [r.start_time for r in candidates]
+        return len(set(starts)) == len(starts) and original.id not in self._tied
 
     def _position(self, original: Run) -> int:
         """Where ``original`` is among the runs of its process with the same key."""
@@ -169,12 +194,16 @@ class Matcher:
             return 0
         parent = f"attributes.parent_id = '{original.parent_id}'" if original.parent_id \
             else "attributes.parent_id IS NULL"
-        flt = (f"attributes.start_time >= {started} AND "
+        # The capture starts with the process's first run, a moment after that run's start.
+        flt = (f"attributes.start_time >= {started - _CAPTURE_LAG_MS} AND "
                f"attributes.start_time <= {original.start_time} AND {parent}")
         same = [r for r in _all_runs(self.real, [original.experiment_id], flt)
                 if _key(r) == _key(original)]
-        mine = [r for r in sorted(same, key=lambda r: (r.start_time, r.id))
+        mine = [r for r in sorted(same, key=_order)
                 if r.id == original.id or
                 (self.real.get_run(r.id).env.get("process") or {}).get("id") == pid]
         ids = [r.id for r in mine]
+        starts = [r.start_time for r in mine]
+        if len(set(starts)) != len(starts):
+            self._tied.add(original.id)
         return ids.index(original.id) if original.id in ids else 0
