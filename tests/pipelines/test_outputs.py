@@ -84,3 +84,12 @@ def test_dry_run_runs_nothing_and_force_runs_anyway(project):
     assert project.executed == []
     assert project.run(force=True) == {"prepare": "ran", "train": "ran", "report": "ran"}
     assert project.executed == ["prepare", "report", "train"]
+
+
+def test_an_empty_directory_dependency_is_hashed_but_not_versioned(project):
+    (project.root / "empty").mkdir()
+    project.write("cairn.yaml", f"stages:\n  a:\n    cmd: {PY} -c \"open('a.txt','w').write('a')\"\n"
+                  "    deps: [empty]\n    outs: [a.txt]\n")
+    assert project.run() == {"a": "ran"}
+    (project.root / "empty/new.txt").write_text("now it has a file\n")
+    assert project.run() == {"a": "ran"}

@@ -110,7 +110,7 @@ class Runner:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._stopping = False
-        self._dep_versions: dict[str, str] = {}  # source dependency -> "name@N"
+        self._dep_versions: dict[str, str | None] = {}  # source dependency -> "name@N"
         self._exp_id: str | None = None
         self._ds: Any = None
         self._git_commit: Any = ...  # not read yet
@@ -420,9 +420,18 @@ class Runner:
                 if (dep == rel or dep.startswith(rel + "/")) and out.get("dataset"):
                     return f"{out['dataset']}@{out['version']}"
         if dep not in self._dep_versions:
-            v = self._datasets().add(self.p.root / dep, dataset_name(dep),
-                                     message=f"dependency of {self.p.path.name}")
-            self._dep_versions[dep] = v.ref
+            try:
+                v = self._datasets().add(self.p.root / dep, dataset_name(dep),
+                                         message=f"dependency of {self.p.path.name}")
+                self._dep_versions[dep] = v.ref
+            except CairnError as exc:
+                # An empty directory cannot be a version: the stage is recorded without it
+                # in its lineage (its key still has the dependency's digest).
+                import logging
+
+                logging.getLogger("cairn.pipelines").warning(
+                    "dependency %s is not recorded as a data set version: %s", dep, exc.message)
+                self._dep_versions[dep] = None
         return self._dep_versions[dep]
 
     def _commit(self) -> str | None:
