@@ -445,7 +445,7 @@ class Runner:
                 self._git_commit = out.stdout.strip() if out.returncode == 0 else None
             except (OSError, subprocess.SubprocessError):
                 self._git_commit = None
-        return self._git_commit  # type: ignore[return-value]
+        return self._git_commit
 
     def _datasets(self) -> Any:
         if self._ds is None:
