@@ -137,6 +137,11 @@ def _group(client: Any, runs: list[Run], plans: list[Plan], builder: Builder,
     return out
 
 
+def _differences(what: str, items: list[str]) -> str:
+    return f"{what}: " + "; ".join(items[:10]) + (f" ... ({len(items)} in all)"
+                                                  if len(items) > 10 else "")
+
+
 def _compare(client: Any, original: Run, rerun_client: Any, rerun: Run, rules: list,
              report: Report) -> None:
     report.metrics = compare_metrics(client, original, rerun_client, rerun, rules)
@@ -150,10 +155,9 @@ def _judge(client: Any, original: Run, plan: Plan, rerun_client: Any, matcher: M
            ran: Any, interp: Any, rules: list, started: float) -> Report:
     report = Report(original.id, original.name, original.experiment, "failed", plan,
                     environment=interp.how, notes=list(plan.notes))
-    if interp.differences:
-        report.notes.append("environment differs from the recorded one: "
-                            + "; ".join(interp.differences[:10])
-                            + (" ..." if len(interp.differences) > 10 else ""))
+    if interp.how == "here" and interp.differences:
+        report.notes.append(_differences("this environment differs from the recorded one",
+                                         list(interp.differences)))
     if plan.container and plan.container.get("image_digest"):
         report.notes.append(f"recorded in container image {plan.container['image_digest']}; "
                             "the rerun ran where cairn reproduce runs")
@@ -188,6 +192,14 @@ def _judge(client: Any, original: Run, plan: Plan, rerun_client: Any, matcher: M
                                    report.verdict == "reproduced" else "the likeliest"))
         if ran.returncode != 0:
             report.notes.append(f"the command {exit_text} after the run ended")
+        if interp.how == "built" and isinstance(rerun.env, dict):
+            got = rerun.env.get("packages") or {}
+            wrong = [f"{n}: {plan.packages.get(n, '-')} recorded, {got.get(n, '-')} built"
+                     for n in sorted(set(plan.packages) | set(got), key=str.lower)
+                     if plan.packages.get(n) != got.get(n)]
+            report.notes.append(_differences("the built environment differs from the recorded "
+                                             "one", wrong) if wrong else
+                                f"built with uv: the recorded {len(plan.packages)} packages")
         git = (rerun.env or {}).get("git") if isinstance(rerun.env, dict) else None
         if plan.commit and isinstance(git, dict) and (
                 git.get("commit") != plan.commit or git.get("diff_digest") != plan.patch):
