@@ -359,3 +359,13 @@ def test_a_run_stores_its_patch_once_per_process(repo: Path) -> None:
         assert client.store.objects.get_bytes(info["untracked"]["new.py"]) == b"Z = 3\n"
     finally:
         client.store.close()
+
+
+@needs_git
+def test_many_untracked_files_keep_the_environment_small(repo: Path, monkeypatch) -> None:
+    monkeypatch.setattr(environment, "MAX_SOURCE_FILES", 5)
+    for i in range(40):
+        (repo / f"f{i:02}.py").write_text(f"X = {i}\n")
+    info = capture_environment(str(repo))["git"]
+    assert len(info["untracked"]) == 5
+    assert len(info["skipped"]) == 21 and info["skipped"][-1]["path"] == "(15 more)"

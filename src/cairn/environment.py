@@ -73,6 +73,9 @@ MAX_FILE_VAR, MAX_TOTAL_VAR = "CAIRN_CAPTURE_SOURCE_MAX_FILE", "CAIRN_CAPTURE_SO
 ENV_VARS_VAR = "CAIRN_CAPTURE_ENV_VARS"
 DEFAULT_MAX_FILE, DEFAULT_MAX_TOTAL = 1_000_000, 10_000_000
 _MAX_SNAPSHOT_SCAN = 5_000  # entries a snapshot without git looks at, at most
+# Every run of the process records the environment: keep it small whatever the tree holds.
+MAX_SOURCE_FILES = 500  # source files stored (their paths and oids are in every run's env)
+_MAX_SKIPPED_LISTED = 20  # skipped files named; the rest are counted
 #: Environment variables recorded on every run (fnmatch patterns): what changes results.
 ENV_VAR_ALLOW = (
     "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING",
@@ -208,27 +211,45 @@ class _Budget:
     def __init__(self) -> None:
         self.max_file = _size_limit(MAX_FILE_VAR, DEFAULT_MAX_FILE)
         self.left = _size_limit(MAX_TOTAL_VAR, DEFAULT_MAX_TOTAL)
+        self.files = 0
         self.skipped: list[dict[str, Any]] = []
+        self.unlisted = 0
+
+    def skip(self, rel: str, size: int | None, reason: str) -> None:
+        if len(self.skipped) < _MAX_SKIPPED_LISTED:
+            self.skipped.append({"path": rel, "size": size, "reason": reason})
+        else:
+            self.unlisted += 1
+
+    def listing(self) -> list[dict[str, Any]]:
+        if not self.unlisted:
+            return self.skipped
+        return [*self.skipped, {"path": f"({self.unlisted} more)", "size": None,
+                                "reason": "not stored either"}]
 
     def take(self, rel: str, path: str) -> str | None:
         try:
             size = os.stat(path).st_size
         except OSError as exc:
-            self.skipped.append({"path": rel, "size": None, "reason": f"unreadable: {exc.strerror}"})
+            self.skip(rel, None, f"unreadable: {exc.strerror}")
+            return None
+        if self.files >= MAX_SOURCE_FILES:
+            self.skip(rel, size, f"more than {MAX_SOURCE_FILES} files")
             return None
         if size > self.max_file:
-            self.skipped.append({"path": rel, "size": size, "reason": f"larger than {MAX_FILE_VAR}"})
+            self.skip(rel, size, f"larger than {MAX_FILE_VAR}")
             return None
         if size > self.left:
-            self.skipped.append({"path": rel, "size": size, "reason": f"over {MAX_TOTAL_VAR}"})
+            self.skip(rel, size, f"over {MAX_TOTAL_VAR}")
             return None
         try:
             with open(path, "rb") as f:
                 data = f.read(self.max_file + 1)
         except OSError as exc:
-            self.skipped.append({"path": rel, "size": size, "reason": f"unreadable: {exc.strerror}"})
+            self.skip(rel, size, f"unreadable: {exc.strerror}")
             return None
         self.left -= len(data)
+        self.files += 1
         return _keep(data)
 
 
@@ -262,9 +283,9 @@ def _snapshot(cwd: str, entry_point: Any) -> dict[str, Any] | None:
         for name in sorted(filenames):
             seen += 1
             if seen > _MAX_SNAPSHOT_SCAN:
-                budget.skipped.append({"path": os.path.relpath(dirpath, root), "size": None,
-                                       "reason": f"more than {_MAX_SNAPSHOT_SCAN} files looked at"})
-                return {"root": root, "files": files, "skipped": budget.skipped}
+                budget.skip(os.path.relpath(dirpath, root), None,
+                            f"more than {_MAX_SNAPSHOT_SCAN} files looked at")
+                return {"root": root, "files": files, "skipped": budget.listing()}
             if not name.lower().endswith(_SOURCE_SUFFIXES):
                 continue
             path = os.path.join(dirpath, name)
@@ -272,7 +293,7 @@ def _snapshot(cwd: str, entry_point: Any) -> dict[str, Any] | None:
             oid = budget.take(rel, path)
             if oid is not None:
                 files[rel] = oid
-    return {"root": root, "files": files, "skipped": budget.skipped}
+    return {"root": root, "files": files, "skipped": budget.listing()}
 
 
 def _copy(value: Any) -> Any:
@@ -318,8 +339,7 @@ def _capture_git(cwd: str) -> dict[str, Any] | None:
             patch = _keep(diff)  # its oid is diff_digest: both are the SHA-256 of the diff
             budget.left -= len(diff)
         else:
-            budget.skipped.append({"path": "(uncommitted diff)", "size": len(diff),
-                                   "reason": f"over {MAX_TOTAL_VAR}"})
+            budget.skip("(uncommitted diff)", len(diff), f"over {MAX_TOTAL_VAR}")
     untracked: dict[str, str] = {}
     listed = _run([git, "-C", root, "ls-files", "--others", "--exclude-standard", "-z"]) \
         if root else None
@@ -338,7 +358,7 @@ def _capture_git(cwd: str) -> dict[str, Any] | None:
         "root": root,
         "patch": patch,
         "untracked": untracked,
-        "skipped": budget.skipped,
+        "skipped": budget.listing(),
     }
 
 

@@ -63,6 +63,7 @@ def test_every_option_json_key_and_default_is_documented():
         assert f"`{var}`" in text, var
     assert environment.DEFAULT_MAX_FILE == 1_000_000 and "1 MB per file" in text
     assert environment.DEFAULT_MAX_TOTAL == 10_000_000 and "10 MB in all" in text
+    assert f"at most {environment.MAX_SOURCE_FILES} files" in text
     assert compare.DEFAULT_RELATIVE == 1e-6 and "relative `1e-6`" in text
 
 
