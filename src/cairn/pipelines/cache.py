@@ -4,7 +4,7 @@ An executed stage's run carries the tags ``cairn.pipeline.key`` (the stage key) 
 ``cairn.pipeline.record`` (the oid of a JSON record in the object store listing its
 outputs as data set versions and trees).  Looking a key up is one run search, on any
 store: so a hit works across git branches, clones and machines that share the store.
-Restoring writes each output from its tree, verified, through a temporary file or
+Restoring checks each output's data set version out (verified) into a temporary
 directory renamed into place.
 """
 
@@ -53,28 +53,28 @@ def save_record(client: Any, record: dict[str, Any]) -> str:
     return oid
 
 
-def restore(objects: Any, root: Path, rel: str, out: dict[str, Any]) -> None:
-    """Write output ``rel`` from its tree; raises NotFound/CorruptObject if objects are lost.
+def restore(datasets: Any, root: Path, rel: str, out: dict[str, Any]) -> None:
+    """Write output ``rel`` back from its data set version (verified, through the data set
+    API, so a server's store works as a local one); raises NotFound / CorruptObject when
+    the version or its objects are gone.
 
-    A file is written to a temporary file and renamed; a directory is written whole into
-    a temporary directory that then replaces the old one, so an interrupted restore never
-    leaves a mix of old and new files.
+    The version is checked out into a temporary directory next to the output, which then
+    replaces the output (a file by a rename, a directory whole), so an interrupted
+    restore never leaves a mix of old and new files.
     """
-    entries = objects.get_tree(out["tree"])
     dest = root / rel
-    if out["kind"] == "file":
-        if len(entries) != 1:
-            raise InvalidArgument(f"the cached output {rel} is not one file")
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        objects.checkout(entries[0], dest)
-        return
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.restoring"
     try:
-        tmp.mkdir()
-        for e in entries:
-            objects.checkout(e, tmp.joinpath(*e.path.split("/")))
+        datasets.checkout(f"{out['dataset']}@{out['version']}", tmp)
+        if out["kind"] == "file":
+            files = [p for p in tmp.iterdir()]
+            if len(files) != 1 or not files[0].is_file():
+                raise InvalidArgument(f"the cached output {rel} is not one file")
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            os.replace(files[0], dest)
+            return
         old = None
         if dest.exists() or dest.is_symlink():
             old = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.old"
@@ -85,6 +85,6 @@ def restore(objects: Any, root: Path, rel: str, out: dict[str, Any]) -> None:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 old.unlink()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

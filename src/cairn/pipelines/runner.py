@@ -296,9 +296,9 @@ class Runner:
         outs = record.get("outs") or {}
         try:
             for rel in bad:
-                C.restore(self.client.store.objects, self.p.root, rel, outs[rel])
+                C.restore(self._datasets(), self.p.root, rel, outs[rel])
         except (CairnError, KeyError):
-            return False  # objects gone from the store: the stage runs again
+            return False  # the version or its objects are gone: the stage runs again
         for rel in bad:  # their digests must now be the recorded ones
             d = self.hasher.digest(rel)
             if d is None or d.digest != outs[rel].get("digest"):
