@@ -4,6 +4,7 @@ default the code has."""
 from __future__ import annotations
 
 import re
+import shlex
 import traceback
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from cairn import environment
 from cairn.reproduce import compare, report
 
-from .conftest import needs_git
+from .conftest import cairn, needs_git
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reproduce.md"
 
@@ -32,6 +33,16 @@ def test_the_python_example_runs(cairn_state, monkeypatch, tmp_path):
             exec(compile(code, f"docs/reproduce.md:{line}", "exec"), namespace)
         except Exception:
             pytest.fail(f"the example at docs/reproduce.md:{line} failed:\n{traceback.format_exc()}")
+    # The page's `cairn` lines, on the run the example made (1cbf0f28 and "fraud" stand for
+    # it and its experiment).
+    lines = [line.split("#")[0].strip() for m in re.finditer(r"^```sh\n(.*?)^```", text, re.M | re.S)
+             for line in m.group(1).splitlines() if line.startswith("cairn ")]
+    assert len(lines) >= 4
+    for line in lines:
+        args = shlex.split(line.replace("1cbf0f28", namespace["original"].id[:8])
+                           .replace("-e fraud", "-e Default"))[1:]
+        out = cairn(namespace["store"], *args)
+        assert out.returncode == 0, f"`{line}` failed:\n{out.stdout}{out.stderr}"
 
 
 def test_every_option_json_key_and_default_is_documented():

@@ -99,12 +99,16 @@ def reproduce(obj: Any, run_ids: tuple[str, ...], dry_run: bool, sample_n: int |
         if not dry_run:
             body["rate"] = rate
         emit_json(body)
+    elif len(reports) > 1 and not dry_run:
+        for r in reports:  # the details of what did not reproduce, then one line each
+            if r.verdict != "reproduced":
+                _print(r)
+        _summary(reports)
+        console().print(f"reproduced {sum(r.verdict == 'reproduced' for r in reports)} of "
+                        f"{len(reports)} runs: {rate:.0%}", highlight=False)
     else:
         for r in reports:
             _print(r)
-        if not dry_run and len(reports) > 1:
-            console().print(f"reproduced {sum(r.verdict == 'reproduced' for r in reports)} of "
-                            f"{len(reports)} runs: {rate:.0%}", highlight=False)
     if dry_run:
         sys.exit(1 if any(r.plan.missing for r in reports) else 0)
     if any(r.verdict == "failed" for r in reports):
@@ -119,6 +123,18 @@ def _rate(reports: list) -> float:
 
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.6g}"
+
+
+def _summary(reports: list) -> None:
+    from rich.table import Table
+
+    t = Table("run", "name", "experiment", "verdict", "summary", "rerun")
+    colours = {"reproduced": "green", "differs": "yellow"}
+    for r in reports:
+        colour = colours.get(r.verdict, "red")
+        t.add_row(r.original[:8], r.name, r.experiment, f"[{colour}]{r.verdict}[/]",
+                  r.summary.splitlines()[0] if r.summary else "", (r.rerun or "-")[:8])
+    console().print(t)
 
 
 def _print(r: Any) -> None:
