@@ -455,3 +455,20 @@ def test_runs_show_takes_an_environment_of_any_shape():
                                    "argv": "train.py --lr 1", "packages": ["numpy"]}))
     assert rows == {"gpu 0": "H100, ? MB", "argv": "train.py --lr 1"}
     assert _environment_rows({}) == []
+
+
+def test_every_command_is_in_the_lazy_table_and_one_command_imports_only_its_module():
+    """`cairn runs ls` imports the runs commands, not the server's, the UI's or the
+    pipeline's: each command's module is imported when it is used."""
+    import subprocess
+    import sys
+
+    from cairn.cli.main import LAZY
+
+    assert set(cli.commands) == set(LAZY)  # listing imports them all
+    probe = ("import sys; from cairn.cli.main import cli; cli.commands.get('runs'); "
+             "print(sorted(m for m in sys.modules if m.startswith('cairn.cli.')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert eval(out) == ["cairn.cli.format", "cairn.cli.main", "cairn.cli.runs"]  # format: the runs tables
+

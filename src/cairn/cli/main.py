@@ -11,7 +11,7 @@ import functools
 import json
 import re
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import click
 
@@ -155,70 +155,102 @@ def cli(ctx: click.Context, uri: str | None) -> None:
     ctx.obj = Context(uri)
 
 
-def _register() -> None:
-    from . import admin, artifacts, experiments, runs
+# Each top-level command and the module that defines it.  A module is imported when one of
+# its commands is used (or when every command is listed, as --help does): importing all
+# the command modules cost every `cairn` invocation about 0.1 s.  A module with a
+# ``register(cli)`` adds its commands itself; from the others the command object of the
+# same name is taken.  tests/test_cli.py checks this table against what the modules define.
+LAZY: dict[str, str] = {
+    "experiments": "experiments", "runs": "runs", "artifacts": "artifacts",
+    "doctor": "admin", "reindex": "admin", "db": "admin",
+    "models": "models", "audit": "audit", "keys": "keys",
+    "server": "server", "sync": "server", "users": "server", "tokens": "server",
+    "roles": "server",
+    "data": "data", "remote": "data", "lineage": "data",
+    "ui": "ui", "serve": "serve", "predictions": "predictions", "predict": "predict",
+    "import": "importing",
+    "comments": "collab", "views": "collab", "dashboards": "collab",
+    "reports": "reports",
+    "monitor": "monitor", "webhooks": "webhooks", "events": "webhooks", "kpi": "kpi",
+    "reproduce": "reproduce", "pipeline": "pipeline", "check": "check",
+}
+_ATTRIBUTE = {"import": "import_"}  # a command whose object is not named as it is
+_loaded: set[str] = set()
 
-    cli.add_command(experiments.experiments)
-    cli.add_command(runs.runs)
-    cli.add_command(artifacts.artifacts)
-    cli.add_command(admin.doctor)
-    cli.add_command(admin.reindex)
-    cli.add_command(admin.db)
 
-    from . import audit, keys, models
+def _load(module_name: str) -> None:
+    if module_name in _loaded:
+        return
+    _loaded.add(module_name)
+    import importlib
 
-    cli.add_command(models.models)
-    cli.add_command(audit.audit)
-    cli.add_command(keys.keys)
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    before = set(_present())
+    register = getattr(module, "register", None)
+    if register is not None:
+        register(cli)
+    else:
+        for name, owner in LAZY.items():
+            if owner == module_name:
+                cli.add_command(getattr(module, _ATTRIBUTE.get(name, name)), name)
+    if module_name == "monitor":  # its subcommands live in two modules of their own
+        from . import monitor_alerts, monitor_live
 
-    from . import server
+        monitor_live.register(module.monitor)  # feedback, live
+        monitor_alerts.register(module.monitor)  # rules, status, run
+    for name, command in _present().items():
+        if name not in before:
+            _finish(name, command)
 
-    cli.add_command(server.server)
-    cli.add_command(server.sync)
-    cli.add_command(server.users)
-    cli.add_command(server.tokens)
-    cli.add_command(server.roles)
 
-    from . import data
+def _present() -> dict[str, click.Command]:
+    """The commands added so far, importing nothing."""
+    return dict(dict.items(cast("dict[str, click.Command]", cli.commands)))
 
-    cli.add_command(data.data)
-    cli.add_command(data.remote)
-    cli.add_command(data.lineage)
 
-    from . import predict, predictions, serve, ui
+class _LazyCommands(dict):
+    """``cli.commands``: a command's module is imported when the command is looked up;
+    listing them all imports every module."""
 
-    cli.add_command(ui.ui)
-    cli.add_command(serve.serve)
-    cli.add_command(predictions.predictions)
-    cli.add_command(predict.predict)
+    def _one(self, name: Any) -> None:
+        if isinstance(name, str) and not dict.__contains__(self, name) and name in LAZY:
+            _load(LAZY[name])
 
-    from . import importing
+    def _all(self) -> None:
+        for module_name in dict.fromkeys(LAZY.values()):
+            _load(module_name)
 
-    cli.add_command(importing.import_)
+    def __getitem__(self, name: Any) -> Any:
+        self._one(name)
+        return dict.__getitem__(self, name)
 
-    from . import collab
+    def get(self, name: Any, default: Any = None) -> Any:
+        self._one(name)
+        return dict.get(self, name, default)
 
-    cli.add_command(collab.comments)
-    cli.add_command(collab.views)
-    cli.add_command(collab.dashboards)
+    def __contains__(self, name: Any) -> bool:
+        self._one(name)
+        return dict.__contains__(self, name)
 
-    from . import reports
+    def __iter__(self) -> Any:
+        self._all()
+        return dict.__iter__(self)
 
-    cli.add_command(reports.reports)
+    def __len__(self) -> int:
+        self._all()
+        return dict.__len__(self)
 
-    from . import kpi, monitor, monitor_alerts, monitor_live, webhooks
+    def keys(self) -> Any:
+        self._all()
+        return dict.keys(self)
 
-    cli.add_command(monitor.monitor)
-    monitor_live.register(monitor.monitor)  # feedback, live
-    monitor_alerts.register(monitor.monitor)  # rules, status, run
-    webhooks.register(cli)  # webhooks, events
-    kpi.register(cli)  # kpi
+    def values(self) -> Any:
+        self._all()
+        return dict.values(self)
 
-    from . import check, pipeline, reproduce
-
-    reproduce.register(cli)  # reproduce
-    pipeline.register(cli)  # pipeline run, status
-    check.register(cli)  # check
+    def items(self) -> Any:
+        self._all()
+        return dict.items(self)
 
 
 def _commands(group: click.Group, path: str = "") -> Any:
@@ -244,11 +276,12 @@ def _reads_only(callback: Callable) -> Callable:
     return wrapper
 
 
-def _finish() -> None:
+def _finish(name: str, command: click.Command) -> None:
     """Every command takes ``--store`` (``--uri``) after its name too, as it does before
     (``cairn runs ls --store DIR`` is ``cairn --store DIR runs ls``); read-only commands
     refuse a store directory that does not exist."""
-    for path, cmd in _commands(cli):
+    found = _commands(command, name) if isinstance(command, click.Group) else [(name, command)]
+    for path, cmd in found:
         if not any("--store" in p.opts or "--uri" in p.opts for p in cmd.params):
             cmd.params.append(click.Option(
                 ["--store", "--uri", "store_uri"], default=None, expose_value=False,
@@ -258,8 +291,7 @@ def _finish() -> None:
             cmd.callback = _reads_only(cmd.callback)
 
 
-_register()
-_finish()
+cli.commands = _LazyCommands(cli.commands)
 
 
 def main() -> None:
