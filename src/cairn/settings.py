@@ -78,6 +78,23 @@ INDEX_DELAY = Setting("CAIRN_INDEX_DELAY", float, 0.01,
                       "the wait); 0 applies each write on its own.")
 CAPTURE_ENV = Setting("CAIRN_CAPTURE_ENV", _bool, True,
                       "Record git state, Python, packages, OS and hardware on every run.")
+# Read by cairn.environment itself (a leaf module that imports no settings); named here so
+# that docs/settings.md lists them with the others.
+CAPTURE_SOURCE_MAX_FILE = Setting(
+    "CAIRN_CAPTURE_SOURCE_MAX_FILE", _bytes, 1_000_000,
+    "Largest untracked file (without git: source file) a run stores for `cairn reproduce`; "
+    "larger ones are listed as skipped.")
+CAPTURE_SOURCE_MAX_TOTAL = Setting(
+    "CAIRN_CAPTURE_SOURCE_MAX_TOTAL", _bytes, 10_000_000,
+    "Most bytes of uncommitted diff and untracked files a process stores for `cairn reproduce`.")
+CAPTURE_ENV_VARS = Setting(
+    "CAIRN_CAPTURE_ENV_VARS", str, "",
+    "Comma-separated names or patterns of environment variables recorded on runs besides the "
+    "built-in allow-list (names that look like secrets never are).")
+IMAGE = Setting("CAIRN_IMAGE", str, "",
+                "The container image runs execute in, recorded in their environment.")
+IMAGE_DIGEST = Setting("CAIRN_IMAGE_DIGEST", str, "",
+                       "That image's digest (sha256:...), recorded in their environment.")
 
 TRACKING_TOKEN = Setting("CAIRN_TRACKING_TOKEN", str, "",
                          "API token sent to a Cairn server (tracking URI http:// or https://).")
@@ -95,6 +112,7 @@ AUTOLOG_MAX_DATASET_BYTES = Setting(
 
 SETTINGS: tuple[Setting, ...] = (
     TRACKING_URI, USER, FLUSH_INTERVAL, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, FSYNC, INDEX_DELAY,
-    CAPTURE_ENV,
+    CAPTURE_ENV, CAPTURE_SOURCE_MAX_FILE, CAPTURE_SOURCE_MAX_TOTAL, CAPTURE_ENV_VARS, IMAGE,
+    IMAGE_DIGEST,
     TRACKING_TOKEN, SPOOL_DIR, SPOOL_DRAIN_TIMEOUT, AUTOLOG_MAX_DATASET_BYTES,
 )
