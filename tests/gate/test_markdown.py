@@ -23,7 +23,7 @@ def test_the_report_of_a_failed_gate(client, fraud):
                              require=["signature"], significance=0.05)
     text = render(check(client, "fraud@candidate", spec))
     assert text.splitlines()[0] == \
-        "### ❌ cairn check: fraud 1.1.0 fails 2 of 3 checks against fraud 1.0.0 (@production)"
+        "### ❌ cairn check: fraud 1.1.0 fails 2 of 3 checks against fraud 1.0.0 (@\u200bproduction)"  # noqa: E501
     assert "Significance: one-sided welch test at 0.05 across seed." in text
     header, *body = rows(text)
     assert cells(header) == ["rule", "candidate", "baseline", "threshold", "p-value", "verdict"]
@@ -62,3 +62,27 @@ def test_escape():
     assert escape("x\n| y") == "x \\| y"
     assert escape("[link](javascript:x)") == "\\[link\\](javascript:x)"
     assert escape("`code`") == "\\`code\\`"
+
+
+def test_mentions_and_references_do_not_notify_anyone():
+    # GitHub links @name and #123 in the rendered text, where a backslash is gone.
+    import re
+
+    for text in ("@octocat", "ping @org/team now", "see #123", "a\n@admin"):
+        out = escape(text)
+        assert not re.search(r"[@#][\w-]", out), out
+        assert out.replace("\u200b", "").replace("\\", "") == " ".join(text.split())
+    assert escape("a@b.c") == "a@\u200bb.c"
+    assert escape("x @ y") == "x @ y"  # a lone sign is left as it is
+
+
+def test_a_metric_named_as_a_mention_is_broken_in_the_report(client):
+    import re
+
+    base = train(client, noise=3.0, seeds=(0,), late={"@admins": 0.5})
+    client.transition_model_version_stage("fraud", base.version, "production")
+    cand = train(client, noise=0.5, seeds=(10,), late={"@admins": 0.7})
+    spec = GateSpec().merged(rules=['"@admins" >= baseline + 1'])
+    text = render(check(client, f"fraud/{cand.version}", spec))
+    assert "@admins" not in text and "@\u200badmins" in text
+    assert not re.search(r"@\w", text)

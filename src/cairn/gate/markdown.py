@@ -9,11 +9,16 @@ from .result import FAIL, PASS, Check, GateResult
 ICONS = {PASS: "✅", FAIL: "❌", "skipped": "⏭️"}
 # Characters that would end a table cell or start markup inside one.
 _SPECIAL = re.compile(r"([\\|`*_\[\]<#~])")
+# GitHub turns @name into a mention (a notification to that user or team) and #123 into a
+# link after Markdown is rendered, so a backslash does not stop it: a zero-width space
+# after the sign does.
+_MENTION = re.compile(r"([@#])(?=[\w-])")
 
 
 def escape(text: str) -> str:
-    """``text`` safe inside a table cell: markup characters escaped, line breaks joined."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    """``text`` safe inside a table cell: markup characters escaped, line breaks joined,
+    @mentions and #references broken."""
+    return _MENTION.sub("\\1\u200b", _SPECIAL.sub(r"\\\1", " ".join(str(text).split())))
 
 
 def _num(x: float | None) -> str:
