@@ -40,7 +40,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
-from ..errors import InvalidArgument, InvalidSignature, NotFound
+from ..errors import InvalidArgument, NotFound
 
 __all__ = ["Compliance", "DEFAULT_SETTLE", "Kpis", "PRODUCTION_ALIASES", "Release", "Rollback",
            "Summary", "kpis", "parse_settle"]
@@ -478,8 +478,9 @@ def _compliance(client: Any, reg: Any, keys: Any, name: str) -> list[Compliance]
             held.setdefault(version, []).append("@" + alias)
     if not held:
         return []
-    approved = {r.version for r in reg.list_transition_requests(name, status="applied")
-                if r.to_stage == PRODUCTION and any(a.decision == "approve" for a in r.approvals)}
+    from ..registry.compliance import approvals, signature_problem
+
+    approved = set(approvals(reg.list_transition_requests(name, status="applied")))
     out = []
     for version in sorted(held, key=_semver_key):
         mv = reg.get_model_version(name, version)
@@ -487,7 +488,7 @@ def _compliance(client: Any, reg: Any, keys: Any, name: str) -> list[Compliance]
         approval = version in approved
         if not approval:
             lacks.append("approval: no approved request moved it to Production")
-        why = _signature_problem(keys, mv)
+        why = signature_problem(keys, mv)
         if why:
             lacks.append(f"signature: {why}")
         why = _lineage_problem(client, mv)
@@ -503,23 +504,6 @@ def _semver_key(version: str) -> Any:
     from ..registry.semver import SemVer
 
     return SemVer.parse(version)
-
-
-def _signature_problem(keys: Any, mv: Any) -> str | None:
-    """Why ``mv`` has no valid signature by a trusted key, or None when it has one."""
-    from ..registry.loading import check_signature, record_ok
-
-    if not record_ok(mv):
-        return "its record was changed after registration (digest mismatch)"
-    try:
-        status = check_signature(keys, mv, None, None)
-    except InvalidSignature:
-        return "the signature does not verify"
-    if status == "unsigned":
-        return "not signed"
-    if status == "untrusted":
-        return f"signed by key {mv.signing_key}, which this registry does not trust"
-    return None
 
 
 def _lineage_problem(client: Any, mv: Any) -> str | None:
