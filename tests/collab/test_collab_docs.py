@@ -3,12 +3,10 @@ store, and its `cairn ...` lines through the CLI."""
 
 from __future__ import annotations
 
-import re
 import shlex
-import traceback
 from pathlib import Path
 
-import pytest
+import doc_examples
 from click.testing import CliRunner
 
 import cairn
@@ -18,22 +16,12 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "collaboration.md"
 
 
 def _blocks(lang: str) -> list[tuple[int, str]]:
-    text = DOC.read_text(encoding="utf-8")
-    return [(text[:m.start()].count("\n") + 2, m.group(1))
-            for m in re.finditer(rf"^```{lang}\n(.*?)^```", text, re.M | re.S)]
+    return doc_examples.blocks(DOC, lang)
 
 
 def test_python_examples_run(tracking, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": "docs_collaboration"}
-    blocks = _blocks("python")
-    assert len(blocks) >= 3
-    for line, code in blocks:
-        try:
-            exec(compile(code, f"docs/collaboration.md:{line}", "exec"), namespace)
-        except Exception:
-            pytest.fail(f"the example at docs/collaboration.md:{line} failed:\n"
-                        f"{traceback.format_exc()}")
+    doc_examples.run_python(DOC, at_least=3)
 
 
 def test_cli_lines_run(tracking, tmp_path, monkeypatch):

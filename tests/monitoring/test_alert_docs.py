@@ -2,9 +2,9 @@
 tables name what the code knows."""
 
 import re
-import traceback
 from pathlib import Path
 
+import doc_examples
 import pytest
 
 import cairn
@@ -15,23 +15,14 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
 
 
 def blocks(kind):
-    text = DOC.read_text(encoding="utf-8")
-    return [(text[:m.start()].count("\n") + 2, m.group(1))
-            for m in re.finditer(rf"^```{kind}\n(.*?)^```", text, re.M | re.S)]
+    return doc_examples.blocks(DOC, kind)
 
 
 def test_alert_guide_example_runs(tracking, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CAIRN_USER", "alice")
-    code = blocks("python")
-    assert code
-    namespace = {"__name__": "docs_alerts"}
-    for line, text in code:
-        try:
-            exec(compile(text, f"docs/alerts.md:{line}", "exec"), namespace)
-        except Exception:
-            pytest.fail(f"the example at docs/alerts.md:{line} failed:\n{traceback.format_exc()}")
-        assert cairn.active_run() is None
+    doc_examples.run_python(DOC, after_each=lambda: cairn.active_run() is None or pytest.fail(
+        "an example left a run active"))
 
 
 def test_every_yaml_example_parses():

@@ -2,9 +2,9 @@
 tables say what the code does."""
 
 import re
-import traceback
 from pathlib import Path
 
+import doc_examples
 import pytest
 
 import cairn
@@ -17,17 +17,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"
 def test_monitoring_guide_examples_run(tracking, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CAIRN_USER", "alice")
-    text = DOC.read_text(encoding="utf-8")
-    blocks = [(text[:m.start()].count("\n") + 2, m.group(1))
-              for m in re.finditer(r"^```python\n(.*?)^```", text, re.M | re.S)]
-    assert len(blocks) >= 2
-    namespace = {"__name__": "docs_monitoring"}
-    for line, code in blocks:
-        try:
-            exec(compile(code, f"docs/monitoring.md:{line}", "exec"), namespace)
-        except Exception:
-            pytest.fail(f"the example at docs/monitoring.md:{line} failed:\n{traceback.format_exc()}")
-        assert cairn.active_run() is None
+    doc_examples.run_python(DOC, at_least=2, after_each=lambda: cairn.active_run() is None or
+                            pytest.fail("an example left a run active"))
 
 
 def test_the_defaults_table_is_the_code():

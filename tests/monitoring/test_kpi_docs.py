@@ -2,10 +2,9 @@
 decides (the production tracks, the default settle period, every option and JSON key)."""
 
 import re
-import traceback
 from pathlib import Path
 
-import pytest
+import doc_examples
 
 import cairn
 from cairn.monitoring import kpi as K
@@ -18,16 +17,7 @@ def test_kpi_guide_example_runs(tracking, tmp_path, monkeypatch):
     monkeypatch.setenv("CAIRN_USER", "alice")
     monkeypatch.setenv("CAIRN_KEYS_DIR", str(tmp_path / "keys"))
     monkeypatch.setenv("CAIRN_CAPTURE_ENV", "0")
-    text = DOC.read_text(encoding="utf-8")
-    blocks = [(text[:m.start()].count("\n") + 2, m.group(1))
-              for m in re.finditer(r"^```python\n(.*?)^```", text, re.M | re.S)]
-    assert blocks
-    namespace = {"__name__": "docs_kpi"}
-    for line, code in blocks:
-        try:
-            exec(compile(code, f"docs/kpi.md:{line}", "exec"), namespace)
-        except Exception:
-            pytest.fail(f"the example at docs/kpi.md:{line} failed:\n{traceback.format_exc()}")
+    doc_examples.run_python(DOC)
 
 
 def test_the_definitions_are_the_code():

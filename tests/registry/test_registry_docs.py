@@ -1,11 +1,11 @@
 """docs/registry.md's examples run, in order, against a fresh store; import stays light."""
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
+import doc_examples
 import pytest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
@@ -13,13 +13,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
 
 def test_registry_guide_examples_run(tracking, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    text = DOC.read_text(encoding="utf-8")
-    blocks = [(text[:m.start()].count("\n") + 2, m.group(1))
-              for m in re.finditer(r"^```python\n(.*?)^```", text, re.M | re.S)]
-    assert len(blocks) >= 6
-    namespace = {"__name__": "docs_registry"}
-    for line, code in blocks:
-        exec(compile(code, f"docs/registry.md:{line}", "exec"), namespace)
+    doc_examples.run_python(DOC, at_least=6)
 
 
 def test_import_cairn_does_not_import_the_registry():

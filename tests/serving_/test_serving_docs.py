@@ -3,19 +3,16 @@
 import re
 from pathlib import Path
 
+import doc_examples
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 
 
 def test_serving_guide_examples_run(tracking, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    text = DOC.read_text(encoding="utf-8")
-    blocks = [(text[:m.start()].count("\n") + 2, m.group(1))
-              for m in re.finditer(r"^```python\n(.*?)^```", text, re.M | re.S)]
-    assert len(blocks) >= 6
-    namespace = {"__name__": "docs_serving"}
+    namespace: dict = {}
     try:
-        for line, code in blocks:
-            exec(compile(code, f"docs/serving.md:{line}", "exec"), namespace)
+        doc_examples.run_python(DOC, at_least=6, namespace=namespace)
     finally:
         if "server" in namespace:
             namespace["server"].should_exit = True

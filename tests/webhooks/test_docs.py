@@ -4,10 +4,9 @@ documents every event type and every option of the commands."""
 from __future__ import annotations
 
 import re
-import traceback
 from pathlib import Path
 
-import pytest
+import doc_examples
 
 from cairn.webhooks.events import EVENT_TYPES
 
@@ -16,18 +15,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 
 def test_webhooks_guide_examples_run(tracking, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    text = DOC.read_text(encoding="utf-8")
-    blocks = [(text[:m.start()].count("\n") + 2, m.group(1))
-              for m in re.finditer(r"^```python\n(.*?)^```", text, re.M | re.S)]
-    assert len(blocks) >= 5
-    namespace = {"__name__": "docs_webhooks"}
+    namespace: dict = {}
     try:
-        for line, code in blocks:
-            try:
-                exec(compile(code, f"docs/webhooks.md:{line}", "exec"), namespace)
-            except Exception:
-                pytest.fail(f"the example at docs/webhooks.md:{line} failed:\n"
-                            f"{traceback.format_exc()}")
+        doc_examples.run_python(DOC, at_least=5, namespace=namespace)
     finally:
         server = namespace.get("server")
         if server is not None:
