@@ -142,8 +142,14 @@ def _rankdata(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def mann_whitney(a, b) -> Outcome:
-    """Two-sided Mann-Whitney U; effect size is the rank-biserial correlation (-1..1)."""
+def mann_whitney(a, b, alternative: str = "two-sided") -> Outcome:
+    """Mann-Whitney U; effect size is the rank-biserial correlation (-1..1).
+
+    ``alternative``: ``two-sided``, ``greater`` (``a`` tends above ``b``) or ``less``, as
+    scipy's: a one-sided p-value is the one tail of U's distribution, not half the
+    two-sided one (U is discrete, and the continuity correction points one way)."""
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative must be two-sided, greater or less, not {alternative!r}")
     a, b = _clean(a), _clean(b)
     n1, n2 = len(a), len(b)
     if n1 < 1 or n2 < 1:
@@ -157,17 +163,27 @@ def mann_whitney(a, b) -> Outcome:
     if min(n1, n2) <= 8 and not ties:
         counts = _u_counts(n1, n2)
         total = float(sum(counts))
-        u = int(round(max(u1, n1 * n2 - u1)))
-        upper = sum(counts[u:]) / total  # P(U >= u), the larger tail's complement
-        return Outcome(u1, min(1.0, 2.0 * upper), effect, "mann-whitney exact")
+        if alternative == "two-sided":
+            u = int(round(max(u1, n1 * n2 - u1)))
+            p = 2.0 * sum(counts[u:]) / total  # P(U >= u), the larger tail's complement
+        elif alternative == "greater":
+            p = sum(counts[int(round(u1)):]) / total  # P(U >= u1)
+        else:
+            p = sum(counts[:int(round(u1)) + 1]) / total  # P(U <= u1)
+        return Outcome(u1, min(1.0, p), effect, "mann-whitney exact")
     n = n1 + n2
     mu = n1 * n2 / 2.0
     tie_term = float(((tie_counts ** 3) - tie_counts).sum())
     sigma = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))))
     if sigma == 0:
         return Outcome(u1, 1.0, effect, "mann-whitney: all values equal")
-    z = (max(u1, n1 * n2 - u1) - mu - 0.5) / sigma
-    p = math.erfc(z / math.sqrt(2.0))  # two-sided normal tail: 2 * (1 - Phi(z))
+    if alternative == "two-sided":
+        z = (max(u1, n1 * n2 - u1) - mu - 0.5) / sigma
+        p = math.erfc(z / math.sqrt(2.0))  # two-sided normal tail: 2 * (1 - Phi(z))
+    elif alternative == "greater":
+        p = 0.5 * math.erfc((u1 - mu - 0.5) / sigma / math.sqrt(2.0))  # 1 - Phi(z)
+    else:
+        p = 0.5 * math.erfc(-(u1 - mu + 0.5) / sigma / math.sqrt(2.0))  # Phi(z)
     return Outcome(u1, min(1.0, p), effect, "mann-whitney normal")
 
 

@@ -72,7 +72,7 @@ def test_markdown_to_stdout_and_to_a_file(tracking, fraud, tmp_path):
     assert r.exit_code == 0
     lines = r.output.splitlines()
     assert lines[0] == ("### ✅ cairn check: fraud 1.1.0 passes against fraud 1.0.0 "
-                        "(@production)")
+                        "(@\u200bproduction)")
     assert "| rule | candidate | baseline | threshold | p-value | verdict |" in lines
     out = tmp_path / "report.md"
     r2 = run(tracking, "fraud@candidate", "--metric", "val_auc >= baseline - 0.005",

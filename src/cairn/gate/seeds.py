@@ -91,17 +91,21 @@ def one_sided(candidate: Sequence[float], thresholds: Sequence[float], greater: 
     """The p-value of "the candidate's values are not above (``greater``) or below the
     thresholds'": small when the candidate's side is clear beyond seed noise.
 
-    The two-sided tests of :mod:`cairn.stats` are symmetric under the null hypothesis, so
-    the one-sided p-value is half the two-sided one when the difference points the way
-    asked, and one minus that half when it points the other way."""
+    Welch's t is symmetric under the null hypothesis, so its one-sided p-value is half the
+    two-sided one when the difference points the way asked, and one minus that half when
+    it points the other way; Mann-Whitney's U is discrete, so its one tail is summed.
+    Both match scipy's ``alternative="greater"`` / ``"less"``."""
     alternative = "greater" if greater else "less"
     n_a, n_b = len(candidate), len(thresholds)
     if method == "welch":
         out = stats.welch(candidate, thresholds)
         diff = out.statistic  # t has the sign of mean(candidate) - mean(thresholds)
-    else:
-        out = stats.mann_whitney(candidate, thresholds)
-        diff = None if out.statistic is None else out.statistic - n_a * n_b / 2.0
+    else:  # U is discrete: its one-sided p-value is its own tail, not half of both
+        out = stats.mann_whitney(candidate, thresholds, alternative)
+        if out.p_value is None:
+            return Test(method, alternative, None, out.statistic, n_a, n_b,
+                        out.method.partition(": ")[2] or "no p-value")
+        return Test(method, alternative, out.p_value, out.statistic, n_a, n_b)
     if out.p_value is None or diff is None:
         return Test(method, alternative, None, out.statistic, n_a, n_b,
                     out.method.partition(": ")[2] or "no p-value")
