@@ -242,6 +242,11 @@ class Runner:
 
     def _plan(self, stage: Stage, *, dry_run: bool, force: bool) -> tuple[StageResult, dict]:
         r = StageResult(stage.name, "run")
+        escaping = self._outside(stage.outs)
+        if escaping:
+            r.status = "stale" if dry_run else "failed"
+            r.reason = f"output {escaping[0]} leads outside the project (a symbolic link)"
+            return r, {}
         deps, missing = self._digests(stage.deps)
         if missing:
             r.status = "stale" if dry_run else "failed"
@@ -279,6 +284,18 @@ class Runner:
                 return r, ctx
         r.reason = reason
         return r, ctx
+
+    def _outside(self, outs: tuple[str, ...]) -> list[str]:
+        """The outputs that a symbolic link (the output, or a directory above it) takes out
+        of the project: restoring one would write outside it, recording one would copy
+        what is outside into the store."""
+        root = os.path.realpath(self.p.root)
+        bad = []
+        for rel in outs:
+            real = os.path.realpath(os.path.join(root, rel))
+            if not real.startswith(root + os.sep):
+                bad.append(rel)
+        return bad
 
     def _lookup(self, key: str) -> tuple[str, dict[str, Any]] | None:
         if self.client is None:  # status without a store: no run cache to ask
@@ -372,6 +389,12 @@ class Runner:
                 r.reason = f"the command did not write its output {missing[0]}"
                 self._end_run(r, "FAILED", error=r.reason)
                 return
+            escaping = self._outside(stage.outs)
+            if escaping:  # the command made it a link: not recorded, so nothing outside
+                r.status = "failed"  # the project is read into the store
+                r.reason = f"output {escaping[0]} leads outside the project (a symbolic link)"
+                self._end_run(r, "FAILED", error=r.reason)
+                return
             try:
                 outs = self._record_outputs(stage, r, ctx)
             except CairnError as exc:
@@ -391,7 +414,7 @@ class Runner:
         then the record that makes the key a cache hit, and the run FINISHED."""
         assert r.run_id is not None
         ds = self._datasets()
-        parents = [self._dep_version(dep) for dep in stage.deps]
+        parents = [self._dep_version(stage, dep) for dep in stage.deps]
         outs: dict[str, Any] = {}
         for rel in stage.outs:
             d = self.hasher.digest(rel)
@@ -413,9 +436,12 @@ class Runner:
         self.client.set_terminated(r.run_id, "FINISHED")
         return outs
 
-    def _dep_version(self, dep: str) -> str | None:
-        """The data set version a dependency is: an upstream output's, or a source file's."""
-        for rec in self.state.stages.values():
+    def _dep_version(self, stage: Stage, dep: str) -> str | None:
+        """The data set version a dependency is: an upstream output's, or a source file's.
+        Only the stages upstream of this one in this pipeline count: the lock may still
+        hold a removed stage that once wrote what is now a source file."""
+        for up in self.p.upstream.get(stage.name, ()):
+            rec = self.state.stages.get(up) or {}
             for rel, out in (rec.get("outs") or {}).items():
                 if (dep == rel or dep.startswith(rel + "/")) and out.get("dataset"):
                     return f"{out['dataset']}@{out['version']}"
@@ -483,7 +509,13 @@ def dataset_name(rel: str) -> str:
 
 def read_metrics(path: Path) -> dict[str, float]:
     """The numbers of a metrics file (JSON or YAML), nested keys joined with '.'."""
-    text = path.read_text(encoding="utf-8", errors="replace")
+    from .spec import check_expanded_size
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:  # a directory, unreadable: the stage fails, the pipeline goes on
+        raise InvalidArgument(f"metrics file {path.name} cannot be read: "
+                              f"{exc.strerror or exc}", path=str(path)) from None
     try:
         doc = json.loads(text)
     except ValueError:
@@ -495,6 +527,7 @@ def read_metrics(path: Path) -> dict[str, float]:
         except yaml.YAMLError as exc:
             raise InvalidArgument(f"metrics file {path.name} is neither JSON nor YAML: "
                                   f"{exc}") from None
+        check_expanded_size(doc, path)
     out: dict[str, float] = {}
 
     def walk(node: Any, prefix: str) -> None:

@@ -138,9 +138,47 @@ def read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidArgument(f"{path} is not UTF-8 text: {exc}", path=str(path)) from None
     try:
-        return yaml.load(text, Loader=loader)
+        doc = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise InvalidArgument(f"{path} is not valid YAML: {exc}", path=str(path)) from None
+    check_expanded_size(doc, path)
+    return doc
+
+
+MAX_NODES = 5_000_000
+
+
+def check_expanded_size(doc: Any, path: Path) -> None:
+    """Refuse a document whose aliases expand to more than MAX_NODES values (a "billion
+    laughs" file: small on disk, but every walk over it, hashing included, is exponential).
+    Counted once per distinct node, so this costs one pass over what was parsed."""
+    sizes: dict[int, int] = {}
+    keep: list[Any] = []  # the nodes whose id() is a key of sizes stay alive
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a recursive alias counts once
+        keep.append(node)
+        children = (v for kv in node.items() for v in kv) if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_NODES:
+                break
+        sizes[id(node)] = total
+        return total
+
+    try:
+        n = size(doc)
+    except RecursionError:
+        n = MAX_NODES + 1
+    if n > MAX_NODES:
+        raise InvalidArgument(f"{path} expands to more than {MAX_NODES} values (YAML aliases "
+                              "that repeat each other?)", path=str(path))
 
 
 def load_pipeline(path: str | os.PathLike[str] | None = None,
@@ -444,6 +482,7 @@ def _params(body: Mapping[str, Any], wdir: str, root: Path, cache: dict[str, Any
         elif isinstance(item, Mapping):
             for file, keys in item.items():
                 file = _text(file, f"{here}: params file")
+                _rel_path(file, wdir, root, f"{here}: params file")  # inside the project
                 if keys is None:  # every param of the file
                     doc = _params_file(root, wdir, file, cache, required=True)
                     for k in doc:

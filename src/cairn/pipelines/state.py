@@ -181,9 +181,12 @@ def _walk(top: str) -> list[tuple[str, str, os.stat_result]]:
 def stage_key(cmd: tuple[str, ...], wdir: str, deps: dict[str, str], params: dict[str, Any],
               outs: tuple[str, ...]) -> str:
     """The run-cache key of a stage: what decides its outputs.  Params are JSON values."""
-    doc = {"format": "cairn.stage/1", "cmd": list(cmd), "wdir": wdir,
-           "deps": dict(sorted(deps.items())), "params": params, "outs": sorted(outs)}
     try:
+        # JSON's own keys first: a YAML mapping may mix key types ({1: a, b: 2}), which
+        # sort_keys cannot order; as JSON they are all text, as the lock keeps them.
+        params = json.loads(json.dumps(params, default=_json_default))
+        doc = {"format": "cairn.stage/1", "cmd": list(cmd), "wdir": wdir,
+               "deps": dict(sorted(deps.items())), "params": params, "outs": sorted(outs)}
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                           default=_json_default)
     except ValueError as exc:

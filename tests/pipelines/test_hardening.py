@@ -1,0 +1,94 @@
+"""Review findings: paths leaving the project, YAML that expands without bound, params whose
+keys JSON cannot sort, metrics that cannot be read, lineage from a stale lock entry."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import cairn.pipelines as P
+from cairn.data import Datasets
+from cairn.errors import InvalidArgument
+
+PY = sys.executable
+
+
+def _one_stage(project, cmd: str, outs: str = "[o.txt]", extra: str = "") -> None:
+    project.write("cairn.yaml", f"stages:\n  a:\n    cmd: {cmd}\n    outs: {outs}\n{extra}")
+
+
+def test_a_params_file_outside_the_project_is_refused(project, tmp_path):
+    (tmp_path / "secret.yaml").write_text("token: abc\n")
+    _one_stage(project, "echo hi > o.txt", extra="    params:\n      - ../secret.yaml: [token]\n")
+    with pytest.raises(InvalidArgument, match="outside the pipeline's directory"):
+        P.load_pipeline(project.root / "cairn.yaml")
+    _one_stage(project, "echo hi > o.txt",
+               extra=f"    params:\n      - {tmp_path / 'secret.yaml'}: [token]\n")
+    with pytest.raises(InvalidArgument, match="absolute"):
+        P.load_pipeline(project.root / "cairn.yaml")
+
+
+def test_params_whose_keys_mix_types_are_hashed(project):
+    project.write("params.yaml", "train:\n  m: {1: a, b: 2}\n")
+    _one_stage(project, "echo hi > o.txt", extra="    params: [train.m]\n")
+    assert project.run() == {"a": "ran"}
+    assert project.run() == {"a": "unchanged"}  # and from the lock's parse cache
+
+
+def test_an_output_through_a_link_leaving_the_project_is_never_written_or_read(project,
+                                                                                tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    _one_stage(project, "mkdir -p out && echo hi > out/o.txt", outs="[out/o.txt]")
+    assert project.run() == {"a": "ran"}
+    # The output's directory becomes a link out of the project: a restore would write there.
+    (project.root / "out" / "o.txt").unlink()
+    (project.root / "out").rmdir()
+    (project.root / "out").symlink_to(outside)
+    assert project.run() == {"a": "failed"}
+    assert "outside the project" in project.last.stages[0].reason
+    assert list(outside.iterdir()) == []
+    # A command that makes its output a link to a file outside: not copied into the store.
+    (project.root / "out").unlink()
+    (outside / "secret").write_text("s3cret\n")
+    _one_stage(project, f"ln -s {outside / 'secret'} link.txt", outs="[link.txt]")
+    assert project.run() == {"a": "failed"}
+    assert "link.txt" not in {d.name for d in Datasets(project.client).list()}
+
+
+def test_yaml_whose_aliases_expand_without_bound_is_refused(project):
+    lines = ["a0: &a0 {x: 1, y: 1}"]
+    lines += [f"a{i}: &a{i} {{x: *a{i - 1}, y: *a{i - 1}}}" for i in range(1, 40)]
+    bomb = "\n".join(lines) + "\n"
+    project.write("params.yaml", bomb)
+    _one_stage(project, "echo hi > o.txt", extra="    params: [a39]\n")
+    with pytest.raises(InvalidArgument, match="expands to more than"):
+        P.load_pipeline(project.root / "cairn.yaml")
+    project.write("params.yaml", "x: 1\n")
+    project.write("bomb.txt", bomb)
+    _one_stage(project, "cp bomb.txt m.yaml", outs="[]", extra="    metrics: [m.yaml]\n")
+    assert project.run() == {"a": "failed"}
+    assert "expands to more than" in project.last.stages[0].reason
+
+
+def test_a_metrics_path_that_is_a_directory_fails_its_stage_only(project):
+    project.write("cairn.yaml", "stages:\n"
+                  "  a:\n    cmd: mkdir -p m && echo 1 > m/x\n    metrics: [m]\n"
+                  "  b:\n    cmd: echo hi > o.txt\n    outs: [o.txt]\n")
+    assert project.run() == {"a": "failed", "b": "ran"}
+    assert "cannot be read" in project.last.stages[0].reason
+
+
+def test_lineage_does_not_take_a_removed_stage_from_the_lock(project):
+    project.write("cairn.yaml", "stages:\n  gen:\n    cmd: echo made > src.txt\n"
+                  "    outs: [src.txt]\n")
+    assert project.run() == {"gen": "ran"}
+    # The stage is removed; src.txt is now a source file, edited by hand.
+    project.write("src.txt", "edited by hand\n")
+    project.write("cairn.yaml", "stages:\n  use:\n    cmd: cp src.txt o.txt\n"
+                  "    deps: [src.txt]\n    outs: [o.txt]\n")
+    assert project.run() == {"use": "ran"}
+    out = Datasets(project.client).versions("o.txt")[-1]
+    (parent,) = out.parents
+    assert Datasets(project.client).files(parent)[0].size == len("edited by hand\n")
