@@ -369,3 +369,16 @@ def test_many_untracked_files_keep_the_environment_small(repo: Path, monkeypatch
     info = capture_environment(str(repo))["git"]
     assert len(info["untracked"]) == 5
     assert len(info["skipped"]) == 21 and info["skipped"][-1]["path"] == "(15 more)"
+
+
+def test_arguments_that_hold_secrets_are_not_recorded(monkeypatch):
+    monkeypatch.setattr(sys, "argv", [
+        "train.py", "--password", "hunter2", "--api-key=abc123", "--lr", "0.1",
+        "--auth-token", "t0k", "--data", "https://user:pw@host.example/d.csv", "--flag",
+        "--db-password", "-x", "plain"])
+    argv = capture_environment()["argv"]
+    assert argv == [
+        "train.py", "--password", "<redacted>", "--api-key=<redacted>", "--lr", "0.1",
+        "--auth-token", "<redacted>", "--data", "https://host.example/d.csv", "--flag",
+        "--db-password", "-x", "plain"]
+    assert not {"hunter2", "abc123", "t0k"} & set(json.dumps(argv).split('"'))

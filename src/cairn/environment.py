@@ -12,7 +12,7 @@
     os           {"system", "release", "machine", "platform"}
     cpu          {"model", "count"}
     gpus         [{"index", "name", "memory_total_mb", "driver"}, ...]
-    argv         sys.argv
+    argv         sys.argv, the values of options named like secrets redacted
     entry_point  the main script's absolute path, "-m module", "-c" or None
     process      {"id", "pid", "started"}: tells the runs of one process apart from others
     env_vars     {name: value} of the allow-listed environment variables (never secrets)
@@ -56,7 +56,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["capture_environment", "capture_environment_async", "clear_environment_cache",
-           "source_blobs", "source_oids", "ENV_VAR_ALLOW", "SECRET_WORDS"]
+           "redact_argv", "source_blobs", "source_oids", "ENV_VAR_ALLOW", "REDACTED",
+           "SECRET_WORDS"]
 
 _TIMEOUT_S = 3.0
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known empty tree
@@ -392,7 +393,7 @@ def _capture_process() -> dict[str, Any]:
         },
         "cpu": {"model": _cpu_model(), "count": os.cpu_count()},
         "gpus": _gpus(),
-        "argv": list(sys.argv),
+        "argv": redact_argv(sys.argv),
         "entry_point": _entry_point(),
         "process": {"id": uuid.uuid4().hex, "pid": os.getpid(), "started": time.time_ns() // 1_000_000},
         "env_vars": _env_vars(),
@@ -403,13 +404,47 @@ def _capture_process() -> dict[str, Any]:
     }
 
 
+#: What an argument that holds a secret is recorded as (see :func:`redact_argv`).
+REDACTED = "<redacted>"
+
+
+def _secret_name(name: str) -> bool:
+    upper = name.upper()
+    return any(word in upper for word in SECRET_WORDS)
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """``argv`` as recorded: the value of an option whose name says it is a secret
+    (``--password x``, ``--api-key=x``, by the words of :data:`SECRET_WORDS`, as for
+    variables) is :data:`REDACTED`, and a URL's password or token is dropped."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        arg = str(arg)
+        if hide_next and not arg.startswith("-"):
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        hide_next = False
+        if arg.startswith("-") and len(arg) > 1 and arg != "--":
+            name, eq, _ = arg.partition("=")
+            if _secret_name(name.lstrip("-")):
+                if eq:
+                    out.append(f"{name}={REDACTED}")
+                else:
+                    out.append(arg)
+                    hide_next = True
+                continue
+        out.append(_strip_credentials(arg) if "://" in arg else arg)
+    return out
+
+
 def _env_vars() -> dict[str, str]:
     extra = [p.strip() for p in os.environ.get(ENV_VARS_VAR, "").split(",") if p.strip()]
     patterns = (*ENV_VAR_ALLOW, *extra)
     out = {}
     for name in sorted(os.environ):
-        upper = name.upper()
-        if name in _NOT_RECORDED or any(word in upper for word in SECRET_WORDS):
+        if name in _NOT_RECORDED or _secret_name(name):
             continue
         if any(fnmatch.fnmatchcase(name, p) for p in patterns):
             out[name] = _strip_credentials(os.environ[name]) if "://" in os.environ[name] \

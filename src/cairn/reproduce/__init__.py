@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..entities import Run, RunStatus
-from ..errors import InvalidArgument, NotFound
+from ..errors import CairnError, InvalidArgument, NotFound
 from .compare import compare_data, compare_metrics, compare_params, parse_tolerances
 from .envbuild import MODES, Builder
 from .plan import Plan, make_plan
@@ -134,6 +134,10 @@ def _group(client: Any, runs: list[Run], plans: list[Plan], builder: Builder,
                 rerun_client.store.close()
     except SetupFailed as exc:
         return failed([str(exc)])
+    except (CairnError, OSError) as exc:  # e.g. a data set version gone since the plan
+        if out:
+            raise
+        return failed([f"the rerun could not be set up: {getattr(exc, 'message', None) or exc}"])
     return out
 
 

@@ -102,8 +102,10 @@ class MetricRow:
     problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) and k != "max_diff"
-                    else v) for k, v in asdict(self).items()}
+        # Strict JSON (no NaN or Infinity): a value that is not a finite number is null, and
+        # ``problem`` says why when that matters to the verdict.
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in asdict(self).items()}
 
 
 def compare_metrics(real: Any, original: Run, rerun_client: Any, rerun: Run,
@@ -131,11 +133,16 @@ def compare_metrics(real: Any, original: Run, rerun_client: Any, rerun: Run,
         diffs = np.abs(a.values - b.values)
         both_nan = np.isnan(a.values) & np.isnan(b.values)
         diffs = np.where(both_nan | (a.values == b.values), 0.0, diffs)
-        worst = float(np.nanmax(diffs)) if len(diffs) else 0.0
-        if np.isnan(diffs).any():
+        one_nan = np.isnan(a.values) != np.isnan(b.values)
+        worst = float(np.nanmax(diffs)) if len(diffs) and not np.isnan(diffs).all() else 0.0
+        if one_nan.any():
             worst = math.inf
         ok = all(tol.ok(float(x), float(y)) for x, y in zip(a.values, b.values))
-        rows.append(MetricRow(key, last_a, last_b, worst, len(a), str(tol), ok, tol.judged))
+        problem = None
+        if one_nan.any() and not ok:
+            problem = f"NaN in one run only, at {int(one_nan.sum())} of {len(a)} points"
+        rows.append(MetricRow(key, last_a, last_b, worst, len(a), str(tol), ok, tol.judged,
+                              problem))
     return rows
 
 

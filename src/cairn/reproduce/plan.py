@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..entities import Run
+from ..environment import REDACTED
 
 _GIT_TIMEOUT_S = 30
 
@@ -142,7 +143,7 @@ def make_plan(client: Any, run: Run, repo: str | None = None) -> Plan:
             notes.append(f"the working directory {cwd} was outside the code at {root}; the "
                          "rerun starts in the code's root")
             fields["cwd"] = "."
-    command = _command(env, root, missing)
+    command = _command(env, root, missing, notes)
     oids = [o for o in [fields.get("patch"), *fields.get("untracked", {}).values(),
                         *fields.get("snapshot", {}).values()] if o]
     absent = _absent_objects(client, oids)
@@ -176,7 +177,8 @@ def make_plan(client: Any, run: Run, repo: str | None = None) -> Plan:
                 missing=tuple(missing), notes=tuple(notes), **fields)
 
 
-def _command(env: dict[str, Any], root: str | None, missing: list[str]) -> tuple[str, ...]:
+def _command(env: dict[str, Any], root: str | None, missing: list[str],
+             notes: list[str]) -> tuple[str, ...]:
     entry = env.get("entry_point")
     argv = env.get("argv") if isinstance(env.get("argv"), list) else None
     if argv is None or not isinstance(entry, str) or entry in ("", "-", "-c"):
@@ -184,6 +186,11 @@ def _command(env: dict[str, Any], root: str | None, missing: list[str]) -> tuple
         missing.append(f"the command: the run was made by {how}, whose code is not a file")
         return ()
     args = tuple(str(a) for a in argv[1:])
+    hidden = [args[i - 1] if a == REDACTED and i else a.partition("=")[0]
+              for i, a in enumerate(args) if a == REDACTED or a.endswith("=" + REDACTED)]
+    if hidden:
+        missing.append("the value of " + ", ".join(hidden) + ": the argument looked like a "
+                       "secret and was not recorded")
     if entry.startswith("-m "):
         return ("-m", entry[3:], *args)
     if root is not None:
@@ -191,6 +198,8 @@ def _command(env: dict[str, Any], root: str | None, missing: list[str]) -> tuple
         if not rel.startswith(".."):
             return (rel, *args)
     if os.path.isfile(entry):
+        notes.append(f"the entry point {entry} is outside the code: the rerun runs that file "
+                     "as it is on this machine now")
         return (entry, *args)
     missing.append(f"the entry point {entry}: it is outside the code and no longer exists")
     return ()

@@ -12,6 +12,7 @@ same names and numbers, the data set versions the original runs read.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -87,20 +88,38 @@ def execute(plan: Plan, code: Path, python: str, store: Path, originals: Sequenc
     cwd.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(log, "wb") as out:
+        # Its own process group, so that what the script starts (workers, a data loader's
+        # processes) is stopped with it and nothing is left writing into the code's directory.
         proc = subprocess.Popen([python, *plan.command], cwd=cwd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=os.name == "posix")
         try:
             code_ = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _stop(proc)
             code_ = None
         except BaseException:  # Ctrl-C: the rerun goes too
-            proc.kill()
-            proc.wait()
+            _stop(proc)
             raise
+        finally:
+            _stop_group(proc)  # what the script left running after it exited
     lines = log.read_bytes().decode(errors="replace").splitlines()
     return Execution(code_, time.monotonic() - started, "\n".join(lines[-_TAIL_LINES:]))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    _stop_group(proc)
+    proc.kill()
+    proc.wait()
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    if os.name != "posix":
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is empty: nothing left
 
 
 # -- which run of the rerun is the original's ----------------------------------------------
