@@ -92,3 +92,21 @@ def test_lineage_does_not_take_a_removed_stage_from_the_lock(project):
     out = Datasets(project.client).versions("o.txt")[-1]
     (parent,) = out.parents
     assert Datasets(project.client).files(parent)[0].size == len("edited by hand\n")
+
+
+def test_two_runs_of_one_pipeline_at_once_are_refused(project):
+    import fcntl
+    import os
+
+    from cairn.errors import Conflict
+
+    fd = os.open(project.root / "cairn.yaml", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run in another process holds it
+        with pytest.raises(Conflict, match="another 'cairn pipeline run' is running"):
+            project.run()
+        assert not (project.root / "exec.log").exists()
+        assert {r.status for r in P.status(project.client, project.root).stages} == {"stale"}
+    finally:
+        os.close(fd)
+    assert set(project.run().values()) == {"ran"}

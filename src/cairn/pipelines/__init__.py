@@ -9,8 +9,9 @@ stages are stale and why, without running or writing anything but the lock's sta
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+from typing import Any, Iterator
 
 from .runner import PipelineResult, Runner, StageResult, dataset_name, read_metrics
 from .spec import Pipeline, Stage, find_pipeline_file, load_pipeline
@@ -28,10 +29,40 @@ def run(client: Any, path: str | os.PathLike[str] | None = None, stage: str | No
     run, run nothing.  ``force``: run the selected stages even when cached."""
     if stage is not None and (not isinstance(stage, str) or not stage):
         raise _invalid(f"stage must be a stage name, got {stage!r}")
-    state, pipeline = _load(path)
-    runner = Runner(client, pipeline, jobs=jobs, experiment=experiment, on_event=on_event,
-                    state=state)
-    return runner.run(pipeline.select(stage), dry_run=dry_run, force=force)
+    with _exclusive(path, dry_run):
+        state, pipeline = _load(path)
+        runner = Runner(client, pipeline, jobs=jobs, experiment=experiment, on_event=on_event,
+                        state=state)
+        return runner.run(pipeline.select(stage), dry_run=dry_run, force=force)
+
+
+@contextlib.contextmanager
+def _exclusive(path: str | os.PathLike[str] | None, dry_run: bool) -> Iterator[None]:
+    """One ``run`` per pipeline file at a time: two would run the same stages into the same
+    outputs, and the second to save the lock file would drop what the first recorded.
+    An advisory lock on the pipeline file itself (no file is created); dry runs and
+    ``status`` write only the stat cache and take none."""
+    if dry_run:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        yield
+        return
+    file = find_pipeline_file(path)
+    fd = os.open(file, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            from ..errors import Conflict
+
+            raise Conflict(f"another 'cairn pipeline run' is running {file}; wait for it to "
+                           "end", path=str(file)) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def status(client: Any, path: str | os.PathLike[str] | None = None,
