@@ -11,8 +11,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, Iterable, Mapping
 
 import numpy as np
+
+
+def group_key(params: Mapping[str, Any], across: str | Iterable[str]) -> tuple:
+    """The seed group a run with ``params`` belongs to: its params other than ``across``
+    (a name or names), as sorted (key, value) pairs.  The one rule of
+    ``cairn runs compare --across``, the web UI's seed comparison and ``cairn check``."""
+    ignore = {across} if isinstance(across, str) else set(across)
+    return tuple(sorted((k, v) for k, v in params.items() if k not in ignore))
 
 
 @dataclass(frozen=True, slots=True)

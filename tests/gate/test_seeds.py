@@ -33,3 +33,22 @@ def test_a_lower_is_better_rule_is_tested_below_the_threshold():
     assert one_sided(low, high, greater=True).p_value > 0.95
     assert one_sided(low, high, greater=False, method="mann-whitney").p_value == \
         pytest.approx(0.05)  # 1 of the 20 orderings of 3 + 3 values
+
+
+def test_one_grouping_rule_for_the_gate_the_cli_and_the_ui():
+    from types import SimpleNamespace
+
+    from cairn import stats
+    from cairn.server.ui.aggregate import group_runs
+
+    params = [{"lr": "0.1", "seed": "0"}, {"lr": "0.1", "seed": "1"}, {"lr": "0.2", "seed": "0"},
+              {"lr": "0.1", "seed": "2", "extra": "x"}, {"lr": "0.1"}]
+    assert stats.group_key(params[0], "seed") == stats.group_key(params[1], ["seed"]) == \
+        (("lr", "0.1"),)
+    assert stats.group_key(params[0], ()) != stats.group_key(params[1], ())
+    runs = [SimpleNamespace(params=p, id=str(i)) for i, p in enumerate(params)]
+    ui = [[r.id for r in g["runs"]] for g in group_runs(runs, ["seed"])]
+    keyed: dict = {}
+    for r in runs:
+        keyed.setdefault(stats.group_key(r.params, "seed"), []).append(r.id)
+    assert ui == list(keyed.values()) == [["0", "1", "4"], ["2"], ["3"]]

@@ -371,10 +371,11 @@ def compare(obj, run_ids, experiment, filter_, across, as_json) -> None:
 
 
 def _compare_groups(runs_, across: str, as_json: bool) -> None:
+    from .. import stats
+
     groups: dict[tuple, list] = {}
     for r in runs_:
-        key = tuple(sorted((k, v) for k, v in r.params.items() if k != across))
-        groups.setdefault(key, []).append(r)
+        groups.setdefault(stats.group_key(r.params, across), []).append(r)
     metrics = sorted({k for r in runs_ for k in r.metrics})
     rows: list[dict[str, Any]] = []
     # Label groups by the params that tell them apart, not the ones all runs share.

@@ -33,11 +33,6 @@ class SeedGroup:
                 if metric in r.metrics and math.isfinite(float(r.metrics[metric]))]
 
 
-def params_key(params: Any, across: Sequence[str]) -> tuple:
-    """What a run's seed group is keyed on: its params other than ``across``."""
-    return tuple(sorted((k, v) for k, v in params.items() if k not in set(across)))
-
-
 def seed_group(client: Any, run_id: str | None, across: Sequence[str]) -> SeedGroup:
     """The seed group of run ``run_id`` (just itself when it names no ``across`` param)."""
     from ..entities import RunStatus
@@ -51,7 +46,7 @@ def seed_group(client: Any, run_id: str | None, across: Sequence[str]) -> SeedGr
         return SeedGroup((), (), f"its source run {run_id} is not in this store")
     if not any(a in run.params for a in across):
         return SeedGroup((run.id,), (run,), f"its run has no param {' or '.join(across)}")
-    key = params_key(run.params, across)
+    key = stats.group_key(run.params, across)
     members = [run]
     token: str | None = None
     for _ in range(MAX_PAGES):
@@ -60,7 +55,7 @@ def seed_group(client: Any, run_id: str | None, across: Sequence[str]) -> SeedGr
             if other.id == run.id or other.status != RunStatus.FINISHED:
                 continue
             if any(a in other.params for a in across) and \
-                    params_key(other.params, across) == key:
+                    stats.group_key(other.params, across) == key:
                 members.append(other)
         token = page.token
         if not token:

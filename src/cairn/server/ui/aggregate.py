@@ -27,10 +27,8 @@ def group_runs(runs: Sequence[Run], across: Sequence[str]) -> list[dict[str, Any
     keys = sorted({k for r in runs for k in r.params if k not in ignore})
     groups: dict[tuple, dict[str, Any]] = {}
     for r in runs:
-        ident = tuple(r.params.get(k) for k in keys)
-        g = groups.setdefault(ident, {"params": {k: v for k, v in zip(keys, ident)
-                                                  if v is not None}, "runs": []})
-        g["runs"].append(r)
+        key = stats.group_key(r.params, ignore)
+        groups.setdefault(key, {"params": dict(key), "runs": []})["runs"].append(r)
     out = list(groups.values())
     varying = [k for k in keys if len({g["params"].get(k) for g in out}) > 1]
     for i, g in enumerate(out):
