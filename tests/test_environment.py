@@ -382,3 +382,25 @@ def test_arguments_that_hold_secrets_are_not_recorded(monkeypatch):
         "--auth-token", "<redacted>", "--data", "https://host.example/d.csv", "--flag",
         "--db-password", "-x", "plain"]
     assert not {"hunter2", "abc123", "t0k"} & set(json.dumps(argv).split('"'))
+
+
+@needs_git
+def test_untracked_secrets_symlinks_and_fifos_are_never_stored(repo: Path, tmp_path_factory) -> None:
+    outside = tmp_path_factory.mktemp("outside") / "id_rsa"
+    outside.write_text("PRIVATE KEY\n")
+    (repo / ".env").write_text("API_TOKEN=t0k\n")
+    (repo / "credentials.json").write_text('{"password": "p"}\n')
+    (repo / "deploy.pem").write_text("KEY\n")
+    (repo / "tokenizer.py").write_text("T = 1\n")  # code: kept
+    (repo / "config.yaml").symlink_to(outside)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(repo / "pipe.txt")
+    env = capture_environment(str(repo))
+    info = env["git"]
+    assert set(info["untracked"]) == {"tokenizer.py"}
+    reasons = {s["path"]: s["reason"] for s in info["skipped"]}
+    assert reasons["config.yaml"] == "a symbolic link (not followed)"
+    assert {".env", "credentials.json", "deploy.pem"} <= set(reasons)
+    assert "secret" in reasons[".env"]
+    stored = b"".join(environment.source_blobs(env).values())
+    assert b"PRIVATE KEY" not in stored and b"t0k" not in stored

@@ -46,6 +46,7 @@ import os
 import platform
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -57,7 +58,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["capture_environment", "capture_environment_async", "clear_environment_cache",
            "redact_argv", "source_blobs", "source_oids", "ENV_VAR_ALLOW", "REDACTED",
-           "SECRET_WORDS"]
+           "SECRET_FILES", "SECRET_WORDS"]
 
 _TIMEOUT_S = 3.0
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known empty tree
@@ -230,9 +231,19 @@ class _Budget:
 
     def take(self, rel: str, path: str) -> str | None:
         try:
-            size = os.stat(path).st_size
+            st = os.lstat(path)
         except OSError as exc:
             self.skip(rel, None, f"unreadable: {exc.strerror}")
+            return None
+        size = st.st_size
+        if stat.S_ISLNK(st.st_mode):  # its target may be anywhere: ~/.ssh, a data mount
+            self.skip(rel, None, "a symbolic link (not followed)")
+            return None
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the capture for ever
+            self.skip(rel, None, "not a regular file")
+            return None
+        if _secret_file(rel):
+            self.skip(rel, size, "named like a secret (never stored)")
             return None
         if self.files >= MAX_SOURCE_FILES:
             self.skip(rel, size, f"more than {MAX_SOURCE_FILES} files")
@@ -252,6 +263,23 @@ class _Budget:
         self.left -= len(data)
         self.files += 1
         return _keep(data)
+
+
+#: Untracked files never stored, whatever the limits (fnmatch patterns on the lower-case
+#: file name): what holds credentials rather than code.
+SECRET_FILES = (
+    ".env", ".env.*", "*.env", ".netrc", "_netrc", ".pgpass", ".pypirc", ".npmrc",
+    ".git-credentials", ".htpasswd", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore",
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*secret*", "*credential*", "*password*",
+    "*passwd*", "*token*",
+)
+
+
+def _secret_file(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1].lower()
+    if name.endswith((".py", ".pyx", ".pxd")) and not name.startswith("."):
+        return False  # code (tokenizer.py, secret_sharing.py): what reproducing needs
+    return any(fnmatch.fnmatchcase(name, p) for p in SECRET_FILES)
 
 
 def _not_source(rel: str) -> bool:
