@@ -110,3 +110,25 @@ def test_two_runs_of_one_pipeline_at_once_are_refused(project):
     finally:
         os.close(fd)
     assert set(project.run().values()) == {"ran"}
+
+
+def test_a_full_disk_while_recording_fails_the_stage_and_caches_nothing(project, monkeypatch):
+    import errno
+
+    from cairn.data import api
+
+    real = api.Datasets.derive
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(api.Datasets, "derive", full)
+    _one_stage(project, "echo hi > o.txt")
+    project.write("cairn.yaml", project.root.joinpath("cairn.yaml").read_text()
+                  + "  b:\n    cmd: echo b > b.txt\n    outs: [b.txt]\n")
+    assert project.run() == {"a": "failed", "b": "failed"}
+    assert "No space left" in project.last.stages[0].reason
+    run = project.client.get_run(project.last.stages[0].run_id)
+    assert run.status == "FAILED"
+    monkeypatch.setattr(api.Datasets, "derive", real)
+    assert project.run() == {"a": "ran", "b": "ran"}  # nothing was cached

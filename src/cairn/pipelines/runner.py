@@ -314,8 +314,9 @@ class Runner:
         try:
             for rel in bad:
                 C.restore(self._datasets(), self.p.root, rel, outs[rel])
-        except (CairnError, KeyError):
-            return False  # the version or its objects are gone: the stage runs again
+        except (CairnError, KeyError, OSError):
+            return False  # the version or its objects are gone (or the disk is full):
+            # the stage runs again
         for rel in bad:  # their digests must now be the recorded ones
             d = self.hasher.digest(rel)
             if d is None or d.digest != outs[rel].get("digest"):
@@ -397,8 +398,9 @@ class Runner:
                 return
             try:
                 outs = self._record_outputs(stage, r, ctx)
-            except CairnError as exc:
-                r.status, r.reason = "failed", f"recording outputs failed: {exc.message}"
+            except (CairnError, OSError) as exc:  # OSError: a full disk, a file unreadable
+                msg = exc.message if isinstance(exc, CairnError) else str(exc)
+                r.status, r.reason = "failed", f"recording outputs failed: {msg}"
                 self._end_run(r, "FAILED", error=r.reason)
                 return
             r.status = "ran"
