@@ -96,3 +96,27 @@ def test_one_sided_without_spread_has_no_p_value():
     assert t.p_value is None and "constant" in t.note
     t = one_sided([1.0], [0.5, 0.6], True)
     assert t.p_value is None and "2+" in t.note
+
+
+def test_deep_nesting_and_long_chains_are_refused_or_computed_not_crashed():
+    from cairn.gate.rules import MAX_DEPTH, MAX_RULE
+
+    with pytest.raises(InvalidArgument, match="nested parentheses"):
+        parse_rule("m >= " + "(" * 400 + "1" + ")" * 400)
+    ok = parse_rule("m >= " + "(" * MAX_DEPTH + "baseline" + ")" * MAX_DEPTH)
+    assert ok.threshold_for(2.0) == 2.0
+    signs = "-" * (MAX_RULE - 6)
+    assert parse_rule(f"m>={signs}1").threshold_for(None) == (-1.0 if len(signs) % 2 else 1.0)
+    chain = "m >= baseline*" + "*".join(["1"] * 490)  # 490 operators deep, on the left
+    assert len(chain) <= MAX_RULE
+    assert parse_rule(chain).threshold_for(3.0) == 3.0
+
+
+def test_a_threshold_that_is_not_finite_is_refused_or_fails():
+    with pytest.raises(InvalidArgument, match="not a finite number"):
+        parse_rule("m >= 1e308 * 10")
+    with pytest.raises(InvalidArgument, match="division by zero"):
+        parse_rule("m >= 1 / 0")
+    rule = parse_rule("m <= baseline * 1e308 * 10")  # known only once the baseline is
+    with pytest.raises(OverflowError):
+        rule.holds(0.5, 0.9)

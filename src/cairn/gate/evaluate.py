@@ -162,6 +162,9 @@ class _Evaluation:
         except ZeroDivisionError:
             return Check("metric", rule.text, FAIL, reason=f"the threshold divides by zero "
                          f"(baseline {m} = {_g(bv)})", **fields)
+        except OverflowError:
+            return Check("metric", rule.text, FAIL, reason=f"the threshold is not a finite "
+                         f"number (baseline {m} = {_g(bv)})", **fields)
         fields["threshold"] = limit
         test, note, test_fails = self._significance(rule)
         fields.update(test=test, test_note=note)
@@ -196,8 +199,8 @@ class _Evaluation:
             return None, note, note + strict if strict else ""
         try:
             limits = [rule.threshold_for(b) for b in bvals]
-        except ZeroDivisionError:
-            note = "not applicable (a baseline run's threshold divides by zero)"
+        except ArithmeticError:
+            note = "not applicable (a baseline run's threshold divides by zero or overflows)"
             return None, note, note + strict if strict else ""
         test = one_sided(cvals, limits, bool(rule.higher_is_better), self.spec.test)
         if test.p_value is None:

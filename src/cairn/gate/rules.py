@@ -27,6 +27,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
 }
 MAX_RULE = 1000
+MAX_DEPTH = 50  # nested parentheses (each is three calls deep in the parser)
 _BARE = re.compile(r"[^\s<>=!\"`]+")
 _OP = re.compile(r">=|<=|==|>|<")
 _NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -113,7 +114,12 @@ class MetricRule:
         return {">=": True, ">": True, "<=": False, "<": False}.get(self.op)
 
     def threshold_for(self, baseline: float | None) -> float:
-        return evaluate(self.threshold, baseline)
+        """The threshold; ZeroDivisionError on a division by zero, OverflowError when it is
+        not a finite number (``baseline * 1e308``)."""
+        value = evaluate(self.threshold, baseline)
+        if not math.isfinite(value):
+            raise OverflowError(f"the threshold is {value} (not a finite number)")
+        return value
 
     def holds(self, candidate: float, baseline: float | None) -> tuple[bool, float]:
         """(whether the rule holds, the threshold) for one pair of values."""
@@ -128,6 +134,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     def fail(self, expected: str, pos: int | None = None) -> InvalidArgument:
         at = self.pos if pos is None else pos
@@ -194,13 +201,21 @@ class _Parser:
         if self.pos >= len(self.text):
             raise self.fail("a number, 'baseline' or '('")
         ch = self.text[self.pos]
-        if ch in "+-":
-            self.pos += 1
+        if ch in "+-":  # a run of signs, read in a loop (not one call each)
+            negative = False
+            while self.pos < len(self.text) and self.text[self.pos] in "+-":
+                negative ^= self.text[self.pos] == "-"
+                self.pos += 1
+                self.skip()
             inner = self.factor()
-            return Neg(inner) if ch == "-" else inner
+            return Neg(inner) if negative else inner
         if ch == "(":
+            if self.depth >= MAX_DEPTH:
+                raise self.fail(f"at most {MAX_DEPTH} nested parentheses, not another '('")
             self.pos += 1
+            self.depth += 1
             node = self.expr()
+            self.depth -= 1
             self.skip()
             if self.pos >= len(self.text) or self.text[self.pos] != ")":
                 raise self.fail("')'")
@@ -247,4 +262,10 @@ def parse_rule(text: Any) -> MetricRule:
     p.skip()
     if p.pos < len(text):
         raise p.fail("an operator (+ - * /) or the end of the rule")
-    return MetricRule(text.strip(), metric, op, threshold)
+    rule = MetricRule(text.strip(), metric, op, threshold)
+    if not rule.relative:  # a constant threshold is known now: 1e308 * 10 is refused
+        try:
+            rule.threshold_for(None)
+        except ArithmeticError as e:
+            raise InvalidArgument(f"metric rule {text!r}: {e}", rule=text) from None
+    return rule
