@@ -381,3 +381,43 @@ def test_a_rerun_past_the_timeout_fails(repo, tmp_path):
                           NAP="60")["reports"]
     assert report["verdict"] == "failed"
     assert "was stopped at the timeout" in report["why"][0]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_reproduce_leaves_no_worktree_temp_dir_or_process(repo, tmp_path, sig):
+    import os
+    import signal
+    import sys
+
+    from .conftest import CAIRN, clean_env
+
+    (repo / "slow.py").write_text(SLOW)
+    commit(repo)
+    store = tmp_path / "store"
+    run_script(repo, store, "slow.py")
+    [original] = runs(store, "Default")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([str(CAIRN), "--store", str(store), "reproduce", original["id"]],
+                            env=clean_env(NAP="120", TMPDIR=str(tmp)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    rerun = None
+    while rerun is None and time.monotonic() < deadline:  # the rerun is running
+        time.sleep(0.2)
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd[:2] == [sys.executable.encode(), b"slow.py"] and int(pid) != proc.pid:
+                rerun = int(pid)
+    assert rerun is not None, proc.communicate(timeout=5)
+    proc.send_signal(getattr(signal, sig))
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert git(repo, "worktree", "list").count("\n") == 1
+    assert not list(tmp.iterdir()), list(tmp.iterdir())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{rerun}").exists() or \
+        Path(f"/proc/{rerun}/stat").read_text().split(") ")[1][0] == "Z"

@@ -14,12 +14,15 @@ that process (``cairn reproduce --sample 9 -e quickstart`` runs quickstart.py on
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..entities import Run, RunStatus
 from ..errors import CairnError, InvalidArgument, NotFound
@@ -76,20 +79,40 @@ def reproduce(client: Any, run_ids: Sequence[str], *, repo: str | None = None, e
     groups: dict[str, list[Run]] = {}
     for r in originals:
         groups.setdefault(plans[r.id].group_key(), []).append(r)
-    tmp = Path(tempfile.mkdtemp(prefix="cairn-reproduce-"))
-    try:
-        builder = Builder(env, tmp)
-        for n, runs in enumerate(groups.values()):
-            work = tmp / f"g{n}"
-            work.mkdir()
-            for report in _group(client, runs, [plans[r.id] for r in runs], builder, rules,
-                                 timeout, work):
-                reports[report.original] = report
-                if progress is not None:
-                    progress(f"{report.name}: {report.verdict}", len(reports))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _sigterm_unwinds():
+        tmp = Path(tempfile.mkdtemp(prefix="cairn-reproduce-"))
+        try:
+            builder = Builder(env, tmp)
+            for n, runs in enumerate(groups.values()):
+                work = tmp / f"g{n}"
+                work.mkdir()
+                for report in _group(client, runs, [plans[r.id] for r in runs], builder, rules,
+                                     timeout, work):
+                    reports[report.original] = report
+                    if progress is not None:
+                        progress(f"{report.name}: {report.verdict}", len(reports))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return [reports[r.id] for r in originals]
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, ``kill``) unwinds like Ctrl-C: the rerun is stopped and
+    the worktree and temporary files are removed.  Only where nothing else handles it."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def unwind(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _group(client: Any, runs: list[Run], plans: list[Plan], builder: Builder,
