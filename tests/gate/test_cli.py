@@ -114,3 +114,16 @@ def test_a_bad_rules_file_exits_2_naming_the_entry(tracking, fraud, tmp_path):
     assert "not UTF-8" in run(tracking, "fraud@candidate", "--rules", rules).output
     rules.write_text("metrics: [x > 1\n")
     assert "not valid YAML" in run(tracking, "fraud@candidate", "--rules", rules).output
+
+
+def test_an_unexpected_error_exits_2_not_1(tracking, fraud, monkeypatch):
+    # 1 says "the candidate is worse"; a gate that broke must not say that.
+    import cairn.gate
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cairn.gate, "check", broken)
+    r = run(tracking, "fraud@candidate", "--metric", "val_auc >= 0")
+    assert r.exit_code == 2, r.output
+    assert "boom" in r.output

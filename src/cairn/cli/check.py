@@ -88,6 +88,15 @@ def check(obj: Any, candidate: str, against: str | None, metrics: tuple[str, ...
     except OSError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(USAGE_ERROR)
+    except click.ClickException:
+        raise  # usage errors: click exits 2 itself
+    except Exception as exc:  # a bug or an unforeseen failure: the gate could not run
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        click.echo(f"Error: the gate could not be evaluated: {type(exc).__name__}: {exc}",
+                   err=True)
+        sys.exit(USAGE_ERROR)
     fmt = "json" if as_json else fmt
     if output is not None:
         # The file gets the report (Markdown, or JSON); the CI log still shows the table.
