@@ -98,6 +98,11 @@ def test_cli_lineage_tree_and_json(tracking, tmp_path):
     # A data set node stays a data set whatever its own attributes call "kind".
     assert {kinds[n["id"]] for n in graph["nodes"] if n["id"].startswith("data")} == {"dataset"}
     assert all(isinstance(n["attrs"], dict) for n in graph["nodes"])
+    # A run by the prefix of its id that tables print, as other commands take it.
+    short = runner.invoke(cli, ["--store", str(tracking), "lineage", f"run:{train_id[:8]}"])
+    assert short.exit_code == 0, short.output
+    assert short.output == runner.invoke(cli, ["--store", str(tracking), "lineage",
+                                               f"run:{train_id}"]).output
 
 
 def test_log_input_needs_a_run_and_a_version(tracking, tmp_path):

@@ -9,7 +9,7 @@ import click
 from ..progress import size_text
 from ..store.base import Directory
 from .format import report_verify, ts
-from .main import console, emit_json, handle_errors, hidden_alias, json_option
+from .main import console, emit_json, handle_errors, hidden_alias, json_option, resolve_run
 
 
 def _ds(obj: Any):
@@ -450,10 +450,12 @@ def lineage(obj, ref: str, downstream: bool, depth: int | None, as_json: bool) -
     Examples:
       cairn lineage model:fraud@1.2.0
       cairn lineage transactions@3 --downstream
-      cairn lineage run:RUN_ID
+      cairn lineage run:RUN_ID        (a unique prefix of the id will do, as tables print it)
     """
     from ..lineage import render
 
+    if ref.startswith("run:"):
+        ref = "run:" + resolve_run(obj.client, ref[len("run:"):])
     graph = obj.client.lineage(ref, "downstream" if downstream else "upstream", depth)
     if as_json:
         emit_json(graph.to_dict())
