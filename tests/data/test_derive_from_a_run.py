@@ -24,3 +24,24 @@ def test_no_inputs_and_no_run_is_still_refused(client, tmp_path):
     with pytest.raises(InvalidArgument, match="at least one input version, or the run_id"):
         client.data.derive([], out, "made")
     assert client.data.list() == []
+
+
+@pytest.mark.parametrize("commit", [123, "", "main", "x" * 100, "A" * 40])
+def test_a_commit_that_is_not_a_commit_id_is_refused(client, tmp_path, commit):
+    out = tmp_path / "made.txt"
+    out.write_text("x\n")
+    run = client.create_run(name="generate")
+    with pytest.raises(InvalidArgument, match="commit must be a git commit id"):
+        client.data.derive([], out, "made", run_id=run.id, commit=commit)
+    assert client.data.list() == []
+
+
+def test_a_commit_without_a_run_and_an_empty_run_id_are_refused(client, tmp_path):
+    out = tmp_path / "made.txt"
+    out.write_text("x\n")
+    client.data.add(out, "raw")
+    with pytest.raises(InvalidArgument, match="give run_id too"):
+        client.data.derive(["raw@1"], out, "made", commit="a" * 40)
+    with pytest.raises(InvalidArgument, match="run_id must be a run id"):
+        client.data.derive(["raw@1"], out, "made", run_id="")
+    assert [d.name for d in client.data.list()] == ["raw"]

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from .arrays import Staged
 
 Ref: TypeAlias = "str | DataRef | DatasetVersion"
+_COMMIT_RE = re.compile(r"[0-9a-f]{7,64}")
 
 
 # Every public method refuses text that is not valid Unicode (a lone surrogate) at the
@@ -582,11 +584,21 @@ class Datasets(StoreService):
             # the run produced (a pipeline stage that reads no data).
             raise InvalidArgument("derive needs at least one input version, or the run_id of "
                                   "the run that made the output")
+        if run_id is not None and (not isinstance(run_id, str) or not run_id):
+            raise InvalidArgument(f"run_id must be a run id, got {run_id!r}")
+        if commit is not None:
+            if not isinstance(commit, str) or not _COMMIT_RE.fullmatch(commit):
+                raise InvalidArgument("commit must be a git commit id (7 to 64 hex digits), "
+                                      f"got {commit!r:.80}")
         parents = [self.version(r) for r in inputs]
         if transform is not None and not isinstance(transform, Mapping):
             raise InvalidArgument("transform must be a mapping of parameters, e.g. "
                                   "{'normalize': 'zscore'}")
+        given = commit
         run_id, commit = self._run_and_commit(run_id, commit)
+        if given is not None and run_id is None:
+            raise InvalidArgument("commit is recorded with the run that made the output: give "
+                                  "run_id too, or derive inside a run")
         v = self._add(output, name, message, aliases=aliases, expect=expect, kind="derive",
                       parents=parents, run_id=run_id, commit=commit,
                       transform=dict(transform or {}), progress=progress)
