@@ -20,6 +20,7 @@ and the HTTP client can map it back.  This module imports nothing from cairn.
     │   └── InvalidSignature         (a model version's Ed25519 signature)
     ├── MissingDependency     501  MISSING_DEPENDENCY (an optional package, e.g. torch)
     ├── SchemaOutOfDate       500  SCHEMA_OUT_OF_DATE
+    ├── TLSError              502  TLS_ERROR (a server's certificate does not verify)
     └── StoreUnavailable      503  TEMPORARILY_UNAVAILABLE
         ├── StoreBusy                (a lock held elsewhere; the transaction was rolled back)
         └── StorageFull              (no space left on device, or the disk quota is used up)
@@ -111,6 +112,15 @@ class MissingDependency(CairnError):
 class SchemaOutOfDate(CairnError):
     http_status = 500
     error_code = "SCHEMA_OUT_OF_DATE"
+
+
+class TLSError(CairnError):
+    """A client's TLS handshake with a Cairn server failed: its certificate does not
+    verify, or it does not speak TLS.  Not a :class:`StoreUnavailable`: waiting does not
+    mend it, so records are not spooled for later as they are for an absent server."""
+
+    http_status = 502
+    error_code = "TLS_ERROR"
 
 
 class StoreUnavailable(CairnError):

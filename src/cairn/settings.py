@@ -104,6 +104,13 @@ SPOOL_DIR = Setting("CAIRN_SPOOL_DIR", str, "",
 SPOOL_DRAIN_TIMEOUT = Setting("CAIRN_SPOOL_DRAIN_TIMEOUT", float, 10.0,
                               "Seconds a run that ends while its server is unreachable waits for "
                               "it before leaving its last records in the spool.")
+CA_BUNDLE = Setting("CAIRN_CA_BUNDLE", str, "",
+                    "The CA certificates (a PEM file, or a directory of them) that an https:// "
+                    "server's certificate must chain to, instead of the system's.")
+TLS_VERIFY = Setting("CAIRN_TLS_VERIFY", _bool, True,
+                     "Check an https:// server's certificate; false checks nothing (warned about "
+                     "once per server): anyone on the network path can read and change what is "
+                     "sent.")
 
 AUTOLOG_MAX_DATASET_BYTES = Setting(
     "CAIRN_AUTOLOG_MAX_DATASET_BYTES", _bytes, 100 * 1024 ** 2,
@@ -114,5 +121,6 @@ SETTINGS: tuple[Setting, ...] = (
     TRACKING_URI, USER, FLUSH_INTERVAL, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, FSYNC, INDEX_DELAY,
     CAPTURE_ENV, CAPTURE_SOURCE_MAX_FILE, CAPTURE_SOURCE_MAX_TOTAL, CAPTURE_ENV_VARS, IMAGE,
     IMAGE_DIGEST,
-    TRACKING_TOKEN, SPOOL_DIR, SPOOL_DRAIN_TIMEOUT, AUTOLOG_MAX_DATASET_BYTES,
+    TRACKING_TOKEN, SPOOL_DIR, SPOOL_DRAIN_TIMEOUT, CA_BUNDLE, TLS_VERIFY,
+    AUTOLOG_MAX_DATASET_BYTES,
 )

@@ -23,6 +23,8 @@ FROM_SETTINGS = options.StoreOptions(
     tracking_token=settings.TRACKING_TOKEN.get,
     spool_dir=settings.SPOOL_DIR.get,
     spool_drain_timeout=settings.SPOOL_DRAIN_TIMEOUT.get,
+    ca_bundle=settings.CA_BUNDLE.get,
+    tls_verify=settings.TLS_VERIFY.get,
 )
 
 

@@ -14,6 +14,8 @@ SETTING_OF = {
     "tracking_token": settings.TRACKING_TOKEN,
     "spool_dir": settings.SPOOL_DIR,
     "spool_drain_timeout": settings.SPOOL_DRAIN_TIMEOUT,
+    "ca_bundle": settings.CA_BUNDLE,
+    "tls_verify": settings.TLS_VERIFY,
 }
 
 

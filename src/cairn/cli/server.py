@@ -7,6 +7,88 @@ import click
 from .main import emit_json, handle_errors, hidden_alias, json_option, require_server_packages
 
 
+def tls_options(fn):
+    """``--tls-cert``, ``--tls-key`` and ``--tls-key-password-file`` (server and ui)."""
+    for opt in reversed([
+        click.option("--tls-cert", default=None, metavar="FILE",
+                     help="Serve https: the server's certificate (PEM; its chain after it). "
+                          "Needs --tls-key."),
+        click.option("--tls-key", default=None, metavar="FILE",
+                     help="The certificate's private key (PEM). Needs --tls-cert."),
+        click.option("--tls-key-password-file", default=None, metavar="FILE",
+                     help="File holding the password of an encrypted --tls-key."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def checked_tls(cert: str | None, key: str | None, password_file: str | None) -> dict | None:
+    """uvicorn's TLS arguments for ``--tls-cert``/``--tls-key`` (None: plain http), once
+    they load together: a missing or unreadable file, one that is not PEM, a key that does
+    not match the certificate or a wrong password is an error naming the file before
+    anything starts (uvicorn would fail in each worker, after the socket is bound)."""
+    import ssl
+
+    from ..errors import InvalidArgument
+
+    if cert is None and key is None:
+        if password_file is not None:
+            raise InvalidArgument("--tls-key-password-file goes with --tls-cert and --tls-key")
+        return None
+    if cert is None or key is None:
+        given, missing = ("--tls-cert", "--tls-key") if key is None else ("--tls-key", "--tls-cert")
+        raise InvalidArgument(f"{given} needs {missing}: give the certificate (--tls-cert) and "
+                              "its private key (--tls-key), or neither")
+    _read_pem("--tls-cert", cert, b"-----BEGIN CERTIFICATE-----", "a PEM certificate")
+    key_pem = _read_pem("--tls-key", key, b"PRIVATE KEY-----", "a PEM private key")
+    password = None
+    if password_file is not None:
+        password = _read_file("--tls-key-password-file", password_file).decode().rstrip("\r\n")
+    encrypted = b"ENCRYPTED" in key_pem
+    if encrypted and password is None:
+        raise InvalidArgument(f"the private key --tls-key {key} is encrypted: give its password "
+                              "in a file with --tls-key-password-file")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # A callable, never None: with None, OpenSSL would prompt on the terminal.
+        ctx.load_cert_chain(cert, key, password=lambda: (password or "").encode())
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        if reason == "KEY_VALUES_MISMATCH":
+            raise InvalidArgument(f"the private key --tls-key {key} does not match the "
+                                  f"certificate --tls-cert {cert}") from None
+        if encrypted or reason in ("BAD_DECRYPT", "BAD_PASSWORD_READ"):
+            raise InvalidArgument(f"the private key --tls-key {key} does not decrypt with the "
+                                  f"password in {password_file}") from None
+        raise InvalidArgument(f"the certificate --tls-cert {cert} and key --tls-key {key} do "
+                              f"not load: {reason}") from None
+    return {"ssl_certfile": cert, "ssl_keyfile": key, "ssl_keyfile_password": password}
+
+
+def _read_file(option: str, path: str) -> bytes:
+    from ..errors import InvalidArgument
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(16 << 20)
+    except FileNotFoundError:
+        raise InvalidArgument(f"{option} {path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidArgument(f"{option} {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise InvalidArgument(f"{option} {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _read_pem(option: str, path: str, marker: bytes, what: str) -> bytes:
+    from ..errors import InvalidArgument
+
+    data = _read_file(option, path)
+    if marker not in data:
+        raise InvalidArgument(f"{option} {path} is not {what} (no {marker.decode().strip('-')} "
+                              "block; DER files convert with openssl x509/pkey -outform PEM)")
+    return data
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -51,6 +133,7 @@ from .main import emit_json, handle_errors, hidden_alias, json_option, require_s
 @click.option("--artifacts-destination", default=None, metavar="DIR|s3://BUCKET/PREFIX",
               help="As on mlflow server: where proxied artifacts are stored. Another name for "
                    "--objects (Cairn's content-addressed object store).")
+@tls_options
 @click.pass_obj
 @handle_errors
 def server(obj, host: str, port: int, db: str | None, objects: str | None,
@@ -58,7 +141,8 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
            bootstrap_token_file: str | None, bootstrap_token: str | None, audit: bool,
            max_request_mb: int, log_level: str, telemetry: bool,
            default_artifact_root: str | None, serve_artifacts: bool,
-           artifacts_destination: str | None) -> None:
+           artifacts_destination: str | None, tls_cert: str | None, tls_key: str | None,
+           tls_key_password_file: str | None) -> None:
     """Serve a store over the REST API (docs at /docs) for remote clients and teams.
 
     With no options it serves the local store (./.cairn or --store) with zero set-up.
@@ -71,7 +155,8 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
       cairn server --db postgresql://cairn@db/cairn --objects s3://ml/cairn --workers 4
       cairn server --db postgresql://cairn@db/cairn --objects s3://ml/cairn \\
                    --endpoint-url http://minio:9000
-    Then, in training code: cairn.set_tracking_uri("http://HOST:5000")
+      cairn server --host 0.0.0.0 --tls-cert server.pem --tls-key server.key
+    Then, in training code: cairn.set_tracking_uri("http://HOST:5000") (https:// with TLS)
     """
     from ..errors import InvalidArgument
     require_server_packages("cairn server")  # before cairn.server, which imports FastAPI
@@ -83,6 +168,7 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
         raise InvalidArgument(f"cairn server serves a local store directory or --db URL, not {uri}")
     if workers < 1:
         raise InvalidArgument("--workers must be at least 1")
+    tls = checked_tls(tls_cert, tls_key, tls_key_password_file)
     bootstrap_token = _bootstrap_token(bootstrap_token_file, bootstrap_token)
     objects = _objects(objects, artifacts_destination)
     root = artifact_root(default_artifact_root, serve_artifacts)
@@ -97,11 +183,11 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
     where = db_label(db) if db else uri
     click.echo(f"cairn server: {where}, objects {objects or 'in the store'}, auth "
                f"{'on' if settings['auth'] else 'off'}, {workers} worker(s), "
-               f"http://{host}:{port} (API docs at /docs)", err=True)
+               f"{'https' if tls else 'http'}://{host}:{port} (API docs at /docs)", err=True)
     if token:
         click.echo("A first admin was created. Its API token is shown this once; keep it "
                    f"secret:\n\n  {token}\n\nUse it as CAIRN_TRACKING_TOKEN.", err=True)
-    run(cfg, host=host, port=port, workers=workers, log_level=log_level)
+    run(cfg, host=host, port=port, workers=workers, log_level=log_level, tls=tls)
 
 
 def _objects(objects: str | None, destination: str | None) -> str | None:

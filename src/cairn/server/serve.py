@@ -88,10 +88,13 @@ def prepare(cfg: ServeConfig) -> str | None:
 
 
 def run(cfg: ServeConfig, host: str = "127.0.0.1", port: int = 5000, workers: int = 1,
-        log_level: str = "info") -> None:
+        log_level: str = "info", tls: dict[str, Any] | None = None) -> None:
+    """Serve until stopped; ``tls``: uvicorn's ``ssl_certfile``, ``ssl_keyfile`` and
+    ``ssl_keyfile_password`` for https (checked by the caller; kept out of the
+    environment that carries ``cfg``, as the password must be)."""
     import uvicorn
 
     os.environ[ENV] = json.dumps(asdict(cfg))
     uvicorn.run("cairn.server.serve:app_from_env", factory=True, host=host, port=port,
                 workers=workers if workers > 1 else None, log_level=log_level,
-                timeout_keep_alive=30, access_log=False)
+                timeout_keep_alive=30, access_log=False, **(tls or {}))

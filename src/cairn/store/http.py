@@ -63,11 +63,15 @@ def _httpx() -> ModuleType:
 
 class HttpStore:
     def __init__(self, url: str, token: str | None = None, spool_dir: str | os.PathLike | None = None,
-                 timeout: float = 30.0, drain_timeout: float = 10.0, fsync: bool = False) -> None:
+                 timeout: float = 30.0, drain_timeout: float = 10.0, fsync: bool = False,
+                 ca_bundle: str | None = None, tls_verify: bool | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidArgument(f"not a server URL: {url!r}")
         self.uri = url.rstrip("/")
         self.token = token
+        # None: CAIRN_CA_BUNDLE and CAIRN_TLS_VERIFY (options), read when the client is made.
+        self.ca_bundle = ca_bundle
+        self.tls_verify = tls_verify
         self.timeout = timeout
         self.drain_timeout = drain_timeout
         self.fsync = fsync
@@ -98,8 +102,16 @@ class HttpStore:
             headers = {"user-agent": "cairn-client"}
             if self.token:
                 headers["authorization"] = f"Bearer {self.token}"
+            tls: dict[str, Any] = {}
+            if self.uri.startswith("https://"):
+                from . import options
+                from .tls import client_context
+
+                tls["verify"] = client_context(
+                    self.uri, options.resolve(self.ca_bundle, "ca_bundle"),
+                    options.resolve(self.tls_verify, "tls_verify"))
             self._client = httpx.Client(
-                base_url=self.uri, headers=headers,
+                base_url=self.uri, headers=headers, **tls,
                 timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
                 limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
         return self._client
@@ -109,11 +121,23 @@ class HttpStore:
         try:
             resp = self.client.request(method, "/api/v1" + path, **kw)
         except httpx.TransportError as exc:
-            raise StoreUnavailable(f"the Cairn server at {self.uri} is unreachable: "
-                                   f"{type(exc).__name__}: {exc}") from None
+            raise self._unreachable(exc) from None
         if resp.status_code >= 400:
             raise self._error(resp)
         return resp
+
+    def _unreachable(self, exc: Exception) -> CairnError:
+        """What a transport error means: a TLSError when the handshake failed (a certificate
+        that does not verify is no outage: nothing is spooled to be sent later over it, and
+        nothing goes over plain http instead), else StoreUnavailable."""
+        from . import options
+        from .tls import tls_error
+
+        err = tls_error(self.uri, exc, options.resolve(self.ca_bundle, "ca_bundle"))
+        if err is not None:
+            return err
+        return StoreUnavailable(f"the Cairn server at {self.uri} is unreachable: "
+                                f"{type(exc).__name__}: {exc}")
 
     def _error(self, resp: httpx.Response) -> CairnError:
         try:
@@ -458,8 +482,7 @@ class HttpStore:
                                        params={"strict": strict} if strict else None,
                                        headers={"content-type": wire.RECORDS_TYPE})
         except httpx.TransportError as exc:
-            raise StoreUnavailable(f"the Cairn server at {self.uri} is unreachable: "
-                                   f"{type(exc).__name__}: {exc}") from None
+            raise self._unreachable(exc) from None
         status = resp.status_code
         if status >= 500 or status in (408, 429):
             raise StoreUnavailable(f"the Cairn server at {self.uri} answered {status}; the "

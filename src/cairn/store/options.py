@@ -37,6 +37,10 @@ class StoreOptions:
     spool_dir: Tunable[str] = ""
     #: Seconds an ending run waits for an unreachable server before leaving its spool.
     spool_drain_timeout: Tunable[float] = 10.0
+    #: CA certificates (PEM file or directory) an HttpStore trusts ("" for the system's).
+    ca_bundle: Tunable[str] = ""
+    #: Whether an HttpStore checks an https:// server's certificate.
+    tls_verify: Tunable[bool] = True
 
 
 #: The tunables of stores constructed without them (see :func:`set_defaults`).
