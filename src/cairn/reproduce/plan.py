@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,12 @@ from ..entities import Run
 from ..environment import REDACTED
 
 _GIT_TIMEOUT_S = 30
+# What a recorded run may name, checked before any of it reaches git or uv as an argument
+# (a store may be someone else's: "--upload-pack=..." is not a commit).
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_PYTHON = re.compile(r"[0-9]+(\.[0-9]+){1,2}[0-9A-Za-z.+]*")
+_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")     # PEP 508
+_VERSION = re.compile(r"[0-9A-Za-z!][0-9A-Za-z.!+_-]*")               # PEP 440, and local parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,10 @@ def make_plan(client: Any, run: Run, repo: str | None = None) -> Plan:
     if git is not None:
         root = repo or (git.get("root") if isinstance(git.get("root"), str) else None) or cwd
         fields["commit"] = git.get("commit")
+        if fields["commit"] and not (isinstance(fields["commit"], str)
+                                     and _COMMIT.fullmatch(fields["commit"])):
+            missing.append(f"a commit: the recorded {fields['commit']!r} is not a commit id")
+            fields["commit"] = None
         if not fields["commit"]:
             missing.append("a commit: the repository had no commits when the run was made")
         if "root" not in git:
@@ -157,9 +168,19 @@ def make_plan(client: Any, run: Run, repo: str | None = None) -> Plan:
         fields["patch_size"] = _size(client, fields["patch"])
     python = _part(env, "python").get("version")
     packages = _part(env, "packages")
-    if not python:
+    if python and not (isinstance(python, str) and _PYTHON.fullmatch(python)):
+        missing.append(f"the Python version: the recorded {python!r} is not a version")
+        python = None
+    elif not python:
         missing.append("the Python version")
-    if not packages:
+    bad = sorted(str(k) for k, v in packages.items()
+                 if not (isinstance(k, str) and _NAME.fullmatch(k) and isinstance(v, str)
+                         and _VERSION.fullmatch(v)))
+    if bad:
+        missing.append("the package set: " + ", ".join(repr(b) for b in bad[:5])
+                       + " is not a package name and version")
+        packages = {}
+    elif not packages:
         missing.append("the package set")
     process = _part(env, "process").get("id")
     inputs = _inputs(client, run)
