@@ -132,3 +132,10 @@ def test_a_full_disk_while_recording_fails_the_stage_and_caches_nothing(project,
     assert run.status == "FAILED"
     monkeypatch.setattr(api.Datasets, "derive", real)
     assert project.run() == {"a": "ran", "b": "ran"}  # nothing was cached
+
+
+@pytest.mark.parametrize("out", ["cairn.yaml", "cairn.lock", ".git/hooks/pre-commit", ".git"])
+def test_the_pipeline_file_the_lock_and_git_cannot_be_outputs(project, out):
+    _one_stage(project, "echo x", outs=f"[{out}]")
+    with pytest.raises(InvalidArgument, match="cannot be an output"):
+        P.load_pipeline(project.root / "cairn.yaml")

@@ -261,6 +261,11 @@ def parse_pipeline(doc: Any, file: Path, params_cache: dict[str, Any] | None = N
                 _add(stages, _stage(item_name, expanded, root, params_cache, where), where)
         else:
             _add(stages, _stage(name, body, root, params_cache, where), where)
+    for s in stages.values():
+        for out in s.outs:
+            if out in (file.name, "cairn.lock") or out == ".git" or out.startswith(".git/"):
+                raise InvalidArgument(f"{where}: stage {s.name!r}: {out!r} cannot be an output "
+                                      "(a restore from the cache would overwrite it)", path=out)
     upstream = _graph(stages, where)
     return Pipeline(file, root, stages, upstream, _topo_order(stages, upstream, where))
 
