@@ -144,6 +144,22 @@ def test_ci_examples_run_their_check(found, tracking, fraud, tmp_path, monkeypat
         "passed"] is True
 
 
+def test_the_github_workflow_keeps_its_token_and_shell_safe():
+    # Script injection: a `${{ }}` in a run: line is pasted into the shell before it runs;
+    # the token: a third-party action must not see it.
+    wf = yaml.safe_load((CI / "github-actions.yml").read_text())
+    job = wf["jobs"]["cairn-check"]
+    assert "CAIRN_TRACKING_TOKEN" not in str(wf.get("env", {})) + str(job.get("env", {}))
+    for step in job["steps"]:
+        assert "${{" not in step.get("run", ""), step
+        if "uses" in step and "checkout" in step["uses"]:
+            assert step["with"]["persist-credentials"] is False
+        if "CAIRN_TRACKING_TOKEN" in str(step.get("env", {})):
+            assert "cairn check" in step["run"]
+    assert set(wf["permissions"]) == {"contents", "pull-requests"}
+    assert wf["permissions"]["contents"] == "read"
+
+
 def test_the_rules_file_of_the_examples_is_valid():
     from cairn.gate import load_spec
 
