@@ -30,8 +30,9 @@ from .services import StoreService
 
 DIRECTIONS = ("upstream", "downstream")
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
-# The tag cairn.reproduce puts on a rerun: the id of the run it reproduces.
+# The tags cairn.reproduce puts on a rerun: the id of the run it reproduces, and the verdict.
 REPRODUCES_TAG = "cairn.reproduces"
+VERDICT_TAG = "cairn.reproduce.verdict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +214,7 @@ class _Graph:
                  "commit": git.get("commit") if isinstance(git, dict) else None}
         if run.tags.get(REPRODUCES_TAG):
             attrs["reproduces"] = run.tags[REPRODUCES_TAG]
-            attrs["verdict"] = run.tags.get("cairn.reproduce.verdict")
+            attrs["verdict"] = run.tags.get(VERDICT_TAG)
         return Node(f"run:{run.id}", "run", f"{run.name} ({run.id[:8]})", attrs)
 
     def model_node(self, name: str, version: str, stage: str | None = None) -> Node:

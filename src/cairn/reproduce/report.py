@@ -15,11 +15,10 @@ from typing import Any
 
 from .. import clock
 from ..entities import FileEntry, RecordBatch, Run, RunStatus
+from ..lineage import REPRODUCES_TAG, VERDICT_TAG  # lineage draws its edges from these tags
 from .compare import MetricRow
 from .plan import Plan
 
-REPRODUCES_TAG = "cairn.reproduces"
-VERDICT_TAG = "cairn.reproduce.verdict"
 SUMMARY_TAG = "cairn.reproduce.summary"
 REPORT_ARTIFACT = "reproduce/report.json"
 VERDICTS = ("reproduced", "differs", "failed")
