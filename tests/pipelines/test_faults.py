@@ -97,7 +97,9 @@ def _slow_pipeline(project, seconds: float) -> None:
 def test_interrupt_kills_the_stage_marks_its_run_killed_and_caches_nothing(project, tmp_path, sig):
     _slow_pipeline(project, 60)
     store = tmp_path / "store"
-    env = {**os.environ, "CAIRN_CAPTURE_ENV": "0"}
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "CAIRN_CAPTURE_ENV": "0", "TMPDIR": str(tmp)}
     proc = subprocess.Popen([str(Path(PY).parent / "cairn"), "--store", str(store), "pipeline", "run",
                              "--json"], cwd=project.root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -112,6 +114,7 @@ def test_interrupt_kills_the_stage_marks_its_run_killed_and_caches_nothing(proje
     assert "Interrupted" in err
     child = int(started.read_text())
     assert not _alive(child)  # the stage's process was stopped, not left running
+    assert list(tmp.glob("cairn-*.log")) == []  # nor its output file left behind
     lock = json.loads((project.root / "cairn.lock").read_text())
     assert "quick" in lock["stages"] and "slow" not in lock["stages"]  # finished work kept
     runs = {r.name: r for r in project.client.search_runs(None, lifecycle=None)}

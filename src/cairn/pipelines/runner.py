@@ -228,6 +228,14 @@ class Runner:
             self._stopping = True
             self._kill_all()
             pool.shutdown(wait=True, cancel_futures=True)
+            logs = [out[2] for *_, out in ended]
+            logs += [f.result()[2] for f in running if f.done() and not f.cancelled()
+                     and f.exception() is None]
+            for log in logs:  # the commands' output files: _finish does not see these stages
+                try:
+                    os.unlink(log)
+                except OSError:
+                    pass
             stopped = [r for _, r, _ in running.values()] + [r for _, r, _, _ in ended]
             for r in stopped:
                 r.status, r.reason = "killed", "interrupted"
