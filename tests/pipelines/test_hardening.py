@@ -139,3 +139,14 @@ def test_the_pipeline_file_the_lock_and_git_cannot_be_outputs(project, out):
     _one_stage(project, "echo x", outs=f"[{out}]")
     with pytest.raises(InvalidArgument, match="cannot be an output"):
         P.load_pipeline(project.root / "cairn.yaml")
+
+
+def test_a_foreach_list_of_mappings_is_read_as_dvc_reads_it(project):
+    project.write("cairn.yaml", "stages:\n  build:\n    foreach:\n"
+                  "      - {os: linux, py: 3}\n      - {os: mac, py: 3}\n"
+                  "    do:\n      cmd: echo ${item.os} ${item.py} > ${item.os}.txt\n"
+                  "      outs: [\"${item.os}.txt\"]\n")
+    p = P.load_pipeline(project.root / "cairn.yaml")
+    assert p.order == ["build@0", "build@1"]
+    assert p.stages["build@1"].cmd == ("echo mac 3 > mac.txt",) and p.stages["build@1"].outs == (
+        "mac.txt",)

@@ -316,12 +316,9 @@ def _expand_foreach(name: str, body: Mapping[str, Any], where: str) -> list[tupl
     if isinstance(items, Mapping):
         pairs = [(str(k), {"key": k, "item": v}) for k, v in items.items()]
     elif isinstance(items, list):
-        pairs = []
-        for v in items:
-            if isinstance(v, (Mapping, list)):
-                raise InvalidArgument(f"{where}: stage {name!r}: a foreach list holds scalars; "
-                                      "use a mapping (key: {fields}) for structured items")
-            pairs.append((str(v), {"item": v}))
+        # As DVC names them: a scalar item by its value, a structured one by its index.
+        pairs = [(str(i) if isinstance(v, (Mapping, list)) else str(v), {"item": v})
+                 for i, v in enumerate(items)]
     else:
         raise InvalidArgument(f"{where}: stage {name!r}: foreach must be a list or a mapping "
                               "(a ${...} reference is not supported)")
