@@ -173,12 +173,15 @@ def _index_check(store: Any, progress: bool | None) -> Check:
     from . import index
 
     d = index.check(store, progress=progress)
+    meanwhile = d.get("runs_written_meanwhile") or []
+    busy = (f"; {len(meanwhile)} run(s) written while doctor compared were left out"
+            if meanwhile else "")
     if d["ok"]:
-        return Check("index", OK, f"{d['runs_in_index']} run(s), as the journals say", d)
+        return Check("index", OK, f"{d['runs_in_index']} run(s), as the journals say{busy}", d)
     return Check("index", DAMAGED,
                  f"{d['runs_differing']} run(s) differ from the journals "
                  f"({d['differences_found']} difference(s)); `cairn reindex` rebuilds the "
-                 "index from them", d)
+                 f"index from them{busy}", d)
 
 
 def _objects_check(store: Any, objects: "ObjectStore", sample: int | None,
