@@ -10,6 +10,8 @@ number and is retried, so nothing is lost or applied twice.
 from __future__ import annotations
 
 import array
+import atexit
+import contextlib
 import os
 import threading
 import time
@@ -222,9 +224,30 @@ def _put_sources(store: Any, env: Any) -> None:
             def send() -> None:
                 try:
                     store.upload_objects(list(blobs))
+                except RuntimeError:  # the interpreter is exiting: no new transfer threads
+                    with contextlib.suppress(Exception):
+                        for oid in store.missing_objects(list(blobs)):
+                            store.upload_objects([oid])  # one at a time: no thread pool
                 except Exception:
                     pass
-            threading.Thread(target=send, name="cairn-source-upload", daemon=True).start()
+            thread = threading.Thread(target=send, name="cairn-source-upload", daemon=True)
+            with _sources_lock:
+                if not _uploads:
+                    atexit.register(_wait_for_uploads)
+                _uploads.append(thread)
+            thread.start()
+
+
+_uploads: list[threading.Thread] = []
+_UPLOAD_WAIT_S = 30.0  # at exit, how long a short script waits for its code to reach the server
+
+
+def _wait_for_uploads() -> None:
+    """At exit: let the source uploads finish (a daemon thread dies with the interpreter, and
+    a script shorter than an upload would leave a run whose code never reached the server)."""
+    deadline = time.monotonic() + _UPLOAD_WAIT_S
+    for thread in list(_uploads):
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class Flusher:

@@ -421,3 +421,19 @@ def test_an_interrupted_reproduce_leaves_no_worktree_temp_dir_or_process(repo, t
     time.sleep(0.2)
     assert not Path(f"/proc/{rerun}").exists() or \
         Path(f"/proc/{rerun}/stat").read_text().split(") ")[1][0] == "Z"
+
+
+def test_a_quick_script_leaves_its_code_on_the_team_server(repo, tmp_path, cairn_server):
+    """The upload of the patch and untracked files outlives a script that ends at once."""
+    (repo / "train.py").write_text("import cairn\nwith cairn.start_run():\n    pass\n")
+    (repo / "helper.py").write_text("X = 1\n")
+    commit(repo)
+    (repo / "helper.py").write_text("X = 2\n")
+    for n in range(20):
+        (repo / f"extra{n}.py").write_text(f"Y = {n}\n" * 2000)
+    run_script(repo, cairn_server, "train.py", CAIRN_SPOOL_DIR=str(tmp_path / "spool"))
+    client = Client(cairn_server)
+    env_git = client.get_run(client.search_runs()[0].id).env["git"]
+    oids = [env_git["patch"], *env_git["untracked"].values()]
+    assert len(oids) == 21
+    assert not client.store.missing_objects(oids)  # at once: no waiting here
