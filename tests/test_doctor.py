@@ -414,3 +414,28 @@ def test_a_damaged_run_next_to_a_busy_one_is_still_damage(store, monkeypatch):
 
 def index_db_conn(path):
     return sqlite3.connect(path)
+
+
+def test_the_objects_check_keeps_no_referrer_text_for_a_whole_store(store, monkeypatch):
+    """Memory on a big store: the first pass keeps one set of oids; who names an object
+    is gathered (a second pass) only for the damaged ones."""
+    import cairn.doctor.objects as dobj
+
+    passes = []
+    real = dobj.references
+
+    def spy(conn, objects, only=None, names=True):
+        refs = real(conn, objects, only=only, names=names)
+        passes.append((only, names, len(refs.named)))
+        return refs
+
+    monkeypatch.setattr(dobj, "references", spy)
+    assert doctor(store)["checks"]["objects"]["referenced"] > 0
+    assert passes == [(None, False, 0)]
+
+    rid, oid = artifact(store, "model/weights.bin")
+    flip(loose(store, oid))
+    passes.clear()
+    corrupt, = doctor(store, code=1)["checks"]["objects"]["corrupt"]
+    assert corrupt["oid"] == oid and any(rid in r for r in corrupt["referrers"])
+    assert [p[:2] for p in passes] == [(None, False), ({oid}, True)]

@@ -29,13 +29,25 @@ REFERRERS_KEPT = 5
 
 @dataclass
 class References:
-    """oid -> the first few things that name it, and how many do."""
+    """oid -> the first few things that name it, and how many do.
+
+    With ``only`` (a set of oids), just those oids' referrers are kept; without it, with
+    ``names=False``, just which oids are named (no referrer text: the first pass over a
+    big store, before doctor knows which oids are damaged)."""
 
     named: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # file lists that could not be read
+    only: "set[str] | None" = None
+    names: bool = True
+    oids: set[str] = field(default_factory=set)
 
     def add(self, oid: str, who: str) -> None:
+        if not self.names:
+            self.oids.add(oid)
+            return
+        if self.only is not None and oid not in self.only:
+            return
         n = self.counts.get(oid, 0)
         self.counts[oid] = n + 1
         if n < REFERRERS_KEPT:
@@ -49,16 +61,19 @@ class References:
         return out
 
 
-def references(conn: "Connection", objects: "ObjectStore") -> References:
+def references(conn: "Connection", objects: "ObjectStore", only: "set[str] | None" = None,
+               names: bool = True) -> References:
     """Who names which object: run artifacts, model versions and data set versions (their
-    file lists are read from the object store; a damaged list is reported by its oid)."""
+    file lists are read from the object store; a damaged list is reported by its oid).
+    ``only``: keep the referrers of these oids alone; ``names=False``: only which oids
+    are named (:attr:`References.oids`)."""
     import sqlalchemy as sa
 
     from ..environment import source_oids
     from ..store.sql import tables as T
     from ..store.sql import tables_data as D
 
-    refs = References()
+    refs = References(only=only, names=names)
     a = T.artifacts
     for rid, path, digest, chunks in conn.execute(
             sa.select(a.c.run_id, a.c.path, a.c.digest, a.c.chunks)):
@@ -108,12 +123,22 @@ def check(conn: "Connection", objects: "ObjectStore", *, sample: int | None = No
     """The objects check's details: ``ok``, counts, ``corrupt`` and ``missing`` (each
     oid with what refers to it).  ``sample``: re-hash that many objects chosen at random
     instead of all of them."""
-    refs = references(conn, objects)
-    stored = list(objects.backend.iter_oids())
-    targets = sorted(set(stored) | set(refs.counts))
+    # Two passes keep a big store's memory to one set of oids: which oids are named
+    # first, then, only when some are damaged, who names those.
+    named = references(conn, objects, names=False)
+    found = set(objects.backend.iter_oids())
+    stored = len(found)
+    found |= named.oids
+    referenced, notes = len(named.oids), named.notes
+    del named
+    targets = sorted(found)
+    del found
     if sample is not None and sample < len(targets):
         targets = sorted(random.sample(targets, sample))
     result = objects.verify(targets, progress=progress)
+    del targets
+    damaged = set(result.corrupt) | set(result.missing)
+    refs = references(conn, objects, only=damaged) if damaged else References()
     packed = objects.packs.locate(result.corrupt) if objects.packs is not None and \
         result.corrupt else {}
 
@@ -125,11 +150,11 @@ def check(conn: "Connection", objects: "ObjectStore", *, sample: int | None = No
 
     return {
         "ok": result.ok,
-        "stored": len(stored),
-        "referenced": len(refs.counts),
+        "stored": stored,
+        "referenced": referenced,
         "checked": result.checked,
         "sample": sample,
         "corrupt": [corrupt(oid) for oid in result.corrupt],
         "missing": [refs.describe(oid) for oid in result.missing],
-        "notes": refs.notes,
+        "notes": notes,
     }
