@@ -176,3 +176,15 @@ def test_recorded_values_that_would_be_options_to_git_or_uv_are_missing(tmp_path
     assert "is not a version" in text and plan.python is None
     assert "is not a package name and version" in text and plan.packages == {}
     client.store.close()
+
+
+def test_a_working_directory_through_a_symlink_out_of_the_code_is_refused(tmp_path):
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (code_dir / "up").symlink_to(outside)
+    plan = Plan("r", "n", "e", cwd="up/new", command=("-c", "pass"), python="3")
+    with pytest.raises(SetupFailed, match="outside the code"):
+        execute(plan, code_dir, sys.executable, tmp_path, ["r"], 5.0, tmp_path / "out.log")
+    assert not (outside / "new").exists()

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 from ..entities import Run
 from ..store.base import Directory
 from .plan import DataInput, Plan
+from .workspace import SetupFailed
 
 _TAIL_LINES = 15
 _MAX_CANDIDATES = 10
@@ -85,6 +86,8 @@ def execute(plan: Plan, code: Path, python: str, store: Path, originals: Sequenc
     env.update({"CAIRN_TRACKING_URI": str(store), "CAIRN_REPRODUCE_STORE": str(store),
                 "CAIRN_REPRODUCE_OF": ",".join(originals), "CAIRN_CAPTURE_ENV": "1"})
     cwd = (code / plan.cwd).resolve()
+    if not cwd.is_relative_to(code.resolve()):  # through a symbolic link of the code
+        raise SetupFailed(f"the recorded working directory {plan.cwd!r} is outside the code")
     cwd.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(log, "wb") as out:
