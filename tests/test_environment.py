@@ -375,13 +375,15 @@ def test_arguments_that_hold_secrets_are_not_recorded(monkeypatch):
     monkeypatch.setattr(sys, "argv", [
         "train.py", "--password", "hunter2", "--api-key=abc123", "--lr", "0.1",
         "--auth-token", "t0k", "--data", "https://user:pw@host.example/d.csv", "--flag",
-        "--db-password", "-x", "plain"])
+        "--db-password", "-x", "plain", "--author", "Ada", "--monkey", "m", "--apiKey", "k1",
+        "--secret_key", "k2"])
     argv = capture_environment()["argv"]
     assert argv == [
         "train.py", "--password", "<redacted>", "--api-key=<redacted>", "--lr", "0.1",
         "--auth-token", "<redacted>", "--data", "https://host.example/d.csv", "--flag",
-        "--db-password", "-x", "plain"]
-    assert not {"hunter2", "abc123", "t0k"} & set(json.dumps(argv).split('"'))
+        "--db-password", "-x", "plain", "--author", "Ada", "--monkey", "m", "--apiKey",
+        "<redacted>", "--secret_key", "<redacted>"]
+    assert not {"hunter2", "abc123", "t0k", "k1", "k2"} & set(json.dumps(argv).split('"'))
 
 
 @needs_git

@@ -441,10 +441,21 @@ def _secret_name(name: str) -> bool:
     return any(word in upper for word in SECRET_WORDS)
 
 
+_STRONG_WORDS = tuple(w for w in SECRET_WORDS if w not in ("KEY", "AUTH"))
+_WEAK_WORDS = {"KEY", "APIKEY", "AUTH", "AUTHORIZATION"}
+
+
+def _secret_option(name: str) -> bool:
+    """An option named like a secret: a word of its name holds TOKEN, SECRET, PASSWORD...,
+    or is KEY or AUTH (``--api-key``, ``--auth``; not ``--author`` nor ``--monkey``)."""
+    words = name.upper().replace("_", "-").replace(".", "-").split("-")
+    return any(any(s in w for s in _STRONG_WORDS) or w in _WEAK_WORDS for w in words)
+
+
 def redact_argv(argv: list[str]) -> list[str]:
     """``argv`` as recorded: the value of an option whose name says it is a secret
-    (``--password x``, ``--api-key=x``, by the words of :data:`SECRET_WORDS`, as for
-    variables) is :data:`REDACTED`, and a URL's password or token is dropped."""
+    (``--password x``, ``--api-key=x``: see :func:`_secret_option`) is :data:`REDACTED`,
+    and a URL's password or token is dropped."""
     out: list[str] = []
     hide_next = False
     for arg in argv:
@@ -456,7 +467,7 @@ def redact_argv(argv: list[str]) -> list[str]:
         hide_next = False
         if arg.startswith("-") and len(arg) > 1 and arg != "--":
             name, eq, _ = arg.partition("=")
-            if _secret_name(name.lstrip("-")):
+            if _secret_option(name.lstrip("-")):
                 if eq:
                     out.append(f"{name}={REDACTED}")
                 else:
