@@ -1,5 +1,6 @@
-"""A store may be someone else's: what it names must not write outside the rebuilt code, and
-what a rerun leaves behind (processes, directories) goes with it.  Fast: no uv, no CLI."""
+"""The parts of `cairn reproduce`, fast (no uv, no CLI).  A store may be someone else's: what
+it names must not write outside the rebuilt code nor reach git or uv as an option, and what a
+rerun leaves behind (processes) goes with it.  Then NaN and tolerances in the comparison."""
 
 from __future__ import annotations
 
@@ -188,3 +189,13 @@ def test_a_working_directory_through_a_symlink_out_of_the_code_is_refused(tmp_pa
     with pytest.raises(SetupFailed, match="outside the code"):
         execute(plan, code_dir, sys.executable, tmp_path, ["r"], 5.0, tmp_path / "out.log")
     assert not (outside / "new").exists()
+
+
+def test_a_star_tolerance_does_not_judge_system_metrics():
+    from cairn.reproduce.compare import parse_tolerances, tolerance_for
+
+    rules = parse_tolerances(["*=0"])
+    assert not tolerance_for("system/cpu_percent", rules, True).judged
+    assert tolerance_for("loss", rules, False).judged
+    assert tolerance_for("system/cpu_percent", parse_tolerances(["system/*=10%"]), True).judged
+    assert tolerance_for("system/gpu", parse_tolerances(["*=0", "system/gpu=1"]), True).judged

@@ -79,10 +79,13 @@ def tolerance_for(key: str, rules: Sequence[tuple[str, Tolerance]], seeded_run: 
     for pattern, tol in rules:
         if pattern == key:
             return tol
+    system = key.startswith("system/")
     for pattern, tol in rules:
-        if fnmatch.fnmatchcase(key, pattern):
+        # A system metric (CPU, memory) is judged only by a pattern that names system/...:
+        # "*=0" is about the model's metrics.
+        if (not system or pattern.startswith("system/")) and fnmatch.fnmatchcase(key, pattern):
             return tol
-    if key.startswith("system/"):
+    if system:
         return Tolerance(judged=False, source="system metric")
     if seeded_run:
         return Tolerance(source="default (seeded run: exact)")
