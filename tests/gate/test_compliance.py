@@ -59,3 +59,13 @@ def fit_only():
     from world import fit
 
     return fit(0, 1.0)[0]
+
+
+def test_an_approval_by_the_requester_does_not_count():
+    # alice requested; her own "approve" (written around the registry's refusal) is not one.
+    own = [req("2.0.0", "Production", "applied", ("alice", "approve"))]
+    assert approvals(own) == {}
+    assert approval_problem(own, "2.0.0") == "no approved request to move it to Production"
+    both = [req("2.0.0", "Production", "applied", ("alice", "approve"), ("bob", "approve"))]
+    [(_, a)] = approvals(both)["2.0.0"]
+    assert a.user == "bob"

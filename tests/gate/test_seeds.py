@@ -52,3 +52,21 @@ def test_one_grouping_rule_for_the_gate_the_cli_and_the_ui():
     for r in runs:
         keyed.setdefault(stats.group_key(r.params, "seed"), []).append(r.id)
     assert ui == list(keyed.values()) == [["0", "1", "4"], ["2"], ["3"]]
+
+
+@pytest.mark.parametrize("how", ["running", "deleted"])
+def test_a_source_run_that_is_not_a_finished_result_is_not_a_seed(client, how):
+    from world import EXPERIMENT, train
+
+    from cairn.gate.seeds import seed_group
+
+    others = train(client, noise=0.5, seeds=(11, 12), register=False)
+    run = client.create_run(client.get_or_create_experiment(EXPERIMENT).id)
+    client.log_batch(run.id, params={"noise": 0.5, "C": 1.0, "seed": 10})
+    client.log_metric(run.id, "val_auc", 0.5)
+    if how == "deleted":
+        client.set_terminated(run.id)
+        client.delete_run(run.id)
+    g = seed_group(client, run.id, ("seed",))
+    assert set(g.run_ids) == set(others.run_ids)
+    assert run.id in g.note and ("deleted" if how == "deleted" else "RUNNING") in g.note

@@ -44,10 +44,17 @@ def seed_group(client: Any, run_id: str | None, across: Sequence[str]) -> SeedGr
         run = client.get_run(run_id)
     except NotFound:
         return SeedGroup((), (), f"its source run {run_id} is not in this store")
+    # The source run is held to the rule of the others: a crashed, running or deleted
+    # run's last values are not a result.
+    done = run.status == RunStatus.FINISHED and run.lifecycle == "active"
+    why = "" if done else (f"its source run {run.id} is deleted" if run.lifecycle != "active"
+                           else f"its source run {run.id} is {run.status.value}, not counted")
     if not any(a in run.params for a in across):
+        if not done:
+            return SeedGroup((), (), why)
         return SeedGroup((run.id,), (run,), f"its run has no param {' or '.join(across)}")
     key = stats.group_key(run.params, across)
-    members = [run]
+    members = [run] if done else []
     token: str | None = None
     for _ in range(MAX_PAGES):
         page = client.search_runs([run.experiment_id], "", max_results=PAGE, page_token=token)
@@ -60,7 +67,7 @@ def seed_group(client: Any, run_id: str | None, across: Sequence[str]) -> SeedGr
         token = page.token
         if not token:
             break
-    return SeedGroup(tuple(r.id for r in members), tuple(members))
+    return SeedGroup(tuple(r.id for r in members), tuple(members), why)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,9 @@ def approvals(requests: Iterable[TransitionRequest], *,
         if req.to_stage not in wanted or req.status not in statuses:
             continue
         for a in req.approvals:
-            if a.decision == "approve":
+            # The registry refuses a requester's approval of their own request; one in
+            # the record anyway (written around it) is not an approval by someone else.
+            if a.decision == "approve" and a.user != req.requested_by:
                 out.setdefault(req.version, []).append((req, a))
     return out
 
