@@ -150,3 +150,37 @@ def test_a_foreach_list_of_mappings_is_read_as_dvc_reads_it(project):
     assert p.order == ["build@0", "build@1"]
     assert p.stages["build@1"].cmd == ("echo mac 3 > mac.txt",) and p.stages["build@1"].outs == (
         "mac.txt",)
+
+
+def test_a_directory_dependency_sees_files_added_renamed_and_removed(project):
+    project.write("data/in/a.txt", "a\n")
+    project.write("cairn.yaml", "stages:\n  a:\n    cmd: ls data/in > o.txt\n"
+                  "    deps: [data/in]\n    outs: [o.txt]\n")
+    assert project.run() == {"a": "ran"}
+    project.write("data/in/b.txt", "b\n")
+    assert project.run() == {"a": "ran"}
+    (project.root / "data/in/b.txt").rename(project.root / "data/in/c.txt")
+    assert project.run() == {"a": "ran"}
+    assert (project.root / "o.txt").read_text() == "a.txt\nc.txt\n"
+    (project.root / "data/in/c.txt").unlink()
+    assert project.run() == {"a": "cached"}  # the key of the first run
+    assert (project.root / "o.txt").read_text() == "a.txt\n"
+
+
+def test_a_racy_stat_in_the_lock_is_hashed_again(project):
+    """A file hashed within one timestamp tick of a change keeps its stat: the lock marks it
+    racy and the next run reads it again rather than trusting the stat."""
+    import json
+    import os
+
+    assert set(project.run().values()) == {"ran"}
+    lock_path = project.root / "cairn.lock"
+    old = json.loads(lock_path.read_text())["files"]["data/raw.txt"]
+    project.write("data/raw.txt", "HELLO\n")  # the same size
+    st = os.stat(project.root / "data/raw.txt")
+    lock = json.loads(lock_path.read_text())
+    # As if the edit happened in the tick the last run hashed the file in.
+    lock["files"]["data/raw.txt"] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                                     old[4], True]
+    lock_path.write_text(json.dumps(lock))
+    assert project.run()["prepare"] == "ran"
