@@ -184,3 +184,11 @@ def test_a_racy_stat_in_the_lock_is_hashed_again(project):
                                      old[4], True]
     lock_path.write_text(json.dumps(lock))
     assert project.run()["prepare"] == "ran"
+
+
+@pytest.mark.parametrize("dep,out", [("o.txt", "o.txt"), ("d/x.txt", "d"), ("d", "d/x.txt")])
+def test_a_stage_that_reads_its_own_output_is_refused(project, dep, out):
+    """Its key would hold the digest of what it writes, so it would run on every run."""
+    _one_stage(project, "echo x >> o.txt", outs=f"[{out}]", extra=f"    deps: [{dep}]\n")
+    with pytest.raises(InvalidArgument, match="reads its own output"):
+        P.load_pipeline(project.root / "cairn.yaml")

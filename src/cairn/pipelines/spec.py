@@ -392,6 +392,12 @@ def _stage(name: str, body: Any, root: Path, params_cache: dict[str, Any], where
     everything = outs + metrics
     if len(set(everything)) != len(everything):
         raise InvalidArgument(f"{here}: an output is listed twice")
+    for dep in deps:
+        for out in everything:
+            if dep == out or dep.startswith(out + "/") or out.startswith(dep + "/"):
+                # Its key would hold what it writes: it would run again every time.
+                raise InvalidArgument(f"{here}: it reads its own output: dependency {dep!r} "
+                                      f"and output {out!r} overlap", path=dep)
     return Stage(name, cmd, wdir, tuple(dict.fromkeys(deps)), params, everything, metrics,
                  frozenset(persist | mpersist))
 
