@@ -366,16 +366,14 @@ def test_the_guide_names_every_option_and_json_key(store):
         assert f"`{key}`" in text, f"JSON key {key!r} is not in docs/store-layout.md"
 
 
-def test_a_run_written_while_doctor_compares_is_not_damage(store, monkeypatch):
-    """A busy store: a writer appends to a run between doctor's replay and its comparison.
-    Its differences are left out and the run is named, not reported as damage."""
+def a_writer_during_the_comparison(monkeypatch, store, rid):
+    """What a live writer does while doctor compares: the run's journal grows and the
+    index follows it (after doctor's scratch replay, before its comparison)."""
     import cairn.doctor.index as dindex
 
-    rid = runs_of(store)[0]
     compare = dindex._compare
 
     def with_a_writer(journals_db, index_db):
-        # What a live writer does meanwhile: the journal grows and the index follows it.
         [journal] = (store / "runs" / rid / "journal").glob("*.cjl")
         with index_db_conn(index_db) as db:
             db.execute("UPDATE latest_metrics SET value = 0.9 WHERE run_id = ?", (rid,))
@@ -384,29 +382,22 @@ def test_a_run_written_while_doctor_compares_is_not_damage(store, monkeypatch):
         return compare(journals_db, index_db)
 
     monkeypatch.setattr(dindex, "_compare", with_a_writer)
-    d = dindex.check(LocalStore(store))
+    return dindex
+
+
+def test_a_run_written_while_doctor_compares_is_not_damage(store, monkeypatch):
+    """A busy store: its differences are left out and the run is named, not damage."""
+    rid = runs_of(store)[0]
+    d = a_writer_during_the_comparison(monkeypatch, store, rid).check(LocalStore(store))
     assert d["ok"] is True and d["runs_written_meanwhile"] == [rid], d
     assert d["differences"] == [] and d["differences_found"] == 0
 
 
 def test_a_damaged_run_next_to_a_busy_one_is_still_damage(store, monkeypatch):
-    import cairn.doctor.index as dindex
-
     busy, quiet = runs_of(store)
     with index_db(store) as db:
         db.execute("UPDATE params SET value = 'forged' WHERE run_id = ?", (quiet,))
-    compare = dindex._compare
-
-    def with_a_writer(journals_db, index_db):
-        [journal] = (store / "runs" / busy / "journal").glob("*.cjl")
-        with index_db_conn(index_db) as db:
-            db.execute("UPDATE latest_metrics SET value = 0.9 WHERE run_id = ?", (busy,))
-        with open(journal, "ab") as fh:
-            fh.write(b"\0" * 16)
-        return compare(journals_db, index_db)
-
-    monkeypatch.setattr(dindex, "_compare", with_a_writer)
-    d = dindex.check(LocalStore(store))
+    d = a_writer_during_the_comparison(monkeypatch, store, busy).check(LocalStore(store))
     assert d["ok"] is False and d["runs_written_meanwhile"] == [busy]
     assert d["runs_differing"] == 1 and {x["run_id"] for x in d["differences"]} == {quiet}
     assert d["fix"] == "cairn reindex"
