@@ -192,3 +192,28 @@ def test_a_stage_that_reads_its_own_output_is_refused(project, dep, out):
     _one_stage(project, "echo x >> o.txt", outs=f"[{out}]", extra=f"    deps: [{dep}]\n")
     with pytest.raises(InvalidArgument, match="reads its own output"):
         P.load_pipeline(project.root / "cairn.yaml")
+
+
+def test_an_interrupted_directory_restore_leaves_the_output_as_it_was(project, monkeypatch):
+    import os
+
+    from cairn.pipelines import cache
+
+    _one_stage(project, "mkdir -p d && echo a > d/a.txt && echo b > d/b.txt", outs="[d]")
+    assert project.run() == {"a": "ran"}
+    project.write("d/a.txt", "edited\n")
+    real = os.replace
+
+    def interrupted(src, dst):
+        if str(src).endswith(".restoring"):
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(cache.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        project.run()
+    monkeypatch.setattr(cache.os, "replace", real)
+    assert sorted(p.name for p in project.root.iterdir() if "d" in p.name.split(".")) == ["d"]
+    assert (project.root / "d/a.txt").read_text() == "edited\n"
+    assert project.run() == {"a": "restored"}
+    assert (project.root / "d/a.txt").read_text() == "a\n"

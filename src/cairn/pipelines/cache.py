@@ -79,7 +79,12 @@ def restore(datasets: Any, root: Path, rel: str, out: dict[str, Any]) -> None:
         if dest.exists() or dest.is_symlink():
             old = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.old"
             os.replace(dest, old)
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except BaseException:  # Ctrl-C, or a failure: the output as it was, nothing left over
+            if old is not None:
+                os.replace(old, dest)
+            raise
         if old is not None:
             if old.is_dir() and not old.is_symlink():
                 shutil.rmtree(old, ignore_errors=True)
