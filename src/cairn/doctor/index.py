@@ -90,15 +90,11 @@ def _journal_sizes(root: Path, run_ids: Any = None) -> dict[str, int | None]:
             if runs_dir.is_dir() else []
     sizes: dict[str, int | None] = {}
     for rid in run_ids:
-        total: int | None = 0
         try:
             with os.scandir(runs_dir / rid / "journal") as it:
-                for e in it:
-                    if e.is_file():
-                        total += e.stat().st_size
+                sizes[rid] = sum(e.stat().st_size for e in it if e.is_file())
         except OSError:
-            total = None
-        sizes[rid] = total
+            sizes[rid] = None
     return sizes
 
 
@@ -157,8 +153,9 @@ def _compare(journals_db: Path, index_db: Path) -> dict[str, Any]:
         conn.execute("COMMIT")
     finally:
         conn.close()
-    out = {"ok": total == 0, **counts, "runs_differing": len(runs), "differences_found": total,
-           "differences": found, "fix": None if total == 0 else "cairn reindex"}
+    out: dict[str, Any] = {
+        "ok": total == 0, **counts, "runs_differing": len(runs), "differences_found": total,
+        "differences": found, "fix": None if total == 0 else "cairn reindex"}
     if total:
         out.update(_runs=sorted(runs), _per_run=per_run)
     return out
