@@ -217,3 +217,13 @@ def test_an_interrupted_directory_restore_leaves_the_output_as_it_was(project, m
     assert (project.root / "d/a.txt").read_text() == "edited\n"
     assert project.run() == {"a": "restored"}
     assert (project.root / "d/a.txt").read_text() == "a\n"
+
+
+def test_a_deleted_run_is_no_cache_hit(project):
+    """Deleting a stage's run (a result found wrong) makes the stage run again."""
+    _one_stage(project, "echo hi > o.txt")
+    assert project.run() == {"a": "ran"}
+    project.client.delete_run(project.last.stages[0].run_id)
+    (project.root / "cairn.lock").unlink()
+    assert project.run() == {"a": "ran"}
+    assert project.run() == {"a": "unchanged"}

@@ -32,7 +32,7 @@ def lookup(client: Any, key: str) -> tuple[str, dict[str, Any]] | None:
         raise InvalidArgument(f"not a stage key: {key!r}")
     runs = client.search_runs(
         None, f"tags.`{KEY_TAG}` = '{key}' AND attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=5, lifecycle=None)
+        order_by=["attributes.start_time DESC"], max_results=5)
     for run in runs:
         oid = run.tags.get(RECORD_TAG)
         if not oid:
