@@ -227,3 +227,13 @@ def test_a_deleted_run_is_no_cache_hit(project):
     (project.root / "cairn.lock").unlink()
     assert project.run() == {"a": "ran"}
     assert project.run() == {"a": "unchanged"}
+
+
+def test_a_stage_killed_by_a_signal_says_so(project):
+    _one_stage(project, "kill -9 $$")
+    project.write("cairn.yaml", project.root.joinpath("cairn.yaml").read_text()
+                  + "  b:\n    cmd: nosuchcommand-xyz\n    outs: [b.txt]\n")
+    assert project.run() == {"a": "failed", "b": "failed"}
+    reasons = {r.name: r.reason for r in project.last.stages}
+    assert reasons["a"].startswith("command was killed by SIGKILL")
+    assert reasons["b"].startswith("command exited with 127") and "not found" in reasons["b"]

@@ -389,7 +389,7 @@ class Runner:
         try:
             if rc != 0:
                 r.status = "failed"
-                r.reason = f"command exited with {rc}" + _tail(log)
+                r.reason = _exit_text(rc) + _tail(log)
                 self._end_run(r, "FAILED", error=r.reason)
                 return
             missing = [o for o in stage.outs if not os.path.lexists(self.p.root / o)]
@@ -568,6 +568,21 @@ def _param_text(value: Any) -> str:
 def _short(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _exit_text(rc: int) -> str:
+    if rc < 0:  # the shell itself was killed
+        return f"command was killed by {_signal_name(-rc)}"
+    if 128 < rc < 128 + 65:  # how a shell reports a child killed by a signal
+        return f"command exited with {rc} (killed by {_signal_name(rc - 128)}?)"
+    return f"command exited with {rc}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _tail(log: str) -> str:
