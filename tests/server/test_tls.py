@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -302,6 +303,12 @@ def test_the_mlflow_client_uses_the_ca_in_mlflow_tracking_server_cert_path(
     env.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH", raising=False)
     with pytest.raises(MlflowException, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
         mlflow.MlflowClient(url).search_experiments()
+    env.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")  # the documented opt-out, warned about
+    from urllib3.exceptions import InsecureRequestWarning
+
+    with pytest.warns(InsecureRequestWarning):
+        assert mlflow.MlflowClient(url).get_experiment("0").name == "Default"
+    env.delenv("MLFLOW_TRACKING_INSECURE_TLS")
     env.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(pki["ca"]))
     client = mlflow.MlflowClient(url)
     exp_id = client.create_experiment("mlflow-over-tls")
@@ -361,3 +368,42 @@ def test_a_mismatched_key_stops_the_command_before_it_listens(pki, tmp_path, com
     assert not (tmp_path / "store").exists()  # refused before the store was even opened
     with socket.socket() as s:  # nothing listens: the port is still free
         s.bind(("127.0.0.1", port))
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_the_guides_openssl_lines_make_a_certificate_the_server_and_clients_accept(tmp_path):
+    """docs/server.md's TLS example, up to `cairn server`: the files it makes load as
+    --tls-cert/--tls-key, and a client trusting only its ca.pem verifies cairn.internal."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
+    block = guide.split("\n## TLS\n", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    script = block.split("\ncairn server ", 1)[0]
+    assert script.count("openssl ") == 3
+    subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, check=True,
+                   capture_output=True, timeout=60)
+    tls = checked_tls(str(tmp_path / "server.pem"), str(tmp_path / "server.key"), None)
+    assert tls is not None
+    # A TLS handshake in memory: the server's context from those files, the client's
+    # trusting ca.pem alone (as CAIRN_CA_BUNDLE makes it), checking the name.
+    from cairn.store.tls import client_context
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(tls["ssl_certfile"], tls["ssl_keyfile"])
+    client_ctx = client_context("https://cairn.internal:5000", str(tmp_path / "ca.pem"))
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname="cairn.internal")
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    done = {"client": False, "server": False}
+    for _ in range(10):
+        for side, obj, out, peer_in in (("client", client, c_out, s_in),
+                                        ("server", server, s_out, c_in)):
+            if not done[side]:
+                try:
+                    obj.do_handshake()
+                    done[side] = True
+                except ssl.SSLWantReadError:
+                    pass
+            peer_in.write(out.read())
+        if all(done.values()):
+            break
+    assert all(done.values())
+    assert client.getpeercert()["subject"] == ((("commonName", "cairn.internal"),),)
