@@ -107,6 +107,7 @@ def test_two_runs_of_one_pipeline_at_once_are_refused(project):
             project.run()
         assert not (project.root / "exec.log").exists()
         assert {r.status for r in P.status(project.client, project.root).stages} == {"stale"}
+        assert not (project.root / "cairn.lock").exists()  # status saved nothing meanwhile
     finally:
         os.close(fd)
     assert set(project.run().values()) == {"ran"}

@@ -29,38 +29,40 @@ def run(client: Any, path: str | os.PathLike[str] | None = None, stage: str | No
     run, run nothing.  ``force``: run the selected stages even when cached."""
     if stage is not None and (not isinstance(stage, str) or not stage):
         raise _invalid(f"stage must be a stage name, got {stage!r}")
-    with _exclusive(path, dry_run):
+    with _exclusive(path, dry_run) as alone:
         state, pipeline = _load(path)
+        state.readonly = not alone
         runner = Runner(client, pipeline, jobs=jobs, experiment=experiment, on_event=on_event,
                         state=state)
         return runner.run(pipeline.select(stage), dry_run=dry_run, force=force)
 
 
 @contextlib.contextmanager
-def _exclusive(path: str | os.PathLike[str] | None, dry_run: bool) -> Iterator[None]:
+def _exclusive(path: str | os.PathLike[str] | None, dry_run: bool) -> Iterator[bool]:
     """One ``run`` per pipeline file at a time: two would run the same stages into the same
     outputs, and the second to save the lock file would drop what the first recorded.
-    An advisory lock on the pipeline file itself (no file is created); dry runs and
-    ``status`` write only the stat cache and take none."""
-    if dry_run:
-        yield
-        return
+    An advisory lock on the pipeline file itself (no file is created).  Dry runs and
+    ``status`` share it and never wait: while a run holds it they answer without saving
+    the lock file's stat cache (yields False), so they cannot drop what the run records."""
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks here
-        yield
+        yield True
         return
     file = find_pipeline_file(path)
     fd = os.open(file, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if dry_run else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError:
+            if dry_run:
+                yield False
+                return
             from ..errors import Conflict
 
             raise Conflict(f"another 'cairn pipeline run' is running {file}; wait for it to "
                            "end", path=str(file)) from None
-        yield
+        yield True
     finally:
         os.close(fd)  # releases the lock
 

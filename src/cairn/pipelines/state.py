@@ -45,6 +45,7 @@ class State:
         self.stages: dict[str, dict[str, Any]] = {}
         self.pipeline: dict[str, Any] = {}  # the parsed pipeline (spec.load_pipeline's cache)
         self.dirty = False
+        self.readonly = False  # a run of the pipeline holds it: save writes nothing
 
     @classmethod
     def load(cls, path: Path) -> "State":
@@ -75,7 +76,7 @@ class State:
             self.dirty = True
 
     def save(self) -> None:
-        if not self.dirty:
+        if not self.dirty or self.readonly:
             return
         doc = {"format": LOCK_FORMAT, "pipeline": self.pipeline,
                "stages": dict(sorted(self.stages.items())),
