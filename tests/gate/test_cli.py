@@ -127,3 +127,23 @@ def test_an_unexpected_error_exits_2_not_1(tracking, fraud, monkeypatch):
     r = run(tracking, "fraud@candidate", "--metric", "val_auc >= 0")
     assert r.exit_code == 2, r.output
     assert "boom" in r.output
+
+
+def test_json_of_a_nan_metric_parses(tracking, tmp_path):
+    # JSON has no NaN: the report spells it "nan" (as every --json does), and still parses.
+    import cairn as c
+    from world import train
+
+    client = c.Client(str(tracking))
+    base = train(client, noise=3.0, seeds=(0,), late={"loss": 0.5})
+    client.transition_model_version_stage("fraud", base.version, "production")
+    cand = train(client, noise=0.5, seeds=(10,), late={"loss": float("nan")})
+    out = tmp_path / "r.json"
+    r = run(tracking, f"fraud/{cand.version}", "--metric", "loss <= baseline", "--json",
+            "--output", out)
+    assert r.exit_code == 1, r.output
+    check, = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))["checks"]
+    assert check["candidate"] == "nan" and check["baseline"] == 0.5
+    r = run(tracking, f"fraud/{cand.version}", "--metric", "loss <= baseline", "--json")
+    assert json.loads(r.stdout, parse_constant=lambda c: pytest.fail(c))["checks"][0][
+        "candidate"] == "nan"

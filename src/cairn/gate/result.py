@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,11 +66,19 @@ class Check:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "rule": self.rule, "verdict": self.verdict,
                 "reason": self.reason, "detail": self.detail, "metric": self.metric,
-                "candidate": self.candidate, "candidate_source": self.candidate_source,
-                "baseline": self.baseline, "baseline_source": self.baseline_source,
-                "threshold": self.threshold,
+                "candidate": _jnum(self.candidate), "candidate_source": self.candidate_source,
+                "baseline": _jnum(self.baseline), "baseline_source": self.baseline_source,
+                "threshold": _jnum(self.threshold),
                 "test": None if self.test is None else self.test.to_dict(),
                 "test_note": self.test_note}
+
+
+def _jnum(x: float | None) -> float | str | None:
+    """A value for JSON, which has no NaN or infinity: those as "nan", "inf", "-inf" (as
+    every cairn --json output spells them), so the report still parses."""
+    if x is None or math.isfinite(x):
+        return x
+    return str(x)
 
 
 def _num(x: float | None) -> str:
