@@ -238,3 +238,14 @@ def test_a_stage_killed_by_a_signal_says_so(project):
     reasons = {r.name: r.reason for r in project.last.stages}
     assert reasons["a"].startswith("command was killed by SIGKILL")
     assert reasons["b"].startswith("command exited with 127") and "not found" in reasons["b"]
+
+
+def test_a_dependency_that_is_a_fifo_is_refused_not_read(project):
+    import os
+
+    os.mkfifo(project.root / "pipe")
+    _one_stage(project, "echo x > o.txt", extra="    deps: [pipe]\n")
+    project.write("cairn.yaml", project.root.joinpath("cairn.yaml").read_text()
+                  + "  b:\n    cmd: echo b > b.txt\n    outs: [b.txt]\n")
+    assert project.run() == {"a": "failed", "b": "ran"}
+    assert "pipe is not a regular file or a directory" in project.last.stages[0].reason

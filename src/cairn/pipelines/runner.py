@@ -134,7 +134,10 @@ class Runner:
         bad = []
         for rel in stage.outs:
             want = (record.get("outs") or {}).get(rel)
-            cur = self.hasher.digest(rel)
+            try:
+                cur = self.hasher.digest(rel)
+            except CairnError:  # a FIFO, unreadable: not what was recorded; a restore
+                cur = None  # replaces it, or the command runs (and fails if it stays so)
             if want is None or cur is None or cur.digest != want.get("digest"):
                 bad.append(rel)
         return bad
@@ -255,7 +258,12 @@ class Runner:
             r.status = "stale" if dry_run else "failed"
             r.reason = f"output {escaping[0]} leads outside the project (a symbolic link)"
             return r, {}
-        deps, missing = self._digests(stage.deps)
+        try:
+            deps, missing = self._digests(stage.deps)
+        except CairnError as exc:  # unreadable, a FIFO, changing while read: this stage only
+            r.status = "stale" if dry_run else "failed"
+            r.reason = f"dependency: {exc.message}"
+            return r, {}
         if missing:
             r.status = "stale" if dry_run else "failed"
             r.reason = f"dependency {missing[0]} does not exist"

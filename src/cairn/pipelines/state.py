@@ -122,6 +122,8 @@ class Hasher:
         if stat_mod.S_ISDIR(st.st_mode):
             files = _walk(path)
             kind = "dir"
+        elif not stat_mod.S_ISREG(st.st_mode):  # a FIFO or a device: reading it could block
+            raise InvalidArgument(f"{rel} is not a regular file or a directory", path=rel)
         else:
             files = [("", path, st)]
             kind = "file"
