@@ -236,6 +236,28 @@ def test_runs_compare_across_seeds(store):
     assert f"{t['welch']['p']:.3g}" in text
 
 
+def test_runs_compare_across_seeds_leaves_out_reruns_by_cairn_reproduce(store):
+    """A rerun repeats its original's seed: counted, it would be a fourth "seed" of the same
+    result and shrink the std."""
+    from cairn.lineage import REPRODUCES_TAG
+
+    client = cairn.Client(str(store))
+    original = next(r for r in client.search_runs("demo") if r.name == "lr0.1-s0")
+    rerun = client.create_run(original.experiment_id, name="lr0.1-s0-reproduced",
+                              tags={REPRODUCES_TAG: original.id})
+    client.log_batch(rerun.id, params=dict(original.params))
+    client.log_metric(rerun.id, "acc", original.metrics["acc"])
+    client.set_terminated(rerun.id)
+    out = as_json(store, "runs", "compare", "-e", "demo", "--across", "seed")
+    assert {g["params"]["lr"]: g["n"] for g in out["groups"]} == {"0.1": 3, "0.01": 3}
+    assert out["reruns_left_out"] == [rerun.id]
+    text = invoke(store, "runs", "compare", "-e", "demo", "--across", "seed").stdout
+    assert "left out 1 rerun(s) by `cairn reproduce`" in text
+    # Asked for by themselves, reruns are compared with each other.
+    alone = as_json(store, "runs", "compare", rerun.id, "--across", "seed")
+    assert alone["groups"][0]["n"] == 1 and alone["reruns_left_out"] == []
+
+
 # -- artifacts ---------------------------------------------------------------------------------
 def test_artifacts_ls_get_verify(store, long_run, tmp_path):
     entries = as_json(store, "artifacts", "ls", long_run)

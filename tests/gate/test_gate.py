@@ -289,3 +289,20 @@ def test_seed_groups_are_found_across_pages(client, monkeypatch):
     group = seeds.seed_group(client, mine.run_ids[0], ("seed",))
     assert sorted(group.run_ids) == sorted(mine.run_ids) and group.note == ""
     assert sorted(group.values("val_auc")) == sorted(mine.aucs)
+
+
+def test_a_rerun_by_cairn_reproduce_is_not_another_seed(client):
+    """`cairn reproduce` records its rerun beside the original, same params and seed: the
+    same result again, not a new sample, so it must not swell the seed group."""
+    from cairn.gate.seeds import seed_group
+    from cairn.lineage import REPRODUCES_TAG
+
+    trained = train(client, noise=0.5, seeds=(10, 11))
+    exp = client.get_or_create_experiment("fraud-training")
+    original = client.get_run(trained.run_ids[0])
+    rerun = client.create_run(exp.id, tags={REPRODUCES_TAG: original.id})
+    client.log_batch(rerun.id, params=dict(original.params))
+    client.log_metric(rerun.id, "val_auc", original.metrics["val_auc"])
+    client.set_terminated(rerun.id)
+    group = seed_group(client, original.id, ["seed"])
+    assert sorted(group.run_ids) == sorted(trained.run_ids)

@@ -372,7 +372,15 @@ def compare(obj, run_ids, experiment, filter_, across, as_json) -> None:
 
 def _compare_groups(runs_, across: str, as_json: bool) -> None:
     from .. import stats
+    from ..lineage import REPRODUCES_TAG
 
+    # A rerun by `cairn reproduce` has its original's params and seed: the same result
+    # again, not another sample, so it would shrink the std and the p-values.
+    reruns = [r.id for r in runs_ if r.tags.get(REPRODUCES_TAG)]
+    if reruns and len(reruns) < len(runs_):
+        runs_ = [r for r in runs_ if not r.tags.get(REPRODUCES_TAG)]
+    else:
+        reruns = []  # only reruns were asked for: compare them with each other
     groups: dict[tuple, list] = {}
     for r in runs_:
         groups.setdefault(stats.group_key(r.params, across), []).append(r)
@@ -394,7 +402,7 @@ def _compare_groups(runs_, across: str, as_json: bool) -> None:
     labels = [", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(all)" for row in rows]
     tests = _significance(list(groups.values()), metrics)
     if as_json:
-        emit_json({"across": across, "groups": rows, "tests": tests})
+        emit_json({"across": across, "groups": rows, "tests": tests, "reruns_left_out": reruns})
         return
     from rich.table import Table
 
@@ -407,6 +415,9 @@ def _compare_groups(runs_, across: str, as_json: bool) -> None:
         table.add_row(label, str(row["n"]), *cells)
     con = console()
     con.print(table)
+    if reruns:
+        con.print(f"left out {len(reruns)} rerun(s) by `cairn reproduce` (tag {REPRODUCES_TAG}): "
+                  "they repeat their original's seed")
     if not tests:
         return
     sig = Table("metric", "group a", "group b", "Δ mean (a - b)", "Welch p", "Cohen's d",

@@ -36,6 +36,7 @@ class SeedGroup:
 def seed_group(client: Any, run_id: str | None, across: Sequence[str]) -> SeedGroup:
     """The seed group of run ``run_id`` (just itself when it names no ``across`` param)."""
     from ..entities import RunStatus
+    from ..lineage import REPRODUCES_TAG
     from ..errors import NotFound
 
     if not run_id:
@@ -61,6 +62,8 @@ def seed_group(client: Any, run_id: str | None, across: Sequence[str]) -> SeedGr
         for other in page:
             if other.id == run.id or other.status != RunStatus.FINISHED:
                 continue
+            if other.tags.get(REPRODUCES_TAG):
+                continue  # a rerun of one of them by `cairn reproduce`: not another seed
             if any(a in other.params for a in across) and \
                     stats.group_key(other.params, across) == key:
                 members.append(other)
