@@ -249,3 +249,12 @@ def test_a_dependency_that_is_a_fifo_is_refused_not_read(project):
                   + "  b:\n    cmd: echo b > b.txt\n    outs: [b.txt]\n")
     assert project.run() == {"a": "failed", "b": "ran"}
     assert "pipe is not a regular file or a directory" in project.last.stages[0].reason
+
+
+def test_the_parse_cache_is_for_one_pipeline_file(project):
+    """cairn.yaml and dvc.yaml side by side share one lock: each is read as itself."""
+    project.write("dvc.yaml", "stages:\n  from_dvc:\n    cmd: echo d > d.txt\n"
+                  "    outs: [d.txt]\n")
+    assert project.run(file="dvc.yaml") == {"from_dvc": "ran"}
+    assert set(project.run(file="cairn.yaml")) == {"prepare", "train", "report"}
+    assert project.run(file="dvc.yaml") == {"from_dvc": "unchanged"}

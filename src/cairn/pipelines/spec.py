@@ -189,11 +189,14 @@ def load_pipeline(path: str | os.PathLike[str] | None = None,
     pipeline file and every params file it read stat as they did, the pipeline is taken
     from it without reading YAML at all; otherwise it is parsed and the cache refilled."""
     file = find_pipeline_file(path).resolve()
-    if cache is not None and cache.get("sig") and cache["sig"] == _signature(
-            file.parent, [s[0] for s in cache["sig"]]):
+    # The entry is for one pipeline file (the first in its signature): cairn.yaml and
+    # dvc.yaml side by side share the lock.
+    if cache is not None and cache.get("sig"):
         try:
-            return _from_cache(file, cache)
-        except (KeyError, TypeError, ValueError):
+            sig = cache["sig"]
+            if sig[0][0] == file.name and sig == _signature(file.parent, [s[0] for s in sig]):
+                return _from_cache(file, cache)
+        except (KeyError, TypeError, ValueError, IndexError, OSError):
             pass  # an older or damaged entry: parse again
     doc = read_yaml(file)
     read: dict[str, Any] = {}
