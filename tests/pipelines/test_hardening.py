@@ -258,3 +258,17 @@ def test_the_parse_cache_is_for_one_pipeline_file(project):
     assert project.run(file="dvc.yaml") == {"from_dvc": "ran"}
     assert set(project.run(file="cairn.yaml")) == {"prepare", "train", "report"}
     assert project.run(file="dvc.yaml") == {"from_dvc": "unchanged"}
+
+
+def test_a_damaged_lock_entry_costs_work_not_a_crash(project):
+    import json
+
+    assert set(project.run().values()) == {"ran"}
+    lock_path = project.root / "cairn.lock"
+    lock = json.loads(lock_path.read_text())
+    lock["stages"]["prepare"] = "damaged"
+    lock["stages"]["train"]["outs"] = ["out/model.txt"]
+    lock["files"]["data/raw.txt"] = "damaged"
+    lock_path.write_text(json.dumps(lock))
+    assert project.run() == {"prepare": "cached", "train": "cached", "report": "unchanged"}
+    assert project.executed == []

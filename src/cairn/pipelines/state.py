@@ -58,8 +58,12 @@ class State:
             doc = json.loads(raw)
             if doc.get("format") != LOCK_FORMAT:
                 raise ValueError(f"format {doc.get('format')!r}")
-            state.files = dict(doc.get("files") or {})
-            state.stages = dict(doc.get("stages") or {})
+            # Entries of the wrong shape (a hand edit, a damaged file) are dropped one by one.
+            state.files = {k: v for k, v in dict(doc.get("files") or {}).items()
+                           if isinstance(v, list) and len(v) == 6}
+            state.stages = {k: v for k, v in dict(doc.get("stages") or {}).items()
+                            if isinstance(v, dict) and isinstance(v.get("outs") or {}, dict)
+                            and all(isinstance(o, dict) for o in (v.get("outs") or {}).values())}
             state.pipeline = dict(doc.get("pipeline") or {})
         except (ValueError, AttributeError, TypeError) as exc:
             # Only a record of the last runs: starting over costs hashing, not results.
