@@ -272,3 +272,15 @@ def test_a_damaged_lock_entry_costs_work_not_a_crash(project):
     lock_path.write_text(json.dumps(lock))
     assert project.run() == {"prepare": "cached", "train": "cached", "report": "unchanged"}
     assert project.executed == []
+
+
+def test_the_lock_forgets_paths_and_stages_no_longer_in_the_pipeline(project):
+    import json
+
+    assert set(project.run().values()) == {"ran"}
+    project.write("cairn.yaml", "stages:\n  only:\n    cmd: cp data/raw.txt o.txt\n"
+                  "    deps: [data/raw.txt]\n    outs: [o.txt]\n")
+    assert project.run() == {"only": "ran"}
+    lock = json.loads((project.root / "cairn.lock").read_text())
+    assert set(lock["stages"]) == {"only"}
+    assert set(lock["files"]) == {"data/raw.txt", "o.txt"}

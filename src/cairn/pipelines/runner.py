@@ -247,6 +247,8 @@ class Runner:
             self.state.save()
             raise
         pool.shutdown(wait=True)
+        if self.state.dirty:
+            self._prune()
         self.state.save()
         result.hashed = self.hasher.hashed
         return result
@@ -300,6 +302,19 @@ class Runner:
                 return r, ctx
         r.reason = reason
         return r, ctx
+
+    def _prune(self) -> None:
+        """Drop the lock's stat rows and stage records that no stage of the pipeline reads
+        or writes any more, so the lock does not grow with every path it ever saw."""
+        from .spec import _ancestors
+
+        roots = {p for s in self.p.stages.values() for p in (*s.deps, *s.outs)}
+        files = self.state.files
+        for k in [k for k in files if k not in roots
+                  and not any(a in roots for a in _ancestors(k))]:
+            del files[k]
+        for name in [n for n in self.state.stages if n not in self.p.stages]:
+            del self.state.stages[name]
 
     def _outside(self, outs: tuple[str, ...]) -> list[str]:
         """The outputs that a symbolic link (the output, or a directory above it) takes out
