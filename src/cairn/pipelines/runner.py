@@ -304,8 +304,9 @@ class Runner:
         return r, ctx
 
     def _prune(self) -> None:
-        """Drop the lock's stat rows and stage records that no stage of the pipeline reads
-        or writes any more, so the lock does not grow with every path it ever saw."""
+        """Drop the lock's stat rows of paths that no stage of the pipeline reads or writes
+        any more, so the lock does not grow with every path it ever saw.  (Stage records
+        stay: cairn.yaml and dvc.yaml side by side share the lock.)"""
         from .spec import _ancestors
 
         roots = {p for s in self.p.stages.values() for p in (*s.deps, *s.outs)}
@@ -313,8 +314,6 @@ class Runner:
         for k in [k for k in files if k not in roots
                   and not any(a in roots for a in _ancestors(k))]:
             del files[k]
-        for name in [n for n in self.state.stages if n not in self.p.stages]:
-            del self.state.stages[name]
 
     def _outside(self, outs: tuple[str, ...]) -> list[str]:
         """The outputs that a symbolic link (the output, or a directory above it) takes out
