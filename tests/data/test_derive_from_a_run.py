@@ -45,3 +45,17 @@ def test_a_commit_without_a_run_and_an_empty_run_id_are_refused(client, tmp_path
     with pytest.raises(InvalidArgument, match="run_id must be a run id"):
         client.data.derive(["raw@1"], out, "made", run_id="")
     assert [d.name for d in client.data.list()] == ["raw"]
+
+
+def test_capture_off_records_no_commit_and_reads_no_tree(client, tmp_path, monkeypatch):
+    """CAIRN_CAPTURE_ENV=0 turns off what derive would learn from the working tree too."""
+    from cairn import environment
+
+    monkeypatch.setenv("CAIRN_CAPTURE_ENV", "0")
+    monkeypatch.setattr(environment, "capture_environment",
+                        lambda *a, **k: pytest.fail("the environment was captured"))
+    out = tmp_path / "made.txt"
+    out.write_text("x\n")
+    run = client.create_run(name="r")
+    v = client.data.derive([], out, "made", run_id=run.id)
+    assert v.commit is None and v.run_id == run.id

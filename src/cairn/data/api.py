@@ -620,6 +620,10 @@ class Datasets(StoreService):
             return None, None
         if commit is not None:
             return run_id, commit
+        from .. import settings
+
+        if not settings.CAPTURE_ENV.get():  # capture is off: record no commit, read no tree
+            return run_id, None
         from ..environment import capture_environment
 
         git = capture_environment().get("git") or {}
