@@ -102,7 +102,20 @@ def env() -> dict[str, str]:
     e = dict(os.environ)
     e["DVC_NO_ANALYTICS"] = "1"
     e.pop("CAIRN_TRACKING_URI", None)
+    # Both sides start from compiled bytecode, as installed tools do (pip compiles DVC's at
+    # install; Cairn's editable sources are compiled by precompile()): with this variable
+    # set, as on some CI machines, Cairn would compile its modules on every start.
+    e.pop("PYTHONDONTWRITEBYTECODE", None)
     return e
+
+
+def precompile() -> None:
+    """Bytecode for Cairn's modules, which an editable install does not compile."""
+    import compileall
+
+    import cairn
+
+    compileall.compile_dir(str(Path(cairn.__file__).parent), quiet=1)
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
@@ -161,6 +174,7 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="Exit 1 when a target is missed.")
     args = ap.parse_args()
     st = stages(args.stages)
+    precompile()
     dvc = ensure_dvc_python(args.dvc_python) if args.side in ("both", "dvc") else None
     sides = ["cairn", "dvc"] if args.side == "both" else [args.side]
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}

@@ -319,7 +319,11 @@ class Runner:
         """The outputs that a symbolic link (the output, or a directory above it) takes out
         of the project: restoring one would write outside it, recording one would copy
         what is outside into the store."""
-        root = os.path.realpath(self.p.root)
+        # The project's root is resolved once per run; each output every time, since an
+        # earlier stage's command may have made a directory above it a link.
+        root = self.__dict__.get("_real_root")
+        if root is None:
+            root = self.__dict__["_real_root"] = os.path.realpath(self.p.root)
         bad = []
         for rel in outs:
             real = os.path.realpath(os.path.join(root, rel))
