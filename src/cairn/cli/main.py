@@ -216,9 +216,13 @@ class _LazyCommands(dict):
         if isinstance(name, str) and not dict.__contains__(self, name) and name in LAZY:
             _load(LAZY[name])
 
-    def _all(self) -> None:
+    def _all(self) -> list[str]:
+        """Every command's name, in LAZY's order (then any other): the same whatever order
+        earlier lookups imported the modules in, so --help and docs/cli.md do not change."""
         for module_name in dict.fromkeys(LAZY.values()):
             _load(module_name)
+        names = [n for n in LAZY if dict.__contains__(self, n)]
+        return names + [n for n in dict.keys(self) if n not in LAZY]
 
     def __getitem__(self, name: Any) -> Any:
         self._one(name)
@@ -233,24 +237,19 @@ class _LazyCommands(dict):
         return dict.__contains__(self, name)
 
     def __iter__(self) -> Any:
-        self._all()
-        return dict.__iter__(self)
+        return iter(self._all())
 
     def __len__(self) -> int:
-        self._all()
-        return dict.__len__(self)
+        return len(self._all())
 
     def keys(self) -> Any:
-        self._all()
-        return dict.keys(self)
+        return self._all()
 
     def values(self) -> Any:
-        self._all()
-        return dict.values(self)
+        return [dict.__getitem__(self, n) for n in self._all()]
 
     def items(self) -> Any:
-        self._all()
-        return dict.items(self)
+        return [(n, dict.__getitem__(self, n)) for n in self._all()]
 
 
 def _commands(group: click.Group, path: str = "") -> Any:
