@@ -289,16 +289,27 @@ def _not_source(rel: str) -> bool:
         p in _SKIP_DIRS or p.startswith(".cairn") for p in parts[:-1])
 
 
+def _installed(directory: str) -> bool:
+    """Whether ``directory`` is inside this interpreter's installation or virtualenv."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    return any(directory == p or directory.startswith(p + os.sep) for p in prefixes)
+
+
 def _snapshot(cwd: str, entry_point: Any) -> dict[str, Any] | None:
     """Source files where there is no git to name the code: the main script's directory
     (where its imports are found), or the cwd for ``python -m``; none for an interactive
     session or a program installed in the environment (pytest, a console script)."""
     if isinstance(entry_point, str) and entry_point.startswith("-m "):
+        # `python -m pytest` runs an installed module: the cwd is no more its code than
+        # pytest's console script's directory would be.
+        main = getattr(sys.modules.get("__main__"), "__spec__", None)
+        origin = getattr(main, "origin", None)
+        if isinstance(origin, str) and _installed(os.path.dirname(os.path.realpath(origin))):
+            return None
         root = cwd
     elif isinstance(entry_point, str) and os.path.isabs(entry_point):
         root = os.path.dirname(entry_point)
-        installed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-        if any(root == p or root.startswith(p + os.sep) for p in installed):
+        if _installed(root):
             return None
     else:
         return None
