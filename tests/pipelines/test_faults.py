@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cairn.entities import RunStatus
+from procs import _default_signals
 
 PY = sys.executable
 
@@ -100,9 +101,10 @@ def test_interrupt_kills_the_stage_marks_its_run_killed_and_caches_nothing(proje
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {**os.environ, "CAIRN_CAPTURE_ENV": "0", "TMPDIR": str(tmp)}
+    # Ctrl-C must reach it even when the suite runs in the background (which ignores SIGINT).
     proc = subprocess.Popen([str(Path(PY).parent / "cairn"), "--store", str(store), "pipeline", "run",
                              "--json"], cwd=project.root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
     started = project.root / "out/slow.txt.started"
     deadline = time.monotonic() + 30
     while not started.exists():

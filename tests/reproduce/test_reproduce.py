@@ -367,6 +367,8 @@ import cairn
 
 with cairn.start_run(params={"seed": 0}):
     cairn.log_metric("x", 1.0)
+    if __import__("os").environ.get("STARTED"):  # a test waits for the rerun to be under way
+        open(__import__("os").environ["STARTED"], "w").close()
     time.sleep(float(__import__("os").environ.get("NAP", "0")))
 """
 
@@ -389,6 +391,8 @@ def test_an_interrupted_reproduce_leaves_no_worktree_temp_dir_or_process(repo, t
     import signal
     import sys
 
+    from procs import _default_signals
+
     from .conftest import CAIRN, clean_env
 
     (repo / "slow.py").write_text(SLOW)
@@ -398,13 +402,19 @@ def test_an_interrupted_reproduce_leaves_no_worktree_temp_dir_or_process(repo, t
     [original] = runs(store, "Default")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
+    started = tmp_path / "started"
+    # Ctrl-C must reach it even when the suite runs in the background (which ignores SIGINT).
     proc = subprocess.Popen([str(CAIRN), "--store", str(store), "reproduce", original["id"]],
-                            env=clean_env(NAP="120", TMPDIR=str(tmp)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env=clean_env(NAP="120", TMPDIR=str(tmp), STARTED=str(started)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_default_signals)
     deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline:  # the rerun is under way
+        assert proc.poll() is None, proc.communicate(timeout=5)
+        time.sleep(0.1)
     rerun = None
-    while rerun is None and time.monotonic() < deadline:  # the rerun is running
-        time.sleep(0.2)
+    while rerun is None and time.monotonic() < deadline:  # and this is its process
+        time.sleep(0.05)
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
