@@ -66,25 +66,11 @@ class Pipeline:
         for n, ups in self.upstream.items():
             for u in ups:
                 down[u].append(n)
-        seen: set[str] = set()
-        todo = list(names)
-        while todo:
-            n = todo.pop()
-            if n not in seen:
-                seen.add(n)
-                todo.extend(down[n])
-        return seen
+        return _closure(names, down)
 
     def upstream_of(self, names: Sequence[str]) -> set[str]:
         """``names`` and every stage they (transitively) read from."""
-        seen: set[str] = set()
-        todo = list(names)
-        while todo:
-            n = todo.pop()
-            if n not in seen:
-                seen.add(n)
-                todo.extend(self.upstream[n])
-        return seen
+        return _closure(names, self.upstream)
 
     def select(self, target: str | None) -> list[str]:
         """The stages to bring up to date for ``target`` (a stage, or a foreach group: all its
@@ -593,3 +579,15 @@ def _topo_order(stages: Mapping[str, Stage], upstream: Mapping[str, list[str]],
                 path.pop()
                 order.append(node)
     return order
+
+
+def _closure(names: Sequence[str], edges: Mapping[str, Sequence[str]]) -> set[str]:
+    """``names`` and every stage reached from them along ``edges``."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(edges[n])
+    return seen
