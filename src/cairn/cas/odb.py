@@ -52,7 +52,9 @@ class ObjectStore:
     def local(cls, root: StrPath, *, chunk_threshold: int = CHUNK_THRESHOLD,
               workers: int | None = None) -> "ObjectStore":
         """A store in a local directory (created on first write), with its pack index."""
-        return cls(LocalBackend(root), chunk_threshold=chunk_threshold, workers=workers,
+        from .layers import layered
+
+        return cls(layered(LocalBackend(root)), chunk_threshold=chunk_threshold, workers=workers,
                    packs=SqlitePackIndex(Path(root) / PACK_INDEX_NAME))
 
     def __repr__(self) -> str:

@@ -55,8 +55,9 @@ def open_objects(spec: str, endpoint_url: str | None = None):
 
     if spec.startswith("s3://"):
         from ..cas.backends.s3 import S3Backend
+        from ..cas.layers import layered
 
-        return ObjectStore(S3Backend.from_url(spec, endpoint_url=endpoint_url))
+        return ObjectStore(layered(S3Backend.from_url(spec, endpoint_url=endpoint_url)))
     if "://" in spec and not spec.startswith("file://"):
         raise InvalidArgument(f"--objects must be a directory or s3://bucket/prefix, got {spec!r}")
     path = spec[len("file://"):] if spec.startswith("file://") else spec

@@ -1,0 +1,22 @@
+"""The layers a store's objects pass through on their way to where they are kept.
+
+Every object store a Cairn store opens (a local directory, a server's ``--objects``
+directory or ``s3://`` bucket) is built here, so encryption at rest and tiering apply
+to all of them alike.  Layers are :class:`~cairn.cas.backends.base.Backend` wrappers,
+outermost first::
+
+    ObjectStore -> encryption (cairn.cas.crypto) -> tiering (cairn.cas.tiering) -> backend
+
+Encryption sits outside tiering so that the cold tier only ever holds ciphertext.
+Each layer decides from the store's own marker files and the settings whether it
+applies; a store that uses neither gets its backend unwrapped.
+"""
+
+from __future__ import annotations
+
+from .backends.base import Backend
+
+
+def layered(backend: Backend) -> Backend:
+    """``backend`` with the layers this store uses (none yet for most stores)."""
+    return backend
