@@ -13,7 +13,7 @@ from sqlalchemy import (
 metadata: MetaData = MetaData()
 
 # Bump together with a new Alembic revision in migrations/versions/.
-HEAD_REVISION = "0009_monitoring"
+HEAD_REVISION = "0010_lifecycle"
 
 experiments = Table(
     "experiments", metadata,
@@ -163,6 +163,9 @@ model_versions = Table(
     Column("digest", String(80), nullable=False),  # sha256 of the canonical description
     Column("signing_key", String(64)),  # key id of the Ed25519 signature, NULL when unsigned
     Column("signature_bytes", LargeBinary),
+    # In the trash since then (revision 0010): hidden and restorable until it is emptied.
+    Column("deleted_at", BigInteger),
+    Column("deleted_by", String(256)),
     Index("ix_model_versions_order", "name", "major", "minor", "patch"),
     Index("ix_model_versions_run", "source_run_id"),
 )
@@ -256,6 +259,9 @@ audit_events = Table(
     Column("after", Text),  # JSON, NULL when the target was removed
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # JSON tombstone (revision 0010): the personal fields were erased on request; the row's
+    # stored hash still links the chain, which the erasure's own event vouches for.
+    Column("erased", Text),
     Index("ix_audit_events_target", "target"),
 )
 
@@ -282,3 +288,16 @@ from . import tables_collab  # noqa: E402,F401  (comments, saved views, dashboar
 
 # -- Monitoring (revision 0009_monitoring), declared in tables_monitoring.py ---------------
 from . import tables_monitoring  # noqa: E402,F401  (alerts, events, webhooks)
+
+
+# -- Lifecycle (revision 0010_lifecycle) ------------------------------------------------
+# A retention policy per experiment or data set (kind "experiment" | "dataset"; target its
+# id or name), as JSON; applied by `cairn gc`.
+retention_policies = Table(
+    "retention_policies", metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("target", String(256), primary_key=True),
+    Column("policy", Text, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

@@ -37,6 +37,9 @@ dataset_versions = Table(
     Column("quality", Text, nullable=False, default="[]"),  # JSON: expectation results
     Column("created_by", String(256), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # In the trash since then (revision 0010): hidden and restorable until it is emptied.
+    Column("deleted_at", BigInteger),
+    Column("deleted_by", String(256)),
     Index("ix_dataset_versions_tree", "tree_oid"),
     Index("ix_dataset_versions_run", "run_id"),
 )
