@@ -60,6 +60,9 @@ READ_ONLY = {
     "reports ls", "reports show", "reports export",
     "webhooks ls", "webhooks deliveries", "events ls", "kpi", "monitor status", "monitor rules show",
     "pipeline status", "check",
+    "backup",
+    "encryption status",
+    "retention show", "retention ls", "retention plan",
 }
 
 
@@ -173,6 +176,9 @@ LAZY: dict[str, str] = {
     "reports": "reports",
     "monitor": "monitor", "webhooks": "webhooks", "events": "webhooks", "kpi": "kpi",
     "reproduce": "reproduce", "pipeline": "pipeline", "check": "check",
+    "backup": "backup", "restore": "backup",
+    "encryption": "encryption",
+    "retention": "retention",
 }
 _ATTRIBUTE = {"import": "import_"}  # a command whose object is not named as it is
 _loaded: set[str] = set()
