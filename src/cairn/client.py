@@ -105,8 +105,8 @@ class Client:
         if slot is None:
             slot = self._writers[run_id] = [clock.new_writer_id(), 0]
         slot[1] += 1
-        batch = RecordBatch(run_id=run_id, writer_id=slot[0], seq=slot[1], time=clock.now_ms(),
-                            **fields)
+        batch = _writer._anonymised(RecordBatch(run_id=run_id, writer_id=slot[0], seq=slot[1],
+                                                time=clock.now_ms(), **fields))
         try:
             self.store.write(batch)
         except Exception:
@@ -132,14 +132,22 @@ class Client:
         return self._experiment_changes().rename_experiment(str(experiment_id), name)
 
     def delete_experiment(self, experiment_id: str) -> Experiment:
-        """Soft-delete an experiment and its runs: hidden from lists and searches,
-        kept on disk, undone by :meth:`restore_experiment` (permanent deletion is not
-        here)."""
-        return self._experiment_changes().set_experiment_lifecycle(str(experiment_id), "deleted")
+        """Move an experiment and its runs to the trash: hidden from lists and searches,
+        kept on disk, undone by :meth:`restore_experiment` until the trash is emptied
+        (``cairn trash empty``, or ``cairn gc`` after ``CAIRN_TRASH_DAYS``).  When and by
+        whom is kept in its tags ``cairn.deleted_at`` and ``cairn.deleted_by``."""
+        return self._experiment_lifecycle(experiment_id, "deleted")
 
     def restore_experiment(self, experiment_id: str) -> Experiment:
         """Undo :meth:`delete_experiment`: the experiment and its runs are active again."""
-        return self._experiment_changes().set_experiment_lifecycle(str(experiment_id), "active")
+        return self._experiment_lifecycle(experiment_id, "active")
+
+    def _experiment_lifecycle(self, experiment_id: str, lifecycle: str) -> Experiment:
+        from .lifecycle.trash import set_experiment_lifecycle
+
+        self._experiment_changes()
+        return set_experiment_lifecycle(self.store, str(experiment_id), lifecycle, self.user,
+                                        clock.now_ms())
 
     def _experiment_changes(self) -> Any:
         from .store.base import ExperimentChanges
@@ -479,8 +487,35 @@ class Client:
         return self._registry.delete_registered_model(name, force)
 
     def delete_model_version(self, name: str, version: str, force: bool = False):
-        """Delete a version (never numbered again); one in Production or with an alias only with ``force``."""
+        """Move a version to the trash (never numbered again); one in Production or with an
+        alias only with ``force``.  :meth:`restore_model_version` brings it back."""
         return self._registry.delete_model_version(name, version, force)
+
+    def restore_model_version(self, name: str, version: str):
+        """Bring a version back from the trash (Archived if it was deleted from Staging or
+        Production; without aliases)."""
+        return self._registry.restore_model_version(name, version)
+
+    # -- the trash ---------------------------------------------------------
+    def delete_dataset_version(self, ref: str, force: bool = False):
+        """Move data set version ``ref`` (``name@3``) to the trash (see
+        :meth:`cairn.data.Datasets.delete_version`)."""
+        return self.data.delete_version(ref, force)
+
+    def restore_dataset_version(self, ref: str):
+        """Bring data set version ``ref`` back from the trash."""
+        return self.data.restore_version(ref)
+
+    def list_trash(self) -> list[Any]:
+        """What is in the trash of this client's store: a list of
+        :class:`cairn.lifecycle.trash.TrashItem` (through a server: server admins only)."""
+        from .lifecycle import trash
+        from .store.base import RemoteServer
+
+        store = self.store
+        if isinstance(store, RemoteServer):
+            return [trash.TrashItem(**d) for d in store.call("GET", "/trash")["items"]]
+        return trash.list_trash(store)
 
     def model_version_at(self, name: str, stage: str, when: Any):
         return self._registry.model_version_at(name, stage, when)

@@ -117,10 +117,51 @@ AUTOLOG_MAX_DATASET_BYTES = Setting(
     "Largest training data (in memory, features and targets together) that autolog stores as a "
     "data set version; bigger data is only tagged with its digest and shape, and 0 stores none.")
 
+ANONYMISE = Setting("CAIRN_ANONYMISE", _bool, False,
+                    "Replace user and host names, home paths, e-mail and IP addresses in params, "
+                    "tags, run users and captured environments by keyed pseudonyms before "
+                    "anything is written (needs CAIRN_ANONYMISE_KEY).")
+ANONYMISE_KEY = Setting("CAIRN_ANONYMISE_KEY", str, "",
+                        "The secret (at least 16 characters) that pseudonyms are keyed with: "
+                        "share it within a team so one person gets one pseudonym everywhere.")
+ANONYMISE_RULES = Setting("CAIRN_ANONYMISE_RULES", str, "",
+                          "A JSON or TOML file of anonymisation rules (actions per category, "
+                          "extra names and patterns, keys to drop); setting it turns "
+                          "anonymisation on.")
+
+# Read only by cairn.cas.keyprovider, which parses them itself so that no error can echo a key.
+MASTER_KEY = Setting("CAIRN_MASTER_KEY", str, "",
+                     "The 256-bit master key (base64) that encrypts a store's objects at rest; "
+                     "never printed or logged.")
+MASTER_KEY_FILE = Setting("CAIRN_MASTER_KEY_FILE", str, "",
+                          "A file (mode 600) holding the master key in base64, instead of "
+                          "CAIRN_MASTER_KEY.")
+MASTER_KEY_OLD = Setting("CAIRN_MASTER_KEY_OLD", str, "",
+                         "A previous master key (base64) to read objects that a key rotation "
+                         "has not re-wrapped yet.")
+KEY_PROVIDER = Setting("CAIRN_KEY_PROVIDER", str, "",
+                       "module:factory of another key provider (a cloud KMS) instead of the "
+                       "master key settings.")
+
+
+def _days(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"expected a number of days, 0 or more, got {text!r}")
+    return value
+
+
+TRASH_DAYS = Setting("CAIRN_TRASH_DAYS", _days, 30.0,
+                     "Days a deleted run, experiment, data set version or model version stays "
+                     "in the trash (restorable) before `cairn gc` purges it for good.")
+
 SETTINGS: tuple[Setting, ...] = (
     TRACKING_URI, USER, FLUSH_INTERVAL, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, FSYNC, INDEX_DELAY,
     CAPTURE_ENV, CAPTURE_SOURCE_MAX_FILE, CAPTURE_SOURCE_MAX_TOTAL, CAPTURE_ENV_VARS, IMAGE,
     IMAGE_DIGEST,
     TRACKING_TOKEN, SPOOL_DIR, SPOOL_DRAIN_TIMEOUT, CA_BUNDLE, TLS_VERIFY,
     AUTOLOG_MAX_DATASET_BYTES,
+    MASTER_KEY, MASTER_KEY_FILE, MASTER_KEY_OLD, KEY_PROVIDER,
+    ANONYMISE, ANONYMISE_KEY, ANONYMISE_RULES,
+    TRASH_DAYS,
 )

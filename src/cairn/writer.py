@@ -54,6 +54,8 @@ class RunWriter:
         self.finished = False
         self.status_written = False
         self.last_write = 0.0
+        if create is not None:
+            _anonymised(None)  # a missing key or a bad rules file fails the run's start
 
     # -- the hot path ----------------------------------------------------
     def log_metric(self, key: str, value: Any, step: Any = None, timestamp: Any = None) -> None:
@@ -154,6 +156,7 @@ class RunWriter:
                 create=self._create, env=env)
             if batch.is_empty():
                 return None
+            batch = _anonymised(batch)
             self._seq += 1
             self._params, self._tags, self._deleted, self._artifacts = {}, {}, [], []
             self._series = {}
@@ -187,6 +190,18 @@ class RunWriter:
             if batch.status is not None:
                 self.status_written = True
 
+
+
+def _anonymised(batch: Any) -> Any:
+    """What of ``batch`` may leave the process (CAIRN_ANONYMISE: :mod:`cairn.anonymise`)."""
+    from .anonymise.rules import active
+
+    anon = active()
+    if anon is None or batch is None:
+        return batch
+    from .anonymise.records import anonymise_batch
+
+    return anonymise_batch(batch, anon)
 
 
 # The patch and source files a captured environment names go to each store once per
