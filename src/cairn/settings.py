@@ -155,6 +155,27 @@ TRASH_DAYS = Setting("CAIRN_TRASH_DAYS", _days, 30.0,
                      "Days a deleted run, experiment, data set version or model version stays "
                      "in the trash (restorable) before `cairn gc` purges it for good.")
 
+
+def _duration(text: str) -> float:
+    from .lifecycle.gc import parse_duration  # light: the gc module imports nothing heavy
+
+    return parse_duration(text)
+
+
+GC_GRACE = Setting("CAIRN_GC_GRACE", _duration, 86400.0,
+                   "How long a new object is safe from `cairn gc` whatever refers to it: "
+                   "seconds, or 30m, 12h, 1d (0 only for stores nobody writes to meanwhile).")
+
+COLD_OBJECTS = Setting("CAIRN_COLD_OBJECTS", str, "",
+                       "A cold tier for a store's objects (a directory or s3://bucket/prefix), "
+                       "recorded in the store on first use; `cairn tier` moves objects unread "
+                       "for CAIRN_TIER_AFTER_DAYS there, and reads find them there.")
+COLD_ENDPOINT_URL = Setting("CAIRN_COLD_ENDPOINT_URL", str, "",
+                            "S3-compatible endpoint (MinIO, Ceph, ...) of an s3:// cold tier.")
+TIER_AFTER_DAYS = Setting("CAIRN_TIER_AFTER_DAYS", _days, 30.0,
+                          "Days an object stays unread before `cairn tier` moves it to the cold "
+                          "tier.")
+
 SETTINGS: tuple[Setting, ...] = (
     TRACKING_URI, USER, FLUSH_INTERVAL, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, FSYNC, INDEX_DELAY,
     CAPTURE_ENV, CAPTURE_SOURCE_MAX_FILE, CAPTURE_SOURCE_MAX_TOTAL, CAPTURE_ENV_VARS, IMAGE,
@@ -163,5 +184,6 @@ SETTINGS: tuple[Setting, ...] = (
     AUTOLOG_MAX_DATASET_BYTES,
     MASTER_KEY, MASTER_KEY_FILE, MASTER_KEY_OLD, KEY_PROVIDER,
     ANONYMISE, ANONYMISE_KEY, ANONYMISE_RULES,
-    TRASH_DAYS,
+    TRASH_DAYS, GC_GRACE,
+    COLD_OBJECTS, COLD_ENDPOINT_URL, TIER_AFTER_DAYS,
 )

@@ -22,7 +22,7 @@ from ..entities import FileEntry
 from ..errors import CorruptObject, InvalidArgument, NotFound
 from . import codec
 from ._pool import default_workers, ordered_map
-from .backends.base import Backend, check_oid
+from .backends.base import Backend, check_oid, freshen
 from .backends.local import LocalBackend
 from .chunking import MiB, iter_chunks
 from .packs import PackCache, PackIndex, SqlitePackIndex, member_bytes
@@ -111,8 +111,9 @@ class ObjectStore:
     def _store(self, oid: str, data: bytes | bytearray | memoryview) -> None:
         # Skipping existing objects is what makes storage dedup and re-puts cheap.
         # It trusts the stored copy: `verify` finds one that rotted, and deleting it
-        # lets the next put restore it.
-        if not self.backend.exists(oid):
+        # lets the next put restore it.  Finding it freshens it: garbage collection
+        # spares young objects, and this writer is about to refer to it.
+        if not freshen(self.backend, oid):
             self.backend.put(oid, codec.encode(data))
 
     # -- files -------------------------------------------------------------

@@ -121,6 +121,10 @@ class PackIndex(Protocol):
     def remove(self, pack: str) -> None:
         """Forget ``pack`` and its members (before deleting the pack object)."""
 
+    def replace(self, old: str, new: str, members: Sequence[tuple[str, int, int]]) -> None:
+        """In one step: ``members`` are now in pack ``new`` (already stored), ``old`` is
+        forgotten (what repacking does: no reader ever finds a live member unlocated)."""
+
 
 class MemoryPackIndex:
     """A :class:`PackIndex` in a dict, the twin of :class:`SqlitePackIndex`."""
@@ -149,6 +153,21 @@ class MemoryPackIndex:
             for oid in self._packs.pop(pack, []):
                 if self._where.get(oid, PackLocation("", 0, 0)).pack == pack:
                     del self._where[oid]
+
+    def replace(self, old: str, new: str, members: Sequence[tuple[str, int, int]]) -> None:
+        with self._lock:
+            for oid in self._packs.pop(old, []):
+                if self._where.get(oid, PackLocation("", 0, 0)).pack == old:
+                    del self._where[oid]
+            self._packs[new] = [m[0] for m in members]
+            for oid, off, size in members:
+                self._where[oid] = PackLocation(new, off, size)
+
+    def members_of(self, pack: str) -> list[tuple[str, int, int]]:
+        with self._lock:
+            out = [(o, loc.offset, loc.size) for o in self._packs.get(pack, [])
+                   if (loc := self._where.get(o)) is not None and loc.pack == pack]
+        return sorted(out, key=lambda m: m[1])
 
 
 _PACK_SCHEMA = (
@@ -248,6 +267,35 @@ class SqlitePackIndex:
             conn.execute("DELETE FROM members WHERE pack = ?", (pack,))
             conn.execute("DELETE FROM packs WHERE oid = ?", (pack,))
             conn.execute("COMMIT")
+
+    def replace(self, old: str, new: str, members: Sequence[tuple[str, int, int]]) -> None:
+        with self._lock:
+            conn = self._db(create=True)
+            assert conn is not None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("DELETE FROM members WHERE pack = ?", (old,))
+                    conn.execute("DELETE FROM packs WHERE oid = ?", (old,))
+                    conn.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)",
+                                     [(oid, new, off, size) for oid, off, size in members])
+                    conn.execute("INSERT OR REPLACE INTO packs VALUES (?, ?)",
+                                 (new, len(members)))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    rollback_quietly(conn)
+                    raise
+            except sqlite3.Error as exc:
+                raise sidecar_error(exc, self.path, "could not repack in") from exc
+
+    def members_of(self, pack: str) -> list[tuple[str, int, int]]:
+        """``(oid, offset, size)`` of the members located in ``pack``."""
+        with self._lock:
+            conn = self._db(create=False)
+            if conn is None:
+                return []
+            return [tuple(r) for r in conn.execute(
+                "SELECT oid, off, size FROM members WHERE pack = ? ORDER BY off", (pack,))]
 
     def close(self) -> None:
         with self._lock:

@@ -24,6 +24,9 @@ from ...errors import NotFound, from_os_error
 from .base import check_oid, is_oid
 
 _TMP_PREFIX = ".tmp-"
+# An object garbage collection is deleting: renamed aside first, so a writer that
+# freshens it meanwhile finds it gone and stores it again (see freshen / remove_old).
+_GC_PREFIX = ".gc-"
 
 
 class LocalBackend:
@@ -112,6 +115,122 @@ class LocalBackend:
             return self.path(oid).stat().st_size
         except FileNotFoundError:
             raise NotFound(f"object {oid} not found in {self.root}", oid=oid) from None
+
+
+    # -- garbage collection (cairn.cas.backends.base.Sweepable) ------------------
+
+    def freshen(self, oid: str) -> bool:
+        """Make ``oid`` young again (its mtime now); ``False`` when it is not stored."""
+        try:
+            os.utime(self.path(oid))
+        except FileNotFoundError:
+            return False
+        except PermissionError:  # another user's object in a shared store: it is there
+            return True
+        return True
+
+    def scan(self) -> Iterator[tuple[str, int, int]]:
+        """``(oid, stored size, mtime ns)`` of every object, one ``stat`` each."""
+        for shard in self._shards():
+            with os.scandir(shard.path) as entries:
+                for entry in entries:
+                    oid = shard.name + entry.name
+                    if not is_oid(oid):
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # deleted meanwhile
+                        continue
+                    yield oid, st.st_size, st.st_mtime_ns
+
+    def _shards(self) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(self.root) as it:
+                shards = [e for e in it if len(e.name) == 2 and e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return []
+        return sorted(shards, key=lambda e: e.name)
+
+    def remove_old(self, oids: list[str], before_ns: int) -> list[tuple[str, int]]:
+        """Delete each of ``oids`` unless it was modified at or after ``before_ns``.
+
+        The file is renamed aside first and its time read there: a writer freshening it
+        before the rename made it young (it is put back), one after the rename finds it
+        absent and stores it again.  Either way no object a writer relies on is lost."""
+        removed = []
+        for oid in oids:
+            path = self.path(oid)
+            grave = path.parent / f"{_GC_PREFIX}{oid[2:]}-{secrets.token_hex(4)}"
+            try:
+                os.rename(path, grave)
+            except FileNotFoundError:
+                continue
+            try:
+                st = os.stat(grave)
+            except FileNotFoundError:  # another collection settled it meanwhile
+                continue
+            if st.st_mtime_ns >= before_ns:
+                _restore(grave, path)
+                continue
+            try:
+                os.chmod(grave, 0o644)
+                os.unlink(grave)
+            except FileNotFoundError:
+                continue
+            removed.append((oid, st.st_size))
+        return removed
+
+    def graves(self) -> Iterator[tuple[str, str]]:
+        """``(oid, path)`` of objects a killed collection left renamed aside."""
+        for shard in self._shards():
+            with os.scandir(shard.path) as entries:
+                for entry in entries:
+                    if entry.name.startswith(_GC_PREFIX):
+                        oid = shard.name + entry.name[len(_GC_PREFIX):].split("-", 1)[0]
+                        if is_oid(oid):
+                            yield oid, entry.path
+
+    def settle_grave(self, oid: str, grave: str, keep: bool) -> int:
+        """Put a renamed-aside object back (``keep``) or delete it; returns bytes freed."""
+        if keep:
+            _restore(Path(grave), self.path(oid))
+            return 0
+        try:
+            size = os.stat(grave).st_size
+            os.chmod(grave, 0o644)
+            os.unlink(grave)
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def clean_temp(self, before_ns: int) -> tuple[int, int]:
+        """Remove ``.tmp-*`` files (writers killed mid-put) last modified before ``before_ns``."""
+        count = size = 0
+        for shard in self._shards():
+            with os.scandir(shard.path) as entries:
+                for entry in entries:
+                    if not entry.name.startswith(_TMP_PREFIX):
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                        if st.st_mtime_ns >= before_ns:
+                            continue
+                        os.chmod(entry.path, 0o644)
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        continue
+                    count += 1
+                    size += st.st_size
+        return count, size
+
+
+def _restore(grave: Path, path: Path) -> None:
+    """Put an object renamed aside back, unless a writer has stored it again meanwhile."""
+    # A copy a writer stored meanwhile has the same bytes by construction: replacing it is harmless.
+    try:
+        os.replace(grave, path)
+    except FileNotFoundError:  # another collection put it back already
+        pass
 
 
 _O_BINARY = getattr(os, "O_BINARY", 0)

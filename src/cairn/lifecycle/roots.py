@@ -1,0 +1,208 @@
+"""Every object id something in the index refers to: what garbage collection keeps.
+
+The roots, read from the index (SQLite or PostgreSQL alike) a page at a time, so a store
+of a million artifacts costs one set of oids in memory and nothing more:
+
+- run artifacts (``artifacts``: the digest of a small file, the chunks of a large one),
+  except those of runs whose artifact TTL has passed (run tag ``cairn.artifacts.expires``
+  at or before now) unless the run is tagged ``keep`` or is the source of a live model
+  version;
+- the code a run ran (its captured environment names the patch and source files);
+- model versions (``model_versions.tree_oid``: the tree and every file in it);
+- data set versions (``dataset_versions``: the tree, its files and the packs it reads);
+- pipeline cache records (run tag ``cairn.pipeline.record``) and the trees they name.
+
+Runs, experiments and versions in the trash are still roots: only a purge (``cairn.lifecycle
+.trash.purge``) removes their rows, and with them their claim on the objects.  Trees are
+immutable by oid, so a second pass (:meth:`Marker.mark` again, the generation's re-check)
+only reads the trees it has not seen.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..errors import CairnError, NotFound
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cas.odb import ObjectStore
+
+#: Rows read per query: a page is one short read transaction, whatever the table's size.
+PAGE = 20_000
+RECORD_TAG = "cairn.pipeline.record"  # cairn.pipelines.cache.RECORD_TAG, without importing it
+
+
+@dataclass
+class Marker:
+    """Marks what ``store``'s index refers to in ``objects``; call :meth:`mark` again to add
+    what was referred to meanwhile (trees read once)."""
+
+    store: Any
+    objects: "ObjectStore"
+    now_ms: int
+    page: int = PAGE
+    oids: set[str] = field(default_factory=set)
+    trees: set[str] = field(default_factory=set)  # trees whose files are in ``oids`` already
+    unreadable: dict[str, str] = field(default_factory=dict)  # tree -> who names it (lost)
+    expired_runs: int = 0
+
+    def mark(self) -> set[str]:
+        self.unreadable.clear()
+        skip = self._expired_runs()
+        self.expired_runs = len(skip)
+        self._artifacts(skip)
+        self._sources()
+        self._records()
+        self._models()
+        self._datasets()
+        return self.oids
+
+    # -- the index, a page at a time ----------------------------------------------
+
+    def _pages(self, table: Any, keys: list[Any], cols: list[Any],
+               where: Any = None) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``table`` in key order, ``page`` per read transaction (keyset paging)."""
+        import sqlalchemy as sa
+
+        after: tuple[Any, ...] | None = None
+        while True:
+            q = sa.select(*keys, *cols).order_by(*keys).limit(self.page)
+            if where is not None:
+                q = q.where(where)
+            if after is not None:
+                q = q.where(sa.tuple_(*keys) > after if len(keys) > 1 else keys[0] > after[0])
+            with self.store.index.read() as conn:
+                rows = conn.execute(q).fetchall()
+            for row in rows:
+                yield tuple(row)[len(keys):]
+            if len(rows) < self.page:
+                return
+            after = tuple(rows[-1])[:len(keys)]
+
+    def _expired_runs(self) -> set[str]:
+        """Runs whose artifacts are no longer roots (TTL passed, not kept)."""
+        import sqlalchemy as sa
+
+        from ..store.sql import tables as T
+        from .retention import EXPIRES_TAG, KEEP_TAG, artifacts_expired
+
+        t = T.tags
+        tags: dict[str, dict[str, str]] = {}
+        for rid, key, value in self._pages(t, [t.c.run_id, t.c.key], [t.c.run_id, t.c.key,
+                                                                        t.c.value],
+                                           t.c.key.in_([EXPIRES_TAG, KEEP_TAG])):
+            tags.setdefault(rid, {})[key] = value
+        expired = {rid for rid, tg in tags.items() if artifacts_expired(tg, self.now_ms)}
+        if not expired:
+            return expired
+        mv = T.model_versions
+        with self.store.index.read() as conn:
+            sources = {r[0] for r in conn.execute(
+                sa.select(mv.c.source_run_id).where(mv.c.deleted_at.is_(None),
+                                                    mv.c.source_run_id.is_not(None)))}
+        return expired - sources
+
+    def _artifacts(self, skip: set[str]) -> None:
+        from ..store.sql import tables as T
+
+        a, add = T.artifacts, self.oids.add
+        for rid, digest, chunks in self._pages(a, [a.c.run_id, a.c.path],
+                                               [a.c.run_id, a.c.digest, a.c.chunks]):
+            if rid in skip:
+                continue
+            if chunks:
+                for oid, _size in json.loads(chunks):
+                    add(oid)
+            else:
+                add(digest)
+
+    def _sources(self) -> None:
+        from ..environment import source_oids
+        from ..store.sql import tables as T
+
+        r = T.runs
+        for (env,) in self._pages(r, [r.c.id], [r.c.env], r.c.env != "{}"):
+            try:
+                captured = json.loads(env)
+            except (TypeError, ValueError):
+                continue
+            self.oids.update(source_oids(captured))
+
+    def _records(self) -> None:
+        from ..store.sql import tables as T
+
+        t = T.tags
+        for (oid,) in self._pages(t, [t.c.run_id, t.c.key], [t.c.value], t.c.key == RECORD_TAG):
+            if not _is_oid(oid):
+                continue
+            self.oids.add(oid)
+            if oid in self.trees:
+                continue
+            self.trees.add(oid)  # read once: a record never changes
+            try:
+                record = json.loads(self.objects.get_bytes(oid))
+            except (CairnError, ValueError):
+                continue  # a lost record: the cache runs the stage again, nothing to keep
+            outs = record.get("outs") if isinstance(record, dict) else None
+            for out in (outs or {}).values() if isinstance(outs, dict) else ():
+                tree = out.get("tree") if isinstance(out, dict) else None
+                if isinstance(tree, str) and _is_oid(tree):
+                    self._tree(tree, f"pipeline record {oid}")
+
+    def _models(self) -> None:
+        from ..store.sql import tables as T
+
+        mv = T.model_versions
+        for name, version, tree in self._pages(mv, [mv.c.name, mv.c.version],
+                                               [mv.c.name, mv.c.version, mv.c.tree_oid]):
+            self._tree(tree, f"model {name} version {version}")
+
+    def _datasets(self) -> None:
+        from ..store.sql import tables_data as D
+
+        dv = D.dataset_versions
+        for name, version, tree, packs in self._pages(
+                dv, [dv.c.dataset, dv.c.version],
+                [dv.c.dataset, dv.c.version, dv.c.tree_oid, dv.c.packs]):
+            self._tree(tree, f"data set {name}@{version}")
+            try:
+                self.oids.update(p for p in json.loads(packs or "[]") if _is_oid(p))
+            except ValueError:
+                pass
+
+    def _tree(self, tree: str, who: str) -> None:
+        self.oids.add(tree)
+        if tree in self.trees:
+            return
+        try:
+            entries = self.objects.get_tree(tree)
+        except NotFound:
+            self.unreadable[tree] = f"{who}: its file list {tree} is missing"
+            return
+        except CairnError as exc:
+            self.unreadable[tree] = f"{who}: its file list {tree} cannot be read ({exc.message})"
+            return
+        for e in entries:
+            if e.chunks:
+                self.oids.update(c[0] for c in e.chunks)
+            else:
+                self.oids.add(e.digest)
+        self.trees.add(tree)
+
+
+def referenced(store: Any, objects: "ObjectStore | None" = None, *,
+               now_ms: int | None = None) -> set[str]:
+    """Every oid ``store``'s index refers to (trash included, expired artifacts not)."""
+    from .. import clock
+
+    marker = Marker(store, objects if objects is not None else store.objects,
+                    clock.now_ms() if now_ms is None else now_ms)
+    return marker.mark()
+
+
+def _is_oid(value: Any) -> bool:
+    from ..cas.backends.base import is_oid
+
+    return isinstance(value, str) and is_oid(value)
