@@ -21,6 +21,7 @@ and the HTTP client can map it back.  This module imports nothing from cairn.
     ├── MissingDependency     501  MISSING_DEPENDENCY (an optional package, e.g. torch)
     ├── SchemaOutOfDate       500  SCHEMA_OUT_OF_DATE
     ├── TLSError              502  TLS_ERROR (a server's certificate does not verify)
+    ├── EncryptionError       500  ENCRYPTION_KEY_ERROR (a master key missing, wrong or malformed)
     └── StoreUnavailable      503  TEMPORARILY_UNAVAILABLE
         ├── StoreBusy                (a lock held elsewhere; the transaction was rolled back)
         └── StorageFull              (no space left on device, or the disk quota is used up)
@@ -123,6 +124,15 @@ class TLSError(CairnError):
     error_code = "TLS_ERROR"
 
 
+class EncryptionError(CairnError):
+    """An encrypted object store cannot be used with the key given: no master key, a key
+    that is not the store's, a malformed key or key file.  Nothing was read or written.
+    Messages name the setting (``CAIRN_MASTER_KEY`` ...), never the key."""
+
+    http_status = 500
+    error_code = "ENCRYPTION_KEY_ERROR"
+
+
 class StoreUnavailable(CairnError):
     http_status = 503
     error_code = "TEMPORARILY_UNAVAILABLE"
@@ -179,7 +189,8 @@ def from_os_error(exc: OSError, action: str, path: str | os.PathLike[str] | None
 
 _BY_CODE: dict[str, type[CairnError]] = {}
 for _cls in (NotFound, AlreadyExists, InvalidArgument, Conflict, PermissionDenied,
-             Unauthenticated, CorruptObject, MissingDependency, SchemaOutOfDate, StoreUnavailable):
+             Unauthenticated, CorruptObject, MissingDependency, SchemaOutOfDate, StoreUnavailable,
+             EncryptionError):
     _BY_CODE.setdefault(_cls.error_code, _cls)
 
 

@@ -19,4 +19,9 @@ from .backends.base import Backend
 
 def layered(backend: Backend) -> Backend:
     """``backend`` with the layers this store uses (none yet for most stores)."""
-    return backend
+    inner = backend
+    # Encryption: the marker lives with ``backend`` (the hot store), the sealed bytes go to
+    # ``inner``; raises EncryptionError for an encrypted store opened without its key.
+    from .crypto import encryption_layer
+
+    return encryption_layer(backend, inner)
