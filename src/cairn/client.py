@@ -376,7 +376,16 @@ class Client:
         with bar(f"downloading {len(entries)} file(s)", sum(e.size for e in entries),
                  enabled=progress) as advance:
             for e in entries:
-                self.store.objects.checkout(e, dst / e.path)
+                try:
+                    self.store.objects.checkout(e, dst / e.path)
+                except NotFound as exc:  # collected after the run's artifact TTL passed?
+                    from .lifecycle.retention import expiry_message
+
+                    why = expiry_message(run_id, self.get_run(run_id).tags)
+                    if why is None:
+                        raise
+                    raise NotFound(f"{e.path}: {why}", run_id=run_id, path=e.path,
+                                   expired=True) from exc
                 advance(e.size)
         prefix = path.strip("/")
         return dst / prefix if prefix else dst
