@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..doctor import SKIPPABLE
@@ -184,3 +186,65 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not even a URL: say nothing that might be a secret
         return "the database"
+
+
+@click.group()
+def admin() -> None:
+    """Store administration that changes recorded history (erasure on request)."""
+
+
+@admin.command("erase-user")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="List what would change; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@click.pass_obj
+@handle_errors
+def erase_user(obj, name: str, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Erase one person's data: NAME becomes [erased] everywhere it is recorded.
+
+    Runs (their user, mlflow.user, params, tags and environment naming them, in the
+    journals too, so `cairn reindex` cannot bring it back), the registry, data sets,
+    comments, reports, monitoring, and the audit log, whose events naming them become
+    tombstones that `cairn audit verify` still accepts.  One `user.erase` audit event
+    records the erasure.  Runs that are still RUNNING are refused.  Works on a local
+    store or the server's database (--store postgresql://...); run it where you
+    administer the store.
+
+    \b
+    Examples:
+      cairn admin erase-user alice --dry-run
+      cairn --store postgresql://cairn@db/cairn admin erase-user alice --yes --json
+    """
+    from ..anonymise.erase import erase_user as erase
+    from ..errors import InvalidArgument
+    from ..store.base import Indexed
+
+    client = obj.client
+    store = client.store
+    if not isinstance(store, Indexed):
+        raise InvalidArgument(f"erasure changes the store's database directly; {store.uri} is "
+                              "not a local store or a database: run it on the server's "
+                              "database as its administrator (cairn --store postgresql://... "
+                              "admin erase-user NAME)")
+    if not dry_run and not yes:
+        if as_json or not sys.stdin.isatty():
+            raise InvalidArgument(f"erasing {name!r} cannot be undone: confirm with --yes (or "
+                                  "look first with --dry-run)")
+        click.confirm(f"Erase every record of {name!r} for good?", abort=True, err=True)
+    report = erase(store, name, actor=client.user, dry_run=dry_run)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    verb = "would change" if dry_run else "changed"
+    click.echo(f"{'dry run: ' if dry_run else ''}{len(report.runs)} run(s), "
+               f"{len(report.journals)} journal file(s), {sum(report.rows.values())} row(s) and "
+               f"{len(report.audit_events)} audit event(s) {verb}")
+    for run_id in report.runs:
+        click.echo(f"  run {run_id}")
+    for where, n in sorted(report.rows.items()):
+        click.echo(f"  {where}: {n}")
+    if report.audit_events:
+        click.echo(f"  audit events: {', '.join(f'#{s}' for s in report.audit_events)}")
+    if report.erase_event is not None:
+        click.echo(f"recorded as audit event #{report.erase_event} (user.erase)")

@@ -165,7 +165,7 @@ def cli(ctx: click.Context, uri: str | None) -> None:
 # same name is taken.  tests/test_cli.py checks this table against what the modules define.
 LAZY: dict[str, str] = {
     "experiments": "experiments", "runs": "runs", "artifacts": "artifacts",
-    "doctor": "admin", "reindex": "admin", "db": "admin",
+    "doctor": "admin", "reindex": "admin", "db": "admin", "admin": "admin", "export": "export",
     "models": "models", "audit": "audit", "keys": "keys",
     "server": "server", "sync": "server", "users": "server", "tokens": "server",
     "roles": "server",

@@ -7,6 +7,14 @@ end, or reordering them is found by :func:`verify`, which names the event.  (Any
 who can rewrite the whole database can rebuild the chain: export the head hash
 somewhere else, e.g. ``cairn audit verify --json`` into CI logs, to pin it.)
 
+Erasing a person's data on request (:mod:`cairn.anonymise.erase`) turns the events that
+name them into *tombstones*: the personal fields are replaced, ``erased`` records when and
+by which event, and the stored ``hash`` and ``prev_hash`` are kept, so the chain still
+links.  That ``user.erase`` event lists each tombstone's seq, its original hash and the
+hash of its erased content (:func:`tombstone_hash`), so :func:`verify` checks a tombstone
+against the later event that vouches for it: an edited tombstone, or a tombstone no
+erasure lists, is found like any other edit.
+
 Only SQLAlchemy Core, so the server can append from its own transactions on
 PostgreSQL too; the head row is locked ``FOR UPDATE`` there, and SQLite's write
 transactions (``BEGIN IMMEDIATE``) already serialise appends.
@@ -114,11 +122,54 @@ def _rows(conn: Connection) -> Iterator[Any]:
         last = page[-1].seq
 
 
+ERASE_ACTION = "user.erase"
+
+
+def tombstone_hash(row: Any) -> str:
+    """The hash of an event's content as erased (what its ``user.erase`` event lists)."""
+    return event_hash(row.seq, row.time, row.actor, row.action, row.target, row.before,
+                      row.after, row.prev_hash)
+
+
+def _vouchers(conn: Connection) -> dict[tuple[int, int], tuple[str, str]]:
+    """``(erase event seq, erased seq) -> (original hash, tombstone hash)`` from every
+    ``user.erase`` event; a forged or edited erase event is itself reported by verify."""
+    out: dict[tuple[int, int], tuple[str, str]] = {}
+    q = sa.select(T.audit_events.c.seq, T.audit_events.c.after).where(
+        T.audit_events.c.action == ERASE_ACTION)
+    for seq, after in conn.execute(q):
+        try:
+            listed = json.loads(after or "{}").get("erased", [])
+            for item in listed:
+                out[(seq, int(item["seq"]))] = (str(item["hash"]), str(item["tombstone"]))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue  # not an erasure's listing: vouches for nothing
+    return out
+
+
+def _tombstone_problem(row: Any, vouchers: dict[tuple[int, int], tuple[str, str]]) -> str | None:
+    try:
+        by_seq = int(json.loads(row.erased)["by_seq"])
+    except (ValueError, TypeError, KeyError):
+        return "is marked erased, but its erasure record is unreadable"
+    voucher = vouchers.get((by_seq, row.seq)) if by_seq > row.seq else None
+    if voucher is None:
+        return (f"is marked erased, but no erasure event lists it (it names #{by_seq}): a "
+                "forged tombstone")
+    if voucher[0] != row.hash:
+        return f"is a tombstone whose hash differs from what erasure event #{by_seq} recorded"
+    if voucher[1] != tombstone_hash(row):
+        return (f"is a tombstone that was edited after erasure event #{by_seq}: its content "
+                "does not match what that event recorded")
+    return None
+
+
 def verify(conn: Connection) -> AuditReport:
     """Walk the chain from the first event; report every event that is not what was written."""
     problems: list[AuditProblem] = []
     expected_seq, prev = 1, GENESIS
     checked = 0
+    vouchers = _vouchers(conn)
     for row in _rows(conn):
         checked += 1
         label = f"audit event #{row.seq} ({row.action} {row.target})"
@@ -127,6 +178,16 @@ def verify(conn: Connection) -> AuditReport:
                        else f"#{expected_seq}..#{row.seq - 1}")
             problems.append(AuditProblem(expected_seq, f"audit event {missing} is missing "
                                                        f"(deleted); the chain resumes at #{row.seq}"))
+        if row.erased is not None:
+            why = _tombstone_problem(row, vouchers)
+            if why is not None:
+                problems.append(AuditProblem(row.seq, f"{label} {why}"))
+            elif row.prev_hash != prev and row.seq == expected_seq:
+                problems.append(AuditProblem(row.seq, f"{label} does not link to event "
+                                                      f"#{row.seq - 1}: event #{row.seq - 1} was "
+                                                      "rewritten or replaced"))
+            expected_seq, prev = row.seq + 1, row.hash
+            continue
         recomputed = event_hash(row.seq, row.time, row.actor, row.action, row.target, row.before,
                                 row.after, row.prev_hash)
         if recomputed != row.hash:
