@@ -19,7 +19,12 @@ from .backends.base import Backend
 
 def layered(backend: Backend) -> Backend:
     """``backend`` with the layers this store uses (none yet for most stores)."""
-    inner = backend
+    # Tiering (cairn.cas.tiering): a local or S3 store is wrapped whether or not it has a
+    # cold tier yet, so a process running before the first `cairn tier` still finds moved
+    # objects.
+    from .tiering import tiered
+
+    inner = tiered(backend)
     # Encryption: the marker lives with ``backend`` (the hot store), the sealed bytes go to
     # ``inner``; raises EncryptionError for an encrypted store opened without its key.
     from .crypto import encryption_layer

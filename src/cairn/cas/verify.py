@@ -39,6 +39,7 @@ def verify(store: "ObjectStore", oids: Iterable[str] | None = None, *,
     """Check ``oids`` (every stored object when ``None``) against their content hash;
     ``progress``: a bar on stderr (None: when it is a terminal)."""
     from ..progress import bar
+    from .tiering import untracked
 
     targets = store.backend.iter_oids() if oids is None else dict.fromkeys(oids)
 
@@ -55,7 +56,9 @@ def verify(store: "ObjectStore", oids: Iterable[str] | None = None, *,
     corrupt: list[str] = []
     missing: list[str] = []
     oid_list = list(targets)
-    with bar("verifying objects", len(oid_list), enabled=progress, unit="objects") as advance:
+    # A check reads every object: not a use that should keep them out of the cold tier.
+    with untracked(), bar("verifying objects", len(oid_list), enabled=progress,
+                          unit="objects") as advance:
         for oid, outcome in zip(oid_list, ordered_map(check, oid_list, workers=workers)):
             advance(1)
             if outcome == "missing":

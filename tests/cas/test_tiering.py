@@ -1,0 +1,357 @@
+"""Tiering: a cold object store beside the hot one (cairn.cas.tiering).
+
+Local hot store with a cold directory and with a cold S3 bucket (the moto server): moves,
+transparent reads of loose objects, chunks and packs, last-read tracking, dry runs, a
+move killed at each of its steps, and cold stores that cannot be written or reached.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from s3_fixtures import s3_bucket, s3_client, s3_endpoint, s3_env  # noqa: F401  (fixtures)
+from test_cas_backends import (  # noqa: F401  (collected again, on a tiered backend)
+    test_empty_object, test_iter_oids_and_delete, test_malformed_oid_is_rejected,
+    test_missing_object_is_not_found, test_put_get_round_trip,
+)
+
+from cairn.cas import ObjectStore
+from cairn.cas.packs import PackWriter
+from cairn.cas.tiering import (
+    DAY_MS, TieredBackend, _merge_by_shard, configure, find_tiered, move_cold,
+)
+from cairn.errors import InvalidArgument, NotFound, StoreUnavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY = DAY_MS
+
+
+@pytest.fixture(params=["dir", "s3"])
+def cold(request, tmp_path):
+    """A cold tier: ``(spec, endpoint_url)``."""
+    if request.param == "dir":
+        return str(tmp_path / "cold"), None
+    bucket = request.getfixturevalue("s3_bucket")
+    return f"s3://{bucket}/cold", request.getfixturevalue("s3_endpoint")
+
+
+@pytest.fixture
+def backend(tmp_path):
+    """The conformance suite's backend: a tiered local store with a cold directory."""
+    store = ObjectStore.local(tmp_path / "hot")
+    configure(store, str(tmp_path / "cold"))
+    return store.backend
+
+
+def _hot_files(root: Path) -> set[str]:
+    return {p.parent.name + p.name for p in root.glob("??/*") if not p.name.startswith(".")}
+
+
+def _fill(store: ObjectStore, tmp_path: Path) -> dict:
+    """Loose objects, a chunked file and a pack: what a store holds."""
+    loose = [store.put_bytes(f"object {i}\n".encode() * (i + 1)) for i in range(8)]
+    big = tmp_path / "big.bin"
+    big.write_bytes(random.Random(1).randbytes(300_000))
+    entry = store.put_file(big, "big.bin")
+    members = {f"member {i}".encode(): None for i in range(5)}
+    with PackWriter(store) as pw:
+        for content in members:
+            import hashlib
+
+            oid = hashlib.sha256(content).hexdigest()
+            members[content] = oid
+            pw.add(oid, content)
+    return {"loose": loose, "entry": entry, "members": members}
+
+
+def test_move_then_read_transparently(tmp_path, cold):
+    spec, endpoint = cold
+    hot = tmp_path / "store" / "objects"
+    store = ObjectStore.local(hot, chunk_threshold=64 * 1024)
+    made = _fill(store, tmp_path)
+    before = set(store.backend.iter_oids())
+    assert len(made["entry"].chunks) > 1 and store.packs.packs()
+    configure(store, spec, endpoint)
+
+    now = store.backend.config().since + 31 * DAY
+    report = move_cold(store, older_than_days=30, now=now)
+    assert report.moved == report.candidates == len(before) and report.moved_bytes > 0
+    assert _hot_files(hot) == set()  # everything left the hot store
+
+    # A new process's store, without any setting, finds the cold tier from tiers.json.
+    again = ObjectStore.local(hot, chunk_threshold=64 * 1024)
+    assert list(again.backend.iter_oids()).__len__() == len(before)
+    assert set(again.backend.iter_oids()) == before
+    for i, oid in enumerate(made["loose"]):
+        assert again.get_bytes(oid) == f"object {i}\n".encode() * (i + 1)
+    out = again.checkout(made["entry"], tmp_path / "out" / "big.bin")
+    assert out.read_bytes() == (tmp_path / "big.bin").read_bytes()
+    for content, oid in made["members"].items():  # a pack moved cold serves its members
+        assert again.get_bytes(oid) == content
+    assert all(again.has(o) for o in before) and not again.missing(before)
+    assert again.backend.size(made["loose"][0]) > 0
+    result = again.verify()
+    assert result.ok and result.checked == len(before)
+
+    # Written again: nothing new in the hot store (it is stored, cold).
+    assert again.put_bytes(b"object 0\n") == made["loose"][0]
+    assert _hot_files(hot) == set()
+
+
+def test_delete_removes_from_both_tiers_and_listing_dedups(tmp_path, cold):
+    spec, endpoint = cold
+    store = ObjectStore.local(tmp_path / "hot")
+    a, b = store.put_bytes(b"a" * 100), store.put_bytes(b"b" * 100)
+    configure(store, spec, endpoint)
+    move_cold(store, older_than_days=0, now=store.backend.config().since + 1)
+    tb = store.backend
+    tb.hot.put(a, tb.cold().get(a))  # both tiers hold a, as after an interrupted move
+    assert sorted(tb.iter_oids()) == sorted([a, b])
+    tb.delete(a)
+    tb.delete(b)
+    assert not store.has(a) and not store.has(b)
+    assert list(tb.iter_oids()) == [] and list(tb.cold().iter_oids()) == []
+    with pytest.raises(NotFound, match="cold tier"):
+        tb.delete(a)
+    with pytest.raises(NotFound):
+        store.get_bytes(b)
+
+
+def test_recently_read_objects_stay_and_dry_run_moves_nothing(tmp_path, cairn_clock):
+    hot = tmp_path / "hot"
+    store = ObjectStore.local(hot)
+    read, unread = store.put_bytes(b"read often" * 10), store.put_bytes(b"never read" * 10)
+    configure(store, str(tmp_path / "cold"))
+    cairn_clock.advance(20 * 86400)
+    reader = ObjectStore.local(hot)  # another store object: as another process would
+    assert reader.get_bytes(read) == b"read often" * 10
+    reader.backend.close()  # records its reads (a process does at exit, or every 5 s)
+    cairn_clock.advance(11 * 86400)
+
+    dry = move_cold(store, older_than_days=30, dry_run=True)
+    assert (dry.candidates, dry.moved, dry.oids) == (1, 0, [unread])
+    assert _hot_files(hot) == {read, unread}
+    assert not any((tmp_path / "cold").rglob("*/*"))
+
+    report = move_cold(store, older_than_days=30)
+    assert (report.moved, report.oids) == ([1, [unread]][0], [unread])
+    assert _hot_files(hot) == {read}
+    # A read of a cold object does not bring it back, and is still correct.
+    assert reader.get_bytes(unread) == b"never read" * 10
+    assert _hot_files(hot) == {read}
+
+
+def test_reads_are_not_counted_before_a_cold_tier_nor_by_verify(tmp_path, cairn_clock):
+    hot = tmp_path / "hot"
+    store = ObjectStore.local(hot)
+    oid = store.put_bytes(b"x" * 100)
+    store.get_bytes(oid)
+    store.backend.close()
+    assert not (hot / "tier-index.sqlite").exists()  # no tier: nothing tracked
+    configure(store, str(tmp_path / "cold"))
+    cairn_clock.advance(40 * 86400)
+    assert store.verify().ok  # a check, not a use
+    store.backend.close()
+    assert move_cold(store, older_than_days=30).moved == 1
+
+
+def test_the_setting_records_the_tier_and_a_store_keeps_it(tmp_path, monkeypatch):
+    hot = tmp_path / "hot"
+    monkeypatch.setenv("CAIRN_COLD_OBJECTS", str(tmp_path / "cold"))
+    store = ObjectStore.local(hot)
+    oid = store.put_bytes(b"y" * 100)
+    assert store.backend.config(fresh=True).cold == str(tmp_path / "cold")
+    assert (hot / "tiers.json").exists()
+    move_cold(store, older_than_days=0)
+    monkeypatch.delenv("CAIRN_COLD_OBJECTS")
+    assert ObjectStore.local(hot).get_bytes(oid) == b"y" * 100
+    monkeypatch.setenv("CAIRN_COLD_OBJECTS", str(tmp_path / "elsewhere"))
+    with pytest.warns(UserWarning, match="already have the cold tier"):
+        assert ObjectStore.local(hot).get_bytes(oid) == b"y" * 100
+
+
+def test_a_running_reader_finds_objects_moved_after_it_opened(tmp_path):
+    hot = tmp_path / "hot"
+    reader = ObjectStore.local(hot)
+    oid = reader.put_bytes(b"z" * 100)
+    assert reader.get_bytes(oid)  # opened, and saw no cold tier
+    mover = ObjectStore.local(hot)
+    configure(mover, str(tmp_path / "cold"))
+    move_cold(mover, older_than_days=0)
+    assert reader.get_bytes(oid) == b"z" * 100
+
+
+def test_bad_cold_tiers_are_refused(tmp_path):
+    store = ObjectStore.local(tmp_path / "hot")
+    store.put_bytes(b"keep me" * 10)
+    for bad in ("", "ftp://host/x", "s3://", "bad\x00path", "\ud800"):
+        with pytest.raises(InvalidArgument):
+            configure(store, bad)
+    with pytest.raises(InvalidArgument, match="hot object store itself"):
+        configure(store, str(tmp_path / "hot"))
+    with pytest.raises(InvalidArgument, match="no cold tier"):
+        move_cold(store, older_than_days=0)
+    configure(store, str(tmp_path / "cold"))
+    configure(store, str(tmp_path / "cold"))  # idempotent
+    with pytest.raises(InvalidArgument, match="cannot be changed"):
+        configure(store, str(tmp_path / "other"))
+    for days in (-1, float("nan"), float("inf")):
+        with pytest.raises(InvalidArgument):
+            move_cold(store, older_than_days=days)
+    assert len(_hot_files(tmp_path / "hot")) == 1
+
+
+def test_unwritable_and_unreachable_cold_tiers_name_themselves(tmp_path, s3_env):  # noqa: F811
+    hot = tmp_path / "hot"
+    store = ObjectStore.local(hot)
+    oids = {store.put_bytes(f"{i}".encode() * 50) for i in range(3)}
+    blocker = tmp_path / "cold"
+    configure(store, str(blocker))
+    move_cold(store, older_than_days=0)  # everything cold
+    oids |= {store.put_bytes(f"new {i}".encode() * 50) for i in range(3)}
+
+    # The cold directory went away (an unmounted disk): reads and moves say so.
+    blocker.rename(tmp_path / "unmounted")
+    cold_one = next(o for o in oids if o not in _hot_files(hot))
+    with pytest.raises(StoreUnavailable, match=f"cold tier {blocker}.*not there"):
+        ObjectStore.local(hot).get_bytes(cold_one)
+    with pytest.raises(InvalidArgument, match=f"cold tier {blocker} is not there"):
+        move_cold(store, older_than_days=0)
+    # ... or cannot be written (a file where a shard directory would go).
+    (tmp_path / "unmounted").rename(blocker)
+    for shard in {o[:2] for o in _hot_files(hot)}:
+        (blocker / shard).mkdir(exist_ok=True)
+        (blocker / shard).rmdir()
+        (blocker / shard).write_bytes(b"in the way")
+    with pytest.raises(StoreUnavailable, match=f"the cold tier {blocker} could not store"):
+        move_cold(store, older_than_days=0)
+    again = ObjectStore.local(hot)
+    assert all(again.get_bytes(o) for o in oids)  # nothing lost
+
+    # An S3 cold tier nobody answers for.
+    hot2 = ObjectStore.local(tmp_path / "hot2")
+    hot2.put_bytes(b"q" * 100)
+    configure(hot2, "s3://nowhere/cold", "http://127.0.0.1:9")
+    with pytest.raises(StoreUnavailable, match="cold tier s3://nowhere/cold"):
+        move_cold(hot2, older_than_days=0)
+    assert len(_hot_files(tmp_path / "hot2")) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_cold_directory(tmp_path):
+    store = ObjectStore.local(tmp_path / "hot")
+    oid = store.put_bytes(b"r" * 100)
+    configure(store, str(tmp_path / "cold"))
+    (tmp_path / "cold").chmod(0o555)
+    try:
+        with pytest.raises(Exception, match=f"cold tier {tmp_path / 'cold'}"):
+            move_cold(store, older_than_days=0)
+    finally:
+        (tmp_path / "cold").chmod(0o755)
+    assert store.get_bytes(oid) == b"r" * 100
+
+
+KILLED_MOVE = textwrap.dedent("""
+    import os, sys, time
+    from cairn.cas import ObjectStore
+    from cairn.cas import tier_move, tier_state
+    from cairn.cas.backends.local import LocalBackend
+    from cairn.cas.tiering import move_cold
+
+    step, after = sys.argv[2], 5
+    calls = {"n": 0}
+    def pause_after(fn):
+        def wrapper(self, *args):
+            out = fn(self, *args)
+            if step_applies(self):
+                calls["n"] += 1
+                if calls["n"] == after:
+                    print("PAUSED", flush=True)
+                    time.sleep(60)
+            return out
+        return wrapper
+    hot_root = os.path.abspath(sys.argv[1])
+    def step_applies(self):
+        if step == "index":
+            return True
+        where = str(self.root)
+        return where.startswith(hot_root) if step == "delete" else not where.startswith(hot_root)
+    if step == "put":
+        LocalBackend.put = pause_after(LocalBackend.put)
+    elif step == "index":
+        tier_state.TierIndex.add_cold = pause_after(tier_state.TierIndex.add_cold)
+    else:
+        LocalBackend.delete = pause_after(LocalBackend.delete)
+    move_cold(ObjectStore.local(sys.argv[1]), older_than_days=0)
+""")
+
+
+@pytest.mark.parametrize("step", ["put", "index", "delete"])
+def test_a_move_killed_at_any_step_loses_nothing(tmp_path, step):
+    hot = tmp_path / "hot"
+    store = ObjectStore.local(hot)
+    contents = {store.put_bytes(f"obj {i}".encode() * 40): f"obj {i}".encode() * 40
+                for i in range(20)}
+    configure(store, str(tmp_path / "cold"))
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_MOVE, str(hot), step],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "PAUSED", proc.stderr.read()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    after_kill = ObjectStore.local(hot)
+    assert set(after_kill.backend.iter_oids()) == set(contents)
+    for oid, content in contents.items():
+        assert after_kill.get_bytes(oid) == content
+    assert 0 < len(_hot_files(hot)) < len(contents)
+
+    report = move_cold(after_kill, older_than_days=0)  # the next run finishes the job
+    assert report.moved == report.candidates and _hot_files(hot) == set()
+    final = ObjectStore.local(hot)
+    assert final.verify().ok and final.verify().checked == len(contents)
+    assert sorted(final.backend.iter_oids()) == sorted(contents)
+
+
+def test_merge_by_shard_lists_each_oid_once():
+    rng = random.Random(7)
+    for _ in range(50):
+        pool = [rng.randbytes(32).hex() for _ in range(rng.randint(0, 60))]
+        pool += [f"{s:02x}" + "0" * 62 for s in rng.sample(range(256), 3)]
+        hot = {o for o in pool if rng.random() < 0.6}
+        cold = {o for o in pool if o not in hot or rng.random() < 0.3}
+        hot_order = [o for shard in sorted({o[:2] for o in hot})
+                     for o in rng.sample(sorted(o for o in hot if o[:2] == shard),
+                                         len([o for o in hot if o[:2] == shard]))]
+        merged = list(_merge_by_shard(iter(hot_order), iter(sorted(cold))))
+        assert len(merged) == len(set(merged)) and set(merged) == hot | cold
+
+
+def test_non_local_backends_are_left_alone_and_found_under_encryption_like_layers(tmp_path):
+    from cairn.cas import MemoryBackend
+    from cairn.cas.tiering import tiered
+
+    mem = MemoryBackend()
+    assert tiered(mem) is mem
+    tb = ObjectStore.local(tmp_path / "o").backend
+    assert find_tiered(tb) is tb and isinstance(tb, TieredBackend)
+
+    class Outer:
+        def __init__(self, inner):
+            self.inner = inner
+
+    assert find_tiered(Outer(Outer(tb))) is tb and find_tiered(Outer(mem)) is None
+    with pytest.raises(InvalidArgument, match="cannot have a cold tier"):
+        configure(ObjectStore(mem), str(tmp_path / "cold"))
