@@ -293,10 +293,35 @@ class Client:
         self._write(run_id, tags={RUN_NAME_TAG: name}, deleted_tags=old)
         return self.get_run(run_id)
 
-    def delete_run(self, run_id: str) -> Run:
-        """Soft-delete a run: hidden from searches and lists (``lifecycle`` "deleted"),
-        kept on disk, undone by :meth:`restore_run`.  Permanent deletion is not here."""
+    def delete_run(self, run_id: str, force: bool = False) -> Run:
+        """Move a run to the trash: hidden from searches and lists (``lifecycle``
+        "deleted"), kept on disk, undone by :meth:`restore_run` until the trash is emptied.
+
+        A run that is the source run of a live registered model version is refused
+        (:class:`~cairn.errors.Conflict`, naming the versions) unless ``force``: the
+        version's lineage names it.  Even forced, emptying the trash keeps such a run
+        while the version lives.  (MLflow's ``delete_run`` route does not ask.)"""
+        if not isinstance(force, bool):
+            raise InvalidArgument(f"force must be True or False, got {force!r}")
+        if not force:
+            used = self._live_versions_of(run_id)
+            if used:
+                from .errors import Conflict
+
+                raise Conflict(f"run {run_id} is the source run of registered model "
+                               f"version{'s' if len(used) > 1 else ''} {', '.join(used)}; "
+                               "delete those versions first, or force it (`cairn runs delete "
+                               "--force`, force=True)", run_id=run_id, model_versions=used)
         return self._set_lifecycle(run_id, "deleted")
+
+    def _live_versions_of(self, run_id: str) -> list[str]:
+        """``name/version`` of the live model versions registered from ``run_id``."""
+        self._check_run_id(run_id)
+        try:
+            versions = self._registry.model_versions_of_run(run_id)
+        except InvalidArgument:  # a store without a registry
+            return []
+        return [f"{mv.name}/{mv.version}" for mv in versions]
 
     def restore_run(self, run_id: str) -> Run:
         """Undo :meth:`delete_run`."""
@@ -525,6 +550,33 @@ class Client:
         if isinstance(store, RemoteServer):
             return [trash.TrashItem(**d) for d in store.call("GET", "/trash")["items"]]
         return trash.list_trash(store)
+
+    def empty_trash(self, older_than_days: float | None = None, *, dry_run: bool = False):
+        """Purge for good what has been in the trash at least ``older_than_days`` (None:
+        everything); ``dry_run``: only report.  A
+        :class:`cairn.lifecycle.trash.PurgeReport`; through a server: server admins only."""
+        from .lifecycle import trash
+        from .store.base import RemoteServer
+
+        if older_than_days is not None and (
+                isinstance(older_than_days, bool) or not isinstance(older_than_days, (int, float))
+                or not 0 <= older_than_days <= 1e6):
+            raise InvalidArgument(f"older_than_days must be None or a number of days from 0 to "
+                                  f"1000000, got {older_than_days!r}")
+        if not isinstance(dry_run, bool):
+            raise InvalidArgument(f"dry_run must be True or False, got {dry_run!r}")
+        store = self.store
+        if isinstance(store, RemoteServer):
+            d = store.call("POST", "/trash/empty", json={"older_than_days": older_than_days,
+                                                          "dry_run": dry_run})
+            return trash.PurgeReport(
+                d["dry_run"], d["now_ms"], d["older_than_ms"],
+                [trash.TrashItem(**i) for i in d["purged"]],
+                [(trash.TrashItem(**{k: v for k, v in i.items() if k != "reason"}), i["reason"])
+                 for i in d["kept"]], d.get("runs_in_experiments", 0))
+        older = None if older_than_days is None else trash.days_ms(older_than_days)
+        return trash.purge(store, older_than_ms=older, now_ms=clock.now_ms(), dry_run=dry_run,
+                           actor=self.user)
 
     def model_version_at(self, name: str, stage: str, when: Any):
         return self._registry.model_version_at(name, stage, when)

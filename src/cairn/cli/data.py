@@ -248,6 +248,51 @@ def alias(obj, ref: str, alias: str, delete: bool, as_json: bool) -> None:
         click.echo(f"{v.name}@{alias} → {v.ref}")
 
 
+@data.command("delete")
+@click.argument("ref")
+@click.option("--force", is_flag=True,
+              help="Also a version that is an input of a live registered model version "
+                   "(a server admin's, on a server).")
+@json_option
+@click.pass_obj
+@handle_errors
+def delete(obj, ref: str, force: bool, as_json: bool) -> None:
+    """Move a data set version (NAME@VERSION) to the trash (audited).
+
+    It is hidden from every read until `cairn data restore` brings it back or the trash
+    is emptied; its files are kept meanwhile and its number is never given again.
+
+    \b
+    Examples:
+      cairn data delete transactions@3
+      cairn data restore transactions@3
+    """
+    v = _ds(obj).delete_version(ref, force=force)
+    if as_json:
+        emit_json({**_version_json(v), "trashed": True})
+    else:
+        click.echo(f"moved {v.ref} to the trash (`cairn data restore {v.ref}` brings it back)")
+
+
+@data.command("restore")
+@click.argument("ref")
+@json_option
+@click.pass_obj
+@handle_errors
+def restore(obj, ref: str, as_json: bool) -> None:
+    """Bring a data set version (NAME@VERSION) back from the trash, with its aliases.
+
+    \b
+    Example:
+      cairn data restore transactions@3
+    """
+    v = _ds(obj).restore_version(ref)
+    if as_json:
+        emit_json(_version_json(v))
+    else:
+        click.echo(f"restored {v.ref}")
+
+
 @data.command("split")
 @click.argument("ref")
 @click.option("--fraction", "-f", "fractions", multiple=True, required=True,

@@ -474,14 +474,18 @@ def rename(obj, name: str, new_name: str, as_json: bool) -> None:
 @click.pass_obj
 @handle_errors
 def delete(obj, name: str, version: str | None, force: bool, as_json: bool) -> None:
-    """Delete one version of a model, or the model with all its versions (audited).
+    """Move one version of a model to the trash, or delete the model with all its versions
+    for good (audited).
 
-    A version in Production or with an alias is kept unless --force. A deleted version's
-    number is never given again.
+    A version in Production or with an alias is kept unless --force. A version in the
+    trash is hidden, keeps its files, and comes back with `cairn models restore` until the
+    trash is emptied; its number is never given again. Deleting a whole model is permanent
+    (as in MLflow), its versions in the trash included.
 
     \b
     Examples:
       cairn models delete fraud-detector 1.2.0
+      cairn models restore fraud-detector 1.2.0
       cairn models delete fraud-detector --force
     """
     if version is None:
@@ -495,7 +499,31 @@ def delete(obj, name: str, version: str | None, force: bool, as_json: bool) -> N
     if as_json:
         emit_json(mv_json(mv))
     else:
-        click.echo(f"deleted {mv.uri}")
+        click.echo(f"moved {mv.uri} to the trash (`cairn models restore {name} {mv.version}` "
+                   "brings it back)")
+
+
+@models.command("restore")
+@click.argument("name")
+@click.argument("version")
+@json_option
+@click.pass_obj
+@handle_errors
+def restore(obj, name: str, version: str, as_json: bool) -> None:
+    """Bring a model version back from the trash (audited).
+
+    It comes back in the stage it had, except that one deleted from Staging or Production
+    comes back Archived; aliases a forced delete removed are not given back.
+
+    \b
+    Example:
+      cairn models restore fraud-detector 1.2.0
+    """
+    mv = obj.client.restore_model_version(name, version)
+    if as_json:
+        emit_json(mv_json(mv))
+    else:
+        click.echo(f"restored {mv.uri} ({mv.stage})")
 
 
 @models.command("verify")

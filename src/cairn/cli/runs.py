@@ -262,21 +262,25 @@ def rename(obj, run_id: str, name: str, as_json: bool) -> None:
 
 @runs.command("delete")
 @click.argument("run_id")
+@click.option("--force", is_flag=True,
+              help="Also a run that is the source run of a live registered model version.")
 @json_option
 @click.pass_obj
 @handle_errors
-def delete(obj, run_id: str, as_json: bool) -> None:
-    """Delete a run (soft: hidden from `runs ls` and searches, undone by `runs restore`).
+def delete(obj, run_id: str, force: bool, as_json: bool) -> None:
+    """Move a run to the trash (hidden from `runs ls` and searches, undone by `runs restore`).
 
-    Nothing is erased: its records, metrics and artifacts stay, and `runs ls --all`
-    lists it.  On a team server this needs the editor role on its experiment.
+    Nothing is erased until the trash is emptied (`cairn trash empty`, or `cairn gc` after
+    CAIRN_TRASH_DAYS): its records, metrics and artifacts stay, and `runs ls --all` lists
+    it.  A run that a live registered model version was registered from needs --force.
+    On a team server this needs the editor role on its experiment.
 
     \b
     Example:
       cairn runs delete 3f2a9c
     """
     client = obj.client
-    _lifecycle_done(client.delete_run(resolve_run(client, run_id)), as_json)
+    _lifecycle_done(client.delete_run(resolve_run(client, run_id), force=force), as_json)
 
 
 @runs.command("restore")

@@ -382,6 +382,26 @@ class Datasets(StoreService):
             out[e.path] = S.table_stats(table, fmt, e.digest)
         return out
 
+    # -- the trash -------------------------------------------------------------------
+    def delete_version(self, ref: Ref, force: bool = False) -> DatasetVersion:
+        """Move version ``ref`` (``name@3``: a number, never an alias) to the trash; returns it.
+
+        A version in the trash is hidden from every read (a reference to it fails with
+        :class:`~cairn.errors.NotFound` saying it is in the trash), keeps its files and
+        aliases, and comes back with :meth:`restore_version` until the trash is emptied
+        (``cairn trash empty``, or ``cairn gc`` after ``CAIRN_TRASH_DAYS``).  Its number
+        is never given again.  A version that is an input of a live registered model
+        version is refused (:class:`~cairn.errors.Conflict`) unless ``force``; on a server
+        forcing needs a server admin.  Audited.
+        """
+        if not isinstance(force, bool):
+            raise InvalidArgument(f"force must be True or False, got {force!r}")
+        return self.catalog.delete_version(ref, self.user, force)
+
+    def restore_version(self, ref: Ref) -> DatasetVersion:
+        """Bring version ``ref`` (``name@3``) back from the trash, with its aliases."""
+        return self.catalog.restore_version(ref, self.user)
+
     # -- aliases and inputs --------------------------------------------------------
     def alias(self, ref: Ref, alias: str) -> DatasetVersion:
         """Point ``alias`` (e.g. ``gold``) at a version; moves it if it pointed elsewhere."""

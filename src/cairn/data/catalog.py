@@ -4,6 +4,13 @@ SQLAlchemy Core over the tables of ``store/sql/tables_data.py``; rows become
 :class:`~cairn.data.entities.DatasetVersion` values here and go no further.  Every
 mutation is one transaction, so a version appears with its aliases and parents or
 not at all.
+
+A deleted version goes to the trash (``deleted_at`` set, revision 0010): every read here
+sees live versions only, and a reference to one in the trash fails with a
+:class:`~cairn.errors.NotFound` that says so and how to restore it.  Its aliases stay (a
+restore gives them back) but resolve to that NotFound meanwhile.  Version numbers are
+never given twice: the trash's count, and so does a purged version (its number is kept in
+``registry_settings`` under ``data.top/<name key>``).
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import clock
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, InvalidArgument, NotFound
+from ..store.sql import tables as TR
 from ..store.sql import tables_data as T
 from .entities import DataRef, Dataset, DatasetVersion, check_alias, check_name
 
@@ -29,6 +37,31 @@ class VersionRef(Protocol):
 
     @property
     def version(self) -> int: ...
+
+
+_V = T.dataset_versions
+LIVE = _V.c.deleted_at.is_(None)
+TOP_PREFIX = "data.top/"
+
+
+def top_key(name: str) -> str:
+    """The ``registry_settings`` key of the highest purged version number of ``name``."""
+    import hashlib
+
+    return TOP_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def _iso(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def in_trash(ref: str, deleted_at: int, deleted_by: str | None) -> str:
+    """What a read of a data set version in the trash is told."""
+    return (f"data set version {ref} is in the trash (deleted {_iso(deleted_at)}"
+            f"{f' by {deleted_by}' if deleted_by else ''}); restore it with `cairn data "
+            f"restore {ref}` (or Datasets.restore_version) before the trash is emptied")
 
 
 class Catalog:
@@ -55,10 +88,13 @@ class Catalog:
                     self._require_dataset(conn, r.name)
                     raise NotFound(f"data set {r.name!r} has no versions", ref=str(r))
             found = self._load(conn, r.name, [version])
-        if not found:
-            with self.index.session() as conn:
+            if not found:
                 self._require_dataset(conn, r.name)
-            raise NotFound(f"data set {r.name!r} has no version {version}", ref=str(r))
+                gone = self._trashed(conn, r.name, version)
+                if gone is not None:
+                    raise NotFound(in_trash(f"{r.name}@{version}", gone.deleted_at,
+                                            gone.deleted_by), ref=str(r), trashed=True)
+                raise NotFound(f"data set {r.name!r} has no version {version}", ref=str(r))
         return found[0]
 
     def latest(self, name: str) -> DatasetVersion | None:
@@ -71,7 +107,8 @@ class Catalog:
         with self.index.session() as conn:
             self._require_dataset(conn, name)
             numbers = [r[0] for r in conn.execute(sa.select(T.dataset_versions.c.version).where(
-                T.dataset_versions.c.dataset == name).order_by(T.dataset_versions.c.version))]
+                T.dataset_versions.c.dataset == name, LIVE).order_by(
+                T.dataset_versions.c.version))]
             return self._load(conn, name, numbers)
 
     def datasets(self) -> list[Dataset]:
@@ -79,9 +116,11 @@ class Catalog:
         with self.index.session() as conn:
             summary = conn.execute(sa.select(
                 v.c.dataset, sa.func.count(), sa.func.max(v.c.version), sa.func.min(v.c.created_at),
-                sa.func.max(v.c.created_at)).group_by(v.c.dataset).order_by(v.c.dataset)).all()
+                sa.func.max(v.c.created_at)).where(LIVE).group_by(v.c.dataset)
+                .order_by(v.c.dataset)).all()
             aliases: dict[str, dict[str, int]] = {}
-            for ds, alias, ver in conn.execute(sa.select(a.c.dataset, a.c.alias, a.c.version)):
+            for ds, alias, ver in conn.execute(sa.select(a.c.dataset, a.c.alias, a.c.version).join(
+                    v, sa.and_(v.c.dataset == a.c.dataset, v.c.version == a.c.version)).where(LIVE)):
                 aliases.setdefault(ds, {})[alias] = ver
             out = []
             for name, count, latest, first, last in summary:
@@ -95,14 +134,14 @@ class Catalog:
         v = T.dataset_versions
         with self.index.session() as conn:
             rows = conn.execute(sa.select(v.c.dataset, v.c.version).where(
-                v.c.tree_oid == tree)).all()
+                v.c.tree_oid == tree, LIVE)).all()
             return [self._load(conn, r.dataset, [r.version])[0] for r in rows]
 
     def versions_by_run(self, run_id: str) -> list[DatasetVersion]:
         v = T.dataset_versions
         with self.index.session() as conn:
             rows = conn.execute(sa.select(v.c.dataset, v.c.version).where(
-                v.c.run_id == run_id).order_by(v.c.dataset, v.c.version)).all()
+                v.c.run_id == run_id, LIVE).order_by(v.c.dataset, v.c.version)).all()
             return [self._load(conn, r.dataset, [r.version])[0] for r in rows]
 
     def children(self, name: str, version: int) -> list[tuple[str, int]]:
@@ -162,7 +201,8 @@ class Catalog:
                     self._set_aliases(conn, name, latest, aliases, user, now)
                     found = self._load(conn, name, [latest])[0]
                     return _replace_created(found, False)
-            number = version if version is not None else (latest or 0) + 1
+            # Numbers of versions in the trash, or purged from it, are not given again.
+            number = version if version is not None else (self._top_number(conn, name) or 0) + 1
             if version is not None and conn.execute(sa.select(v.c.tree_oid).where(
                     v.c.dataset == name, v.c.version == version)).first() is not None:
                 raise Conflict(f"data set {name!r} already has a version {version}",
@@ -207,6 +247,61 @@ class Catalog:
                                                   version=version.version, role=role,
                                                   logged_at=clock.now_ms()))
 
+    # -- the trash -------------------------------------------------------------------
+    def model_users(self, name: str, version: int) -> list[str]:
+        """Live registered model versions (``model/1.2.0``) that used ``name@version`` as
+        input: named in the version's data sets, or read by the run it came from."""
+        with self.index.session() as conn:
+            return _model_users(conn, name, version)
+
+    def delete_version(self, ref: "str | DataRef | DatasetVersion", user: str,
+                       force: bool = False) -> DatasetVersion:
+        """Move a version to the trash (see :meth:`cairn.data.Datasets.delete_version`)."""
+        r = _exact(ref, "delete")
+        v = self.resolve(r)
+        now = clock.now_ms()
+        with self.index.session(write=True) as conn:
+            row = conn.execute(sa.select(_V).where(_V.c.dataset == v.name,
+                                                   _V.c.version == v.version, LIVE)).first()
+            if row is None:  # deleted meanwhile
+                return self.resolve(r)
+            users = _model_users(conn, v.name, v.version)
+            if users and not force:
+                raise Conflict(f"data set version {v.ref} is protected: it is an input of "
+                               f"registered model version{'s' if len(users) > 1 else ''} "
+                               f"{', '.join(users)}. Delete those versions first, or force the "
+                               "deletion (`cairn data delete --force`, a server admin's, or "
+                               "force=True)", ref=v.ref, models=users)
+            conn.execute(sa.update(_V).where(_V.c.dataset == v.name, _V.c.version == v.version)
+                         .values(deleted_at=now, deleted_by=user))
+            after: dict[str, Any] = {"trash": True, "deleted_at": now}
+            if users:
+                after["forced"] = [f"an input of {u}" for u in users]
+            _audit(conn, user, "dataset_version.delete", v, {
+                "tree": v.tree, "packs": list(v.packs), "aliases": list(v.aliases),
+                "created_by": v.created_by, "created_at": v.created_at}, after, now)
+        return v
+
+    def restore_version(self, ref: "str | DataRef | DatasetVersion", user: str) -> DatasetVersion:
+        """Bring a version back from the trash, with its aliases."""
+        r = _exact(ref, "restore")
+        assert r.version is not None
+        now = clock.now_ms()
+        with self.index.session(write=True) as conn:
+            self._require_dataset(conn, r.name)
+            row = self._trashed(conn, r.name, r.version)
+            if row is None:
+                if self._load(conn, r.name, [r.version]):
+                    raise Conflict(f"data set version {r} is not in the trash; nothing to "
+                                   "restore", ref=str(r))
+                raise NotFound(f"data set version {r} is not in the trash (`cairn trash ls` "
+                               "lists what is; a version purged from it is gone)", ref=str(r))
+            conn.execute(sa.update(_V).where(_V.c.dataset == r.name, _V.c.version == r.version)
+                         .values(deleted_at=None, deleted_by=None))
+            _audit(conn, user, "dataset_version.restore", r,
+                   {"deleted_at": row.deleted_at, "deleted_by": row.deleted_by}, None, now)
+            return self._load(conn, r.name, [r.version])[0]
+
     # -- helpers ---------------------------------------------------------------------
     @staticmethod
     def _require_dataset(conn: Connection, name: str) -> None:
@@ -217,7 +312,23 @@ class Catalog:
     @staticmethod
     def _latest_number(conn: Connection, name: str) -> int | None:
         return conn.execute(sa.select(sa.func.max(T.dataset_versions.c.version)).where(
-            T.dataset_versions.c.dataset == name)).scalar()
+            T.dataset_versions.c.dataset == name, LIVE)).scalar()
+
+    @staticmethod
+    def _top_number(conn: Connection, name: str) -> int | None:
+        """The highest number ``name`` ever gave: live, in the trash, or purged."""
+        mine = conn.execute(sa.select(sa.func.max(_V.c.version)).where(
+            _V.c.dataset == name)).scalar()
+        purged = conn.execute(sa.select(TR.registry_settings.c.value).where(
+            TR.registry_settings.c.key == top_key(name))).scalar()
+        tops = [n for n in (mine, None if purged is None else int(json.loads(purged)))
+                if n is not None]
+        return max(tops) if tops else None
+
+    @staticmethod
+    def _trashed(conn: Connection, name: str, version: int) -> Any:
+        return conn.execute(sa.select(_V).where(_V.c.dataset == name, _V.c.version == version,
+                                                _V.c.deleted_at.is_not(None))).first()
 
     @staticmethod
     def _parents(conn: Connection, name: str, version: int) -> list[tuple[str, int]]:
@@ -240,7 +351,7 @@ class Catalog:
             return []
         v, a = T.dataset_versions, T.dataset_aliases
         rows = {r.version: r for r in conn.execute(sa.select(v).where(
-            v.c.dataset == name, v.c.version.in_(list(numbers))))}
+            v.c.dataset == name, v.c.version.in_(list(numbers)), LIVE))}
         aliases: dict[int, list[str]] = {}
         for alias, ver in conn.execute(sa.select(a.c.alias, a.c.version).where(
                 a.c.dataset == name).order_by(a.c.alias)):
@@ -259,6 +370,42 @@ class Catalog:
                 parents=parents, transform=json.loads(r.transform), stats=json.loads(r.stats),
                 quality=tuple(json.loads(r.quality))))
         return out
+
+
+def _exact(ref: Any, verb: str) -> DataRef:
+    """A reference that names one version by number (a trash operation never guesses)."""
+    r = DataRef.parse(ref)
+    if r.version is None:
+        raise InvalidArgument(f"say which version to {verb}: NAME@VERSION (e.g. {r.name}@3), "
+                              f"not {str(r)!r}", ref=str(r))
+    return r
+
+
+def _audit(conn: Connection, user: str, action: str, v: Any, before: Any, after: Any,
+           now: int) -> None:
+    from ..registry import audit
+
+    audit.append(conn, user, action, f"dataset:{v.name}@{v.version}", before, after, now)
+
+
+def _model_users(conn: Connection, name: str, version: int) -> list[str]:
+    mv, ri = TR.model_versions, T.run_inputs
+    readers = sa.select(ri.c.run_id).where(ri.c.dataset == name, ri.c.version == version)
+    rows = conn.execute(sa.select(mv.c.name, mv.c.version, mv.c.datasets, mv.c.source_run_id,
+                                  readers.where(ri.c.run_id == mv.c.source_run_id).exists()
+                                  .label("read"))
+                        .where(mv.c.deleted_at.is_(None),
+                               sa.or_(mv.c.source_run_id.in_(readers),
+                                      mv.c.datasets.contains(json.dumps(name)[1:-1],
+                                                             autoescape=True)))).all()
+    out = []
+    for r in rows:
+        named = any(isinstance(d, dict) and d.get("name") == name
+                    and str(d.get("version")) == str(version)
+                    for d in json.loads(r.datasets or "[]"))
+        if named or r.read:
+            out.append(f"{r.name}/{r.version}")
+    return sorted(out)
 
 
 def _replace_created(v: DatasetVersion, created: bool) -> DatasetVersion:

@@ -228,6 +228,22 @@ class RemoteDatasets(Datasets):
         DataRef.parse(name)  # a clear error for a bad name, before the request
         self._call("DELETE", f"/datasets/{_q(name)}/aliases/{_q(alias)}")
 
+    # -- the trash -----------------------------------------------------------------------
+    def delete_version(self, ref: Ref, force: bool = False) -> DatasetVersion:
+        """Move version ``ref`` to the trash on the server (editors; ``force``: server
+        admins)."""
+        if not isinstance(force, bool):
+            raise InvalidArgument(f"force must be True or False, got {force!r}")
+        r = _exact_ref(ref, "delete")
+        return _version(self._call("DELETE", f"/datasets/{_q(r.name)}/versions/{r.version}",
+                                   params={"force": "true" if force else "false"}))
+
+    def restore_version(self, ref: Ref) -> DatasetVersion:
+        """Bring version ``ref`` back from the server's trash (editors)."""
+        r = _exact_ref(ref, "restore")
+        return self._with_stats(self._call(
+            "POST", f"/datasets/{_q(r.name)}/versions/{r.version}/restore"))
+
     def _log_input(self, run_id: str, v: DatasetVersion, role: str) -> None:
         self.client.get_run(run_id)  # sends what this process buffered of the run first
         self._call("POST", f"/runs/{_q(run_id)}/inputs", json={"dataset": v.ref, "role": role})
@@ -261,6 +277,12 @@ class RemoteDatasets(Datasets):
 
     def pull(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise _unsupported("pull", "check a version out with cairn.data.checkout")
+
+
+def _exact_ref(ref: Ref, verb: str) -> DataRef:
+    from .catalog import _exact
+
+    return _exact(ref, verb)
 
 
 # -- JSON -> entities (the server sends dataclasses.asdict of the same ones) ------------

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .. import clock
-from ..errors import AlreadyExists, Conflict, CorruptObject
+from ..errors import AlreadyExists, Conflict, CorruptObject, NotFound
 from ..store.sql.auth import follow_resource
 from . import repo
 from .entities import ModelVersion, RegisteredModel, Stage
@@ -114,11 +114,14 @@ class Lifecycle:
             return {v: why for v, why in found.items() if why}
 
     def delete_model_version(self, name: str, version: str, force: bool = False) -> ModelVersion:
-        """Delete ``name/version``; returns it as it was.
+        """Move ``name/version`` to the trash; returns it as it was.
 
         Refused (:class:`~cairn.errors.Conflict`) for a protected version (in Production,
         in a Staging that needs approvals, or with an alias) unless ``force``; forcing
-        removes its aliases too.  Its number is never given again.  Audited.
+        removes its aliases too (a restore does not give them back).  A version in the
+        trash is hidden from every read, keeps its files, and comes back with
+        :meth:`restore_model_version` until the trash is emptied
+        (:func:`cairn.lifecycle.trash.purge`).  Its number is never given again.  Audited.
         """
         version = str(SemVer.parse(version))
         with self.session(write=True) as conn:
@@ -132,10 +135,83 @@ class Lifecycle:
                                name=name, version=version, reasons=why)
             mv = repo.to_version(row, al)
             now = clock.now_ms()
-            self._drop_version(conn, name, row, al, now, why)
+            self._trash_version(conn, name, row, al, now, why)
             repo.add_deleted(conn, name, row.version, row.created_at)
             repo.touch_model(conn, name, now)
             return mv
+
+    def restore_model_version(self, name: str, version: str) -> ModelVersion:
+        """Bring ``name/version`` back from the trash.
+
+        It comes back in the stage it had, except that a version deleted from Staging or
+        Production comes back Archived (a restore never puts a model into service), with
+        no alias (those a forced delete removed are in its audit event).  Its files are
+        those it had.  :class:`~cairn.errors.NotFound` if it is not in the trash (never
+        was, or the trash was emptied); :class:`~cairn.errors.Conflict` if it is live.
+        Audited.
+        """
+        version = str(SemVer.parse(version))
+        with self.session(write=True) as conn:
+            repo.require_model(conn, name)
+            row = repo.trashed_row(conn, name, version)
+            if row is None:
+                if repo.version_row(conn, name, version) is not None:
+                    raise Conflict(f"{name}/{version} is not in the trash; nothing to restore",
+                                   name=name, version=version)
+                raise NotFound(f"{name}/{version} is not in the trash (`cairn trash ls` lists "
+                               "what is; a version purged from it is gone)", name=name,
+                               version=version)
+            now = clock.now_ms()
+            stage = row.stage
+            if stage in (Stage.STAGING.value, Stage.PRODUCTION.value):
+                stage = Stage.ARCHIVED.value
+            values: dict[str, Any] = {"deleted_at": None, "deleted_by": None}
+            if stage != row.stage:
+                values.update(stage=stage, stage_since=now)
+            conn.execute(sa.update(repo.MV).where(repo.MV.c.name == name,
+                                                  repo.MV.c.version == version).values(**values))
+            repo.remove_deleted(conn, name, version)
+            repo.touch_model(conn, name, now)
+            repo.add_history(conn, name, version, "restore", self.user, now, row.stage, stage,
+                             "restored from the trash")
+            repo.record(conn, self.user, "model_version.restore", _t(name, version),
+                        {"deleted_at": row.deleted_at, "deleted_by": row.deleted_by,
+                         "stage": row.stage}, {"stage": stage}, now)
+            return repo.to_version(repo.require_version(conn, name, version),
+                                   repo.aliases(conn, name))
+
+    def _trash_version(self, conn: Connection, name: str, row: Any, al: dict[str, str], now: int,
+                       forced: list[str]) -> None:
+        """Move one version to the trash: its aliases go and its pending requests are
+        rejected (both would otherwise point at a version nobody can read)."""
+        for alias in sorted(a for a, v in al.items() if v == row.version):
+            repo.delete_alias(conn, name, alias)
+            repo.add_history(conn, name, row.version, "alias_deleted", self.user, now,
+                             row.version, None, "the version was deleted", alias=alias)
+            repo.record(conn, self.user, "model.alias_delete", f"{_t(name)}/@{alias}",
+                        {"version": row.version}, None, now)
+        pending = self._reject_pending(conn, name, row.version, now)
+        conn.execute(sa.update(repo.MV).where(repo.MV.c.name == name,
+                                              repo.MV.c.version == row.version)
+                     .values(deleted_at=now, deleted_by=self.user))
+        repo.add_history(conn, name, row.version, "delete", self.user, now, row.stage, None,
+                         "moved to the trash" + ("; forced: " + "; ".join(forced) if forced
+                                                 else ""))
+        before = {**_state(row, al), "pending_requests": sorted(pending)}
+        after: dict[str, Any] = {"trash": True, "deleted_at": now}
+        if forced:
+            after["forced"] = forced
+        repo.record(conn, self.user, "model_version.delete", _t(name, row.version), before,
+                    after, now)
+
+    def _reject_pending(self, conn: Connection, name: str, version: str, now: int) -> list[str]:
+        R = repo.T.transition_requests
+        pending = conn.execute(sa.select(R.c.id).where(
+            R.c.name == name, R.c.version == version, R.c.status == "pending")).scalars().all()
+        if pending:
+            conn.execute(sa.update(R).where(R.c.id.in_(pending)).values(
+                status="rejected", resolved_by=self.user, resolved_at=now))
+        return list(pending)
 
     def delete_registered_model(self, name: str, force: bool = False) -> RegisteredModel:
         """Delete model ``name`` with all its versions, aliases, policies, requests and
@@ -158,6 +234,10 @@ class Lifecycle:
             for r in rows:
                 self._drop_version(conn, name, r, al, now, blocked.get(r.version, []),
                                    history=False)
+            trashed = [r.version for r in repo.version_rows(conn, name, trashed=True)
+                       if r.deleted_at is not None]
+            # Deleting a model is permanent (as MLflow's is): its versions in the trash go too.
+            conn.execute(sa.delete(repo.MV).where(repo.MV.c.name == name))
             R, A = repo.T.transition_requests, repo.T.transition_approvals
             ids = sa.select(R.c.id).where(R.c.name == name).scalar_subquery()
             conn.execute(sa.delete(A).where(A.c.request_id.in_(ids)))
@@ -169,7 +249,7 @@ class Lifecycle:
             before = {"name": name, "description": mrow.description,
                       "tags": json.loads(mrow.tags), "created_by": mrow.created_by,
                       "created_at": mrow.created_at, "versions": [r.version for r in rows],
-                      "aliases": dict(al)}
+                      "aliases": dict(al), "trashed_versions": trashed}
             repo.record(conn, self.user, "model.delete", _t(name), before,
                         {"forced": blocked} if blocked else None, now)
             self._roles_follow(conn, name, None, now)
@@ -200,12 +280,7 @@ class Lifecycle:
                                  row.version, None, "the version was deleted", alias=alias)
             repo.record(conn, self.user, "model.alias_delete", f"{_t(name)}/@{alias}",
                         {"version": row.version}, None, now)
-        R = repo.T.transition_requests
-        pending = conn.execute(sa.select(R.c.id).where(
-            R.c.name == name, R.c.version == row.version, R.c.status == "pending")).scalars().all()
-        if pending:
-            conn.execute(sa.update(R).where(R.c.id.in_(pending)).values(
-                status="rejected", resolved_by=self.user, resolved_at=now))
+        pending = self._reject_pending(conn, name, row.version, now)
         conn.execute(sa.delete(repo.MV).where(repo.MV.c.name == name,
                                               repo.MV.c.version == row.version))
         repo.drop_model_settings(conn, name, row.version)
@@ -236,7 +311,7 @@ class Lifecycle:
             policy = self._naming(conn)
             if policy is not None:
                 policy.check(new_name)
-            rows = repo.version_rows(conn, name)
+            rows = repo.version_rows(conn, name, trashed=True)  # the trash's move with it
             signed = [r.version for r in rows if r.signing_key is not None]
             if signed:
                 raise Conflict(f"model {name!r} has signed versions ({', '.join(signed)}); a "

@@ -349,10 +349,17 @@ class RemoteRegistry(StoreService, VersionReading):
             "GET", f"/models/{_name(name)}/protected", params=params).items()}
 
     def delete_model_version(self, name: str, version: str, force: bool = False) -> ModelVersion:
-        """Delete ``name/version`` (model admins); a protected one only with ``force``."""
+        """Move ``name/version`` to the trash (model admins); a protected one only with
+        ``force``."""
         version = str(SemVer.parse(version))
         return _version(self._call("DELETE", f"/models/{_name(name)}/versions/{_q(version)}",
                                    params={"force": "true" if force else "false"}))
+
+    def restore_model_version(self, name: str, version: str) -> ModelVersion:
+        """Bring ``name/version`` back from the trash (model admins)."""
+        version = str(SemVer.parse(version))
+        return _version(self._call("POST",
+                                   f"/models/{_name(name)}/versions/{_q(version)}/restore"))
 
     def delete_registered_model(self, name: str, force: bool = False) -> RegisteredModel:
         """Delete model ``name`` and all its versions (model admins); see the local registry."""

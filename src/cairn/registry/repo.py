@@ -25,8 +25,18 @@ from .semver import SemVer
 
 MV = T.model_versions
 ORDER = (MV.c.major, MV.c.minor, MV.c.patch)
+# A version in the trash (revision 0010) keeps its row, with ``deleted_at`` set, until the
+# trash is emptied: every read below sees live versions only.
+LIVE = MV.c.deleted_at.is_(None)
 # Stages that keep one version at a time unless a policy says otherwise.
 EXCLUSIVE_BY_DEFAULT = (Stage.PRODUCTION.value,)
+
+
+def iso_ms(ms: int) -> str:
+    """An epoch-ms time as ISO 8601 UTC, for messages."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def dumps(value: Any) -> str:
@@ -102,21 +112,50 @@ def list_models(conn: Connection) -> list[RegisteredModel]:
 
 
 # -- versions -----------------------------------------------------------------
-def version_rows(conn: Connection, name: str, stage: str | None = None) -> Sequence[sa.Row[Any]]:
+def version_rows(conn: Connection, name: str, stage: str | None = None,
+                 trashed: bool = False) -> Sequence[sa.Row[Any]]:
+    """Live versions of ``name`` (``trashed``: those in the trash too)."""
     q = sa.select(MV).where(MV.c.name == name)
+    if not trashed:
+        q = q.where(LIVE)
     if stage is not None:
         q = q.where(MV.c.stage == stage)
     return conn.execute(q.order_by(*ORDER)).all()
 
 
 def version_row(conn: Connection, name: str, version: str) -> sa.Row[Any] | None:
-    return conn.execute(sa.select(MV).where(MV.c.name == name, MV.c.version == version)).first()
+    return conn.execute(sa.select(MV).where(MV.c.name == name, MV.c.version == version,
+                                            LIVE)).first()
+
+
+def trashed_row(conn: Connection, name: str, version: str) -> sa.Row[Any] | None:
+    """Version ``name/version`` if it is in the trash."""
+    return conn.execute(sa.select(MV).where(MV.c.name == name, MV.c.version == version,
+                                            MV.c.deleted_at.is_not(None))).first()
+
+
+def trashed_rows(conn: Connection) -> Sequence[sa.Row[Any]]:
+    """Every version in the trash, oldest deletion first."""
+    return conn.execute(sa.select(MV).where(MV.c.deleted_at.is_not(None))
+                        .order_by(MV.c.deleted_at, MV.c.name, *ORDER)).all()
+
+
+def in_trash(name: str, version: str, deleted_at: int, deleted_by: str | None) -> str:
+    """What a read of a version in the trash is told."""
+    return (f"{name}/{version} is in the trash (deleted {iso_ms(deleted_at)}"
+            f"{f' by {deleted_by}' if deleted_by else ''}); restore it with `cairn models "
+            f"restore {name} {version}` (or Client.restore_model_version) before the trash "
+            "is emptied")
 
 
 def require_version(conn: Connection, name: str, version: str) -> sa.Row[Any]:
     row = version_row(conn, name, version)
     if row is None:
         require_model(conn, name)
+        gone = trashed_row(conn, name, version)
+        if gone is not None:
+            raise NotFound(in_trash(name, version, gone.deleted_at, gone.deleted_by),
+                           name=name, version=version, trashed=True)
         known = [r.version for r in version_rows(conn, name)]
         shown = ", ".join(known[-5:]) or "none yet"
         raise NotFound(f"model {name!r} has no version {version!r} (latest versions: {shown})",
@@ -125,7 +164,7 @@ def require_version(conn: Connection, name: str, version: str) -> sa.Row[Any]:
 
 
 def latest_row(conn: Connection, name: str) -> sa.Row[Any] | None:
-    return conn.execute(sa.select(MV).where(MV.c.name == name)
+    return conn.execute(sa.select(MV).where(MV.c.name == name, LIVE)
                         .order_by(*(c.desc() for c in ORDER)).limit(1)).first()
 
 
@@ -166,7 +205,8 @@ def set_stage(conn: Connection, name: str, version: str, stage: str, now: int) -
 
 
 def versions_for_run(conn: Connection, run_id: str) -> list[ModelVersion]:
-    return [to_version(r) for r in conn.execute(sa.select(MV).where(MV.c.source_run_id == run_id)
+    return [to_version(r) for r in conn.execute(sa.select(MV).where(MV.c.source_run_id == run_id,
+                                                                    LIVE)
                                                 .order_by(MV.c.name, *ORDER)).all()]
 
 
@@ -386,6 +426,13 @@ def add_deleted(conn: Connection, name: str, version: str, created_at: int) -> N
     gone = deleted_versions(conn, name)
     gone[version] = created_at
     put_setting(conn, DELETED_PREFIX + model_key(name), gone)
+
+
+def remove_deleted(conn: Connection, name: str, version: str) -> None:
+    """A restored version counts as deleted no more."""
+    gone = deleted_versions(conn, name)
+    if gone.pop(version, None) is not None:
+        put_setting(conn, DELETED_PREFIX + model_key(name), gone or None)
 
 
 def top_version(latest: sa.Row[Any] | None, deleted: Iterable[str]) -> SemVer | None:

@@ -319,13 +319,13 @@ class Workflow:
             repo.require_model(conn, name)
             events = repo.history(conn, name, until=until,
                                   kinds=("register", "stage", "rollback", "alias", "alias_deleted",
-                                         "delete"))
+                                         "delete", "restore"))
             stage_of: dict[str | None, tuple[str | None, int]] = {}
             alias_to: str | None = None
             for e in events:
                 if e.kind == "delete":
                     stage_of.pop(e.version, None)
-                elif e.kind in ("register", "stage", "rollback"):
+                elif e.kind in ("register", "stage", "rollback", "restore"):
                     stage_of[e.version] = (e.to_value, e.id)
                 elif e.alias == alias:
                     alias_to = e.to_value if e.kind == "alias" else None

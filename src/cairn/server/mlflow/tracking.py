@@ -295,14 +295,26 @@ def update_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
 
 def delete_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
     exp = _editable_experiment(c, p, r)
-    _update_experiment(c, p, exp, "experiment.delete", lifecycle="deleted")
+    _update_experiment(c, p, exp, "experiment.delete", lifecycle="deleted",
+                       tags=_trash_tags(exp, "deleted", p))
     return {}
 
 
 def restore_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
     exp = _editable_experiment(c, p, r)
-    _update_experiment(c, p, exp, "experiment.restore", lifecycle="active")
+    _update_experiment(c, p, exp, "experiment.restore", lifecycle="active",
+                       tags=_trash_tags(exp, "active", p))
     return {}
+
+
+def _trash_tags(exp: Experiment, lifecycle: str, p: Principal) -> dict[str, str]:
+    """The experiment's tags with when and by whom it went to the trash (what purging by
+    age reads), as Cairn's own delete records them."""
+    from ...lifecycle.trash import deleted_tags
+
+    if exp.lifecycle == lifecycle:
+        return dict(exp.tags)
+    return deleted_tags(dict(exp.tags), lifecycle, p.user, clock.now_ms())
 
 
 def set_experiment_tag(c: ServerContext, p: Principal, r: Params) -> dict:

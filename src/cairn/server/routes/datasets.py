@@ -29,7 +29,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, StrictInt
 
 from ...cas.tree import referenced_oids
-from ...errors import Conflict, CorruptObject, InvalidArgument, NotFound
+from ...errors import Conflict, CorruptObject, InvalidArgument, NotFound, PermissionDenied
 from ...store.wire import entry_from_json, entry_to_json
 from ..auth import Principal
 from ..context import ServerContext, ctx, principal
@@ -257,6 +257,40 @@ def verify(name: Name, version: Selector, request: Request, p: User):
         return _out({"ref": v.ref, "ok": False, "checked": 0, "corrupt": [], "missing": [v.tree]})
     return _out({"ref": v.ref, "ok": res.ok, "checked": res.checked,
                  "corrupt": list(res.corrupt), "missing": list(res.missing)})
+
+
+@router.delete("/datasets/{name:path}/versions/{version}",
+               summary="Move a version to the trash (editors; a version that is an input of a "
+                       "live registered model version only with force, by a server admin)")
+def delete_version(name: Name, version: Selector, request: Request, p: User,
+                   force: bool = False):
+    return _delete_version(name, version, request, p, force)
+
+
+@router.post("/datasets/{name:path}/versions/{version}/delete",
+             summary="Move a version to the trash (as DELETE .../versions/{version}, for "
+                     "clients that only POST)")
+def delete_version_post(name: Name, version: Selector, request: Request, p: User,
+                        force: bool = False):
+    return _delete_version(name, version, request, p, force)
+
+
+def _delete_version(name: str, version: str, request: Request, p: Principal,
+                    force: bool) -> Any:
+    c = ctx(request)
+    if force and not p.is_admin:
+        raise PermissionDenied(f"forcing the deletion of data set version {name}@{version} "
+                               "needs a server admin", ref=f"{name}@{version}")
+    v = _datasets(c, p).delete_version(_ref(name, version), force)  # audited by the catalog
+    return _out(_version_json(v))
+
+
+@router.post("/datasets/{name:path}/versions/{version}/restore",
+             summary="Bring a version back from the trash (editors)")
+def restore_version(name: Name, version: Selector, request: Request, p: User):
+    c = ctx(request)
+    v = _datasets(c, p).restore_version(_ref(name, version))  # audited by the catalog
+    return _out(_version_json(v))
 
 
 @router.put("/datasets/{name:path}/aliases/{alias}", summary="Point an alias at a version")

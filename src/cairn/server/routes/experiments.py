@@ -104,7 +104,12 @@ def _set_lifecycle(experiment_id: str, request: Request, p: Principal, lifecycle
     c = ctx(request)
     exp = c.store.get_experiment(experiment_id)
     c.guard.need(p, "experiment", exp.id)
-    new = _changes(c).set_experiment_lifecycle(exp.id, lifecycle)
+    _changes(c)
+    from ... import clock
+    from ...lifecycle.trash import set_experiment_lifecycle
+
+    # to the trash with when and by whom (in its tags, which a reindex keeps)
+    new = set_experiment_lifecycle(c.store, exp.id, lifecycle, p.user, clock.now_ms())
     c.audit(p, "experiment.delete" if lifecycle == "deleted" else "experiment.restore",
             f"experiments/{exp.id}", {"lifecycle": exp.lifecycle}, {"lifecycle": lifecycle})
     return experiment_to_json(new)
@@ -120,3 +125,36 @@ def delete_experiment(experiment_id: str, request: Request, p: User):
              summary="Restore a deleted experiment and its runs")
 def restore_experiment(experiment_id: str, request: Request, p: User):
     return _set_lifecycle(experiment_id, request, p, "active")
+
+
+# -- the trash (server admins) -------------------------------------------------------
+class EmptyTrash(BaseModel):
+    older_than_days: Annotated[float, Field(ge=0, le=1e6)] | None = Field(
+        default=None, description="purge only what was deleted at least this many days ago "
+                                  "(none: everything in the trash)")
+    dry_run: bool = False
+
+
+@router.get("/trash", summary="What is in the trash: deleted runs, experiments, data set "
+                              "versions and model versions (server admins)")
+def list_trash(request: Request, p: User) -> dict:
+    from ...lifecycle.trash import list_trash as listed
+
+    c = ctx(request)
+    return {"items": [i.to_json() for i in listed(c.store)]}
+
+
+@router.post("/trash/empty", summary="Purge the trash for good, or what was deleted at least "
+                                     "older_than_days ago (server admins; audited)")
+def empty_trash(body: EmptyTrash, request: Request, p: User) -> dict:
+    from ... import clock
+    from ...lifecycle.trash import days_ms, purge
+
+    c = ctx(request)
+    older = None if body.older_than_days is None else days_ms(body.older_than_days)
+    report = purge(c.store, older_than_ms=older, now_ms=clock.now_ms(), dry_run=body.dry_run,
+                   actor=p.user)
+    if not body.dry_run and report.purged:
+        c.audit(p, "trash.empty", "trash", None,
+                {"older_than_days": body.older_than_days, "purged": len(report.purged)})
+    return report.to_json()

@@ -242,12 +242,21 @@ def protected(name: Name, request: Request, p: User,
     return _out(_registry(c, p).deletion_blockers(name, version))
 
 
-@router.delete("/models/{name}/versions/{version}", summary="Delete a version (model admins; "
-               "409 if it is protected, unless force); its number is never given again")
+@router.delete("/models/{name}/versions/{version}", summary="Move a version to the trash "
+               "(model admins; 409 if it is protected, unless force); its number is never "
+               "given again")
 def delete_version(name: Name, version: Version, request: Request, p: User, force: bool = False):
     c = ctx(request)
     _need(c, p, name)
     return _out(_registry(c, p).delete_model_version(name, version, force))
+
+
+@router.post("/models/{name}/versions/{version}/restore",
+             summary="Bring a version back from the trash (model admins)")
+def restore_version(name: Name, version: Version, request: Request, p: User):
+    c = ctx(request)
+    _need(c, p, name)
+    return _out(_registry(c, p).restore_model_version(name, version))
 
 
 @router.get("/models/{name}/versions/{version}", summary="One model version")
