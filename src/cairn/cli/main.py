@@ -63,6 +63,7 @@ READ_ONLY = {
     "backup",
     "encryption status",
     "retention show", "retention ls", "retention plan",
+    "trash ls",
 }
 
 
@@ -179,6 +180,7 @@ LAZY: dict[str, str] = {
     "backup": "backup", "restore": "backup",
     "encryption": "encryption",
     "retention": "retention",
+    "trash": "trash",
 }
 _ATTRIBUTE = {"import": "import_"}  # a command whose object is not named as it is
 _loaded: set[str] = set()

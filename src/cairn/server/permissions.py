@@ -158,7 +158,9 @@ NATIVE: dict[tuple[str, str], Need] = {
                   "client-saved files)"),
     ("GET", f"{API}/models/{{name}}/versions/{{version}}"): model("viewer"),
     ("DELETE", f"{API}/models/{{name}}/versions/{{version}}"): model(
-        "admin", "refused while it is in Production or has an alias, unless force"),
+        "admin", "to the trash; refused while it is in Production or has an alias, unless "
+                 "force"),
+    ("POST", f"{API}/models/{{name}}/versions/{{version}}/restore"): model("admin"),
     ("POST", f"{API}/models/{{name}}/rename"): model("admin", "its roles move with it"),
     ("DELETE", f"{API}/models/{{name}}"): model(
         "admin", "refused while a version is protected, unless force; its roles go"),
@@ -197,6 +199,13 @@ NATIVE: dict[tuple[str, str], Need] = {
     ("GET", f"{API}/datasets/{{name:path}}/versions/{{version}}/files"): somewhere("viewer"),
     ("GET", f"{API}/datasets/{{name:path}}/versions/{{version}}/stats"): somewhere("viewer"),
     ("POST", f"{API}/datasets/{{name:path}}/versions/{{version}}/verify"): somewhere("viewer"),
+    ("DELETE", f"{API}/datasets/{{name:path}}/versions/{{version}}"): somewhere(
+        "editor", also="to the trash; force (an input of a live model version): global admin"),
+    ("POST", f"{API}/datasets/{{name:path}}/versions/{{version}}/restore"): somewhere("editor"),
+    ("POST", f"{API}/datasets/{{name:path}}/versions/{{version}}/delete"): somewhere(
+        "editor", also="to the trash; force (an input of a live model version): global admin"),
+    ("GET", f"{API}/trash"): ADMIN,
+    ("POST", f"{API}/trash/empty"): ADMIN,
     ("PUT", f"{API}/datasets/{{name:path}}/aliases/{{alias}}"): somewhere("editor"),
     ("DELETE", f"{API}/datasets/{{name:path}}/aliases/{{alias}}"): somewhere("editor"),
     ("POST", f"{API}/runs/{{run_id}}/inputs"): exp("editor"),
