@@ -483,11 +483,12 @@ def _older(since: int, days: int | None, now: int) -> bool:
     return days is None or now - since > days * DAY_MS
 
 
-def _refused(target: str, policy: str, what: str, models: Sequence[_Model]) -> Action:
+def _refused(target: str, rec: PolicyRecord, what: str, models: Sequence[_Model]) -> Action:
     prod = [m for m in models if m.production]
     names = "; ".join(f"model version {m.ref} ({m.why})" for m in prod)
-    return Action("refused", target, policy,
-                  f"{policy}'s policy would trash {what}, which {names} "
+    return Action("refused", target, rec.ref,
+                  f"the retention policy of {rec.kind} {rec.label or rec.target!r} would trash "
+                  f"{what}, which {names} "
                   f"{'needs' if len(prod) == 1 else 'need'}; keep registered versions "
                   "(drop --no-keep-registered) or move the model version out of Production "
                   "and remove its aliases first")
@@ -511,7 +512,7 @@ def _plan_experiment(store: Any, rec: PolicyRecord, now: int,
             if pol.keep_registered:
                 trash = False
             elif any(m.production for m in models):
-                out.append(_refused(target, rec.ref, f"run {run.id}", models))
+                out.append(_refused(target, rec, f"run {run.id}", models))
                 continue
         if trash:
             why = []
@@ -577,7 +578,7 @@ def _plan_dataset(conn: Any, rec: PolicyRecord, now: int,
         if models and pol.keep_registered:
             continue
         if any(m.production for m in models):
-            out.append(_refused(f"dataset:{ref}", rec.ref, f"data set version {ref}", models))
+            out.append(_refused(f"dataset:{ref}", rec, f"data set version {ref}", models))
             continue
         why = []
         if pol.keep_last is not None:
