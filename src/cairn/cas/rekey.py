@@ -89,7 +89,7 @@ def rotate(objects: Any, new: KeyProvider, *, workers: int = 8,
             return oid, "corrupt", None
         except EncryptionError:
             return oid, "need_key", header.key_id
-        enc.inner.put(oid, rewrap(oid, stored, header, dek, new))
+        _put_back(enc, oid)(oid, rewrap(oid, stored, header, dek, new))
         return oid, "rewritten", None
 
     _run(enc, one, report, "re-wrapping data keys", workers, progress)
@@ -129,7 +129,7 @@ def encrypt_existing(objects: Any, *, workers: int = 8,
             return oid, "corrupt", None
         sealed = seal(oid, stored, provider)
         open_sealed(oid, bytes(sealed), enc.keyring, enc._known)  # never replace with worse
-        enc.inner.put(oid, sealed)  # type: ignore[arg-type]
+        _put_back(enc, oid)(oid, sealed)
         return oid, "rewritten", None
 
     _run(enc, one, report, "encrypting objects", workers, progress)
@@ -139,13 +139,37 @@ def encrypt_existing(objects: Any, *, workers: int = 8,
     return report
 
 
+def _put_back(enc: EncryptedBackend, oid: str) -> Any:
+    """Where a rewritten object goes: back to the cold tier if that is where it was, so a
+    rotation does not warm up the whole store."""
+    try:
+        from .tiering import find_tiered
+    except ImportError:  # pragma: no cover - a build without tiering
+        return enc.inner.put
+    tb = find_tiered(enc.inner)
+    if tb is not None and not tb.hot.exists(oid) and tb.in_cold(oid):
+        return tb.cold().put
+    return enc.inner.put
+
+
+def _not_a_read() -> Any:
+    """Rotation reads every object: that must not count as use for tiering."""
+    import contextlib
+
+    try:
+        from .tiering import untracked
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return untracked()
+
+
 def _run(enc: EncryptedBackend, one: Any, report: RekeyReport, label: str, workers: int,
          progress: bool | None) -> None:
     from ..progress import bar
 
     oids = list(enc.inner.iter_oids())
     report.total = len(oids)
-    with bar(label, len(oids), enabled=progress, unit="objects") as advance:
+    with _not_a_read(), bar(label, len(oids), enabled=progress, unit="objects") as advance:
         for oid, outcome, key_id in ordered_map(one, oids, workers=workers):
             advance(1)
             if outcome == "rewritten":
