@@ -260,6 +260,44 @@ class TierIndex:
                 yield oid
             last = rows[-1][0]
 
+    def cold_rows(self) -> Iterator[tuple[str, int, int]]:
+        """``(oid, size, moved_at ms)`` of every cold object, in oid order."""
+        last = ""
+        while True:
+            rows = self._query("SELECT oid, size, moved_at FROM cold WHERE oid > ? ORDER BY oid "
+                               "LIMIT 5000", (last,))
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+
+    def touch_cold(self, oid: str, at: int) -> bool:
+        """Make a cold object young for garbage collection; False if it is not cold."""
+        if self.cold_size(oid) is None:  # a read first: most puts are of new objects
+            return False
+        conn = self._db(False)
+        if conn is None:
+            return False
+        try:
+            return conn.execute("UPDATE cold SET moved_at = max(moved_at, ?) WHERE oid = ?",
+                                (at, oid)).rowcount > 0
+        except sqlite3.Error as exc:
+            raise sidecar_error(exc, self.path, "could not write") from exc
+
+    def remove_cold_if_old(self, oid: str, before: int) -> int | None:
+        """Forget a cold object whose time is before ``before`` (ms), in one statement, so
+        a :meth:`touch_cold` either came first (kept) or finds it gone (stored again);
+        its size, or None when kept or not cold."""
+        conn = self._db(False)
+        if conn is None:
+            return None
+        try:
+            row = conn.execute("DELETE FROM cold WHERE oid = ? AND moved_at < ? RETURNING size",
+                               (oid, before)).fetchone()
+        except sqlite3.Error as exc:
+            raise sidecar_error(exc, self.path, "could not write") from exc
+        return None if row is None else int(row[0])
+
     def cold_count(self) -> tuple[int, int]:
         rows = self._query("SELECT count(*), coalesce(sum(size), 0) FROM cold")
         return (rows[0][0], rows[0][1]) if rows else (0, 0)

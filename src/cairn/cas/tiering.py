@@ -304,6 +304,78 @@ class TieredBackend:
                 return
             yield oid
 
+    # -- what garbage collection needs (cairn.cas.backends.base.Sweepable) -------------
+
+    def scan(self) -> Iterator[tuple[str, int, int]]:
+        """``(oid, size, time ns)`` of the hot objects, then of the cold ones (their time:
+        when they were moved, or made young again).  An object in both tiers (an
+        interrupted move) comes twice: a collection keys them by oid."""
+        from .backends.base import capability
+
+        hot_scan = capability(self.hot, "scan")
+        if hot_scan is None:
+            raise InvalidArgument(f"{self.hot!r} cannot list objects with their times")
+        yield from hot_scan()
+        if self.config(fresh=True) is None:
+            return
+        if self.index is not None:
+            for oid, size, at in self.index.cold_rows():
+                yield oid, size, at * 1_000_000
+            return
+        cold_scan = capability(self.cold(), "scan")
+        if cold_scan is not None:
+            yield from self._cold_call("list its objects", lambda: list(cold_scan()))
+
+    def freshen(self, oid: str) -> bool:
+        """Make ``oid`` young (a put found it stored): a cold object's time in the index is
+        set to now; without an index it is copied back to the hot store."""
+        from .backends.base import capability
+
+        hot_freshen = capability(self.hot, "freshen")
+        if hot_freshen is not None and hot_freshen(oid):
+            return True
+        if hot_freshen is None and self.hot.exists(oid):
+            return True
+        if self.config() is None:
+            return False
+        if self.index is not None:
+            return self.index.touch_cold(oid, clock.now_ms())
+        try:
+            data = self._cold_call("read an object", self.cold().get, oid)
+        except NotFound:
+            return False
+        self.hot.put(oid, data)
+        return True
+
+    def remove_old(self, oids: list[str], before_ns: int) -> list[tuple[str, int]]:
+        """Delete each of ``oids`` older than ``before_ns`` from whichever tier holds it."""
+        from .backends.base import capability
+
+        hot_remove = capability(self.hot, "remove_old")
+        if hot_remove is None:
+            raise InvalidArgument(f"{self.hot!r} cannot remove objects by age")
+        removed = list(hot_remove(oids, before_ns))
+        if self.config(fresh=True) is None:
+            return removed
+        done = {oid for oid, _ in removed}
+        if self.index is not None:
+            for oid in oids:
+                size = self.index.remove_cold_if_old(oid, before_ns // 1_000_000)
+                if size is None:
+                    continue
+                try:
+                    self._cold_call("delete an object", self.cold().delete, oid)
+                except NotFound:
+                    pass
+                if oid not in done:
+                    removed.append((oid, size))
+            return removed
+        cold_remove = capability(self.cold(), "remove_old")
+        if cold_remove is not None:
+            removed += [(o, n) for o, n in self._cold_call("delete objects", cold_remove, oids,
+                                                            before_ns) if o not in done]
+        return removed
+
     # -- counting reads ---------------------------------------------------------------
 
     def _touch(self, oid: str) -> None:

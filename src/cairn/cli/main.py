@@ -177,6 +177,7 @@ LAZY: dict[str, str] = {
     "reports": "reports",
     "monitor": "monitor", "webhooks": "webhooks", "events": "webhooks", "kpi": "kpi",
     "reproduce": "reproduce", "pipeline": "pipeline", "check": "check",
+    "tier": "tier",
     "gc": "gc",
     "backup": "backup", "restore": "backup",
     "encryption": "encryption",

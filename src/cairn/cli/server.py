@@ -99,6 +99,11 @@ def _read_pem(option: str, path: str, marker: bytes, what: str) -> bytes:
               help="Object store for artifacts (needed with --db).")
 @click.option("--endpoint-url", default=None, metavar="URL",
               help="S3-compatible endpoint (MinIO, Ceph, ...) for s3:// objects.")
+@click.option("--cold-objects", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+              help="A cold tier for the objects, where `cairn tier` moves those unread for "
+                   "a while; reads find them there. Recorded with the objects.")
+@click.option("--cold-endpoint-url", default=None, metavar="URL",
+              help="S3-compatible endpoint of an s3:// --cold-objects.")
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Server processes (stateless replicas of the app).")
 @click.option("--auth/--no-auth", default=None,
@@ -137,7 +142,8 @@ def _read_pem(option: str, path: str, marker: bytes, what: str) -> bytes:
 @click.pass_obj
 @handle_errors
 def server(obj, host: str, port: int, db: str | None, objects: str | None,
-           endpoint_url: str | None, workers: int, auth: bool | None,
+           endpoint_url: str | None, cold_objects: str | None,
+           cold_endpoint_url: str | None, workers: int, auth: bool | None,
            bootstrap_token_file: str | None, bootstrap_token: str | None, audit: bool,
            max_request_mb: int, log_level: str, telemetry: bool,
            default_artifact_root: str | None, serve_artifacts: bool,
@@ -178,7 +184,8 @@ def server(obj, host: str, port: int, db: str | None, objects: str | None,
                 "max_request_bytes": max_request_mb << 20, "bootstrap_token": bootstrap_token,
                 "telemetry": telemetry, "default_artifact_root": root}
     cfg = ServeConfig(store=uri.removeprefix("file://"), db=db, objects=objects,
-                      endpoint_url=endpoint_url, settings=settings)
+                      endpoint_url=endpoint_url, cold_objects=cold_objects,
+                      cold_endpoint_url=cold_endpoint_url, settings=settings)
     token = prepare(cfg)
     where = db_label(db) if db else uri
     click.echo(f"cairn server: {where}, objects {objects or 'in the store'}, auth "

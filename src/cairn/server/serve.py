@@ -20,12 +20,15 @@ ENV = "CAIRN_SERVER_CONFIG"
 @dataclass(frozen=True)
 class ServeConfig:
     """Where the data lives: ``db`` (a database URL, or None for the local store at ``store``),
-    ``objects`` (a directory or ``s3://bucket/prefix``; by default the local store's own)."""
+    ``objects`` (a directory or ``s3://bucket/prefix``; by default the local store's own),
+    ``cold_objects`` (the objects' cold tier, see cairn.cas.tiering)."""
 
     store: str = ".cairn"
     db: str | None = None
     objects: str | None = None
     endpoint_url: str | None = None
+    cold_objects: str | None = None
+    cold_endpoint_url: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,6 +85,11 @@ def prepare(cfg: ServeConfig) -> str | None:
     from .context import ServerContext
 
     store, objects, settings = build(cfg)
+    if cfg.cold_objects:
+        from ..cas.tiering import configure
+
+        # Recorded beside the objects (tiers.json), where every worker's store finds it.
+        configure(objects, cfg.cold_objects, cfg.cold_endpoint_url)
     try:
         return ServerContext(store, objects, settings).start()
     finally:
