@@ -117,9 +117,18 @@ def check_name(name: str) -> str:
 
 def erase_user(store: Any, name: str, *, actor: str, dry_run: bool = False,
                now_ms: int | None = None) -> EraseReport:
-    """Erase ``name`` from ``store`` (a local store or a database store); ``actor`` is
-    recorded on the ``user.erase`` audit event."""
+    """Erase ``name`` from ``store`` (a local store, a database store, or a team server,
+    which does it for a global admin and records its caller); ``actor`` is recorded on the
+    ``user.erase`` audit event."""
     check_name(name)
+    from ..store.base import Indexed, RemoteServer
+
+    if isinstance(store, RemoteServer):  # the server erases, as its global admin asks
+        d = store.call("POST", "/admin/erase-user", json={"name": name, "dry_run": dry_run})
+        return EraseReport(d["name"], d["dry_run"], d["runs"], d["journals"], d["rows"],
+                           d["audit_events"], d["erase_event"])
+    if not isinstance(store, Indexed):
+        raise InvalidArgument(f"the store {store.uri} keeps no database to erase from")
     scrub = Scrubber(name)
     report = EraseReport(name, dry_run)
     now = clock.now_ms() if now_ms is None else now_ms

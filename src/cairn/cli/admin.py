@@ -208,25 +208,21 @@ def erase_user(obj, name: str, dry_run: bool, yes: bool, as_json: bool) -> None:
     comments, reports, monitoring, and the audit log, whose events naming them become
     tombstones that `cairn audit verify` still accepts.  One `user.erase` audit event
     records the erasure.  Runs that are still RUNNING are refused.  Works on a local
-    store or the server's database (--store postgresql://...); run it where you
-    administer the store.
+    store, a database (--store postgresql://...) or a team server, where it needs a
+    global admin's token.
 
     \b
     Examples:
       cairn admin erase-user alice --dry-run
-      cairn --store postgresql://cairn@db/cairn admin erase-user alice --yes --json
+      cairn --store https://cairn.example.com admin erase-user alice --yes --json
     """
+    from ..anonymise.erase import check_name
     from ..anonymise.erase import erase_user as erase
     from ..errors import InvalidArgument
-    from ..store.base import Indexed
 
+    check_name(name)
     client = obj.client
     store = client.store
-    if not isinstance(store, Indexed):
-        raise InvalidArgument(f"erasure changes the store's database directly; {store.uri} is "
-                              "not a local store or a database: run it on the server's "
-                              "database as its administrator (cairn --store postgresql://... "
-                              "admin erase-user NAME)")
     if not dry_run and not yes:
         if as_json or not sys.stdin.isatty():
             raise InvalidArgument(f"erasing {name!r} cannot be undone: confirm with --yes (or "

@@ -269,6 +269,9 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     app.include_router(health.router)
     for module in (experiments, runs, records, metrics, artifacts, models, admin, audit):
         app.include_router(module.router, prefix=API)
+    from .routes import erasure
+
+    app.include_router(erasure.router, prefix=API)
     app.include_router(datasets.router, prefix=API)
     app.include_router(lineage.router, prefix=API)
     app.include_router(registry_admin.router, prefix=API)

@@ -148,6 +148,8 @@ NATIVE: dict[tuple[str, str], Need] = {
     ("POST", f"{API}/roles/revoke"): Need("grant"),
     ("GET", f"{API}/audit"): ADMIN,
     ("GET", f"{API}/audit/verify"): ADMIN,
+    ("POST", f"{API}/admin/erase-user"): Need(
+        "admin", also="audited: one user.erase event; the events naming them become tombstones"),
     # registered models
     ("GET", f"{API}/models"): USER,
     ("POST", f"{API}/models"): Need("all", "editor", "model"),
