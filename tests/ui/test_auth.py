@@ -185,13 +185,17 @@ def test_can_says_what_each_role_may_do(team):
 
     model, run = "/ui/models/guarded", f"/ui/runs/{team['run']}"
     with httpx.Client(base_url=team["url"] + "/api/v1", timeout=30) as api:
-        assert can("vic", model) == {"edit": False, "approve": False, "admin": False}
-        assert can("ed", model) == {"edit": True, "approve": False, "admin": False}
-        assert can("amy", model) == {"edit": True, "approve": True, "admin": False}
-        assert can(None, model) == {"edit": True, "approve": True, "admin": True}  # root
-        assert can("vic", run) == {"edit": False}
-        assert can("ed", run) == {"edit": True}
-        assert can(None, run) == {"edit": True}
+        assert can("vic", model) == {"edit": False, "approve": False, "admin": False,
+                                     "delete": False}
+        assert can("ed", model) == {"edit": True, "approve": False, "admin": False,
+                                    "delete": False}
+        assert can("amy", model) == {"edit": True, "approve": True, "admin": False,
+                                     "delete": False}
+        assert can(None, model) == {"edit": True, "approve": True, "admin": True,
+                                    "delete": True}  # root
+        assert can("vic", run) == {"edit": False, "delete": False}
+        assert can("ed", run) == {"edit": True, "delete": True}
+        assert can(None, run) == {"edit": True, "delete": True}
         assert can("amy", run) is None  # no role on the experiment: nothing to show
         # The same guard answers the mutations: what `can` denies, the server refuses.
         vic = {"authorization": f"Bearer {team['tokens']['vic']}"}

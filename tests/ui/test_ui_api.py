@@ -152,9 +152,9 @@ def test_model_page_answers_for_an_unknown_model(api, world):
 def test_with_auth_off_the_pages_may_do_everything(api, world):
     """`can` on the run and model pages: auth off, the local user is an admin."""
     r = api.get(f"{UI}/models/digits").json()
-    assert r["can"] == {"edit": True, "approve": True, "admin": True}
+    assert r["can"] == {"edit": True, "approve": True, "admin": True, "delete": True}
     r = api.get(f"{UI}/runs/{world.runs['cnn-lr0.1-s0']}").json()
-    assert r["can"] == {"edit": True}
+    assert r["can"] == {"edit": True, "delete": True}
     assert api.get(f"{UI}/runs/does-not-exist").json()["can"] is None
     assert api.get(f"{UI}/models/no-such-model").json()["can"] is None
 

@@ -14,6 +14,7 @@ import { lineagePage } from "./pages/lineage.js";
 import { dashboardsPage, dashboardPage } from "./pages/dashboards.js";
 import { reportsPage, reportPage } from "./pages/reports.js";
 import { mentionsPage } from "./comments.js";
+import { trashPage } from "./pages/trash.js";
 
 const ROUTES = [
   [/^\/$/, runsPage, "runs"],
@@ -31,6 +32,7 @@ const ROUTES = [
   [/^\/reports$/, reportsPage, "reports"],
   [/^\/reports\/([^/]+)$/, reportPage, "reports"],
   [/^\/mentions$/, mentionsPage, "mentions"],
+  [/^\/trash$/, trashPage, "trash"],
 ];
 
 const root = document.getElementById("app");

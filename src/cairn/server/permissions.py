@@ -265,6 +265,9 @@ NATIVE: dict[tuple[str, str], Need] = {
         "user", also="counts only the models the caller may view; `model=`: viewer on it"),
     ("GET", f"{UI}/datasets/{{name:path}}"): Need("somewhere", "viewer", in_body=True),
     ("GET", f"{UI}/check-filter"): USER,
+    ("GET", f"{UI}/experiments"): Need("user", also="lists only the experiments the caller may "
+                                                  "view"),
+    ("GET", f"{UI}/trash"): Need("user", also="lists only what the caller may view"),
     # MLflow 3's client asks this once a minute
     ("GET", "/api/3.0/mlflow/server-info"): USER,
     # MLflow's version (MLflow's basic auth asks credentials for it too)

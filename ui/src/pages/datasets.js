@@ -2,6 +2,7 @@
 import { api } from "../api.js";
 import { h, clear, fmtTime, errorBox, shortId } from "../util.js";
 import { commentsPanel } from "../comments.js";
+import { askDelete } from "../trash.js";
 
 function bytes(n) {
   if (n === null || n === undefined) return "";
@@ -65,7 +66,31 @@ export function datasetPage(root, [name], params, navigate) {
   const versionsBox = h("div", {});
   const diffBox = h("div", {});
   const detail = h("div", {});
-  clear(root, h("h1", {}, name), h("h2", {}, "Versions"), versionsBox, diffBox, detail);
+  const message = h("div", { role: "status" });
+  clear(root, h("h1", {}, name), message, h("h2", {}, "Versions"), versionsBox, diffBox, detail);
+
+  // Delete: the page knows which versions are protected (inputs of registered model
+  // versions) and says why instead of sending a delete the server refuses; a server admin
+  // may force it, confirmed twice.
+  function deleteButton(v, can, protectedBy) {
+    const ref = `${name}@${v.version}`;
+    const btn = h("button", { type: "button", class: "danger", "aria-label": `delete version ${v.version}`, onclick: async () => {
+      try {
+        const done = await askDelete("dataset_version", [{ dataset: name, version: v.version, name: ref }],
+          { what: `data set version ${ref}`, protectedBy, canForce: can.force });
+        if (!done) return;
+        clear(message, h("div", { class: "ok" }, `${ref} deleted: it is in the `, h("a", { href: "/trash" }, "Trash"), "."));
+        draw();
+      } catch (err) {
+        clear(message, errorBox(err));
+      }
+    } }, "Delete");
+    if (!can.delete) {
+      btn.disabled = true;
+      btn.title = "needs the editor role on some experiment or model";
+    }
+    return btn;
+  }
 
   async function show(version) {
     clear(detail, h("p", { class: "muted" }, "loading…"));
@@ -103,11 +128,13 @@ export function datasetPage(root, [name], params, navigate) {
   }
 
   // A mistyped name is an answer (200, versions null), not a 404 the browser logs.
-  api(`/ui/datasets/${enc}`).then(({ versions, message }) => {
+  const draw = () => api(`/ui/datasets/${enc}`).then(({ versions, message: missing, can, protected: guarded }) => {
     if (!versions) {
-      clear(root, h("h1", {}, "Data set not found"), errorBox(message), h("a", { href: "/datasets" }, "All data sets"));
+      clear(root, h("h1", {}, "Data set not found"), errorBox(missing), h("a", { href: "/datasets" }, "All data sets"));
       return;
     }
+    can = can || { delete: false, force: false };
+    guarded = guarded || {};
     const a = h("select", { "aria-label": "diff from" }, versions.map((v) => h("option", { value: v.version }, `@${v.version}`)));
     const b = h("select", { "aria-label": "diff to" }, versions.map((v) => h("option", { value: v.version }, `@${v.version}`)));
     if (versions.length > 1) { a.value = versions[versions.length - 2].version; b.value = versions[versions.length - 1].version; }
@@ -119,19 +146,21 @@ export function datasetPage(root, [name], params, navigate) {
     } }, "Diff");
     clear(diffBox, versions.length > 1 ? h("div", {}, h("h2", {}, "Diff"), h("div", { class: "toolbar" }, a, "→", b, go), diffOut) : null);
     clear(versionsBox, h("table", { class: "grid versions" },
-      h("thead", {}, h("tr", {}, ["version", "kind", "files", "size", "aliases", "made by run", "created", "message"].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["version", "kind", "files", "size", "aliases", "made by run", "created", "message", ""].map((t) => h("th", {}, t)))),
       h("tbody", {}, [...versions].reverse().map((v) => h("tr", { "data-version": v.version },
         h("td", {}, h("a", { href: `/datasets/${enc}?version=${v.version}` }, `@${v.version}`)),
         h("td", {}, v.kind), h("td", { class: "num" }, v.files), h("td", { class: "num" }, bytes(v.size)),
         h("td", {}, (v.aliases || []).map((x) => h("span", { class: "alias" }, `@${x}`))),
         h("td", {}, v.run_id ? h("a", { href: `/runs/${v.run_id}` }, shortId(v.run_id)) : ""),
         h("td", {}, fmtTime(v.created_at), h("div", { class: "muted" }, v.created_by)),
-        h("td", {}, v.message))))));
+        h("td", {}, v.message),
+        h("td", { class: "actions" }, deleteButton(v, can, guarded[String(v.version)] || null)))))));
     const chosen = params.get("version") || (versions.length ? versions[versions.length - 1].version : null);
     const known = (sel) => sel === "latest" || versions.some((v) => String(v.version) === String(sel).replace(/^v/, "") || (v.aliases || []).includes(sel));
     if (chosen !== null && !known(chosen)) clear(detail, errorBox(`${name} has no version ${chosen}.`));
     else if (chosen !== null) show(chosen);
   }).catch((err) => clear(versionsBox, errorBox(err)));
+  draw();
   void navigate;
   return null;
 }

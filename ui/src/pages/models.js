@@ -3,6 +3,7 @@
 import { api, session } from "../api.js";
 import { commentsPanel } from "../comments.js";
 import { h, clear, fmtTime, stageBadge, errorBox, shortId } from "../util.js";
+import { askDelete } from "../trash.js";
 
 const STAGES = ["Development", "Staging", "Production", "Archived"];
 
@@ -158,6 +159,23 @@ export function modelPage(root, [name]) {
     };
     target.addEventListener("change", update);
     update();
+    // Delete: the server's protection rules (GET .../protected) are asked first, so that a
+    // protected version shows why in the dialog instead of meeting a 409; the force that
+    // overrides them is offered to those who may delete at all (model admins), confirmed twice.
+    const del = h("button", { type: "button", class: "danger", "aria-label": `delete version ${v.version}`, onclick: async () => {
+      const label = `${name} ${v.version}`;
+      try {
+        const blockers = await api(`/models/${enc}/protected`, { query: { version: v.version } });
+        const done = await askDelete("model_version", [{ model: name, version: v.version, name: label }],
+          { what: `version ${label}`, protectedBy: blockers[v.version] || null, canForce: can.delete });
+        if (!done) return;
+        say(null, h("span", {}, `${label} deleted: it is in the `, h("a", { href: "/trash" }, "Trash"), "."));
+      } catch (err) {
+        say(err);
+      }
+      await load();
+    } }, "Delete");
+    allow(del, can.delete, needs("admin"));
     const toggle = h("a", { href: "#", class: "version-link", onclick: (e) => {
       e.preventDefault();
       const row = e.target.closest("tr");
@@ -174,7 +192,7 @@ export function modelPage(root, [name]) {
       h("td", {}, v.flavor),
       h("td", {}, fmtTime(v.created_at), h("div", { class: "muted" }, v.created_by)),
       h("td", { class: "actions" }, target, move, comment, ask,
-        h("a", { href: `/lineage?node=${encodeURIComponent(`model:${name}@${v.version}`)}` }, "lineage"), note));
+        h("a", { href: `/lineage?node=${encodeURIComponent(`model:${name}@${v.version}`)}` }, "lineage"), del, note));
   }
 
   // The server never lets a requester approve their own request, and a policy may name its
@@ -237,6 +255,7 @@ export function modelPage(root, [name]) {
     const off = [];
     if (!can.edit) off.push("moving versions, requesting transitions and rolling back need the editor role");
     if (!can.approve) off.push("deciding on requests needs the approver role");
+    if (!can.delete) off.push("deleting versions needs the admin role");
     if (!off.length) return null;
     return h("p", { class: "roles-note muted" }, `${user ? `Signed in as ${user}: ` : ""}${off.join("; ")}.`);
   }

@@ -3,6 +3,7 @@ import { api } from "../api.js";
 import { Chart, chartControls } from "../chart.js";
 import { h, clear, fmtTime, fmtDuration, fmtValue, statusBadge, errorBox, colour, num } from "../util.js";
 import { commentsPanel } from "../comments.js";
+import { askDelete, ROUTES } from "../trash.js";
 
 const POLL_MS = 2000;
 const MAX_CHARTS = 24;
@@ -105,9 +106,10 @@ export function runPage(root, [runId]) {
   const charts = new Map();  // key -> {chart, zoom}
   let timer = null;
   let run = null;
-  let can = { edit: false };  // what this user may change (GET /ui/runs/{id}); all true with auth off
+  let can = { edit: false, delete: false };  // what this user may change (GET /ui/runs/{id}); all true with auth off
   let disposed = false;
   const head = h("div", { class: "page-head" });
+  const lifecycleBox = h("div", { role: "status" });
   const over = h("section", {});
   const paramsBox = h("section", {});
   const tagsBox = h("section", {});
@@ -116,7 +118,7 @@ export function runPage(root, [runId]) {
   const chartFilter = h("input", { type: "search", placeholder: "filter metrics", "aria-label": "filter metrics" });
   const artifactsBox = h("section", {});
   const previewBox = h("div", { class: "preview" });
-  clear(root, head,
+  clear(root, head, lifecycleBox,
     h("div", { class: "cols" },
       h("div", { class: "col" }, h("h2", {}, "Overview"), over),
       h("div", { class: "col" }, h("h2", {}, "Params"), paramsBox, h("h2", {}, "Tags"), tagsBox)),
@@ -172,9 +174,35 @@ export function runPage(root, [runId]) {
     return loadSeries(shown);
   }
 
+  // Delete moves the run to the trash; a deleted run's page says so and offers Restore.
+  function trashButton() {
+    const deleted = run.lifecycle === "deleted";
+    const btn = h("button", { type: "button", class: deleted ? "" : "danger", onclick: async () => {
+      const item = { id: run.id, name: run.name };
+      try {
+        if (deleted) await ROUTES.run.restore(item);
+        else if (!(await askDelete("run", [item]))) return;
+        run = await api(`/runs/${runId}`);
+        renderRun();
+        if (!deleted) lifecycleBox.prepend(h("div", { class: "ok" }, "Deleted: the run is in the ", h("a", { href: "/trash" }, "Trash"), "."));
+      } catch (err) {
+        clear(lifecycleBox, errorBox(err));
+      }
+    } }, deleted ? "Restore run" : "Delete run");
+    if (!can.delete) {
+      btn.disabled = true;
+      btn.title = `needs the editor role on experiment ${run.experiment}`;
+    }
+    return btn;
+  }
+
   function renderRun() {
     clear(head, h("h1", {}, run.name, " ", statusBadge(run.status)),
-      h("div", { class: "muted" }, h("a", { href: `/?experiments=${run.experiment_id}` }, run.experiment), ` · ${run.id}`));
+      h("div", { class: "muted" }, h("a", { href: `/?experiments=${run.experiment_id}` }, run.experiment), ` · ${run.id}`),
+      h("div", { class: "head-actions" }, trashButton()));
+    clear(lifecycleBox, run.lifecycle === "deleted"
+      ? h("div", { class: "notice trash-notice" }, "This run is in the trash: it is hidden from the runs table and searches until it is restored.")
+      : null);
     clear(over, overview(run));
     clear(paramsBox, table(run.params, "No params."));
     const tags = { ...run.tags };

@@ -5,6 +5,7 @@ import { VirtualTable } from "../vtable.js";
 import { attachCompletion } from "../autocomplete.js";
 import { h, clear, fmtTime, fmtDuration, fmtValue, statusBadge, debounce, quoteKey, errorBox } from "../util.js";
 import { commentsPanel } from "../comments.js";
+import { askDelete, ROUTES } from "../trash.js";
 
 const ATTRS = {
   name: "attributes.run_name", status: "attributes.status", start: "attributes.start_time",
@@ -32,7 +33,8 @@ export function runsPage(root, _args, params, navigate) {
     columns: params.get("columns") !== null ? params.get("columns").split(",").filter(Boolean) : null,
     group: params.get("group") || "",
     view: params.get("view") || null,  // the saved view this state came from (until changed)
-    selected: new Set(),
+    deleted: params.get("deleted") === "1",  // *show deleted*: the runs in the trash instead
+    selected: new Map(),  // run id -> its row
   };
   let allExperiments = [];
 
@@ -45,6 +47,7 @@ export function runsPage(root, _args, params, navigate) {
     if (state.columns) q.set("columns", state.columns.join(","));
     if (state.group) q.set("group", state.group);
     if (state.view) q.set("view", state.view);
+    if (state.deleted) q.set("deleted", "1");
     const s = q.toString();
     history.replaceState(null, "", s ? `/?${s}` : "/");
   }
@@ -68,7 +71,20 @@ export function runsPage(root, _args, params, navigate) {
     chooser.hidden = !chooser.hidden;
     if (!chooser.hidden) loadChooser();
   });
-  compareBtn.addEventListener("click", () => navigate(`/compare?runs=${[...state.selected].join(",")}`));
+  compareBtn.addEventListener("click", () => navigate(`/compare?runs=${[...state.selected.keys()].join(",")}`));
+  // Delete (or, showing deleted runs, restore) the ticked runs: offered only where the user's
+  // roles allow it on every ticked run's experiment (GET /ui/experiments says which).
+  const trashBtn = h("button", { class: "danger", disabled: true, onclick: () => trashSelected() }, "Delete");
+  const deletedBox = h("input", { type: "checkbox", checked: state.deleted, onchange: () => {
+    state.deleted = deletedBox.checked;
+    state.selected.clear();
+    updateSelection();
+    syncUrl(true);
+    reload();
+  } });
+  const deletedLabel = h("label", { class: "show-deleted", title: "the runs in the trash, to restore them" }, deletedBox, " show deleted");
+  const expDelete = h("button", { class: "danger", hidden: true, onclick: () => deleteExperiment() }, "Delete experiment");
+  const message = h("div", { role: "status" });
   const tableBox = h("div", { class: "vt" });
   const errBox = h("div");
   const viewsBox = h("div", { class: "views-box" });
@@ -81,17 +97,83 @@ export function runsPage(root, _args, params, navigate) {
       h("div", { class: "picker" }, colsButton, chooser),
       groupSel,
       compareBtn,
+      trashBtn,
+      deletedLabel,
+      expDelete,
       viewsBox),
-    errBox, tableBox, expComments);
+    message, errBox, tableBox, expComments);
+
+  const expById = (id) => allExperiments.find((e) => e.id === id);
+  function mayTrash(row) {
+    const exp = expById(row.experiment_id);
+    return !!(exp && exp.can && exp.can.delete_runs);
+  }
+
+  function updateSelection() {
+    const n = state.selected.size;
+    compareBtn.disabled = n < 2 || state.deleted;
+    compareBtn.textContent = `Compare${n ? ` (${n})` : ""}`;
+    const verb = state.deleted ? "Restore" : "Delete";
+    trashBtn.className = state.deleted ? "" : "danger";
+    trashBtn.textContent = `${verb}${n ? ` (${n})` : ""}`;
+    const allowed = [...state.selected.values()].every(mayTrash);
+    trashBtn.disabled = !n || !allowed;
+    if (n && !allowed) trashBtn.title = `your roles do not allow ${verb.toLowerCase()}ing some of the ticked runs (it needs the editor role on their experiment)`;
+    else trashBtn.removeAttribute("title");
+  }
+
+  async function trashSelected() {
+    const rows = [...state.selected.values()];
+    clear(message);
+    try {
+      if (state.deleted) {
+        for (const r of rows) await ROUTES.run.restore(r);
+        clear(message, h("div", { class: "ok" }, `Restored ${rows.length === 1 ? `run ${rows[0].name}` : `${rows.length} runs`}.`));
+      } else {
+        if (!(await askDelete("run", rows))) return;
+        clear(message, h("div", { class: "ok" }, `Deleted ${rows.length === 1 ? `run ${rows[0].name}` : `${rows.length} runs`}: they are in the `,
+          h("a", { href: "/trash" }, "Trash"), "."));
+      }
+    } catch (err) {
+      clear(message, errorBox(err));
+    }
+    state.selected.clear();
+    updateSelection();
+    reload();
+  }
+
+  async function deleteExperiment() {
+    const exp = expById(oneExperiment());
+    if (!exp) return;
+    clear(message);
+    try {
+      if (!(await askDelete("experiment", [exp]))) return;
+      clear(message, h("div", { class: "ok" }, `Deleted experiment ${exp.name} and its runs: they are in the `, h("a", { href: "/trash" }, "Trash"), "."));
+      allExperiments = allExperiments.filter((e) => e.id !== exp.id);
+      state.experiments = null;
+      changed();
+    } catch (err) {
+      clear(message, errorBox(err));
+    }
+  }
+
+  function renderExpDelete() {
+    const exp = expById(oneExperiment());
+    expDelete.hidden = !exp;
+    if (!exp) return;
+    expDelete.setAttribute("aria-label", `delete experiment ${exp.name}`);
+    expDelete.disabled = !exp.can.delete;
+    if (exp.can.delete) expDelete.removeAttribute("title");
+    else expDelete.title = `needs the admin role on experiment ${exp.name}`;
+  }
 
   function selectCell(row) {
     const box = h("input", { type: "checkbox", checked: state.selected.has(row.id),
       "aria-label": `select ${row.name}` });
     box.addEventListener("change", () => {
-      if (box.checked) state.selected.add(row.id);
+      if (box.checked) state.selected.set(row.id, row);
       else state.selected.delete(row.id);
-      compareBtn.disabled = state.selected.size < 2;
-      compareBtn.textContent = `Compare${state.selected.size ? ` (${state.selected.size})` : ""}`;
+      updateSelection();
     });
     return box;
   }
@@ -140,7 +222,7 @@ export function runsPage(root, _args, params, navigate) {
       experiment_ids: state.experiments, filter: state.filter,
       order_by: state.group ? [`params.${quoteKey(state.group)}`, ...orderBy(state.sort)] : orderBy(state.sort),
       columns: [...(state.group ? [`params.${state.group}`] : []), ...(state.columns || [])],
-      offset, limit: 500 } }),
+      offset, limit: 500, lifecycle: state.deleted ? "deleted" : "active" } }),
     rowClass: (row, i, rows) => (state.group && row && (i === 0 || !rows[i - 1] ||
       rows[i - 1].cells[0] !== row.cells[0]) ? "group-start" : ""),
   });
@@ -185,6 +267,7 @@ export function runsPage(root, _args, params, navigate) {
 
   function changed() {
     renderExpMenu();
+    renderExpDelete();
     syncUrl();
     reload();
     renderViews();
@@ -315,8 +398,10 @@ export function runsPage(root, _args, params, navigate) {
 
   async function start() {
     try {
-      allExperiments = (await api("/experiments")).experiments;
+      // Deleted experiments are in the Trash, not in the picker.
+      allExperiments = (await api("/ui/experiments")).experiments.filter((e) => e.lifecycle !== "deleted");
       renderExpMenu();
+      renderExpDelete();
       if (state.view && oneExperiment()) {  // a shared link: the saved view's state
         const exp = oneExperiment();
         applyView(await api(`/experiments/${encodeURIComponent(exp)}/views/${encodeURIComponent(state.view)}`));

@@ -40,6 +40,7 @@ class TableQuery(BaseModel):
     columns: list[Column] = Field(default_factory=list, max_length=200)
     offset: Annotated[StrictInt, Field(ge=0, le=MAX_OFFSET)] = 0
     limit: Annotated[StrictInt, Field(ge=1, le=5000)] = 500
+    lifecycle: Literal["active", "deleted"] = "active"  # "deleted": the table's *show deleted*
 
 
 def _visible_experiments(c: ServerContext, p: Principal, ids: list[str] | None) -> list[str] | None:
@@ -66,10 +67,13 @@ def table(body: TableQuery, request: Request, p: User) -> dict[str, Any]:
     if ids == []:
         return {"rows": [], "offset": body.offset, "next_offset": None}
     token = encode_page_token(body.offset) if body.offset else None
-    runs, more = c.store.search_runs(ids, body.filter, body.order_by, body.limit, token)
+    runs, more = c.store.search_runs(ids, body.filter, body.order_by, body.limit, token,
+                                     **({"lifecycle": "deleted"} if body.lifecycle == "deleted"
+                                        else {}))
     rows = [{"id": r.id, "name": r.name, "experiment_id": r.experiment_id,
              "experiment": r.experiment, "status": r.status.value, "start_time": r.start_time,
              "end_time": r.end_time, "user": r.user, "parent_id": r.parent_id,
+             "lifecycle": r.lifecycle,
              "cells": [_cell(r, col) for col in body.columns]} for r in runs]
     return {"rows": rows, "offset": body.offset,
             "next_offset": body.offset + len(runs) if more else None}
@@ -127,8 +131,12 @@ def run_page(request: Request, p: User,
 
 def run_can(c: ServerContext, p: Principal, run: Any) -> dict[str, bool]:
     """What the caller may change on a run, as the run routes' guard decides: ``edit`` (tags,
-    notes, logging, ending it) needs the editor role on the run's experiment."""
-    return {"edit": c.guard.allows(p, "editor", "experiment", run.experiment_id)}
+    notes, logging, ending it) needs the editor role on the run's experiment; ``delete``
+    (and restore) what the permissions table asks of ``POST /runs/{id}/delete``."""
+    from .trash import may_delete
+
+    return {"edit": c.guard.allows(p, "editor", "experiment", run.experiment_id),
+            "delete": may_delete(c, p, "run", run.experiment_id)}
 
 
 ROLLBACK_STAGES = ("Production", "Staging")  # the stages the model page's rollback form offers
@@ -140,14 +148,19 @@ def model_can(c: ServerContext, p: Principal, name: str) -> dict[str, bool]:
     ``edit`` (editor): move versions, request transitions, set aliases, roll back;
     ``approve`` (approver): approve or reject requests (withdrawing one's own needs only
     ``edit``);
-    ``admin``: set stage policies.  These are the roles only: the registry also refuses a
-    requester's approval of their own request, and, where a stage's policy names its
-    approvers, a decision or rollback by anyone else; the page checks those rules itself from
-    the requests and policies it reads.
+    ``admin``: set stage policies;
+    ``delete``: move a version to the trash (and force it, for a protected one) and restore
+    one, as the permissions table asks of ``DELETE /models/{name}/versions/{version}``.
+    These are the roles only: the registry also refuses a requester's approval of their own
+    request, and, where a stage's policy names its approvers, a decision or rollback by
+    anyone else; the page checks those rules itself from the requests and policies it reads.
     """
+    from .trash import may_delete
+
     return {"edit": c.guard.allows(p, "editor", "model", name),
             "approve": c.guard.allows(p, "approver", "model", name),
-            "admin": c.guard.allows(p, "admin", "model", name)}
+            "admin": c.guard.allows(p, "admin", "model", name),
+            "delete": may_delete(c, p, "model_version", name)}
 
 
 @router.get("/models/{name}",
@@ -193,11 +206,41 @@ def dataset_page(request: Request, p: User,
         if len(name) > 256 or "\x00" in name:
             raise NotFound(f"no data set named {name[:256]!r}")
         c.guard.enforce(p, in_route=True)  # viewer somewhere, from the permissions table
-        versions = [_version_json(v) for v in _datasets(c, p).versions(name)]
+        ds = _datasets(c, p)
+        found = ds.versions(name)
+        versions = [_version_json(v) for v in found]
     except (NotFound, PermissionDenied) as exc:
-        return {"versions": None, "status": exc.http_status, "message": exc.message}
+        return {"versions": None, "status": exc.http_status, "message": exc.message,
+                "can": None, "protected": None}
     data = json.loads(json.dumps(versions, default=str))
-    return {"versions": finite(data), "status": 200, "message": None}
+    return {"versions": finite(data), "status": 200, "message": None,
+            "can": dataset_can(c, p), "protected": _dataset_protection(ds, found)}
+
+
+def dataset_can(c: ServerContext, p: Principal) -> dict[str, bool]:
+    """What the caller may do to a data set's versions: ``delete`` and ``restore`` (the
+    permissions table's role for those routes), ``force`` a protected version's deletion
+    (a server admin only, as the delete route decides)."""
+    from .trash import may_delete
+
+    return {"delete": may_delete(c, p, "dataset_version", ""),
+            "restore": may_delete(c, p, "dataset_version", "", restore=True),
+            "force": bool(p.is_admin) and may_delete(c, p, "dataset_version", "")}
+
+
+def _dataset_protection(ds: Any, versions: list[Any]) -> dict[str, list[str]]:
+    """Version -> why a delete would be refused without force (live registered model
+    versions it is an input of), so the page says so instead of meeting a 409."""
+    users = getattr(getattr(ds, "catalog", None), "model_users", None)
+    if users is None:  # a Cairn whose data sets have no trash
+        return {}
+    out = {}
+    for v in versions:
+        models = users(v.name, v.version)
+        if models:
+            out[str(v.version)] = [f"it is an input of registered model version {m}"
+                                   for m in models]
+    return out
 
 
 @router.get("/runs/{run_id}/series",
@@ -274,3 +317,8 @@ router.include_router(_monitoring.router)
 from . import kpi as _kpi  # noqa: E402
 
 router.include_router(_kpi.router)
+
+# The trash page, and what the caller may delete or restore.
+from . import trash as _trash  # noqa: E402
+
+router.include_router(_trash.router)
