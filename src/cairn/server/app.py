@@ -272,6 +272,9 @@ def create_app(store: Any, objects: "ObjectStore | None" = None,
     from .routes import erasure
 
     app.include_router(erasure.router, prefix=API)
+    from .routes import retention
+
+    app.include_router(retention.router, prefix=API)
     app.include_router(datasets.router, prefix=API)
     app.include_router(lineage.router, prefix=API)
     app.include_router(registry_admin.router, prefix=API)

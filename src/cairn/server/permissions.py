@@ -208,6 +208,19 @@ NATIVE: dict[tuple[str, str], Need] = {
         "editor", also="to the trash; force (an input of a live model version): global admin"),
     ("GET", f"{API}/trash"): ADMIN,
     ("POST", f"{API}/trash/empty"): ADMIN,
+    # retention policies and artifact TTL (cairn.lifecycle.retention audits each change)
+    ("GET", f"{API}/retention"): Need("user", also="experiments' policies: viewer on the "
+                                                   "experiment; data sets': viewer somewhere"),
+    ("GET", f"{API}/retention/plan"): ADMIN,
+    ("GET", f"{API}/retention/experiments/{{experiment_id}}"): exp("viewer"),
+    ("PUT", f"{API}/retention/experiments/{{experiment_id}}"): exp(
+        "admin", "refused if it would trash what a Production or aliased model version needs"),
+    ("DELETE", f"{API}/retention/experiments/{{experiment_id}}"): exp("admin"),
+    ("GET", f"{API}/retention/datasets/{{name:path}}"): somewhere("viewer"),
+    ("PUT", f"{API}/retention/datasets/{{name:path}}"): ADMIN,
+    ("DELETE", f"{API}/retention/datasets/{{name:path}}"): ADMIN,
+    ("PUT", f"{API}/runs/{{run_id}}/artifacts/ttl"): exp(
+        "admin", "the run's artifacts are collected once it passes"),
     ("PUT", f"{API}/datasets/{{name:path}}/aliases/{{alias}}"): somewhere("editor"),
     ("DELETE", f"{API}/datasets/{{name:path}}/aliases/{{alias}}"): somewhere("editor"),
     ("POST", f"{API}/runs/{{run_id}}/inputs"): exp("editor"),
