@@ -339,9 +339,11 @@ def test_a_deleted_experiments_policy_plans_nothing(client, cairn_clock):
     assert R.plan(client.store) == []
 
 
-def test_a_server_client_store_is_told_where_policies_live(tmp_path):
+def test_stores_without_a_database_are_told_where_policies_live(tmp_path):
     from cairn.store.http import HttpStore
+    from cairn.store.memory import MemoryStore
 
-    store = HttpStore("http://127.0.0.1:9")
     with pytest.raises(InvalidArgument, match="server's PostgreSQL"):
-        R.list_policies(store)
+        R.list_policies(MemoryStore("retention-test"))
+    with pytest.raises(InvalidArgument, match="run `cairn gc` on the server's store"):
+        R.apply(HttpStore("http://127.0.0.1:9", spool_dir=str(tmp_path / "sp")))

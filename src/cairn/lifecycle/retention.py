@@ -153,6 +153,11 @@ class PolicyRecord:
         """How actions and audit events name the policy: ``experiment:ID``, ``dataset:NAME``."""
         return f"{self.kind}:{self.target}"
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PolicyRecord":
+        return cls(d["kind"], d["target"], Policy.from_dict(d["policy"]), d["updated_by"],
+                   d["updated_at"], d.get("label") or "")
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "target": self.target, "label": self.label or self.target,
                 "policy": self.policy.to_dict(), "updated_by": self.updated_by,
@@ -175,6 +180,10 @@ class Action:
     policy: str
     reason: str
     expires_at: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Action":
+        return cls(d["kind"], d["target"], d["policy"], d["reason"], d.get("expires_at"))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "target": self.target, "policy": self.policy,
@@ -259,6 +268,29 @@ def _index(store: Any) -> Any:
     return store.index
 
 
+def _remote(store: Any) -> Any | None:
+    """The store if it is a Cairn server's client: policies are then the server's, set
+    through its REST routes (``/api/v1/retention``), where its roles are checked."""
+    from ..store.base import RemoteServer
+
+    return store if isinstance(store, RemoteServer) else None
+
+
+def _path(kind: str, key: str) -> str:
+    import urllib.parse
+
+    return f"/retention/{kind}s/{urllib.parse.quote(key, safe='/')}"
+
+
+def _remote_key(store: Any, kind: str, target: str) -> str:
+    if kind == "experiment":
+        return str(_experiment(store, target).id)
+    from ..data.entities import check_name
+
+    check_text(target, "data set name")
+    return check_name(target)
+
+
 def _check_kind(kind: str) -> str:
     if kind not in KINDS:
         raise InvalidArgument(f"unknown retention policy kind {kind!r}; use experiment or dataset")
@@ -331,6 +363,10 @@ def _records(store: Any, conn: Any, kind: str | None = None,
 
 def get_policy(store: Any, kind: str, target: str) -> PolicyRecord | None:
     """The policy on experiment ``target`` (name or id) or data set ``target``; None if none."""
+    if _remote(store) is not None:
+        key = _remote_key(store, _check_kind(kind), target)
+        got = store.call("GET", _path(kind, key))["policy"]
+        return None if got is None else PolicyRecord.from_dict(got)
     index = _index(store)
     with index.session() as conn:
         key, _ = _resolve(store, conn, _check_kind(kind), target)
@@ -339,7 +375,9 @@ def get_policy(store: Any, kind: str, target: str) -> PolicyRecord | None:
 
 
 def list_policies(store: Any) -> list[PolicyRecord]:
-    """Every stored policy, experiments first."""
+    """Every stored policy, experiments first (from a server: those the caller may see)."""
+    if _remote(store) is not None:
+        return [PolicyRecord.from_dict(d) for d in store.call("GET", "/retention")["policies"]]
     index = _index(store)
     with index.session() as conn:
         return _records(store, conn)
@@ -361,6 +399,9 @@ def set_policy(store: Any, kind: str, target: str, policy: Policy | Mapping[str,
     if kind == "dataset" and pol.artifacts_ttl_days is not None:
         raise InvalidArgument("artifacts_ttl_days is for experiments (a run's artifacts); a "
                               "data set version's files are kept or trashed with it")
+    if _remote(store) is not None:  # the server checks the caller's role and acts as them
+        key = _remote_key(store, kind, target)
+        return PolicyRecord.from_dict(store.call("PUT", _path(kind, key), json=pol.to_dict()))
     now = clock.now_ms() if now_ms is None else now_ms
     index = _index(store)
     with index.session() as conn:
@@ -394,6 +435,9 @@ def unset_policy(store: Any, kind: str, target: str, *, actor: str,
 
     check_text(actor, "actor")
     _check_kind(kind)
+    if _remote(store) is not None:
+        key = _remote_key(store, kind, target)
+        return PolicyRecord.from_dict(store.call("DELETE", _path(kind, key)))
     now = clock.now_ms() if now_ms is None else now_ms
     index = _index(store)
     P = T.retention_policies
@@ -607,6 +651,8 @@ def plan(store: Any, now_ms: int | None = None) -> list[Action]:
     data set no longer exists plan nothing.  ``refused`` actions name what a Production
     or aliased model version needs; :func:`apply` does nothing while there is one.
     """
+    if _remote(store) is not None:  # the server's plan, at the server's time
+        return [Action.from_dict(d) for d in store.call("GET", "/retention/plan")["actions"]]
     now = clock.now_ms() if now_ms is None else now_ms
     index = _index(store)
     with index.session() as conn:
@@ -647,6 +693,10 @@ def apply(store: Any, *, now_ms: int | None = None, dry_run: bool = False,
     model version needs.  Every action is audited (``retention.trash``, ``retention.expiry``).
     """
     check_text(actor, "actor")
+    if _remote(store) is not None:
+        raise InvalidArgument("retention is applied where the store is: run `cairn gc` on the "
+                              "server's store (cairn --store postgresql://... gc); `cairn "
+                              "retention plan` shows what it would do")
     now = clock.now_ms() if now_ms is None else now_ms
     actions = plan(store, now)
     refused = [a for a in actions if a.kind == "refused"]
@@ -732,6 +782,8 @@ def set_artifacts_ttl(store: Any, run_id: str, days: int | None, *, actor: str,
     check_text(run_id, "run id")
     check_text(actor, "actor")
     days = _days(days, "artifacts TTL days", 0)
+    if _remote(store) is not None:
+        return store.call("PUT", f"/runs/{run_id}/artifacts/ttl", json={"days": days})["expires"]
     now = clock.now_ms() if now_ms is None else now_ms
     index = _index(store)
     client = Client(store=store, user=actor)
