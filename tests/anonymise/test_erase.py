@@ -83,6 +83,8 @@ def test_erase_on_a_local_store(world):
     assert erase.action == "user.erase" and "alice" not in json.dumps(erase.after).lower()
     assert [x["seq"] for x in erase.after["erased"]] == [1, 2]
     assert _run(store_dir, "audit", "verify").exit_code == 0
+    doctor = _run(store_dir, "doctor", "--skip", "objects")  # the index matches the journals
+    assert doctor.exit_code == 0, doctor.output
 
     # The journals are the truth: a rebuilt index does not bring her back.
     assert _run(store_dir, "reindex").exit_code == 0
