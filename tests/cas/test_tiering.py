@@ -390,3 +390,33 @@ def test_gc_sweeps_both_tiers_and_keeps_what_is_referenced(tmp_path, monkeypatch
     client.download_artifacts(run.id, "", tmp_path / "out")
     assert (tmp_path / "out" / "kept.txt").read_text() == "referenced\n" * 30
     assert objects.verify().ok
+
+
+def test_s3_hot_store_with_a_cold_directory(tmp_path, s3_bucket, s3_endpoint, cairn_clock):  # noqa: F811
+    from cairn.server.serve import open_objects
+
+    store = open_objects(f"s3://{s3_bucket}/hot", s3_endpoint)
+    tb = find_tiered(store.backend)
+    assert tb is not None and tb.index is None  # no shared file: reads go in batches
+    read, unread = store.put_bytes(b"read in s3" * 20), store.put_bytes(b"cold in s3" * 20)
+    configure(store, str(tmp_path / "cold"))
+    keys = {o["Key"] for o in tb.client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert "hot/tiers.json" in keys
+
+    cairn_clock.advance(25 * 86400)
+    other = open_objects(f"s3://{s3_bucket}/hot", s3_endpoint)  # another replica
+    assert other.get_bytes(read) == b"read in s3" * 20
+    other.backend.close()
+    cairn_clock.advance(10 * 86400)
+    report = move_cold(store, older_than_days=30, now=cairn_clock.now_ms())
+    assert report.oids == [unread]
+    assert not tb.hot.exists(unread) and tb.hot.exists(read)
+    fresh = open_objects(f"s3://{s3_bucket}/hot", s3_endpoint)
+    assert fresh.get_bytes(unread) == b"cold in s3" * 20 and fresh.has(unread)
+    assert sorted(fresh.backend.iter_oids()) == sorted([read, unread])
+    assert fresh.verify().ok
+    batches = [k for k in (o["Key"] for o in tb.client.list_objects_v2(
+        Bucket=s3_bucket, Prefix="hot/tier-reads/").get("Contents", ()))]
+    assert len(batches) == 1  # merged by the move, the moved object's read dropped
+    fresh.backend.delete(unread)
+    assert not fresh.has(unread) and not any((tmp_path / "cold").glob("??/*"))

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import clock
 from ..errors import CairnError, InvalidArgument, NotFound, StoreUnavailable
-from .backends.base import Backend, check_oid
+from .backends.base import Backend, capability, check_oid
 from .tier_state import (
     CONFIG_NAME, INDEX_NAME, BatchReads, LocalSide, Side, TierConfig, TierIndex, normalise_cold,
     side_of,
@@ -117,6 +117,7 @@ class TieredBackend:
         self._flusher: threading.Thread | None = None
         self._flush_every = 5.0 if self.index is not None else 60.0
         self._pid = os.getpid()
+        self._hot_freshen = capability(hot, "freshen")
 
     def __repr__(self) -> str:
         cfg = self._config
@@ -310,8 +311,6 @@ class TieredBackend:
         """``(oid, size, time ns)`` of the hot objects, then of the cold ones (their time:
         when they were moved, or made young again).  An object in both tiers (an
         interrupted move) comes twice: a collection keys them by oid."""
-        from .backends.base import capability
-
         hot_scan = capability(self.hot, "scan")
         if hot_scan is None:
             raise InvalidArgument(f"{self.hot!r} cannot list objects with their times")
@@ -329,9 +328,7 @@ class TieredBackend:
     def freshen(self, oid: str) -> bool:
         """Make ``oid`` young (a put found it stored): a cold object's time in the index is
         set to now; without an index it is copied back to the hot store."""
-        from .backends.base import capability
-
-        hot_freshen = capability(self.hot, "freshen")
+        hot_freshen = self._hot_freshen
         if hot_freshen is not None and hot_freshen(oid):
             return True
         if hot_freshen is None and self.hot.exists(oid):
@@ -349,8 +346,6 @@ class TieredBackend:
 
     def remove_old(self, oids: list[str], before_ns: int) -> list[tuple[str, int]]:
         """Delete each of ``oids`` older than ``before_ns`` from whichever tier holds it."""
-        from .backends.base import capability
-
         hot_remove = capability(self.hot, "remove_old")
         if hot_remove is None:
             raise InvalidArgument(f"{self.hot!r} cannot remove objects by age")
