@@ -43,6 +43,34 @@ def world(tracking):
     return (tracking, *_world(str(tracking)))
 
 
+def test_data_sets_and_comments_are_erased(world, tmp_path):
+    from cairn.collab import collab_for
+
+    store_dir, a, b, alice, bob = world
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "x.csv").write_text("a,b\n1,2\n")
+    alice.data.add(files, "survey")
+    collab_for(alice, "alice").add_comment("run", a.id, "looks good, @bob?")
+    collab_for(bob, "bob").add_comment("run", a.id, "thanks @alice")
+    report = erase_user(alice.store, "alice", actor="dpo")
+    assert report.rows["datasets.created_by"] == 1
+    assert report.rows["dataset_versions.created_by"] == 1
+    assert report.rows["comments.author"] == 1 and report.rows["comments.body"] == 1
+    c = cairn.Client(str(store_dir))
+    comments = collab_for(c, "dpo").comments("run", a.id)
+    assert sorted((x.author, x.body) for x in comments) == [
+        (ERASED, "looks good, @bob?"), ("bob", f"thanks @{ERASED}")]
+    assert c.data.version("survey@1").created_by == ERASED
+    conn = sqlite3.connect(str(store_dir / "index.db"))
+    try:
+        assert conn.execute("SELECT count(*) FROM comment_mentions WHERE user_name = 'alice'"
+                            ).fetchone() == (0,)
+    finally:
+        conn.close()
+    assert c.verify_audit_log().ok
+
+
 def test_dry_run_lists_and_changes_nothing(world):
     store_dir, a, b, alice, bob = world
     before = {p: p.read_bytes() for p in store_dir.rglob("*.cjl")}

@@ -53,6 +53,7 @@ _PEOPLE_COLUMNS: tuple[tuple[str, str], ...] = (
 _TEXT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("stage_policies", "approvers"), ("transition_requests", "reason"),
     ("transition_approvals", "comment"), ("model_history", "reason"),
+    ("comments", "body"), ("comment_edits", "body"),  # an @mention of them
 )
 
 
