@@ -522,3 +522,25 @@ def test_the_guide_documents_every_option_and_json_key():
     for option in documented | {"--dry-run", "--json", "--grace", "--no-retention",
                                 "--no-purge", "--objects", "--endpoint-url"}:
         assert option in help_text, option
+
+
+def test_asking_what_is_missing_freshens_what_is_there(store):
+    """Uploads and data set ingest ask `missing` and then refer to the objects present
+    without storing them: those must become young as a put would make them."""
+    import hashlib
+
+    from cairn.cas.packs import PackWriter
+
+    objects = store.objects
+    loose = objects.put_bytes(b"present loose")
+    packed = b"present in a pack" * 5
+    packed_oid = hashlib.sha256(packed).hexdigest()
+    with PackWriter(objects) as w:
+        w.add(packed_oid, packed)
+    (pack,) = w.written
+    backdate(objects)
+    absent = hashlib.sha256(b"absent").hexdigest()
+    assert objects.missing([loose, packed_oid, absent]) == {absent}
+    report = collect(store, grace_s=3600)
+    assert report.freed == 0 and {loose, pack} <= stored(objects)
+    assert report.young == 2

@@ -91,11 +91,18 @@ class ObjectStore:
         return self.packs is not None and bool(self.packs.locate([oid]))
 
     def missing(self, oids: Iterable[str]) -> set[str]:
-        """The subset of ``oids`` stored neither loose nor packed (what a pull must fetch)."""
+        """The subset of ``oids`` stored neither loose nor packed (what a pull must fetch).
+
+        Whoever asks is about to refer to the ones present instead of storing them, so
+        those (and the packs holding them) are freshened, as a put that finds its object
+        is: garbage collection spares them (docs/lifecycle.md, "Garbage collection")."""
         wanted = {check_oid(oid) for oid in oids}
         if self.packs is not None and wanted:
-            wanted -= set(self.packs.locate(wanted))
-        return {oid for oid in wanted if not self.backend.exists(oid)}
+            located = self.packs.locate(wanted)
+            wanted -= set(located)
+            for pack in {loc.pack for loc in located.values()}:
+                freshen(self.backend, pack)
+        return {oid for oid in wanted if not freshen(self.backend, oid)}
 
     def verify(self, oids: Iterable[str] | None = None, *,
                progress: bool | None = False) -> VerifyResult:

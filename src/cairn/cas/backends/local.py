@@ -121,12 +121,13 @@ class LocalBackend:
 
     def freshen(self, oid: str) -> bool:
         """Make ``oid`` young again (its mtime now); ``False`` when it is not stored."""
+        path = self.path(oid)
         try:
-            os.utime(self.path(oid))
+            os.utime(path)
         except FileNotFoundError:
             return False
-        except PermissionError:  # another user's object in a shared store: it is there
-            return True
+        except OSError:  # another user's object, a read-only mount: answer as exists did
+            return path.is_file()
         return True
 
     def scan(self) -> Iterator[tuple[str, int, int]]:

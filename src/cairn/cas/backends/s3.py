@@ -124,6 +124,8 @@ class S3Backend:
     def freshen(self, oid: str) -> bool:
         """Make ``oid`` young again: a copy onto itself sets its LastModified to now
         (one request, no bytes through the client).  ``False`` when it is absent."""
+        from botocore.exceptions import ClientError
+
         key = self.key(oid)
         try:
             self._call(self.client.copy_object, oid, Key=key,
@@ -131,6 +133,12 @@ class S3Backend:
                        MetadataDirective="REPLACE")
         except NotFound:
             return False
+        except StoreUnavailable as exc:
+            # Refused (read-only credentials, say): answer as ``exists`` did; the grace
+            # period still protects the object.  Unreachable S3 is an error as before.
+            if not isinstance(exc.__context__, ClientError):
+                raise
+            return self.exists(oid)
         return True
 
     def scan(self) -> Iterator[tuple[str, int, int]]:
