@@ -31,6 +31,7 @@ from ...entities import FileEntry, Run
 from ...errors import InvalidArgument, NotFound
 from ..auth import Principal
 from ..context import ServerContext, principal
+from ..download_audit import file_downloaded, mlflow_target
 from . import artifact_area
 from ._app import json_response, raw
 from ._common import Params, artifact_uri
@@ -219,7 +220,9 @@ async def download(c: ServerContext, request: Request) -> Response:
 
     def find() -> tuple[FileEntry, tuple[bytes, Iterator[bytes]]]:
         entries, rel = locate(c, principal(request), path)
-        return find_file(c, entries, rel, path)
+        found = find_file(c, entries, rel, path)
+        file_downloaded(c, principal(request), mlflow_target(path), found[0])
+        return found
 
     try:
         entry, (first, rest) = await run_in_threadpool(find)

@@ -22,6 +22,7 @@ from ...errors import InvalidArgument, NotFound
 from ...search.parser import Clause, format_filter
 from ..auth import Principal
 from ..context import ServerContext, principal
+from ..download_audit import file_downloaded
 from . import artifact_area, logged_models
 from ._app import _params, raw
 from ._common import INPUTS_TAG, MlflowError, Params, invalid, metric_json
@@ -50,6 +51,7 @@ def get_artifact(c: ServerContext, p: Principal, r: Params) -> Any:
     run = get_run(c, p, run_id)
     shown = f"{run.experiment_id}/{run.id}/artifacts/{path}"
     entry, (first, rest) = find_file(c, c.store.list_artifacts(run.id), artifact_area.clean(path), shown)
+    file_downloaded(c, p, f"runs/{run.id}", entry)
     return file_response(entry, first, rest, **NO_CACHE)
 
 
@@ -66,6 +68,7 @@ def logged_model_file(c: ServerContext, p: Principal, r: Params) -> Any:
     rel = artifact_area.clean(f"{root}/{file}")
     shown = f"{run.experiment_id}/{run.id}/artifacts/{root}/{file}"
     entry, (first, rest) = find_file(c, c.store.list_artifacts(run.id), rel, shown)
+    file_downloaded(c, p, f"runs/{run.id}", entry)
     return file_response(entry, first, rest, **NO_CACHE)
 
 

@@ -26,6 +26,7 @@ from ...errors import CorruptObject, InvalidArgument, NotFound
 from ...store.wire import entry_from_json, entry_to_json, from_results
 from ..auth import Principal
 from ..context import ctx, principal
+from ..download_audit import file_downloaded, object_read
 from ._common import apply_batches, require_run
 
 router = APIRouter(tags=["artifacts"])
@@ -120,8 +121,12 @@ def get_object(oid: Oid, request: Request, p: User):
     c = ctx(request)
     check_oid(oid)
     if OBJECT_TYPE in request.headers.get("accept", ""):
-        return Response(c.objects.backend.get(oid), media_type=OBJECT_TYPE)
-    return Response(c.objects.get_bytes(oid), media_type="application/octet-stream")
+        stored = c.objects.backend.get(oid)
+        object_read(c, p, oid, len(stored))
+        return Response(stored, media_type=OBJECT_TYPE)
+    data = c.objects.get_bytes(oid)
+    object_read(c, p, oid, len(data))
+    return Response(data, media_type="application/octet-stream")
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=FileList,
@@ -152,6 +157,7 @@ def download_artifact(run_id: RunId, request: Request, p: User,
         raise NotFound(f"run {run_id} has no artifact file {path!r}")
     chunks = c.objects.read_file(entry)
     first = next(chunks, b"")  # missing or corrupt objects fail here, as a clean error
+    file_downloaded(c, p, f"runs/{run_id}", entry)
     name = path.rsplit("/", 1)[-1].replace('"', "")
 
     def body():
