@@ -206,3 +206,20 @@ def test_tombstone_hash_is_the_erased_content(world):
     assert listed["tombstone"] == audit.event_hash(row["seq"], row["time"], row["actor"],
                                                    row["action"], row["target"], row["before"],
                                                    row["after"], row["prev_hash"])
+
+
+def test_a_failed_erasure_leaves_journals_and_index_as_they_were(world, monkeypatch):
+    import cairn.anonymise.erase as erase_mod
+
+    store_dir, a, *_ = world
+    before = {p: p.read_bytes() for p in store_dir.rglob("*.cjl")}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(erase_mod, "_erase_audit", fail)
+    with pytest.raises(RuntimeError):
+        erase_user(cairn.Client(str(store_dir)).store, "alice", actor="dpo")
+    assert {p: p.read_bytes() for p in store_dir.rglob("*.cjl")} == before
+    assert not [p for p in store_dir.rglob("*") if p.name.endswith((".erase", ".pre-erase"))]
+    assert cairn.Client(str(store_dir)).get_run(a.id).user == "alice"

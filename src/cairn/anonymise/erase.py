@@ -142,17 +142,35 @@ def erase_user(store: Any, name: str, *, actor: str, dry_run: bool = False,
     _refuse_open_runs(runs, store)  # outside the transaction: a read may apply queued writes
     report.runs = runs
     report.journals = [str(p) for paths in journal_runs.values() for p in paths]
-    with index.session(write=not dry_run) as conn:
-        _erase_runs(conn, runs, scrub, report, dry_run)
-        if not dry_run:
-            for paths in journal_runs.values():
-                for path in paths:
-                    size = _rewrite_journal(path, scrub)
-                    # Its bytes changed, and every record was applied (no writer is open).
-                    conn.execute(sa.text('UPDATE writers SET "offset" = :o WHERE writer_id = :w'),
-                                 {"o": size, "w": path.stem})
-        _erase_columns(conn, scrub, report, dry_run)
-        _erase_audit(conn, scrub, report, dry_run, actor, now)
+    # Each journal's erased copy is written beside it first; the copies replace the journals
+    # inside the transaction, and the originals come back if it fails, so the index's
+    # journal offsets and the journals change together.
+    staged = [] if dry_run else [(path, *_stage_journal(path, scrub))
+                                 for paths in journal_runs.values() for path in paths]
+    swapped: list[tuple[Path, Path]] = []
+    try:
+        with index.session(write=not dry_run) as conn:
+            _erase_runs(conn, runs, scrub, report, dry_run)
+            for path, _tmp, size in staged:
+                # Its bytes changed, and every record was applied (no writer is open).
+                conn.execute(sa.text('UPDATE writers SET "offset" = :o WHERE writer_id = :w'),
+                             {"o": size, "w": path.stem})
+            _erase_columns(conn, scrub, report, dry_run)
+            _erase_audit(conn, scrub, report, dry_run, actor, now)
+            for path, tmp, _size in staged:
+                backup = path.with_name(path.name + ".pre-erase")
+                os.replace(path, backup)
+                os.replace(tmp, path)
+                swapped.append((path, backup))
+    except BaseException:
+        for path, backup in swapped:
+            os.replace(backup, path)
+        for _path, tmp, _size in staged:
+            with _suppress():
+                os.unlink(tmp)
+        raise
+    for _path, backup in swapped:
+        os.unlink(backup)
     return report
 
 
@@ -217,9 +235,10 @@ def _erase_batch(batch: Any, scrub: Scrubber) -> Any:
     return replace(batch, **changes)
 
 
-def _rewrite_journal(path: Path, scrub: Scrubber) -> int:
-    """Rewrite one journal with the name erased from every record; its new size.  Damaged
-    spans are copied as they are (they cannot be read, so not rewritten either)."""
+def _stage_journal(path: Path, scrub: Scrubber) -> tuple[Path, int]:
+    """Write ``path`` with the name erased from every record to a temporary file beside it;
+    (that file, its size).  Damaged spans are copied as they are (they cannot be read, so
+    not rewritten either)."""
     from ..store import journal as jlib
 
     data = path.read_bytes()
@@ -236,19 +255,19 @@ def _rewrite_journal(path: Path, scrub: Scrubber) -> int:
         pos = item.end
     parts.append(data[pos:])
     new = b"".join(parts)
-    fd, tmp = tempfile.mkstemp(prefix=".erase-", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".erase", dir=path.parent)
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(new)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
     except BaseException:
         with _suppress():
             os.unlink(tmp)
         raise
-    return len(new)
+    return tmp, len(new)
 
 
 class _suppress:
