@@ -371,3 +371,12 @@ def test_import_cairn_does_not_import_cryptography():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "CAIRN_MASTER_KEY": KEY})
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_key_settings_are_the_declared_ones():
+    from cairn import settings
+    from cairn.cas import keyprovider
+
+    for name in ("MASTER_KEY", "MASTER_KEY_FILE", "MASTER_KEY_OLD", "KEY_PROVIDER"):
+        assert getattr(settings, name).name == getattr(keyprovider, name)
+        assert getattr(settings, name) in settings.SETTINGS

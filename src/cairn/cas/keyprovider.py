@@ -33,6 +33,12 @@ _B64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 # presented as another key's.
 _WRAP_NONCE = 12
 _WRAP_AAD = b"cairn.dek/1\0"
+# The settings (declared in cairn.settings for the docs; the storage layer reads no settings
+# module, and parses these itself so that no error can echo a key).
+MASTER_KEY = "CAIRN_MASTER_KEY"
+MASTER_KEY_FILE = "CAIRN_MASTER_KEY_FILE"
+MASTER_KEY_OLD = "CAIRN_MASTER_KEY_OLD"
+KEY_PROVIDER = "CAIRN_KEY_PROVIDER"
 
 
 @runtime_checkable
@@ -202,58 +208,54 @@ def using(keyring: Keyring) -> Iterator[Keyring]:
 
 def from_settings() -> Keyring | None:
     """The keyring the settings describe, or None when no key is configured."""
-    from ..settings import KEY_PROVIDER, MASTER_KEY, MASTER_KEY_FILE, MASTER_KEY_OLD
-
     override = _override.get()
     if override is not None:
         return override
-    spec = os.environ.get(KEY_PROVIDER.name, "")
-    text = os.environ.get(MASTER_KEY.name, "")
-    path = os.environ.get(MASTER_KEY_FILE.name, "")
-    old = os.environ.get(MASTER_KEY_OLD.name, "")
+    spec = os.environ.get(KEY_PROVIDER, "")
+    text = os.environ.get(MASTER_KEY, "")
+    path = os.environ.get(MASTER_KEY_FILE, "")
+    old = os.environ.get(MASTER_KEY_OLD, "")
     if spec:
         if text or path:
-            raise EncryptionError(f"set {KEY_PROVIDER.name} or {MASTER_KEY.name}/"
-                                  f"{MASTER_KEY_FILE.name}, not both", setting=KEY_PROVIDER.name)
+            raise EncryptionError(f"set {KEY_PROVIDER} or {MASTER_KEY}/"
+                                  f"{MASTER_KEY_FILE}, not both", setting=KEY_PROVIDER)
         providers = _from_factory(spec)
     elif text and path:
-        raise EncryptionError(f"both {MASTER_KEY.name} and {MASTER_KEY_FILE.name} are set: "
-                              "set one of them", setting=MASTER_KEY.name)
+        raise EncryptionError(f"both {MASTER_KEY} and {MASTER_KEY_FILE} are set: "
+                              "set one of them", setting=MASTER_KEY)
     elif text:
-        providers = [parse_key(text, MASTER_KEY.name)]
+        providers = [parse_key(text, MASTER_KEY)]
     elif path:
-        providers = [read_key_file(path, MASTER_KEY_FILE.name)]
+        providers = [read_key_file(path, MASTER_KEY_FILE)]
     elif old:
-        raise EncryptionError(f"{MASTER_KEY_OLD.name} is set without {MASTER_KEY.name} or "
-                              f"{MASTER_KEY_FILE.name}: give the current key too",
-                              setting=MASTER_KEY_OLD.name)
+        raise EncryptionError(f"{MASTER_KEY_OLD} is set without {MASTER_KEY} or "
+                              f"{MASTER_KEY_FILE}: give the current key too",
+                              setting=MASTER_KEY_OLD)
     else:
         return None
     if old:
-        providers.append(parse_key(old, MASTER_KEY_OLD.name))
+        providers.append(parse_key(old, MASTER_KEY_OLD))
     return Keyring(providers)
 
 
 def _from_factory(spec: str) -> list[KeyProvider]:
     import importlib
 
-    from ..settings import KEY_PROVIDER
-
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise EncryptionError(f"{KEY_PROVIDER.name} must be module:factory, got {spec!r}",
-                              setting=KEY_PROVIDER.name)
+        raise EncryptionError(f"{KEY_PROVIDER} must be module:factory, got {spec!r}",
+                              setting=KEY_PROVIDER)
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise EncryptionError(f"{KEY_PROVIDER.name}={spec}: cannot load the key provider "
+        raise EncryptionError(f"{KEY_PROVIDER}={spec}: cannot load the key provider "
                               f"factory ({type(exc).__name__}: {exc})",
-                              setting=KEY_PROVIDER.name) from None
+                              setting=KEY_PROVIDER) from None
     made = factory()
     providers = list(made) if isinstance(made, (list, tuple)) else [made]
     for p in providers:
         if not isinstance(p, KeyProvider):
-            raise EncryptionError(f"{KEY_PROVIDER.name}={spec} returned {type(p).__name__}, "
+            raise EncryptionError(f"{KEY_PROVIDER}={spec} returned {type(p).__name__}, "
                                   "not a key provider (key_id, wrap, unwrap)",
-                                  setting=KEY_PROVIDER.name)
+                                  setting=KEY_PROVIDER)
     return providers

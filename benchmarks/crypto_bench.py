@@ -1,0 +1,182 @@
+"""Encryption at rest: AES-256-GCM throughput, and what it costs a local object store.
+
+    .venv/bin/python benchmarks/crypto_bench.py           # ~1 min
+    .venv/bin/python benchmarks/crypto_bench.py --quick   # small sizes, a smoke run
+
+``run()`` returns the numbers (``lifecycle_bench.py`` imports it):
+
+- ``seal`` / ``open``: MB/s of :func:`cairn.cas.crypto.seal` and ``open_sealed`` (a fresh
+  data key, its wrap, one GCM call) for objects of 64 KiB, 256 KiB, 4 MiB and 64 MiB; median
+  of several repetitions.
+- ``store``: ``put_file`` and a verified ``read_file`` of a 256 MiB file of random bytes
+  (chunked, so about 4,000 objects) through ``ObjectStore.local`` with and without a master
+  key, each put into a fresh store (an existing object is never rewritten).
+- ``layout``: the design choice of where the wrapped key lives.  Puts of small objects with
+  the key in the object's header (one file) against a separate key record per object (two
+  files), and a rotation: rewriting every object's header against rewriting every record.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+MiB = 1 << 20
+SIZES = {"64 KiB": 64 << 10, "256 KiB": 256 << 10, "4 MiB": 4 * MiB, "64 MiB": 64 * MiB}
+KEY = base64.b64encode(b"\x42" * 32).decode()
+
+
+def _median(fn: Callable[[], Any], reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _aead(sizes: dict[str, int], budget: float) -> dict[str, dict[str, float]]:
+    from cairn.cas.crypto import open_sealed, seal
+    from cairn.cas.keyprovider import Keyring, parse_key
+
+    key = parse_key(KEY, "bench")
+    ring = Keyring([key])
+    out: dict[str, dict[str, float]] = {}
+    for label, n in sizes.items():
+        data = b"r" + os.urandom(n - 1)
+        oid = hashlib.sha256(data).hexdigest()
+        inner = max(1, int(64 * MiB // n))  # time batches of >= 64 MiB: less timer noise
+        reps = max(3, min(9, int(budget / max(n * inner / 1e9, 1e-3))))
+        sealed = bytes(seal(oid, data, key))
+        assert open_sealed(oid, sealed, ring, lambda k: False) == data
+
+        def enc(inner: int = inner, oid: str = oid, data: bytes = data) -> None:
+            for _ in range(inner):
+                seal(oid, data, key)
+
+        def dec(inner: int = inner, oid: str = oid, sealed: bytes = sealed) -> None:
+            for _ in range(inner):
+                open_sealed(oid, sealed, ring, lambda k: False)
+
+        enc()  # warm up
+        out[label] = {"seal_MBps": n * inner / _median(enc, reps) / 1e6,
+                      "open_MBps": n * inner / _median(dec, reps) / 1e6}
+    return out
+
+
+def _store(size: int, reps: int, root: Path) -> dict[str, dict[str, float]]:
+    from cairn.cas import ObjectStore
+
+    src = root / "big.bin"
+    with open(src, "wb") as f:
+        for _ in range(size // MiB):
+            f.write(os.urandom(MiB))
+    out: dict[str, dict[str, float]] = {}
+    for label, key in (("plain", None), ("encrypted", KEY)):
+        if key is None:
+            os.environ.pop("CAIRN_MASTER_KEY", None)
+        else:
+            os.environ["CAIRN_MASTER_KEY"] = key
+        puts, reads = [], []
+        try:
+            for i in range(reps):
+                where = root / f"{label}-{i}"
+                store = ObjectStore.local(where)
+                t0 = time.perf_counter()
+                entry = store.put_file(src, "big.bin")
+                puts.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                n = sum(len(b) for b in store.read_file(entry))
+                reads.append(time.perf_counter() - t0)
+                assert n == size
+                shutil.rmtree(where)
+        finally:
+            os.environ.pop("CAIRN_MASTER_KEY", None)
+        out[label] = {"put_MBps": size / statistics.median(puts) / 1e6,
+                      "read_MBps": size / statistics.median(reads) / 1e6}
+    return out
+
+
+def _layout(count: int, root: Path) -> dict[str, float]:
+    """Key in the header vs a key record beside each object (both through LocalBackend)."""
+    from cairn.cas.backends.local import LocalBackend
+    from cairn.cas.crypto import parse_header, rewrap, seal, unwrap_dek
+    from cairn.cas.keyprovider import Keyring, parse_key
+
+    old, new = parse_key(KEY, "old"), parse_key(base64.b64encode(b"\x43" * 32).decode(), "new")
+    ring = Keyring([old])
+    blobs = [os.urandom(16 << 10) for _ in range(count)]
+    oids = [hashlib.sha256(b).hexdigest() for b in blobs]
+    header = LocalBackend(root / "header")
+    objects, records = LocalBackend(root / "sep-objects"), LocalBackend(root / "sep-keys")
+
+    t0 = time.perf_counter()
+    for oid, b in zip(oids, blobs):
+        header.put(oid, seal(oid, b, old))  # type: ignore[arg-type]
+    put_header = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for oid, b in zip(oids, blobs):
+        sealed = seal(oid, b, old)
+        h = parse_header(oid, sealed)
+        objects.put(oid, memoryview(sealed)[h.body:])  # type: ignore[arg-type]
+        records.put(oid, bytes(sealed[:h.body]))
+    put_separate = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for oid in oids:
+        stored = header.get(oid)
+        h = parse_header(oid, stored)
+        header.put(oid, rewrap(oid, stored, h, unwrap_dek(oid, h, ring, lambda k: False), new))
+    rotate_header = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for oid in oids:
+        rec = records.get(oid)
+        h = parse_header(oid, rec + b"\0" * 16)
+        dek = unwrap_dek(oid, h, ring, lambda k: False)
+        records.put(oid, rec[:4] + rewrap(oid, rec + b"\0" * 16, h, dek, new)[4:-16])
+    rotate_separate = time.perf_counter() - t0
+    return {"objects": count, "object_KiB": 16,
+            "put_header_per_s": count / put_header, "put_separate_per_s": count / put_separate,
+            "rotate_header_per_s": count / rotate_header,
+            "rotate_separate_per_s": count / rotate_separate}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    sizes = dict(list(SIZES.items())[:3]) if quick else SIZES
+    with tempfile.TemporaryDirectory(prefix="cairn-crypto-bench-") as tmp:
+        root = Path(tmp)
+        return {
+            "aead": _aead(sizes, 0.5 if quick else 2.0),
+            "store": _store(32 * MiB if quick else 256 * MiB, 1 if quick else 3, root),
+            "layout": _layout(300 if quick else 3000, root),
+        }
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv[1:]
+    res = run(quick)
+    print(f"{'object':>8}  {'seal MB/s':>10}  {'open MB/s':>10}")
+    for label, r in res["aead"].items():
+        print(f"{label:>8}  {r['seal_MBps']:>10,.0f}  {r['open_MBps']:>10,.0f}")
+    size = "32 MiB" if quick else "256 MiB"
+    print(f"\nObjectStore.local, a {size} file of random bytes:")
+    for label, r in res["store"].items():
+        print(f"  {label:<10} put_file {r['put_MBps']:>8,.0f} MB/s   read {r['read_MBps']:>8,.0f} MB/s")
+    lay = res["layout"]
+    print(f"\nWhere the wrapped key lives ({lay['objects']} objects of 16 KiB, local disk):")
+    print(f"  put:      in the header {lay['put_header_per_s']:>9,.0f}/s   separate record "
+          f"{lay['put_separate_per_s']:>9,.0f}/s")
+    print(f"  rotation: in the header {lay['rotate_header_per_s']:>9,.0f}/s   separate record "
+          f"{lay['rotate_separate_per_s']:>9,.0f}/s")
+
+
+if __name__ == "__main__":
+    main()
