@@ -347,3 +347,18 @@ def test_stores_without_a_database_are_told_where_policies_live(tmp_path):
         R.list_policies(MemoryStore("retention-test"))
     with pytest.raises(InvalidArgument, match="run `cairn gc` on the server's store"):
         R.apply(HttpStore("http://127.0.0.1:9", spool_dir=str(tmp_path / "sp")))
+
+
+def test_what_became_kept_between_the_plan_and_the_trashing_stays(client, cairn_clock, tmp_path):
+    exp = client.create_experiment("e")
+    ids = _runs(client, exp.id, 4, cairn_clock)
+    R.set_policy(client.store, "experiment", "e", {"keep_last": 1}, actor="alice")
+    stale = R.plan(client.store)
+    assert {a.target for a in stale} == {f"run:{i}" for i in ids[:3]}
+    client.set_tag(ids[0], "keep", "1")  # meanwhile, someone keeps one and registers another
+    _register(client, "m", ids[1], tmp_path)
+    done, skipped = R._apply_actions(client.store, stale, "alice", cairn_clock.now_ms())
+    assert [a.target for a in done] == [f"run:{ids[2]}"]
+    assert any("tagged keep since the plan" in s for s in skipped)
+    assert any("model version m/1.0.0 since the plan" in s for s in skipped)
+    assert _live(client, ids) == [True, True, False, True]

@@ -723,20 +723,24 @@ def _apply_actions(store: Any, actions: Sequence[Action], actor: str,
 
     client = Client(store=store, user=actor)
     index = _index(store)
+    with index.session() as conn:
+        policies = {r.ref: r.policy for r in _records(store, conn)}
     done: list[Action] = []
     skipped: list[str] = []
     after: dict[str, Any]
     for a in actions:
         kind, _, ref = a.target.partition(":")
+        pol = policies.get(a.policy, Policy())
         try:
             if a.kind == "trash_run":
-                if client.get_run(ref).lifecycle == "deleted":
-                    skipped.append(f"{a.target}: already in the trash")
+                why_not = _run_kept_now(client, index, ref, pol)
+                if why_not:
+                    skipped.append(f"{a.target}: {why_not}")
                     continue
                 client.delete_run(ref)
                 event, after = "retention.trash", {"policy": a.policy, "reason": a.reason}
             elif a.kind == "trash_dataset_version":
-                _trash_version(store, ref, actor)
+                _trash_version(store, ref, actor, pol)
                 event, after = "retention.trash", {"policy": a.policy, "reason": a.reason}
             elif a.kind == "set_artifacts_expiry":
                 client.set_tag(ref, EXPIRES_TAG, str(a.expires_at))
@@ -746,7 +750,7 @@ def _apply_actions(store: Any, actions: Sequence[Action], actor: str,
                 event, after = "retention.expiry", {"policy": a.policy, "expires": None}
             else:
                 continue
-        except NotFound as exc:  # removed by someone else since the plan: nothing to do
+        except (NotFound, Conflict) as exc:  # changed by someone else since the plan
             skipped.append(f"{a.target}: {exc.message}")
             continue
         with index.session(write=True) as conn:
@@ -755,7 +759,34 @@ def _apply_actions(store: Any, actions: Sequence[Action], actor: str,
     return done, skipped
 
 
-def _trash_version(store: Any, ref: str, actor: str) -> None:
+def _run_kept_now(client: Any, index: Any, run_id: str, pol: Policy) -> str | None:
+    """Why run ``run_id`` must not be trashed after all (tagged, registered or trashed since
+    the plan: the plan and the trashing are not one transaction); None when it may go."""
+    import sqlalchemy as sa
+
+    from ..store.sql import tables as T
+
+    run = client.get_run(run_id)
+    if run.lifecycle == "deleted":
+        return "already in the trash"
+    if is_kept(run.tags, pol.keep_tagged):
+        return f"tagged {pol.keep_tagged} since the plan"
+    MV = T.model_versions
+    with index.session() as conn:
+        rows = conn.execute(sa.select(MV.c.name, MV.c.version, MV.c.stage).where(
+            MV.c.source_run_id == run_id, MV.c.deleted_at.is_(None))).all()
+        if rows and not pol.keep_registered:
+            aliased = conn.execute(sa.select(T.model_aliases.c.name).where(sa.tuple_(
+                T.model_aliases.c.name, T.model_aliases.c.version).in_(
+                [(r.name, r.version) for r in rows]))).first()
+            if aliased is None and all(r.stage != "Production" for r in rows):
+                return None
+    if rows:
+        return f"the source of model version {rows[0].name}/{rows[0].version} since the plan"
+    return None
+
+
+def _trash_version(store: Any, ref: str, actor: str, pol: Policy) -> None:
     from ..services import datasets_for
 
     ds: Any = datasets_for(store, actor)
@@ -763,9 +794,14 @@ def _trash_version(store: Any, ref: str, actor: str) -> None:
     if delete is None:  # pragma: no cover - the trash of data set versions is not there
         raise InvalidArgument("this Cairn cannot trash data set versions yet "
                               "(Datasets.delete_version is missing)")
-    # The plan kept registered inputs unless the policy says otherwise: that decision was
-    # audited when the policy was set, so the version's own protection is overridden then.
-    delete(ref, force=True)
+    try:
+        delete(ref, force=False)
+    except Conflict:
+        # Protected as a registered model's input: only a policy that said so (audited when
+        # it was set) overrides that; Production and aliased models were refused by the plan.
+        if pol.keep_registered:
+            raise
+        delete(ref, force=True)
 
 
 # -- a TTL on one run ------------------------------------------------------------------
