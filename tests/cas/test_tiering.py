@@ -208,7 +208,8 @@ def test_bad_cold_tiers_are_refused(tmp_path):
     assert len(_hot_files(tmp_path / "hot")) == 1
 
 
-def test_unwritable_and_unreachable_cold_tiers_name_themselves(tmp_path, s3_env):  # noqa: F811
+def test_unwritable_and_unreachable_cold_tiers_name_themselves(tmp_path, s3_env,  # noqa: F811
+                                                                s3_endpoint):  # noqa: F811
     hot = tmp_path / "hot"
     store = ObjectStore.local(hot)
     oids = {store.put_bytes(f"{i}".encode() * 50) for i in range(3)}
@@ -242,6 +243,15 @@ def test_unwritable_and_unreachable_cold_tiers_name_themselves(tmp_path, s3_env)
     with pytest.raises(StoreUnavailable, match="cold tier s3://nowhere/cold"):
         move_cold(hot2, older_than_days=0)
     assert len(_hot_files(tmp_path / "hot2")) == 1
+
+    # An S3 cold tier that refuses writes (its bucket is not there).
+    hot3 = ObjectStore.local(tmp_path / "hot3")
+    kept = hot3.put_bytes(b"k" * 100)
+    configure(hot3, "s3://no-such-bucket-here/cold", s3_endpoint)
+    with pytest.raises(StoreUnavailable,
+                       match="cold tier s3://no-such-bucket-here/cold could not store.*bucket was not"):
+        move_cold(hot3, older_than_days=0)
+    assert hot3.get_bytes(kept) == b"k" * 100 and len(_hot_files(tmp_path / "hot3")) == 1
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
@@ -420,3 +430,24 @@ def test_s3_hot_store_with_a_cold_directory(tmp_path, s3_bucket, s3_endpoint, ca
     assert len(batches) == 1  # merged by the move, the moved object's read dropped
     fresh.backend.delete(unread)
     assert not fresh.has(unread) and not any((tmp_path / "cold").glob("??/*"))
+
+
+def test_an_encrypted_store_moves_ciphertext(tmp_path, monkeypatch):
+    import base64
+
+    monkeypatch.setenv("CAIRN_MASTER_KEY", base64.b64encode(bytes(range(32))).decode())
+    store = ObjectStore.local(tmp_path / "hot")
+    secret = b"a secret line that must never be stored in clear\n" * 20
+    oid = store.put_bytes(secret)
+    assert find_tiered(store.backend) is not None and store.backend is not find_tiered(
+        store.backend)  # encryption outside, tiering inside
+    configure(store, str(tmp_path / "cold"))
+    assert move_cold(store, older_than_days=0).moved >= 1
+    cold_files = list((tmp_path / "cold").glob("??/*"))
+    assert cold_files and not any(b"secret line" in p.read_bytes() for p in cold_files)
+    assert ObjectStore.local(tmp_path / "hot").get_bytes(oid) == secret
+    monkeypatch.delenv("CAIRN_MASTER_KEY")
+    from cairn.errors import EncryptionError
+
+    with pytest.raises(EncryptionError):
+        ObjectStore.local(tmp_path / "hot").get_bytes(oid)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import clock
-from ..errors import CairnError, CorruptObject, InvalidArgument, NotFound
+from ..errors import CairnError, CorruptObject, InvalidArgument, NotFound, StoreUnavailable
 from .tiering import DAY_MS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,7 +118,12 @@ def _move_one(tb: "TieredBackend", cold: Any, oid: str, now: int) -> int | None:
         data = tb.hot.get(oid)
     except NotFound:
         return None
-    tb._cold_call("store an object", cold.put, oid, data)
+    try:
+        tb._cold_call("store an object", cold.put, oid, data)
+    except NotFound as exc:  # S3 answers a write to a bucket that is not there with 404
+        raise StoreUnavailable(f"the cold tier {tb.cold_label()} could not store an object: "
+                               f"its bucket was not found ({exc.message}); create it, or fix "
+                               "--cold-objects") from None
     try:
         back = tb._cold_call("read back an object it stored", cold.get, oid)
     except NotFound:
