@@ -451,3 +451,44 @@ def test_an_encrypted_store_moves_ciphertext(tmp_path, monkeypatch):
 
     with pytest.raises(EncryptionError):
         ObjectStore.local(tmp_path / "hot").get_bytes(oid)
+
+
+READER = textwrap.dedent("""
+    import hashlib, sys, time
+    from cairn.cas import ObjectStore
+    store = ObjectStore.local(sys.argv[1])
+    oids = sys.argv[2].split(",")
+    print("READY", flush=True)
+    reads, deadline = 0, time.monotonic() + float(sys.argv[3])
+    while time.monotonic() < deadline:
+        for oid in oids:
+            assert hashlib.sha256(store.get_bytes(oid)).hexdigest() == oid
+            reads += 1
+    print("READS", reads, flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_readers_in_other_processes_never_miss_an_object_during_a_move(tmp_path):
+    hot = tmp_path / "hot"
+    store = ObjectStore.local(hot)
+    oids = [store.put_bytes(f"shared {i}".encode() * 30) for i in range(150)]
+    configure(store, str(tmp_path / "cold"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    readers = [subprocess.Popen([sys.executable, "-c", READER, str(hot), ",".join(oids), "4"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env) for _ in range(3)]
+    try:
+        for r in readers:
+            assert r.stdout.readline().strip() == "READY"
+        report = move_cold(store, older_than_days=0)
+        outs = [r.communicate(timeout=60) for r in readers]
+    finally:
+        for r in readers:
+            if r.poll() is None:
+                r.kill()
+                r.communicate()
+    assert report.moved == len(oids) and _hot_files(hot) == set()
+    for r, (out, err) in zip(readers, outs):
+        assert r.returncode == 0, err
+        assert int(out.split()[-1]) >= len(oids)
