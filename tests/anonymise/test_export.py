@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import cairn
 from cairn.anonymise import pseudonym
 from cairn.cli.main import cli
+from tests.pg_fixtures import pg_database, pg_url  # noqa: F401
 
 KEY = "team-secret-0123456789"
 ORIGINALS = [b"zelda", b"zelda@lab.example.org", b"10.20.30.40", b"gpu-box-7"]
@@ -115,3 +116,25 @@ def test_export_from_a_team_server(cairn_server, tmp_path):
     got = cairn.Client(str(tmp_path / "out")).get_run(run.id)
     assert len(cairn.Client(str(tmp_path / "out")).get_metric_history(run.id, "loss")) == 50
     assert got.user == pseudonym(KEY.encode(), "user", "zelda")
+
+
+def test_export_from_postgresql(pg_url, tmp_path):  # noqa: F811
+    from cairn.cas.odb import ObjectStore
+    from cairn.store.sql.store import SqlStore
+
+    objects = tmp_path / "objects"
+    store = SqlStore(pg_url, ObjectStore.local(objects)).open()
+    try:
+        run, _ = _fill(cairn.Client(store=store, user="zelda"), tmp_path)
+    finally:
+        store.close()
+    dest = tmp_path / "from-pg"
+    out = CliRunner().invoke(cli, ["--store", pg_url, "export", str(dest), "-e", "shared",
+                                   "--objects", str(objects), "--anonymise", "--json"],
+                             env={"CAIRN_ANONYMISE_KEY": KEY})
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["runs"] == 1
+    got = cairn.Client(str(dest))
+    assert got.get_run(run.id).tags["mlflow.user"] == pseudonym(KEY.encode(), "user", "zelda")
+    assert got.download_artifacts(run.id, "weights.bin", tmp_path / "dl").stat().st_size == 10000
+    assert b"zelda@lab.example.org" not in _every_byte(dest)

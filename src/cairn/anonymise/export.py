@@ -50,9 +50,11 @@ def _check_dest(dest: Path, force: bool) -> None:
 
 def export_runs(client: Any, dest: str | os.PathLike[str], *,
                 experiments: Sequence[str] | None = None, anonymiser: Anonymiser | None = None,
-                force: bool = False, progress: bool | None = False) -> ExportReport:
+                force: bool = False, progress: bool | None = False,
+                objects: Any = None) -> ExportReport:
     """Copy the runs of ``experiments`` (names or ids; None: all) from ``client``'s store
-    into a local store at ``dest``."""
+    into a local store at ``dest``; artifacts are read from ``objects`` (default: the
+    store's own object store; a database store names none of its own)."""
     from ..client import Client
     from ..progress import bar
 
@@ -83,14 +85,14 @@ def export_runs(client: Any, dest: str | os.PathLike[str], *,
     runs.sort(key=lambda r: (r.parent_id is not None, r.start_time))  # parents first
     with bar("exporting runs", len(runs), enabled=progress, unit="runs") as advance:
         for run in runs:
-            _copy_run(src, store, run, anonymiser, report, copied)
+            _copy_run(src, store, run, anonymiser, report, copied, objects)
             advance(1)
     store.close()
     return report
 
 
 def _copy_run(src: Any, store: Any, run: Any, anon: Anonymiser | None, report: ExportReport,
-              copied: set[str]) -> None:
+              copied: set[str], objects: Any) -> None:
     metrics = {}
     for key in run.metrics:
         h = src.get_metric_history(run.id, key)
@@ -100,7 +102,7 @@ def _copy_run(src: Any, store: Any, run: Any, anon: Anonymiser | None, report: E
     for entry in artifacts:
         for oid in ([c[0] for c in entry.chunks] if entry.chunks else [entry.digest]):
             if oid not in copied:
-                store.objects.put_bytes(src.store.objects.get_bytes(oid))
+                store.objects.put_bytes((objects or src.store.objects).get_bytes(oid))
                 copied.add(oid)
                 report.objects += 1
     report.artifacts += len(artifacts)
