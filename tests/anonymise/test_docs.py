@@ -42,7 +42,7 @@ def _help(*args: str) -> str:
 def test_documented_options_and_json_keys_exist():
     anon, erase = _section("Anonymisation"), _section("Erasing a person's data")
     export_help, erase_help = _help("export"), _help("admin", "erase-user")
-    for option in ("--anonymise", "--force", "--json", "-e"):
+    for option in ("--anonymise", "--force", "--json", "-e", "--objects"):
         assert option in anon and option in export_help
     for option in ("--dry-run", "--yes", "--json"):
         assert option in erase and option in erase_help
