@@ -104,6 +104,7 @@ def backup(store: Any, dest: str | os.PathLike[str], *, objects: str | None = No
     # 1. The index: one point in time.
     if kind == "local":
         assert root is not None
+        store.settle()  # this process's writes still queued for the index go in first
         _sqlite_snapshot(root / INDEX, dest / INDEX)
     else:
         _dump_sql(store, dest / INDEX)
