@@ -415,6 +415,14 @@ class Client:
         prefix = path.strip("/")
         return dst / prefix if prefix else dst
 
+    def set_artifacts_ttl(self, run_id: str, days: int | None) -> int | None:
+        """Make a run's artifacts expire ``days`` after it ended (W&B's artifact TTL; None
+        removes the run's own TTL); the expiry, epoch ms (see :mod:`cairn.lifecycle.retention`)."""
+        from .lifecycle.retention import set_artifacts_ttl
+
+        self._check_run_id(run_id)
+        return set_artifacts_ttl(self.store, run_id, days, actor=self.user)
+
     def verify_artifacts(self, run_id: str | None = None, *, progress: bool | None = False):
         """Re-hash stored objects (all, or a run's) and report corruption; ``progress``: a
         bar on stderr (None: when it is a terminal)."""

@@ -223,7 +223,7 @@ def test_artifact_ttl_is_a_tag_set_ahead_and_a_runs_own_ttl_wins(client, cairn_c
     ids = _runs(client, exp.id, 3, cairn_clock, artifact=f)
     client.set_tag(ids[2], "keep", "1")
     R.set_policy(client.store, "experiment", "e", {"artifacts_ttl_days": 10}, actor="alice")
-    own = R.set_artifacts_ttl(client.store, ids[1], 2, actor="bob")
+    own = client.set_artifacts_ttl(ids[1], 2)  # the Client's spelling, as alice
     run1 = client.get_run(ids[1])
     assert own == run1.end_time + 2 * DAY
     R.apply(client.store, actor="alice")
@@ -232,7 +232,8 @@ def test_artifact_ttl_is_a_tag_set_ahead_and_a_runs_own_ttl_wins(client, cairn_c
     assert r1.tags[R.EXPIRES_TAG] == str(own) and r1.tags[R.TTL_TAG] == "2"
     assert R.EXPIRES_TAG not in r2.tags  # kept runs' artifacts do not expire
     assert r0.lifecycle == "active"  # the run itself stays
-    assert [e.action for e in client.audit_log(target=f"run:{ids[1]}")] == ["retention.ttl"]
+    assert [(e.action, e.actor) for e in client.audit_log(target=f"run:{ids[1]}")] == [
+        ("retention.ttl", "alice")]
     # a run's TTL removed: the policy's applies again; unsetting the policy clears its expiry
     assert R.set_artifacts_ttl(client.store, ids[1], None, actor="bob") is None
     assert R.TTL_TAG not in client.get_run(ids[1]).tags

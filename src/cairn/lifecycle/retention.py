@@ -291,6 +291,18 @@ def _remote_key(store: Any, kind: str, target: str) -> str:
     return check_name(target)
 
 
+def _actor(actor: str | None) -> str:
+    """Who a change is recorded as: ``actor``, or the current user (CAIRN_USER, the login)."""
+    if actor is None:
+        from ..client import default_user
+
+        return default_user()
+    check_text(actor, "actor")
+    if not actor:
+        raise InvalidArgument("actor must name who acts, got an empty string")
+    return actor
+
+
 def _check_kind(kind: str) -> str:
     if kind not in KINDS:
         raise InvalidArgument(f"unknown retention policy kind {kind!r}; use experiment or dataset")
@@ -384,7 +396,7 @@ def list_policies(store: Any) -> list[PolicyRecord]:
 
 
 def set_policy(store: Any, kind: str, target: str, policy: Policy | Mapping[str, Any], *,
-               actor: str, now_ms: int | None = None) -> PolicyRecord:
+               actor: str | None = None, now_ms: int | None = None) -> PolicyRecord:
     """Store ``policy`` for experiment ``target`` (name or id) or data set ``target``,
     replacing any; audited.  Refused (Conflict) if under it a run or data set version that
     a Production or aliased model version needs would be trashed."""
@@ -394,7 +406,7 @@ def set_policy(store: Any, kind: str, target: str, policy: Policy | Mapping[str,
     from ..store.sql import tables as T
 
     pol = policy if isinstance(policy, Policy) else Policy.from_dict(policy)
-    check_text(actor, "actor")
+    actor = _actor(actor)
     _check_kind(kind)
     if kind == "dataset" and pol.artifacts_ttl_days is not None:
         raise InvalidArgument("artifacts_ttl_days is for experiments (a run's artifacts); a "
@@ -424,7 +436,7 @@ def set_policy(store: Any, kind: str, target: str, policy: Policy | Mapping[str,
     return record
 
 
-def unset_policy(store: Any, kind: str, target: str, *, actor: str,
+def unset_policy(store: Any, kind: str, target: str, *, actor: str | None = None,
                  now_ms: int | None = None) -> PolicyRecord:
     """Remove the policy on ``target`` (audited) and the artifact expiries it set that have
     not passed yet; NotFound if there is none.  Returns the removed policy."""
@@ -433,7 +445,7 @@ def unset_policy(store: Any, kind: str, target: str, *, actor: str,
     from ..registry import audit
     from ..store.sql import tables as T
 
-    check_text(actor, "actor")
+    actor = _actor(actor)
     _check_kind(kind)
     if _remote(store) is not None:
         key = _remote_key(store, kind, target)
@@ -692,7 +704,7 @@ def apply(store: Any, *, now_ms: int | None = None, dry_run: bool = False,
     (Conflict, nothing changed) while a policy would trash what a Production or aliased
     model version needs.  Every action is audited (``retention.trash``, ``retention.expiry``).
     """
-    check_text(actor, "actor")
+    actor = _actor(actor)
     if _remote(store) is not None:
         raise InvalidArgument("retention is applied where the store is: run `cairn gc` on the "
                               "server's store (cairn --store postgresql://... gc); `cairn "
@@ -806,7 +818,7 @@ def _trash_version(store: Any, ref: str, actor: str, pol: Policy) -> None:
 
 # -- a TTL on one run ------------------------------------------------------------------
 
-def set_artifacts_ttl(store: Any, run_id: str, days: int | None, *, actor: str,
+def set_artifacts_ttl(store: Any, run_id: str, days: int | None, *, actor: str | None = None,
                       now_ms: int | None = None) -> int | None:
     """Make run ``run_id``'s artifacts expire ``days`` after it ended (from now for a run
     still running); None removes the run's own TTL (its experiment's policy, if any,
@@ -816,7 +828,7 @@ def set_artifacts_ttl(store: Any, run_id: str, days: int | None, *, actor: str,
     from ..registry import audit
 
     check_text(run_id, "run id")
-    check_text(actor, "actor")
+    actor = _actor(actor)
     days = _days(days, "artifacts TTL days", 0)
     if _remote(store) is not None:
         return store.call("PUT", f"/runs/{run_id}/artifacts/ttl", json={"days": days})["expires"]
