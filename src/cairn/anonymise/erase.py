@@ -54,6 +54,8 @@ _TEXT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("stage_policies", "approvers"), ("transition_requests", "reason"),
     ("transition_approvals", "comment"), ("model_history", "reason"),
     ("comments", "body"), ("comment_edits", "body"),  # an @mention of them
+    ("reports", "body"),
+    ("events", "payload"),  # an event reports who did what (a copy of its audit event)
 )
 
 
