@@ -363,3 +363,20 @@ def test_what_became_kept_between_the_plan_and_the_trashing_stays(client, cairn_
     assert any("tagged keep since the plan" in s for s in skipped)
     assert any("model version m/1.0.0 since the plan" in s for s in skipped)
     assert _live(client, ids) == [True, True, False, True]
+
+
+def test_keep_days_on_data_set_versions_keeps_the_latest_whatever_its_age(client, cairn_clock):
+    import hashlib
+
+    for i in range(3):
+        client.data.catalog.create_version("logs", tree=hashlib.sha256(b"L%d" % i).hexdigest(),
+                                           packs=(), files=1, size=1, user="alice")
+        cairn_clock.advance(10 * 86_400)  # made 30, 20 and 10 days ago
+    R.set_policy(client.store, "dataset", "logs", {"keep_days": 15}, actor="alice")
+    assert [a.target for a in R.plan(client.store)] == ["dataset:logs@2", "dataset:logs@1"]
+    R.set_policy(client.store, "dataset", "logs", {"keep_days": 25}, actor="alice")
+    assert [a.target for a in R.plan(client.store)] == ["dataset:logs@1"]
+    R.set_policy(client.store, "dataset", "logs", {"keep_days": 1}, actor="alice")
+    report = R.apply(client.store, actor="alice")
+    assert report.trashed_versions == 2
+    assert [v.version for v in client.data.versions("logs")] == [3]  # the latest stays
