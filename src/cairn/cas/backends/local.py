@@ -159,9 +159,12 @@ class LocalBackend:
         before the rename made it young (it is put back), one after the rename finds it
         absent and stores it again.  Either way no object a writer relies on is lost."""
         removed = []
+        root = os.fspath(self.root)
+        tag = secrets.token_hex(4)
         for oid in oids:
-            path = self.path(oid)
-            grave = path.parent / f"{_GC_PREFIX}{oid[2:]}-{secrets.token_hex(4)}"
+            check_oid(oid)
+            path = f"{root}/{oid[:2]}/{oid[2:]}"
+            grave = f"{root}/{oid[:2]}/{_GC_PREFIX}{oid[2:]}-{tag}"
             try:
                 os.rename(path, grave)
             except FileNotFoundError:
@@ -171,11 +174,10 @@ class LocalBackend:
             except FileNotFoundError:  # another collection settled it meanwhile
                 continue
             if st.st_mtime_ns >= before_ns:
-                _restore(grave, path)
+                _restore(Path(grave), Path(path))
                 continue
             try:
-                os.chmod(grave, 0o644)
-                os.unlink(grave)
+                _unlink_object(grave)
             except FileNotFoundError:
                 continue
             removed.append((oid, st.st_size))
@@ -198,8 +200,7 @@ class LocalBackend:
             return 0
         try:
             size = os.stat(grave).st_size
-            os.chmod(grave, 0o644)
-            os.unlink(grave)
+            _unlink_object(grave)
         except FileNotFoundError:
             return 0
         return size
@@ -216,13 +217,18 @@ class LocalBackend:
                         st = entry.stat(follow_symlinks=False)
                         if st.st_mtime_ns >= before_ns:
                             continue
-                        os.chmod(entry.path, 0o644)
-                        os.unlink(entry.path)
+                        _unlink_object(entry.path)
                     except FileNotFoundError:
                         continue
                     count += 1
                     size += st.st_size
         return count, size
+
+
+def _unlink_object(path: str) -> None:
+    if os.name == "nt":  # Windows refuses to unlink read-only files; POSIX does not care
+        os.chmod(path, 0o644)
+    os.unlink(path)
 
 
 def _restore(grave: Path, path: Path) -> None:
