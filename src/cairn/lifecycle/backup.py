@@ -123,6 +123,12 @@ def backup(store: Any, dest: str | os.PathLike[str], *, objects: str | None = No
     copier = _ObjectCopier(tree, dest / OBJECTS, previous, progress)
     copier.run(files, with_sqlite=False)
     copier.run(files, with_sqlite=True)
+    # Objects moved to a cold tier (cairn tier) are copied in too, so the backup alone
+    # holds every object: a restored store has them hot, wherever the cold tier went.
+    cold = _cold_tree(dest / OBJECTS)
+    if cold is not None:
+        copier.tree = cold
+        copier.run(files, with_sqlite=False, objects_only=True)
 
     files[INDEX] = {"size": (dest / INDEX).stat().st_size, "sha256": sha256_file(dest / INDEX)}
     revision, counts, audit_head = _describe(dest / INDEX)
@@ -285,13 +291,14 @@ class _ObjectCopier:
         self.copied = self.reused = self.bytes = 0
         self.out = LocalTree(dest)
 
-    def run(self, files: dict[str, dict[str, Any]], *, with_sqlite: bool) -> None:
+    def run(self, files: dict[str, dict[str, Any]], *, with_sqlite: bool,
+            objects_only: bool = False) -> None:
         from ..progress import bar
 
         todo: list[Entry] = []
         for e in self.tree.entries():
             if e.oid is None:
-                if e.rel.endswith(".sqlite") != with_sqlite:
+                if objects_only or e.rel.endswith(".sqlite") != with_sqlite:
                     continue
                 self._other(e, files)
             elif e.oid not in self.objects:
@@ -337,6 +344,17 @@ class _ObjectCopier:
                 return
         files[f"{OBJECTS}/{e.rel}"] = {"size": target.stat().st_size,
                                        "sha256": sha256_file(target)}
+
+
+def _cold_tree(objects: Path) -> LocalTree | S3Tree | None:
+    """The cold tier named by the backed-up ``tiers.json`` (cairn.cas.tiering), if any."""
+    from ..cas.tier_state import CONFIG_NAME, TierConfig
+
+    path = objects / CONFIG_NAME
+    if not path.is_file():
+        return None
+    config = TierConfig.from_bytes(path.read_bytes(), str(path))
+    return object_tree(config.cold, config.endpoint_url)
 
 
 def _describe(index: Path) -> tuple[str, dict[str, int], dict[str, Any]]:
