@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/crypto_bench.py           # ~1 min
     .venv/bin/python benchmarks/crypto_bench.py --quick   # small sizes, a smoke run
+    .venv/bin/python benchmarks/crypto_bench.py --ratios  # run.py's log_metric, log_batch and
+                                                          # history, with and without a key
 
 ``run()`` returns the numbers (``lifecycle_bench.py`` imports it):
 
@@ -30,7 +32,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 MiB = 1 << 20
-SIZES = {"64 KiB": 64 << 10, "256 KiB": 256 << 10, "4 MiB": 4 * MiB, "64 MiB": 64 * MiB}
+# 256 KiB is the largest chunk of a big file, 4 MiB the largest unchunked file, 16 MiB a pack.
+SIZES = {"64 KiB": 64 << 10, "256 KiB": 256 << 10, "4 MiB": 4 * MiB, "16 MiB": 16 * MiB,
+         "64 MiB": 64 * MiB}
 KEY = base64.b64encode(b"\x42" * 32).decode()
 
 
@@ -45,10 +49,11 @@ def _median(fn: Callable[[], Any], reps: int) -> float:
 
 def _aead(sizes: dict[str, int], budget: float) -> dict[str, dict[str, float]]:
     from cairn.cas.crypto import open_sealed, seal
-    from cairn.cas.keyprovider import Keyring, parse_key
+    from cairn.cas.keyprovider import Keyring, aesgcm, parse_key
 
     key = parse_key(KEY, "bench")
     ring = Keyring([key])
+    aead = aesgcm(b"\x01" * 32)
     out: dict[str, dict[str, float]] = {}
     for label, n in sizes.items():
         data = b"r" + os.urandom(n - 1)
@@ -66,9 +71,18 @@ def _aead(sizes: dict[str, int], budget: float) -> dict[str, dict[str, float]]:
             for _ in range(inner):
                 open_sealed(oid, sealed, ring, lambda k: False)
 
+        # The cipher alone, into a buffer made once: what AES-GCM itself does on this CPU
+        # (seal also makes a data key, wraps it, and writes into a new buffer).
+        scratch = bytearray(n + 16)
+
+        def cipher(inner: int = inner, data: bytes = data, scratch: bytearray = scratch) -> None:
+            for _ in range(inner):
+                aead.encrypt_into(b"\0" * 12, data, b"", scratch)
+
         enc()  # warm up
         out[label] = {"seal_MBps": n * inner / _median(enc, reps) / 1e6,
-                      "open_MBps": n * inner / _median(dec, reps) / 1e6}
+                      "open_MBps": n * inner / _median(dec, reps) / 1e6,
+                      "cipher_MBps": n * inner / _median(cipher, reps) / 1e6}
     return out
 
 
@@ -149,6 +163,35 @@ def _layout(count: int, root: Path) -> dict[str, float]:
             "rotate_separate_per_s": count / rotate_separate}
 
 
+def ratios(reps: int = 3, quick: bool = False) -> dict[str, dict[str, float]]:
+    """log_metric, log_batch and history of benchmarks/run.py, Cairn with and without a master
+    key, repetitions alternated so that load on the machine hits both alike; medians."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import run as harness  # benchmarks/run.py
+
+    samples: dict[str, dict[str, list[float]]] = {}
+    for name in ("log_metric", "log_batch", "history"):
+        w = harness.BY_NAME[name]
+        samples[name] = {"plain": [], "encrypted": []}
+        for _ in range(reps):
+            for label in ("plain", "encrypted"):
+                if label == "encrypted":
+                    harness.SIDE_ENV["cairn"]["CAIRN_MASTER_KEY"] = KEY
+                else:
+                    harness.SIDE_ENV["cairn"].pop("CAIRN_MASTER_KEY", None)
+                entry = harness.run_workload(w, {"cairn": sys.executable}, ("cairn",), 1, quick)
+                if "error" in entry["cairn"]:
+                    raise RuntimeError(entry["cairn"]["error"])
+                samples[name][label].append(entry["cairn"]["median"])
+        harness.SIDE_ENV["cairn"].pop("CAIRN_MASTER_KEY", None)
+    out = {}
+    for name, by in samples.items():
+        plain, enc = statistics.median(by["plain"]), statistics.median(by["encrypted"])
+        out[name] = {"plain": plain, "encrypted": enc, "encrypted_over_plain": enc / plain,
+                     "unit": harness.BY_NAME[name].unit}
+    return out
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     sizes = dict(list(SIZES.items())[:3]) if quick else SIZES
     with tempfile.TemporaryDirectory(prefix="cairn-crypto-bench-") as tmp:
@@ -162,10 +205,17 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 def main() -> None:
     quick = "--quick" in sys.argv[1:]
+    if "--ratios" in sys.argv[1:]:
+        for name, r in ratios(1 if quick else 3, quick).items():
+            print(f"{name:<11} plain {r['plain']:>12,.0f} {r['unit']:<9} encrypted "
+                  f"{r['encrypted']:>12,.0f} {r['unit']:<9} encrypted/plain "
+                  f"{r['encrypted_over_plain']:.2f}")
+        return
     res = run(quick)
-    print(f"{'object':>8}  {'seal MB/s':>10}  {'open MB/s':>10}")
+    print(f"{'object':>8}  {'seal MB/s':>10}  {'open MB/s':>10}  {'AES-GCM alone':>14}")
     for label, r in res["aead"].items():
-        print(f"{label:>8}  {r['seal_MBps']:>10,.0f}  {r['open_MBps']:>10,.0f}")
+        print(f"{label:>8}  {r['seal_MBps']:>10,.0f}  {r['open_MBps']:>10,.0f}  "
+              f"{r['cipher_MBps']:>14,.0f}")
     size = "32 MiB" if quick else "256 MiB"
     print(f"\nObjectStore.local, a {size} file of random bytes:")
     for label, r in res["store"].items():

@@ -380,3 +380,15 @@ def test_the_key_settings_are_the_declared_ones():
     for name in ("MASTER_KEY", "MASTER_KEY_FILE", "MASTER_KEY_OLD", "KEY_PROVIDER"):
         assert getattr(settings, name).name == getattr(keyprovider, name)
         assert getattr(settings, name) in settings.SETTINGS
+
+
+@pytest.mark.parametrize("path", ["bad\udc80\ud800name", "nul\0byte"])
+def test_key_file_names_that_cannot_be_files(tmp_path, monkeypatch, path):
+    from cairn.cas.keyprovider import read_key_file
+
+    with pytest.raises(EncryptionError, match="usable file name|does not exist"):
+        read_key_file(path)
+    if "\0" not in path:
+        monkeypatch.setenv("CAIRN_MASTER_KEY_FILE", path.replace("\ud800", ""))
+        with pytest.raises(EncryptionError):
+            ObjectStore.local(tmp_path / "objects")

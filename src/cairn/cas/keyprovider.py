@@ -142,6 +142,9 @@ def read_key_file(path: str, source: str = "CAIRN_MASTER_KEY_FILE") -> MasterKey
     except OSError as exc:
         raise EncryptionError(f"cannot read the master key file named by {where}: "
                               f"{exc.strerror}", setting=source, path=path) from None
+    except ValueError:  # a NUL or a lone surrogate in the path
+        raise EncryptionError(f"{source} is not a usable file name: {ascii(path)}",
+                              setting=source) from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
