@@ -492,3 +492,17 @@ def test_readers_in_other_processes_never_miss_an_object_during_a_move(tmp_path)
     for r, (out, err) in zip(readers, outs):
         assert r.returncode == 0, err
         assert int(out.split()[-1]) >= len(oids)
+
+
+def test_the_days_setting(tmp_path, monkeypatch):
+    store = ObjectStore.local(tmp_path / "hot")
+    store.put_bytes(b"d" * 100)
+    configure(store, str(tmp_path / "cold"))
+    later = store.backend.config().since + 10 * DAY
+    assert move_cold(store, dry_run=True, now=later).candidates == 0  # default: 30 days
+    monkeypatch.setenv("CAIRN_TIER_AFTER_DAYS", "7")
+    report = move_cold(store, dry_run=True, now=later)
+    assert (report.older_than_days, report.candidates) == (7.0, 1)
+    monkeypatch.setenv("CAIRN_TIER_AFTER_DAYS", "soon")
+    with pytest.raises(InvalidArgument, match="CAIRN_TIER_AFTER_DAYS='soon'"):
+        move_cold(store, now=later)

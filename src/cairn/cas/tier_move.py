@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import clock
 from ..errors import CairnError, CorruptObject, InvalidArgument, NotFound, StoreUnavailable
-from .tiering import DAY_MS
+from .tiering import DAY_MS, TIER_AFTER_DAYS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tiering import TieredBackend
@@ -53,14 +53,13 @@ class TierReport:
 
 def move(tb: "TieredBackend", *, older_than_days: float | None, dry_run: bool,
          now: int | None, progress: bool | None) -> TierReport:
-    from .. import settings
     from ..progress import bar
 
     cfg = tb.config(fresh=True)
     if cfg is None:
         raise InvalidArgument(f"the objects at {tb.side.label} have no cold tier: give one "
                               "with --cold-objects DIR|s3://BUCKET/PREFIX (or CAIRN_COLD_OBJECTS)")
-    days = settings.TIER_AFTER_DAYS.get() if older_than_days is None else older_than_days
+    days = _days_setting() if older_than_days is None else older_than_days
     if not isinstance(days, (int, float)) or isinstance(days, bool) or not days >= 0 \
             or days == float("inf"):
         raise InvalidArgument(f"older_than_days must be a number of days >= 0, got {days!r}")
@@ -110,6 +109,18 @@ def move(tb: "TieredBackend", *, older_than_days: float | None, dry_run: bool,
                 pass  # only bookkeeping: a stale read of a cold object is never used
     report.oids = moved[:1000]
     return report
+
+
+def _days_setting() -> float:
+    raw = os.environ.get(TIER_AFTER_DAYS, "").strip()
+    try:
+        days = float(raw) if raw else 30.0
+    except ValueError:
+        days = float("nan")
+    if not days >= 0 or days == float("inf"):
+        raise InvalidArgument(f"environment variable {TIER_AFTER_DAYS}={raw!r} is invalid: "
+                              "expected a number of days, 0 or more")
+    return days
 
 
 def _move_one(tb: "TieredBackend", cold: Any, oid: str, now: int) -> int | None:

@@ -46,6 +46,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .odb import ObjectStore
     from .tier_move import TierReport
 
+# The settings (declared in cairn.settings for the docs; the storage layer reads no settings
+# module, so it reads the environment itself).
+COLD_OBJECTS = "CAIRN_COLD_OBJECTS"
+COLD_ENDPOINT_URL = "CAIRN_COLD_ENDPOINT_URL"
+TIER_AFTER_DAYS = "CAIRN_TIER_AFTER_DAYS"
+
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 _SEEN_MAX = 100_000  # oids remembered as recently counted, per backend
@@ -146,10 +152,8 @@ class TieredBackend:
             return self._config
 
     def _load_config(self) -> TierConfig | None:
-        from .. import settings
-
         data = self.side.read(CONFIG_NAME)
-        wanted = settings.COLD_OBJECTS.get()
+        wanted = os.environ.get(COLD_OBJECTS, "")
         if data is not None:
             cfg = TierConfig.from_bytes(data, f"{self.side.label}/{CONFIG_NAME}")
             if wanted and normalise_cold(wanted) != cfg.cold:
@@ -159,7 +163,7 @@ class TieredBackend:
             return cfg
         if not wanted:
             return None
-        cfg = _new_config(self, wanted, settings.COLD_ENDPOINT_URL.get() or None)
+        cfg = _new_config(self, wanted, os.environ.get(COLD_ENDPOINT_URL) or None)
         try:
             if not cfg.cold.startswith("s3://"):
                 os.makedirs(cfg.cold, exist_ok=True)
