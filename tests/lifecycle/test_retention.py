@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from pg_fixtures import pg_database, pg_url  # noqa: F401  (fixtures)
+from s3_fixtures import s3_bucket, s3_client, s3_endpoint, s3_env  # noqa: F401  (fixtures)
 
 from cairn import Client
 from cairn.cas import ObjectStore
@@ -245,6 +246,24 @@ def test_artifact_ttl_is_a_tag_set_ahead_and_a_runs_own_ttl_wins(client, cairn_c
 
 def test_expired_artifacts_are_collected_while_identical_objects_of_other_runs_stay(
         client, cairn_clock, tmp_path):
+    _expire_and_collect(client, cairn_clock, tmp_path)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow  # the moto S3 server
+def test_expired_artifacts_on_postgres_and_s3(pg_url, s3_endpoint, s3_bucket, cairn_clock,  # noqa: F811
+                                              cairn_state, tmp_path):
+    from cairn.server.serve import open_objects
+    from cairn.store.sql.store import SqlStore
+
+    store = SqlStore(pg_url, open_objects(f"s3://{s3_bucket}/cairn", s3_endpoint))
+    try:
+        _expire_and_collect(Client(store=store, user="alice"), cairn_clock, tmp_path)
+    finally:
+        store.close()
+
+
+def _expire_and_collect(client, cairn_clock, tmp_path):
     from cairn.lifecycle import gc
 
     shared, own = tmp_path / "shared.txt", tmp_path / "own.txt"
