@@ -187,3 +187,28 @@ def test_rotation_without_the_old_key_lists_what_is_left(tmp_path, monkeypatch):
     assert out.returncode == 1 and "wrong master key" in out.stderr
     assert (root / MARKER_NAME).read_bytes() == before
     assert set(key_ids(root).values()) == {OLD_ID}
+
+
+def test_a_cold_tier_holds_ciphertext_and_rotation_rewrites_it_there(tmp_path, monkeypatch):
+    from cairn.cas.tiering import configure, move_cold
+
+    root, cold = tmp_path / "objects", tmp_path / "cold"
+    content = fill(root, monkeypatch, 10)
+    monkeypatch.setenv("CAIRN_MASTER_KEY", OLD)
+    store = ObjectStore.local(root)
+    configure(store, str(cold))
+    report = move_cold(store, older_than_days=0, now=int(time.time() * 1000) + 10**9)
+    assert report is not None
+    in_cold = set(LocalBackend(cold).iter_oids())
+    assert in_cold == set(content) and not set(LocalBackend(root).iter_oids())
+    for oid in in_cold:
+        assert b"object" not in LocalBackend(cold).get(oid)
+        assert parse_header(oid, LocalBackend(cold).get(oid)).key_id == OLD_ID
+    with using(Keyring([parse_key(OLD, "o")])):
+        done = rotate(ObjectStore.local(root), parse_key(NEW, "n"))
+    assert done.complete and done.rewritten == 10
+    assert not set(LocalBackend(root).iter_oids())  # not warmed up by the rotation
+    assert {parse_header(o, LocalBackend(cold).get(o)).key_id for o in in_cold} == {NEW_ID}
+    monkeypatch.setenv("CAIRN_MASTER_KEY", NEW)
+    fresh = ObjectStore.local(root)
+    assert all(fresh.get_bytes(o) == d for o, d in content.items())
