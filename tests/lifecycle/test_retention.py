@@ -16,7 +16,7 @@ from cairn.lifecycle import retention as R
 DAY = R.DAY_MS
 
 
-@pytest.fixture(params=["local", "postgres"])
+@pytest.fixture(params=["local", pytest.param("postgres", marks=pytest.mark.postgres)])
 def client(request, tmp_path, cairn_clock, cairn_state):
     if request.param == "local":
         c = Client(str(tmp_path / "store"), user="alice")
