@@ -31,6 +31,7 @@ def _hot_files(root: Path) -> list[Path]:
     return [p for p in root.glob("??/*") if not p.name.startswith(".")]
 
 
+@pytest.mark.slow  # three CLI processes and a 5 MiB chunked artifact
 def test_logged_artifacts_aged_moved_and_downloaded(tmp_path, monkeypatch):
     monkeypatch.setenv("CAIRN_CAPTURE_ENV", "0")
     store = tmp_path / ".cairn"
