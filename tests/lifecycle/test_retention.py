@@ -405,3 +405,18 @@ def test_keep_days_on_data_set_versions_keeps_the_latest_whatever_its_age(client
     report = R.apply(client.store, actor="alice")
     assert report.trashed_versions == 2
     assert [v.version for v in client.data.versions("logs")] == [3]  # the latest stays
+
+
+def test_an_expiry_that_has_passed_is_final(client, cairn_clock):
+    exp = client.create_experiment("e")
+    rid = _runs(client, exp.id, 1, cairn_clock, days_apart=0)[0]
+    R.set_policy(client.store, "experiment", "e", {"artifacts_ttl_days": 1}, actor="alice")
+    R.apply(client.store, actor="alice")
+    first = client.get_run(rid).tags[R.EXPIRES_TAG]
+    cairn_clock.advance(2 * 86_400)  # expired (gc may have taken the files)
+    assert R.artifacts_expired(client.get_run(rid).tags, cairn_clock.now_ms())
+    R.set_policy(client.store, "experiment", "e", {"artifacts_ttl_days": 30}, actor="alice")
+    assert R.plan(client.store) == []  # a longer TTL does not bring back what may be gone
+    R.unset_policy(client.store, "experiment", "e", actor="alice")
+    assert client.get_run(rid).tags[R.EXPIRES_TAG] == first  # still says when it expired
+    assert "expired on" in R.expiry_message(rid, client.get_run(rid).tags, cairn_clock.now_ms())

@@ -453,12 +453,14 @@ def unset_policy(store: Any, kind: str, target: str, *, actor: str | None = None
     now = clock.now_ms() if now_ms is None else now_ms
     index = _index(store)
     P = T.retention_policies
-    with index.session(write=True) as conn:
+    with index.session() as conn:
         key, label = _resolve(store, conn, kind, target)
         found = _records(store, conn, kind, key)
-        if not found:
+    if not found:
+        raise NotFound(f"{kind} {label!r} has no retention policy", kind=kind, target=key)
+    with index.session(write=True) as conn:
+        if not conn.execute(sa.delete(P).where(P.c.kind == kind, P.c.target == key)).rowcount:
             raise NotFound(f"{kind} {label!r} has no retention policy", kind=kind, target=key)
-        conn.execute(sa.delete(P).where(P.c.kind == kind, P.c.target == key))
         audit.append(conn, actor, "retention.unset", found[0].ref, found[0].policy.to_dict(),
                      None, now)
     if kind == "experiment" and found[0].policy.artifacts_ttl_days is not None:
@@ -581,16 +583,18 @@ def _plan_experiment(store: Any, rec: PolicyRecord, now: int,
                            " (keep_registered is off)")
             out.append(Action("trash_run", target, rec.ref, "; ".join(why)))
             continue
-        out.extend(_plan_expiry(run, rec, kept_by_tag or registered))
+        out.extend(_plan_expiry(run, rec, kept_by_tag or registered, now))
     return out
 
 
-def _plan_expiry(run: Any, rec: PolicyRecord, kept: bool) -> list[Action]:
+def _plan_expiry(run: Any, rec: PolicyRecord, kept: bool, now: int) -> list[Action]:
     """The TTL tag a run should carry under its experiment's policy."""
     tags, ttl = run.tags, rec.policy.artifacts_ttl_days
     if TTL_TAG in tags:
         return []  # the run's own TTL wins
     current = expires_at(tags)
+    if current is not None and current <= now:
+        return []  # expired is final: gc may have taken the files, and the tag says when
     if ttl is None or kept or run.end_time is None:
         if current is not None and EXPIRES_TAG in tags and (ttl is None or kept):
             return [Action("clear_artifacts_expiry", f"run:{run.id}", rec.ref,
