@@ -506,3 +506,39 @@ def test_the_days_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("CAIRN_TIER_AFTER_DAYS", "soon")
     with pytest.raises(InvalidArgument, match="CAIRN_TIER_AFTER_DAYS='soon'"):
         move_cold(store, now=later)
+
+
+def test_one_index_shared_by_threads(tmp_path):
+    import threading
+
+    from cairn.cas.tier_state import TierIndex
+
+    index = TierIndex(tmp_path / "tier-index.sqlite")
+    oids = [f"{i:064x}" for i in range(300)]
+    errors: list[BaseException] = []
+
+    def counting() -> None:
+        try:
+            for i in range(0, 300, 3):
+                index.record_reads({o: i for o in oids[i:i + 3]})
+        except BaseException as exc:  # pragma: no cover - what the test looks for
+            errors.append(exc)
+
+    def moving() -> None:
+        try:
+            for i, oid in enumerate(oids):
+                index.add_cold(oid, i, i)
+                assert index.touch_cold(oid, i + 1)
+                if i % 2:
+                    assert index.remove_cold_if_old(oid, i + 2) == i
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=f) for f in (counting, moving, counting)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list(index.iter_cold()) == oids[0::2] and len(index.last_reads()) == 300
+    index.close()

@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
@@ -205,6 +206,9 @@ class TierIndex:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        # One connection for the process's threads (the read-counting thread, a move, a
+        # collection): a transaction spans several statements, so one thread at a time.
+        self._lock = threading.RLock()
 
     def _db(self, create: bool) -> sqlite3.Connection | None:
         if self._pid != os.getpid():
@@ -218,24 +222,40 @@ class TierIndex:
         self._conn, self._pid = None, os.getpid()
 
     def _write(self, sql: str, rows: Iterable[tuple]) -> None:
-        conn = self._db(True)
-        assert conn is not None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            rollback_quietly(conn)
-            raise sidecar_error(exc, self.path, "could not write") from exc
+        with self._lock:
+            conn = self._db(True)
+            assert conn is not None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                rollback_quietly(conn)
+                raise sidecar_error(exc, self.path, "could not write") from exc
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        conn = self._db(False)
-        if conn is None:
-            return []
-        try:
-            return conn.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise sidecar_error(exc, self.path, "could not read") from exc
+        with self._lock:
+            conn = self._db(False)
+            if conn is None:
+                return []
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise sidecar_error(exc, self.path, "could not read") from exc
+
+    def _one(self, sql: str, args: tuple) -> tuple[int, tuple | None]:
+        """One statement in its own (autocommit) transaction: (rows changed, first row
+        returned); (0, None) without a file."""
+        with self._lock:
+            conn = self._db(False)
+            if conn is None:
+                return 0, None
+            try:
+                cur = conn.execute(sql, args)
+                rows = cur.fetchall()  # to the end: the statement (and its lock) is done
+                return cur.rowcount, (rows[0] if rows else None)
+            except sqlite3.Error as exc:
+                raise sidecar_error(exc, self.path, "could not write") from exc
 
     # what is cold
     def cold_size(self, oid: str) -> int | None:
@@ -275,27 +295,16 @@ class TierIndex:
         """Make a cold object young for garbage collection; False if it is not cold."""
         if self.cold_size(oid) is None:  # a read first: most puts are of new objects
             return False
-        conn = self._db(False)
-        if conn is None:
-            return False
-        try:
-            return conn.execute("UPDATE cold SET moved_at = max(moved_at, ?) WHERE oid = ?",
-                                (at, oid)).rowcount > 0
-        except sqlite3.Error as exc:
-            raise sidecar_error(exc, self.path, "could not write") from exc
+        changed, _ = self._one("UPDATE cold SET moved_at = max(moved_at, ?) WHERE oid = ?",
+                               (at, oid))
+        return changed > 0
 
     def remove_cold_if_old(self, oid: str, before: int) -> int | None:
         """Forget a cold object whose time is before ``before`` (ms), in one statement, so
         a :meth:`touch_cold` either came first (kept) or finds it gone (stored again);
         its size, or None when kept or not cold."""
-        conn = self._db(False)
-        if conn is None:
-            return None
-        try:
-            row = conn.execute("DELETE FROM cold WHERE oid = ? AND moved_at < ? RETURNING size",
-                               (oid, before)).fetchone()
-        except sqlite3.Error as exc:
-            raise sidecar_error(exc, self.path, "could not write") from exc
+        _, row = self._one("DELETE FROM cold WHERE oid = ? AND moved_at < ? RETURNING size",
+                           (oid, before))
         return None if row is None else int(row[0])
 
     def cold_count(self) -> tuple[int, int]:
@@ -314,8 +323,9 @@ class TierIndex:
         self._write("DELETE FROM reads WHERE oid = ?", [(o,) for o in oids])
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
             self._conn = None
 
 
