@@ -155,7 +155,7 @@ def collect(store: Any, *, dry_run: bool = False, grace_s: float | None = None,
             if report.scanned % 4096 == 0:
                 advance(4096)
 
-    # 4. mark, 5. re-mark after settling again.
+    # 4. mark, then 5. settle and mark again: what was referred to meanwhile is kept.
     from .roots import Marker
 
     marker = Marker(store, objects, now)

@@ -83,7 +83,7 @@ class Marker:
                 sql = (f"SELECT {', '.join(keys + cols)} FROM {table}"
                        + (f" WHERE {' AND '.join(conds)}" if conds else "")
                        + f" ORDER BY {order} LIMIT {int(self.page)}")
-                cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                cur = conn.connection.dbapi_connection.cursor()
                 try:
                     cur.execute(sql, args)
                     rows = cur.fetchall()
@@ -118,7 +118,10 @@ class Marker:
 
     def _artifacts(self, skip: set[str]) -> None:
         add = self.oids.add
-        for rid, digest, chunks in self._pages("artifacts", ("run_id", "path"),
+        # SQLite pages by rowid: a shorter key to compare and no path to carry.
+        keys = ("rowid",) if self.store.index.engine.dialect.name == "sqlite" \
+            else ("run_id", "path")
+        for rid, digest, chunks in self._pages("artifacts", keys,
                                                ("run_id", "digest", "chunks")):
             if skip and rid in skip:
                 continue

@@ -135,6 +135,8 @@ class LocalBackend:
         for shard in self._shards():
             with os.scandir(shard.path) as entries:
                 for entry in entries:
+                    if len(entry.name) != 62 or entry.name[0] == ".":
+                        continue  # temporary files, objects set aside
                     oid = shard.name + entry.name
                     if not is_oid(oid):
                         continue
