@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import clock
 from ..errors import CairnError, CorruptObject, InvalidArgument, NotFound, StoreUnavailable
+from ._pool import default_workers, ordered_map
 from .tiering import DAY_MS, TIER_AFTER_DAYS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,8 +90,12 @@ def move(tb: "TieredBackend", *, older_than_days: float | None, dry_run: bool,
     try:
         with bar("moving objects to the cold tier", report.candidate_bytes,
                  enabled=progress) as advance:
-            for oid, size in candidates:
-                stored = _move_one(tb, cold, oid, now)
+            # Each object's move is whole on its own, so several run at once (S3 wants many
+            # requests in flight); an error stops new ones, those under way finish.
+            workers = 16 if cfg.cold.startswith("s3://") else default_workers()
+            moves = ordered_map(lambda c: _move_one(tb, cold, c[0], now), candidates,
+                                workers=workers)
+            for (oid, size), stored in zip(candidates, moves):
                 advance(size)
                 if stored is None:
                     report.vanished += 1
