@@ -542,3 +542,19 @@ def test_one_index_shared_by_threads(tmp_path):
     assert errors == []
     assert list(index.iter_cold()) == oids[0::2] and len(index.last_reads()) == 300
     index.close()
+
+
+def test_a_damaged_tiers_file_is_named_and_the_hot_store_still_works(tmp_path):
+    hot = tmp_path / "hot"
+    store = ObjectStore.local(hot)
+    moved = store.put_bytes(b"moved" * 30)
+    configure(store, str(tmp_path / "cold"))
+    move_cold(store, older_than_days=0)
+    (hot / "tiers.json").write_text("{not json")
+    damaged = ObjectStore.local(hot)
+    kept = damaged.put_bytes(b"new" * 30)  # stored hot
+    assert damaged.get_bytes(kept) == b"new" * 30
+    with pytest.raises(InvalidArgument, match="tiers.json is damaged"):
+        damaged.get_bytes(moved)
+    with pytest.raises(InvalidArgument, match="tiers.json is damaged"):
+        move_cold(damaged, older_than_days=0)

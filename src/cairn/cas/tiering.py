@@ -215,7 +215,7 @@ class TieredBackend:
 
     def in_cold(self, oid: str) -> bool:
         """Whether ``oid`` was moved cold (a local store's index; an S3 store asks)."""
-        if self.config() is None:
+        if self._config_or_none() is None:
             return False
         if self.index is not None:
             return self.index.cold_size(oid) is not None
@@ -238,9 +238,18 @@ class TieredBackend:
                 return self._cold_call("read an object", self.cold().get, oid)
             except NotFound:
                 raise self._cold_missing(oid) from None
-        if _untracked == 0 and (self._config is not None or self.config() is not None):
+        if _untracked == 0 and (self._config is not None or self._config_or_none() is not None):
             self._touch(oid)
         return data
+
+    def _config_or_none(self) -> TierConfig | None:
+        """The cold tier where a damaged ``tiers.json`` must not stop the hot store: a hit
+        is not counted, a new object is stored hot (a copy of a cold one is harmless).
+        Reads of cold objects still fail, naming the file."""
+        try:
+            return self.config()
+        except CairnError:
+            return None
 
     def exists(self, oid: str) -> bool:
         return self.hot.exists(oid) or self.in_cold(oid)
@@ -337,7 +346,7 @@ class TieredBackend:
             return True
         if hot_freshen is None and self.hot.exists(oid):
             return True
-        if self.config() is None:
+        if self._config_or_none() is None:
             return False
         if self.index is not None:
             return self.index.touch_cold(oid, clock.now_ms())
