@@ -262,3 +262,23 @@ def test_restore_refuses_a_newer_schema(under_load, tmp_path):
         restore(bk, str(tmp_path / "t"))
     with pytest.raises(Conflict):
         restore(under_load["dest"], str(under_load["store"]))
+
+
+def test_a_journal_replaced_since_the_last_backup_is_copied_whole(tmp_path):
+    """An erasure rewrites a journal and renames it over the old one: the next backup must
+    not append to the old copy (that would keep the erased bytes and tear the journal)."""
+    store = tmp_path / "store"
+    c = cairn.Client(str(store))
+    run = c.create_run(c.create_experiment("e").id)
+    c.log_param(run.id, "who", "alice@example.com")
+    c.set_terminated(run.id)
+    dest = tmp_path / "bk"
+    backup(c.store, dest)
+    [journal] = (store / "runs" / run.id / "journal").glob("*.cjl")
+    rewritten = journal.read_bytes().replace(b"alice@example.com", b"[erased]@example") + b"\0" * 64
+    tmp = journal.with_name("new.tmp")
+    tmp.write_bytes(rewritten)
+    os.replace(tmp, journal)
+    backup(c.store, dest)
+    copied = dest / journal.relative_to(store)
+    assert copied.read_bytes() == rewritten

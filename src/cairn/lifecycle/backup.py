@@ -99,7 +99,7 @@ def backup(store: Any, dest: str | os.PathLike[str], *, objects: str | None = No
                               "the server's store is")
     if isinstance(tree, LocalTree):
         _check_apart(tree.root, dest)
-    previous = _prepare_dest(dest)
+    previous, previous_files = _prepare_dest(dest)
 
     # 1. The index: one point in time.
     if kind == "local":
@@ -116,7 +116,7 @@ def backup(store: Any, dest: str | os.PathLike[str], *, objects: str | None = No
     if kind == "local":
         assert root is not None
         for sub in STORE_DIRS:
-            _copy_store_dir(root, dest, sub, previous, files)
+            _copy_store_dir(root, dest, sub, previous_files, files)
 
     # 3. Objects, and the object store's own files.  The pack index is copied between two
     # passes: a pack it lists was written before it was listed, so the second pass has it.
@@ -162,10 +162,10 @@ def _check_apart(store_root: Path, dest: Path) -> None:
                               f"({store_root}), and the store outside it")
 
 
-def _prepare_dest(dest: Path) -> dict[str, tuple[int, str]]:
-    """Make ``dest`` ready; return the objects an earlier backup there holds (oid -> its
-    size and checksum) so they are not copied again.  Removes the manifest first: until
-    the new one is written the directory is not a backup."""
+def _prepare_dest(dest: Path) -> tuple[dict[str, tuple[int, str]], dict[str, Any]]:
+    """Make ``dest`` ready; return what an earlier backup there holds (oid -> its size and
+    checksum; its files' manifest entries) so it is not copied again.  Removes the
+    manifest first: until the new one is written the directory is not a backup."""
     if dest.exists() and not dest.is_dir():
         raise InvalidArgument(f"{dest} is a file; give a directory for the backup")
     if dest.is_dir() and any(dest.iterdir()):
@@ -188,7 +188,7 @@ def _prepare_dest(dest: Path) -> dict[str, tuple[int, str]]:
             oid, size, sha = parse_object_line(line, str(dest / OBJECT_LIST))
             previous[oid] = (size, sha)
     (dest / MANIFEST).unlink(missing_ok=True)
-    return previous
+    return previous, (manifest["files"] if manifest is not None else {})
 
 
 def _sqlite_snapshot(src: Path, dest: Path) -> None:
@@ -246,8 +246,10 @@ def _dump_sql(store: Any, dest: Path) -> None:
 
 def _copy_store_dir(root: Path, dest: Path, sub: str, previous: dict[str, Any],
                     files: dict[str, dict[str, Any]]) -> None:
-    """Copy ``root/sub`` into ``dest/sub``.  A journal already at DEST from an earlier
-    backup is a prefix of the store's (journals only grow): only the new bytes are read."""
+    """Copy ``root/sub`` into ``dest/sub``.  A journal that the last backup copied from the
+    same file (same inode) and that is untouched at DEST is a prefix of the store's
+    (journals only grow): only the new bytes are read.  A journal replaced since (an
+    erasure rewrites one and renames it over the old) is copied whole."""
     src_root = root / sub
     if not src_root.is_dir():
         return
@@ -261,8 +263,10 @@ def _copy_store_dir(root: Path, dest: Path, sub: str, previous: dict[str, Any],
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                if name.endswith(".cjl") and target.is_file() \
-                        and target.stat().st_size <= src.stat().st_size:
+                st = src.stat()
+                before = previous.get(rel, {})
+                if name.endswith(".cjl") and target.is_file() and before.get("ino") == st.st_ino \
+                        and target.stat().st_size == before.get("size") <= st.st_size:
                     _append_tail(src, target)
                 else:
                     tmp = target.with_name(f".tmp-{name}")
@@ -270,7 +274,8 @@ def _copy_store_dir(root: Path, dest: Path, sub: str, previous: dict[str, Any],
                     os.replace(tmp, target)
             except FileNotFoundError:
                 continue  # removed meanwhile (a purged run, a repaired quarantine entry)
-            files[rel] = {"size": target.stat().st_size, "sha256": sha256_file(target)}
+            files[rel] = {"size": target.stat().st_size, "sha256": sha256_file(target),
+                          "ino": st.st_ino}
 
 
 def _append_tail(src: Path, target: Path) -> None:
