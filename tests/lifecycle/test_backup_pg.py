@@ -159,3 +159,27 @@ def _one_run(store) -> str:
         c.log_artifact(run.id, f)
     c.set_terminated(run.id)
     return run.id
+
+
+def test_a_damaged_backup_leaves_the_database_untouched(pg_database, tmp_path):  # noqa: F811
+    import sqlalchemy as sa
+
+    from cairn.errors import CorruptObject
+
+    src = tmp_path / "store"
+    _one_run(src)
+    dest = tmp_path / "bk"
+    backup(cairn.Client(str(src)).store, dest)
+    last = (dest / "objects.txt").read_text().split()[-3]
+    obj = dest / "objects" / last[:2] / last[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes()[:-1])
+    url = create_schema(pg_database)
+    with pytest.raises(CorruptObject, match=f"object {last}"):
+        restore(dest, url, objects=str(tmp_path / "objects"))
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            assert sa.inspect(conn).get_table_names() == [], "no half-restored store"
+    finally:
+        engine.dispose()

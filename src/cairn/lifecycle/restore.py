@@ -247,6 +247,7 @@ def _restore_sql(source: Path, manifest: dict[str, Any], url: str, tree: LocalTr
     try:
         with session(engine) as conn:
             db_used = _sql_in_use(conn)
+            _check_revision(conn)
         objects_used = not tree.is_empty()
         replaced = db_used or objects_used
         if replaced and not force:
@@ -329,6 +330,18 @@ def _sql_in_use(conn: Any) -> bool:
     return _rows_in(execute, present)
 
 
+def _check_revision(conn: Any) -> None:
+    """A database with a Cairn schema at another revision cannot take the backup's rows."""
+    from ..store.sql import tables as T
+    from ..store.sql.engine import current_revision
+
+    rev = current_revision(conn)
+    if rev is not None and rev != T.HEAD_REVISION:
+        raise InvalidArgument(f"the target database's schema is at revision {rev!r}, the "
+                              f"backup's at {T.HEAD_REVISION!r}: run `cairn db upgrade` on it "
+                              "first (or give an empty database)")
+
+
 def _rows_in(execute: Any, present: set[str]) -> bool:
     for table in _tables():
         if table.name not in present:
@@ -349,8 +362,9 @@ def _tables() -> list[Any]:
 
 
 def _load_tables(engine: Any, index: Path) -> None:
-    """Every table of ``index`` into the database, in one transaction (emptying it first
-    with ``force``); PostgreSQL's sequences are moved past the restored ids."""
+    """Every table of ``index`` into the database, in one transaction (emptied first: the
+    caller refused a database in use unless forced); PostgreSQL's sequences are moved past
+    the restored ids."""
     import sqlalchemy as sa
 
     from ..store.sql import tables as T
@@ -360,7 +374,9 @@ def _load_tables(engine: Any, index: Path) -> None:
     try:
         with src.connect() as reader, session(engine, write=True) as conn:
             present = set(sa.inspect(conn).get_table_names())
-            if "alembic_version" not in present:
+            if "alembic_version" in present:
+                _check_revision(conn)
+            else:
                 T.metadata.create_all(conn)
                 conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS alembic_version "
                                      "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
