@@ -701,12 +701,13 @@ def _refusal(refused: Sequence[Action], verb: str) -> Conflict:
 # -- applying --------------------------------------------------------------------------
 
 def apply(store: Any, *, now_ms: int | None = None, dry_run: bool = False,
-          actor: str = ACTOR) -> RetentionReport:
+          actor: str = ACTOR, progress: bool | None = None) -> RetentionReport:
     """Apply every policy at ``now_ms``: trash what they do not keep, set artifact expiries.
 
     ``dry_run``: change nothing and report what would be done (the same actions).  Refused
     (Conflict, nothing changed) while a policy would trash what a Production or aliased
     model version needs.  Every action is audited (``retention.trash``, ``retention.expiry``).
+    ``progress``: a bar on stderr while acting (None: when it is a terminal).
     """
     actor = _actor(actor)
     if _remote(store) is not None:
@@ -720,7 +721,7 @@ def apply(store: Any, *, now_ms: int | None = None, dry_run: bool = False,
         raise _refusal(refused, "apply")
     if dry_run:
         return _report(actions, True, now)
-    done, skipped = _apply_actions(store, actions, actor, now)
+    done, skipped = _apply_actions(store, actions, actor, now, progress)
     return _report(done, False, now, skipped)
 
 
@@ -732,8 +733,21 @@ def _report(actions: Sequence[Action], dry_run: bool, now: int,
                            kinds.count("set_artifacts_expiry"), tuple(skipped))
 
 
-def _apply_actions(store: Any, actions: Sequence[Action], actor: str,
-                   now: int) -> tuple[list[Action], list[str]]:
+def _apply_actions(store: Any, actions: Sequence[Action], actor: str, now: int,
+                   progress: bool | None = False) -> tuple[list[Action], list[str]]:
+    from ..progress import bar
+
+    if not actions:
+        return [], []
+    # A run takes a few milliseconds (its trashing is a journal write, then an audit event):
+    # a policy that catches up on a large experiment is minutes of work worth showing.
+    with bar("applying retention policies", len(actions), enabled=progress,
+             unit="actions") as advance:
+        return _act(store, actions, actor, now, advance)
+
+
+def _act(store: Any, actions: Sequence[Action], actor: str, now: int,
+         advance: Any) -> tuple[list[Action], list[str]]:
     from ..client import Client
     from ..registry import audit
 
@@ -745,6 +759,7 @@ def _apply_actions(store: Any, actions: Sequence[Action], actor: str,
     skipped: list[str] = []
     after: dict[str, Any]
     for a in actions:
+        advance(1)
         kind, _, ref = a.target.partition(":")
         pol = policies.get(a.policy, Policy())
         try:
