@@ -22,6 +22,9 @@ from cairn.lifecycle.backup import backup
 from cairn.lifecycle.restore import restore
 from cairn.store.local import LocalStore
 
+# The module's store is written by four processes for a few seconds before its tests run.
+pytestmark = pytest.mark.slow
+
 STEPS, ARTIFACT_EVERY = 30, 5
 
 # A writer: runs one after another, each with STEPS metric points, a param per step and an

@@ -20,6 +20,9 @@ from cairn.server import ServerSettings, create_app
 from cairn.store.http import HttpStore
 from cairn.store.local import LocalStore
 
+# A team server with a run, a model and a data set, and a second's wait per object burst.
+pytestmark = pytest.mark.slow
+
 API = "/api/v1"
 TOKEN = "cairn_download-audit-admin-token-00000001"
 
