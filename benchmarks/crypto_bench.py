@@ -93,88 +93,103 @@ def _store(size: int, reps: int, root: Path) -> dict[str, dict[str, float]]:
     with open(src, "wb") as f:
         for _ in range(size // MiB):
             f.write(os.urandom(MiB))
-    out: dict[str, dict[str, float]] = {}
-    for label, key in (("plain", None), ("encrypted", KEY)):
-        if key is None:
-            os.environ.pop("CAIRN_MASTER_KEY", None)
-        else:
-            os.environ["CAIRN_MASTER_KEY"] = key
-        puts, reads = [], []
-        try:
-            for i in range(reps):
+    times: dict[str, dict[str, list[float]]] = {
+        label: {"put": [], "read": []} for label in ("plain", "encrypted")}
+    try:
+        for i in range(reps):
+            # ABBA order, so that load from elsewhere on the machine hits both alike.
+            for label in ("plain", "encrypted")[::1 if i % 2 == 0 else -1]:
+                if label == "plain":
+                    os.environ.pop("CAIRN_MASTER_KEY", None)
+                else:
+                    os.environ["CAIRN_MASTER_KEY"] = KEY
                 where = root / f"{label}-{i}"
-                store = ObjectStore.local(where)
+                store = ObjectStore.local(where)  # fresh: an existing object is never rewritten
                 t0 = time.perf_counter()
                 entry = store.put_file(src, "big.bin")
-                puts.append(time.perf_counter() - t0)
+                times[label]["put"].append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 n = sum(len(b) for b in store.read_file(entry))
-                reads.append(time.perf_counter() - t0)
+                times[label]["read"].append(time.perf_counter() - t0)
                 assert n == size
                 shutil.rmtree(where)
-        finally:
-            os.environ.pop("CAIRN_MASTER_KEY", None)
-        out[label] = {"put_MBps": size / statistics.median(puts) / 1e6,
-                      "read_MBps": size / statistics.median(reads) / 1e6}
-    return out
+    finally:
+        os.environ.pop("CAIRN_MASTER_KEY", None)
+    return {label: {"put_MBps": size / statistics.median(t["put"]) / 1e6,
+                    "read_MBps": size / statistics.median(t["read"]) / 1e6}
+            for label, t in times.items()}
 
 
-def _layout(count: int, root: Path) -> dict[str, float]:
-    """Key in the header vs a key record beside each object (both through LocalBackend)."""
+def _layout(count: int, root: Path, rounds: int = 4) -> dict[str, float]:
+    """Key in the header vs a key record beside each object (both through LocalBackend),
+    in alternating rounds; rates are medians over the rounds."""
     from cairn.cas.backends.local import LocalBackend
     from cairn.cas.crypto import parse_header, rewrap, seal, unwrap_dek
     from cairn.cas.keyprovider import Keyring, parse_key
 
     old, new = parse_key(KEY, "old"), parse_key(base64.b64encode(b"\x43" * 32).decode(), "new")
     ring = Keyring([old])
-    blobs = [os.urandom(16 << 10) for _ in range(count)]
-    oids = [hashlib.sha256(b).hexdigest() for b in blobs]
-    header = LocalBackend(root / "header")
-    objects, records = LocalBackend(root / "sep-objects"), LocalBackend(root / "sep-keys")
+    rates: dict[str, list[float]] = {k: [] for k in (
+        "put_header", "put_separate", "rotate_header", "rotate_separate")}
 
-    t0 = time.perf_counter()
-    for oid, b in zip(oids, blobs):
-        header.put(oid, seal(oid, b, old))  # type: ignore[arg-type]
-    put_header = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for oid, b in zip(oids, blobs):
-        sealed = seal(oid, b, old)
-        h = parse_header(oid, sealed)
-        objects.put(oid, memoryview(sealed)[h.body:])  # type: ignore[arg-type]
-        records.put(oid, bytes(sealed[:h.body]))
-    put_separate = time.perf_counter() - t0
+    def header_layout(where: Path, oids: list[str], blobs: list[bytes]) -> tuple[float, float]:
+        b = LocalBackend(where)
+        t0 = time.perf_counter()
+        for oid, blob in zip(oids, blobs):
+            b.put(oid, seal(oid, blob, old))  # type: ignore[arg-type]
+        put = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for oid in oids:
+            stored = b.get(oid)
+            h = parse_header(oid, stored)
+            b.put(oid, rewrap(oid, stored, h, unwrap_dek(oid, h, ring, lambda k: False), new))
+        return put, time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    for oid in oids:
-        stored = header.get(oid)
-        h = parse_header(oid, stored)
-        header.put(oid, rewrap(oid, stored, h, unwrap_dek(oid, h, ring, lambda k: False), new))
-    rotate_header = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for oid in oids:
-        rec = records.get(oid)
-        h = parse_header(oid, rec + b"\0" * 16)
-        dek = unwrap_dek(oid, h, ring, lambda k: False)
-        records.put(oid, rec[:4] + rewrap(oid, rec + b"\0" * 16, h, dek, new)[4:-16])
-    rotate_separate = time.perf_counter() - t0
+    def separate_layout(where: Path, oids: list[str], blobs: list[bytes]) -> tuple[float, float]:
+        objects, records = LocalBackend(where / "objects"), LocalBackend(where / "keys")
+        t0 = time.perf_counter()
+        for oid, blob in zip(oids, blobs):
+            sealed = seal(oid, blob, old)
+            h = parse_header(oid, sealed)
+            objects.put(oid, memoryview(sealed)[h.body:])  # type: ignore[arg-type]
+            records.put(oid, bytes(sealed[:h.body]))
+        put = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for oid in oids:
+            rec = records.get(oid)
+            h = parse_header(oid, rec + b"\0" * 16)
+            dek = unwrap_dek(oid, h, ring, lambda k: False)
+            records.put(oid, rewrap(oid, rec + b"\0" * 16, h, dek, new)[:-16])
+        return put, time.perf_counter() - t0
+
+    for r in range(rounds):
+        blobs = [os.urandom(16 << 10) for _ in range(count)]
+        oids = [hashlib.sha256(b).hexdigest() for b in blobs]
+        layouts = (("header", header_layout), ("separate", separate_layout))
+        for name, fn in layouts[::1 if r % 2 == 0 else -1]:
+            put, rotate = fn(root / f"layout-{name}-{r}", oids, blobs)
+            rates[f"put_{name}"].append(count / put)
+            rates[f"rotate_{name}"].append(count / rotate)
+            shutil.rmtree(root / f"layout-{name}-{r}")
     return {"objects": count, "object_KiB": 16,
-            "put_header_per_s": count / put_header, "put_separate_per_s": count / put_separate,
-            "rotate_header_per_s": count / rotate_header,
-            "rotate_separate_per_s": count / rotate_separate}
+            **{f"{k}_per_s": statistics.median(v) for k, v in rates.items()}}
 
 
-def ratios(reps: int = 3, quick: bool = False) -> dict[str, dict[str, float]]:
+def ratios(reps: int = 4, quick: bool = False,
+           names: tuple[str, ...] = ("log_metric", "log_batch", "history")
+           ) -> dict[str, dict[str, Any]]:
     """log_metric, log_batch and history of benchmarks/run.py, Cairn with and without a master
     key, repetitions alternated so that load on the machine hits both alike; medians."""
     sys.path.insert(0, str(Path(__file__).parent))
     import run as harness  # benchmarks/run.py
 
     samples: dict[str, dict[str, list[float]]] = {}
-    for name in ("log_metric", "log_batch", "history"):
+    for name in names:
         w = harness.BY_NAME[name]
         samples[name] = {"plain": [], "encrypted": []}
-        for _ in range(reps):
-            for label in ("plain", "encrypted"):
+        for rep in range(reps):
+            # ABBA order: whatever favours the first (or second) run of a pair hits both.
+            for label in ("plain", "encrypted")[::1 if rep % 2 == 0 else -1]:
                 if label == "encrypted":
                     harness.SIDE_ENV["cairn"]["CAIRN_MASTER_KEY"] = KEY
                 else:
@@ -188,7 +203,7 @@ def ratios(reps: int = 3, quick: bool = False) -> dict[str, dict[str, float]]:
     for name, by in samples.items():
         plain, enc = statistics.median(by["plain"]), statistics.median(by["encrypted"])
         out[name] = {"plain": plain, "encrypted": enc, "encrypted_over_plain": enc / plain,
-                     "unit": harness.BY_NAME[name].unit}
+                     "unit": harness.BY_NAME[name].unit, "samples": by}
     return out
 
 
@@ -198,15 +213,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         root = Path(tmp)
         return {
             "aead": _aead(sizes, 0.5 if quick else 2.0),
-            "store": _store(32 * MiB if quick else 256 * MiB, 1 if quick else 3, root),
-            "layout": _layout(300 if quick else 3000, root),
+            "store": _store(32 * MiB if quick else 256 * MiB, 2 if quick else 4, root),
+            "layout": _layout(300 if quick else 1000, root),
         }
 
 
 def main() -> None:
     quick = "--quick" in sys.argv[1:]
     if "--ratios" in sys.argv[1:]:
-        for name, r in ratios(1 if quick else 3, quick).items():
+        for name, r in ratios(1 if quick else 4, quick).items():
             print(f"{name:<11} plain {r['plain']:>12,.0f} {r['unit']:<9} encrypted "
                   f"{r['encrypted']:>12,.0f} {r['unit']:<9} encrypted/plain "
                   f"{r['encrypted_over_plain']:.2f}")

@@ -70,13 +70,14 @@ def aesgcm(key: bytes) -> Any:
 class MasterKey:
     """A 256-bit master key held in memory; its ``key_id`` is derived from it, one-way."""
 
-    __slots__ = ("_key", "key_id", "source")
+    __slots__ = ("_aead", "_key", "key_id", "source")
 
     def __init__(self, key: bytes, source: str = "a master key") -> None:
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
             raise EncryptionError(f"{source} must be {KEY_BYTES} bytes (256 bits)",
                                   setting=source)
         self._key = key
+        self._aead: Any = None  # made on first use: cryptography is imported lazily
         # A keyed hash of a constant: tells keys apart, reveals nothing of the key.
         self.key_id = "mk-" + hmac.new(key, b"cairn master key id", hashlib.sha256).hexdigest()[:16]
         self.source = source
@@ -89,9 +90,14 @@ class MasterKey:
     def __reduce__(self) -> Any:  # no pickling a key into a cache or a log by accident
         raise TypeError("a MasterKey cannot be pickled")
 
+    def _cipher(self) -> Any:
+        if self._aead is None:
+            self._aead = aesgcm(self._key)  # stateless, so one serves every thread
+        return self._aead
+
     def wrap(self, dek: bytes) -> bytes:
         nonce = secrets.token_bytes(_WRAP_NONCE)
-        return nonce + aesgcm(self._key).encrypt(nonce, dek, _WRAP_AAD + self.key_id.encode())
+        return nonce + self._cipher().encrypt(nonce, dek, _WRAP_AAD + self.key_id.encode())
 
     def unwrap(self, blob: bytes) -> bytes:
         from cryptography.exceptions import InvalidTag
@@ -99,7 +105,7 @@ class MasterKey:
         if len(blob) < _WRAP_NONCE + 16:
             raise ValueError("wrapped key too short")
         try:
-            return aesgcm(self._key).decrypt(blob[:_WRAP_NONCE], blob[_WRAP_NONCE:],
+            return self._cipher().decrypt(blob[:_WRAP_NONCE], blob[_WRAP_NONCE:],
                                              _WRAP_AAD + self.key_id.encode())
         except InvalidTag:
             raise ValueError("wrapped key does not authenticate under this master key") from None
