@@ -108,11 +108,14 @@ def _print(r: Any) -> None:
     if r.purge is not None and "purged" in r.purge:
         click.echo(f"trash: {len(r.purge['purged'])} item(s) {would}purged, "
                    f"{len(r.purge.get('kept', []))} kept")
-    click.echo(f"scanned {r.scanned} objects ({size_text(r.scanned_bytes)}); "
+    def sized(n: int | None) -> str:
+        return "" if n is None else f" ({size_text(n)})"
+
+    click.echo(f"scanned {r.scanned} objects{sized(r.scanned_bytes)}; "
                f"{r.referenced} referenced")
-    click.echo(f"kept: {r.live} live ({size_text(r.live_bytes)}), {r.young} younger than "
-               f"the grace ({size_text(r.young_bytes)}), {r.kept_meanwhile} referenced or "
-               "rewritten meanwhile")
+    click.echo(f"kept: {r.live} live{sized(r.live_bytes)}, {r.young} unreferenced but "
+               f"younger than the grace ({size_text(r.young_bytes)}), {r.kept_meanwhile} "
+               "referenced or rewritten meanwhile")
     click.echo(f"garbage: {r.garbage} objects ({size_text(r.garbage_bytes)})")
     if r.dry_run:
         click.echo(f"would free {size_text(r.garbage_bytes)} ({r.garbage} objects)")

@@ -47,17 +47,30 @@ class Marker:
     trees: set[str] = field(default_factory=set)  # trees whose files are in ``oids`` already
     unreadable: dict[str, str] = field(default_factory=dict)  # tree -> who names it (lost)
     expired_runs: int = 0
+    _stamp: tuple[Any, ...] | None = None  # the writers table when run rows were last read
 
     def mark(self) -> set[str]:
         self.unreadable.clear()
-        skip = self._expired_runs()
-        self.expired_runs = len(skip)
-        self._artifacts(skip)
-        self._sources()
-        self._records()
+        # Run rows (artifacts, environments, tags) change only with a journal record
+        # applied, which moves its writer's row in the same transaction: when no writer
+        # moved since the last mark, a re-mark need not read them again.
+        stamp = self._writers_stamp()
+        if stamp != self._stamp:
+            skip = self._expired_runs()
+            self.expired_runs = len(skip)
+            self._artifacts(skip)
+            self._sources()
+            self._records()
+        self._stamp = stamp
         self._models()
         self._datasets()
         return self.oids
+
+    def _writers_stamp(self) -> tuple[Any, ...]:
+        with self.store.index.read() as conn:
+            row = conn.exec_driver_sql(
+                'SELECT count(*), sum(seq), sum("offset") FROM writers').one()
+        return tuple(row)
 
     # -- the index, a page at a time ----------------------------------------------
 

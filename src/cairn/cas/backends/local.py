@@ -146,6 +146,26 @@ class LocalBackend:
                         continue
                     yield oid, st.st_size, st.st_mtime_ns
 
+    def names(self) -> Iterator[tuple[str, list[str]]]:
+        """``(shard, entry names)`` of every shard: one ``listdir`` each and no ``stat``, the
+        listing garbage collection uses here (it reads times only of what nothing refers to).
+        Names are objects' ``oid[2:]``, ``.tmp-…`` files and objects set aside (``.gc-…``)."""
+        for shard in self._shards():
+            try:
+                yield shard.name, os.listdir(shard.path)
+            except FileNotFoundError:
+                continue
+
+    def ages(self, oids: list[str]) -> Iterator[tuple[str, int, int]]:
+        """``(oid, stored size, mtime ns)`` of those ``oids`` still stored."""
+        root = os.fspath(self.root)
+        for oid in oids:
+            try:
+                st = os.stat(f"{root}/{oid[:2]}/{oid[2:]}")
+            except FileNotFoundError:
+                continue
+            yield oid, st.st_size, st.st_mtime_ns
+
     def _shards(self) -> list[os.DirEntry[str]]:
         try:
             with os.scandir(self.root) as it:
@@ -207,23 +227,28 @@ class LocalBackend:
             return 0
         return size
 
-    def clean_temp(self, before_ns: int) -> tuple[int, int]:
-        """Remove ``.tmp-*`` files (writers killed mid-put) last modified before ``before_ns``."""
+    def clean_temp(self, before_ns: int, found: list[tuple[str, str]] | None = None, *,
+                   dry_run: bool = False) -> tuple[int, int]:
+        """Remove ``.tmp-*`` files (writers killed mid-put) last modified before ``before_ns``:
+        every shard's, or those ``found`` as ``(shard, name)`` by :meth:`names`.  Returns
+        ``(count, bytes)`` (``dry_run``: of those that would go)."""
+        if found is None:
+            found = [(shard, name) for shard, names in self.names() for name in names
+                     if name.startswith(_TMP_PREFIX)]
         count = size = 0
-        for shard in self._shards():
-            with os.scandir(shard.path) as entries:
-                for entry in entries:
-                    if not entry.name.startswith(_TMP_PREFIX):
-                        continue
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                        if st.st_mtime_ns >= before_ns:
-                            continue
-                        _unlink_object(entry.path)
-                    except FileNotFoundError:
-                        continue
-                    count += 1
-                    size += st.st_size
+        root = os.fspath(self.root)
+        for shard, name in found:
+            path = f"{root}/{shard}/{name}"
+            try:
+                st = os.stat(path)
+                if st.st_mtime_ns >= before_ns:
+                    continue
+                if not dry_run:
+                    _unlink_object(path)
+            except FileNotFoundError:
+                continue
+            count += 1
+            size += st.st_size
         return count, size
 
 
