@@ -17,7 +17,11 @@ over one ``object.download`` event (how many, their bytes, the first oids).  So
 is one event per file through the file routes, one per burst through the object route.
 
 The events are the server's hash-chained audit log (:meth:`ServerContext.audit`), with
-the caller as actor.  A local store has one user, so nothing here runs there.
+the caller as actor.  A file list is recognised, and looked up in the index, on the
+request that reads it (one query per model or data set download, none for other
+objects); ending a burst only queues events, so nothing here touches the database from
+the background.  Bursts still open when the server stops are dropped with it.  A local
+store has one user, so nothing here runs there.
 """
 
 from __future__ import annotations
@@ -52,19 +56,20 @@ def mlflow_target(path: str) -> str:
     return f"mlflow-artifacts/{path.strip('/')}"
 
 
-def object_read(c: "ServerContext", p: "Principal", oid: str, size: int) -> None:
-    """An object served by ``GET /objects/{oid}``: counted into the caller's burst."""
+def object_read(c: "ServerContext", p: "Principal", oid: str, data: bytes, *,
+                encoded: bool = False) -> None:
+    """An object served by ``GET /objects/{oid}`` (``data``: its content, or its stored
+    bytes when ``encoded``): counted into the caller's burst."""
     if not c.settings.audit:
         return
-    _downloads(c).add(p, oid, size)
+    _downloads(c).add(p, oid, len(data), _named(c, oid, data, encoded))
 
 
 @dataclass
 class _Burst:
     principal: Any
     sizes: dict[str, int] = field(default_factory=dict)
-    bytes: int = 0
-    reads: int = 0
+    named: list[tuple[str, str, set[str]]] = field(default_factory=list)
     last: float = 0.0
 
 
@@ -75,15 +80,15 @@ class _ObjectDownloads:
         self._bursts: dict[str, _Burst] = {}
         self._thread: threading.Thread | None = None
 
-    def add(self, p: "Principal", oid: str, size: int) -> None:
+    def add(self, p: "Principal", oid: str, size: int,
+            named: list[tuple[str, str, set[str]]]) -> None:
         ended = None
         with self._lock:
             b = self._bursts.get(p.user)
             if b is None:
                 b = self._bursts[p.user] = _Burst(p)
             b.sizes[oid] = size
-            b.bytes += size
-            b.reads += 1
+            b.named.extend(n for n in named if n[1] not in {m[1] for m in b.named})
             b.last = time.monotonic()
             if len(b.sizes) >= MAX_OBJECTS:
                 ended = self._bursts.pop(p.user)
@@ -96,12 +101,14 @@ class _ObjectDownloads:
 
     def _loop(self) -> None:
         while True:
-            stopping = _stopping(self.c)
-            time.sleep(0 if stopping else IDLE_S / 4)
+            time.sleep(IDLE_S / 4)
             now = time.monotonic()
+            stopping = _stopping(self.c)
             with self._lock:
+                if stopping:  # the server's last audit write is done or under way
+                    self._bursts.clear()
                 ended = [self._bursts.pop(u) for u, b in list(self._bursts.items())
-                         if stopping or now - b.last >= IDLE_S]
+                         if now - b.last >= IDLE_S]
                 if not ended and not self._bursts:
                     self._thread = None  # idle: nothing outlives the server
                     return
@@ -112,8 +119,10 @@ class _ObjectDownloads:
                     return
 
     def _emit(self, b: _Burst) -> None:
+        if _stopping(self.c):
+            return  # the server's final audit write may be done: nothing may follow it
         rest = dict(b.sizes)
-        for action, target, oids in _named(self.c, rest):
+        for action, target, oids in b.named:
             got = {o: rest.pop(o) for o in oids if o in rest}
             self.c.audit(b.principal, action, target, None,
                          {"objects": len(got), "bytes": sum(got.values())})
@@ -130,9 +139,23 @@ def _stopping(c: Any) -> bool:
         return True
 
 
-def _named(c: Any, fetched: dict[str, int]) -> list[tuple[str, str, set[str]]]:
+_TREE_START = b'{"entries":'  # how a tree's canonical JSON begins (cairn.cas.tree)
+_TREE_MAX = 64 << 20  # a file list bigger than this is not looked at (reads stay cheap)
+
+
+def _named(c: Any, oid: str, data: bytes, encoded: bool) -> list[tuple[str, str, set[str]]]:
     """(action, target, the objects it covers) for each model version and data set version
-    whose file list is among ``fetched``: the list itself, its files' objects, its packs."""
+    whose file list is object ``oid``: the list itself, its files' objects, its packs."""
+    content = _content(oid, data, encoded)
+    if content is None:
+        return []
+    from ..cas.tree import decode_tree, referenced_oids
+    from ..errors import CairnError
+
+    try:
+        entries = decode_tree(oid, content)
+    except CairnError:
+        return []
     import json
 
     import sqlalchemy as sa
@@ -143,30 +166,38 @@ def _named(c: Any, fetched: dict[str, int]) -> list[tuple[str, str, set[str]]]:
     engine = c.engine
     if engine is None:
         return []
-    oids = list(fetched)
-    found: list[tuple[str, str, str, list[str]]] = []
+    files = referenced_oids(entries)
     mv, dv = T.model_versions, D.dataset_versions
+    out: list[tuple[str, str, set[str]]] = []
     with engine.connect() as conn:
-        for i in range(0, len(oids), 500):
-            part = oids[i:i + 500]
-            for name, version, tree in conn.execute(
-                    sa.select(mv.c.name, mv.c.version, mv.c.tree_oid).where(mv.c.tree_oid.in_(part))):
-                found.append(("model_version.download", f"model:{name}/{version}", tree, []))
-            for name, version, tree, packs in conn.execute(
-                    sa.select(dv.c.dataset, dv.c.version, dv.c.tree_oid, dv.c.packs)
-                    .where(dv.c.tree_oid.in_(part))):
-                found.append(("dataset_version.download", f"dataset:{name}@{version}", tree,
-                              json.loads(packs or "[]")))
-    out = []
-    for action, target, tree, packs in found:
-        covered = {tree, *packs}
-        try:
-            for e in c.objects.get_tree(tree):
-                covered.update(ch[0] for ch in e.chunks) if e.chunks else covered.add(e.digest)
-        except Exception:  # an unreadable list: the event still names the version
-            pass
-        out.append((action, target, covered))
+        for name, version in conn.execute(
+                sa.select(mv.c.name, mv.c.version).where(mv.c.tree_oid == oid)):
+            out.append(("model_version.download", f"model:{name}/{version}", {oid, *files}))
+        for name, version, packs in conn.execute(
+                sa.select(dv.c.dataset, dv.c.version, dv.c.packs).where(dv.c.tree_oid == oid)):
+            out.append(("dataset_version.download", f"dataset:{name}@{version}",
+                        {oid, *files, *json.loads(packs or "[]")}))
     return out
+
+
+def _content(oid: str, data: bytes, encoded: bool) -> bytes | None:
+    """The content of what may be a tree, else None (most objects: no decoding done)."""
+    if len(data) > _TREE_MAX:
+        return None
+    if not encoded:
+        return data if data.startswith(_TREE_START) else None
+    if data[:1] == b"r":
+        return data[1:] if data[1:].startswith(_TREE_START) else None
+    if data[:1] == b"z":
+        from ..cas import codec
+        from ..errors import CairnError
+
+        try:
+            content = codec.decode(oid, data)
+        except CairnError:
+            return None
+        return content if content.startswith(_TREE_START) else None
+    return None
 
 
 _REGISTRY: "weakref.WeakKeyDictionary[Any, _ObjectDownloads]" = weakref.WeakKeyDictionary()

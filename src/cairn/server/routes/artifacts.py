@@ -122,10 +122,10 @@ def get_object(oid: Oid, request: Request, p: User):
     check_oid(oid)
     if OBJECT_TYPE in request.headers.get("accept", ""):
         stored = c.objects.backend.get(oid)
-        object_read(c, p, oid, len(stored))
+        object_read(c, p, oid, stored, encoded=True)
         return Response(stored, media_type=OBJECT_TYPE)
     data = c.objects.get_bytes(oid)
-    object_read(c, p, oid, len(data))
+    object_read(c, p, oid, data)
     return Response(data, media_type="application/octet-stream")
 
 
