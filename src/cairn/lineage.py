@@ -316,7 +316,7 @@ class _Graph:
             pass  # commits are roots; runs are found from them upstream only
         return out
 
-    # -- the registry's tables, when they exist -----------------------------------------
+    # -- the registry's tables, when they exist (versions in the trash are not shown) --------
     def _models_available(self) -> bool:
         if self._has_models is None:
             import sqlalchemy as sa
@@ -335,16 +335,19 @@ class _Graph:
 
     def _model_row(self, name: str, version: str) -> dict[str, Any] | None:
         rows = self._query("SELECT name, version, stage, source_run_id, datasets FROM "
-                           "model_versions WHERE name = :n AND version = :v", n=name, v=version)
+                           "model_versions WHERE name = :n AND version = :v AND deleted_at IS NULL",
+                           n=name, v=version)
         return rows[0] if rows else None
 
     def _models_of_run(self, run_id: str) -> list[dict[str, Any]]:
         return self._query("SELECT name, version, stage FROM model_versions WHERE "
-                           "source_run_id = :r ORDER BY name, major, minor, patch", r=run_id)
+                           "source_run_id = :r AND deleted_at IS NULL "
+                           "ORDER BY name, major, minor, patch", r=run_id)
 
     def _models_trained_on(self, v: Any) -> list[dict[str, Any]]:
         rows = self._query("SELECT name, version, stage, datasets FROM model_versions WHERE "
-                           "datasets LIKE :pat ORDER BY name, major, minor, patch",
+                           "datasets LIKE :pat AND deleted_at IS NULL "
+                           "ORDER BY name, major, minor, patch",
                            pat=f"%{v.name}%")
         return [r for r in rows if v.ref in {_canonical(x, self.data) for x in
                                               _dataset_refs(r.get("datasets"))}]
