@@ -392,3 +392,28 @@ def test_key_file_names_that_cannot_be_files(tmp_path, monkeypatch, path):
         monkeypatch.setenv("CAIRN_MASTER_KEY_FILE", path.replace("\ud800", ""))
         with pytest.raises(EncryptionError):
             ObjectStore.local(tmp_path / "objects")
+
+
+def test_cli_encrypt_existing_and_status(tmp_path):
+    import json
+
+    from serving import CAIRN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_MASTER", "CAIRN_KEY"))}
+    plain = ObjectStore.local(tmp_path / "objects")
+    oids = [plain.put_bytes(b"legacy %d " % i * 20) for i in range(5)]
+    status = subprocess.run([*CAIRN, "encryption", "status", "--objects", str(tmp_path / "objects"),
+                             "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert json.loads(status.stdout)["encrypted"] is False
+    keyed = {**env, "CAIRN_MASTER_KEY": KEY}
+    out = subprocess.run([*CAIRN, "encryption", "encrypt-existing", "--objects",
+                          str(tmp_path / "objects"), "--json"], env=keyed, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["rewritten"] == 5 and report["complete"]
+    assert all(LocalBackend(tmp_path / "objects").get(o).startswith(MAGIC) for o in oids)
+    status = subprocess.run([*CAIRN, "encryption", "status", "--objects", str(tmp_path / "objects")],
+                            env=keyed, capture_output=True, text=True, timeout=60)
+    assert "encrypted (AES-256-GCM)" in status.stdout and "is the store's" in status.stdout
+    assert KEY not in status.stdout + status.stderr + out.stdout + out.stderr
