@@ -105,6 +105,28 @@ def test_deletion_times_survive_a_reindex_and_purging_goes_by_age(tmp_path):
     assert trash.DELETED_AT_TAG not in client.restore_experiment(again.id).tags
 
 
+def test_lineage_leaves_out_what_is_in_the_trash(tmp_path):
+    client = cairn.Client(str(tmp_path / "s"), user="alice")
+    src, out = tmp_path / "raw", tmp_path / "clean"
+    src.mkdir()
+    out.mkdir()
+    (src / "x.csv").write_text("a\n1\n2\n")
+    (out / "y.csv").write_text("a\n1\n")
+    client.data.add(src, "raw")
+    client.data.derive(["raw@1"], out, "clean")
+    mv = client.register_model("m", {"w": 1}, flavor="pickle", datasets=["raw@1"])
+
+    def below():
+        return set(client.lineage("raw@1", direction="downstream").nodes)  # node ids
+
+    assert {"dataset:clean@1", f"model:m@{mv.version}"} <= below()
+    client.delete_dataset_version("clean@1")
+    client.delete_model_version("m", mv.version)
+    assert not {"dataset:clean@1", f"model:m@{mv.version}"} & below()
+    client.restore_dataset_version("clean@1")
+    assert "dataset:clean@1" in below()
+
+
 def test_bad_input_is_refused_before_anything_changes(tmp_path):
     client = cairn.Client(str(tmp_path / "s"), user="alice")
     exp = client.create_experiment("e")

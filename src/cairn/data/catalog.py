@@ -146,9 +146,11 @@ class Catalog:
 
     def children(self, name: str, version: int) -> list[tuple[str, int]]:
         d = T.derivations
-        with self.index.session() as conn:
+        live = sa.select(_V.c.dataset).where(_V.c.dataset == d.c.dataset,
+                                             _V.c.version == d.c.version, LIVE).exists()
+        with self.index.session() as conn:  # a child in the trash is not shown
             return [(r[0], r[1]) for r in conn.execute(sa.select(d.c.dataset, d.c.version).where(
-                d.c.parent_dataset == name, d.c.parent_version == version).order_by(
+                d.c.parent_dataset == name, d.c.parent_version == version, live).order_by(
                 d.c.dataset, d.c.version))]
 
     def run_inputs(self, run_id: str) -> list[tuple[str, int, str]]:
