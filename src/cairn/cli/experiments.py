@@ -99,9 +99,10 @@ def rename(obj, experiment: str, new_name: str, as_json: bool) -> None:
 @click.pass_obj
 @handle_errors
 def delete(obj, experiment: str, as_json: bool) -> None:
-    """Delete an experiment and its runs (soft: hidden, kept, undone by `restore`).
+    """Move an experiment and its runs to the trash (hidden, kept, undone by `restore`).
 
-    On a team server this needs the admin role on the experiment.
+    They stay restorable until the trash is emptied (`cairn trash empty`, or `cairn gc`
+    after CAIRN_TRASH_DAYS). On a team server this needs the admin role on the experiment.
 
     \b
     Example:
