@@ -45,8 +45,9 @@ def stored(objects) -> set[str]:
     return set(objects.backend.iter_oids())
 
 
-def garbage(objects, n: int = 3, tag: str = "g", age: float = 10) -> list[str]:
-    """``n`` unreferenced objects, ``age`` seconds old (gc keeps what is written as it starts)."""
+def garbage(objects, n: int = 3, tag: str = "g", age: float = 120) -> list[str]:
+    """``n`` unreferenced objects, ``age`` seconds old (gc keeps what was written in the last
+    WRITE_WINDOW_S seconds, whatever the grace)."""
     oids = [objects.put_bytes(f"garbage {tag} {i}".encode() * 20) for i in range(n)]
     when = time.time() - age
     for oid in oids:
@@ -177,6 +178,7 @@ def test_the_trash_is_a_root_until_it_is_purged(client, store, tmp_path):
     from cairn.lifecycle.trash import purge
 
     purge(store, older_than_ms=None, now_ms=int(time.time() * 1000), dry_run=False, actor="test")
+    backdate(store.objects)
     collect(store, grace_s=0)
     assert digest not in stored(store.objects)
 
@@ -192,6 +194,7 @@ def test_expired_artifacts_are_garbage_unless_kept(client, store, tmp_path):
         client.set_tag(rid, EXPIRES_TAG, str(when))
     client.set_tag(kept, "keep", "true")
     digests = {rid: client.list_artifacts(rid)[0].digest for rid in (expired, kept, later)}
+    backdate(store.objects)
     report = collect(store, grace_s=0, now_ms=now)
     assert report.expired_runs == 1
     left = stored(store.objects)
@@ -337,6 +340,7 @@ def test_a_mostly_garbage_pack_is_repacked_and_its_live_members_stay_readable(cl
     live_oids = [hashlib.sha256(b).hexdigest() for b in live]
     for oid in live_oids:  # only packed from now on
         objects.backend.delete(oid)
+    backdate(objects)
     dry = collect(store, grace_s=0, dry_run=True)
     assert dry.repacked_packs == 1 and dry.repacked_members == 2
     assert objects.packs.packs() == {pack}
@@ -389,6 +393,7 @@ def test_a_wholly_dead_pack_is_deleted_and_unregistered(store):
             b = f"dead {i}".encode() * 30
             w.add(hashlib.sha256(b).hexdigest(), b)
     (pack,) = w.written
+    backdate(objects)
     report = collect(store, grace_s=0)
     assert report.freed == 1 and pack not in stored(objects)
     assert objects.packs.packs() == set()

@@ -42,6 +42,10 @@ DEFAULT_GRACE_S = 86_400.0
 #: A pack no live version names is repacked when its live members hold less than this
 #: share of its bytes (kept as it is otherwise: rewriting it would free little).
 REPACK_BELOW = 0.5
+#: Whatever the grace, an object modified this recently is kept: a writer's record may not
+#: have reached any index yet (the fluent API buffers a run's records, its creation
+#: included, for CAIRN_FLUSH_INTERVAL), so nothing can tell yet that it is referenced.
+WRITE_WINDOW_S = 30.0
 #: Client clocks (run start times) and the object store's clock (mtimes, S3 LastModified)
 #: may differ by this much without an open run's objects looking old.
 CLOCK_SKEW_MS = 60_000
@@ -125,8 +129,8 @@ def collect(store: Any, *, dry_run: bool = False, grace_s: float | None = None,
 
     grace = _grace(grace_s)
     t0 = time.monotonic()
-    gen_ms = clock.now_ms()
-    now = gen_ms if now_ms is None else _check_ms(now_ms)
+    if now_ms is not None:
+        _check_ms(now_ms)
     objects = objects if objects is not None else store.objects
     backend = objects.backend
     scan = capability(backend, "scan")
@@ -134,12 +138,23 @@ def collect(store: Any, *, dry_run: bool = False, grace_s: float | None = None,
     if scan is None or remove_old is None:
         raise InvalidArgument(f"garbage collection cannot tell the age of objects in "
                               f"{backend!r}: it needs a local directory, S3 or memory backend")
+    # The generation starts: objects are stamped by the store's clock (a kernel's coarse
+    # one a few ms behind this process's, a file server's, S3's), so it is read first; a
+    # put after this moment never looks older than it.
+    store_clock = capability(backend, "clock_ns")
+    store_now = store_clock() if store_clock is not None and not dry_run else None
+    gen_ms = clock.now_ms()
+    now = gen_ms if now_ms is None else now_ms
     _settle(store)
-    cutoff_ms = gen_ms - int(grace * 1000)
+    window = max(grace, WRITE_WINDOW_S)
+    cutoff_ms = gen_ms - int(window * 1000)
     open_since = _open_runs_since(store, gen_ms)
     if open_since is not None:
         cutoff_ms = min(cutoff_ms, open_since - CLOCK_SKEW_MS)
     cutoff_ns = cutoff_ms * 1_000_000
+    if store_now is not None:
+        cutoff_ns = min(cutoff_ns, store_now - int(window * 1e9))
+        cutoff_ms = min(cutoff_ms, cutoff_ns // 1_000_000)
     report = GcReport(dry_run=dry_run, grace_s=grace, started_at=gen_ms, cutoff=cutoff_ms)
 
     from .roots import Marker

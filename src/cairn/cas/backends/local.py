@@ -27,6 +27,7 @@ _TMP_PREFIX = ".tmp-"
 # An object garbage collection is deleting: renamed aside first, so a writer that
 # freshens it meanwhile finds it gone and stores it again (see freshen / remove_old).
 _GC_PREFIX = ".gc-"
+_CLOCK = ".cairn-gc-clock"  # in the root, beside the shards: touched to read the file system's time
 
 
 class LocalBackend:
@@ -145,6 +146,17 @@ class LocalBackend:
                     except FileNotFoundError:  # deleted meanwhile
                         continue
                     yield oid, st.st_size, st.st_mtime_ns
+
+    def clock_ns(self) -> int:
+        """Now, as this file system stamps files: the kernel's coarse clock a few ms behind
+        ``time.time_ns()``, or a file server's clock.  Garbage collection compares mtimes
+        with it, so a file written just after a collection started never looks older."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / _CLOCK
+        with open(path, "ab"):
+            pass
+        os.utime(path)
+        return os.stat(path).st_mtime_ns
 
     def names(self) -> Iterator[tuple[str, list[str]]]:
         """``(shard, entry names)`` of every shard: one ``listdir`` each and no ``stat``, the

@@ -141,6 +141,13 @@ class S3Backend:
             return self.exists(oid)
         return True
 
+    def clock_ns(self) -> int:
+        """Now, by the S3 server's clock (a marker object's LastModified, whole seconds):
+        what the objects' times are compared with, whatever this machine's clock says."""
+        key = f"{self.prefix}/.cairn-gc-clock" if self.prefix else ".cairn-gc-clock"
+        self._call(self.client.put_object, None, Key=key, Body=b"")
+        return _ns(self._call(self.client.head_object, None, Key=key)["LastModified"])
+
     def scan(self) -> Iterator[tuple[str, int, int]]:
         """``(oid, size, LastModified ns)`` of every object, 1,000 per listing request."""
         start = f"{self.prefix}/" if self.prefix else ""
