@@ -73,7 +73,7 @@ def test_gc_on_postgres_and_s3_keeps_roots_and_deletes_garbage(server_store, tmp
     report = collect(store, grace_s=0)
     assert report.freed == len(junk) and report.freed_bytes == dry.garbage_bytes
     if delete_objects is not None:
-        assert calls == [1000, 50]
+        assert sorted(calls) == [50, 1000]  # batches run a few at once
     assert not junk & stored(store.objects)
     result = store.objects.verify(roots)
     assert result.ok and result.checked == len(roots)
