@@ -557,10 +557,12 @@ class Client:
             return [trash.TrashItem(**d) for d in store.call("GET", "/trash")["items"]]
         return trash.list_trash(store)
 
-    def empty_trash(self, older_than_days: float | None = None, *, dry_run: bool = False):
+    def empty_trash(self, older_than_days: float | None = None, *, dry_run: bool = False,
+                    progress: bool | None = False):
         """Purge for good what has been in the trash at least ``older_than_days`` (None:
-        everything); ``dry_run``: only report.  A
-        :class:`cairn.lifecycle.trash.PurgeReport`; through a server: server admins only."""
+        everything); ``dry_run``: only report; ``progress``: a bar on stderr (None: on a
+        terminal).  A :class:`cairn.lifecycle.trash.PurgeReport`; through a server: server
+        admins only."""
         from .store.base import RemoteServer
 
         trash = _trash()
@@ -582,7 +584,7 @@ class Client:
                  for i in d["kept"]], d.get("runs_in_experiments", 0))
         older = None if older_than_days is None else trash.days_ms(older_than_days)
         return trash.purge(store, older_than_ms=older, now_ms=clock.now_ms(), dry_run=dry_run,
-                           actor=self.user)
+                           actor=self.user, progress=progress)
 
     def model_version_at(self, name: str, stage: str, when: Any):
         return self._registry.model_version_at(name, stage, when)

@@ -100,7 +100,7 @@ def empty(obj, older_than: float | None, dry_run: bool, yes: bool, as_json: bool
                                   "confirm with --yes (or look first with --dry-run)")
         click.confirm(f"Purge {len(plan.purged)} item(s) from the trash for good?", abort=True,
                       err=True)
-    _report(client.empty_trash(older_than, dry_run=dry_run), as_json)
+    _report(client.empty_trash(older_than, dry_run=dry_run, progress=None), as_json)
 
 
 def _report(report: Any, as_json: bool) -> None:

@@ -205,11 +205,12 @@ def _due(item: TrashItem, older_than_ms: int | None, now_ms: int) -> bool:
 
 
 def purge(store: Any, *, older_than_ms: int | None, now_ms: int, dry_run: bool,
-          actor: str) -> PurgeReport:
+          actor: str, progress: bool | None = False) -> PurgeReport:
     """Remove for good what has been in the trash of ``store`` at least ``older_than_ms``
     (None: everything in it) at time ``now_ms``; ``dry_run``: only say what would go.
-    Audited (``<kind>.purge`` events, ``actor`` as their actor).  See the module doc for
-    the order of removal, what is kept and why."""
+    Audited (``<kind>.purge`` events, ``actor`` as their actor).  ``progress``: a bar on
+    stderr, a step per item (None: when stderr is a terminal).  See the module doc for the
+    order of removal, what is kept and why."""
     _check(older_than_ms, now_ms, dry_run, actor)
     index = _index(store)
     from ..store.base import Directory
@@ -224,27 +225,37 @@ def purge(store: Any, *, older_than_ms: int | None, now_ms: int, dry_run: bool,
         inputs = _live_inputs(conn)
         exp_runs = {i.identifier: _runs_of(conn, i.identifier)
                     for i in items if i.kind == "experiment"}
-    for item in items:
-        why = _keep_reason(item, sources, inputs, exp_runs.get(item.identifier, []))
-        if why:
-            report.kept.append((item, why))
-            continue
-        report.purged.append(item)
-        if item.kind == "experiment":
-            report.runs_in_experiments += len(exp_runs[item.identifier])
-        if dry_run:
-            continue
-        if item.kind == "run":
-            _purge_run(index, root, item.identifier, actor, now_ms)
-        elif item.kind == "experiment":
-            for run_id in exp_runs[item.identifier]:
-                _purge_run(index, root, run_id, actor, now_ms, audit=False)
-            _purge_experiment(index, root, item, actor, now_ms)
-        elif item.kind == "dataset_version":
-            _purge_dataset_version(index, item, actor, now_ms)
-        else:
-            _purge_model_version(index, item, actor, now_ms)
+    from ..progress import bar
+
+    with bar("emptying the trash", len(items), enabled=False if dry_run else progress,
+             unit="items") as advance:
+        for item in items:
+            why = _keep_reason(item, sources, inputs, exp_runs.get(item.identifier, []))
+            if why:
+                report.kept.append((item, why))
+                advance(1)
+                continue
+            report.purged.append(item)
+            if item.kind == "experiment":
+                report.runs_in_experiments += len(exp_runs[item.identifier])
+            if not dry_run:
+                _purge_item(index, root, item, exp_runs, actor, now_ms)
+            advance(1)
     return report
+
+
+def _purge_item(index: Any, root: Path | None, item: TrashItem, exp_runs: dict[str, list[str]],
+                actor: str, now_ms: int) -> None:
+    if item.kind == "run":
+        _purge_run(index, root, item.identifier, actor, now_ms)
+    elif item.kind == "experiment":
+        for run_id in exp_runs[item.identifier]:
+            _purge_run(index, root, run_id, actor, now_ms, audit=False)
+        _purge_experiment(index, root, item, actor, now_ms)
+    elif item.kind == "dataset_version":
+        _purge_dataset_version(index, item, actor, now_ms)
+    else:
+        _purge_model_version(index, item, actor, now_ms)
 
 
 # -- what is kept -------------------------------------------------------------------------
