@@ -105,6 +105,22 @@ def test_deletion_times_survive_a_reindex_and_purging_goes_by_age(tmp_path):
     assert trash.DELETED_AT_TAG not in client.restore_experiment(again.id).tags
 
 
+def test_a_run_a_writer_still_logs_to_is_not_purged(tmp_path):
+    client = cairn.Client(str(tmp_path / "s"), user="alice")
+    exp = client.create_experiment("e")
+    live = client.create_run(exp.id)  # RUNNING, with a fresh heartbeat
+    client.delete_run(live.id)
+    now = int(time.time() * 1000)
+    report = trash.purge(client.store, older_than_ms=None, now_ms=now, dry_run=False,
+                         actor="alice")
+    [(item, why)] = report.kept
+    assert item.identifier == live.id and "still logging" in why
+    # Once its heartbeat is stale the writer is presumed dead, and the run goes.
+    report = trash.purge(client.store, older_than_ms=None, now_ms=now + 3_600_000,
+                         dry_run=False, actor="alice")
+    assert [i.identifier for i in report.purged] == [live.id]
+
+
 def test_lineage_leaves_out_what_is_in_the_trash(tmp_path):
     client = cairn.Client(str(tmp_path / "s"), user="alice")
     src, out = tmp_path / "raw", tmp_path / "clean"

@@ -225,6 +225,9 @@ def purge(store: Any, *, older_than_ms: int | None, now_ms: int, dry_run: bool,
         inputs = _live_inputs(conn)
         exp_runs = {i.identifier: _runs_of(conn, i.identifier)
                     for i in items if i.kind == "experiment"}
+        writing = _being_written(conn, now_ms)
+    for run_id in writing:  # a writer still at work on a deleted run: not now
+        sources.setdefault(run_id, []).append(_WRITING)
     from ..progress import bar
 
     with bar("emptying the trash", len(items), enabled=False if dry_run else progress,
@@ -285,6 +288,20 @@ def _live_inputs(conn: Any) -> dict[str, list[str]]:
     return out
 
 
+_WRITING = "\0writing"  # among a run's "users": a live writer, not a model version
+
+
+def _being_written(conn: Any, now_ms: int) -> list[str]:
+    """Runs a writer still heartbeats (RUNNING, heartbeat within CAIRN_HEARTBEAT_TIMEOUT)."""
+    from ..settings import HEARTBEAT_TIMEOUT
+    from ..store.sql import tables as T
+
+    R = T.runs
+    since = now_ms - int(HEARTBEAT_TIMEOUT.get() * 1000)
+    return list(conn.execute(sa.select(R.c.id).where(
+        R.c.lifecycle == "deleted", R.c.status == "RUNNING", R.c.heartbeat >= since)).scalars())
+
+
 def _runs_of(conn: Any, experiment_id: str) -> list[str]:
     from ..store.sql import tables as T
 
@@ -294,6 +311,10 @@ def _runs_of(conn: Any, experiment_id: str) -> list[str]:
 
 def _keep_reason(item: TrashItem, sources: dict[str, list[str]], inputs: dict[str, list[str]],
                  runs: list[str]) -> str:
+    mine = runs if item.kind == "experiment" else [item.identifier] if item.kind == "run" else []
+    if any(_WRITING in sources.get(r, ()) for r in mine):
+        return ("a writer is still logging to it (its heartbeat is fresh); it is purged once "
+                "that process has ended")
     if item.kind == "run" and item.identifier in sources:
         return ("the source run of live model version(s) " + ", ".join(sources[item.identifier])
                 + "; delete those first or restore the run")
