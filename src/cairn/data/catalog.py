@@ -392,14 +392,14 @@ def _audit(conn: Connection, user: str, action: str, v: Any, before: Any, after:
 
 def _model_users(conn: Connection, name: str, version: int) -> list[str]:
     mv, ri = TR.model_versions, T.run_inputs
+    quoted = json.dumps(name, ensure_ascii=False)[1:-1]  # as the registry writes it
     readers = sa.select(ri.c.run_id).where(ri.c.dataset == name, ri.c.version == version)
     rows = conn.execute(sa.select(mv.c.name, mv.c.version, mv.c.datasets, mv.c.source_run_id,
                                   readers.where(ri.c.run_id == mv.c.source_run_id).exists()
                                   .label("read"))
                         .where(mv.c.deleted_at.is_(None),
                                sa.or_(mv.c.source_run_id.in_(readers),
-                                      mv.c.datasets.contains(json.dumps(name)[1:-1],
-                                                             autoescape=True)))).all()
+                                      mv.c.datasets.contains(quoted, autoescape=True)))).all()
     out = []
     for r in rows:
         named = any(isinstance(d, dict) and d.get("name") == name
