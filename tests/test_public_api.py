@@ -50,7 +50,10 @@ LAYERS: dict[str, set[str]] = {
     "cas": {"entities", "errors", "clock", "progress"},
     "store": {"search", "cas", "entities", "errors", "clock", "progress"},
     "store_settings": {"settings", "store"},
-    "writer": LEAVES | STORAGE | {"settings"},
+    "writer": LEAVES | STORAGE | {"settings", "anonymise"},
+    # client-side anonymisation: rules and pseudonyms the writer applies before a record is
+    # journaled, so it sits below the writer (what works on a whole store is in lifecycle)
+    "anonymise": {"settings", "errors", "entities"},
     "_state": CORE,
     "client": RUNS,
     "services": DOMAIN,
@@ -61,7 +64,7 @@ LAYERS: dict[str, set[str]] = {
     "fluent": DOMAIN,
     "autolog": APPS,
     "importers": DOMAIN,
-    "server": DOMAIN | {"monitoring"},  # no fluent API, no autolog, no CLI; the UI's monitoring page
+    "server": DOMAIN | {"monitoring", "lifecycle"},  # no fluent API, no autolog, no CLI; the UI's monitoring page
     "serving": DOMAIN,  # model serving: only `cairn serve` imports it
     "monitoring": DOMAIN | {"serving", "webhooks", "reproduce"},  # predlog; alerts emit events; KPIs
     "reproduce": DOMAIN,  # rebuild and re-run a recorded run (cairn reproduce)
@@ -69,8 +72,10 @@ LAYERS: dict[str, set[str]] = {
     "gate": DOMAIN,  # the CI gate for promotions (cairn check)
     "webhooks": DOMAIN,  # events from the registry's audit log and ended runs
     "doctor": DOMAIN,  # cairn doctor: a store's journals, index, objects and audit log
+    # trash, retention, gc, backup, export and erasure: whole-store work over the domain
+    "lifecycle": DOMAIN | {"anonymise", "doctor"},  # a restored backup is checked by doctor
     "cli": APPS | {"server", "serving", "monitoring", "webhooks", "reproduce", "pipelines", "gate",
-                   "doctor"},
+                   "doctor", "lifecycle", "anonymise"},
     "testing": EVERYTHING,  # the pytest plugin: fixtures over every layer
     "cairn": EVERYTHING,
 }

@@ -7,8 +7,8 @@ import re
 
 from click.testing import CliRunner
 
-from cairn.anonymise.erase import EraseReport
-from cairn.anonymise.export import ExportReport
+from cairn.lifecycle.erase import EraseReport
+from cairn.lifecycle.export import ExportReport
 from cairn.cli.main import cli
 from tests.doc_examples import DOCS, run_python
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import cairn
-from cairn.anonymise.erase import ERASED, erase_user
+from cairn.lifecycle.erase import ERASED, erase_user
 from cairn.cas.odb import ObjectStore
 from cairn.cli.main import cli
 from cairn.errors import Conflict, InvalidArgument
@@ -209,7 +209,7 @@ def test_tombstone_hash_is_the_erased_content(world):
 
 
 def test_a_failed_erasure_leaves_journals_and_index_as_they_were(world, monkeypatch):
-    import cairn.anonymise.erase as erase_mod
+    import cairn.lifecycle.erase as erase_mod
 
     store_dir, a, *_ = world
     before = {p: p.read_bytes() for p in store_dir.rglob("*.cjl")}

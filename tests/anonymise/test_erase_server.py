@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import cairn
-from cairn.anonymise.erase import ERASED, erase_user
+from cairn.lifecycle.erase import ERASED, erase_user
 from tests.server.api_world import API, World
 
 

@@ -105,7 +105,7 @@ def test_a_non_empty_destination_is_refused_without_force(source, tmp_path):
 def test_export_from_a_team_server(cairn_server, tmp_path):
     client = cairn.Client(cairn_server, user="zelda")
     run, _ = _fill(client, tmp_path)
-    from cairn.anonymise.export import export_runs
+    from cairn.lifecycle.export import export_runs
     from cairn.anonymise.rules import Anonymiser, Rules
 
     anon = Anonymiser(Rules(users=("zelda",), hosts=("gpu-box-7",)), KEY.encode(), local=False)

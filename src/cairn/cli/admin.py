@@ -216,8 +216,8 @@ def erase_user(obj, name: str, dry_run: bool, yes: bool, as_json: bool) -> None:
       cairn admin erase-user alice --dry-run
       cairn --store https://cairn.example.com admin erase-user alice --yes --json
     """
-    from ..anonymise.erase import check_name
-    from ..anonymise.erase import erase_user as erase
+    from ..lifecycle.erase import check_name
+    from ..lifecycle.erase import erase_user as erase
     from ..errors import InvalidArgument
 
     check_name(name)

@@ -37,7 +37,7 @@ def export(obj, dest: str, experiments: tuple[str, ...], anonymise: bool, force:
       CAIRN_ANONYMISE_KEY=... cairn export ./share --anonymise --json
       cairn --store postgresql://cairn@db/cairn export ./share --objects s3://ml/cairn
     """
-    from ..anonymise.export import export_runs
+    from ..lifecycle.export import export_runs
     from ..anonymise.rules import from_key
     from ..errors import InvalidArgument
     from ..settings import ANONYMISE_KEY, ANONYMISE_RULES

@@ -7,7 +7,7 @@ end, or reordering them is found by :func:`verify`, which names the event.  (Any
 who can rewrite the whole database can rebuild the chain: export the head hash
 somewhere else, e.g. ``cairn audit verify --json`` into CI logs, to pin it.)
 
-Erasing a person's data on request (:mod:`cairn.anonymise.erase`) turns the events that
+Erasing a person's data on request (:mod:`cairn.lifecycle.erase`) turns the events that
 name them into *tombstones*: the personal fields are replaced, ``erased`` records when and
 by which event, and the stored ``hash`` and ``prev_hash`` are kept, so the chain still
 links.  That ``user.erase`` event lists each tombstone's seq, its original hash and the

@@ -33,7 +33,7 @@ class EraseOut(BaseModel):
 @router.post("/admin/erase-user", response_model=EraseOut,
              summary="Erase one person's data; audit events naming them become tombstones")
 def erase_user(request: Request, body: EraseRequest, p: User):
-    from ...anonymise.erase import erase_user as erase
+    from ...lifecycle.erase import erase_user as erase
 
     c = ctx(request)
     c.flush_audit()  # queued events that name them are erased too

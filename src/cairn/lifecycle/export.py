@@ -19,8 +19,8 @@ from typing import Any, Sequence
 from .. import clock
 from ..entities import RecordBatch
 from ..errors import InvalidArgument
-from .records import anonymise_batch
-from .rules import Anonymiser
+from ..anonymise.records import anonymise_batch
+from ..anonymise.rules import Anonymiser
 
 
 @dataclass
