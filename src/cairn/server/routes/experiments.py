@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from ...errors import InvalidArgument, NotFound
 from ...store.base import ExperimentChanges
@@ -129,10 +129,10 @@ def restore_experiment(experiment_id: str, request: Request, p: User):
 
 # -- the trash (server admins) -------------------------------------------------------
 class EmptyTrash(BaseModel):
-    older_than_days: Annotated[float, Field(ge=0, le=1e6)] | None = Field(
+    older_than_days: Annotated[float, Field(ge=0, le=1e6, strict=True)] | None = Field(
         default=None, description="purge only what was deleted at least this many days ago "
                                   "(none: everything in the trash)")
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 @router.get("/trash", summary="What is in the trash: deleted runs, experiments, data set "
