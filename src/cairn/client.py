@@ -144,7 +144,7 @@ class Client:
 
     def _experiment_lifecycle(self, experiment_id: str, lifecycle: str) -> Experiment:
         self._experiment_changes()
-        return _trash().set_experiment_lifecycle(self.store, str(experiment_id), lifecycle,
+        return _lifecycle("trash").set_experiment_lifecycle(self.store, str(experiment_id), lifecycle,
                                                  self.user, clock.now_ms())
 
     def _experiment_changes(self) -> Any:
@@ -402,9 +402,7 @@ class Client:
                 try:
                     self.store.objects.checkout(e, dst / e.path)
                 except NotFound as exc:  # collected after the run's artifact TTL passed?
-                    from .lifecycle.retention import expiry_message
-
-                    why = expiry_message(run_id, self.get_run(run_id).tags)
+                    why = _lifecycle("retention").expiry_message(run_id, self.get_run(run_id).tags)
                     if why is None:
                         raise
                     raise NotFound(f"{e.path}: {why}", run_id=run_id, path=e.path,
@@ -416,10 +414,9 @@ class Client:
     def set_artifacts_ttl(self, run_id: str, days: int | None) -> int | None:
         """Make a run's artifacts expire ``days`` after it ended (W&B's artifact TTL; None
         removes the run's own TTL); the expiry, epoch ms (see :mod:`cairn.lifecycle.retention`)."""
-        from .lifecycle.retention import set_artifacts_ttl
-
         self._check_run_id(run_id)
-        return set_artifacts_ttl(self.store, run_id, days, actor=self.user)
+        return _lifecycle("retention").set_artifacts_ttl(self.store, run_id, days,  # type: ignore[no-any-return]
+                                                         actor=self.user)
 
     def verify_artifacts(self, run_id: str | None = None, *, progress: bool | None = False):
         """Re-hash stored objects (all, or a run's) and report corruption; ``progress``: a
@@ -551,7 +548,7 @@ class Client:
         :class:`cairn.lifecycle.trash.TrashItem` (through a server: server admins only)."""
         from .store.base import RemoteServer
 
-        trash = _trash()
+        trash = _lifecycle("trash")
         store = self.store
         if isinstance(store, RemoteServer):
             return [trash.TrashItem(**d) for d in store.call("GET", "/trash")["items"]]
@@ -565,7 +562,7 @@ class Client:
         admins only."""
         from .store.base import RemoteServer
 
-        trash = _trash()
+        trash = _lifecycle("trash")
         if older_than_days is not None and (
                 isinstance(older_than_days, bool) or not isinstance(older_than_days, (int, float))
                 or not 0 <= older_than_days <= 1e6):
@@ -728,12 +725,13 @@ def _group_slow(metrics: Sequence[Any]) -> dict[str, tuple[list, list, list]]:
     return out
 
 
-def _trash() -> Any:
-    """:mod:`cairn.lifecycle.trash`, whole-store work above the client: reached by name, as
-    the services table reaches the registry and data sets (see :mod:`cairn.services`)."""
+def _lifecycle(module: str) -> Any:
+    """``cairn.lifecycle.<module>`` (trash, retention): whole-store work above the client,
+    reached by name, as the services table reaches the registry and data sets (see
+    :mod:`cairn.services`)."""
     import importlib
 
-    return importlib.import_module("cairn.lifecycle.trash")
+    return importlib.import_module(f"cairn.lifecycle.{module}")
 
 
 def refuse_deleted(exp: Experiment) -> None:
