@@ -164,7 +164,8 @@ def _duration(text: str) -> float:
 
 GC_GRACE = Setting("CAIRN_GC_GRACE", _duration, 86400.0,
                    "How long a new object is safe from `cairn gc` whatever refers to it: "
-                   "seconds, or 30m, 12h, 1d (0 only for stores nobody writes to meanwhile).")
+                   "seconds, or 30m, 12h, 1d (never less than 30 s in effect; 0 only for "
+                   "stores nobody else writes to).")
 
 COLD_OBJECTS = Setting("CAIRN_COLD_OBJECTS", str, "",
                        "A cold tier for a store's objects (a directory or s3://bucket/prefix), "
