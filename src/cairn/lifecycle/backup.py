@@ -156,7 +156,9 @@ def backup(store: Any, dest: str | os.PathLike[str], *, objects: str | None = No
 
 
 def _check_apart(store_root: Path, dest: Path) -> None:
-    a, b = store_root.resolve(), dest.resolve() if dest.exists() else dest
+    # Both resolved, DEST too when it does not exist yet: a symlink on the way to either
+    # must not hide that one is inside the other.
+    a, b = store_root.resolve(), dest.resolve()
     if a == b or a in b.parents or b in a.parents:
         raise InvalidArgument(f"the backup's destination {dest} must be outside the store "
                               f"({store_root}), and the store outside it")

@@ -81,6 +81,7 @@ def restore(src: str | os.PathLike[str], target: str, *, objects: str | None = N
         if objects is not None:
             raise InvalidArgument("--objects is for a database store; a local store keeps its "
                                   "objects in its own directory")
+        _check_apart(source, directory)
         if kind != "local":
             raise InvalidArgument("this backup is of a database store, which has no journals: "
                                   "restore it into a database (--store postgresql://... "
@@ -91,14 +92,25 @@ def restore(src: str | os.PathLike[str], target: str, *, objects: str | None = N
         if objects is None:
             raise InvalidArgument("a database store needs its object store: give --objects DIR "
                                   "or s3://BUCKET/PREFIX, as for `cairn server`")
-        replaced = _restore_sql(source, manifest, target, object_tree(objects, endpoint_url),
-                                force, progress)
+        tree = object_tree(objects, endpoint_url)
+        if isinstance(tree, LocalTree):
+            _check_apart(source, tree.root)
+        replaced = _restore_sql(source, manifest, target, tree, force, progress)
         from ..store.sql.store import redact_url
 
         target_kind, shown = "sql", redact_url(target)
     return RestoreReport(shown, kind, target_kind, revision, dict(manifest.get("counts", {})),
                          manifest["objects"]["count"], len(manifest["files"]), replaced,
                          time.monotonic() - t0)
+
+
+def _check_apart(source: Path, directory: Path) -> None:
+    """A store restored into the backup, around it or inside it would replace (--force) or
+    litter the backup it is read from."""
+    a, b = source.resolve(), directory.resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise InvalidArgument(f"the store {directory} must be outside the backup it is "
+                              f"restored from ({source}), and the backup outside it")
 
 
 # -- checking while copying ---------------------------------------------------------

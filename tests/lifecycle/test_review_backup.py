@@ -1,0 +1,72 @@
+"""Review of backup and restore: paths that reach the store or the backup by another name
+(a symlink, the backup itself, a directory around it)."""
+
+from __future__ import annotations
+
+import pytest
+
+import cairn
+from cairn.errors import InvalidArgument
+from cairn.lifecycle.backup import backup
+from cairn.lifecycle.backup_format import MANIFEST
+from cairn.lifecycle.restore import restore
+from cairn.store import close_stores
+
+
+@pytest.fixture(autouse=True)
+def no_key(monkeypatch):
+    for name in ("CAIRN_MASTER_KEY", "CAIRN_MASTER_KEY_FILE", "CAIRN_MASTER_KEY_OLD",
+                 "CAIRN_KEY_PROVIDER", "CAIRN_COLD_OBJECTS"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    close_stores()
+
+
+def _store(tmp_path, where) -> str:
+    c = cairn.Client(str(where))
+    run = c.create_run(c.create_experiment("review").id)
+    c.log_param(run.id, "p", "1")
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"review artifact " * 10)
+    c.log_artifact(run.id, f)
+    c.set_terminated(run.id)
+    return run.id
+
+
+def test_destination_inside_the_store_through_a_symlink_is_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    store = tmp_path / "link" / "store"
+    _store(tmp_path, store)
+    for dest in (store / "bk", store / "objects" / "bk"):
+        with pytest.raises(InvalidArgument, match="outside the store"):
+            backup(cairn.Client(str(store)).store, dest)
+        assert not dest.exists()
+    assert not (tmp_path / "real" / "store" / "bk").exists()
+
+
+@pytest.fixture
+def taken(tmp_path):
+    _store(tmp_path, tmp_path / "store")
+    backup(cairn.Client(str(tmp_path / "store")).store, tmp_path / "bk")
+    close_stores()
+    return tmp_path / "bk"
+
+
+@pytest.mark.parametrize("where", ["itself", "parent", "child", "objects"])
+def test_restore_never_targets_the_backup_it_reads(taken, where):
+    target = {"itself": taken, "parent": taken.parent, "child": taken / "restored",
+              "objects": taken / "objects"}[where]
+    before = sorted(p.relative_to(taken) for p in taken.rglob("*"))
+    with pytest.raises(InvalidArgument, match="backup"):
+        restore(taken, str(target), force=True)
+    assert sorted(p.relative_to(taken) for p in taken.rglob("*")) == before
+    assert (taken / MANIFEST).is_file()
+    restore(taken, str(taken.parent / "elsewhere"))  # the backup is still whole
+
+
+def test_a_database_restore_keeps_its_objects_out_of_the_backup(taken):
+    with pytest.raises(InvalidArgument, match="outside the backup"):
+        restore(taken, "postgresql://nobody@127.0.0.1:9/none", objects=str(taken / "objects"),
+                force=True)
+    assert (taken / MANIFEST).is_file()
