@@ -188,9 +188,27 @@ def _journal_runs(store: Any, root: Path, scrub: Scrubber) -> dict[str, list[Pat
     for run_dir in sorted(runs_dir.iterdir()):
         for path in sorted((run_dir / "journal").glob("*.cjl")):
             data = path.read_bytes().lower()
-            if any(n in data for n in needles):
+            # The bytes only pick candidates: "al" is in "val_loss" and in "alice", and a
+            # run picked wrongly is refused while it runs and rewritten for nothing.
+            if any(n in data for n in needles) and _journal_mentions(path, scrub):
                 out.setdefault(run_dir.name, []).append(path)
     return out
+
+
+def _journal_mentions(path: Path, scrub: Scrubber) -> bool:
+    """Whether a record of the journal names the person where an erasure rewrites it."""
+    from ..store import journal as jlib
+
+    for item in jlib.read(path):
+        if isinstance(item, jlib.Damage):
+            continue
+        batch = item.batch
+        if any(scrub.mentions(v) for v in (*batch.params.values(), *batch.tags.values())):
+            return True
+        for doc in (batch.create, batch.env):
+            if doc is not None and scrub.json(dict(doc)) != dict(doc):
+                return True
+    return False
 
 
 def _index_runs(conn: Connection, scrub: Scrubber) -> list[str]:
@@ -386,11 +404,23 @@ def _erase_audit(conn: Connection, scrub: Scrubber, report: EraseReport, dry_run
         sa.func.lower(ev.before).like(like), sa.func.lower(ev.after).like(like)))
         .order_by(ev.seq)).all()
     tombs = []
+    vouchers = None
     for row in rows:
         fields = [f for f in ("actor", "target", "before", "after")
                   if scrub.mentions(getattr(row, f))]
         if not fields:
             continue
+        # A tombstone is vouched for by the erasure, so an event edited before it would
+        # pass verify afterwards: the evidence of tampering would be erased with the name.
+        if row.erased is None:
+            damage = None if audit.tombstone_hash(row) == row.hash else "was edited"
+        else:
+            vouchers = audit._vouchers(conn) if vouchers is None else vouchers
+            damage = audit._tombstone_problem(row, vouchers)
+        if damage is not None:
+            raise Conflict(f"audit event #{row.seq} ({row.action} {row.target}) {damage}; "
+                           "erasing it would hide that. Run `cairn audit verify` and look "
+                           "into the damage first; nothing was erased")
         who, target = scrub.text(row.actor), scrub.text(row.target)
         before, after = scrub.json_text(row.before), scrub.json_text(row.after)
         new = {"actor": who, "target": target, "before": before, "after": after}

@@ -1,0 +1,72 @@
+"""Review of `cairn admin erase-user`: names inside other words, and a log tampered before."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import cairn
+from cairn.errors import Conflict
+from cairn.lifecycle.erase import ERASED, erase_user
+
+
+def _finished(client, **fields):
+    run = client.create_run(**fields)
+    client.log_metric(run.id, "val_loss", 0.5)
+    client.set_terminated(run.id)
+    return run
+
+
+def test_a_name_inside_other_words_names_no_run(tracking):
+    """Erasing "al" touches al's run only: not alice's, not a run with "algorithm" or a
+    metric "val_loss" in its journal, and a running run of bob's does not block it."""
+    al = cairn.Client(str(tracking), user="al")
+    alice = cairn.Client(str(tracking), user="alice")
+    mine = _finished(al, params={"data": "/home/al/d.csv"})
+    hers = _finished(alice, params={"algo": "algorithm"}, tags={"mlflow.user": "alice"})
+    bob = cairn.Client(str(tracking), user="bob")
+    open_run = bob.create_run(params={"lr": "0.1"})
+    bob.log_metric(open_run.id, "val_loss", 1.0)  # still RUNNING
+
+    report = erase_user(al.store, "al", actor="officer")
+
+    assert report.runs == [mine.id]
+    assert all(mine.id in p for p in report.journals) and report.journals
+    got = al.get_run(mine.id)
+    assert got.user == ERASED and got.params["data"] == f"/home/{ERASED}/d.csv"
+    assert alice.get_run(hers.id).params == {"algo": "algorithm"}
+    assert alice.get_run(hers.id).user == "alice"
+    assert bob.get_run(open_run.id).status.value == "RUNNING"
+    # Nothing is left to erase: a second erasure changes nothing and appends no event.
+    again = erase_user(al.store, "al", actor="officer")
+    assert again.runs == [] and again.journals == [] and again.erase_event is None
+    assert al.verify_audit_log().ok
+
+
+def test_a_running_run_that_names_them_still_blocks(tracking):
+    al = cairn.Client(str(tracking), user="al")
+    running = al.create_run(params={"x": "1"})
+    with pytest.raises(Conflict, match=running.id):
+        erase_user(al.store, "al", actor="officer")
+    assert al.get_run(running.id).user == "al"
+
+
+def test_erasure_does_not_hide_an_event_edited_before(tracking):
+    """An event edited in the database (content no longer matches its hash) is evidence;
+    an erasure that made it a vouched-for tombstone would launder it."""
+    bob = cairn.Client(str(tracking), user="bob")
+    bob.create_registered_model("churn")
+    bob.create_registered_model("fraud")
+    db = sqlite3.connect(str(tracking / "index.db"), isolation_level=None)
+    try:
+        db.execute("UPDATE audit_events SET actor = 'alice' WHERE seq = 1")
+    finally:
+        db.close()
+    assert not bob.verify_audit_log().ok
+
+    with pytest.raises(Conflict, match="#1"):
+        erase_user(bob.store, "alice", actor="officer")
+    report = bob.verify_audit_log()
+    assert not report.ok and 1 in [p.seq for p in report.problems]
+    assert [e.action for e in bob.audit_log()] == ["model.create", "model.create"]
