@@ -70,3 +70,43 @@ def test_a_database_restore_keeps_its_objects_out_of_the_backup(taken):
         restore(taken, "postgresql://nobody@127.0.0.1:9/none", objects=str(taken / "objects"),
                 force=True)
     assert (taken / MANIFEST).is_file()
+
+
+def test_a_backup_never_overwrites_another_store(tmp_path):
+    _store(tmp_path, tmp_path / "store")
+    other = tmp_path / "other"
+    c = cairn.Client(str(other))
+    precious = c.create_run(c.create_experiment("precious").id).id
+    close_stores()
+    before = sorted(p.relative_to(other) for p in other.rglob("*"))
+    with pytest.raises(InvalidArgument, match="holds no Cairn backup"):
+        backup(cairn.Client(str(tmp_path / "store")).store, other)
+    assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
+    close_stores()
+    assert cairn.Client(str(other)).get_run(precious).experiment == "precious"
+
+
+def test_an_interrupted_backup_is_no_backup_and_the_next_one_finishes_it(tmp_path,
+                                                                          monkeypatch):
+    import cairn.lifecycle.backup as mod
+
+    rid = _store(tmp_path, tmp_path / "store")
+    store = cairn.Client(str(tmp_path / "store")).store
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(mod, "write_manifest", killed)
+        with pytest.raises(KeyboardInterrupt):
+            backup(store, tmp_path / "bk")
+    assert not (tmp_path / "bk" / MANIFEST).exists()
+    with pytest.raises(Exception, match="not a complete Cairn backup"):
+        restore(tmp_path / "bk", str(tmp_path / "r0"))
+    assert not (tmp_path / "r0").exists()
+    assert backup(store, tmp_path / "bk").ok
+    assert sorted(p.name for p in (tmp_path / "bk").iterdir() if p.is_file()) == \
+        ["index.db", MANIFEST, "objects.txt"]
+    restore(tmp_path / "bk", str(tmp_path / "r1"))
+    close_stores()
+    assert cairn.Client(str(tmp_path / "r1")).get_run(rid).params == {"p": "1"}

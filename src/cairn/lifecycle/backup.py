@@ -37,6 +37,9 @@ from .backup_format import (
 )
 
 _WORKERS = 8  # object copies in flight: S3 round trips overlap
+# Stands in for the manifest while a backup is written: it tells an interrupted backup,
+# which the next one may finish, from a directory that is something else (a store).
+PARTIAL = f"{MANIFEST}.partial"
 
 
 @dataclass
@@ -151,6 +154,7 @@ def backup(store: Any, dest: str | os.PathLike[str], *, objects: str | None = No
         "missing_objects": missing,
     }
     write_manifest(dest, manifest)
+    (dest / PARTIAL).unlink(missing_ok=True)
     return BackupReport(str(dest), kind, revision, counts, len(copier.objects), copier.copied,
                         copier.reused, copier.bytes, len(files), time.monotonic() - t0, missing)
 
@@ -174,9 +178,13 @@ def _prepare_dest(dest: Path) -> tuple[dict[str, tuple[int, str]], dict[str, Any
         known = {MANIFEST, INDEX, OBJECT_LIST, OBJECTS, *STORE_DIRS}
         strangers = sorted(p.name for p in dest.iterdir() if p.name not in known
                            and not p.name.startswith((f"{INDEX}.", f"{MANIFEST}.")))
-        if strangers or not ((dest / MANIFEST).exists() or (dest / INDEX).exists()):
+        # An index alone is no sign of a backup: a Cairn store has one too, and a backup
+        # over it would replace its index and prune its journals and objects.
+        if strangers or not ((dest / MANIFEST).exists() or (dest / PARTIAL).exists()):
+            has = ", ".join(strangers[:5]) or ("an index but no manifest: a Cairn store?"
+                                               if (dest / INDEX).exists() else "other files")
             raise InvalidArgument(f"{dest} is not empty and holds no Cairn backup (it has "
-                                  f"{', '.join(strangers[:5]) or 'other files'}); give a new or "
+                                  f"{has}); give a new or "
                                   "empty directory, or the directory of an earlier backup")
     dest.mkdir(parents=True, exist_ok=True)
     previous: dict[str, tuple[int, str]] = {}
@@ -189,6 +197,7 @@ def _prepare_dest(dest: Path) -> tuple[dict[str, tuple[int, str]], dict[str, Any
         for line in (dest / OBJECT_LIST).read_text().splitlines():
             oid, size, sha = parse_object_line(line, str(dest / OBJECT_LIST))
             previous[oid] = (size, sha)
+    (dest / PARTIAL).write_text('{"format": "%s", "partial": true}\n' % FORMAT)
     (dest / MANIFEST).unlink(missing_ok=True)
     return previous, (manifest["files"] if manifest is not None else {})
 
