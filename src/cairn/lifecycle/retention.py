@@ -488,8 +488,9 @@ def _models(conn: Any) -> tuple[dict[str, list[_Model]], dict[tuple[str, int | N
     import sqlalchemy as sa
 
     from ..store.sql import tables as T
+    from ..store.sql import tables_data as TD
 
-    MV, MA = T.model_versions, T.model_aliases
+    MV, MA, RI = T.model_versions, T.model_aliases, TD.run_inputs
     aliases: dict[tuple[str, str], list[str]] = {}
     for a in conn.execute(sa.select(MA.c.name, MA.c.alias, MA.c.version)):
         aliases.setdefault((a.name, a.version), []).append(a.alias)
@@ -512,6 +513,17 @@ def _models(conn: Any) -> tuple[dict[str, list[_Model]], dict[tuple[str, int | N
             except ValueError:
                 continue
             by_data.setdefault((str(d["name"]), ver), []).append(m)
+    # A version the source run read is an input too (it may be logged after the model was
+    # registered, so not among the named ones), as the delete's protection counts it.
+    models = {m.ref: m for ms in by_run.values() for m in ms}
+    for r in conn.execute(sa.select(MV.c.name, MV.c.version, RI.c.dataset,
+                                    RI.c.version.label("dv"))
+                          .join(RI, RI.c.run_id == MV.c.source_run_id)
+                          .where(MV.c.deleted_at.is_(None))):
+        m = models[f"{r.name}/{r.version}"]
+        users = by_data.setdefault((r.dataset, int(r.dv)), [])
+        if m not in users:
+            users.append(m)
     return by_run, by_data
 
 

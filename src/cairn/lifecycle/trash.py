@@ -275,17 +275,24 @@ def _live_sources(conn: Any) -> dict[str, list[str]]:
 
 
 def _live_inputs(conn: Any) -> dict[str, list[str]]:
-    """``name@version`` -> live model versions that name it among their data sets."""
+    """``name@version`` -> live model versions that used it: named among their data sets,
+    or read by the run they were registered from (as the delete's protection counts them:
+    a run may log an input after its model was registered)."""
     from ..store.sql import tables as T
+    from ..store.sql import tables_data as TD
 
-    M = T.model_versions
-    out: dict[str, list[str]] = {}
+    M, RI = T.model_versions, TD.run_inputs
+    out: dict[str, set[str]] = {}
     for r in conn.execute(sa.select(M.c.name, M.c.version, M.c.datasets).where(
             M.c.deleted_at.is_(None))):
         for d in json.loads(r.datasets or "[]"):
             if isinstance(d, dict) and d.get("name") and d.get("version") is not None:
-                out.setdefault(f"{d['name']}@{d['version']}", []).append(f"{r.name}/{r.version}")
-    return out
+                out.setdefault(f"{d['name']}@{d['version']}", set()).add(f"{r.name}/{r.version}")
+    for r in conn.execute(sa.select(M.c.name, M.c.version, RI.c.dataset, RI.c.version.label("dv"))
+                          .join(RI, RI.c.run_id == M.c.source_run_id)
+                          .where(M.c.deleted_at.is_(None))):
+        out.setdefault(f"{r.dataset}@{r.dv}", set()).add(f"{r.name}/{r.version}")
+    return {ref: sorted(users) for ref, users in out.items()}
 
 
 _WRITING = "\0writing"  # among a run's "users": a live writer, not a model version

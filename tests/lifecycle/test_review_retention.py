@@ -1,0 +1,61 @@
+"""Review of retention policies (issue #21): cases the first tests did not cover."""
+
+from __future__ import annotations
+
+import pytest
+
+import cairn
+from cairn.errors import Conflict
+from cairn.lifecycle import retention
+
+
+def _add(client, tmp_path, name: str, text: str):
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "rows.csv").write_text(text)
+    return client.data.add(src, name)
+
+
+def test_a_version_read_by_a_production_models_source_run_is_never_trashed(tmp_path):
+    """A data set version that the source run of a Production model version read (logged
+    after the registration, so not among the version's named data sets) feeds that model:
+    a policy that would trash it is refused, when set and when applied, even with
+    keep_registered off, instead of forcing the delete."""
+    client = cairn.Client(str(tmp_path / "store"), user="alice")
+    for i in range(3):
+        _add(client, tmp_path, "tx", "a\n" + "1\n" * (i + 1))
+    run = client.create_run(client.create_experiment("e").id, name="train")
+    mv = client.register_model("fraud", {"w": 1}, flavor="pickle", run_id=run.id)
+    client.log_input(run.id, "tx@1")
+    client.set_terminated(run.id)
+    client.transition_model_version_stage("fraud", mv.version, "Production")
+
+    with pytest.raises(Conflict, match=f"fraud/{mv.version}"):
+        retention.set_policy(client.store, "dataset", "tx",
+                             {"keep_last": 1, "keep_registered": False}, actor="alice")
+    # Set while the model was not in Production: applying it is refused, nothing trashed.
+    client.transition_model_version_stage("fraud", mv.version, "Archived")
+    retention.set_policy(client.store, "dataset", "tx",
+                         {"keep_last": 1, "keep_registered": False}, actor="alice")
+    client.transition_model_version_stage("fraud", mv.version, "Production")
+    refused = [a for a in retention.plan(client.store) if a.kind == "refused"]
+    assert [a.target for a in refused] == ["dataset:tx@1"]
+    with pytest.raises(Conflict, match=f"fraud/{mv.version}"):
+        retention.apply(client.store, actor="alice")
+    assert client.list_trash() == []
+
+
+def test_keep_registered_keeps_a_version_read_by_a_models_source_run(tmp_path):
+    """With keep_registered (the default) such a version is not even planned: a plan that
+    lists it as going to the trash, then an apply that skips it, says what will not happen."""
+    client = cairn.Client(str(tmp_path / "store"), user="alice")
+    for i in range(3):
+        _add(client, tmp_path, "tx", "a\n" + "1\n" * (i + 1))
+    run = client.create_run(client.create_experiment("e").id, name="train")
+    client.register_model("fraud", {"w": 1}, flavor="pickle", run_id=run.id)
+    client.log_input(run.id, "tx@1")
+    retention.set_policy(client.store, "dataset", "tx", {"keep_last": 1}, actor="alice")
+    assert [a.target for a in retention.plan(client.store)] == ["dataset:tx@2"]
+    report = retention.apply(client.store, actor="alice")
+    assert report.trashed_versions == 1 and report.skipped == ()
+    assert [i.identifier for i in client.list_trash()] == ["tx@2"]
