@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from .. import clock
 from ..entities import RecordBatch
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..anonymise.records import anonymise_batch
 from ..anonymise.rules import Anonymiser
 
@@ -48,6 +48,11 @@ def _check_dest(dest: Path, force: bool) -> None:
                               "empty or new directory (or --force to add to it)")
 
 
+def _within(path: Path, root: Path) -> bool:
+    path, root = path.resolve(), root.resolve()
+    return path == root or root in path.parents
+
+
 def export_runs(client: Any, dest: str | os.PathLike[str], *,
                 experiments: Sequence[str] | None = None, anonymiser: Anonymiser | None = None,
                 force: bool = False, progress: bool | None = False,
@@ -61,6 +66,11 @@ def export_runs(client: Any, dest: str | os.PathLike[str], *,
     target = Path(dest)
     _check_dest(target, force)
     src = client
+    root = getattr(src.store, "root", None)
+    if root is not None and _within(target, Path(root)):
+        # Runs written back into their own store would get every metric point twice.
+        raise InvalidArgument(f"{target} is inside the source store {root}: export to a "
+                              "directory outside it")
     ids = src._experiment_ids(list(experiments)) if experiments else None
     exps = [src.get_experiment(i) for i in ids] if ids is not None else src.list_experiments()
     runs = []
@@ -93,6 +103,12 @@ def export_runs(client: Any, dest: str | os.PathLike[str], *,
 
 def _copy_run(src: Any, store: Any, run: Any, anon: Anonymiser | None, report: ExportReport,
               copied: set[str], objects: Any) -> None:
+    try:
+        store.get_run(run.id)
+    except NotFound:
+        pass
+    else:
+        return  # exported before (--force adds to DEST): a second copy would double its points
     metrics = {}
     for key in run.metrics:
         h = src.get_metric_history(run.id, key)
