@@ -320,8 +320,10 @@ class _ObjectCopier:
             elif e.oid not in self.objects:
                 prev = self.previous.get(e.oid)
                 target = self.dest / e.rel
-                if prev is not None and prev[0] == e.size and target.is_file() \
-                        and target.stat().st_size == e.size:
+                # The copy carries the source's time (set below): a time that differs is an
+                # object rewritten since, whatever its size.
+                if prev is not None and prev[0] == e.size and e.mtime_ns and target.is_file() \
+                        and _same(target.stat(), e):
                     self.objects[e.oid] = prev
                     self.reused += 1
                 else:
@@ -337,6 +339,8 @@ class _ObjectCopier:
                 except NotFound:
                     return None  # collected meanwhile: nothing copied refers to it
                 self.out.write(e.rel, data)
+                if e.mtime_ns:
+                    os.utime(self.dest / e.rel, ns=(e.mtime_ns, e.mtime_ns))
                 advance(len(data))
                 return e, len(data), hashlib.sha256(data).hexdigest()
 
@@ -360,6 +364,10 @@ class _ObjectCopier:
                 return
         files[f"{OBJECTS}/{e.rel}"] = {"size": target.stat().st_size,
                                        "sha256": sha256_file(target)}
+
+
+def _same(st: os.stat_result, e: Entry) -> bool:
+    return st.st_size == e.size and st.st_mtime_ns == e.mtime_ns
 
 
 def _cold_tree(objects: Path) -> LocalTree | S3Tree | None:

@@ -56,6 +56,9 @@ class Entry:
 
     rel: str
     size: int
+    # When the store last wrote it: an object rewritten in place keeps its id and often its
+    # size (a key rotation re-wraps its header), so a later backup needs this to see it.
+    mtime_ns: int = 0
 
     @property
     def oid(self) -> str | None:
@@ -82,10 +85,10 @@ class LocalTree:
                     continue  # a write in progress, or SQLite's own side files
                 path = Path(dirpath) / name
                 try:
-                    size = path.stat().st_size
+                    st = path.stat()
                 except FileNotFoundError:
                     continue  # removed meanwhile (GC)
-                yield Entry(path.relative_to(self.root).as_posix(), size)
+                yield Entry(path.relative_to(self.root).as_posix(), st.st_size, st.st_mtime_ns)
 
     def read(self, rel: str) -> bytes:
         try:
@@ -126,7 +129,9 @@ class S3Tree:
                 kw["ContinuationToken"] = token
             page = b._call(b.client.list_objects_v2, **kw)
             for item in page.get("Contents", ()):
-                yield Entry(item["Key"][len(self.start):], int(item["Size"]))
+                modified = item.get("LastModified")
+                yield Entry(item["Key"][len(self.start):], int(item["Size"]),
+                            int(modified.timestamp() * 1e9) if modified is not None else 0)
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")
