@@ -59,3 +59,49 @@ def test_keep_registered_keeps_a_version_read_by_a_models_source_run(tmp_path):
     report = retention.apply(client.store, actor="alice")
     assert report.trashed_versions == 1 and report.skipped == ()
     assert [i.identifier for i in client.list_trash()] == ["tx@2"]
+
+
+@pytest.fixture
+def team(tmp_path, monkeypatch, request):
+    """A server with auth on, on a store directory: alice edits every experiment, root is
+    the server admin."""
+    from conformance_backends import open_backend
+
+    monkeypatch.setenv("CAIRN_CAPTURE_ENV", "0")
+    b = open_backend("remote", tmp_path, request)
+    yield b
+    b.close()
+
+
+def test_an_editor_cannot_expire_a_runs_artifacts_by_writing_the_tag(team, tmp_path):
+    """Making a run's artifacts expire is for the admins of its experiment (the TTL route
+    says so, and the next `cairn gc` collects them): an editor who writes the expiry tag
+    itself, through Cairn's API or the MLflow routes, is refused (403) and nothing changes."""
+    import httpx
+
+    from cairn.errors import PermissionDenied
+
+    alice, root = team.client("alice"), team.admin
+    run = alice.create_run(root.create_experiment("e").id)  # alice edits it, root owns it
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    alice.log_artifact(run.id, tmp_path / "w.bin")
+    alice.set_terminated(run.id)
+    with pytest.raises(PermissionDenied):
+        retention.set_artifacts_ttl(alice.store, run.id, 0, actor="alice")
+    for key in (retention.EXPIRES_TAG, retention.TTL_TAG):
+        with pytest.raises(PermissionDenied):
+            alice.set_tag(run.id, key, "0")
+        with pytest.raises(PermissionDenied):
+            alice.log_batch(run.id, tags={key: "0"})
+        r = httpx.post(f"{team.url}/api/2.0/mlflow/runs/set-tag",
+                       json={"run_id": run.id, "key": key, "value": "0"},
+                       headers={"authorization": f"Bearer {team.tokens['alice']}"})
+        assert r.status_code == 403, r.text
+    tags = root.get_run(run.id).tags
+    assert retention.EXPIRES_TAG not in tags and retention.TTL_TAG not in tags
+    # The experiment's admin (here the server admin) sets it through the TTL route.
+    when = retention.set_artifacts_ttl(root.store, run.id, 0, actor="root")
+    assert root.get_run(run.id).tags[retention.EXPIRES_TAG] == str(when)
+    # ... and an editor cannot take it away either (an expiry that passed is final).
+    with pytest.raises(PermissionDenied):
+        alice.delete_tag(run.id, retention.EXPIRES_TAG)

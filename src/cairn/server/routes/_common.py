@@ -8,6 +8,7 @@ from typing import Any
 from ...cas.tree import referenced_oids
 from ...entities import RecordBatch
 from ...errors import CairnError, Conflict, NotFound, PermissionDenied, StoreUnavailable
+from ...lifecycle.retention import EXPIRES_TAG, TTL_TAG
 from ...store import segments as seglib
 from ...store.base import PreparedWrites, RunExperimentLookup
 from ...store.wire import check_batch, error_to_json
@@ -85,6 +86,8 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
                 # make the experiment it names (that needs its own role).
                 b = dataclasses.replace(b, create=None)
             target = _authorize(c, p, b, known, new_experiments)
+            if target is not None and _sets_expiry(b):
+                c.guard.require(p, "admin", "experiment", target)
             if b.artifacts and c.settings.check_artifact_objects:
                 missing = c.objects.missing(referenced_oids(b.artifacts))
                 if missing:
@@ -104,6 +107,16 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
             res["error"] = error_to_json(exc)
         results.append(res)
     return results
+
+
+# A run's artifact TTL (cairn.lifecycle.retention): once its expiry passes, `cairn gc`
+# collects the run's files, so writing these tags is what the TTL route is, an
+# experiment admin's act, whichever route the tag comes through.
+EXPIRY_TAGS = frozenset({EXPIRES_TAG, TTL_TAG})
+
+
+def _sets_expiry(b: RecordBatch) -> bool:
+    return any(k in EXPIRY_TAGS for k in (*b.tags, *b.deleted_tags))
 
 
 def _write(c: ServerContext, b: RecordBatch, segs: list | None = None) -> bool:
