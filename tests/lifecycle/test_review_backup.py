@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 import cairn
-from cairn.errors import InvalidArgument
+from cairn.errors import InvalidArgument, NotFound
 from cairn.lifecycle.backup import backup
 from cairn.lifecycle.backup_format import MANIFEST
 from cairn.lifecycle.restore import restore
@@ -110,3 +113,41 @@ def test_an_interrupted_backup_is_no_backup_and_the_next_one_finishes_it(tmp_pat
     restore(tmp_path / "bk", str(tmp_path / "r1"))
     close_stores()
     assert cairn.Client(str(tmp_path / "r1")).get_run(rid).params == {"p": "1"}
+
+
+def test_a_second_backup_after_purge_and_gc_drops_what_went(tmp_path):
+    from cairn import clock
+    from cairn.lifecycle.gc import collect
+    from cairn.lifecycle.trash import purge
+
+    store = tmp_path / "store"
+    keep = _store(tmp_path, store)
+    c = cairn.Client(str(store))
+    gone = c.create_run(c.create_experiment("doomed").id)
+    f = tmp_path / "g.txt"
+    f.write_bytes(b"garbage to be " * 100)
+    c.log_artifact(gone.id, f)
+    c.set_terminated(gone.id)
+    bk = tmp_path / "bk"
+    first = backup(c.store, bk)
+    c.delete_run(gone.id)
+    purge(c.store, older_than_ms=None, now_ms=clock.now_ms(), dry_run=False, actor="review")
+    old = time.time() - 2 * 86_400  # past GC's grace
+    for f in (store / "objects").glob("??/*"):
+        os.utime(f, (old, old))
+    assert collect(c.store, grace_s=0).freed >= 1
+    second = backup(c.store, bk)
+    assert second.ok and second.objects < first.objects
+    listed = {line.split()[0] for line in (bk / "objects.txt").read_text().splitlines()}
+    on_disk = {p.parent.name + p.name for p in (bk / "objects").glob("??/*")}
+    assert listed == on_disk, "a collected object was left in the backup"
+    close_stores()
+    restore(bk, str(tmp_path / "r"))
+    close_stores()
+    r = cairn.Client(str(tmp_path / "r"))
+    from cairn.doctor import diagnose
+
+    assert diagnose(r.store).ok
+    assert r.get_run(keep).params == {"p": "1"}
+    with pytest.raises(NotFound):
+        r.get_run(gone.id)
