@@ -406,8 +406,11 @@ class _DataJob:
         name = _data_set_name(run, self.options, suffix)
         try:
             staged = ds._stage_array(*data, digest=d)
-            version = ds._commit_array(staged, name, f"{role} data of run {run.name} "
-                                       f"({run.id[:8]}), recorded by autolog")
+            message = f"{role} data of run {run.name} ({run.id[:8]}), recorded by autolog"
+            from ..anonymise.rules import active
+
+            anon = active()  # run.name is the name as given, not as recorded
+            version = ds._commit_array(staged, name, message if anon is None else anon.text(message))
             ds.log_input(run.id, version, role)
         except Exception as exc:  # noqa: BLE001 - the data is a by-product: training goes on
             _not_stored(name, exc)
@@ -460,6 +463,13 @@ def _datasets(run: fluent.ActiveRun) -> Any:
     except InvalidArgument:
         _no_data_sets(run.client.store)
         return None
+    from ..anonymise.rules import active
+
+    anon = active()
+    if anon is not None:  # the version is linked to the run: its creator would unmask it
+        from ..services import datasets_for
+
+        return datasets_for(run.client, anon.user(run.client.user))
     return ds
 
 

@@ -108,9 +108,11 @@ def record(client: Any, original: Run, report: Report, rerun_client: Any = None,
     status = RunStatus.FAILED if failed or rerun is None else (
         rerun.status if rerun.status.terminal else RunStatus.KILLED)
     end = rerun.end_time if rerun is not None and rerun.end_time else clock.now_ms()
-    client.store.write(RecordBatch(
+    from ..writer import _anonymised  # CAIRN_ANONYMISE: its user is the reproducer's name
+
+    client.store.write(_anonymised(RecordBatch(
         run_id=run_id, writer_id=clock.new_writer_id(), seq=1, time=clock.now_ms(),
         params=dict(rerun.params) if rerun is not None else {}, tags=tags, metrics=metrics,
         artifacts=tuple(artifacts), status=status, end_time=end, create=create,
-        env=dict(rerun.env) if rerun is not None and rerun.env else None))
+        env=dict(rerun.env) if rerun is not None and rerun.env else None)))
     return run_id
