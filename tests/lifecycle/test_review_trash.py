@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cairn
+from cairn.lifecycle import trash
 
 
 def _add(client, tmp_path, name: str, text: str):
@@ -32,3 +33,52 @@ def test_a_purge_keeps_a_version_read_by_a_live_models_source_run(tmp_path):
     [(item, why)] = report.kept
     assert item.identifier == "tx@1" and f"fraud/{mv.version}" in why
     assert client.restore_dataset_version("tx@1").version == 1
+
+
+def test_a_restore_that_races_a_purge_is_never_lost(tmp_path, monkeypatch):
+    """A restore that lands while the purge is removing the same run (after the purge
+    listed it) either wins (the run is back, whole) or loses (it fails, and the run is
+    gone for good): never a restore that says it worked and a run that is gone, with a
+    stray journal left behind that a reindex would replay into a half run."""
+    import os
+    import threading
+
+    from cairn.errors import CairnError
+
+    store = str(tmp_path / "store")
+    client = cairn.Client(store, user="alice")
+    run = client.create_run(client.create_experiment("e").id, name="r")
+    client.log_param(run.id, "p", "1")
+    client.set_terminated(run.id)
+    client.delete_run(run.id)
+
+    outcome: dict[str, object] = {}
+
+    def restore():
+        try:
+            outcome["restored"] = cairn.Client(store, user="bob").restore_run(run.id).lifecycle
+        except CairnError as exc:
+            outcome["error"] = exc
+
+    real = os.replace
+
+    def racing(src, dst):
+        if os.path.basename(os.path.dirname(str(dst))) == "purging" and not outcome:
+            # Another process restores the run now; give it time to finish if it can.
+            t = threading.Thread(target=restore)
+            t.start()
+            t.join(2)
+            outcome.setdefault("thread", t)
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", racing)
+    client.empty_trash()
+    monkeypatch.setattr(os, "replace", real)
+    outcome["thread"].join(60)  # type: ignore[attr-defined]
+    if outcome.get("restored") == "active":
+        back = client.get_run(run.id)
+        assert back.lifecycle == "active" and back.params == {"p": "1"}
+    else:
+        assert "error" in outcome, outcome
+        assert not (tmp_path / "store" / "runs" / run.id).exists()
+        assert trash.list_trash(client.store) == []

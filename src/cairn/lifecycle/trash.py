@@ -371,21 +371,22 @@ def _purge_run(index: Any, root: Path | None, run_id: str, actor: str, now_ms: i
                audit: bool = True) -> None:
     from ..store.sql import tables as T
 
-    with index.session() as conn:
-        state = conn.execute(sa.select(T.runs.c.lifecycle).where(T.runs.c.id == run_id)).scalar()
-    if state == "active":  # restored since the trash was listed
-        return
     aside = None
-    if root is not None:
-        src, aside = root / "runs" / run_id, root / PURGING_DIR / run_id
-        if src.is_dir():
-            aside.parent.mkdir(exist_ok=True)
-            if aside.exists():  # a run purged, then a run dir copied in again
-                shutil.rmtree(aside)
-            os.replace(src, aside)
+    # The check, the journal's move and the rows' removal are one index transaction: a
+    # restore (a journal append made inside the index's write transaction) lands either
+    # before it, and the run stays, or after it, and finds no run.
     with index.session(write=True) as conn:
         row = conn.execute(sa.select(T.runs.c.experiment_id, T.runs.c.name, T.runs.c.lifecycle)
                            .where(T.runs.c.id == run_id)).first()
+        if row is not None and row.lifecycle == "active":  # restored since it was listed
+            return
+        if root is not None:
+            src, aside = root / "runs" / run_id, root / PURGING_DIR / run_id
+            if src.is_dir():
+                aside.parent.mkdir(exist_ok=True)
+                if aside.exists():  # a run purged, then a run dir copied in again
+                    shutil.rmtree(aside)
+                os.replace(src, aside)
         for table in _run_tables():
             conn.execute(sa.delete(table).where(table.c.run_id == run_id))
         conn.execute(sa.delete(T.runs).where(T.runs.c.id == run_id))
