@@ -70,3 +70,24 @@ def test_erasure_does_not_hide_an_event_edited_before(tracking):
     report = bob.verify_audit_log()
     assert not report.ok and 1 in [p.seq for p in report.problems]
     assert [e.action for e in bob.audit_log()] == ["model.create", "model.create"]
+
+
+def test_a_run_name_that_names_them_is_erased_and_doctor_passes(tracking):
+    from click.testing import CliRunner
+
+    from cairn.cli.main import cli
+
+    alice = cairn.Client(str(tracking), user="alice")
+    named = _finished(alice, name="run of alice")
+    renamed = _finished(alice, name="first")
+    alice.rename_run(renamed.id, "renamed by Alice")
+
+    report = erase_user(alice.store, "alice", actor="officer")
+
+    assert sorted(report.runs) == sorted([named.id, renamed.id])
+    assert alice.get_run(named.id).name == f"run of {ERASED}"
+    assert alice.get_run(renamed.id).name == f"renamed by {ERASED}"
+    doctor = CliRunner().invoke(cli, ["--store", str(tracking), "doctor", "--skip", "objects"])
+    assert doctor.exit_code == 0, doctor.output
+    assert CliRunner().invoke(cli, ["--store", str(tracking), "reindex"]).exit_code == 0
+    assert alice.get_run(named.id).name == f"run of {ERASED}"

@@ -214,15 +214,16 @@ def _journal_mentions(path: Path, scrub: Scrubber) -> bool:
 def _index_runs(conn: Connection, scrub: Scrubber) -> list[str]:
     like = f"%{scrub.name.lower()}%"
     q = sa.text("SELECT id FROM runs WHERE lower(\"user\") = :n OR lower(env) LIKE :l "
+                "OR lower(name) LIKE :l "
                 "OR id IN (SELECT run_id FROM tags WHERE lower(value) LIKE :l) "
                 "OR id IN (SELECT run_id FROM params WHERE lower(value) LIKE :l)")
     ids = [r[0] for r in conn.execute(q, {"n": scrub.name.lower(), "l": like})]
     # LIKE found candidates; keep those where the name stands as a word.
     out = []
     for run_id in ids:
-        row = conn.execute(sa.text('SELECT "user", env FROM runs WHERE id = :r'),
+        row = conn.execute(sa.text('SELECT "user", env, name FROM runs WHERE id = :r'),
                            {"r": run_id}).one()
-        values = [row[0], row[1]] + [v for (v,) in conn.execute(
+        values = [row[0], row[1], row[2]] + [v for (v,) in conn.execute(
             sa.text("SELECT value FROM tags WHERE run_id = :r UNION ALL "
                     "SELECT value FROM params WHERE run_id = :r"), {"r": run_id})]
         if any(scrub.mentions(v) for v in values if isinstance(v, str)):
@@ -300,17 +301,21 @@ class _suppress:
 
 def _erase_runs(conn: Connection, run_ids: list[str], scrub: Scrubber, report: EraseReport,
                 dry_run: bool) -> None:
-    counts = {"runs.user": 0, "runs.env": 0, "params.value": 0, "tags.value": 0}
+    counts = {"runs.user": 0, "runs.name": 0, "runs.env": 0, "params.value": 0,
+              "tags.value": 0}
     for run_id in run_ids:
-        row = conn.execute(sa.text('SELECT "user", env, doc FROM runs WHERE id = :r'),
+        row = conn.execute(sa.text('SELECT "user", env, doc, name FROM runs WHERE id = :r'),
                            {"r": run_id}).first()
         if row is None:
             continue
-        user, env, doc = row
+        user, env, doc, name = row
         sets: dict[str, Any] = {}
         if isinstance(user, str) and scrub.mentions(user):
             sets["user"] = scrub.text(user)
             counts["runs.user"] += 1
+        if isinstance(name, str) and scrub.mentions(name):  # as the journals now say
+            sets["name"] = scrub.text(name)
+            counts["runs.name"] += 1
         if isinstance(env, str) and scrub.mentions(env):
             sets["env"] = scrub.json_text(env)
             counts["runs.env"] += 1
