@@ -61,6 +61,31 @@ def test_keep_registered_keeps_a_version_read_by_a_models_source_run(tmp_path):
     assert [i.identifier for i in client.list_trash()] == ["tx@2"]
 
 
+def test_no_keep_registered_trashes_the_source_run_of_a_model_not_in_service(tmp_path):
+    """`--no-keep-registered` lets a policy trash the source runs of registered model
+    versions (the guide): the plan lists such a run, so applying it trashes it (the model
+    version stays, and the purge keeps its source run), instead of skipping it every time."""
+    client = cairn.Client(str(tmp_path / "store"), user="alice")
+    exp = client.create_experiment("e")
+    runs = []
+    for i in range(3):
+        run = client.create_run(exp.id, name=f"r{i}", start_time=1_000 + i)
+        client.set_terminated(run.id)
+        runs.append(run.id)
+    mv = client.register_model("m", {"w": 1}, flavor="pickle", run_id=runs[0])
+    retention.set_policy(client.store, "experiment", "e",
+                         {"keep_last": 1, "keep_registered": False}, actor="alice")
+    planned = [a.target for a in retention.plan(client.store)]
+    assert sorted(planned) == sorted(f"run:{r}" for r in runs[:2])
+    report = retention.apply(client.store, actor="alice")
+    assert report.skipped == () and report.trashed_runs == 2
+    assert client.get_run(runs[0]).lifecycle == "deleted"
+    assert client.get_model_version("m", mv.version).version == mv.version
+    assert retention.apply(client.store, actor="alice").actions == ()  # nothing left to do
+    kept = client.empty_trash().kept
+    assert [i.identifier for i, _ in kept] == [runs[0]]
+
+
 @pytest.fixture
 def team(tmp_path, monkeypatch, request):
     """A server with auth on, on a store directory: alice edits every experiment, root is

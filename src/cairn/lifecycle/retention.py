@@ -780,7 +780,9 @@ def _act(store: Any, actions: Sequence[Action], actor: str, now: int,
                 if why_not:
                     skipped.append(f"{a.target}: {why_not}")
                     continue
-                client.delete_run(ref)
+                # Checked just above: no version in service needs it, so a policy that
+                # does not keep registered runs trashes a source run as the plan said.
+                client.delete_run(ref, force=not pol.keep_registered)
                 event, after = "retention.trash", {"policy": a.policy, "reason": a.reason}
             elif a.kind == "trash_dataset_version":
                 _trash_version(store, ref, actor, pol)
