@@ -91,3 +91,27 @@ def test_a_run_name_that_names_them_is_erased_and_doctor_passes(tracking):
     assert doctor.exit_code == 0, doctor.output
     assert CliRunner().invoke(cli, ["--store", str(tracking), "reindex"]).exit_code == 0
     assert alice.get_run(named.id).name == f"run of {ERASED}"
+
+
+def test_experiment_tags_that_name_them_are_erased(tracking):
+    """Deleting an experiment records `cairn.deleted_by` in its tags (index and the
+    experiment's file): who did something, so erased like the rest."""
+    from click.testing import CliRunner
+
+    from cairn.cli.main import cli
+
+    alice = cairn.Client(str(tracking), user="alice")
+    exp = alice.create_experiment("exp-a", tags={"owner": "alice", "team": "ml"})
+    alice.delete_experiment(exp.id)
+
+    report = erase_user(alice.store, "alice", actor="officer")
+
+    tags = alice.get_experiment(exp.id).tags
+    assert tags["cairn.deleted_by"] == ERASED and tags["owner"] == ERASED
+    assert tags["team"] == "ml"
+    assert report.rows["experiments.tags"] == 1
+    assert b"alice" not in (tracking / "experiments" / f"{exp.id}.json").read_bytes()
+    assert CliRunner().invoke(cli, ["--store", str(tracking), "reindex"]).exit_code == 0
+    assert alice.get_experiment(exp.id).tags["owner"] == ERASED
+    doctor = CliRunner().invoke(cli, ["--store", str(tracking), "doctor", "--skip", "objects"])
+    assert doctor.exit_code == 0, doctor.output

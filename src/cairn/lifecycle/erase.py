@@ -149,6 +149,8 @@ def erase_user(store: Any, name: str, *, actor: str, dry_run: bool = False,
     # journal offsets and the journals change together.
     staged = [] if dry_run else [(path, *_stage_journal(path, scrub))
                                  for paths in journal_runs.values() for path in paths]
+    # An experiment's file is what a reindex reads its tags from (cairn.deleted_by...).
+    files = [] if dry_run or root is None else _stage_experiment_files(Path(root), scrub)
     swapped: list[tuple[Path, Path]] = []
     try:
         with index.session(write=not dry_run) as conn:
@@ -157,9 +159,10 @@ def erase_user(store: Any, name: str, *, actor: str, dry_run: bool = False,
                 # Its bytes changed, and every record was applied (no writer is open).
                 conn.execute(sa.text('UPDATE writers SET "offset" = :o WHERE writer_id = :w'),
                              {"o": size, "w": path.stem})
+            _erase_experiments(conn, scrub, report, dry_run)
             _erase_columns(conn, scrub, report, dry_run)
             _erase_audit(conn, scrub, report, dry_run, actor, now)
-            for path, tmp, _size in staged:
+            for path, tmp in [(p, t) for p, t, _size in staged] + files:
                 backup = path.with_name(path.name + ".pre-erase")
                 os.replace(path, backup)
                 os.replace(tmp, path)
@@ -167,7 +170,7 @@ def erase_user(store: Any, name: str, *, actor: str, dry_run: bool = False,
     except BaseException:
         for path, backup in swapped:
             os.replace(backup, path)
-        for _path, tmp, _size in staged:
+        for tmp in [t for _p, t, _size in staged] + [t for _p, t in files]:
             with _suppress():
                 os.unlink(tmp)
         raise
@@ -334,6 +337,49 @@ def _erase_runs(conn: Connection, run_ids: list[str], scrub: Scrubber, report: E
                                              "WHERE run_id = :r AND key = :k"),
                                      {"v": scrub.text(value), "r": run_id, "k": key})
     report.rows.update({k: v for k, v in counts.items() if v})
+
+
+# -- experiments ------------------------------------------------------------------------------
+def _erase_experiments(conn: Connection, scrub: Scrubber, report: EraseReport,
+                       dry_run: bool) -> None:
+    """Experiment tags (``cairn.deleted_by``, an owner); names stay, as runs refer to them."""
+    rows = conn.execute(sa.text("SELECT id, tags FROM experiments WHERE lower(tags) LIKE :l"),
+                        {"l": f"%{scrub.name.lower()}%"}).all()
+    changed = 0
+    for exp_id, tags in rows:
+        try:
+            doc = json.loads(tags)
+        except ValueError:
+            continue
+        if not isinstance(doc, dict) or scrub.json(doc) == doc:
+            continue
+        changed += 1
+        if not dry_run:
+            conn.execute(sa.text("UPDATE experiments SET tags = :t WHERE id = :i"),
+                         {"t": json.dumps(scrub.json(doc)), "i": exp_id})
+    if changed:
+        report.rows["experiments.tags"] = changed
+
+
+def _stage_experiment_files(root: Path, scrub: Scrubber) -> list[tuple[Path, Path]]:
+    """(file, its erased copy beside it) for each experiment file whose tags name them."""
+    out: list[tuple[Path, Path]] = []
+    for path in sorted((root / "experiments").glob("*.json")):
+        try:
+            doc = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue  # damaged: cairn doctor names it
+        tags = doc.get("tags") if isinstance(doc, dict) else None
+        if not isinstance(tags, dict) or scrub.json(tags) == tags:
+            continue
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".erase", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(json.dumps({**doc, "tags": scrub.json(tags)}).encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(name, 0o644)
+        out.append((path, Path(name)))
+    return out
 
 
 # -- registry, data sets, collaboration, monitoring -----------------------------------------
