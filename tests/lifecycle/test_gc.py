@@ -549,3 +549,10 @@ def test_asking_what_is_missing_freshens_what_is_there(store):
     report = collect(store, grace_s=3600)
     assert report.freed == 0 and {loose, pack} <= stored(objects)
     assert report.young == 2
+
+
+def test_cli_on_a_store_that_is_not_there_creates_nothing(tmp_path):
+    missing = tmp_path / "typo"
+    out = cli(missing, "gc", "--json", check=False)
+    assert out.returncode == 1 and "no Cairn store" in out.stderr
+    assert not missing.exists()

@@ -64,6 +64,7 @@ READ_ONLY = {
     "encryption status",
     "retention show", "retention ls", "retention plan",
     "trash ls",
+    "gc",  # collects in a store; a mistyped --store must not make an empty one
 }
 
 
