@@ -34,7 +34,7 @@ LEAVES = {"errors", "clock", "names", "entities", "environment", "types", "stats
 # Storage: never settings (stores take plain values; store_settings feeds them the
 # CAIRN_* settings), never anything above it.
 STORAGE = {"search", "cas", "store"}
-CORE = LEAVES | STORAGE | {"settings", "sysmetrics", "store_settings", "writer"}
+CORE = LEAVES | STORAGE | {"settings", "sysmetrics", "store_settings", "writer", "anonymise"}
 # The run API: a Client, the fluent state below it and the services table beside it (a
 # Client builds its registry, data sets and lineage there; they hold a Client).
 RUNS = CORE | {"_state", "client", "services"}
@@ -64,7 +64,8 @@ LAYERS: dict[str, set[str]] = {
     "fluent": DOMAIN,
     "autolog": APPS,
     "importers": DOMAIN,
-    "server": DOMAIN | {"monitoring", "lifecycle"},  # no fluent API, no autolog, no CLI; the UI's monitoring page
+    # no fluent API, no autolog, no CLI; the UI's monitoring page and trash
+    "server": DOMAIN | {"monitoring", "lifecycle"},
     "serving": DOMAIN,  # model serving: only `cairn serve` imports it
     "monitoring": DOMAIN | {"serving", "webhooks", "reproduce"},  # predlog; alerts emit events; KPIs
     "reproduce": DOMAIN,  # rebuild and re-run a recorded run (cairn reproduce)

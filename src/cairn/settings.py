@@ -8,6 +8,7 @@ checked against this list by a test.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -156,9 +157,26 @@ TRASH_DAYS = Setting("CAIRN_TRASH_DAYS", _days, 30.0,
                      "in the trash (restorable) before `cairn gc` purges it for good.")
 
 
-def _duration(text: str) -> float:
-    from .lifecycle.gc import parse_duration  # light: the gc module imports nothing heavy
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*", re.IGNORECASE)
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, None: 1}
 
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: ``0``, ``90`` (seconds), ``90s``, ``30m``, ``12h``, ``1d``, ``2w``,
+    or several (``1d12h``)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"expected a duration such as 0, 30m, 12h or 1d, got {text!r}")
+    total, pos = 0.0, 0
+    while pos < len(text):
+        m = _DURATION.match(text, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(f"expected a duration such as 0, 30m, 12h or 1d, got {text!r}")
+        total += float(m.group(1)) * _UNIT_S[(m.group(2) or "").lower() or None]
+        pos = m.end()
+    return total
+
+
+def _duration(text: str) -> float:
     return parse_duration(text)
 
 

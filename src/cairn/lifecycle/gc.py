@@ -26,15 +26,16 @@ first (local) and the next run puts back any such object that is referenced.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import Conflict, InvalidArgument
+from ..settings import parse_duration  # one duration syntax for the setting and --grace
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cas.odb import ObjectStore
+
 
 __all__ = ["GcReport", "collect", "parse_duration", "DEFAULT_GRACE_S", "REPACK_BELOW"]
 
@@ -51,24 +52,6 @@ WRITE_WINDOW_S = 30.0
 CLOCK_SKEW_MS = 60_000
 _SWEEP_BATCH = 1000
 _SWEEP_THREADS = 4
-
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*", re.IGNORECASE)
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, None: 1}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``text``: ``0``, ``90`` (seconds), ``90s``, ``30m``, ``12h``, ``1d``, ``2w``,
-    or several (``1d12h``)."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"expected a duration such as 0, 30m, 12h or 1d, got {text!r}")
-    total, pos = 0.0, 0
-    while pos < len(text):
-        m = _DURATION.match(text, pos)
-        if m is None or m.end() == pos:
-            raise ValueError(f"expected a duration such as 0, 30m, 12h or 1d, got {text!r}")
-        total += float(m.group(1)) * _UNIT_S[(m.group(2) or "").lower() or None]
-        pos = m.end()
-    return total
 
 
 @dataclass
