@@ -318,6 +318,41 @@ class EncryptedBackend:
         return self.inner.size(oid)
 
 
+class _PlaintextGuard:
+    """The put and get of an unencrypted store opened without a key.  Another process may
+    give the store a key meanwhile (and ``cairn encryption encrypt-existing`` then says every
+    object is sealed): from then on a plaintext object written here would read as corrupt,
+    so a put first looks for the marker and refuses with a clear error once it is there."""
+
+    # Looking costs a stat on a disk but a request on S3: there, once in a while.
+    S3_EVERY_S = 5.0
+
+    def __init__(self, inner: Backend, marker_file: MarkerFile) -> None:
+        self._put, self._get = inner.put, inner.get
+        self.marker_file = marker_file
+        self._every = self.S3_EVERY_S if _is_s3(marker_file.backend) else 0.0
+        self._looked = float("-inf")
+
+    def _refuse(self) -> EncryptionError:
+        return EncryptionError(f"the object store {self.marker_file.backend!r} was encrypted "
+                               f"after this process opened it without a key: {_KEY_HELP}, "
+                               "and start it again")
+
+    def put(self, oid: str, data: bytes) -> None:
+        now = time.monotonic()
+        if now - self._looked >= self._every:
+            if self.marker_file._read() is not None:
+                raise self._refuse()
+            self._looked = now
+        self._put(oid, data)
+
+    def get(self, oid: str) -> bytes:
+        stored = self._get(oid)
+        if is_encrypted(stored):
+            raise self._refuse()
+        return stored
+
+
 def check_key(marker: dict[str, Any], keyring: Keyring, where: Backend) -> dict[str, Any]:
     """``marker`` if ``keyring`` holds the store's current key; else a clear error."""
     if keyring.get(marker["key_id"]) is not None:
@@ -344,6 +379,11 @@ def encryption_layer(raw: Backend, inner: Backend) -> Backend:
     marker = marker_file.read()
     keyring = from_settings()
     if marker is None and keyring is None:
+        if inner is not raw and hasattr(inner, "__dict__"):
+            # On the instance, not as one more wrapper: the layer beneath (tiering) stays the
+            # backend callers find.  ``inner`` is this store's own (tiering made it just now).
+            guard = _PlaintextGuard(inner, marker_file)
+            inner.put, inner.get = guard.put, guard.get  # type: ignore[method-assign]
         return inner
     if keyring is None:
         assert marker is not None

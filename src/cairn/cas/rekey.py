@@ -132,7 +132,12 @@ def encrypt_existing(objects: Any, *, workers: int = 8,
         _put_back(enc, oid)(oid, sealed)
         return oid, "rewritten", None
 
-    _run(enc, one, report, "encrypting objects", workers, progress)
+    seen = _run(enc, one, report, "encrypting objects", workers, progress)
+    # A process without the key that put an object just before the marker appeared (its
+    # check came first) may have landed it after the listing: one more look.
+    late = [oid for oid in enc.inner.iter_oids() if oid not in seen]
+    if late:
+        _run(enc, one, report, "encrypting objects", workers, progress, late)
     if report.complete and marker.get("plaintext_objects", False):
         enc.marker = {**marker, "plaintext_objects": False}
         enc.marker_file.write(enc.marker)
@@ -164,11 +169,12 @@ def _not_a_read() -> Any:
 
 
 def _run(enc: EncryptedBackend, one: Any, report: RekeyReport, label: str, workers: int,
-         progress: bool | None) -> None:
+         progress: bool | None, oids: list[str] | None = None) -> set[str]:
     from ..progress import bar
 
-    oids = list(enc.inner.iter_oids())
-    report.total = len(oids)
+    if oids is None:
+        oids = list(enc.inner.iter_oids())
+    report.total += len(oids)
     with _not_a_read(), bar(label, len(oids), enabled=progress, unit="objects") as advance:
         for oid, outcome, key_id in ordered_map(one, oids, workers=workers):
             advance(1)
@@ -182,6 +188,7 @@ def _run(enc: EncryptedBackend, one: Any, report: RekeyReport, label: str, worke
                 report.corrupt.append(oid)
             elif outcome == "need_key":
                 report.need_key.setdefault(key_id or "?", []).append(oid)
+    return set(oids)
 
 
 def _dedupe(ids: Any) -> list[str]:

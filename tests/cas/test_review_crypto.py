@@ -1,0 +1,78 @@
+"""Review of encryption at rest: a store encrypted while another process, opened without a
+key, goes on writing to it."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from procs import reap_processes, spawn, wait_for_line  # noqa: F401  (reap_processes: a fixture)
+
+import cairn
+from cairn.cas import ObjectStore
+from cairn.cas.keyprovider import Keyring, parse_key, using
+from cairn.cas.rekey import encrypt_existing
+from cairn.doctor import diagnose
+from cairn.errors import EncryptionError
+from cairn.store import close_stores
+
+KEY = base64.b64encode(b"\x5a" * 32).decode()
+
+WRITER = """
+import sys, cairn
+c = cairn.Client(sys.argv[1])
+run = c.create_run(c.create_experiment("e").id)
+def art(n):
+    path = f"{sys.argv[1]}-{n}.txt"
+    open(path, "w").write(f"plain {n} " * 30)
+    c.log_artifact(run.id, path)
+art(0)
+print("READY", run.id, flush=True)
+sys.stdin.readline()
+try:
+    art(1)
+    print("WROTE", flush=True)
+except cairn.errors.CairnError as exc:
+    print("REFUSED", type(exc).__name__, flush=True)
+c.set_terminated(run.id)
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_key(monkeypatch):
+    for name in ("CAIRN_MASTER_KEY", "CAIRN_MASTER_KEY_FILE", "CAIRN_MASTER_KEY_OLD",
+                 "CAIRN_KEY_PROVIDER", "CAIRN_COLD_OBJECTS"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    close_stores()
+
+
+def test_a_keyless_writer_never_leaves_an_unreadable_object(tmp_path):
+    store = tmp_path / "store"
+    w = spawn(store, WRITER, store, stdin=True)
+    run_id = wait_for_line(w, "READY")
+    with using(Keyring([parse_key(KEY, "key")])):
+        assert encrypt_existing(ObjectStore.local(store / "objects")).complete
+    w.stdin.write("go\n")
+    w.stdin.flush()
+    out, err = w.communicate(timeout=60)
+    assert w.returncode == 0, err
+    assert "REFUSED EncryptionError" in out, out  # a clear error, not a plaintext object
+    close_stores()
+    with using(Keyring([parse_key(KEY, "key")])):
+        c = cairn.Client(str(store))
+        got = c.download_artifacts(run_id, "", tmp_path / "out")
+        assert diagnose(c.store).ok
+    assert sorted(p.name for p in got.iterdir()) == ["store-0.txt"]
+
+
+def test_a_keyless_reader_of_a_store_sealed_meanwhile_is_told_why(tmp_path):
+    plain = ObjectStore.local(tmp_path / "objects")
+    oid = plain.put_bytes(b"before the key " * 10)
+    with using(Keyring([parse_key(KEY, "key")])):
+        assert encrypt_existing(ObjectStore.local(tmp_path / "objects")).complete
+    plain.drop_caches()
+    with pytest.raises(EncryptionError, match="encrypted after this process opened it"):
+        plain.get_bytes(oid)
+    with pytest.raises(EncryptionError, match="CAIRN_MASTER_KEY"):
+        plain.put_bytes(b"after the key")
