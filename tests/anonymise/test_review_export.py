@@ -50,3 +50,32 @@ def test_dest_in_the_source_store_is_refused(source, inside):
     assert _points(src, run.id) == 5
     assert not (src / "sub").exists()
     assert CliRunner().invoke(cli, ["--store", str(src), "doctor"]).exit_code == 0
+
+
+def test_what_is_in_the_trash_is_not_exported(tmp_path):
+    """A deleted run or experiment must not come back to life, active, in a store that is
+    made to be shared."""
+    src = tmp_path / "src"
+    client = cairn.Client(str(src), user="bob")
+    exp = client.create_experiment("kept")
+    live = client.create_run(exp.id, name="live")
+    client.set_terminated(live.id)
+    trashed = client.create_run(exp.id, name="trashed")
+    client.set_terminated(trashed.id)
+    client.delete_run(trashed.id)
+    gone = client.create_experiment("gone")
+    client.set_terminated(client.create_run(gone.id).id)
+    client.delete_experiment(gone.id)
+
+    dest = tmp_path / "dest"
+    out = _export(src, dest, "--json")
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["runs"] == 1 and report["experiments"] == ["kept"]
+    got = cairn.Client(str(dest))
+    assert [r.id for r in got.search_runs(lifecycle=None)] == [live.id]
+    assert [e.name for e in got.list_experiments()] == ["kept"]
+
+    named = _export(src, tmp_path / "named", "-e", "gone")
+    assert named.exit_code == 1 and "trash" in named.output
+    assert not (tmp_path / "named").exists()

@@ -73,12 +73,18 @@ def export_runs(client: Any, dest: str | os.PathLike[str], *,
                               "directory outside it")
     ids = src._experiment_ids(list(experiments)) if experiments else None
     exps = [src.get_experiment(i) for i in ids] if ids is not None else src.list_experiments()
-    runs = []
+    # What is in the trash was taken back: an export must not bring it back, live.
+    trashed = [e.name for e in exps if e.lifecycle == "deleted"]
+    if ids is not None and trashed:
+        raise InvalidArgument(f"experiment {trashed[0]!r} is in the trash: restore it "
+                              "(`cairn experiments restore`) to export it")
+    exps = [e for e in exps if e.lifecycle != "deleted"]
+    runs: list[Any] = []
     for exp in exps:
         token = None
         while True:
             page = src.search_runs([exp.id], max_results=1000, page_token=token, lifecycle=None)
-            runs.extend(page)
+            runs.extend(r for r in page if r.lifecycle != "deleted")
             token = page.token
             if not token:
                 break
