@@ -82,3 +82,54 @@ def test_a_restore_that_races_a_purge_is_never_lost(tmp_path, monkeypatch):
         assert "error" in outcome, outcome
         assert not (tmp_path / "store" / "runs" / run.id).exists()
         assert trash.list_trash(client.store) == []
+
+
+def test_an_experiment_restore_that_races_a_purge_is_never_lost(tmp_path, monkeypatch):
+    """The same for an experiment: a restore that lands while its purge runs either gets the
+    experiment back with its runs, or fails and leaves nothing of it (no experiment file for
+    a reindex to bring back empty)."""
+    import os
+    import threading
+
+    from cairn.errors import CairnError
+
+    store = str(tmp_path / "store")
+    client = cairn.Client(store, user="alice")
+    exp = client.create_experiment("e")
+    run = client.create_run(exp.id, name="r")
+    client.log_param(run.id, "p", "1")
+    client.set_terminated(run.id)
+    client.delete_experiment(exp.id)
+
+    outcome: dict[str, object] = {}
+
+    def restore():
+        try:
+            outcome["restored"] = cairn.Client(store, user="bob").restore_experiment(
+                exp.id).lifecycle
+        except CairnError as exc:
+            outcome["error"] = exc
+
+    real = os.replace
+
+    def racing(src, dst):
+        if os.path.basename(os.path.dirname(str(dst))) == "purging" and not outcome:
+            t = threading.Thread(target=restore)
+            t.start()
+            t.join(2)
+            outcome.setdefault("thread", t)
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", racing)
+    client.empty_trash()
+    monkeypatch.setattr(os, "replace", real)
+    outcome["thread"].join(60)  # type: ignore[attr-defined]
+    exp_file = tmp_path / "store" / "experiments" / f"{exp.id}.json"
+    if outcome.get("restored") == "active":
+        assert client.get_experiment(exp.id).lifecycle == "active" and exp_file.exists()
+        assert client.get_run(run.id).params == {"p": "1"}
+    else:
+        assert "error" in outcome, outcome
+        assert not exp_file.exists()
+        assert not (tmp_path / "store" / "runs" / run.id).exists()
+        assert trash.list_trash(client.store) == []

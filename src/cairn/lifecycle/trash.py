@@ -252,8 +252,6 @@ def _purge_item(index: Any, root: Path | None, item: TrashItem, exp_runs: dict[s
     if item.kind == "run":
         _purge_run(index, root, item.identifier, actor, now_ms)
     elif item.kind == "experiment":
-        for run_id in exp_runs[item.identifier]:
-            _purge_run(index, root, run_id, actor, now_ms, audit=False)
         _purge_experiment(index, root, item, actor, now_ms)
     elif item.kind == "dataset_version":
         _purge_dataset_version(index, item, actor, now_ms)
@@ -367,53 +365,72 @@ def _run_tables() -> Iterable[Any]:
             TD.run_inputs)
 
 
-def _purge_run(index: Any, root: Path | None, run_id: str, actor: str, now_ms: int,
-               audit: bool = True) -> None:
-    from ..store.sql import tables as T
-
-    aside = None
+def _purge_run(index: Any, root: Path | None, run_id: str, actor: str, now_ms: int) -> None:
     # The check, the journal's move and the rows' removal are one index transaction: a
     # restore (a journal append made inside the index's write transaction) lands either
     # before it, and the run stays, or after it, and finds no run.
     with index.session(write=True) as conn:
-        row = conn.execute(sa.select(T.runs.c.experiment_id, T.runs.c.name, T.runs.c.lifecycle)
-                           .where(T.runs.c.id == run_id)).first()
-        if row is not None and row.lifecycle == "active":  # restored since it was listed
-            return
-        if root is not None:
-            src, aside = root / "runs" / run_id, root / PURGING_DIR / run_id
-            if src.is_dir():
-                aside.parent.mkdir(exist_ok=True)
-                if aside.exists():  # a run purged, then a run dir copied in again
-                    shutil.rmtree(aside)
-                os.replace(src, aside)
-        for table in _run_tables():
-            conn.execute(sa.delete(table).where(table.c.run_id == run_id))
-        conn.execute(sa.delete(T.runs).where(T.runs.c.id == run_id))
-        if audit and row is not None:
-            _audit(conn, actor, "run.purge", f"runs/{run_id}",
-                   {"experiment_id": row.experiment_id, "name": row.name}, now_ms)
+        aside = _drop_run(conn, root, run_id, actor, now_ms, audit=True)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def _purge_experiment(index: Any, root: Path | None, item: TrashItem, actor: str,
-                      now_ms: int) -> None:
+def _drop_run(conn: Any, root: Path | None, run_id: str, actor: str, now_ms: int,
+              audit: bool) -> Path | None:
+    """Remove run ``run_id`` unless it is live, in the caller's write transaction; returns
+    where its journal was moved (deleted by the caller once the transaction committed)."""
     from ..store.sql import tables as T
 
+    row = conn.execute(sa.select(T.runs.c.experiment_id, T.runs.c.name, T.runs.c.lifecycle)
+                       .where(T.runs.c.id == run_id)).first()
+    if row is not None and row.lifecycle == "active":  # restored since it was listed
+        return None
+    aside = None
     if root is not None:
-        try:
-            (root / "experiments" / f"{item.identifier}.json").unlink()
-        except FileNotFoundError:
-            pass
+        src, aside = root / "runs" / run_id, root / PURGING_DIR / run_id
+        if src.is_dir():
+            aside.parent.mkdir(exist_ok=True)
+            if aside.exists():  # a run purged, then a run dir copied in again
+                shutil.rmtree(aside)
+            os.replace(src, aside)
+    for table in _run_tables():
+        conn.execute(sa.delete(table).where(table.c.run_id == run_id))
+    conn.execute(sa.delete(T.runs).where(T.runs.c.id == run_id))
+    if audit and row is not None:
+        _audit(conn, actor, "run.purge", f"runs/{run_id}",
+               {"experiment_id": row.experiment_id, "name": row.name}, now_ms)
+    return aside
+
+
+def _purge_experiment(index: Any, root: Path | None, item: TrashItem, actor: str,
+                      now_ms: int) -> None:
+    """The experiment, its runs and its file in one index transaction (a restore, which
+    rewrites the file in its own, comes wholly before or after), if it is still deleted."""
+    from ..store.sql import tables as T
+
+    E = T.experiments
+    asides: list[Path] = []
     with index.session(write=True) as conn:
-        E = T.experiments
+        state = conn.execute(sa.select(E.c.lifecycle).where(E.c.id == item.identifier)).scalar()
+        if state == "active":  # restored since the trash was listed
+            return
+        for run_id in _runs_of(conn, item.identifier):
+            aside = _drop_run(conn, root, run_id, actor, now_ms, audit=False)
+            if aside is not None:
+                asides.append(aside)
         gone = conn.execute(sa.delete(E).where(E.c.id == item.identifier,
                                                E.c.lifecycle == "deleted")).rowcount
+        if root is not None:
+            try:
+                (root / "experiments" / f"{item.identifier}.json").unlink()
+            except FileNotFoundError:
+                pass
         if gone:
             _audit(conn, actor, "experiment.purge", f"experiments/{item.identifier}",
                    {"name": item.name, "deleted_at": item.deleted_at,
                     "deleted_by": item.deleted_by}, now_ms)
+    for aside in asides:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _purge_dataset_version(index: Any, item: TrashItem, actor: str, now_ms: int) -> None:

@@ -67,8 +67,13 @@ class IndexedExperiments:
             if new.name != exp.name and conn.execute(sa.select(T.experiments.c.id).where(
                     T.experiments.c.name == new.name)).first() is not None:
                 raise AlreadyExists(f"Experiment(name={new.name}) already exists")
-            conn.execute(sa.update(T.experiments).where(T.experiments.c.id == exp.id).values(
-                name=new.name, lifecycle=new.lifecycle, tags=json.dumps(dict(new.tags))))
+            if not conn.execute(sa.update(T.experiments).where(T.experiments.c.id == exp.id)
+                                .values(name=new.name, lifecycle=new.lifecycle,
+                                        tags=json.dumps(dict(new.tags)))).rowcount:
+                # Purged from the trash since ``exp`` was read: no file is written back
+                # for a reindex to bring it back empty.
+                raise NotFound(f"experiment {exp.id!r} does not exist (it was purged from "
+                               "the trash)")
             if new.lifecycle != exp.lifecycle:
                 runs = sa.update(T.runs).where(T.runs.c.experiment_id == exp.id)
                 if new.lifecycle == "active":
