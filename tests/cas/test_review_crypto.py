@@ -76,3 +76,46 @@ def test_a_keyless_reader_of_a_store_sealed_meanwhile_is_told_why(tmp_path):
         plain.get_bytes(oid)
     with pytest.raises(EncryptionError, match="CAIRN_MASTER_KEY"):
         plain.put_bytes(b"after the key")
+
+
+OLD = base64.b64encode(b"\x61" * 32).decode()
+NEW = base64.b64encode(b"\x72" * 32).decode()
+
+ROTATION_WRITER = """
+import sys
+from cairn.cas import ObjectStore
+from cairn.errors import EncryptionError
+store = ObjectStore.local(sys.argv[1])
+store.put_bytes(b"before the rotation " * 20)
+print("READY", flush=True)
+sys.stdin.readline()
+try:
+    print("WROTE", store.put_bytes(b"after the rotation " * 20), flush=True)
+except EncryptionError as exc:
+    print("REFUSED", exc, flush=True)
+"""
+
+
+def test_a_writer_opened_before_a_rotation_leaves_nothing_under_the_retired_key(tmp_path):
+    from cairn.cas import LocalBackend
+    from cairn.cas.crypto import parse_header
+    from cairn.cas.rekey import rotate
+
+    root = tmp_path / "objects"
+    w = spawn(tmp_path / "unused", ROTATION_WRITER, root, stdin=True,
+              env={"CAIRN_MASTER_KEY": OLD})
+    wait_for_line(w, "READY")
+    new = parse_key(NEW, "new")
+    with using(Keyring([parse_key(OLD, "old"), new])):
+        report = rotate(ObjectStore.local(root), new)
+    assert report.complete and report.rewritten == 1
+    w.stdin.write("go\n")
+    w.stdin.flush()
+    out, err = w.communicate(timeout=60)
+    assert w.returncode == 0, err
+    assert "REFUSED" in out and "CAIRN_MASTER_KEY" in out and OLD not in out, out
+    b = LocalBackend(root)
+    assert {parse_header(o, b.get(o)).key_id for o in b.iter_oids()} == {new.key_id}
+    with using(Keyring([new])):  # the old key can be destroyed: everything reads without it
+        s = ObjectStore.local(root)
+        assert all(s.get_bytes(o) for o in b.iter_oids())

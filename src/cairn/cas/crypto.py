@@ -261,6 +261,8 @@ class EncryptedBackend:
         self.marker = marker
         self.keyring = keyring
         self._lock = threading.Lock()
+        self._every = _PlaintextGuard.S3_EVERY_S if _is_s3(marker_file.backend) else 0.0
+        self._looked = time.monotonic()
 
     def __repr__(self) -> str:
         return f"EncryptedBackend({self.inner!r})"
@@ -290,7 +292,21 @@ class EncryptedBackend:
         return provider
 
     def put(self, oid: str, data: bytes) -> None:
+        self._follow_rotation()
         self.inner.put(oid, seal(oid, data, self.writer()))  # type: ignore[arg-type]
+
+    def _follow_rotation(self) -> None:
+        """Take up a marker another process changed (a rotation) before sealing: an object
+        sealed with the key being retired would be left behind by that rotation, readable
+        only with a key its owner may destroy.  Without the new key this refuses."""
+        now = time.monotonic()
+        if self.marker is None or now - self._looked < self._every:
+            return
+        found = self.marker_file.read()
+        self._looked = now
+        if found is not None and found != self.marker:
+            with self._lock:
+                self.marker = check_key(found, self.keyring, self.marker_file.backend)
 
     def get(self, oid: str) -> bytes:
         stored = self.inner.get(oid)

@@ -92,7 +92,12 @@ def rotate(objects: Any, new: KeyProvider, *, workers: int = 8,
         _put_back(enc, oid)(oid, rewrap(oid, stored, header, dek, new))
         return oid, "rewritten", None
 
-    _run(enc, one, report, "re-wrapping data keys", workers, progress)
+    seen = _run(enc, one, report, "re-wrapping data keys", workers, progress)
+    # A writer that sealed with the old key just before it saw the new marker may have
+    # landed its object after the listing: one more look.
+    late = [oid for oid in enc.inner.iter_oids() if oid not in seen]
+    if late:
+        _run(enc, one, report, "re-wrapping data keys", workers, progress, late)
     if report.complete:
         previous = marker.get("previous_key_ids", [])
         enc.marker = {**marker, "previous_key_ids": [],
