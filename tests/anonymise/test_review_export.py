@@ -79,3 +79,27 @@ def test_what_is_in_the_trash_is_not_exported(tmp_path):
     named = _export(src, tmp_path / "named", "-e", "gone")
     assert named.exit_code == 1 and "trash" in named.output
     assert not (tmp_path / "named").exists()
+
+
+def test_an_anonymised_run_keeps_its_pseudonym_through_an_anonymised_export(tmp_path,
+                                                                           monkeypatch):
+    """Runs logged with CAIRN_ANONYMISE and runs logged without it, by the same person and
+    exported with --anonymise under the same key, name that person by one pseudonym."""
+    from cairn.anonymise import pseudonym
+
+    key = "team-secret-0123456789"
+    src = tmp_path / "src"
+    monkeypatch.setenv("CAIRN_ANONYMISE_KEY", key)
+    monkeypatch.setenv("CAIRN_ANONYMISE", "1")
+    early = cairn.Client(str(src), user="zelda").create_run(tags={"mlflow.user": "zelda"})
+    monkeypatch.delenv("CAIRN_ANONYMISE")
+    late = cairn.Client(str(src), user="zelda").create_run(tags={"mlflow.user": "zelda"})
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"users": ["zelda"]}))
+    monkeypatch.setenv("CAIRN_ANONYMISE_RULES", str(rules))
+    assert _export(src, tmp_path / "dest", "--anonymise").exit_code == 0
+    got = cairn.Client(str(tmp_path / "dest"))
+    zelda = pseudonym(key.encode(), "user", "zelda")
+    for run in (early, late):
+        r = got.get_run(run.id)
+        assert (r.user, r.tags["mlflow.user"]) == (zelda, zelda)

@@ -169,6 +169,16 @@ def _local_hosts() -> tuple[str, ...]:
     return tuple({name, name.split(".")[0]} - {"", "localhost"})
 
 
+_PSEUDONYM = re.compile(r"(user|host)-[0-9a-f]{8}")
+
+
+def _done(category: str, value: str) -> bool:
+    """Already a pseudonym of ``category`` (or removed): a run logged with anonymisation and
+    exported with ``--anonymise`` keeps its pseudonym instead of getting one of it."""
+    m = _PSEUDONYM.fullmatch(value)
+    return value == REMOVED or (m is not None and m.group(1) == category)
+
+
 class Anonymiser:
     """Applies :class:`Rules` with one key; built once per policy and reused."""
 
@@ -206,10 +216,10 @@ class Anonymiser:
 
     def user(self, name: str) -> str:
         """A whole field that names a user (a run's user, ``mlflow.user``)."""
-        return self.token("user", name) if name else name
+        return self.token("user", name) if name and not _done("user", name) else name
 
     def host(self, name: str) -> str:
-        return self.token("host", name) if name else name
+        return self.token("host", name) if name and not _done("host", name) else name
 
     def text(self, value: str) -> str:
         """``value`` with every personal part replaced."""
