@@ -119,3 +119,22 @@ def test_a_writer_opened_before_a_rotation_leaves_nothing_under_the_retired_key(
     with using(Keyring([new])):  # the old key can be destroyed: everything reads without it
         s = ObjectStore.local(root)
         assert all(s.get_bytes(o) for o in b.iter_oids())
+
+
+def test_a_key_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo, 0o600)
+    code = ("from cairn.cas.keyprovider import read_key_file\n"
+            "from cairn.errors import EncryptionError\n"
+            "try:\n    read_key_file(__import__('sys').argv[1])\n"
+            "except EncryptionError as exc:\n    print('REFUSED', exc)\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True,
+                             text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading a FIFO as the master key file hangs")
+    assert "REFUSED" in out.stdout and "not a regular file" in out.stdout, out

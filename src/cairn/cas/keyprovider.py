@@ -141,7 +141,9 @@ def read_key_file(path: str, source: str = "CAIRN_MASTER_KEY_FILE") -> MasterKey
     """The key in the file at ``path``, which only its owner may read."""
     where = f"{source}={path}"
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # Non-blocking: opening a FIFO (or a device) to read would otherwise wait for a
+        # writer for ever; it is refused below as no regular file.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise EncryptionError(f"the master key file named by {where} does not exist",
                               setting=source, path=path) from None
