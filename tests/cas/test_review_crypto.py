@@ -138,3 +138,47 @@ def test_a_key_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
     except subprocess.TimeoutExpired:
         pytest.fail("reading a FIFO as the master key file hangs")
     assert "REFUSED" in out.stdout and "not a regular file" in out.stdout, out
+
+
+@pytest.mark.slow
+def test_tampered_objects_fail_every_read_path_never_giving_wrong_bytes(tmp_path, monkeypatch):
+    import os
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from cairn.errors import CorruptObject
+
+    monkeypatch.setenv("CAIRN_MASTER_KEY", KEY)
+    store = tmp_path / "store"
+    c = cairn.Client(str(store))
+    run = c.create_run(c.create_experiment("t").id)
+    art = tmp_path / "art.txt"
+    art.write_bytes(b"artifact bytes " * 100)
+    c.log_artifact(run.id, art)
+    c.set_terminated(run.id)
+    X = np.random.RandomState(0).randn(20, 2)
+    c.register_model("m", LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)))
+    src = tmp_path / "data"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i}.txt").write_bytes(b"row %d\n" % i * 50)
+    v = c.data.add(src, "d")
+    close_stores()
+    for f in (store / "objects").glob("??/*"):
+        raw = bytearray(f.read_bytes())
+        raw[-20] ^= 0x01  # one bit of the ciphertext
+        os.chmod(f, 0o644)
+        f.write_bytes(bytes(raw))
+    c = cairn.Client(str(store))
+    with pytest.raises(CorruptObject):
+        c.download_artifacts(run.id, "", tmp_path / "out1")
+    with pytest.raises(CorruptObject):
+        c.load_model("models:/m/1.0.0")
+    with pytest.raises(CorruptObject):
+        c.data.checkout(v.ref, tmp_path / "out2")
+    for out in (tmp_path / "out1", tmp_path / "out2"):
+        for p in out.rglob("*") if out.exists() else ():
+            assert not p.is_file() or p.read_bytes() in (art.read_bytes(),
+                                                          *(q.read_bytes() for q in
+                                                            src.iterdir())), p
