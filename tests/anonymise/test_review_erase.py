@@ -115,3 +115,28 @@ def test_experiment_tags_that_name_them_are_erased(tracking):
     assert alice.get_experiment(exp.id).tags["owner"] == ERASED
     doctor = CliRunner().invoke(cli, ["--store", str(tracking), "doctor", "--skip", "objects"])
     assert doctor.exit_code == 0, doctor.output
+
+
+@pytest.mark.parametrize("recorded, asked", [("Émile", "Émile"), ("ÉMILE", "émile"),
+                                              ("Øyvind", "øyvind")])
+def test_a_name_with_letters_beyond_ascii_is_erased(tracking, recorded, asked):
+    """SQLite's lower() and bytes.lower() fold ASCII only: a name such as Émile was found
+    nowhere, and the erasure reported success with nothing erased."""
+    from click.testing import CliRunner
+
+    from cairn.cli.main import cli
+
+    c = cairn.Client(str(tracking), user=recorded)
+    run = _finished(c, params={"p": f"/home/{recorded}/x"}, tags={"mlflow.user": recorded})
+    c.create_registered_model("m")
+
+    report = erase_user(c.store, asked, actor="officer")
+
+    assert report.runs == [run.id] and report.audit_events == [1]
+    got = c.get_run(run.id)
+    assert (got.user, got.params["p"], got.tags["mlflow.user"]) == \
+        (ERASED, f"/home/{ERASED}/x", ERASED)
+    assert c.get_registered_model("m").created_by == ERASED
+    assert c.audit_log()[-1].actor == ERASED and c.verify_audit_log().ok
+    assert CliRunner().invoke(cli, ["--store", str(tracking), "reindex"]).exit_code == 0
+    assert c.get_run(run.id).user == ERASED

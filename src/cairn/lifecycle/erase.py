@@ -83,6 +83,12 @@ class Scrubber:
     def __init__(self, name: str) -> None:
         self.name = name
         self._regex = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE)
+        # A LIKE pattern for lower(column): SQLite's lower() folds ASCII only, so any other
+        # letter matches any one character there (Émile, ÉMILE); Python then decides.
+        self.like = "".join(ch.lower() if ch.isascii() else "_" for ch in name)
+
+    def is_name(self, value: Any) -> bool:
+        return isinstance(value, str) and value.lower() == self.name.lower()
 
     def mentions(self, text: str | None) -> bool:
         return bool(text) and self._regex.search(text) is not None  # type: ignore[arg-type]
@@ -182,8 +188,10 @@ def erase_user(store: Any, name: str, *, actor: str, dry_run: bool = False,
 # -- runs ----------------------------------------------------------------------------------
 def _journal_runs(store: Any, root: Path, scrub: Scrubber) -> dict[str, list[Path]]:
     """Runs whose journal files mention the name (a byte search, then a decode)."""
-    needles = {scrub.name.lower().encode("utf-8"),
-               json.dumps(scrub.name)[1:-1].lower().encode()}  # JSON's \\u escapes
+    # bytes.lower() folds ASCII only, and a journal may hold the name as UTF-8 or as JSON's
+    # \\u escapes: look for its longest ASCII part (none: every journal is a candidate).
+    ascii_part = max(re.split(r"[^\x00-\x7f]+", scrub.name.lower()), key=len)
+    needles = {ascii_part.encode()} if len(ascii_part) >= 2 else {b""}
     out: dict[str, list[Path]] = {}
     runs_dir = root / "runs"
     if not runs_dir.is_dir():
@@ -215,12 +223,12 @@ def _journal_mentions(path: Path, scrub: Scrubber) -> bool:
 
 
 def _index_runs(conn: Connection, scrub: Scrubber) -> list[str]:
-    like = f"%{scrub.name.lower()}%"
-    q = sa.text("SELECT id FROM runs WHERE lower(\"user\") = :n OR lower(env) LIKE :l "
+    like = f"%{scrub.like}%"
+    q = sa.text("SELECT id FROM runs WHERE lower(\"user\") LIKE :n OR lower(env) LIKE :l "
                 "OR lower(name) LIKE :l "
                 "OR id IN (SELECT run_id FROM tags WHERE lower(value) LIKE :l) "
                 "OR id IN (SELECT run_id FROM params WHERE lower(value) LIKE :l)")
-    ids = [r[0] for r in conn.execute(q, {"n": scrub.name.lower(), "l": like})]
+    ids = [r[0] for r in conn.execute(q, {"n": scrub.like, "l": like})]
     # LIKE found candidates; keep those where the name stands as a word.
     out = []
     for run_id in ids:
@@ -344,7 +352,7 @@ def _erase_experiments(conn: Connection, scrub: Scrubber, report: EraseReport,
                        dry_run: bool) -> None:
     """Experiment tags (``cairn.deleted_by``, an owner); names stay, as runs refer to them."""
     rows = conn.execute(sa.text("SELECT id, tags FROM experiments WHERE lower(tags) LIKE :l"),
-                        {"l": f"%{scrub.name.lower()}%"}).all()
+                        {"l": f"%{scrub.like}%"}).all()
     changed = 0
     for exp_id, tags in rows:
         try:
@@ -389,46 +397,51 @@ def _columns(conn: Connection) -> dict[str, set[str]]:
     return {t: {c["name"] for c in inspector.get_columns(t)} for t in inspector.get_table_names()}
 
 
+def _spellings(conn: Connection, table: str, column: str, scrub: Scrubber) -> list[str]:
+    """The values of ``table.column`` that are the name, in any case."""
+    values = conn.execute(sa.text(f'SELECT DISTINCT "{column}" FROM {table} '
+                                  f'WHERE lower("{column}") LIKE :p'), {"p": scrub.like}).scalars()
+    return [v for v in values if scrub.is_name(v)]
+
+
+def _count(conn: Connection, table: str, column: str, values: list[str]) -> int:
+    return sum(conn.execute(sa.text(f'SELECT count(*) FROM {table} WHERE "{column}" = :v'),
+                            {"v": v}).scalar_one() for v in values)
+
+
 def _erase_columns(conn: Connection, scrub: Scrubber, report: EraseReport, dry_run: bool) -> None:
     tables = _columns(conn)
-    for table, column in _PEOPLE_COLUMNS:
+    # transition_approvals.user is part of the key: one approval per user.
+    for table, column in (*_PEOPLE_COLUMNS, ("transition_approvals", "user")):
         if column not in tables.get(table, ()):
             continue
-        cond = f'lower("{column}") = :n'
-        n = conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {cond}"),
-                         {"n": scrub.name.lower()}).scalar_one()
+        values = _spellings(conn, table, column, scrub)
+        n = _count(conn, table, column, values)
         if n:
             report.rows[f"{table}.{column}"] = n
             if not dry_run:
-                conn.execute(sa.text(f'UPDATE {table} SET "{column}" = :e WHERE {cond}'),
-                             {"e": ERASED, "n": scrub.name.lower()})
+                for v in values:
+                    conn.execute(sa.text(f'UPDATE {table} SET "{column}" = :e '
+                                         f'WHERE "{column}" = :v'), {"e": ERASED, "v": v})
     for table, column in _TEXT_COLUMNS:
         if column in tables.get(table, ()):
             _rewrite_text_column(conn, table, column, scrub, report, dry_run)
-    if "transition_approvals" in tables:  # part of the key: one approval per user
-        n = conn.execute(sa.text('SELECT count(*) FROM transition_approvals '
-                                 'WHERE lower("user") = :n'), {"n": scrub.name.lower()}).scalar_one()
-        if n:
-            report.rows["transition_approvals.user"] = n
-            if not dry_run:
-                conn.execute(sa.text('UPDATE transition_approvals SET "user" = :e '
-                                     'WHERE lower("user") = :n'),
-                             {"e": ERASED, "n": scrub.name.lower()})
     if "comment_mentions" in tables:  # derived from bodies: the mention goes
-        n = conn.execute(sa.text("SELECT count(*) FROM comment_mentions WHERE lower(user_name) = :n"),
-                         {"n": scrub.name.lower()}).scalar_one()
+        values = _spellings(conn, "comment_mentions", "user_name", scrub)
+        n = _count(conn, "comment_mentions", "user_name", values)
         if n:
             report.rows["comment_mentions.user_name"] = n
             if not dry_run:
-                conn.execute(sa.text("DELETE FROM comment_mentions WHERE lower(user_name) = :n"),
-                             {"n": scrub.name.lower()})
+                for v in values:
+                    conn.execute(sa.text("DELETE FROM comment_mentions WHERE user_name = :v"),
+                                 {"v": v})
 
 
 def _rewrite_text_column(conn: Connection, table: str, column: str, scrub: Scrubber,
                          report: EraseReport, dry_run: bool) -> None:
     values = conn.execute(sa.text(f'SELECT DISTINCT "{column}" FROM {table} '
                                   f'WHERE lower("{column}") LIKE :l'),
-                          {"l": f"%{scrub.name.lower()}%"}).scalars().all()
+                          {"l": f"%{scrub.like}%"}).scalars().all()
     changed = 0
     for value in values:
         if not scrub.mentions(value):
@@ -448,7 +461,7 @@ def _erase_audit(conn: Connection, scrub: Scrubber, report: EraseReport, dry_run
     from ..registry import audit
     from ..store.sql import tables as T
 
-    like = f"%{scrub.name.lower()}%"
+    like = f"%{scrub.like}%"
     ev = T.audit_events.c
     rows = conn.execute(sa.select(T.audit_events).where(sa.or_(
         sa.func.lower(ev.actor).like(like), sa.func.lower(ev.target).like(like),
