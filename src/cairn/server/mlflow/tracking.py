@@ -293,15 +293,23 @@ def update_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
     return {}
 
 
+def _in_state(exp: Experiment, lifecycle: str) -> Experiment:
+    """``exp`` if it is ``lifecycle``: mlflow server looks an experiment up among the active
+    ones to delete it and among the deleted ones to restore it, and answers as for none."""
+    if exp.lifecycle != lifecycle:
+        raise NotFound(f"No Experiment with id={exp.id} exists")
+    return exp
+
+
 def delete_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
-    exp = _editable_experiment(c, p, r)
+    exp = _in_state(_editable_experiment(c, p, r), "active")
     _update_experiment(c, p, exp, "experiment.delete", lifecycle="deleted",
                        tags=_trash_tags(exp, "deleted", p))
     return {}
 
 
 def restore_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
-    exp = _editable_experiment(c, p, r)
+    exp = _in_state(_editable_experiment(c, p, r), "deleted")
     _update_experiment(c, p, exp, "experiment.restore", lifecycle="active",
                        tags=_trash_tags(exp, "active", p))
     return {}
