@@ -99,9 +99,14 @@ class ObjectStore:
         wanted = {check_oid(oid) for oid in oids}
         if self.packs is not None and wanted:
             located = self.packs.locate(wanted)
-            wanted -= set(located)
-            for pack in {loc.pack for loc in located.values()}:
-                freshen(self.backend, pack)
+            fresh = {p for p in {loc.pack for loc in located.values()}
+                     if freshen(self.backend, p)}
+            # Garbage collection unlocates a pack's dead members, then reads the pack's
+            # time: a member still located in its pack after the freshen is safe to refer
+            # to; one unlocated meanwhile (or in a pack gone) is stored again.
+            again = self.packs.locate(o for o, loc in located.items() if loc.pack in fresh) \
+                if fresh else {}
+            wanted -= {o for o, loc in again.items() if loc.pack in fresh}
         return {oid for oid in wanted if not freshen(self.backend, oid)}
 
     def verify(self, oids: Iterable[str] | None = None, *,

@@ -354,12 +354,25 @@ def _collect_packs(objects: "ObjectStore", packs: dict[str, int], marker: Any,
             if report.live_bytes is not None:
                 report.live_bytes += stored
             continue
+        if _young(objects.backend, pack, cutoff_ns):
+            # A writer found a member in it since the listing (``missing`` freshens the
+            # pack) and may refer to a member the mark did not see: repacked, it would be
+            # unlocated.  A later collection looks again.
+            report.kept_meanwhile += 1
+            continue
         report.repacked_packs += 1
         report.repacked_members += len(live)
         report.repack_garbage_bytes += total - live_bytes
         if dry_run:
             continue
         _repack(objects, pack, live)
+        if _young(objects.backend, pack, cutoff_ns):
+            # Freshened while it was repacked: its dead members stay located in it, and
+            # it stays, until a collection finds it old and unreferenced again.
+            kept = {m[0] for m in live}
+            objects.packs.add(pack, [m for m in members if m[0] not in kept])
+            report.kept_meanwhile += 1
+            continue
         if grace == 0:
             gone = remove_old([pack], cutoff_ns)
             report.old_packs_deleted += len(gone)
@@ -370,6 +383,19 @@ def _collect_packs(objects: "ObjectStore", packs: dict[str, int], marker: Any,
             from ..cas.backends.base import freshen
 
             freshen(objects.backend, pack)
+
+
+def _young(backend: Any, oid: str, cutoff_ns: int) -> bool:
+    """Whether ``oid`` was modified at or after the cut-off (or its time cannot be read:
+    then it is left as it is).  A second's doubt counts as young (S3's whole seconds)."""
+    from ..cas.backends.base import capability
+
+    ages = capability(backend, "ages")
+    if ages is None:
+        return True
+    for _oid, _size, mtime_ns in ages([oid]):
+        return bool(mtime_ns + 1_000_000_000 > cutoff_ns)
+    return True
 
 
 def _repack(objects: "ObjectStore", pack: str, live: list[tuple[str, int, int]]) -> str:

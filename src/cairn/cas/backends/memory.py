@@ -67,6 +67,13 @@ class MemoryBackend:
             rows = [(o, len(d), self._times.get(o, 0)) for o, d in self._objects.items()]
         return iter(rows)
 
+    def ages(self, oids: list[str]) -> Iterator[tuple[str, int, int]]:
+        """``(oid, size, modified ns)`` of those ``oids`` still stored."""
+        with self._lock:
+            rows = [(o, len(self._objects[o]), self._times.get(o, 0)) for o in oids
+                    if o in self._objects]
+        return iter(rows)
+
     def remove_old(self, oids: list[str], before_ns: int) -> list[tuple[str, int]]:
         removed = []
         with self._lock:  # checked and deleted under one lock: no writer in between

@@ -166,6 +166,15 @@ class S3Backend:
                 return
             token = page.get("NextContinuationToken")
 
+    def ages(self, oids: list[str]) -> Iterator[tuple[str, int, int]]:
+        """``(oid, size, LastModified ns)`` of those ``oids`` still stored (a HEAD each)."""
+        for oid in oids:
+            try:
+                head = self._call(self.client.head_object, oid, Key=self.key(oid))
+            except NotFound:
+                continue
+            yield oid, int(head["ContentLength"]), _ns(head["LastModified"])
+
     def remove_old(self, oids: list[str], before_ns: int) -> list[tuple[str, int]]:
         """Delete those of ``oids`` still last modified before ``before_ns``: each is
         re-checked (HEAD, in parallel) right before a batch ``delete_objects`` of up to
