@@ -63,3 +63,43 @@ def test_a_backup_after_a_rotation_is_readable_with_the_new_key_alone(tmp_path, 
     r = cairn.Client(str(tmp_path / "restored"))
     assert diagnose(r.store).ok
     assert r.download_artifacts(run.id, "s.txt", tmp_path / "out").read_bytes() == SECRET
+
+
+def test_gc_in_a_restored_store_never_touches_the_original_cold_tier(tmp_path):
+    import os
+    import time
+
+    from cairn import clock
+    from cairn.cas.tiering import configure, move_cold
+    from cairn.lifecycle.gc import collect
+    from cairn.lifecycle.trash import purge
+
+    store = tmp_path / "store"
+    c = cairn.Client(str(store))
+    run = c.create_run(c.create_experiment("cold").id)
+    f = tmp_path / "s.txt"
+    f.write_bytes(SECRET)
+    c.log_artifact(run.id, f)
+    c.set_terminated(run.id)
+    objects = c.store.objects
+    configure(objects, str(tmp_path / "cold"))
+    move_cold(objects, older_than_days=0, now=objects.backend.config().since + 1)
+    cold_before = sorted(p.name for p in (tmp_path / "cold").rglob("*") if p.is_file())
+    assert cold_before
+    backup(c.store, tmp_path / "bk")
+    close_stores()
+    restore(tmp_path / "bk", str(tmp_path / "restored"))
+    close_stores()
+    # A trial restore, cleaned up: its run deleted and collected.  Its tiers.json still
+    # names the original's cold tier, which it must leave alone.
+    r = cairn.Client(str(tmp_path / "restored"))
+    r.delete_run(run.id)
+    purge(r.store, older_than_ms=None, now_ms=clock.now_ms(), dry_run=False, actor="review")
+    old = time.time() - 2 * 86_400
+    for p in (tmp_path / "restored" / "objects").glob("??/*"):
+        os.utime(p, (old, old))
+    assert collect(r.store, grace_s=0).freed >= 1
+    close_stores()
+    assert sorted(p.name for p in (tmp_path / "cold").rglob("*") if p.is_file()) == cold_before
+    o = cairn.Client(str(store))
+    assert o.download_artifacts(run.id, "s.txt", tmp_path / "out").read_bytes() == SECRET
