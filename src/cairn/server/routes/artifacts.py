@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, StrictInt
 
 from ... import clock
 from ...cas import codec
-from ...cas.backends.base import check_oid
+from ...cas.backends.base import check_oid, freshen
 from ...cas.tree import check_path
 from ...entities import RecordBatch
 from ...errors import CorruptObject, InvalidArgument, NotFound
@@ -89,7 +89,9 @@ async def put_object(oid: Oid, request: Request, p: User):
     encoded = request.headers.get("content-type", "").split(";")[0].strip() == OBJECT_TYPE
 
     def store() -> bool:
-        if c.objects.backend.exists(oid):
+        # Found, it is freshened as any put's is: the record naming it comes later, and
+        # garbage collection must not take an old copy in between.
+        if freshen(c.objects.backend, oid):
             return False
         try:
             content = codec.decode(oid, data) if encoded else data
