@@ -182,3 +182,49 @@ def test_tampered_objects_fail_every_read_path_never_giving_wrong_bytes(tmp_path
             assert not p.is_file() or p.read_bytes() in (art.read_bytes(),
                                                           *(q.read_bytes() for q in
                                                             src.iterdir())), p
+
+
+BUSY_WRITER = """
+import os, sys
+from cairn.cas import ObjectStore
+from cairn.errors import EncryptionError
+store = ObjectStore.local(sys.argv[1])
+n = 0
+print("READY", flush=True)
+while not os.path.exists(sys.argv[2]):
+    try:
+        store.put_bytes(b"%s object %d " % (sys.argv[3].encode(), n) * 30)
+    except EncryptionError:
+        print("REFUSED", n, flush=True)
+        break
+    n += 1
+print("DONE", n, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_rotation_while_two_processes_write_leaves_every_object_under_the_new_key(tmp_path):
+    from cairn.cas import LocalBackend
+    from cairn.cas.crypto import parse_header
+    from cairn.cas.rekey import rotate
+
+    root, stop = tmp_path / "objects", tmp_path / "stop"
+    with using(Keyring([parse_key(OLD, "old")])):
+        seed = ObjectStore.local(root)
+        for i in range(300):
+            seed.put_bytes(b"seed %d " % i * 40)
+    writers = [spawn(tmp_path / "unused", BUSY_WRITER, root, stop, f"w{k}",
+                     env={"CAIRN_MASTER_KEY": OLD}) for k in range(2)]
+    for w in writers:
+        wait_for_line(w, "READY")
+    new = parse_key(NEW, "new")
+    with using(Keyring([parse_key(OLD, "old"), new])):
+        report = rotate(ObjectStore.local(root), new, workers=2)
+    stop.touch()
+    outs = [w.communicate(timeout=60)[0] for w in writers]
+    assert report.complete, report
+    assert all("REFUSED" in out for out in outs), outs
+    b = LocalBackend(root)
+    ids = {o: parse_header(o, b.get(o)).key_id for o in b.iter_oids()}
+    assert set(ids.values()) == {new.key_id}, \
+        f"{sum(v != new.key_id for v in ids.values())} object(s) left under the retired key"
