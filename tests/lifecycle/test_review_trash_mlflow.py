@@ -46,3 +46,26 @@ def test_deleting_a_deleted_experiment_or_restoring_a_live_one_is_not_found(clie
     client.restore_experiment(exp)
     assert client.get_experiment(exp).lifecycle_stage == "active"
     assert client.get_run(run).info.lifecycle_stage == "active"
+
+
+def test_a_deleted_experiments_tags_cannot_move_its_deletion_time(client):
+    """The time an experiment went to the trash is its tag cairn.deleted_at, which purging
+    by age reads; mlflow server refuses tag changes on a deleted experiment (INVALID_PARAMETER
+    _VALUE, "must be in the 'active' state"), so a caller cannot make `cairn gc` purge it
+    before its CAIRN_TRASH_DAYS are over."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    from cairn.lifecycle import trash
+
+    exp = client.create_experiment("backdated")
+    client.delete_experiment(exp)
+    for call in (lambda: client.set_experiment_tag(exp, trash.DELETED_AT_TAG, "0"),
+                 lambda: client.delete_experiment_tag(exp, trash.DELETED_AT_TAG)):
+        with pytest.raises(MlflowException) as e:
+            call()
+        assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+        assert "must be in the 'active' state" in e.value.message
+    tags = client.get_experiment(exp).tags
+    assert int(tags[trash.DELETED_AT_TAG]) > time.time() * 1000 - 600_000

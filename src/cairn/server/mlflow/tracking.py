@@ -301,6 +301,14 @@ def _in_state(exp: Experiment, lifecycle: str) -> Experiment:
     return exp
 
 
+def _check_active(exp: Experiment) -> None:
+    """MLflow's refusal to change a deleted experiment's tags; here it also keeps the time
+    it went to the trash (its tag cairn.deleted_at, what purging by age reads) as it was."""
+    if exp.lifecycle != "active":
+        raise invalid(f"The experiment {exp.id} must be in the 'active' state. Current state "
+                      f"is {exp.lifecycle}.")
+
+
 def delete_experiment(c: ServerContext, p: Principal, r: Params) -> dict:
     exp = _in_state(_editable_experiment(c, p, r), "active")
     _update_experiment(c, p, exp, "experiment.delete", lifecycle="deleted",
@@ -330,12 +338,14 @@ def set_experiment_tag(c: ServerContext, p: Principal, r: Params) -> dict:
     key = r.text("key", required=True)
     value = r.text("value", default="", limit=5000)
     _check_tag_key(key)
+    _check_active(exp)
     _update_experiment(c, p, exp, "experiment.set_tag", tags={**exp.tags, key: value})
     return {}
 
 
 def delete_experiment_tag(c: ServerContext, p: Principal, r: Params) -> dict:
     exp = _editable_experiment(c, p, r)
+    _check_active(exp)
     key = r.text("key", required=True)
     if key not in exp.tags or key.startswith(HIDDEN_TAG_PREFIX):
         raise NotFound(f"No tag with name: {key} in experiment with id {exp.id}")
