@@ -4,6 +4,7 @@ pack being repacked (the writer asks ``missing`` and refers to what it found).""
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 
 import pytest
@@ -82,3 +83,19 @@ def test_missing_reports_members_of_a_pack_deleted_under_it(client, store, tmp_p
     store.objects.put_bytes(blobs[5])
     store.objects.drop_caches()
     assert store.objects.get_bytes(oids[5]) == blobs[5]
+
+
+def test_a_young_object_left_aside_by_another_gc_is_put_back(store):
+    """A collection renamed an object aside just after a writer freshened it (a deduplicated
+    put), and was killed (or has not yet read the time and put it back).  The writer's
+    record has not arrived: the object is unreferenced but young, and must come back."""
+    from test_gc import lb, stored
+
+    content = b"a writer just found this stored and will refer to it" * 5
+    x = store.objects.put_bytes(content)  # modified now: young
+    p = lb(store.objects).path(x)
+    os.rename(p, p.parent / f".gc-{x[2:]}-0badcafe")
+    report = collect(store, grace_s=0)
+    assert x in stored(store.objects) and report.freed == 0
+    assert store.objects.get_bytes(x) == content
+    assert not list(lb(store.objects).root.rglob(".gc-*"))

@@ -184,7 +184,7 @@ def collect(store: Any, *, dry_run: bool = False, grace_s: float | None = None,
     report.garbage += len(candidates)
     report.garbage_bytes += sum(candidates.values())
     if not dry_run:
-        _restore_graves(backend, referenced, report, graves)
+        _restore_graves(backend, referenced, report, graves, cutoff_ns)
     del referenced
 
     # 6. sweep
@@ -417,17 +417,17 @@ def _repack(objects: "ObjectStore", pack: str, live: list[tuple[str, int, int]])
 # -- the rest --------------------------------------------------------------------------
 
 def _restore_graves(backend: Any, referenced: set[str], report: GcReport,
-                    found: list[tuple[str, str]] | None) -> None:
-    """Objects a killed collection renamed aside: referenced ones go back, the rest go."""
+                    found: list[tuple[str, str]] | None, cutoff_ns: int) -> None:
+    """Objects a killed collection renamed aside: referenced or young ones go back, the
+    rest go."""
     from ..cas.backends.base import capability
 
     graves, settle = capability(backend, "graves"), capability(backend, "settle_grave")
     if graves is None or settle is None:
         return
     for oid, path in (found if found is not None else list(graves())):
-        keep = oid in referenced
-        freed = settle(oid, path, keep)
-        if keep:
+        freed = settle(oid, path, oid in referenced, cutoff_ns)
+        if freed is None:
             report.restored += 1
         elif freed:
             report.freed += 1

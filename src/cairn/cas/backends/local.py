@@ -227,17 +227,25 @@ class LocalBackend:
                         if is_oid(oid):
                             yield oid, entry.path
 
-    def settle_grave(self, oid: str, grave: str, keep: bool) -> int:
-        """Put a renamed-aside object back (``keep``) or delete it; returns bytes freed."""
-        if keep:
-            _restore(Path(grave), self.path(oid))
-            return 0
+    def settle_grave(self, oid: str, grave: str, keep: bool,
+                     before_ns: int | None = None) -> int | None:
+        """Put a renamed-aside object back (``keep``, or modified at or after
+        ``before_ns``: returns None) or delete it (returns the bytes freed, 0 when another
+        collection settled it already)."""
         try:
-            size = os.stat(grave).st_size
+            st = os.stat(grave)
+        except FileNotFoundError:
+            return 0
+        # A collection that renamed it aside re-reads its time before deleting it; found
+        # here (that one killed, or still running), a writer may have freshened it first.
+        if keep or (before_ns is not None and st.st_mtime_ns >= before_ns):
+            _restore(Path(grave), self.path(oid))
+            return None
+        try:
             _unlink_object(grave)
         except FileNotFoundError:
             return 0
-        return size
+        return st.st_size
 
     def clean_temp(self, before_ns: int, found: list[tuple[str, str]] | None = None, *,
                    dry_run: bool = False) -> tuple[int, int]:
