@@ -66,3 +66,35 @@ def test_a_reproduction_run_names_nobody(anonymised, tracking):
     rerun = client.get_run(record(client, original, report))
     assert rerun.user == pseudonym(KEY.encode(), "user", "zelda")
     assert _rows_naming(tracking / "index.db", "zelda") == []
+
+
+OFFLINE = """
+import cairn
+with cairn.start_run(name="zelda offline", params={"data": "/home/zelda/x.csv",
+                     "mail": "Zelda@Lab.example.org", "peer": "10.20.30.40"},
+                     tags={"mlflow.user": "zelda", "note": "by ZELDA"}):
+    cairn.log_metric("loss", 0.5)
+"""
+
+
+def test_a_run_started_offline_spools_no_original(tmp_path):
+    """A run against an unreachable server waits in the spool: those bytes leave the
+    machine later, so they are anonymised too."""
+    import os
+    import subprocess
+    import sys
+
+    spool = tmp_path / "spool"
+    env = {**os.environ, "CAIRN_TRACKING_URI": "http://127.0.0.1:9", "CAIRN_SPOOL_DIR":
+           str(spool), "CAIRN_SPOOL_DRAIN_TIMEOUT": "0.5", "CAIRN_ANONYMISE": "1",
+           "CAIRN_ANONYMISE_KEY": KEY, "CAIRN_USER": "zelda", "CAIRN_CAPTURE_ENV_VARS":
+           "MY_DATA", "MY_DATA": "/home/zelda/data"}
+    out = subprocess.run([sys.executable, "-c", OFFLINE], env=env, capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    journals = list(spool.rglob("*.cjl"))
+    assert journals
+    data = b"".join(p.read_bytes() for p in journals + list(spool.rglob("*.json"))).lower()
+    for original in (b"zelda", b"10.20.30.40"):
+        assert original not in data
+    assert pseudonym(KEY.encode(), "user", "zelda").encode() in data
