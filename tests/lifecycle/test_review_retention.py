@@ -130,3 +130,21 @@ def test_an_editor_cannot_expire_a_runs_artifacts_by_writing_the_tag(team, tmp_p
     # ... and an editor cannot take it away either (an expiry that passed is final).
     with pytest.raises(PermissionDenied):
         alice.delete_tag(run.id, retention.EXPIRES_TAG)
+
+
+@pytest.mark.parametrize("tag", ["a\x00b", " keep", "a/../b", "x" * 251])
+def test_keep_tagged_must_be_a_tag_a_run_can_carry(tmp_path, tag):
+    """A keep tag that no run can carry (a NUL, surrounding blanks, a path escape, too long)
+    would silently keep nothing: refused where the policy enters, naming the field, and no
+    policy is stored."""
+    from cairn.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as e:
+        retention.Policy(keep_last=1, keep_tagged=tag)
+    assert e.value.details.get("field") == "keep_tagged"
+    client = cairn.Client(str(tmp_path / "store"), user="alice")
+    client.create_experiment("e")
+    with pytest.raises(InvalidArgument):
+        retention.set_policy(client.store, "experiment", "e",
+                             {"keep_last": 1, "keep_tagged": tag}, actor="alice")
+    assert retention.list_policies(client.store) == []

@@ -31,7 +31,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from .. import clock
 from ..errors import Conflict, InvalidArgument, NotFound
-from ..store.validation import check_text
+from ..store.validation import check_key, check_text
 
 __all__ = ["ACTOR", "DAY_MS", "EXPIRES_TAG", "KEEP_TAG", "KINDS", "TTL_TAG", "Action", "Policy",
            "PolicyRecord", "RetentionReport", "apply", "artifacts_expired", "expires_at",
@@ -96,10 +96,12 @@ class Policy:
                                   f"{self.keep_registered!r}", field="keep_registered")
         if self.keep_tagged is not None:
             check_text(self.keep_tagged, "retention keep_tagged")
-            if not self.keep_tagged.strip() or len(self.keep_tagged) > 250:
+            try:  # a tag no run can carry would keep nothing, silently
+                check_key(self.keep_tagged, "tag")
+            except InvalidArgument as exc:
                 raise InvalidArgument("retention keep_tagged must be a tag name (1 to 250 "
-                                      f"characters) or null, got {self.keep_tagged!r}",
-                                      field="keep_tagged")
+                                      f"characters) or null: {exc.message}",
+                                      field="keep_tagged") from None
 
     @property
     def deletes(self) -> bool:
