@@ -279,15 +279,19 @@ def _local_listing(backend: Any) -> Any:
 
     b, depth = backend, 0
     while b is not None and depth < 8:
-        if callable(getattr(b, "names", None)) and callable(getattr(b, "ages", None)):
-            return b
-        if callable(getattr(b, "scan", None)):
-            config = getattr(b, "config", None)  # the tiering layer: its cold tier, if any
+        # The tiering layer first: it lends its hot directory's names() and ages() through
+        # __getattr__, which list no cold object.
+        config = getattr(b, "config", None)  # the tiering layer: its cold tier, if any
+        if callable(getattr(b, "scan", None)) and callable(config):
             try:
-                if not callable(config) or config(fresh=True) is not None:
+                if config(fresh=True) is not None:
                     return None
             except TypeError:
                 return None
+        if callable(getattr(b, "names", None)) and callable(getattr(b, "ages", None)):
+            return b
+        if callable(getattr(b, "scan", None)) and not callable(config):
+            return None
         b = next((getattr(b, a) for a in _INNER if getattr(b, a, None) is not None), None)
         depth += 1
     return None
