@@ -53,3 +53,52 @@ def test_a_missing_file_is_a_404_and_no_download(team):  # noqa: F811
     assert len(_bob_events(team, "artifact.download", 0, 0)) == before
     assert not [e for e in _events(team, actor="bob", action="object.download")
                 if "0" * 64 in (e["after"] or {}).get("oids", [])]
+
+
+def test_an_erasure_leaves_no_download_of_theirs_behind(tmp_path):
+    """A download still gathering its objects (a burst ends after a second without reads)
+    when a global admin erases the caller was written afterwards, naming them again."""
+    import time
+
+    from serving import ThreadedServer
+
+    import cairn
+    from cairn.server import ServerSettings, create_app
+    from cairn.store.local import LocalStore
+
+    token = "cairn_review-erase-burst-admin-token-0001"
+    store = LocalStore(tmp_path / "srv")
+    app = create_app(store, settings=ServerSettings(auth=True, bootstrap_token=token))
+    app.state.cairn.start()
+    admin_h = {"authorization": f"Bearer {token}"}
+    try:
+        with ThreadedServer(app) as url:
+            httpx.post(f"{url}{API}/users", json={"name": "carol"},
+                       headers=admin_h).raise_for_status()
+            carol = httpx.post(f"{url}{API}/users/carol/tokens", json={},
+                               headers=admin_h).json()["token"]
+            httpx.put(f"{url}{API}/roles", json={"user": "carol", "resource_type": "global",
+                                                 "resource_id": "*", "role": "viewer"},
+                      headers=admin_h).raise_for_status()
+            oid = httpx.put(f"{url}{API}/objects/{_oid(b'hello carol')}", content=b"hello carol",
+                            headers=admin_h).json()["oid"]
+            assert httpx.get(f"{url}{API}/objects/{oid}",
+                             headers={"authorization": f"Bearer {carol}"}).status_code == 200
+            r = httpx.post(f"{url}{API}/admin/erase-user", json={"name": "carol"},
+                           headers=admin_h)
+            assert r.status_code == 200, r.text
+            time.sleep(1.6)  # past the burst's second, and a write of the queue
+            app.state.cairn.flush_audit()
+            events = httpx.get(f"{url}{API}/audit", params={"limit": 1000},
+                               headers=admin_h).json()["events"]
+            assert [e for e in events if e["action"] == "object.download"]
+            assert not [e for e in events if "carol" in str(e)], events
+            assert cairn.Client(store=store).verify_audit_log().ok
+    finally:
+        store.close()
+
+
+def _oid(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

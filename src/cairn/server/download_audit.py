@@ -132,6 +132,20 @@ class _ObjectDownloads:
                           "oids": sorted(rest)[:KEPT_OIDS]})
 
 
+def end_bursts(c: "ServerContext") -> None:
+    """End every open burst now and queue its events (before an erasure, which must find
+    them: a burst would otherwise be written after it, naming the erased caller)."""
+    with _REGISTRY_LOCK:
+        d = _REGISTRY.get(c)
+    if d is None:
+        return
+    with d._lock:
+        ended = list(d._bursts.values())
+        d._bursts.clear()
+    for b in ended:
+        d._emit(b)
+
+
 def _stopping(c: Any) -> bool:
     try:
         return c._audit_stop.is_set()

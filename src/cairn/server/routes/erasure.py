@@ -35,6 +35,9 @@ class EraseOut(BaseModel):
 def erase_user(request: Request, body: EraseRequest, p: User):
     from ...lifecycle.erase import erase_user as erase
 
+    from ..download_audit import end_bursts
+
     c = ctx(request)
+    end_bursts(c)  # downloads still gathering objects become events now, not after
     c.flush_audit()  # queued events that name them are erased too
     return erase(c.store, body.name, actor=p.user, dry_run=body.dry_run).to_dict()
