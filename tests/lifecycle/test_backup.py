@@ -40,13 +40,15 @@ while not os.path.exists(stop):
         for i in range(%(steps)d):
             cairn.log_metric("loss", 1.0 / (i + 1), step=i)
             cairn.log_param(f"p{i}", str(i))
+            if i == 0:  # in the index as RUNNING now, not only once its buffer flushes
+                cairn.flush()
             if i %% %(every)d == 0:
                 path = f"{stop}.{tag}.{n}.{i}.txt"
                 with open(path, "w") as f:
                     f.write(f"{tag} run {n} step {i} " * 50)
                 cairn.log_artifact(path)
                 os.unlink(path)
-            time.sleep(0.005)
+            time.sleep(0.02)
     n += 1
 print("RUNS", n, flush=True)
 """ % {"steps": STEPS, "every": ARTIFACT_EVERY}
