@@ -140,3 +140,29 @@ def test_a_name_with_letters_beyond_ascii_is_erased(tracking, recorded, asked):
     assert c.audit_log()[-1].actor == ERASED and c.verify_audit_log().ok
     assert CliRunner().invoke(cli, ["--store", str(tracking), "reindex"]).exit_code == 0
     assert c.get_run(run.id).user == ERASED
+
+
+def test_a_write_after_the_erasure_by_an_open_writer_is_kept(tracking):
+    """A finished run still takes tags; a process that wrote one keeps its journal open.
+    The erasure replaces that journal with its rewritten copy: the next write must land in
+    the new file, not in the replaced one (lost on reindex, index DAMAGED)."""
+    from click.testing import CliRunner
+
+    from cairn.cli.main import cli
+    from cairn.store.local import LocalStore
+
+    alice = cairn.Client(str(tracking), user="alice")
+    run = _finished(alice, params={"p": "/home/alice/x"})
+    alice.set_tag(run.id, "after", "1")  # its journal stays open in this client's store
+    other = LocalStore(tracking)
+    try:
+        erase_user(other, "alice", actor="officer")
+    finally:
+        other.close()
+    alice.set_tag(run.id, "later", "2")
+    doctor = CliRunner().invoke(cli, ["--store", str(tracking), "doctor", "--skip", "objects"])
+    assert doctor.exit_code == 0, doctor.output
+    alice.store.close()
+    assert CliRunner().invoke(cli, ["--store", str(tracking), "reindex"]).exit_code == 0
+    got = cairn.Client(str(tracking)).get_run(run.id)
+    assert got.tags["later"] == "2" and got.params["p"] == f"/home/{ERASED}/x"

@@ -264,6 +264,11 @@ class JournalWriter:
         """Append one record; returns (start offset, end offset)."""
         if self._fd is None:
             self._open(new=batch.create is not None)
+        elif self._replaced():
+            # `cairn admin erase-user` renames a rewritten copy over a journal (under the
+            # index's write lock, as appends are): write to that, not to the old file.
+            self.close()
+            self._open()
         fd = self._fd
         assert fd is not None  # _open set it
         data = encode_batch(batch, prepared)
@@ -290,6 +295,16 @@ class JournalWriter:
         if fsync:
             os.fsync(fd)
         return start, self._end
+
+    def _replaced(self) -> bool:
+        if self._fd is None:
+            return False
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(self._fd)
+        return (now.st_ino, now.st_dev) != (held.st_ino, held.st_dev)
 
     def close(self) -> None:
         if self._fd is not None:
