@@ -133,3 +133,27 @@ def test_an_experiment_restore_that_races_a_purge_is_never_lost(tmp_path, monkey
         assert not exp_file.exists()
         assert not (tmp_path / "store" / "runs" / run.id).exists()
         assert trash.list_trash(client.store) == []
+
+
+def test_a_run_restored_out_of_a_deleted_experiment_is_not_orphaned_by_its_purge(tmp_path):
+    """A run can be restored while its experiment is in the trash (as MLflow allows). Purging
+    that experiment must not leave the live run pointing at an experiment that no longer
+    exists: the experiment is kept, and the report says why and what to do."""
+    client = cairn.Client(str(tmp_path / "store"), user="alice")
+    exp = client.create_experiment("e")
+    live = client.create_run(exp.id, name="keep-me")
+    client.log_param(live.id, "p", "1")
+    client.set_terminated(live.id)
+    gone = client.create_run(exp.id, name="drop-me")
+    client.set_terminated(gone.id)
+    client.delete_experiment(exp.id)
+    client.restore_run(live.id)
+
+    report = client.empty_trash()
+    assert report.purged == []
+    [(item, why)] = report.kept
+    assert item.kind == "experiment" and live.id in why
+    assert client.get_experiment(exp.id).lifecycle == "deleted"
+    assert client.get_run(live.id).params == {"p": "1"}
+    client.restore_experiment(exp.id)
+    assert client.get_run(live.id).experiment_id == exp.id

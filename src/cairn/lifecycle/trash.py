@@ -31,7 +31,8 @@ lies outside the index:
 
 What a purge keeps, and says why (``PurgeReport.kept``): a run that is the source run
 of a live registered model version (the version's lineage names it), an experiment
-holding such a run, and a data set version that is an input of a live model version.
+holding such a run, a data set version that is an input of a live model version, a run a
+writer still logs to, and an experiment with a run restored out of it (live again).
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ def purge(store: Any, *, older_than_ms: int | None, now_ms: int, dry_run: bool,
         inputs = _live_inputs(conn)
         exp_runs = {i.identifier: _runs_of(conn, i.identifier)
                     for i in items if i.kind == "experiment"}
+        restored = {e: _runs_of(conn, e, live=True) for e in exp_runs}
         writing = _being_written(conn, now_ms)
     for run_id in writing:  # a writer still at work on a deleted run: not now
         sources.setdefault(run_id, []).append(_WRITING)
@@ -233,7 +235,8 @@ def purge(store: Any, *, older_than_ms: int | None, now_ms: int, dry_run: bool,
     with bar("emptying the trash", len(items), enabled=False if dry_run else progress,
              unit="items") as advance:
         for item in items:
-            why = _keep_reason(item, sources, inputs, exp_runs.get(item.identifier, []))
+            why = _keep_reason(item, sources, inputs, exp_runs.get(item.identifier, []),
+                               restored.get(item.identifier, []))
             if why:
                 report.kept.append((item, why))
                 advance(1)
@@ -307,15 +310,21 @@ def _being_written(conn: Any, now_ms: int) -> list[str]:
         R.c.lifecycle == "deleted", R.c.status == "RUNNING", R.c.heartbeat >= since)).scalars())
 
 
-def _runs_of(conn: Any, experiment_id: str) -> list[str]:
+def _runs_of(conn: Any, experiment_id: str, live: bool = False) -> list[str]:
+    """The runs of an experiment (``live``: only those restored out of it, live again)."""
     from ..store.sql import tables as T
 
-    return list(conn.execute(sa.select(T.runs.c.id).where(
-        T.runs.c.experiment_id == experiment_id).order_by(T.runs.c.id)).scalars())
+    q = sa.select(T.runs.c.id).where(T.runs.c.experiment_id == experiment_id)
+    if live:
+        q = q.where(T.runs.c.lifecycle == "active")
+    return list(conn.execute(q.order_by(T.runs.c.id)).scalars())
 
 
 def _keep_reason(item: TrashItem, sources: dict[str, list[str]], inputs: dict[str, list[str]],
-                 runs: list[str]) -> str:
+                 runs: list[str], restored: list[str] | None = None) -> str:
+    if restored:  # purging the experiment would leave them pointing at nothing
+        return ("holds run(s) restored out of it, live again: " + ", ".join(restored)
+                + "; restore the experiment, or delete those runs again")
     mine = runs if item.kind == "experiment" else [item.identifier] if item.kind == "run" else []
     if any(_WRITING in sources.get(r, ()) for r in mine):
         return ("a writer is still logging to it (its heartbeat is fresh); it is purged once "
@@ -412,8 +421,8 @@ def _purge_experiment(index: Any, root: Path | None, item: TrashItem, actor: str
     asides: list[Path] = []
     with index.session(write=True) as conn:
         state = conn.execute(sa.select(E.c.lifecycle).where(E.c.id == item.identifier)).scalar()
-        if state == "active":  # restored since the trash was listed
-            return
+        if state == "active" or _runs_of(conn, item.identifier, live=True):
+            return  # restored since the trash was listed, or a run of it was
         for run_id in _runs_of(conn, item.identifier):
             aside = _drop_run(conn, root, run_id, actor, now_ms, audit=False)
             if aside is not None:
