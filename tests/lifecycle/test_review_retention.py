@@ -148,3 +148,22 @@ def test_keep_tagged_must_be_a_tag_a_run_can_carry(tmp_path, tag):
         retention.set_policy(client.store, "experiment", "e",
                              {"keep_last": 1, "keep_tagged": tag}, actor="alice")
     assert retention.list_policies(client.store) == []
+
+
+def test_a_version_whose_model_went_to_production_since_the_plan_is_not_forced(tmp_path):
+    """apply acts on a plan made a moment before (minutes, on a large store): a data set
+    version whose model version was promoted to Production meanwhile is skipped, as a run
+    is, and not trashed by force because the policy does not keep registered inputs."""
+    client = cairn.Client(str(tmp_path / "store"), user="alice")
+    for i in range(3):
+        _add(client, tmp_path, "tx", "a\n" + "1\n" * (i + 1))
+    mv = client.register_model("fraud", {"w": 1}, flavor="pickle", datasets=["tx@1"])
+    retention.set_policy(client.store, "dataset", "tx",
+                         {"keep_last": 1, "keep_registered": False}, actor="alice")
+    actions = retention.plan(client.store)
+    assert sorted(a.target for a in actions) == ["dataset:tx@1", "dataset:tx@2"]
+    client.transition_model_version_stage("fraud", mv.version, "Production")  # meanwhile
+    done, skipped = retention._apply_actions(client.store, actions, "alice", 0)
+    assert [a.target for a in done] == ["dataset:tx@2"]
+    assert len(skipped) == 1 and skipped[0].startswith("dataset:tx@1")
+    assert [i.identifier for i in client.list_trash()] == ["tx@2"]

@@ -845,9 +845,18 @@ def _trash_version(store: Any, ref: str, actor: str, pol: Policy) -> None:
         delete(ref, force=False)
     except Conflict:
         # Protected as a registered model's input: only a policy that said so (audited when
-        # it was set) overrides that; Production and aliased models were refused by the plan.
+        # it was set) overrides that, and never for a model version in service, which the
+        # plan refused but which may have been promoted or aliased since.
         if pol.keep_registered:
             raise
+        name, _, number = ref.rpartition("@")
+        with _index(store).session() as conn:
+            _, by_data = _models(conn)
+        serving = [m for m in by_data.get((name, int(number)), []) if m.production]
+        if serving:
+            raise Conflict(f"data set version {ref} feeds " + ", ".join(
+                f"model version {m.ref} ({m.why})" for m in serving) + " since the plan",
+                           ref=ref) from None
         delete(ref, force=True)
 
 
