@@ -99,3 +99,26 @@ def test_a_young_object_left_aside_by_another_gc_is_put_back(store):
     assert x in stored(store.objects) and report.freed == 0
     assert store.objects.get_bytes(x) == content
     assert not list(lb(store.objects).root.rglob(".gc-*"))
+
+
+def test_cli_dry_run_counts_what_the_purge_before_the_sweep_would_free(client, store,
+                                                                        store_dir, tmp_path,
+                                                                        monkeypatch):
+    """`cairn gc --dry-run` is the plan of `cairn gc`: the objects of a run the purge would
+    remove are in its garbage, as they are in the real run's."""
+    import json
+
+    from test_gc import cli, stored
+
+    run_id = run_with_artifacts(tmp_path, {"t.txt": b"in the trash long enough" * 20})
+    digest = client.list_artifacts(run_id)[0].digest
+    client.delete_run(run_id)
+    backdate(store.objects)
+    monkeypatch.setenv("CAIRN_TRASH_DAYS", "0")
+    dry = json.loads(cli(store_dir, "gc", "--dry-run", "--json", "--grace", "0").stdout)
+    assert [i["identifier"] for i in dry["purge"]["purged"]] == [run_id]
+    assert digest in stored(store.objects)
+    real = json.loads(cli(store_dir, "gc", "--json", "--grace", "0").stdout)
+    assert digest not in stored(store.objects)
+    assert real["freed"] == dry["garbage"] >= 1
+    assert real["freed_bytes"] == dry["garbage_bytes"]

@@ -68,8 +68,15 @@ def gc(obj: Any, dry_run: bool, grace: str | None, no_retention: bool, no_purge:
     now = clock.now_ms()
     retention = None if no_retention else _retention(store, now, dry_run)
     purge = None if no_purge else _purge(store, now, dry_run)
+    unrooted = None
+    if dry_run and purge is not None and "purged" in purge:
+        from ..lifecycle.roots import Unrooted
+
+        unrooted = Unrooted.of(purge.pop("_items"))
+    elif purge is not None:
+        purge.pop("_items", None)
     report = collect(store, dry_run=dry_run, grace_s=grace_s, now_ms=now, progress=None,
-                     objects=objects)
+                     objects=objects, unrooted=unrooted)
     report.retention, report.purge = retention, purge
     if as_json:
         emit_json(report.to_dict())
@@ -94,8 +101,8 @@ def _purge(store: Any, now: int, dry_run: bool) -> dict[str, Any]:
     from ..settings import TRASH_DAYS
 
     older = int(TRASH_DAYS.get() * 86_400_000)
-    return dict(trash.purge(store, older_than_ms=older, now_ms=now, dry_run=dry_run,
-                            actor=ACTOR).to_json())
+    report = trash.purge(store, older_than_ms=older, now_ms=now, dry_run=dry_run, actor=ACTOR)
+    return {**report.to_json(), "_items": list(report.purged)}
 
 
 def _print(r: Any) -> None:

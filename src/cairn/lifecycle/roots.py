@@ -34,6 +34,34 @@ PAGE = 20_000
 RECORD_TAG = "cairn.pipeline.record"  # cairn.pipelines.cache.RECORD_TAG, without importing it
 
 
+@dataclass(frozen=True)
+class Unrooted:
+    """What the purge a ``cairn gc`` runs before its sweep would remove: a dry run, which
+    purges nothing, marks without them so that its garbage is the real run's."""
+
+    runs: frozenset[str] = frozenset()
+    experiments: frozenset[str] = frozenset()
+    datasets: frozenset[tuple[str, int]] = frozenset()
+    models: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def of(cls, items: Any) -> "Unrooted":
+        """From :class:`cairn.lifecycle.trash.TrashItem` s (a dry-run purge's ``purged``)."""
+        runs, exps, datasets, models = set(), set(), set(), set()
+        for item in items:
+            if item.kind == "run":
+                runs.add(item.identifier)
+            elif item.kind == "experiment":
+                exps.add(item.identifier)
+            elif item.kind == "dataset_version":
+                name, _, version = item.identifier.rpartition("@")
+                datasets.add((name, int(version)))
+            elif item.kind == "model_version":
+                name, _, version = item.identifier.rpartition("/")
+                models.add((name, version))
+        return cls(frozenset(runs), frozenset(exps), frozenset(datasets), frozenset(models))
+
+
 @dataclass
 class Marker:
     """Marks what ``store``'s index refers to in ``objects``; call :meth:`mark` again to add
@@ -48,6 +76,7 @@ class Marker:
     unreadable: dict[str, str] = field(default_factory=dict)  # tree -> who names it (lost)
     expired_runs: int = 0
     _stamp: tuple[Any, ...] | None = None  # the writers table when run rows were last read
+    unrooted: Unrooted = field(default_factory=Unrooted)
 
     def mark(self) -> set[str]:
         self.unreadable.clear()
@@ -58,9 +87,10 @@ class Marker:
         if stamp != self._stamp:
             skip = self._expired_runs()
             self.expired_runs = len(skip)
-            self._artifacts(skip)
-            self._sources()
-            self._records()
+            gone = self._unrooted_runs()
+            self._artifacts(skip | gone)
+            self._sources(gone)
+            self._records(gone)
         self._stamp = stamp
         self._models()
         self._datasets()
@@ -129,6 +159,16 @@ class Marker:
                                                     mv.c.source_run_id.is_not(None)))}
         return expired - sources
 
+    def _unrooted_runs(self) -> set[str]:
+        runs = set(self.unrooted.runs)
+        exps = sorted(self.unrooted.experiments)
+        for i in range(0, len(exps), 500):
+            part = exps[i:i + 500]
+            runs.update(rid for (rid,) in self._pages(
+                "runs", ("id",), ("id",),
+                f"experiment_id IN ({', '.join(['{ph}'] * len(part))})", tuple(part)))
+        return runs
+
     def _artifacts(self, skip: set[str]) -> None:
         add = self.oids.add
         # SQLite pages by rowid: a shorter key to compare and no path to carry.
@@ -144,20 +184,22 @@ class Marker:
             else:
                 add(digest)
 
-    def _sources(self) -> None:
+    def _sources(self, skip: set[str]) -> None:
         from ..environment import source_oids
 
-        for (env,) in self._pages("runs", ("id",), ("env",), "env <> {ph}", ("{}",)):
+        for rid, env in self._pages("runs", ("id",), ("id", "env"), "env <> {ph}", ("{}",)):
+            if rid in skip:
+                continue
             try:
                 captured = json.loads(env)
             except (TypeError, ValueError):
                 continue
             self.oids.update(source_oids(captured))
 
-    def _records(self) -> None:
-        for (oid,) in self._pages("tags", ("run_id", "key"), ("value",), "key = {ph}",
-                                  (RECORD_TAG,)):
-            if not _is_oid(oid):
+    def _records(self, skip: set[str]) -> None:
+        for rid, oid in self._pages("tags", ("run_id", "key"), ("run_id", "value"),
+                                    "key = {ph}", (RECORD_TAG,)):
+            if rid in skip or not _is_oid(oid):
                 continue
             self.oids.add(oid)
             if oid in self.trees:
@@ -176,12 +218,16 @@ class Marker:
     def _models(self) -> None:
         for name, version, tree in self._pages("model_versions", ("name", "version"),
                                                ("name", "version", "tree_oid")):
+            if (name, version) in self.unrooted.models:
+                continue
             self._tree(tree, f"model {name} version {version}")
 
     def _datasets(self) -> None:
         for name, version, tree, packs in self._pages(
                 "dataset_versions", ("dataset", "version"),
                 ("dataset", "version", "tree_oid", "packs")):
+            if (name, version) in self.unrooted.datasets:
+                continue
             self._tree(tree, f"data set {name}@{version}")
             try:
                 self.oids.update(p for p in json.loads(packs or "[]") if _is_oid(p))
