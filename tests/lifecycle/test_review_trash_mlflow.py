@@ -14,6 +14,7 @@ def url(tmp_path_factory):
 
     store = LocalStore(tmp_path_factory.mktemp("store"))
     with ThreadedServer(create_app(store)) as served:
+        _STORES[served] = store
         yield served
     store.close()
 
@@ -69,3 +70,30 @@ def test_a_deleted_experiments_tags_cannot_move_its_deletion_time(client):
         assert "must be in the 'active' state" in e.value.message
     tags = client.get_experiment(exp).tags
     assert int(tags[trash.DELETED_AT_TAG]) > time.time() * 1000 - 600_000
+
+
+def test_a_deleted_mlflow_run_left_running_is_purged(client, url):
+    """Runs the mlflow client makes have no heartbeat (Cairn stores them as never stale);
+    a crashed one stays RUNNING for ever, and deleting such runs is how MLflow users clean
+    up. Emptying the trash must purge it, not keep it as "a writer is still logging"."""
+    from cairn.lifecycle import trash
+
+    exp = client.create_experiment("crashed")
+    run = client.create_run(exp).info.run_id  # never ended
+    client.delete_run(run)
+    store = _store_of(url)
+    report = trash.purge(store, older_than_ms=None, now_ms=_now(), dry_run=True, actor="root")
+    assert run in [i.identifier for i in report.purged], report.kept
+
+
+def _now() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+_STORES: dict[str, object] = {}
+
+
+def _store_of(url):
+    return _STORES[url]

@@ -300,14 +300,18 @@ _WRITING = "\0writing"  # among a run's "users": a live writer, not a model vers
 
 
 def _being_written(conn: Any, now_ms: int) -> list[str]:
-    """Runs a writer still heartbeats (RUNNING, heartbeat within CAIRN_HEARTBEAT_TIMEOUT)."""
+    """Runs a writer still heartbeats (RUNNING, heartbeat within CAIRN_HEARTBEAT_TIMEOUT).
+    A heartbeat far ahead of now is none: the runs the mlflow client makes send no
+    heartbeat and are stored as never stale, so a crashed one would be kept for ever (and
+    `mlflow gc` purges a deleted run whatever its status)."""
     from ..settings import HEARTBEAT_TIMEOUT
     from ..store.sql import tables as T
 
     R = T.runs
     since = now_ms - int(HEARTBEAT_TIMEOUT.get() * 1000)
     return list(conn.execute(sa.select(R.c.id).where(
-        R.c.lifecycle == "deleted", R.c.status == "RUNNING", R.c.heartbeat >= since)).scalars())
+        R.c.lifecycle == "deleted", R.c.status == "RUNNING", R.c.heartbeat >= since,
+        R.c.heartbeat <= now_ms + DAY_MS)).scalars())
 
 
 def _runs_of(conn: Any, experiment_id: str, live: bool = False) -> list[str]:
