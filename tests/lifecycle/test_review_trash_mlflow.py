@@ -97,3 +97,18 @@ _STORES: dict[str, object] = {}
 
 def _store_of(url):
     return _STORES[url]
+
+
+def test_keep_days_ages_a_run_the_mlflow_client_left_running(client, url):
+    """Retention's keep_days ages a run not ended by its last heartbeat; a run the mlflow
+    client made has none (stored as never stale), so a crashed one must age from its start,
+    not stay young for ever."""
+    from cairn.lifecycle import retention
+
+    exp = client.create_experiment("old-crashed")
+    run = client.create_run(exp).info.run_id  # never ended
+    store = _store_of(url)
+    retention.set_policy(store, "experiment", exp, {"keep_days": 1}, actor="root")
+    later = _now() + 3 * retention.DAY_MS
+    assert [a.target for a in retention.plan(store, later)] == [f"run:{run}"]
+    assert retention.plan(store, _now()) == []  # a day has not passed yet

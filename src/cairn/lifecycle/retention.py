@@ -548,7 +548,10 @@ def _run_age_from(run: Any) -> int:
     run still being written has a fresh heartbeat, so it is never old)."""
     if run.end_time is not None:
         return int(run.end_time)
-    return int(max(run.heartbeat or 0, run.start_time))
+    beat = int(run.heartbeat or 0)
+    if beat > clock.now_ms() + DAY_MS:
+        beat = 0  # no heartbeat: the mlflow client's runs are stored as never stale
+    return int(max(beat, run.start_time))
 
 
 def _older(since: int, days: int | None, now: int) -> bool:
