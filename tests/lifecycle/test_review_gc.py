@@ -122,3 +122,34 @@ def test_cli_dry_run_counts_what_the_purge_before_the_sweep_would_free(client, s
     assert digest not in stored(store.objects)
     assert real["freed"] == dry["garbage"] >= 1
     assert real["freed_bytes"] == dry["garbage_bytes"]
+
+
+def test_artifacts_only_the_journals_name_are_kept(client, store, tmp_path):
+    """A record replay set aside (quarantine: kept to be repaired) and a record of a run the
+    index has not got yet (its creation record has not arrived) name objects the index does
+    not: gc keeps them."""
+    from test_gc import stored
+
+    from cairn.store import journal, quarantine
+
+    quarantined = store.objects.put_bytes(b"named by a quarantined record" * 10)
+    pending = store.objects.put_bytes(b"named by a record waiting for its run" * 10)
+    backdate(store.objects)
+    run = client.create_run(name="has a quarantined record")
+    wid = "ef" * 8
+    jdir = store.root / "runs" / run.id / "journal"
+    jdir.mkdir(parents=True, exist_ok=True)
+    # a record the index refuses (a lone surrogate is no UTF-8): replay sets it aside
+    (jdir / f"{wid}.cjl").write_bytes(journal.encode_batch(RecordBatch(
+        run_id=run.id, writer_id=wid, seq=1, time=int(time.time() * 1000),
+        params={"p": "x\ud800y"}, artifacts=(FileEntry("q.txt", 290, quarantined),))))
+    store.recover()
+    assert quarantine.list_run(store.root, run.id)
+    lost_run = "ab" * 16  # a run directory without its creation record yet
+    ldir = store.root / "runs" / lost_run / "journal"
+    ldir.mkdir(parents=True)
+    (ldir / f"{'12' * 8}.cjl").write_bytes(journal.encode_batch(RecordBatch(
+        run_id=lost_run, writer_id="12" * 8, seq=2, time=int(time.time() * 1000),
+        artifacts=(FileEntry("p.txt", 370, pending),))))
+    collect(store, grace_s=0)
+    assert {quarantined, pending} <= stored(store.objects)

@@ -91,6 +91,7 @@ class Marker:
             self._artifacts(skip | gone)
             self._sources(gone)
             self._records(gone)
+            self._journal_only()
         self._stamp = stamp
         self._models()
         self._datasets()
@@ -183,6 +184,53 @@ class Marker:
                     add(oid)
             else:
                 add(digest)
+
+    def _journal_only(self) -> None:
+        """Artifacts that only a local store's journals name: records replay set aside
+        (``quarantine/``: kept to be repaired, so their objects are kept too) and records
+        the index has not applied (a run whose creation record has not arrived yet, a
+        writer's group commit in flight)."""
+        import os
+        from pathlib import Path
+
+        from ..store import journal
+
+        root = getattr(self.store, "root", None)
+        offsets_of = getattr(self.store.index, "all_writer_offsets", None)
+        if not isinstance(root, Path) or offsets_of is None:
+            return
+        files = [(p, 0) for p in (root / "quarantine").glob("*/*.cjr")]
+        runs = root / "runs"
+        if runs.is_dir():
+            offsets = offsets_of()
+            for run in os.scandir(runs):
+                try:
+                    found = list(os.scandir(os.path.join(run.path, "journal")))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                for f in found:
+                    if f.name.endswith(".cjl"):
+                        applied = offsets.get(f.name[:-4], 0)
+                        if f.stat().st_size > applied:
+                            files.append((Path(f.path), applied))
+        for path, offset in files:
+            try:
+                for rec in journal.read(path, offset):
+                    if isinstance(rec, journal.Entry):
+                        self._entries(rec.batch.artifacts)
+            except OSError:
+                continue
+
+    def _entries(self, entries: Any) -> None:
+        for e in entries or ():
+            chunks = getattr(e, "chunks", None)
+            if chunks:
+                try:
+                    self.oids.update(c[0] for c in chunks if _is_oid(c[0]))
+                except (TypeError, IndexError):
+                    pass
+            elif _is_oid(getattr(e, "digest", None)):
+                self.oids.add(e.digest)
 
     def _sources(self, skip: set[str]) -> None:
         from ..environment import source_oids
