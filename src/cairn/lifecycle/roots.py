@@ -10,7 +10,9 @@ of a million artifacts costs one set of oids in memory and nothing more:
 - the code a run ran (its captured environment names the patch and source files);
 - model versions (``model_versions.tree_oid``: the tree and every file in it);
 - data set versions (``dataset_versions``: the tree, its files and the packs it reads);
-- pipeline cache records (run tag ``cairn.pipeline.record``) and the trees they name.
+- pipeline cache records (run tag ``cairn.pipeline.record``) and the trees they name;
+- on a local store, the artifacts of journal records the index lacks: those replay set
+  aside (``quarantine/``) and those not applied yet.
 
 Runs, experiments and versions in the trash are still roots: only a purge (``cairn.lifecycle
 .trash.purge``) removes their rows, and with them their claim on the objects.  Trees are
