@@ -153,3 +153,36 @@ def test_artifacts_only_the_journals_name_are_kept(client, store, tmp_path):
         artifacts=(FileEntry("p.txt", 370, pending),))))
     collect(store, grace_s=0)
     assert {quarantined, pending} <= stored(store.objects)
+
+
+def test_a_model_registered_from_an_expired_run_during_gc_keeps_its_files(client, store,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    """The mark finds a run's artifact TTL passed (its files garbage); before the sweep the
+    run's files are registered as a model version (which makes the run a source, and its
+    files the model's): the sweep must not take them."""
+    from cairn.lifecycle import retention as R
+    from cairn.registry.from_run import register_from_run
+    from cairn.registry.service import Registry
+
+    weights = b"weights of a model registered while gc sweeps" * 100
+    run_id = run_with_artifacts(tmp_path, {"w.bin": weights})
+    R.set_artifacts_ttl(store, run_id, 1, actor="test")
+    backdate(store.objects)
+    later = int(time.time() * 1000) + 3 * 86_400_000
+    original = roots.Marker.mark
+    calls: list[int] = []
+
+    def mark(self):
+        out = original(self)
+        calls.append(1)
+        if len(calls) == 2:  # after the re-mark, before the sweep
+            register_from_run(Registry(client), "late-model", run_id, "w.bin")
+        return out
+
+    monkeypatch.setattr(roots.Marker, "mark", mark)
+    collect(store, grace_s=0, now_ms=later)
+    monkeypatch.setattr(roots.Marker, "mark", original)
+    digest = hashlib.sha256(weights).hexdigest()
+    store.objects.drop_caches()
+    assert store.objects.get_bytes(digest) == weights

@@ -194,6 +194,15 @@ def _register(reg: "Registry", name: str, run: Any, files: dict[str, FileEntry],
     if version is not None:
         version = str(SemVer.parse(version))
     store = reg.store
+    if external is None and run is not None:
+        # Asking freshens them, as a put that finds its object does: a gc that found them
+        # unreferenced (the run's artifact TTL passed) spares them now they become the
+        # model's.  One already gone is a clear error, not a version naming nothing.
+        lost = store.objects.missing(referenced_oids(files.values()))
+        if lost:
+            raise NotFound(f"{len(lost)} object(s) of run {run.id}'s files under {prefix!r} "
+                           "are no longer stored (collected after the artifacts expired?); "
+                           "run `cairn doctor`", run_id=run.id, missing=sorted(lost)[:20])
     layout = (_layout(store.objects, files, prefix) if external is None
               else _external_layout(store.objects, external["source"]))
     tree_oid = store.objects.put_tree(layout["tree"])
