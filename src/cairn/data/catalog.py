@@ -256,6 +256,13 @@ class Catalog:
         with self.index.session() as conn:
             return _model_users(conn, name, version)
 
+    def protection(self, name: str, version: int) -> list[str]:
+        """Why deleting ``name@version`` needs force: the live registered model versions it
+        is an input of, and the aliases that point at it (empty: not protected)."""
+        with self.index.session() as conn:
+            return _protection_reasons(_model_users(conn, name, version),
+                                       _aliases_of(conn, name, version))
+
     def delete_version(self, ref: "str | DataRef | DatasetVersion", user: str,
                        force: bool = False) -> DatasetVersion:
         """Move a version to the trash (see :meth:`cairn.data.Datasets.delete_version`)."""
@@ -268,17 +275,20 @@ class Catalog:
             if row is None:  # deleted meanwhile
                 return self.resolve(r)
             users = _model_users(conn, v.name, v.version)
-            if users and not force:
-                raise Conflict(f"data set version {v.ref} is protected: it is an input of "
-                               f"registered model version{'s' if len(users) > 1 else ''} "
-                               f"{', '.join(users)}. Delete those versions first, or force the "
-                               "deletion (`cairn data delete --force`, a server admin's, or "
-                               "force=True)", ref=v.ref, models=users)
+            aliases = _aliases_of(conn, v.name, v.version)
+            reasons = _protection_reasons(users, aliases)
+            if reasons and not force:
+                raise Conflict(f"data set version {v.ref} is protected: {'; '.join(reasons)}. "
+                               "Delete those model versions or move those aliases first, or "
+                               "force the deletion (`cairn data delete --force`, a server "
+                               "admin's, or force=True)", ref=v.ref, models=users,
+                               aliases=aliases)
             conn.execute(sa.update(_V).where(_V.c.dataset == v.name, _V.c.version == v.version)
                          .values(deleted_at=now, deleted_by=user))
             after: dict[str, Any] = {"trash": True, "deleted_at": now}
-            if users:
-                after["forced"] = [f"an input of {u}" for u in users]
+            if reasons:
+                after["forced"] = ([f"an input of {u}" for u in users]
+                                   + [f"alias '{a}'" for a in aliases])
             _audit(conn, user, "dataset_version.delete", v, {
                 "tree": v.tree, "packs": list(v.packs), "aliases": list(v.aliases),
                 "created_by": v.created_by, "created_at": v.created_at}, after, now)
@@ -414,3 +424,16 @@ def _replace_created(v: DatasetVersion, created: bool) -> DatasetVersion:
     import dataclasses
 
     return dataclasses.replace(v, created=created)
+
+
+def _aliases_of(conn: Connection, name: str, version: int) -> list[str]:
+    a = T.dataset_aliases
+    return sorted(conn.execute(sa.select(a.c.alias).where(
+        a.c.dataset == name, a.c.version == version)).scalars())
+
+
+def _protection_reasons(users: list[str], aliases: list[str]) -> list[str]:
+    """The reasons a version may only be deleted with force, as the refusal and the UI spell
+    them: an alias is something readers resolve by name."""
+    return ([f"it is an input of registered model version {u}" for u in users]
+            + [f"alias '{a}' points at it" for a in aliases])

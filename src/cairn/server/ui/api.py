@@ -230,16 +230,16 @@ def dataset_can(c: ServerContext, p: Principal) -> dict[str, bool]:
 
 def _dataset_protection(ds: Any, versions: list[Any]) -> dict[str, list[str]]:
     """Version -> why a delete would be refused without force (live registered model
-    versions it is an input of), so the page says so instead of meeting a 409."""
-    users = getattr(getattr(ds, "catalog", None), "model_users", None)
-    if users is None:  # a Cairn whose data sets have no trash
+    versions it is an input of, aliases pointing at it), so the page says so instead of
+    meeting a 409."""
+    protection = getattr(getattr(ds, "catalog", None), "protection", None)
+    if protection is None:  # a Cairn whose data sets have no trash
         return {}
     out = {}
     for v in versions:
-        models = users(v.name, v.version)
-        if models:
-            out[str(v.version)] = [f"it is an input of registered model version {m}"
-                                   for m in models]
+        reasons = protection(v.name, v.version)
+        if reasons:
+            out[str(v.version)] = reasons
     return out
 
 
