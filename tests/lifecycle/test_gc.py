@@ -230,6 +230,26 @@ def test_objects_younger_than_the_grace_are_kept(store):
     assert not set(junk) & stored(store.objects)
 
 
+def test_a_run_still_being_written_holds_back_what_is_newer_than_its_start(client, store):
+    """A live writer's buffered records may name objects no index shows yet, so gc keeps
+    what is newer than the start of the oldest run still running; a run made through
+    MLflow's routes (heartbeat far in the future: it never sends one) holds nothing back,
+    or one such run left RUNNING would stop every collection for good."""
+    from cairn.store.wire import INT64_MAX
+
+    live = client.create_run()
+    store.update_run_row(live.id, start_time=int(time.time() * 1000) - 600_000)
+    junk = garbage(store.objects, 3, "open", age=120)  # newer than the live run's start
+    report = collect(store, grace_s=0)
+    assert report.freed == 0 and set(junk) <= stored(store.objects)
+    client.set_terminated(live.id)
+    forgotten = client.create_run()
+    store.update_run_row(forgotten.id, start_time=int(time.time() * 1000) - 90 * 86_400_000,
+                         heartbeat=INT64_MAX)
+    report = collect(store, grace_s=0)
+    assert report.freed == len(junk) and not set(junk) & stored(store.objects)
+
+
 def test_the_grace_setting_and_durations(store, monkeypatch):
     assert parse_duration("0") == 0 and parse_duration("90") == 90
     assert parse_duration("1d12h") == 1.5 * DAY and parse_duration("30m") == 1800
