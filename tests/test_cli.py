@@ -453,8 +453,14 @@ def test_every_command_takes_store_after_its_name():
     ["runs", "ls"], ["runs", "show", "0" * 32], ["runs", "compare", "0" * 32],
     ["experiments", "ls"], ["artifacts", "ls", "0" * 32], ["doctor"], ["models", "ls"],
     ["models", "show", "clf"], ["audit", "verify"], ["data", "ls"], ["keys", "ls"],
-    ["lineage", "run:" + "0" * 32]])
-def test_a_read_of_a_store_that_is_not_there_is_an_error_and_creates_nothing(tmp_path, args):
+    ["lineage", "run:" + "0" * 32],
+    # lifecycle commands change a store, but only one that is there
+    ["gc", "--dry-run"], ["trash", "empty", "--yes"], ["trash", "ls"], ["admin", "erase-user", "bob",
+                                                                           "--yes"],
+    ["export", "out"], ["backup", "bk"]])
+def test_a_read_of_a_store_that_is_not_there_is_an_error_and_creates_nothing(tmp_path, args,
+                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a relative DEST ("out", "bk") would go
     missing = tmp_path / "mistyped" / "store"
     for argv in (["--store", str(missing), *args], [*args, "--store", str(missing)]):
         result = CliRunner().invoke(cli, argv)
@@ -462,6 +468,7 @@ def test_a_read_of_a_store_that_is_not_there_is_an_error_and_creates_nothing(tmp
         assert result.stderr == f"Error: no Cairn store at {missing}: check --store (or " \
             "CAIRN_TRACKING_URI); a store is made by the first run logged to it\n"
         assert not (tmp_path / "mistyped").exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_a_write_still_makes_a_new_store(tmp_path):

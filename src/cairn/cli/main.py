@@ -64,7 +64,10 @@ READ_ONLY = {
     "encryption status",
     "retention show", "retention ls", "retention plan",
     "trash ls",
-    "gc",  # collects in a store; a mistyped --store must not make an empty one
+    # They change a store, but only one that exists: a mistyped --store must not make an
+    # empty one (and report success on it).
+    "gc", "trash empty", "export", "admin erase-user", "tier", "encryption rotate",
+    "encryption encrypt-existing",
 }
 
 
