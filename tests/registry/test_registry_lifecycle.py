@@ -120,7 +120,8 @@ def test_deleting_a_model_deletes_all_it_holds(alice, root, backend):
     backend.settle()
     model_event = root.audit_log(target="model:gone", action="model.delete")[0]
     assert model_event.before["versions"] == [v1.version, v2.version]
-    assert model_event.after == {"forced": {v2.version: ["alias 'champion' points at it"]}}
+    assert model_event.after == {"forced": {v1.version: ["it is in Staging"],
+                                            v2.version: ["alias 'champion' points at it"]}}
     assert len(root.audit_log(target="model:gone", action="model_version.delete")) == 2
     assert root.verify_audit_log().ok
 

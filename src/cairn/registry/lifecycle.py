@@ -1,8 +1,8 @@
 """Renaming and deleting: the registry's destructive operations, audited and guarded.
 
-A version that is in use is protected: one in Production, one in Staging when the
-model's Staging policy needs approvals (a gated stage: its versions passed a review),
-and one that an alias points at (serving and ``name@alias`` loads follow aliases).
+A version that is in use is protected: one in a stage (Production or Staging: something
+deploys or tests it; a gated Staging says its versions passed a review), and one that an
+alias points at (serving and ``name@alias`` loads follow aliases).
 Deleting it, or a model holding it, is refused unless the caller forces it
 (``force=True``; the server lets only the model's admins delete at all); a forced
 delete removes the aliases too, each with its own history and audit event.
@@ -60,8 +60,10 @@ def protections(conn: Connection, name: str, row: Any, alias_map: dict[str, str]
     out = []
     if row.stage == Stage.PRODUCTION.value:
         out.append("it is in Production")
-    elif row.stage == Stage.STAGING.value and repo.policy(conn, name, row.stage).approvals > 0:
-        out.append("it is in Staging, whose policy needs approvals")
+    elif row.stage == Stage.STAGING.value:
+        gated = repo.policy(conn, name, row.stage).approvals > 0
+        out.append("it is in Staging, whose policy needs approvals" if gated
+                   else "it is in Staging")
     names = sorted(a for a, v in alias_map.items() if v == row.version)
     if names:
         out.append(f"alias{'es' if len(names) > 1 else ''} "
