@@ -14,7 +14,7 @@ from pg_fixtures import create_schema, pg_database  # noqa: F401  (a fixture)
 from procs import reap_processes, spawn, wait_for_line  # noqa: F401  (the fixture reaps them)
 from s3_fixtures import s3_bucket, s3_client, s3_endpoint, s3_env  # noqa: F401  (fixtures)
 from serving import ThreadedServer
-from test_backup import ARTIFACT_EVERY, STEPS, WRITER, _register
+from .test_backup import ARTIFACT_EVERY, STEPS, WRITER, _register
 
 import cairn
 from cairn.cli.main import cli

@@ -14,7 +14,7 @@ from cairn.entities import FileEntry, RecordBatch
 from cairn.lifecycle import roots
 from cairn.lifecycle.gc import collect
 
-from test_gc import backdate, run_with_artifacts
+from .test_gc import backdate, run_with_artifacts
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_a_young_object_left_aside_by_another_gc_is_put_back(store):
     """A collection renamed an object aside just after a writer freshened it (a deduplicated
     put), and was killed (or has not yet read the time and put it back).  The writer's
     record has not arrived: the object is unreferenced but young, and must come back."""
-    from test_gc import lb, stored
+    from .test_gc import lb, stored
 
     content = b"a writer just found this stored and will refer to it" * 5
     x = store.objects.put_bytes(content)  # modified now: young
@@ -108,7 +108,7 @@ def test_cli_dry_run_counts_what_the_purge_before_the_sweep_would_free(client, s
     remove are in its garbage, as they are in the real run's."""
     import json
 
-    from test_gc import cli, stored
+    from .test_gc import cli, stored
 
     run_id = run_with_artifacts(tmp_path, {"t.txt": b"in the trash long enough" * 20})
     digest = client.list_artifacts(run_id)[0].digest
@@ -128,7 +128,7 @@ def test_artifacts_only_the_journals_name_are_kept(client, store, tmp_path):
     """A record replay set aside (quarantine: kept to be repaired) and a record of a run the
     index has not got yet (its creation record has not arrived) name objects the index does
     not: gc keeps them."""
-    from test_gc import stored
+    from .test_gc import stored
 
     from cairn.store import journal, quarantine
 
