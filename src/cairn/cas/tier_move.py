@@ -159,45 +159,12 @@ def _move_one(tb: "TieredBackend", cold: Any, oid: str, now: int) -> int | None:
 
 def _hot_listing(hot: Any) -> Iterator[tuple[str, int | None, int]]:
     """``(oid, written ms or None, stored size)`` of every hot object, from the listing
-    alone where the backend gives times (a directory's mtimes, S3's LastModified)."""
-    from .backends.base import is_oid
-    from .backends.local import LocalBackend
-
-    if isinstance(hot, LocalBackend):
-        try:
-            shards = sorted(os.scandir(hot.root), key=lambda e: e.name)
-        except FileNotFoundError:
-            return
-        for shard in shards:
-            if len(shard.name) != 2 or not shard.is_dir(follow_symlinks=False):
-                continue
-            with os.scandir(shard.path) as entries:
-                for entry in entries:
-                    oid = shard.name + entry.name
-                    if not is_oid(oid):
-                        continue
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    yield oid, st.st_mtime_ns // 1_000_000, st.st_size
+    alone where the backend gives times (``scan``: a directory's mtimes, S3's LastModified)."""
+    scan = getattr(hot, "scan", None)
+    if scan is not None:
+        for oid, size, ns in scan():
+            yield oid, ns // 1_000_000, size
         return
-    if type(hot).__name__ == "S3Backend":
-        start = f"{hot.prefix}/" if hot.prefix else ""
-        token = None
-        while True:
-            kw: dict[str, Any] = {"Prefix": start, "MaxKeys": hot.page_size}
-            if token:
-                kw["ContinuationToken"] = token
-            page = hot._call(hot.client.list_objects_v2, **kw)
-            for item in page.get("Contents", ()):
-                rel = item["Key"][len(start):]
-                oid = rel.replace("/", "", 1)
-                if len(rel) == 65 and rel[2] == "/" and is_oid(oid):
-                    yield oid, int(item["LastModified"].timestamp() * 1000), int(item["Size"])
-            if not page.get("IsTruncated"):
-                return
-            token = page.get("NextContinuationToken")
     for oid in hot.iter_oids():
         try:
             yield oid, None, hot.size(oid)

@@ -94,21 +94,7 @@ class S3Backend:
         return True
 
     def iter_oids(self) -> Iterator[str]:
-        start = f"{self.prefix}/" if self.prefix else ""
-        token = None
-        while True:
-            kw: dict[str, Any] = {"Prefix": start, "MaxKeys": self.page_size}
-            if token:
-                kw["ContinuationToken"] = token
-            page = self._call(self.client.list_objects_v2, **kw)
-            for item in page.get("Contents", ()):
-                rel = item["Key"][len(start):]
-                oid = rel.replace("/", "", 1)
-                if len(rel) == 65 and rel[2] == "/" and is_oid(oid):
-                    yield oid
-            if not page.get("IsTruncated"):
-                return
-            token = page.get("NextContinuationToken")
+        return (oid for oid, _size, _ns in self.scan())
 
     def delete(self, oid: str) -> None:
         if not self.exists(oid):  # S3 deletes of absent keys succeed silently
