@@ -22,6 +22,7 @@ after it is stored, so the index never points at a pack that is not there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -232,24 +233,31 @@ class SqlitePackIndex:
         return out
 
     def add(self, pack: str, members: Sequence[tuple[str, int, int]]) -> None:
+        # A full disk: the pack is stored but not registered, so its members are not
+        # readable through it; adding them again registers it (rebuild_index too).
+        with self._writing("could not register a pack in") as conn:
+            conn.executemany("INSERT OR IGNORE INTO members VALUES (?, ?, ?, ?)",
+                             [(oid, pack, off, size) for oid, off, size in members])
+            conn.execute("INSERT OR REPLACE INTO packs VALUES (?, ?)", (pack, len(members)))
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the index (created if need be): committed when the
+        block ends, rolled back if it raises; an SQLite error (a full disk) is reported as
+        the store's own error, ``what`` naming the step."""
         with self._lock:
             conn = self._db(create=True)
             assert conn is not None
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany("INSERT OR IGNORE INTO members VALUES (?, ?, ?, ?)",
-                                     [(oid, pack, off, size) for oid, off, size in members])
-                    conn.execute("INSERT OR REPLACE INTO packs VALUES (?, ?)",
-                                 (pack, len(members)))
+                    yield conn
                     conn.execute("COMMIT")
                 except BaseException:
                     rollback_quietly(conn)
                     raise
             except sqlite3.Error as exc:
-                # A full disk: the pack is stored but not registered, so its members are
-                # not readable through it; adding them again registers it (rebuild_index too).
-                raise sidecar_error(exc, self.path, "could not register a pack in") from exc
+                raise sidecar_error(exc, self.path, what) from exc
 
     def packs(self) -> set[str]:
         with self._lock:
@@ -269,24 +277,12 @@ class SqlitePackIndex:
             conn.execute("COMMIT")
 
     def replace(self, old: str, new: str, members: Sequence[tuple[str, int, int]]) -> None:
-        with self._lock:
-            conn = self._db(create=True)
-            assert conn is not None
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute("DELETE FROM members WHERE pack = ?", (old,))
-                    conn.execute("DELETE FROM packs WHERE oid = ?", (old,))
-                    conn.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)",
-                                     [(oid, new, off, size) for oid, off, size in members])
-                    conn.execute("INSERT OR REPLACE INTO packs VALUES (?, ?)",
-                                 (new, len(members)))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    rollback_quietly(conn)
-                    raise
-            except sqlite3.Error as exc:
-                raise sidecar_error(exc, self.path, "could not repack in") from exc
+        with self._writing("could not repack in") as conn:
+            conn.execute("DELETE FROM members WHERE pack = ?", (old,))
+            conn.execute("DELETE FROM packs WHERE oid = ?", (old,))
+            conn.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)",
+                             [(oid, new, off, size) for oid, off, size in members])
+            conn.execute("INSERT OR REPLACE INTO packs VALUES (?, ?)", (new, len(members)))
 
     def members_of(self, pack: str) -> list[tuple[str, int, int]]:
         """``(oid, offset, size)`` of the members located in ``pack``."""
