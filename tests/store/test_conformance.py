@@ -107,6 +107,22 @@ def test_run_lifecycle_and_reads(store):
         store.get_run("missing")
 
 
+def test_run_states_tell_each_run_s_experiment_and_lifecycle(store):
+    from cairn.store.base import RunStateLookup
+
+    if not isinstance(store, RunStateLookup):
+        pytest.skip("the remote client has no run-state lookup (servers use their own store)")
+    exp = store.create_experiment("states")
+    make_run(store, "r1", exp)
+    w2 = make_run(store, "r2", exp)
+    w2(tags={"cairn.run.lifecycle": "deleted"})
+    assert store.run_states(["r2", "r1", "missing", "r1"]) == {
+        "r1": (exp.id, "active"), "r2": (exp.id, "deleted")}
+    assert store.run_states([]) == {}
+    w2(tags={"cairn.run.lifecycle": "active"}, time=int(time.time() * 1000) + 10_000)
+    assert store.run_states(["r2"]) == {"r2": (exp.id, "active")}
+
+
 def test_metric_history_exact_with_nan_and_inf(store):
     w = make_run(store)
     vals = [1.5, math.nan, math.inf, -math.inf, 0.0, -0.0, 1e308, 5e-324]

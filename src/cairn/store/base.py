@@ -92,6 +92,14 @@ class RunExperimentLookup(Protocol):
 
 
 @runtime_checkable
+class RunStateLookup(Protocol):
+    """run id -> (experiment id, lifecycle) for many runs in one query: what a write
+    through MLflow's routes checks first (MLflow refuses writes to a deleted run)."""
+
+    def run_states(self, run_ids: Sequence[str]) -> dict[str, tuple[str, str]]: ...
+
+
+@runtime_checkable
 class PreparedWrites(Protocol):
     """A store that applies a batch whose metric segments were already encoded (off the
     request's event loop); returns False when the batch was a replay."""

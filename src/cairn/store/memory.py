@@ -211,6 +211,13 @@ class MemoryStore:
         with self._lock:
             return {rid: self._runs[rid].experiment_id for rid in run_ids if rid in self._runs}
 
+    def run_states(self, run_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """run id -> (experiment id, lifecycle) for the runs that exist
+        (:class:`~cairn.store.base.RunStateLookup`)."""
+        with self._lock:
+            return {rid: (self._runs[rid].experiment_id, self._runs[rid].lifecycle)
+                    for rid in run_ids if rid in self._runs}
+
     def list_keys(self, experiment_ids: Sequence[str] | None, kind: str, contains: str,
                   limit: int, sample: int = 2000) -> list[str]:
         """Sorted keys of ``kind`` containing ``contains``, from a sample of ``sample`` runs

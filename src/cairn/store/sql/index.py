@@ -673,6 +673,13 @@ class SqlIndex:
             raise NotFound(f"run {run_id!r} does not exist")
         return runs[0]
 
+    def run_states(self, run_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """run id -> (experiment id, lifecycle), for the runs that exist."""
+        with self.read() as conn:
+            return {row[0]: (row[1], row[2]) for row in _fetch_in(
+                conn, "SELECT id, experiment_id, lifecycle FROM runs WHERE id IN",
+                list(dict.fromkeys(run_ids)))}
+
     # Columns of a run row, in the order _build_runs reads them.
     _RUN_COLUMNS = ("id", "name", "experiment_id", "status", "start_time", "end_time", "user",
                     "parent_id", "lifecycle", "heartbeat", "doc", "summaries")

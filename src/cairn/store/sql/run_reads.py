@@ -66,6 +66,14 @@ class IndexedRunReads:
             runs = self.index.load_runs(conn, found[:limit], stale_before=self._stale_before())
         return runs, len(found) > limit
 
+    def run_states(self: _IndexedStore, run_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """run id -> (experiment id, lifecycle) for the runs the index has, in one query
+        (:class:`~cairn.store.base.RunStateLookup`).  A local store may hold a run another
+        process wrote that its index has not caught up with: callers read such a missing
+        run with ``get_run``, which recovers it."""
+        self.open()
+        return self.index.run_states(run_ids)
+
     def update_run_row(self: _IndexedStore, run_id: str, **values: Any) -> None:
         """Set columns of a run's index row that no record batch carries (its name, its
         lifecycle, its heartbeat)."""
