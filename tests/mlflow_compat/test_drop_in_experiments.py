@@ -170,7 +170,8 @@ def test_a_non_string_artifact_location_is_refused(base, value, shown, kind):
     assert r.status_code == 400
     assert r.json() == {"error_code": "INVALID_PARAMETER_VALUE",
                         "message": f"Invalid value {shown} for parameter 'artifact_location' "
-                                   f"supplied:  Hint: Value was of type '{kind}'. {SEE_DOCS}"}
+                                   f"supplied:  Hint: Value was of type '{kind}'. {SEE_DOCS}",
+                        "sqlstate": "KAM00", "error_class": "INVALID_PARAMETER_VALUE"}
 
 
 @pytest.mark.parametrize("given, message", [
@@ -184,7 +185,8 @@ def test_a_non_string_artifact_location_is_refused(base, value, shown, kind):
 def test_an_invalid_artifact_location_is_refused(base, given, message):
     r = _post(base, "experiments/create", {"name": _name(), "artifact_location": given})
     assert (r.status_code, r.json()) == (400, {"error_code": "INVALID_PARAMETER_VALUE",
-                                               "message": message})
+                                               "message": message, "sqlstate": "KAM00",
+                                               "error_class": "INVALID_PARAMETER_VALUE"})
 
 
 def test_the_client_writes_to_a_local_location_itself(base, tmp_path):
@@ -406,6 +408,9 @@ def test_errors_are_worded_as_on_mlflow(ids, method, route, body, status, messag
     url, eid, run_id = ids
     body = _fill(body, eid, run_id)
     r = (_post(url, route, body) if method == "POST" else _get(url, route, body))
-    code = "INVALID_PARAMETER_VALUE" if status == 400 else "RESOURCE_DOES_NOT_EXIST"
+    code, error_class = (("INVALID_PARAMETER_VALUE", "INVALID_PARAMETER_VALUE") if status == 400
+                         else ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_NOT_FOUND"))
     expected = message.replace("RUN", run_id).replace('"EXP"', f'"{eid}"')
-    assert (r.status_code, r.json()) == (status, {"error_code": code, "message": expected})
+    assert (r.status_code, r.json()) == (status, {"error_code": code, "message": expected,
+                                                  "sqlstate": "KAM00",
+                                                  "error_class": error_class})

@@ -16,7 +16,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-INVALID_PATH = {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid path"}
+INVALID_PATH = {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid path",
+                "sqlstate": "KAM00", "error_class": "INVALID_PARAMETER_VALUE"}
 
 
 @pytest.fixture(params=["local", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -8,6 +8,10 @@ PostgreSQL.
 - ``runs/create`` with an ``mlflow.parentRunId`` tag naming no run is 200; the tag is kept.
 - ``runs/delete-tag`` on a deleted run: 400 INVALID_PARAMETER_VALUE, "The run <id> must be
   in the 'active' state. Current state is deleted."
+- Every other change to a deleted run (log-metric, log-parameter, set-tag, log-batch, even an
+  empty one, update, log-inputs, outputs, log-model): the same 400, and nothing is written;
+  delete and restore stay 200.
+- Error bodies carry ``sqlstate`` and ``error_class`` after ``error_code`` and ``message``.
 """
 
 from __future__ import annotations
@@ -119,3 +123,103 @@ def test_delete_tag_on_a_deleted_run(base):
     assert e.value.message == f"INVALID_PARAMETER_VALUE: {expected}"  # the client prefixes it
     client.restore_run(run_id)
     assert client.get_run(run_id).data.tags["k"] == "v"
+
+
+def _deleted_run(client) -> str:
+    run_id = client.create_run("0").info.run_id
+    client.log_param(run_id, "kept", "1")
+    client.delete_run(run_id)
+    return run_id
+
+
+def _refused(run_id: str, e) -> None:
+    expected = f"The run {run_id} must be in the 'active' state. Current state is deleted."
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+    # The client prefixes the code, and adds a hint of its own to log_param's.
+    assert e.value.message.startswith(f"INVALID_PARAMETER_VALUE: {expected}")
+
+
+def test_every_change_to_a_deleted_run_is_refused_and_nothing_is_written(base):
+    from mlflow.entities import Dataset, DatasetInput, Metric, Param, RunTag
+
+    client = MlflowClient(base)
+    run_id = _deleted_run(client)
+    changes = [
+        lambda: client.log_metric(run_id, "m", 1.0),
+        lambda: client.log_param(run_id, "p", "1"),
+        lambda: client.set_tag(run_id, "t", "1"),
+        lambda: client.set_tag(run_id, "mlflow.runName", "renamed"),
+        lambda: client.log_batch(run_id, metrics=[Metric("m", 1.0, 1, 0)]),
+        lambda: client.log_batch(run_id, params=[Param("p", "1")]),
+        lambda: client.log_batch(run_id, tags=[RunTag("t", "1")]),
+        lambda: client.log_batch(run_id, tags=[RunTag("mlflow.runName", "renamed")]),
+        lambda: client.set_terminated(run_id, "FINISHED"),
+        lambda: client.update_run(run_id, name="renamed"),
+        lambda: client.log_inputs(run_id, [DatasetInput(Dataset("d", "x", "local", "{}"))]),
+    ]
+    for change in changes:
+        with pytest.raises(MlflowException) as e:
+            change()
+        _refused(run_id, e)
+    # Routes without a client method (or whose method sends more than this request).
+    expected = f"The run {run_id} must be in the 'active' state. Current state is deleted."
+    for route, body in [
+        ("runs/log-batch", {"run_id": run_id}),
+        ("runs/outputs", {"run_id": run_id, "models": [{"model_id": "m-0123"}]}),
+        ("runs/log-model", {"run_id": run_id, "model_json": '{"artifact_path": "m"}'}),
+    ]:
+        r = _post(base, route, body)
+        assert (r.status_code, r.json()) == (400, {
+            "error_code": "INVALID_PARAMETER_VALUE", "message": expected,
+            "sqlstate": "KAM00", "error_class": "INVALID_PARAMETER_VALUE"}), route
+    # Deleting again is no change, as on mlflow server; a restore brings back the run as
+    # it was before it was deleted, with none of the refused changes.
+    client.delete_run(run_id)
+    client.restore_run(run_id)
+    run = client.get_run(run_id)
+    assert run.data.params == {"kept": "1"}
+    assert run.data.metrics == {}
+    assert "t" not in run.data.tags
+    assert run.info.run_name != "renamed"
+    assert run.info.status == "RUNNING"
+    assert run.inputs.dataset_inputs == []
+    client.log_metric(run_id, "m", 2.0)  # active again: writable
+    assert client.get_run(run_id).data.metrics == {"m": 2.0}
+
+
+def test_an_empty_log_batch_answers_for_its_run(base):
+    # mlflow server reads the run before it writes anything: an unknown one is a 404 even
+    # when the batch holds nothing (Cairn answered 200).
+    missing = "0123456789abcdef0123456789abcdef"
+    r = _post(base, "runs/log-batch", {"run_id": missing})
+    assert (r.status_code, r.json()["error_code"], r.json()["message"]) == (
+        404, "RESOURCE_DOES_NOT_EXIST", f"Run with id={missing} not found")
+    run_id = MlflowClient(base).create_run("0").info.run_id
+    assert _post(base, "runs/log-batch", {"run_id": run_id}).status_code == 200
+
+
+def test_error_bodies_carry_mlflow_s_sqlstate_and_error_class(base):
+    # What mlflow server 3.17.2 answered, byte for byte but for spacing.
+    r = httpx.get(f"{base}{API}/runs/get", params={"run_id": "nope"}, timeout=30)
+    assert r.status_code == 404
+    assert list(r.json().items()) == [
+        ("error_code", "RESOURCE_DOES_NOT_EXIST"), ("message", "Run with id=nope not found"),
+        ("sqlstate", "KAM00"), ("error_class", "RESOURCE_NOT_FOUND")]
+    r = httpx.get(f"{base}{API}/experiments/get", params={"experiment_id": "12345"}, timeout=30)
+    assert r.json() == {"error_code": "RESOURCE_DOES_NOT_EXIST",
+                        "message": "No Experiment with id=12345 exists",
+                        "sqlstate": "KAM00", "error_class": "RESOURCE_NOT_FOUND"}
+    r = _post(base, "runs/search", {"experiment_ids": ["0"], "filter": "metrics.m >"})
+    assert (r.status_code, r.json()["sqlstate"], r.json()["error_class"]) == (
+        400, "KAM00", "INVALID_PARAMETER_VALUE")
+    name = f"dup-{base.rsplit(':', 1)[1]}"
+    _post(base, "experiments/create", {"name": name})
+    r = _post(base, "experiments/create", {"name": name})
+    assert (r.status_code, r.json()["error_code"], r.json()["sqlstate"],
+            r.json()["error_class"]) == (400, "RESOURCE_ALREADY_EXISTS", "KAM00",
+                                         "RESOURCE_ALREADY_EXISTS")
+    # The client keeps them on its exception; without them it made up others (KAMC2,
+    # CP_RESOURCE_NOT_FOUND) that code telling errors apart would have seen.
+    with pytest.raises(MlflowException) as e:
+        MlflowClient(base).get_run("nope")
+    assert (e.value.sqlstate, e.value.error_class) == ("KAM00", "RESOURCE_NOT_FOUND")

@@ -24,7 +24,7 @@ from ...errors import CairnError, InvalidArgument
 from ...store.wire import parse_json
 from ..context import NEED_KEY, principal
 from ..permissions import Need
-from ._common import Params, dumps, mlflow_error
+from ._common import Params, dumps, error_json, mlflow_error
 
 log = logging.getLogger("cairn.server.mlflow")
 JSON = "application/json"
@@ -85,24 +85,24 @@ def _endpoint(handlers: dict[str, Callable], needs: dict[str, Need]) -> Callable
         except CairnError as exc:
             return error_response(exc)
         except BodyTooLarge as exc:
-            return json_response({"error_code": "REQUEST_LIMIT_EXCEEDED",
-                                  "message": f"the request body is larger than {exc.limit} "
-                                             "bytes, the most this server accepts"}, 413)
+            return json_response(error_json("REQUEST_LIMIT_EXCEEDED",
+                                            f"the request body is larger than {exc.limit} "
+                                            "bytes, the most this server accepts"), 413)
         except Exception as exc:  # a bug: say so as MLflow would, and keep the details in the log
             log.exception("unhandled error on %s %s", request.method, request.url.path)
-            return json_response({"error_code": "INTERNAL_ERROR",
-                                  "message": f"internal server error ({type(exc).__name__})"}, 500)
+            return json_response(error_json("INTERNAL_ERROR",
+                                            f"internal server error ({type(exc).__name__})"),
+                                 500)
 
     return endpoint
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 404:
-        return json_response({"error_code": "ENDPOINT_NOT_FOUND",
-                              "message": f"no such endpoint: {request.method} {request.url.path}"},
+        return json_response(error_json("ENDPOINT_NOT_FOUND",
+                                        f"no such endpoint: {request.method} {request.url.path}"),
                              404)
-    response = json_response({"error_code": "BAD_REQUEST", "message": str(exc.detail)},
-                             exc.status_code)
+    response = json_response(error_json("BAD_REQUEST", str(exc.detail)), exc.status_code)
     response.headers.update(exc.headers or {})  # a 405's Allow
     return response
 

@@ -56,6 +56,34 @@ class MlflowError(CairnError):
         self.http_status = status
 
 
+# error_code -> (sqlstate, error_class) as mlflow server 3.17.2 adds them to an error's
+# body.  Its client keeps them on the exception it raises (``e.sqlstate``,
+# ``e.error_class``) and, when a body has none, derives other ones (``KAMC2``,
+# ``CP_RESOURCE_NOT_FOUND``, ...), so code that tells errors apart by them would see
+# Cairn's differ.  Codes missing here get neither field, as from mlflow server.
+ERROR_CLASSES: dict[str, tuple[str, str]] = {
+    "INVALID_PARAMETER_VALUE": ("KAM00", "INVALID_PARAMETER_VALUE"),
+    "BAD_REQUEST": ("KAM00", "INVALID_PARAMETER_VALUE"),
+    "RESOURCE_DOES_NOT_EXIST": ("KAM00", "RESOURCE_NOT_FOUND"),
+    "ENDPOINT_NOT_FOUND": ("KAM00", "RESOURCE_NOT_FOUND"),
+    "RESOURCE_ALREADY_EXISTS": ("KAM00", "RESOURCE_ALREADY_EXISTS"),
+    "PERMISSION_DENIED": ("KAM00", "PERMISSION_DENIED"),
+    "INVALID_STATE": ("XXM00", "CLIENT_INTERNAL_ERROR"),
+    "INTERNAL_ERROR": ("XXM00", "CLIENT_INTERNAL_ERROR"),
+    "TEMPORARILY_UNAVAILABLE": ("XXM00", "CLIENT_INTERNAL_ERROR"),
+}
+
+
+def error_json(code: str, message: str) -> dict[str, Any]:
+    """An MLflow error body: ``error_code``, ``message``, then ``sqlstate`` and
+    ``error_class`` where mlflow server sends them for that code."""
+    body: dict[str, Any] = {"error_code": code, "message": message}
+    classes = ERROR_CLASSES.get(code)
+    if classes is not None:
+        body["sqlstate"], body["error_class"] = classes
+    return body
+
+
 def mlflow_error(exc: CairnError) -> tuple[dict[str, Any], int]:
     """The JSON body and HTTP status MLflow's client expects for ``exc``."""
     code, status = exc.error_code, exc.http_status
@@ -64,7 +92,7 @@ def mlflow_error(exc: CairnError) -> tuple[dict[str, Any], int]:
             if isinstance(exc, cls):
                 code, status = c, s
                 break
-    return {"error_code": code, "message": exc.message}, status
+    return error_json(code, exc.message), status
 
 
 def invalid(message: str) -> InvalidArgument:

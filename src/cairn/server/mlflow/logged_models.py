@@ -33,7 +33,7 @@ from ..auth import Principal
 from ..context import ServerContext
 from . import _filters
 from ._common import HIDDEN_TAG_PREFIX, OUTPUTS_TAG, MlflowError, Params, invalid, kv, missing
-from .tracking import get_experiment, get_run, write
+from .tracking import check_active, get_experiment, get_run, write
 
 MODEL_TAG = HIDDEN_TAG_PREFIX + "model."
 HAS_MODELS_TAG = HIDDEN_TAG_PREFIX + "models"
@@ -579,6 +579,7 @@ def list_artifacts(c: ServerContext, p: Principal, r: Params) -> dict:
 def log_outputs(c: ServerContext, p: Principal, r: Params) -> dict:
     """``runs/outputs``: the models a run produced, shown in ``run.outputs``."""
     run = get_run(c, p, r.run_id())
+    check_active(run.id, run.lifecycle)
     outputs = json.loads(run.tags.get(OUTPUTS_TAG) or "[]")
     for m in r.items("models"):
         if not isinstance(m, dict) or not isinstance(m.get("model_id"), str):

@@ -25,7 +25,7 @@ from ...entities import RUN_LIFECYCLE_TAG, RUN_NAME_TAG as CAIRN_NAME_TAG
 from ...entities import Experiment, RecordBatch, Run, RunStatus
 from ...errors import AlreadyExists, InvalidArgument, NotFound
 from ...search.parser import ATTRIBUTES, TAGS, Clause, OrderKey
-from ...store.base import ExperimentUpdates, LifecycleSearch
+from ...store.base import ExperimentUpdates, LifecycleSearch, RunStateLookup
 from ...store.validation import MAX_KEY, MAX_TAG_VALUE, check_experiment_name
 from ...store.wire import INT64_MAX, INT64_MIN, from_results
 from ..auth import Principal
@@ -55,20 +55,23 @@ _TAG_ATTRIBUTES = {RUN_NAME_TAG: "run_name", PARENT_TAG: "parent_id", "mlflow.us
 
 # -- plumbing ------------------------------------------------------------------------
 
-def write(c: ServerContext, p: Principal, **fields: Any) -> None:
-    """Apply one record batch for a run, as Cairn's own run routes do."""
+def write(c: ServerContext, p: Principal, known: dict[str, str] | None = None,
+          **fields: Any) -> None:
+    """Apply one record batch for a run, as Cairn's own run routes do.  ``known``: the
+    run's experiment, when the caller read it already (the batch's role check needs it)."""
     with c.writers.next(fields["run_id"], clock.new_server_writer_id) as (writer_id, seq):
         batch = RecordBatch(writer_id=writer_id, seq=seq, time=clock.now_ms(), **fields)
-        err = from_results(apply_batches(c, p, [batch], mlflow=True))
+        err = from_results(apply_batches(c, p, [batch], mlflow=True, known=known))
     if err is not None:
         raise err
 
 
 def write_run(c: ServerContext, p: Principal, run_id: str, **fields: Any) -> None:
-    """:func:`write` to an existing run, with MLflow's message for an unknown one.  The
-    batch is authorized where it is applied, so the hot logging calls read nothing first."""
+    """:func:`write` to an existing, active run, with MLflow's answers for an unknown
+    and a deleted one.  One query of the run's state comes first; the role check uses it."""
+    exp = active_run(c, p, run_id)
     try:
-        write(c, p, run_id=run_id, **fields)
+        write(c, p, known={run_id: exp}, run_id=run_id, **fields)
     except NotFound:
         raise NotFound(f"Run with id={run_id} not found") from None
     metrics = fields.get("metrics") or {}
@@ -94,6 +97,28 @@ def get_run(c: ServerContext, p: Principal, run_id: str, role: str | None = None
         raise NotFound(f"Run with id={run_id} not found") from None
     c.guard.need(p, "experiment", run.experiment_id, role)
     return run
+
+
+def check_active(run_id: str, lifecycle: str) -> None:
+    """MLflow refuses every change to a deleted run but its restore (and delete)."""
+    if lifecycle != "active":
+        raise invalid(f"The run {run_id} must be in the 'active' state. Current state is "
+                      f"{lifecycle}.")
+
+
+def active_run(c: ServerContext, p: Principal, run_id: str, role: str | None = None) -> str:
+    """The experiment of a run that ``p`` may change (``role``: as in :func:`get_run`):
+    404 for none, 403 without the role, MLflow's 400 for a deleted one.  One query of the
+    run's state where the store has it, instead of reading the whole run."""
+    state = (c.store.run_states([run_id]).get(run_id) if isinstance(c.store, RunStateLookup)
+             else None)
+    if state is None:  # a local store's run that only its journals hold yet, or none
+        run = get_run(c, p, run_id, role)
+        state = (run.experiment_id, run.lifecycle)
+    else:
+        c.guard.need(p, "experiment", state[0], role)
+    check_active(run_id, state[1])
+    return state[0]
 
 
 def get_experiment(c: ServerContext, experiment_id: str) -> Experiment:
@@ -422,6 +447,7 @@ def rename_run(c: ServerContext, p: Principal, run: Run, name: str) -> None:
 
 def update_run(c: ServerContext, p: Principal, r: Params) -> dict:
     run = get_run(c, p, r.run_id())
+    check_active(run.id, run.lifecycle)
     name = r.text("run_name")
     reread = False
     if name and name != run.name:
@@ -466,6 +492,7 @@ def restore_run(c: ServerContext, p: Principal, r: Params) -> dict:
 
 def set_tag(c: ServerContext, p: Principal, r: Params) -> dict:
     run = get_run(c, p, r.run_id())
+    check_active(run.id, run.lifecycle)
     key = _key(r, "'key'")
     value = r.text("value", default="")
     _check_tag_key(key)
@@ -481,9 +508,7 @@ def set_tag(c: ServerContext, p: Principal, r: Params) -> dict:
 def delete_tag(c: ServerContext, p: Principal, r: Params) -> dict:
     run = get_run(c, p, r.run_id())
     key = r.text("key", required=True)
-    if run.lifecycle != "active":  # MLflow's answer, checked before the tag
-        raise invalid(f"The run {run.id} must be in the 'active' state. Current state is "
-                      f"{run.lifecycle}.")
+    check_active(run.id, run.lifecycle)  # MLflow's answer, checked before the tag
     if key not in run.tags or key.startswith(HIDDEN_TAG_PREFIX):
         raise NotFound(f"No tag with name: {key} in run with id {run.id}")
     write(c, p, run_id=run.id, deleted_tags=(key,))
@@ -592,6 +617,8 @@ def log_batch(c: ServerContext, p: Principal, r: Params) -> dict:
         models = model_points(c, p, run_id, metrics, points) if model_ids else []
         if series or param_map or tag_map:
             write_run(c, p, run_id, metrics=series, params=param_map, tags=tag_map)
+        else:  # nothing to write: MLflow still answers for an unknown or deleted run
+            active_run(c, p, run_id)
         record_points(c, p, models)
     if new_name is not None:
         run = get_run(c, p, run_id)
@@ -605,6 +632,7 @@ def log_inputs(c: ServerContext, p: Principal, r: Params) -> dict:
     from ._common import INPUTS_TAG
 
     run = get_run(c, p, r.run_id())
+    check_active(run.id, run.lifecycle)
     old = json.loads(run.tags.get(INPUTS_TAG) or "{}")
     datasets = old.get("dataset_inputs", [])
     for d in r.items("datasets"):
@@ -639,6 +667,7 @@ def log_model(c: ServerContext, p: Principal, r: Params) -> dict:
     keeps it, in the tag ``mlflow.log-model.history`` (a JSON list; oldest dropped first
     when it outgrows a tag)."""
     run = get_run(c, p, r.run_id())
+    check_active(run.id, run.lifecycle)
     text = r.text("model_json", required=True)
     try:
         model = json.loads(text)

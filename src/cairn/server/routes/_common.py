@@ -56,7 +56,8 @@ def require_run(c: ServerContext, p: Principal, run_id: str, role: str | None = 
 
 
 def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
-                  prepared: list | None = None, mlflow: bool = False) -> list[dict]:
+                  prepared: list | None = None, mlflow: bool = False,
+                  known: dict[str, str] | None = None) -> list[dict]:
     """Apply batches one by one (one transaction each); a result per batch, in order.
 
     Statuses: ``applied``, ``duplicate`` (that writer's seq was applied before),
@@ -65,9 +66,13 @@ def apply_batches(c: ServerContext, p: Principal, batches: list[RecordBatch],
     rest are not tried, so a writer's batches are never applied out of order.
     ``prepared`` holds each batch's metric segments when they came encoded.  ``mlflow``:
     the MLflow routes' own writes, which may hold the tags they keep (``cairn.mlflow.*``);
-    through every other route only an admin may write those.
+    through every other route only an admin may write those.  ``known``: run id ->
+    experiment id of the batches' runs, when the caller has just read them.
     """
-    known = run_experiments(c, [b.run_id for b in batches]) if c.guard.enabled else {}
+    if known is not None:
+        known = dict(known)
+    else:
+        known = run_experiments(c, [b.run_id for b in batches]) if c.guard.enabled else {}
     new_experiments: dict[str, str | None] = {}
     results: list[dict] = []
     blocked = False
