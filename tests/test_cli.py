@@ -457,7 +457,14 @@ def test_every_command_takes_store_after_its_name():
     # lifecycle commands change a store, but only one that is there
     ["gc", "--dry-run"], ["trash", "empty", "--yes"], ["trash", "ls"], ["admin", "erase-user", "bob",
                                                                            "--yes"],
-    ["export", "out"], ["backup", "bk"]])
+    ["export", "out"], ["backup", "bk"],
+    # changes to what must already be there: a typo must not leave an empty store behind
+    ["runs", "delete", "0" * 32], ["runs", "restore", "0" * 32],
+    ["runs", "rename", "0" * 32, "x"], ["runs", "tag", "0" * 32, "k", "v"],
+    ["experiments", "delete", "demo"], ["experiments", "restore", "demo"],
+    ["models", "delete", "clf", "1.0.0"], ["models", "restore", "clf", "1.0.0"],
+    ["models", "alias", "clf", "champion", "1.0.0"],
+    ["data", "delete", "ds@1"], ["data", "restore", "ds@1"]])
 def test_a_read_of_a_store_that_is_not_there_is_an_error_and_creates_nothing(tmp_path, args,
                                                                             monkeypatch):
     monkeypatch.chdir(tmp_path)  # where a relative DEST ("out", "bk") would go

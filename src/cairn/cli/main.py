@@ -68,6 +68,13 @@ READ_ONLY = {
     # empty one (and report success on it).
     "gc", "trash empty", "export", "admin erase-user", "tier", "encryption rotate",
     "encryption encrypt-existing",
+    # Changes to something that must already be in the store.
+    "experiments rename", "experiments delete", "experiments restore",
+    "runs tag", "runs untag", "runs rename", "runs delete", "runs restore",
+    "models promote", "models approve", "models reject", "models alias", "models rename",
+    "models delete", "models restore", "data alias", "data delete", "data restore",
+    "comments delete", "comments restore", "views delete", "dashboards delete",
+    "reports delete", "webhooks delete",
 }
 
 
