@@ -56,6 +56,7 @@ def test_the_webhook_commands(client, receiver):
 
 def test_bad_input_is_a_clear_error(client):
     store = client.uri
+    client.create_experiment("bad-input")  # the store exists: the errors are the input's
     for args in (["webhooks", "add", "ftp://x"], ["webhooks", "add", "http://x", "--event", "no"],
                  ["webhooks", "delete", "f" * 32], ["webhooks", "redeliver", "nope!"],
                  ["events", "ls", "--type", "nope"]):
