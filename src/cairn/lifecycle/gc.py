@@ -462,19 +462,18 @@ def _open_runs_since(store: Any, now: int) -> int | None:
 
     from ..store import options
     from ..store.sql import tables as T
+    from .heartbeats import fresh
 
     timeout = options.resolve(getattr(store, "heartbeat_timeout", None), "heartbeat_timeout")
     stale = now - int(float(timeout) * 1000)
-    # Runs made through MLflow's routes never send heartbeats: they carry one far in the
-    # future so that they never look dead.  Their artifacts are recorded as they are
-    # uploaded (no client buffer to wait for), and one such run left RUNNING for months
-    # must not hold every newer object back from collection.
-    future = now + 86_400_000
+    # A run made through MLflow's routes has no heartbeat (see .heartbeats): its artifacts
+    # are recorded as they are uploaded (no client buffer to wait for), and one left
+    # RUNNING for months must not hold every newer object back from collection.
     r = T.runs
     beat = sa.func.coalesce(r.c.heartbeat, r.c.start_time)
     with store.index.read() as conn:
         oldest = conn.execute(sa.select(sa.func.min(r.c.start_time)).where(
-            r.c.status == "RUNNING", beat >= stale, beat <= future)).scalar()
+            r.c.status == "RUNNING", fresh(beat, stale, now))).scalar()
     return None if oldest is None else min(int(oldest), now)
 
 

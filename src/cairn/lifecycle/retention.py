@@ -32,6 +32,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from .. import clock
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..store.validation import check_key, check_text
+from .heartbeats import DAY_MS, last_beat
 
 __all__ = ["ACTOR", "DAY_MS", "EXPIRES_TAG", "KEEP_TAG", "KINDS", "TTL_TAG", "Action", "Policy",
            "PolicyRecord", "RetentionReport", "apply", "artifacts_expired", "expires_at",
@@ -47,7 +48,6 @@ KEEP_TAG = "keep"
 #: Who retention acts as when ``cairn gc`` applies the policies.
 ACTOR = "cairn-retention"
 KINDS = ("experiment", "dataset")
-DAY_MS = 86_400_000
 MAX_DAYS = 36_500  # a century: beyond that a number is a typo, and ms would overflow nothing
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -548,10 +548,7 @@ def _run_age_from(run: Any) -> int:
     run still being written has a fresh heartbeat, so it is never old)."""
     if run.end_time is not None:
         return int(run.end_time)
-    beat = int(run.heartbeat or 0)
-    if beat > clock.now_ms() + DAY_MS:
-        beat = 0  # no heartbeat: the mlflow client's runs are stored as never stale
-    return int(max(beat, run.start_time))
+    return int(max(last_beat(run.heartbeat, clock.now_ms()), run.start_time))
 
 
 def _older(since: int, days: int | None, now: int) -> bool:

@@ -47,12 +47,12 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from ..errors import InvalidArgument
+from .heartbeats import DAY_MS, fresh
 
 KINDS = ("run", "experiment", "dataset_version", "model_version")
 DELETED_AT_TAG = "cairn.deleted_at"
 DELETED_BY_TAG = "cairn.deleted_by"
 PURGING_DIR = "purging"
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,18 +300,17 @@ _WRITING = "\0writing"  # among a run's "users": a live writer, not a model vers
 
 
 def _being_written(conn: Any, now_ms: int) -> list[str]:
-    """Runs a writer still heartbeats (RUNNING, heartbeat within CAIRN_HEARTBEAT_TIMEOUT).
-    A heartbeat far ahead of now is none: the runs the mlflow client makes send no
-    heartbeat and are stored as never stale, so a crashed one would be kept for ever (and
-    `mlflow gc` purges a deleted run whatever its status)."""
+    """Runs a writer still heartbeats (RUNNING, heartbeat within CAIRN_HEARTBEAT_TIMEOUT;
+    see :mod:`.heartbeats`: the mlflow client's runs have none, and `mlflow gc` purges a
+    deleted run whatever its status)."""
     from ..settings import HEARTBEAT_TIMEOUT
     from ..store.sql import tables as T
 
     R = T.runs
     since = now_ms - int(HEARTBEAT_TIMEOUT.get() * 1000)
     return list(conn.execute(sa.select(R.c.id).where(
-        R.c.lifecycle == "deleted", R.c.status == "RUNNING", R.c.heartbeat >= since,
-        R.c.heartbeat <= now_ms + DAY_MS)).scalars())
+        R.c.lifecycle == "deleted", R.c.status == "RUNNING",
+        fresh(R.c.heartbeat, since, now_ms))).scalars())
 
 
 def _runs_of(conn: Any, experiment_id: str, live: bool = False) -> list[str]:
