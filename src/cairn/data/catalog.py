@@ -250,12 +250,6 @@ class Catalog:
                                                   logged_at=clock.now_ms()))
 
     # -- the trash -------------------------------------------------------------------
-    def model_users(self, name: str, version: int) -> list[str]:
-        """Live registered model versions (``model/1.2.0``) that used ``name@version`` as
-        input: named in the version's data sets, or read by the run it came from."""
-        with self.index.session() as conn:
-            return _model_users(conn, name, version)
-
     def protection(self, name: str, version: int) -> list[str]:
         """Why deleting ``name@version`` needs force: the live registered model versions it
         is an input of, and the aliases that point at it (empty: not protected)."""
@@ -401,6 +395,8 @@ def _audit(conn: Connection, user: str, action: str, v: Any, before: Any, after:
 
 
 def _model_users(conn: Connection, name: str, version: int) -> list[str]:
+    """Live registered model versions (``model/1.2.0``) that used ``name@version`` as
+    input: named in the version's data sets, or read by the run it came from."""
     mv, ri = TR.model_versions, T.run_inputs
     quoted = json.dumps(name, ensure_ascii=False)[1:-1]  # as the registry writes it
     readers = sa.select(ri.c.run_id).where(ri.c.dataset == name, ri.c.version == version)
