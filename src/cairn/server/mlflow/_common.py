@@ -57,7 +57,8 @@ class MlflowError(CairnError):
 
 
 # error_code -> (sqlstate, error_class) as mlflow server 3.17.2 adds them to an error's
-# body: seen in its answers for RESOURCE_DOES_NOT_EXIST and INVALID_PARAMETER_VALUE; the
+# body: seen in its answers for RESOURCE_DOES_NOT_EXIST, INVALID_PARAMETER_VALUE and
+# RESOURCE_ALREADY_EXISTS; the
 # others are what its MlflowException derives for that code (the server sends that
 # exception's fields).  Its client keeps them on the exception it raises (``e.sqlstate``,
 # ``e.error_class``) and, when a body has none, derives other ones (``KAMC2``,
