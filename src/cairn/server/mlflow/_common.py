@@ -58,12 +58,11 @@ class MlflowError(CairnError):
 
 # error_code -> (sqlstate, error_class) as mlflow server 3.17.2 adds them to an error's
 # body: seen in its answers for RESOURCE_DOES_NOT_EXIST, INVALID_PARAMETER_VALUE and
-# RESOURCE_ALREADY_EXISTS; the
-# others are what its MlflowException derives for that code (the server sends that
-# exception's fields).  Its client keeps them on the exception it raises (``e.sqlstate``,
-# ``e.error_class``) and, when a body has none, derives other ones (``KAMC2``,
-# ``CP_RESOURCE_NOT_FOUND``, ...), so code that tells errors apart by them would see
-# Cairn's differ.  Codes for which MlflowException derives none get neither field.
+# RESOURCE_ALREADY_EXISTS; the others are what its MlflowException derives for that code
+# (the server sends that exception's fields).  Its client keeps them on the exception it
+# raises (``e.sqlstate``, ``e.error_class``) and, when a body has none, derives other ones
+# (``KAMC2``, ``CP_RESOURCE_NOT_FOUND``, ...), so code that tells errors apart by them
+# would see Cairn's differ.  Codes for which MlflowException derives none get neither field.
 ERROR_CLASSES: dict[str, tuple[str, str]] = {
     "INVALID_PARAMETER_VALUE": ("KAM00", "INVALID_PARAMETER_VALUE"),
     "BAD_REQUEST": ("KAM00", "INVALID_PARAMETER_VALUE"),
